@@ -1,0 +1,140 @@
+import * as http from 'node:http';
+import { parseDocuments } from '../../../shared/src/config/documents';
+import { KINDS } from '../../../shared/src/config/types';
+import { asMeshError, ErrorCodes, httpStatusOf, MeshError } from '../../../shared/src/errors';
+import type { ControlPlane } from '../control-plane';
+import { parseListen } from '../control-plane';
+import { TYPE_URLS } from '../../../shared/src/xds/protos';
+import { applyCanary, parseCanaryRequest } from './canary';
+import { checkConfigMediaType, flag, intParam, parseJsonBody, readBody, sendJson } from './http-io';
+
+type Handler = (req: http.IncomingMessage, url: URL, params: string[]) => Promise<[number, unknown]>;
+interface Route { method: string; pattern: RegExp; handler: Handler }
+
+/**
+ * The SRE API v1: HTTP/JSON, documented route by route in README.md. Every error is mapped here,
+ * once, to {error: {code, message, details}} with the status for its code.
+ */
+export class ApiServer {
+  private readonly server: http.Server;
+  private readonly routes: Route[];
+
+  constructor(private readonly cp: ControlPlane, private readonly opts: { maxBodyBytes: number }) {
+    this.routes = [
+      { method: 'GET', pattern: /^\/healthz$/, handler: async () => [200, { ok: true, revision: this.cp.store.current().revision }] },
+      { method: 'GET', pattern: /^\/v1\/config$/, handler: async (_req, url) => [200, await this.getConfig(url)] },
+      { method: 'POST', pattern: /^\/v1\/config$/, handler: (req, url) => this.apply(req, url) },
+      { method: 'DELETE', pattern: /^\/v1\/config\/([A-Za-z]+)\/([^/]+)$/, handler: (req, url, p) => this.remove(req, url, p) },
+      { method: 'GET', pattern: /^\/v1\/revisions$/, handler: async () => [200, { revisions: await this.cp.store.revisions() }] },
+      { method: 'GET', pattern: /^\/v1\/revisions\/(\d{1,9})$/, handler: async (_r, _u, p) => [200, await this.cp.store.revision(Number(p[0]))] },
+      { method: 'POST', pattern: /^\/v1\/revisions\/(\d{1,9})\/rollback$/, handler: (req, url, p) => this.rollback(req, url, p) },
+      { method: 'POST', pattern: /^\/v1\/canary$/, handler: (req, url) => this.canary(req, url) },
+      { method: 'GET', pattern: /^\/v1\/proxies$/, handler: async () => [200, { revision: this.cp.cache.revision, proxies: this.cp.discovery.proxies() }] },
+      { method: 'GET', pattern: /^\/v1\/endpoints$/, handler: async () => [200, { endpoints: this.cp.registry.list().map(leaseJson) }] },
+      { method: 'POST', pattern: /^\/v1\/endpoints$/, handler: (req) => this.register(req) },
+      { method: 'PUT', pattern: /^\/v1\/endpoints\/([0-9a-f-]{36})$/, handler: async (_r, _u, p) => [200, leaseJson(this.cp.registry.renew(p[0]!))] },
+      { method: 'DELETE', pattern: /^\/v1\/endpoints\/([0-9a-f-]{36})$/, handler: async (_r, _u, p) => { this.cp.registry.deregister(p[0]!); return [200, { deregistered: p[0] }]; } },
+      { method: 'GET', pattern: /^\/v1\/xds$/, handler: async (_r, url) => [200, this.xdsDump(url)] },
+    ];
+    this.server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 }, (req, res) => { void this.dispatch(req, res); });
+  }
+
+  listen(listen: string): Promise<number> {
+    const { host, port } = parseListen(listen, '--api-listen');
+    return new Promise((resolve, reject) => {
+      this.server.once('error', (e) => reject(new MeshError(ErrorCodes.STORE, `cannot listen for the API on ${listen}: ${e.message}`)));
+      this.server.listen(port, host, () => resolve((this.server.address() as { port: number }).port));
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => { this.server.close(() => resolve()); this.server.closeAllConnections(); });
+  }
+
+  private async dispatch(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://api.local');
+    try {
+      const matching = this.routes.filter((r) => r.pattern.test(url.pathname));
+      if (matching.length === 0) throw new MeshError(ErrorCodes.NOT_FOUND, `no API route ${url.pathname}; see README.md "SRE API"`);
+      const route = matching.find((r) => r.method === req.method);
+      if (route === undefined) {
+        res.setHeader('allow', matching.map((r) => r.method).join(', '));
+        throw new MeshError(ErrorCodes.METHOD_NOT_ALLOWED, `${req.method} is not allowed on ${url.pathname} (allowed: ${matching.map((r) => r.method).join(', ')})`);
+      }
+      const params = route.pattern.exec(url.pathname)!.slice(1).map(decodeURIComponent);
+      const [status, body] = await route.handler(req, url, params);
+      sendJson(res, status, body);
+    } catch (e) {
+      const err = asMeshError(e);
+      if (err.code === ErrorCodes.INTERNAL) this.cp.log.error({ err: e, path: url.pathname }, 'API request failed');
+      if (err.code === ErrorCodes.BODY_TOO_LARGE) res.setHeader('connection', 'close');
+      if (!res.headersSent) sendJson(res, httpStatusOf(err), { error: err.toJSON() });
+      else res.destroy();
+    }
+  }
+
+  private async getConfig(url: URL): Promise<unknown> {
+    const n = intParam(url.searchParams.get('revision'), 'query.revision');
+    const rev = n === undefined ? this.cp.store.current() : await this.cp.store.revision(n);
+    return rev;
+  }
+
+  private async apply(req: http.IncomingMessage, url: URL): Promise<[number, unknown]> {
+    checkConfigMediaType(req);
+    const mode = url.searchParams.get('mode') ?? 'merge';
+    if (mode !== 'merge' && mode !== 'replace') throw new MeshError(ErrorCodes.VALIDATION, `query.mode: must be merge or replace, got "${mode}"`, { details: [{ resource: '', path: 'query.mode', message: 'must be merge or replace' }] });
+    const docs = parseDocuments(await readBody(req, this.opts.maxBodyBytes));
+    const result = await this.cp.store.apply(docs, { ...this.changeOptions(req, url), mode });
+    return [result.changed && !result.dryRun ? 201 : 200, result];
+  }
+
+  private async remove(req: http.IncomingMessage, url: URL, [kind, name]: string[]): Promise<[number, unknown]> {
+    if (!(KINDS as readonly string[]).includes(kind!)) throw new MeshError(ErrorCodes.NOT_FOUND, `unknown kind "${kind}" (kinds: ${KINDS.join(', ')})`);
+    return [200, await this.cp.store.delete([`${kind}/${name}`], this.changeOptions(req, url))];
+  }
+
+  private async rollback(req: http.IncomingMessage, url: URL, [n]: string[]): Promise<[number, unknown]> {
+    return [200, await this.cp.store.rollback(Number(n), this.changeOptions(req, url))];
+  }
+
+  private async canary(req: http.IncomingMessage, url: URL): Promise<[number, unknown]> {
+    const body = parseCanaryRequest(parseJsonBody(await readBody(req, this.opts.maxBodyBytes)));
+    const summary = body.weights.map((w) => `${w.subset}=${w.weight}`).join(' ');
+    const opts = this.changeOptions(req, url);
+    return [200, await this.cp.store.update((docs) => applyCanary(docs, body), { ...opts, message: opts.message ?? `canary ${body.route} ${summary}` })];
+  }
+
+  private async register(req: http.IncomingMessage): Promise<[number, unknown]> {
+    const lease = this.cp.registry.register(parseJsonBody(await readBody(req, 64 * 1024)));
+    return [200, leaseJson(lease)];
+  }
+
+  private xdsDump(url: URL): unknown {
+    const want = url.searchParams.get('type');
+    const types: Record<string, string> = { listeners: TYPE_URLS.LISTENER, routes: TYPE_URLS.ROUTE, clusters: TYPE_URLS.CLUSTER, endpoints: TYPE_URLS.ENDPOINT };
+    if (want !== null && types[want] === undefined) throw new MeshError(ErrorCodes.VALIDATION, `query.type: must be one of ${Object.keys(types).join(', ')}`, { details: [{ resource: '', path: 'query.type', message: 'unknown type' }] });
+    const out: Record<string, unknown> = { revision: this.cp.cache.revision };
+    for (const [key, typeUrl] of Object.entries(types)) {
+      if (want !== null && want !== key) continue;
+      out[key] = [...this.cp.cache.all(typeUrl).values()].map((r) => ({ name: r.name, version: r.version, resource: r.json }));
+    }
+    return out;
+  }
+
+  private changeOptions(req: http.IncomingMessage, url: URL): { dryRun: boolean; author: string; message?: string; expectedRevision?: number } {
+    const author = headerText(req, 'x-skein-author') ?? 'api';
+    const message = headerText(req, 'x-skein-message');
+    const expected = intParam(url.searchParams.get('expectedRevision'), 'query.expectedRevision');
+    return { dryRun: flag(url, 'dryRun'), author, ...(message === undefined ? {} : { message }), ...(expected === undefined ? {} : { expectedRevision: expected }) };
+  }
+}
+
+function headerText(req: http.IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  if (typeof v !== 'string' || v === '') return undefined;
+  return v.slice(0, 256);
+}
+
+function leaseJson(l: ReturnType<ControlPlane['registry']['list']>[number]): unknown {
+  return { ...l, registeredAt: new Date(l.registeredAt).toISOString(), expiresAt: new Date(l.expiresAt).toISOString(), ttl: `${l.ttlMs}ms` };
+}

@@ -1,0 +1,171 @@
+import * as fs from 'node:fs';
+import { stringify } from 'yaml';
+import { ErrorCodes, MeshError } from '../../../shared/src/errors';
+import type { ChangeResult, Revision, RevisionMeta } from '../store/config-store';
+import type { ProxyStatus } from '../discovery/proxy-status';
+import { ApiClient } from './api-client';
+import { API_FLAG, intFlag, optStr, str } from './args';
+import type { CommandSpec, Parsed } from './args';
+import { formatChange, table } from './format';
+
+export interface Command { spec: CommandSpec; run(p: Parsed, out: (s: string) => void): Promise<number> }
+
+const DRY_RUN = { name: 'dry-run', type: 'boolean' as const, help: 'validate and show the diff; store nothing' };
+const MESSAGE = { name: 'message', short: 'm', type: 'string' as const, value: 'TEXT', help: 'why: recorded with the revision' };
+const AUTHOR = { name: 'author', type: 'string' as const, value: 'NAME', env: 'USER', default: 'cli', help: 'who: recorded with the revision' };
+const EXPECT = { name: 'expect-revision', type: 'string' as const, value: 'N', help: 'fail unless N is still the current revision (optimistic locking)' };
+const OUTPUT = (dflt: string) => ({ name: 'output', short: 'o', type: 'string' as const, value: 'FORMAT', default: dflt, help: 'output format: table, yaml or json' });
+
+function client(p: Parsed): ApiClient { return new ApiClient(str(p, 'api')); }
+
+function changeQuery(p: Parsed, extra: Record<string, string> = {}): string {
+  const q = new URLSearchParams(extra);
+  if (p.values['dry-run'] === true) q.set('dryRun', 'true');
+  const expected = intFlag(p, 'expect-revision', 0, 999_999_999);
+  if (expected !== undefined) q.set('expectedRevision', String(expected));
+  const s = q.toString();
+  return s === '' ? '' : `?${s}`;
+}
+
+function changeHeaders(p: Parsed): Record<string, string> {
+  const h: Record<string, string> = { 'x-skein-author': str(p, 'author') };
+  const m = optStr(p, 'message');
+  if (m !== undefined) h['x-skein-message'] = m;
+  return h;
+}
+
+function outputFormat(p: Parsed, allowed: string[]): string {
+  const o = str(p, 'output');
+  if (!allowed.includes(o)) throw new MeshError(ErrorCodes.VALIDATION, `--output: must be one of ${allowed.join(', ')}, got "${o}"`);
+  return o;
+}
+
+export const apply: Command = {
+  spec: {
+    name: 'apply', usage: 'apply -f FILE [flags]', summary: 'Validate and apply config documents (YAML or JSON; several per file). Prints the diff.',
+    flags: [{ name: 'file', short: 'f', type: 'string', value: 'FILE', help: "config file, or '-' for standard input (required)" }, API_FLAG, DRY_RUN,
+      { name: 'replace', type: 'boolean', help: 'the file becomes the whole config: resources not in it are deleted (default: merge, upsert only)' }, MESSAGE, AUTHOR, EXPECT],
+    more: 'Examples:\n  skein apply -f mesh.yaml --dry-run\n  skein apply -f mesh.yaml -m "shift reviews to v2"',
+  },
+  async run(p, out) {
+    const file = optStr(p, 'file');
+    if (file === undefined) throw new MeshError(ErrorCodes.VALIDATION, '--file (-f) is required: the config file to apply, or - for stdin');
+    let text: string;
+    try { text = fs.readFileSync(file === '-' ? 0 : file, 'utf8'); } catch (e) { throw new MeshError(ErrorCodes.NOT_FOUND, `--file: cannot read ${file}: ${(e as Error).message}`); }
+    const q = changeQuery(p, p.values['replace'] === true ? { mode: 'replace' } : {});
+    const r = await client(p).call<ChangeResult>('POST', `/v1/config${q}`, { text, type: 'application/yaml' }, changeHeaders(p));
+    out(formatChange(r));
+    return 0;
+  },
+};
+
+export const del: Command = {
+  spec: { name: 'delete', usage: 'delete KIND/NAME [flags]', summary: 'Delete one resource. Refused if anything still references it.', flags: [API_FLAG, DRY_RUN, MESSAGE, AUTHOR, EXPECT] },
+  async run(p, out) {
+    const [ref] = p.positionals;
+    const m = /^([A-Za-z]+)\/([a-z0-9-]+)$/.exec(ref ?? '');
+    if (m === null || p.positionals.length !== 1) throw new MeshError(ErrorCodes.VALIDATION, 'expected one KIND/NAME, e.g. skein delete HTTPRoute/reviews');
+    out(formatChange(await client(p).call<ChangeResult>('DELETE', `/v1/config/${m[1]}/${m[2]}${changeQuery(p)}`, undefined, changeHeaders(p))));
+    return 0;
+  },
+};
+
+export const get: Command = {
+  spec: {
+    name: 'get', usage: 'get [KIND[/NAME]] [flags]', summary: 'Show the current config (or an older revision), optionally one kind or one resource.',
+    flags: [API_FLAG, { name: 'revision', type: 'string', value: 'N', help: 'show revision N instead of the current one' }, OUTPUT('yaml')],
+  },
+  async run(p, out) {
+    const fmt = outputFormat(p, ['yaml', 'json', 'table']);
+    const n = intFlag(p, 'revision', 0, 999_999_999);
+    const rev = await client(p).call<Revision>('GET', `/v1/config${n === undefined ? '' : `?revision=${n}`}`);
+    const [kind, name] = (p.positionals[0] ?? '').split('/');
+    const docs = rev.resources.filter((r) => (!kind || r.kind === kind) && (!name || r.metadata.name === name));
+    if (name && docs.length === 0) throw new MeshError(ErrorCodes.NOT_FOUND, `${p.positionals[0]} does not exist in revision ${rev.revision}`);
+    if (fmt === 'json') out(JSON.stringify({ revision: rev.revision, resources: docs }, null, 2));
+    else if (fmt === 'table') out(table(['KIND', 'NAME'], docs.map((d) => [d.kind, d.metadata.name])) + `\n(revision ${rev.revision})`);
+    else out(`# revision ${rev.revision}\n${docs.map((d) => stringify(d)).join('---\n')}`);
+    return 0;
+  },
+};
+
+export const revisions: Command = {
+  spec: { name: 'revisions', usage: 'revisions [flags]', summary: 'List config revisions, newest last, with who changed what and why.', flags: [API_FLAG, OUTPUT('table')] },
+  async run(p, out) {
+    const fmt = outputFormat(p, ['table', 'json']);
+    const { revisions: list } = await client(p).call<{ revisions: RevisionMeta[] }>('GET', '/v1/revisions');
+    if (fmt === 'json') { out(JSON.stringify(list, null, 2)); return 0; }
+    const changes = (m: RevisionMeta) => [...m.summary.added.map((k) => `+${k}`), ...m.summary.changed.map((k) => `~${k}`), ...m.summary.removed.map((k) => `-${k}`)].join(' ');
+    out(table(['REV', 'CREATED', 'AUTHOR', 'MESSAGE', 'CHANGES'], list.map((m) => [String(m.revision), m.createdAt, m.author, m.message, changes(m)])));
+    return 0;
+  },
+};
+
+export const rollback: Command = {
+  spec: { name: 'rollback', usage: 'rollback REVISION [flags]', summary: "Make an older revision's config current again. This creates a new revision; history is never rewritten.", flags: [API_FLAG, DRY_RUN, MESSAGE, AUTHOR, EXPECT] },
+  async run(p, out) {
+    const n = p.positionals[0];
+    if (n === undefined || !/^\d+$/.test(n) || p.positionals.length !== 1) throw new MeshError(ErrorCodes.VALIDATION, 'expected one REVISION number, e.g. skein rollback 3');
+    out(formatChange(await client(p).call<ChangeResult>('POST', `/v1/revisions/${n}/rollback${changeQuery(p)}`, undefined, changeHeaders(p))));
+    return 0;
+  },
+};
+
+export const canary: Command = {
+  spec: {
+    name: 'canary', usage: 'canary ROUTE SUBSET=WEIGHT... [flags]',
+    summary: "Set a route's traffic split across its service's subsets. Weights are relative (weight / sum); 0 sends no traffic.",
+    flags: [API_FLAG, { name: 'rule', type: 'string', value: 'NAME', help: 'only this rule of the route (default: every rule)' }, DRY_RUN, MESSAGE, AUTHOR, EXPECT],
+    more: 'Examples:\n  skein canary reviews v1=90 v2=10\n  skein canary GRPCRoute/greeter v1=0 v2=100 --dry-run',
+  },
+  async run(p, out) {
+    const [route, ...pairs] = p.positionals;
+    if (route === undefined || pairs.length === 0) throw new MeshError(ErrorCodes.VALIDATION, 'expected ROUTE SUBSET=WEIGHT..., e.g. skein canary reviews v1=90 v2=10');
+    const weights: Record<string, number> = {};
+    for (const pair of pairs) {
+      const m = /^([a-z0-9-]+)=(\d+)$/.exec(pair);
+      if (m === null) throw new MeshError(ErrorCodes.VALIDATION, `"${pair}": expected SUBSET=WEIGHT with a whole-number weight, e.g. v2=10`);
+      if (weights[m[1]!] !== undefined) throw new MeshError(ErrorCodes.VALIDATION, `subset ${m[1]} is given twice`);
+      weights[m[1]!] = Number(m[2]);
+    }
+    const rule = optStr(p, 'rule');
+    const body = JSON.stringify({ route, weights, ...(rule === undefined ? {} : { rule }) });
+    out(formatChange(await client(p).call<ChangeResult>('POST', `/v1/canary${changeQuery(p)}`, { text: body, type: 'application/json' }, changeHeaders(p))));
+    return 0;
+  },
+};
+
+export const proxyStatus: Command = {
+  spec: {
+    name: 'proxy-status', usage: 'proxy-status [NODE_ID] [flags]',
+    summary: 'Show every connected xDS client and whether it has ACKed the current config: SYNCED, STALE (sent, not yet ACKed) or NACKED (rejected, with its error).',
+    flags: [API_FLAG, OUTPUT('table')],
+  },
+  async run(p, out) {
+    const fmt = outputFormat(p, ['table', 'json']);
+    const res = await client(p).call<{ revision: number; proxies: ProxyStatus[] }>('GET', '/v1/proxies');
+    const node = p.positionals[0];
+    const proxies = res.proxies.filter((x) => node === undefined || x.nodeId === node);
+    if (fmt === 'json') { out(JSON.stringify({ revision: res.revision, proxies }, null, 2)); return 0; }
+    if (proxies.length === 0) { out(node === undefined ? 'no xDS clients connected' : `no xDS client with node id ${node}`); return node === undefined ? 0 : 1; }
+    const short = (t: string) => ({ Listener: 'LDS', RouteConfiguration: 'RDS', Cluster: 'CDS', ClusterLoadAssignment: 'EDS' } as Record<string, string>)[t.slice(t.lastIndexOf('.') + 1)] ?? t;
+    const per = (x: ProxyStatus) => x.types.map((t) => `${short(t.typeUrl)}:${t.state}@${t.ackedVersion?.slice(0, 8) ?? '-'}`).join(' ');
+    out(table(['NODE', 'STATE', 'USER AGENT', 'CONNECTED', 'TYPES'], proxies.map((x) => [x.nodeId, x.state, x.userAgent, x.connectedAt, per(x)])));
+    for (const x of proxies) for (const t of x.types) {
+      if (t.state === 'NACKED' && t.lastNack) out(`\n${x.nodeId} rejected ${short(t.typeUrl)} version ${t.lastNack.version}:\n  ${t.lastNack.message}`);
+    }
+    out(`\n(config revision ${res.revision})`);
+    return 0;
+  },
+};
+
+export const endpoints: Command = {
+  spec: { name: 'endpoints', usage: 'endpoints [flags]', summary: 'List live endpoint registrations (leases).', flags: [API_FLAG, OUTPUT('table')] },
+  async run(p, out) {
+    const fmt = outputFormat(p, ['table', 'json']);
+    const res = await client(p).call<{ endpoints: { id: string; service: string; address: string; port: number; labels: Record<string, string>; health: string; expiresAt: string; node: string }[] }>('GET', '/v1/endpoints');
+    if (fmt === 'json') { out(JSON.stringify(res, null, 2)); return 0; }
+    out(table(['SERVICE', 'ADDRESS', 'LABELS', 'HEALTH', 'NODE', 'EXPIRES'], res.endpoints.map((e) => [e.service, `${e.address}:${e.port}`, Object.entries(e.labels).map(([k, v]) => `${k}=${v}`).join(','), e.health, e.node, e.expiresAt])));
+    return 0;
+  },
+};

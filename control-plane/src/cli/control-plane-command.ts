@@ -1,0 +1,62 @@
+import * as fs from 'node:fs';
+import { parseDocuments } from '../../../shared/src/config/documents';
+import { parseDuration } from '../../../shared/src/config/duration';
+import { ErrorCodes, MeshError } from '../../../shared/src/errors';
+import { createLogger } from '../../../shared/src/log';
+import { ControlPlane } from '../control-plane';
+import { intFlag, optStr, str } from './args';
+import type { Command } from './config-commands';
+import { formatChange } from './format';
+
+export const controlPlane: Command = {
+  spec: {
+    name: 'control-plane', usage: 'control-plane [flags]',
+    summary: 'Run the control plane: the xDS v3 ADS server, the config store, the endpoint registry and the SRE API.\n' +
+      'When it is ready it prints one JSON line to stdout: {"ready":true,"xds":"HOST:PORT","api":"URL"}. Logs go to stderr.',
+    flags: [
+      { name: 'data-dir', type: 'string', value: 'DIR', env: 'SKEIN_DATA_DIR', default: './.skein-data', help: 'where the embedded store keeps config revisions' },
+      { name: 'xds-listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:18000', help: 'address of the xDS (ADS) gRPC server; port 0 picks a free port' },
+      { name: 'api-listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:18001', help: 'address of the SRE HTTP API; port 0 picks a free port' },
+      { name: 'config', type: 'string', value: 'FILE', help: 'config to apply (merge) at start-up; a no-op if the store already holds it' },
+      { name: 'history-limit', type: 'string', value: 'N', default: '1000', help: 'config revisions kept; older ones are pruned' },
+      { name: 'max-body-bytes', type: 'string', value: 'N', default: '1048576', help: 'largest API request body accepted' },
+      { name: 'lease-ttl', type: 'string', value: 'DURATION', default: '10s', help: 'endpoint lease TTL when a registration names none (1s to 5m)' },
+      { name: 'log-level', type: 'string', value: 'LEVEL', env: 'SKEIN_LOG_LEVEL', default: 'info', help: 'trace, debug, info, warn, error or silent' },
+    ],
+    more: 'The API has no authentication yet: keep --api-listen on loopback or a trusted network.',
+  },
+  async run(p, out) {
+    const level = str(p, 'log-level');
+    if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(level)) throw new MeshError(ErrorCodes.VALIDATION, `--log-level: must be trace, debug, info, warn, error or silent, got "${level}"`);
+    const ttl = parseDuration(str(p, 'lease-ttl'));
+    if (typeof ttl !== 'number' || ttl < 1000 || ttl > 300_000) throw new MeshError(ErrorCodes.VALIDATION, `--lease-ttl: must be a duration from 1s to 5m, got "${str(p, 'lease-ttl')}"`);
+    const log = createLogger('skein-control-plane', level);
+    const cp = await ControlPlane.start({
+      dataDir: str(p, 'data-dir'), xdsListen: str(p, 'xds-listen'), apiListen: str(p, 'api-listen'),
+      historyLimit: intFlag(p, 'history-limit', 1, 1_000_000)!, maxBodyBytes: intFlag(p, 'max-body-bytes', 1024, 64 * 1024 * 1024)!,
+      defaultLeaseTtlMs: ttl, log,
+    });
+    const seed = optStr(p, 'config');
+    if (seed !== undefined) {
+      try {
+        const r = await cp.store.apply(parseDocuments(fs.readFileSync(seed, 'utf8')), { author: 'control-plane --config', message: `seed from ${seed}` });
+        log.info({ file: seed, revision: r.revision, changed: r.changed }, 'applied --config');
+        if (r.changed) process.stderr.write(`${formatChange(r)}\n`);
+      } catch (e) {
+        await cp.close();
+        throw e instanceof MeshError ? e : new MeshError(ErrorCodes.NOT_FOUND, `--config: cannot read ${seed}: ${(e as Error).message}`);
+      }
+    }
+    const apiHost = str(p, 'api-listen').slice(0, str(p, 'api-listen').lastIndexOf(':'));
+    const xdsHost = str(p, 'xds-listen').slice(0, str(p, 'xds-listen').lastIndexOf(':'));
+    out(JSON.stringify({ ready: true, xds: `${xdsHost}:${cp.xdsPort}`, api: `http://${apiHost}:${cp.apiPort}`, revision: cp.store.current().revision }));
+    await new Promise<void>((resolve) => {
+      const stop = (sig: string) => { log.info({ signal: sig }, 'shutting down'); resolve(); };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    await cp.close();
+    log.flush();
+    return 0;
+  },
+};

@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+import { formatCliError } from './api-client';
+import { helpText, parse } from './args';
+import { apply, canary, del, endpoints, get, proxyStatus, revisions, rollback } from './config-commands';
+import type { Command } from './config-commands';
+import { controlPlane } from './control-plane-command';
+import { demo } from '../demo/demo-command';
+
+const COMMANDS: Command[] = [controlPlane, apply, del, get, revisions, rollback, canary, proxyStatus, endpoints, demo];
+
+function usage(): string {
+  const rows = COMMANDS.map((c) => `  ${c.spec.name.padEnd(15)} ${c.spec.summary.split('\n')[0]}`);
+  return `skein: a service mesh (xDS v3 control plane, sidecar, SRE tools)\n\nUsage: skein COMMAND [flags]\n\nCommands:\n${rows.join('\n')}\n\nRun 'skein COMMAND --help' for a command's flags and their defaults.\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') { process.stdout.write(usage()); return name === undefined ? 2 : 0; }
+  const cmd = COMMANDS.find((c) => c.spec.name === name);
+  if (cmd === undefined) { process.stderr.write(`skein: unknown command "${name}"\n\n${usage()}`); return 2; }
+  try {
+    const parsed = parse(cmd.spec, rest);
+    if (parsed.help) { process.stdout.write(helpText(cmd.spec)); return 0; }
+    return await cmd.run(parsed, (s) => process.stdout.write(`${s}\n`));
+  } catch (e) {
+    process.stderr.write(`${formatCliError(e)}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e) => { process.stderr.write(`${formatCliError(e)}\n`); process.exitCode = 1; });
+}

@@ -1,0 +1,228 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { Clock } from '../../../shared/src/clock';
+import type { Logger } from '../../../shared/src/log';
+import { isFullStateType, PUSH_ORDER, responseVersion } from './snapshot-cache';
+import type { CachedResource, SnapshotCache, SnapshotChange } from './snapshot-cache';
+import type { ProxyStatus, SyncState, TypeStatus } from './proxy-status';
+import { worst } from './proxy-status';
+
+/** DiscoveryRequest / DiscoveryResponse in the proto-loader object shape (snake_case). */
+export interface DiscoveryRequest {
+  version_info?: string;
+  node?: {
+    id?: string; cluster?: string; user_agent_name?: string; user_agent_version?: string;
+    user_agent_build_version?: { version?: { major_number?: number; minor_number?: number; patch?: number } };
+  };
+  resource_names?: string[];
+  type_url?: string;
+  response_nonce?: string;
+  error_detail?: { code?: number; message?: string };
+}
+export interface DiscoveryResponse {
+  version_info: string;
+  resources: { type_url: string; value: Buffer }[];
+  type_url: string;
+  nonce: string;
+}
+
+/** Limits on what one client may ask for; anything beyond is a protocol error. */
+export const REQUEST_LIMITS = { maxNames: 10_000, maxNameLength: 1024, maxTypeUrlLength: 256, maxNodeIdLength: 256 } as const;
+
+interface TypeState {
+  wildcard: boolean;
+  names: Set<string>;
+  sentVersion: string | null;
+  sentNonce: string | null;
+  sentRevision: number | null;
+  sentAt: number | null;
+  ackedVersion: string | null;
+  ackedAt: number | null;
+  lastNack: TypeStatus['lastNack'];
+  /** True once a NACK arrived for sentVersion: stays until a new version is sent. */
+  nacked: boolean;
+}
+
+/**
+ * One ADS state-of-the-world stream. Every type has its own state; a push is computed from the
+ * snapshot at the moment the stream can take it, so a slow client coalesces updates instead of
+ * queueing them, and it never delays any other stream.
+ */
+export class AdsStream {
+  readonly id: string;
+  private readonly types = new Map<string, TypeState>();
+  private readonly dirty = new Set<string>();
+  private node: DiscoveryRequest['node'] = undefined;
+  private nonce = 0;
+  private blocked = false;
+  private closed = false;
+  private readonly connectedAt: number;
+
+  constructor(
+    private readonly call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>,
+    private readonly cache: SnapshotCache,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    id: string,
+  ) {
+    this.id = id;
+    this.connectedAt = clock.now();
+  }
+
+  get nodeId(): string { return this.node?.id ?? ''; }
+
+  /** Handles one request. Returns an error message for a protocol violation (the caller ends the stream). */
+  onRequest(req: DiscoveryRequest): string | undefined {
+    const bad = checkRequest(req);
+    if (bad !== undefined) return bad;
+    if (this.node === undefined) {
+      if (req.node === undefined) return 'the first DiscoveryRequest on a stream must carry node';
+      this.node = req.node;
+      this.log.info({ stream: this.id, node: this.nodeId, userAgent: this.userAgent() }, 'xDS client connected');
+    }
+    const type = req.type_url!;
+    if (!this.cache.has(type)) {
+      this.log.debug({ stream: this.id, type }, 'ignoring request for an unserved type');
+      return undefined;
+    }
+    let st = this.types.get(type);
+    const nonce = req.response_nonce ?? '';
+    if (st !== undefined && nonce !== '' && nonce !== st.sentNonce) {
+      // Stale nonce: the client has not seen our latest response yet. The protocol says to
+      // ignore it; the client will send a fresh request after processing that response.
+      return undefined;
+    }
+    if (st === undefined) {
+      st = { wildcard: false, names: new Set(), sentVersion: null, sentNonce: null, sentRevision: null, sentAt: null, ackedVersion: null, ackedAt: null, lastNack: null, nacked: false };
+      this.types.set(type, st);
+    }
+    if (nonce !== '' && nonce === st.sentNonce) {
+      if (req.error_detail !== undefined) {
+        st.nacked = true;
+        st.lastNack = { version: st.sentVersion ?? '', message: req.error_detail.message ?? '', code: req.error_detail.code ?? 0, at: new Date(this.clock.now()).toISOString() };
+        this.log.warn({ stream: this.id, node: this.nodeId, type, version: st.sentVersion, error: st.lastNack.message }, 'xDS client rejected a response (NACK)');
+      } else {
+        st.ackedVersion = req.version_info ?? '';
+        st.ackedAt = this.clock.now();
+        st.nacked = false;
+      }
+    }
+    const names = req.resource_names ?? [];
+    st.wildcard = isFullStateType(type) && (names.length === 0 || names.includes('*'));
+    st.names = new Set(names.filter((n) => n !== '*'));
+    this.dirty.add(type);
+    this.pump(nonce === '');
+    return undefined;
+  }
+
+  /** Marks the types a snapshot change touches for this stream, and pushes. */
+  onSnapshot(change: SnapshotChange): void {
+    for (const [type, names] of change.changed) {
+      const st = this.types.get(type);
+      if (st === undefined) continue;
+      if (st.wildcard || [...names].some((n) => st.names.has(n))) this.dirty.add(type);
+    }
+    this.pump(false);
+  }
+
+  /** Called when the transport drains after backpressure. */
+  onDrain(): void {
+    this.blocked = false;
+    this.pump(false);
+  }
+
+  close(): void { this.closed = true; }
+
+  status(): ProxyStatus {
+    const types: TypeStatus[] = [];
+    for (const type of PUSH_ORDER) {
+      const st = this.types.get(type);
+      if (st === undefined) continue;
+      types.push({
+        typeUrl: type,
+        subscribed: st.wildcard ? ['*', ...st.names] : [...st.names],
+        sentVersion: st.sentVersion,
+        sentRevision: st.sentRevision,
+        sentAt: iso(st.sentAt),
+        ackedVersion: st.ackedVersion,
+        ackedAt: iso(st.ackedAt),
+        lastNack: st.lastNack,
+        state: this.typeState(type, st),
+      });
+    }
+    return {
+      streamId: this.id,
+      nodeId: this.nodeId,
+      cluster: this.node?.cluster ?? '',
+      userAgent: this.userAgent(),
+      peer: this.call.getPeer(),
+      connectedAt: new Date(this.connectedAt).toISOString(),
+      state: worst(types.map((t) => t.state)),
+      currentRevision: this.cache.revision,
+      types,
+    };
+  }
+
+  private typeState(type: string, st: TypeState): SyncState {
+    if (st.nacked) return 'NACKED';
+    const pendingPush = this.dirty.has(type) || this.compute(type, st).version !== (st.sentVersion ?? responseVersion([]));
+    if (st.sentVersion !== null && st.ackedVersion !== st.sentVersion) return 'STALE';
+    return pendingPush && this.compute(type, st).resources.length > 0 ? 'STALE' : 'SYNCED';
+  }
+
+  /** Writes every dirty type's response, in make-before-break order, until backpressure. */
+  private pump(initial: boolean): void {
+    if (this.closed) return;
+    for (const type of PUSH_ORDER) {
+      if (this.blocked) return;
+      if (!this.dirty.has(type)) continue;
+      this.dirty.delete(type);
+      const st = this.types.get(type)!;
+      const { version, resources } = this.compute(type, st);
+      if (version === st.sentVersion) continue; // nothing new (this is also what stops NACK loops)
+      // Per-name types send nothing when none of the names exist (the client's does-not-exist
+      // timer handles that); full-state types always answer, since absence means deletion.
+      if (resources.length === 0 && !isFullStateType(type) && !(initial && st.sentVersion !== null)) continue;
+      this.send(type, st, version, resources);
+    }
+  }
+
+  private compute(type: string, st: TypeState): { version: string; resources: CachedResource[] } {
+    const all = this.cache.all(type);
+    const resources: CachedResource[] = [];
+    if (st.wildcard) resources.push(...all.values());
+    else for (const n of st.names) { const r = all.get(n); if (r !== undefined) resources.push(r); }
+    return { version: responseVersion(resources), resources };
+  }
+
+  private send(type: string, st: TypeState, version: string, resources: CachedResource[]): void {
+    const nonce = String(++this.nonce);
+    st.sentVersion = version;
+    st.sentNonce = nonce;
+    st.sentRevision = this.cache.revision;
+    st.sentAt = this.clock.now();
+    st.nacked = false;
+    const ok = this.call.write({ version_info: version, resources: resources.map((r) => r.any), type_url: type, nonce });
+    this.log.debug({ stream: this.id, node: this.nodeId, type, version, count: resources.length, nonce }, 'xDS response sent');
+    if (!ok) this.blocked = true;
+  }
+
+  private userAgent(): string {
+    const n = this.node;
+    if (n === undefined) return '';
+    const v = n.user_agent_version ?? (n.user_agent_build_version?.version
+      ? `${n.user_agent_build_version.version.major_number ?? 0}.${n.user_agent_build_version.version.minor_number ?? 0}.${n.user_agent_build_version.version.patch ?? 0}` : '');
+    return `${n.user_agent_name ?? 'unknown'}${v ? `/${v}` : ''}`;
+  }
+}
+
+function checkRequest(req: DiscoveryRequest): string | undefined {
+  if (typeof req.type_url !== 'string' || req.type_url === '') return 'DiscoveryRequest.type_url is required on ADS';
+  if (req.type_url.length > REQUEST_LIMITS.maxTypeUrlLength) return 'DiscoveryRequest.type_url is too long';
+  const names = req.resource_names ?? [];
+  if (names.length > REQUEST_LIMITS.maxNames) return `DiscoveryRequest.resource_names has ${names.length} names; at most ${REQUEST_LIMITS.maxNames}`;
+  if (names.some((n) => n.length > REQUEST_LIMITS.maxNameLength)) return `DiscoveryRequest.resource_names has a name over ${REQUEST_LIMITS.maxNameLength} characters`;
+  if ((req.node?.id?.length ?? 0) > REQUEST_LIMITS.maxNodeIdLength) return 'DiscoveryRequest.node.id is too long';
+  return undefined;
+}
+
+function iso(ms: number | null): string | null { return ms === null ? null : new Date(ms).toISOString(); }

@@ -1,0 +1,39 @@
+/** What `skein proxy-status` shows for each connected xDS client. */
+export type SyncState = 'SYNCED' | 'STALE' | 'NACKED';
+
+export interface TypeStatus {
+  typeUrl: string;
+  /** Names the client subscribed to; ['*'] for a wildcard subscription. */
+  subscribed: string[];
+  /** version_info of the last response sent, and the config revision it came from. */
+  sentVersion: string | null;
+  sentRevision: number | null;
+  sentAt: string | null;
+  /** The version the client last ACKed. */
+  ackedVersion: string | null;
+  ackedAt: string | null;
+  /** The last rejection, kept after later ACKs so it can be read after the fact. */
+  lastNack: { version: string; message: string; code: number; at: string } | null;
+  state: SyncState;
+}
+
+export interface ProxyStatus {
+  /** Unique per stream; a reconnecting proxy gets a new one. */
+  streamId: string;
+  nodeId: string;
+  cluster: string;
+  userAgent: string;
+  peer: string;
+  connectedAt: string;
+  state: SyncState;
+  /** The config revision of the current snapshot, for comparing with what was sent. */
+  currentRevision: number;
+  types: TypeStatus[];
+}
+
+/** Worst state wins: NACKED over STALE over SYNCED. */
+export function worst(states: readonly SyncState[]): SyncState {
+  if (states.includes('NACKED')) return 'NACKED';
+  if (states.includes('STALE')) return 'STALE';
+  return 'SYNCED';
+}

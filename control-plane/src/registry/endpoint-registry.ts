@@ -1,0 +1,155 @@
+import { isIP } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import type { Clock, TimerHandle } from '../../../shared/src/clock';
+import { ErrorCodes, MeshError, validationError } from '../../../shared/src/errors';
+import type { FieldIssue } from '../../../shared/src/errors';
+import { FieldReader, LABEL_KEY_PATTERN, NAME_HINT, NAME_PATTERN } from '../../../shared/src/config/reader';
+import type { EndpointHealth } from '../../../shared/src/config/types';
+
+/** An endpoint as translation sees it, from the registry or from static config. */
+export interface EndpointView {
+  service: string;
+  address: string;
+  port: number;
+  labels: Record<string, string>;
+  zone: string;
+  weight: number;
+  health: EndpointHealth;
+}
+
+export interface Lease extends EndpointView {
+  id: string;
+  ttlMs: number;
+  /** The registering node (sidecar) id, for debugging. */
+  node: string;
+  registeredAt: number;
+  expiresAt: number;
+}
+
+export interface RegistryOptions {
+  /** Lease TTL when the registration names none. Default 10s. */
+  defaultTtlMs?: number;
+  /** Bounds on a requested TTL. Defaults 1s..300s. */
+  minTtlMs?: number;
+  maxTtlMs?: number;
+  /** Most leases held at once (a guard against runaway registrations). Default 100000. */
+  maxLeases?: number;
+}
+
+/**
+ * The live endpoint registry. Instances register an endpoint and hold it by renewing a lease
+ * before its TTL runs out; a dead instance's endpoint leaves EDS at most one TTL later.
+ * Registering the same (service, address, port) again renews and updates the same lease, so a
+ * restarting sidecar never leaves a duplicate behind.
+ */
+export class EndpointRegistry {
+  private readonly leases = new Map<string, Lease>();
+  private readonly byAddress = new Map<string, string>();
+  private readonly listeners: (() => void)[] = [];
+  private timer: TimerHandle | undefined;
+  private timerAt = Infinity;
+  readonly defaultTtlMs: number;
+  private readonly minTtlMs: number;
+  private readonly maxTtlMs: number;
+  private readonly maxLeases: number;
+
+  constructor(private readonly clock: Clock, opts: RegistryOptions = {}) {
+    this.defaultTtlMs = opts.defaultTtlMs ?? 10_000;
+    this.minTtlMs = opts.minTtlMs ?? 1_000;
+    this.maxTtlMs = opts.maxTtlMs ?? 300_000;
+    this.maxLeases = opts.maxLeases ?? 100_000;
+  }
+
+  /** Validates an untrusted registration body and registers it. Throws MeshError(VALIDATION). */
+  register(raw: unknown): Lease {
+    const issues: FieldIssue[] = [];
+    const r = new FieldReader(issues, 'endpoint');
+    const o = r.object(raw, '', ['service', 'address', 'port', 'labels', 'zone', 'weight', 'health', 'ttl', 'node']);
+    if (o === undefined) throw validationError(issues);
+    const service = r.string(o['service'], 'service', { pattern: NAME_PATTERN, patternHint: NAME_HINT });
+    const address = r.string(o['address'], 'address', { maxLength: 64 });
+    if (address !== undefined && isIP(address) === 0) r.fail('address', `"${address}" must be an IPv4 or IPv6 address`);
+    const port = r.int(o['port'], 'port', { min: 1, max: 65535 });
+    const labels = o['labels'] === undefined ? {} : r.stringMap(o['labels'], 'labels', LABEL_KEY_PATTERN);
+    const zone = o['zone'] === undefined ? '' : r.string(o['zone'], 'zone', { maxLength: 128 });
+    const weight = o['weight'] === undefined ? 1 : r.int(o['weight'], 'weight', { min: 1, max: 128 });
+    const health = o['health'] === undefined ? 'HEALTHY' : r.oneOf(o['health'], 'health', ['HEALTHY', 'UNHEALTHY', 'DRAINING'] as const);
+    const ttlMs = o['ttl'] === undefined ? this.defaultTtlMs : r.duration(o['ttl'], 'ttl', { minMs: this.minTtlMs, maxMs: this.maxTtlMs });
+    const node = o['node'] === undefined ? '' : r.string(o['node'], 'node', { maxLength: 256 });
+    if (issues.length > 0 || service === undefined || address === undefined || port === undefined || labels === undefined ||
+      zone === undefined || weight === undefined || health === undefined || ttlMs === undefined || node === undefined) {
+      throw validationError(issues);
+    }
+    const addrKey = `${service}|${address}|${port}`;
+    const now = this.clock.now();
+    const existing = this.byAddress.get(addrKey);
+    if (existing === undefined && this.leases.size >= this.maxLeases) {
+      throw new MeshError(ErrorCodes.CONFLICT, `the registry is full (${this.maxLeases} leases)`);
+    }
+    const id = existing ?? randomUUID();
+    const prev = this.leases.get(id);
+    const lease: Lease = { id, service, address, port, labels, zone, weight, health, ttlMs, node, registeredAt: prev?.registeredAt ?? now, expiresAt: now + ttlMs };
+    this.leases.set(id, lease);
+    this.byAddress.set(addrKey, id);
+    this.schedule(lease.expiresAt);
+    if (prev === undefined || !sameView(prev, lease)) this.emit();
+    return lease;
+  }
+
+  /** Extends a lease by its TTL. Throws NOT_FOUND if it expired: the instance must register again. */
+  renew(id: string): Lease {
+    const lease = this.leases.get(id);
+    if (lease === undefined) throw new MeshError(ErrorCodes.NOT_FOUND, `lease ${id} does not exist or has expired; register again`);
+    lease.expiresAt = this.clock.now() + lease.ttlMs;
+    return lease;
+  }
+
+  deregister(id: string): void {
+    const lease = this.leases.get(id);
+    if (lease === undefined) throw new MeshError(ErrorCodes.NOT_FOUND, `lease ${id} does not exist or has expired`);
+    this.remove(lease);
+    this.emit();
+  }
+
+  list(): Lease[] { return [...this.leases.values()]; }
+
+  /** The live endpoints, without lease bookkeeping. */
+  endpoints(): EndpointView[] {
+    return this.list().map(({ service, address, port, labels, zone, weight, health }) => ({ service, address, port, labels, zone, weight, health }));
+  }
+
+  onChange(fn: () => void): void { this.listeners.push(fn); }
+
+  close(): void { this.timer?.cancel(); this.timer = undefined; }
+
+  private remove(lease: Lease): void {
+    this.leases.delete(lease.id);
+    this.byAddress.delete(`${lease.service}|${lease.address}|${lease.port}`);
+  }
+
+  private emit(): void { for (const l of this.listeners) l(); }
+
+  private schedule(at: number): void {
+    if (at >= this.timerAt) return;
+    this.timer?.cancel();
+    this.timerAt = at;
+    this.timer = this.clock.setTimer(at - this.clock.now(), () => this.sweep());
+  }
+
+  private sweep(): void {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    const now = this.clock.now();
+    let removed = false;
+    let next = Infinity;
+    for (const lease of this.leases.values()) {
+      if (lease.expiresAt <= now) { this.remove(lease); removed = true; } else next = Math.min(next, lease.expiresAt);
+    }
+    if (next !== Infinity) this.schedule(next);
+    if (removed) this.emit();
+  }
+}
+
+function sameView(a: EndpointView, b: EndpointView): boolean {
+  return a.weight === b.weight && a.health === b.health && a.zone === b.zone && JSON.stringify(a.labels) === JSON.stringify(b.labels);
+}

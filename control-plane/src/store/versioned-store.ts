@@ -1,0 +1,151 @@
+import { buildMesh, validateResource } from '../../../shared/src/config/mesh';
+import type { MeshConfig, RawResource } from '../../../shared/src/config/mesh';
+import { resourceKey } from '../../../shared/src/config/types';
+import { ErrorCodes, MeshError, validationError } from '../../../shared/src/errors';
+import type { FieldIssue } from '../../../shared/src/errors';
+import type { Clock } from '../../../shared/src/clock';
+import type { ApplyOptions, ChangeOptions, ChangeResult, ConfigStore, Revision, RevisionLog, RevisionMeta } from './config-store';
+import { diffResources, sortResources } from './diff';
+
+const EMPTY: Revision = { revision: 0, createdAt: new Date(0).toISOString(), author: '', message: 'empty', summary: { added: [], changed: [], removed: [] }, resources: [] };
+
+/**
+ * ConfigStore over any RevisionLog. Changes are serialized through one queue, so two applies
+ * racing in one process never interleave; across replicas the log's append is the arbiter.
+ */
+export class VersionedConfigStore implements ConfigStore {
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly watchers = new Set<(rev: Revision) => void>();
+
+  /**
+   * @param precommit runs on every validated candidate before it is stored (the control plane
+   *   translates and encodes it there), so config that cannot become xDS is never stored.
+   */
+  constructor(private readonly log: RevisionLog, private readonly clock: Clock, private readonly precommit: (mesh: MeshConfig) => void = () => undefined) {
+    log.onAppend((rev) => { for (const w of this.watchers) w(rev); });
+  }
+
+  current(): Revision { return this.log.head() ?? EMPTY; }
+
+  apply(docs: readonly unknown[], opts: ApplyOptions = {}): Promise<ChangeResult> {
+    return this.serialize(() => {
+      const incoming = checkDocuments(docs);
+      let next: RawResource[];
+      if (opts.mode === 'replace') {
+        next = incoming;
+      } else {
+        const byKey = new Map(this.current().resources.map((r) => [resourceKey(r), r]));
+        for (const d of incoming) byKey.set(resourceKey(d), d);
+        next = [...byKey.values()];
+      }
+      return this.commit(next, opts, 'apply');
+    });
+  }
+
+  delete(keys: readonly string[], opts: ChangeOptions = {}): Promise<ChangeResult> {
+    return this.serialize(() => {
+      const cur = this.current().resources;
+      const missing = keys.filter((k) => !cur.some((r) => resourceKey(r) === k));
+      if (missing.length > 0) throw new MeshError(ErrorCodes.NOT_FOUND, `no such resource: ${missing.join(', ')}`);
+      const drop = new Set(keys);
+      return this.commit(cur.filter((r) => !drop.has(resourceKey(r))), opts, `delete ${keys.join(', ')}`);
+    });
+  }
+
+  update(fn: (docs: readonly RawResource[]) => RawResource[], opts: ChangeOptions = {}): Promise<ChangeResult> {
+    return this.serialize(() => this.commit(fn(structuredClone(this.current().resources)), opts, 'update'));
+  }
+
+  async revisions(): Promise<RevisionMeta[]> { return this.log.list(); }
+
+  async revision(n: number): Promise<Revision> {
+    if (n === 0) return EMPTY;
+    const rev = await this.log.get(n);
+    if (rev === undefined) throw new MeshError(ErrorCodes.NOT_FOUND, `revision ${n} does not exist (current is ${this.current().revision})`);
+    return rev;
+  }
+
+  rollback(n: number, opts: ChangeOptions = {}): Promise<ChangeResult> {
+    return this.serialize(async () => {
+      const target = await this.revision(n);
+      return this.commit(structuredClone(target.resources), { ...opts, message: opts.message ?? `rollback to revision ${n}` }, `rollback to revision ${n}`);
+    });
+  }
+
+  async *watch(signal?: AbortSignal): AsyncIterable<Revision> {
+    let latest: Revision | undefined = this.current();
+    let wake: (() => void) | undefined;
+    const onRev = (rev: Revision) => { latest = rev; wake?.(); };
+    const onAbort = () => wake?.();
+    this.watchers.add(onRev);
+    signal?.addEventListener('abort', onAbort);
+    try {
+      while (signal?.aborted !== true) {
+        if (latest !== undefined) { const r: Revision = latest; latest = undefined; yield r; continue; }
+        await new Promise<void>((resolve) => { wake = resolve; });
+        wake = undefined;
+      }
+    } finally {
+      this.watchers.delete(onRev);
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.queue.catch(() => undefined);
+    await this.log.close();
+  }
+
+  private serialize<T>(fn: () => T | Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Validates the whole candidate config, diffs it, and appends it unless it is a dry run or a no-op. */
+  private async commit(next: RawResource[], opts: ChangeOptions, defaultMessage: string): Promise<ChangeResult> {
+    const cur = this.current();
+    if (opts.expectedRevision !== undefined && opts.expectedRevision !== cur.revision) {
+      throw new MeshError(ErrorCodes.CONFLICT, `expected revision ${opts.expectedRevision}, but the current revision is ${cur.revision}; re-read and retry`);
+    }
+    this.precommit(buildMesh(next)); // throws MeshError(VALIDATION) naming every problem
+    sortResources(next);
+    const diff = diffResources(cur.resources, next);
+    const dryRun = opts.dryRun === true;
+    if (dryRun || diff.length === 0) return { revision: cur.revision, dryRun, changed: diff.length > 0, diff };
+    const rev: Revision = {
+      revision: cur.revision + 1,
+      createdAt: new Date(this.clock.now()).toISOString(),
+      author: opts.author ?? 'unknown',
+      message: opts.message ?? defaultMessage,
+      summary: {
+        added: diff.filter((d) => d.op === 'added').map((d) => d.key),
+        changed: diff.filter((d) => d.op === 'changed').map((d) => d.key),
+        removed: diff.filter((d) => d.op === 'removed').map((d) => d.key),
+      },
+      resources: next,
+    };
+    await this.log.append(rev);
+    return { revision: rev.revision, dryRun: false, changed: true, diff };
+  }
+}
+
+/**
+ * Validates incoming documents on their own (so errors name the document as the user wrote it)
+ * and rejects duplicates within one request. Returns them as stored documents.
+ */
+function checkDocuments(docs: readonly unknown[]): RawResource[] {
+  const issues: FieldIssue[] = [];
+  const seen = new Map<string, number>();
+  if (docs.length === 0) throw validationError([{ resource: '', path: '', message: 'no documents: the body holds no resources' }]);
+  docs.forEach((d, i) => {
+    const res = validateResource(d, i, issues);
+    if (res === undefined) return;
+    const key = resourceKey(res);
+    const prev = seen.get(key);
+    if (prev !== undefined) issues.push({ resource: key, path: 'metadata.name', message: `duplicate name: documents ${prev} and ${i} both define ${key}` });
+    else seen.set(key, i);
+  });
+  if (issues.length > 0) throw validationError(issues);
+  return docs.map((d) => structuredClone(d) as RawResource);
+}

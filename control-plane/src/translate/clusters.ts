@@ -1,0 +1,107 @@
+import type { Service } from '../../../shared/src/config/types';
+import type { PolicySections } from './policies';
+import { ADS_CONFIG_SOURCE, duration, TYPE, u32 } from './xds-json';
+import type { XdsObject } from './xds-json';
+
+const LB_POLICY = { round_robin: 'ROUND_ROBIN', least_request: 'LEAST_REQUEST', ring_hash: 'RING_HASH', random: 'RANDOM' } as const;
+
+/**
+ * An EDS cluster (endpoints over ADS) carrying the BackendPolicy in Envoy's own fields, so any
+ * xDS client understands it. Only what the policy sets is emitted, except where Envoy's default
+ * would silently enable behaviour the user did not ask for (outlier enforcement, route timeout).
+ */
+export function cluster(name: string, service: Service, p: PolicySections): XdsObject {
+  const out: XdsObject = {
+    name,
+    type: 'EDS',
+    eds_cluster_config: { eds_config: ADS_CONFIG_SOURCE, service_name: name },
+    lb_policy: LB_POLICY[p.loadBalancer?.policy ?? 'round_robin'],
+  };
+  const lb = p.loadBalancer;
+  if (lb?.policy === 'least_request' && lb.choiceCount !== undefined) out['least_request_lb_config'] = { choice_count: u32(lb.choiceCount) };
+  if (lb?.policy === 'ring_hash') {
+    const ring: XdsObject = { hash_function: 'XX_HASH' };
+    if (lb.minRingSize !== undefined) ring['minimum_ring_size'] = { value: lb.minRingSize };
+    if (lb.maxRingSize !== undefined) ring['maximum_ring_size'] = { value: lb.maxRingSize };
+    out['ring_hash_lb_config'] = ring;
+  }
+  const cp = p.connectionPool;
+  if (cp?.connectTimeoutMs !== undefined) out['connect_timeout'] = duration(cp.connectTimeoutMs);
+  out['typed_extension_protocol_options'] = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': protocolOptions(service, p) };
+  const thresholds = circuitBreakerThresholds(p);
+  if (thresholds !== undefined) out['circuit_breakers'] = { thresholds: [thresholds] };
+  if (p.outlierDetection !== undefined) out['outlier_detection'] = outlierDetection(p.outlierDetection);
+  if (p.healthCheck !== undefined) out['health_checks'] = [healthCheck(p.healthCheck)];
+  return out;
+}
+
+function protocolOptions(service: Service, p: PolicySections): XdsObject {
+  const cp = p.connectionPool;
+  const common: XdsObject = {};
+  if (cp?.idleTimeoutMs !== undefined) common['idle_timeout'] = duration(cp.idleTimeoutMs);
+  if (cp?.maxRequestsPerConnection !== undefined) common['max_requests_per_connection'] = u32(cp.maxRequestsPerConnection);
+  const explicit = service.spec.protocol === 'grpc'
+    ? { http2_protocol_options: cp?.maxConcurrentStreams === undefined ? {} : { max_concurrent_streams: u32(cp.maxConcurrentStreams) } }
+    : { http_protocol_options: {} };
+  const out: XdsObject = { '@type': TYPE.HTTP_PROTOCOL_OPTIONS, explicit_http_config: explicit };
+  if (Object.keys(common).length > 0) out['common_http_protocol_options'] = common;
+  return out;
+}
+
+function circuitBreakerThresholds(p: PolicySections): XdsObject | undefined {
+  const cb = p.circuitBreaker;
+  if (cb === undefined && p.retryBudget === undefined) return undefined;
+  const t: XdsObject = { priority: 'DEFAULT' };
+  if (cb?.maxConnections !== undefined) t['max_connections'] = u32(cb.maxConnections);
+  if (cb?.maxPendingRequests !== undefined) t['max_pending_requests'] = u32(cb.maxPendingRequests);
+  if (cb?.maxRequests !== undefined) t['max_requests'] = u32(cb.maxRequests);
+  if (cb?.maxRetries !== undefined) t['max_retries'] = u32(cb.maxRetries);
+  if (p.retryBudget !== undefined) {
+    t['retry_budget'] = { budget_percent: { value: p.retryBudget.budgetPercent }, min_retry_concurrency: u32(p.retryBudget.minRetryConcurrency) };
+  }
+  return t;
+}
+
+function outlierDetection(od: NonNullable<PolicySections['outlierDetection']>): XdsObject {
+  // Envoy enables consecutive-5xx, local-origin and success-rate ejection by default, and
+  // grpc-js-xds treats an unset enforcing_success_rate as 100%. Each trigger here is on only
+  // when the policy sets it, so every enforcement field is explicit.
+  const out: XdsObject = {
+    enforcing_consecutive_5xx: u32(od.consecutive5xx !== undefined ? 100 : 0),
+    enforcing_consecutive_gateway_failure: u32(od.consecutiveGatewayFailure !== undefined ? 100 : 0),
+    enforcing_consecutive_local_origin_failure: u32(od.consecutiveLocalOriginFailure !== undefined ? 100 : 0),
+    enforcing_success_rate: u32(od.successRate !== undefined ? 100 : 0),
+    enforcing_failure_percentage: u32(od.failurePercentage !== undefined ? 100 : 0),
+  };
+  if (od.consecutive5xx !== undefined) out['consecutive_5xx'] = u32(od.consecutive5xx);
+  if (od.consecutiveGatewayFailure !== undefined) out['consecutive_gateway_failure'] = u32(od.consecutiveGatewayFailure);
+  if (od.consecutiveLocalOriginFailure !== undefined) {
+    out['consecutive_local_origin_failure'] = u32(od.consecutiveLocalOriginFailure);
+    out['split_external_local_origin_errors'] = true;
+  }
+  if (od.intervalMs !== undefined) out['interval'] = duration(od.intervalMs);
+  if (od.baseEjectionTimeMs !== undefined) out['base_ejection_time'] = duration(od.baseEjectionTimeMs);
+  if (od.maxEjectionTimeMs !== undefined) out['max_ejection_time'] = duration(od.maxEjectionTimeMs);
+  if (od.maxEjectionPercent !== undefined) out['max_ejection_percent'] = u32(od.maxEjectionPercent);
+  const sr = od.successRate;
+  if (sr?.minimumHosts !== undefined) out['success_rate_minimum_hosts'] = u32(sr.minimumHosts);
+  if (sr?.requestVolume !== undefined) out['success_rate_request_volume'] = u32(sr.requestVolume);
+  if (sr?.stdevFactor !== undefined) out['success_rate_stdev_factor'] = u32(Math.round(sr.stdevFactor * 1000));
+  const fp = od.failurePercentage;
+  if (fp?.threshold !== undefined) out['failure_percentage_threshold'] = u32(fp.threshold);
+  if (fp?.minimumHosts !== undefined) out['failure_percentage_minimum_hosts'] = u32(fp.minimumHosts);
+  if (fp?.requestVolume !== undefined) out['failure_percentage_request_volume'] = u32(fp.requestVolume);
+  return out;
+}
+
+function healthCheck(hc: NonNullable<PolicySections['healthCheck']>): XdsObject {
+  const out: XdsObject = {
+    timeout: duration(hc.timeoutMs),
+    interval: duration(hc.intervalMs),
+    healthy_threshold: u32(hc.healthyThreshold),
+    unhealthy_threshold: u32(hc.unhealthyThreshold),
+  };
+  if (hc.http) out['http_health_check'] = { path: hc.http.path, expected_statuses: hc.http.expectedStatuses.map((s) => ({ start: s, end: s + 1 })) };
+  if (hc.grpc) out['grpc_health_check'] = hc.grpc.service === '' ? {} : { service_name: hc.grpc.service };
+  return out;
+}

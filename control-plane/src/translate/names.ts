@@ -1,0 +1,18 @@
+/** Resource naming, in one place. Service names are DNS labels, so '/' and '.' never collide. */
+
+/** The cluster that holds every endpoint of a service. */
+export function serviceClusterName(service: string): string { return service; }
+
+/** The cluster that holds one subset's endpoints. */
+export function subsetClusterName(service: string, subset: string): string { return `${service}/${subset}`; }
+
+export function backendClusterName(b: { name: string; subset?: string }): string {
+  return b.subset === undefined ? serviceClusterName(b.name) : subsetClusterName(b.name, b.subset);
+}
+
+/** Proxyless clients ask for LDS named after their target: xds:///<service> or xds:///<service>:<port>. */
+export function apiListenerNames(service: string, ports: readonly number[]): string[] {
+  return [service, ...ports.map((p) => `${service}:${p}`)];
+}
+
+export function routeConfigName(service: string): string { return service; }

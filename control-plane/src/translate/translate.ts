@@ -1,0 +1,41 @@
+import type { MeshConfig } from '../../../shared/src/config/mesh';
+import type { EndpointView } from '../registry/endpoint-registry';
+import { cluster } from './clusters';
+import { inSubset, loadAssignment, serviceEndpoints } from './endpoints';
+import { apiListeners } from './listeners';
+import { serviceClusterName, subsetClusterName } from './names';
+import { effectivePolicies } from './policies';
+import { serviceRouteConfig } from './routes';
+import type { XdsObject } from './xds-json';
+
+export interface XdsResourceSet {
+  listeners: XdsObject[];
+  routes: XdsObject[];
+  clusters: XdsObject[];
+  endpoints: XdsObject[];
+}
+
+/**
+ * The control plane's one pure function: declared config plus live endpoints in, xDS v3
+ * resources out. Deterministic: the same input always gives the same output, in the same order,
+ * so resource versions (content hashes) are stable across restarts.
+ */
+export function translate(mesh: MeshConfig, live: readonly EndpointView[]): XdsResourceSet {
+  const out: XdsResourceSet = { listeners: [], routes: [], clusters: [], endpoints: [] };
+  const policies = effectivePolicies(mesh);
+  const names = [...mesh.services.keys()].sort();
+  for (const name of names) {
+    const service = mesh.services.get(name)!;
+    out.listeners.push(...apiListeners(service));
+    out.routes.push(serviceRouteConfig(mesh, service, policies));
+    const eps = serviceEndpoints(service, live);
+    out.clusters.push(cluster(serviceClusterName(name), service, policies.forCluster(name)));
+    out.endpoints.push(loadAssignment(serviceClusterName(name), eps));
+    for (const subset of service.spec.subsets) {
+      const cname = subsetClusterName(name, subset.name);
+      out.clusters.push(cluster(cname, service, policies.forCluster(name, subset.name)));
+      out.endpoints.push(loadAssignment(cname, eps.filter((e) => inSubset(e, subset.labels))));
+    }
+  }
+  return out;
+}

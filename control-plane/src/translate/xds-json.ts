@@ -1,0 +1,20 @@
+/**
+ * xDS resources as plain objects in Envoy's proto3 JSON shape, with snake_case field names as
+ * in the .proto files, enums as strings, durations as {seconds, nanos}, wrappers as {value},
+ * and embedded Any messages as objects carrying '@type'. The snapshot cache encodes them.
+ */
+export type XdsObject = { [field: string]: unknown };
+
+export const TYPE = {
+  HCM: 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+  ROUTER: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
+  HTTP_PROTOCOL_OPTIONS: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+} as const;
+
+export function duration(ms: number): { seconds: number; nanos: number } {
+  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
+}
+
+export function u32(value: number): { value: number } { return { value }; }
+
+export const ADS_CONFIG_SOURCE = { ads: {}, resource_api_version: 'V3' } as const;

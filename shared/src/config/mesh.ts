@@ -1,0 +1,152 @@
+import type { FieldIssue } from '../errors';
+import { validationError } from '../errors';
+import { FieldReader, NAME_HINT, NAME_PATTERN, LABEL_KEY_PATTERN } from './reader';
+import { API_VERSION, KINDS, resourceKey } from './types';
+import type { BackendPolicy, Kind, Metadata, Resource, Route, Service } from './types';
+import { validateServiceSpec } from './validate-service';
+import { validateRouteSpec } from './validate-route';
+import { validateBackendPolicySpec } from './validate-policy';
+
+/** A whole, validated mesh config: what translation consumes. Immutable once built. */
+export interface MeshConfig {
+  readonly services: ReadonlyMap<string, Service>;
+  /** Routes in evaluation order: by name, HTTPRoute and GRPCRoute interleaved. */
+  readonly routes: readonly Route[];
+  readonly policies: readonly BackendPolicy[];
+}
+
+/** A raw resource document as stored: exactly what the user applied (after validation). */
+export interface RawResource {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; [k: string]: unknown };
+  spec: unknown;
+}
+
+/** Validates one document on its own (shape, fields, values). References are checked by `buildMesh`. */
+export function validateResource(raw: unknown, index: number, issues: FieldIssue[]): Resource | undefined {
+  const label = describeDoc(raw, index);
+  const r = new FieldReader(issues, label);
+  const o = r.object(raw, '', ['apiVersion', 'kind', 'metadata', 'spec']);
+  if (o === undefined) return undefined;
+  if (o['apiVersion'] !== API_VERSION) {
+    r.fail('apiVersion', `must be "${API_VERSION}", got ${JSON.stringify(o['apiVersion'] ?? null)}`);
+  }
+  const kind = r.oneOf(o['kind'], 'kind', KINDS);
+  const metadata = metadataOf(r, o['metadata']);
+  if (o['spec'] === undefined) { r.fail('spec', 'is required'); return undefined; }
+  if (kind === undefined || metadata === undefined) return undefined;
+  const before = issues.length;
+  const base = { apiVersion: API_VERSION, metadata } as const;
+  let res: Resource | undefined;
+  switch (kind) {
+    case 'Service': { const spec = validateServiceSpec(r, o['spec']); if (spec) res = { ...base, kind, spec }; break; }
+    case 'HTTPRoute':
+    case 'GRPCRoute': { const spec = validateRouteSpec(r, o['spec'], kind); if (spec) res = { ...base, kind, spec } as Route; break; }
+    case 'BackendPolicy': { const spec = validateBackendPolicySpec(r, o['spec']); if (spec) res = { ...base, kind, spec }; break; }
+  }
+  return issues.length === before ? res : undefined;
+}
+
+function metadataOf(r: FieldReader, raw: unknown): Metadata | undefined {
+  if (raw === undefined) return r.fail('metadata', 'is required: {name: ...}');
+  const o = r.object(raw, 'metadata', ['name', 'labels', 'annotations']);
+  if (o === undefined) return undefined;
+  const name = r.string(o['name'], 'metadata.name', { pattern: NAME_PATTERN, patternHint: NAME_HINT });
+  const labels = o['labels'] === undefined ? {} : r.stringMap(o['labels'], 'metadata.labels', LABEL_KEY_PATTERN);
+  const annotations = o['annotations'] === undefined ? {} : r.stringMap(o['annotations'], 'metadata.annotations');
+  if (name === undefined || labels === undefined || annotations === undefined) return undefined;
+  return { name, labels, annotations };
+}
+
+function describeDoc(raw: unknown, index: number): string {
+  if (raw !== null && typeof raw === 'object') {
+    const o = raw as { kind?: unknown; metadata?: { name?: unknown } };
+    if (typeof o.kind === 'string' && typeof o.metadata?.name === 'string') return `${o.kind}/${o.metadata.name}`;
+  }
+  return `document[${index}]`;
+}
+
+/**
+ * Validates a complete set of documents: each one, then uniqueness and every cross reference.
+ * Throws MeshError(VALIDATION) listing all problems; never returns a partially valid config.
+ */
+export function buildMesh(raws: readonly unknown[]): MeshConfig {
+  const issues: FieldIssue[] = [];
+  const resources: Resource[] = [];
+  const seen = new Map<string, number>();
+  raws.forEach((raw, i) => {
+    const res = validateResource(raw, i, issues);
+    if (res === undefined) return;
+    const key = resourceKey(res);
+    const prev = seen.get(key);
+    if (prev !== undefined) {
+      issues.push({ resource: key, path: 'metadata.name', message: `duplicate name: documents ${prev} and ${i} both define ${key}` });
+      return;
+    }
+    seen.set(key, i);
+    resources.push(res);
+  });
+  if (issues.length > 0) throw validationError(issues);
+  const mesh = assemble(resources);
+  checkReferences(mesh, issues);
+  if (issues.length > 0) throw validationError(issues);
+  return mesh;
+}
+
+function assemble(resources: Resource[]): MeshConfig {
+  const services = new Map<string, Service>();
+  const routes: Route[] = [];
+  const policies: BackendPolicy[] = [];
+  for (const r of resources) {
+    if (r.kind === 'Service') services.set(r.metadata.name, r);
+    else if (r.kind === 'BackendPolicy') policies.push(r);
+    else routes.push(r);
+  }
+  const byName = (a: Resource, b: Resource) => cmp(a.metadata.name, b.metadata.name) || cmp(a.kind, b.kind);
+  routes.sort(byName);
+  policies.sort(byName);
+  return { services, routes, policies };
+}
+
+function cmp(a: string, b: string): number { return a < b ? -1 : a > b ? 1 : 0; }
+
+function checkReferences(mesh: MeshConfig, issues: FieldIssue[]): void {
+  const svc = (name: string) => mesh.services.get(name);
+  const fail = (r: Resource, path: string, message: string) => issues.push({ resource: resourceKey(r), path, message });
+  const missingService = (name: string) => `references Service "${name}", which does not exist${suggest(name, [...mesh.services.keys()])}`;
+  for (const route of mesh.routes) {
+    route.spec.parentRefs.forEach((p, i) => { if (!svc(p.name)) fail(route, `spec.parentRefs[${i}].name`, missingService(p.name)); });
+    route.spec.rules.forEach((rule, ri) => rule.backendRefs.forEach((b, bi) => {
+      const s = svc(b.name);
+      const path = `spec.rules[${ri}].backendRefs[${bi}]`;
+      if (!s) fail(route, `${path}.name`, missingService(b.name));
+      else if (b.subset !== undefined && !s.spec.subsets.some((x) => x.name === b.subset)) {
+        fail(route, `${path}.subset`, `Service "${b.name}" has no subset "${b.subset}" (subsets: ${s.spec.subsets.map((x) => x.name).join(', ') || 'none'})`);
+      }
+      if (s && route.kind === 'GRPCRoute' && s.spec.protocol !== 'grpc') fail(route, `${path}.name`, `GRPCRoute backend Service "${b.name}" has protocol ${s.spec.protocol}, not grpc`);
+    }));
+  }
+  const targets = new Map<string, string>();
+  for (const p of mesh.policies) {
+    const t = p.spec.targetRef;
+    const s = svc(t.name);
+    if (!s) { fail(p, 'spec.targetRef.name', missingService(t.name)); continue; }
+    if (t.subset !== undefined && !s.spec.subsets.some((x) => x.name === t.subset)) {
+      fail(p, 'spec.targetRef.subset', `Service "${t.name}" has no subset "${t.subset}"`);
+      continue;
+    }
+    const key = t.subset === undefined ? t.name : `${t.name}/${t.subset}`;
+    const other = targets.get(key);
+    if (other !== undefined) fail(p, 'spec.targetRef', `BackendPolicy/${other} already targets ${key}; merge them into one policy`);
+    else targets.set(key, p.metadata.name);
+  }
+}
+
+function suggest(name: string, candidates: string[]): string {
+  const close = candidates.find((c) => c !== name && (c.startsWith(name) || name.startsWith(c)));
+  return close === undefined ? '' : ` (did you mean "${close}"?)`;
+}
+
+/** The kinds in a stable order, for listing. */
+export const KIND_ORDER: readonly Kind[] = KINDS;

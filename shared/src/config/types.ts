@@ -1,0 +1,159 @@
+/**
+ * The user-facing config model: declarative resources in the shape people know from the
+ * Kubernetes Gateway API (apiVersion, kind, metadata.name, spec).
+ *
+ * These are the *validated* forms: every duration is already in milliseconds, every default
+ * is filled in. The accepted input shape and each field's default are documented in
+ * docs/config.md; `validate.ts` turns raw input into these types.
+ */
+export const API_VERSION = 'skein.dev/v1alpha1';
+
+export type Kind = 'Service' | 'HTTPRoute' | 'GRPCRoute' | 'BackendPolicy';
+export const KINDS: readonly Kind[] = ['Service', 'HTTPRoute', 'GRPCRoute', 'BackendPolicy'];
+
+export interface Metadata {
+  name: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
+interface ResourceBase<K extends Kind, S> {
+  apiVersion: typeof API_VERSION;
+  kind: K;
+  metadata: Metadata;
+  spec: S;
+}
+
+export type Protocol = 'grpc' | 'http';
+export type EndpointHealth = 'HEALTHY' | 'UNHEALTHY' | 'DRAINING';
+
+export interface ServicePort { name: string; port: number }
+export interface Subset { name: string; labels: Record<string, string> }
+export interface StaticEndpoint {
+  address: string;
+  port: number;
+  labels: Record<string, string>;
+  zone: string;
+  weight: number;
+  health: EndpointHealth;
+}
+export interface ServiceSpec {
+  protocol: Protocol;
+  ports: ServicePort[];
+  subsets: Subset[];
+  endpoints: StaticEndpoint[];
+}
+export type Service = ResourceBase<'Service', ServiceSpec>;
+
+export type StringMatchType = 'Exact' | 'PathPrefix' | 'RegularExpression';
+export interface PathMatch { type: 'Exact' | 'PathPrefix' | 'RegularExpression'; value: string }
+export interface HeaderMatch { name: string; type: 'Exact' | 'RegularExpression' | 'Present'; value: string; invert: boolean }
+export interface GrpcMethodMatch { type: 'Exact' | 'RegularExpression'; service: string; method: string }
+export interface RouteMatch {
+  path?: PathMatch;
+  headers: HeaderMatch[];
+  /** HTTP method, e.g. GET (HTTPRoute only). */
+  method?: string;
+  /** gRPC service / method (GRPCRoute only). */
+  grpc?: GrpcMethodMatch;
+}
+export interface BackendRef { name: string; subset?: string; weight: number }
+export interface HeaderModifier {
+  set: { name: string; value: string }[];
+  add: { name: string; value: string }[];
+  remove: string[];
+}
+export const RETRY_ON = [
+  'connect-failure', 'refused-stream', 'reset', '5xx', 'gateway-error', 'retriable-status-codes',
+  'cancelled', 'deadline-exceeded', 'resource-exhausted', 'internal', 'unavailable',
+] as const;
+export type RetryOn = (typeof RETRY_ON)[number];
+export interface RetryPolicy {
+  /** Retries after the first attempt. */
+  retries: number;
+  retryOn: RetryOn[];
+  perTryTimeoutMs: number;
+  retriableStatusCodes: number[];
+  backoff: { baseMs: number; maxMs: number };
+}
+export interface RouteRule {
+  name: string;
+  matches: RouteMatch[];
+  backendRefs: BackendRef[];
+  /** Route timeout; 0 means none. */
+  timeoutMs: number;
+  retry?: RetryPolicy;
+  requestHeaders?: HeaderModifier;
+  responseHeaders?: HeaderModifier;
+}
+export interface RouteSpec {
+  /** The services whose traffic this route governs. */
+  parentRefs: { name: string }[];
+  /** Extra authorities (Host / :authority values) that select these services' routes. */
+  hostnames: string[];
+  rules: RouteRule[];
+}
+export type HTTPRoute = ResourceBase<'HTTPRoute', RouteSpec>;
+export type GRPCRoute = ResourceBase<'GRPCRoute', RouteSpec>;
+export type Route = HTTPRoute | GRPCRoute;
+
+export const LB_POLICIES = ['round_robin', 'least_request', 'ring_hash', 'random'] as const;
+export type LbPolicyName = (typeof LB_POLICIES)[number];
+export interface LoadBalancerSettings {
+  policy: LbPolicyName;
+  /** least_request: how many hosts to sample (power of N choices). */
+  choiceCount?: number;
+  /** ring_hash: what to hash on. */
+  hashOn?: { header: string } | { cookie: string };
+  minRingSize?: number;
+  maxRingSize?: number;
+}
+export interface CircuitBreakerSettings {
+  maxConnections?: number;
+  maxPendingRequests?: number;
+  maxRequests?: number;
+  maxRetries?: number;
+}
+export interface RetryBudgetSettings { budgetPercent: number; minRetryConcurrency: number }
+export interface OutlierDetectionSettings {
+  consecutive5xx?: number;
+  consecutiveGatewayFailure?: number;
+  consecutiveLocalOriginFailure?: number;
+  intervalMs?: number;
+  baseEjectionTimeMs?: number;
+  maxEjectionTimeMs?: number;
+  maxEjectionPercent?: number;
+  successRate?: { minimumHosts?: number; requestVolume?: number; stdevFactor?: number };
+  failurePercentage?: { threshold?: number; minimumHosts?: number; requestVolume?: number };
+}
+export interface HealthCheckSettings {
+  intervalMs: number;
+  timeoutMs: number;
+  healthyThreshold: number;
+  unhealthyThreshold: number;
+  http?: { path: string; expectedStatuses: number[] };
+  grpc?: { service: string };
+}
+export interface ConnectionPoolSettings {
+  connectTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  maxRequestsPerConnection?: number;
+  maxConcurrentStreams?: number;
+}
+export interface BackendPolicySpec {
+  targetRef: { kind: 'Service'; name: string; subset?: string };
+  loadBalancer?: LoadBalancerSettings;
+  circuitBreaker?: CircuitBreakerSettings;
+  retryBudget?: RetryBudgetSettings;
+  outlierDetection?: OutlierDetectionSettings;
+  healthCheck?: HealthCheckSettings;
+  connectionPool?: ConnectionPoolSettings;
+}
+export type BackendPolicy = ResourceBase<'BackendPolicy', BackendPolicySpec>;
+
+export type Resource = Service | HTTPRoute | GRPCRoute | BackendPolicy;
+
+/** `Kind/name`: the identity of a resource. Names are unique per kind. */
+export function resourceKey(r: { kind: string; metadata: { name: string } }): string {
+  return `${r.kind}/${r.metadata.name}`;
+}
