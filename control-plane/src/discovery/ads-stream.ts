@@ -25,6 +25,13 @@ export interface DiscoveryResponse {
   nonce: string;
 }
 
+/**
+ * Responses a stream may have queued in its transport at once. One per served type: a healthy
+ * client takes each in microseconds; a stalled one holds at most this many, and every change
+ * after that coalesces into the single latest response per type.
+ */
+const MAX_IN_FLIGHT = 4;
+
 /** Limits on what one client may ask for; anything beyond is a protocol error. */
 export const REQUEST_LIMITS = { maxNames: 10_000, maxNameLength: 1024, maxTypeUrlLength: 256, maxNodeIdLength: 256 } as const;
 
@@ -53,7 +60,8 @@ export class AdsStream {
   private readonly dirty = new Set<string>();
   private node: DiscoveryRequest['node'] = undefined;
   private nonce = 0;
-  private blocked = false;
+  /** Responses written but not yet taken by HTTP/2. */
+  private inFlight = 0;
   private closed = false;
   private readonly connectedAt: number;
 
@@ -124,11 +132,15 @@ export class AdsStream {
     this.pump(false);
   }
 
-  /** Called when the transport drains after backpressure. */
-  onDrain(): void {
-    this.blocked = false;
-    this.pump(false);
-  }
+  /**
+   * Write completion: HTTP/2 took the message (within the peer's flow-control window).
+   * grpc-js's own write() only reports backpressure after 16 queued messages, which for a
+   * stalled client can be many megabytes; counting completions keeps at most MAX_IN_FLIGHT.
+   */
+  private readonly onWritten = (): void => {
+    this.inFlight--;
+    if (this.dirty.size > 0) this.pump(false);
+  };
 
   close(): void { this.closed = true; }
 
@@ -162,18 +174,20 @@ export class AdsStream {
     };
   }
 
+  /** NACKED: the last response was rejected. STALE: sent but not ACKed, or a push is pending. */
   private typeState(type: string, st: TypeState): SyncState {
     if (st.nacked) return 'NACKED';
-    const pendingPush = this.dirty.has(type) || this.compute(type, st).version !== (st.sentVersion ?? responseVersion([]));
     if (st.sentVersion !== null && st.ackedVersion !== st.sentVersion) return 'STALE';
-    return pendingPush && this.compute(type, st).resources.length > 0 ? 'STALE' : 'SYNCED';
+    const now = this.compute(type, st);
+    const behind = now.version !== st.sentVersion && (now.resources.length > 0 || isFullStateType(type));
+    return behind ? 'STALE' : 'SYNCED';
   }
 
   /** Writes every dirty type's response, in make-before-break order, until backpressure. */
   private pump(initial: boolean): void {
     if (this.closed) return;
     for (const type of PUSH_ORDER) {
-      if (this.blocked) return;
+      if (this.inFlight >= MAX_IN_FLIGHT) return; // resumed from onWritten; newer changes coalesce meanwhile
       if (!this.dirty.has(type)) continue;
       this.dirty.delete(type);
       const st = this.types.get(type)!;
@@ -201,9 +215,9 @@ export class AdsStream {
     st.sentRevision = this.cache.revision;
     st.sentAt = this.clock.now();
     st.nacked = false;
-    const ok = this.call.write({ version_info: version, resources: resources.map((r) => r.any), type_url: type, nonce });
+    this.inFlight++;
+    this.call.write({ version_info: version, resources: resources.map((r) => r.any), type_url: type, nonce }, this.onWritten);
     this.log.debug({ stream: this.id, node: this.nodeId, type, version, count: resources.length, nonce }, 'xDS response sent');
-    if (!ok) this.blocked = true;
   }
 
   private userAgent(): string {

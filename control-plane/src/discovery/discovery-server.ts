@@ -65,7 +65,6 @@ export class DiscoveryServer {
         call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: problem });
       }
     });
-    call.on('drain', () => stream.onDrain());
     call.on('end', () => { done(); call.end(); });
     call.on('cancelled', done);
     call.on('error', done);
