@@ -6,7 +6,7 @@ import type { ControlPlane } from '../control-plane';
 import { parseListen } from '../control-plane';
 import { TYPE_URLS } from '../../../shared/src/xds/protos';
 import { applyCanary, parseCanaryRequest } from './canary';
-import { checkConfigMediaType, flag, intParam, parseJsonBody, readBody, sendJson } from './http-io';
+import { checkConfigMediaType, discardBody, flag, intParam, parseJsonBody, readBody, sendJson } from './http-io';
 
 type Handler = (req: http.IncomingMessage, url: URL, params: string[]) => Promise<[number, unknown]>;
 interface Route { method: string; pattern: RegExp; handler: Handler }
@@ -61,13 +61,13 @@ export class ApiServer {
         res.setHeader('allow', matching.map((r) => r.method).join(', '));
         throw new MeshError(ErrorCodes.METHOD_NOT_ALLOWED, `${req.method} is not allowed on ${url.pathname} (allowed: ${matching.map((r) => r.method).join(', ')})`);
       }
-      const params = route.pattern.exec(url.pathname)!.slice(1).map(decodeURIComponent);
+      const params = route.pattern.exec(url.pathname)!.slice(1).map(decodePathSegment);
       const [status, body] = await route.handler(req, url, params);
       sendJson(res, status, body);
     } catch (e) {
       const err = asMeshError(e);
       if (err.code === ErrorCodes.INTERNAL) this.cp.log.error({ err: e, path: url.pathname }, 'API request failed');
-      if (err.code === ErrorCodes.BODY_TOO_LARGE) res.setHeader('connection', 'close');
+      if (err.code === ErrorCodes.BODY_TOO_LARGE) discardBody(req);
       if (!res.headersSent) sendJson(res, httpStatusOf(err), { error: err.toJSON() });
       else res.destroy();
     }
@@ -127,6 +127,10 @@ export class ApiServer {
     const expected = intParam(url.searchParams.get('expectedRevision'), 'query.expectedRevision');
     return { dryRun: flag(url, 'dryRun'), author, ...(message === undefined ? {} : { message }), ...(expected === undefined ? {} : { expectedRevision: expected }) };
   }
+}
+
+function decodePathSegment(s: string): string {
+  try { return decodeURIComponent(s); } catch { throw new MeshError(ErrorCodes.MALFORMED_INPUT, `path segment "${s}" is not valid percent-encoding`); }
 }
 
 function headerText(req: http.IncomingMessage, name: string): string | undefined {

@@ -7,7 +7,8 @@ export async function readBody(req: http.IncomingMessage, limit: number): Promis
   if (declared > limit) throw tooLarge(limit);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
+  // destroyOnReturn false: stopping early must not reset the connection (see discardBody).
+  for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
     size += chunk.length;
     if (size > limit) throw tooLarge(limit);
     chunks.push(chunk);
@@ -15,6 +16,20 @@ export async function readBody(req: http.IncomingMessage, limit: number): Promis
   const text = Buffer.concat(chunks).toString('utf8');
   if (text.includes('\uFFFD')) throw new MeshError(ErrorCodes.MALFORMED_INPUT, 'body: is not valid UTF-8');
   return text;
+}
+
+/** Most bytes of an over-limit body that are read and dropped after the 413. */
+const DISCARD_LIMIT = 64 * 1024 * 1024;
+
+/**
+ * After a 413, reads and drops the rest of the request body. Closing a connection with request
+ * bytes still unread makes the kernel reset it, and the client then sees EPIPE / ECONNRESET
+ * instead of the 413 and its message. Past DISCARD_LIMIT the connection is closed anyway.
+ */
+export function discardBody(req: http.IncomingMessage): void {
+  let dropped = 0;
+  req.on('data', (chunk: Buffer) => { dropped += chunk.length; if (dropped > DISCARD_LIMIT) req.socket.destroy(); });
+  req.resume();
 }
 
 function tooLarge(limit: number): MeshError {

@@ -36,7 +36,12 @@ export class FileRevisionLog implements RevisionLog {
       throw new MeshError(ErrorCodes.STORE, `cannot create data directory ${dataDir}: ${(e as Error).message}`, { cause: e });
     }
     log.lock();
-    await log.load();
+    try {
+      await log.load();
+    } catch (e) {
+      await log.close(); // a failed open must not leave the directory locked
+      throw e;
+    }
     return log;
   }
 
@@ -123,7 +128,7 @@ export class FileRevisionLog implements RevisionLog {
       } catch (e) {
         throw new MeshError(ErrorCodes.STORE, `revision file ${file} is unreadable: ${(e as Error).message}; move it aside to start from the previous revision`, { cause: e });
       }
-      if (rev.revision !== Number(FILE.exec(n)![1])) throw new MeshError(ErrorCodes.STORE, `revision file ${file} holds revision ${rev.revision}`);
+      if (rev?.revision !== Number(FILE.exec(n)![1])) throw new MeshError(ErrorCodes.STORE, `revision file ${file} holds revision ${String(rev?.revision)}`);
       this.metas.push(metaOf(rev));
       this.headRev = rev;
     }

@@ -17,12 +17,20 @@ export function serviceRouteConfig(mesh: MeshConfig, service: Service, policies:
   const domains = new Set<string>([name, ...service.spec.ports.map((p) => `${name}:${p.port}`)]);
   for (const r of attached) for (const h of r.spec.hostnames) domains.add(h);
   const routes = attached.length === 0
-    ? [{ name: 'default', match: { prefix: '/' }, route: { cluster: serviceClusterName(name), timeout: duration(0) } }]
+    ? [{ name: 'default', match: { prefix: '/' }, route: defaultRouteAction(name, policies) }]
     : attached.flatMap((r) => r.spec.rules.flatMap((rule) => rule.matches.map((m, mi) => envoyRoute(r, rule, m, mi, policies))));
   return {
     name: routeConfigName(name),
     virtual_hosts: [{ name, domains: [...domains], routes }],
   };
+}
+
+/** The catch-all action to the whole service; a ring-hash service still needs its hash policy. */
+function defaultRouteAction(service: string, policies: EffectivePolicies): XdsObject {
+  const out: XdsObject = { cluster: serviceClusterName(service), timeout: duration(0) };
+  const hash = hashPolicy([{ name: service, weight: 1 }], policies);
+  if (hash.length > 0) out['hash_policy'] = hash;
+  return out;
 }
 
 function envoyRoute(route: Route, rule: RouteRule, m: RouteMatch, matchIndex: number, policies: EffectivePolicies): XdsObject {

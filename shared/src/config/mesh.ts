@@ -26,6 +26,7 @@ export interface RawResource {
 /** Validates one document on its own (shape, fields, values). References are checked by `buildMesh`. */
 export function validateResource(raw: unknown, index: number, issues: FieldIssue[]): Resource | undefined {
   const label = describeDoc(raw, index);
+  const before = issues.length;
   const r = new FieldReader(issues, label);
   const o = r.object(raw, '', ['apiVersion', 'kind', 'metadata', 'spec']);
   if (o === undefined) return undefined;
@@ -36,7 +37,6 @@ export function validateResource(raw: unknown, index: number, issues: FieldIssue
   const metadata = metadataOf(r, o['metadata']);
   if (o['spec'] === undefined) { r.fail('spec', 'is required'); return undefined; }
   if (kind === undefined || metadata === undefined) return undefined;
-  const before = issues.length;
   const base = { apiVersion: API_VERSION, metadata } as const;
   let res: Resource | undefined;
   switch (kind) {

@@ -191,7 +191,8 @@ function retryOf(r: FieldReader, raw: unknown, path: string): RetryPolicy | unde
       retryOn = [];
       list.forEach((c, i) => {
         const v = r.oneOf(c, join(join(path, 'retryOn'), i), RETRY_ON);
-        if (v !== undefined && !retryOn!.includes(v)) retryOn!.push(v);
+        if (v !== undefined && retryOn!.includes(v)) r.fail(join(join(path, 'retryOn'), i), `duplicate retryOn value "${v}"`);
+        else if (v !== undefined) retryOn!.push(v);
       });
       if (retryOn.length !== list.length) retryOn = undefined;
     }

@@ -70,10 +70,9 @@ function endpointsOf(r: FieldReader, raw: unknown): StaticEndpoint[] | undefined
     const path = join('spec.endpoints', i);
     const o = r.object(e, path, ['address', 'port', 'labels', 'zone', 'weight', 'health']);
     if (o === undefined) return;
-    const address = r.string(o['address'], join(path, 'address'), { maxLength: 253 });
+    let address = r.string(o['address'], join(path, 'address'), { maxLength: 253 });
     if (address !== undefined && isIP(address) === 0 && !HOSTNAME.test(address)) {
-      r.fail(join(path, 'address'), `"${address}" must be an IPv4/IPv6 address or a DNS name`);
-      return;
+      address = r.fail(join(path, 'address'), `"${address}" must be an IPv4/IPv6 address or a DNS name`);
     }
     const port = r.int(o['port'], join(path, 'port'), { min: 1, max: 65535 });
     const labels = o['labels'] === undefined ? {} : r.stringMap(o['labels'], join(path, 'labels'), LABEL_KEY_PATTERN);
