@@ -379,6 +379,32 @@ describe('SRE API against a real control plane', () => {
         { status: 422, code: 'SKEIN_ERR_VALIDATION', resource: 'GRPCRoute/mixed', path: 'spec.rules[0].backendRefs', message: 'exactly one service' });
       await assertUnchanged(api, before, 'canary across two services');
     });
+    it('rewrites only the rules that split traffic, never a rule that pins one version', async () => {
+      const pinned = { apiVersion: 'skein.dev/v1alpha1', kind: 'GRPCRoute', metadata: { name: 'pinned' }, spec: { parentRefs: [{ name: 'reviews' }], rules: [
+        { name: 'force-v2', matches: [{ headers: [{ name: 'x-canary', value: 'true' }] }], backendRefs: [{ name: 'reviews', subset: 'v2' }] },
+        { name: 'split', backendRefs: [{ name: 'reviews', subset: 'v1', weight: 90 }, { name: 'reviews', subset: 'v2', weight: 10 }] },
+      ] } };
+      assert.equal((await call(api, 'POST', '/v1/config', { body: [pinned] })).status, 201);
+      const r = await call(api, 'POST', '/v1/canary', { body: { route: 'pinned', weights: { v1: 30, v2: 70 } } });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      const doc = (await call(api, 'GET', '/v1/config')).body.resources.find((d: { kind: string; metadata: { name: string } }) => d.kind === 'GRPCRoute' && d.metadata.name === 'pinned');
+      assert.deepEqual(doc.spec.rules[0].backendRefs, [{ name: 'reviews', subset: 'v2' }], 'the pinning rule is untouched');
+      assert.deepEqual(doc.spec.rules[1].backendRefs, [{ name: 'reviews', subset: 'v1', weight: 30 }, { name: 'reviews', subset: 'v2', weight: 70 }]);
+    });
+
+    it('asks for --rule when several rules each send to a single backend', async () => {
+      const two = { apiVersion: 'skein.dev/v1alpha1', kind: 'GRPCRoute', metadata: { name: 'two-pins' }, spec: { parentRefs: [{ name: 'reviews' }], rules: [
+        { name: 'a', matches: [{ headers: [{ name: 'x-a', value: '1' }] }], backendRefs: [{ name: 'reviews', subset: 'v1' }] },
+        { name: 'b', backendRefs: [{ name: 'reviews', subset: 'v2' }] },
+      ] } };
+      assert.equal((await call(api, 'POST', '/v1/config', { body: [two] })).status, 201);
+      const before = await state(api);
+      assertApiError(await call(api, 'POST', '/v1/canary', { body: { route: 'two-pins', weights: { v1: 50, v2: 50 } } }),
+        { status: 422, code: 'SKEIN_ERR_VALIDATION', path: 'rule', message: 'is required' });
+      await assertUnchanged(api, before, 'ambiguous canary');
+      const ok = await call(api, 'POST', '/v1/canary', { body: { route: 'two-pins', rule: 'b', weights: { v1: 50, v2: 50 } } });
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    });
   });
 
   describe('endpoint registry: /v1/endpoints', () => {

@@ -266,3 +266,26 @@ test('custom TTL bounds are enforced', () => {
   rejectsField(reg, ep({ ttl: '21s' }), 'ttl');
   assert.equal(reg.register(ep({ ttl: '20s' })).ttlMs, 20_000);
 });
+
+test('restore keeps lease ids, gives each a full TTL from now, and skips invalid entries', () => {
+  const clock = new FakeClock();
+  const before = new EndpointRegistry(clock);
+  const a = before.register({ service: 'reviews', address: '10.0.0.1', port: 80, labels: { version: 'v1' }, ttl: '4s' });
+  const b = before.register({ service: 'reviews', address: '10.0.0.2', port: 80, ttl: '10s' });
+  clock.advance(3000); // a has 1s left when the control plane "restarts"
+  const saved = before.list().map(({ expiresAt: _e, ...l }) => l);
+  const after = new EndpointRegistry(clock);
+  const r = after.restore([...saved, { ...saved[0]!, id: 'not-a-uuid', address: 'not-an-ip' }]);
+  assert.equal(r.restored, 2);
+  assert.equal(r.skipped.length, 1);
+  assert.match(r.skipped[0]!, /address/);
+  assert.deepEqual(after.list().map((l) => l.id).sort(), [a.id, b.id].sort());
+  assert.deepEqual(after.endpoints(), before.endpoints(), 'every field comes back, including empty zone and node');
+  clock.advance(3999);
+  assert.ok(after.list().some((l) => l.id === a.id), 'a full TTL (4s) from the restore, not the 1s it had left');
+  clock.advance(1);
+  assert.ok(!after.list().some((l) => l.id === a.id));
+  assert.equal(after.renew(b.id).id, b.id, 'the old id still renews');
+  // Re-registering the same address after a restore finds the restored lease.
+  assert.equal(after.register({ service: 'reviews', address: '10.0.0.2', port: 80, ttl: '10s' }).id, b.id);
+});

@@ -10,6 +10,7 @@ import { createLogger } from '../../shared/src/log';
 import { DiscoveryServer } from './discovery/discovery-server';
 import { SnapshotCache } from './discovery/snapshot-cache';
 import { EndpointRegistry } from './registry/endpoint-registry';
+import { LeaseFile } from './registry/lease-file';
 import { FileRevisionLog } from './store/file-revision-log';
 import { VersionedConfigStore } from './store/versioned-store';
 import type { ConfigStore } from './store/config-store';
@@ -52,6 +53,7 @@ export class ControlPlane {
   });
   private api!: ApiServer;
   private rebuildScheduled = false;
+  private leases: LeaseFile | undefined;
   private readonly clock: Clock;
 
   private constructor(opts: ControlPlaneOptions) {
@@ -65,8 +67,10 @@ export class ControlPlane {
     const cp = new ControlPlane(opts);
     const log = await FileRevisionLog.open(path.resolve(opts.dataDir), opts.historyLimit === undefined ? {} : { historyLimit: opts.historyLimit });
     cp.store = new VersionedConfigStore(log, cp.clock, (mesh) => cp.precommit(mesh));
+    cp.leases = new LeaseFile(path.resolve(opts.dataDir), cp.registry, cp.log);
+    cp.leases.load();
     cp.rebuild(); // the snapshot exists before any client can connect
-    cp.registry.onChange(() => cp.scheduleRebuild());
+    cp.registry.onChange(() => { cp.scheduleRebuild(); cp.leases!.schedule(); });
     void cp.watchStore();
     cp.discovery.register(cp.grpcServer);
     cp.xdsPort = await bind(cp.grpcServer, opts.xdsListen);
@@ -84,8 +88,12 @@ export class ControlPlane {
   async close(): Promise<void> {
     this.discovery.closeAll();
     await this.api?.close();
-    await new Promise<void>((resolve) => this.grpcServer.tryShutdown(() => resolve()));
-    this.grpcServer.forceShutdown();
+    // Graceful first; anything still open after 2s (a client ignoring the end) is cut.
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => { this.grpcServer.forceShutdown(); resolve(); }, 2000);
+      this.grpcServer.tryShutdown(() => { clearTimeout(force); resolve(); });
+    });
+    this.leases?.save();
     this.registry.close();
     await this.store?.close();
   }

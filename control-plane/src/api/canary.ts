@@ -36,6 +36,26 @@ export function parseCanaryRequest(raw: unknown): CanaryRequest {
 }
 
 /**
+ * Which rules a canary shift rewrites: the named rule; else every rule that already splits
+ * traffic (more than one backend); else the only rule. Rules that pin one backend, such as a
+ * header match that forces v2, are never rewritten by accident.
+ */
+function canaryRules(target: RawResource, backendCounts: number[], ruleName: (i: number) => string, rule: string | undefined): number[] {
+  const key = `${target.kind}/${target.metadata.name}`;
+  if (rule !== undefined) {
+    const i = backendCounts.findIndex((_, j) => ruleName(j) === rule);
+    if (i < 0) throw new MeshError(ErrorCodes.NOT_FOUND, `${key} has no rule named "${rule}" (rules: ${backendCounts.map((_, j) => ruleName(j)).join(', ')})`);
+    return [i];
+  }
+  const splitting = backendCounts.flatMap((n, i) => (n > 1 ? [i] : []));
+  if (splitting.length > 0) return splitting;
+  if (backendCounts.length === 1) return [0];
+  throw new MeshError(ErrorCodes.VALIDATION, `${key} has ${backendCounts.length} rules and none splits traffic yet; name the rule to shift with --rule (rules: ${backendCounts.map((_, j) => ruleName(j)).join(', ')})`, {
+    details: [{ resource: 'canary', path: 'rule', message: 'is required when no rule or several single-backend rules exist' }],
+  });
+}
+
+/**
  * Rewrites a route's backendRefs to the given subset weights. Each affected rule must send to a
  * single service (its subsets are what the weights name). Returns new documents; the store
  * validates the result like any other change (e.g. that every subset exists).
@@ -48,10 +68,9 @@ export function applyCanary(docs: readonly RawResource[], req: CanaryRequest): R
   const target = matches[0]!;
   const spec = target.spec as { rules?: { name?: string; backendRefs?: { name?: string; subset?: string; weight?: number; kind?: string }[] }[] };
   const rules = spec.rules ?? [];
-  let touched = 0;
-  rules.forEach((rule, i) => {
-    const ruleName = rule.name ?? `rule-${i}`;
-    if (req.rule !== undefined && ruleName !== req.rule) return;
+  const ruleName = (i: number) => rules[i]?.name ?? `rule-${i}`;
+  for (const i of canaryRules(target, rules.map((r) => r.backendRefs?.length ?? 0), ruleName, req.rule)) {
+    const rule = rules[i]!;
     const services = new Set((rule.backendRefs ?? []).map((b) => b.name));
     if (services.size !== 1) {
       throw new MeshError(ErrorCodes.VALIDATION, `${target.kind}/${name}: spec.rules[${i}].backendRefs: sends to ${services.size} services; canary weights apply to the subsets of one service`, {
@@ -60,8 +79,6 @@ export function applyCanary(docs: readonly RawResource[], req: CanaryRequest): R
     }
     const service = [...services][0]!;
     rule.backendRefs = req.weights.map((w) => ({ name: service, subset: w.subset, weight: w.weight }));
-    touched++;
-  });
-  if (touched === 0) throw new MeshError(ErrorCodes.NOT_FOUND, `${target.kind}/${name} has no rule named "${req.rule}"`);
+  }
   return [...docs];
 }

@@ -115,7 +115,7 @@ export const canary: Command = {
   spec: {
     name: 'canary', usage: 'canary ROUTE SUBSET=WEIGHT... [flags]',
     summary: "Set a route's traffic split across its service's subsets. Weights are relative (weight / sum); 0 sends no traffic.",
-    flags: [API_FLAG, { name: 'rule', type: 'string', value: 'NAME', help: 'only this rule of the route (default: every rule)' }, DRY_RUN, MESSAGE, AUTHOR, EXPECT],
+    flags: [API_FLAG, { name: 'rule', type: 'string', value: 'NAME', help: 'only this rule of the route (default: every rule that already splits traffic, or the only rule)' }, DRY_RUN, MESSAGE, AUTHOR, EXPECT],
     more: 'Examples:\n  skein canary reviews v1=90 v2=10\n  skein canary GRPCRoute/greeter v1=0 v2=100 --dry-run',
   },
   async run(p, out) {

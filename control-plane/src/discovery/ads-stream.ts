@@ -144,6 +144,12 @@ export class AdsStream {
 
   close(): void { this.closed = true; }
 
+  /** Ends the stream with UNAVAILABLE, so the client reconnects (to this replica later, or another). */
+  shutdown(reason: string): void {
+    this.closed = true;
+    this.call.emit('error', { code: 14, details: reason });
+  }
+
   status(): ProxyStatus {
     const types: TypeStatus[] = [];
     for (const type of PUSH_ORDER) {

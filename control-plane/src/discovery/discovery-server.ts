@@ -36,10 +36,11 @@ export class DiscoveryServer {
 
   get streamCount(): number { return this.streams.size; }
 
-  /** Ends every stream (used on shutdown, so clients reconnect elsewhere promptly). */
-  closeAll(): void {
-    for (const s of this.streams.values()) s.close();
+  /** Ends every stream with UNAVAILABLE (on shutdown), so clients reconnect promptly. */
+  closeAll(reason = 'control plane shutting down'): void {
+    const streams = [...this.streams.values()];
     this.streams.clear();
+    for (const s of streams) s.shutdown(reason);
   }
 
   private handle(call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>): void {

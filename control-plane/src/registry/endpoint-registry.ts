@@ -113,6 +113,33 @@ export class EndpointRegistry {
 
   list(): Lease[] { return [...this.leases.values()]; }
 
+  /**
+   * Restores leases saved before a restart, keeping their ids so renewals keep working. Each one
+   * gets a full TTL from now: live instances renew as usual; dead ones expire one TTL later.
+   * Entries that no longer validate are skipped and returned, never half-restored.
+   */
+  restore(saved: readonly Omit<Lease, 'expiresAt'>[]): { restored: number; skipped: string[] } {
+    const skipped: string[] = [];
+    const now = this.clock.now();
+    for (const l of saved) {
+      try {
+        const lease = this.register({
+          service: l.service, address: l.address, port: l.port, labels: l.labels, weight: l.weight, health: l.health, ttl: `${l.ttlMs}ms`,
+          ...(l.zone ? { zone: l.zone } : {}), ...(l.node ? { node: l.node } : {}),
+        });
+        if (lease.id !== l.id && typeof l.id === 'string' && /^[0-9a-f-]{36}$/.test(l.id) && !this.leases.has(l.id)) {
+          this.leases.delete(lease.id);
+          const kept = { ...lease, id: l.id, registeredAt: typeof l.registeredAt === 'number' ? l.registeredAt : now };
+          this.leases.set(l.id, kept);
+          this.byAddress.set(`${kept.service}|${kept.address}|${kept.port}`, l.id);
+        }
+      } catch (e) {
+        skipped.push(`${l.service}@${l.address}:${l.port}: ${(e as Error).message}`);
+      }
+    }
+    return { restored: saved.length - skipped.length, skipped };
+  }
+
   /** The live endpoints, without lease bookkeeping. */
   endpoints(): EndpointView[] {
     return this.list().map(({ service, address, port, labels, zone, weight, health }) => ({ service, address, port, labels, zone, weight, health }));

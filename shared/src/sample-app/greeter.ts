@@ -67,6 +67,10 @@ export async function startGreeter(opts: { backend: string; version: string; hos
   const port = await new Promise<number>((resolve, reject) => server.bindAsync(`${host}:${opts.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
   return {
     server, port, address: host, backend: opts.backend, version: opts.version,
-    close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+    // Graceful, but never waits on a client that keeps its connection open: forced after 1s.
+    close: () => new Promise<void>((resolve) => {
+      const force = setTimeout(() => { server.forceShutdown(); resolve(); }, 1000);
+      server.tryShutdown(() => { clearTimeout(force); resolve(); });
+    }),
   };
 }
