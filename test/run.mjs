@@ -2,6 +2,7 @@
 // Runs every compiled test file (dist/test/**/*.test.js) with node's test runner.
 // `npm test` builds first. `npm test -- store api` runs only files whose name contains a word.
 // Files run one at a time: many start real processes and servers, and CI has 2 cores.
+// Each test has a 2-minute ceiling, so a hang fails fast instead of stalling CI.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -24,5 +25,5 @@ if (files.length === 0) {
   process.exit(1);
 }
 const reporter = 'spec';
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', `--test-reporter=${reporter}`, ...files], { stdio: 'inherit', cwd: root });
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=120000', `--test-reporter=${reporter}`, ...files], { stdio: 'inherit', cwd: root });
 process.exit(r.status ?? 1);

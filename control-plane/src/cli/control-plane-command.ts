@@ -17,7 +17,7 @@ export const controlPlane: Command = {
       { name: 'data-dir', type: 'string', value: 'DIR', env: 'SKEIN_DATA_DIR', default: './.skein-data', help: 'where the embedded store keeps config revisions' },
       { name: 'xds-listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:18000', help: 'address of the xDS (ADS) gRPC server; port 0 picks a free port' },
       { name: 'api-listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:18001', help: 'address of the SRE HTTP API; port 0 picks a free port' },
-      { name: 'config', type: 'string', value: 'FILE', help: 'config to apply (merge) at start-up; a no-op if the store already holds it' },
+      { name: 'config', type: 'string', value: 'FILE', help: 'config to apply (merge) at start-up; a no-op if the store already holds it (default: none)' },
       { name: 'history-limit', type: 'string', value: 'N', default: '1000', help: 'config revisions kept; older ones are pruned' },
       { name: 'max-body-bytes', type: 'string', value: 'N', default: '1048576', help: 'largest API request body accepted' },
       { name: 'lease-ttl', type: 'string', value: 'DURATION', default: '10s', help: 'endpoint lease TTL when a registration names none (1s to 5m)' },

@@ -1,0 +1,16 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { SKEIN_MAIN } from '../control-plane/src/demo/control-plane-process';
+
+/** The README's main job must keep working: `skein demo --duration N` runs and exits 0. */
+test('skein demo --duration 6 routes, shifts the weights half-way, and exits 0', () => {
+  const r = spawnSync(process.execPath, [SKEIN_MAIN, 'demo', '--duration', '6'], { encoding: 'utf8', timeout: 90_000 });
+  assert.equal(r.status, 0, `exit ${r.status}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
+  assert.match(r.stdout, />>> shifted weights through the API: skein canary greeter v1=50 v2=50/);
+  const phases = [...r.stdout.matchAll(/^(v1=\d+ v2=\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)$/gm)].map((m) => ({ weights: m[1], calls: Number(m[2]), errors: Number(m[3]), v2: Number(m[5]) }));
+  assert.equal(phases.length, 2, r.stdout);
+  for (const p of phases) { assert.ok(p.calls > 0); assert.equal(p.errors, 0); }
+  assert.ok(phases[0]!.v2 < phases[1]!.v2, `v2 share rises after the shift: ${JSON.stringify(phases)}`);
+  assert.match(r.stdout, /demo-client-1\s+SYNCED/);
+});
