@@ -1,16 +1,12 @@
+import { call } from './skein';
 import type { ProxyStatus } from '../../control-plane/src/discovery/proxy-status';
 import type { GreeterBackend } from '../../shared/src/sample-app/greeter';
 
-/** Minimal SRE API calls for tests. Throws with the API's error body on a non-2xx answer. */
+/** An SRE API call that throws with the API's error body on a non-2xx answer. */
 export async function api<T = unknown>(base: string, method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(new URL(path, base), {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const json = (await res.json()) as T;
-  if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status}: ${JSON.stringify(json)}`);
-  return json;
+  const r = await call(base, method, path, body === undefined ? {} : { body });
+  if (r.status < 200 || r.status > 299) throw new Error(`${method} ${path}: HTTP ${r.status}: ${JSON.stringify(r.body)}`);
+  return r.body as T;
 }
 
 export async function proxy(base: string, nodeId: string): Promise<ProxyStatus | undefined> {

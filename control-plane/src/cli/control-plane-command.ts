@@ -3,7 +3,6 @@ import { parseDocuments } from '../../../shared/src/config/documents';
 import { parseDuration } from '../../../shared/src/config/duration';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import { createLogger } from '../../../shared/src/log';
-import { ControlPlane } from '../control-plane';
 import { intFlag, optStr, str } from './args';
 import type { Command } from './config-commands';
 import { formatChange } from './format';
@@ -31,6 +30,8 @@ export const controlPlane: Command = {
     const ttl = parseDuration(str(p, 'lease-ttl'));
     if (typeof ttl !== 'number' || ttl < 1000 || ttl > 300_000) throw new MeshError(ErrorCodes.VALIDATION, `--lease-ttl: must be a duration from 1s to 5m, got "${str(p, 'lease-ttl')}"`);
     const log = createLogger('skein-control-plane', level);
+    // Loaded here, not at the top: the gRPC server and xDS protos would slow every other command.
+    const { ControlPlane } = await import('../control-plane');
     const cp = await ControlPlane.start({
       dataDir: str(p, 'data-dir'), xdsListen: str(p, 'xds-listen'), apiListen: str(p, 'api-listen'),
       historyLimit: intFlag(p, 'history-limit', 1, 1_000_000)!, maxBodyBytes: intFlag(p, 'max-body-bytes', 1024, 64 * 1024 * 1024)!,

@@ -1,11 +1,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startGreeter } from '../../../shared/src/sample-app/greeter';
 import type { GreeterBackend, GreeterClient } from '../../../shared/src/sample-app/greeter';
-import { emptyCount, sendAndCount, shares } from '../../../shared/src/sample-app/load';
 import type { SplitCount } from '../../../shared/src/sample-app/load';
-import { xdsGreeterClient } from '../../../shared/src/sample-app/xds-client';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import { ApiClient } from '../cli/api-client';
 import { intFlag } from '../cli/args';
@@ -29,6 +26,10 @@ export const demo: Command = {
   },
   async run(p, out) {
     const duration = intFlag(p, 'duration', 0, 86_400)!;
+    // gRPC and the protos load only when the demo runs, keeping other commands quick to start.
+    const { startGreeter } = await import('../../../shared/src/sample-app/greeter');
+    const { emptyCount, sendAndCount, shares } = await import('../../../shared/src/sample-app/load');
+    const { xdsGreeterClient } = await import('../../../shared/src/sample-app/xds-client');
     const stop = new AbortController();
     const onSignal = () => { out('\nstopping...'); stop.abort(); };
     process.once('SIGINT', onSignal);
