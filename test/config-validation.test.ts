@@ -384,6 +384,16 @@ const INVALID: InvalidCase[] = [
   },
   { name: 'retryBudget percent > 100', mutate: (d) => { policy(d).spec.retryBudget = { budgetPercent: 101 }; }, expect: [{ resource: BP, path: 'spec.retryBudget.budgetPercent', message: /^must be <= 100$/ }] },
   { name: 'circuitBreaker negative', mutate: (d) => { policy(d).spec.circuitBreaker = { maxRequests: -1 }; }, expect: [{ resource: BP, path: 'spec.circuitBreaker.maxRequests', message: /^must be >= 0$/ }] },
+  {
+    name: 'a hostname that is another service\'s name',
+    mutate: (d) => { httpRoute(d).spec.hostnames = ['reviews']; },
+    expect: [{ resource: HR, path: 'spec.hostnames[0]', message: /^"reviews" already selects Service "reviews"; a hostname may select one service only$/ }],
+  },
+  {
+    name: 'one hostname claimed by routes of two services',
+    mutate: (d) => { httpRoute(d).spec.hostnames = ['shop.example.com']; grpcRoute(d).spec.hostnames = ['shop.example.com']; },
+    expect: [{ resource: HR, path: 'spec.hostnames[0]', message: /already selects Service "reviews"/ }],
+  },
   { name: 'missing targetRef', mutate: (d) => { delete policy(d).spec.targetRef; }, expect: [{ resource: BP, path: 'spec.targetRef', message: /^is required/ }] },
 
   // Every problem at once.

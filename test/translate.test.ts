@@ -57,6 +57,8 @@ function one(list: XdsObject[], name: string, key = 'name'): XdsObject {
   return found[0]!;
 }
 
+const apiOnly = (ls: XdsObject[]) => ls.filter((l) => 'api_listener' in l);
+
 describe('listeners', () => {
   const listener = (name: string, svc: string): XdsObject => ({
     name,
@@ -71,27 +73,52 @@ describe('listeners', () => {
   });
 
   test('one api_listener per name a client may ask for: service and service:port', () => {
-    assert.deepEqual(run([reviews()]).listeners, [listener('reviews', 'reviews'), listener('reviews:50051', 'reviews')]);
+    assert.deepEqual(apiOnly(run([reviews()]).listeners), [listener('reviews', 'reviews'), listener('reviews:50051', 'reviews')]);
   });
 
   test('a service with two ports gets three listeners, all pointing at its route config', () => {
     const out = run([reviews({ ports: [{ name: 'grpc', port: 50051 }, { name: 'admin', port: 9000 }] })]);
-    assert.deepEqual(out.listeners, [listener('reviews', 'reviews'), listener('reviews:50051', 'reviews'), listener('reviews:9000', 'reviews')]);
+    assert.deepEqual(apiOnly(out.listeners), [listener('reviews', 'reviews'), listener('reviews:50051', 'reviews'), listener('reviews:9000', 'reviews')]);
   });
 
   test('router is the last http filter', () => {
-    for (const l of run([reviews(), web()]).listeners) {
+    for (const l of apiOnly(run([reviews(), web()]).listeners)) {
       const filters = (l as any).api_listener.api_listener.http_filters as XdsObject[];
       assert.deepEqual(filters.at(-1), { name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER } });
     }
   });
 });
 
+describe('sidecar outbound resources', () => {
+  test('one outbound listener for every sidecar: HCM over RDS skein.outbound, router last, bound on loopback:15001', () => {
+    const out = run([reviews(), web()]);
+    const l = out.listeners.find((x) => x['name'] === 'skein.outbound')!;
+    assert.deepEqual(l, {
+      name: 'skein.outbound',
+      address: { socket_address: { address: '127.0.0.1', port_value: 15001 } },
+      traffic_direction: 'OUTBOUND',
+      filter_chains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: {
+        '@type': HCM, stat_prefix: 'outbound', codec_type: 'AUTO',
+        rds: { route_config_name: 'skein.outbound', config_source: ADS },
+        http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER } }],
+      } }] }],
+    });
+  });
+
+  test('the outbound route table holds every service\'s virtual host, identical to the per-service ones', () => {
+    const out = run([reviews(), web()]);
+    const outbound = out.routes.find((x) => x['name'] === 'skein.outbound')!;
+    const perService = out.routes.filter((x) => x['name'] !== 'skein.outbound').flatMap((rc) => rc['virtual_hosts'] as XdsObject[]);
+    assert.deepEqual(outbound['virtual_hosts'], perService);
+    assert.deepEqual((outbound['virtual_hosts'] as XdsObject[]).map((v) => v['name']), ['reviews', 'web']);
+  });
+});
+
 describe('resource order', () => {
   test('services sorted by name; each service cluster followed by its subset clusters', () => {
     const out = run([web(), reviews()]);
-    assert.deepEqual(out.listeners.map((x) => x['name']), ['reviews', 'reviews:50051', 'web', 'web:8080']);
-    assert.deepEqual(out.routes.map((x) => x['name']), ['reviews', 'web']);
+    assert.deepEqual(out.listeners.map((x) => x['name']), ['reviews', 'reviews:50051', 'web', 'web:8080', 'skein.outbound']);
+    assert.deepEqual(out.routes.map((x) => x['name']), ['reviews', 'web', 'skein.outbound']);
     assert.deepEqual(out.clusters.map((x) => x['name']), ['reviews', 'reviews/v1', 'reviews/v2', 'web']);
     assert.deepEqual(out.endpoints.map((x) => x['cluster_name']), ['reviews', 'reviews/v1', 'reviews/v2', 'web']);
   });
@@ -777,7 +804,7 @@ describe('encoding through the snapshot cache', () => {
       for (const name of names) assert.match(cache.get(type, name)!.version, /^[0-9a-f]{16}$/);
     }
     assert.equal(res.clusters.length, 4);
-    assert.equal(res.listeners.length, 5);
+    assert.equal(res.listeners.length, 6);
   });
 
   test('encoded resources decode with their policy fields intact (explicit zeros included)', () => {
@@ -825,7 +852,8 @@ describe('encoding through the snapshot cache', () => {
     const docs = richDocs();
     docs.find((x) => x['kind'] === 'GRPCRoute')!['spec'].rules[0].backendRefs[1].weight = 20;
     const change = cache.set(translate(buildMesh(docs), richLive()), 2);
-    assert.deepEqual([...change.changed.entries()].map(([t, n]) => [t, [...n]]), [[TYPE_URLS.ROUTE, ['reviews']]]);
+    // The service's own route config and the sidecars' outbound table, which embeds its virtual host.
+    assert.deepEqual([...change.changed.entries()].map(([t, n]) => [t, [...n].sort()]), [[TYPE_URLS.ROUTE, ['reviews', 'skein.outbound']]]);
     assert.notEqual(cache.get(TYPE_URLS.ROUTE, 'reviews')!.version, before);
   });
 

@@ -1,5 +1,5 @@
 import type { Service } from '../../../shared/src/config/types';
-import { apiListenerNames, routeConfigName } from './names';
+import { apiListenerNames, OUTBOUND, OUTBOUND_DEFAULT_PORT, routeConfigName } from './names';
 import { ADS_CONFIG_SOURCE, TYPE } from './xds-json';
 import type { XdsObject } from './xds-json';
 
@@ -20,4 +20,29 @@ export function apiListeners(service: Service): XdsObject[] {
       },
     },
   }));
+}
+
+/**
+ * The sidecar's outbound listener: the local app sends requests here (h2c or HTTP/1.1) and the
+ * route table picks the service by :authority / Host. Any xDS client with a wildcard LDS
+ * subscription (Envoy, the skein sidecar) receives it; proxyless clients ask by name and do not.
+ */
+export function outboundListener(): XdsObject {
+  return {
+    name: OUTBOUND,
+    address: { socket_address: { address: '127.0.0.1', port_value: OUTBOUND_DEFAULT_PORT } },
+    traffic_direction: 'OUTBOUND',
+    filter_chains: [{
+      filters: [{
+        name: 'envoy.filters.network.http_connection_manager',
+        typed_config: {
+          '@type': TYPE.HCM,
+          stat_prefix: 'outbound',
+          codec_type: 'AUTO',
+          rds: { route_config_name: OUTBOUND, config_source: ADS_CONFIG_SOURCE },
+          http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': TYPE.ROUTER } }],
+        },
+      }],
+    }],
+  };
 }

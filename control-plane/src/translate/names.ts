@@ -16,3 +16,8 @@ export function apiListenerNames(service: string, ports: readonly number[]): str
 }
 
 export function routeConfigName(service: string): string { return service; }
+
+/** The sidecar's outbound listener and its route table: every service's virtual host. */
+export const OUTBOUND = 'skein.outbound';
+/** Where a sidecar's outbound listener binds unless its own flags say otherwise. */
+export const OUTBOUND_DEFAULT_PORT = 15001;

@@ -2,8 +2,8 @@ import type { MeshConfig } from '../../../shared/src/config/mesh';
 import type { EndpointView } from '../registry/endpoint-registry';
 import { cluster } from './clusters';
 import { inSubset, loadAssignment, serviceEndpoints } from './endpoints';
-import { apiListeners } from './listeners';
-import { serviceClusterName, subsetClusterName } from './names';
+import { apiListeners, outboundListener } from './listeners';
+import { OUTBOUND, serviceClusterName, subsetClusterName } from './names';
 import { effectivePolicies } from './policies';
 import { serviceRouteConfig } from './routes';
 import type { XdsObject } from './xds-json';
@@ -37,5 +37,7 @@ export function translate(mesh: MeshConfig, live: readonly EndpointView[]): XdsR
       out.endpoints.push(loadAssignment(cname, eps.filter((e) => inSubset(e, subset.labels))));
     }
   }
+  out.listeners.push(outboundListener());
+  out.routes.push({ name: OUTBOUND, virtual_hosts: out.routes.flatMap((rc) => rc['virtual_hosts'] as XdsObject[]) });
   return out;
 }

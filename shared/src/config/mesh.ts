@@ -127,6 +127,18 @@ function checkReferences(mesh: MeshConfig, issues: FieldIssue[]): void {
       if (s && route.kind === 'GRPCRoute' && s.spec.protocol !== 'grpc') fail(route, `${path}.name`, `GRPCRoute backend Service "${b.name}" has protocol ${s.spec.protocol}, not grpc`);
     }));
   }
+  // One RouteConfiguration (the sidecar's outbound table) holds every service's virtual host,
+  // and Envoy rejects a domain that appears in two of them.
+  const owners = new Map<string, string>([...mesh.services.keys()].map((s) => [s, s]));
+  for (const route of mesh.routes) {
+    route.spec.hostnames.forEach((h, i) => {
+      for (const p of route.spec.parentRefs) {
+        const owner = owners.get(h);
+        if (owner !== undefined && owner !== p.name) fail(route, `spec.hostnames[${i}]`, `"${h}" already selects Service "${owner}"; a hostname may select one service only`);
+        else owners.set(h, p.name);
+      }
+    });
+  }
   const targets = new Map<string, string>();
   for (const p of mesh.policies) {
     const t = p.spec.targetRef;
