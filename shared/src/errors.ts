@@ -29,6 +29,16 @@ export const ErrorCodes = {
   UNSUPPORTED: 'SKEIN_ERR_UNSUPPORTED',
   /** Anything else: a bug. */
   INTERNAL: 'SKEIN_ERR_INTERNAL',
+  /** The sidecar could not open a connection to an upstream host (refused, unreachable, DNS, closed before SETTINGS). */
+  UPSTREAM_CONNECT_FAILURE: 'SKEIN_ERR_UPSTREAM_CONNECT_FAILURE',
+  /** Opening a connection to an upstream host took longer than the pool's connect timeout. */
+  UPSTREAM_CONNECT_TIMEOUT: 'SKEIN_ERR_UPSTREAM_CONNECT_TIMEOUT',
+  /** An upstream connection pool's pending-request queue is full. */
+  UPSTREAM_OVERFLOW: 'SKEIN_ERR_UPSTREAM_OVERFLOW',
+  /** An upstream connection or stream was reset or failed after it was established. */
+  UPSTREAM_RESET: 'SKEIN_ERR_UPSTREAM_RESET',
+  /** The upstream connection pool is draining or closed and takes no new requests. */
+  POOL_CLOSED: 'SKEIN_ERR_POOL_CLOSED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -83,6 +93,11 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   SKEIN_ERR_PROTOCOL: 400,
   SKEIN_ERR_UNSUPPORTED: 415,
   SKEIN_ERR_INTERNAL: 500,
+  SKEIN_ERR_UPSTREAM_CONNECT_FAILURE: 503,
+  SKEIN_ERR_UPSTREAM_CONNECT_TIMEOUT: 503,
+  SKEIN_ERR_UPSTREAM_OVERFLOW: 503,
+  SKEIN_ERR_UPSTREAM_RESET: 503,
+  SKEIN_ERR_POOL_CLOSED: 503,
 };
 
 /** The HTTP status for an error at the SRE API edge. Non-MeshErrors are internal errors. */

@@ -4,9 +4,10 @@ import { helpText, parse } from './args';
 import { apply, canary, del, endpoints, get, proxyStatus, revisions, rollback } from './config-commands';
 import type { Command } from './config-commands';
 import { controlPlane } from './control-plane-command';
+import { sidecar } from './sidecar-command';
 import { demo } from '../demo/demo-command';
 
-const COMMANDS: Command[] = [controlPlane, apply, del, get, revisions, rollback, canary, proxyStatus, endpoints, demo];
+const COMMANDS: Command[] = [controlPlane, sidecar, apply, del, get, revisions, rollback, canary, proxyStatus, endpoints, demo];
 
 function usage(): string {
   const rows = COMMANDS.map((c) => `  ${c.spec.name.padEnd(15)} ${c.spec.summary.split('\n')[0]}`);

@@ -1,0 +1,139 @@
+/**
+ * `npm run bench`: the same gRPC unary backend reached three ways, measured side by side.
+ *   direct   h2load -> backend
+ *   sidecar  h2load -> client sidecar (outbound) -> server sidecar (inbound) -> backend
+ *   haproxy  h2load -> HAProxy (h2c -> h2c, one thread) -> backend
+ * For each: req/s at saturation, latency p50/p99 at a fixed moderate rate, CPU µs per request of
+ * each proxy process (from /proc), and proxy RSS. Writes bench/results/latest.{json,md}.
+ * Loopback only; every load phase is bounded in time.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PACKAGE_ROOT } from '../shared/src/paths';
+import { cpuMicros, rssMiB, spawnReady } from './proc';
+import type { Proc } from './proc';
+
+const SKEIN = path.join(PACKAGE_ROOT, 'dist/control-plane/src/cli/main.js');
+const BACKEND = path.join(PACKAGE_ROOT, 'dist/bench/backend.js');
+const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
+const SAT_SECONDS = Number(args.get('duration') ?? 8);
+const RATE = Number(args.get('rate') ?? 1000); // requests/s for the latency phase
+const CONNS = 4;
+const PATHS = (args.get('paths') ?? 'direct,sidecar,haproxy').split(',');
+
+interface Result {
+  path: string;
+  rps: number;
+  p50Ms: number; p99Ms: number;
+  addedP50Ms?: number; addedP99Ms?: number;
+  proxies: { name: string; cpuUsPerReq: number; rssMiB: number }[];
+  errors: number;
+}
+
+/** gRPC frame of skein.demo.v1.HelloRequest{name: "bench"}. */
+function requestBody(dir: string): string {
+  const msg = Buffer.from([0x0a, 0x05, ...Buffer.from('bench')]);
+  const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, msg.length]), msg]);
+  const file = path.join(dir, 'req.bin');
+  fs.writeFileSync(file, frame);
+  return file;
+}
+
+function h2load(url: string, body: string, extra: string[]): string {
+  return execFileSync('h2load', ['-c', String(CONNS), '-H', 'content-type: application/grpc', '-H', 'te: trailers', '-d', body, ...extra, url], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+}
+
+function parseRps(out: string): { rps: number; ok: number; failed: number } {
+  const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1] ?? 0);
+  const m = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed/.exec(out);
+  return { rps, ok: Number(m?.[1] ?? 0), failed: Number(m?.[2] ?? 0) };
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function measure(name: string, url: string, authority: string | undefined, body: string, proxies: { name: string; pid: number }[], dir: string): Promise<Result> {
+  const auth = authority ? ['-H', `:authority: ${authority}`] : [];
+  h2load(url, body, [...auth, '-n', '2000', '-m', '8']); // warm-up (JIT, connections)
+  const before = proxies.map((p) => cpuMicros(p.pid));
+  const sat = parseRps(h2load(url, body, [...auth, '-m', '16', '-D', String(SAT_SECONDS)]));
+  const cpu = proxies.map((p, i) => ({ name: p.name, cpuUsPerReq: (cpuMicros(p.pid) - before[i]!) / Math.max(1, sat.ok), rssMiB: rssMiB(p.pid) }));
+  const log = path.join(dir, `${name}.log`);
+  const lat = parseRps(h2load(url, body, [...auth, '-m', '1', '--rps', String(RATE / CONNS), '-D', String(Math.max(4, SAT_SECONDS / 2)), '--log-file', log]));
+  const durations = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => Number(l.split('\t')[2]) / 1000).sort((a, b) => a - b);
+  const r: Result = { path: name, rps: Math.round(sat.rps), p50Ms: percentile(durations, 50), p99Ms: percentile(durations, 99), proxies: cpu, errors: sat.failed + lat.failed };
+  process.stderr.write(`bench: ${name}: ${r.rps} req/s, p50 ${r.p50Ms.toFixed(3)}ms p99 ${r.p99Ms.toFixed(3)}ms ${cpu.map((c) => `${c.name} ${c.cpuUsPerReq.toFixed(0)}µs/req ${c.rssMiB.toFixed(0)}MiB`).join(' ')}\n`);
+  return r;
+}
+
+async function main(): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skein-bench-'));
+  const procs: Proc[] = [];
+  const results: Result[] = [];
+  try {
+    const body = requestBody(dir);
+    const backend = await spawnReady(process.execPath, [BACKEND], 'backend');
+    procs.push(backend);
+    const bport = backend.ready['port'] as number;
+    if (PATHS.includes('direct')) results.push(await measure('direct', `http://127.0.0.1:${bport}/skein.demo.v1.Greeter/SayHello`, undefined, body, [], dir));
+    if (PATHS.includes('sidecar')) {
+      const cp = await spawnReady(process.execPath, [SKEIN, 'control-plane', '--data-dir', path.join(dir, 'cp'), '--xds-listen', '127.0.0.1:0', '--api-listen', '127.0.0.1:0', '--log-level', 'warn'], 'control plane');
+      procs.push(cp);
+      const api = cp.ready['api'] as string;
+      const svc = { apiVersion: 'skein.dev/v1alpha1', kind: 'Service', metadata: { name: 'greeter' }, spec: { ports: [{ name: 'grpc', port: 50051 }] } };
+      await fetch(`${api}/v1/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([svc]) });
+      const common = ['--xds', cp.ready['xds'] as string, '--api', api, '--log-level', 'warn', '--admin-listen', '127.0.0.1:0'];
+      const server = await spawnReady(process.execPath, [SKEIN, 'sidecar', ...common, '--node-id', 'bench-server', '--service', 'greeter', '--app', `127.0.0.1:${bport}`, '--inbound-listen', '127.0.0.1:0', '--outbound-listen', '127.0.0.1:0'], 'server sidecar');
+      procs.push(server);
+      const client = await spawnReady(process.execPath, [SKEIN, 'sidecar', ...common, '--node-id', 'bench-client', '--outbound-listen', '127.0.0.1:0'], 'client sidecar');
+      procs.push(client);
+      await waitRoutable(client.ready['outbound'] as string);
+      results.push(await measure('sidecar', `http://${client.ready['outbound'] as string}/skein.demo.v1.Greeter/SayHello`, 'greeter:50051', body, [{ name: 'client sidecar', pid: client.pid }, { name: 'server sidecar', pid: server.pid }], dir));
+    }
+    if (PATHS.includes('haproxy')) {
+      const hport = 20000 + Math.floor(Math.random() * 20000);
+      const cfg = path.join(dir, 'haproxy.cfg');
+      fs.writeFileSync(cfg, `global\n  nbthread 1\n  log stderr format raw local0 err\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\nfrontend fe\n  bind 127.0.0.1:${hport} proto h2\n  default_backend be\nbackend be\n  server s1 127.0.0.1:${bport} proto h2\n`);
+      const hap = await spawnReady('haproxy', ['-f', cfg, '-db'], 'haproxy', { noReadyLine: true });
+      procs.push(hap);
+      results.push(await measure('haproxy', `http://127.0.0.1:${hport}/skein.demo.v1.Greeter/SayHello`, undefined, body, [{ name: 'haproxy', pid: hap.pid }], dir));
+    }
+    const direct = results.find((r) => r.path === 'direct');
+    for (const r of results) if (direct && r !== direct) { r.addedP50Ms = r.p50Ms - direct.p50Ms; r.addedP99Ms = r.p99Ms - direct.p99Ms; }
+    write(results);
+  } finally {
+    for (const p of procs.reverse()) await p.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Polls the client sidecar until a request is routed (its config arrived). */
+async function waitRoutable(outbound: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      const out = execFileSync('h2load', ['-n', '1', '-c', '1', '-H', ':authority: greeter:50051', '-H', 'content-type: application/grpc', `http://${outbound}/skein.demo.v1.Greeter/SayHello`], { encoding: 'utf8' });
+      if (/1 succeeded/.test(out) && !/x-skein-reason/.test(out)) return;
+    } catch { /* not yet */ }
+    if (Date.now() > deadline) throw new Error('the client sidecar never routed a request');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function write(results: Result[]): void {
+  const cpuModel = os.cpus()[0]?.model ?? 'unknown CPU';
+  const machine = `${os.cpus().length} x ${cpuModel}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
+  const json = { machine, saturationSeconds: SAT_SECONDS, latencyRate: RATE, connections: CONNS, results };
+  fs.writeFileSync(path.join(PACKAGE_ROOT, 'bench/results/latest.json'), `${JSON.stringify(json, null, 2)}\n`);
+  const rows = results.map((r) => `| ${r.path} | ${r.rps} | ${r.p50Ms.toFixed(3)} | ${r.p99Ms.toFixed(3)} | ${r.addedP50Ms?.toFixed(3) ?? '-'} | ${r.addedP99Ms?.toFixed(3) ?? '-'} | ${r.proxies.map((p) => `${p.name}: ${p.cpuUsPerReq.toFixed(0)}`).join(', ') || '-'} | ${r.proxies.map((p) => p.rssMiB.toFixed(0)).join(', ') || '-'} | ${r.errors} |`);
+  const md = `Machine: ${machine}. Saturation: ${CONNS} connections x 16 streams for ${SAT_SECONDS}s. Latency: ${RATE} req/s, ${CONNS} connections.\n\n` +
+    '| path | req/s (saturated) | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU µs/req per proxy | RSS MiB | errors |\n|---|---|---|---|---|---|---|---|---|\n' + `${rows.join('\n')}\n`;
+  fs.writeFileSync(path.join(PACKAGE_ROOT, 'bench/results/latest.md'), md);
+  process.stdout.write(md);
+}
+
+main().catch((e) => { process.stderr.write(`bench failed: ${(e as Error).stack ?? String(e)}\n`); process.exit(1); });

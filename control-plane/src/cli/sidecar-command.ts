@@ -1,0 +1,61 @@
+import { parseDuration } from '../../../shared/src/config/duration';
+import { ErrorCodes, MeshError } from '../../../shared/src/errors';
+import { createLogger } from '../../../shared/src/log';
+import { API_FLAG, optStr, str } from './args';
+import type { Command } from './config-commands';
+
+export const sidecar: Command = {
+  spec: {
+    name: 'sidecar', usage: 'sidecar [flags]',
+    summary: 'Run the L7 sidecar proxy: config from the control plane over xDS (ADS); outbound listener for the local app\n' +
+      '(h2c and HTTP/1.1 on one port, service chosen by :authority / Host); inbound listener forwarding to the local app.\n' +
+      'When ready it prints one JSON line to stdout: {"ready":true,"outbound":...,"inbound":...,"admin":...}. Logs go to stderr.',
+    flags: [
+      { name: 'xds', type: 'string', value: 'HOST:PORT', env: 'SKEIN_XDS', default: '127.0.0.1:18000', help: 'the control plane xDS (ADS) server' },
+      API_FLAG,
+      { name: 'node-id', type: 'string', value: 'ID', help: 'xDS node id (default: <service or "sidecar">-<hostname>-<pid>)' },
+      { name: 'service', type: 'string', value: 'NAME', help: 'the local service: enables the inbound listener and registration (default: none, outbound only)' },
+      { name: 'version', type: 'string', value: 'LABEL', default: 'v1', help: 'the version label registered for the local instance' },
+      { name: 'app', type: 'string', value: 'HOST:PORT', help: 'the local app inbound traffic goes to (required with --service)' },
+      { name: 'app-protocol', type: 'string', value: 'PROTO', default: 'grpc', help: 'the local app protocol: grpc (HTTP/2) or http (HTTP/1.1)' },
+      { name: 'outbound-listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:15001', help: 'where the local app sends its requests; port 0 picks a free port' },
+      { name: 'inbound-listen', type: 'string', value: 'HOST:PORT', default: '0.0.0.0:15006', help: 'where the mesh reaches this instance (with --service); port 0 picks a free port' },
+      { name: 'advertise-address', type: 'string', value: 'IP', default: '127.0.0.1', help: 'the address registered for this instance in EDS' },
+      { name: 'admin-listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:15000', help: 'admin endpoints /ready /config_dump /clusters /stats' },
+      { name: 'lease-ttl', type: 'string', value: 'DURATION', default: '10s', help: 'endpoint lease TTL; renewed every TTL/3' },
+      { name: 'drain-timeout', type: 'string', value: 'DURATION', default: '20s', help: 'on SIGTERM, how long in-flight requests may take to finish' },
+      { name: 'log-level', type: 'string', value: 'LEVEL', env: 'SKEIN_LOG_LEVEL', default: 'info', help: 'trace, debug, info, warn, error or silent' },
+    ],
+  },
+  async run(p, out) {
+    const level = str(p, 'log-level');
+    const service = optStr(p, 'service');
+    const app = optStr(p, 'app');
+    if (service !== undefined && app === undefined) throw new MeshError(ErrorCodes.VALIDATION, '--app is required with --service: the local app address, e.g. 127.0.0.1:8080');
+    const appProtocol = str(p, 'app-protocol');
+    if (appProtocol !== 'grpc' && appProtocol !== 'http') throw new MeshError(ErrorCodes.VALIDATION, `--app-protocol: must be grpc or http, got "${appProtocol}"`);
+    const dur = (name: string) => {
+      const v = parseDuration(str(p, name));
+      if (typeof v !== 'number') throw new MeshError(ErrorCodes.VALIDATION, `--${name}: ${v.error}`);
+      return v;
+    };
+    const log = createLogger('skein-sidecar', level);
+    const { Sidecar } = await import('../../../sidecar/src/sidecar');
+    const sc = await Sidecar.start({
+      xdsServer: str(p, 'xds'), api: str(p, 'api'),
+      nodeId: optStr(p, 'node-id') ?? `${service ?? 'sidecar'}-${(await import('node:os')).hostname()}-${process.pid}`,
+      ...(service !== undefined ? { service, app: app!, appProtocol } : {}),
+      version: str(p, 'version'), outboundListen: str(p, 'outbound-listen'), inboundListen: str(p, 'inbound-listen'),
+      advertiseAddress: str(p, 'advertise-address'), adminListen: str(p, 'admin-listen'),
+      leaseTtlMs: dur('lease-ttl'), drainTimeoutMs: dur('drain-timeout'), log,
+    });
+    out(JSON.stringify({ ready: true, ...sc.addresses() }));
+    await new Promise<void>((resolve) => {
+      process.once('SIGTERM', () => resolve());
+      process.once('SIGINT', () => resolve());
+    });
+    await sc.drain();
+    log.flush();
+    return 0;
+  },
+};

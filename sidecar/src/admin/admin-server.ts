@@ -1,0 +1,131 @@
+import * as http from 'node:http';
+import { asMeshError, ErrorCodes, httpStatusOf, MeshError } from '../../../shared/src/errors';
+import type { Stats } from '../stats/stats';
+
+/** Readiness as the proxy sees it: ok once it has the config it needs to serve. */
+export interface Readiness { ok: boolean; reason?: string }
+
+/**
+ * What the admin server shows. Providers are plain functions so the server knows nothing of
+ * the proxy's internals; each is called per request and may return a promise.
+ */
+export interface AdminProviders {
+  ready: () => Readiness | Promise<Readiness>;
+  /** xDS resources with their versions, as the proxy holds them. */
+  configDump: () => unknown;
+  /** Clusters -> hosts with health and active requests. */
+  clusters: () => unknown;
+  stats: Stats;
+}
+
+type Handler = (url: URL) => Promise<Reply>;
+interface Reply { status: number; body: unknown; text?: boolean }
+
+/**
+ * The sidecar's local admin API (read-only, GET/HEAD, JSON):
+ *   GET /            the routes below
+ *   GET /healthz     200 {ok: true} while the process serves HTTP (liveness)
+ *   GET /ready       200 {ready: true}, or 503 {ready: false, reason} (readiness)
+ *   GET /config_dump the configDump provider's answer
+ *   GET /clusters    the clusters provider's answer
+ *   GET /stats       Stats.snapshot(); ?filter=SUBSTRING keeps stats whose key contains it;
+ *                    ?format=text gives `name: value` lines (text/plain)
+ * Errors are {error: {code, message}} with the status for the code: 404 unknown path, 405
+ * other methods (with `allow`), 422 bad query, 500 a provider threw.
+ * It binds 127.0.0.1 by default: it shows config and is meant for the local operator only.
+ */
+export class AdminServer {
+  private readonly server: http.Server;
+  private readonly routes: ReadonlyMap<string, Handler>;
+
+  constructor(private readonly providers: AdminProviders) {
+    this.routes = new Map<string, Handler>([
+      ['/', async () => ({ status: 200, body: { routes: [...this.routes.keys()] } })],
+      ['/healthz', async () => ({ status: 200, body: { ok: true } })],
+      ['/ready', () => this.ready()],
+      ['/config_dump', async () => ({ status: 200, body: await this.providers.configDump() })],
+      ['/clusters', async () => ({ status: 200, body: await this.providers.clusters() })],
+      ['/stats', async (url) => this.stats(url)],
+    ]);
+    this.server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 }, (req, res) => { void this.dispatch(req, res); });
+  }
+
+  /** Listens on host:port (port 0: any free port); resolves to the bound port. */
+  listen(host = '127.0.0.1', port = 0): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const onError = (e: Error): void => reject(new MeshError(ErrorCodes.INTERNAL, `admin: cannot listen on ${host}:${port}: ${e.message}`, { cause: e }));
+      this.server.once('error', onError);
+      this.server.listen(port, host, () => {
+        this.server.off('error', onError);
+        resolve((this.server.address() as { port: number }).port);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.server.listening) { resolve(); return; }
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private async dispatch(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    let status: number;
+    let text: string;
+    let type = JSON_TYPE;
+    try {
+      const url = new URL(req.url ?? '/', 'http://admin.local');
+      const handler = this.routes.get(url.pathname);
+      if (handler === undefined) throw new MeshError(ErrorCodes.NOT_FOUND, `no admin route ${url.pathname}; GET / lists them`);
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.setHeader('allow', 'GET, HEAD');
+        throw new MeshError(ErrorCodes.METHOD_NOT_ALLOWED, `${req.method} is not allowed on ${url.pathname} (allowed: GET, HEAD)`);
+      }
+      const reply = await handler(url);
+      status = reply.status;
+      if (reply.text === true) {
+        text = String(reply.body);
+        type = TEXT_TYPE;
+      } else {
+        text = json(reply.body);
+      }
+    } catch (e) {
+      const err = asMeshError(e);
+      status = httpStatusOf(err);
+      text = json({ error: err.toJSON() });
+    }
+    res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+    res.end(text);
+  }
+
+  private async ready(): Promise<Reply> {
+    let r: Readiness;
+    try {
+      r = await this.providers.ready();
+    } catch (e) {
+      r = { ok: false, reason: `readiness check failed: ${e instanceof Error ? e.message : String(e)}` };
+    }
+    return r.ok
+      ? { status: 200, body: { ready: true } }
+      : { status: 503, body: { ready: false, reason: r.reason ?? 'not ready' } };
+  }
+
+  private stats(url: URL): Reply {
+    const filter = url.searchParams.get('filter') ?? undefined;
+    const format = url.searchParams.get('format') ?? 'json';
+    if (format === 'text') return { status: 200, body: this.providers.stats.text(filter), text: true };
+    if (format === 'json') return { status: 200, body: this.providers.stats.snapshot(filter) };
+    throw new MeshError(ErrorCodes.VALIDATION, `query parameter format: must be json or text, got "${format}"`, {
+      details: [{ resource: '', path: 'query.format', message: 'must be json or text' }],
+    });
+  }
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+const TEXT_TYPE = 'text/plain; charset=utf-8';
+
+/** Pretty JSON; a provider's undefined becomes null. Throws on cycles and BigInt (-> 500). */
+function json(body: unknown): string {
+  return `${JSON.stringify(body ?? null, null, 2)}\n`;
+}

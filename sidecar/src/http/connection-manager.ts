@@ -1,0 +1,276 @@
+import * as http from 'node:http';
+import * as http2 from 'node:http2';
+import type { Clock } from '../../../shared/src/clock';
+import type { Logger } from '../../../shared/src/log';
+import type { Cluster } from '../upstream/cluster';
+import type { Host, PickContext } from '../upstream/host';
+import type { RouteTable, RouteEntry } from '../router/route-table';
+import { hashKey } from '../upstream/lb/ring-hash';
+import { observeLatency } from '../upstream/lb/peak-ewma';
+import type { H2Pool } from '../upstream/pool/h2-pool';
+import { isGrpcContentType, LOCAL_REPLIES, replyH1, replyH2 } from './local-reply';
+import type { LocalReply } from './local-reply';
+import { downstreamHeaders, upstreamHeaders } from './proxy-headers';
+import type { ForwardPolicy } from './proxy-headers';
+import { forwardH1, tunnelUpgrade } from './h1-forward';
+
+const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
+
+/** What one request needs from config; swapped whole on every update (in-flight requests keep theirs). */
+export interface RouterSnapshot {
+  readonly routes: RouteTable | undefined;
+  readonly clusters: ReadonlyMap<string, Cluster>;
+}
+
+export interface ConnectionManagerOptions {
+  name: string;
+  policy: ForwardPolicy;
+  clock: Clock;
+  log: Logger;
+  /** Seeds the weighted-cluster pick; injectable for tests. */
+  random?: () => number;
+}
+
+const kEx = Symbol('skein.exchange');
+type Tagged<T> = T & { [kEx]?: H2Exchange };
+
+/**
+ * The HTTP connection manager of one listener: accepts h2c and HTTP/1.1 requests, routes them,
+ * picks a cluster and host, and forwards (router filter). Errors become local replies here.
+ */
+export class ConnectionManager {
+  snapshot: RouterSnapshot = { routes: undefined, clusters: new Map() };
+  readonly h2: http2.Http2Server;
+  readonly h1: http.Server;
+  draining = false;
+  private readonly random: () => number;
+  /** Reused for every pick: picks are synchronous, so one context object is enough. */
+  private readonly ctx: PickContext = { hash: undefined, tried: undefined, now: 0 };
+  active = 0;
+
+  constructor(readonly opts: ConnectionManagerOptions) {
+    this.random = opts.random ?? Math.random;
+    this.h2 = http2.createServer({
+      // Large messages: generous windows so one stream is not throttled to 64 KiB in flight.
+      settings: { initialWindowSize: 1 << 20, maxConcurrentStreams: 1000 },
+      maxSessionMemory: 64,
+    });
+    this.h2.on('stream', (stream, headers) => this.onH2Stream(stream, headers));
+    this.h2.on('sessionError', () => undefined);
+    this.h1 = http.createServer({ keepAlive: true, requestTimeout: 0, headersTimeout: 30_000, maxHeaderSize: 64 * 1024 }, (req, res) => this.onH1Request(req, res));
+    this.h1.on('upgrade', (req: http.IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) => tunnelUpgrade(this, req, socket, head));
+    this.h1.on('clientError', (_err, socket) => { if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n'); else socket.destroy(); });
+  }
+
+  /** Routes a request; on success returns the route, cluster and a picked host (active count taken). */
+  select(authority: string, path: string, method: string, headers: http.IncomingHttpHeaders): { entry: RouteEntry; cluster: Cluster; host: Host } | { reply: LocalReply; detail: string } {
+    if (this.draining) return { reply: LOCAL_REPLIES.draining, detail: 'the proxy is shutting down' };
+    const snap = this.snapshot;
+    const entry = snap.routes?.match(authority, path, method, headers);
+    if (entry === undefined || entry.route === undefined) return { reply: LOCAL_REPLIES.noRoute, detail: `no route for ${authority}${path}` };
+    const clusterName = entry.route.pickCluster(this.random());
+    const cluster = snap.clusters.get(clusterName);
+    if (cluster === undefined) return { reply: LOCAL_REPLIES.clusterNotFound, detail: `cluster ${clusterName} is not known (yet)` };
+    const ctx = this.ctx;
+    ctx.hash = entry.route.hashPolicy.length > 0 ? requestHash(entry, headers) : undefined;
+    ctx.tried = undefined;
+    ctx.now = this.opts.clock.now();
+    const host = cluster.picker.pick(ctx);
+    if (host === undefined) return { reply: LOCAL_REPLIES.noHealthyUpstream, detail: `cluster ${clusterName} has no healthy endpoint` };
+    host.activeRequests++;
+    host.requestsTotal++;
+    return { entry, cluster, host };
+  }
+
+  private onH2Stream(down: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    down.on('error', ignore);
+    const grpc = isGrpcContentType(headers['content-type']);
+    const authority = (headers[':authority'] ?? headers['host'] ?? '') as string;
+    const path = (headers[':path'] ?? '/') as string;
+    const method = (headers[':method'] ?? 'GET') as string;
+    if (method === 'CONNECT') { replyH2(down, grpc, LOCAL_REPLIES.badRequest, 'CONNECT is not supported'); return; }
+    const sel = this.select(authority, path, method, headers);
+    if ('reply' in sel) { replyH2(down, grpc, sel.reply, sel.detail); return; }
+    const out = upstreamHeaders(headers, down.session?.socket?.remoteAddress, this.opts.policy);
+    applyRequestHeaderOps(out, sel.entry);
+    if (sel.cluster.protocol === 'h1') {
+      forwardH1(this, sel.cluster, sel.host, sel.entry, { kind: 'h2', stream: down }, method, path, authority, out, grpc);
+      return;
+    }
+    out[':authority'] = authority;
+    out[':scheme'] = 'http';
+    const ex = new H2Exchange(this, down, sel.host, sel.entry, grpc);
+    (down as Tagged<http2.ServerHttp2Stream>)[kEx] = ex;
+    down.on('close', onDownClose);
+    ex.start(sel.cluster.pool(sel.host) as H2Pool, out);
+  }
+
+  private onH1Request(req: http.IncomingMessage, res: http.ServerResponse): void {
+    req.on('error', ignore);
+    res.on('error', ignore);
+    const grpc = isGrpcContentType(req.headers['content-type']);
+    const authority = req.headers.host ?? '';
+    const path = req.url ?? '/';
+    const method = req.method ?? 'GET';
+    const sel = this.select(authority, path, method, req.headers);
+    if ('reply' in sel) { replyH1(res, grpc, sel.reply, sel.detail); return; }
+    const out = upstreamHeaders(req.headers, req.socket.remoteAddress, this.opts.policy);
+    applyRequestHeaderOps(out, sel.entry);
+    forwardH1(this, sel.cluster, sel.host, sel.entry, { kind: 'h1', req, res }, method, path, authority, out, grpc);
+  }
+
+  /** Bookkeeping when any exchange ends. */
+  finished(host: Host, startedAt: number, ok: boolean): void {
+    host.activeRequests--;
+    if (!ok) host.failuresTotal++;
+    const now = this.opts.clock.now();
+    observeLatency(host, now - startedAt, now, 10_000);
+  }
+}
+
+/** One request forwarded h2 -> h2. Event handlers are shared functions that find it via kEx. */
+class H2Exchange {
+  up: Tagged<http2.ClientHttp2Stream> | undefined;
+  responded = false;
+  finishedFlag = false;
+  trailers: http2.OutgoingHttpHeaders | undefined;
+  timer: ReturnType<Clock['setTimer']> | undefined;
+  readonly startedAt: number;
+
+  constructor(readonly hcm: ConnectionManager, readonly down: Tagged<http2.ServerHttp2Stream>, readonly host: Host, readonly entry: RouteEntry, readonly grpc: boolean) {
+    this.startedAt = hcm.opts.clock.now();
+  }
+
+  start(pool: H2Pool, headers: http2.OutgoingHttpHeaders): void {
+    const timeout = this.entry.route!.timeoutMs;
+    if (timeout > 0) this.timer = this.hcm.opts.clock.setTimer(timeout, () => this.onTimeout());
+    pool.request(headers, { endStream: false }, (err, up) => this.onUpstream(err, up));
+  }
+
+  onUpstream(err: { code?: string; message: string } | null, up: http2.ClientHttp2Stream | undefined): void {
+    if (err !== null || up === undefined) {
+      const reply = err?.code === 'SKEIN_ERR_UPSTREAM_OVERFLOW' ? LOCAL_REPLIES.upstreamOverflow : LOCAL_REPLIES.upstreamConnectFailure;
+      this.fail(reply, err?.message ?? 'no stream');
+      return;
+    }
+    if (this.down.destroyed) { up.close(NGHTTP2_CANCEL); this.finish(false); return; }
+    const u = up as Tagged<http2.ClientHttp2Stream>;
+    u[kEx] = this;
+    this.up = u;
+    u.on('error', ignore);
+    u.on('response', onUpResponse);
+    u.on('trailers', onUpTrailers);
+    u.on('close', onUpClose);
+    this.down.pipe(u);
+  }
+
+  onTimeout(): void {
+    this.timer = undefined;
+    if (this.finishedFlag) return;
+    if (!this.responded) { this.up?.close(NGHTTP2_CANCEL); this.fail(LOCAL_REPLIES.upstreamTimeout, `no response within ${this.entry.route!.timeoutMs}ms`); return; }
+    this.up?.close(NGHTTP2_CANCEL);
+    if (!this.down.destroyed) this.down.close(NGHTTP2_CANCEL);
+    this.finish(false);
+  }
+
+  fail(reply: LocalReply, detail: string): void {
+    replyH2(this.down, this.grpc, reply, detail);
+    this.finish(false);
+  }
+
+  finish(ok: boolean): void {
+    if (this.finishedFlag) return;
+    this.finishedFlag = true;
+    this.timer?.cancel();
+    this.hcm.finished(this.host, this.startedAt, ok);
+  }
+}
+
+function onUpResponse(this: Tagged<http2.ClientHttp2Stream>, headers: http2.IncomingHttpHeaders, flags: number): void {
+  const ex = this[kEx]!;
+  const down = ex.down;
+  if (down.destroyed) { this.close(NGHTTP2_CANCEL); return; }
+  ex.responded = true;
+  const out = downstreamHeaders(headers);
+  applyResponseHeaderOps(out, ex.entry);
+  try {
+    if ((flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0) {
+      down.respond(out, { endStream: true });
+      return;
+    }
+    const wantTrailers = ex.grpc || isGrpcContentType(headers['content-type']);
+    down.respond(out, wantTrailers ? { waitForTrailers: true } : {});
+    if (wantTrailers) down.once('wantTrailers', onWantTrailers);
+  } catch {
+    this.close(NGHTTP2_CANCEL);
+    return;
+  }
+  this.pipe(down);
+}
+
+function onUpTrailers(this: Tagged<http2.ClientHttp2Stream>, trailers: http2.IncomingHttpHeaders): void {
+  const ex = this[kEx]!;
+  ex.trailers = downstreamHeaders(trailers);
+}
+
+function onWantTrailers(this: Tagged<http2.ServerHttp2Stream>): void {
+  const ex = this[kEx]!;
+  try {
+    this.sendTrailers(ex.trailers ?? { 'grpc-status': '13', 'grpc-message': 'upstream ended the stream without trailers' });
+  } catch { this.destroy(); }
+}
+
+function onUpClose(this: Tagged<http2.ClientHttp2Stream>): void {
+  const ex = this[kEx]!;
+  const code = this.rstCode ?? NGHTTP2_NO_ERROR;
+  if (code === NGHTTP2_NO_ERROR) { ex.finish(true); return; }
+  if (!ex.responded) {
+    const refused = code === NGHTTP2_REFUSED_STREAM;
+    ex.fail(LOCAL_REPLIES.upstreamReset, refused ? 'the upstream refused the stream' : `the upstream reset the stream (code ${code})`);
+    return;
+  }
+  // The response had started: pass the reset on, as the client would have seen it directly.
+  if (!ex.down.destroyed) ex.down.close(code);
+  ex.finish(false);
+}
+
+function onDownClose(this: Tagged<http2.ServerHttp2Stream>): void {
+  const ex = this[kEx]!;
+  const up = ex.up;
+  if (up !== undefined && !up.closed && !up.destroyed) up.close(this.rstCode && this.rstCode !== NGHTTP2_NO_ERROR ? this.rstCode : NGHTTP2_CANCEL);
+  if (up === undefined) ex.finish(false);
+}
+
+function ignore(): void { /* errors surface through 'close' and rstCode */ }
+
+function requestHash(entry: RouteEntry, headers: http.IncomingHttpHeaders): number | undefined {
+  for (const p of entry.route!.hashPolicy) {
+    if ('header' in p) {
+      const v = headers[p.header];
+      if (typeof v === 'string') return hashKey(v);
+    } else {
+      const cookie = headers['cookie'];
+      if (typeof cookie === 'string') {
+        const m = new RegExp(`(?:^|;\\s*)${p.cookie}=([^;]*)`).exec(cookie);
+        if (m !== null) return hashKey(m[1]!);
+      }
+    }
+  }
+  return undefined;
+}
+
+export function applyRequestHeaderOps(out: http.OutgoingHttpHeaders, entry: RouteEntry): void {
+  for (const k of entry.requestHeadersToRemove) delete out[k];
+  for (const h of entry.requestHeadersToAdd) addHeader(out, h.key, h.value, h.append);
+}
+
+export function applyResponseHeaderOps(out: http.OutgoingHttpHeaders, entry: RouteEntry): void {
+  for (const k of entry.responseHeadersToRemove) delete out[k];
+  for (const h of entry.responseHeadersToAdd) addHeader(out, h.key, h.value, h.append);
+}
+
+function addHeader(out: http.OutgoingHttpHeaders, key: string, value: string, append: boolean): void {
+  const prev = out[key];
+  if (!append || prev === undefined) { out[key] = value; return; }
+  out[key] = Array.isArray(prev) ? [...prev, value] : [String(prev), value];
+}

@@ -1,0 +1,103 @@
+/**
+ * envoy.config.route.v3.RouteMatch, compiled once. All conditions must hold:
+ * - the path specifier, on the path without its query string and fragment:
+ *   prefix, path (exact), safe_regex (full match), path_separated_prefix (the path equals the
+ *   prefix or continues with '/'); case_sensitive (default true) applies to all but safe_regex;
+ * - every header matcher (header-matcher.ts);
+ * - grpc: the request's content-type is application/grpc, optionally followed by '+' or ';'
+ *   (Envoy's Grpc::Common::hasGrpcContentType; application/grpc-web does not match).
+ * query_parameters, runtime_fraction, tls_context, connect_matcher and path_match_policy are
+ * rejected.
+ */
+import { HeaderMatcher, parseHeaderMatcher } from './header-matcher';
+import type { RequestHeaders } from './header-matcher';
+import { asciiLower, compileRegex, regionEqualsLower } from './string-matcher';
+import { at, checkFields, fail, fieldSpec, list, message, oneofCase, str, wrappedBool } from './xds-fields';
+
+const PREFIX = 0;
+const EXACT = 1;
+const REGEX = 2;
+const SEPARATED_PREFIX = 3;
+
+export class RouteMatcher {
+  constructor(
+    private readonly kind: number,
+    /** Lower-cased when !caseSensitive. */
+    private readonly value: string,
+    private readonly caseSensitive: boolean,
+    private readonly regex: RegExp | undefined,
+    private readonly headers: readonly HeaderMatcher[],
+    private readonly grpc: boolean,
+  ) {
+    Object.freeze(this);
+  }
+
+  /** `end`: where the path proper ends (the first '?' or '#', else path.length). */
+  matches(path: string, end: number, method: string, authority: string, headers: RequestHeaders): boolean {
+    if (!this.pathMatches(path, end)) return false;
+    if (this.grpc && !isGrpc(headers['content-type'])) return false;
+    const hs = this.headers;
+    for (let i = 0; i < hs.length; i++) if (!hs[i].matches(method, authority, path, headers)) return false;
+    return true;
+  }
+
+  private pathMatches(path: string, end: number): boolean {
+    const v = this.value;
+    switch (this.kind) {
+      case PREFIX: return v.length <= end && this.startsWith(path, v);
+      case EXACT: return v.length === end && this.startsWith(path, v);
+      case SEPARATED_PREFIX: return v.length <= end && (v.length === end || path.charCodeAt(v.length) === 47 /* / */) && this.startsWith(path, v);
+      default: return this.regex!.test(end === path.length ? path : path.slice(0, end));
+    }
+  }
+
+  private startsWith(path: string, v: string): boolean {
+    return this.caseSensitive ? path.startsWith(v) : regionEqualsLower(path, 0, v);
+  }
+}
+
+function isGrpc(contentType: string | string[] | undefined): boolean {
+  const ct = Array.isArray(contentType) ? contentType[0] : contentType;
+  if (ct === undefined || !ct.startsWith('application/grpc')) return false;
+  const next = ct.charCodeAt(16);
+  return ct.length === 16 || next === 43 /* + */ || next === 59 /* ; */;
+}
+
+/** Where the path ends: the first '?' or '#'; no allocation. */
+export function pathEnd(path: string): number {
+  const q = path.indexOf('?');
+  const h = path.indexOf('#');
+  if (q < 0) return h < 0 ? path.length : h;
+  return h < 0 || q < h ? q : h;
+}
+
+const ROUTE_MATCH = fieldSpec(['prefix', 'path', 'safe_regex', 'path_separated_prefix', 'case_sensitive', 'headers', 'grpc'], [], ['path_specifier']);
+const PATH_SPECIFIERS = ['prefix', 'path', 'safe_regex', 'path_separated_prefix', 'connect_matcher', 'path_match_policy'] as const;
+const GRPC_OPTIONS = fieldSpec([]);
+
+export function parseRouteMatch(raw: unknown, path: string): RouteMatcher {
+  const o = message(raw, path);
+  checkFields(o, ROUTE_MATCH, path);
+  const which = oneofCase(o, 'path_specifier', PATH_SPECIFIERS, path);
+  const caseSensitive = wrappedBool(o, 'case_sensitive', path) ?? true;
+  const headers = Object.freeze(list(o, 'headers', path).map((h, i) => parseHeaderMatcher(h, at(at(path, 'headers'), i))));
+  let grpc = false;
+  if (o['grpc'] !== undefined && o['grpc'] !== null) {
+    checkFields(message(o['grpc'], at(path, 'grpc')), GRPC_OPTIONS, at(path, 'grpc'));
+    grpc = true;
+  }
+  const make = (kind: number, value: string, regex?: RegExp) =>
+    new RouteMatcher(kind, caseSensitive || kind === REGEX ? value : asciiLower(value), caseSensitive, regex, headers, grpc);
+  switch (which) {
+    case 'prefix': return make(PREFIX, str(o, 'prefix', path));
+    case 'path': return make(EXACT, str(o, 'path', path));
+    case 'safe_regex': return make(REGEX, '', compileRegex(o['safe_regex'], at(path, 'safe_regex')));
+    case 'path_separated_prefix': {
+      const p = str(o, which, path);
+      if (!/^[^?#]*[^?#/]$/.test(p)) fail(at(path, which), `${JSON.stringify(p)} must be non-empty, contain no '?' or '#', and not end with '/'`);
+      return make(SEPARATED_PREFIX, p);
+    }
+    case undefined: return fail(path, 'path_specifier is required: prefix, path, safe_regex or path_separated_prefix');
+    default: return fail(at(path, which), 'is not supported by the skein sidecar');
+  }
+}

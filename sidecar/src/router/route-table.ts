@@ -1,0 +1,221 @@
+/**
+ * The sidecar's route table: one decoded envoy.config.route.v3.RouteConfiguration, validated and
+ * compiled once by RouteTable.build, then matched per request without allocating.
+ *
+ *   match(authority, path, method, headers)
+ *     -> virtual host by authority (domain-index.ts)
+ *     -> first route whose match holds, in order (route-match.ts)
+ *     -> its immutable RouteEntry, or undefined (NO_ROUTE)
+ *
+ * build() throws a SKEIN_ERR_VALIDATION MeshError whose message is `<field path>: <problem>`
+ * (the NACK's error_detail) for anything invalid or unimplemented; unimplemented fields are
+ * rejected rather than ignored, so the sidecar never routes differently from what was asked.
+ *
+ * Header mutations of a route are flattened at build time: route level, then virtual host, then
+ * route configuration (Envoy's order, in which the less specific level's overwrite wins), or the
+ * reverse with most_specific_header_mutations_wins. Removals are the union of all levels.
+ */
+import { DomainIndex } from './domain-index';
+import type { RequestHeaders } from './header-matcher';
+import { parseHeadersToAdd, parseHeadersToRemove } from './header-ops';
+import type { HeaderToAdd } from './header-ops';
+import { RouteAction, parseRouteAction } from './route-action';
+import { RouteMatcher, parseRouteMatch, pathEnd } from './route-match';
+import { parseRetryPolicy } from './retry-policy';
+import type { RetryPolicy } from './retry-policy';
+import { at, bool, checkFields, fail, fieldSpec, list, message, oneofCase, optMessage, str, u32, wrappedU32 } from './xds-fields';
+import type { XdsMessage } from './xds-fields';
+
+export type { RequestHeaders } from './header-matcher';
+export type { HeaderToAdd } from './header-ops';
+export { RouteAction } from './route-action';
+export type { HashPolicy } from './route-action';
+export type { RetryPolicy } from './retry-policy';
+
+/** What a request matched. Immutable; shared by every request that matches the same route. */
+export interface RouteEntry {
+  /** Route.name ('' when unnamed). */
+  readonly name: string;
+  readonly virtualHost: string;
+  /** undefined for a direct_response route. */
+  readonly route: RouteAction | undefined;
+  readonly directResponse?: { readonly status: number; readonly body: string };
+  readonly requestHeadersToAdd: readonly HeaderToAdd[];
+  readonly requestHeadersToRemove: readonly string[];
+  readonly responseHeadersToAdd: readonly HeaderToAdd[];
+  readonly responseHeadersToRemove: readonly string[];
+}
+
+interface CompiledRoute { readonly matcher: RouteMatcher; readonly entry: RouteEntry }
+interface CompiledVirtualHost { readonly name: string; readonly routes: readonly CompiledRoute[] }
+
+/** Envoy's default for RouteConfiguration.max_direct_response_body_size_bytes. */
+export const DEFAULT_MAX_DIRECT_RESPONSE_BODY_BYTES = 4096;
+
+export class RouteTable {
+  private constructor(
+    /** RouteConfiguration.name. */
+    readonly name: string,
+    private readonly hosts: DomainIndex<CompiledVirtualHost>,
+  ) {
+    Object.freeze(this);
+  }
+
+  /** Validates and compiles a decoded RouteConfiguration. Throws MeshError(VALIDATION) `<path>: <problem>`. */
+  static build(rc: unknown): RouteTable {
+    const { name, hosts } = compile(message(rc, ''));
+    return new RouteTable(name, hosts);
+  }
+
+  /**
+   * The first route of the virtual host selected by `authority` that matches, or undefined.
+   * `path` may carry a query string, which path matching ignores. `headers` are Node's
+   * IncomingHttpHeaders (lower-case names); `:method`, `:authority` and `:path` header matchers
+   * read `method`, `authority` and `path`. No allocation on the hot path (see domain-index.ts
+   * and route-match.ts for the rare exceptions: first sight of an authority, a safe_regex path
+   * matched against a path with a query, a header sent more than once).
+   */
+  match(authority: string, path: string, method: string, headers: RequestHeaders): RouteEntry | undefined {
+    const vh = this.hosts.find(authority);
+    if (vh === undefined) return undefined;
+    const end = pathEnd(path);
+    const routes = vh.routes;
+    for (let i = 0; i < routes.length; i++) {
+      if (routes[i].matcher.matches(path, end, method, authority, headers)) return routes[i].entry;
+    }
+    return undefined;
+  }
+}
+
+const ROUTE_CONFIGURATION = fieldSpec(
+  ['name', 'virtual_hosts', 'request_headers_to_add', 'request_headers_to_remove', 'response_headers_to_add',
+    'response_headers_to_remove', 'most_specific_header_mutations_wins', 'max_direct_response_body_size_bytes',
+    'ignore_port_in_host_matching'],
+  ['validate_clusters', 'metadata'],
+);
+const VIRTUAL_HOST = fieldSpec(
+  ['name', 'domains', 'routes', 'request_headers_to_add', 'request_headers_to_remove', 'response_headers_to_add',
+    'response_headers_to_remove', 'retry_policy'],
+  ['per_request_buffer_limit_bytes', 'metadata'],
+  [],
+  { require_tls: 'NONE' },
+);
+const ROUTE = fieldSpec(
+  ['name', 'match', 'route', 'direct_response', 'request_headers_to_add', 'request_headers_to_remove',
+    'response_headers_to_add', 'response_headers_to_remove'],
+  ['metadata', 'decorator', 'stat_prefix', 'per_request_buffer_limit_bytes'],
+  ['action'],
+);
+const DIRECT_RESPONSE = fieldSpec(['status', 'body']);
+const DATA_SOURCE = fieldSpec(['inline_string', 'inline_bytes'], [], ['specifier']);
+
+/** One level's header mutations. */
+interface HeaderOps {
+  readonly reqAdd: readonly HeaderToAdd[];
+  readonly reqRemove: readonly string[];
+  readonly respAdd: readonly HeaderToAdd[];
+  readonly respRemove: readonly string[];
+}
+
+interface TableContext {
+  readonly global: HeaderOps;
+  readonly mostSpecificWins: boolean;
+  readonly maxBodyBytes: number;
+}
+
+function compile(rc: XdsMessage): { name: string; hosts: DomainIndex<CompiledVirtualHost> } {
+  checkFields(rc, ROUTE_CONFIGURATION, '');
+  const ctx: TableContext = {
+    global: headerOps(rc, ''),
+    mostSpecificWins: bool(rc, 'most_specific_header_mutations_wins', ''),
+    maxBodyBytes: wrappedU32(rc, 'max_direct_response_body_size_bytes', '') ?? DEFAULT_MAX_DIRECT_RESPONSE_BODY_BYTES,
+  };
+  const hosts = new DomainIndex<CompiledVirtualHost>(bool(rc, 'ignore_port_in_host_matching', ''));
+  list(rc, 'virtual_hosts', '').forEach((raw, i) => {
+    const path = at('virtual_hosts', i);
+    const vh = message(raw, path);
+    checkFields(vh, VIRTUAL_HOST, path);
+    const name = str(vh, 'name', path);
+    if (name === '') fail(at(path, 'name'), 'is required');
+    const domains = list(vh, 'domains', path);
+    if (domains.length === 0) fail(at(path, 'domains'), 'must list at least one domain');
+    const retry = vh['retry_policy'] === undefined ? undefined : parseRetryPolicy(vh['retry_policy'], at(path, 'retry_policy'));
+    const ops = headerOps(vh, path);
+    const routes = list(vh, 'routes', path).map((r, ri) => buildRoute(r, at(at(path, 'routes'), ri), name, ops, retry, ctx));
+    hosts.add(domains, Object.freeze({ name, routes: Object.freeze(routes) }), at(path, 'domains'));
+  });
+  return { name: str(rc, 'name', ''), hosts };
+}
+
+function buildRoute(
+  raw: unknown, path: string, vhost: string, vhostOps: HeaderOps,
+  vhostRetry: RetryPolicy | undefined, ctx: TableContext,
+): CompiledRoute {
+  const r = message(raw, path);
+  checkFields(r, ROUTE, path);
+  if (optMessage(r, 'match', path) === undefined) fail(at(path, 'match'), 'is required');
+  const matcher = parseRouteMatch(r['match'], at(path, 'match'));
+  const which = oneofCase(r, 'action', ['route', 'direct_response', 'redirect', 'filter_action', 'non_forwarding_action'], path);
+  let route: RouteAction | undefined;
+  let directResponse: RouteEntry['directResponse'];
+  if (which === 'route') route = parseRouteAction(r['route'], at(path, 'route'), vhostRetry);
+  else if (which === 'direct_response') directResponse = parseDirectResponse(r['direct_response'], at(path, 'direct_response'), ctx.maxBodyBytes);
+  else if (which === undefined) fail(path, 'action is required: route or direct_response');
+  else fail(at(path, which), 'is not supported by the skein sidecar');
+  const levels = ctx.mostSpecificWins ? [ctx.global, vhostOps, headerOps(r, path)] : [headerOps(r, path), vhostOps, ctx.global];
+  const entry: RouteEntry = {
+    name: str(r, 'name', path),
+    virtualHost: vhost,
+    route,
+    ...(directResponse === undefined ? {} : { directResponse }),
+    requestHeadersToAdd: frozenConcat(levels.map((l) => l.reqAdd)),
+    requestHeadersToRemove: frozenUnion(levels.map((l) => l.reqRemove)),
+    responseHeadersToAdd: frozenConcat(levels.map((l) => l.respAdd)),
+    responseHeadersToRemove: frozenUnion(levels.map((l) => l.respRemove)),
+  };
+  return Object.freeze({ matcher, entry: Object.freeze(entry) });
+}
+
+function parseDirectResponse(raw: unknown, path: string, maxBodyBytes: number): { status: number; body: string } {
+  const o = message(raw, path);
+  checkFields(o, DIRECT_RESPONSE, path);
+  const status = u32(o['status'] ?? 0, at(path, 'status'));
+  if (status < 200 || status > 599) fail(at(path, 'status'), `must be in [200, 599], got ${status}`);
+  let body = '';
+  const src = optMessage(o, 'body', path);
+  if (src !== undefined) {
+    const bp = at(path, 'body');
+    checkFields(src, DATA_SOURCE, bp);
+    const which = oneofCase(src, 'specifier', ['inline_string', 'inline_bytes', 'filename', 'environment_variable'], bp);
+    if (which === 'inline_string') body = str(src, which, bp);
+    else if (which === 'inline_bytes') {
+      const b = src[which];
+      if (!(b instanceof Uint8Array)) fail(at(bp, which), 'must be bytes');
+      body = Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
+    } else if (which !== undefined) fail(at(bp, which), 'is not supported by the skein sidecar');
+    const size = Buffer.byteLength(body);
+    if (size > maxBodyBytes) fail(bp, `is ${size} bytes, over max_direct_response_body_size_bytes (${maxBodyBytes})`);
+  }
+  return Object.freeze({ status, body });
+}
+
+function headerOps(o: XdsMessage, path: string): HeaderOps {
+  return {
+    reqAdd: parseHeadersToAdd(o, 'request_headers_to_add', path),
+    reqRemove: parseHeadersToRemove(o, 'request_headers_to_remove', path),
+    respAdd: parseHeadersToAdd(o, 'response_headers_to_add', path),
+    respRemove: parseHeadersToRemove(o, 'response_headers_to_remove', path),
+  };
+}
+
+const NONE: readonly never[] = Object.freeze([]);
+
+function frozenConcat<T>(parts: readonly (readonly T[])[]): readonly T[] {
+  const all = parts.flat() as T[];
+  return all.length === 0 ? NONE : Object.freeze(all);
+}
+
+function frozenUnion(parts: readonly (readonly string[])[]): readonly string[] {
+  const all = [...new Set(parts.flat())];
+  return all.length === 0 ? NONE : Object.freeze(all);
+}

@@ -1,0 +1,207 @@
+import type * as net from 'node:net';
+import { systemClock } from '../../shared/src/clock';
+import type { Clock } from '../../shared/src/clock';
+import { ErrorCodes, MeshError } from '../../shared/src/errors';
+import type { Logger } from '../../shared/src/log';
+import { TYPE_URLS } from '../../shared/src/xds/protos';
+import { ConnectionManager } from './http/connection-manager';
+import { sniffingServer } from './listener/sniffing-server';
+import { Cluster } from './upstream/cluster';
+import { XdsClient } from './xds/xds-client';
+import { clusterType, endpointsType, listenerType } from './xds/resource-types';
+import { routeType } from './xds/route-type';
+import type { ClusterConfig, EndpointsConfig, ListenerConfig } from './xds/resource-types';
+import type { RouteTable } from './router/route-table';
+import { inboundRouteTable } from './router/inbound';
+import { AdminServer } from './admin/admin-server';
+import { Stats } from './stats/stats';
+import { Registration } from './registration';
+
+export interface SidecarOptions {
+  xdsServer: string;
+  api: string;
+  nodeId: string;
+  service?: string;
+  app?: string;
+  appProtocol?: 'grpc' | 'http';
+  version: string;
+  outboundListen: string;
+  inboundListen: string;
+  advertiseAddress: string;
+  adminListen: string;
+  leaseTtlMs: number;
+  drainTimeoutMs: number;
+  /** The LDS listener whose routes the outbound port serves. Default skein.outbound. */
+  outboundListener?: string;
+  clock?: Clock;
+  log: Logger;
+}
+
+/**
+ * The sidecar: config flows one way, from the xDS client into immutable snapshots that the
+ * connection managers read per request.
+ */
+export class Sidecar {
+  readonly clock: Clock;
+  readonly stats = new Stats();
+  readonly outbound: ConnectionManager;
+  inbound: ConnectionManager | undefined;
+  private readonly servers: net.Server[] = [];
+  private readonly bound: Record<string, string> = {};
+  private xds!: XdsClient;
+  private admin!: AdminServer;
+  private registration: Registration | undefined;
+  private listeners: ReadonlyMap<string, ListenerConfig> = new Map();
+  private routeTables: ReadonlyMap<string, RouteTable> = new Map();
+  private readonly clusters = new Map<string, Cluster>();
+  private endpoints: ReadonlyMap<string, EndpointsConfig> = new Map();
+  private readonly seen = new Set<string>();
+
+  private constructor(private readonly opts: SidecarOptions) {
+    this.clock = opts.clock ?? systemClock;
+    this.outbound = new ConnectionManager({ name: 'outbound', policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log });
+  }
+
+  static async start(opts: SidecarOptions): Promise<Sidecar> {
+    const sc = new Sidecar(opts);
+    await sc.startAdmin();
+    sc.bound['outbound'] = await sc.listen(sc.outbound, opts.outboundListen, '--outbound-listen');
+    if (opts.service !== undefined) await sc.startInbound();
+    sc.startXds();
+    if (opts.service !== undefined) {
+      sc.registration = new Registration({ api: opts.api, service: opts.service, address: opts.advertiseAddress, port: Number(sc.bound['inbound']!.split(':').pop()), labels: { version: opts.version }, ttlMs: opts.leaseTtlMs, node: opts.nodeId, clock: sc.clock, log: opts.log });
+      await sc.registration.start();
+    }
+    opts.log.info({ ...sc.bound, node: opts.nodeId, xds: opts.xdsServer }, 'sidecar started');
+    return sc;
+  }
+
+  addresses(): Record<string, string> { return { ...this.bound }; }
+
+  /** SIGTERM: deregister, stop accepting, let in-flight requests finish (up to the drain timeout), exit. */
+  async drain(): Promise<void> {
+    const log = this.opts.log;
+    log.info({ timeoutMs: this.opts.drainTimeoutMs }, 'draining');
+    await this.registration?.stop();
+    for (const cm of [this.outbound, this.inbound]) if (cm) cm.draining = true;
+    await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    const deadline = this.clock.now() + this.opts.drainTimeoutMs;
+    while (this.activeRequests() > 0 && this.clock.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (this.activeRequests() > 0) log.warn({ active: this.activeRequests() }, 'drain timeout: closing with requests in flight');
+    for (const cm of [this.outbound, this.inbound]) if (cm) { cm.h2.close(); cm.h1.closeAllConnections(); }
+    for (const c of this.clusters.values()) c.close();
+    this.xds.close();
+    await this.admin.close();
+  }
+
+  private activeRequests(): number {
+    let n = 0;
+    for (const c of this.clusters.values()) for (const h of c.allHosts()) n += h.activeRequests;
+    for (const c of this.inboundClusters()) for (const h of c.allHosts()) n += h.activeRequests;
+    return n;
+  }
+
+  private inboundClusters(): Cluster[] { return this.inbound ? [...this.inbound.snapshot.clusters.values()] : []; }
+
+  private async listen(cm: ConnectionManager, listen: string, flag: string): Promise<string> {
+    const i = listen.lastIndexOf(':');
+    const host = listen.slice(0, i).replace(/^\[(.*)\]$/, '$1');
+    const port = Number(listen.slice(i + 1));
+    if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new MeshError(ErrorCodes.VALIDATION, `${flag}: "${listen}" must be host:port`);
+    const server = sniffingServer(cm.h1, cm.h2);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e) => reject(new MeshError(ErrorCodes.VALIDATION, `${flag}: cannot listen on ${listen}: ${e.message}`)));
+      server.listen(port, host, () => resolve());
+    });
+    this.servers.push(server);
+    return `${host}:${(server.address() as net.AddressInfo).port}`;
+  }
+
+  private async startInbound(): Promise<void> {
+    const o = this.opts;
+    const [host, port] = [o.app!.slice(0, o.app!.lastIndexOf(':')), Number(o.app!.slice(o.app!.lastIndexOf(':') + 1))];
+    if (!host || !Number.isInteger(port) || port < 1 || port > 65535) throw new MeshError(ErrorCodes.VALIDATION, `--app: "${o.app}" must be host:port`);
+    const cluster = new Cluster({ name: 'skein.inbound', edsServiceName: 'skein.inbound', lbPolicy: 'round_robin', connectTimeoutMs: 1000, protocol: o.appProtocol === 'http' ? 'h1' : 'h2' } as ClusterConfig, this.clock);
+    cluster.updateEndpoints([{ address: host, port, weight: 1, zone: '', health: 'HEALTHY' }]);
+    this.inbound = new ConnectionManager({ name: 'inbound', policy: { trustForwardedFor: false }, clock: this.clock, log: o.log });
+    this.inbound.snapshot = { routes: inboundRouteTable('skein.inbound'), clusters: new Map([['skein.inbound', cluster]]) };
+    this.bound['inbound'] = await this.listen(this.inbound, o.inboundListen, '--inbound-listen');
+  }
+
+  private startXds(): void {
+    const o = this.opts;
+    this.xds = new XdsClient({
+      server: o.xdsServer,
+      node: { id: o.nodeId, cluster: o.service ?? 'sidecar', metadata: { ...(o.service ? { service: o.service } : {}), version: o.version } },
+      types: new Map<string, unknown>([[TYPE_URLS.LISTENER, listenerType], [TYPE_URLS.ROUTE, routeType], [TYPE_URLS.CLUSTER, clusterType], [TYPE_URLS.ENDPOINT, endpointsType]]) as never,
+      clock: this.clock, log: o.log,
+    });
+    this.xds.onUpdate((type, resources) => this.onUpdate(type, resources));
+    this.xds.subscribe(TYPE_URLS.LISTENER, '*');
+    this.xds.subscribe(TYPE_URLS.CLUSTER, '*');
+  }
+
+  private onUpdate(type: string, resources: ReadonlyMap<string, unknown>): void {
+    this.seen.add(type);
+    if (type === TYPE_URLS.LISTENER) {
+      this.listeners = resources as ReadonlyMap<string, ListenerConfig>;
+      const names = [...this.listeners.values()].map((l) => l.routeConfigName);
+      this.xds.subscribe(TYPE_URLS.ROUTE, [...new Set(names)]);
+    } else if (type === TYPE_URLS.ROUTE) {
+      this.routeTables = resources as ReadonlyMap<string, RouteTable>;
+    } else if (type === TYPE_URLS.CLUSTER) {
+      const configs = resources as ReadonlyMap<string, ClusterConfig>;
+      for (const [name, c] of this.clusters) if (!configs.has(name)) { this.clusters.delete(name); void c.drain().then(() => c.close()); }
+      for (const [name, cfg] of configs) {
+        const existing = this.clusters.get(name);
+        if (existing) existing.updateConfig(cfg);
+        else {
+          const c = new Cluster(cfg, this.clock);
+          const eps = this.endpoints.get(cfg.edsServiceName);
+          if (eps) c.updateEndpoints(eps.hosts);
+          this.clusters.set(name, c);
+        }
+      }
+      this.xds.subscribe(TYPE_URLS.ENDPOINT, [...new Set([...configs.values()].map((c) => c.edsServiceName))]);
+    } else if (type === TYPE_URLS.ENDPOINT) {
+      this.endpoints = resources as ReadonlyMap<string, EndpointsConfig>;
+      for (const c of this.clusters.values()) {
+        const eps = this.endpoints.get(c.config.edsServiceName);
+        if (eps) c.updateEndpoints(eps.hosts);
+      }
+    }
+    this.publish();
+  }
+
+  /** Swaps the outbound listener's snapshot (in-flight requests keep the old one). */
+  private publish(): void {
+    const name = this.opts.outboundListener ?? 'skein.outbound';
+    const l = this.listeners.get(name);
+    this.outbound.snapshot = { routes: l ? this.routeTables.get(l.routeConfigName) : undefined, clusters: new Map(this.clusters) };
+  }
+
+  ready(): { ok: boolean; reason?: string } {
+    const l = this.listeners.get(this.opts.outboundListener ?? 'skein.outbound');
+    if (!this.seen.has(TYPE_URLS.LISTENER)) return { ok: false, reason: 'waiting for listeners (LDS)' };
+    if (l === undefined) return { ok: false, reason: `the control plane sent no listener named ${this.opts.outboundListener ?? 'skein.outbound'}` };
+    if (!this.routeTables.has(l.routeConfigName)) return { ok: false, reason: `waiting for route configuration ${l.routeConfigName} (RDS)` };
+    if (!this.seen.has(TYPE_URLS.CLUSTER)) return { ok: false, reason: 'waiting for clusters (CDS)' };
+    return { ok: true };
+  }
+
+  private async startAdmin(): Promise<void> {
+    this.admin = new AdminServer({
+      ready: () => this.ready(),
+      configDump: () => this.xds?.state(),
+      clusters: () => [...this.clusters.values(), ...this.inboundClusters()].map((c) => ({
+        name: c.name, protocol: c.protocol, lbPolicy: c.config.lbPolicy,
+        hosts: c.allHosts().map((h) => ({ address: h.key, health: h.health, weight: h.weight, zone: h.zone, activeRequests: h.activeRequests, requestsTotal: h.requestsTotal, failuresTotal: h.failuresTotal, pool: c.poolStats(h) })),
+      })),
+      stats: this.stats,
+    });
+    const l = this.opts.adminListen;
+    const i = l.lastIndexOf(':');
+    const port = await this.admin.listen(l.slice(0, i), Number(l.slice(i + 1)));
+    this.bound['admin'] = `${l.slice(0, i)}:${port}`;
+  }
+}

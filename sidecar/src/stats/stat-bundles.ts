@@ -1,0 +1,145 @@
+/**
+ * Per-object bundles of stats, built once per listener / route / cluster when config is
+ * applied, so the request path holds one object and touches plain fields. Building a bundle
+ * twice for the same name yields the same underlying stats (the registry dedupes by name).
+ * Stat names follow the scheme in stats.ts.
+ */
+import type { Clock } from '../../../shared/src/clock';
+import type { Counter, Gauge, LatencyHistogram, RollingWindow, Stats } from './stats';
+
+/** Why the proxy answered a routed request itself. One counter each, created up front. */
+export const LOCAL_REPLY_REASONS = [
+  'no_healthy_upstream',
+  'upstream_overflow',
+  'upstream_timeout',
+  'upstream_reset',
+  'upstream_connect_failure',
+  'retry_budget_exhausted',
+  'fault_abort',
+  'rate_limited',
+  'unauthorized',
+  'internal',
+] as const;
+export type LocalReplyReason = (typeof LOCAL_REPLY_REASONS)[number];
+
+/**
+ * Request counters shared by routes and clusters. Success means a response with status
+ * 100..499; status 0 stands for "no response" (reset, local failure) and counts as an error.
+ */
+abstract class RequestStats {
+  readonly rqTotal: Counter;
+  readonly rqSuccess: Counter;
+  readonly rqError: Counter;
+  readonly rq1xx: Counter;
+  readonly rq2xx: Counter;
+  readonly rq3xx: Counter;
+  readonly rq4xx: Counter;
+  readonly rq5xx: Counter;
+  readonly rqRetry: Counter;
+  readonly rqTimeout: Counter;
+  /** Request latency, µs in. */
+  readonly rqTime: LatencyHistogram;
+  /** Rate, success rate and latency over the last few seconds. */
+  readonly window: RollingWindow;
+  protected readonly clock: Clock;
+
+  /** Stats are named `<scope>.<rq><stat>`, e.g. `cluster.x.` + `upstream_rq_` + `total`. */
+  constructor(stats: Stats, scope: string, rq: string) {
+    const prefix = `${scope}.${rq}`;
+    this.clock = stats.clock;
+    this.rqTotal = stats.counter(`${prefix}total`);
+    this.rqSuccess = stats.counter(`${prefix}success`);
+    this.rqError = stats.counter(`${prefix}error`);
+    this.rq1xx = stats.counter(`${prefix}1xx`);
+    this.rq2xx = stats.counter(`${prefix}2xx`);
+    this.rq3xx = stats.counter(`${prefix}3xx`);
+    this.rq4xx = stats.counter(`${prefix}4xx`);
+    this.rq5xx = stats.counter(`${prefix}5xx`);
+    this.rqRetry = stats.counter(`${prefix}retry`);
+    this.rqTimeout = stats.counter(`${prefix}timeout`);
+    this.rqTime = stats.histogram(`${prefix}time`);
+    this.window = stats.window(`${scope}.window`);
+  }
+
+  /** Counts one finished request; returns whether it was a success. */
+  protected count(status: number, latencyUs: number, now: number): boolean {
+    this.rqTotal.value++;
+    if (status >= 500) this.rq5xx.value++;
+    else if (status >= 400) this.rq4xx.value++;
+    else if (status >= 300) this.rq3xx.value++;
+    else if (status >= 200) this.rq2xx.value++;
+    else if (status >= 100) this.rq1xx.value++;
+    const ok = status >= 100 && status < 500;
+    if (ok) this.rqSuccess.value++;
+    else this.rqError.value++;
+    this.rqTime.record(latencyUs);
+    this.window.record(ok, latencyUs, now);
+    return ok;
+  }
+}
+
+/** `route.<name>.*`: what the router records for each request a route matched. */
+export class RouteStats extends RequestStats {
+  readonly localReply: Readonly<Record<LocalReplyReason, Counter>>;
+
+  constructor(private readonly stats: Stats, readonly name: string) {
+    super(stats, `route.${name}`, 'rq_');
+    const lr = {} as Record<LocalReplyReason, Counter>;
+    for (const r of LOCAL_REPLY_REASONS) lr[r] = stats.counter(`route.${name}.local_reply.${r}`);
+    this.localReply = lr;
+  }
+
+  /**
+   * The window for one backend (weighted cluster, i.e. version) of this route:
+   * `route.<name>.window{backend=<cluster>}`. Look it up at config time, with the route.
+   */
+  backend(cluster: string): RollingWindow {
+    return this.stats.window(`route.${this.name}.window`, { backend: cluster });
+  }
+
+  /** One finished request, its status (0: no response) and latency; `backend` from backend(). */
+  record(status: number, latencyUs: number, backend?: RollingWindow, now: number = this.clock.now()): void {
+    const ok = this.count(status, latencyUs, now);
+    if (backend !== undefined) backend.record(ok, latencyUs, now);
+  }
+}
+
+/** `cluster.<name>.upstream_*`: one upstream attempt each (a retried request counts twice). */
+export class ClusterStats extends RequestStats {
+  readonly cxTotal: Counter;
+  readonly cxActive: Gauge;
+  readonly cxConnectFail: Counter;
+  readonly rqActive: Gauge;
+  /** Refused by a circuit breaker (ResourceManager). */
+  readonly rqPendingOverflow: Counter;
+
+  constructor(stats: Stats, readonly name: string) {
+    super(stats, `cluster.${name}`, 'upstream_rq_');
+    const p = `cluster.${name}.upstream_`;
+    this.cxTotal = stats.counter(`${p}cx_total`);
+    this.cxActive = stats.gauge(`${p}cx_active`);
+    this.cxConnectFail = stats.counter(`${p}cx_connect_fail`);
+    this.rqActive = stats.gauge(`${p}rq_active`);
+    this.rqPendingOverflow = stats.counter(`${p}rq_pending_overflow`);
+  }
+
+  record(status: number, latencyUs: number, now: number = this.clock.now()): void {
+    this.count(status, latencyUs, now);
+  }
+}
+
+/** `listener.<name>.*`. */
+export class ListenerStats {
+  readonly cxTotal: Counter;
+  readonly cxActive: Gauge;
+  readonly rqTotal: Counter;
+  /** Requests that matched no virtual host or route (answered 404 before any RouteStats). */
+  readonly noRoute: Counter;
+
+  constructor(stats: Stats, readonly name: string) {
+    this.cxTotal = stats.counter(`listener.${name}.downstream_cx_total`);
+    this.cxActive = stats.gauge(`listener.${name}.downstream_cx_active`);
+    this.rqTotal = stats.counter(`listener.${name}.downstream_rq_total`);
+    this.noRoute = stats.counter(`listener.${name}.no_route`);
+  }
+}

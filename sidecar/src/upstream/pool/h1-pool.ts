@@ -1,0 +1,126 @@
+/**
+ * HTTP/1.1 connection pool for one upstream origin: a thin wrapper over undici's `Pool`
+ * (keep-alive, no pipelining), with errors mapped to MeshError codes.
+ *
+ * `request(opts, handler)` is the proxy path: the request body is a Readable that undici
+ * pulls with backpressure; the response arrives through an H1ResponseHandler (status and
+ * headers, body chunks with `onData() === false` to pause, trailers). An `upgrade` request
+ * (WebSocket) gets the raw upstream socket in `onUpgrade` on 101, or an ordinary response
+ * (e.g. 403) through onHead/onData/onEnd otherwise, so refusals pass through unchanged.
+ *
+ * Hop-by-hop headers (connection, keep-alive, transfer-encoding, upgrade, te, ...) are the
+ * caller's to strip; undici rejects some of them (-> INTERNAL).
+ */
+import type { Readable } from 'node:stream';
+import { Pool } from 'undici';
+import type { Dispatcher } from 'undici';
+import { H1Exchange } from './h1-exchange';
+import type { H1ResponseHandler } from './h1-exchange';
+
+export type { H1ResponseHandler } from './h1-exchange';
+export { H1Exchange } from './h1-exchange';
+
+export interface H1PoolOptions {
+  /** TCP connect timeout. Default 5000 ms (-> UPSTREAM_CONNECT_TIMEOUT). */
+  connectTimeoutMs?: number;
+  /**
+   * Max connections to this origin. Default 128: with pipelining off this is the
+   * concurrency limit; further requests queue inside undici.
+   */
+  connections?: number;
+  /** Idle keep-alive time when the server does not send `Keep-Alive: timeout=`. Default 4000 ms (undici's; below Node's 5 s server default). */
+  keepAliveTimeoutMs?: number;
+  /** Upper bound on a server-advertised keep-alive timeout. Default 600000 ms. */
+  keepAliveMaxTimeoutMs?: number;
+  /** Time to receive response headers. Default 0 (off): the router owns request timeouts. */
+  headersTimeoutMs?: number;
+  /** Max gap between body chunks. Default 0 (off): long-lived streams (SSE) must not be cut. */
+  bodyTimeoutMs?: number;
+  /** Raw undici options, applied last (escape hatch). */
+  undici?: Pool.Options;
+}
+
+export interface H1RequestOptions {
+  method: string;
+  /** Path and query, e.g. `/a?b=1`. */
+  path: string;
+  /** Header object or flat [name, value, ...] list. `host` is passed through if present. */
+  headers?: Record<string, string | string[] | undefined> | string[] | null;
+  /** Streamed with backpressure; null for no body. */
+  body?: Readable | Buffer | string | null;
+  /** Set (e.g. 'websocket') for an Upgrade request; the 101 arrives in handler.onUpgrade. */
+  upgrade?: string;
+}
+
+export interface H1PoolStats {
+  /** Open connections. */
+  connected: number;
+  /** Open connections with no request. */
+  free: number;
+  /** Requests on connections (sent, awaiting/reading the response). */
+  running: number;
+  /** Requests waiting for a connection. */
+  pending: number;
+  queued: number;
+  /** running + pending + queued. */
+  size: number;
+}
+
+export class H1Pool {
+  /** `http://host:port`. */
+  readonly origin: string;
+  /** `host:port`, for messages. */
+  readonly target: string;
+  /** The undici Pool, for uses beyond `request` (health checks: `dispatcher.request(...)`). */
+  readonly dispatcher: Pool;
+
+  constructor(target: { address: string; port: number }, opts: H1PoolOptions = {}) {
+    const host = target.address.includes(':') ? `[${target.address}]` : target.address;
+    this.target = `${host}:${target.port}`;
+    this.origin = `http://${this.target}`;
+    this.dispatcher = new Pool(this.origin, {
+      connections: opts.connections ?? 128,
+      pipelining: 1,
+      connectTimeout: opts.connectTimeoutMs ?? 5000,
+      keepAliveTimeout: opts.keepAliveTimeoutMs ?? 4000,
+      keepAliveMaxTimeout: opts.keepAliveMaxTimeoutMs ?? 600_000,
+      headersTimeout: opts.headersTimeoutMs ?? 0,
+      bodyTimeout: opts.bodyTimeoutMs ?? 0,
+      ...opts.undici,
+    });
+  }
+
+  /**
+   * Sends one request; the handler receives the response (see H1ResponseHandler). Returns the
+   * exchange, for `resume()` (backpressure) and `abort(reason)`. Never throws: errors found
+   * at dispatch (bad arguments -> INTERNAL, pool closed -> POOL_CLOSED) reach handler.onError
+   * synchronously, before this returns.
+   */
+  request(opts: H1RequestOptions, handler: H1ResponseHandler): H1Exchange {
+    const exchange = new H1Exchange(this.target, handler);
+    const dispatchOpts: Dispatcher.DispatchOptions = {
+      method: opts.method as Dispatcher.HttpMethod,
+      path: opts.path,
+      headers: opts.headers ?? null,
+      body: opts.body ?? null,
+      upgrade: opts.upgrade ?? null,
+    };
+    this.dispatcher.dispatch(dispatchOpts, exchange);
+    return exchange;
+  }
+
+  stats(): H1PoolStats {
+    const s = this.dispatcher.stats;
+    return { connected: s.connected, free: s.free, running: s.running, pending: s.pending, queued: s.queued, size: s.size };
+  }
+
+  /** Graceful: queued and in-flight requests complete, then connections close. New requests fail with POOL_CLOSED. */
+  drain(): Promise<void> {
+    return this.dispatcher.close();
+  }
+
+  /** Now: in-flight requests fail (POOL_CLOSED), connections are destroyed. */
+  close(): Promise<void> {
+    return this.dispatcher.destroy();
+  }
+}

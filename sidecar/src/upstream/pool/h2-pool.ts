@@ -1,0 +1,319 @@
+/**
+ * HTTP/2 connection pool for one upstream host (plaintext h2c, prior knowledge), in the style
+ * of Envoy's http2 conn_pool: many streams per session; another session is opened when every
+ * session is at its stream limit (the peer's SETTINGS_MAX_CONCURRENT_STREAMS, capped by
+ * `maxConcurrentStreams`), up to `maxSessions`; beyond that requests wait in a bounded queue.
+ *
+ * Hot path (a READY session has a free slot): `request` picks the first READY session, calls
+ * `session.request` and the callback synchronously. No promise, no closure per request.
+ *
+ * Streams are handed back raw: the caller owns them (must listen for 'error'; reading the
+ * response; flow control). REFUSED_STREAM is the router's to retry: see `isRefusedStream`.
+ */
+import * as http2 from 'node:http2';
+import { systemClock } from '../../../../shared/src/clock';
+import type { Clock } from '../../../../shared/src/clock';
+import { ErrorCodes, MeshError } from '../../../../shared/src/errors';
+import type { ClientState } from './client-state';
+import { H2Client } from './h2-client';
+import type { H2ClientConfig, H2ClientEvents } from './h2-client';
+import { PendingQueue } from './pending-queue';
+import { overflow, poolClosed } from './pool-errors';
+
+export interface H2PoolOptions {
+  /** Time to TCP-connect and receive the peer's first SETTINGS frame. Default 5000 ms. */
+  connectTimeoutMs?: number;
+  /** Close a session that has had no active stream for this long. Default 0 (never). */
+  idleTimeoutMs?: number;
+  /**
+   * Cap on concurrent streams per session, applied below the peer's
+   * SETTINGS_MAX_CONCURRENT_STREAMS. Default 1000 (a peer advertising "unlimited" still gets
+   * its load spread once a session carries 1000 streams).
+   */
+  maxConcurrentStreams?: number;
+  /**
+   * Sessions (TCP connections) this pool may hold open, not counting DRAINING ones (a peer's
+   * GOAWAY must not stall new requests). Default 8: Node is single-threaded, so more
+   * connections buy little beyond spreading the per-connection flow-control window.
+   */
+  maxSessions?: number;
+  /** Requests that may wait for a stream slot; beyond it, UPSTREAM_OVERFLOW. Default 1024. */
+  maxPending?: number;
+  /** Timer source for the connect and idle timeouts. Default: the system clock. */
+  clock?: Clock;
+  /** Passed to `http2.connect` as is (settings such as initialWindowSize, maxSessionMemory). */
+  sessionOptions?: http2.ClientSessionOptions;
+}
+
+/** Called once per request: with a stream, or with a MeshError and no stream. */
+export type H2StreamCallback = (err: MeshError | null, stream?: http2.ClientHttp2Stream) => void;
+
+export interface H2PoolStats {
+  /** Sessions not yet CLOSED (any state). */
+  sessions: number;
+  connecting: number;
+  /** READY: a free stream slot. */
+  ready: number;
+  /** BUSY: at their stream limit. */
+  busy: number;
+  draining: number;
+  activeStreams: number;
+  pending: number;
+  /** Sessions ever opened (connect attempts). */
+  connectsTotal: number;
+}
+
+/** One session, for /clusters. */
+export interface H2SessionInfo {
+  id: number;
+  state: ClientState;
+  activeStreams: number;
+  /** Stream limit in force: min(peer SETTINGS_MAX_CONCURRENT_STREAMS, cap); 0 while CONNECTING. */
+  maxStreams: number;
+  streamsTotal: number;
+}
+
+interface PendingRequest {
+  headers: http2.OutgoingHttpHeaders;
+  options: http2.ClientSessionRequestOptions | undefined;
+  cb: H2StreamCallback;
+}
+
+/**
+ * True when the peer reset the stream with REFUSED_STREAM (RFC 9113 §8.7: it did no
+ * processing, so the request may be retried, elsewhere too). Check in the stream's 'close'
+ * handler. Streams above a GOAWAY's last-stream-id are closed the same way by nghttp2.
+ */
+export function isRefusedStream(stream: http2.ClientHttp2Stream): boolean {
+  return stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
+}
+
+/** Errors from `session.request` that mean "this session is unusable", not "bad request". */
+const SESSION_GONE = new Set(['ERR_HTTP2_INVALID_SESSION', 'ERR_HTTP2_GOAWAY_SESSION', 'ERR_HTTP2_OUT_OF_STREAMS']);
+
+type PoolState = 'OPEN' | 'DRAINING' | 'CLOSED';
+
+export class H2Pool {
+  /** `http://host:port`. */
+  readonly authority: string;
+  /** `host:port`, for messages. */
+  readonly target: string;
+  private readonly cfg: H2ClientConfig;
+  private readonly maxSessions: number;
+  private readonly maxPending: number;
+  /** Every client not yet CLOSED, oldest first. */
+  private readonly clients: H2Client[] = [];
+  private readonly pending = new PendingQueue<PendingRequest>();
+  private readonly events: H2ClientEvents;
+  private state: PoolState = 'OPEN';
+  private activeStreams = 0;
+  /** Sessions whose 'close' has not fired yet (drain/close wait for 0). */
+  private openSessions = 0;
+  private connectsTotal = 0;
+  private nextId = 1;
+  /** Expected streams per session while it connects: the last limit a peer gave us. */
+  private expectedStreams: number;
+  private closeWaiters: (() => void)[] = [];
+
+  constructor(target: { address: string; port: number }, opts: H2PoolOptions = {}) {
+    const host = target.address.includes(':') ? `[${target.address}]` : target.address;
+    this.target = `${host}:${target.port}`;
+    this.authority = `http://${this.target}`;
+    const streamCap = opts.maxConcurrentStreams ?? 1000;
+    this.cfg = {
+      authority: this.authority,
+      target: this.target,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 5000,
+      idleTimeoutMs: opts.idleTimeoutMs ?? 0,
+      streamCap,
+      clock: opts.clock ?? systemClock,
+      sessionOptions: opts.sessionOptions,
+    };
+    this.maxSessions = Math.max(1, opts.maxSessions ?? 8);
+    this.maxPending = opts.maxPending ?? 1024;
+    this.expectedStreams = Math.max(1, streamCap);
+    this.events = {
+      ready: (c) => this.onReady(c),
+      streamClosed: (c) => this.onStreamClosed(c),
+      draining: () => this.maybeConnect(),
+      closed: (c, err) => this.onClientClosed(c, err),
+      sessionGone: () => this.onSessionGone(),
+    };
+  }
+
+  /**
+   * Opens a stream to this host. `cb` runs exactly once: synchronously when a READY session
+   * has a free slot, later when the request had to wait for a session. Errors:
+   * UPSTREAM_OVERFLOW (queue full), UPSTREAM_CONNECT_FAILURE / UPSTREAM_CONNECT_TIMEOUT (the
+   * session the request waited for failed), POOL_CLOSED (after drain/close), INTERNAL
+   * (`session.request` rejected the headers).
+   */
+  request(headers: http2.OutgoingHttpHeaders, options: http2.ClientSessionRequestOptions | undefined, cb: H2StreamCallback): void {
+    if (this.state !== 'OPEN') {
+      cb(poolClosed(this.target));
+      return;
+    }
+    const c = this.pickReady();
+    if (c !== undefined) {
+      this.dispatch(c, headers, options, cb);
+      return;
+    }
+    if (this.pending.length >= this.maxPending) {
+      cb(overflow(this.target, this.maxPending));
+      return;
+    }
+    this.pending.push({ headers, options, cb });
+    this.maybeConnect();
+  }
+
+  /**
+   * Stops new streams (later `request` calls and queued requests get POOL_CLOSED), lets
+   * in-flight streams finish, closes every session; resolves when all sockets are closed.
+   */
+  drain(): Promise<void> {
+    if (this.state === 'OPEN') {
+      this.state = 'DRAINING';
+      this.failPending(poolClosed(this.target));
+      for (const c of this.clients.slice()) c.drain();
+    }
+    return this.whenSessionsGone();
+  }
+
+  /** Destroys every session now (in-flight streams are destroyed). Resolves when sockets are closed. */
+  close(): Promise<void> {
+    if (this.state !== 'CLOSED') {
+      this.state = 'CLOSED';
+      this.failPending(poolClosed(this.target));
+      for (const c of this.clients.slice()) c.destroy();
+    }
+    return this.whenSessionsGone();
+  }
+
+  stats(): H2PoolStats {
+    let connecting = 0, ready = 0, busy = 0, draining = 0;
+    for (const c of this.clients) {
+      switch (c.state) {
+        case 'CONNECTING': connecting++; break;
+        case 'READY': ready++; break;
+        case 'BUSY': busy++; break;
+        case 'DRAINING': draining++; break;
+        case 'CLOSED': break;
+      }
+    }
+    return {
+      sessions: this.clients.length, connecting, ready, busy, draining,
+      activeStreams: this.activeStreams, pending: this.pending.length, connectsTotal: this.connectsTotal,
+    };
+  }
+
+  /** Each live session and its state, oldest first (for /clusters). */
+  sessions(): H2SessionInfo[] {
+    return this.clients.map((c) => ({ id: c.id, state: c.state, activeStreams: c.active, maxStreams: c.limit, streamsTotal: c.streamsTotal }));
+  }
+
+  // --- internals ---------------------------------------------------------------------------
+
+  /** First READY session: packs streams onto the oldest sessions so spare ones go idle. */
+  private pickReady(): H2Client | undefined {
+    const clients = this.clients;
+    for (let i = 0; i < clients.length; i++) {
+      const c = clients[i]!;
+      if (c.state === 'READY') return c;
+    }
+    return undefined;
+  }
+
+  private dispatch(c: H2Client, headers: http2.OutgoingHttpHeaders, options: http2.ClientSessionRequestOptions | undefined, cb: H2StreamCallback): void {
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = c.newStream(headers, options);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && SESSION_GONE.has(code)) {
+        c.drain(); // not READY any more, so re-entering cannot pick it again
+        this.request(headers, options, cb);
+        return;
+      }
+      const msg = err instanceof Error ? err.message : String(err);
+      cb(new MeshError(ErrorCodes.INTERNAL, `h2 request to ${this.target} rejected: ${msg}`, { cause: err }));
+      return;
+    }
+    this.activeStreams++;
+    cb(null, stream);
+  }
+
+  /** Opens sessions while the queue outgrows what connecting sessions are expected to carry. */
+  private maybeConnect(): void {
+    if (this.state !== 'OPEN' || this.pending.length === 0) return;
+    let live = 0;
+    let capacity = 0;
+    for (const c of this.clients) {
+      if (c.state === 'DRAINING') continue;
+      live++;
+      if (c.state === 'CONNECTING') capacity += this.expectedStreams;
+    }
+    while (this.pending.length > capacity && live < this.maxSessions) {
+      this.connect();
+      live++;
+      capacity += this.expectedStreams;
+    }
+  }
+
+  private connect(): void {
+    const c = new H2Client(this.nextId++, this.cfg, this.events);
+    this.clients.push(c);
+    this.openSessions++;
+    this.connectsTotal++;
+  }
+
+  private servePending(): void {
+    while (this.pending.length > 0) {
+      const c = this.pickReady();
+      if (c === undefined) break;
+      const p = this.pending.shift()!;
+      this.dispatch(c, p.headers, p.options, p.cb);
+    }
+    this.maybeConnect();
+  }
+
+  private onReady(c: H2Client): void {
+    this.expectedStreams = Math.max(1, c.limit);
+    if (this.pending.length > 0) this.servePending();
+  }
+
+  private onStreamClosed(c: H2Client): void {
+    this.activeStreams--;
+    if (this.pending.length > 0 && c.state === 'READY') this.servePending();
+  }
+
+  private onClientClosed(c: H2Client, connectError: MeshError | undefined): void {
+    const i = this.clients.indexOf(c);
+    if (i >= 0) this.clients.splice(i, 1);
+    if (connectError !== undefined) {
+      // As Envoy: a connect failure fails every waiting request, so callers can decide
+      // (retry another host) instead of waiting on a host that does not answer.
+      this.failPending(connectError);
+    } else {
+      this.maybeConnect();
+    }
+  }
+
+  private onSessionGone(): void {
+    this.openSessions--;
+    if (this.openSessions === 0 && this.closeWaiters.length > 0) {
+      const waiters = this.closeWaiters;
+      this.closeWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  private failPending(err: MeshError): void {
+    if (this.pending.length === 0) return;
+    for (const p of this.pending.takeAll()) p.cb(err);
+  }
+
+  private whenSessionsGone(): Promise<void> {
+    if (this.openSessions === 0) return Promise.resolve();
+    return new Promise((resolve) => this.closeWaiters.push(resolve));
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * Cluster -> ClusterConfig. Accepted discovery types: EDS (eds_config over ads or self) and
+ * STATIC (with an inline load_assignment, whose hosts are returned as `staticEndpoints`).
+ * Defaults, as in Envoy's cluster.proto:
+ *  - lb_policy: ROUND_ROBIN; connect_timeout: 5s;
+ *  - eds_cluster_config.service_name: the cluster name;
+ *  - protocol: h1 unless HttpProtocolOptions.explicit_http_config says http2;
+ *  - retry_budget: budget_percent 20, min_retry_concurrency 3 (when retry_budget is set).
+ * Circuit breakers: the first DEFAULT-priority thresholds (HIGH and per-host ones are ignored).
+ * Rejected, naming the field: other discovery types, MAGLEV / CLUSTER_PROVIDED /
+ * LOAD_BALANCING_POLICY_CONFIG, load_balancing_policy, TLS (transport_socket), auto/downstream
+ * protocol selection, unknown typed_extension_protocol_options keys.
+ */
+import { TYPE_URLS } from '../../../shared/src/xds/protos';
+import { decodeLoadAssignment } from './endpoints-type';
+import type { EndpointsConfig, WireLoadAssignment } from './endpoints-type';
+import { configSourceKind, decodeWith, durationMs, unpack, wrapped } from './resource-type';
+import type { Issues, PackedResource, ResourceType } from './resource-type';
+
+export type ClusterLbPolicy = 'round_robin' | 'least_request' | 'ring_hash' | 'random';
+
+export interface RetryBudgetConfig { budgetPercent: number; minRetryConcurrency: number }
+
+export interface CircuitBreakerConfig {
+  maxConnections?: number;
+  maxPendingRequests?: number;
+  maxRequests?: number;
+  maxRetries?: number;
+  retryBudget?: RetryBudgetConfig;
+}
+
+export interface ClusterConfig {
+  name: string;
+  type: 'EDS' | 'STATIC';
+  /** The ClusterLoadAssignment name to subscribe to over EDS (for EDS clusters). */
+  edsServiceName: string;
+  lbPolicy: ClusterLbPolicy;
+  choiceCount?: number;
+  minRingSize?: number;
+  maxRingSize?: number;
+  connectTimeoutMs: number;
+  protocol: 'h1' | 'h2';
+  maxConcurrentStreams?: number;
+  idleTimeoutMs?: number;
+  maxRequestsPerConnection?: number;
+  circuitBreakers?: CircuitBreakerConfig;
+  /** envoy.config.cluster.v3.OutlierDetection as decoded (snake_case); typed later. */
+  outlierDetection?: Record<string, unknown>;
+  /** envoy.config.core.v3.HealthCheck[] as decoded (snake_case); typed later. */
+  healthChecks?: Record<string, unknown>[];
+  /** STATIC clusters only: the inline load_assignment. */
+  staticEndpoints?: EndpointsConfig;
+}
+
+const HPO_KEY = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+const LB: Readonly<Record<string, ClusterLbPolicy>> = { ROUND_ROBIN: 'round_robin', LEAST_REQUEST: 'least_request', RING_HASH: 'ring_hash', RANDOM: 'random' };
+const MAX_RING_SIZE = 8_388_608;
+
+type U32 = { value?: number };
+interface WireThresholds {
+  priority?: string;
+  max_connections?: U32; max_pending_requests?: U32; max_requests?: U32; max_retries?: U32;
+  retry_budget?: { budget_percent?: { value?: number }; min_retry_concurrency?: U32 };
+}
+interface WireHpo {
+  common_http_protocol_options?: { idle_timeout?: { seconds?: string; nanos?: number }; max_requests_per_connection?: U32 };
+  explicit_http_config?: { http_protocol_options?: object; http2_protocol_options?: { max_concurrent_streams?: U32 } };
+  use_downstream_protocol_config?: object;
+  auto_config?: object;
+}
+interface WireCluster {
+  name?: string;
+  type?: string;
+  cluster_type?: { name?: string };
+  eds_cluster_config?: { eds_config?: { ads?: object; self?: object }; service_name?: string };
+  connect_timeout?: { seconds?: string; nanos?: number };
+  lb_policy?: string;
+  least_request_lb_config?: { choice_count?: U32 };
+  ring_hash_lb_config?: { minimum_ring_size?: { value?: string }; maximum_ring_size?: { value?: string } };
+  load_balancing_policy?: object;
+  load_assignment?: WireLoadAssignment;
+  typed_extension_protocol_options?: Record<string, PackedResource>;
+  circuit_breakers?: { thresholds?: WireThresholds[] };
+  outlier_detection?: Record<string, unknown>;
+  health_checks?: Record<string, unknown>[];
+  transport_socket?: object;
+}
+
+function decodeCluster(c: WireCluster, issues: Issues): ClusterConfig {
+  const name = c.name!;
+  const out: ClusterConfig = { name, type: 'EDS', edsServiceName: name, lbPolicy: 'round_robin', connectTimeoutMs: 5000, protocol: 'h1' };
+  decodeDiscovery(c, out, issues);
+  decodeLb(c, out, issues);
+  const timeout = durationMs(c.connect_timeout);
+  if (timeout !== undefined) {
+    if (timeout <= 0) issues.add('connect_timeout', 'must be > 0');
+    else out.connectTimeoutMs = timeout;
+  }
+  decodeProtocol(c.typed_extension_protocol_options ?? {}, out, issues);
+  const cb = decodeCircuitBreakers(c.circuit_breakers?.thresholds ?? []);
+  if (cb !== undefined) out.circuitBreakers = cb;
+  if (c.outlier_detection !== undefined) out.outlierDetection = c.outlier_detection;
+  if (c.health_checks !== undefined && c.health_checks.length > 0) out.healthChecks = c.health_checks;
+  if (c.transport_socket !== undefined) issues.add('transport_socket', 'upstream TLS is not supported yet');
+  return out;
+}
+
+function decodeDiscovery(c: WireCluster, out: ClusterConfig, issues: Issues): void {
+  if (c.cluster_type !== undefined) { issues.add('cluster_type', `custom cluster types are not supported (${c.cluster_type.name ?? ''})`); return; }
+  const type = c.type ?? 'STATIC';
+  if (type === 'EDS') {
+    out.type = 'EDS';
+    const kind = configSourceKind(c.eds_cluster_config?.eds_config);
+    if (kind === 'missing') issues.add('eds_cluster_config.eds_config', 'is required for an EDS cluster');
+    else if (kind === 'other') issues.add('eds_cluster_config.eds_config', 'must be ads or self');
+    out.edsServiceName = c.eds_cluster_config?.service_name || c.name!;
+  } else if (type === 'STATIC') {
+    out.type = 'STATIC';
+    if (c.load_assignment === undefined) { issues.add('load_assignment', 'is required for a STATIC cluster'); return; }
+    out.staticEndpoints = decodeLoadAssignment(c.load_assignment, c.name!, 'load_assignment.', issues);
+  } else {
+    issues.add('type', `${type} is not supported; must be EDS or STATIC`);
+  }
+}
+
+function decodeLb(c: WireCluster, out: ClusterConfig, issues: Issues): void {
+  if (c.load_balancing_policy !== undefined) issues.add('load_balancing_policy', 'is not supported; use lb_policy');
+  const wire = c.lb_policy ?? 'ROUND_ROBIN';
+  const policy = LB[wire];
+  if (policy === undefined) { issues.add('lb_policy', `${wire} is not supported (ROUND_ROBIN, LEAST_REQUEST, RING_HASH or RANDOM)`); return; }
+  out.lbPolicy = policy;
+  if (policy === 'least_request' && c.least_request_lb_config?.choice_count !== undefined) {
+    const n = wrapped(c.least_request_lb_config.choice_count)!;
+    if (n < 2) issues.add('least_request_lb_config.choice_count', `must be >= 2, got ${n}`);
+    else out.choiceCount = n;
+  }
+  if (policy === 'ring_hash' && c.ring_hash_lb_config !== undefined) {
+    const min = wrapped(c.ring_hash_lb_config.minimum_ring_size);
+    const max = wrapped(c.ring_hash_lb_config.maximum_ring_size);
+    if (min !== undefined && (min < 1 || min > MAX_RING_SIZE)) issues.add('ring_hash_lb_config.minimum_ring_size', `must be in [1, ${MAX_RING_SIZE}], got ${min}`);
+    else if (min !== undefined) out.minRingSize = min;
+    if (max !== undefined && (max < 1 || max > MAX_RING_SIZE)) issues.add('ring_hash_lb_config.maximum_ring_size', `must be in [1, ${MAX_RING_SIZE}], got ${max}`);
+    else if (max !== undefined) out.maxRingSize = max;
+    if (out.minRingSize !== undefined && out.maxRingSize !== undefined && out.minRingSize > out.maxRingSize) {
+      issues.add('ring_hash_lb_config', `minimum_ring_size (${out.minRingSize}) must be <= maximum_ring_size (${out.maxRingSize})`);
+    }
+  }
+}
+
+function decodeProtocol(opts: Record<string, PackedResource>, out: ClusterConfig, issues: Issues): void {
+  for (const key of Object.keys(opts)) {
+    if (key !== HPO_KEY) issues.add(`typed_extension_protocol_options['${key}']`, `unknown extension; only ${HPO_KEY} is supported`);
+  }
+  const at = `typed_extension_protocol_options['${HPO_KEY}']`;
+  if (!Object.hasOwn(opts, HPO_KEY)) return; // Envoy's default: HTTP/1.1 upstream
+  const hpo = unpack<WireHpo>(opts[HPO_KEY], TYPE_URLS.HTTP_PROTOCOL_OPTIONS, at, issues);
+  if (hpo === undefined) return;
+  if (hpo.use_downstream_protocol_config !== undefined) issues.add(`${at}.use_downstream_protocol_config`, 'is not supported; use explicit_http_config');
+  if (hpo.auto_config !== undefined) issues.add(`${at}.auto_config`, 'is not supported; use explicit_http_config');
+  const explicit = hpo.explicit_http_config;
+  if (explicit !== undefined) {
+    if (explicit.http2_protocol_options !== undefined) {
+      out.protocol = 'h2';
+      const streams = wrapped(explicit.http2_protocol_options.max_concurrent_streams);
+      if (streams !== undefined && streams < 1) issues.add(`${at}.explicit_http_config.http2_protocol_options.max_concurrent_streams`, 'must be >= 1');
+      else if (streams !== undefined) out.maxConcurrentStreams = streams;
+    } else if (explicit.http_protocol_options !== undefined) {
+      out.protocol = 'h1';
+    } else {
+      issues.add(`${at}.explicit_http_config`, 'must set http_protocol_options or http2_protocol_options');
+    }
+  }
+  const common = hpo.common_http_protocol_options;
+  const idle = durationMs(common?.idle_timeout);
+  if (idle !== undefined) out.idleTimeoutMs = idle;
+  const maxReq = wrapped(common?.max_requests_per_connection);
+  if (maxReq !== undefined) out.maxRequestsPerConnection = maxReq;
+}
+
+function decodeCircuitBreakers(thresholds: WireThresholds[]): CircuitBreakerConfig | undefined {
+  const t = thresholds.find((x) => (x.priority ?? 'DEFAULT') === 'DEFAULT');
+  if (t === undefined) return undefined;
+  const cb: CircuitBreakerConfig = {};
+  if (t.max_connections !== undefined) cb.maxConnections = wrapped(t.max_connections)!;
+  if (t.max_pending_requests !== undefined) cb.maxPendingRequests = wrapped(t.max_pending_requests)!;
+  if (t.max_requests !== undefined) cb.maxRequests = wrapped(t.max_requests)!;
+  if (t.max_retries !== undefined) cb.maxRetries = wrapped(t.max_retries)!;
+  if (t.retry_budget !== undefined) {
+    cb.retryBudget = {
+      budgetPercent: t.retry_budget.budget_percent === undefined ? 20 : (t.retry_budget.budget_percent.value ?? 0),
+      minRetryConcurrency: wrapped(t.retry_budget.min_retry_concurrency, 3)!,
+    };
+  }
+  return cb;
+}
+
+export const clusterType: ResourceType<ClusterConfig> = {
+  typeUrl: TYPE_URLS.CLUSTER,
+  decode(any: PackedResource) {
+    return decodeWith<WireCluster, ClusterConfig>(TYPE_URLS.CLUSTER, any, (m) => m.name, 'name', decodeCluster);
+  },
+};

@@ -1,0 +1,93 @@
+/**
+ * ClusterLoadAssignment -> EndpointsConfig: every locality flattened into one host list (each
+ * host keeps its locality's zone). Defaults, as in Envoy's endpoint_components.proto:
+ *  - load_balancing_weight: 1 (0 is invalid);
+ *  - health_status: UNKNOWN (which load balancers treat as healthy).
+ * Not supported (rejected, naming the field): pipe addresses, named ports, named endpoints,
+ * priorities other than 0 (failover tiers would otherwise get traffic as if primary).
+ * Locality weights are not applied: endpoint weights alone decide.
+ */
+import { TYPE_URLS } from '../../../shared/src/xds/protos';
+import { decodeWith } from './resource-type';
+import type { Issues, PackedResource, ResourceType } from './resource-type';
+
+/** Envoy's core.v3.HealthStatus names (the same union as upstream/host.ts HostHealth). */
+export type EndpointHealth = 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'UNKNOWN' | 'TIMEOUT' | 'DEGRADED';
+
+export interface EndpointHost {
+  address: string;
+  port: number;
+  weight: number;
+  zone: string;
+  health: EndpointHealth;
+}
+
+export interface EndpointsConfig {
+  clusterName: string;
+  hosts: EndpointHost[];
+}
+
+const HEALTH: ReadonlySet<string> = new Set(['HEALTHY', 'UNHEALTHY', 'DRAINING', 'UNKNOWN', 'TIMEOUT', 'DEGRADED']);
+
+/* Wire shapes (decodeAny output); only what we read. */
+interface WireAddress { socket_address?: { address?: string; port_value?: number; named_port?: string }; pipe?: { path?: string } }
+interface WireLbEndpoint {
+  endpoint?: { address?: WireAddress };
+  endpoint_name?: string;
+  health_status?: string;
+  load_balancing_weight?: { value?: number };
+}
+interface WireLocality {
+  locality?: { region?: string; zone?: string; sub_zone?: string };
+  lb_endpoints?: WireLbEndpoint[];
+  load_balancer_endpoints?: { lb_endpoints?: WireLbEndpoint[] };
+  priority?: number;
+}
+export interface WireLoadAssignment { cluster_name?: string; endpoints?: WireLocality[] }
+
+/** Decodes a (possibly embedded) load assignment; `at` prefixes every issue path ('' or 'load_assignment.'). */
+export function decodeLoadAssignment(cla: WireLoadAssignment, clusterName: string, at: string, issues: Issues): EndpointsConfig {
+  const hosts: EndpointHost[] = [];
+  (cla.endpoints ?? []).forEach((loc, i) => {
+    const lp = `${at}endpoints[${i}]`;
+    if ((loc.priority ?? 0) !== 0) issues.add(`${lp}.priority`, `only priority 0 is supported, got ${loc.priority}`);
+    const zone = loc.locality?.zone ?? '';
+    const list = loc.lb_endpoints ?? loc.load_balancer_endpoints?.lb_endpoints ?? [];
+    const listField = loc.lb_endpoints === undefined && loc.load_balancer_endpoints !== undefined ? 'load_balancer_endpoints.lb_endpoints' : 'lb_endpoints';
+    list.forEach((lbe, j) => {
+      const host = decodeLbEndpoint(lbe, zone, `${lp}.${listField}[${j}]`, issues);
+      if (host !== undefined) hosts.push(host);
+    });
+  });
+  return { clusterName, hosts };
+}
+
+function decodeLbEndpoint(lbe: WireLbEndpoint, zone: string, p: string, issues: Issues): EndpointHost | undefined {
+  if (lbe.endpoint === undefined) {
+    issues.add(lbe.endpoint_name !== undefined ? `${p}.endpoint_name` : `${p}.endpoint`, lbe.endpoint_name !== undefined ? 'named endpoints are not supported' : 'is required');
+    return undefined;
+  }
+  const addr = lbe.endpoint.address;
+  const ap = `${p}.endpoint.address`;
+  if (addr?.pipe !== undefined) { issues.add(`${ap}.pipe`, 'pipe addresses are not supported'); return undefined; }
+  const sa = addr?.socket_address;
+  if (sa === undefined) { issues.add(`${ap}.socket_address`, 'is required'); return undefined; }
+  if (sa.named_port !== undefined) { issues.add(`${ap}.socket_address.named_port`, 'named ports are not supported; use port_value'); return undefined; }
+  const port = sa.port_value ?? 0;
+  let ok = true;
+  if (!sa.address) { issues.add(`${ap}.socket_address.address`, 'is required'); ok = false; }
+  if (port < 1 || port > 65535) { issues.add(`${ap}.socket_address.port_value`, `must be in [1, 65535], got ${port}`); ok = false; }
+  const weight = lbe.load_balancing_weight === undefined ? 1 : (lbe.load_balancing_weight.value ?? 0);
+  if (weight < 1) { issues.add(`${p}.load_balancing_weight`, `must be >= 1, got ${weight}`); ok = false; }
+  const health = lbe.health_status ?? 'UNKNOWN';
+  if (!HEALTH.has(health)) { issues.add(`${p}.health_status`, `unknown value ${health}`); ok = false; }
+  return ok ? { address: sa.address!, port, weight, zone, health: health as EndpointHealth } : undefined;
+}
+
+export const endpointsType: ResourceType<EndpointsConfig> = {
+  typeUrl: TYPE_URLS.ENDPOINT,
+  decode(any: PackedResource) {
+    return decodeWith<WireLoadAssignment, EndpointsConfig>(TYPE_URLS.ENDPOINT, any, (m) => m.cluster_name, 'cluster_name',
+      (m, issues) => decodeLoadAssignment(m, m.cluster_name!, '', issues));
+  },
+};

@@ -1,0 +1,147 @@
+/**
+ * Listener -> ListenerConfig. Accepted shapes:
+ *  - a socket listener with exactly one filter chain whose only network filter is an
+ *    HttpConnectionManager (the sidecar's `skein.outbound`);
+ *  - an api_listener holding an HttpConnectionManager (what proxyless clients read).
+ * The HCM must take its routes over RDS from ADS (inline route_config is not supported yet), and
+ * its last http filter must be the router. Defaults: stat_prefix empty -> the listener name;
+ * codec_type AUTO. Rejected: TLS (transport_socket), several filter chains or network filters,
+ * pipe addresses, unknown http filters that are not is_optional.
+ */
+import { TYPE_URLS } from '../../../shared/src/xds/protos';
+import { configSourceKind, decodeWith, shortType, unpack } from './resource-type';
+import type { Issues, PackedResource, ResourceType } from './resource-type';
+
+export interface HttpFilterConfig {
+  name: string;
+  typeUrl: string;
+  /** Disabled by default; a route may enable it (typed_per_filter_config). */
+  disabled: boolean;
+  /** The decoded typed_config (plain object, per shared/src/xds/protos.ts conventions). */
+  config: Record<string, unknown>;
+}
+
+export interface ListenerConfig {
+  name: string;
+  /** Where to bind; absent for an api_listener. */
+  address?: { host: string; port: number };
+  routeConfigName: string;
+  statPrefix: string;
+  direction?: 'INBOUND' | 'OUTBOUND';
+  codecType: 'AUTO' | 'HTTP1' | 'HTTP2';
+  /** The http filters before the router, in order (the router itself is implied, last). */
+  httpFilters: HttpFilterConfig[];
+}
+
+/** Http filters the sidecar knows; any other must be marked is_optional (then it is skipped). */
+const KNOWN_HTTP_FILTERS: ReadonlySet<string> = new Set([TYPE_URLS.FAULT, TYPE_URLS.LOCAL_RATELIMIT]);
+
+interface WireHttpFilter { name?: string; typed_config?: PackedResource; is_optional?: boolean; disabled?: boolean }
+interface WireHcm {
+  codec_type?: string;
+  stat_prefix?: string;
+  rds?: { config_source?: { ads?: object; self?: object }; route_config_name?: string };
+  route_config?: object;
+  http_filters?: WireHttpFilter[];
+}
+interface WireListener {
+  name?: string;
+  address?: { socket_address?: { address?: string; port_value?: number; named_port?: string }; pipe?: object };
+  traffic_direction?: string;
+  filter_chains?: { filters?: { name?: string; typed_config?: PackedResource }[]; transport_socket?: object }[];
+  api_listener?: { api_listener?: PackedResource };
+}
+
+function decodeListener(l: WireListener, issues: Issues): ListenerConfig {
+  const chains = l.filter_chains ?? [];
+  let hcmAny: PackedResource | undefined;
+  let hcmPath: string;
+  if (chains.length > 0) {
+    if (l.api_listener !== undefined) issues.add('api_listener', 'must not be set together with filter_chains');
+    if (chains.length > 1) issues.add('filter_chains', `exactly one filter chain is supported, got ${chains.length}`);
+    const chain = chains[0]!;
+    if (chain.transport_socket !== undefined) issues.add('filter_chains[0].transport_socket', 'TLS listeners are not supported yet');
+    const filters = chain.filters ?? [];
+    if (filters.length !== 1) issues.add('filter_chains[0].filters', `must hold exactly one filter (an HttpConnectionManager), got ${filters.length}`);
+    hcmAny = filters[0]?.typed_config;
+    hcmPath = 'filter_chains[0].filters[0].typed_config';
+  } else if (l.api_listener !== undefined) {
+    hcmAny = l.api_listener.api_listener;
+    hcmPath = 'api_listener.api_listener';
+  } else {
+    issues.add('filter_chains', 'must hold an HttpConnectionManager (or set api_listener)');
+    return { name: l.name!, routeConfigName: '', statPrefix: l.name!, codecType: 'AUTO', httpFilters: [] };
+  }
+  const address = decodeAddress(l, chains.length > 0, issues);
+  const hcm = unpack<WireHcm>(hcmAny, TYPE_URLS.HCM, hcmPath, issues);
+  const out: ListenerConfig = { name: l.name!, routeConfigName: '', statPrefix: l.name!, codecType: 'AUTO', httpFilters: [] };
+  if (address !== undefined) out.address = address;
+  if (l.traffic_direction === 'INBOUND' || l.traffic_direction === 'OUTBOUND') out.direction = l.traffic_direction;
+  if (hcm === undefined) return out;
+  if (hcm.stat_prefix) out.statPrefix = hcm.stat_prefix;
+  const codec = hcm.codec_type ?? 'AUTO';
+  if (codec === 'AUTO' || codec === 'HTTP1' || codec === 'HTTP2') out.codecType = codec;
+  else issues.add(`${hcmPath}.codec_type`, `${codec} is not supported (AUTO, HTTP1 or HTTP2)`);
+  out.routeConfigName = decodeRds(hcm, hcmPath, issues);
+  out.httpFilters = decodeHttpFilters(hcm.http_filters ?? [], `${hcmPath}.http_filters`, issues);
+  return out;
+}
+
+function decodeAddress(l: WireListener, required: boolean, issues: Issues): ListenerConfig['address'] {
+  const a = l.address;
+  if (a === undefined) {
+    if (required) issues.add('address', 'is required for a listener with filter_chains');
+    return undefined;
+  }
+  if (a.pipe !== undefined) { issues.add('address.pipe', 'pipe addresses are not supported'); return undefined; }
+  const sa = a.socket_address;
+  if (sa === undefined) { issues.add('address.socket_address', 'is required'); return undefined; }
+  if (sa.named_port !== undefined) { issues.add('address.socket_address.named_port', 'named ports are not supported; use port_value'); return undefined; }
+  const port = sa.port_value ?? 0;
+  if (!sa.address) { issues.add('address.socket_address.address', 'is required'); return undefined; }
+  if (port > 65535) { issues.add('address.socket_address.port_value', `must be in [0, 65535], got ${port}`); return undefined; }
+  return { host: sa.address, port };
+}
+
+function decodeRds(hcm: WireHcm, at: string, issues: Issues): string {
+  if (hcm.route_config !== undefined) { issues.add(`${at}.route_config`, 'inline route_config is not supported yet; use rds'); return ''; }
+  if (hcm.rds === undefined) { issues.add(`${at}.rds`, 'is required'); return ''; }
+  const kind = configSourceKind(hcm.rds.config_source);
+  if (kind === 'missing') issues.add(`${at}.rds.config_source`, 'is required');
+  else if (kind !== 'ads') issues.add(`${at}.rds.config_source`, 'must be ads');
+  const name = hcm.rds.route_config_name ?? '';
+  if (name === '') issues.add(`${at}.rds.route_config_name`, 'is required');
+  return name;
+}
+
+function decodeHttpFilters(filters: WireHttpFilter[], at: string, issues: Issues): HttpFilterConfig[] {
+  const last = filters.length - 1;
+  if (last < 0 || filters[last]!.typed_config?.type_url !== TYPE_URLS.ROUTER) {
+    const got = last < 0 ? 'none' : (filters[last]!.typed_config?.type_url ?? filters[last]!.name ?? '?');
+    issues.add(at, `the last http filter must be the router (${shortType(TYPE_URLS.ROUTER)}), got ${got}`);
+  }
+  const out: HttpFilterConfig[] = [];
+  filters.forEach((f, i) => {
+    const p = `${at}[${i}]`;
+    const typeUrl = f.typed_config?.type_url;
+    if (typeUrl === undefined) { issues.add(`${p}.typed_config`, 'is required'); return; }
+    if (typeUrl === TYPE_URLS.ROUTER) {
+      if (i !== last) issues.add(p, 'the router must be the last http filter');
+      return;
+    }
+    if (!KNOWN_HTTP_FILTERS.has(typeUrl)) {
+      if (!f.is_optional) issues.add(`${p}.typed_config`, `unsupported http filter ${typeUrl} (mark it is_optional to skip it)`);
+      return;
+    }
+    const config = unpack<Record<string, unknown>>(f.typed_config, typeUrl, `${p}.typed_config`, issues);
+    if (config !== undefined) out.push({ name: f.name ?? '', typeUrl, disabled: f.disabled ?? false, config });
+  });
+  return out;
+}
+
+export const listenerType: ResourceType<ListenerConfig> = {
+  typeUrl: TYPE_URLS.LISTENER,
+  decode(any: PackedResource) {
+    return decodeWith<WireListener, ListenerConfig>(TYPE_URLS.LISTENER, any, (m) => m.name, 'name', decodeListener);
+  },
+};

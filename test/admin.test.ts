@@ -1,0 +1,156 @@
+/**
+ * The sidecar admin server over real HTTP on an ephemeral port, with stub providers.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { FakeClock } from '../shared/src/clock';
+import { AdminServer } from '../sidecar/src/admin/admin-server';
+import type { Readiness } from '../sidecar/src/admin/admin-server';
+import { Stats } from '../sidecar/src/stats/stats';
+import { RouteStats } from '../sidecar/src/stats/stat-bundles';
+
+interface Res { status: number; type: string; allow: string | null; text: string; body: unknown }
+
+async function get(base: string, path: string, method = 'GET'): Promise<Res> {
+  const r = await fetch(`${base}${path}`, { method });
+  const text = await r.text();
+  const type = r.headers.get('content-type') ?? '';
+  return { status: r.status, type, allow: r.headers.get('allow'), text, body: type.startsWith('application/json') && text !== '' ? JSON.parse(text) : undefined };
+}
+
+function errorCode(r: Res): unknown {
+  return (r.body as { error?: { code?: unknown } }).error?.code;
+}
+
+describe('AdminServer', () => {
+  let readiness: Readiness = { ok: false, reason: 'waiting for CDS' };
+  let clustersThrow = false;
+  const stats = new Stats({ clock: new FakeClock(Date.UTC(2026, 0, 1)) });
+  const configDump = { resources: [{ typeUrl: 'type.googleapis.com/envoy.config.cluster.v3.Cluster', version: '3', name: 'reviews-v1' }] };
+  const clusters = { 'reviews-v1': { hosts: [{ address: '10.0.0.1:9080', health: 'HEALTHY', activeRequests: 2 }] } };
+  const server = new AdminServer({
+    ready: () => readiness,
+    configDump: () => configDump,
+    clusters: async () => {
+      if (clustersThrow) throw new Error('cluster manager is gone');
+      return clusters;
+    },
+    stats,
+  });
+  let base = '';
+
+  before(async () => {
+    const port = await server.listen('127.0.0.1', 0);
+    assert.ok(port > 0);
+    base = `http://127.0.0.1:${port}`;
+    const route = new RouteStats(stats, 'reviews');
+    route.record(200, 1500, route.backend('reviews-v1'));
+    route.record(503, 2500, route.backend('reviews-v2'));
+    stats.counter('cluster.reviews-v1.upstream_rq_total').inc(7);
+  });
+
+  after(async () => { await server.close(); });
+
+  it('GET /healthz is 200 {ok: true}', async () => {
+    const r = await get(base, '/healthz');
+    assert.equal(r.status, 200);
+    assert.match(r.type, /^application\/json/);
+    assert.deepEqual(r.body, { ok: true });
+  });
+
+  it('GET /ready is 503 with the reason until the predicate holds, then 200', async () => {
+    readiness = { ok: false, reason: 'waiting for CDS' };
+    let r = await get(base, '/ready');
+    assert.equal(r.status, 503);
+    assert.deepEqual(r.body, { ready: false, reason: 'waiting for CDS' });
+    readiness = { ok: true };
+    r = await get(base, '/ready');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, { ready: true });
+    readiness = { ok: false };
+    r = await get(base, '/ready');
+    assert.deepEqual([r.status, r.body], [503, { ready: false, reason: 'not ready' }]);
+  });
+
+  it('GET /config_dump and /clusters return what the providers return', async () => {
+    let r = await get(base, '/config_dump');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, configDump);
+    r = await get(base, '/clusters');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, clusters);
+  });
+
+  it('a provider that throws gives 500 with SKEIN_ERR_INTERNAL and its message', async () => {
+    clustersThrow = true;
+    try {
+      const r = await get(base, '/clusters');
+      assert.equal(r.status, 500);
+      assert.equal(errorCode(r), 'SKEIN_ERR_INTERNAL');
+      assert.match(r.text, /cluster manager is gone/);
+    } finally {
+      clustersThrow = false;
+    }
+  });
+
+  it('GET /stats returns the snapshot, ?filter narrows it by substring', async () => {
+    let r = await get(base, '/stats');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, stats.snapshot());
+    const all = r.body as { counters: Record<string, number>; windows: Record<string, { successRate: number | null }> };
+    assert.equal(all.counters['route.reviews.rq_total'], 2);
+    assert.equal(all.counters['cluster.reviews-v1.upstream_rq_total'], 7);
+    assert.equal(all.windows['route.reviews.window{backend=reviews-v2}']?.successRate, 0);
+
+    r = await get(base, '/stats?filter=upstream_rq_total');
+    assert.deepEqual(r.body, { counters: { 'cluster.reviews-v1.upstream_rq_total': 7 }, gauges: {}, histograms: {}, windows: {} });
+  });
+
+  it('GET /stats?format=text gives name: value lines; an unknown format is 422', async () => {
+    let r = await get(base, '/stats?format=text&filter=rq_5xx');
+    assert.equal(r.status, 200);
+    assert.match(r.type, /^text\/plain/);
+    assert.equal(r.text, 'route.reviews.rq_5xx: 1\n');
+    r = await get(base, '/stats?format=xml');
+    assert.equal(r.status, 422);
+    assert.equal(errorCode(r), 'SKEIN_ERR_VALIDATION');
+  });
+
+  it('GET / lists the routes', async () => {
+    const r = await get(base, '/');
+    assert.deepEqual(r.body, { routes: ['/', '/healthz', '/ready', '/config_dump', '/clusters', '/stats'] });
+  });
+
+  it('an unknown path is 404 JSON; a wrong method is 405 with allow', async () => {
+    let r = await get(base, '/nope');
+    assert.equal(r.status, 404);
+    assert.equal(errorCode(r), 'SKEIN_ERR_NOT_FOUND');
+    r = await get(base, '/stats', 'POST');
+    assert.equal(r.status, 405);
+    assert.equal(r.allow, 'GET, HEAD');
+    assert.equal(errorCode(r), 'SKEIN_ERR_METHOD_NOT_ALLOWED');
+    r = await get(base, '/ready', 'DELETE');
+    assert.equal(r.status, 405);
+  });
+
+  it('HEAD answers the status and headers without a body', async () => {
+    const r = await get(base, '/healthz', 'HEAD');
+    assert.equal(r.status, 200);
+    assert.equal(r.text, '');
+  });
+});
+
+describe('AdminServer lifecycle', () => {
+  it('listen defaults to 127.0.0.1 on a free port; close is idempotent; a taken port rejects', async () => {
+    const providers = { ready: () => ({ ok: true }), configDump: () => ({}), clusters: () => ({}), stats: new Stats() };
+    const a = new AdminServer(providers);
+    const port = await a.listen();
+    const r = await get(`http://127.0.0.1:${port}`, '/healthz');
+    assert.equal(r.status, 200);
+    const b = new AdminServer(providers);
+    await assert.rejects(b.listen('127.0.0.1', port), /cannot listen on 127\.0\.0\.1/);
+    await a.close();
+    await a.close();
+    await b.close();
+  });
+});

@@ -1,0 +1,530 @@
+/**
+ * RouteTable (sidecar/src/router): built from RouteConfigurations that went through the real
+ * protobuf encode/decode (so shapes are exactly what the xDS client hands the sidecar), either
+ * translated by the control plane from small meshes or hand-written in Envoy's shape.
+ * Table-driven: virtual host selection, path/header/grpc matching, weighted picks, validation
+ * messages (the NACK text), timeouts, retry policies and header mutations.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { IncomingHttpHeaders } from 'node:http';
+import { buildMesh } from '../shared/src/config/mesh';
+import { translate } from '../control-plane/src/translate/translate';
+import { OUTBOUND } from '../control-plane/src/translate/names';
+import { encodeResource } from '../shared/src/xds/pack';
+import { decodeAny, TYPE_URLS } from '../shared/src/xds/protos';
+import { MeshError } from '../shared/src/errors';
+import { RouteTable } from '../sidecar/src/router/route-table';
+import type { RouteEntry, RequestHeaders } from '../sidecar/src/router/route-table';
+import { applyHeaderOps } from '../sidecar/src/router/header-ops';
+import type { HeaderBag, HeaderToAdd } from '../sidecar/src/router/header-ops';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type Doc = Record<string, any>;
+
+/** Through the real protos: encode as the control plane would, decode as the sidecar does. */
+const decoded = (rc: Doc): Doc => decodeAny(encodeResource(TYPE_URLS.ROUTE, rc));
+const build = (rc: Doc): RouteTable => RouteTable.build(decoded(rc));
+const rc = (virtual_hosts: Doc[], more: Doc = {}): Doc => ({ name: 'test', virtual_hosts, ...more });
+const vhost = (name: string, domains: string[], routes: Doc[], more: Doc = {}): Doc => ({ name, domains, routes, ...more });
+const route = (name: string, match: Doc, more: Doc = {}): Doc => ({ name, match, route: { cluster: name }, ...more });
+const d = (seconds: number, nanos = 0) => ({ seconds, nanos });
+const ms = (n: number) => d(Math.floor(n / 1000), (n % 1000) * 1_000_000);
+
+function matchName(t: RouteTable, authority: string, path = '/', method = 'GET', headers: RequestHeaders = {}): string | undefined {
+  return t.match(authority, path, method, headers)?.name;
+}
+
+function only(rcDoc: Doc): RouteEntry {
+  const e = build(rcDoc).match('any', '/', 'GET', {});
+  assert.ok(e, 'expected the catch-all route to match');
+  return e;
+}
+
+/** A one-route table whose route action carries `action` fields. */
+const withAction = (action: Doc, vhostMore: Doc = {}): Doc =>
+  rc([vhost('v', ['*'], [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'c', ...action } }], vhostMore)]);
+
+// ---------------------------------------------------------------- meshes via the control plane
+
+const V = 'skein.dev/v1alpha1';
+const reviews = (): Doc => ({
+  apiVersion: V, kind: 'Service', metadata: { name: 'reviews' },
+  spec: { ports: [{ name: 'grpc', port: 50051 }], subsets: [{ name: 'v1', labels: { version: 'v1' } }, { name: 'v2', labels: { version: 'v2' } }] },
+});
+const web = (): Doc => ({ apiVersion: V, kind: 'Service', metadata: { name: 'web' }, spec: { protocol: 'http', ports: [{ name: 'http', port: 8080 }] } });
+const meshRoute = (kind: 'HTTPRoute' | 'GRPCRoute', name: string, parent: string, rules: Doc[], spec: Doc = {}): Doc =>
+  ({ apiVersion: V, kind, metadata: { name }, spec: { parentRefs: [{ name: parent }], rules, ...spec } });
+
+/** The sidecar's outbound RouteConfiguration (every service's virtual host) for a mesh. */
+function outbound(docs: Doc[]): RouteTable {
+  const routes = translate(buildMesh(docs), []).routes;
+  const found = routes.find((r) => r['name'] === OUTBOUND);
+  assert.ok(found);
+  return build(found);
+}
+
+const GRPC: IncomingHttpHeaders = { 'content-type': 'application/grpc' };
+
+describe('route tables translated from meshes', () => {
+  const table = outbound([
+    reviews(), web(),
+    meshRoute('GRPCRoute', 'split', 'reviews', [
+      { name: 'get', matches: [{ method: { service: 'reviews.Reviews', method: 'Get' } }], backendRefs: [{ name: 'reviews', subset: 'v1', weight: 90 }, { name: 'reviews', subset: 'v2', weight: 10 }], timeout: '2s' },
+      { name: 'rest', backendRefs: [{ name: 'reviews' }], retry: {} },
+    ]),
+    meshRoute('HTTPRoute', 'api', 'web', [{
+      name: 'api', matches: [{ path: { type: 'PathPrefix', value: '/api' }, method: 'POST', headers: [{ name: 'x-canary', value: 'yes' }] }],
+      backendRefs: [{ name: 'web' }],
+      filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'x-s', value: '1' }], add: [{ name: 'x-a', value: '2' }], remove: ['x-r'] } }],
+    }], { hostnames: ['web.example.com'] }),
+  ]);
+
+  const cases: { name: string; authority: string; path: string; method?: string; headers?: IncomingHttpHeaders; route: string | undefined }[] = [
+    { name: 'grpc method path on service:port', authority: 'reviews:50051', path: '/reviews.Reviews/Get', headers: GRPC, route: 'GRPCRoute/split/get' },
+    { name: 'bare service name', authority: 'reviews', path: '/reviews.Reviews/Get', headers: GRPC, route: 'GRPCRoute/split/get' },
+    { name: 'other grpc method falls to the next rule', authority: 'reviews', path: '/reviews.Reviews/List', headers: GRPC, route: 'GRPCRoute/split/rest' },
+    { name: 'GRPCRoute needs a grpc content-type', authority: 'reviews', path: '/reviews.Reviews/Get', headers: { 'content-type': 'application/json' }, route: undefined },
+    { name: 'HTTPRoute prefix + method + header', authority: 'web:8080', path: '/api/users?x=1', method: 'POST', headers: { 'x-canary': 'yes' }, route: 'HTTPRoute/api/api' },
+    { name: 'route hostname selects the service', authority: 'WEB.example.com', path: '/api', method: 'POST', headers: { 'x-canary': 'yes' }, route: 'HTTPRoute/api/api' },
+    { name: 'wrong method: no route (no default once a route is attached)', authority: 'web', path: '/api', method: 'GET', headers: { 'x-canary': 'yes' }, route: undefined },
+    { name: 'missing header: no route', authority: 'web', path: '/api', method: 'POST', route: undefined },
+    { name: 'unknown authority: NO_ROUTE', authority: 'nope', path: '/', route: undefined },
+  ];
+  for (const c of cases) {
+    test(c.name, () => assert.equal(matchName(table, c.authority, c.path, c.method ?? 'GET', c.headers ?? {}), c.route));
+  }
+
+  test('weighted split, timeout and retry defaults as translated', () => {
+    const get = table.match('reviews', '/reviews.Reviews/Get', 'POST', GRPC)!.route!;
+    assert.deepEqual([get.clusters, get.cumulativeWeights, get.totalWeight, get.timeoutMs, get.retryPolicy], [['reviews/v1', 'reviews/v2'], [90, 100], 100, 2000, undefined]);
+    const rest = table.match('reviews', '/x/y', 'POST', GRPC)!.route!;
+    assert.equal(rest.timeoutMs, 0, 'an unset rule timeout is translated to timeout: 0 (none)');
+    const p = rest.retryPolicy!;
+    assert.deepEqual([[...p.retryOn], p.numRetries, p.baseIntervalMs, p.maxIntervalMs, p.perTryTimeoutMs], [['connect-failure', 'refused-stream', 'unavailable'], 2, 25, 250, 0]);
+  });
+
+  test('header modifiers: set overwrites, add appends, remove', () => {
+    const e = table.match('web', '/api', 'POST', { 'x-canary': 'yes' })!;
+    assert.deepEqual(e.requestHeadersToAdd, [
+      { key: 'x-s', value: '1', append: false, action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+      { key: 'x-a', value: '2', append: true, action: 'APPEND_IF_EXISTS_OR_ADD' },
+    ]);
+    assert.deepEqual(e.requestHeadersToRemove, ['x-r']);
+  });
+
+  test('a service with no routes gets the default route to its cluster', () => {
+    const t = outbound([web()]);
+    const e = t.match('web:8080', '/anything', 'GET', {})!;
+    assert.deepEqual([e.name, e.route!.clusters, e.route!.timeoutMs], ['default', ['web'], 0]);
+  });
+});
+
+// ---------------------------------------------------------------- virtual host selection
+
+describe('virtual host selection by authority', () => {
+  const r = (name: string) => route(name, { prefix: '/' });
+  const hosts = [
+    vhost('exact', ['api.foo.com', 'svc:8080'], [r('exact')]),
+    vhost('svc', ['svc'], [r('svc')]),
+    vhost('suffix', ['*.foo.com'], [r('suffix')]),
+    vhost('suffix-longer', ['*-x.foo.com'], [r('suffix-longer')]),
+    vhost('prefix', ['foo.*'], [r('prefix')]),
+    vhost('prefix-longer', ['foo.bar.*'], [r('prefix-longer')]),
+  ];
+  const withDefault = build(rc([...hosts, vhost('default', ['*'], [r('default')])]));
+  const noDefault = build(rc(hosts));
+  const cases: [authority: string, withDefault: string, noDefault: string | undefined][] = [
+    ['api.foo.com', 'exact', 'exact'],
+    ['API.Foo.COM', 'exact', 'exact'],
+    ['x.foo.com', 'suffix', 'suffix'],
+    ['a.b.foo.com', 'suffix', 'suffix'],
+    ['a-x.foo.com', 'suffix-longer', 'suffix-longer'],
+    ['foo.foo.com', 'suffix', 'suffix'], // suffix wildcards before prefix wildcards
+    ['.foo.com', 'default', undefined], // a wildcard matches at least one character
+    ['foo.com', 'prefix', 'prefix'],
+    ['foo.bar.com', 'prefix-longer', 'prefix-longer'],
+    ['foo.com:80', 'prefix', 'prefix'], // as given: foo.* matches with the port
+    ['svc:8080', 'exact', 'exact'], // exact with port first
+    ['SVC:8080', 'exact', 'exact'],
+    ['svc:9090', 'svc', 'svc'], // then without the port
+    ['api.foo.com:443', 'exact', 'exact'],
+    ['x.foo.com:443', 'suffix', 'suffix'],
+    ['svc:http', 'default', undefined], // not a port
+    ['other', 'default', undefined],
+    ['', 'default', undefined],
+  ];
+  for (const [authority, expected, expectedNoDefault] of cases) {
+    test(`${JSON.stringify(authority)} -> ${expected} / ${expectedNoDefault}`, () => {
+      for (let i = 0; i < 2; i++) { // the second lookup is served by the memo
+        assert.equal(matchName(withDefault, authority), expected);
+        assert.equal(matchName(noDefault, authority), expectedNoDefault);
+      }
+    });
+  }
+
+  test('ignore_port_in_host_matching strips the port before matching', () => {
+    const hosts2 = [vhost('bare', ['svc'], [r('bare')]), vhost('ported', ['svc:8080'], [r('ported')])];
+    assert.equal(matchName(build(rc(hosts2)), 'svc:8080'), 'ported');
+    assert.equal(matchName(build(rc(hosts2, { ignore_port_in_host_matching: true })), 'svc:8080'), 'bare');
+  });
+});
+
+// ---------------------------------------------------------------- path matching and order
+
+describe('path matching', () => {
+  const table = build(rc([vhost('v', ['*'], [
+    route('exact', { path: '/exact' }),
+    route('prefix-ci', { prefix: '/CI/', case_sensitive: { value: false } }),
+    route('exact-ci', { path: '/Exact-CI', case_sensitive: { value: false } }),
+    route('regex', { safe_regex: { regex: '/items/[0-9]+' } }),
+    route('sep', { path_separated_prefix: '/sep' }),
+    route('first', { prefix: '/a' }),
+    route('second', { prefix: '/a/b' }),
+    route('catchall', { prefix: '' }),
+  ])]));
+  const cases: [path: string, expected: string][] = [
+    ['/exact', 'exact'],
+    ['/exact?x=1', 'exact'],
+    ['/exact#frag', 'exact'],
+    ['/exact/', 'catchall'],
+    ['/EXACT', 'catchall'],
+    ['/exactly', 'catchall'],
+    ['/ci/x', 'prefix-ci'],
+    ['/Ci/X?q=1', 'prefix-ci'],
+    ['/exact-ci', 'exact-ci'],
+    ['/EXACT-CI?z', 'exact-ci'],
+    ['/items/42', 'regex'],
+    ['/items/42?page=2', 'regex'],
+    ['/items/42x', 'catchall'], // safe_regex must match the whole path
+    ['/x/items/42', 'catchall'],
+    ['/sep', 'sep'],
+    ['/sep/more', 'sep'],
+    ['/sep?q', 'sep'],
+    ['/sepx', 'catchall'],
+    ['/a/b', 'first'], // first match in order, not the longest
+    ['/b', 'catchall'],
+  ];
+  for (const [path, expected] of cases) {
+    test(`${path} -> ${expected}`, () => assert.equal(matchName(table, 'h', path), expected));
+  }
+});
+
+// ---------------------------------------------------------------- headers, :method, grpc
+
+describe('header matchers', () => {
+  type Case = { name: string; matcher: Doc; headers?: IncomingHttpHeaders; method?: string; matches: boolean };
+  const cases: Case[] = [
+    { name: 'exact: equal', matcher: { name: 'x-a', string_match: { exact: 'v' } }, headers: { 'x-a': 'v' }, matches: true },
+    { name: 'exact: different', matcher: { name: 'x-a', string_match: { exact: 'v' } }, headers: { 'x-a': 'V' }, matches: false },
+    { name: 'exact: missing', matcher: { name: 'x-a', string_match: { exact: 'v' } }, matches: false },
+    { name: 'exact ignore_case', matcher: { name: 'x-a', string_match: { exact: 'VaL', ignore_case: true } }, headers: { 'x-a': 'vAl' }, matches: true },
+    { name: 'exact: empty pattern matches only empty', matcher: { name: 'x-a', string_match: { exact: '' } }, headers: { 'x-a': 'v' }, matches: false },
+    { name: 'matcher name is lower-cased', matcher: { name: 'X-Upper', string_match: { exact: 'v' } }, headers: { 'x-upper': 'v' }, matches: true },
+    { name: 'several values are joined with ","', matcher: { name: 'x-a', string_match: { exact: 'a,b' } }, headers: { 'x-a': ['a', 'b'] }, matches: true },
+    { name: 'regex: full match', matcher: { name: 'x-a', string_match: { safe_regex: { regex: 'b+' } } }, headers: { 'x-a': 'bbb' }, matches: true },
+    { name: 'regex: partial is no match', matcher: { name: 'x-a', string_match: { safe_regex: { regex: 'b+' } } }, headers: { 'x-a': 'abbb' }, matches: false },
+    { name: 'regex: anchors inside are fine', matcher: { name: 'x-a', string_match: { safe_regex: { regex: '^b+$' } } }, headers: { 'x-a': 'bb' }, matches: true },
+    { name: 'prefix', matcher: { name: 'x-a', string_match: { prefix: 'ab' } }, headers: { 'x-a': 'abc' }, matches: true },
+    { name: 'prefix: no', matcher: { name: 'x-a', string_match: { prefix: 'ab' } }, headers: { 'x-a': 'cab' }, matches: false },
+    { name: 'prefix ignore_case', matcher: { name: 'x-a', string_match: { prefix: 'AB', ignore_case: true } }, headers: { 'x-a': 'abc' }, matches: true },
+    { name: 'suffix', matcher: { name: 'x-a', string_match: { suffix: 'bc' } }, headers: { 'x-a': 'abc' }, matches: true },
+    { name: 'suffix: no', matcher: { name: 'x-a', string_match: { suffix: 'bc' } }, headers: { 'x-a': 'bca' }, matches: false },
+    { name: 'suffix ignore_case', matcher: { name: 'x-a', string_match: { suffix: 'BC', ignore_case: true } }, headers: { 'x-a': 'abc' }, matches: true },
+    { name: 'contains', matcher: { name: 'x-a', string_match: { contains: 'b' } }, headers: { 'x-a': 'abc' }, matches: true },
+    { name: 'contains ignore_case', matcher: { name: 'x-a', string_match: { contains: 'B', ignore_case: true } }, headers: { 'x-a': 'abc' }, matches: true },
+    { name: 'contains: no', matcher: { name: 'x-a', string_match: { contains: 'z' } }, headers: { 'x-a': 'abc' }, matches: false },
+    { name: 'present: present', matcher: { name: 'x-a', present_match: true }, headers: { 'x-a': '' }, matches: true },
+    { name: 'present: missing', matcher: { name: 'x-a', present_match: true }, matches: false },
+    { name: 'present_match false: missing matches', matcher: { name: 'x-a', present_match: false }, matches: true },
+    { name: 'present_match false: present does not', matcher: { name: 'x-a', present_match: false }, headers: { 'x-a': '1' }, matches: false },
+    { name: 'no specifier means present', matcher: { name: 'x-a' }, headers: { 'x-a': '1' }, matches: true },
+    { name: 'no specifier: missing', matcher: { name: 'x-a' }, matches: false },
+    { name: 'invert exact: other value matches', matcher: { name: 'x-a', string_match: { exact: 'no' }, invert_match: true }, headers: { 'x-a': 'yes' }, matches: true },
+    { name: 'invert exact: same value does not', matcher: { name: 'x-a', string_match: { exact: 'no' }, invert_match: true }, headers: { 'x-a': 'no' }, matches: false },
+    { name: 'invert exact: missing never matches (Envoy)', matcher: { name: 'x-a', string_match: { exact: 'no' }, invert_match: true }, matches: false },
+    { name: 'invert + treat_missing_header_as_empty: missing matches', matcher: { name: 'x-a', string_match: { exact: 'no' }, invert_match: true, treat_missing_header_as_empty: true }, matches: true },
+    { name: 'invert present: missing matches', matcher: { name: 'x-a', present_match: true, invert_match: true }, matches: true },
+    { name: 'invert present: present does not', matcher: { name: 'x-a', present_match: true, invert_match: true }, headers: { 'x-a': '1' }, matches: false },
+    { name: ':method reads the method', matcher: { name: ':method', string_match: { exact: 'POST' } }, method: 'POST', matches: true },
+    { name: ':method: other method', matcher: { name: ':method', string_match: { exact: 'POST' } }, method: 'GET', headers: { ':method': 'POST' }, matches: false },
+    { name: ':authority reads the authority', matcher: { name: ':authority', string_match: { suffix: '.internal' } }, matches: true },
+    { name: ':path reads the path with its query', matcher: { name: ':path', string_match: { contains: 'debug=1' } }, matches: true },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const t = build(rc([vhost('v', ['*'], [route('r', { prefix: '/', headers: [c.matcher] })])]));
+      assert.equal(matchName(t, 'svc.internal', '/p?debug=1', c.method ?? 'GET', c.headers ?? {}) === 'r', c.matches);
+    });
+  }
+
+  test('all header matchers of a route must hold', () => {
+    const t = build(rc([vhost('v', ['*'], [route('r', { prefix: '/', headers: [{ name: 'a', present_match: true }, { name: 'b', present_match: true }] })])]));
+    assert.deepEqual([matchName(t, 'h', '/', 'GET', { a: '1' }), matchName(t, 'h', '/', 'GET', { a: '1', b: '2' })], [undefined, 'r']);
+  });
+
+  test('deprecated exact_match / prefix_match / suffix_match / safe_regex_match (not in our proto subset; other encoders)', () => {
+    const raw = (m: Doc) => rc([vhost('v', ['*'], [{ name: 'r', match: { prefix: '/', headers: [{ name: 'x', ...m }] }, route: { cluster: 'c' } }])]);
+    const hit = (m: Doc, value: string | undefined) =>
+      RouteTable.build(raw(m)).match('h', '/', 'GET', value === undefined ? {} : { x: value }) !== undefined;
+    assert.deepEqual(
+      [hit({ exact_match: 'a' }, 'a'), hit({ exact_match: 'a' }, 'b'), hit({ exact_match: '' }, 'anything'), hit({ exact_match: '' }, undefined),
+        hit({ prefix_match: 'ab' }, 'abc'), hit({ suffix_match: 'bc' }, 'abc'), hit({ safe_regex_match: { regex: 'a.c' } }, 'abc'), hit({ safe_regex_match: { regex: 'a' } }, 'abc')],
+      [true, false, true, false, true, true, true, false],
+    );
+  });
+
+  const grpcCases: [contentType: string | undefined, matches: boolean][] = [
+    ['application/grpc', true],
+    ['application/grpc+proto', true],
+    ['application/grpc;charset=utf-8', true],
+    ['application/grpc-web', false],
+    ['application/json', false],
+    [undefined, false],
+  ];
+  for (const [ct, expected] of grpcCases) {
+    test(`grpc match with content-type ${ct ?? '(none)'}: ${expected}`, () => {
+      const t = build(rc([vhost('v', ['*'], [route('r', { prefix: '/', grpc: {} })])]));
+      assert.equal(matchName(t, 'h', '/pkg.S/M', 'POST', ct === undefined ? {} : { 'content-type': ct }) === 'r', expected);
+    });
+  }
+});
+
+// ---------------------------------------------------------------- weighted clusters
+
+describe('weighted cluster pick', () => {
+  const action = (clusters: [string, number][]) =>
+    only(withAction({ cluster: undefined, weighted_clusters: { clusters: clusters.map(([name, w]) => ({ name, weight: { value: w } })) } })).route!;
+  const split = action([['v1', 90], ['v2', 10]]);
+  const withZero = action([['a', 1], ['zero', 0], ['c', 1]]);
+  const cases: [label: string, pick: () => string, expected: string][] = [
+    ['90/10 at r=0', () => split.pickCluster(0), 'v1'],
+    ['90/10 just below the boundary (r=0.8999)', () => split.pickCluster(0.8999), 'v1'],
+    ['90/10 at the boundary (r=0.9)', () => split.pickCluster(0.9), 'v2'],
+    ['90/10 at r=0.999', () => split.pickCluster(0.999), 'v2'],
+    ['zero weight is never picked (r=0.5 -> c)', () => withZero.pickCluster(0.5), 'c'],
+    ['zero weight is never picked (r=0.499 -> a)', () => withZero.pickCluster(0.499), 'a'],
+    ['single cluster', () => only(withAction({})).route!.pickCluster(0.7), 'c'],
+  ];
+  for (const [label, pick, expected] of cases) test(label, () => assert.equal(pick(), expected));
+
+  test('cumulative weights and total', () => {
+    assert.deepEqual([split.cumulativeWeights, split.totalWeight, withZero.cumulativeWeights, withZero.totalWeight], [[90, 100], 100, [1, 1, 2], 2]);
+  });
+});
+
+// ---------------------------------------------------------------- validation (NACK messages)
+
+describe('validation rejects with a field path', () => {
+  const R = 'virtual_hosts[0].routes[0]';
+  const one = (r: Doc, vhostMore: Doc = {}, rcMore: Doc = {}) => rc([vhost('v', ['*'], [r], vhostMore)], rcMore);
+  const cases: { name: string; rc: Doc; message: string | RegExp }[] = [
+    {
+      name: 'weighted_clusters summing to 0',
+      rc: rc([vhost('v', ['*'], [route('ok', { prefix: '/ok' }), { match: { prefix: '/' }, route: { weighted_clusters: { clusters: [{ name: 'a', weight: { value: 0 } }, { name: 'b' }] } } }])]),
+      message: 'virtual_hosts[0].routes[1].route.weighted_clusters: sum of weights is 0',
+    },
+    { name: 'empty weighted_clusters', rc: one({ match: { prefix: '/' }, route: { weighted_clusters: {} } }), message: `${R}.route.weighted_clusters.clusters: must list at least one cluster` },
+    { name: 'connect_matcher path specifier', rc: one(route('r', { connect_matcher: {} })), message: `${R}.match.connect_matcher: is not supported by the skein sidecar` },
+    { name: 'no path specifier', rc: one(route('r', {})), message: `${R}.match: path_specifier is required: prefix, path, safe_regex or path_separated_prefix` },
+    { name: 'range_match header matcher', rc: one(route('r', { prefix: '/', headers: [{ name: 'a' }, { name: 'b', range_match: { start: 1, end: 5 } }] })), message: `${R}.match.headers[1].range_match: is not supported by the skein sidecar` },
+    { name: 'string_match without a pattern', rc: one(route('r', { prefix: '/', headers: [{ name: 'a', string_match: { ignore_case: true } }] })), message: `${R}.match.headers[0].string_match: match_pattern is required: one of exact, prefix, suffix, contains, safe_regex` },
+    { name: 'empty prefix string_match', rc: one(route('r', { prefix: '/', headers: [{ name: 'a', string_match: { prefix: '' } }] })), message: `${R}.match.headers[0].string_match.prefix: must not be empty` },
+    { name: 'header matcher without a name', rc: one(route('r', { prefix: '/', headers: [{ present_match: true }] })), message: `${R}.match.headers[0].name: is required` },
+    { name: 'invalid regex', rc: one(route('r', { safe_regex: { regex: '(' } })), message: /^virtual_hosts\[0\]\.routes\[0\]\.match\.safe_regex\.regex: invalid regex "\(": / },
+    { name: 'lookahead (not RE2)', rc: one(route('r', { safe_regex: { regex: '(?=a)a' } })), message: `${R}.match.safe_regex.regex: lookahead is not supported (RE2 syntax): "(?=a)a"` },
+    { name: 'backreference (not RE2)', rc: one(route('r', { safe_regex: { regex: '(a)\\1' } })), message: `${R}.match.safe_regex.regex: backreferences are not supported (RE2 syntax): "(a)\\\\1"` },
+    { name: 'query_parameters', rc: one(route('r', { prefix: '/', query_parameters: [{ name: 'q', present_match: true }] })), message: `${R}.match.query_parameters: is not supported by the skein sidecar` },
+    { name: 'path_separated_prefix ending in /', rc: one(route('r', { path_separated_prefix: '/a/' })), message: `${R}.match.path_separated_prefix: "/a/" must be non-empty, contain no '?' or '#', and not end with '/'` },
+    { name: 'redirect action', rc: one({ match: { prefix: '/' }, redirect: { host_redirect: 'x' } }), message: `${R}.redirect: is not supported by the skein sidecar` },
+    { name: 'no action', rc: one({ match: { prefix: '/' } }), message: `${R}: action is required: route or direct_response` },
+    { name: 'no match', rc: one({ route: { cluster: 'c' } }), message: `${R}.match: is required` },
+    { name: 'no cluster specifier', rc: one({ match: { prefix: '/' }, route: { timeout: d(1) } }), message: `${R}.route: cluster_specifier is required: cluster or weighted_clusters` },
+    { name: 'cluster_header', rc: one({ match: { prefix: '/' }, route: { cluster_header: 'x-c' } }), message: `${R}.route.cluster_header: is not supported by the skein sidecar` },
+    { name: 'prefix_rewrite', rc: one(route('r', { prefix: '/' }, { route: { cluster: 'c', prefix_rewrite: '/v2' } })), message: `${R}.route.prefix_rewrite: is not supported by the skein sidecar` },
+    { name: 'hash on connection properties', rc: one(route('r', { prefix: '/' }, { route: { cluster: 'c', hash_policy: [{ connection_properties: { source_ip: true } }] } })), message: `${R}.route.hash_policy[0].connection_properties: is not supported by the skein sidecar` },
+    { name: 'unknown retry condition', rc: one(route('r', { prefix: '/' }, { route: { cluster: 'c', retry_policy: { retry_on: '5xx,5xxx' } } })), message: /^virtual_hosts\[0\]\.routes\[0\]\.route\.retry_policy\.retry_on: unknown retry condition "5xxx" \(known: 5xx, / },
+    { name: 'back-off max below base', rc: one(route('r', { prefix: '/' }, { route: { cluster: 'c', retry_policy: { retry_back_off: { base_interval: ms(100), max_interval: ms(50) } } } })), message: `${R}.route.retry_policy.retry_back_off.max_interval: must be >= base_interval (100ms), got 50ms` },
+    { name: 'back-off without base', rc: one(route('r', { prefix: '/' }, { route: { cluster: 'c', retry_policy: { retry_back_off: { max_interval: ms(50) } } } })), message: `${R}.route.retry_policy.retry_back_off.base_interval: is required` },
+    { name: 'virtual host retry policy with host predicates', rc: one(route('r', { prefix: '/' }), { retry_policy: { retry_host_predicate: [{ name: 'p' }] } }), message: 'virtual_hosts[0].retry_policy.retry_host_predicate: is not supported by the skein sidecar' },
+    { name: 'adding a pseudo-header', rc: one(route('r', { prefix: '/' }, { request_headers_to_add: [{ header: { key: ':path', value: '/x' } }] })), message: `${R}.request_headers_to_add[0].header.key: ":path": pseudo-headers and host may not be modified` },
+    { name: 'removing host', rc: one(route('r', { prefix: '/' }), { request_headers_to_remove: ['Host'] }), message: 'virtual_hosts[0].request_headers_to_remove[0]: "Host": pseudo-headers and host may not be modified' },
+    { name: 'substitution formatter', rc: one(route('r', { prefix: '/' }), {}, { response_headers_to_add: [{ header: { key: 'x', value: '%REQ(x)%' } }] }), message: 'response_headers_to_add[0].header.value: "%REQ(x)%": substitution formatters (%...%) are not supported; write %% for a literal %' },
+    { name: 'duplicate domain across virtual hosts', rc: rc([vhost('a', ['x.com', 'A.com'], []), vhost('b', ['a.COM'], [])]), message: 'virtual_hosts[1].domains[0]: duplicate domain "a.COM" (also at virtual_hosts[0].domains[1]); a domain may select one virtual host only' },
+    { name: 'two * virtual hosts', rc: rc([vhost('a', ['*'], []), vhost('b', ['*'], [])]), message: 'virtual_hosts[1].domains[0]: duplicate domain "*" (also at virtual_hosts[0].domains[0]); a domain may select one virtual host only' },
+    { name: 'virtual host without domains', rc: rc([vhost('a', [], [])]), message: 'virtual_hosts[0].domains: must list at least one domain' },
+    { name: 'virtual host without a name', rc: rc([{ domains: ['a'] }]), message: 'virtual_hosts[0].name: is required' },
+    { name: 'require_tls', rc: one(route('r', { prefix: '/' }), { require_tls: 'ALL' }), message: 'virtual_hosts[0].require_tls: is not supported by the skein sidecar' },
+    { name: 'request mirroring at the top level', rc: one(route('r', { prefix: '/' }), {}, { request_mirror_policies: [{ cluster: 'm' }] }), message: 'request_mirror_policies: is not supported by the skein sidecar' },
+    { name: 'direct_response status out of range', rc: one({ match: { prefix: '/' }, direct_response: { status: 99 } }), message: `${R}.direct_response.status: must be in [200, 599], got 99` },
+    {
+      name: 'direct_response body over max_direct_response_body_size_bytes',
+      rc: one({ match: { prefix: '/' }, direct_response: { status: 200, body: { inline_string: 'hello' } } }, {}, { max_direct_response_body_size_bytes: { value: 4 } }),
+      message: `${R}.direct_response.body: is 5 bytes, over max_direct_response_body_size_bytes (4)`,
+    },
+    { name: 'direct_response body from a file', rc: one({ match: { prefix: '/' }, direct_response: { status: 200, body: { filename: '/etc/passwd' } } }), message: `${R}.direct_response.body.filename: is not supported by the skein sidecar` },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const input = decoded(c.rc);
+      assert.throws(() => RouteTable.build(input), (err: unknown) => {
+        assert.ok(err instanceof MeshError);
+        assert.equal(err.code, 'SKEIN_ERR_VALIDATION');
+        if (typeof c.message === 'string') assert.equal(err.message, c.message);
+        else assert.match(err.message, c.message);
+        return true;
+      });
+    });
+  }
+
+  test('fields present with their default values are accepted (protobufjs writes explicit zeros)', () => {
+    const t = build(one(
+      route('r', { prefix: '/', case_sensitive: { value: true } }, {
+        route: { cluster: 'c', priority: 'DEFAULT', cluster_not_found_response_code: 'SERVICE_UNAVAILABLE', prefix_rewrite: '', append_x_forwarded_host: false },
+      }),
+      { require_tls: 'NONE', include_request_attempt_count: false },
+      { most_specific_header_mutations_wins: false, validate_clusters: { value: true } },
+    ));
+    assert.equal(matchName(t, 'h'), 'r');
+  });
+});
+
+// ---------------------------------------------------------------- timeouts
+
+describe('route timeout', () => {
+  const cases: [label: string, action: Doc, timeoutMs: number][] = [
+    ['absent: Envoy default 15s', {}, 15_000],
+    ['timeout 0: none', { timeout: d(0) }, 0],
+    ['timeout 2.5s', { timeout: d(2, 500_000_000) }, 2500],
+    ['max_stream_duration wins over timeout', { timeout: d(0), max_stream_duration: { max_stream_duration: d(3) } }, 3000],
+    ['max_stream_duration 0 disables, even with a timeout', { timeout: d(5), max_stream_duration: { max_stream_duration: d(0) } }, 0],
+    ['max_stream_duration without its duration: timeout applies', { timeout: d(4), max_stream_duration: {} }, 4000],
+    ['max_stream_duration without its duration, no timeout: default', { max_stream_duration: {} }, 15_000],
+    ['sub-millisecond nanos truncate', { timeout: d(0, 1_999_999) }, 1],
+  ];
+  for (const [label, action, expected] of cases) {
+    test(label, () => assert.equal(only(withAction(action)).route!.timeoutMs, expected));
+  }
+});
+
+// ---------------------------------------------------------------- retry policy
+
+describe('retry policy', () => {
+  type Parsed = { retryOn: string[]; numRetries: number; perTryTimeoutMs: number; baseIntervalMs: number; maxIntervalMs: number; retriableStatusCodes: readonly number[] };
+  const parsed = (e: RouteEntry): Parsed | undefined => {
+    const p = e.route!.retryPolicy;
+    return p && { ...p, retryOn: [...p.retryOn].sort() };
+  };
+  const base: Parsed = { retryOn: [], numRetries: 1, perTryTimeoutMs: 0, baseIntervalMs: 25, maxIntervalMs: 250, retriableStatusCodes: [] };
+  const cases: [label: string, action: Doc, vhostMore: Doc, expected: Parsed | undefined][] = [
+    ['none', {}, {}, undefined],
+    ['empty: Envoy defaults (1 retry, 25ms base, 10x max)', { retry_policy: {} }, {}, base],
+    ['retry_on split and trimmed', { retry_policy: { retry_on: ' 5xx, reset,,connect-failure , unavailable' } }, {}, { ...base, retryOn: ['5xx', 'connect-failure', 'reset', 'unavailable'] }],
+    ['num_retries 0 is 0, not the default', { retry_policy: { num_retries: { value: 0 } } }, {}, { ...base, numRetries: 0 }],
+    ['num_retries and per_try_timeout', { retry_policy: { num_retries: { value: 3 }, per_try_timeout: ms(250) } }, {}, { ...base, numRetries: 3, perTryTimeoutMs: 250 }],
+    ['base_interval only: max is 10x base', { retry_policy: { retry_back_off: { base_interval: ms(100) } } }, {}, { ...base, baseIntervalMs: 100, maxIntervalMs: 1000 }],
+    ['base and max', { retry_policy: { retry_back_off: { base_interval: ms(10), max_interval: d(1) } } }, {}, { ...base, baseIntervalMs: 10, maxIntervalMs: 1000 }],
+    ['retriable status codes', { retry_policy: { retry_on: 'retriable-status-codes', retriable_status_codes: [503, 504] } }, {}, { ...base, retryOn: ['retriable-status-codes'], retriableStatusCodes: [503, 504] }],
+    ['virtual host policy when the route has none', {}, { retry_policy: { num_retries: { value: 4 } } }, { ...base, numRetries: 4 }],
+    ['route policy replaces the virtual host policy whole', { retry_policy: { retry_on: '5xx' } }, { retry_policy: { num_retries: { value: 4 } } }, { ...base, retryOn: ['5xx'] }],
+  ];
+  for (const [label, action, vhostMore, expected] of cases) {
+    test(label, () => assert.deepEqual(parsed(only(withAction(action, vhostMore))), expected));
+  }
+
+  test('RouteAction.perTryTimeoutMs mirrors the retry policy', () => {
+    assert.deepEqual(
+      [only(withAction({ retry_policy: { per_try_timeout: ms(700) } })).route!.perTryTimeoutMs, only(withAction({})).route!.perTryTimeoutMs],
+      [700, 0],
+    );
+  });
+
+  test('hash policy: header (lower-cased) and cookie', () => {
+    const e = only(withAction({ hash_policy: [{ header: { header_name: 'X-User' } }, { cookie: { name: 'sid' } }] }));
+    assert.deepEqual(e.route!.hashPolicy, [{ header: 'x-user' }, { cookie: 'sid' }]);
+  });
+});
+
+// ---------------------------------------------------------------- header mutations
+
+describe('header mutations', () => {
+  const add = (key: string, value: string, append_action?: string, more: Doc = {}) => ({ header: { key, value }, ...(append_action ? { append_action } : {}), ...more });
+  const three = (more: Doc = {}) => rc([vhost('v', ['*'], [route('r', { prefix: '/' }, {
+    request_headers_to_add: [add('X-Route', 'r', 'OVERWRITE_IF_EXISTS_OR_ADD'), add('x-empty', ''), add('x-kept', '', undefined, { keep_empty_value: true })],
+    request_headers_to_remove: ['x-gone', 'X-Both'],
+    response_headers_to_add: [add('x-pct', '100%%', 'ADD_IF_ABSENT')],
+  })], {
+    request_headers_to_add: [add('x-vhost', 'v', 'APPEND_IF_EXISTS_OR_ADD')],
+    request_headers_to_remove: ['x-both'],
+    response_headers_to_remove: ['server'],
+  })], { request_headers_to_add: [add('x-global', 'g', 'OVERWRITE_IF_EXISTS')], ...more });
+
+  test('route, then virtual host, then route configuration; removals unioned; empty values dropped unless kept', () => {
+    const e = only(three());
+    assert.deepEqual(e.requestHeadersToAdd.map((h) => [h.key, h.value, h.append, h.action]), [
+      ['x-route', 'r', false, 'OVERWRITE_IF_EXISTS_OR_ADD'],
+      ['x-kept', '', true, 'APPEND_IF_EXISTS_OR_ADD'],
+      ['x-vhost', 'v', true, 'APPEND_IF_EXISTS_OR_ADD'],
+      ['x-global', 'g', false, 'OVERWRITE_IF_EXISTS'],
+    ]);
+    assert.deepEqual(e.requestHeadersToRemove, ['x-gone', 'x-both']);
+    assert.deepEqual(e.responseHeadersToAdd, [{ key: 'x-pct', value: '100%', append: false, action: 'ADD_IF_ABSENT' }]);
+    assert.deepEqual(e.responseHeadersToRemove, ['server']);
+  });
+
+  test('most_specific_header_mutations_wins reverses the order', () => {
+    const e = only(three({ most_specific_header_mutations_wins: true }));
+    assert.deepEqual(e.requestHeadersToAdd.map((h) => h.key), ['x-global', 'x-vhost', 'x-route', 'x-kept']);
+  });
+
+  const h = (key: string, action: HeaderToAdd['action'], value = 'new'): HeaderToAdd => ({ key, value, action, append: action === 'APPEND_IF_EXISTS_OR_ADD' });
+  const applyCases: [label: string, before: HeaderBag, add: HeaderToAdd[], remove: string[], after: HeaderBag][] = [
+    ['append to absent adds', {}, [h('x', 'APPEND_IF_EXISTS_OR_ADD')], [], { x: 'new' }],
+    ['append to present makes a list', { x: 'old' }, [h('x', 'APPEND_IF_EXISTS_OR_ADD')], [], { x: ['old', 'new'] }],
+    ['append to a list extends it', { x: ['a', 'b'] }, [h('x', 'APPEND_IF_EXISTS_OR_ADD')], [], { x: ['a', 'b', 'new'] }],
+    ['add-if-absent keeps present', { x: 'old' }, [h('x', 'ADD_IF_ABSENT')], [], { x: 'old' }],
+    ['add-if-absent adds absent', {}, [h('x', 'ADD_IF_ABSENT')], [], { x: 'new' }],
+    ['overwrite-or-add replaces', { x: ['a', 'b'] }, [h('x', 'OVERWRITE_IF_EXISTS_OR_ADD')], [], { x: 'new' }],
+    ['overwrite-if-exists skips absent', {}, [h('x', 'OVERWRITE_IF_EXISTS')], [], {}],
+    ['overwrite-if-exists replaces present', { x: 1 }, [h('x', 'OVERWRITE_IF_EXISTS')], [], { x: 'new' }],
+    ['removals before additions', { x: 'old', y: 'y' }, [h('x', 'APPEND_IF_EXISTS_OR_ADD')], ['x', 'y', 'z'], { x: 'new' }],
+  ];
+  for (const [label, before, adds, removes, after] of applyCases) {
+    test(`applyHeaderOps: ${label}`, () => {
+      const bag = { ...before }; // shallow: a list value is shared with `before`, as with a request's headers
+      applyHeaderOps(bag, adds, removes);
+      assert.deepEqual(bag, after);
+      if (Array.isArray(before['x'])) assert.deepEqual(before['x'], ['a', 'b'], 'a shared list value is never mutated');
+    });
+  }
+});
+
+// ---------------------------------------------------------------- entries
+
+describe('route entries', () => {
+  test('direct_response: status and body, no route action', () => {
+    const e = only(rc([vhost('v', ['*'], [{ name: 'dr', match: { prefix: '/' }, direct_response: { status: 403, body: { inline_string: 'denied' } } }])]));
+    assert.deepEqual([e.route, e.directResponse], [undefined, { status: 403, body: 'denied' }]);
+    const bytes = only(rc([vhost('v', ['*'], [{ match: { prefix: '/' }, direct_response: { status: 200, body: { inline_bytes: Buffer.from('hé') } } }])]));
+    assert.deepEqual(bytes.directResponse, { status: 200, body: 'hé' });
+  });
+
+  test('a route action entry has no directResponse key and knows its virtual host', () => {
+    const e = only(withAction({}));
+    assert.deepEqual([e.name, e.virtualHost, 'directResponse' in e, e.route!.clusters], ['r', 'v', false, ['c']]);
+  });
+
+  test('entries are frozen and shared across matches (nothing is built per request)', () => {
+    const t = build(withAction({ weighted_clusters: { clusters: [{ name: 'a', weight: { value: 1 } }] }, cluster: undefined, retry_policy: { retry_on: '5xx' } }));
+    const a = t.match('x', '/a?q=1', 'GET', {})!;
+    const b = t.match('y', '/b', 'POST', { z: '1' })!;
+    assert.equal(a, b);
+    assert.ok([a, a.route, a.route!.clusters, a.route!.cumulativeWeights, a.route!.retryPolicy, a.requestHeadersToAdd].every(Object.isFrozen));
+    assert.throws(() => { (a.route!.clusters as string[]).push('evil'); }, TypeError);
+  });
+
+  test('an empty route configuration routes nothing', () => {
+    assert.equal(build({ name: 'empty' }).match('a', '/', 'GET', {}), undefined);
+    assert.equal(build({ name: 'empty' }).name, 'empty');
+  });
+});
