@@ -1,0 +1,64 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import * as readline from 'node:readline';
+import { SKEIN_MAIN } from './control-plane-process';
+
+export interface SidecarProcess {
+  proc: ChildProcess;
+  /** host:port of the outbound listener (where the local app sends requests). */
+  outbound: string;
+  /** host:port of the inbound listener, when started with a service. */
+  inbound: string | undefined;
+  /** host:port of the admin listener. */
+  admin: string;
+  logs(): string;
+  /** SIGTERM (drain), then wait for exit (SIGKILL after `killAfterMs`, default 30s). */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface SidecarProcessOptions {
+  xds: string;
+  api: string;
+  nodeId: string;
+  /** The local service; with it, `app` is required and the inbound listener starts. */
+  service?: string;
+  version?: string;
+  app?: string;
+  appProtocol?: 'grpc' | 'http';
+  logLevel?: string;
+  extraArgs?: string[];
+  killAfterMs?: number;
+}
+
+/** Starts `skein sidecar` as a real process on free ports and waits for its ready line. */
+export function startSidecarProcess(o: SidecarProcessOptions): Promise<SidecarProcess> {
+  const args = [SKEIN_MAIN, 'sidecar', '--xds', o.xds, '--api', o.api, '--node-id', o.nodeId, '--outbound-listen', '127.0.0.1:0',
+    '--admin-listen', '127.0.0.1:0', '--log-level', o.logLevel ?? 'warn',
+    ...(o.service ? ['--service', o.service, '--app', o.app!, '--inbound-listen', '127.0.0.1:0', '--version', o.version ?? 'v1'] : []),
+    ...(o.appProtocol ? ['--app-protocol', o.appProtocol] : []), ...(o.extraArgs ?? [])];
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-200_000); });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`sidecar ${o.nodeId} did not become ready in 20s:\n${stderr}`)); }, 20_000);
+    void exited.then((code) => { clearTimeout(timer); reject(new Error(`sidecar ${o.nodeId} exited with ${code} before it was ready:\n${stderr}`)); });
+    readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
+      let msg: { ready?: boolean; outbound?: string; inbound?: string; admin?: string };
+      try { msg = JSON.parse(line) as typeof msg; } catch { return; }
+      if (msg.ready !== true) return;
+      clearTimeout(timer);
+      resolve({
+        proc, outbound: msg.outbound!, inbound: msg.inbound, admin: msg.admin!, logs: () => stderr,
+        async stop(signal = 'SIGTERM') {
+          if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+          proc.kill(signal);
+          const kill = setTimeout(() => proc.kill('SIGKILL'), o.killAfterMs ?? 30_000);
+          const code = await exited;
+          clearTimeout(kill);
+          return code;
+        },
+      });
+    });
+  });
+}
