@@ -15,6 +15,7 @@ import type { RouteTable } from './router/route-table';
 import { inboundRouteTable } from './router/inbound';
 import { AdminServer } from './admin/admin-server';
 import { Stats } from './stats/stats';
+import { ClusterStats } from './stats/stat-bundles';
 import { Registration } from './registration';
 
 export interface SidecarOptions {
@@ -59,7 +60,7 @@ export class Sidecar {
 
   private constructor(private readonly opts: SidecarOptions) {
     this.clock = opts.clock ?? systemClock;
-    this.outbound = new ConnectionManager({ name: 'outbound', policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log });
+    this.outbound = new ConnectionManager({ name: 'outbound', stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log });
   }
 
   static async start(opts: SidecarOptions): Promise<Sidecar> {
@@ -123,7 +124,8 @@ export class Sidecar {
     if (!host || !Number.isInteger(port) || port < 1 || port > 65535) throw new MeshError(ErrorCodes.VALIDATION, `--app: "${o.app}" must be host:port`);
     const cluster = new Cluster({ name: 'skein.inbound', edsServiceName: 'skein.inbound', lbPolicy: 'round_robin', connectTimeoutMs: 1000, protocol: o.appProtocol === 'http' ? 'h1' : 'h2' } as ClusterConfig, this.clock);
     cluster.updateEndpoints([{ address: host, port, weight: 1, zone: '', health: 'HEALTHY' }]);
-    this.inbound = new ConnectionManager({ name: 'inbound', policy: { trustForwardedFor: false }, clock: this.clock, log: o.log });
+    cluster.stats = new ClusterStats(this.stats, 'skein.inbound');
+    this.inbound = new ConnectionManager({ name: 'inbound', stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log });
     this.inbound.snapshot = { routes: inboundRouteTable('skein.inbound'), clusters: new Map([['skein.inbound', cluster]]) };
     this.bound['inbound'] = await this.listen(this.inbound, o.inboundListen, '--inbound-listen');
   }
@@ -157,6 +159,7 @@ export class Sidecar {
         if (existing) existing.updateConfig(cfg);
         else {
           const c = new Cluster(cfg, this.clock);
+          c.stats = new ClusterStats(this.stats, name);
           const eps = this.endpoints.get(cfg.edsServiceName);
           if (eps) c.updateEndpoints(eps.hosts);
           this.clusters.set(name, c);

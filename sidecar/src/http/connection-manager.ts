@@ -13,6 +13,9 @@ import type { LocalReply } from './local-reply';
 import { downstreamHeaders, upstreamHeaders } from './proxy-headers';
 import type { ForwardPolicy } from './proxy-headers';
 import { forwardH1, tunnelUpgrade } from './h1-forward';
+import { ListenerStats, LOCAL_REPLY_REASONS, RouteStats } from '../stats/stat-bundles';
+import type { LocalReplyReason } from '../stats/stat-bundles';
+import type { RollingWindow, Stats } from '../stats/stats';
 
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
@@ -24,6 +27,7 @@ export interface RouterSnapshot {
 
 export interface ConnectionManagerOptions {
   name: string;
+  stats: Stats;
   policy: ForwardPolicy;
   clock: Clock;
   log: Logger;
@@ -46,10 +50,12 @@ export class ConnectionManager {
   private readonly random: () => number;
   /** Reused for every pick: picks are synchronous, so one context object is enough. */
   private readonly ctx: PickContext = { hash: undefined, tried: undefined, now: 0 };
-  active = 0;
+  readonly listenerStats: ListenerStats;
+  private readonly routeStats = new Map<string, { route: RouteStats; backends: Map<string, RollingWindow> }>();
 
   constructor(readonly opts: ConnectionManagerOptions) {
     this.random = opts.random ?? Math.random;
+    this.listenerStats = new ListenerStats(opts.stats, opts.name);
     this.h2 = http2.createServer({
       // Large messages: generous windows so one stream is not throttled to 64 KiB in flight.
       settings: { initialWindowSize: 1 << 20, maxConcurrentStreams: 1000 },
@@ -64,19 +70,20 @@ export class ConnectionManager {
 
   /** Routes a request; on success returns the route, cluster and a picked host (active count taken). */
   select(authority: string, path: string, method: string, headers: http.IncomingHttpHeaders): { entry: RouteEntry; cluster: Cluster; host: Host } | { reply: LocalReply; detail: string } {
+    this.listenerStats.rqTotal.inc();
     if (this.draining) return { reply: LOCAL_REPLIES.draining, detail: 'the proxy is shutting down' };
     const snap = this.snapshot;
     const entry = snap.routes?.match(authority, path, method, headers);
-    if (entry === undefined || entry.route === undefined) return { reply: LOCAL_REPLIES.noRoute, detail: `no route for ${authority}${path}` };
+    if (entry === undefined || entry.route === undefined) { this.listenerStats.noRoute.inc(); return { reply: LOCAL_REPLIES.noRoute, detail: `no route for ${authority}${path}` }; }
     const clusterName = entry.route.pickCluster(this.random());
     const cluster = snap.clusters.get(clusterName);
-    if (cluster === undefined) return { reply: LOCAL_REPLIES.clusterNotFound, detail: `cluster ${clusterName} is not known (yet)` };
+    if (cluster === undefined) return this.localReplyFor(entry, LOCAL_REPLIES.clusterNotFound, `cluster ${clusterName} is not known (yet)`);
     const ctx = this.ctx;
     ctx.hash = entry.route.hashPolicy.length > 0 ? requestHash(entry, headers) : undefined;
     ctx.tried = undefined;
     ctx.now = this.opts.clock.now();
     const host = cluster.picker.pick(ctx);
-    if (host === undefined) return { reply: LOCAL_REPLIES.noHealthyUpstream, detail: `cluster ${clusterName} has no healthy endpoint` };
+    if (host === undefined) return this.localReplyFor(entry, LOCAL_REPLIES.noHealthyUpstream, `cluster ${clusterName} has no healthy endpoint`);
     host.activeRequests++;
     host.requestsTotal++;
     return { entry, cluster, host };
@@ -99,7 +106,7 @@ export class ConnectionManager {
     }
     out[':authority'] = authority;
     out[':scheme'] = 'http';
-    const ex = new H2Exchange(this, down, sel.host, sel.entry, grpc);
+    const ex = new H2Exchange(this, down, sel.host, sel.cluster, sel.entry, grpc);
     (down as Tagged<http2.ServerHttp2Stream>)[kEx] = ex;
     down.on('close', onDownClose);
     ex.start(sel.cluster.pool(sel.host) as H2Pool, out);
@@ -119,12 +126,37 @@ export class ConnectionManager {
     forwardH1(this, sel.cluster, sel.host, sel.entry, { kind: 'h1', req, res }, method, path, authority, out, grpc);
   }
 
-  /** Bookkeeping when any exchange ends. */
-  finished(host: Host, startedAt: number, ok: boolean): void {
+  /** Counts a local reply the router made for a matched route. */
+  localReplyFor(entry: RouteEntry, reply: LocalReply, detail: string): { reply: LocalReply; detail: string } {
+    const rs = this.statsFor(entry).route;
+    if ((LOCAL_REPLY_REASONS as readonly string[]).includes(reply.reason)) rs.localReply[reply.reason as LocalReplyReason].inc();
+    rs.record(0, 0);
+    return { reply, detail };
+  }
+
+  /**
+   * Bookkeeping when any exchange ends: host load and latency (for least-request and peak-EWMA),
+   * route and per-backend windows, cluster stats. `status` is the HTTP status, or for gRPC 200
+   * when grpc-status is 0 and 500 otherwise; 0 means no response.
+   */
+  finished(host: Host, cluster: Cluster, entry: RouteEntry, startedAt: number, status: number): void {
     host.activeRequests--;
-    if (!ok) host.failuresTotal++;
+    if (status === 0 || status >= 500) host.failuresTotal++;
+    const elapsedMs = performance.now() - startedAt;
     const now = this.opts.clock.now();
-    observeLatency(host, now - startedAt, now, 10_000);
+    observeLatency(host, elapsedMs, now, 10_000);
+    const us = elapsedMs * 1000;
+    const rs = this.statsFor(entry);
+    let backend = rs.backends.get(cluster.name);
+    if (backend === undefined) { backend = rs.route.backend(cluster.name); rs.backends.set(cluster.name, backend); }
+    rs.route.record(status, us, backend, now);
+    cluster.stats?.record(status, us, now);
+  }
+
+  private statsFor(entry: RouteEntry): { route: RouteStats; backends: Map<string, RollingWindow> } {
+    let rs = this.routeStats.get(entry.name);
+    if (rs === undefined) { rs = { route: new RouteStats(this.opts.stats, entry.name), backends: new Map() }; this.routeStats.set(entry.name, rs); }
+    return rs;
   }
 }
 
@@ -135,10 +167,12 @@ class H2Exchange {
   finishedFlag = false;
   trailers: http2.OutgoingHttpHeaders | undefined;
   timer: ReturnType<Clock['setTimer']> | undefined;
+  /** What stats record: HTTP status, or 200/500 by grpc-status for gRPC; 0 until a response. */
+  status = 0;
   readonly startedAt: number;
 
-  constructor(readonly hcm: ConnectionManager, readonly down: Tagged<http2.ServerHttp2Stream>, readonly host: Host, readonly entry: RouteEntry, readonly grpc: boolean) {
-    this.startedAt = hcm.opts.clock.now();
+  constructor(readonly hcm: ConnectionManager, readonly down: Tagged<http2.ServerHttp2Stream>, readonly host: Host, readonly cluster: Cluster, readonly entry: RouteEntry, readonly grpc: boolean) {
+    this.startedAt = performance.now();
   }
 
   start(pool: H2Pool, headers: http2.OutgoingHttpHeaders): void {
@@ -153,7 +187,7 @@ class H2Exchange {
       this.fail(reply, err?.message ?? 'no stream');
       return;
     }
-    if (this.down.destroyed) { up.close(NGHTTP2_CANCEL); this.finish(false); return; }
+    if (this.down.destroyed) { up.close(NGHTTP2_CANCEL); this.finish(); return; }
     const u = up as Tagged<http2.ClientHttp2Stream>;
     u[kEx] = this;
     this.up = u;
@@ -170,19 +204,22 @@ class H2Exchange {
     if (!this.responded) { this.up?.close(NGHTTP2_CANCEL); this.fail(LOCAL_REPLIES.upstreamTimeout, `no response within ${this.entry.route!.timeoutMs}ms`); return; }
     this.up?.close(NGHTTP2_CANCEL);
     if (!this.down.destroyed) this.down.close(NGHTTP2_CANCEL);
-    this.finish(false);
+    this.status = 0;
+    this.finish();
   }
 
   fail(reply: LocalReply, detail: string): void {
     replyH2(this.down, this.grpc, reply, detail);
-    this.finish(false);
+    this.hcm.localReplyFor(this.entry, reply, detail);
+    this.status = 0;
+    this.finish();
   }
 
-  finish(ok: boolean): void {
+  finish(): void {
     if (this.finishedFlag) return;
     this.finishedFlag = true;
     this.timer?.cancel();
-    this.hcm.finished(this.host, this.startedAt, ok);
+    this.hcm.finished(this.host, this.cluster, this.entry, this.startedAt, this.status);
   }
 }
 
@@ -191,6 +228,7 @@ function onUpResponse(this: Tagged<http2.ClientHttp2Stream>, headers: http2.Inco
   const down = ex.down;
   if (down.destroyed) { this.close(NGHTTP2_CANCEL); return; }
   ex.responded = true;
+  ex.status = statusOf(ex.grpc, headers);
   const out = downstreamHeaders(headers);
   applyResponseHeaderOps(out, ex.entry);
   try {
@@ -211,6 +249,15 @@ function onUpResponse(this: Tagged<http2.ClientHttp2Stream>, headers: http2.Inco
 function onUpTrailers(this: Tagged<http2.ClientHttp2Stream>, trailers: http2.IncomingHttpHeaders): void {
   const ex = this[kEx]!;
   ex.trailers = downstreamHeaders(trailers);
+  if (ex.grpc) ex.status = trailers['grpc-status'] === '0' ? 200 : 500;
+}
+
+/** The stats status of a response head: for gRPC, a trailers-only head carries grpc-status. */
+function statusOf(grpc: boolean, headers: http2.IncomingHttpHeaders): number {
+  const s = Number(headers[':status']);
+  if (!grpc || s !== 200) return s;
+  const g = headers['grpc-status'];
+  return g === undefined ? 200 : g === '0' ? 200 : 500;
 }
 
 function onWantTrailers(this: Tagged<http2.ServerHttp2Stream>): void {
@@ -223,7 +270,7 @@ function onWantTrailers(this: Tagged<http2.ServerHttp2Stream>): void {
 function onUpClose(this: Tagged<http2.ClientHttp2Stream>): void {
   const ex = this[kEx]!;
   const code = this.rstCode ?? NGHTTP2_NO_ERROR;
-  if (code === NGHTTP2_NO_ERROR) { ex.finish(true); return; }
+  if (code === NGHTTP2_NO_ERROR) { ex.finish(); return; }
   if (!ex.responded) {
     const refused = code === NGHTTP2_REFUSED_STREAM;
     ex.fail(LOCAL_REPLIES.upstreamReset, refused ? 'the upstream refused the stream' : `the upstream reset the stream (code ${code})`);
@@ -231,14 +278,15 @@ function onUpClose(this: Tagged<http2.ClientHttp2Stream>): void {
   }
   // The response had started: pass the reset on, as the client would have seen it directly.
   if (!ex.down.destroyed) ex.down.close(code);
-  ex.finish(false);
+  ex.status = 0;
+  ex.finish();
 }
 
 function onDownClose(this: Tagged<http2.ServerHttp2Stream>): void {
   const ex = this[kEx]!;
   const up = ex.up;
   if (up !== undefined && !up.closed && !up.destroyed) up.close(this.rstCode && this.rstCode !== NGHTTP2_NO_ERROR ? this.rstCode : NGHTTP2_CANCEL);
-  if (up === undefined) ex.finish(false);
+  if (up === undefined) { ex.status = 0; ex.finish(); }
 }
 
 function ignore(): void { /* errors surface through 'close' and rstCode */ }

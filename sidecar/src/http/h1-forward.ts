@@ -39,11 +39,11 @@ function hasBody(down: Downstream): boolean {
  * HTTP/2 upstream. The HTTP/2-to-HTTP/2 path, the hot one for gRPC, is in connection-manager.ts.
  */
 export function forwardH1(hcm: ConnectionManager, cluster: Cluster, host: Host, entry: RouteEntry, down: Downstream, method: string, path: string, authority: string, headers: http.OutgoingHttpHeaders, grpc: boolean): void {
-  if (cluster.protocol === 'h2') { h1ToH2(hcm, cluster.pool(host) as H2Pool, host, entry, down as Extract<Downstream, { kind: 'h1' }>, method, path, authority, headers, grpc); return; }
+  if (cluster.protocol === 'h2') { h1ToH2(hcm, cluster, host, entry, down as Extract<Downstream, { kind: 'h1' }>, method, path, authority, headers, grpc); return; }
   const out: Record<string, string | string[] | undefined> = {};
   for (const k in headers) if (k.charCodeAt(0) !== 58 /* ':' */) out[k] = headers[k] as string | string[] | undefined;
   out['host'] = authority;
-  const f = new H1Forward(hcm, host, entry, down, grpc);
+  const f = new H1Forward(hcm, host, cluster, entry, down, grpc);
   const body = hasBody(down) ? (down.kind === 'h2' ? down.stream : down.req) : null;
   f.exchange = (cluster.pool(host) as H1Pool).request({ method, path, headers: out, body }, f);
   const downStream = down.kind === 'h2' ? down.stream : down.res;
@@ -58,14 +58,16 @@ class H1Forward implements H1ResponseHandler {
   done = false;
   responded = false;
   timer: { cancel(): void } | undefined;
+  private status = 0;
   private readonly startedAt: number;
 
-  constructor(private readonly hcm: ConnectionManager, private readonly host: Host, private readonly entry: RouteEntry, private readonly down: Downstream, private readonly grpc: boolean) {
-    this.startedAt = hcm.opts.clock.now();
+  constructor(private readonly hcm: ConnectionManager, private readonly host: Host, private readonly cluster: Cluster, private readonly entry: RouteEntry, private readonly down: Downstream, private readonly grpc: boolean) {
+    this.startedAt = performance.now();
   }
 
   onHead(status: number, headers: http.IncomingHttpHeaders): void {
     this.responded = true;
+    this.status = this.grpc && status === 200 && headers['grpc-status'] !== undefined && headers['grpc-status'] !== '0' ? 500 : status;
     const out = downstreamHeaders(headers);
     applyResponseHeaderOps(out, this.entry);
     if (this.down.kind === 'h1') this.down.res.writeHead(status, out as http.OutgoingHttpHeaders);
@@ -82,7 +84,8 @@ class H1Forward implements H1ResponseHandler {
       if (Object.keys(trailers).length > 0) this.down.res.addTrailers(trailers as http.OutgoingHttpHeaders);
       this.down.res.end();
     } else if (!this.down.stream.destroyed) this.down.stream.end();
-    this.finish(true);
+    if (this.grpc && trailers['grpc-status'] !== undefined) this.status = trailers['grpc-status'] === '0' ? 200 : 500;
+    this.finish();
   }
 
   onError(err: MeshError): void {
@@ -90,9 +93,11 @@ class H1Forward implements H1ResponseHandler {
     if (!this.responded) {
       if (this.down.kind === 'h1') replyH1(this.down.res, this.grpc, replyFor(err), err.message);
       else replyH2(this.down.stream, this.grpc, replyFor(err), err.message);
+      this.hcm.localReplyFor(this.entry, replyFor(err), err.message);
     } else if (this.down.kind === 'h1') this.down.res.destroy();
     else if (!this.down.stream.destroyed) this.down.stream.close(NGHTTP2_CANCEL);
-    this.finish(false);
+    this.status = 0;
+    this.finish();
   }
 
   onTimeout(ms: number): void {
@@ -101,32 +106,35 @@ class H1Forward implements H1ResponseHandler {
     if (!this.responded) {
       if (this.down.kind === 'h1') replyH1(this.down.res, this.grpc, LOCAL_REPLIES.upstreamTimeout, `no response within ${ms}ms`);
       else replyH2(this.down.stream, this.grpc, LOCAL_REPLIES.upstreamTimeout, `no response within ${ms}ms`);
+      this.hcm.localReplyFor(this.entry, LOCAL_REPLIES.upstreamTimeout, `no response within ${ms}ms`);
     }
-    this.finish(false);
+    this.status = 0;
+    this.finish();
   }
 
-  private finish(ok: boolean): void {
+  private finish(): void {
     if (this.done) return;
     this.done = true;
     this.timer?.cancel();
-    this.hcm.finished(this.host, this.startedAt, ok);
+    this.hcm.finished(this.host, this.cluster, this.entry, this.startedAt, this.status);
   }
 }
 
 /** HTTP/1.1 downstream to an HTTP/2 upstream (e.g. curl to a gRPC-protocol service's JSON gateway). */
-function h1ToH2(hcm: ConnectionManager, pool: H2Pool, host: Host, entry: RouteEntry, down: Extract<Downstream, { kind: 'h1' }>, method: string, path: string, authority: string, headers: http.OutgoingHttpHeaders, grpc: boolean): void {
+function h1ToH2(hcm: ConnectionManager, cluster: Cluster, host: Host, entry: RouteEntry, down: Extract<Downstream, { kind: 'h1' }>, method: string, path: string, authority: string, headers: http.OutgoingHttpHeaders, grpc: boolean): void {
   const h: http2.OutgoingHttpHeaders = { ...headers, ':method': method, ':path': path, ':authority': authority, ':scheme': 'http' };
-  const startedAt = hcm.opts.clock.now();
+  const startedAt = performance.now();
   let finished = false;
-  const finish = (ok: boolean) => { if (!finished) { finished = true; hcm.finished(host, startedAt, ok); } };
+  let status = 0;
+  const finish = (s: number) => { if (!finished) { finished = true; hcm.finished(host, cluster, entry, startedAt, s); } };
   const body = hasBody(down);
-  pool.request(h, { endStream: !body }, (err, up) => {
-    if (err !== null || up === undefined) { replyH1(down.res, grpc, replyFor(err ?? {}), err?.message ?? 'no stream'); finish(false); return; }
+  (cluster.pool(host) as H2Pool).request(h, { endStream: !body }, (err, up) => {
+    if (err !== null || up === undefined) { replyH1(down.res, grpc, replyFor(err ?? {}), err?.message ?? 'no stream'); finish(0); return; }
     up.on('error', () => undefined);
     if (body) down.req.pipe(up);
     down.res.on('close', () => { if (!up.closed) up.close(NGHTTP2_CANCEL); });
     up.on('response', (rh) => {
-      const status = Number(rh[':status']);
+      status = Number(rh[':status']);
       const out = downstreamHeaders(rh);
       for (const k of Object.keys(out)) if (k.startsWith(':')) delete out[k];
       applyResponseHeaderOps(out, entry);
@@ -138,7 +146,7 @@ function h1ToH2(hcm: ConnectionManager, pool: H2Pool, host: Host, entry: RouteEn
       const ok = (up.rstCode ?? NGHTTP2_NO_ERROR) === NGHTTP2_NO_ERROR;
       if (!ok && !down.res.headersSent) replyH1(down.res, grpc, LOCAL_REPLIES.upstreamReset, `the upstream reset the stream (code ${up.rstCode})`);
       else if (!ok) down.res.destroy();
-      finish(ok);
+      finish(ok ? status : 0);
     });
   });
 }
@@ -150,21 +158,22 @@ export function tunnelUpgrade(hcm: ConnectionManager, req: http.IncomingMessage,
   const sel = hcm.select(authority, req.url ?? '/', req.method ?? 'GET', req.headers);
   const refuse = (status: number, reason: string) => { socket.end(`HTTP/1.1 ${status} ${http2.constants.HTTP_STATUS_SERVICE_UNAVAILABLE === status ? 'Service Unavailable' : 'Error'}\r\nx-skein-reason: ${reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`); };
   if ('reply' in sel) { refuse(sel.reply.http, sel.reply.reason); return; }
-  if (sel.cluster.protocol !== 'h1') { hcm.finished(sel.host, hcm.opts.clock.now(), false); refuse(503, 'upgrade_requires_http1_upstream'); return; }
+  if (sel.cluster.protocol !== 'h1') { hcm.finished(sel.host, sel.cluster, sel.entry, performance.now(), 0); refuse(503, 'upgrade_requires_http1_upstream'); return; }
   const headers: Record<string, string | string[] | undefined> = {};
   for (const k in req.headers) if (k !== 'connection' && k !== 'upgrade') headers[k] = req.headers[k];
-  const startedAt = hcm.opts.clock.now();
+  const startedAt = performance.now();
+  const done = (status: number) => hcm.finished(sel.host, sel.cluster, sel.entry, startedAt, status);
   (sel.cluster.pool(sel.host) as H1Pool).request({ method: req.method ?? 'GET', path: req.url ?? '/', headers, body: null, upgrade: String(req.headers.upgrade ?? 'websocket') }, {
     onHead(status, h) { socket.write(rawHead(status, h)); },
     onData(chunk) { return socket.write(chunk); },
-    onEnd() { socket.end(); hcm.finished(sel.host, startedAt, true); },
-    onError(err) { refuse(replyFor(err).http, replyFor(err).reason); hcm.finished(sel.host, startedAt, false); },
+    onEnd() { socket.end(); done(200); },
+    onError(err) { refuse(replyFor(err).http, replyFor(err).reason); done(0); },
     onUpgrade(status, h, upstream) {
       socket.write(rawHead(status, h));
       if (head.length > 0) upstream.write(head);
       upstream.on('error', () => socket.destroy());
       socket.on('close', () => upstream.destroy());
-      upstream.on('close', () => { socket.destroy(); hcm.finished(sel.host, startedAt, true); });
+      upstream.on('close', () => { socket.destroy(); done(101); });
       upstream.pipe(socket);
       socket.pipe(upstream);
     },

@@ -14,8 +14,8 @@ export const LOCAL_REPLIES = {
   noHealthyUpstream: { reason: 'no_healthy_upstream', http: 503, grpc: 14 },
   upstreamConnectFailure: { reason: 'upstream_connect_failure', http: 503, grpc: 14 },
   upstreamOverflow: { reason: 'upstream_overflow', http: 503, grpc: 14 },
-  upstreamReset: { reason: 'upstream_reset_before_response', http: 503, grpc: 14 },
-  upstreamTimeout: { reason: 'upstream_response_timeout', http: 504, grpc: 4 /* DEADLINE_EXCEEDED */ },
+  upstreamReset: { reason: 'upstream_reset', http: 503, grpc: 14 },
+  upstreamTimeout: { reason: 'upstream_timeout', http: 504, grpc: 4 /* DEADLINE_EXCEEDED */ },
   badRequest: { reason: 'bad_request', http: 400, grpc: 13 /* INTERNAL */ },
   draining: { reason: 'proxy_draining', http: 503, grpc: 14 },
 } as const satisfies Record<string, LocalReply>;

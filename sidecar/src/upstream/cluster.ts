@@ -5,6 +5,7 @@ import { createLoadBalancer } from './lb/registry';
 import { H2Pool } from './pool/h2-pool';
 import { H1Pool } from './pool/h1-pool';
 import type { ClusterConfig, EndpointsConfig } from '../xds/resource-types';
+import type { ClusterStats } from '../stats/stat-bundles';
 
 /** Health states a request may be sent to (Envoy: HEALTHY, DEGRADED and UNKNOWN are routable). */
 const ROUTABLE: ReadonlySet<HostHealth> = new Set<HostHealth>(['HEALTHY', 'UNKNOWN', 'DEGRADED']);
@@ -18,6 +19,8 @@ export class Cluster {
   private hosts = new Map<string, Host>();
   private readonly pools = new Map<string, H2Pool | H1Pool>();
   private lb: LoadBalancer;
+  /** Set by the owner when stats are wanted (the sidecar always does). */
+  stats: ClusterStats | undefined;
 
   constructor(public config: ClusterConfig, private readonly clock: Clock) {
     this.lb = createLoadBalancer(lbConfigOf(config));
