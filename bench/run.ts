@@ -22,6 +22,8 @@ const SAT_SECONDS = Number(args.get('duration') ?? 8);
 const RATE = Number(args.get('rate') ?? 1000); // requests/s for the latency phase
 const CONNS = 4;
 const PATHS = (args.get('paths') ?? 'direct,sidecar,haproxy').split(',');
+/** --profile: run the sidecars under --cpu-prof; profiles land in bench/results/ (see README). */
+const PROFILE = args.has('profile') ? ['--cpu-prof', `--cpu-prof-dir=${path.join(PACKAGE_ROOT, 'bench/results')}`] : [];
 
 interface Result {
   path: string;
@@ -87,9 +89,9 @@ async function main(): Promise<void> {
       const svc = { apiVersion: 'skein.dev/v1alpha1', kind: 'Service', metadata: { name: 'greeter' }, spec: { ports: [{ name: 'grpc', port: 50051 }] } };
       await fetch(`${api}/v1/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([svc]) });
       const common = ['--xds', cp.ready['xds'] as string, '--api', api, '--log-level', 'warn', '--admin-listen', '127.0.0.1:0'];
-      const server = await spawnReady(process.execPath, [SKEIN, 'sidecar', ...common, '--node-id', 'bench-server', '--service', 'greeter', '--app', `127.0.0.1:${bport}`, '--inbound-listen', '127.0.0.1:0', '--outbound-listen', '127.0.0.1:0'], 'server sidecar');
+      const server = await spawnReady(process.execPath, [...PROFILE, SKEIN, 'sidecar', ...common, '--node-id', 'bench-server', '--service', 'greeter', '--app', `127.0.0.1:${bport}`, '--inbound-listen', '127.0.0.1:0', '--outbound-listen', '127.0.0.1:0'], 'server sidecar');
       procs.push(server);
-      const client = await spawnReady(process.execPath, [SKEIN, 'sidecar', ...common, '--node-id', 'bench-client', '--outbound-listen', '127.0.0.1:0'], 'client sidecar');
+      const client = await spawnReady(process.execPath, [...PROFILE, SKEIN, 'sidecar', ...common, '--node-id', 'bench-client', '--outbound-listen', '127.0.0.1:0'], 'client sidecar');
       procs.push(client);
       await waitRoutable(client.ready['outbound'] as string);
       results.push(await measure('sidecar', `http://${client.ready['outbound'] as string}/skein.demo.v1.Greeter/SayHello`, 'greeter:50051', body, [{ name: 'client sidecar', pid: client.pid }, { name: 'server sidecar', pid: server.pid }], dir));

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { SKEIN_MAIN } from '../control-plane/src/demo/control-plane-process';
 
 /** The README's main job must keep working: `skein demo --duration N` runs and exits 0. */
-test('skein demo --duration 6 routes, shifts the weights half-way, and exits 0', () => {
+test('skein demo --duration 6: a sidecar mesh that routes, shows live stats, shifts the weights half-way, and exits 0', () => {
   const r = spawnSync(process.execPath, [SKEIN_MAIN, 'demo', '--duration', '6'], { encoding: 'utf8', timeout: 90_000 });
   assert.equal(r.status, 0, `exit ${r.status}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
   assert.match(r.stdout, />>> shifted weights through the API: skein canary greeter v1=50 v2=50/);
@@ -12,5 +12,9 @@ test('skein demo --duration 6 routes, shifts the weights half-way, and exits 0',
   assert.equal(phases.length, 2, r.stdout);
   for (const p of phases) { assert.ok(p.calls > 0); assert.equal(p.errors, 0); }
   assert.ok(phases[0]!.v2 < phases[1]!.v2, `v2 share rises after the shift: ${JSON.stringify(phases)}`);
-  assert.match(r.stdout, /demo-client-1\s+SYNCED/);
+  // Every sidecar (three instances and the client app's) has ACKed the current config.
+  for (const node of ['client-app', 'greeter-v1-a', 'greeter-v1-b', 'greeter-v2-a']) assert.match(r.stdout, new RegExp(`${node}\\s+SYNCED`));
+  // The live table comes from the client sidecar's /stats: both versions appear with rates and percentiles.
+  assert.match(r.stdout, /GRPCRoute\/greeter\/split\s+greeter\/v1\s+[\d.]+\s+100\.0%/);
+  assert.match(r.stdout, /GRPCRoute\/greeter\/split\s+greeter\/v2\s+[\d.]+\s+100\.0%/);
 });

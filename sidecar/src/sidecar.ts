@@ -17,6 +17,7 @@ import { AdminServer } from './admin/admin-server';
 import { Stats } from './stats/stats';
 import { ClusterStats } from './stats/stat-bundles';
 import { Registration } from './registration';
+import { installFastAsyncResourceBind } from './runtime/async-resource-bind';
 
 export interface SidecarOptions {
   xdsServer: string;
@@ -64,6 +65,7 @@ export class Sidecar {
   }
 
   static async start(opts: SidecarOptions): Promise<Sidecar> {
+    installFastAsyncResourceBind();
     const sc = new Sidecar(opts);
     await sc.startAdmin();
     sc.bound['outbound'] = await sc.listen(sc.outbound, opts.outboundListen, '--outbound-listen');
@@ -90,7 +92,8 @@ export class Sidecar {
     while (this.activeRequests() > 0 && this.clock.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     if (this.activeRequests() > 0) log.warn({ active: this.activeRequests() }, 'drain timeout: closing with requests in flight');
     for (const cm of [this.outbound, this.inbound]) if (cm) { cm.h2.close(); cm.h1.closeAllConnections(); }
-    for (const c of this.clusters.values()) c.close();
+    // The inbound cluster too: its pooled session to the local app would keep the process alive.
+    for (const c of [...this.clusters.values(), ...this.inboundClusters()]) c.close();
     this.xds.close();
     await this.admin.close();
   }

@@ -2,10 +2,11 @@ import { API_VERSION } from '../../../shared/src/config/types';
 
 /**
  * The demo mesh: one gRPC service with two versions. Callers that send `x-canary: true` always
- * reach v2; everyone else is split by weight (90/10 to start). One v2 instance has no sidecar
- * and is declared as a static endpoint; the others register themselves with a lease.
+ * reach v2; everyone else is split by weight (90/10 to start). With `staticV2Port`, one v2
+ * instance is declared as a static endpoint (a workload without a sidecar); the others register
+ * themselves with a lease.
  */
-export function demoConfig(staticV2Port: number, weights: { v1: number; v2: number }): unknown[] {
+export function demoConfig(staticV2Port: number | null, weights: { v1: number; v2: number }): unknown[] {
   return [
     {
       apiVersion: API_VERSION, kind: 'Service', metadata: { name: 'greeter' },
@@ -13,7 +14,7 @@ export function demoConfig(staticV2Port: number, weights: { v1: number; v2: numb
         protocol: 'grpc',
         ports: [{ name: 'grpc', port: 50051 }],
         subsets: [{ name: 'v1', labels: { version: 'v1' } }, { name: 'v2', labels: { version: 'v2' } }],
-        endpoints: [{ address: '127.0.0.1', port: staticV2Port, labels: { version: 'v2' } }],
+        ...(staticV2Port === null ? {} : { endpoints: [{ address: '127.0.0.1', port: staticV2Port, labels: { version: 'v2' } }] }),
       },
     },
     {

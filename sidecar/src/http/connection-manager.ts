@@ -13,6 +13,7 @@ import type { LocalReply } from './local-reply';
 import { downstreamHeaders, upstreamHeaders } from './proxy-headers';
 import type { ForwardPolicy } from './proxy-headers';
 import { forwardH1, tunnelUpgrade } from './h1-forward';
+import { relay } from './relay';
 import { ListenerStats, LOCAL_REPLY_REASONS, RouteStats } from '../stats/stat-bundles';
 import type { LocalReplyReason } from '../stats/stat-bundles';
 import type { RollingWindow, Stats } from '../stats/stats';
@@ -195,7 +196,7 @@ class H2Exchange {
     u.on('response', onUpResponse);
     u.on('trailers', onUpTrailers);
     u.on('close', onUpClose);
-    this.down.pipe(u);
+    relay(this.down, u);
   }
 
   onTimeout(): void {
@@ -243,7 +244,7 @@ function onUpResponse(this: Tagged<http2.ClientHttp2Stream>, headers: http2.Inco
     this.close(NGHTTP2_CANCEL);
     return;
   }
-  this.pipe(down);
+  relay(this, down);
 }
 
 function onUpTrailers(this: Tagged<http2.ClientHttp2Stream>, trailers: http2.IncomingHttpHeaders): void {

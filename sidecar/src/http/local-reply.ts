@@ -24,8 +24,16 @@ export function isGrpcContentType(ct: string | string[] | undefined): boolean {
   return typeof ct === 'string' && ct.startsWith('application/grpc');
 }
 
-/** Percent-encodes a grpc-message as the gRPC spec requires. */
-function grpcMessage(s: string): string { return encodeURIComponent(s).replace(/%20/g, ' '); }
+/**
+ * Percent-encodes a grpc-message as the gRPC spec requires: only '%' and UTF-8 bytes outside
+ * 0x20-0x7E. (encodeURIComponent would also encode ':' '/' '?' etc., which grpc-js's decodeURI
+ * leaves encoded: the caller would read "no_route%3A ...".)
+ */
+export function grpcMessage(s: string): string {
+  let out = '';
+  for (const b of Buffer.from(s, 'utf8')) out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b < 16 ? '0' : ''}${b.toString(16).toUpperCase()}`;
+  return out;
+}
 
 export function replyH2(stream: http2.ServerHttp2Stream, grpc: boolean, r: LocalReply, detail: string): void {
   if (stream.destroyed || stream.closed || stream.headersSent) { if (!stream.destroyed) stream.close(http2Cancel); return; }
