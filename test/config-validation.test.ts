@@ -375,7 +375,7 @@ const INVALID: InvalidCase[] = [
   {
     name: 'loadBalancer without policy',
     mutate: (d) => { policy(d).spec.loadBalancer = {}; },
-    expect: [{ resource: BP, path: 'spec.loadBalancer.policy', message: /^is required: one of round_robin, least_request, ring_hash, random$/ }],
+    expect: [{ resource: BP, path: 'spec.loadBalancer.policy', message: /^is required: one of round_robin, least_request, ring_hash, random, peak_ewma$/ }],
   },
   {
     name: 'ring sizes min > max',
@@ -394,6 +394,8 @@ const INVALID: InvalidCase[] = [
     mutate: (d) => { httpRoute(d).spec.hostnames = ['shop.example.com']; grpcRoute(d).spec.hostnames = ['shop.example.com']; },
     expect: [{ resource: HR, path: 'spec.hostnames[0]', message: /already selects Service "reviews"/ }],
   },
+  { name: 'decay with a policy other than peak_ewma', mutate: (d) => { policy(d).spec.loadBalancer = { policy: 'round_robin', decay: '5s' }; }, expect: [{ resource: BP, path: 'spec.loadBalancer.decay', message: /^applies only to policy peak_ewma$/ }] },
+  { name: 'peak_ewma decay too short', mutate: (d) => { policy(d).spec.loadBalancer = { policy: 'peak_ewma', decay: '10ms' }; }, expect: [{ resource: BP, path: 'spec.loadBalancer.decay', message: /^must be at least 100ms$/ }] },
   { name: 'missing targetRef', mutate: (d) => { delete policy(d).spec.targetRef; }, expect: [{ resource: BP, path: 'spec.targetRef', message: /^is required/ }] },
 
   // Every problem at once.

@@ -106,6 +106,17 @@ describe('proxyless gRPC clients (@grpc/grpc-js-xds) against the control plane p
     assert.match(ok.types.find((t) => t.typeUrl === TYPE_URLS.CLUSTER)!.lastNack!.message, /lb_policy/, 'the NACK stays readable after recovery');
   });
 
+  it('accepts a peak_ewma BackendPolicy: proxyless clients skip skein.lb.v1.PeakEwma and use the round-robin fallback', async () => {
+    const r = await api<{ revision: number }>(cp.api, 'POST', '/v1/config', { apiVersion: 'skein.dev/v1alpha1', kind: 'BackendPolicy', metadata: { name: 'greeter' }, spec: { targetRef: { name: 'greeter' }, loadBalancer: { policy: 'peak_ewma' } } });
+    const p = await synced(TYPE_URLS.CLUSTER, r.revision);
+    assert.equal(p.types.find((t) => t.typeUrl === TYPE_URLS.CLUSTER)!.state, 'SYNCED', 'not NACKed');
+    const c = await sendAndCount([client], 400);
+    assert.equal(c.errors, 0, c.lastError);
+    for (const b of ['v1-a', 'v1-b', 'v2-a', 'v2-static']) assert.ok((c.byBackend.get(b) ?? 0) > 0, `${b} got no calls: ${JSON.stringify([...c.byBackend])}`);
+    const back = await api<{ revision: number }>(cp.api, 'POST', '/v1/config', { apiVersion: 'skein.dev/v1alpha1', kind: 'BackendPolicy', metadata: { name: 'greeter' }, spec: { targetRef: { name: 'greeter' }, loadBalancer: { policy: 'round_robin' } } });
+    await synced(TYPE_URLS.CLUSTER, back.revision);
+  });
+
   it('drops an instance whose lease expires from EDS within seconds (the process is still up)', async () => {
     const doomed = await startGreeter({ backend: 'v2-doomed', version: 'v2' });
     backends.push(doomed);

@@ -114,6 +114,33 @@ describe('sidecar outbound resources', () => {
   });
 });
 
+describe('peak_ewma load balancing', () => {
+  const withPolicy = (lb: Record<string, unknown>) => run([reviews(), { apiVersion: 'skein.dev/v1alpha1', kind: 'BackendPolicy', metadata: { name: 'p' }, spec: { targetRef: { name: 'reviews' }, loadBalancer: lb } }]);
+
+  test('goes in load_balancing_policy: skein.lb.v1.PeakEwma first, then locality-weighted round robin for other clients', () => {
+    const c = withPolicy({ policy: 'peak_ewma', decay: '5s' }).clusters.find((x) => x['name'] === 'reviews')!;
+    assert.equal(c['lb_policy'], 'LOAD_BALANCING_POLICY_CONFIG');
+    assert.deepEqual(c['load_balancing_policy'], { policies: [
+      { typed_extension_config: { name: 'skein.lb.peak_ewma', typed_config: { '@type': 'type.googleapis.com/skein.lb.v1.PeakEwma', decay: { seconds: 5, nanos: 0 } } } },
+      { typed_extension_config: { name: 'envoy.load_balancing_policies.wrr_locality', typed_config: {
+        '@type': 'type.googleapis.com/envoy.extensions.load_balancing_policies.wrr_locality.v3.WrrLocality',
+        endpoint_picking_policy: { policies: [{ typed_extension_config: { name: 'envoy.load_balancing_policies.round_robin', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin' } } }] },
+      } } },
+    ] });
+    assert.deepEqual(withPolicy({ policy: 'peak_ewma' }).clusters[0]!['load_balancing_policy'], (() => { const x = withPolicy({ policy: 'peak_ewma', decay: '10s' }).clusters[0]!['load_balancing_policy']; return x; })(), 'decay defaults to 10s');
+  });
+
+  test('encodes, and the sidecar decodes it back to peak_ewma with its decay', async () => {
+    const { clusterType } = await import('../sidecar/src/xds/cluster-type');
+    const cache = new SnapshotCache();
+    cache.set(withPolicy({ policy: 'peak_ewma', decay: '2500ms' }), 1);
+    const d = clusterType.decode(cache.get(TYPE_URLS.CLUSTER, 'reviews/v1')!.any);
+    assert.ok('value' in d, 'error' in d ? d.error : '');
+    assert.equal(d.value.lbPolicy, 'peak_ewma');
+    assert.equal(d.value.decayMs, 2500);
+  });
+});
+
 describe('resource order', () => {
   test('services sorted by name; each service cluster followed by its subset clusters', () => {
     const out = run([web(), reviews()]);

@@ -3,7 +3,24 @@ import type { PolicySections } from './policies';
 import { ADS_CONFIG_SOURCE, duration, TYPE, u32 } from './xds-json';
 import type { XdsObject } from './xds-json';
 
-const LB_POLICY = { round_robin: 'ROUND_ROBIN', least_request: 'LEAST_REQUEST', ring_hash: 'RING_HASH', random: 'RANDOM' } as const;
+const LB_POLICY = { round_robin: 'ROUND_ROBIN', least_request: 'LEAST_REQUEST', ring_hash: 'RING_HASH', random: 'RANDOM', peak_ewma: 'LOAD_BALANCING_POLICY_CONFIG' } as const;
+
+/**
+ * Peak-EWMA has no lb_policy value in Envoy's API, so it goes in load_balancing_policy: an
+ * ordered list from which each client takes the first policy it knows. The skein sidecar knows
+ * skein.lb.v1.PeakEwma; Envoy and proxyless gRPC skip it and use locality-weighted round robin.
+ */
+function peakEwmaPolicy(decayMs: number): XdsObject {
+  return {
+    policies: [
+      { typed_extension_config: { name: 'skein.lb.peak_ewma', typed_config: { '@type': TYPE.LB_PEAK_EWMA, decay: duration(decayMs) } } },
+      { typed_extension_config: { name: 'envoy.load_balancing_policies.wrr_locality', typed_config: {
+        '@type': TYPE.LB_WRR_LOCALITY,
+        endpoint_picking_policy: { policies: [{ typed_extension_config: { name: 'envoy.load_balancing_policies.round_robin', typed_config: { '@type': TYPE.LB_ROUND_ROBIN } } }] },
+      } } },
+    ],
+  };
+}
 
 /**
  * An EDS cluster (endpoints over ADS) carrying the BackendPolicy in Envoy's own fields, so any
@@ -18,6 +35,7 @@ export function cluster(name: string, service: Service, p: PolicySections): XdsO
     lb_policy: LB_POLICY[p.loadBalancer?.policy ?? 'round_robin'],
   };
   const lb = p.loadBalancer;
+  if (lb?.policy === 'peak_ewma') out['load_balancing_policy'] = peakEwmaPolicy(lb.decayMs ?? 10_000);
   if (lb?.policy === 'least_request' && lb.choiceCount !== undefined) out['least_request_lb_config'] = { choice_count: u32(lb.choiceCount) };
   if (lb?.policy === 'ring_hash') {
     const ring: XdsObject = { hash_function: 'XX_HASH' };

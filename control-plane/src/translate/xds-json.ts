@@ -9,6 +9,9 @@ export const TYPE = {
   HCM: 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
   ROUTER: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
   HTTP_PROTOCOL_OPTIONS: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+  LB_ROUND_ROBIN: 'type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin',
+  LB_WRR_LOCALITY: 'type.googleapis.com/envoy.extensions.load_balancing_policies.wrr_locality.v3.WrrLocality',
+  LB_PEAK_EWMA: 'type.googleapis.com/skein.lb.v1.PeakEwma',
 } as const;
 
 export function duration(ms: number): { seconds: number; nanos: number } {

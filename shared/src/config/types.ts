@@ -97,7 +97,7 @@ export type HTTPRoute = ResourceBase<'HTTPRoute', RouteSpec>;
 export type GRPCRoute = ResourceBase<'GRPCRoute', RouteSpec>;
 export type Route = HTTPRoute | GRPCRoute;
 
-export const LB_POLICIES = ['round_robin', 'least_request', 'ring_hash', 'random'] as const;
+export const LB_POLICIES = ['round_robin', 'least_request', 'ring_hash', 'random', 'peak_ewma'] as const;
 export type LbPolicyName = (typeof LB_POLICIES)[number];
 export interface LoadBalancerSettings {
   policy: LbPolicyName;
@@ -107,6 +107,8 @@ export interface LoadBalancerSettings {
   hashOn?: { header: string } | { cookie: string };
   minRingSize?: number;
   maxRingSize?: number;
+  /** peak_ewma: how fast the latency estimate decays (ms). */
+  decayMs?: number;
 }
 export interface CircuitBreakerSettings {
   maxConnections?: number;

@@ -67,8 +67,15 @@ function loadBalancerOf(r: FieldReader, raw: unknown, path: string): LoadBalance
     },
     minRingSize: (v, p) => r.int(v, p, { min: 1, max: 8_388_608 }),
     maxRingSize: (v, p) => r.int(v, p, { min: 1, max: 8_388_608 }),
+    decay: (v, p) => r.duration(v, p, { minMs: 100, maxMs: 600_000 }),
   });
   if (lb === undefined) return undefined;
+  const decay = (lb as { decay?: number }).decay;
+  delete (lb as { decay?: number }).decay;
+  if (decay !== undefined) {
+    if (lb.policy !== 'peak_ewma') return r.fail(join(path, 'decay'), 'applies only to policy peak_ewma');
+    lb.decayMs = decay;
+  }
   if (lb.policy === undefined) return r.fail(join(path, 'policy'), `is required: one of ${LB_POLICIES.join(', ')}`);
   if (lb.choiceCount !== undefined && lb.policy !== 'least_request') return r.fail(join(path, 'choiceCount'), 'applies only to policy least_request');
   for (const k of ['hashOn', 'minRingSize', 'maxRingSize'] as const) {

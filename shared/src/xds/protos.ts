@@ -44,6 +44,9 @@ export const TYPE_URLS = {
   FAULT: `${TYPE_PREFIX}envoy.extensions.filters.http.fault.v3.HTTPFault`,
   LOCAL_RATELIMIT: `${TYPE_PREFIX}envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit`,
   HTTP_PROTOCOL_OPTIONS: `${TYPE_PREFIX}envoy.extensions.upstreams.http.v3.HttpProtocolOptions`,
+  LB_ROUND_ROBIN: `${TYPE_PREFIX}envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin`,
+  LB_WRR_LOCALITY: `${TYPE_PREFIX}envoy.extensions.load_balancing_policies.wrr_locality.v3.WrrLocality`,
+  LB_PEAK_EWMA: `${TYPE_PREFIX}skein.lb.v1.PeakEwma`,
   UPSTREAM_TLS_CONTEXT: `${TYPE_PREFIX}envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext`,
   DOWNSTREAM_TLS_CONTEXT: `${TYPE_PREFIX}envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext`,
 } as const;
@@ -68,8 +71,8 @@ const TO_OBJECT: protobuf.IConversionOptions = {
 function listProtoFiles(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const p = path.join(dir, e.name);
-    // proto/skein holds our own application protos (the demo service), not xDS.
-    if (e.isDirectory()) return p === path.join(PROTO_DIR, 'skein') ? [] : listProtoFiles(p);
+    // proto/skein/demo is the demo application's service, not xDS (proto/skein/lb is: our LB extension).
+    if (e.isDirectory()) return p === path.join(PROTO_DIR, 'skein', 'demo') ? [] : listProtoFiles(p);
     return e.name.endsWith('.proto') ? [p] : [];
   });
 }

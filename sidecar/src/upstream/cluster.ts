@@ -95,5 +95,6 @@ function lbConfigOf(c: ClusterConfig): Parameters<typeof createLoadBalancer>[0] 
   if (c.choiceCount !== undefined) out.choiceCount = c.choiceCount;
   if (c.minRingSize !== undefined) out.minRingSize = c.minRingSize;
   if (c.maxRingSize !== undefined) out.maxRingSize = c.maxRingSize;
+  if (c.decayMs !== undefined) out.decayMs = c.decayMs;
   return out;
 }

@@ -17,7 +17,7 @@ import type { EndpointsConfig, WireLoadAssignment } from './endpoints-type';
 import { configSourceKind, decodeWith, durationMs, unpack, wrapped } from './resource-type';
 import type { Issues, PackedResource, ResourceType } from './resource-type';
 
-export type ClusterLbPolicy = 'round_robin' | 'least_request' | 'ring_hash' | 'random';
+export type ClusterLbPolicy = 'round_robin' | 'least_request' | 'ring_hash' | 'random' | 'peak_ewma';
 
 export interface RetryBudgetConfig { budgetPercent: number; minRetryConcurrency: number }
 
@@ -38,6 +38,8 @@ export interface ClusterConfig {
   choiceCount?: number;
   minRingSize?: number;
   maxRingSize?: number;
+  /** peak_ewma: latency estimate decay (ms). */
+  decayMs?: number;
   connectTimeoutMs: number;
   protocol: 'h1' | 'h2';
   maxConcurrentStreams?: number;
@@ -123,8 +125,41 @@ function decodeDiscovery(c: WireCluster, out: ClusterConfig, issues: Issues): vo
   }
 }
 
+type WirePolicyList = { policies?: { typed_extension_config?: { name?: string; typed_config?: { type_url: string; value: Buffer } } }[] };
+
+/**
+ * load_balancing_policy: an ordered list; the first policy this proxy implements wins, as in
+ * Envoy and gRPC. Known: skein.lb.v1.PeakEwma, Envoy's RoundRobin, and WrrLocality around one of
+ * those (locality weights are already folded into endpoint weights here).
+ */
+function decodePolicyList(list: WirePolicyList, at: string, out: ClusterConfig, issues: Issues, depth = 0): boolean {
+  for (const [i, p] of (list.policies ?? []).entries()) {
+    const tc = p.typed_extension_config?.typed_config;
+    if (tc === undefined) continue;
+    const path = `${at}.policies[${i}].typed_extension_config.typed_config`;
+    if (tc.type_url === TYPE_URLS.LB_PEAK_EWMA) {
+      const cfg = unpack<{ decay?: { seconds?: string; nanos?: number } }>(tc, TYPE_URLS.LB_PEAK_EWMA, path, issues);
+      out.lbPolicy = 'peak_ewma';
+      const decay = durationMs(cfg?.decay);
+      if (decay !== undefined) { if (decay <= 0) issues.add(`${path}.decay`, 'must be > 0'); else out.decayMs = decay; }
+      return true;
+    }
+    if (tc.type_url === TYPE_URLS.LB_ROUND_ROBIN) { out.lbPolicy = 'round_robin'; return true; }
+    if (tc.type_url === TYPE_URLS.LB_WRR_LOCALITY && depth < 4) {
+      const w = unpack<{ endpoint_picking_policy?: WirePolicyList }>(tc, TYPE_URLS.LB_WRR_LOCALITY, path, issues);
+      if (w?.endpoint_picking_policy !== undefined && decodePolicyList(w.endpoint_picking_policy, `${path}.endpoint_picking_policy`, out, issues, depth + 1)) return true;
+    }
+  }
+  return false;
+}
+
 function decodeLb(c: WireCluster, out: ClusterConfig, issues: Issues): void {
-  if (c.load_balancing_policy !== undefined) issues.add('load_balancing_policy', 'is not supported; use lb_policy');
+  if (c.load_balancing_policy !== undefined) {
+    if (!decodePolicyList(c.load_balancing_policy as WirePolicyList, 'load_balancing_policy', out, issues)) {
+      issues.add('load_balancing_policy.policies', 'none of the listed policies is supported (skein.lb.v1.PeakEwma, RoundRobin, WrrLocality)');
+    }
+    return;
+  }
   const wire = c.lb_policy ?? 'ROUND_ROBIN';
   const policy = LB[wire];
   if (policy === undefined) { issues.add('lb_policy', `${wire} is not supported (ROUND_ROBIN, LEAST_REQUEST, RING_HASH or RANDOM)`); return; }
