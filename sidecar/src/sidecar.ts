@@ -81,17 +81,28 @@ export class Sidecar {
 
   addresses(): Record<string, string> { return { ...this.bound }; }
 
-  /** SIGTERM: deregister, stop accepting, let in-flight requests finish (up to the drain timeout), exit. */
+  /**
+   * SIGTERM: deregister and stop accepting connections, but keep serving the open ones until
+   * their peers close them (a peer that has not yet seen this endpoint leave EDS still sends
+   * here; a peer that has retires its pool, which closes the connection). Then refuse new
+   * requests, let in-flight ones finish, close every connection and exit. All of it within the
+   * drain timeout.
+   */
   async drain(): Promise<void> {
     const log = this.opts.log;
     log.info({ timeoutMs: this.opts.drainTimeoutMs }, 'draining');
-    await this.registration?.stop();
-    for (const cm of [this.outbound, this.inbound]) if (cm) cm.draining = true;
-    await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     const deadline = this.clock.now() + this.opts.drainTimeoutMs;
+    await this.registration?.stop();
+    let timer: { cancel(): void } | undefined;
+    await Promise.race([
+      Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r())))),
+      new Promise<void>((r) => { timer = this.clock.setTimer(Math.max(0, deadline - this.clock.now()), r); }),
+    ]);
+    timer?.cancel();
+    for (const cm of [this.outbound, this.inbound]) if (cm) cm.draining = true;
     while (this.activeRequests() > 0 && this.clock.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     if (this.activeRequests() > 0) log.warn({ active: this.activeRequests() }, 'drain timeout: closing with requests in flight');
-    for (const cm of [this.outbound, this.inbound]) if (cm) { cm.h2.close(); cm.h1.closeAllConnections(); }
+    for (const cm of [this.outbound, this.inbound]) if (cm) cm.closeConnections();
     // The inbound cluster too: its pooled session to the local app would keep the process alive.
     for (const c of [...this.clusters.values(), ...this.inboundClusters()]) c.close();
     this.xds.close();

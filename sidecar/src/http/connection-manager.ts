@@ -1,5 +1,6 @@
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
+import type { Duplex } from 'node:stream';
 import type { Clock } from '../../../shared/src/clock';
 import type { Logger } from '../../../shared/src/log';
 import type { Cluster } from '../upstream/cluster';
@@ -34,6 +35,12 @@ export interface ConnectionManagerOptions {
   log: Logger;
   /** Seeds the weighted-cluster pick; injectable for tests. */
   random?: () => number;
+  /**
+   * A downstream HTTP/2 session with no frame in either direction for this long is sent a PING;
+   * without the ACK within `keepaliveTimeoutMs` it is destroyed. Defaults 10000 and 5000 ms.
+   */
+  keepaliveIdleMs?: number;
+  keepaliveTimeoutMs?: number;
 }
 
 const kEx = Symbol('skein.exchange');
@@ -48,6 +55,9 @@ export class ConnectionManager {
   readonly h2: http2.Http2Server;
   readonly h1: http.Server;
   draining = false;
+  /** Open downstream HTTP/2 sessions and HTTP/1.1 sockets, for closeConnections(). */
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly h1Sockets = new Set<Duplex>();
   private readonly random: () => number;
   /** Reused for every pick: picks are synchronous, so one context object is enough. */
   private readonly ctx: PickContext = { hash: undefined, tried: undefined, now: 0 };
@@ -63,10 +73,29 @@ export class ConnectionManager {
       maxSessionMemory: 64,
     });
     this.h2.on('stream', (stream, headers) => this.onH2Stream(stream, headers));
+    this.h2.on('session', (s: http2.ServerHttp2Session) => {
+      this.sessions.add(s);
+      s.once('close', () => this.sessions.delete(s));
+      (s as Keepalive)[kKeepaliveTimeout] = opts.keepaliveTimeoutMs ?? 5000;
+      s.setTimeout(opts.keepaliveIdleMs ?? 10_000);
+      s.on('timeout', onSessionIdle);
+    });
     this.h2.on('sessionError', () => undefined);
     this.h1 = http.createServer({ keepAlive: true, requestTimeout: 0, headersTimeout: 30_000, maxHeaderSize: 64 * 1024 }, (req, res) => this.onH1Request(req, res));
+    this.h1.on('connection', (socket: Duplex) => { this.h1Sockets.add(socket); socket.once('close', () => this.h1Sockets.delete(socket)); });
     this.h1.on('upgrade', (req: http.IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) => tunnelUpgrade(this, req, socket, head));
     this.h1.on('clientError', (_err, socket) => { if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n'); else socket.destroy(); });
+  }
+
+  /**
+   * Closes every downstream connection now (the end of a drain). The sockets were handed to
+   * `h2` / `h1` by a listener, so neither `h2.close()` nor `h1.closeAllConnections()` (which
+   * tracks only sockets its own listen() accepted) reaches them, and an open one keeps the
+   * process alive.
+   */
+  closeConnections(): void {
+    for (const s of this.sessions) s.destroy();
+    for (const s of this.h1Sockets) s.destroy();
   }
 
   /** Routes a request; on success returns the route, cluster and a picked host (active count taken). */
@@ -288,6 +317,28 @@ function onDownClose(this: Tagged<http2.ServerHttp2Stream>): void {
   const up = ex.up;
   if (up !== undefined && !up.closed && !up.destroyed) up.close(this.rstCode && this.rstCode !== NGHTTP2_NO_ERROR ? this.rstCode : NGHTTP2_CANCEL);
   if (up === undefined) { ex.status = 0; ex.finish(); }
+}
+
+const kKeepaliveTimeout = Symbol('skein.keepalive.timeout');
+type Keepalive = http2.ServerHttp2Session & { [kKeepaliveTimeout]?: number };
+
+/**
+ * An idle downstream session must prove its peer is there. Node stops reading a session once it
+ * has sent GOAWAY for a protocol error (garbage frames, bad HPACK) and never closes its socket,
+ * not even on the peer's FIN: without this, every such connection leaks a socket for good (and
+ * holds up a drain). A live peer answers the PING, which also re-arms the idle timer.
+ */
+function onSessionIdle(this: Keepalive): void {
+  const session = this;
+  if (session.destroyed) return;
+  const timer = setTimeout(() => session.destroy(), session[kKeepaliveTimeout] ?? 5000);
+  timer.unref();
+  try {
+    if (!session.ping(() => clearTimeout(timer))) session.destroy();
+  } catch {
+    clearTimeout(timer);
+    session.destroy();
+  }
 }
 
 function ignore(): void { /* errors surface through 'close' and rstCode */ }

@@ -71,7 +71,10 @@ export class Cluster {
   poolStats(host: Host): unknown { return this.pools.get(host.key)?.stats(); }
 
   /** Drains every pool (shutdown). */
-  async drain(): Promise<void> { await Promise.all([...this.pools.values()].map((p) => p.drain())); }
+  async drain(): Promise<void> {
+    await afterPendingWrites();
+    await Promise.all([...this.pools.values()].map((p) => p.drain()));
+  }
 
   close(): void { for (const p of this.pools.values()) p.close(); this.pools.clear(); }
 
@@ -86,8 +89,19 @@ export class Cluster {
     const p = this.pools.get(key);
     if (p === undefined) return;
     this.pools.delete(key);
-    void p.drain();
+    void afterPendingWrites().then(() => p.drain());
   }
+}
+
+/**
+ * Resolves once the HTTP/2 frames queued so far have left nghttp2. A pool's drain sends GOAWAY,
+ * and nghttp2 sends control frames before the HEADERS of new streams: a stream opened earlier in
+ * this event-loop turn (e.g. a request picked this host just before an EDS update removed it)
+ * would go out after the GOAWAY and be refused (REFUSED_STREAM, a failed request). Node writes a
+ * session's queued frames in a native immediate, which runs before setImmediate callbacks.
+ */
+function afterPendingWrites(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function lbConfigOf(c: ClusterConfig): Parameters<typeof createLoadBalancer>[0] {
