@@ -125,6 +125,9 @@ describe('sidecar end to end: control plane, client sidecar and server sidecars 
       assert.ok(n >= 150 && n <= 250, `${b} got ${n} of 600: ${JSON.stringify([...c.byBackend])}`);
     }
     assert.equal(relay.accepted(), 1, 'the gRPC client used one TCP connection to the sidecar');
+    const stats = (await (await fetch(`http://${client.admin}/stats?filter=listener.outbound`)).json()) as { counters: Record<string, number>; gauges: Record<string, number> };
+    assert.ok(stats.counters['listener.outbound.downstream_cx_total']! >= 1, JSON.stringify(stats));
+    assert.ok(stats.gauges['listener.outbound.downstream_cx_active']! >= 1, 'the relay connection is still open');
   });
 
   it('carries every streaming kind end to end: server streaming, client streaming, bidi', async () => {

@@ -124,6 +124,12 @@ export class Sidecar {
     const port = Number(listen.slice(i + 1));
     if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new MeshError(ErrorCodes.VALIDATION, `${flag}: "${listen}" must be host:port`);
     const server = sniffingServer(cm.h1, cm.h2);
+    const ls = cm.listenerStats;
+    server.on('connection', (socket: net.Socket) => {
+      ls.cxTotal.inc();
+      ls.cxActive.add(1);
+      socket.once('close', () => ls.cxActive.add(-1));
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) => reject(new MeshError(ErrorCodes.VALIDATION, `${flag}: cannot listen on ${listen}: ${e.message}`)));
       server.listen(port, host, () => resolve());
