@@ -8,36 +8,17 @@ import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { greeterService } from '../../shared/src/sample-app/greeter';
-import type { GreeterBackend, HelloReply, HelloRequest } from '../../shared/src/sample-app/greeter';
+import { startGreeter } from '../../shared/src/sample-app/greeter';
+import type { GreeterBackend } from '../../shared/src/sample-app/greeter';
 
 export const MiB = 1024 * 1024;
 
 /** gRPC channel/server options for 10 MiB messages (grpc-js defaults to 4 MiB received). */
 export const LARGE_MESSAGES: grpc.ChannelOptions = { 'grpc.max_receive_message_length': 32 * MiB, 'grpc.max_send_message_length': 32 * MiB };
 
-/** The sample Greeter (same handlers as shared/src/sample-app/greeter.ts), with 32 MiB message limits. */
-export async function startLargeGreeter(opts: { backend: string; version: string }): Promise<GreeterBackend> {
-  const server = new grpc.Server(LARGE_MESSAGES);
-  const reply = (name: string | undefined, payload?: Buffer): HelloReply => ({ message: `hello ${name ?? ''}`, backend: opts.backend, version: opts.version, ...(payload && payload.length > 0 ? { payload } : {}) });
-  server.addService(greeterService(), {
-    SayHello: (call: grpc.ServerUnaryCall<HelloRequest, HelloReply>, cb: grpc.sendUnaryData<HelloReply>) => cb(null, reply(call.request.name, call.request.payload)),
-    StreamReplies: (call: grpc.ServerWritableStream<HelloRequest, HelloReply>) => {
-      for (let i = 0; i < (call.request.count ?? 0); i++) call.write(reply(`${call.request.name ?? ''} #${i}`));
-      call.end();
-    },
-    Collect: (call: grpc.ServerReadableStream<HelloRequest, HelloReply>, cb: grpc.sendUnaryData<HelloReply>) => {
-      const names: string[] = [];
-      call.on('data', (r: HelloRequest) => names.push(r.name ?? ''));
-      call.on('end', () => cb(null, reply(names.join(','))));
-    },
-    Chat: (call: grpc.ServerDuplexStream<HelloRequest, HelloReply>) => {
-      call.on('data', (r: HelloRequest) => call.write(reply(r.name, r.payload)));
-      call.on('end', () => call.end());
-    },
-  });
-  const port = await bindGrpc(server);
-  return { server, port, address: '127.0.0.1', backend: opts.backend, version: opts.version, close: () => closeGrpc(server) };
+/** The sample Greeter with 32 MiB message limits. */
+export function startLargeGreeter(opts: { backend: string; version: string }): Promise<GreeterBackend> {
+  return startGreeter({ ...opts, serverOptions: LARGE_MESSAGES });
 }
 
 const raw = (b: Buffer): Buffer => b;

@@ -44,8 +44,8 @@ export function sayHello(client: GreeterClient, name: string, deadlineMs = 5000)
 export interface GreeterBackend { server: grpc.Server; port: number; address: string; backend: string; version: string; close(): Promise<void> }
 
 /** Starts a Greeter server on loopback. `backend` and `version` are echoed in every reply. */
-export async function startGreeter(opts: { backend: string; version: string; host?: string; port?: number }): Promise<GreeterBackend> {
-  const server = new grpc.Server();
+export async function startGreeter(opts: { backend: string; version: string; host?: string; port?: number; serverOptions?: grpc.ServerOptions }): Promise<GreeterBackend> {
+  const server = new grpc.Server(opts.serverOptions);
   const reply = (name: string | undefined, payload?: Buffer): HelloReply => ({ message: `hello ${name ?? ''}`, backend: opts.backend, version: opts.version, ...(payload && payload.length > 0 ? { payload } : {}) });
   server.addService(greeterService(), {
     SayHello: (call: grpc.ServerUnaryCall<HelloRequest, HelloReply>, cb: grpc.sendUnaryData<HelloReply>) => cb(null, reply(call.request.name, call.request.payload)),

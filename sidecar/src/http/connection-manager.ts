@@ -343,6 +343,17 @@ function onSessionIdle(this: Keepalive): void {
 
 function ignore(): void { /* errors surface through 'close' and rstCode */ }
 
+const cookieRegexes = new Map<string, RegExp>();
+/** One compiled matcher per cookie name (names come from config, so the map stays small). */
+function cookieRegex(name: string): RegExp {
+  let re = cookieRegexes.get(name);
+  if (re === undefined) {
+    re = new RegExp(`(?:^|;\\s*)${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}=([^;]*)`);
+    cookieRegexes.set(name, re);
+  }
+  return re;
+}
+
 function requestHash(entry: RouteEntry, headers: http.IncomingHttpHeaders): number | undefined {
   for (const p of entry.route!.hashPolicy) {
     if ('header' in p) {
@@ -351,7 +362,7 @@ function requestHash(entry: RouteEntry, headers: http.IncomingHttpHeaders): numb
     } else {
       const cookie = headers['cookie'];
       if (typeof cookie === 'string') {
-        const m = new RegExp(`(?:^|;\\s*)${p.cookie}=([^;]*)`).exec(cookie);
+        const m = cookieRegex(p.cookie).exec(cookie);
         if (m !== null) return hashKey(m[1]!);
       }
     }
