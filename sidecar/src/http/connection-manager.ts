@@ -15,6 +15,7 @@ import { downstreamHeaders, upstreamHeaders } from './proxy-headers';
 import type { ForwardPolicy } from './proxy-headers';
 import { forwardH1, tunnelUpgrade } from './h1-forward';
 import { relay } from './relay';
+import { applyHeaderOps } from '../router/header-ops';
 import { ListenerStats, LOCAL_REPLY_REASONS, RouteStats } from '../stats/stat-bundles';
 import type { LocalReplyReason } from '../stats/stat-bundles';
 import type { RollingWindow, Stats } from '../stats/stats';
@@ -370,18 +371,12 @@ function requestHash(entry: RouteEntry, headers: http.IncomingHttpHeaders): numb
   return undefined;
 }
 
+/** The route's request header mutations (Envoy's four append actions; see router/header-ops). */
 export function applyRequestHeaderOps(out: http.OutgoingHttpHeaders, entry: RouteEntry): void {
-  for (const k of entry.requestHeadersToRemove) delete out[k];
-  for (const h of entry.requestHeadersToAdd) addHeader(out, h.key, h.value, h.append);
+  applyHeaderOps(out, entry.requestHeadersToAdd, entry.requestHeadersToRemove);
 }
 
+/** The route's response header mutations. */
 export function applyResponseHeaderOps(out: http.OutgoingHttpHeaders, entry: RouteEntry): void {
-  for (const k of entry.responseHeadersToRemove) delete out[k];
-  for (const h of entry.responseHeadersToAdd) addHeader(out, h.key, h.value, h.append);
-}
-
-function addHeader(out: http.OutgoingHttpHeaders, key: string, value: string, append: boolean): void {
-  const prev = out[key];
-  if (!append || prev === undefined) { out[key] = value; return; }
-  out[key] = Array.isArray(prev) ? [...prev, value] : [String(prev), value];
+  applyHeaderOps(out, entry.responseHeadersToAdd, entry.responseHeadersToRemove);
 }
