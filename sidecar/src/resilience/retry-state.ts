@@ -1,0 +1,97 @@
+import type { RetryPolicy } from '../router/retry-policy';
+import type { RetryBudget } from './retry-budget';
+
+/**
+ * How one upstream attempt ended, as the router saw it. `sentBytes` tells whether any request
+ * byte may have reached the upstream: only when it is false is a retry provably safe without a
+ * policy.
+ */
+export type AttemptOutcome =
+  | { kind: 'connect-failure' }
+  | { kind: 'refused-stream' }
+  | { kind: 'reset'; sentBytes: boolean }
+  | { kind: 'per-try-timeout' }
+  | { kind: 'response'; status: number; grpcStatus: number | undefined };
+
+export type RetryDecision =
+  | { retry: true; delayMs: number; attempt: number }
+  | { retry: false; reason: 'success' | 'no-policy' | 'not-retriable' | 'attempts-exhausted' | 'budget-exhausted' | 'body-not-replayable' };
+
+/** gRPC status codes by the names Envoy's retry_on uses. */
+const GRPC_RETRY_ON: Readonly<Record<string, number>> = { cancelled: 1, 'deadline-exceeded': 4, 'resource-exhausted': 8, internal: 13, unavailable: 14 };
+const GATEWAY_ERRORS: ReadonlySet<number> = new Set([502, 503, 504]);
+
+/** Retries made without any policy, when the request provably never reached the upstream. */
+export const IMPLICIT_RETRIES = 2;
+
+/**
+ * Retry decisions for one request, separate from their execution (the router), as in grpc-js's
+ * RetryingCall and undici's RetryHandler. The rules, from what users of other meshes hit:
+ * - **No hidden retries** (istio#50506): without a policy, retry only a connect failure or a
+ *   refused stream (nothing was sent), up to IMPLICIT_RETRIES times. A reset after bytes went
+ *   out, or any response, is never retried without a policy asking for it.
+ * - The body must be replayable (buffered within the limit); a streaming body is never retried.
+ * - Every retry takes a slot in the cluster's RetryBudget before its backoff starts; the slot is
+ *   held through the backoff and the attempt, and released by `attemptDone()`.
+ * - Backoff is exponential with full jitter: random() x min(max, base x 2^(n-1)).
+ */
+export class RetryState {
+  private retries = 0;
+  private holding = false;
+
+  constructor(
+    private readonly policy: RetryPolicy | undefined,
+    private readonly budget: RetryBudget,
+    private readonly opts: { bodyReplayable: boolean; random?: () => number },
+  ) {}
+
+  /** Retries made so far (the attempt count is this + 1). */
+  get retriesMade(): number { return this.retries; }
+
+  /** Call when an attempt ends, before deciding: releases the budget slot a retry attempt held. */
+  attemptDone(): void {
+    if (this.holding) { this.budget.release(); this.holding = false; }
+  }
+
+  decide(outcome: AttemptOutcome): RetryDecision {
+    this.attemptDone();
+    if (outcome.kind === 'response' && !this.failedResponse(outcome)) return { retry: false, reason: 'success' };
+    // Nothing reached the upstream: a failed connect, or a stream refused before any byte.
+    const provablyUnsent = outcome.kind === 'connect-failure' || outcome.kind === 'refused-stream';
+    const byPolicy = this.policy !== undefined && this.matches(outcome);
+    if (!byPolicy && !provablyUnsent) {
+      return { retry: false, reason: this.policy === undefined ? 'no-policy' : 'not-retriable' };
+    }
+    const limit = byPolicy ? this.policy!.numRetries : IMPLICIT_RETRIES;
+    if (this.retries >= limit) return { retry: false, reason: 'attempts-exhausted' };
+    if (!this.opts.bodyReplayable) return { retry: false, reason: 'body-not-replayable' };
+    if (!this.budget.tryAcquire()) return { retry: false, reason: 'budget-exhausted' };
+    this.holding = true;
+    this.retries++;
+    const base = this.policy?.baseIntervalMs ?? 25;
+    const max = this.policy?.maxIntervalMs ?? 250;
+    const ceiling = Math.min(max, base * 2 ** (this.retries - 1));
+    return { retry: true, delayMs: Math.floor((this.opts.random ?? Math.random)() * ceiling), attempt: this.retries + 1 };
+  }
+
+  private failedResponse(o: Extract<AttemptOutcome, { kind: 'response' }>): boolean {
+    return o.status >= 500 || (o.grpcStatus !== undefined && o.grpcStatus !== 0) || (this.policy?.retriableStatusCodes.includes(o.status) ?? false);
+  }
+
+  private matches(o: AttemptOutcome): boolean {
+    const on = this.policy!.retryOn;
+    switch (o.kind) {
+      case 'connect-failure': return on.has('connect-failure') || on.has('5xx') || on.has('gateway-error');
+      case 'refused-stream': return on.has('refused-stream') || on.has('5xx');
+      case 'reset': return on.has('reset') || on.has('5xx') || on.has('gateway-error');
+      case 'per-try-timeout': return on.has('5xx') || on.has('gateway-error') || on.has('reset');
+      case 'response': {
+        if (on.has('5xx') && o.status >= 500) return true;
+        if (on.has('gateway-error') && GATEWAY_ERRORS.has(o.status)) return true;
+        if (on.has('retriable-status-codes') && this.policy!.retriableStatusCodes.includes(o.status)) return true;
+        if (o.grpcStatus !== undefined) for (const [name, code] of Object.entries(GRPC_RETRY_ON)) if (code === o.grpcStatus && on.has(name)) return true;
+        return false;
+      }
+    }
+  }
+}

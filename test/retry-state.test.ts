@@ -1,0 +1,117 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RetryBudget } from '../sidecar/src/resilience/retry-budget';
+import { IMPLICIT_RETRIES, RetryState } from '../sidecar/src/resilience/retry-state';
+import type { AttemptOutcome } from '../sidecar/src/resilience/retry-state';
+import type { RetryPolicy } from '../sidecar/src/router/retry-policy';
+
+const policy = (retryOn: string[], extra: Partial<RetryPolicy> = {}): RetryPolicy => ({
+  retryOn: new Set(retryOn), numRetries: 3, perTryTimeoutMs: 0, baseIntervalMs: 25, maxIntervalMs: 250, retriableStatusCodes: [], ...extra,
+});
+const resp = (status: number, grpcStatus?: number): AttemptOutcome => ({ kind: 'response', status, grpcStatus });
+const state = (p: RetryPolicy | undefined, o: { replayable?: boolean; budget?: RetryBudget; random?: number } = {}) =>
+  new RetryState(p, o.budget ?? new RetryBudget(), { bodyReplayable: o.replayable ?? true, random: () => o.random ?? 1 });
+
+describe('RetryState: which outcomes are retried', () => {
+  const cases: { name: string; policy: RetryPolicy | undefined; outcome: AttemptOutcome; retry: boolean; reason?: string }[] = [
+    { name: 'success is never retried', policy: policy(['5xx']), outcome: resp(200), retry: false, reason: 'success' },
+    { name: 'gRPC OK is never retried', policy: policy(['unavailable']), outcome: resp(200, 0), retry: false, reason: 'success' },
+    { name: 'no policy: a POST that got a 503 is NOT retried (no hidden retries)', policy: undefined, outcome: resp(503), retry: false, reason: 'no-policy' },
+    { name: 'no policy: a reset after bytes were sent is not retried', policy: undefined, outcome: { kind: 'reset', sentBytes: true }, retry: false, reason: 'no-policy' },
+    { name: 'no policy: even a reset before any byte is not retried (only connect failure / refused stream are)', policy: undefined, outcome: { kind: 'reset', sentBytes: false }, retry: false, reason: 'no-policy' },
+    { name: 'no policy: a connect failure is retried (nothing reached the upstream)', policy: undefined, outcome: { kind: 'connect-failure' }, retry: true },
+    { name: 'no policy: a refused stream is retried', policy: undefined, outcome: { kind: 'refused-stream' }, retry: true },
+    { name: '5xx retries a 500', policy: policy(['5xx']), outcome: resp(500), retry: true },
+    { name: 'gateway-error retries a 502', policy: policy(['gateway-error']), outcome: resp(502), retry: true },
+    { name: 'gateway-error does not retry a 500', policy: policy(['gateway-error']), outcome: resp(500), retry: false, reason: 'not-retriable' },
+    { name: 'retriable-status-codes retries a listed 409', policy: policy(['retriable-status-codes'], { retriableStatusCodes: [409] }), outcome: resp(409), retry: true },
+    { name: 'retriable-status-codes does not retry an unlisted 429', policy: policy(['retriable-status-codes'], { retriableStatusCodes: [409] }), outcome: resp(429), retry: false, reason: 'success' },
+    { name: 'gRPC unavailable', policy: policy(['unavailable']), outcome: resp(200, 14), retry: true },
+    { name: 'gRPC cancelled', policy: policy(['cancelled']), outcome: resp(200, 1), retry: true },
+    { name: 'gRPC deadline-exceeded', policy: policy(['deadline-exceeded']), outcome: resp(200, 4), retry: true },
+    { name: 'gRPC resource-exhausted', policy: policy(['resource-exhausted']), outcome: resp(200, 8), retry: true },
+    { name: 'gRPC internal', policy: policy(['internal']), outcome: resp(200, 13), retry: true },
+    { name: 'gRPC NOT_FOUND is not retried by unavailable', policy: policy(['unavailable']), outcome: resp(200, 5), retry: false, reason: 'not-retriable' },
+    { name: 'reset with retryOn reset', policy: policy(['reset']), outcome: { kind: 'reset', sentBytes: true }, retry: true },
+    { name: 'connect-failure policy', policy: policy(['connect-failure']), outcome: { kind: 'connect-failure' }, retry: true },
+    { name: 'refused-stream policy', policy: policy(['refused-stream']), outcome: { kind: 'refused-stream' }, retry: true },
+    { name: 'per-try timeout under 5xx', policy: policy(['5xx']), outcome: { kind: 'per-try-timeout' }, retry: true },
+    { name: 'per-try timeout not under unavailable', policy: policy(['unavailable']), outcome: { kind: 'per-try-timeout' }, retry: false, reason: 'not-retriable' },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const d = state(c.policy).decide(c.outcome);
+      assert.equal(d.retry, c.retry, JSON.stringify(d));
+      if (!d.retry && c.reason !== undefined) assert.equal(d.reason, c.reason);
+    });
+  }
+});
+
+describe('RetryState: limits', () => {
+  test('stops after numRetries, and after IMPLICIT_RETRIES without a policy', () => {
+    const s = state(policy(['5xx'], { numRetries: 2 }));
+    assert.equal(s.decide(resp(503)).retry, true);
+    assert.equal(s.decide(resp(503)).retry, true);
+    assert.deepEqual(s.decide(resp(503)), { retry: false, reason: 'attempts-exhausted' });
+    assert.equal(s.retriesMade, 2);
+    const implicit = state(undefined);
+    for (let i = 0; i < IMPLICIT_RETRIES; i++) assert.equal(implicit.decide({ kind: 'connect-failure' }).retry, true);
+    assert.deepEqual(implicit.decide({ kind: 'connect-failure' }), { retry: false, reason: 'attempts-exhausted' });
+  });
+
+  test('a body that cannot be replayed is never retried, even when nothing was sent', () => {
+    assert.deepEqual(state(policy(['5xx']), { replayable: false }).decide(resp(503)), { retry: false, reason: 'body-not-replayable' });
+  });
+
+  test('backoff: exponential with full jitter, capped at max', () => {
+    const top = state(policy(['5xx'], { numRetries: 6, baseIntervalMs: 25, maxIntervalMs: 250 }), { random: 0.999999 });
+    const delays = Array.from({ length: 6 }, () => (top.decide(resp(503)) as { delayMs: number }).delayMs);
+    assert.deepEqual(delays, [24, 49, 99, 199, 249, 249]);
+    const half = state(policy(['5xx'], { numRetries: 3 }), { random: 0.5 });
+    assert.deepEqual([1, 2, 3].map(() => (half.decide(resp(503)) as { delayMs: number }).delayMs), [12, 25, 50]);
+    assert.equal((state(policy(['5xx']), { random: 0 }).decide(resp(503)) as { delayMs: number }).delayMs, 0);
+  });
+});
+
+describe('RetryBudget', () => {
+  test('allows max(minRetryConcurrency, budgetPercent x active requests) retries at once', () => {
+    const b = new RetryBudget(20, 3);
+    b.activeRequests = 10;
+    assert.equal(b.limit(), 3, '20% of 10 is 2, below the minimum of 3');
+    b.activeRequests = 100;
+    assert.equal(b.limit(), 20);
+  });
+
+  test('retries waiting in backoff hold their slot until the attempt ends (envoy#30205)', () => {
+    const budget = new RetryBudget(20, 3);
+    budget.activeRequests = 10;
+    const waiting = [state(policy(['5xx']), { budget }), state(policy(['5xx']), { budget }), state(policy(['5xx']), { budget })];
+    for (const s of waiting) assert.equal(s.decide(resp(503)).retry, true); // all three now sleeping in backoff
+    assert.equal(budget.activeRetries, 3);
+    assert.deepEqual(state(policy(['5xx']), { budget }).decide(resp(503)), { retry: false, reason: 'budget-exhausted' });
+    waiting[0]!.attemptDone(); // the first retry's attempt finished
+    assert.equal(budget.activeRetries, 2);
+    assert.equal(state(policy(['5xx']), { budget }).decide(resp(503)).retry, true);
+  });
+
+  test('with every attempt failing, the retries in flight never exceed the budget', () => {
+    const budget = new RetryBudget(20, 3);
+    budget.activeRequests = 50; // limit 10
+    const states = Array.from({ length: 50 }, () => state(policy(['5xx'], { numRetries: 5 }), { budget }));
+    let granted = 0;
+    let refused = 0;
+    let peak = 0;
+    for (let round = 0; round < 5; round++) {
+      for (const s of states) {
+        const d = s.decide(resp(503)); // ends this request's previous attempt, then decides
+        if (d.retry) granted++; else if (d.reason === 'budget-exhausted') refused++;
+        peak = Math.max(peak, budget.activeRetries);
+      }
+    }
+    assert.equal(peak, 10, 'retries in flight reached, and never passed, 20% of 50');
+    assert.ok(refused > 0, 'the budget refused retries');
+    assert.ok(granted < 50 * 5, `far fewer retries than a budget-less policy would make (${granted})`);
+    for (const s of states) s.attemptDone();
+    assert.equal(budget.activeRetries, 0);
+  });
+});
