@@ -82,6 +82,22 @@ describe('skein --help', () => {
     assert.match(line('log-level'), /\$SKEIN_LOG_LEVEL/);
   });
 
+  it('sidecar --help documents every flag, each with its default', async () => {
+    const r = await skein(['sidecar', '--help']);
+    assert.equal(r.code, 0, show(r));
+    const defaults: Record<string, string> = {
+      xds: '127.0.0.1:18000', api: 'http://127.0.0.1:18001', 'node-id': '<service or "sidecar">-<hostname>-<pid>', service: 'none', version: 'v1',
+      'app-protocol': 'grpc', 'outbound-listen': '127.0.0.1:15001', 'inbound-listen': '0.0.0.0:15006', 'advertise-address': '127.0.0.1',
+      'admin-listen': '127.0.0.1:15000', 'lease-ttl': '10s', 'drain-timeout': '20s', 'log-level': 'info',
+    };
+    for (const [flag, dflt] of Object.entries(defaults)) {
+      const l = r.stdout.split('\n').find((x) => new RegExp(`^\\s+(-\\w, )?--${flag}\\b`).test(x));
+      assert.ok(l, `--${flag} is not documented:\n${r.stdout}`);
+      assert.ok(l.includes(dflt), `--${flag} does not state its default ${dflt}:\n${l}`);
+    }
+    assert.match(r.stdout, /--app HOST:PORT\s+.*required with --service/);
+  });
+
   it('every subcommand has --help (and -h) that exits 0 with its usage', async () => {
     const runs = await Promise.all(COMMANDS.flatMap((c) => [skein([c, '--help']), skein([c, '-h'])]));
     COMMANDS.forEach((c, i) => {

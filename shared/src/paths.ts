@@ -13,3 +13,6 @@ export const PACKAGE_ROOT: string = (() => {
 })();
 
 export const PROTO_DIR = path.join(PACKAGE_ROOT, 'proto');
+
+/** This build's version, from package.json (sent as the xDS user agent version). */
+export const SKEIN_VERSION: string = (JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;

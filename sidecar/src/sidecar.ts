@@ -18,6 +18,7 @@ import { Stats } from './stats/stats';
 import { ClusterStats } from './stats/stat-bundles';
 import { Registration } from './registration';
 import { installFastAsyncResourceBind } from './runtime/async-resource-bind';
+import { SKEIN_VERSION } from '../../shared/src/paths';
 
 export interface SidecarOptions {
   xdsServer: string;
@@ -154,7 +155,7 @@ export class Sidecar {
     const o = this.opts;
     this.xds = new XdsClient({
       server: o.xdsServer,
-      node: { id: o.nodeId, cluster: o.service ?? 'sidecar', metadata: { ...(o.service ? { service: o.service } : {}), version: o.version } },
+      node: { id: o.nodeId, cluster: o.service ?? 'sidecar', metadata: { ...(o.service ? { service: o.service } : {}), version: o.version }, userAgentName: 'skein-sidecar', userAgentVersion: SKEIN_VERSION },
       types: new Map<string, unknown>([[TYPE_URLS.LISTENER, listenerType], [TYPE_URLS.ROUTE, routeType], [TYPE_URLS.CLUSTER, clusterType], [TYPE_URLS.ENDPOINT, endpointsType]]) as never,
       clock: this.clock, log: o.log,
     });
