@@ -18,6 +18,13 @@ export class Host {
   /** Totals for /clusters. */
   requestsTotal = 0;
   failuresTotal = 0;
+  /**
+   * Health beyond EDS. A host is routable when EDS says HEALTHY/UNKNOWN/DEGRADED, it is not
+   * ejected by outlier detection, and it has not failed active health checks (unless the
+   * cluster is in panic: see resilience/host-set.ts).
+   */
+  ejected = false;
+  hcFailed = false;
 
   constructor(
     readonly address: string,
