@@ -2,6 +2,9 @@
  * `npm run bench`: the same gRPC unary backend reached three ways, measured side by side.
  *   direct   h2load -> backend
  *   sidecar  h2load -> client sidecar (outbound) -> server sidecar (inbound) -> backend
+ *   resilient the same sidecars after a config with a retry policy (3 retries on unavailable,
+ *            reset, connect-failure; per-try timeout; route timeout), outlier detection
+ *            (consecutive 5xx, success rate, failure percentage) and explicit circuit breakers
  *   haproxy  h2load -> HAProxy (h2c -> h2c, one thread) -> backend
  * For each: req/s at saturation, latency p50/p99 at a fixed moderate rate, CPU µs per request of
  * each proxy process (from /proc), and proxy RSS. Writes bench/results/latest.{json,md}.
@@ -21,7 +24,7 @@ const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split
 const SAT_SECONDS = Number(args.get('duration') ?? 8);
 const RATE = Number(args.get('rate') ?? 1000); // requests/s for the latency phase
 const CONNS = 4;
-const PATHS = (args.get('paths') ?? 'direct,sidecar,haproxy').split(',');
+const PATHS = (args.get('paths') ?? 'direct,sidecar,resilient,haproxy').split(',');
 /** --profile: run the sidecars under --cpu-prof; profiles land in bench/results/ (see README). */
 const PROFILE = args.has('profile') ? ['--cpu-prof', `--cpu-prof-dir=${path.join(PACKAGE_ROOT, 'bench/results')}`] : [];
 
@@ -82,7 +85,7 @@ async function main(): Promise<void> {
     procs.push(backend);
     const bport = backend.ready['port'] as number;
     if (PATHS.includes('direct')) results.push(await measure('direct', `http://127.0.0.1:${bport}/skein.demo.v1.Greeter/SayHello`, undefined, body, [], dir));
-    if (PATHS.includes('sidecar')) {
+    if (PATHS.includes('sidecar') || PATHS.includes('resilient')) {
       const cp = await spawnReady(process.execPath, [SKEIN, 'control-plane', '--data-dir', path.join(dir, 'cp'), '--xds-listen', '127.0.0.1:0', '--api-listen', '127.0.0.1:0', '--log-level', 'warn'], 'control plane');
       procs.push(cp);
       const api = cp.ready['api'] as string;
@@ -94,7 +97,14 @@ async function main(): Promise<void> {
       const client = await spawnReady(process.execPath, [...PROFILE, SKEIN, 'sidecar', ...common, '--node-id', 'bench-client', '--outbound-listen', '127.0.0.1:0'], 'client sidecar');
       procs.push(client);
       await waitRoutable(client.ready['outbound'] as string);
-      results.push(await measure('sidecar', `http://${client.ready['outbound'] as string}/skein.demo.v1.Greeter/SayHello`, 'greeter:50051', body, [{ name: 'client sidecar', pid: client.pid }, { name: 'server sidecar', pid: server.pid }], dir));
+      const sidecars = [{ name: 'client sidecar', pid: client.pid }, { name: 'server sidecar', pid: server.pid }];
+      const url = `http://${client.ready['outbound'] as string}/skein.demo.v1.Greeter/SayHello`;
+      if (PATHS.includes('sidecar')) results.push(await measure('sidecar', url, 'greeter:50051', body, sidecars, dir));
+      if (PATHS.includes('resilient')) {
+        const revision = await applyResilience(api);
+        await waitSynced(api, 'bench-client', revision);
+        results.push(await measure('sidecar + retries, outlier detection, breakers', url, 'greeter:50051', body, sidecars, dir));
+      }
     }
     if (PATHS.includes('haproxy')) {
       const hport = 20000 + Math.floor(Math.random() * 20000);
@@ -110,6 +120,37 @@ async function main(): Promise<void> {
   } finally {
     for (const p of procs.reverse()) await p.stop();
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The resilience config the `resilient` row runs with; resolves with its revision. */
+async function applyResilience(api: string): Promise<number> {
+  const route = {
+    apiVersion: 'skein.dev/v1alpha1', kind: 'GRPCRoute', metadata: { name: 'greeter' },
+    spec: { parentRefs: [{ name: 'greeter' }], rules: [{ name: 'all', backendRefs: [{ name: 'greeter' }], timeout: '5s', retry: { retries: 3, retryOn: ['unavailable', 'reset', 'connect-failure'], perTryTimeout: '1s' } }] },
+  };
+  const policy = {
+    apiVersion: 'skein.dev/v1alpha1', kind: 'BackendPolicy', metadata: { name: 'greeter' },
+    spec: {
+      targetRef: { kind: 'Service', name: 'greeter' },
+      circuitBreaker: { maxConnections: 100, maxPendingRequests: 1000, maxRequests: 1000 },
+      outlierDetection: { consecutive5xx: 5, consecutiveGatewayFailure: 5, interval: '1s', baseEjectionTime: '30s', maxEjectionPercent: 50, successRate: { minimumHosts: 1, requestVolume: 10 }, failurePercentage: { threshold: 50, minimumHosts: 1, requestVolume: 10 } },
+    },
+  };
+  const r = await fetch(`${api}/v1/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([route, policy]) });
+  if (!r.ok) throw new Error(`applying the resilience config failed: ${r.status} ${await r.text()}`);
+  return ((await r.json()) as { revision: number }).revision;
+}
+
+/** Waits until `node` has ACKed everything the control plane sent from `revision` on. */
+async function waitSynced(api: string, node: string, revision: number): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const proxies = (await (await fetch(`${api}/v1/proxies`)).json()) as { proxies: { nodeId: string; state: string; types: { sentRevision?: number; ackedVersion?: string; sentVersion?: string }[] }[] };
+    const p = proxies.proxies.find((x) => x.nodeId === node);
+    if (p !== undefined && p.state === 'SYNCED' && p.types.some((t) => (t.sentRevision ?? 0) >= revision) && p.types.every((t) => t.ackedVersion === t.sentVersion)) return;
+    if (Date.now() > deadline) throw new Error(`${node} never ACKed revision ${revision}`);
+    await new Promise((r) => setTimeout(r, 200));
   }
 }
 

@@ -325,6 +325,62 @@ const INVALID: InvalidCase[] = [
     expect: [{ resource: HR, path: 'spec.rules[0].filters[0].responseHeaderModifier.add[0].value', message: /must not contain CR, LF or NUL$/ }],
   },
 
+  // Fault and LocalRateLimit filters: one broken field each, at its exact path.
+  ...(() => {
+    const F = 'spec.rules[0].filters[0]';
+    const fault = (fault: unknown) => (d: Doc[]) => { grpcRoute(d).spec.rules[0].filters = [{ type: 'Fault', fault }]; };
+    const limit = (localRateLimit: unknown) => (d: Doc[]) => { grpcRoute(d).spec.rules[0].filters = [{ type: 'LocalRateLimit', localRateLimit }]; };
+    const cases: [name: string, mutate: (d: Doc[]) => void, path: string, message: RegExp][] = [
+      ['Fault without its settings', (d) => { grpcRoute(d).spec.rules[0].filters = [{ type: 'Fault' }]; }, `${F}.fault`, /^is required for this filter type$/],
+      ['Fault with neither delay nor abort', fault({}), `${F}.fault`, /^must set delay, abort, or both$/],
+      ['Fault with an unknown field', fault({ delay: { fixedDelay: '1s' }, abrt: {} }), `${F}.fault.abrt`, /^unknown field \(allowed: delay, abort\)$/],
+      ['delay without fixedDelay', fault({ delay: { percentage: 10 } }), `${F}.fault.delay.fixedDelay`, /^is required, e\.g\. "100ms"$/],
+      ['delay fixedDelay 0', fault({ delay: { fixedDelay: '0' } }), `${F}.fault.delay.fixedDelay`, /^must be at least 1ms$/],
+      ['delay fixedDelay over 1h', fault({ delay: { fixedDelay: '61m' } }), `${F}.fault.delay.fixedDelay`, /^must be at most 3600000ms$/],
+      ['delay fixedDelay without a unit', fault({ delay: { fixedDelay: 100 } }), `${F}.fault.delay.fixedDelay`, /^must be a duration string like "250ms" or "5s", got number 100$/],
+      ['delay percentage over 100', fault({ delay: { fixedDelay: '1s', percentage: 100.5 } }), `${F}.fault.delay.percentage`, /^must be <= 100$/],
+      ['delay percentage negative', fault({ delay: { fixedDelay: '1s', percentage: -1 } }), `${F}.fault.delay.percentage`, /^must be >= 0$/],
+      ['delay percentage as a string', fault({ delay: { fixedDelay: '1s', percentage: '10%' } }), `${F}.fault.delay.percentage`, /^must be a number, got "10%"$/],
+      ['abort percentage finer than 0.0001', fault({ abort: { httpStatus: 503, percentage: 0.00005 } }), `${F}.fault.abort.percentage`, /^must be a multiple of 0\.0001 \(xDS carries it per million\)$/],
+      ['abort with both statuses', fault({ abort: { httpStatus: 503, grpcStatus: 14 } }), `${F}.fault.abort`, /^set exactly one of httpStatus and grpcStatus, not both$/],
+      ['abort with no status', fault({ abort: { percentage: 5 } }), `${F}.fault.abort`, /^must set httpStatus \(200 to 599\) or grpcStatus \(0 to 16\)$/],
+      ['abort httpStatus 600', fault({ abort: { httpStatus: 600 } }), `${F}.fault.abort.httpStatus`, /^must be <= 599$/],
+      ['abort httpStatus 199', fault({ abort: { httpStatus: 199 } }), `${F}.fault.abort.httpStatus`, /^must be >= 200$/],
+      ['abort grpcStatus 17', fault({ abort: { grpcStatus: 17 } }), `${F}.fault.abort.grpcStatus`, /^must be <= 16$/],
+      ['abort grpcStatus not an integer', fault({ abort: { grpcStatus: 'UNAVAILABLE' } }), `${F}.fault.abort.grpcStatus`, /^must be an integer, got "UNAVAILABLE"$/],
+      ['abort with an unknown field', fault({ abort: { grpcStatus: 14, status: 503 } }), `${F}.fault.abort.status`, /^unknown field \(allowed: httpStatus, grpcStatus, percentage\)$/],
+      ['LocalRateLimit without its settings', (d) => { grpcRoute(d).spec.rules[0].filters = [{ type: 'LocalRateLimit' }]; }, `${F}.localRateLimit`, /^is required for this filter type$/],
+      ['LocalRateLimit without maxTokens', limit({ fillInterval: '1s' }), `${F}.localRateLimit.maxTokens`, /^is required: the bucket size \(burst\), e\.g\. 100$/],
+      ['maxTokens 0', limit({ maxTokens: 0 }), `${F}.localRateLimit.maxTokens`, /^must be >= 1$/],
+      ['maxTokens over 1000000', limit({ maxTokens: 1_000_001 }), `${F}.localRateLimit.maxTokens`, /^must be <= 1000000$/],
+      ['maxTokens fractional', limit({ maxTokens: 1.5 }), `${F}.localRateLimit.maxTokens`, /^must be an integer, got number 1\.5$/],
+      ['tokensPerFill 0', limit({ maxTokens: 10, tokensPerFill: 0 }), `${F}.localRateLimit.tokensPerFill`, /^must be >= 1$/],
+      ['tokensPerFill above maxTokens', limit({ maxTokens: 10, tokensPerFill: 11 }), `${F}.localRateLimit.tokensPerFill`, /^must be <= maxTokens \(10\): the bucket never holds more than maxTokens$/],
+      ['fillInterval under 50ms', limit({ maxTokens: 10, fillInterval: '49ms' }), `${F}.localRateLimit.fillInterval`, /^must be at least 50ms$/],
+      ['fillInterval over 24h', limit({ maxTokens: 10, fillInterval: '25h' }), `${F}.localRateLimit.fillInterval`, /^must be at most 86400000ms$/],
+      ['LocalRateLimit with an unknown field', limit({ maxTokens: 10, burst: 20 }), `${F}.localRateLimit.burst`, /^unknown field \(allowed: maxTokens, tokensPerFill, fillInterval\)$/],
+      ['unknown filter type', (d) => { grpcRoute(d).spec.rules[0].filters = [{ type: 'RateLimit' }]; }, `${F}.type`, /^must be one of RequestHeaderModifier, ResponseHeaderModifier, Fault, LocalRateLimit, got "RateLimit"$/],
+      ['settings of another filter type', (d) => { grpcRoute(d).spec.rules[0].filters = [{ type: 'Fault', fault: { abort: { grpcStatus: 14 } }, localRateLimit: { maxTokens: 1 } }]; }, `${F}.localRateLimit`, /^must be omitted when type is Fault \(set fault\)$/],
+      ['two Fault filters in one rule', (d) => { grpcRoute(d).spec.rules[0].filters = [{ type: 'Fault', fault: { abort: { grpcStatus: 14 } } }, { type: 'Fault', fault: { abort: { grpcStatus: 13 } } }]; }, 'spec.rules[0].filters[1].type', /^only one Fault filter is allowed per rule$/],
+      ['two LocalRateLimit filters in one rule', (d) => { grpcRoute(d).spec.rules[0].filters = [{ type: 'LocalRateLimit', localRateLimit: { maxTokens: 1 } }, { type: 'LocalRateLimit', localRateLimit: { maxTokens: 2 } }]; }, 'spec.rules[0].filters[1].type', /^only one LocalRateLimit filter is allowed per rule$/],
+    ];
+    return cases.map(([name, mutate, path, message]): InvalidCase => ({ name: `filters: ${name}`, mutate, expect: [{ resource: GR, path, message }] }));
+  })(),
+  {
+    name: 'filters: every broken Fault and LocalRateLimit field is reported at once',
+    mutate: (d) => {
+      grpcRoute(d).spec.rules[1].filters = [
+        { type: 'Fault', fault: { delay: { fixedDelay: '1s', percentage: 101 }, abort: { grpcStatus: 17 } } },
+        { type: 'LocalRateLimit', localRateLimit: { maxTokens: 5, fillInterval: '10ms' } },
+      ];
+    },
+    expect: [
+      { resource: GR, path: 'spec.rules[1].filters[0].fault.delay.percentage', message: /^must be <= 100$/ },
+      { resource: GR, path: 'spec.rules[1].filters[0].fault.abort.grpcStatus', message: /^must be <= 16$/ },
+      { resource: GR, path: 'spec.rules[1].filters[1].localRateLimit.fillInterval', message: /^must be at least 50ms$/ },
+    ],
+  },
+
   // BackendPolicy sections.
   { name: 'outlier maxEjectionPercent 101', mutate: (d) => { policy(d).spec.outlierDetection = { maxEjectionPercent: 101 }; }, expect: [{ resource: BP, path: 'spec.outlierDetection.maxEjectionPercent', message: /^must be <= 100$/ }] },
   {
@@ -595,6 +651,58 @@ const VALID: ValidCase[] = [
       const rule = route(m, 'HTTPRoute', 'web-api').spec.rules[0]!;
       assert.deepEqual(rule.requestHeaders, { set: [{ name: 'x-a', value: '' }], add: [], remove: [] });
       assert.deepEqual(rule.responseHeaders, { set: [], add: [], remove: ['server'] });
+    },
+  },
+  {
+    name: 'Fault defaults: percentage 100; durations become milliseconds',
+    mutate: (d) => { grpcRoute(d).spec.rules[0].filters = [{ type: 'Fault', fault: { delay: { fixedDelay: '1.5s' }, abort: { grpcStatus: 14 } } }]; },
+    check: (m) => assert.deepEqual(route(m, 'GRPCRoute', 'reviews-split').spec.rules[0]!.fault, {
+      delay: { fixedDelayMs: 1500, percentage: 100 }, abort: { grpcStatus: 14, percentage: 100 },
+    }),
+  },
+  {
+    name: 'Fault percentages take decimals down to 0.0001, and 0',
+    mutate: (d) => {
+      grpcRoute(d).spec.rules[0].filters = [{ type: 'Fault', fault: { delay: { fixedDelay: '1ms', percentage: 0.0001 }, abort: { httpStatus: 503, percentage: 12.5 } } }];
+      grpcRoute(d).spec.rules[1].filters = [{ type: 'Fault', fault: { abort: { grpcStatus: 0, percentage: 0 } } }];
+    },
+    check: (m) => {
+      const rules = route(m, 'GRPCRoute', 'reviews-split').spec.rules;
+      assert.deepEqual(rules[0]!.fault, { delay: { fixedDelayMs: 1, percentage: 0.0001 }, abort: { httpStatus: 503, percentage: 12.5 } });
+      assert.deepEqual(rules[1]!.fault, { abort: { grpcStatus: 0, percentage: 0 } });
+    },
+  },
+  {
+    name: 'LocalRateLimit defaults: tokensPerFill = maxTokens, fillInterval 1s',
+    mutate: (d) => {
+      grpcRoute(d).spec.rules[0].filters = [{ type: 'LocalRateLimit', localRateLimit: { maxTokens: 100 } }];
+      grpcRoute(d).spec.rules[1].filters = [{ type: 'LocalRateLimit', localRateLimit: { maxTokens: 10, tokensPerFill: 1, fillInterval: '50ms' } }];
+    },
+    check: (m) => {
+      const rules = route(m, 'GRPCRoute', 'reviews-split').spec.rules;
+      assert.deepEqual(rules[0]!.localRateLimit, { maxTokens: 100, tokensPerFill: 100, fillIntervalMs: 1000 });
+      assert.deepEqual(rules[1]!.localRateLimit, { maxTokens: 10, tokensPerFill: 1, fillIntervalMs: 50 });
+      assert.equal(rules[0]!.fault, undefined);
+    },
+  },
+  {
+    name: 'all four filter types in one rule',
+    mutate: (d) => {
+      httpRoute(d).spec.rules[0].filters = [
+        { type: 'LocalRateLimit', localRateLimit: { maxTokens: 3, fillInterval: '1m' } },
+        { type: 'ResponseHeaderModifier', responseHeaderModifier: { remove: ['server'] } },
+        { type: 'Fault', fault: { delay: { fixedDelay: '10ms', percentage: 50 } } },
+        { type: 'RequestHeaderModifier', requestHeaderModifier: { add: [{ name: 'x-a', value: '1' }] } },
+      ];
+    },
+    check: (m) => {
+      const rule = route(m, 'HTTPRoute', 'web-api').spec.rules[0]!;
+      assert.deepEqual([rule.localRateLimit, rule.fault, rule.requestHeaders, rule.responseHeaders], [
+        { maxTokens: 3, tokensPerFill: 3, fillIntervalMs: 60_000 },
+        { delay: { fixedDelayMs: 10, percentage: 50 } },
+        { set: [], add: [{ name: 'x-a', value: '1' }], remove: [] },
+        { set: [], add: [], remove: ['server'] },
+      ]);
     },
   },
   {

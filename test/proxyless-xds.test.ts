@@ -154,4 +154,51 @@ describe('proxyless gRPC clients (@grpc/grpc-js-xds) against the control plane p
     assert.equal(c.errors, 0, c.lastError);
     assert.ok(Math.abs(shares(c)['v2']! - 80) <= 5, 'the split survived the restart');
   });
+
+  it('applies a Fault abort added to a route (grpcStatus 14, then httpStatus 503, at 100%) as UNAVAILABLE and stays SYNCED; a LocalRateLimit is skipped, never NACKed', async () => {
+    const FAULT_NODE = 'e2e-fault-client';
+    const V = 'skein.dev/v1alpha1';
+    const service = { apiVersion: V, kind: 'Service', metadata: { name: 'faulty' }, spec: { protocol: 'grpc', ports: [{ name: 'grpc', port: 50052 }], endpoints: [{ address: '127.0.0.1', port: backends[0]!.port }] } };
+    const route = (filters: unknown[]) => ({ apiVersion: V, kind: 'GRPCRoute', metadata: { name: 'faulty' }, spec: { parentRefs: [{ name: 'faulty' }], rules: [{ name: 'all', backendRefs: [{ name: 'faulty' }], filters }] } });
+    /** The fault client ACKed every type, LDS and RDS from `revision` on, and never NACKed anything. */
+    const ackedAll = (revision: number) => eventually(async () => {
+      const p = await proxy(cp.api, FAULT_NODE);
+      const at = (type: string) => (p?.types.find((t) => t.typeUrl === type)?.sentRevision ?? 0) >= revision;
+      return p?.state === 'SYNCED' && p.types.length === 4 && at(TYPE_URLS.LISTENER) && at(TYPE_URLS.ROUTE) ? p : undefined;
+    }, `${FAULT_NODE} to ACK LDS and RDS of revision ${revision}`);
+    const call = (c: GreeterClient) => new Promise<{ code: number; details: string; backend?: string }>((resolve) => {
+      c.SayHello({ name: 'f' }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e, v) => resolve(e ? { code: e.code, details: e.details } : { code: 0, details: '', backend: v!.backend }));
+    });
+    const twenty = async (c: GreeterClient) => { const out = []; for (let i = 0; i < 20; i++) out.push(await call(c)); return out; };
+
+    const apply = async (filters: unknown[]) => ackedAll((await api<{ revision: number }>(cp.api, 'POST', '/v1/config', [service, route(filters)])).revision);
+    const ok = Array.from({ length: 20 }, () => ({ code: 0, details: '', backend: 'v1-a' }));
+    const faulted = Array.from({ length: 20 }, () => ({ code: grpc.status.UNAVAILABLE, details: 'Fault injected' }));
+    const limit = { type: 'LocalRateLimit', localRateLimit: { maxTokens: 1, fillInterval: '1h' } };
+
+    const first = await api<{ revision: number }>(cp.api, 'POST', '/v1/config', [service, route([])]);
+    const faulty = xdsGreeterClient('faulty', cp.xds, FAULT_NODE);
+    try {
+      faulty.getChannel().getConnectivityState(true); // a channel resolves only once it leaves IDLE
+      let p = await ackedAll(first.revision);
+      assert.deepEqual(await twenty(faulty), ok, 'no filters yet');
+
+      // A Fault put on the existing route (the listener gains the fault filter too).
+      p = await apply([{ type: 'Fault', fault: { abort: { grpcStatus: 14, percentage: 100 } } }]);
+      assert.deepEqual(await twenty(faulty), faulted);
+
+      // grpc-js-xds has no local rate limit: it skips the optional filter and its route config, so all 20 calls (over a 1-token bucket) pass.
+      p = await apply([limit]);
+      assert.deepEqual(await twenty(faulty), ok);
+
+      // A Fault added next to the LocalRateLimit (an entry added to typed_per_filter_config); an http_status
+      // abort reaches a gRPC caller as the mapped gRPC status (503 -> UNAVAILABLE).
+      p = await apply([limit, { type: 'Fault', fault: { abort: { httpStatus: 503, percentage: 100 } } }]);
+      assert.deepEqual(await twenty(faulty), faulted);
+      assert.deepEqual(p.types.map((t) => [t.state, t.lastNack]), p.types.map(() => ['SYNCED', null]), 'never NACKed');
+      assert.equal((await proxy(cp.api, NODE))?.state, 'SYNCED', 'the greeter client is unaffected');
+    } finally {
+      faulty.close();
+    }
+  });
 });

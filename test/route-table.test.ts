@@ -528,3 +528,168 @@ describe('route entries', () => {
     assert.equal(build({ name: 'empty' }).name, 'empty');
   });
 });
+
+// ---------------------------------------------------------------- typed_per_filter_config: fault and local rate limit
+
+describe('typed_per_filter_config: fault injection and local rate limit', () => {
+  const FAULT = 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault';
+  const LRL = 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
+  const FILTER_CONFIG = 'type.googleapis.com/envoy.config.route.v3.FilterConfig';
+  const F = 'envoy.filters.http.fault';
+  const L = 'envoy.filters.http.local_ratelimit';
+  const pct = (numerator: number, denominator = 'HUNDRED') => ({ numerator, denominator });
+  const all = { default_value: pct(100) };
+  const fault = (more: Doc) => ({ '@type': FAULT, ...more });
+  const limit = (bucket: Doc, more: Doc = {}) => ({ '@type': LRL, stat_prefix: 'rl', token_bucket: bucket, filter_enabled: all, filter_enforced: all, ...more });
+  const bucket = (max: number, perFill?: number, fillMs = 1000) => ({ max_tokens: max, ...(perFill === undefined ? {} : { tokens_per_fill: { value: perFill } }), fill_interval: ms(fillMs) });
+  const wrap = (config: Doc | undefined, more: Doc = {}) => ({ '@type': FILTER_CONFIG, ...(config ? { config } : {}), ...more });
+  /** A one-virtual-host table: routes r0.. with per-filter configs, the vhost's own per-filter config. */
+  const table = (routeConfigs: (Doc | undefined)[], vhostConfig?: Doc) =>
+    build(rc([vhost('v', ['*'], routeConfigs.map((c, i) => ({
+      name: `r${i}`, match: { prefix: `/r${i}` }, route: { cluster: 'c' }, ...(c ? { typed_per_filter_config: c } : {}),
+    })), vhostConfig ? { typed_per_filter_config: vhostConfig } : {})]));
+  const entry = (t: RouteTable, i: number): RouteEntry => t.match('h', `/r${i}`, 'GET', {})!;
+  const shape = (e: RouteEntry) => ({
+    fault: e.fault && { delayMs: e.fault.fixedDelayMs, delay: e.fault.delayPerMillion, abort: e.fault.abortPerMillion, status: e.fault.abortStatus },
+    rateLimit: e.rateLimit && [e.rateLimit.maxTokens, e.rateLimit.tokensPerFill, e.rateLimit.fillIntervalMs],
+  });
+
+  test('translated from a mesh: each rule\'s policy and bucket; rules without filters have neither', () => {
+    const t = outbound([
+      reviews(),
+      meshRoute('GRPCRoute', 'faulty', 'reviews', [
+        {
+          name: 'both', matches: [{ method: { service: 'a.A' } }, { method: { service: 'b.B' } }], backendRefs: [{ name: 'reviews' }],
+          filters: [
+            { type: 'Fault', fault: { delay: { fixedDelay: '100ms', percentage: 10 }, abort: { grpcStatus: 14, percentage: 5 } } },
+            { type: 'LocalRateLimit', localRateLimit: { maxTokens: 3, tokensPerFill: 1, fillInterval: '2s' } },
+          ],
+        },
+        { name: 'http-abort', matches: [{ method: { service: 'c.C' } }], backendRefs: [{ name: 'reviews' }], filters: [{ type: 'Fault', fault: { abort: { httpStatus: 503 } } }] },
+        { name: 'plain', backendRefs: [{ name: 'reviews' }] },
+      ]),
+    ]);
+    const at = (path: string) => t.match('reviews', path, 'POST', GRPC)!;
+    const [a, b, c, plain] = [at('/a.A/M'), at('/b.B/M'), at('/c.C/M'), at('/z.Z/M')];
+    assert.deepEqual([a.name, b.name, c.name, plain.name], ['GRPCRoute/faulty/both/0', 'GRPCRoute/faulty/both/1', 'GRPCRoute/faulty/http-abort', 'GRPCRoute/faulty/plain']);
+    assert.deepEqual(shape(a), { fault: { delayMs: 100, delay: 100_000, abort: 50_000, status: { reason: 'fault_abort', http: 200, grpc: 14 } }, rateLimit: [3, 1, 2000] });
+    assert.deepEqual(shape(c), { fault: { delayMs: 0, delay: 0, abort: 1_000_000, status: { reason: 'fault_abort', http: 503, grpc: 14 } }, rateLimit: undefined });
+    assert.deepEqual(shape(plain), { fault: undefined, rateLimit: undefined });
+    assert.ok(a.rateLimit !== b.rateLimit, 'each Envoy route (one per match) has its own bucket');
+    assert.ok(Object.isFrozen(a) && Object.isFrozen(a.fault) && Object.isFrozen(a.fault!.abortStatus));
+  });
+
+  const shares: [label: string, percentage: Doc | undefined, perMillion: number | undefined][] = [
+    ['HUNDRED 50 -> 500000', pct(50), 500_000],
+    ['TEN_THOUSAND 25 -> 2500', pct(25, 'TEN_THOUSAND'), 2500],
+    ['MILLION 1 -> 1', pct(1, 'MILLION'), 1],
+    ['numerator above the denominator is capped at 100%', pct(250), 1_000_000],
+    ['unset percentage is 0% (Envoy): the fault can never hit, so the route has none', undefined, undefined],
+    ['0%: none', pct(0), undefined],
+  ];
+  for (const [label, percentage, perMillion] of shares) {
+    test(`abort percentage: ${label}`, () => {
+      const e = entry(table([{ [F]: fault({ abort: { http_status: 404, ...(percentage ? { percentage } : {}) } }) }]), 0);
+      assert.deepEqual(e.fault && [e.fault.abortPerMillion, e.fault.abortStatus], perMillion === undefined ? undefined : [perMillion, { reason: 'fault_abort', http: 404, grpc: 12 }]);
+    });
+  }
+
+  test('an HTTPFault with neither delay nor abort means no fault', () => {
+    assert.equal(entry(table([{ [F]: fault({}) }]), 0).fault, undefined);
+  });
+
+  test('tokens_per_fill defaults to 1; a FilterConfig wrapper (is_optional or not) is unwrapped', () => {
+    const t = table([{ [L]: limit(bucket(5)) }, { [L]: wrap(limit(bucket(6, 2, 60_000)), { is_optional: true }) }, { [F]: wrap(fault({ delay: { fixed_delay: ms(7), percentage: pct(100) } })) }]);
+    assert.deepEqual([shape(entry(t, 0)).rateLimit, shape(entry(t, 1)).rateLimit, entry(t, 2).fault?.fixedDelayMs], [[5, 1, 1000], [6, 2, 60_000], 7]);
+  });
+
+  test('local rate limit applies only when filter_enabled and filter_enforced are both 100% (Envoy defaults both to 0%)', () => {
+    const t = table([
+      { [L]: limit(bucket(5), { filter_enabled: undefined, filter_enforced: undefined }) },
+      { [L]: limit(bucket(5), { filter_enforced: undefined }) },
+      { [L]: limit(bucket(5), { filter_enabled: { default_value: pct(1_000_000, 'MILLION'), runtime_key: 'k' }, filter_enforced: { default_value: pct(0) } }) },
+      { [L]: limit(bucket(5), { filter_enabled: { default_value: pct(10_000, 'TEN_THOUSAND') } }) },
+    ]);
+    assert.deepEqual([0, 1, 2, 3].map((i) => shape(entry(t, i)).rateLimit), [undefined, undefined, undefined, [5, 1, 1000]]);
+  });
+
+  test('the route\'s entry wins over the virtual host\'s; FilterConfig disabled turns a filter off at that level', () => {
+    const vh = { [F]: fault({ abort: { grpc_status: 13, percentage: pct(100) } }), [L]: limit(bucket(9)) };
+    const t = table([
+      undefined,
+      { [F]: fault({ abort: { grpc_status: 4, percentage: pct(100) } }) },
+      { [F]: fault({}) },
+      { [F]: wrap(undefined, { disabled: true }), [L]: wrap(undefined, { disabled: true }) },
+      { [L]: limit(bucket(2)) },
+      undefined,
+    ], vh);
+    const grpc = (i: number) => entry(t, i).fault?.abortStatus?.grpc;
+    assert.deepEqual([0, 1, 2, 3, 4, 5].map(grpc), [13, 4, undefined, undefined, 13, 13]);
+    assert.deepEqual([0, 1, 2, 3, 4, 5].map((i) => entry(t, i).rateLimit?.maxTokens), [9, 9, 9, undefined, 2, 9]);
+    assert.equal(entry(t, 0).rateLimit, entry(t, 5).rateLimit, 'routes inheriting the virtual host\'s limit share its bucket (as in Envoy)');
+    assert.notEqual(entry(t, 4).rateLimit, entry(t, 0).rateLimit);
+  });
+
+  test('an unknown filter is skipped when its FilterConfig is is_optional (also disabled); known filters are still validated', () => {
+    const other = { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' };
+    const t = table([{ 'envoy.filters.http.cors': wrap(other, { is_optional: true }), 'x.unknown': wrap(undefined, { disabled: true }), [F]: fault({ delay: { fixed_delay: ms(1), percentage: pct(1) } }) }]);
+    assert.equal(entry(t, 0).fault?.delayPerMillion, 10_000);
+  });
+
+  test('a rebuilt table starts with full buckets; nowMs sets when they start', () => {
+    const conf = rc([vhost('v', ['*'], [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'c' }, typed_per_filter_config: { [L]: limit(bucket(2, 1, 1000)) } }])]);
+    const t1 = RouteTable.build(decoded(conf), 10_000);
+    const b1 = t1.match('h', '/', 'GET', {})!.rateLimit!;
+    assert.deepEqual([b1.tryTake(10_000), b1.tryTake(10_000), b1.tryTake(10_999), b1.tryTake(11_000)], [true, true, false, true]);
+    const b2 = RouteTable.build(decoded(conf), 11_000).match('h', '/', 'GET', {})!.rateLimit!;
+    assert.deepEqual([b2.tokens(11_000), b1.tokens(11_000)], [2, 0]);
+  });
+
+  const R = 'virtual_hosts[0].routes[0].typed_per_filter_config';
+  const bad: [label: string, config: Doc, message: string][] = [
+    ['an unknown filter', { 'envoy.filters.http.cors': { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } },
+      `${R}["envoy.filters.http.cors"]: unsupported http filter (the skein sidecar runs envoy.filters.http.fault and envoy.filters.http.local_ratelimit); wrap it in a FilterConfig with is_optional: true to skip it`],
+    ['an unknown filter in a FilterConfig that is not optional', { 'x.y': wrap({ '@type': FAULT }) },
+      `${R}["x.y"]: unsupported http filter (the skein sidecar runs envoy.filters.http.fault and envoy.filters.http.local_ratelimit); wrap it in a FilterConfig with is_optional: true to skip it`],
+    ['the fault key holding another type', { [F]: limit(bucket(1)) }, `${R}["${F}"]: must be HTTPFault, got ${LRL}`],
+    ['a FilterConfig without config', { [F]: wrap(undefined, { is_optional: true }) }, `${R}["${F}"].config: is required unless disabled is true`],
+    ['header_delay', { [F]: fault({ delay: { header_delay: {}, percentage: pct(1) } }) }, `${R}["${F}"].delay.header_delay: is not supported by the skein sidecar`],
+    ['delay without fixed_delay', { [F]: fault({ delay: { percentage: pct(1) } }) }, `${R}["${F}"].delay: fault_delay_secifier is required: fixed_delay`],
+    ['fixed_delay under 1ms', { [F]: fault({ delay: { fixed_delay: d(0, 999_999) } }) }, `${R}["${F}"].delay.fixed_delay: must be at least 1ms`],
+    ['abort http_status 600', { [F]: fault({ abort: { http_status: 600 } }) }, `${R}["${F}"].abort.http_status: must be in [200, 599], got 600`],
+    ['abort http_status 100', { [F]: fault({ abort: { http_status: 100 } }) }, `${R}["${F}"].abort.http_status: must be in [200, 599], got 100`],
+    ['abort without a status', { [F]: fault({ abort: { percentage: pct(1) } }) }, `${R}["${F}"].abort: error_type is required: http_status or grpc_status`],
+    ['header_abort', { [F]: fault({ abort: { header_abort: {} } }) }, `${R}["${F}"].abort.header_abort: is not supported by the skein sidecar`],
+    ['max_active_faults', { [F]: fault({ abort: { http_status: 503 }, max_active_faults: { value: 3 } }) }, `${R}["${F}"].max_active_faults: is not supported by the skein sidecar`],
+    ['upstream_cluster', { [F]: fault({ abort: { http_status: 503 }, upstream_cluster: 'c' }) }, `${R}["${F}"].upstream_cluster: is not supported by the skein sidecar`],
+    ['response_rate_limit', { [F]: fault({ response_rate_limit: { fixed_limit: { limit_kbps: 1 } } }) }, `${R}["${F}"].response_rate_limit: is not supported by the skein sidecar`],
+    ['local rate limit without stat_prefix', { [L]: wrap(limit(bucket(1), { stat_prefix: '' })) }, `${R}["${L}"].config.stat_prefix: is required`],
+    ['local rate limit without a token bucket', { [L]: limit(undefined as never) }, `${R}["${L}"].token_bucket: is required in a per-route config`],
+    ['fill_interval under 50ms', { [L]: limit(bucket(1, 1, 49)) }, `${R}["${L}"].token_bucket.fill_interval: must be >= 50ms (Envoy's minimum), got 49ms`],
+    ['no fill_interval', { [L]: limit({ max_tokens: 1 }) }, `${R}["${L}"].token_bucket.fill_interval: is required`],
+    ['tokens_per_fill 0', { [L]: limit(bucket(1, 0)) }, `${R}["${L}"].token_bucket.tokens_per_fill: must be > 0`],
+    ['filter_enabled 50%', { [L]: limit(bucket(1), { filter_enabled: { default_value: pct(50) } }) }, `${R}["${L}"].filter_enabled.default_value: only 0% and 100% are supported by the skein sidecar`],
+    ['filter_enforced 99.99%', { [L]: limit(bucket(1), { filter_enforced: { default_value: pct(9999, 'TEN_THOUSAND') } }) }, `${R}["${L}"].filter_enforced.default_value: only 0% and 100% are supported by the skein sidecar`],
+    ['a status other than 429', { [L]: limit(bucket(1), { status: { code: 'ServiceUnavailable' } }) }, `${R}["${L}"].status.code: only 429 (TooManyRequests) is supported by the skein sidecar, got ServiceUnavailable`],
+    ['response_headers_to_add', { [L]: limit(bucket(1), { response_headers_to_add: [{ header: { key: 'x', value: 'y' } }] }) }, `${R}["${L}"].response_headers_to_add: is not supported by the skein sidecar`],
+    ['per-connection buckets', { [L]: limit(bucket(1), { local_rate_limit_per_downstream_connection: true }) }, `${R}["${L}"].local_rate_limit_per_downstream_connection: is not supported by the skein sidecar`],
+  ];
+  for (const [label, config, message] of bad) {
+    test(`rejects ${label}`, () => {
+      const input = decoded(rc([vhost('v', ['*'], [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'c' }, typed_per_filter_config: config }])]));
+      assert.throws(() => RouteTable.build(input), (err: unknown) => {
+        assert.ok(err instanceof MeshError);
+        assert.equal(err.code, 'SKEIN_ERR_VALIDATION');
+        assert.equal(err.message, message);
+        return true;
+      });
+    });
+  }
+
+  test('rejects with the virtual host\'s path, and on a weighted cluster', () => {
+    const vh = rc([vhost('v', ['*'], [route('r', { prefix: '/' })], { typed_per_filter_config: { [F]: fault({ abort: { http_status: 42 } }) } })]);
+    assert.throws(() => build(vh), { message: `virtual_hosts[0].typed_per_filter_config["${F}"].abort.http_status: must be in [200, 599], got 42` });
+    const wc = withAction({ cluster: undefined, weighted_clusters: { clusters: [{ name: 'a', weight: { value: 1 }, typed_per_filter_config: { [F]: fault({}) } }] } });
+    assert.throws(() => build(wc), { message: 'virtual_hosts[0].routes[0].route.weighted_clusters.clusters[0].typed_per_filter_config: is not supported by the skein sidecar' });
+  });
+});

@@ -18,6 +18,9 @@ type Doc = Record<string, any>;
 const V = 'skein.dev/v1alpha1';
 const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const ROUTER = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
+const FAULT = 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault';
+const LOCAL_RATELIMIT = 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
+const FILTER_CONFIG = 'type.googleapis.com/envoy.config.route.v3.FilterConfig';
 const HPO_KEY = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const HPO = `type.googleapis.com/${HPO_KEY}`;
 const ADS = { ads: {}, resource_api_version: 'V3' };
@@ -157,6 +160,8 @@ interface RouteCase {
   /** The virtual host's domains; default: reviews, reviews:50051. */
   domains?: string[];
   routes: XdsObject[];
+  /** The virtual host carries the per-filter-config digest (any route has typed_per_filter_config). */
+  digest?: true;
 }
 
 const T0 = d(0);
@@ -377,6 +382,66 @@ const ROUTE_CASES: RouteCase[] = [
     }],
   },
   {
+    name: 'Fault: HTTPFault keyed by the filter name in typed_per_filter_config; percentages per MILLION',
+    digest: true,
+    docs: [grpcRoute('f', [
+      { name: 'both', backendRefs: [{ name: 'reviews' }], filters: [{ type: 'Fault', fault: { delay: { fixedDelay: '1500ms', percentage: 12.5 }, abort: { httpStatus: 503 } } }] },
+      { name: 'grpc-abort', backendRefs: [{ name: 'reviews' }], filters: [{ type: 'Fault', fault: { abort: { grpcStatus: 0, percentage: 0.0001 } } }] },
+      { name: 'delay-off', backendRefs: [{ name: 'reviews' }], filters: [{ type: 'Fault', fault: { delay: { fixedDelay: '1ms', percentage: 0 } } }] },
+    ])],
+    routes: [
+      {
+        name: 'GRPCRoute/f/both', match: { prefix: '/', grpc: {} }, route: { cluster: 'reviews', timeout: T0 },
+        typed_per_filter_config: { 'envoy.filters.http.fault': {
+          '@type': FAULT,
+          delay: { fixed_delay: d(1, 500_000_000), percentage: { numerator: 125_000, denominator: 'MILLION' } },
+          abort: { http_status: 503, percentage: { numerator: 1_000_000, denominator: 'MILLION' } },
+        } },
+      },
+      {
+        name: 'GRPCRoute/f/grpc-abort', match: { prefix: '/', grpc: {} }, route: { cluster: 'reviews', timeout: T0 },
+        typed_per_filter_config: { 'envoy.filters.http.fault': { '@type': FAULT, abort: { grpc_status: 0, percentage: { numerator: 1, denominator: 'MILLION' } } } },
+      },
+      {
+        name: 'GRPCRoute/f/delay-off', match: { prefix: '/', grpc: {} }, route: { cluster: 'reviews', timeout: T0 },
+        typed_per_filter_config: { 'envoy.filters.http.fault': { '@type': FAULT, delay: { fixed_delay: d(0, 1_000_000), percentage: { numerator: 0, denominator: 'MILLION' } } } },
+      },
+    ],
+  },
+  {
+    name: 'LocalRateLimit: LocalRateLimit in a FilterConfig marked is_optional, on every match of the rule, after header ops',
+    digest: true,
+    docs: [httpRoute('rl', [{
+      name: 'limited',
+      matches: [{ path: { value: '/a' } }, { path: { value: '/b' } }],
+      backendRefs: [{ name: 'reviews' }],
+      filters: [
+        { type: 'LocalRateLimit', localRateLimit: { maxTokens: 100, tokensPerFill: 10, fillInterval: '250ms' } },
+        { type: 'ResponseHeaderModifier', responseHeaderModifier: { remove: ['server'] } },
+        { type: 'Fault', fault: { abort: { grpcStatus: 14, percentage: 5 } } },
+      ],
+    }])],
+    routes: ['/a', '/b'].map((prefix, i) => ({
+      name: `HTTPRoute/rl/limited/${i}`, match: { prefix }, route: { cluster: 'reviews', timeout: T0 },
+      response_headers_to_remove: ['server'],
+      typed_per_filter_config: {
+        'envoy.filters.http.fault': { '@type': FAULT, abort: { grpc_status: 14, percentage: { numerator: 50_000, denominator: 'MILLION' } } },
+        'envoy.filters.http.local_ratelimit': {
+          '@type': FILTER_CONFIG,
+          config: {
+            '@type': LOCAL_RATELIMIT,
+            stat_prefix: 'HTTPRoute.rl.limited',
+            token_bucket: { max_tokens: 100, tokens_per_fill: u(10), fill_interval: d(0, 250_000_000) },
+            filter_enabled: { default_value: { numerator: 100, denominator: 'HUNDRED' } },
+            filter_enforced: { default_value: { numerator: 100, denominator: 'HUNDRED' } },
+            rate_limited_as_resource_exhausted: true,
+          },
+          is_optional: true,
+        },
+      },
+    })),
+  },
+  {
     name: 'the default route to a ring_hash service carries its hash_policy',
     docs: [policy('svc-hash', { name: 'reviews' }, { loadBalancer: { policy: 'ring_hash', hashOn: { header: 'x-user' } } })],
     routes: [{ ...DEFAULT_ROUTE, route: { ...DEFAULT_ROUTE.route, hash_policy: [{ header: { header_name: 'x-user' } }] } }],
@@ -387,7 +452,12 @@ describe('route configurations', () => {
   for (const c of ROUTE_CASES) {
     test(c.name, () => {
       const out = run([reviews(), ...c.docs]);
-      assert.deepEqual(one(out.routes, 'reviews'), {
+      const rc = structuredClone(one(out.routes, 'reviews')) as Doc;
+      if (c.digest) {
+        assert.match(rc['virtual_hosts'][0].metadata.filter_metadata['skein.dev'].fields.per_filter_config_digest.stringValue, /^[0-9a-f]{16}$/);
+        delete rc['virtual_hosts'][0].metadata;
+      }
+      assert.deepEqual(rc, {
         name: 'reviews',
         virtual_hosts: [{ name: 'reviews', domains: c.domains ?? ['reviews', 'reviews:50051'], routes: c.routes }],
       });
@@ -891,5 +961,99 @@ describe('encoding through the snapshot cache', () => {
     live.find((e) => e.address === 'fd00::1')!.weight = 9;
     const change = cache.set(translate(buildMesh(richDocs()), live), 2);
     assert.deepEqual([...change.changed.entries()].map(([t, n]) => [t, [...n].sort()]), [[TYPE_URLS.ENDPOINT, ['reviews', 'reviews/v2']]]);
+  });
+});
+
+/** The encoded RouteConfiguration of service reviews. */
+function encodeVh(docs: Doc[]) {
+  const cache = new SnapshotCache();
+  cache.set(run(docs), 1);
+  return cache.get(TYPE_URLS.ROUTE, 'reviews')!.any;
+}
+
+describe('fault injection and local rate limit: http filters on the listeners', () => {
+  const ROUTER_F = { name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER } };
+  const FAULT_F = { name: 'envoy.filters.http.fault', typed_config: { '@type': FAULT } };
+  const RL_F = { name: 'envoy.filters.http.local_ratelimit', typed_config: { '@type': LOCAL_RATELIMIT, stat_prefix: 'local_rate_limit' }, is_optional: true };
+  const hcmOf = (l: XdsObject): Doc => ('api_listener' in l ? (l as Doc)['api_listener']['api_listener'] : (l as Doc)['filter_chains'][0]['filters'][0]['typed_config']);
+  const chains = (out: XdsResourceSet): Record<string, unknown> => Object.fromEntries(out.listeners.map((l) => [l['name'], hcmOf(l)['http_filters']]));
+  const faultRule = { backendRefs: [{ name: 'reviews' }], filters: [{ type: 'Fault', fault: { abort: { grpcStatus: 14 } } }] };
+  const limitRule = { backendRefs: [{ name: 'web' }], filters: [{ type: 'LocalRateLimit', localRateLimit: { maxTokens: 5 } }] };
+
+  test('a mesh with neither filter gets the router alone on every listener', () => {
+    const out = run([reviews(), web(), grpcRoute('plain', [{ backendRefs: [{ name: 'reviews' }], retry: {} }])]);
+    assert.deepEqual(chains(out), { reviews: [ROUTER_F], 'reviews:50051': [ROUTER_F], web: [ROUTER_F], 'web:8080': [ROUTER_F], 'skein.outbound': [ROUTER_F] });
+  });
+
+  test('per service: a filter is listed only where its routes use it; the outbound listener gets every filter in use, fault first', () => {
+    const out = run([reviews(), web(), grpcRoute('f', [faultRule]), httpRoute('rl', [limitRule], { parentRefs: [{ name: 'web' }] })]);
+    assert.deepEqual(chains(out), {
+      reviews: [FAULT_F, ROUTER_F], 'reviews:50051': [FAULT_F, ROUTER_F],
+      web: [RL_F, ROUTER_F], 'web:8080': [RL_F, ROUTER_F],
+      'skein.outbound': [FAULT_F, RL_F, ROUTER_F],
+    });
+  });
+
+  test('both filters on one service: fault, local_ratelimit, router', () => {
+    const out = run([reviews(), grpcRoute('f', [faultRule, { ...limitRule, backendRefs: [{ name: 'reviews' }] }])]);
+    assert.deepEqual(chains(out), { reviews: [FAULT_F, RL_F, ROUTER_F], 'reviews:50051': [FAULT_F, RL_F, ROUTER_F], 'skein.outbound': [FAULT_F, RL_F, ROUTER_F] });
+  });
+
+  test('a route with two parentRefs lists the filter on both services', () => {
+    const out = run([reviews(), web(), grpcRoute('f', [faultRule], { parentRefs: [{ name: 'reviews' }, { name: 'web' }] })]);
+    assert.deepEqual([chains(out)['reviews'], chains(out)['web:8080']], [[FAULT_F, ROUTER_F], [FAULT_F, ROUTER_F]]);
+  });
+
+  test('encodes; nested Anys decode: HTTPFault bare, LocalRateLimit inside FilterConfig, grpc_status 0 kept', () => {
+    const cache = new SnapshotCache();
+    cache.set(run([reviews(), grpcRoute('f', [
+      { name: 'zero', backendRefs: [{ name: 'reviews' }], filters: [{ type: 'Fault', fault: { abort: { grpcStatus: 0, percentage: 50 } } }] },
+      { name: 'rl', backendRefs: [{ name: 'reviews' }], filters: [{ type: 'LocalRateLimit', localRateLimit: { maxTokens: 7, fillInterval: '2s' } }] },
+    ])]), 1);
+    const routes = decodeAny(cache.get(TYPE_URLS.ROUTE, 'reviews')!.any).virtual_hosts[0].routes;
+    const fault = routes[0].typed_per_filter_config['envoy.filters.http.fault'];
+    assert.equal(fault.type_url, TYPE_URLS.FAULT);
+    assert.deepEqual(decodeAny(fault), { abort: { error_type: 'grpc_status', grpc_status: 0, percentage: { numerator: 500_000, denominator: 'MILLION' } } });
+    const wrapper = decodeAny(routes[1].typed_per_filter_config['envoy.filters.http.local_ratelimit']);
+    assert.equal(wrapper.is_optional, true);
+    assert.equal(wrapper.config.type_url, TYPE_URLS.LOCAL_RATELIMIT);
+    assert.deepEqual(decodeAny(wrapper.config).token_bucket, { max_tokens: 7, tokens_per_fill: { value: 7 }, fill_interval: { seconds: '2', nanos: 0 } });
+    const hcm = decodeAny(decodeAny(cache.get(TYPE_URLS.LISTENER, 'reviews')!.any).api_listener.api_listener);
+    assert.deepEqual(hcm.http_filters.map((f: Doc) => [f.name, f.typed_config.type_url, f.is_optional ?? false]), [
+      ['envoy.filters.http.fault', TYPE_URLS.FAULT, false],
+      ['envoy.filters.http.local_ratelimit', TYPE_URLS.LOCAL_RATELIMIT, true],
+      ['envoy.filters.http.router', TYPE_URLS.ROUTER, false],
+    ]);
+  });
+
+  test('the virtual host\'s per_filter_config_digest (for grpc-js-xds) changes with any per-filter change, also an added entry', () => {
+    const digest = (rules: Doc[]): string | undefined =>
+      (one(run([reviews(), grpcRoute('f', rules)]).routes, 'reviews') as Doc)['virtual_hosts'][0].metadata?.filter_metadata['skein.dev'].fields.per_filter_config_digest.stringValue;
+    const limit = { type: 'LocalRateLimit', localRateLimit: { maxTokens: 5 } };
+    const abort = (percentage: number) => ({ type: 'Fault', fault: { abort: { grpcStatus: 14, percentage } } });
+    const rule = (filters: Doc[]) => ({ backendRefs: [{ name: 'reviews' }], filters });
+    const values = [
+      digest([{ backendRefs: [{ name: 'reviews' }] }]),
+      digest([rule([limit])]),
+      digest([rule([limit, abort(100)])]),
+      digest([rule([limit, abort(50)])]),
+      digest([rule([abort(50), limit])]),
+    ];
+    assert.equal(values[0], undefined, 'no per-filter config: no metadata');
+    assert.deepEqual(values.slice(1).map((v) => /^[0-9a-f]{16}$/.test(v ?? '')), [true, true, true, true]);
+    assert.equal(new Set(values.slice(1, 4)).size, 3, 'adding an entry and changing a value both change it');
+    assert.equal(values[4], values[3], 'the filters\' order in the rule does not matter');
+    const decodedVh = decodeAny(encodeVh([reviews(), grpcRoute('f', [rule([limit])])]));
+    assert.equal(decodedVh.virtual_hosts[0].metadata.filter_metadata['skein.dev'].fields.per_filter_config_digest.stringValue, values[1]);
+  });
+
+  test('the first Fault on a service changes its listeners, its route config and the outbound ones; nothing of another service', () => {
+    const cache = new SnapshotCache();
+    cache.set(run([reviews(), web(), grpcRoute('f', [{ backendRefs: [{ name: 'reviews' }] }])]), 1);
+    const change = cache.set(run([reviews(), web(), grpcRoute('f', [faultRule])]), 2);
+    assert.deepEqual([...change.changed.entries()].map(([t, n]) => [t, [...n].sort()]), [
+      [TYPE_URLS.LISTENER, ['reviews', 'reviews:50051', 'skein.outbound']],
+      [TYPE_URLS.ROUTE, ['reviews', 'skein.outbound']],
+    ]);
   });
 });

@@ -163,9 +163,11 @@ describe('Cluster decoder', () => {
       protocol: 'h2', maxConcurrentStreams: 100, idleTimeoutMs: 60_000, maxRequestsPerConnection: 1000,
       circuitBreakers: { maxConnections: 100, maxPendingRequests: 10, maxRequests: 0, maxRetries: 3, retryBudget: { budgetPercent: 25.5, minRetryConcurrency: 5 } },
     });
-    assert.deepEqual(outlierDetection?.['consecutive_5xx'], { value: 5 });
-    assert.equal(healthChecks?.length, 1);
-    assert.deepEqual((healthChecks![0]!['http_health_check'] as Doc)['path'], '/ready');
+    assert.equal(outlierDetection?.consecutive5xx, 5);
+    assert.equal(outlierDetection?.enforcingSuccessRate, 0, 'the control plane turns off what the policy does not set');
+    assert.equal(healthChecks?.intervalMs, 5000);
+    assert.equal(healthChecks?.unhealthyThreshold, 4);
+    assert.equal((healthChecks?.check as { path?: string }).path, '/ready');
   });
 
   test('ring hash sizes; retry budget defaults (20%, 3)', () => {

@@ -39,6 +39,8 @@ export const ErrorCodes = {
   UPSTREAM_RESET: 'SKEIN_ERR_UPSTREAM_RESET',
   /** The upstream connection pool is draining or closed and takes no new requests. */
   POOL_CLOSED: 'SKEIN_ERR_POOL_CLOSED',
+  /** A cluster's circuit breaker (max connections, pending requests, requests or retries) is at its limit. */
+  CIRCUIT_BREAKER_OPEN: 'SKEIN_ERR_CIRCUIT_BREAKER_OPEN',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -98,6 +100,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   SKEIN_ERR_UPSTREAM_OVERFLOW: 503,
   SKEIN_ERR_UPSTREAM_RESET: 503,
   SKEIN_ERR_POOL_CLOSED: 503,
+  SKEIN_ERR_CIRCUIT_BREAKER_OPEN: 503,
 };
 
 /** The HTTP status for an error at the SRE API edge. Non-MeshErrors are internal errors. */

@@ -34,6 +34,8 @@ export interface SidecarOptions {
   adminListen: string;
   leaseTtlMs: number;
   drainTimeoutMs: number;
+  /** Request-body bytes kept for retries (default 65536). */
+  retryBufferBytes?: number;
   /** The LDS listener whose routes the outbound port serves. Default skein.outbound. */
   outboundListener?: string;
   clock?: Clock;
@@ -62,7 +64,7 @@ export class Sidecar {
 
   private constructor(private readonly opts: SidecarOptions) {
     this.clock = opts.clock ?? systemClock;
-    this.outbound = new ConnectionManager({ name: 'outbound', stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log });
+    this.outbound = new ConnectionManager({ name: 'outbound', stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}) });
   }
 
   static async start(opts: SidecarOptions): Promise<Sidecar> {
@@ -143,10 +145,11 @@ export class Sidecar {
     const o = this.opts;
     const [host, port] = [o.app!.slice(0, o.app!.lastIndexOf(':')), Number(o.app!.slice(o.app!.lastIndexOf(':') + 1))];
     if (!host || !Number.isInteger(port) || port < 1 || port > 65535) throw new MeshError(ErrorCodes.VALIDATION, `--app: "${o.app}" must be host:port`);
-    const cluster = new Cluster({ name: 'skein.inbound', edsServiceName: 'skein.inbound', lbPolicy: 'round_robin', connectTimeoutMs: 1000, protocol: o.appProtocol === 'http' ? 'h1' : 'h2' } as ClusterConfig, this.clock);
+    const cluster = new Cluster({ name: 'skein.inbound', edsServiceName: 'skein.inbound', lbPolicy: 'round_robin', connectTimeoutMs: 1000, protocol: o.appProtocol === 'http' ? 'h1' : 'h2' } as ClusterConfig, this.clock, { stats: this.stats, log: o.log });
     cluster.updateEndpoints([{ address: host, port, weight: 1, zone: '', health: 'HEALTHY' }]);
     cluster.stats = new ClusterStats(this.stats, 'skein.inbound');
-    this.inbound = new ConnectionManager({ name: 'inbound', stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log });
+    // Inbound keeps the caller's attempt count (the client sidecar's).
+    this.inbound = new ConnectionManager({ name: 'inbound', stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}) });
     this.inbound.snapshot = { routes: inboundRouteTable('skein.inbound'), clusters: new Map([['skein.inbound', cluster]]) };
     this.bound['inbound'] = await this.listen(this.inbound, o.inboundListen, '--inbound-listen');
   }
@@ -174,12 +177,12 @@ export class Sidecar {
       this.routeTables = resources as ReadonlyMap<string, RouteTable>;
     } else if (type === TYPE_URLS.CLUSTER) {
       const configs = resources as ReadonlyMap<string, ClusterConfig>;
-      for (const [name, c] of this.clusters) if (!configs.has(name)) { this.clusters.delete(name); void c.drain().then(() => c.close()); }
+      for (const [name, c] of this.clusters) if (!configs.has(name)) { this.clusters.delete(name); c.stopResilience(); void c.drain().then(() => c.close()); }
       for (const [name, cfg] of configs) {
         const existing = this.clusters.get(name);
         if (existing) existing.updateConfig(cfg);
         else {
-          const c = new Cluster(cfg, this.clock);
+          const c = new Cluster(cfg, this.clock, { stats: this.stats, log: this.opts.log });
           c.stats = new ClusterStats(this.stats, name);
           const eps = this.endpoints.get(cfg.edsServiceName);
           if (eps) c.updateEndpoints(eps.hosts);
@@ -218,8 +221,9 @@ export class Sidecar {
       ready: () => this.ready(),
       configDump: () => this.xds?.state(),
       clusters: () => [...this.clusters.values(), ...this.inboundClusters()].map((c) => ({
-        name: c.name, protocol: c.protocol, lbPolicy: c.config.lbPolicy,
-        hosts: c.allHosts().map((h) => ({ address: h.key, health: h.health, weight: h.weight, zone: h.zone, activeRequests: h.activeRequests, requestsTotal: h.requestsTotal, failuresTotal: h.failuresTotal, pool: c.poolStats(h) })),
+        name: c.name, protocol: c.protocol, lbPolicy: c.config.lbPolicy, panic: c.panic,
+        circuitBreakers: c.resources.snapshot(),
+        hosts: c.allHosts().map((h) => ({ address: h.key, health: h.health, weight: h.weight, zone: h.zone, activeRequests: h.activeRequests, requestsTotal: h.requestsTotal, failuresTotal: h.failuresTotal, ...c.hostResilience(h), pool: c.poolStats(h) })),
       })),
       stats: this.stats,
     });

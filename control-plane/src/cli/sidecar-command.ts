@@ -24,6 +24,7 @@ export const sidecar: Command = {
       { name: 'admin-listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:15000', help: 'admin endpoints /ready /config_dump /clusters /stats' },
       { name: 'lease-ttl', type: 'string', value: 'DURATION', default: '10s', help: 'endpoint lease TTL; renewed every TTL/3' },
       { name: 'drain-timeout', type: 'string', value: 'DURATION', default: '20s', help: 'on SIGTERM, how long in-flight requests may take to finish' },
+      { name: 'retry-buffer-bytes', type: 'string', value: 'BYTES', default: '65536', help: 'request-body bytes kept for retries; a larger body is never retried (0: only bodiless requests are retried)' },
       { name: 'log-level', type: 'string', value: 'LEVEL', env: 'SKEIN_LOG_LEVEL', default: 'info', help: 'trace, debug, info, warn, error or silent' },
     ],
   },
@@ -39,6 +40,8 @@ export const sidecar: Command = {
       if (typeof v !== 'number') throw new MeshError(ErrorCodes.VALIDATION, `--${name}: ${v.error}`);
       return v;
     };
+    const retryBuffer = Number(str(p, 'retry-buffer-bytes'));
+    if (!Number.isInteger(retryBuffer) || retryBuffer < 0 || retryBuffer > 64 * 1024 * 1024) throw new MeshError(ErrorCodes.VALIDATION, `--retry-buffer-bytes: must be an integer in [0, 67108864], got "${str(p, 'retry-buffer-bytes')}"`);
     const log = createLogger('skein-sidecar', level);
     const { Sidecar } = await import('../../../sidecar/src/sidecar');
     const sc = await Sidecar.start({
@@ -47,7 +50,7 @@ export const sidecar: Command = {
       ...(service !== undefined ? { service, app: app!, appProtocol } : {}),
       version: str(p, 'version'), outboundListen: str(p, 'outbound-listen'), inboundListen: str(p, 'inbound-listen'),
       advertiseAddress: str(p, 'advertise-address'), adminListen: str(p, 'admin-listen'),
-      leaseTtlMs: dur('lease-ttl'), drainTimeoutMs: dur('drain-timeout'), log,
+      leaseTtlMs: dur('lease-ttl'), drainTimeoutMs: dur('drain-timeout'), retryBufferBytes: retryBuffer, log,
     });
     out(JSON.stringify({ ready: true, ...sc.addresses() }));
     await new Promise<void>((resolve) => {

@@ -50,6 +50,7 @@ export function cluster(name: string, service: Service, p: PolicySections): XdsO
   if (thresholds !== undefined) out['circuit_breakers'] = { thresholds: [thresholds] };
   if (p.outlierDetection !== undefined) out['outlier_detection'] = outlierDetection(p.outlierDetection);
   if (p.healthCheck !== undefined) out['health_checks'] = [healthCheck(p.healthCheck)];
+  if (p.healthyPanicThreshold !== undefined) out['common_lb_config'] = { healthy_panic_threshold: { value: p.healthyPanicThreshold } };
   return out;
 }
 

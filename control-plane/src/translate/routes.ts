@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto';
 import type { MeshConfig } from '../../../shared/src/config/mesh';
-import type { BackendRef, HeaderMatch, HeaderModifier, Route, RouteMatch, RouteRule, Service } from '../../../shared/src/config/types';
+import type { BackendRef, FaultSettings, HeaderMatch, HeaderModifier, LocalRateLimitSettings, Route, RouteMatch, RouteRule, Service } from '../../../shared/src/config/types';
+import { HTTP_FILTER } from './listeners';
 import { backendClusterName, routeConfigName, serviceClusterName } from './names';
-import { duration, u32 } from './xds-json';
+import { duration, perMillion, TYPE, u32 } from './xds-json';
 import type { XdsObject } from './xds-json';
 import type { EffectivePolicies } from './policies';
 
@@ -13,16 +15,43 @@ import type { EffectivePolicies } from './policies';
  */
 export function serviceRouteConfig(mesh: MeshConfig, service: Service, policies: EffectivePolicies): XdsObject {
   const name = service.metadata.name;
-  const attached = mesh.routes.filter((r) => r.spec.parentRefs.some((p) => p.name === name));
+  const attached = attachedRoutes(mesh, name);
   const domains = new Set<string>([name, ...service.spec.ports.map((p) => `${name}:${p.port}`)]);
   for (const r of attached) for (const h of r.spec.hostnames) domains.add(h);
   const routes = attached.length === 0
     ? [{ name: 'default', match: { prefix: '/' }, route: defaultRouteAction(name, policies) }]
     : attached.flatMap((r) => r.spec.rules.flatMap((rule) => rule.matches.map((m, mi) => envoyRoute(r, rule, m, mi, policies))));
+  const vhost: XdsObject = { name, domains: [...domains], routes };
+  const marker = perFilterConfigMarker(routes);
+  if (marker !== undefined) vhost['metadata'] = marker;
   return {
     name: routeConfigName(name),
-    virtual_hosts: [{ name, domains: [...domains], routes }],
+    virtual_hosts: [vhost],
   };
+}
+
+/** VirtualHost.metadata.filter_metadata key holding PER_FILTER_DIGEST_FIELD. */
+export const SKEIN_METADATA_KEY = 'skein.dev';
+export const PER_FILTER_DIGEST_FIELD = 'per_filter_config_digest';
+
+/**
+ * A digest of the virtual host's typed_per_filter_config entries, in VirtualHost.metadata; none
+ * when no route has any. A workaround for grpc-js-xds 1.14: it compares an update with its cached
+ * resource by walking only the cached object's keys (xds-resource-type.js deepEqual), so an entry
+ * *added* to a typed_per_filter_config map (a Fault put on an existing route) looks unchanged: the
+ * update is ACKed but never applied. This field goes from unset to set, or changes value, with
+ * every such change, which it does see. Envoy and the skein sidecar ignore it.
+ */
+function perFilterConfigMarker(routes: readonly XdsObject[]): XdsObject | undefined {
+  const configs = routes.filter((r) => r['typed_per_filter_config'] !== undefined).map((r) => [r['name'], r['typed_per_filter_config']]);
+  if (configs.length === 0) return undefined;
+  const digest = createHash('sha256').update(JSON.stringify(configs)).digest('hex').slice(0, 16);
+  return { filter_metadata: { [SKEIN_METADATA_KEY]: { fields: { [PER_FILTER_DIGEST_FIELD]: { stringValue: digest } } } } };
+}
+
+/** The routes that govern traffic to `service` (their parentRefs name it), in mesh order. */
+export function attachedRoutes(mesh: MeshConfig, service: string): Route[] {
+  return mesh.routes.filter((r) => r.spec.parentRefs.some((p) => p.name === service));
 }
 
 /** The catch-all action to the whole service; a ring-hash service still needs its hash policy. */
@@ -41,7 +70,47 @@ function envoyRoute(route: Route, rule: RouteRule, m: RouteMatch, matchIndex: nu
   };
   if (rule.requestHeaders) Object.assign(out, headerOps(rule.requestHeaders, 'request'));
   if (rule.responseHeaders) Object.assign(out, headerOps(rule.responseHeaders, 'response'));
+  const perFilter: XdsObject = {};
+  if (rule.fault) perFilter[HTTP_FILTER.FAULT] = faultConfig(rule.fault);
+  if (rule.localRateLimit) perFilter[HTTP_FILTER.LOCAL_RATELIMIT] = localRateLimitConfig(rule.localRateLimit, `${route.kind}.${route.metadata.name}.${rule.name}`);
+  if (Object.keys(perFilter).length > 0) out['typed_per_filter_config'] = perFilter;
   return out;
+}
+
+/**
+ * The rule's HTTPFault. Left bare, not wrapped in a FilterConfig: grpc-js-xds (1.14) hands the
+ * wrapper itself to its fault parser, which then rejects it, so a wrapped fault would be NACKed.
+ */
+function faultConfig(f: FaultSettings): XdsObject {
+  const out: XdsObject = { '@type': TYPE.FAULT };
+  if (f.delay) out['delay'] = { fixed_delay: duration(f.delay.fixedDelayMs), percentage: perMillion(f.delay.percentage) };
+  if (f.abort) {
+    const status = 'httpStatus' in f.abort ? { http_status: f.abort.httpStatus } : { grpc_status: f.abort.grpcStatus };
+    out['abort'] = { ...status, percentage: perMillion(f.abort.percentage) };
+  }
+  return out;
+}
+
+/**
+ * The rule's LocalRateLimit: its token bucket, enabled and enforced for 100% of requests (Envoy's
+ * default is 0% of both), answering gRPC with RESOURCE_EXHAUSTED as the skein sidecar does (Envoy's
+ * default maps its 429 to UNAVAILABLE, which gRPC clients retry). Wrapped in a FilterConfig marked
+ * is_optional, so clients without the filter (proxyless gRPC) accept the route and skip it.
+ */
+function localRateLimitConfig(l: LocalRateLimitSettings, statPrefix: string): XdsObject {
+  const all = { default_value: { numerator: 100, denominator: 'HUNDRED' } };
+  return {
+    '@type': TYPE.FILTER_CONFIG,
+    config: {
+      '@type': TYPE.LOCAL_RATELIMIT,
+      stat_prefix: statPrefix,
+      token_bucket: { max_tokens: l.maxTokens, tokens_per_fill: u32(l.tokensPerFill), fill_interval: duration(l.fillIntervalMs) },
+      filter_enabled: all,
+      filter_enforced: all,
+      rate_limited_as_resource_exhausted: true,
+    },
+    is_optional: true,
+  };
 }
 
 export function routeMatch(kind: Route['kind'], m: RouteMatch): XdsObject {

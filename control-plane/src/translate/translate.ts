@@ -2,10 +2,10 @@ import type { MeshConfig } from '../../../shared/src/config/mesh';
 import type { EndpointView } from '../registry/endpoint-registry';
 import { cluster } from './clusters';
 import { inSubset, loadAssignment, serviceEndpoints } from './endpoints';
-import { apiListeners, outboundListener } from './listeners';
+import { apiListeners, httpFilters, outboundListener } from './listeners';
 import { OUTBOUND, serviceClusterName, subsetClusterName } from './names';
 import { effectivePolicies } from './policies';
-import { serviceRouteConfig } from './routes';
+import { attachedRoutes, serviceRouteConfig } from './routes';
 import type { XdsObject } from './xds-json';
 
 export interface XdsResourceSet {
@@ -26,7 +26,7 @@ export function translate(mesh: MeshConfig, live: readonly EndpointView[]): XdsR
   const names = [...mesh.services.keys()].sort();
   for (const name of names) {
     const service = mesh.services.get(name)!;
-    out.listeners.push(...apiListeners(service));
+    out.listeners.push(...apiListeners(service, httpFilters(attachedRoutes(mesh, name))));
     out.routes.push(serviceRouteConfig(mesh, service, policies));
     const eps = serviceEndpoints(service, live);
     out.clusters.push(cluster(serviceClusterName(name), service, policies.forCluster(name)));
@@ -37,7 +37,7 @@ export function translate(mesh: MeshConfig, live: readonly EndpointView[]): XdsR
       out.endpoints.push(loadAssignment(cname, eps.filter((e) => inSubset(e, subset.labels))));
     }
   }
-  out.listeners.push(outboundListener());
+  out.listeners.push(outboundListener(httpFilters(mesh.routes)));
   out.routes.push({ name: OUTBOUND, virtual_hosts: out.routes.flatMap((rc) => rc['virtual_hosts'] as XdsObject[]) });
   return out;
 }

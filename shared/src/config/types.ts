@@ -76,6 +76,32 @@ export interface RetryPolicy {
   retriableStatusCodes: number[];
   backoff: { baseMs: number; maxMs: number };
 }
+/**
+ * Fault injection on a rule (filter type `Fault`): Envoy's envoy.filters.http.fault. At least one
+ * of delay and abort is set. Percentages are 0 to 100 in steps of 0.0001 (per million on the wire).
+ */
+export interface FaultSettings {
+  /** Holds the request for `fixedDelayMs` (1 ms to 1 h) before it is forwarded, for `percentage` % (default 100) of requests. */
+  delay?: { fixedDelayMs: number; percentage: number };
+  /**
+   * Answers the request locally instead of forwarding it, for `percentage` % (default 100) of requests:
+   * with `httpStatus` (200 to 599) or with `grpcStatus` (0 to 16), exactly one of them.
+   */
+  abort?: { httpStatus: number; percentage: number } | { grpcStatus: number; percentage: number };
+}
+/**
+ * A local (per proxy) token bucket on a rule (filter type `LocalRateLimit`): Envoy's
+ * envoy.filters.http.local_ratelimit. Starts full; every `fillIntervalMs` adds `tokensPerFill`
+ * tokens, never more than `maxTokens`; a request takes one token or is refused (429 / RESOURCE_EXHAUSTED).
+ */
+export interface LocalRateLimitSettings {
+  /** 1 to 1000000. */
+  maxTokens: number;
+  /** 1 to maxTokens; default maxTokens. */
+  tokensPerFill: number;
+  /** 50 ms (Envoy's minimum) to 24 h. */
+  fillIntervalMs: number;
+}
 export interface RouteRule {
   name: string;
   matches: RouteMatch[];
@@ -85,6 +111,10 @@ export interface RouteRule {
   retry?: RetryPolicy;
   requestHeaders?: HeaderModifier;
   responseHeaders?: HeaderModifier;
+  /** Absent: no fault injection. */
+  fault?: FaultSettings;
+  /** Absent: no local rate limit. */
+  localRateLimit?: LocalRateLimitSettings;
 }
 export interface RouteSpec {
   /** The services whose traffic this route governs. */
@@ -150,6 +180,11 @@ export interface BackendPolicySpec {
   outlierDetection?: OutlierDetectionSettings;
   healthCheck?: HealthCheckSettings;
   connectionPool?: ConnectionPoolSettings;
+  /**
+   * Percent of healthy hosts below which callers balance over every host (panic) instead of
+   * failing requests. Default 50 (Envoy's); 0 disables panic mode.
+   */
+  healthyPanicThreshold?: number;
 }
 export type BackendPolicy = ResourceBase<'BackendPolicy', BackendPolicySpec>;
 

@@ -5,7 +5,7 @@ import { FieldReader, HEADER_NAME_PATTERN, join, NAME_HINT, NAME_PATTERN } from 
 const U32 = 0xffffffff;
 
 export function validateBackendPolicySpec(r: FieldReader, raw: unknown): BackendPolicySpec | undefined {
-  const o = r.object(raw, 'spec', ['targetRef', 'loadBalancer', 'circuitBreaker', 'retryBudget', 'outlierDetection', 'healthCheck', 'connectionPool']);
+  const o = r.object(raw, 'spec', ['targetRef', 'loadBalancer', 'circuitBreaker', 'retryBudget', 'outlierDetection', 'healthCheck', 'connectionPool', 'healthyPanicThreshold']);
   if (o === undefined) return undefined;
   const targetRef = targetRefOf(r, o['targetRef']);
   const spec: Partial<BackendPolicySpec> = {};
@@ -14,6 +14,11 @@ export function validateBackendPolicySpec(r: FieldReader, raw: unknown): Backend
     ['outlierDetection', outlierDetectionOf], ['healthCheck', healthCheckOf], ['connectionPool', connectionPoolOf],
   ];
   let ok = targetRef !== undefined;
+  if (o['healthyPanicThreshold'] !== undefined) {
+    const t = r.number(o['healthyPanicThreshold'], 'spec.healthyPanicThreshold', { min: 0, max: 100 });
+    if (t === undefined) ok = false;
+    else spec.healthyPanicThreshold = t;
+  }
   for (const [key, read] of sections) {
     if (o[key] === undefined) continue;
     const v = read(r, o[key], `spec.${key}`);

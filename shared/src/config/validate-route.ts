@@ -1,4 +1,6 @@
-import type { BackendRef, GrpcMethodMatch, HeaderMatch, HeaderModifier, PathMatch, RetryOn, RetryPolicy, RouteMatch, RouteRule, RouteSpec } from './types';
+import type {
+  BackendRef, FaultSettings, GrpcMethodMatch, HeaderMatch, HeaderModifier, LocalRateLimitSettings, PathMatch, RetryOn, RetryPolicy, RouteMatch, RouteRule, RouteSpec,
+} from './types';
 import { RETRY_ON } from './types';
 import { FieldReader, HEADER_NAME_PATTERN, join, NAME_HINT, NAME_PATTERN } from './reader';
 
@@ -219,24 +221,105 @@ function retryOf(r: FieldReader, raw: unknown, path: string): RetryPolicy | unde
   return { retries, retryOn, perTryTimeoutMs, retriableStatusCodes: codes, backoff };
 }
 
-function filtersOf(r: FieldReader, raw: unknown, path: string): { requestHeaders?: HeaderModifier; responseHeaders?: HeaderModifier } | undefined {
+type RuleFilters = Pick<RouteRule, 'requestHeaders' | 'responseHeaders' | 'fault' | 'localRateLimit'>;
+const FILTER_TYPES = ['RequestHeaderModifier', 'ResponseHeaderModifier', 'Fault', 'LocalRateLimit'] as const;
+/** Per filter type: the key holding its settings, and the RouteRule field it fills. */
+const FILTER_SLOTS = {
+  RequestHeaderModifier: { key: 'requestHeaderModifier', target: 'requestHeaders' },
+  ResponseHeaderModifier: { key: 'responseHeaderModifier', target: 'responseHeaders' },
+  Fault: { key: 'fault', target: 'fault' },
+  LocalRateLimit: { key: 'localRateLimit', target: 'localRateLimit' },
+} as const satisfies Record<(typeof FILTER_TYPES)[number], { key: string; target: keyof RuleFilters }>;
+const FILTER_KEYS = Object.values(FILTER_SLOTS).map((s) => s.key);
+/** Defaults documented in docs/config.md. */
+export const FAULT_DEFAULTS = { percentage: 100 } as const;
+export const LOCAL_RATE_LIMIT_DEFAULTS = { fillIntervalMs: 1000 } as const;
+
+function filtersOf(r: FieldReader, raw: unknown, path: string): RuleFilters | undefined {
   const list = r.array(raw, path, { max: 8 });
   if (list === undefined) return undefined;
-  const out: { requestHeaders?: HeaderModifier; responseHeaders?: HeaderModifier } = {};
+  const out: RuleFilters = {};
   let ok = true;
   list.forEach((f, i) => {
     const p = join(path, i);
-    const o = r.object(f, p, ['type', 'requestHeaderModifier', 'responseHeaderModifier']);
-    const type = o === undefined ? undefined : r.oneOf(o['type'], join(p, 'type'), ['RequestHeaderModifier', 'ResponseHeaderModifier'] as const);
+    const o = r.object(f, p, ['type', ...FILTER_KEYS]);
+    const type = o === undefined ? undefined : r.oneOf(o['type'], join(p, 'type'), FILTER_TYPES);
     if (o === undefined || type === undefined) { ok = false; return; }
-    const key = type === 'RequestHeaderModifier' ? 'requestHeaderModifier' : 'responseHeaderModifier';
-    const target = type === 'RequestHeaderModifier' ? 'requestHeaders' : 'responseHeaders';
+    const { key, target } = FILTER_SLOTS[type];
     if (out[target] !== undefined) { r.fail(join(p, 'type'), `only one ${type} filter is allowed per rule`); ok = false; return; }
-    const m = headerModifierOf(r, o[key], join(p, key));
-    if (m === undefined) { ok = false; return; }
-    out[target] = m;
+    const stray = FILTER_KEYS.filter((k) => k !== key && o[k] !== undefined);
+    for (const k of stray) r.fail(join(p, k), `must be omitted when type is ${type} (set ${key})`);
+    const value = type === 'Fault' ? faultOf(r, o[key], join(p, key))
+      : type === 'LocalRateLimit' ? localRateLimitOf(r, o[key], join(p, key))
+        : headerModifierOf(r, o[key], join(p, key));
+    if (value === undefined || stray.length > 0) { ok = false; return; }
+    Object.assign(out, { [target]: value });
   });
   return ok ? out : undefined;
+}
+
+/** {delay?: {fixedDelay, percentage?}, abort?: {httpStatus | grpcStatus, percentage?}}, at least one of them. */
+function faultOf(r: FieldReader, raw: unknown, path: string): FaultSettings | undefined {
+  if (raw === undefined) return r.fail(path, 'is required for this filter type');
+  const o = r.object(raw, path, ['delay', 'abort']);
+  if (o === undefined) return undefined;
+  if (o['delay'] === undefined && o['abort'] === undefined) return r.fail(path, 'must set delay, abort, or both');
+  const out: FaultSettings = {};
+  let ok = true;
+  if (o['delay'] !== undefined) {
+    const p = join(path, 'delay');
+    const d = r.object(o['delay'], p, ['fixedDelay', 'percentage']);
+    const fixedDelayMs = d === undefined ? undefined
+      : d['fixedDelay'] === undefined ? r.fail(join(p, 'fixedDelay'), 'is required, e.g. "100ms"')
+        : r.duration(d['fixedDelay'], join(p, 'fixedDelay'), { minMs: 1, maxMs: 3_600_000 });
+    const percentage = d === undefined ? undefined : percentageOf(r, d['percentage'], join(p, 'percentage'));
+    if (fixedDelayMs === undefined || percentage === undefined) ok = false;
+    else out.delay = { fixedDelayMs, percentage };
+  }
+  if (o['abort'] !== undefined) {
+    const p = join(path, 'abort');
+    const a = r.object(o['abort'], p, ['httpStatus', 'grpcStatus', 'percentage']);
+    const percentage = a === undefined ? undefined : percentageOf(r, a['percentage'], join(p, 'percentage'));
+    if (a === undefined || percentage === undefined) ok = false;
+    else if (a['httpStatus'] !== undefined && a['grpcStatus'] !== undefined) { r.fail(p, 'set exactly one of httpStatus and grpcStatus, not both'); ok = false; }
+    else if (a['httpStatus'] !== undefined) {
+      const httpStatus = r.int(a['httpStatus'], join(p, 'httpStatus'), { min: 200, max: 599 });
+      if (httpStatus === undefined) ok = false;
+      else out.abort = { httpStatus, percentage };
+    } else if (a['grpcStatus'] !== undefined) {
+      const grpcStatus = r.int(a['grpcStatus'], join(p, 'grpcStatus'), { min: 0, max: 16 });
+      if (grpcStatus === undefined) ok = false;
+      else out.abort = { grpcStatus, percentage };
+    } else { r.fail(p, 'must set httpStatus (200 to 599) or grpcStatus (0 to 16)'); ok = false; }
+  }
+  return ok ? out : undefined;
+}
+
+/** 0 to 100, default 100; carried per million on the wire, so finer steps than 0.0001 are refused. */
+function percentageOf(r: FieldReader, raw: unknown, path: string): number | undefined {
+  if (raw === undefined) return FAULT_DEFAULTS.percentage;
+  const n = r.number(raw, path, { min: 0, max: 100 });
+  if (n === undefined) return undefined;
+  if (Math.abs(Math.round(n * 10_000) - n * 10_000) > 1e-6) return r.fail(path, 'must be a multiple of 0.0001 (xDS carries it per million)');
+  return n;
+}
+
+/** {maxTokens, tokensPerFill?: maxTokens, fillInterval?: 1s}. */
+function localRateLimitOf(r: FieldReader, raw: unknown, path: string): LocalRateLimitSettings | undefined {
+  if (raw === undefined) return r.fail(path, 'is required for this filter type');
+  const o = r.object(raw, path, ['maxTokens', 'tokensPerFill', 'fillInterval']);
+  if (o === undefined) return undefined;
+  const maxTokens = o['maxTokens'] === undefined
+    ? r.fail(join(path, 'maxTokens'), 'is required: the bucket size (burst), e.g. 100')
+    : r.int(o['maxTokens'], join(path, 'maxTokens'), { min: 1, max: 1_000_000 });
+  let tokensPerFill = o['tokensPerFill'] === undefined ? maxTokens : r.int(o['tokensPerFill'], join(path, 'tokensPerFill'), { min: 1, max: 1_000_000 });
+  if (o['tokensPerFill'] !== undefined && tokensPerFill !== undefined && maxTokens !== undefined && tokensPerFill > maxTokens) {
+    tokensPerFill = r.fail(join(path, 'tokensPerFill'), `must be <= maxTokens (${maxTokens}): the bucket never holds more than maxTokens`);
+  }
+  // Envoy refuses fill intervals under 50ms ("local rate limit token bucket fill timer must be >= 50ms").
+  const fillIntervalMs = o['fillInterval'] === undefined ? LOCAL_RATE_LIMIT_DEFAULTS.fillIntervalMs : r.duration(o['fillInterval'], join(path, 'fillInterval'), { minMs: 50, maxMs: 24 * 3_600_000 });
+  if (maxTokens === undefined || tokensPerFill === undefined || fillIntervalMs === undefined) return undefined;
+  return { maxTokens, tokensPerFill, fillIntervalMs };
 }
 
 function headerModifierOf(r: FieldReader, raw: unknown, path: string): HeaderModifier | undefined {

@@ -43,6 +43,8 @@ export const TYPE_URLS = {
   ROUTER: `${TYPE_PREFIX}envoy.extensions.filters.http.router.v3.Router`,
   FAULT: `${TYPE_PREFIX}envoy.extensions.filters.http.fault.v3.HTTPFault`,
   LOCAL_RATELIMIT: `${TYPE_PREFIX}envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit`,
+  /** Wraps a typed_per_filter_config entry: {config, is_optional, disabled}. */
+  FILTER_CONFIG: `${TYPE_PREFIX}envoy.config.route.v3.FilterConfig`,
   HTTP_PROTOCOL_OPTIONS: `${TYPE_PREFIX}envoy.extensions.upstreams.http.v3.HttpProtocolOptions`,
   LB_ROUND_ROBIN: `${TYPE_PREFIX}envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin`,
   LB_WRR_LOCALITY: `${TYPE_PREFIX}envoy.extensions.load_balancing_policies.wrr_locality.v3.WrrLocality`,

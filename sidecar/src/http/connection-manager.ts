@@ -7,20 +7,18 @@ import type { Cluster } from '../upstream/cluster';
 import type { Host, PickContext } from '../upstream/host';
 import type { RouteTable, RouteEntry } from '../router/route-table';
 import { hashKey } from '../upstream/lb/ring-hash';
-import { observeLatency } from '../upstream/lb/peak-ewma';
-import type { H2Pool } from '../upstream/pool/h2-pool';
 import { isGrpcContentType, LOCAL_REPLIES, replyH1, replyH2 } from './local-reply';
 import type { LocalReply } from './local-reply';
-import { downstreamHeaders, upstreamHeaders } from './proxy-headers';
+import { upstreamHeaders } from './proxy-headers';
 import type { ForwardPolicy } from './proxy-headers';
-import { forwardH1, tunnelUpgrade } from './h1-forward';
-import { relay } from './relay';
+import { tunnelUpgrade } from './upgrade';
+import { DEFAULT_RETRY_BUFFER_BYTES, Forward } from './router';
+import { parseGrpcTimeout } from './grpc-timeout';
 import { applyHeaderOps } from '../router/header-ops';
 import { ListenerStats, LOCAL_REPLY_REASONS, RouteStats } from '../stats/stat-bundles';
 import type { LocalReplyReason } from '../stats/stat-bundles';
 import type { RollingWindow, Stats } from '../stats/stats';
 
-const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
 /** What one request needs from config; swapped whole on every update (in-flight requests keep theirs). */
 export interface RouterSnapshot {
@@ -42,10 +40,16 @@ export interface ConnectionManagerOptions {
    */
   keepaliveIdleMs?: number;
   keepaliveTimeoutMs?: number;
+  /** Request-body bytes kept for retries; a larger body is never retried. Default 65536. */
+  retryBufferBytes?: number;
+  /**
+   * Set x-skein-attempt-count on every upstream request (true, the outbound listener), or only
+   * when the request has none (false: the inbound listener keeps the caller's count). Default true.
+   */
+  setAttemptCount?: boolean;
+  /** Honour an incoming grpc-timeout (shrunk by the time already spent). Default true. */
+  honorGrpcTimeout?: boolean;
 }
-
-const kEx = Symbol('skein.exchange');
-type Tagged<T> = T & { [kEx]?: H2Exchange };
 
 /**
  * The HTTP connection manager of one listener: accepts h2c and HTTP/1.1 requests, routes them,
@@ -59,7 +63,8 @@ export class ConnectionManager {
   /** Open downstream HTTP/2 sessions and HTTP/1.1 sockets, for closeConnections(). */
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly h1Sockets = new Set<Duplex>();
-  private readonly random: () => number;
+  readonly random: () => number;
+  readonly retryBufferBytes: number;
   /** Reused for every pick: picks are synchronous, so one context object is enough. */
   private readonly ctx: PickContext = { hash: undefined, tried: undefined, now: 0 };
   readonly listenerStats: ListenerStats;
@@ -67,6 +72,7 @@ export class ConnectionManager {
 
   constructor(readonly opts: ConnectionManagerOptions) {
     this.random = opts.random ?? Math.random;
+    this.retryBufferBytes = opts.retryBufferBytes ?? DEFAULT_RETRY_BUFFER_BYTES;
     this.listenerStats = new ListenerStats(opts.stats, opts.name);
     this.h2 = http2.createServer({
       // Large messages: generous windows so one stream is not throttled to 64 KiB in flight.
@@ -99,25 +105,62 @@ export class ConnectionManager {
     for (const s of this.h1Sockets) s.destroy();
   }
 
-  /** Routes a request; on success returns the route, cluster and a picked host (active count taken). */
+  /** Routes a request; on success returns the route, cluster and a picked host (no load taken yet). */
   select(authority: string, path: string, method: string, headers: http.IncomingHttpHeaders): { entry: RouteEntry; cluster: Cluster; host: Host } | { reply: LocalReply; detail: string } {
     this.listenerStats.rqTotal.inc();
     if (this.draining) return { reply: LOCAL_REPLIES.draining, detail: 'the proxy is shutting down' };
     const snap = this.snapshot;
     const entry = snap.routes?.match(authority, path, method, headers);
     if (entry === undefined || entry.route === undefined) { this.listenerStats.noRoute.inc(); return { reply: LOCAL_REPLIES.noRoute, detail: `no route for ${authority}${path}` }; }
+    // Envoy's filter order: fault (delay, then abort), then the local rate limit. With a delay,
+    // the abort and the rate limit are checked when it ends (Forward.start -> admit()).
+    const fault = entry.fault;
+    this.faultDelayMs = fault === undefined ? 0 : fault.delayMs(this.random());
+    if (this.faultDelayMs === 0) {
+      const refused = this.admit(entry);
+      if (refused !== undefined) return this.localReplyFor(entry, refused, refused.reason === 'rate_limited' ? 'the route\'s local rate limit is exhausted' : 'fault injected by the route');
+    }
     const clusterName = entry.route.pickCluster(this.random());
     const cluster = snap.clusters.get(clusterName);
     if (cluster === undefined) return this.localReplyFor(entry, LOCAL_REPLIES.clusterNotFound, `cluster ${clusterName} is not known (yet)`);
     const ctx = this.ctx;
     ctx.hash = entry.route.hashPolicy.length > 0 ? requestHash(entry, headers) : undefined;
+    this.lastHash = ctx.hash;
     ctx.tried = undefined;
     ctx.now = this.opts.clock.now();
     const host = cluster.picker.pick(ctx);
     if (host === undefined) return this.localReplyFor(entry, LOCAL_REPLIES.noHealthyUpstream, `cluster ${clusterName} has no healthy endpoint`);
-    host.activeRequests++;
-    host.requestsTotal++;
     return { entry, cluster, host };
+  }
+
+  /** The hash of the request select() routed last (a retry re-picks with the same hash). */
+  private lastHash: number | undefined;
+  /** The fault delay select() chose for the request it routed last. */
+  private faultDelayMs = 0;
+
+  /** The route's fault abort and local rate limit: the local reply to make, or undefined to go on. */
+  admit(entry: RouteEntry): LocalReply | undefined {
+    const abort = entry.fault?.abort(this.random());
+    if (abort !== undefined) return abort;
+    const rl = entry.rateLimit;
+    if (rl !== undefined && !rl.tryTake(this.opts.clock.now())) return LOCAL_REPLIES.rateLimited;
+    return undefined;
+  }
+
+  /** The pick context for a retry: same hash policy input, hosts already tried avoided. */
+  pickContext(entry: RouteEntry, tried: ReadonlySet<Host> | undefined, hash?: number): PickContext {
+    const ctx = this.ctx;
+    ctx.hash = entry.route!.hashPolicy.length > 0 ? hash : undefined;
+    ctx.tried = tried;
+    ctx.now = this.opts.clock.now();
+    return ctx;
+  }
+
+  /** Starts forwarding a routed request (after any fault delay). */
+  private forward(sel: { entry: RouteEntry; cluster: Cluster; host: Host }, grpc: boolean, down: ConstructorParameters<typeof Forward>[5], method: string, path: string, authority: string, out: http.OutgoingHttpHeaders, grpcTimeout: string | string[] | undefined): void {
+    const callerMs = grpc && this.opts.honorGrpcTimeout !== false ? parseGrpcTimeout(grpcTimeout) : 0;
+    const f = new Forward(this, sel.entry, sel.cluster, sel.host, grpc, down, method, path, authority, out, callerMs, this.lastHash);
+    f.start(this.faultDelayMs);
   }
 
   private onH2Stream(down: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
@@ -131,16 +174,7 @@ export class ConnectionManager {
     if ('reply' in sel) { replyH2(down, grpc, sel.reply, sel.detail); return; }
     const out = upstreamHeaders(headers, down.session?.socket?.remoteAddress, this.opts.policy);
     applyRequestHeaderOps(out, sel.entry);
-    if (sel.cluster.protocol === 'h1') {
-      forwardH1(this, sel.cluster, sel.host, sel.entry, { kind: 'h2', stream: down }, method, path, authority, out, grpc);
-      return;
-    }
-    out[':authority'] = authority;
-    out[':scheme'] = 'http';
-    const ex = new H2Exchange(this, down, sel.host, sel.cluster, sel.entry, grpc);
-    (down as Tagged<http2.ServerHttp2Stream>)[kEx] = ex;
-    down.on('close', onDownClose);
-    ex.start(sel.cluster.pool(sel.host) as H2Pool, out);
+    this.forward(sel, grpc, { h2: down }, method, path, authority, out, headers['grpc-timeout']);
   }
 
   private onH1Request(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -154,170 +188,42 @@ export class ConnectionManager {
     if ('reply' in sel) { replyH1(res, grpc, sel.reply, sel.detail); return; }
     const out = upstreamHeaders(req.headers, req.socket.remoteAddress, this.opts.policy);
     applyRequestHeaderOps(out, sel.entry);
-    forwardH1(this, sel.cluster, sel.host, sel.entry, { kind: 'h1', req, res }, method, path, authority, out, grpc);
+    this.forward(sel, grpc, { req, res }, method, path, authority, out, req.headers['grpc-timeout']);
   }
 
-  /** Counts a local reply the router made for a matched route. */
+  /** A local reply made before any forwarding (select): counted and recorded as a failed request. */
   localReplyFor(entry: RouteEntry, reply: LocalReply, detail: string): { reply: LocalReply; detail: string } {
-    const rs = this.statsFor(entry).route;
-    if ((LOCAL_REPLY_REASONS as readonly string[]).includes(reply.reason)) rs.localReply[reply.reason as LocalReplyReason].inc();
-    rs.record(0, 0);
+    this.countLocalReply(entry, reply);
+    this.statsFor(entry).route.record(0, 0);
     return { reply, detail };
   }
 
+  /** Counts why the proxy answered a routed request itself (the request is recorded by finished()). */
+  countLocalReply(entry: RouteEntry, reply: LocalReply): void {
+    const rs = this.statsFor(entry).route;
+    if ((LOCAL_REPLY_REASONS as readonly string[]).includes(reply.reason)) rs.localReply[reply.reason as LocalReplyReason].inc();
+  }
+
   /**
-   * Bookkeeping when any exchange ends: host load and latency (for least-request and peak-EWMA),
-   * route and per-backend windows, cluster stats. `status` is the HTTP status, or for gRPC 200
-   * when grpc-status is 0 and 500 otherwise; 0 means no response.
+   * Bookkeeping when a forwarded request ends (attempts were accounted for by the router): the
+   * route's counters and per-backend window. `status` is the HTTP status, or for gRPC 200 when
+   * grpc-status is 0 and 500 otherwise; 0 means no response.
    */
-  finished(host: Host, cluster: Cluster, entry: RouteEntry, startedAt: number, status: number): void {
-    host.activeRequests--;
-    if (status === 0 || status >= 500) host.failuresTotal++;
-    const elapsedMs = performance.now() - startedAt;
-    const now = this.opts.clock.now();
-    observeLatency(host, elapsedMs, now, 10_000);
-    const us = elapsedMs * 1000;
+  finished(cluster: Cluster, entry: RouteEntry, startedAt: number, status: number): void {
+    const us = (performance.now() - startedAt) * 1000;
     const rs = this.statsFor(entry);
     let backend = rs.backends.get(cluster.name);
     if (backend === undefined) { backend = rs.route.backend(cluster.name); rs.backends.set(cluster.name, backend); }
-    rs.route.record(status, us, backend, now);
-    cluster.stats?.record(status, us, now);
+    rs.route.record(status, us, backend, this.opts.clock.now());
   }
+
+  routeStatsFor(entry: RouteEntry): RouteStats { return this.statsFor(entry).route; }
 
   private statsFor(entry: RouteEntry): { route: RouteStats; backends: Map<string, RollingWindow> } {
     let rs = this.routeStats.get(entry.name);
     if (rs === undefined) { rs = { route: new RouteStats(this.opts.stats, entry.name), backends: new Map() }; this.routeStats.set(entry.name, rs); }
     return rs;
   }
-}
-
-/** One request forwarded h2 -> h2. Event handlers are shared functions that find it via kEx. */
-class H2Exchange {
-  up: Tagged<http2.ClientHttp2Stream> | undefined;
-  responded = false;
-  finishedFlag = false;
-  trailers: http2.OutgoingHttpHeaders | undefined;
-  timer: ReturnType<Clock['setTimer']> | undefined;
-  /** What stats record: HTTP status, or 200/500 by grpc-status for gRPC; 0 until a response. */
-  status = 0;
-  readonly startedAt: number;
-
-  constructor(readonly hcm: ConnectionManager, readonly down: Tagged<http2.ServerHttp2Stream>, readonly host: Host, readonly cluster: Cluster, readonly entry: RouteEntry, readonly grpc: boolean) {
-    this.startedAt = performance.now();
-  }
-
-  start(pool: H2Pool, headers: http2.OutgoingHttpHeaders): void {
-    const timeout = this.entry.route!.timeoutMs;
-    if (timeout > 0) this.timer = this.hcm.opts.clock.setTimer(timeout, () => this.onTimeout());
-    pool.request(headers, { endStream: false }, (err, up) => this.onUpstream(err, up));
-  }
-
-  onUpstream(err: { code?: string; message: string } | null, up: http2.ClientHttp2Stream | undefined): void {
-    if (err !== null || up === undefined) {
-      const reply = err?.code === 'SKEIN_ERR_UPSTREAM_OVERFLOW' ? LOCAL_REPLIES.upstreamOverflow : LOCAL_REPLIES.upstreamConnectFailure;
-      this.fail(reply, err?.message ?? 'no stream');
-      return;
-    }
-    if (this.down.destroyed) { up.close(NGHTTP2_CANCEL); this.finish(); return; }
-    const u = up as Tagged<http2.ClientHttp2Stream>;
-    u[kEx] = this;
-    this.up = u;
-    u.on('error', ignore);
-    u.on('response', onUpResponse);
-    u.on('trailers', onUpTrailers);
-    u.on('close', onUpClose);
-    relay(this.down, u);
-  }
-
-  onTimeout(): void {
-    this.timer = undefined;
-    if (this.finishedFlag) return;
-    if (!this.responded) { this.up?.close(NGHTTP2_CANCEL); this.fail(LOCAL_REPLIES.upstreamTimeout, `no response within ${this.entry.route!.timeoutMs}ms`); return; }
-    this.up?.close(NGHTTP2_CANCEL);
-    if (!this.down.destroyed) this.down.close(NGHTTP2_CANCEL);
-    this.status = 0;
-    this.finish();
-  }
-
-  fail(reply: LocalReply, detail: string): void {
-    replyH2(this.down, this.grpc, reply, detail);
-    this.hcm.localReplyFor(this.entry, reply, detail);
-    this.status = 0;
-    this.finish();
-  }
-
-  finish(): void {
-    if (this.finishedFlag) return;
-    this.finishedFlag = true;
-    this.timer?.cancel();
-    this.hcm.finished(this.host, this.cluster, this.entry, this.startedAt, this.status);
-  }
-}
-
-function onUpResponse(this: Tagged<http2.ClientHttp2Stream>, headers: http2.IncomingHttpHeaders, flags: number): void {
-  const ex = this[kEx]!;
-  const down = ex.down;
-  if (down.destroyed) { this.close(NGHTTP2_CANCEL); return; }
-  ex.responded = true;
-  ex.status = statusOf(ex.grpc, headers);
-  const out = downstreamHeaders(headers);
-  applyResponseHeaderOps(out, ex.entry);
-  try {
-    if ((flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0) {
-      down.respond(out, { endStream: true });
-      return;
-    }
-    const wantTrailers = ex.grpc || isGrpcContentType(headers['content-type']);
-    down.respond(out, wantTrailers ? { waitForTrailers: true } : {});
-    if (wantTrailers) down.once('wantTrailers', onWantTrailers);
-  } catch {
-    this.close(NGHTTP2_CANCEL);
-    return;
-  }
-  relay(this, down);
-}
-
-function onUpTrailers(this: Tagged<http2.ClientHttp2Stream>, trailers: http2.IncomingHttpHeaders): void {
-  const ex = this[kEx]!;
-  ex.trailers = downstreamHeaders(trailers);
-  if (ex.grpc) ex.status = trailers['grpc-status'] === '0' ? 200 : 500;
-}
-
-/** The stats status of a response head: for gRPC, a trailers-only head carries grpc-status. */
-function statusOf(grpc: boolean, headers: http2.IncomingHttpHeaders): number {
-  const s = Number(headers[':status']);
-  if (!grpc || s !== 200) return s;
-  const g = headers['grpc-status'];
-  return g === undefined ? 200 : g === '0' ? 200 : 500;
-}
-
-function onWantTrailers(this: Tagged<http2.ServerHttp2Stream>): void {
-  const ex = this[kEx]!;
-  try {
-    this.sendTrailers(ex.trailers ?? { 'grpc-status': '13', 'grpc-message': 'upstream ended the stream without trailers' });
-  } catch { this.destroy(); }
-}
-
-function onUpClose(this: Tagged<http2.ClientHttp2Stream>): void {
-  const ex = this[kEx]!;
-  const code = this.rstCode ?? NGHTTP2_NO_ERROR;
-  if (code === NGHTTP2_NO_ERROR) { ex.finish(); return; }
-  if (!ex.responded) {
-    const refused = code === NGHTTP2_REFUSED_STREAM;
-    ex.fail(LOCAL_REPLIES.upstreamReset, refused ? 'the upstream refused the stream' : `the upstream reset the stream (code ${code})`);
-    return;
-  }
-  // The response had started: pass the reset on, as the client would have seen it directly.
-  if (!ex.down.destroyed) ex.down.close(code);
-  ex.status = 0;
-  ex.finish();
-}
-
-function onDownClose(this: Tagged<http2.ServerHttp2Stream>): void {
-  const ex = this[kEx]!;
-  const up = ex.up;
-  if (up !== undefined && !up.closed && !up.destroyed) up.close(this.rstCode && this.rstCode !== NGHTTP2_NO_ERROR ? this.rstCode : NGHTTP2_CANCEL);
-  if (up === undefined) { ex.status = 0; ex.finish(); }
 }
 
 const kKeepaliveTimeout = Symbol('skein.keepalive.timeout');

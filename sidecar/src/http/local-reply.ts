@@ -16,6 +16,15 @@ export const LOCAL_REPLIES = {
   upstreamOverflow: { reason: 'upstream_overflow', http: 503, grpc: 14 },
   upstreamReset: { reason: 'upstream_reset', http: 503, grpc: 14 },
   upstreamTimeout: { reason: 'upstream_timeout', http: 504, grpc: 4 /* DEADLINE_EXCEEDED */ },
+  /** The caller's own deadline (grpc-timeout) passed. */
+  deadlineExceeded: { reason: 'deadline_exceeded', http: 504, grpc: 4 },
+  upstreamPerTryTimeout: { reason: 'upstream_per_try_timeout', http: 504, grpc: 4 },
+  maxConnections: { reason: 'circuit_breaker_max_connections', http: 503, grpc: 14 },
+  maxPendingRequests: { reason: 'circuit_breaker_max_pending_requests', http: 503, grpc: 14 },
+  maxRequests: { reason: 'circuit_breaker_max_requests', http: 503, grpc: 14 },
+  maxRetries: { reason: 'circuit_breaker_max_retries', http: 503, grpc: 14 },
+  retryBudgetExhausted: { reason: 'retry_budget_exhausted', http: 503, grpc: 14 },
+  rateLimited: { reason: 'rate_limited', http: 429, grpc: 8 /* RESOURCE_EXHAUSTED */ },
   badRequest: { reason: 'bad_request', http: 400, grpc: 13 /* INTERNAL */ },
   draining: { reason: 'proxy_draining', http: 503, grpc: 14 },
 } as const satisfies Record<string, LocalReply>;
@@ -35,29 +44,36 @@ export function grpcMessage(s: string): string {
   return out;
 }
 
-export function replyH2(stream: http2.ServerHttp2Stream, grpc: boolean, r: LocalReply, detail: string): void {
+/** The response header that tells how many upstream attempts a request took (retries + 1). */
+export const ATTEMPT_COUNT_HEADER = 'x-skein-attempt-count';
+
+/** `attempts` > 0 adds x-skein-attempt-count (the reply came after that many upstream attempts). */
+export function replyH2(stream: http2.ServerHttp2Stream, grpc: boolean, r: LocalReply, detail: string, attempts = 0): void {
   if (stream.destroyed || stream.closed || stream.headersSent) { if (!stream.destroyed) stream.close(http2Cancel); return; }
   const msg = `${r.reason}: ${detail}`;
   try {
     if (grpc) {
-      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(r.grpc), 'grpc-message': grpcMessage(msg), 'x-skein-reason': r.reason }, { endStream: true });
+      const h: http2.OutgoingHttpHeaders = { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(r.grpc), 'grpc-message': grpcMessage(msg), 'x-skein-reason': r.reason };
+      if (attempts > 0) h[ATTEMPT_COUNT_HEADER] = String(attempts);
+      stream.respond(h, { endStream: true });
     } else {
-      stream.respond({ ':status': r.http, 'content-type': 'text/plain; charset=utf-8', 'x-skein-reason': r.reason });
+      const h: http2.OutgoingHttpHeaders = { ':status': r.http, 'content-type': 'text/plain; charset=utf-8', 'x-skein-reason': r.reason };
+      if (attempts > 0) h[ATTEMPT_COUNT_HEADER] = String(attempts);
+      stream.respond(h);
       stream.end(`${msg}\n`);
     }
   } catch { stream.destroy(); }
 }
 
-export function replyH1(res: http.ServerResponse, grpc: boolean, r: LocalReply, detail: string): void {
+export function replyH1(res: http.ServerResponse, grpc: boolean, r: LocalReply, detail: string, attempts = 0): void {
   if (res.headersSent || res.destroyed) { res.destroy(); return; }
   const msg = `${r.reason}: ${detail}`;
-  if (grpc) {
-    res.writeHead(200, { 'content-type': 'application/grpc', 'grpc-status': String(r.grpc), 'grpc-message': grpcMessage(msg), 'x-skein-reason': r.reason });
-    res.end();
-  } else {
-    res.writeHead(r.http, { 'content-type': 'text/plain; charset=utf-8', 'x-skein-reason': r.reason });
-    res.end(`${msg}\n`);
-  }
+  const h: http.OutgoingHttpHeaders = grpc
+    ? { 'content-type': 'application/grpc', 'grpc-status': String(r.grpc), 'grpc-message': grpcMessage(msg), 'x-skein-reason': r.reason }
+    : { 'content-type': 'text/plain; charset=utf-8', 'x-skein-reason': r.reason };
+  if (attempts > 0) h[ATTEMPT_COUNT_HEADER] = String(attempts);
+  res.writeHead(grpc ? 200 : r.http, h);
+  res.end(grpc ? undefined : `${msg}\n`);
 }
 
 const http2Cancel = 0x8;

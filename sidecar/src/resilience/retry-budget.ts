@@ -11,7 +11,7 @@ export class RetryBudget {
   /** Retries decided and not yet finished, including those waiting in backoff. */
   activeRetries = 0;
 
-  constructor(readonly budgetPercent = 20, readonly minRetryConcurrency = 3) {}
+  constructor(public budgetPercent = 20, public minRetryConcurrency = 3) {}
 
   /** How many retries may be active right now. */
   limit(): number {
@@ -28,6 +28,10 @@ export class RetryBudget {
   release(): void {
     if (this.activeRetries > 0) this.activeRetries--;
   }
+
+  /** RetryGate: 'budget' when refused. */
+  tryAcquireRetry(): 'budget' | undefined { return this.tryAcquire() ? undefined : 'budget'; }
+  releaseRetry(): void { this.release(); }
 
   /** What is left, for /stats gauges. */
   remaining(): number { return Math.max(0, this.limit() - this.activeRetries); }

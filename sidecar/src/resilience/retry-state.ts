@@ -1,5 +1,13 @@
 import type { RetryPolicy } from '../router/retry-policy';
-import type { RetryBudget } from './retry-budget';
+
+/**
+ * Where retry slots come from: the cluster's ResourceManager (retry budget plus an explicit
+ * max_retries), or a bare RetryBudget. Returns why a slot was refused, or undefined when taken.
+ */
+export interface RetryGate {
+  tryAcquireRetry(): string | undefined;
+  releaseRetry(): void;
+}
 
 /**
  * How one upstream attempt ended, as the router saw it. `sentBytes` tells whether any request
@@ -15,7 +23,7 @@ export type AttemptOutcome =
 
 export type RetryDecision =
   | { retry: true; delayMs: number; attempt: number }
-  | { retry: false; reason: 'success' | 'no-policy' | 'not-retriable' | 'attempts-exhausted' | 'budget-exhausted' | 'body-not-replayable' };
+  | { retry: false; reason: 'success' | 'no-policy' | 'not-retriable' | 'attempts-exhausted' | 'budget-exhausted' | 'max-retries' | 'body-not-replayable' };
 
 /** gRPC status codes by the names Envoy's retry_on uses. */
 const GRPC_RETRY_ON: Readonly<Record<string, number>> = { cancelled: 1, 'deadline-exceeded': 4, 'resource-exhausted': 8, internal: 13, unavailable: 14 };
@@ -38,19 +46,23 @@ export const IMPLICIT_RETRIES = 2;
 export class RetryState {
   private retries = 0;
   private holding = false;
+  /** Whether the request body can still be replayed; the router clears it once the body outgrows its buffer. */
+  bodyReplayable: boolean;
 
   constructor(
     private readonly policy: RetryPolicy | undefined,
-    private readonly budget: RetryBudget,
+    private readonly budget: RetryGate,
     private readonly opts: { bodyReplayable: boolean; random?: () => number },
-  ) {}
+  ) {
+    this.bodyReplayable = opts.bodyReplayable;
+  }
 
   /** Retries made so far (the attempt count is this + 1). */
   get retriesMade(): number { return this.retries; }
 
   /** Call when an attempt ends, before deciding: releases the budget slot a retry attempt held. */
   attemptDone(): void {
-    if (this.holding) { this.budget.release(); this.holding = false; }
+    if (this.holding) { this.budget.releaseRetry(); this.holding = false; }
   }
 
   decide(outcome: AttemptOutcome): RetryDecision {
@@ -64,8 +76,9 @@ export class RetryState {
     }
     const limit = byPolicy ? this.policy!.numRetries : IMPLICIT_RETRIES;
     if (this.retries >= limit) return { retry: false, reason: 'attempts-exhausted' };
-    if (!this.opts.bodyReplayable) return { retry: false, reason: 'body-not-replayable' };
-    if (!this.budget.tryAcquire()) return { retry: false, reason: 'budget-exhausted' };
+    if (!this.bodyReplayable) return { retry: false, reason: 'body-not-replayable' };
+    const refused = this.budget.tryAcquireRetry();
+    if (refused !== undefined) return { retry: false, reason: refused === 'budget' ? 'budget-exhausted' : 'max-retries' };
     this.holding = true;
     this.retries++;
     const base = this.policy?.baseIntervalMs ?? 25;

@@ -14,8 +14,18 @@
  * Header mutations of a route are flattened at build time: route level, then virtual host, then
  * route configuration (Envoy's order, in which the less specific level's overwrite wins), or the
  * reverse with most_specific_header_mutations_wins. Removals are the union of all levels.
+ *
+ * typed_per_filter_config (filter-config.ts) is resolved at build time too: the route's entry for a
+ * filter wins over the virtual host's. Each route with its own local rate limit gets its own
+ * TokenBucket; routes that inherit the virtual host's share that one bucket (in Envoy the per-filter
+ * config object, and so its bucket, belongs to the level that declares it). A rebuilt table starts
+ * with full buckets. The entries apply only if the listener's http filter chain has the filter.
  */
+import { TokenBucket } from '../resilience/token-bucket';
+import type { FaultPolicy } from '../resilience/fault';
 import { DomainIndex } from './domain-index';
+import { parsePerFilterConfig } from './filter-config';
+import type { PerFilterConfig, TokenBucketSpec } from './filter-config';
 import type { RequestHeaders } from './header-matcher';
 import { parseHeadersToAdd, parseHeadersToRemove } from './header-ops';
 import type { HeaderToAdd } from './header-ops';
@@ -31,6 +41,8 @@ export type { HeaderToAdd } from './header-ops';
 export { RouteAction } from './route-action';
 export type { HashPolicy } from './route-action';
 export type { RetryPolicy } from './retry-policy';
+export type { FaultPolicy } from '../resilience/fault';
+export type { TokenBucket } from '../resilience/token-bucket';
 
 /** What a request matched. Immutable; shared by every request that matches the same route. */
 export interface RouteEntry {
@@ -44,6 +56,10 @@ export interface RouteEntry {
   readonly requestHeadersToRemove: readonly string[];
   readonly responseHeadersToAdd: readonly HeaderToAdd[];
   readonly responseHeadersToRemove: readonly string[];
+  /** Fault injection (envoy.filters.http.fault), or undefined for none. */
+  readonly fault: FaultPolicy | undefined;
+  /** The local rate limit's bucket (envoy.filters.http.local_ratelimit), or undefined for none. Mutable state, shared by every request on the route. */
+  readonly rateLimit: TokenBucket | undefined;
 }
 
 interface CompiledRoute { readonly matcher: RouteMatcher; readonly entry: RouteEntry }
@@ -61,9 +77,13 @@ export class RouteTable {
     Object.freeze(this);
   }
 
-  /** Validates and compiles a decoded RouteConfiguration. Throws MeshError(VALIDATION) `<path>: <problem>`. */
-  static build(rc: unknown): RouteTable {
-    const { name, hosts } = compile(message(rc, ''));
+  /**
+   * Validates and compiles a decoded RouteConfiguration. Throws MeshError(VALIDATION) `<path>: <problem>`.
+   * `nowMs` (default 0) is when the local rate limit buckets start, full; only the phase of
+   * their fill intervals depends on it.
+   */
+  static build(rc: unknown, nowMs = 0): RouteTable {
+    const { name, hosts } = compile(message(rc, ''), nowMs);
     return new RouteTable(name, hosts);
   }
 
@@ -95,14 +115,14 @@ const ROUTE_CONFIGURATION = fieldSpec(
 );
 const VIRTUAL_HOST = fieldSpec(
   ['name', 'domains', 'routes', 'request_headers_to_add', 'request_headers_to_remove', 'response_headers_to_add',
-    'response_headers_to_remove', 'retry_policy'],
+    'response_headers_to_remove', 'retry_policy', 'typed_per_filter_config'],
   ['per_request_buffer_limit_bytes', 'metadata'],
   [],
   { require_tls: 'NONE' },
 );
 const ROUTE = fieldSpec(
   ['name', 'match', 'route', 'direct_response', 'request_headers_to_add', 'request_headers_to_remove',
-    'response_headers_to_add', 'response_headers_to_remove'],
+    'response_headers_to_add', 'response_headers_to_remove', 'typed_per_filter_config'],
   ['metadata', 'decorator', 'stat_prefix', 'per_request_buffer_limit_bytes'],
   ['action'],
 );
@@ -121,14 +141,19 @@ interface TableContext {
   readonly global: HeaderOps;
   readonly mostSpecificWins: boolean;
   readonly maxBodyBytes: number;
+  readonly nowMs: number;
 }
 
-function compile(rc: XdsMessage): { name: string; hosts: DomainIndex<CompiledVirtualHost> } {
+/** A virtual host's per-filter settings, its bucket built once for the routes that inherit it. */
+interface VhostFilters { readonly fault: FaultPolicy | null | undefined; readonly rateLimit: TokenBucket | null | undefined }
+
+function compile(rc: XdsMessage, nowMs: number): { name: string; hosts: DomainIndex<CompiledVirtualHost> } {
   checkFields(rc, ROUTE_CONFIGURATION, '');
   const ctx: TableContext = {
     global: headerOps(rc, ''),
     mostSpecificWins: bool(rc, 'most_specific_header_mutations_wins', ''),
     maxBodyBytes: wrappedU32(rc, 'max_direct_response_body_size_bytes', '') ?? DEFAULT_MAX_DIRECT_RESPONSE_BODY_BYTES,
+    nowMs,
   };
   const hosts = new DomainIndex<CompiledVirtualHost>(bool(rc, 'ignore_port_in_host_matching', ''));
   list(rc, 'virtual_hosts', '').forEach((raw, i) => {
@@ -141,7 +166,8 @@ function compile(rc: XdsMessage): { name: string; hosts: DomainIndex<CompiledVir
     if (domains.length === 0) fail(at(path, 'domains'), 'must list at least one domain');
     const retry = vh['retry_policy'] === undefined ? undefined : parseRetryPolicy(vh['retry_policy'], at(path, 'retry_policy'));
     const ops = headerOps(vh, path);
-    const routes = list(vh, 'routes', path).map((r, ri) => buildRoute(r, at(at(path, 'routes'), ri), name, ops, retry, ctx));
+    const filters = vhostFilters(parsePerFilterConfig(vh, path), nowMs);
+    const routes = list(vh, 'routes', path).map((r, ri) => buildRoute(r, at(at(path, 'routes'), ri), name, ops, retry, filters, ctx));
     hosts.add(domains, Object.freeze({ name, routes: Object.freeze(routes) }), at(path, 'domains'));
   });
   return { name: str(rc, 'name', ''), hosts };
@@ -149,7 +175,7 @@ function compile(rc: XdsMessage): { name: string; hosts: DomainIndex<CompiledVir
 
 function buildRoute(
   raw: unknown, path: string, vhost: string, vhostOps: HeaderOps,
-  vhostRetry: RetryPolicy | undefined, ctx: TableContext,
+  vhostRetry: RetryPolicy | undefined, vhostFilters: VhostFilters, ctx: TableContext,
 ): CompiledRoute {
   const r = message(raw, path);
   checkFields(r, ROUTE, path);
@@ -163,6 +189,9 @@ function buildRoute(
   else if (which === undefined) fail(path, 'action is required: route or direct_response');
   else fail(at(path, which), 'is not supported by the skein sidecar');
   const levels = ctx.mostSpecificWins ? [ctx.global, vhostOps, headerOps(r, path)] : [headerOps(r, path), vhostOps, ctx.global];
+  const own = parsePerFilterConfig(r, path);
+  const fault = own.fault !== undefined ? own.fault : vhostFilters.fault;
+  const rateLimit = own.rateLimit !== undefined ? bucketOf(own.rateLimit, ctx.nowMs) : vhostFilters.rateLimit;
   const entry: RouteEntry = {
     name: str(r, 'name', path),
     virtualHost: vhost,
@@ -172,6 +201,8 @@ function buildRoute(
     requestHeadersToRemove: frozenUnion(levels.map((l) => l.reqRemove)),
     responseHeadersToAdd: frozenConcat(levels.map((l) => l.respAdd)),
     responseHeadersToRemove: frozenUnion(levels.map((l) => l.respRemove)),
+    fault: fault ?? undefined,
+    rateLimit: rateLimit ?? undefined,
   };
   return Object.freeze({ matcher, entry: Object.freeze(entry) });
 }
@@ -197,6 +228,14 @@ function parseDirectResponse(raw: unknown, path: string, maxBodyBytes: number): 
     if (size > maxBodyBytes) fail(bp, `is ${size} bytes, over max_direct_response_body_size_bytes (${maxBodyBytes})`);
   }
   return Object.freeze({ status, body });
+}
+
+function vhostFilters(c: PerFilterConfig, nowMs: number): VhostFilters {
+  return { fault: c.fault, rateLimit: c.rateLimit === undefined ? undefined : bucketOf(c.rateLimit, nowMs) };
+}
+
+function bucketOf(spec: TokenBucketSpec | null, nowMs: number): TokenBucket | null {
+  return spec === null ? null : new TokenBucket(spec.maxTokens, spec.tokensPerFill, spec.fillIntervalMs, nowMs);
 }
 
 function headerOps(o: XdsMessage, path: string): HeaderOps {

@@ -10,11 +10,19 @@ import type { Counter, Gauge, LatencyHistogram, RollingWindow, Stats } from './s
 /** Why the proxy answered a routed request itself. One counter each, created up front. */
 export const LOCAL_REPLY_REASONS = [
   'no_healthy_upstream',
+  'cluster_not_found',
   'upstream_overflow',
   'upstream_timeout',
+  'deadline_exceeded',
+  'upstream_per_try_timeout',
   'upstream_reset',
   'upstream_connect_failure',
+  'circuit_breaker_max_connections',
+  'circuit_breaker_max_pending_requests',
+  'circuit_breaker_max_requests',
+  'circuit_breaker_max_retries',
   'retry_budget_exhausted',
+  'proxy_draining',
   'fault_abort',
   'rate_limited',
   'unauthorized',
@@ -81,9 +89,12 @@ abstract class RequestStats {
 /** `route.<name>.*`: what the router records for each request a route matched. */
 export class RouteStats extends RequestStats {
   readonly localReply: Readonly<Record<LocalReplyReason, Counter>>;
+  /** Upstream attempts made for this route's requests (first tries and retries). */
+  readonly rqAttempts: Counter;
 
   constructor(private readonly stats: Stats, readonly name: string) {
     super(stats, `route.${name}`, 'rq_');
+    this.rqAttempts = stats.counter(`route.${name}.rq_attempts`);
     const lr = {} as Record<LocalReplyReason, Counter>;
     for (const r of LOCAL_REPLY_REASONS) lr[r] = stats.counter(`route.${name}.local_reply.${r}`);
     this.localReply = lr;
@@ -110,8 +121,15 @@ export class ClusterStats extends RequestStats {
   readonly cxActive: Gauge;
   readonly cxConnectFail: Counter;
   readonly rqActive: Gauge;
-  /** Refused by a circuit breaker (ResourceManager). */
+  /** Refused by a circuit breaker (ResourceManager): max_pending_requests, max_requests, max_connections. */
   readonly rqPendingOverflow: Counter;
+  readonly rqOverflow: Counter;
+  readonly cxOverflow: Counter;
+  /** Retries that ended in a success; retries refused by the budget or max_retries; per-try timeouts. */
+  readonly rqRetrySuccess: Counter;
+  readonly rqRetryOverflow: Counter;
+  readonly rqRetryLimitExceeded: Counter;
+  readonly rqPerTryTimeout: Counter;
 
   constructor(stats: Stats, readonly name: string) {
     super(stats, `cluster.${name}`, 'upstream_rq_');
@@ -121,6 +139,12 @@ export class ClusterStats extends RequestStats {
     this.cxConnectFail = stats.counter(`${p}cx_connect_fail`);
     this.rqActive = stats.gauge(`${p}rq_active`);
     this.rqPendingOverflow = stats.counter(`${p}rq_pending_overflow`);
+    this.rqOverflow = stats.counter(`${p}rq_overflow`);
+    this.cxOverflow = stats.counter(`${p}cx_overflow`);
+    this.rqRetrySuccess = stats.counter(`${p}rq_retry_success`);
+    this.rqRetryOverflow = stats.counter(`${p}rq_retry_overflow`);
+    this.rqRetryLimitExceeded = stats.counter(`${p}rq_retry_limit_exceeded`);
+    this.rqPerTryTimeout = stats.counter(`${p}rq_per_try_timeout`);
   }
 
   record(status: number, latencyUs: number, now: number = this.clock.now()): void {

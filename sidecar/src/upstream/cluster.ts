@@ -1,14 +1,24 @@
 import type { Clock } from '../../../shared/src/clock';
 import { Host } from './host';
-import type { HostHealth, LoadBalancer, Picker } from './host';
+import type { LoadBalancer, Picker } from './host';
 import { createLoadBalancer } from './lb/registry';
+import { DEFAULT_PANIC_THRESHOLD, routableHosts } from '../resilience/host-set';
 import { H2Pool } from './pool/h2-pool';
 import { H1Pool } from './pool/h1-pool';
 import type { ClusterConfig, EndpointsConfig } from '../xds/resource-types';
 import type { ClusterStats } from '../stats/stat-bundles';
+import type { Stats } from '../stats/stats';
+import type { Logger } from '../../../shared/src/log';
+import { OutlierDetector } from '../resilience/outlier-detector';
+import { HealthChecker } from '../resilience/health-checker';
+import { ResourceManager } from './resources';
 
-/** Health states a request may be sent to (Envoy: HEALTHY, DEGRADED and UNKNOWN are routable). */
-const ROUTABLE: ReadonlySet<HostHealth> = new Set<HostHealth>(['HEALTHY', 'UNKNOWN', 'DEGRADED']);
+
+/** What the router tells outlier detection after every attempt (resilience/outlier-detector.ts). */
+export interface OutlierSink {
+  onResponse(host: Host, status: number): void;
+  onLocalOrigin(host: Host, kind: 'connect-failure' | 'timeout' | 'reset' | 'success'): void;
+}
 
 /**
  * A cluster: its config, its hosts (stable objects across EDS updates), the load balancer over
@@ -21,9 +31,71 @@ export class Cluster {
   private lb: LoadBalancer;
   /** Set by the owner when stats are wanted (the sidecar always does). */
   stats: ClusterStats | undefined;
+  /** Circuit breakers and the retry budget. */
+  readonly resources: ResourceManager;
+  /** Outlier detection, when the cluster has it. */
+  outlier: OutlierSink | undefined;
 
-  constructor(public config: ClusterConfig, private readonly clock: Clock) {
+  private detector: OutlierDetector | undefined;
+  private checker: HealthChecker | undefined;
+  private checkerKey = '';
+
+  /** `env`: where outlier detection and health checks log and count (without it they are off). */
+  constructor(public config: ClusterConfig, private readonly clock: Clock, private readonly env?: { stats: Stats; log: Logger }) {
     this.lb = createLoadBalancer(lbConfigOf(config));
+    this.resources = new ResourceManager(config.name, config.circuitBreakers, env?.stats);
+    this.configureResilience();
+  }
+
+  /**
+   * Outlier detection and active health checks follow the config: created, updated or stopped.
+   * Both only flip host flags and call publish(); the balancer sees the resulting host set.
+   */
+  private configureResilience(): void {
+    const env = this.env;
+    if (env === undefined) return;
+    const od = this.config.outlierDetection;
+    if (od === undefined) {
+      if (this.detector !== undefined) {
+        this.detector.close();
+        this.detector = undefined;
+        this.outlier = undefined;
+        for (const h of this.hosts.values()) h.ejected = false;
+        this.publish();
+      }
+    } else if (this.detector !== undefined) {
+      this.detector.updateConfig(od);
+    } else {
+      this.detector = new OutlierDetector({ cluster: this.name, config: od, clock: this.clock, log: env.log, stats: env.stats, onChange: () => this.publish() });
+      this.detector.setHosts([...this.hosts.values()]);
+      this.outlier = this.detector;
+    }
+    const hc = this.config.healthChecks;
+    const key = hc === undefined ? '' : JSON.stringify([hc, this.config.protocol]);
+    if (key === this.checkerKey) return;
+    this.checkerKey = key;
+    if (this.checker !== undefined) { void this.checker.close(); this.checker = undefined; }
+    if (hc === undefined) for (const h of this.hosts.values()) h.hcFailed = false;
+    else {
+      // HTTP checks speak the cluster's protocol (our proto subset has no codec_client_type).
+      const config = hc.check.kind === 'http' && this.config.protocol === 'h2' ? { ...hc, check: { ...hc.check, codec: 'http2' as const } } : hc;
+      this.checker = new HealthChecker({ cluster: this.name, config, clock: this.clock, log: env.log, stats: env.stats, onChange: () => this.publish() });
+      this.checker.setHosts([...this.hosts.values()]);
+    }
+    this.publish();
+  }
+
+  /** Stops outlier detection and health checks (the cluster is going away). */
+  stopResilience(): void {
+    this.detector?.close();
+    this.detector = undefined;
+    this.outlier = undefined;
+    if (this.checker !== undefined) { void this.checker.close(); this.checker = undefined; }
+  }
+
+  /** Outlier and health-check state of a host, for /clusters. */
+  hostResilience(host: Host): Record<string, unknown> {
+    return { ejected: host.ejected, hcFailed: host.hcFailed, outlier: this.detector?.hostInfo(host), healthCheck: this.checker?.hostInfo(host) };
   }
 
   get name(): string { return this.config.name; }
@@ -36,7 +108,9 @@ export class Cluster {
     const poolChanged = config.protocol !== this.config.protocol || config.connectTimeoutMs !== this.config.connectTimeoutMs ||
       config.maxConcurrentStreams !== this.config.maxConcurrentStreams || config.idleTimeoutMs !== this.config.idleTimeoutMs;
     this.config = config;
+    this.resources.update(config.circuitBreakers);
     if (lbChanged) { this.lb = createLoadBalancer(lbConfigOf(config)); this.publish(); }
+    this.configureResilience();
     if (poolChanged) for (const key of [...this.pools.keys()]) this.retirePool(key);
   }
 
@@ -50,6 +124,9 @@ export class Cluster {
     }
     for (const key of this.hosts.keys()) if (!next.has(key)) this.retirePool(key);
     this.hosts = next;
+    const all = [...next.values()];
+    this.detector?.setHosts(all);
+    this.checker?.setHosts(all);
     this.publish();
   }
 
@@ -61,8 +138,13 @@ export class Cluster {
     if (p === undefined) {
       const c = this.config;
       p = c.protocol === 'h2'
-        ? new H2Pool({ address: host.address, port: host.port }, { connectTimeoutMs: c.connectTimeoutMs, clock: this.clock, ...(c.idleTimeoutMs !== undefined ? { idleTimeoutMs: c.idleTimeoutMs } : {}), ...(c.maxConcurrentStreams !== undefined ? { maxConcurrentStreams: c.maxConcurrentStreams } : {}) })
-        : new H1Pool({ address: host.address, port: host.port }, { connectTimeoutMs: c.connectTimeoutMs });
+        ? new H2Pool({ address: host.address, port: host.port }, { connectTimeoutMs: c.connectTimeoutMs, clock: this.clock, resources: this.resources, ...(c.idleTimeoutMs !== undefined ? { idleTimeoutMs: c.idleTimeoutMs } : {}), ...(c.maxConcurrentStreams !== undefined ? { maxConcurrentStreams: c.maxConcurrentStreams } : {}) })
+        : new H1Pool({ address: host.address, port: host.port }, {
+          connectTimeoutMs: c.connectTimeoutMs,
+          // HTTP/1.1: max_connections bounds each host's pool (undici queues beyond it).
+          connections: Math.max(1, Math.min(128, this.resources.connections.max)),
+          ...(c.idleTimeoutMs !== undefined ? { keepAliveTimeoutMs: c.idleTimeoutMs, keepAliveMaxTimeoutMs: c.idleTimeoutMs } : {}),
+        });
       this.pools.set(host.key, p);
     }
     return p;
@@ -76,12 +158,20 @@ export class Cluster {
     await Promise.all([...this.pools.values()].map((p) => p.drain()));
   }
 
-  close(): void { for (const p of this.pools.values()) p.close(); this.pools.clear(); }
+  close(): void {
+    this.stopResilience();
+    for (const p of this.pools.values()) p.close();
+    this.pools.clear();
+  }
 
-  private publish(): void {
-    const routable: Host[] = [];
-    for (const h of this.hosts.values()) if (ROUTABLE.has(h.health)) routable.push(h);
-    this.lb.update(routable);
+  /** True while too few hosts are healthy and the balancer uses all of them (panic mode). */
+  panic = false;
+
+  /** Health changed (EDS, outlier ejection, active health checks): a new picker. */
+  publish(): void {
+    const { hosts, panic } = routableHosts([...this.hosts.values()], this.config.panicThresholdPercent ?? DEFAULT_PANIC_THRESHOLD);
+    this.panic = panic;
+    this.lb.update(hosts);
   }
 
   /** A host left, or settings changed: finish its in-flight streams, then close. */

@@ -25,6 +25,8 @@ export class Host {
    */
   ejected = false;
   hcFailed = false;
+  /** Outlier detection's per-host data sink (resilience/outlier-detector.ts); set by the cluster's detector. */
+  outlier: import('../resilience/outlier-detector').HostMonitor | undefined = undefined;
 
   constructor(
     readonly address: string,

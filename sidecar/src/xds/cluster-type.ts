@@ -13,6 +13,10 @@
  */
 import { TYPE_URLS } from '../../../shared/src/xds/protos';
 import { decodeLoadAssignment } from './endpoints-type';
+import { decodeOutlierDetection } from '../resilience/outlier-config';
+import type { OutlierConfig } from '../resilience/outlier-config';
+import { decodeHealthChecks } from '../resilience/health-check-config';
+import type { HealthCheckConfig } from '../resilience/health-check-config';
 import type { EndpointsConfig, WireLoadAssignment } from './endpoints-type';
 import { configSourceKind, decodeWith, durationMs, unpack, wrapped } from './resource-type';
 import type { Issues, PackedResource, ResourceType } from './resource-type';
@@ -46,10 +50,15 @@ export interface ClusterConfig {
   idleTimeoutMs?: number;
   maxRequestsPerConnection?: number;
   circuitBreakers?: CircuitBreakerConfig;
-  /** envoy.config.cluster.v3.OutlierDetection as decoded (snake_case); typed later. */
-  outlierDetection?: Record<string, unknown>;
-  /** envoy.config.core.v3.HealthCheck[] as decoded (snake_case); typed later. */
-  healthChecks?: Record<string, unknown>[];
+  /**
+   * common_lb_config.healthy_panic_threshold (percent, default 50): below this share of healthy
+   * hosts the balancer uses every host (panic) rather than failing requests. 0 disables panic.
+   */
+  panicThresholdPercent?: number;
+  /** outlier_detection, with Envoy's defaults filled in (resilience/outlier-config.ts). */
+  outlierDetection?: OutlierConfig;
+  /** health_checks[0] (resilience/health-check-config.ts). */
+  healthChecks?: HealthCheckConfig;
   /** STATIC clusters only: the inline load_assignment. */
   staticEndpoints?: EndpointsConfig;
 }
@@ -86,6 +95,7 @@ interface WireCluster {
   outlier_detection?: Record<string, unknown>;
   health_checks?: Record<string, unknown>[];
   transport_socket?: object;
+  common_lb_config?: { healthy_panic_threshold?: { value?: number } } & Record<string, unknown>;
 }
 
 function decodeCluster(c: WireCluster, issues: Issues): ClusterConfig {
@@ -99,12 +109,29 @@ function decodeCluster(c: WireCluster, issues: Issues): ClusterConfig {
     else out.connectTimeoutMs = timeout;
   }
   decodeProtocol(c.typed_extension_protocol_options ?? {}, out, issues);
+  decodeCommonLb(c, out, issues);
   const cb = decodeCircuitBreakers(c.circuit_breakers?.thresholds ?? []);
   if (cb !== undefined) out.circuitBreakers = cb;
-  if (c.outlier_detection !== undefined) out.outlierDetection = c.outlier_detection;
-  if (c.health_checks !== undefined && c.health_checks.length > 0) out.healthChecks = c.health_checks;
+  if (c.outlier_detection !== undefined) out.outlierDetection = decodeOutlierDetection(c.outlier_detection, issues);
+  if (c.health_checks !== undefined && c.health_checks.length > 0) {
+    const hc = decodeHealthChecks(c.health_checks, issues);
+    if (hc !== undefined) out.healthChecks = hc;
+  }
   if (c.transport_socket !== undefined) issues.add('transport_socket', 'upstream TLS is not supported yet');
   return out;
+}
+
+function decodeCommonLb(c: WireCluster, out: ClusterConfig, issues: Issues): void {
+  const common = c.common_lb_config;
+  if (common === undefined) return;
+  for (const key of Object.keys(common)) {
+    if (key !== 'healthy_panic_threshold') issues.add(`common_lb_config.${key}`, 'is not supported by the skein sidecar');
+  }
+  const t = common.healthy_panic_threshold;
+  if (t === undefined) return;
+  const v = t.value ?? 0;
+  if (!(v >= 0 && v <= 100)) issues.add('common_lb_config.healthy_panic_threshold', `must be a percent in [0, 100], got ${v}`);
+  else out.panicThresholdPercent = v;
 }
 
 function decodeDiscovery(c: WireCluster, out: ClusterConfig, issues: Issues): void {

@@ -7,8 +7,14 @@
  * its last http filter must be the router. Defaults: stat_prefix empty -> the listener name;
  * codec_type AUTO. Rejected: TLS (transport_socket), several filter chains or network filters,
  * pipe addresses, unknown http filters that are not is_optional.
+ *
+ * Http filters before the router: envoy.filters.http.fault (HTTPFault) and
+ * envoy.filters.http.local_ratelimit (LocalRateLimit), validated as router/filter-config.ts reads
+ * them. At this level they must be inert: routes switch them on through typed_per_filter_config
+ * (RouteEntry.fault / rateLimit), so a listener-wide delay, abort or token bucket is rejected.
  */
 import { TYPE_URLS } from '../../../shared/src/xds/protos';
+import { parseHttpFault, parseLocalRateLimit } from '../router/filter-config';
 import { configSourceKind, decodeWith, shortType, unpack } from './resource-type';
 import type { Issues, PackedResource, ResourceType } from './resource-type';
 
@@ -134,9 +140,28 @@ function decodeHttpFilters(filters: WireHttpFilter[], at: string, issues: Issues
       return;
     }
     const config = unpack<Record<string, unknown>>(f.typed_config, typeUrl, `${p}.typed_config`, issues);
-    if (config !== undefined) out.push({ name: f.name ?? '', typeUrl, disabled: f.disabled ?? false, config });
+    if (config === undefined || !listenerLevelOk(typeUrl, config, `${p}.typed_config`, issues)) return;
+    out.push({ name: f.name ?? '', typeUrl, disabled: f.disabled ?? false, config });
   });
   return out;
+}
+
+/** A known filter's listener-level config: valid, and inert (see the header). */
+function listenerLevelOk(typeUrl: string, config: Record<string, unknown>, at: string, issues: Issues): boolean {
+  const before = issues.list.length;
+  try {
+    if (typeUrl === TYPE_URLS.FAULT) {
+      parseHttpFault(config, at);
+      for (const k of ['delay', 'abort']) {
+        if (config[k] !== undefined && config[k] !== null) issues.add(`${at}.${k}`, 'a listener-wide fault is not supported by the skein sidecar; set it per route (typed_per_filter_config)');
+      }
+    } else if (typeUrl === TYPE_URLS.LOCAL_RATELIMIT) {
+      parseLocalRateLimit(config, at, false);
+    }
+  } catch (e) {
+    issues.add('', (e as Error).message);
+  }
+  return issues.list.length === before;
 }
 
 export const listenerType: ResourceType<ListenerConfig> = {

@@ -19,6 +19,8 @@ import { H2Client } from './h2-client';
 import type { H2ClientConfig, H2ClientEvents } from './h2-client';
 import { PendingQueue } from './pending-queue';
 import { overflow, poolClosed } from './pool-errors';
+import { BreakerOpenError } from '../resources';
+import type { ResourceManager } from '../resources';
 
 export interface H2PoolOptions {
   /** Time to TCP-connect and receive the peer's first SETTINGS frame. Default 5000 ms. */
@@ -43,6 +45,11 @@ export interface H2PoolOptions {
   clock?: Clock;
   /** Passed to `http2.connect` as is (settings such as initialWindowSize, maxSessionMemory). */
   sessionOptions?: http2.ClientSessionOptions;
+  /**
+   * The cluster's circuit breakers, shared by every host's pool: max_pending_requests bounds
+   * the requests queued here, max_connections the sessions opened. Default: none.
+   */
+  resources?: ResourceManager;
 }
 
 /** Called once per request: with a stream, or with a MeshError and no stream. */
@@ -114,6 +121,7 @@ export class H2Pool {
   /** Expected streams per session while it connects: the last limit a peer gave us. */
   private expectedStreams: number;
   private closeWaiters: (() => void)[] = [];
+  private readonly resources: ResourceManager | undefined;
 
   constructor(target: { address: string; port: number }, opts: H2PoolOptions = {}) {
     const host = target.address.includes(':') ? `[${target.address}]` : target.address;
@@ -131,6 +139,7 @@ export class H2Pool {
     };
     this.maxSessions = Math.max(1, opts.maxSessions ?? 8);
     this.maxPending = opts.maxPending ?? 1024;
+    this.resources = opts.resources;
     this.expectedStreams = Math.max(1, streamCap);
     this.events = {
       ready: (c) => this.onReady(c),
@@ -161,6 +170,14 @@ export class H2Pool {
     if (this.pending.length >= this.maxPending) {
       cb(overflow(this.target, this.maxPending));
       return;
+    }
+    const res = this.resources;
+    if (res !== undefined) {
+      if (!res.pendingRequests.canCreate()) {
+        cb(new BreakerOpenError('max_pending_requests', res.cluster, res.pendingRequests.max));
+        return;
+      }
+      res.pendingRequests.inc();
     }
     this.pending.push({ headers, options, cb });
     this.maybeConnect();
@@ -253,6 +270,12 @@ export class H2Pool {
       if (c.state === 'CONNECTING') capacity += this.expectedStreams;
     }
     while (this.pending.length > capacity && live < this.maxSessions) {
+      const res = this.resources;
+      if (res !== undefined && !res.connections.canCreate()) {
+        // max_connections: requests wait for the sessions there are; with none at all, fail fast.
+        if (live === 0) this.failPending(new BreakerOpenError('max_connections', res.cluster, res.connections.max));
+        return;
+      }
       this.connect();
       live++;
       capacity += this.expectedStreams;
@@ -260,6 +283,7 @@ export class H2Pool {
   }
 
   private connect(): void {
+    this.resources?.connections.inc();
     const c = new H2Client(this.nextId++, this.cfg, this.events);
     this.clients.push(c);
     this.openSessions++;
@@ -271,6 +295,7 @@ export class H2Pool {
       const c = this.pickReady();
       if (c === undefined) break;
       const p = this.pending.shift()!;
+      this.resources?.pendingRequests.dec();
       this.dispatch(c, p.headers, p.options, p.cb);
     }
     this.maybeConnect();
@@ -300,6 +325,7 @@ export class H2Pool {
 
   private onSessionGone(): void {
     this.openSessions--;
+    this.resources?.connections.dec();
     if (this.openSessions === 0 && this.closeWaiters.length > 0) {
       const waiters = this.closeWaiters;
       this.closeWaiters = [];
@@ -309,7 +335,9 @@ export class H2Pool {
 
   private failPending(err: MeshError): void {
     if (this.pending.length === 0) return;
-    for (const p of this.pending.takeAll()) p.cb(err);
+    const all = this.pending.takeAll();
+    if (this.resources !== undefined) for (let i = 0; i < all.length; i++) this.resources.pendingRequests.dec();
+    for (const p of all) p.cb(err);
   }
 
   private whenSessionsGone(): Promise<void> {

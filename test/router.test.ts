@@ -1,0 +1,487 @@
+/**
+ * The router filter in process: a real ConnectionManager (sniffing listener on loopback), real
+ * HTTP/2 and HTTP/1.1 upstream servers, and a FakeClock for every timer the router owns
+ * (deadlines, per-try timeouts, backoff). Each case asserts exact counts at the upstream.
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as http from 'node:http';
+import * as http2 from 'node:http2';
+import type * as net from 'node:net';
+import { FakeClock } from '../shared/src/clock';
+import { createLogger } from '../shared/src/log';
+import { encodeResource } from '../shared/src/xds/pack';
+import { decodeAny, TYPE_URLS } from '../shared/src/xds/protos';
+import { ConnectionManager } from '../sidecar/src/http/connection-manager';
+import { sniffingServer } from '../sidecar/src/listener/sniffing-server';
+import { RouteTable } from '../sidecar/src/router/route-table';
+import { Cluster } from '../sidecar/src/upstream/cluster';
+import { Stats } from '../sidecar/src/stats/stats';
+import { ClusterStats } from '../sidecar/src/stats/stat-bundles';
+import type { ClusterConfig } from '../sidecar/src/xds/cluster-type';
+import { parseGrpcTimeout, formatGrpcTimeout } from '../sidecar/src/http/grpc-timeout';
+import { DEFAULT_OUTLIER_CONFIG } from '../sidecar/src/resilience/outlier-config';
+import type { OutlierConfig } from '../sidecar/src/resilience/outlier-config';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type Doc = Record<string, any>;
+const ms = (n: number) => ({ seconds: Math.floor(n / 1000), nanos: (n % 1000) * 1_000_000 });
+const log = createLogger('router-test', 'silent');
+
+// --- upstreams ------------------------------------------------------------------------------
+
+interface Seen { headers: http2.IncomingHttpHeaders | http.IncomingHttpHeaders; body: Buffer }
+interface Upstream { port: number; seen: Seen[]; accepted: number; close(): Promise<void> }
+type H2Behaviour = (s: http2.ServerHttp2Stream, n: number, seen: Seen) => void;
+
+/** An h2c server; `behave` runs once each request's body has arrived (n counts from 0). */
+async function h2Upstream(behave: H2Behaviour, settings: http2.Settings = {}): Promise<Upstream> {
+  const server = http2.createServer({ settings });
+  const up: Upstream = { port: 0, seen: [], accepted: 0, close: () => new Promise<void>((r) => { for (const s of sessions) s.destroy(); server.close(() => r()); }) };
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (s) => { sessions.add(s); s.on('close', () => sessions.delete(s)); });
+  server.on('connection', () => up.accepted++);
+  server.on('stream', (s, headers) => {
+    s.on('error', () => undefined);
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('end', () => {
+      const seen = { headers, body: Buffer.concat(chunks) };
+      up.seen.push(seen);
+      behave(s, up.seen.length - 1, seen);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  up.port = (server.address() as net.AddressInfo).port;
+  return up;
+}
+
+/** An HTTP/1.1 server with the same shape. */
+async function h1Upstream(behave: (req: http.IncomingMessage, res: http.ServerResponse, n: number) => void): Promise<Upstream> {
+  const server = http.createServer();
+  const up: Upstream = { port: 0, seen: [], accepted: 0, close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) };
+  server.on('connection', () => up.accepted++);
+  server.on('request', (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => { up.seen.push({ headers: req.headers, body: Buffer.concat(chunks) }); behave(req, res, up.seen.length - 1); });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  up.port = (server.address() as net.AddressInfo).port;
+  return up;
+}
+
+const grpcOk = (s: http2.ServerHttp2Stream) => {
+  s.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+  s.once('wantTrailers', () => s.sendTrailers({ 'grpc-status': '0' }));
+  s.end(Buffer.from([0, 0, 0, 0, 1, 0x41]));
+};
+const grpcFail = (code: number) => (s: http2.ServerHttp2Stream) => s.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(code) }, { endStream: true });
+const hold: H2Behaviour = () => undefined;
+const refuse: H2Behaviour = (s) => s.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+const reset: H2Behaviour = (s) => s.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+
+// --- the proxy ------------------------------------------------------------------------------
+
+interface Proxy { port: number; clock: FakeClock; cluster: Cluster; stats: Stats; close(): Promise<void> }
+
+async function startProxy(o: { action?: Doc; cluster?: Partial<ClusterConfig>; ports: number[]; random?: () => number; retryBufferBytes?: number }): Promise<Proxy> {
+  const clock = new FakeClock();
+  const stats = new Stats({ clock });
+  const rc = { name: 'test', virtual_hosts: [{ name: 'svc', domains: ['svc'], routes: [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'svc', timeout: ms(0), ...o.action } }] }] };
+  const routes = RouteTable.build(decodeAny(encodeResource(TYPE_URLS.ROUTE, rc)));
+  const config: ClusterConfig = { name: 'svc', type: 'STATIC', edsServiceName: 'svc', lbPolicy: 'round_robin', connectTimeoutMs: 5000, protocol: 'h2', ...o.cluster };
+  const cluster = new Cluster(config, clock, { stats, log });
+  cluster.stats = new ClusterStats(stats, 'svc');
+  cluster.updateEndpoints(o.ports.map((port) => ({ address: '127.0.0.1', port, weight: 1, zone: '', health: 'HEALTHY' as const })));
+  const cm = new ConnectionManager({ name: 'outbound', stats, policy: { trustForwardedFor: true }, clock, log, random: o.random ?? (() => 0), ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}) });
+  cm.snapshot = { routes, clusters: new Map([['svc', cluster]]) };
+  const server = sniffingServer(cm.h1, cm.h2);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port, clock, cluster, stats,
+    close: async () => { cm.closeConnections(); cluster.close(); await new Promise<void>((r) => server.close(() => r())); },
+  };
+}
+
+interface Reply { status: number; headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; body: Buffer; rst: number }
+
+/** One request over its own h2c connection; resolves when the stream closes. */
+function call(port: number, o: { path?: string; method?: string; headers?: http2.OutgoingHttpHeaders; body?: Buffer; grpc?: boolean } = {}): Promise<Reply> {
+  return new Promise((resolve) => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on('error', () => undefined);
+    const h: http2.OutgoingHttpHeaders = { ':method': o.method ?? 'POST', ':path': o.path ?? '/skein.Greeter/SayHello', ':authority': 'svc', ...(o.grpc === false ? {} : { 'content-type': 'application/grpc', te: 'trailers' }), ...o.headers };
+    const s = session.request(h, { endStream: o.body === undefined });
+    const r: Reply = { status: 0, headers: {}, trailers: {}, body: Buffer.alloc(0), rst: 0 };
+    const chunks: Buffer[] = [];
+    s.on('error', () => undefined);
+    s.on('response', (hd) => { r.headers = hd; r.status = Number(hd[':status']); });
+    s.on('trailers', (t) => { r.trailers = t; });
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('close', () => { r.body = Buffer.concat(chunks); r.rst = s.rstCode ?? 0; session.close(); resolve(r); });
+    if (o.body !== undefined) s.end(o.body);
+  });
+}
+
+/** Waits (real time, for I/O only) until `cond` holds; never an assertion about time. */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+const grpcStatus = (r: Reply) => r.headers['grpc-status'] ?? r.trailers['grpc-status'];
+const counter = (p: Proxy, name: string) => p.stats.counter(name).value;
+
+const cleanups: (() => Promise<void>)[] = [];
+after(async () => { for (const c of cleanups.reverse()) await c(); });
+async function track<T extends { close(): Promise<void> }>(x: Promise<T>): Promise<T> { const v = await x; cleanups.push(() => v.close()); return v; }
+
+// --- cases ----------------------------------------------------------------------------------
+
+describe('grpc-timeout', () => {
+  test('parse and format', () => {
+    assert.equal(parseGrpcTimeout('200m'), 200);
+    assert.equal(parseGrpcTimeout('1S'), 1000);
+    assert.equal(parseGrpcTimeout('2M'), 120_000);
+    assert.equal(parseGrpcTimeout('1H'), 3_600_000);
+    assert.equal(parseGrpcTimeout('1500u'), 2);
+    assert.equal(parseGrpcTimeout('1n'), 1);
+    for (const bad of ['', 'm', '10', '10x', '-1m', '123456789m', '1.5S', undefined]) assert.equal(parseGrpcTimeout(bad as string), 0, String(bad));
+    assert.equal(formatGrpcTimeout(250), '250m');
+    assert.equal(formatGrpcTimeout(100_000_000), '100000S');
+  });
+});
+
+describe('deadlines and timeouts (FakeClock)', () => {
+  test('the caller\'s grpc-timeout is honoured: DEADLINE_EXCEEDED exactly when it passes, the upstream sees the time left', async () => {
+    const up = await track(h2Upstream(hold));
+    const p = await track(startProxy({ ports: [up.port] }));
+    let done = false;
+    const reply = call(p.port, { headers: { 'grpc-timeout': '300m' }, body: Buffer.alloc(5) }).then((r) => { done = true; return r; });
+    await until(() => up.seen.length === 1, 'the request upstream');
+    assert.equal(up.seen[0]!.headers['grpc-timeout'], '300m');
+    assert.equal(up.seen[0]!.headers['x-skein-attempt-count'], '1');
+    p.clock.advance(299);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(done, false, 'no reply before the deadline');
+    p.clock.advance(1);
+    const r = await reply;
+    assert.equal(grpcStatus(r), '4');
+    assert.equal(r.headers['x-skein-reason'], 'deadline_exceeded');
+    assert.equal(r.headers['x-skein-attempt-count'], '1');
+    assert.equal(up.seen.length, 1);
+  });
+
+  test('the route timeout bounds the request when it is shorter than the caller\'s deadline', async () => {
+    const up = await track(h2Upstream(hold));
+    const p = await track(startProxy({ ports: [up.port], action: { timeout: ms(200) } }));
+    const reply = call(p.port, { headers: { 'grpc-timeout': '5S' }, body: Buffer.alloc(5) });
+    await until(() => up.seen.length === 1, 'the request upstream');
+    assert.equal(up.seen[0]!.headers['grpc-timeout'], '200m');
+    p.clock.advance(200);
+    const r = await reply;
+    assert.equal(grpcStatus(r), '4');
+    assert.equal(r.headers['x-skein-reason'], 'upstream_timeout');
+    assert.equal(counter(p, 'route.r.rq_timeout'), 1);
+  });
+
+  test('per-try timeout retries on the other host; the attempt count says 2', async () => {
+    const slow = await track(h2Upstream(hold));
+    const fast = await track(h2Upstream(grpcOk));
+    const p = await track(startProxy({ ports: [slow.port, fast.port], action: { retry_policy: { retry_on: 'reset', num_retries: { value: 2 }, per_try_timeout: ms(100) } } }));
+    const reply = call(p.port, { body: Buffer.from([0, 0, 0, 0, 1, 0x42]) });
+    await until(() => slow.seen.length + fast.seen.length === 1, 'the first attempt');
+    assert.equal(slow.seen.length, 1, 'round robin starts at the first host');
+    p.clock.advance(100); // per-try timeout; backoff is random() x 25ms = 0
+    p.clock.advance(0);
+    const r = await reply;
+    assert.equal(grpcStatus(r), '0');
+    assert.equal(r.headers['x-skein-attempt-count'], '2');
+    assert.equal(fast.seen.length, 1);
+    assert.deepEqual(fast.seen[0]!.body, Buffer.from([0, 0, 0, 0, 1, 0x42]), 'the retry replays the body');
+    assert.equal(fast.seen[0]!.headers['x-skein-attempt-count'], '2');
+    assert.equal(counter(p, 'cluster.svc.upstream_rq_per_try_timeout'), 1);
+    assert.equal(counter(p, 'cluster.svc.upstream_rq_retry'), 1);
+    assert.equal(counter(p, 'cluster.svc.upstream_rq_retry_success'), 1);
+  });
+});
+
+describe('retries', () => {
+  test('gRPC UNAVAILABLE is retried per policy with backoff from the clock, avoiding the tried host', async () => {
+    const bad = await track(h2Upstream(grpcFail(14)));
+    const good = await track(h2Upstream(grpcOk));
+    const p = await track(startProxy({ ports: [bad.port, good.port], random: () => 0.999, action: { retry_policy: { retry_on: 'unavailable', num_retries: { value: 3 } } } }));
+    for (let i = 0; i < 6; i++) {
+      const before = bad.seen.length;
+      const reply = call(p.port, { body: Buffer.alloc(5) });
+      // Fire any backoff timer (random 0.999 x 25ms).
+      for (let k = 0; k < 20 && !(await settled(reply)); k++) { p.clock.advance(25); await new Promise((r) => setTimeout(r, 5)); }
+      const r = await reply;
+      assert.equal(grpcStatus(r), '0', `call ${i}`);
+      const attempts = Number(r.headers['x-skein-attempt-count']);
+      assert.equal(attempts, 1 + (bad.seen.length - before), `call ${i}: a retry never goes back to the host that failed`);
+      assert.ok(attempts <= 2);
+    }
+    assert.equal(good.seen.length, 6);
+    assert.equal(counter(p, 'cluster.svc.upstream_rq_retry'), bad.seen.length);
+    assert.equal(counter(p, 'route.r.rq_attempts'), 6 + bad.seen.length);
+  });
+
+  test('no hidden retries: a POST reset by the upstream without a policy is sent exactly once', async () => {
+    const up = await track(h2Upstream(reset));
+    const p = await track(startProxy({ ports: [up.port] }));
+    for (let i = 0; i < 5; i++) {
+      const r = await call(p.port, { grpc: false, body: Buffer.from('order=1') });
+      assert.equal(r.status, 503);
+      assert.equal(r.headers['x-skein-reason'], 'upstream_reset');
+      assert.equal(r.headers['x-skein-attempt-count'], '1');
+    }
+    assert.equal(up.seen.length, 5);
+    assert.equal(counter(p, 'cluster.svc.upstream_rq_retry'), 0);
+  });
+
+  test('no hidden retries over HTTP/1.1 either: a POST answered 503 is not retried', async () => {
+    const up = await track(h1Upstream((_q, res) => { res.writeHead(503); res.end('busy'); }));
+    const p = await track(startProxy({ ports: [up.port], cluster: { protocol: 'h1' } }));
+    const r = await call(p.port, { grpc: false, body: Buffer.from('x') });
+    assert.equal(r.status, 503);
+    assert.equal(r.body.toString(), 'busy', 'the upstream\'s own 503 is passed on');
+    assert.equal(up.seen.length, 1);
+  });
+
+  test('a refused stream is retried without a policy (nothing was processed)', async () => {
+    const refusing = await track(h2Upstream(refuse));
+    const good = await track(h2Upstream(grpcOk));
+    const p = await track(startProxy({ ports: [refusing.port, good.port] }));
+    for (let i = 0; i < 4; i++) {
+      const reply = call(p.port, { body: Buffer.alloc(5) });
+      for (let k = 0; k < 50 && !(await settled(reply)); k++) { p.clock.advance(25); await new Promise((r) => setTimeout(r, 5)); }
+      const r = await reply;
+      assert.equal(grpcStatus(r), '0');
+    }
+    assert.equal(good.seen.length, 4);
+    assert.equal(counter(p, 'cluster.svc.upstream_rq_retry'), refusing.seen.length);
+  });
+
+  test('a connect failure is retried on another host without a policy', async () => {
+    const good = await track(h2Upstream(grpcOk));
+    const gone = await h2Upstream(grpcOk);
+    const deadPort = gone.port;
+    await gone.close();
+    const p = await track(startProxy({ ports: [deadPort, good.port] }));
+    for (let i = 0; i < 4; i++) {
+      const reply = call(p.port, { body: Buffer.alloc(5) });
+      for (let k = 0; k < 50 && !(await settled(reply)); k++) { p.clock.advance(25); await new Promise((r) => setTimeout(r, 5)); }
+      assert.equal(grpcStatus(await reply), '0');
+    }
+    assert.equal(good.seen.length, 4);
+  });
+
+  test('a body over the retry buffer is never retried; one within it is replayed whole', async () => {
+    let n = 0;
+    const flaky = await track(h2Upstream((s) => { if (n++ % 2 === 0) reset(s, 0, { headers: {}, body: Buffer.alloc(0) }); else grpcOk(s); }));
+    const p = await track(startProxy({ ports: [flaky.port], retryBufferBytes: 1000, action: { retry_policy: { retry_on: 'reset', num_retries: { value: 2 } } } }));
+    const small = Buffer.alloc(900, 7);
+    const replySmall = call(p.port, { body: small });
+    for (let k = 0; k < 50 && !(await settled(replySmall)); k++) { p.clock.advance(25); await new Promise((r) => setTimeout(r, 5)); }
+    const r1 = await replySmall;
+    assert.equal(grpcStatus(r1), '0');
+    assert.equal(r1.headers['x-skein-attempt-count'], '2');
+    assert.deepEqual(flaky.seen[1]!.body, small);
+    const big = Buffer.alloc(5000, 9);
+    const r2 = await call(p.port, { body: big });
+    assert.equal(r2.headers['x-skein-reason'], 'upstream_reset');
+    assert.equal(r2.headers['x-skein-attempt-count'], '1');
+    assert.equal(flaky.seen.length, 3, 'the large body went upstream once');
+    assert.equal(flaky.seen[2]!.body.length, 5000);
+  });
+
+  test('the retry budget bounds retries while every endpoint fails; waiting retries hold their slots', async () => {
+    const up = await track(h2Upstream(grpcFail(14)));
+    const p = await track(startProxy({ ports: [up.port], random: () => 0.5, action: { retry_policy: { retry_on: 'unavailable', num_retries: { value: 5 } } } }));
+    const replies = Array.from({ length: 8 }, () => call(p.port, { body: Buffer.alloc(5) }));
+    await until(() => up.seen.length === 8, 'all first attempts');
+    // min_retry_concurrency 3: three retries are waiting in backoff (12.5ms), the other five got no slot.
+    await until(() => counter(p, 'cluster.svc.upstream_rq_retry_overflow') === 5, 'five refusals');
+    assert.equal(counter(p, 'cluster.svc.upstream_rq_retry'), 3);
+    assert.equal(p.stats.gauge('cluster.svc.circuit_breakers.remaining_retries').value, 0);
+    for (let k = 0; k < 200 && !(await allSettled(replies)); k++) { p.clock.advance(25); await new Promise((r) => setTimeout(r, 2)); }
+    const rs = await Promise.all(replies);
+    for (const r of rs) assert.equal(grpcStatus(r), '14');
+    const retries = counter(p, 'cluster.svc.upstream_rq_retry');
+    assert.equal(up.seen.length, 8 + retries, 'attempts = calls + retries');
+    // Each retry held one of at most 3 slots; with 5 retries per call allowed, 3 calls x 5 is the ceiling.
+    assert.ok(retries <= 15, `retries ${retries}`);
+    assert.equal(rs.filter((r) => r.headers['x-skein-reason'] === 'retry_budget_exhausted').length, 0, 'an upstream\'s own reply is passed on, not replaced');
+  });
+});
+
+describe('circuit breakers trip at exactly their threshold', () => {
+  test('max_requests', async () => {
+    const held: http2.ServerHttp2Stream[] = [];
+    const up = await track(h2Upstream((s) => held.push(s)));
+    const p = await track(startProxy({ ports: [up.port], cluster: { circuitBreakers: { maxRequests: 3 } } }));
+    const replies = [0, 1, 2].map(() => call(p.port, { body: Buffer.alloc(5) }));
+    await until(() => up.seen.length === 3, 'three requests held');
+    assert.equal(p.stats.gauge('cluster.svc.circuit_breakers.remaining_rq').value, 0);
+    const r = await call(p.port, { body: Buffer.alloc(5) });
+    assert.equal(grpcStatus(r), '14');
+    assert.equal(r.headers['x-skein-reason'], 'circuit_breaker_max_requests');
+    assert.equal(up.seen.length, 3);
+    assert.equal(counter(p, 'cluster.svc.upstream_rq_overflow'), 1);
+    for (const s of held) grpcOk(s);
+    for (const x of await Promise.all(replies)) assert.equal(grpcStatus(x), '0');
+    assert.equal(p.stats.gauge('cluster.svc.circuit_breakers.remaining_rq').value, 3);
+  });
+
+  test('max_pending_requests (one connection of one stream)', async () => {
+    const held: http2.ServerHttp2Stream[] = [];
+    const up = await track(h2Upstream((s) => held.push(s), { maxConcurrentStreams: 1 }));
+    const p = await track(startProxy({ ports: [up.port], cluster: { circuitBreakers: { maxConnections: 1, maxPendingRequests: 2 } } }));
+    const first = call(p.port, { body: Buffer.alloc(5) });
+    await until(() => up.seen.length === 1, 'the first request active');
+    const queued = [call(p.port, { body: Buffer.alloc(5) }), call(p.port, { body: Buffer.alloc(5) })];
+    await until(() => p.stats.gauge('cluster.svc.circuit_breakers.remaining_pending').value === 0, 'two pending');
+    const r = await call(p.port, { body: Buffer.alloc(5) });
+    assert.equal(r.headers['x-skein-reason'], 'circuit_breaker_max_pending_requests');
+    assert.equal(counter(p, 'cluster.svc.upstream_rq_pending_overflow'), 1);
+    let released = 0;
+    while (released < 3) { await until(() => held.length > released, 'the next request'); grpcOk(held[released++]!); }
+    for (const x of await Promise.all([first, ...queued])) assert.equal(grpcStatus(x), '0');
+    assert.equal(up.seen.length, 3);
+    assert.equal(up.accepted, 1);
+  });
+
+  test('max_connections', async () => {
+    const a = await track(h2Upstream(grpcOk));
+    const b = await track(h2Upstream(grpcOk));
+    const p = await track(startProxy({ ports: [a.port, b.port], cluster: { circuitBreakers: { maxConnections: 1 } } }));
+    const rs = [];
+    for (let i = 0; i < 6; i++) rs.push(await call(p.port, { body: Buffer.alloc(5) }));
+    const refused = rs.filter((r) => r.headers['x-skein-reason'] === 'circuit_breaker_max_connections').length;
+    assert.equal(a.accepted + b.accepted, 1, 'one connection in the whole cluster');
+    assert.equal(refused, 3, 'every request round robin sent to the other host failed fast');
+    assert.equal(a.seen.length + b.seen.length, 3);
+    assert.equal(counter(p, 'cluster.svc.upstream_cx_overflow'), 3);
+  });
+});
+
+async function settled(p: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  void p.then(() => { done = true; });
+  await new Promise((r) => setImmediate(r));
+  return done;
+}
+async function allSettled(ps: Promise<unknown>[]): Promise<boolean> {
+  for (const p of ps) if (!(await settled(p))) return false;
+  return true;
+}
+
+describe('outlier detection and panic, through the router (FakeClock)', () => {
+  const od = (over: Partial<OutlierConfig>): OutlierConfig => ({ ...DEFAULT_OUTLIER_CONFIG, enforcingSuccessRate: 0, consecutive5xx: 2, baseEjectionTimeMs: 1000, maxEjectionPercent: 100, ...over });
+
+  test('a failing host is ejected after exactly consecutive5xx failures and returns after the ejection time', async () => {
+    const bad = await track(h2Upstream(grpcFail(14)));
+    const good = await track(h2Upstream(grpcOk));
+    const p = await track(startProxy({ ports: [bad.port, good.port], cluster: { outlierDetection: od({}) } }));
+    for (let i = 0; i < 10; i++) await call(p.port, { body: Buffer.alloc(5) });
+    assert.equal(bad.seen.length, 2, 'ejected at the second consecutive UNAVAILABLE');
+    assert.equal(good.seen.length, 8);
+    assert.equal(counter(p, 'cluster.svc.outlier_detection.ejections_enforced_consecutive_5xx'), 1);
+    p.clock.advance(999);
+    for (let i = 0; i < 4; i++) await call(p.port, { body: Buffer.alloc(5) });
+    assert.equal(bad.seen.length, 2, 'still ejected 1ms before the end');
+    p.clock.advance(1);
+    for (let i = 0; i < 4; i++) await call(p.port, { body: Buffer.alloc(5) });
+    assert.ok(bad.seen.length > 2, 'back in rotation');
+  });
+
+  test('when every host is ejected the panic threshold balances over all of them; 0 disables it', async () => {
+    for (const threshold of [50, 0]) {
+      const a = await track(h2Upstream(grpcFail(14)));
+      const b = await track(h2Upstream(grpcFail(14)));
+      const p = await track(startProxy({ ports: [a.port, b.port], cluster: { outlierDetection: od({}), panicThresholdPercent: threshold } }));
+      const rs = [];
+      for (let i = 0; i < 8; i++) rs.push(await call(p.port, { body: Buffer.alloc(5) }));
+      assert.equal(a.seen.length + b.seen.length >= 4, true);
+      assert.equal(p.stats.gauge('cluster.svc.outlier_detection.ejections_active').value, 2);
+      if (threshold === 50) {
+        assert.equal(p.cluster.panic, true);
+        assert.equal(a.seen.length + b.seen.length, 8, 'every call still reached an upstream');
+      } else {
+        assert.equal(p.cluster.panic, false);
+        assert.equal(rs.filter((r) => r.headers['x-skein-reason'] === 'no_healthy_upstream').length, 8 - (a.seen.length + b.seen.length));
+        assert.equal(a.seen.length + b.seen.length, 4);
+      }
+    }
+  });
+});
+
+describe('fault injection and local rate limit, through the router (FakeClock)', () => {
+  const all = { numerator: 1_000_000, denominator: 'MILLION' };
+  const filters = (cfg: Doc): Doc => ({ typed_per_filter_config: cfg });
+  const fault = (f: Doc): Doc => ({ 'envoy.filters.http.fault': { '@type': TYPE_URLS.FAULT, ...f } });
+
+  async function proxyWith(perFilter: Doc, ports: number[]): Promise<Proxy> {
+    const clock = new FakeClock();
+    const stats = new Stats({ clock });
+    const rc = { name: 'test', virtual_hosts: [{ name: 'svc', domains: ['svc'], routes: [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'svc', timeout: ms(0) }, ...filters(perFilter) }] }] };
+    const routes = RouteTable.build(decodeAny(encodeResource(TYPE_URLS.ROUTE, rc)), clock.now());
+    const cluster = new Cluster({ name: 'svc', type: 'STATIC', edsServiceName: 'svc', lbPolicy: 'round_robin', connectTimeoutMs: 5000, protocol: 'h2' }, clock, { stats, log });
+    cluster.updateEndpoints(ports.map((port) => ({ address: '127.0.0.1', port, weight: 1, zone: '', health: 'HEALTHY' as const })));
+    const cm = new ConnectionManager({ name: 'outbound', stats, policy: { trustForwardedFor: true }, clock, log, random: () => 0.5 });
+    cm.snapshot = { routes, clusters: new Map([['svc', cluster]]) };
+    const server = sniffingServer(cm.h1, cm.h2);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { port: (server.address() as net.AddressInfo).port, clock, cluster, stats, close: async () => { cm.closeConnections(); cluster.close(); await new Promise<void>((r) => server.close(() => r())); } };
+  }
+
+  test('an abort answers locally with the configured gRPC status and never reaches the upstream', async () => {
+    const up = await track(h2Upstream(grpcOk));
+    const p = await track(proxyWith(fault({ abort: { grpc_status: 14, percentage: all } }), [up.port]));
+    for (let i = 0; i < 5; i++) {
+      const r = await call(p.port, { body: Buffer.alloc(5) });
+      assert.equal(grpcStatus(r), '14');
+      assert.equal(r.headers['x-skein-reason'], 'fault_abort');
+    }
+    const h = await call(p.port, { grpc: false, body: Buffer.alloc(1) });
+    assert.equal(h.status, 200, 'a gRPC-status abort on plain HTTP answers 200, as Envoy');
+    assert.equal(up.seen.length, 0);
+    assert.equal(counter(p, 'route.r.local_reply.fault_abort'), 6);
+  });
+
+  test('a delay holds the request for exactly fixed_delay on the clock', async () => {
+    const up = await track(h2Upstream(grpcOk));
+    const p = await track(proxyWith(fault({ delay: { fixed_delay: ms(100), percentage: all } }), [up.port]));
+    const reply = call(p.port, { body: Buffer.from([0, 0, 0, 0, 1, 7]) });
+    await new Promise((r) => setTimeout(r, 100));
+    p.clock.advance(99);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(up.seen.length, 0, 'not forwarded before the delay ends');
+    p.clock.advance(1);
+    const r = await reply;
+    assert.equal(grpcStatus(r), '0');
+    assert.deepEqual(up.seen[0]!.body, Buffer.from([0, 0, 0, 0, 1, 7]), 'the body waited too');
+  });
+
+  test('the local rate limit refuses the request after max_tokens with 429 / RESOURCE_EXHAUSTED, refilled per fill_interval', async () => {
+    const up = await track(h2Upstream(grpcOk));
+    const bucket = { '@type': TYPE_URLS.LOCAL_RATELIMIT, stat_prefix: 'r', token_bucket: { max_tokens: 3, tokens_per_fill: { value: 3 }, fill_interval: ms(1000) }, filter_enabled: { default_value: { numerator: 100, denominator: 'HUNDRED' } }, filter_enforced: { default_value: { numerator: 100, denominator: 'HUNDRED' } } };
+    const p = await track(proxyWith({ 'envoy.filters.http.local_ratelimit': { '@type': TYPE_URLS.FILTER_CONFIG, is_optional: true, config: bucket } }, [up.port]));
+    const codes: string[] = [];
+    for (let i = 0; i < 4; i++) codes.push(String(grpcStatus(await call(p.port, { body: Buffer.alloc(5) }))));
+    assert.deepEqual(codes, ['0', '0', '0', '8']);
+    const h = await call(p.port, { grpc: false, body: Buffer.alloc(1) });
+    assert.equal(h.status, 429);
+    assert.equal(h.headers['x-skein-reason'], 'rate_limited');
+    p.clock.advance(999);
+    assert.equal(grpcStatus(await call(p.port, { body: Buffer.alloc(5) })), '8');
+    p.clock.advance(1);
+    assert.equal(grpcStatus(await call(p.port, { body: Buffer.alloc(5) })), '0');
+    assert.equal(up.seen.length, 4);
+  });
+});
