@@ -382,6 +382,8 @@ const INVALID: InvalidCase[] = [
   },
 
   // BackendPolicy sections.
+  { name: 'healthyPanicThreshold 101', mutate: (d) => { policy(d).spec.healthyPanicThreshold = 101; }, expect: [{ resource: BP, path: 'spec.healthyPanicThreshold', message: /^must be <= 100$/ }] },
+  { name: 'healthyPanicThreshold not a number', mutate: (d) => { policy(d).spec.healthyPanicThreshold = '50%'; }, expect: [{ resource: BP, path: 'spec.healthyPanicThreshold', message: /number/ }] },
   { name: 'outlier maxEjectionPercent 101', mutate: (d) => { policy(d).spec.outlierDetection = { maxEjectionPercent: 101 }; }, expect: [{ resource: BP, path: 'spec.outlierDetection.maxEjectionPercent', message: /^must be <= 100$/ }] },
   {
     name: 'outlier maxEjectionTime < baseEjectionTime',

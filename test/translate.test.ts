@@ -545,6 +545,11 @@ const CLUSTER_CASES: ClusterCase[] = [
     expect: allThree({ circuit_breakers: { thresholds: [{ priority: 'DEFAULT', retry_budget: { budget_percent: u(20), min_retry_concurrency: u(3) } }] } }),
   },
   {
+    name: 'healthyPanicThreshold becomes common_lb_config.healthy_panic_threshold',
+    docs: [policy('p', { name: 'reviews' }, { healthyPanicThreshold: 25 })],
+    expect: allThree({ common_lb_config: { healthy_panic_threshold: { value: 25 } } }),
+  },
+  {
     name: 'circuit breaker with one field emits only that field',
     docs: [policy('p', { name: 'reviews' }, { circuitBreaker: { maxRequests: 0 } })],
     expect: allThree({ circuit_breakers: { thresholds: [{ priority: 'DEFAULT', max_requests: u(0) }] } }),
