@@ -137,7 +137,10 @@ async function applyResilience(api: string): Promise<number> {
       outlierDetection: { consecutive5xx: 5, consecutiveGatewayFailure: 5, interval: '1s', baseEjectionTime: '30s', maxEjectionPercent: 50, successRate: { minimumHosts: 1, requestVolume: 10 }, failurePercentage: { threshold: 50, minimumHosts: 1, requestVolume: 10 } },
     },
   };
-  const r = await fetch(`${api}/v1/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([route, policy]) });
+  // The API connection from the first apply has idled through a whole measurement; the server
+  // may close it just as fetch reuses it (ECONNRESET), so one retry. Applying is idempotent.
+  const post = () => fetch(`${api}/v1/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([route, policy]) });
+  const r = await post().catch(post);
   if (!r.ok) throw new Error(`applying the resilience config failed: ${r.status} ${await r.text()}`);
   return ((await r.json()) as { revision: number }).revision;
 }
