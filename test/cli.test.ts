@@ -7,12 +7,12 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { SKEIN_MAIN } from '../control-plane/src/demo/control-plane-process';
 import { API_VERSION, MESH_YAML, call, ratingsService, reviewsRoute, reviewsService, startPlane, state, tempDir, assertUnchanged } from './support/skein';
 import type { Plane } from './support/skein';
+import { closedPort } from './support/ports';
 
 interface Run { code: number | null; stdout: string; stderr: string }
 
@@ -36,14 +36,6 @@ function show(r: Run): string { return `exit ${r.code}\n--- stdout\n${r.stdout}\
 
 const COMMANDS = ['control-plane', 'apply', 'delete', 'get', 'revisions', 'rollback', 'canary', 'proxy-status', 'endpoints', 'demo'];
 
-/** A port nothing listens on (bound, then closed). */
-async function closedPort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
 
 describe('skein --help', () => {
   it('lists every command and exits 0', async () => {

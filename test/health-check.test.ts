@@ -22,6 +22,7 @@ import { Issues } from '../sidecar/src/xds/resource-type';
 import { decodeHealthChecks } from '../sidecar/src/resilience/health-check-config';
 import type { HealthCheckConfig } from '../sidecar/src/resilience/health-check-config';
 import { HealthChecker } from '../sidecar/src/resilience/health-checker';
+import { closedPort } from './support/ports';
 
 const HOST = '127.0.0.1';
 const CLUSTER = 'orders';
@@ -219,14 +220,6 @@ async function silentUpstream(): Promise<{ port: number; bytes: number; accepted
   return u;
 }
 
-/** A port that was just free: listen on 0, then close. */
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, HOST, r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 // --- config decoding ---------------------------------------------------------------------
 

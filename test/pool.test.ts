@@ -21,6 +21,7 @@ import type { H2PoolOptions } from '../sidecar/src/upstream/pool/h2-pool';
 import { H1Pool } from '../sidecar/src/upstream/pool/h1-pool';
 import type { H1Exchange, H1RequestOptions } from '../sidecar/src/upstream/pool/h1-pool';
 import { fromUndiciError } from '../sidecar/src/upstream/pool/pool-errors';
+import { closedPort } from './support/ports';
 
 const HOST = '127.0.0.1';
 
@@ -39,14 +40,6 @@ function assertCode(err: unknown, code: ErrorCode, re?: RegExp): void {
   if (re !== undefined) assert.match(err.message, re);
 }
 
-/** A port that was just free: listen on 0, then close. */
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, HOST, r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 // --- h2c upstream ------------------------------------------------------------------------
 
