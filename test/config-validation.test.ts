@@ -391,6 +391,11 @@ const INVALID: InvalidCase[] = [
     expect: [{ resource: BP, path: 'spec.outlierDetection.maxEjectionTime', message: /^must be >= baseEjectionTime$/ }],
   },
   {
+    name: 'outlier unejectOnHealthCheckSuccess not a boolean',
+    mutate: (d) => { policy(d).spec.outlierDetection = { unejectOnHealthCheckSuccess: 'yes' }; },
+    expect: [{ resource: BP, path: 'spec.outlierDetection.unejectOnHealthCheckSuccess', message: /^must be true or false, got / }],
+  },
+  {
     name: 'outlier successRate stdevFactor 0',
     mutate: (d) => { policy(d).spec.outlierDetection = { successRate: { stdevFactor: 0 } }; },
     expect: [{ resource: BP, path: 'spec.outlierDetection.successRate.stdevFactor', message: /^must be >= 0\.001$/ }],

@@ -54,6 +54,8 @@ interface Harness {
   stats: Stats;
   logs: Record<string, unknown>[];
   changes: number;
+  /** Hosts given to onPassed, in order. */
+  passed: Host[];
   counters(): { attempt: number; success: number; failure: number; network_failure: number; timeout: number };
   healthy(): number;
   /** Waits until `n` checks have started and finished. */
@@ -66,7 +68,7 @@ function harness(cfg: HealthCheckConfig): Harness {
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({ write(chunk, _enc, cb) { logs.push(JSON.parse(String(chunk))); cb(); } });
   const h: Harness = {
-    clock, stats, logs, changes: 0,
+    clock, stats, logs, changes: 0, passed: [],
     hc: undefined as unknown as HealthChecker,
     counters() {
       const c = stats.snapshot(`cluster.${CLUSTER}.health_check.`).counters;
@@ -81,7 +83,7 @@ function harness(cfg: HealthCheckConfig): Harness {
       assert.equal(c.success + c.failure, n);
     },
   };
-  h.hc = new HealthChecker({ cluster: CLUSTER, config: cfg, clock, log: pino({ level: 'info' }, sink), stats, onChange: () => { h.changes++; } });
+  h.hc = new HealthChecker({ cluster: CLUSTER, config: cfg, clock, log: pino({ level: 'info' }, sink), stats, onChange: () => { h.changes++; }, onPassed: (x) => { h.passed.push(x); } });
   return h;
 }
 
@@ -390,6 +392,34 @@ describe('HealthChecker: HTTP/1.1', () => {
       // Nothing happens between intervals.
       h.clock.advance(INTERVAL - 1);
       assert.equal(h.counters().attempt, 7);
+    } finally {
+      await h.hc.close();
+      await up.close();
+    }
+  });
+
+  it('onPassed follows each passing check of a host that is not failed; a failed host only once healthy_threshold clears it', async () => {
+    const up = await h1Upstream();
+    const h = harness(config(httpCheck(), { unhealthyThreshold: 1, healthyThreshold: 2 }));
+    const a = host(up.port);
+    try {
+      h.hc.setHosts([a]);
+      await h.done(1);
+      assert.deepEqual(h.passed, [a], 'a first passing check');
+      up.status = 500;
+      h.clock.advance(INTERVAL);
+      await h.done(2);
+      assert.equal(a.hcFailed, true);
+      assert.equal(h.passed.length, 1, 'a failed check is not a pass (envoy#32442)');
+      up.status = 200;
+      h.clock.advance(INTERVAL);
+      await h.done(3);
+      assert.equal(a.hcFailed, true, 'one success of two');
+      assert.equal(h.passed.length, 1, 'a pass of a still-failed host is not reported');
+      h.clock.advance(INTERVAL);
+      await h.done(4);
+      assert.equal(a.hcFailed, false);
+      assert.deepEqual(h.passed, [a, a], 'reported once the host is healthy again');
     } finally {
       await h.hc.close();
       await up.close();

@@ -580,6 +580,11 @@ describe('decodeOutlierDetection', () => {
     assert.equal(c.failurePercentageThreshold, 70);
     assert.equal(c.maxEjectionPercent, 50);
     assert.equal(c.intervalMs, 1000);
+    assert.equal(c.successfulActiveHealthCheckUnejectHost, false, "skein's default, sent explicitly over Envoy's true");
+    const on = translateCluster('s', service, { outlierDetection: { unejectOnHealthCheckSuccess: true } });
+    const onWire = decodeAny<{ outlier_detection: Record<string, unknown> }>(encodeResource(TYPE_URLS.CLUSTER, on)).outlier_detection;
+    assert.equal(decodeOutlierDetection(onWire, issues).successfulActiveHealthCheckUnejectHost, true);
+    assert.deepEqual(issues.list, []);
   });
 
   const percentFields = [

@@ -400,6 +400,32 @@ describe('outlier detection and panic, through the router (FakeClock)', () => {
     assert.ok(bad.seen.length > 2, 'back in rotation');
   });
 
+  test('a passing active health check returns an ejected host only when successfulActiveHealthCheckUnejectHost is on', async () => {
+    // `bad` fails every call but its /healthz passes: the ejection is the only thing keeping
+    // calls away from it, and the health check decides whether that lasts.
+    const healthzOr = (h: H2Behaviour): H2Behaviour => (s, n, seen) => {
+      if (seen.headers[':path'] === '/healthz') s.respond({ ':status': 200 }, { endStream: true });
+      else h(s, n, seen);
+    };
+    const calls = (u: Upstream) => u.seen.filter((s) => s.headers[':path'] !== '/healthz').length;
+    const healthChecks = { timeoutMs: 500, intervalMs: 5000, unhealthyThreshold: 2, healthyThreshold: 2, check: { kind: 'http' as const, path: '/healthz', host: undefined, expectedStatuses: [[200, 201]] as [number, number][], codec: 'http1' as const } };
+    for (const uneject of [true, false]) {
+      const bad = await track(h2Upstream(healthzOr(grpcFail(14))));
+      const good = await track(h2Upstream(healthzOr(grpcOk)));
+      const p = await track(startProxy({ ports: [bad.port, good.port], cluster: { outlierDetection: od({ baseEjectionTimeMs: 60_000, successfulActiveHealthCheckUnejectHost: uneject }), healthChecks } }));
+      const checks = () => counter(p, 'cluster.svc.health_check.success');
+      await until(() => checks() === 2, 'the first check of both hosts');
+      for (let i = 0; i < 6; i++) await call(p.port, { body: Buffer.alloc(5) });
+      assert.equal(calls(bad), 2, 'ejected at the second consecutive UNAVAILABLE');
+      assert.equal(p.stats.gauge('cluster.svc.outlier_detection.ejections_active').value, 1);
+      p.clock.advance(5000);
+      await until(() => checks() === 4, 'the second check of both hosts');
+      assert.equal(p.stats.gauge('cluster.svc.outlier_detection.ejections_active').value, uneject ? 0 : 1, `uneject ${uneject}`);
+      for (let i = 0; i < 4; i++) await call(p.port, { body: Buffer.alloc(5) });
+      assert.equal(calls(bad), uneject ? 4 : 2, `uneject ${uneject}: calls reaching the failing host after its health check passed`);
+    }
+  });
+
   test('when every host is ejected the panic threshold balances over all of them; 0 disables it', async () => {
     for (const threshold of [50, 0]) {
       const a = await track(h2Upstream(grpcFail(14)));

@@ -472,6 +472,9 @@ interface ClusterCase {
   expect: Record<string, XdsObject>;
 }
 
+/** The retry budget every cluster carries when no policy sets one: on by default, in Envoy's field. */
+const DEFAULT_BUDGET = { budget_percent: u(20), min_retry_concurrency: u(3) };
+
 /** The cluster translate emits with no policy, with `extra` fields added or replaced. */
 function cluster(name: string, extra: XdsObject = {}, protocol: 'grpc' | 'http' = 'grpc'): XdsObject {
   return {
@@ -482,13 +485,15 @@ function cluster(name: string, extra: XdsObject = {}, protocol: 'grpc' | 'http' 
     typed_extension_protocol_options: {
       [HPO_KEY]: { '@type': HPO, explicit_http_config: protocol === 'grpc' ? { http2_protocol_options: {} } : { http_protocol_options: {} } },
     },
+    circuit_breakers: { thresholds: [{ priority: 'DEFAULT', retry_budget: DEFAULT_BUDGET }] },
     ...extra,
   };
 }
 
+/** An empty outlierDetection section: every trigger explicitly off, and no uneject on a passing health check. */
 const OFF = {
   enforcing_consecutive_5xx: u(0), enforcing_consecutive_gateway_failure: u(0), enforcing_consecutive_local_origin_failure: u(0),
-  enforcing_success_rate: u(0), enforcing_failure_percentage: u(0),
+  enforcing_success_rate: u(0), enforcing_failure_percentage: u(0), successful_active_health_check_uneject_host: { value: false },
 };
 
 /** A service-level policy: the service cluster and both subset clusters (which inherit it) get `extra`. */
@@ -540,9 +545,14 @@ const CLUSTER_CASES: ClusterCase[] = [
     }),
   },
   {
-    name: 'retry budget alone (defaults) still makes a DEFAULT threshold',
+    name: 'an empty retryBudget section gives the same default budget as no section',
     docs: [policy('p', { name: 'reviews' }, { retryBudget: {} })],
-    expect: allThree({ circuit_breakers: { thresholds: [{ priority: 'DEFAULT', retry_budget: { budget_percent: u(20), min_retry_concurrency: u(3) } }] } }),
+    expect: allThree({ circuit_breakers: { thresholds: [{ priority: 'DEFAULT', retry_budget: DEFAULT_BUDGET }] } }),
+  },
+  {
+    name: 'a retryBudget section with only budgetPercent keeps minRetryConcurrency 3',
+    docs: [policy('p', { name: 'reviews' }, { retryBudget: { budgetPercent: 50 } })],
+    expect: allThree({ circuit_breakers: { thresholds: [{ priority: 'DEFAULT', retry_budget: { budget_percent: u(50), min_retry_concurrency: u(3) } }] } }),
   },
   {
     name: 'healthyPanicThreshold becomes common_lb_config.healthy_panic_threshold',
@@ -550,14 +560,19 @@ const CLUSTER_CASES: ClusterCase[] = [
     expect: allThree({ common_lb_config: { healthy_panic_threshold: { value: 25 } } }),
   },
   {
-    name: 'circuit breaker with one field emits only that field',
+    name: 'circuit breaker with one field emits only that field (and the default budget)',
     docs: [policy('p', { name: 'reviews' }, { circuitBreaker: { maxRequests: 0 } })],
-    expect: allThree({ circuit_breakers: { thresholds: [{ priority: 'DEFAULT', max_requests: u(0) }] } }),
+    expect: allThree({ circuit_breakers: { thresholds: [{ priority: 'DEFAULT', max_requests: u(0), retry_budget: DEFAULT_BUDGET }] } }),
   },
   {
-    name: 'empty outlier detection: every enforcing_* field explicitly 0',
+    name: 'empty outlier detection: every enforcing_* field explicitly 0, successful_active_health_check_uneject_host false',
     docs: [policy('p', { name: 'reviews' }, { outlierDetection: {} })],
     expect: allThree({ outlier_detection: OFF }),
+  },
+  {
+    name: 'outlier detection: unejectOnHealthCheckSuccess true is sent as is',
+    docs: [policy('p', { name: 'reviews' }, { outlierDetection: { unejectOnHealthCheckSuccess: true } })],
+    expect: allThree({ outlier_detection: { ...OFF, successful_active_health_check_uneject_host: { value: true } } }),
   },
   {
     name: 'outlier detection: consecutive 5xx and success rate (stdev factor x1000)',
@@ -656,17 +671,17 @@ const CLUSTER_CASES: ClusterCase[] = [
     expect: {
       reviews: cluster('reviews', {
         lb_policy: 'LEAST_REQUEST', least_request_lb_config: { choice_count: u(4) },
-        circuit_breakers: { thresholds: [{ priority: 'DEFAULT', max_connections: u(100), max_requests: u(50) }] },
+        circuit_breakers: { thresholds: [{ priority: 'DEFAULT', max_connections: u(100), max_requests: u(50), retry_budget: DEFAULT_BUDGET }] },
         outlier_detection: { ...OFF, enforcing_consecutive_5xx: u(100), consecutive_5xx: u(7) },
       }),
       'reviews/v1': cluster('reviews/v1', {
         lb_policy: 'RING_HASH', ring_hash_lb_config: { hash_function: 'XX_HASH' },
-        circuit_breakers: { thresholds: [{ priority: 'DEFAULT', max_pending_requests: u(7) }] },
+        circuit_breakers: { thresholds: [{ priority: 'DEFAULT', max_pending_requests: u(7), retry_budget: DEFAULT_BUDGET }] },
         outlier_detection: { ...OFF, enforcing_consecutive_5xx: u(100), consecutive_5xx: u(7) },
       }),
       'reviews/v2': cluster('reviews/v2', {
         lb_policy: 'LEAST_REQUEST', least_request_lb_config: { choice_count: u(4) },
-        circuit_breakers: { thresholds: [{ priority: 'DEFAULT', max_connections: u(100), max_requests: u(50) }] },
+        circuit_breakers: { thresholds: [{ priority: 'DEFAULT', max_connections: u(100), max_requests: u(50), retry_budget: DEFAULT_BUDGET }] },
         outlier_detection: { ...OFF, enforcing_consecutive_5xx: u(100), consecutive_5xx: u(7) },
       }),
     },

@@ -46,8 +46,7 @@ export function cluster(name: string, service: Service, p: PolicySections): XdsO
   const cp = p.connectionPool;
   if (cp?.connectTimeoutMs !== undefined) out['connect_timeout'] = duration(cp.connectTimeoutMs);
   out['typed_extension_protocol_options'] = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': protocolOptions(service, p) };
-  const thresholds = circuitBreakerThresholds(p);
-  if (thresholds !== undefined) out['circuit_breakers'] = { thresholds: [thresholds] };
+  out['circuit_breakers'] = { thresholds: [circuitBreakerThresholds(p)] };
   if (p.outlierDetection !== undefined) out['outlier_detection'] = outlierDetection(p.outlierDetection);
   if (p.healthCheck !== undefined) out['health_checks'] = [healthCheck(p.healthCheck)];
   if (p.healthyPanicThreshold !== undefined) out['common_lb_config'] = { healthy_panic_threshold: { value: p.healthyPanicThreshold } };
@@ -67,17 +66,23 @@ function protocolOptions(service: Service, p: PolicySections): XdsObject {
   return out;
 }
 
-function circuitBreakerThresholds(p: PolicySections): XdsObject | undefined {
+/** The retry budget every cluster gets without a `retryBudget` section (issue 4: on by default). */
+const DEFAULT_RETRY_BUDGET = { budgetPercent: 20, minRetryConcurrency: 3 };
+
+/**
+ * Always present: the retry budget is on by default, and it is carried in Envoy's field so that
+ * every xDS client budgets retries, not only the skein sidecar. (Envoy ignores max_retries when a
+ * budget is set; the skein sidecar applies both.)
+ */
+function circuitBreakerThresholds(p: PolicySections): XdsObject {
   const cb = p.circuitBreaker;
-  if (cb === undefined && p.retryBudget === undefined) return undefined;
   const t: XdsObject = { priority: 'DEFAULT' };
   if (cb?.maxConnections !== undefined) t['max_connections'] = u32(cb.maxConnections);
   if (cb?.maxPendingRequests !== undefined) t['max_pending_requests'] = u32(cb.maxPendingRequests);
   if (cb?.maxRequests !== undefined) t['max_requests'] = u32(cb.maxRequests);
   if (cb?.maxRetries !== undefined) t['max_retries'] = u32(cb.maxRetries);
-  if (p.retryBudget !== undefined) {
-    t['retry_budget'] = { budget_percent: { value: p.retryBudget.budgetPercent }, min_retry_concurrency: u32(p.retryBudget.minRetryConcurrency) };
-  }
+  const budget = p.retryBudget ?? DEFAULT_RETRY_BUDGET;
+  t['retry_budget'] = { budget_percent: { value: budget.budgetPercent }, min_retry_concurrency: u32(budget.minRetryConcurrency) };
   return t;
 }
 
@@ -110,6 +115,9 @@ function outlierDetection(od: NonNullable<PolicySections['outlierDetection']>): 
   if (fp?.threshold !== undefined) out['failure_percentage_threshold'] = u32(fp.threshold);
   if (fp?.minimumHosts !== undefined) out['failure_percentage_minimum_hosts'] = u32(fp.minimumHosts);
   if (fp?.requestVolume !== undefined) out['failure_percentage_request_volume'] = u32(fp.requestVolume);
+  // Always explicit: Envoy's default (true) lets a passing health endpoint cancel every ejection
+  // at the next check (envoy#28303); skein's default is false.
+  out['successful_active_health_check_uneject_host'] = { value: od.unejectOnHealthCheckSuccess ?? false };
   return out;
 }
 

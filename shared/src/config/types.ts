@@ -157,6 +157,12 @@ export interface OutlierDetectionSettings {
   maxEjectionPercent?: number;
   successRate?: { minimumHosts?: number; requestVolume?: number; stdevFactor?: number };
   failurePercentage?: { threshold?: number; minimumHosts?: number; requestVolume?: number };
+  /**
+   * Return an ejected host as soon as an active health check passes (Envoy's
+   * successful_active_health_check_uneject_host). skein's default is false: an ejection is
+   * evidence from real traffic, which a passing health endpoint does not disprove.
+   */
+  unejectOnHealthCheckSuccess?: boolean;
 }
 export interface HealthCheckSettings {
   intervalMs: number;

@@ -113,6 +113,7 @@ function outlierDetectionOf(r: FieldReader, raw: unknown, path: string): Outlier
     interval: dur, baseEjectionTime: dur, maxEjectionTime: dur, maxEjectionPercent: pct,
     successRate: (v, p) => section(r, v, p, { minimumHosts: count, requestVolume: count, stdevFactor: (x, q) => r.number(x, q, { min: 0.001, max: 1000 }) }),
     failurePercentage: (v, p) => section(r, v, p, { threshold: pct, minimumHosts: count, requestVolume: count }),
+    unejectOnHealthCheckSuccess: (v, p) => r.bool(v, p),
   });
   if (od === undefined) return undefined;
   const { interval, baseEjectionTime, maxEjectionTime, ...rest } = od;

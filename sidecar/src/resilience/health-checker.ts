@@ -60,6 +60,13 @@ export interface HealthCheckerOptions {
   stats: Stats;
   /** Called after each hcFailed transition (never for the initial state). */
   onChange: () => void;
+  /**
+   * Called after each passing check of a host that is not (or no longer) failed: Envoy's
+   * host-check-complete callback, which lets outlier detection return an ejected host. Only on
+   * a real success (envoy#32442 unejected on failed checks too), and while a host is failed only
+   * once `healthy_threshold` successes have cleared it.
+   */
+  onPassed?: (host: Host) => void;
 }
 
 export interface HostHealthInfo {
@@ -100,6 +107,7 @@ export class HealthChecker {
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly onChange: () => void;
+  private readonly onPassed: ((host: Host) => void) | undefined;
   private readonly attempt: Counter;
   private readonly success: Counter;
   private readonly failure: Counter;
@@ -117,6 +125,7 @@ export class HealthChecker {
     this.clock = opts.clock;
     this.log = opts.log;
     this.onChange = opts.onChange;
+    this.onPassed = opts.onPassed;
     const p = `cluster.${opts.cluster}.health_check.`;
     this.attempt = opts.stats.counter(`${p}attempt`);
     this.success = opts.stats.counter(`${p}success`);
@@ -177,6 +186,7 @@ export class HealthChecker {
         this.log.info({ cluster: this.cluster, host: host.key }, 'health check passed: host is healthy again');
         this.notify();
       }
+      if (!host.hcFailed && this.onPassed !== undefined) this.guard(this.onPassed, host);
       return;
     }
     this.failure.inc();
@@ -200,10 +210,15 @@ export class HealthChecker {
   }
 
   private notify(): void {
+    this.guard(this.onChange, undefined);
+  }
+
+  /** Runs an owner callback; what it throws is logged, never thrown out of a check. */
+  private guard<A>(fn: (a: A) => void, arg: A): void {
     try {
-      this.onChange();
+      fn(arg);
     } catch (e) {
-      this.log.error({ cluster: this.cluster, err: e }, 'health check onChange threw');
+      this.log.error({ cluster: this.cluster, err: e }, 'health check callback threw');
     }
   }
 

@@ -15,7 +15,7 @@
  *    rejects the cluster for that too).
  * Everything else the proto has is implemented by OutlierDetector, including
  * max_ejection_time_jitter, always_eject_one_host and successful_active_health_check_uneject_host
- * (the last one needs the active health checker to call `onActiveHealthCheckSuccess`).
+ * (the cluster's HealthChecker calls `onActiveHealthCheckSuccess` after each passing check).
  */
 import { durationMs } from '../xds/resource-type';
 import type { Issues } from '../xds/resource-type';

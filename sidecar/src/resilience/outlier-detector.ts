@@ -184,13 +184,14 @@ export class OutlierDetector {
   }
 
   /**
-   * A passing active health check. With successful_active_health_check_uneject_host (default
-   * true) an ejected host that has not failed active checks is returned at once (Envoy).
+   * A passing active health check. With successful_active_health_check_uneject_host (Envoy's
+   * default true; the skein control plane sends false unless a policy asks) an ejected host that
+   * is not failing active checks is returned at once.
    */
   onActiveHealthCheckSuccess(host: Host): void {
     const m = host.outlier;
     if (m === undefined || m.detector !== this || !host.ejected || host.hcFailed) return;
-    if (this.config.successfulActiveHealthCheckUnejectHost) this.returnHost(m);
+    if (this.config.successfulActiveHealthCheckUnejectHost) this.returnHost(m, 'active health check passed');
   }
 
   /** For /clusters: this host's outlier state, or undefined if this detector does not track it. */
@@ -289,7 +290,7 @@ export class OutlierDetector {
   }
 
   /** Returns an ejected host to service (its timer fired, or an active health check passed). */
-  returnHost(m: HostMonitor): void {
+  returnHost(m: HostMonitor, why = 'ejection time ended'): void {
     if (!m.host.ejected || this.monitors.get(m.host) !== m) return;
     m.timer?.cancel();
     m.timer = undefined;
@@ -301,7 +302,7 @@ export class OutlierDetector {
     m.consecutiveLocalOriginFailure = 0;
     this.active--;
     this.gActive.set(this.active);
-    this.opts.log.info({ cluster: this.opts.cluster, host: m.host.key, ejectedMs: m.returnedAt - m.ejectedAt, timesEjected: m.timesEjected, ejectionsActive: this.active },
+    this.opts.log.info({ cluster: this.opts.cluster, host: m.host.key, why, ejectedMs: m.returnedAt - m.ejectedAt, timesEjected: m.timesEjected, ejectionsActive: this.active },
       'outlier detection: host returned');
     this.opts.onChange();
   }

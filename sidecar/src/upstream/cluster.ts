@@ -79,7 +79,11 @@ export class Cluster {
     else {
       // HTTP checks speak the cluster's protocol (our proto subset has no codec_client_type).
       const config = hc.check.kind === 'http' && this.config.protocol === 'h2' ? { ...hc, check: { ...hc.check, codec: 'http2' as const } } : hc;
-      this.checker = new HealthChecker({ cluster: this.name, config, clock: this.clock, log: env.log, stats: env.stats, onChange: () => this.publish() });
+      this.checker = new HealthChecker({
+        cluster: this.name, config, clock: this.clock, log: env.log, stats: env.stats,
+        onChange: () => this.publish(),
+        onPassed: (host) => this.detector?.onActiveHealthCheckSuccess(host),
+      });
       this.checker.setHosts([...this.hosts.values()]);
     }
     this.publish();
