@@ -356,6 +356,29 @@ describe('circuit breakers trip at exactly their threshold', () => {
     assert.equal(up.accepted, 1);
   });
 
+  test('max_pending_requests over HTTP/1.1 (requests waiting in undici for the one connection)', async () => {
+    const held: http.ServerResponse[] = [];
+    const up = await track(h1Upstream((_req, res) => held.push(res)));
+    const p = await track(startProxy({ ports: [up.port], cluster: { protocol: 'h1', circuitBreakers: { maxConnections: 1, maxPendingRequests: 2 } } }));
+    const pendingLeft = () => p.stats.gauge('cluster.svc.circuit_breakers.remaining_pending').value;
+    const post = () => call(p.port, { path: '/orders', grpc: false, body: Buffer.from('{}') });
+    const first = post();
+    await until(() => up.seen.length === 1, 'the first request on the connection');
+    assert.equal(pendingLeft(), 2, 'a request on a connection is no longer pending');
+    const queued = [post(), post()];
+    await until(() => pendingLeft() === 0, 'two pending');
+    const r = await post();
+    assert.equal(r.status, 503);
+    assert.equal(r.headers['x-skein-reason'], 'circuit_breaker_max_pending_requests');
+    assert.equal(counter(p, 'cluster.svc.upstream_rq_pending_overflow'), 1);
+    let released = 0;
+    while (released < 3) { await until(() => held.length > released, 'the next request'); held[released++]!.end('ok'); }
+    for (const x of await Promise.all([first, ...queued])) assert.equal(x.status, 200);
+    assert.equal(up.seen.length, 3, 'the refused request never reached the upstream');
+    assert.equal(up.accepted, 1);
+    assert.equal(pendingLeft(), 2);
+  });
+
   test('max_connections', async () => {
     const a = await track(h2Upstream(grpcOk));
     const b = await track(h2Upstream(grpcOk));

@@ -145,7 +145,9 @@ export class Cluster {
         ? new H2Pool({ address: host.address, port: host.port }, { connectTimeoutMs: c.connectTimeoutMs, clock: this.clock, resources: this.resources, ...(c.idleTimeoutMs !== undefined ? { idleTimeoutMs: c.idleTimeoutMs } : {}), ...(c.maxConcurrentStreams !== undefined ? { maxConcurrentStreams: c.maxConcurrentStreams } : {}) })
         : new H1Pool({ address: host.address, port: host.port }, {
           connectTimeoutMs: c.connectTimeoutMs,
-          // HTTP/1.1: max_connections bounds each host's pool (undici queues beyond it).
+          resources: this.resources,
+          // HTTP/1.1: max_connections bounds each host's pool (undici queues beyond it, and
+          // those queued requests count against max_pending_requests).
           connections: Math.max(1, Math.min(128, this.resources.connections.max)),
           ...(c.idleTimeoutMs !== undefined ? { keepAliveTimeoutMs: c.idleTimeoutMs, keepAliveMaxTimeoutMs: c.idleTimeoutMs } : {}),
         });

@@ -7,6 +7,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { MeshError } from '../../../../shared/src/errors';
+import type { Resource } from '../resources';
 import { fromUndiciError } from './pool-errors';
 
 /**
@@ -34,7 +35,11 @@ export class H1Exchange implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | undefined;
   private abortReason: Error | undefined;
 
-  constructor(private readonly target: string, private readonly handler: H1ResponseHandler) {}
+  /**
+   * `pending`: the cluster's max_pending_requests resource, already taken for this request; it
+   * is given back when undici puts the request on a connection (onRequestStart) or fails it.
+   */
+  constructor(private readonly target: string, private readonly handler: H1ResponseHandler, private pending?: Resource) {}
 
   /** Resumes reading the upstream body after `onData` returned false. */
   resume(): void {
@@ -48,6 +53,7 @@ export class H1Exchange implements Dispatcher.DispatchHandler {
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.leavePending();
     this.controller = controller;
     if (this.abortReason !== undefined) controller.abort(this.abortReason);
   }
@@ -75,6 +81,14 @@ export class H1Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.leavePending();
     this.handler.onError(fromUndiciError(this.target, err));
+  }
+
+  private leavePending(): void {
+    const p = this.pending;
+    if (p === undefined) return;
+    this.pending = undefined;
+    p.dec();
   }
 }

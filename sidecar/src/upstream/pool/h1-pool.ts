@@ -14,6 +14,8 @@
 import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
+import { BreakerOpenError } from '../resources';
+import type { ResourceManager } from '../resources';
 import { H1Exchange } from './h1-exchange';
 import type { H1ResponseHandler } from './h1-exchange';
 
@@ -38,6 +40,12 @@ export interface H1PoolOptions {
   bodyTimeoutMs?: number;
   /** Raw undici options, applied last (escape hatch). */
   undici?: Pool.Options;
+  /**
+   * The cluster's circuit breakers: a request is pending (max_pending_requests) from dispatch
+   * until undici writes it on a connection, including while that connection is being opened.
+   * At the limit a request fails at once with BreakerOpenError.
+   */
+  resources?: ResourceManager;
 }
 
 export interface H1RequestOptions {
@@ -73,6 +81,7 @@ export class H1Pool {
   readonly target: string;
   /** The undici Pool, for uses beyond `request` (health checks: `dispatcher.request(...)`). */
   readonly dispatcher: Pool;
+  private readonly resources: ResourceManager | undefined;
 
   constructor(target: { address: string; port: number }, opts: H1PoolOptions = {}) {
     const host = target.address.includes(':') ? `[${target.address}]` : target.address;
@@ -88,16 +97,24 @@ export class H1Pool {
       bodyTimeout: opts.bodyTimeoutMs ?? 0,
       ...opts.undici,
     });
+    this.resources = opts.resources;
   }
 
   /**
    * Sends one request; the handler receives the response (see H1ResponseHandler). Returns the
    * exchange, for `resume()` (backpressure) and `abort(reason)`. Never throws: errors found
-   * at dispatch (bad arguments -> INTERNAL, pool closed -> POOL_CLOSED) reach handler.onError
-   * synchronously, before this returns.
+   * at dispatch (bad arguments -> INTERNAL, pool closed -> POOL_CLOSED, max_pending_requests
+   * -> BreakerOpenError) reach handler.onError synchronously, before this returns.
    */
   request(opts: H1RequestOptions, handler: H1ResponseHandler): H1Exchange {
-    const exchange = new H1Exchange(this.target, handler);
+    const res = this.resources;
+    if (res !== undefined && !res.pendingRequests.canCreate()) {
+      const exchange = new H1Exchange(this.target, handler);
+      handler.onError(new BreakerOpenError('max_pending_requests', res.cluster, res.pendingRequests.max));
+      return exchange;
+    }
+    res?.pendingRequests.inc();
+    const exchange = new H1Exchange(this.target, handler, res?.pendingRequests);
     const dispatchOpts: Dispatcher.DispatchOptions = {
       method: opts.method as Dispatcher.HttpMethod,
       path: opts.path,
