@@ -135,9 +135,12 @@ describe('Listener decoder', () => {
 describe('Cluster decoder', () => {
   const clusters = (docs: Doc[]) => translate(buildMesh(docs), []).clusters;
 
-  test('a grpc service: EDS over ADS, h2, defaults (round robin, 5s connect timeout)', () => {
+  test('a grpc service: EDS over ADS, h2, defaults (round robin, 5s connect timeout, the default retry budget)', () => {
     const c = decodeOk(clusterType, CDS, byName(clusters([service('reviews')]), 'reviews/v1'));
-    assert.deepEqual(c, { name: 'reviews/v1', type: 'EDS', edsServiceName: 'reviews/v1', lbPolicy: 'round_robin', connectTimeoutMs: 5000, protocol: 'h2' } satisfies ClusterConfig);
+    assert.deepEqual(c, {
+      name: 'reviews/v1', type: 'EDS', edsServiceName: 'reviews/v1', lbPolicy: 'round_robin', connectTimeoutMs: 5000, protocol: 'h2',
+      circuitBreakers: { retryBudget: { budgetPercent: 20, minRetryConcurrency: 3 } },
+    } satisfies ClusterConfig);
   });
 
   test('an http service is h1; no protocol options at all is h1 (Envoy default)', () => {
