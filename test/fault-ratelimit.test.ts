@@ -18,6 +18,7 @@ import { listenerType } from '../sidecar/src/xds/listener-type';
 import type { ListenerConfig } from '../sidecar/src/xds/listener-type';
 import { routeType } from '../sidecar/src/xds/route-type';
 import { RouteTable } from '../sidecar/src/router/route-table';
+import { DEFAULT_LIMITS, TypeSubscription } from '../sidecar/src/xds/type-subscription';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Doc = Record<string, any>;
@@ -255,5 +256,48 @@ describe('from user config to the sidecar\'s route entries', () => {
     assert.equal(take(), false);
     clock.advance(1);
     assert.deepEqual([take(), take()], [true, false]);
+  });
+
+  /** The outbound RouteConfiguration for `docs`, packed as the control plane sends it. */
+  function outboundAny(ds: Doc[]) {
+    const cache = new SnapshotCache();
+    cache.set(translate(buildMesh(ds), []), 1);
+    return cache.get(TYPE_URLS.ROUTE, 'skein.outbound')!.any;
+  }
+  /** `docs` with the 'slow' rule's delay and the 'limited' rule's bucket replaced. */
+  function edited(delay: string, bucket: Doc): Doc[] {
+    const copy = structuredClone(docs);
+    const rules = copy[1]!.spec.rules as Doc[];
+    rules[0]!.filters[0].fault.delay.fixedDelay = delay;
+    rules[2]!.filters[0].localRateLimit = bucket;
+    return copy;
+  }
+
+  test('a config push keeps an unchanged bucket (tokens taken stay taken); changed settings start a full one', () => {
+    const rds = new TypeSubscription(routeType, false, DEFAULT_LIMITS);
+    rds.setNames(['skein.outbound']);
+    const apply = (ds: Doc[], v: string) => assert.equal(rds.apply({ version_info: v, nonce: v, resources: [outboundAny(ds)] }, 0).kind, 'accepted');
+    const limited = () => (rds.resources.get('skein.outbound') as RouteTable).match('api', '/limited', 'GET', {})!.rateLimit!;
+    const slowDelay = () => (rds.resources.get('skein.outbound') as RouteTable).match('api', '/slow', 'GET', {})!.fault!.delayMs(0);
+    const bucket = { maxTokens: 2, tokensPerFill: 1, fillInterval: '500ms' };
+    apply(docs, '1');
+    const first = limited();
+    assert.deepEqual([first.tryTake(0), first.tryTake(0), first.tryTake(0)], [true, true, false]);
+
+    // Another rule changed: a new table, the same exhausted bucket.
+    apply(edited('80ms', bucket), '2');
+    assert.equal(slowDelay(), 80, 'the update was applied');
+    assert.equal(limited(), first);
+    assert.equal(limited().tryTake(0), false, 'a push does not refill the rate limit');
+
+    // The same bytes again: nothing rebuilt.
+    const table = rds.resources.get('skein.outbound');
+    apply(edited('80ms', bucket), '3');
+    assert.equal(rds.resources.get('skein.outbound'), table);
+
+    // New bucket settings: a new, full bucket.
+    apply(edited('80ms', { ...bucket, maxTokens: 3 }), '4');
+    assert.notEqual(limited(), first);
+    assert.deepEqual([limited().tryTake(0), limited().tryTake(0), limited().tryTake(0), limited().tryTake(0)], [true, true, true, false]);
   });
 });

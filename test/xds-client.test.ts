@@ -286,9 +286,13 @@ describe('TypeSubscription', () => {
     assert.deepEqual(s.apply({ version_info: '2', nonce: 'n2', resources: [cla('b', 2), cla('zzz', 1)] }, 0), { kind: 'accepted', changed: true });
     assert.deepEqual([...s.resources.keys()].sort(), ['a', 'b'], 'a kept, zzz (not subscribed) ignored');
     assert.equal((s.resources.get('b') as EndpointsConfig).hosts[0]!.port, 2);
+    const a = s.resources.get('a');
+    assert.deepEqual(s.apply({ version_info: '2b', nonce: 'n2b', resources: [cla('a', 1), cla('b', 3)] }, 0), { kind: 'accepted', changed: true });
+    assert.equal(s.resources.get('a'), a, 'a resource sent again with the same bytes keeps its decoded value (and its state)');
+    assert.equal((s.resources.get('b') as EndpointsConfig).hosts[0]!.port, 3);
     s.setNames(['b']);
     assert.deepEqual([...s.resources.keys()], ['b']);
-    assert.deepEqual(s.apply({ version_info: '3', nonce: 'n3', resources: [cla('b', 2)] }, 0), { kind: 'accepted', changed: false }, 'same bytes: no update');
+    assert.deepEqual(s.apply({ version_info: '3', nonce: 'n3', resources: [cla('b', 3)] }, 0), { kind: 'accepted', changed: false }, 'same bytes: no update');
     assert.equal(s.version, '3');
 
     const full = new TypeSubscription(endpointsType, true, DEFAULT_LIMITS);

@@ -18,8 +18,11 @@
  * typed_per_filter_config (filter-config.ts) is resolved at build time too: the route's entry for a
  * filter wins over the virtual host's. Each route with its own local rate limit gets its own
  * TokenBucket; routes that inherit the virtual host's share that one bucket (in Envoy the per-filter
- * config object, and so its bucket, belongs to the level that declares it). A rebuilt table starts
- * with full buckets. The entries apply only if the listener's http filter chain has the filter.
+ * config object, and so its bucket, belongs to the level that declares it). A table rebuilt from
+ * an update keeps the previous table's bucket (tokens and fill phase) wherever the same virtual
+ * host and route (by name, or by position when unnamed) declare the same bucket settings, so
+ * config pushes (a canary weight shift) do not refill a rate limit; other buckets start full.
+ * The entries apply only if the listener's http filter chain has the filter.
  */
 import { TokenBucket } from '../resilience/token-bucket';
 import type { FaultPolicy } from '../resilience/fault';
@@ -73,18 +76,21 @@ export class RouteTable {
     /** RouteConfiguration.name. */
     readonly name: string,
     private readonly hosts: DomainIndex<CompiledVirtualHost>,
+    /** Local rate-limit buckets by owner and settings, for the next build to carry over. */
+    private readonly buckets: ReadonlyMap<string, TokenBucket>,
   ) {
     Object.freeze(this);
   }
 
   /**
    * Validates and compiles a decoded RouteConfiguration. Throws MeshError(VALIDATION) `<path>: <problem>`.
-   * `nowMs` (default 0) is when the local rate limit buckets start, full; only the phase of
-   * their fill intervals depends on it.
+   * `nowMs` (default 0) is when new local rate limit buckets start, full; only the phase of
+   * their fill intervals depends on it. `previous` is the table this one replaces: its buckets
+   * carry over where the owner and settings are unchanged.
    */
-  static build(rc: unknown, nowMs = 0): RouteTable {
-    const { name, hosts } = compile(message(rc, ''), nowMs);
-    return new RouteTable(name, hosts);
+  static build(rc: unknown, nowMs = 0, previous?: RouteTable): RouteTable {
+    const { name, hosts, buckets } = compile(message(rc, ''), nowMs, previous?.buckets);
+    return new RouteTable(name, hosts, buckets);
   }
 
   /**
@@ -142,18 +148,26 @@ interface TableContext {
   readonly mostSpecificWins: boolean;
   readonly maxBodyBytes: number;
   readonly nowMs: number;
+  /** The previous table's buckets by bucketKey, to carry over. */
+  readonly previousBuckets: ReadonlyMap<string, TokenBucket> | undefined;
+  /** This table's buckets by bucketKey. */
+  readonly buckets: Map<string, TokenBucket>;
 }
 
 /** A virtual host's per-filter settings, its bucket built once for the routes that inherit it. */
 interface VhostFilters { readonly fault: FaultPolicy | null | undefined; readonly rateLimit: TokenBucket | null | undefined }
 
-function compile(rc: XdsMessage, nowMs: number): { name: string; hosts: DomainIndex<CompiledVirtualHost> } {
+interface Compiled { name: string; hosts: DomainIndex<CompiledVirtualHost>; buckets: ReadonlyMap<string, TokenBucket> }
+
+function compile(rc: XdsMessage, nowMs: number, previousBuckets: ReadonlyMap<string, TokenBucket> | undefined): Compiled {
   checkFields(rc, ROUTE_CONFIGURATION, '');
   const ctx: TableContext = {
     global: headerOps(rc, ''),
     mostSpecificWins: bool(rc, 'most_specific_header_mutations_wins', ''),
     maxBodyBytes: wrappedU32(rc, 'max_direct_response_body_size_bytes', '') ?? DEFAULT_MAX_DIRECT_RESPONSE_BODY_BYTES,
     nowMs,
+    previousBuckets,
+    buckets: new Map(),
   };
   const hosts = new DomainIndex<CompiledVirtualHost>(bool(rc, 'ignore_port_in_host_matching', ''));
   list(rc, 'virtual_hosts', '').forEach((raw, i) => {
@@ -166,15 +180,15 @@ function compile(rc: XdsMessage, nowMs: number): { name: string; hosts: DomainIn
     if (domains.length === 0) fail(at(path, 'domains'), 'must list at least one domain');
     const retry = vh['retry_policy'] === undefined ? undefined : parseRetryPolicy(vh['retry_policy'], at(path, 'retry_policy'));
     const ops = headerOps(vh, path);
-    const filters = vhostFilters(parsePerFilterConfig(vh, path), nowMs);
-    const routes = list(vh, 'routes', path).map((r, ri) => buildRoute(r, at(at(path, 'routes'), ri), name, ops, retry, filters, ctx));
+    const filters = vhostFilters(parsePerFilterConfig(vh, path), name, ctx);
+    const routes = list(vh, 'routes', path).map((r, ri) => buildRoute(r, at(at(path, 'routes'), ri), ri, name, ops, retry, filters, ctx));
     hosts.add(domains, Object.freeze({ name, routes: Object.freeze(routes) }), at(path, 'domains'));
   });
-  return { name: str(rc, 'name', ''), hosts };
+  return { name: str(rc, 'name', ''), hosts, buckets: ctx.buckets };
 }
 
 function buildRoute(
-  raw: unknown, path: string, vhost: string, vhostOps: HeaderOps,
+  raw: unknown, path: string, index: number, vhost: string, vhostOps: HeaderOps,
   vhostRetry: RetryPolicy | undefined, vhostFilters: VhostFilters, ctx: TableContext,
 ): CompiledRoute {
   const r = message(raw, path);
@@ -191,9 +205,10 @@ function buildRoute(
   const levels = ctx.mostSpecificWins ? [ctx.global, vhostOps, headerOps(r, path)] : [headerOps(r, path), vhostOps, ctx.global];
   const own = parsePerFilterConfig(r, path);
   const fault = own.fault !== undefined ? own.fault : vhostFilters.fault;
-  const rateLimit = own.rateLimit !== undefined ? bucketOf(own.rateLimit, ctx.nowMs) : vhostFilters.rateLimit;
+  const name = str(r, 'name', path);
+  const rateLimit = own.rateLimit !== undefined ? bucketOf(own.rateLimit, `route\0${vhost}\0${name === '' ? `#${index}` : name}`, ctx) : vhostFilters.rateLimit;
   const entry: RouteEntry = {
-    name: str(r, 'name', path),
+    name,
     virtualHost: vhost,
     route,
     ...(directResponse === undefined ? {} : { directResponse }),
@@ -230,12 +245,20 @@ function parseDirectResponse(raw: unknown, path: string, maxBodyBytes: number): 
   return Object.freeze({ status, body });
 }
 
-function vhostFilters(c: PerFilterConfig, nowMs: number): VhostFilters {
-  return { fault: c.fault, rateLimit: c.rateLimit === undefined ? undefined : bucketOf(c.rateLimit, nowMs) };
+function vhostFilters(c: PerFilterConfig, vhost: string, ctx: TableContext): VhostFilters {
+  return { fault: c.fault, rateLimit: c.rateLimit === undefined ? undefined : bucketOf(c.rateLimit, `vhost\0${vhost}`, ctx) };
 }
 
-function bucketOf(spec: TokenBucketSpec | null, nowMs: number): TokenBucket | null {
-  return spec === null ? null : new TokenBucket(spec.maxTokens, spec.tokensPerFill, spec.fillIntervalMs, nowMs);
+/**
+ * The bucket for `spec` declared at `owner` (a virtual host, or one of its routes): the previous
+ * table's if it had one there with the same settings, else a new, full one.
+ */
+function bucketOf(spec: TokenBucketSpec | null, owner: string, ctx: TableContext): TokenBucket | null {
+  if (spec === null) return null;
+  const key = `${owner}\0${spec.maxTokens}/${spec.tokensPerFill}/${spec.fillIntervalMs}`;
+  const b = ctx.previousBuckets?.get(key) ?? new TokenBucket(spec.maxTokens, spec.tokensPerFill, spec.fillIntervalMs, ctx.nowMs);
+  ctx.buckets.set(key, b);
+  return b;
 }
 
 function headerOps(o: XdsMessage, path: string): HeaderOps {

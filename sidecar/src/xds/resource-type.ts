@@ -16,7 +16,11 @@ export type DecodeResult<T> = { name: string; value: T } | { name: string; error
 
 export interface ResourceType<T> {
   readonly typeUrl: string;
-  decode(any: PackedResource): DecodeResult<T>;
+  /**
+   * `previous(name)` is the value currently accepted under that name, for decoders that carry
+   * state across updates (the route table's rate-limit buckets). Decoders must not change it.
+   */
+  decode(any: PackedResource, previous?: (name: string) => T | undefined): DecodeResult<T>;
 }
 
 /** Collects path-prefixed problems while a decoder walks one resource. */

@@ -9,10 +9,11 @@ import type { PackedResource, ResourceType } from './resource-type';
 
 export const routeType: ResourceType<RouteTable> = {
   typeUrl: TYPE_URLS.ROUTE,
-  decode(any: PackedResource) {
+  decode(any: PackedResource, previous?: (name: string) => RouteTable | undefined) {
     return decodeWith<{ name?: string }, RouteTable>(TYPE_URLS.ROUTE, any, (m) => m.name, 'name', (m, issues) => {
       try {
-        return RouteTable.build(m);
+        // The table this one replaces lends it its rate-limit buckets (see RouteTable.build).
+        return RouteTable.build(m, 0, typeof m.name === 'string' ? previous?.(m.name) : undefined);
       } catch (e) {
         issues.add('', (e as Error).message);
         return undefined;

@@ -65,6 +65,9 @@ export class TypeSubscription {
   private raw: ReadonlyMap<string, Buffer> = new Map();
   private accepted = false;
 
+  /** Bound once: what decoders get as `previous` (the accepted value under a name). */
+  private readonly previous = (name: string): unknown => this.resources.get(name);
+
   constructor(readonly type: ResourceType<unknown>, readonly fullState: boolean, private readonly limits: XdsClientLimits) {}
 
   get typeUrl(): string { return this.type.typeUrl; }
@@ -115,7 +118,14 @@ export class TypeSubscription {
       // Per-name types: a response replaces only the names it carries.
       for (const [n, v] of this.resources) if (!decoded.has(n) && this.isSubscribed(n)) { next.set(n, v); nextRaw.set(n, this.raw.get(n)!); }
     }
-    for (const [n, d] of decoded) { next.set(n, d.value); nextRaw.set(n, d.raw); }
+    for (const [n, d] of decoded) {
+      // Unchanged bytes keep the value already in use (same object): its state (rate-limit
+      // buckets, compiled tables) survives an update that changed other resources.
+      const old = this.raw.get(n);
+      const same = old !== undefined && old.equals(d.raw) && this.resources.has(n);
+      next.set(n, same ? this.resources.get(n) : d.value);
+      nextRaw.set(n, d.raw);
+    }
     const changed = !this.accepted || !sameBytes(this.raw, nextRaw);
     this.accepted = true;
     this.version = version;
@@ -146,7 +156,7 @@ export class TypeSubscription {
     const raw = any.value ?? Buffer.alloc(0);
     let r: DecodeResult<unknown>;
     try {
-      r = this.type.decode({ type_url: any.type_url, value: raw });
+      r = this.type.decode({ type_url: any.type_url, value: raw }, this.previous);
     } catch (e) {
       errors.push(`resources[${i}]: decoder failed: ${(e as Error).message}`);
       return;
