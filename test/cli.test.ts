@@ -13,6 +13,9 @@ import { SKEIN_MAIN } from '../control-plane/src/demo/control-plane-process';
 import { API_VERSION, MESH_YAML, call, ratingsService, reviewsRoute, reviewsService, startPlane, state, tempDir, assertUnchanged } from './support/skein';
 import type { Plane } from './support/skein';
 import { closedPort } from './support/ports';
+import { eventually, RawAdsClient } from './support/ads-client';
+import { TYPE_URLS } from '../shared/src/xds/protos';
+import type { DiscoveryResponse } from '../control-plane/src/discovery/ads-stream';
 
 interface Run { code: number | null; stdout: string; stderr: string }
 
@@ -34,7 +37,7 @@ function skein(args: string[], opts: { env?: Record<string, string | undefined>;
 
 function show(r: Run): string { return `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`; }
 
-const COMMANDS = ['control-plane', 'apply', 'delete', 'get', 'revisions', 'rollback', 'canary', 'proxy-status', 'endpoints', 'demo'];
+const COMMANDS = ['control-plane', 'apply', 'delete', 'get', 'revisions', 'rollback', 'canary', 'rollout', 'proxy-status', 'endpoints', 'demo'];
 
 
 describe('skein --help', () => {
@@ -144,7 +147,7 @@ describe('skein CLI against a real control plane', () => {
   it('apply -f FILE applies, prints the diff and "applied: revision 1", recording -m and --author', async () => {
     const r = await cli(['apply', '-f', meshFile, '-m', 'initial mesh', '--author', 'ci-bot']);
     assert.equal(r.code, 0, show(r));
-    assert.equal(r.stdout, '+ GRPCRoute/reviews\n+ Service/reviews\napplied: revision 1\n');
+    assert.equal(r.stdout, '+ GRPCRoute/reviews\n+ Service/reviews\napplied: revision 1\nrevision 1 reached no proxy: no connected proxy subscribes to what it changed\n');
     const cfg = await call(api, 'GET', '/v1/config');
     assert.equal(cfg.body.revision, 1);
     assert.deepEqual(cfg.body.resources, [reviewsRoute(90, 10), reviewsService()]);
@@ -162,7 +165,7 @@ describe('skein CLI against a real control plane', () => {
   it('apply -f - reads the config from stdin (author defaults to $USER)', async () => {
     const r = await cli(['apply', '-f', '-'], { input: JSON.stringify(ratingsService()) });
     assert.equal(r.code, 0, show(r));
-    assert.equal(r.stdout, '+ Service/ratings\napplied: revision 2\n');
+    assert.equal(r.stdout, '+ Service/ratings\napplied: revision 2\nrevision 2 reached no proxy: no connected proxy subscribes to what it changed\n');
     const cfg = await call(api, 'GET', '/v1/config');
     assert.ok(cfg.body.resources.some((x: { kind: string; metadata: { name: string } }) => x.kind === 'Service' && x.metadata.name === 'ratings'));
     assert.equal(cfg.body.author, 'tester');
@@ -214,6 +217,7 @@ describe('skein CLI against a real control plane', () => {
       '    spec.rules[0].backendRefs[0].weight: 90 -> 50',
       '    spec.rules[0].backendRefs[1].weight: 10 -> 50',
       'applied: revision 3',
+      'revision 3 reached no proxy: no connected proxy subscribes to what it changed',
       '',
     ].join('\n'));
     const get = await cli(['get', 'GRPCRoute/reviews', '-o', 'json']);
@@ -236,7 +240,7 @@ describe('skein CLI against a real control plane', () => {
     assert.equal(r.code, 0, show(r));
     assert.match(r.stdout, /^~ GRPCRoute\/reviews$/m);
     assert.match(r.stdout, /^- Service\/ratings$/m);
-    assert.match(r.stdout, /applied: revision 4\n$/);
+    assert.match(r.stdout, /applied: revision 4\nrevision 4 reached no proxy/);
     const get = await cli(['get', '-o', 'json']);
     assert.deepEqual(JSON.parse(get.stdout), { revision: 4, resources: [reviewsRoute(90, 10), reviewsService()] });
   });
@@ -245,7 +249,7 @@ describe('skein CLI against a real control plane', () => {
     assert.equal((await cli(['apply', '-f', '-'], { input: JSON.stringify(ratingsService()) })).code, 0);
     const r = await cli(['delete', 'Service/ratings']);
     assert.equal(r.code, 0, show(r));
-    assert.equal(r.stdout, '- Service/ratings\napplied: revision 6\n');
+    assert.equal(r.stdout, '- Service/ratings\napplied: revision 6\nrevision 6 reached no proxy: no connected proxy subscribes to what it changed\n');
     const before = await state(api);
     const missing = await cli(['delete', 'HTTPRoute/x']);
     assert.equal(missing.code, 1, show(missing));
@@ -387,6 +391,97 @@ describe('skein CLI against a real control plane', () => {
     assert.equal(wrong.code, 1, show(wrong));
     assert.match(wrong.stderr, /cannot reach/);
   });
+});
+
+describe('skein waits for the proxies: --wait, canary, rollout, proxy-status revisions', () => {
+  let plane: Plane | undefined;
+  let api = '';
+  const clients: RawAdsClient[] = [];
+  const cli = (args: string[]) => skein(args, { env: { SKEIN_API: api, USER: 'tester' } });
+  /** A proxy (raw ADS stream) subscribed to RDS reviews that ACKs or NACKs every response it gets. */
+  async function proxyThat(answer: 'ack' | 'nack' | 'ignore', node: string): Promise<RawAdsClient> {
+    const c = new RawAdsClient(plane!.proc.xds, node);
+    clients.push(c);
+    c.subscribe(TYPE_URLS.ROUTE, ['reviews']);
+    c.ack(await c.next(TYPE_URLS.ROUTE), ['reviews']);
+    c.call.on('data', (r: DiscoveryResponse) => {
+      if (answer === 'ack') c.ack(r, ['reviews']);
+      else if (answer === 'nack') c.nack(r, '', `${node} cannot use these weights`, ['reviews']);
+    });
+    await eventually(async () => ((await call(api, 'GET', '/v1/proxies')).body.proxies.find((p: { nodeId: string; state: string }) => p.nodeId === node)?.state === 'SYNCED' ? true : undefined), `${node} SYNCED`);
+    return c;
+  }
+
+  before(async () => {
+    plane = await startPlane();
+    api = plane.api;
+    await call(api, 'POST', '/v1/config', { body: [reviewsService(), reviewsRoute(90, 10)] });
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    await plane?.stop();
+    if (plane) fs.rmSync(plane.dataDir, { recursive: true, force: true });
+  });
+
+  it('canary waits by default: every proxy ACKs, exit 0', async () => {
+    const a = await proxyThat('ack', 'acker-1');
+    const r = await cli(['canary', 'reviews', 'v1=50', 'v2=50']);
+    assert.equal(r.code, 0, show(r));
+    assert.match(r.stdout, /^applied: revision 2$/m);
+    assert.match(r.stdout, /^revision 2 reached 1 proxy: 1 ACKed \(waited \d+\.\ds\)$/m);
+    a.close();
+  });
+
+  it('a NACK exits 3 and prints the proxy, its user agent and its error; --no-wait does not wait', async () => {
+    const good = await proxyThat('ack', 'good-1');
+    const bad = await proxyThat('nack', 'picky-1');
+    const r = await cli(['canary', 'reviews', 'v1=0', 'v2=100']);
+    assert.equal(r.code, 3, show(r));
+    assert.match(r.stdout, /^revision 3 reached 2 proxies: 1 ACKed, 1 NACKed/m);
+    assert.match(r.stdout, /^ {2}NACKED +picky-1 \(raw-ads-test\/1\.0\) rejected RDS: picky-1 cannot use these weights$/m);
+    assert.doesNotMatch(r.stdout, /good-1/, 'ACKed proxies are counted, not listed');
+    assert.match(r.stdout, /keep routing on the config they had/);
+    const rollout = await cli(['rollout', '3', '-o', 'json']);
+    assert.equal(rollout.code, 3, show(rollout));
+    assert.equal(JSON.parse(rollout.stdout).state, 'NACKED');
+    const status = await cli(['proxy-status']);
+    assert.equal(status.code, 0, show(status));
+    assert.match(status.stdout, /^NODE\s+STATE\s+REVISION\s+USER AGENT/m);
+    assert.match(status.stdout, /^picky-1\s+NACKED\s+2 of 3\s+raw-ads-test\/1\.0/m);
+    assert.match(status.stdout, /^good-1\s+SYNCED\s+3 of 3\s/m);
+    const noWait = await cli(['canary', 'reviews', 'v1=100', 'v2=0', '--no-wait']);
+    assert.equal(noWait.code, 0, show(noWait));
+    assert.match(noWait.stdout, /^revision 4 reached 2 proxies: 0 ACKed, 2 pending$/m);
+    assert.match(noWait.stdout, /skein rollout 4 --wait/);
+    good.close();
+    bad.close();
+  });
+
+  it('a wait that runs out exits 4 and names the proxies still pending', async () => {
+    const silent = await proxyThat('ignore', 'silent-1');
+    const applied = await skeinWithInput(['apply', '-f', '-', '--wait=400ms'], JSON.stringify(reviewsRoute(30, 70)));
+    assert.equal(applied.code, 4, show(applied));
+    assert.match(applied.stdout, /^ {2}PENDING +silent-1 \(raw-ads-test\/1\.0\): RDS$/m);
+    assert.match(applied.stdout, /the wait ran out with 1 proxy still pending/);
+    silent.close();
+  });
+
+  it('rejects a malformed --wait naming the flag, before calling the API', async () => {
+    const before = await state(api);
+    const runs = await Promise.all([cli(['canary', 'reviews', 'v1=1', 'v2=1', '--wait=soon']), cli(['canary', 'reviews', 'v1=1', 'v2=1', '--wait=11m']),
+      cli(['canary', 'reviews', 'v1=1', 'v2=1', '--wait=1s', '--no-wait']), cli(['rollout', 'latest'])]);
+    const [soon, long, both, latest] = runs;
+    for (const r of runs) assert.equal(r!.code, 1, show(r!));
+    assert.match(soon!.stderr, /--wait: invalid duration "soon"/);
+    assert.match(long!.stderr, /--wait: must be from 1ms to 10m/);
+    assert.match(both!.stderr, /--wait and --no-wait/);
+    assert.match(latest!.stderr, /expected one REVISION number/);
+    await assertUnchanged(api, before, 'bad --wait');
+  });
+
+  function skeinWithInput(args: string[], input: string): Promise<Run> {
+    return skein(args, { env: { SKEIN_API: api, USER: 'tester' }, input });
+  }
 });
 
 describe('skein control-plane --config', () => {

@@ -80,6 +80,14 @@ export class ControlPlane {
     return cp;
   }
 
+  /**
+   * Brings the snapshot up to the stored revision now, instead of on the next tick, so a change's
+   * rollout can be followed from the moment the change answers.
+   */
+  syncSnapshot(): void {
+    if (this.store.current().revision !== this.cache.revision) this.rebuild();
+  }
+
   /** The xDS resources for the current config and endpoints. */
   resources(): XdsResourceSet {
     return translate(buildMesh(this.store.current().resources), this.registry.endpoints());

@@ -7,6 +7,20 @@ import { parseListen } from '../control-plane';
 import { TYPE_URLS } from '../../../shared/src/xds/protos';
 import { applyCanary, parseCanaryRequest } from './canary';
 import { checkConfigMediaType, discardBody, flag, intParam, parseJsonBody, readBody, sendJson } from './http-io';
+import type { ChangeResult } from '../store/config-store';
+import type { RolloutReport } from '../discovery/rollout';
+import { parseDuration } from '../../../shared/src/config/duration';
+
+/** A change's answer: the store's result and, unless it was a dry run, its rollout. */
+export interface ChangeAnswer extends ChangeResult {
+  rollout?: RolloutReport;
+  /** Set instead of `rollout` when the change was stored but its push cannot be followed. */
+  rolloutError?: string;
+}
+
+/** `?wait` with no value waits this long; the longest wait allowed. */
+export const DEFAULT_WAIT_MS = 30_000;
+export const MAX_WAIT_MS = 10 * 60_000;
 
 type Handler = (req: http.IncomingMessage, url: URL, params: string[]) => Promise<[number, unknown]>;
 interface Route { method: string; pattern: RegExp; handler: Handler }
@@ -29,6 +43,7 @@ export class ApiServer {
       { method: 'GET', pattern: /^\/v1\/revisions\/(\d{1,9})$/, handler: async (_r, _u, p) => [200, await this.cp.store.revision(Number(p[0]))] },
       { method: 'POST', pattern: /^\/v1\/revisions\/(\d{1,9})\/rollback$/, handler: (req, url, p) => this.rollback(req, url, p) },
       { method: 'POST', pattern: /^\/v1\/canary$/, handler: (req, url) => this.canary(req, url) },
+      { method: 'GET', pattern: /^\/v1\/rollouts\/(\d{1,9})$/, handler: async (_r, url, p) => [200, await this.rolloutOf(Number(p[0]), url)] },
       { method: 'GET', pattern: /^\/v1\/proxies$/, handler: async () => [200, { revision: this.cp.cache.revision, proxies: this.cp.discovery.proxies() }] },
       { method: 'GET', pattern: /^\/v1\/endpoints$/, handler: async () => [200, { endpoints: this.cp.registry.list().map(leaseJson) }] },
       { method: 'POST', pattern: /^\/v1\/endpoints$/, handler: (req) => this.register(req) },
@@ -83,25 +98,53 @@ export class ApiServer {
     checkConfigMediaType(req);
     const mode = url.searchParams.get('mode') ?? 'merge';
     if (mode !== 'merge' && mode !== 'replace') throw new MeshError(ErrorCodes.VALIDATION, `query.mode: must be merge or replace, got "${mode}"`, { details: [{ resource: '', path: 'query.mode', message: 'must be merge or replace' }] });
+    const opts = this.changeOptions(req, url);
     const docs = parseDocuments(await readBody(req, this.opts.maxBodyBytes));
-    const result = await this.cp.store.apply(docs, { ...this.changeOptions(req, url), mode });
+    const result = await this.followed(this.cp.store.apply(docs, { ...opts, mode }), opts.waitMs);
     return [result.changed && !result.dryRun ? 201 : 200, result];
   }
 
   private async remove(req: http.IncomingMessage, url: URL, [kind, name]: string[]): Promise<[number, unknown]> {
     if (!(KINDS as readonly string[]).includes(kind!)) throw new MeshError(ErrorCodes.NOT_FOUND, `unknown kind "${kind}" (kinds: ${KINDS.join(', ')})`);
-    return [200, await this.cp.store.delete([`${kind}/${name}`], this.changeOptions(req, url))];
+    const opts = this.changeOptions(req, url);
+    return [200, await this.followed(this.cp.store.delete([`${kind}/${name}`], opts), opts.waitMs)];
   }
 
   private async rollback(req: http.IncomingMessage, url: URL, [n]: string[]): Promise<[number, unknown]> {
-    return [200, await this.cp.store.rollback(Number(n), this.changeOptions(req, url))];
+    const opts = this.changeOptions(req, url);
+    return [200, await this.followed(this.cp.store.rollback(Number(n), opts), opts.waitMs)];
   }
 
   private async canary(req: http.IncomingMessage, url: URL): Promise<[number, unknown]> {
+    const opts = this.changeOptions(req, url);
     const body = parseCanaryRequest(parseJsonBody(await readBody(req, this.opts.maxBodyBytes)));
     const summary = body.weights.map((w) => `${w.subset}=${w.weight}`).join(' ');
-    const opts = this.changeOptions(req, url);
-    return [200, await this.cp.store.update((docs) => applyCanary(docs, body), { ...opts, message: opts.message ?? `canary ${body.route} ${summary}` })];
+    return [200, await this.followed(this.cp.store.update((docs) => applyCanary(docs, body), { ...opts, message: opts.message ?? `canary ${body.route} ${summary}` }), opts.waitMs)];
+  }
+
+  /**
+   * Adds the rollout to a change's answer: the proxies it reached and what each did with it,
+   * after waiting up to `waitMs` for them when asked. A no-op change pushed nothing (NONE).
+   * The change is stored by then, so a failure to follow it never turns into an error answer.
+   */
+  private async followed(change: Promise<ChangeResult>, waitMs: number | undefined): Promise<ChangeAnswer> {
+    const result = await change;
+    if (result.dryRun) return result;
+    if (!result.changed) return { ...result, rollout: noRollout(result.revision) };
+    this.cp.syncSnapshot();
+    try {
+      const rollout = waitMs === undefined ? this.cp.discovery.rollout(result.revision) : await this.cp.discovery.waitRollout(result.revision, waitMs);
+      return { ...result, rollout };
+    } catch (e) {
+      this.cp.log.error({ err: e, revision: result.revision }, 'cannot follow the rollout of a stored change');
+      return { ...result, rolloutError: (e as Error).message };
+    }
+  }
+
+  private async rolloutOf(revision: number, url: URL): Promise<RolloutReport> {
+    const waitMs = waitParam(url);
+    this.cp.syncSnapshot();
+    return waitMs === undefined ? this.cp.discovery.rollout(revision) : this.cp.discovery.waitRollout(revision, waitMs);
   }
 
   private async register(req: http.IncomingMessage): Promise<[number, unknown]> {
@@ -121,12 +164,41 @@ export class ApiServer {
     return out;
   }
 
-  private changeOptions(req: http.IncomingMessage, url: URL): { dryRun: boolean; author: string; message?: string; expectedRevision?: number } {
+  private changeOptions(req: http.IncomingMessage, url: URL): { dryRun: boolean; author: string; message?: string; expectedRevision?: number; waitMs?: number } {
     const author = headerText(req, 'x-skein-author') ?? 'api';
     const message = headerText(req, 'x-skein-message');
     const expected = intParam(url.searchParams.get('expectedRevision'), 'query.expectedRevision');
-    return { dryRun: flag(url, 'dryRun'), author, ...(message === undefined ? {} : { message }), ...(expected === undefined ? {} : { expectedRevision: expected }) };
+    const dryRun = flag(url, 'dryRun');
+    const waitMs = waitParam(url);
+    if (dryRun && waitMs !== undefined) throw queryError('wait', 'cannot be combined with dryRun: a dry run pushes nothing to wait for');
+    return { dryRun, author, ...(message === undefined ? {} : { message }), ...(expected === undefined ? {} : { expectedRevision: expected }), ...(waitMs === undefined ? {} : { waitMs }) };
   }
+}
+
+/**
+ * `?wait=DURATION` (e.g. 30s, 1m30s; at most 10m), or `?wait` / `?wait=true` for the default 30s.
+ * `?wait=false` or no parameter: do not wait.
+ */
+function waitParam(url: URL): number | undefined {
+  const v = url.searchParams.get('wait');
+  if (v === null || v === 'false' || v === '0') return undefined;
+  if (v === '' || v === 'true') return DEFAULT_WAIT_MS;
+  const ms = parseDuration(v);
+  if (typeof ms !== 'number') throw queryError('wait', `${ms.error}, or true / false`);
+  if (ms > MAX_WAIT_MS) throw queryError('wait', `must be at most 10m, got "${v}"`);
+  return ms;
+}
+
+function queryError(name: string, message: string): MeshError {
+  return new MeshError(ErrorCodes.VALIDATION, `query.${name}: ${message}`, { details: [{ resource: '', path: `query.${name}`, message }] });
+}
+
+/** The rollout of a change that created no revision: nothing was pushed. */
+function noRollout(revision: number): RolloutReport {
+  return {
+    revision, fromRevision: revision, state: 'NONE', complete: true, counts: { affected: 0, acked: 0, nacked: 0, pending: 0, gone: 0 }, proxies: [],
+    summary: `no change: revision ${revision} is current and nothing was pushed`,
+  };
 }
 
 function decodePathSegment(s: string): string {

@@ -3,7 +3,8 @@ import type { FieldIssue } from '../../../shared/src/errors';
 
 /** A thin client for the SRE API. API errors become MeshErrors carrying the API's own message. */
 export class ApiClient {
-  constructor(private readonly base: string) {
+  /** @param timeoutMs how long one call may take (default 30s; longer for a server-side wait) */
+  constructor(private readonly base: string, private readonly timeoutMs = 30_000) {
     try { new URL(base); } catch { throw new MeshError(ErrorCodes.VALIDATION, `--api: "${base}" is not a URL, e.g. http://127.0.0.1:18001`); }
   }
 
@@ -15,7 +16,7 @@ export class ApiClient {
         method,
         headers: { ...headers, ...(body ? { 'content-type': body.type } : {}) },
         ...(body ? { body: body.text } : {}),
-        signal: AbortSignal.timeout(30_000),
+        signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;

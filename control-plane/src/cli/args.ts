@@ -11,6 +11,11 @@ export interface FlagSpec {
   /** Environment variable that supplies the default, if any. */
   env?: string;
   value?: string;
+  /**
+   * For a string flag whose value is optional: the value a bare `--name` stands for. A value is
+   * then given as `--name=VALUE`.
+   */
+  bare?: string;
   help: string;
 }
 
@@ -27,7 +32,8 @@ export const API_FLAG: FlagSpec = { name: 'api', type: 'string', env: 'SKEIN_API
 
 export function helpText(cmd: CommandSpec): string {
   const rows = [...cmd.flags, { name: 'help', type: 'boolean' as const, short: 'h', help: 'show this help' }].map((f) => {
-    const left = `${f.short ? `-${f.short}, ` : '    '}--${f.name}${f.type === 'string' ? ` ${f.value ?? 'VALUE'}` : ''}`;
+    const value = f.type !== 'string' ? '' : 'bare' in f && f.bare !== undefined ? `[=${f.value ?? 'VALUE'}]` : ` ${f.value ?? 'VALUE'}`;
+    const left = `${f.short ? `-${f.short}, ` : '    '}--${f.name}${value}`;
     const dflt = f.default !== undefined ? ` (default: ${f.env ? `$${f.env} or ` : ''}${f.default})` : f.env ? ` (default: $${f.env})` : '';
     return `  ${left.padEnd(30)} ${f.help}${dflt}`;
   });
@@ -40,9 +46,11 @@ export interface Parsed { values: Record<string, string | boolean | undefined>; 
 export function parse(cmd: CommandSpec, argv: string[]): Parsed {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
   for (const f of cmd.flags) options[f.name] = f.short ? { type: f.type, short: f.short } : { type: f.type };
+  const bare = new Map(cmd.flags.filter((f) => f.bare !== undefined).map((f) => [`--${f.name}`, `--${f.name}=${f.bare}`]));
+  const args = bare.size === 0 ? argv : argv.map((a) => bare.get(a) ?? a);
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (e) {
     throw new MeshError(ErrorCodes.VALIDATION, `${(e as Error).message.split('\n')[0]}\nRun 'skein ${cmd.name} --help' for usage.`);
   }

@@ -1,12 +1,16 @@
 import * as fs from 'node:fs';
 import { stringify } from 'yaml';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
-import type { ChangeResult, Revision, RevisionMeta } from '../store/config-store';
+import type { Revision, RevisionMeta } from '../store/config-store';
 import type { ProxyStatus } from '../discovery/proxy-status';
+import type { RolloutReport } from '../discovery/rollout';
+import { shortType } from '../discovery/rollout';
+import type { ChangeAnswer } from '../api/api-server';
+import { parseDuration } from '../../../shared/src/config/duration';
 import { ApiClient } from './api-client';
 import { API_FLAG, intFlag, optStr, str } from './args';
-import type { CommandSpec, Parsed } from './args';
-import { formatChange, table } from './format';
+import type { CommandSpec, FlagSpec, Parsed } from './args';
+import { formatChange, formatRollout, table } from './format';
 
 export interface Command { spec: CommandSpec; run(p: Parsed, out: (s: string) => void): Promise<number> }
 
@@ -14,9 +18,58 @@ const DRY_RUN = { name: 'dry-run', type: 'boolean' as const, help: 'validate and
 const MESSAGE = { name: 'message', short: 'm', type: 'string' as const, value: 'TEXT', help: 'why: recorded with the revision' };
 const AUTHOR = { name: 'author', type: 'string' as const, value: 'NAME', env: 'USER', default: 'cli', help: 'who: recorded with the revision' };
 const EXPECT = { name: 'expect-revision', type: 'string' as const, value: 'N', help: 'fail unless N is still the current revision (optimistic locking)' };
+/** The wait a bare --wait stands for. */
+const DEFAULT_WAIT = '30s';
+const WAIT = (dflt: boolean): FlagSpec => ({
+  name: 'wait', type: 'string', value: 'DURATION', bare: DEFAULT_WAIT,
+  help: `wait until every affected connected proxy has ACKed or NACKed the change, at most DURATION (bare --wait: ${DEFAULT_WAIT}; at most 10m). Exit 0 only if all ACKed, 3 if any NACKed, 4 if the wait ran out${dflt ? ` (default: --wait=${DEFAULT_WAIT})` : ' (default: do not wait)'}`,
+});
+const NO_WAIT: FlagSpec = { name: 'no-wait', type: 'boolean', help: 'answer as soon as the change is stored; do not wait for the proxies' };
+
+/** Exit codes of a change that was stored: every proxy ACKed (or none was affected), one NACKed, or the wait ran out. */
+export const EXIT_ACKED = 0;
+export const EXIT_NACKED = 3;
+export const EXIT_NOT_ALL_ACKED = 4;
+
+/** The wait asked for on the command line, validated; undefined for none. */
+function waitFlag(p: Parsed, byDefault: boolean): string | undefined {
+  const w = optStr(p, 'wait');
+  if (p.values['no-wait'] === true) {
+    if (w !== undefined) throw new MeshError(ErrorCodes.VALIDATION, '--wait and --no-wait: give one or the other');
+    return undefined;
+  }
+  if (w === undefined) return byDefault ? DEFAULT_WAIT : undefined;
+  const ms = parseDuration(w);
+  if (typeof ms !== 'number') throw new MeshError(ErrorCodes.VALIDATION, `--wait: ${ms.error}`);
+  if (ms < 1 || ms > 600_000) throw new MeshError(ErrorCodes.VALIDATION, `--wait: must be from 1ms to 10m, got "${w}"`);
+  if (p.values['dry-run'] === true) throw new MeshError(ErrorCodes.VALIDATION, '--wait: a dry run pushes nothing to wait for; drop --wait or --dry-run');
+  return w;
+}
+
+/** Prints a change and its rollout; the exit code says whether every affected proxy ACKed. */
+async function runChange(p: Parsed, out: (s: string) => void, method: string, path: string, extra: Record<string, string>, body: { text: string; type: string } | undefined, waitByDefault: boolean): Promise<number> {
+  const wait = waitFlag(p, waitByDefault);
+  const q = changeQuery(p, wait === undefined ? extra : { ...extra, wait });
+  const waitMs = wait === undefined ? 0 : parseDuration(wait) as number;
+  const r = await client(p, waitMs).call<ChangeAnswer>(method, `${path}${q}`, body, changeHeaders(p));
+  out(formatChange(r));
+  if (r.rolloutError !== undefined) { out(`warning: the change is stored, but its rollout cannot be followed: ${r.rolloutError}`); return EXIT_NOT_ALL_ACKED; }
+  if (r.rollout === undefined || !r.changed) return EXIT_ACKED;
+  out(formatRollout(r.rollout, wait !== undefined));
+  return rolloutExit(r.rollout, wait !== undefined);
+}
+
+/** Without a wait, a stored change succeeds whatever the proxies have not yet said. */
+function rolloutExit(r: RolloutReport, waited: boolean): number {
+  if (r.state === 'NACKED') return EXIT_NACKED;
+  if (!waited) return EXIT_ACKED;
+  return r.state === 'ACKED' || r.state === 'NONE' ? EXIT_ACKED : EXIT_NOT_ALL_ACKED;
+}
+
 const OUTPUT = (dflt: string) => ({ name: 'output', short: 'o', type: 'string' as const, value: 'FORMAT', default: dflt, help: 'output format: table, yaml or json' });
 
-function client(p: Parsed): ApiClient { return new ApiClient(str(p, 'api')); }
+/** An API client whose request timeout covers a server-side wait of `waitMs`. */
+function client(p: Parsed, waitMs = 0): ApiClient { return new ApiClient(str(p, 'api'), 30_000 + waitMs); }
 
 function changeQuery(p: Parsed, extra: Record<string, string> = {}): string {
   const q = new URLSearchParams(extra);
@@ -44,29 +97,25 @@ export const apply: Command = {
   spec: {
     name: 'apply', usage: 'apply -f FILE [flags]', summary: 'Validate and apply config documents (YAML or JSON; several per file). Prints the diff.',
     flags: [{ name: 'file', short: 'f', type: 'string', value: 'FILE', help: "config file, or '-' for standard input (required)" }, API_FLAG, DRY_RUN,
-      { name: 'replace', type: 'boolean', help: 'the file becomes the whole config: resources not in it are deleted (default: merge, upsert only)' }, MESSAGE, AUTHOR, EXPECT],
-    more: 'Examples:\n  skein apply -f mesh.yaml --dry-run\n  skein apply -f mesh.yaml -m "shift reviews to v2"',
+      { name: 'replace', type: 'boolean', help: 'the file becomes the whole config: resources not in it are deleted (default: merge, upsert only)' }, MESSAGE, AUTHOR, EXPECT, WAIT(false), NO_WAIT],
+    more: 'Examples:\n  skein apply -f mesh.yaml --dry-run\n  skein apply -f mesh.yaml -m "shift reviews to v2" --wait=1m',
   },
   async run(p, out) {
     const file = optStr(p, 'file');
     if (file === undefined) throw new MeshError(ErrorCodes.VALIDATION, '--file (-f) is required: the config file to apply, or - for stdin');
     let text: string;
     try { text = fs.readFileSync(file === '-' ? 0 : file, 'utf8'); } catch (e) { throw new MeshError(ErrorCodes.NOT_FOUND, `--file: cannot read ${file}: ${(e as Error).message}`); }
-    const q = changeQuery(p, p.values['replace'] === true ? { mode: 'replace' } : {});
-    const r = await client(p).call<ChangeResult>('POST', `/v1/config${q}`, { text, type: 'application/yaml' }, changeHeaders(p));
-    out(formatChange(r));
-    return 0;
+    return runChange(p, out, 'POST', '/v1/config', p.values['replace'] === true ? { mode: 'replace' } : {}, { text, type: 'application/yaml' }, false);
   },
 };
 
 export const del: Command = {
-  spec: { name: 'delete', usage: 'delete KIND/NAME [flags]', summary: 'Delete one resource. Refused if anything still references it.', flags: [API_FLAG, DRY_RUN, MESSAGE, AUTHOR, EXPECT] },
+  spec: { name: 'delete', usage: 'delete KIND/NAME [flags]', summary: 'Delete one resource. Refused if anything still references it.', flags: [API_FLAG, DRY_RUN, MESSAGE, AUTHOR, EXPECT, WAIT(false), NO_WAIT] },
   async run(p, out) {
     const [ref] = p.positionals;
     const m = /^([A-Za-z]+)\/([a-z0-9-]+)$/.exec(ref ?? '');
     if (m === null || p.positionals.length !== 1) throw new MeshError(ErrorCodes.VALIDATION, 'expected one KIND/NAME, e.g. skein delete HTTPRoute/reviews');
-    out(formatChange(await client(p).call<ChangeResult>('DELETE', `/v1/config/${m[1]}/${m[2]}${changeQuery(p)}`, undefined, changeHeaders(p))));
-    return 0;
+    return runChange(p, out, 'DELETE', `/v1/config/${m[1]}/${m[2]}`, {}, undefined, false);
   },
 };
 
@@ -102,12 +151,11 @@ export const revisions: Command = {
 };
 
 export const rollback: Command = {
-  spec: { name: 'rollback', usage: 'rollback REVISION [flags]', summary: "Make an older revision's config current again. This creates a new revision; history is never rewritten.", flags: [API_FLAG, DRY_RUN, MESSAGE, AUTHOR, EXPECT] },
+  spec: { name: 'rollback', usage: 'rollback REVISION [flags]', summary: "Make an older revision's config current again. This creates a new revision; history is never rewritten.", flags: [API_FLAG, DRY_RUN, MESSAGE, AUTHOR, EXPECT, WAIT(false), NO_WAIT] },
   async run(p, out) {
     const n = p.positionals[0];
     if (n === undefined || !/^\d+$/.test(n) || p.positionals.length !== 1) throw new MeshError(ErrorCodes.VALIDATION, 'expected one REVISION number, e.g. skein rollback 3');
-    out(formatChange(await client(p).call<ChangeResult>('POST', `/v1/revisions/${n}/rollback${changeQuery(p)}`, undefined, changeHeaders(p))));
-    return 0;
+    return runChange(p, out, 'POST', `/v1/revisions/${n}/rollback`, {}, undefined, false);
   },
 };
 
@@ -115,8 +163,8 @@ export const canary: Command = {
   spec: {
     name: 'canary', usage: 'canary ROUTE SUBSET=WEIGHT... [flags]',
     summary: "Set a route's traffic split across its service's subsets. Weights are relative (weight / sum); 0 sends no traffic.",
-    flags: [API_FLAG, { name: 'rule', type: 'string', value: 'NAME', help: 'only this rule of the route (default: every rule that already splits traffic, or the only rule)' }, DRY_RUN, MESSAGE, AUTHOR, EXPECT],
-    more: 'Examples:\n  skein canary reviews v1=90 v2=10\n  skein canary GRPCRoute/greeter v1=0 v2=100 --dry-run',
+    flags: [API_FLAG, { name: 'rule', type: 'string', value: 'NAME', help: 'only this rule of the route (default: every rule that already splits traffic, or the only rule)' }, DRY_RUN, MESSAGE, AUTHOR, EXPECT, WAIT(true), NO_WAIT],
+    more: 'Waits by default until every affected proxy has ACKed or NACKed the new weights, and exits 0 only if all ACKed.\n\nExamples:\n  skein canary reviews v1=90 v2=10\n  skein canary GRPCRoute/greeter v1=0 v2=100 --dry-run\n  skein canary reviews v1=50 v2=50 --wait=2m',
   },
   async run(p, out) {
     const [route, ...pairs] = p.positionals;
@@ -130,8 +178,7 @@ export const canary: Command = {
     }
     const rule = optStr(p, 'rule');
     const body = JSON.stringify({ route, weights, ...(rule === undefined ? {} : { rule }) });
-    out(formatChange(await client(p).call<ChangeResult>('POST', `/v1/canary${changeQuery(p)}`, { text: body, type: 'application/json' }, changeHeaders(p))));
-    return 0;
+    return runChange(p, out, 'POST', '/v1/canary', {}, { text: body, type: 'application/json' }, p.values['dry-run'] !== true);
   },
 };
 
@@ -148,14 +195,31 @@ export const proxyStatus: Command = {
     const proxies = res.proxies.filter((x) => node === undefined || x.nodeId === node);
     if (fmt === 'json') { out(JSON.stringify({ revision: res.revision, proxies }, null, 2)); return 0; }
     if (proxies.length === 0) { out(node === undefined ? 'no xDS clients connected' : `no xDS client with node id ${node}`); return node === undefined ? 0 : 1; }
-    const short = (t: string) => ({ Listener: 'LDS', RouteConfiguration: 'RDS', Cluster: 'CDS', ClusterLoadAssignment: 'EDS' } as Record<string, string>)[t.slice(t.lastIndexOf('.') + 1)] ?? t;
-    const per = (x: ProxyStatus) => x.types.map((t) => `${short(t.typeUrl)}:${t.state}@${t.ackedVersion?.slice(0, 8) ?? '-'}`).join(' ');
-    out(table(['NODE', 'STATE', 'USER AGENT', 'CONNECTED', 'TYPES'], proxies.map((x) => [x.nodeId, x.state, x.userAgent, x.connectedAt, per(x)])));
+    const per = (x: ProxyStatus) => x.types.map((t) => `${shortType(t.typeUrl)}:${t.state}@${t.ackedRevision ?? '-'}`).join(' ');
+    out(table(['NODE', 'STATE', 'REVISION', 'USER AGENT', 'CONNECTED', 'TYPES'], proxies.map((x) => [x.nodeId, x.state, `${x.ackedRevision} of ${res.revision}`, x.userAgent, x.connectedAt, per(x)])));
     for (const x of proxies) for (const t of x.types) {
-      if (t.state === 'NACKED' && t.lastNack) out(`\n${x.nodeId} rejected ${short(t.typeUrl)} version ${t.lastNack.version}:\n  ${t.lastNack.message}`);
+      if (t.state === 'NACKED' && t.lastNack) out(`\n${x.nodeId} rejected ${shortType(t.typeUrl)} version ${t.lastNack.version}:\n  ${t.lastNack.message}`);
     }
     out(`\n(config revision ${res.revision})`);
     return 0;
+  },
+};
+
+export const rollout: Command = {
+  spec: {
+    name: 'rollout', usage: 'rollout REVISION [flags]',
+    summary: 'Show what the connected proxies did with a config revision: ACKed, NACKed (with their error), still pending, or disconnected.',
+    flags: [API_FLAG, WAIT(false), OUTPUT('table')],
+    more: 'Exit 0 when every affected proxy ACKed (or none was affected), 3 if any NACKed, 4 if some are still pending after --wait.\n\nExample:\n  skein rollout 14 --wait=1m',
+  },
+  async run(p, out) {
+    const fmt = outputFormat(p, ['table', 'json']);
+    const n = p.positionals[0];
+    if (n === undefined || !/^\d{1,9}$/.test(n) || p.positionals.length !== 1) throw new MeshError(ErrorCodes.VALIDATION, 'expected one REVISION number, e.g. skein rollout 14');
+    const wait = waitFlag(p, false);
+    const r = await client(p, wait === undefined ? 0 : parseDuration(wait) as number).call<RolloutReport>('GET', `/v1/rollouts/${n}${wait === undefined ? '' : `?wait=${encodeURIComponent(wait)}`}`);
+    out(fmt === 'json' ? JSON.stringify(r, null, 2) : formatRollout(r, wait !== undefined));
+    return r.state === 'NACKED' ? EXIT_NACKED : r.complete ? EXIT_ACKED : EXIT_NOT_ALL_ACKED;
   },
 };
 

@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 import { formatCliError } from './api-client';
 import { helpText, parse } from './args';
-import { apply, canary, del, endpoints, get, proxyStatus, revisions, rollback } from './config-commands';
+import { apply, canary, del, endpoints, get, proxyStatus, revisions, rollback, rollout } from './config-commands';
 import type { Command } from './config-commands';
 import { controlPlane } from './control-plane-command';
 import { sidecar } from './sidecar-command';
 import { demo } from '../demo/demo-command';
 
-const COMMANDS: Command[] = [controlPlane, sidecar, apply, del, get, revisions, rollback, canary, proxyStatus, endpoints, demo];
+const COMMANDS: Command[] = [controlPlane, sidecar, apply, del, get, revisions, rollback, canary, rollout, proxyStatus, endpoints, demo];
 
 function usage(): string {
   const rows = COMMANDS.map((c) => `  ${c.spec.name.padEnd(15)} ${c.spec.summary.split('\n')[0]}`);

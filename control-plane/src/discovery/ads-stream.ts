@@ -33,6 +33,12 @@ export interface DiscoveryResponse {
 const MAX_IN_FLIGHT = 4;
 
 /** Limits on what one client may ask for; anything beyond is a protocol error. */
+/**
+ * Told when a client answers a response: ACKED with the newest config revision the client now
+ * has for that type, or NACKED with the revision of the rejected response and the client's error.
+ */
+export type AnswerListener = (stream: AdsStream, typeUrl: string, state: 'ACKED' | 'NACKED', revision: number, error?: string) => void;
+
 export const REQUEST_LIMITS = { maxNames: 10_000, maxNameLength: 1024, maxTypeUrlLength: 256, maxNodeIdLength: 256 } as const;
 
 interface TypeState {
@@ -43,6 +49,8 @@ interface TypeState {
   sentRevision: number | null;
   sentAt: number | null;
   ackedVersion: string | null;
+  /** The config revision of the response the client last ACKed. */
+  ackedRevision: number | null;
   ackedAt: number | null;
   lastNack: TypeStatus['lastNack'];
   /** True once a NACK arrived for sentVersion: stays until a new version is sent. */
@@ -71,6 +79,7 @@ export class AdsStream {
     private readonly clock: Clock,
     private readonly log: Logger,
     id: string,
+    private readonly onAnswer: AnswerListener = () => undefined,
   ) {
     this.id = id;
     this.connectedAt = clock.now();
@@ -100,16 +109,21 @@ export class AdsStream {
       return undefined;
     }
     if (st === undefined) {
-      st = { wildcard: false, names: new Set(), sentVersion: null, sentNonce: null, sentRevision: null, sentAt: null, ackedVersion: null, ackedAt: null, lastNack: null, nacked: false };
+      st = { wildcard: false, names: new Set(), sentVersion: null, sentNonce: null, sentRevision: null, sentAt: null, ackedVersion: null, ackedRevision: null, ackedAt: null, lastNack: null, nacked: false };
       this.types.set(type, st);
     }
+    let answer: 'ACKED' | 'NACKED' | undefined;
+    const answeredRevision = st.sentRevision ?? 0;
     if (nonce !== '' && nonce === st.sentNonce) {
       if (req.error_detail !== undefined) {
+        answer = 'NACKED';
         st.nacked = true;
         st.lastNack = { version: st.sentVersion ?? '', message: req.error_detail.message ?? '', code: req.error_detail.code ?? 0, at: new Date(this.clock.now()).toISOString() };
         this.log.warn({ stream: this.id, node: this.nodeId, type, version: st.sentVersion, error: st.lastNack.message }, 'xDS client rejected a response (NACK)');
       } else {
+        answer = 'ACKED';
         st.ackedVersion = req.version_info ?? '';
+        st.ackedRevision = st.sentRevision;
         st.ackedAt = this.clock.now();
         st.nacked = false;
       }
@@ -119,17 +133,43 @@ export class AdsStream {
     st.names = new Set(names.filter((n) => n !== '*'));
     this.dirty.add(type);
     this.pump(nonce === '');
+    if (answer === 'NACKED') {
+      this.onAnswer(this, type, 'NACKED', answeredRevision, st.lastNack!.message);
+    } else if (answer === 'ACKED') {
+      // Nothing newer went out and nothing waits: the client has all there is of this type.
+      const caughtUp = st.sentNonce === nonce && !this.dirty.has(type);
+      this.onAnswer(this, type, 'ACKED', caughtUp ? this.cache.revision : answeredRevision);
+    }
     return undefined;
   }
 
-  /** Marks the types a snapshot change touches for this stream, and pushes. */
-  onSnapshot(change: SnapshotChange): void {
+  /**
+   * Marks the types a snapshot change touches for this stream, and pushes. Returns those types,
+   * so the caller can follow what the client does with them.
+   */
+  onSnapshot(change: SnapshotChange): string[] {
+    const touched: string[] = [];
     for (const [type, names] of change.changed) {
       const st = this.types.get(type);
       if (st === undefined) continue;
-      if (st.wildcard || [...names].some((n) => st.names.has(n))) this.dirty.add(type);
+      if (st.wildcard || [...names].some((n) => st.names.has(n))) { this.dirty.add(type); touched.push(type); }
     }
     this.pump(false);
+    return touched;
+  }
+
+  /**
+   * After onSnapshot: reports as ACKED (at the current revision) each touched type that had
+   * nothing new to send (the change was undone before it went out, or it leaves the client's
+   * resources as they were) and whose last response was ACKed. Those types are in step already,
+   * and no answer will come for them.
+   */
+  reportUnchanged(touched: readonly string[]): void {
+    for (const type of touched) {
+      const st = this.types.get(type)!;
+      if (this.dirty.has(type) || st.nacked || st.sentVersion === null || st.ackedVersion !== st.sentVersion || st.sentRevision === this.cache.revision) continue;
+      this.onAnswer(this, type, 'ACKED', this.cache.revision);
+    }
   }
 
   /**
@@ -162,6 +202,7 @@ export class AdsStream {
         sentRevision: st.sentRevision,
         sentAt: iso(st.sentAt),
         ackedVersion: st.ackedVersion,
+        ackedRevision: this.typeAckedRevision(type, st),
         ackedAt: iso(st.ackedAt),
         lastNack: st.lastNack,
         state: this.typeState(type, st),
@@ -176,8 +217,15 @@ export class AdsStream {
       connectedAt: new Date(this.connectedAt).toISOString(),
       state: worst(types.map((t) => t.state)),
       currentRevision: this.cache.revision,
+      ackedRevision: types.reduce((min, t) => Math.min(min, t.ackedRevision ?? 0), this.cache.revision),
       types,
     };
+  }
+
+  /** The newest revision whose resources of this type the client has ACKed in full. */
+  private typeAckedRevision(type: string, st: TypeState): number | null {
+    if (st.ackedVersion === null) return null;
+    return this.typeState(type, st) === 'SYNCED' ? this.cache.revision : st.ackedRevision;
   }
 
   /** NACKED: the last response was rejected. STALE: sent but not ACKed, or a push is pending. */
@@ -226,7 +274,8 @@ export class AdsStream {
     this.log.debug({ stream: this.id, node: this.nodeId, type, version, count: resources.length, nonce }, 'xDS response sent');
   }
 
-  private userAgent(): string {
+  /** The client's user agent as name/version, e.g. grpc-node-js/1.14.1. */
+  userAgent(): string {
     const n = this.node;
     if (n === undefined) return '';
     const v = n.user_agent_version ?? (n.user_agent_build_version?.version

@@ -4,8 +4,11 @@ import type { Logger } from '../../../shared/src/log';
 import { loadAdsServiceDefinition } from '../../../shared/src/xds/protos';
 import { AdsStream } from './ads-stream';
 import type { DiscoveryRequest, DiscoveryResponse } from './ads-stream';
-import type { SnapshotCache } from './snapshot-cache';
+import type { SnapshotCache, SnapshotChange } from './snapshot-cache';
 import type { ProxyStatus } from './proxy-status';
+import { RolloutLog } from './rollout';
+import type { Rollout, RolloutReport } from './rollout';
+import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 
 /**
  * envoy.service.discovery.v3.AggregatedDiscoveryService, state of the world.
@@ -15,9 +18,60 @@ import type { ProxyStatus } from './proxy-status';
 export class DiscoveryServer {
   private readonly streams = new Map<string, AdsStream>();
   private seq = 0;
+  private readonly rollouts = new RolloutLog();
+  private lastRevision: number;
 
   constructor(private readonly cache: SnapshotCache, private readonly clock: Clock, private readonly log: Logger) {
-    cache.onChange((change) => { for (const s of this.streams.values()) s.onSnapshot(change); });
+    this.lastRevision = cache.revision;
+    cache.onChange((change) => this.onSnapshot(change));
+  }
+
+  /**
+   * Offers a snapshot change to every stream. A change that carries a new config revision starts
+   * a rollout: the streams it touches, per type, to be settled by their ACKs and NACKs.
+   */
+  private onSnapshot(change: SnapshotChange): void {
+    const rollout = change.revision > this.lastRevision ? this.rollouts.begin(this.lastRevision + 1, change.revision) : undefined;
+    if (change.revision > this.lastRevision) this.lastRevision = change.revision;
+    for (const s of this.streams.values()) {
+      const touched = s.onSnapshot(change);
+      if (rollout === undefined || touched.length === 0) continue;
+      for (const type of touched) rollout.affect(s.id, s.nodeId, s.userAgent(), type);
+      s.reportUnchanged(touched);
+    }
+  }
+
+  /**
+   * What the proxies did with `revision` so far. NOT_FOUND for a revision not yet served or
+   * too old to be kept (the newest 256 snapshot revisions are).
+   */
+  rollout(revision: number): RolloutReport { return this.find(revision).report(); }
+
+  /**
+   * Waits up to `ms` for every proxy affected by `revision` to ACK or NACK (or disconnect), and
+   * reports. A rollout that touched no proxy answers at once.
+   */
+  async waitRollout(revision: number, ms: number): Promise<RolloutReport> {
+    const r = this.find(revision);
+    const start = this.clock.now();
+    if (!r.complete) {
+      await new Promise<void>((resolve) => {
+        const timer = this.clock.setTimer(ms, () => { r.forget(done); resolve(); });
+        const done = (): void => { timer.cancel(); resolve(); };
+        r.whenComplete(done);
+      });
+    }
+    const report = r.report();
+    return { ...report, waitedMs: this.clock.now() - start, timedOut: !report.complete };
+  }
+
+  private find(revision: number): Rollout {
+    const r = this.rollouts.find(revision);
+    if (r !== undefined) return r;
+    const oldest = this.rollouts.oldest();
+    const why = revision > this.lastRevision ? `is not served yet (the snapshot is at revision ${this.lastRevision})`
+      : `is older than the rollouts kept (the oldest kept is ${oldest ?? this.lastRevision + 1})`;
+    throw new MeshError(ErrorCodes.NOT_FOUND, `no rollout for revision ${revision}: it ${why}`);
   }
 
   /** Adds the ADS service to a gRPC server. */
@@ -45,11 +99,12 @@ export class DiscoveryServer {
 
   private handle(call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>): void {
     const id = `${Date.now().toString(36)}-${++this.seq}`;
-    const stream = new AdsStream(call, this.cache, this.clock, this.log, id);
+    const stream = new AdsStream(call, this.cache, this.clock, this.log, id, (s, type, state, revision, error) => this.rollouts.answered(s.id, type, state, revision, error));
     this.streams.set(id, stream);
     const done = () => {
       if (!this.streams.delete(id)) return;
       stream.close();
+      this.rollouts.gone(id);
       this.log.info({ stream: id, node: stream.nodeId }, 'xDS client disconnected');
     };
     call.on('data', (req: DiscoveryRequest) => {

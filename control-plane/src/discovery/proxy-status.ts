@@ -11,6 +11,11 @@ export interface TypeStatus {
   sentAt: string | null;
   /** The version the client last ACKed. */
   ackedVersion: string | null;
+  /**
+   * The newest config revision whose resources of this type the client has ACKed: the current
+   * revision when nothing is pending for it, else the revision of the response it last ACKed.
+   */
+  ackedRevision: number | null;
   ackedAt: string | null;
   /** The last rejection, kept after later ACKs so it can be read after the fact. */
   lastNack: { version: string; message: string; code: number; at: string } | null;
@@ -28,6 +33,11 @@ export interface ProxyStatus {
   state: SyncState;
   /** The config revision of the current snapshot, for comparing with what was sent. */
   currentRevision: number;
+  /**
+   * The config revision the proxy is on: the newest revision it has ACKed for every type it
+   * subscribes to ("revision 12 of 14"). Equal to currentRevision when it is SYNCED.
+   */
+  ackedRevision: number;
   types: TypeStatus[];
 }
 

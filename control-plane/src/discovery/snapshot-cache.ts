@@ -25,7 +25,7 @@ export interface CachedResource {
 export interface SnapshotChange {
   /** Config revision that produced the new snapshot. */
   revision: number;
-  /** Per type, the names added, changed or removed. Types with no change are absent. */
+  /** Per type, the names added, changed or removed. Types with no change are absent (it may be empty for a new revision). */
   changed: Map<string, Set<string>>;
 }
 
@@ -60,9 +60,11 @@ export class SnapshotCache {
       if (names.size > 0) changed.set(type, names);
       this.types.set(type, now);
     }
+    const newRevision = revision !== this.revisionValue;
     this.revisionValue = revision;
     const change = { revision, changed };
-    if (changed.size > 0) for (const l of this.listeners) l(change);
+    // A new revision is announced even when it changes no resource, so its rollout exists.
+    if (changed.size > 0 || newRevision) for (const l of this.listeners) l(change);
     return change;
   }
 
