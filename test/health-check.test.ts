@@ -273,9 +273,11 @@ describe('decodeHealthChecks', () => {
       'health_checks[0].timeout: must be at least 1ms', 'health_checks[0].interval: must be at least 1ms',
       'health_checks[0].unhealthy_threshold: must be >= 1, got 0', 'health_checks[0].healthy_threshold: must be >= 1, got 0']],
     ['negative timeout', [{ ...base(), timeout: d(-1) }], ['health_checks[0].timeout: must be at least 1ms']],
-    ['no checker', [{ ...base(), http_health_check: undefined, health_checker: undefined }], ['health_checks[0]: one of http_health_check or grpc_health_check is required']],
-    ['tcp_health_check', [{ ...base(), http_health_check: undefined, tcp_health_check: {} }], ['health_checks[0].tcp_health_check: TCP health checks are not supported; use http_health_check or grpc_health_check']],
-    ['custom_health_check', [{ ...base(), http_health_check: undefined, custom_health_check: { name: 'x' } }], ['health_checks[0].custom_health_check: custom health checkers are not supported; use http_health_check or grpc_health_check']],
+    ['no checker', [{ ...base(), http_health_check: undefined, health_checker: undefined }], ['health_checks[0]: one of http_health_check, grpc_health_check or tcp_health_check is required']],
+    ['tcp_health_check with payloads', [{ ...base(), http_health_check: undefined, tcp_health_check: { send: { text: '50494e47' }, receive: [{ text: '504f4e47' }] } }], [
+      'health_checks[0].tcp_health_check.send: payloads are not supported: a TCP health check is connect-only',
+      'health_checks[0].tcp_health_check.receive: payloads are not supported: a TCP health check is connect-only']],
+    ['custom_health_check', [{ ...base(), http_health_check: undefined, custom_health_check: { name: 'x' } }], ['health_checks[0].custom_health_check: custom health checkers are not supported; use http_health_check, grpc_health_check or tcp_health_check']],
     ['behaviour-changing top-level fields', [{ ...base(), unhealthy_interval: d(1), no_traffic_interval: d(60), no_traffic_healthy_interval: d(60), unhealthy_edge_interval: d(1),
       healthy_edge_interval: d(1), interval_jitter_percent: 10, alt_port: { value: 81 }, event_logger: [{ name: 'x' }], always_log_health_check_failures: true,
       always_log_health_check_success: true, tls_options: { alpn_protocols: ['h2'] }, transport_socket_match_criteria: { fields: {} } }],
@@ -326,10 +328,10 @@ describe('decodeHealthChecks', () => {
       check: { kind: 'http', path: '/ready', host: undefined, expectedStatuses: [[200, 201], [204, 205]], codec: 'http1' } } });
     const grpcHc = wire({ timeout: { seconds: 1 }, interval: { seconds: 10 }, healthy_threshold: { value: 1 }, unhealthy_threshold: { value: 3 }, grpc_health_check: {} });
     assert.deepEqual(decode([grpcHc]).cfg?.check, { kind: 'grpc', serviceName: '', authority: undefined });
-    const tcp = wire({ timeout: { seconds: 1 }, interval: { seconds: 10 }, healthy_threshold: { value: 1 }, unhealthy_threshold: { value: 3 }, tcp_health_check: {}, unhealthy_interval: { seconds: 1 } });
-    assert.deepEqual(decode([tcp]).issues, [
-      'health_checks[0].tcp_health_check: TCP health checks are not supported; use http_health_check or grpc_health_check',
-      'health_checks[0].unhealthy_interval: is not supported by skein health checks']);
+    const tcp = wire({ timeout: { seconds: 1 }, interval: { seconds: 10 }, healthy_threshold: { value: 1 }, unhealthy_threshold: { value: 3 }, tcp_health_check: {} });
+    assert.deepEqual(decode([tcp]), { issues: [], cfg: { timeoutMs: 1000, intervalMs: 10_000, unhealthyThreshold: 3, healthyThreshold: 1, check: { kind: 'tcp' } } });
+    const tcpPlus = wire({ timeout: { seconds: 1 }, interval: { seconds: 10 }, healthy_threshold: { value: 1 }, unhealthy_threshold: { value: 3 }, tcp_health_check: {}, unhealthy_interval: { seconds: 1 } });
+    assert.deepEqual(decode([tcpPlus]).issues, ['health_checks[0].unhealthy_interval: is not supported by skein health checks']);
   });
 
   it('uses the given path prefix', () => {
@@ -497,6 +499,37 @@ describe('HealthChecker: HTTP/1.1', () => {
 });
 
 // --- HTTP/2 ------------------------------------------------------------------------------
+
+describe('HealthChecker: TCP (connect only)', () => {
+  it('passes while connections are accepted, fails at the threshold once they are refused, and comes back', async () => {
+    let accepted = 0;
+    const server = net.createServer((s) => { accepted++; s.on('error', () => undefined); });
+    await new Promise<void>((r) => server.listen(0, HOST, () => r()));
+    const port = (server.address() as net.AddressInfo).port;
+    const h = harness(config({ kind: 'tcp' }, { unhealthyThreshold: 2, healthyThreshold: 2 }));
+    const a = host(port);
+    try {
+      h.hc.setHosts([a]);
+      await h.done(1);
+      await until(() => accepted === 1, 'the check connection to arrive');
+      assert.equal(a.hcFailed, false);
+      await new Promise<void>((r) => server.close(() => r()));
+      for (const n of [2, 3]) { h.clock.advance(INTERVAL); await h.done(n); }
+      assert.equal(a.hcFailed, true, 'two refused connections in a row');
+      assert.equal(h.changes, 1);
+      assert.match(h.hc.hostInfo(a)!.lastFailure!, /ECONNREFUSED/);
+      await new Promise<void>((r) => server.listen(port, HOST, () => r()));
+      for (const n of [4, 5]) { h.clock.advance(INTERVAL); await h.done(n); }
+      assert.equal(a.hcFailed, false, 'back after two accepted connections');
+      assert.equal(h.changes, 2);
+      assert.deepEqual(h.counters(), { attempt: 5, success: 3, failure: 2, network_failure: 2, timeout: 0 });
+      assert.equal(accepted, 3);
+    } finally {
+      await h.hc.close();
+      server.close();
+    }
+  });
+});
 
 describe('HealthChecker: HTTP/2 codec', () => {
   it('checks over one h2c session, with thresholds, :authority and user-agent; a session the server killed is replaced', async () => {

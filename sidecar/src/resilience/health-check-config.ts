@@ -19,8 +19,10 @@
  *      prior knowledge); method GET (the default; METHOD_UNSPECIFIED means GET).
  *    - grpc_health_check: grpc.health.v1.Health/Check over h2c; service_name (default '':
  *      the server's overall health); authority (default: the cluster name).
+ *    - tcp_health_check: connect only (a connection that is accepted passes, then is closed);
+ *      `send` and `receive` payloads are rejected.
  * Everything else that is set is rejected with an issue naming its exact path, never ignored:
- * tcp_health_check, custom_health_check, alt_port, no_traffic_interval,
+ * custom_health_check, alt_port, no_traffic_interval,
  * no_traffic_healthy_interval, unhealthy_interval, unhealthy_edge_interval,
  * healthy_edge_interval, interval_jitter_percent, event_logger, always_log_health_check_*,
  * tls_options, transport_socket_match_criteria; in http_health_check: send, receive,
@@ -51,12 +53,17 @@ export interface GrpcHealthCheckConfig {
   authority: string | undefined;
 }
 
+/** Envoy's TcpHealthCheck with no payloads: the check passes when a connection is accepted. */
+export interface TcpHealthCheckConfig {
+  kind: 'tcp';
+}
+
 export interface HealthCheckConfig {
   timeoutMs: number;
   intervalMs: number;
   unhealthyThreshold: number;
   healthyThreshold: number;
-  check: HttpHealthCheckConfig | GrpcHealthCheckConfig;
+  check: HttpHealthCheckConfig | GrpcHealthCheckConfig | TcpHealthCheckConfig;
 }
 
 type Wire = Record<string, unknown>;
@@ -64,12 +71,15 @@ type Duration = { seconds?: string | number; nanos?: number };
 
 /** Keys of HealthCheck this decoder reads; `health_checker` is protobufjs's virtual oneof key. */
 const HANDLED = new Set(['timeout', 'interval', 'unhealthy_threshold', 'healthy_threshold', 'reuse_connection',
-  'initial_jitter', 'interval_jitter', 'http_health_check', 'grpc_health_check', 'health_checker']);
+  'initial_jitter', 'interval_jitter', 'http_health_check', 'grpc_health_check', 'tcp_health_check', 'health_checker']);
 const HTTP_HANDLED = new Set(['host', 'path', 'expected_statuses', 'codec_client_type', 'method']);
 const GRPC_HANDLED = new Set(['service_name', 'authority']);
 const REASONS: Readonly<Record<string, string>> = {
-  tcp_health_check: 'TCP health checks are not supported; use http_health_check or grpc_health_check',
-  custom_health_check: 'custom health checkers are not supported; use http_health_check or grpc_health_check',
+  custom_health_check: 'custom health checkers are not supported; use http_health_check, grpc_health_check or tcp_health_check',
+};
+const TCP_REASONS: Readonly<Record<string, string>> = {
+  send: 'payloads are not supported: a TCP health check is connect-only',
+  receive: 'payloads are not supported: a TCP health check is connect-only',
 };
 /** A path: '/' then visible ASCII; a host/authority: visible ASCII. */
 const PATH_RE = /^\/[\x21-\x7e]*$/;
@@ -96,7 +106,8 @@ export function decodeHealthChecks(wire: Record<string, unknown>[], issues: Issu
   let check: HealthCheckConfig['check'] | undefined;
   if (isSet(hc['http_health_check'])) check = decodeHttp(hc['http_health_check'] as Wire, `${at}.http_health_check`, issues);
   else if (isSet(hc['grpc_health_check'])) check = decodeGrpc(hc['grpc_health_check'] as Wire, `${at}.grpc_health_check`, issues);
-  else if (!isSet(hc['tcp_health_check']) && !isSet(hc['custom_health_check'])) issues.add(at, 'one of http_health_check or grpc_health_check is required');
+  else if (isSet(hc['tcp_health_check'])) { rejectUnhandled(hc['tcp_health_check'] as Wire, new Set(), `${at}.tcp_health_check`, issues, TCP_REASONS); check = { kind: 'tcp' }; }
+  else if (!isSet(hc['custom_health_check'])) issues.add(at, 'one of http_health_check, grpc_health_check or tcp_health_check is required');
   if (issues.list.length !== before || check === undefined) return undefined;
   return { timeoutMs: timeoutMs!, intervalMs: intervalMs!, unhealthyThreshold: unhealthyThreshold!, healthyThreshold: healthyThreshold!, check };
 }
@@ -150,10 +161,10 @@ function decodeGrpc(w: Wire, at: string, issues: Issues): GrpcHealthCheckConfig 
 }
 
 /** Every set key of `w` not in `handled` is an issue at `<at>.<key>`. */
-function rejectUnhandled(w: Wire, handled: ReadonlySet<string>, at: string, issues: Issues): void {
+function rejectUnhandled(w: Wire, handled: ReadonlySet<string>, at: string, issues: Issues, reasons = REASONS): void {
   for (const [k, v] of Object.entries(w)) {
     if (handled.has(k) || !isSet(v)) continue;
-    issues.add(`${at}.${k}`, REASONS[k] ?? 'is not supported by skein health checks');
+    issues.add(`${at}.${k}`, reasons[k] ?? 'is not supported by skein health checks');
   }
 }
 

@@ -22,6 +22,7 @@
  *    fresh connection, within the same timeout.
  *  - HTTP/2 (codec_client_type HTTP2): node:http2, h2c with prior knowledge, one session per
  *    host; a session that errored, closed or got GOAWAY is replaced at the next check.
+ *  - TCP: a connection that is accepted passes and is closed at once (connect-only).
  *  - gRPC: grpc.health.v1.Health/Check with @grpc/grpc-js, one channel per host (own
  *    subchannel pool, so closing it closes its connection); success iff SERVING. The channel
  *    is re-created after UNAVAILABLE so the next check connects afresh instead of waiting out
@@ -121,7 +122,7 @@ export class HealthChecker {
     this.cfg = opts.config;
     this.cluster = opts.cluster;
     const check = opts.config.check;
-    this.authority = (check.kind === 'http' ? check.host : check.authority) ?? opts.cluster;
+    this.authority = (check.kind === 'http' ? check.host : check.kind === 'grpc' ? check.authority : undefined) ?? opts.cluster;
     this.clock = opts.clock;
     this.log = opts.log;
     this.onChange = opts.onChange;
@@ -225,6 +226,7 @@ export class HealthChecker {
   private newProber(host: Host): Prober {
     const check = this.cfg.check;
     if (check.kind === 'grpc') return new GrpcProber(host, check, this.authority);
+    if (check.kind === 'tcp') return new TcpProber(host);
     return check.codec === 'http2' ? new Http2Prober(host, check, this.authority) : new Http1Prober(host, check, this.authority);
   }
 }
@@ -454,6 +456,32 @@ class Http2Prober implements Prober {
       s.destroy();
     }));
     await Promise.all(waits);
+  }
+}
+
+/** Connect-only: an accepted connection passes and is closed at once. */
+class TcpProber implements Prober {
+  private socket: net.Socket | undefined;
+
+  constructor(private readonly host: Host) {}
+
+  start(done: Done): void {
+    const socket = net.connect({ host: this.host.address, port: this.host.port });
+    this.socket = socket;
+    socket.setNoDelay(true);
+    socket.once('connect', () => { this.drop(socket); done(undefined); });
+    socket.once('error', (e) => { this.drop(socket); done(networkFailure(e)); });
+  }
+
+  abort(): void { if (this.socket !== undefined) this.drop(this.socket); }
+
+  close(): Promise<void> { this.abort(); return Promise.resolve(); }
+
+  private drop(socket: net.Socket): void {
+    if (this.socket === socket) this.socket = undefined;
+    socket.removeAllListeners('connect');
+    socket.on('error', () => undefined);
+    socket.destroy();
   }
 }
 
