@@ -17,6 +17,9 @@ import { AdminServer } from './admin/admin-server';
 import { Stats } from './stats/stats';
 import { ClusterStats } from './stats/stat-bundles';
 import { Registration } from './registration';
+import { AppHealth } from './app-health';
+import type { AppHealthSettings } from './app-health';
+import { DEFAULT_APP_HEALTH } from './app-health-settings';
 import { installFastAsyncResourceBind } from './runtime/async-resource-bind';
 import { SKEIN_VERSION } from '../../shared/src/paths';
 
@@ -34,6 +37,8 @@ export interface SidecarOptions {
   adminListen: string;
   leaseTtlMs: number;
   drainTimeoutMs: number;
+  /** How the sidecar watches its app (with `service`). Default: TCP connect every 1s, 2 to fail, 2 to pass. */
+  appHealth?: AppHealthSettings;
   /** Request-body bytes kept for retries (default 65536). */
   retryBufferBytes?: number;
   /** The LDS listener whose routes the outbound port serves. Default skein.outbound. */
@@ -56,6 +61,7 @@ export class Sidecar {
   private xds!: XdsClient;
   private admin!: AdminServer;
   private registration: Registration | undefined;
+  private appHealth: AppHealth | undefined;
   private listeners: ReadonlyMap<string, ListenerConfig> = new Map();
   private routeTables: ReadonlyMap<string, RouteTable> = new Map();
   private readonly clusters = new Map<string, Cluster>();
@@ -70,19 +76,34 @@ export class Sidecar {
   static async start(opts: SidecarOptions): Promise<Sidecar> {
     installFastAsyncResourceBind();
     const sc = new Sidecar(opts);
-    await sc.startAdmin();
-    sc.bound['outbound'] = await sc.listen(sc.outbound, opts.outboundListen, '--outbound-listen');
-    if (opts.service !== undefined) await sc.startInbound();
+    try {
+      await sc.startAdmin();
+      sc.bound['outbound'] = await sc.listen(sc.outbound, opts.outboundListen, '--outbound-listen');
+      if (opts.service !== undefined) await sc.startInbound();
+    } catch (e) {
+      // Whatever already listens would keep the process alive with nothing to serve.
+      await sc.abandon();
+      throw e;
+    }
     sc.startXds();
     if (opts.service !== undefined) {
       sc.registration = new Registration({ api: opts.api, service: opts.service, address: opts.advertiseAddress, port: Number(sc.bound['inbound']!.split(':').pop()), labels: { version: opts.version }, ttlMs: opts.leaseTtlMs, node: opts.nodeId, clock: sc.clock, log: opts.log });
       await sc.registration.start();
+      if (sc.appHealth?.unhealthyReason !== undefined) await sc.registration.setHealth('UNHEALTHY');
     }
     opts.log.info({ ...sc.bound, node: opts.nodeId, xds: opts.xdsServer }, 'sidecar started');
     return sc;
   }
 
   addresses(): Record<string, string> { return { ...this.bound }; }
+
+  /** Closes what a failed start opened. */
+  private async abandon(): Promise<void> {
+    await this.appHealth?.close();
+    for (const s of this.servers) s.close();
+    for (const c of this.inboundClusters()) c.close();
+    await this.admin?.close();
+  }
 
   /**
    * SIGTERM: deregister and stop accepting connections, but keep serving the open ones until
@@ -96,6 +117,7 @@ export class Sidecar {
     log.info({ timeoutMs: this.opts.drainTimeoutMs }, 'draining');
     const deadline = this.clock.now() + this.opts.drainTimeoutMs;
     await this.registration?.stop();
+    await this.appHealth?.close();
     let timer: { cancel(): void } | undefined;
     await Promise.race([
       Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r())))),
@@ -148,6 +170,14 @@ export class Sidecar {
     const cluster = new Cluster({ name: 'skein.inbound', edsServiceName: 'skein.inbound', lbPolicy: 'round_robin', connectTimeoutMs: 1000, protocol: o.appProtocol === 'http' ? 'h1' : 'h2' } as ClusterConfig, this.clock, { stats: this.stats, log: o.log });
     cluster.updateEndpoints([{ address: host, port, weight: 1, zone: '', health: 'HEALTHY' }]);
     cluster.stats = new ClusterStats(this.stats, 'skein.inbound');
+    const settings = o.appHealth ?? DEFAULT_APP_HEALTH;
+    this.appHealth = new AppHealth(cluster.allHosts()[0]!, settings, { clock: this.clock, log: o.log, stats: this.stats, cluster: 'skein.inbound' }, (healthy, reason) => {
+      if (healthy) o.log.info({ app: o.app }, 'the app is healthy again: reporting the endpoint HEALTHY');
+      else o.log.warn({ app: o.app, reason }, 'the app is down: reporting the endpoint UNHEALTHY');
+      void this.registration?.setHealth(healthy ? 'HEALTHY' : 'UNHEALTHY');
+    });
+    // Connect failures of real requests to the app reach AppHealth (the inbound cluster has no outlier detection).
+    cluster.outlier = this.appHealth;
     // Inbound keeps the caller's attempt count (the client sidecar's).
     this.inbound = new ConnectionManager({ name: 'inbound', stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}) });
     this.inbound.snapshot = { routes: inboundRouteTable('skein.inbound'), clusters: new Map([['skein.inbound', cluster]]) };
@@ -208,6 +238,8 @@ export class Sidecar {
   }
 
   ready(): { ok: boolean; reason?: string } {
+    const appDown = this.appHealth?.unhealthyReason;
+    if (appDown !== undefined) return { ok: false, reason: appDown };
     const l = this.listeners.get(this.opts.outboundListener ?? 'skein.outbound');
     if (!this.seen.has(TYPE_URLS.LISTENER)) return { ok: false, reason: 'waiting for listeners (LDS)' };
     if (l === undefined) return { ok: false, reason: `the control plane sent no listener named ${this.opts.outboundListener ?? 'skein.outbound'}` };

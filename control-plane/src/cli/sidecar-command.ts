@@ -1,7 +1,8 @@
 import { parseDuration } from '../../../shared/src/config/duration';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import { createLogger } from '../../../shared/src/log';
-import { API_FLAG, optStr, str } from './args';
+import { API_FLAG, intFlag, optStr, str } from './args';
+import { APP_HEALTH_DEFAULTS, parseAppHealthCheck } from '../../../sidecar/src/app-health-settings';
 import type { Command } from './config-commands';
 
 export const sidecar: Command = {
@@ -20,6 +21,11 @@ export const sidecar: Command = {
       { name: 'app-protocol', type: 'string', value: 'PROTO', default: 'grpc', help: 'the local app protocol: grpc (HTTP/2) or http (HTTP/1.1)' },
       { name: 'outbound-listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:15001', help: 'where the local app sends its requests; port 0 picks a free port' },
       { name: 'inbound-listen', type: 'string', value: 'HOST:PORT', default: '0.0.0.0:15006', help: 'where the mesh reaches this instance (with --service); port 0 picks a free port' },
+      { name: 'app-health', type: 'string', value: 'CHECK', default: APP_HEALTH_DEFAULTS.check, help: 'how the sidecar watches its app: tcp (connect), grpc or grpc:SERVICE (grpc.health.v1), http:/PATH (2xx passes; HTTP/2 for a grpc app), or none. A down app is reported UNHEALTHY to the control plane at once and /ready answers 503' },
+      { name: 'app-health-interval', type: 'string', value: 'DURATION', default: APP_HEALTH_DEFAULTS.interval, help: 'time between app health probes' },
+      { name: 'app-health-timeout', type: 'string', value: 'DURATION', default: APP_HEALTH_DEFAULTS.timeout, help: 'a probe that takes longer fails' },
+      { name: 'app-health-unhealthy-threshold', type: 'string', value: 'N', default: String(APP_HEALTH_DEFAULTS.unhealthyThreshold), help: 'failed probes in a row that mark the app down (a request that cannot connect to the app marks it down at once)' },
+      { name: 'app-health-healthy-threshold', type: 'string', value: 'N', default: String(APP_HEALTH_DEFAULTS.healthyThreshold), help: 'passing probes in a row that bring a down app back' },
       { name: 'advertise-address', type: 'string', value: 'IP', default: '127.0.0.1', help: 'the address registered for this instance in EDS' },
       { name: 'admin-listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:15000', help: 'admin endpoints /ready /config_dump /clusters /stats' },
       { name: 'lease-ttl', type: 'string', value: 'DURATION', default: '10s', help: 'endpoint lease TTL; renewed every TTL/3' },
@@ -42,12 +48,22 @@ export const sidecar: Command = {
     };
     const retryBuffer = Number(str(p, 'retry-buffer-bytes'));
     if (!Number.isInteger(retryBuffer) || retryBuffer < 0 || retryBuffer > 64 * 1024 * 1024) throw new MeshError(ErrorCodes.VALIDATION, `--retry-buffer-bytes: must be an integer in [0, 67108864], got "${str(p, 'retry-buffer-bytes')}"`);
+    const positive = (name: string) => {
+      const ms = dur(name);
+      if (ms < 1) throw new MeshError(ErrorCodes.VALIDATION, `--${name}: must be at least 1ms`);
+      return ms;
+    };
+    const appHealth = {
+      check: parseAppHealthCheck(str(p, 'app-health'), appProtocol),
+      intervalMs: positive('app-health-interval'), timeoutMs: positive('app-health-timeout'),
+      unhealthyThreshold: intFlag(p, 'app-health-unhealthy-threshold', 1, 100)!, healthyThreshold: intFlag(p, 'app-health-healthy-threshold', 1, 100)!,
+    };
     const log = createLogger('skein-sidecar', level);
     const { Sidecar } = await import('../../../sidecar/src/sidecar');
     const sc = await Sidecar.start({
       xdsServer: str(p, 'xds'), api: str(p, 'api'),
       nodeId: optStr(p, 'node-id') ?? `${service ?? 'sidecar'}-${(await import('node:os')).hostname()}-${process.pid}`,
-      ...(service !== undefined ? { service, app: app!, appProtocol } : {}),
+      ...(service !== undefined ? { service, app: app!, appProtocol, appHealth } : {}),
       version: str(p, 'version'), outboundListen: str(p, 'outbound-listen'), inboundListen: str(p, 'inbound-listen'),
       advertiseAddress: str(p, 'advertise-address'), adminListen: str(p, 'admin-listen'),
       leaseTtlMs: dur('lease-ttl'), drainTimeoutMs: dur('drain-timeout'), retryBufferBytes: retryBuffer, log,

@@ -175,6 +175,23 @@ export class HealthChecker {
     return out;
   }
 
+  /**
+   * A failure seen outside the checks (a real request could not connect): fails the host at
+   * once, as if unhealthy_threshold checks had failed. It comes back through healthy_threshold
+   * passing checks, as always.
+   */
+  markFailed(host: Host, why: string): void {
+    const c = this.checks.get(host);
+    if (c === undefined || host.hcFailed) return;
+    c.failures = Math.max(c.failures, this.cfg.unhealthyThreshold);
+    c.successes = 0;
+    c.lastFailure = why;
+    host.hcFailed = true;
+    this.setPassing(c, false);
+    this.log.warn({ cluster: this.cluster, host: host.key, why }, 'host marked unhealthy without waiting for a check');
+    this.notify();
+  }
+
   private record(c: HostCheck, f: Failure | undefined): void {
     const host = c.host;
     if (f === undefined) {
