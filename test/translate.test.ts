@@ -486,15 +486,19 @@ function cluster(name: string, extra: XdsObject = {}, protocol: 'grpc' | 'http' 
       [HPO_KEY]: { '@type': HPO, explicit_http_config: protocol === 'grpc' ? { http2_protocol_options: {} } : { http_protocol_options: {} } },
     },
     circuit_breakers: { thresholds: [{ priority: 'DEFAULT', retry_budget: DEFAULT_BUDGET }] },
+    outlier_detection: DEFAULT_OD,
     ...extra,
   };
 }
 
-/** An empty outlierDetection section: every trigger explicitly off, and no uneject on a passing health check. */
+/** Every trigger explicitly off, and no uneject on a passing health check. */
 const OFF = {
   enforcing_consecutive_5xx: u(0), enforcing_consecutive_gateway_failure: u(0), enforcing_consecutive_local_origin_failure: u(0),
-  enforcing_success_rate: u(0), enforcing_failure_percentage: u(0), successful_active_health_check_uneject_host: { value: false },
+  enforcing_success_rate: u(0), enforcing_local_origin_success_rate: u(0), enforcing_failure_percentage: u(0), successful_active_health_check_uneject_host: { value: false },
 };
+/** Failure accrual on by default: 3 local-origin failures in a row eject, at most half the hosts. */
+const LOCAL_ORIGIN = { enforcing_consecutive_local_origin_failure: u(100), consecutive_local_origin_failure: u(3), split_external_local_origin_errors: true };
+const DEFAULT_OD = { ...OFF, ...LOCAL_ORIGIN, max_ejection_percent: u(50) };
 
 /** A service-level policy: the service cluster and both subset clusters (which inherit it) get `extra`. */
 const allThree = (extra: XdsObject): Record<string, XdsObject> =>
@@ -565,14 +569,19 @@ const CLUSTER_CASES: ClusterCase[] = [
     expect: allThree({ circuit_breakers: { thresholds: [{ priority: 'DEFAULT', max_requests: u(0), retry_budget: DEFAULT_BUDGET }] } }),
   },
   {
-    name: 'empty outlier detection: every enforcing_* field explicitly 0, successful_active_health_check_uneject_host false',
+    name: 'empty outlier detection is the default: local-origin failure accrual (3) only, every other enforcing_* 0, no uneject on a passing check',
     docs: [policy('p', { name: 'reviews' }, { outlierDetection: {} })],
-    expect: allThree({ outlier_detection: OFF }),
+    expect: allThree({ outlier_detection: DEFAULT_OD }),
+  },
+  {
+    name: 'consecutiveLocalOriginFailure 0 turns the default failure accrual off',
+    docs: [policy('p', { name: 'reviews' }, { outlierDetection: { consecutiveLocalOriginFailure: 0 } })],
+    expect: allThree({ outlier_detection: { ...OFF, consecutive_local_origin_failure: u(0), split_external_local_origin_errors: true, max_ejection_percent: u(50) } }),
   },
   {
     name: 'outlier detection: unejectOnHealthCheckSuccess true is sent as is',
     docs: [policy('p', { name: 'reviews' }, { outlierDetection: { unejectOnHealthCheckSuccess: true } })],
-    expect: allThree({ outlier_detection: { ...OFF, successful_active_health_check_uneject_host: { value: true } } }),
+    expect: allThree({ outlier_detection: { ...DEFAULT_OD, successful_active_health_check_uneject_host: { value: true } } }),
   },
   {
     name: 'outlier detection: consecutive 5xx and success rate (stdev factor x1000)',
@@ -584,7 +593,7 @@ const CLUSTER_CASES: ClusterCase[] = [
     })],
     expect: allThree({
       outlier_detection: {
-        ...OFF, enforcing_consecutive_5xx: u(100), enforcing_success_rate: u(100),
+        ...OFF, ...LOCAL_ORIGIN, enforcing_consecutive_5xx: u(100), enforcing_success_rate: u(100), enforcing_local_origin_success_rate: u(100),
         consecutive_5xx: u(5), interval: d(10), base_ejection_time: d(30), max_ejection_time: d(300), max_ejection_percent: u(50),
         success_rate_minimum_hosts: u(5), success_rate_request_volume: u(100), success_rate_stdev_factor: u(1900),
       },
@@ -599,14 +608,14 @@ const CLUSTER_CASES: ClusterCase[] = [
       outlier_detection: {
         ...OFF, enforcing_consecutive_gateway_failure: u(100), enforcing_consecutive_local_origin_failure: u(100), enforcing_failure_percentage: u(100),
         consecutive_gateway_failure: u(3), consecutive_local_origin_failure: u(2), split_external_local_origin_errors: true,
-        failure_percentage_threshold: u(85), failure_percentage_minimum_hosts: u(3), failure_percentage_request_volume: u(50),
+        failure_percentage_threshold: u(85), failure_percentage_minimum_hosts: u(3), failure_percentage_request_volume: u(50), max_ejection_percent: u(50),
       },
     }),
   },
   {
     name: 'outlier detection: an empty successRate section turns success-rate ejection on',
     docs: [policy('p', { name: 'reviews' }, { outlierDetection: { successRate: {} } })],
-    expect: allThree({ outlier_detection: { ...OFF, enforcing_success_rate: u(100) } }),
+    expect: allThree({ outlier_detection: { ...DEFAULT_OD, enforcing_success_rate: u(100), enforcing_local_origin_success_rate: u(100) } }),
   },
   {
     name: 'http health check',
@@ -672,17 +681,17 @@ const CLUSTER_CASES: ClusterCase[] = [
       reviews: cluster('reviews', {
         lb_policy: 'LEAST_REQUEST', least_request_lb_config: { choice_count: u(4) },
         circuit_breakers: { thresholds: [{ priority: 'DEFAULT', max_connections: u(100), max_requests: u(50), retry_budget: DEFAULT_BUDGET }] },
-        outlier_detection: { ...OFF, enforcing_consecutive_5xx: u(100), consecutive_5xx: u(7) },
+        outlier_detection: { ...DEFAULT_OD, enforcing_consecutive_5xx: u(100), consecutive_5xx: u(7) },
       }),
       'reviews/v1': cluster('reviews/v1', {
         lb_policy: 'RING_HASH', ring_hash_lb_config: { hash_function: 'XX_HASH' },
         circuit_breakers: { thresholds: [{ priority: 'DEFAULT', max_pending_requests: u(7), retry_budget: DEFAULT_BUDGET }] },
-        outlier_detection: { ...OFF, enforcing_consecutive_5xx: u(100), consecutive_5xx: u(7) },
+        outlier_detection: { ...DEFAULT_OD, enforcing_consecutive_5xx: u(100), consecutive_5xx: u(7) },
       }),
       'reviews/v2': cluster('reviews/v2', {
         lb_policy: 'LEAST_REQUEST', least_request_lb_config: { choice_count: u(4) },
         circuit_breakers: { thresholds: [{ priority: 'DEFAULT', max_connections: u(100), max_requests: u(50), retry_budget: DEFAULT_BUDGET }] },
-        outlier_detection: { ...OFF, enforcing_consecutive_5xx: u(100), consecutive_5xx: u(7) },
+        outlier_detection: { ...DEFAULT_OD, enforcing_consecutive_5xx: u(100), consecutive_5xx: u(7) },
       }),
     },
   },
@@ -933,7 +942,7 @@ describe('encoding through the snapshot cache', () => {
     // Every enforcing_* wrapper is present even at 0, so no client falls back to its default of 100.
     assert.deepEqual(Object.keys(v1.outlier_detection).filter((k) => k.startsWith('enforcing_')).sort(), [
       'enforcing_consecutive_5xx', 'enforcing_consecutive_gateway_failure', 'enforcing_consecutive_local_origin_failure',
-      'enforcing_failure_percentage', 'enforcing_success_rate',
+      'enforcing_failure_percentage', 'enforcing_local_origin_success_rate', 'enforcing_success_rate',
     ]);
     const svc = decodeAny(cache.get(TYPE_URLS.CLUSTER, 'reviews')!.any);
     assert.equal(svc.outlier_detection.success_rate_stdev_factor.value, 1900);

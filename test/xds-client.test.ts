@@ -135,8 +135,14 @@ describe('Listener decoder', () => {
 describe('Cluster decoder', () => {
   const clusters = (docs: Doc[]) => translate(buildMesh(docs), []).clusters;
 
-  test('a grpc service: EDS over ADS, h2, defaults (round robin, 5s connect timeout, the default retry budget)', () => {
-    const c = decodeOk(clusterType, CDS, byName(clusters([service('reviews')]), 'reviews/v1'));
+  test('a grpc service: EDS over ADS, h2, defaults (round robin, 5s connect timeout, the default retry budget, failure accrual)', () => {
+    const { outlierDetection, ...c } = decodeOk(clusterType, CDS, byName(clusters([service('reviews')]), 'reviews/v1'));
+    // Failure accrual is on by default: 3 local-origin failures in a row, at most half the hosts, no other trigger.
+    assert.equal(outlierDetection?.splitExternalLocalOriginErrors, true);
+    assert.equal(outlierDetection?.consecutiveLocalOriginFailure, 3);
+    assert.equal(outlierDetection?.enforcingConsecutiveLocalOriginFailure, 100);
+    assert.equal(outlierDetection?.maxEjectionPercent, 50);
+    assert.deepEqual([outlierDetection?.enforcingConsecutive5xx, outlierDetection?.enforcingSuccessRate, outlierDetection?.enforcingLocalOriginSuccessRate], [0, 0, 0]);
     assert.deepEqual(c, {
       name: 'reviews/v1', type: 'EDS', edsServiceName: 'reviews/v1', lbPolicy: 'round_robin', connectTimeoutMs: 5000, protocol: 'h2',
       circuitBreakers: { retryBudget: { budgetPercent: 20, minRetryConcurrency: 3 } },

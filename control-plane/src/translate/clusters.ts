@@ -47,7 +47,7 @@ export function cluster(name: string, service: Service, p: PolicySections): XdsO
   if (cp?.connectTimeoutMs !== undefined) out['connect_timeout'] = duration(cp.connectTimeoutMs);
   out['typed_extension_protocol_options'] = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': protocolOptions(service, p) };
   out['circuit_breakers'] = { thresholds: [circuitBreakerThresholds(p)] };
-  if (p.outlierDetection !== undefined) out['outlier_detection'] = outlierDetection(p.outlierDetection);
+  out['outlier_detection'] = outlierDetection({ ...DEFAULT_OUTLIER_DETECTION, ...p.outlierDetection });
   if (p.healthCheck !== undefined) out['health_checks'] = [healthCheck(p.healthCheck)];
   if (p.healthyPanicThreshold !== undefined) out['common_lb_config'] = { healthy_panic_threshold: { value: p.healthyPanicThreshold } };
   return out;
@@ -86,6 +86,13 @@ function circuitBreakerThresholds(p: PolicySections): XdsObject {
   return t;
 }
 
+/**
+ * Failure accrual on by default (issue 14): a host whose connections are refused or time out,
+ * or that resets before any byte, 3 times in a row is ejected, at most half of a cluster's hosts
+ * at once. A policy's outlierDetection section overrides each field (0 turns the trigger off).
+ */
+export const DEFAULT_OUTLIER_DETECTION = { consecutiveLocalOriginFailure: 3, maxEjectionPercent: 50 } as const;
+
 function outlierDetection(od: NonNullable<PolicySections['outlierDetection']>): XdsObject {
   // Envoy enables consecutive-5xx, local-origin and success-rate ejection by default, and
   // grpc-js-xds treats an unset enforcing_success_rate as 100%. Each trigger here is on only
@@ -93,8 +100,11 @@ function outlierDetection(od: NonNullable<PolicySections['outlierDetection']>): 
   const out: XdsObject = {
     enforcing_consecutive_5xx: u32(od.consecutive5xx !== undefined ? 100 : 0),
     enforcing_consecutive_gateway_failure: u32(od.consecutiveGatewayFailure !== undefined ? 100 : 0),
-    enforcing_consecutive_local_origin_failure: u32(od.consecutiveLocalOriginFailure !== undefined ? 100 : 0),
+    enforcing_consecutive_local_origin_failure: u32(od.consecutiveLocalOriginFailure !== undefined && od.consecutiveLocalOriginFailure > 0 ? 100 : 0),
     enforcing_success_rate: u32(od.successRate !== undefined ? 100 : 0),
+    // With split_external_local_origin_errors, Envoy also runs local-origin success-rate ejection,
+    // enforced at 100% unless told otherwise: it follows successRate like the external one.
+    enforcing_local_origin_success_rate: u32(od.successRate !== undefined ? 100 : 0),
     enforcing_failure_percentage: u32(od.failurePercentage !== undefined ? 100 : 0),
   };
   if (od.consecutive5xx !== undefined) out['consecutive_5xx'] = u32(od.consecutive5xx);
