@@ -5,6 +5,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import * as http2 from 'node:http2';
+import { h1Request } from './support/sidecar-apps';
 import { startGreeter } from '../shared/src/sample-app/greeter';
 import type { GreeterBackend } from '../shared/src/sample-app/greeter';
 import { API_VERSION } from '../shared/src/config/types';
@@ -58,11 +60,24 @@ describe('the sidecar watches its app', () => {
     await healthIs(sc, 'HEALTHY');
     await eventually(async () => ((await ready(sc)).status === 200 ? true : undefined), 'ready');
     await app.close();
-    // A call straight to the inbound listener, as a peer sidecar would send it.
-    const res = await fetch(`http://${sc.inbound}/`, { headers: { host: 'greeter' } }).catch((e: Error) => e);
-    assert.ok(!(res instanceof Error) || /fetch failed/.test(res.message));
+    // Calls straight to the inbound listener, as a peer sidecar sends them. The app was never
+    // reached, so HTTP/2 gets REFUSED_STREAM (any client may retry it elsewhere), HTTP/1.1 a 503.
+    const h2 = http2.connect(`http://${sc.inbound}`);
+    const rst = await new Promise<number>((resolve) => {
+      const st = h2.request({ ':method': 'POST', ':path': '/greeter.Greeter/SayHello', ':authority': 'greeter:50051', 'content-type': 'application/grpc' });
+      st.on('error', () => undefined);
+      st.on('close', () => resolve(st.rstCode ?? -1));
+      st.end();
+    });
+    h2.close();
+    assert.equal(rst, http2.constants.NGHTTP2_REFUSED_STREAM);
     await healthIs(sc, 'UNHEALTHY');
     assert.match((await ready(sc)).body.reason!, /a request found the app refusing connections/);
+    const h1 = await h1Request(sc.inbound!, { host: 'greeter:50051', path: '/' });
+    assert.equal(h1.status, 503);
+    assert.equal(h1.headers['x-skein-reason'], 'app_unavailable');
+    const stats = await (await fetch(`http://${sc.admin}/stats?filter=app_unavailable`)).json() as { counters: Record<string, number> };
+    assert.ok(Object.entries(stats.counters).some(([k, v]) => k.includes('app_unavailable') && v >= 2), JSON.stringify(stats));
   });
 
   it('--app-health none turns the watch off; bad values are refused naming the flag', async () => {

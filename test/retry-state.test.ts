@@ -94,6 +94,30 @@ describe('RetryBudget', () => {
     assert.equal(state(policy(['5xx']), { budget }).decide(resp(503)).retry, true);
   });
 
+  test('a retry of a request that reached no upstream (connect failure, refused stream) takes no slot, even with the budget exhausted', () => {
+    const budget = new RetryBudget(20, 3);
+    budget.activeRequests = 10;
+    const holders = [0, 1, 2].map(() => state(policy(['5xx']), { budget }));
+    for (const s of holders) assert.equal(s.decide(resp(503)).retry, true);
+    assert.equal(budget.remaining(), 0, 'the budget is exhausted by retries after real responses');
+    for (const outcome of [{ kind: 'connect-failure' }, { kind: 'refused-stream' }] as const) {
+      for (const p of [undefined, policy(['connect-failure', 'refused-stream', 'reset'])]) {
+        const s = state(p, { budget });
+        const d = s.decide(outcome);
+        assert.equal(d.retry, true, `${outcome.kind} with ${p ? 'a policy' : 'no policy'}: ${JSON.stringify(d)}`);
+        assert.equal(budget.activeRetries, 3, 'no slot taken');
+        s.attemptDone();
+        assert.equal(budget.activeRetries, 3, 'and none released');
+      }
+    }
+    // A reset after bytes went out may have reached the app: it is budgeted like a response.
+    assert.deepEqual(state(policy(['reset']), { budget }).decide({ kind: 'reset', sentBytes: true }), { retry: false, reason: 'budget-exhausted' });
+    // The exemption does not lift the retry count: IMPLICIT_RETRIES without a policy.
+    const s = state(undefined, { budget });
+    for (let i = 0; i < IMPLICIT_RETRIES; i++) assert.equal(s.decide({ kind: 'connect-failure' }).retry, true);
+    assert.deepEqual(s.decide({ kind: 'connect-failure' }), { retry: false, reason: 'attempts-exhausted' });
+  });
+
   test('with every attempt failing, the retries in flight never exceed the budget', () => {
     const budget = new RetryBudget(20, 3);
     budget.activeRequests = 50; // limit 10

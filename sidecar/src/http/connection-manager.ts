@@ -47,6 +47,12 @@ export interface ConnectionManagerOptions {
    * when the request has none (false: the inbound listener keeps the caller's count). Default true.
    */
   setAttemptCount?: boolean;
+  /**
+   * Inbound: a request whose connection to the local app failed was never forwarded; answer it
+   * with REFUSED_STREAM (HTTP/2) or a 503 `app_unavailable` (HTTP/1.1) at once, without
+   * retrying the one app, so the caller's sidecar retries it on another instance. Default false.
+   */
+  refuseUnforwarded?: boolean;
   /** Honour an incoming grpc-timeout (shrunk by the time already spent). Default true. */
   honorGrpcTimeout?: boolean;
 }

@@ -13,6 +13,12 @@ export const LOCAL_REPLIES = {
   clusterNotFound: { reason: 'cluster_not_found', http: 503, grpc: 14 /* UNAVAILABLE */ },
   noHealthyUpstream: { reason: 'no_healthy_upstream', http: 503, grpc: 14 },
   upstreamConnectFailure: { reason: 'upstream_connect_failure', http: 503, grpc: 14 },
+  /**
+   * Inbound only: the local app could not be reached, so the request provably never got to it.
+   * Over HTTP/2 the caller gets RST_STREAM REFUSED_STREAM instead (RFC 9113 8.7: not processed),
+   * which every client may retry elsewhere; over HTTP/1.1 this 503.
+   */
+  appUnavailable: { reason: 'app_unavailable', http: 503, grpc: 14 },
   upstreamOverflow: { reason: 'upstream_overflow', http: 503, grpc: 14 },
   upstreamReset: { reason: 'upstream_reset', http: 503, grpc: 14 },
   upstreamTimeout: { reason: 'upstream_timeout', http: 504, grpc: 4 /* DEADLINE_EXCEEDED */ },

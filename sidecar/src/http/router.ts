@@ -328,7 +328,17 @@ export class Forward {
     this.h1x = undefined;
     this.liveSeq = 0;
     this.endAttempt(0, code === 'SKEIN_ERR_POOL_CLOSED' ? 'none' : code === 'SKEIN_ERR_UPSTREAM_CONNECT_TIMEOUT' ? 'timeout' : 'connect-failure');
+    if (this.hcm.opts.refuseUnforwarded === true && !this.done) { this.refuseUnforwarded(msg); return; }
     this.attemptFailed(CONNECT_FAILURE, LOCAL_REPLIES.upstreamConnectFailure, msg);
+  }
+
+  /** Inbound: the app was not reached; tell the caller it may safely send the request elsewhere. */
+  private refuseUnforwarded(detail: string): void {
+    const down = this.h2down;
+    if (down === undefined) { this.fail(LOCAL_REPLIES.appUnavailable, `the local app is unreachable: ${detail}`); return; }
+    if (!down.destroyed) down.close(NGHTTP2_REFUSED_STREAM);
+    this.hcm.countLocalReply(this.entry, LOCAL_REPLIES.appUnavailable);
+    this.finish(0);
   }
 
   // --- response ----------------------------------------------------------------------------

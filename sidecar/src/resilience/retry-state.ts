@@ -39,8 +39,16 @@ export const IMPLICIT_RETRIES = 2;
  *   refused stream (nothing was sent), up to IMPLICIT_RETRIES times. A reset after bytes went
  *   out, or any response, is never retried without a policy asking for it.
  * - The body must be replayable (buffered within the limit); a streaming body is never retried.
- * - Every retry takes a slot in the cluster's RetryBudget before its backoff starts; the slot is
- *   held through the backoff and the attempt, and released by `attemptDone()`.
+ * - Every retry of a request that may have reached an upstream takes a slot in the cluster's
+ *   RetryBudget (and max_retries) before its backoff starts; the slot is held through the backoff
+ *   and the attempt, and released by `attemptDone()`.
+ * - A retry after a connect failure or a refused stream takes **no** slot (issue 14). The budget
+ *   exists to stop retries from multiplying the load on struggling applications, and such a
+ *   request reached none. These retries are bounded otherwise: by the retry count (the policy's,
+ *   or IMPLICIT_RETRIES), by avoiding hosts already tried, and by failure accrual, which ejects a
+ *   host after 3 such failures in a row. So one dead host among three never pushes requests into
+ *   `retry_budget_exhausted`, while retries after real responses or resets (a whole cluster
+ *   failing) stay within the budget. Envoy budgets both kinds.
  * - Backoff is exponential with full jitter: random() x min(max, base x 2^(n-1)).
  */
 export class RetryState {
@@ -77,9 +85,11 @@ export class RetryState {
     const limit = byPolicy ? this.policy!.numRetries : IMPLICIT_RETRIES;
     if (this.retries >= limit) return { retry: false, reason: 'attempts-exhausted' };
     if (!this.bodyReplayable) return { retry: false, reason: 'body-not-replayable' };
-    const refused = this.budget.tryAcquireRetry();
-    if (refused !== undefined) return { retry: false, reason: refused === 'budget' ? 'budget-exhausted' : 'max-retries' };
-    this.holding = true;
+    if (!provablyUnsent) {
+      const refused = this.budget.tryAcquireRetry();
+      if (refused !== undefined) return { retry: false, reason: refused === 'budget' ? 'budget-exhausted' : 'max-retries' };
+      this.holding = true;
+    }
     this.retries++;
     const base = this.policy?.baseIntervalMs ?? 25;
     const max = this.policy?.maxIntervalMs ?? 250;

@@ -17,6 +17,7 @@ export const LOCAL_REPLY_REASONS = [
   'upstream_per_try_timeout',
   'upstream_reset',
   'upstream_connect_failure',
+  'app_unavailable',
   'circuit_breaker_max_connections',
   'circuit_breaker_max_pending_requests',
   'circuit_breaker_max_requests',
