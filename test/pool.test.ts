@@ -21,6 +21,7 @@ import type { H2PoolOptions } from '../sidecar/src/upstream/pool/h2-pool';
 import { H1Pool } from '../sidecar/src/upstream/pool/h1-pool';
 import type { H1Exchange, H1RequestOptions } from '../sidecar/src/upstream/pool/h1-pool';
 import { fromUndiciError } from '../sidecar/src/upstream/pool/pool-errors';
+import { CONNECT_BACKOFF_BASE_MS, CONNECT_BACKOFF_MAX_MS } from '../sidecar/src/upstream/pool/connect-backoff';
 import { closedPort } from './support/ports';
 
 const HOST = '127.0.0.1';
@@ -180,17 +181,45 @@ describe('H2Pool', () => {
     });
   });
 
-  it('connect refused fails every queued request with UPSTREAM_CONNECT_FAILURE; the next request reconnects', async () => {
-    const pool = new H2Pool({ address: HOST, port: await closedPort() });
+  it('connect refused fails every queued request with UPSTREAM_CONNECT_FAILURE; during the reconnect backoff requests fail at once without dialling; after it the next request reconnects', async () => {
+    const clock = new FakeClock();
+    const pool = new H2Pool({ address: HOST, port: await closedPort() }, { clock });
     try {
       const errs = await Promise.all([h2error(pool), h2error(pool), h2error(pool)]);
       for (const e of errs) assertCode(e, ErrorCodes.UPSTREAM_CONNECT_FAILURE, /ECONNREFUSED/);
       assert.equal(httpStatusOf(errs[0]), 503);
-      assert.deepEqual([pool.stats().sessions, pool.stats().connectsTotal], [0, 1]);
+      assert.deepEqual([pool.stats().sessions, pool.stats().connectsTotal, pool.stats().connectFailures], [0, 1, 1]);
+      for (let i = 0; i < 5; i++) assertCode(await h2error(pool), ErrorCodes.UPSTREAM_CONNECT_FAILURE, /ECONNREFUSED/);
+      assert.equal(pool.stats().connectsTotal, 1, 'no dial during the backoff');
+      clock.advance(CONNECT_BACKOFF_BASE_MS); // the first backoff is at most the base
       assertCode(await h2error(pool), ErrorCodes.UPSTREAM_CONNECT_FAILURE);
-      assert.equal(pool.stats().connectsTotal, 2);
+      assert.deepEqual([pool.stats().connectsTotal, pool.stats().connectFailures], [2, 2]);
+      assertCode(await h2error(pool), ErrorCodes.UPSTREAM_CONNECT_FAILURE);
+      assert.equal(pool.stats().connectsTotal, 2, 'the second backoff holds too');
+      clock.advance(CONNECT_BACKOFF_MAX_MS);
+      assertCode(await h2error(pool), ErrorCodes.UPSTREAM_CONNECT_FAILURE);
+      assert.equal(pool.stats().connectsTotal, 3);
     } finally {
       await pool.close();
+    }
+  });
+
+  it('a successful connect ends the backoff: a host that comes back is dialled and served', async () => {
+    const clock = new FakeClock();
+    const port = await closedPort();
+    const pool = new H2Pool({ address: HOST, port }, { clock });
+    let server: http2.Http2Server | undefined;
+    try {
+      assertCode(await h2error(pool), ErrorCodes.UPSTREAM_CONNECT_FAILURE);
+      server = http2.createServer((_req, res) => res.end('back'));
+      await new Promise<void>((r) => server!.listen(port, HOST, () => r()));
+      assertCode(await h2error(pool), ErrorCodes.UPSTREAM_CONNECT_FAILURE, /ECONNREFUSED/); // still in backoff
+      clock.advance(CONNECT_BACKOFF_MAX_MS);
+      assert.equal((await h2get(pool, '/')).body, 'back');
+      assert.equal(pool.stats().connectFailures, 0);
+    } finally {
+      await pool.close();
+      server?.close();
     }
   });
 
@@ -419,11 +448,18 @@ describe('H1Pool', () => {
     }
   });
 
-  it('maps connection refused to UPSTREAM_CONNECT_FAILURE', async () => {
-    const pool = new H1Pool({ address: HOST, port: await closedPort() });
+  it('maps connection refused to UPSTREAM_CONNECT_FAILURE, then fails at once without dialling until the reconnect backoff passes', async () => {
+    const clock = new FakeClock();
+    const pool = new H1Pool({ address: HOST, port: await closedPort() }, { clock });
+    const fail = () => h1call(pool, { method: 'GET', path: '/' }).then(() => undefined, (e: unknown) => e);
     try {
-      const err = await h1call(pool, { method: 'GET', path: '/' }).then(() => undefined, (e: unknown) => e);
-      assertCode(err, ErrorCodes.UPSTREAM_CONNECT_FAILURE, /ECONNREFUSED/);
+      assertCode(await fail(), ErrorCodes.UPSTREAM_CONNECT_FAILURE, /ECONNREFUSED/);
+      assert.equal(pool.stats().connectFailures, 1);
+      for (let i = 0; i < 5; i++) assertCode(await fail(), ErrorCodes.UPSTREAM_CONNECT_FAILURE, /ECONNREFUSED/);
+      assert.equal(pool.stats().connectFailures, 1, 'no dial (and so no new failure) during the backoff');
+      clock.advance(CONNECT_BACKOFF_BASE_MS);
+      assertCode(await fail(), ErrorCodes.UPSTREAM_CONNECT_FAILURE);
+      assert.equal(pool.stats().connectFailures, 2, 'dialled again after the backoff');
     } finally {
       await pool.close();
     }

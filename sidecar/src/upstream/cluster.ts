@@ -146,6 +146,7 @@ export class Cluster {
         : new H1Pool({ address: host.address, port: host.port }, {
           connectTimeoutMs: c.connectTimeoutMs,
           resources: this.resources,
+          clock: this.clock,
           // HTTP/1.1: max_connections bounds each host's pool (undici queues beyond it, and
           // those queued requests count against max_pending_requests).
           connections: Math.max(1, Math.min(128, this.resources.connections.max)),

@@ -9,6 +9,8 @@ import type { Dispatcher } from 'undici';
 import type { MeshError } from '../../../../shared/src/errors';
 import type { Resource } from '../resources';
 import { fromUndiciError } from './pool-errors';
+import type { ConnectBackoff } from './connect-backoff';
+import { ErrorCodes } from '../../../../shared/src/errors';
 
 /**
  * What the caller (the router) implements to receive a response. Exactly one of
@@ -39,7 +41,7 @@ export class H1Exchange implements Dispatcher.DispatchHandler {
    * `pending`: the cluster's max_pending_requests resource, already taken for this request; it
    * is given back when undici puts the request on a connection (onRequestStart) or fails it.
    */
-  constructor(private readonly target: string, private readonly handler: H1ResponseHandler, private pending?: Resource) {}
+  constructor(private readonly target: string, private readonly handler: H1ResponseHandler, private pending?: Resource, private readonly backoff?: ConnectBackoff) {}
 
   /** Resumes reading the upstream body after `onData` returned false. */
   resume(): void {
@@ -69,6 +71,7 @@ export class H1Exchange implements Dispatcher.DispatchHandler {
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
     if (statusCode < 200) return;
+    if (this.backoff !== undefined && this.backoff.failures > 0) this.backoff.succeeded();
     this.handler.onHead(statusCode, headers, statusMessage ?? '');
   }
 
@@ -82,7 +85,9 @@ export class H1Exchange implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     this.leavePending();
-    this.handler.onError(fromUndiciError(this.target, err));
+    const mapped = fromUndiciError(this.target, err);
+    if (this.backoff !== undefined && (mapped.code === ErrorCodes.UPSTREAM_CONNECT_FAILURE || mapped.code === ErrorCodes.UPSTREAM_CONNECT_TIMEOUT)) this.backoff.failed(mapped);
+    this.handler.onError(mapped);
   }
 
   private leavePending(): void {

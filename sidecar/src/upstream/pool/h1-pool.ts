@@ -18,6 +18,9 @@ import { BreakerOpenError } from '../resources';
 import type { ResourceManager } from '../resources';
 import { H1Exchange } from './h1-exchange';
 import type { H1ResponseHandler } from './h1-exchange';
+import { ConnectBackoff } from './connect-backoff';
+import { systemClock } from '../../../../shared/src/clock';
+import type { Clock } from '../../../../shared/src/clock';
 
 export type { H1ResponseHandler } from './h1-exchange';
 export { H1Exchange } from './h1-exchange';
@@ -46,6 +49,8 @@ export interface H1PoolOptions {
    * At the limit a request fails at once with BreakerOpenError.
    */
   resources?: ResourceManager;
+  /** Timer source for the reconnect backoff (connect-backoff.ts). Default: the system clock. */
+  clock?: Clock;
 }
 
 export interface H1RequestOptions {
@@ -72,6 +77,8 @@ export interface H1PoolStats {
   queued: number;
   /** running + pending + queued. */
   size: number;
+  /** Failed connects in a row (0 once a response arrives); while in backoff, requests fail at once. */
+  connectFailures: number;
 }
 
 export class H1Pool {
@@ -82,6 +89,7 @@ export class H1Pool {
   /** The undici Pool, for uses beyond `request` (health checks: `dispatcher.request(...)`). */
   readonly dispatcher: Pool;
   private readonly resources: ResourceManager | undefined;
+  private readonly backoff: ConnectBackoff;
 
   constructor(target: { address: string; port: number }, opts: H1PoolOptions = {}) {
     const host = target.address.includes(':') ? `[${target.address}]` : target.address;
@@ -98,6 +106,7 @@ export class H1Pool {
       ...opts.undici,
     });
     this.resources = opts.resources;
+    this.backoff = new ConnectBackoff(opts.clock ?? systemClock);
   }
 
   /**
@@ -107,6 +116,13 @@ export class H1Pool {
    * -> BreakerOpenError) reach handler.onError synchronously, before this returns.
    */
   request(opts: H1RequestOptions, handler: H1ResponseHandler): H1Exchange {
+    // A host whose last connect failed is not dialled again until its backoff passes.
+    const blocked = this.backoff.failures > 0 && this.dispatcher.stats.connected === 0 ? this.backoff.blocked() : undefined;
+    if (blocked !== undefined) {
+      const exchange = new H1Exchange(this.target, handler);
+      handler.onError(blocked);
+      return exchange;
+    }
     const res = this.resources;
     if (res !== undefined && !res.pendingRequests.canCreate()) {
       const exchange = new H1Exchange(this.target, handler);
@@ -114,7 +130,7 @@ export class H1Pool {
       return exchange;
     }
     res?.pendingRequests.inc();
-    const exchange = new H1Exchange(this.target, handler, res?.pendingRequests);
+    const exchange = new H1Exchange(this.target, handler, res?.pendingRequests, this.backoff);
     const dispatchOpts: Dispatcher.DispatchOptions = {
       method: opts.method as Dispatcher.HttpMethod,
       path: opts.path,
@@ -128,7 +144,7 @@ export class H1Pool {
 
   stats(): H1PoolStats {
     const s = this.dispatcher.stats;
-    return { connected: s.connected, free: s.free, running: s.running, pending: s.pending, queued: s.queued, size: s.size };
+    return { connected: s.connected, free: s.free, running: s.running, pending: s.pending, queued: s.queued, size: s.size, connectFailures: this.backoff.failures };
   }
 
   /** Graceful: queued and in-flight requests complete, then connections close. New requests fail with POOL_CLOSED. */

@@ -18,6 +18,7 @@ import type { ClientState } from './client-state';
 import { H2Client } from './h2-client';
 import type { H2ClientConfig, H2ClientEvents } from './h2-client';
 import { PendingQueue } from './pending-queue';
+import { ConnectBackoff } from './connect-backoff';
 import { overflow, poolClosed } from './pool-errors';
 import { BreakerOpenError } from '../resources';
 import type { ResourceManager } from '../resources';
@@ -68,6 +69,8 @@ export interface H2PoolStats {
   pending: number;
   /** Sessions ever opened (connect attempts). */
   connectsTotal: number;
+  /** Failed connects in a row (0 once one succeeds); while in backoff, requests fail at once. */
+  connectFailures: number;
 }
 
 /** One session, for /clusters. */
@@ -122,6 +125,7 @@ export class H2Pool {
   private expectedStreams: number;
   private closeWaiters: (() => void)[] = [];
   private readonly resources: ResourceManager | undefined;
+  private readonly backoff: ConnectBackoff;
 
   constructor(target: { address: string; port: number }, opts: H2PoolOptions = {}) {
     const host = target.address.includes(':') ? `[${target.address}]` : target.address;
@@ -141,6 +145,7 @@ export class H2Pool {
     this.maxPending = opts.maxPending ?? 1024;
     this.resources = opts.resources;
     this.expectedStreams = Math.max(1, streamCap);
+    this.backoff = new ConnectBackoff(this.cfg.clock);
     this.events = {
       ready: (c) => this.onReady(c),
       streamClosed: (c) => this.onStreamClosed(c),
@@ -169,6 +174,12 @@ export class H2Pool {
     }
     if (this.pending.length >= this.maxPending) {
       cb(overflow(this.target, this.maxPending));
+      return;
+    }
+    // A host whose last connect failed is not dialled again until its backoff passes.
+    const blocked = this.backoff.failures > 0 && this.pending.length === 0 && !this.connecting() ? this.backoff.blocked() : undefined;
+    if (blocked !== undefined) {
+      cb(blocked);
       return;
     }
     const res = this.resources;
@@ -219,7 +230,7 @@ export class H2Pool {
     }
     return {
       sessions: this.clients.length, connecting, ready, busy, draining,
-      activeStreams: this.activeStreams, pending: this.pending.length, connectsTotal: this.connectsTotal,
+      activeStreams: this.activeStreams, pending: this.pending.length, connectsTotal: this.connectsTotal, connectFailures: this.backoff.failures,
     };
   }
 
@@ -301,7 +312,13 @@ export class H2Pool {
     this.maybeConnect();
   }
 
+  private connecting(): boolean {
+    for (const c of this.clients) if (c.state === 'CONNECTING') return true;
+    return false;
+  }
+
   private onReady(c: H2Client): void {
+    this.backoff.succeeded();
     this.expectedStreams = Math.max(1, c.limit);
     if (this.pending.length > 0) this.servePending();
   }
@@ -315,6 +332,7 @@ export class H2Pool {
     const i = this.clients.indexOf(c);
     if (i >= 0) this.clients.splice(i, 1);
     if (connectError !== undefined) {
+      this.backoff.failed(connectError);
       // As Envoy: a connect failure fails every waiting request, so callers can decide
       // (retry another host) instead of waiting on a host that does not answer.
       this.failPending(connectError);
