@@ -48,6 +48,8 @@ interface H2Upstream {
   port: number;
   /** Server-side sessions ever accepted. */
   sessions: http2.ServerHttp2Session[];
+  /** Their TCP sockets, to end one as a dying peer would (no GOAWAY). */
+  sockets: net.Socket[];
   /** `/slow` streams waiting for release(). */
   held: http2.ServerHttp2Stream[];
   /** When false, `/slow` answers at once. */
@@ -65,7 +67,7 @@ function answer(stream: http2.ServerHttp2Stream, body: string): void {
 async function h2Upstream(settings: http2.Settings = {}): Promise<H2Upstream> {
   const server = http2.createServer({ settings });
   const up: H2Upstream = {
-    port: 0, sessions: [], held: [], hold: true,
+    port: 0, sessions: [], sockets: [], held: [], hold: true,
     release() {
       this.hold = false;
       for (const s of this.held.splice(0)) answer(s, 'slow');
@@ -76,6 +78,7 @@ async function h2Upstream(settings: http2.Settings = {}): Promise<H2Upstream> {
     },
   };
   server.on('session', (s) => up.sessions.push(s));
+  server.on('connection', (socket: net.Socket) => up.sockets.push(socket));
   server.on('stream', (stream, headers) => {
     stream.on('error', () => {});
     const path = headers[':path'];
@@ -277,6 +280,18 @@ describe('H2Pool', () => {
       assert.deepEqual([r.status, r.body], [200, 'slow']);
       await until(() => pool.stats().sessions === 1, 'drained session removed');
       assert.deepEqual([pool.stats().draining, pool.stats().connectsTotal], [0, 2]);
+    });
+  });
+
+  it('a session whose connection broke (the peer died) is dropped at once: no new stream goes to it, the next request opens a new session', async () => {
+    await withH2({}, {}, async (up, pool) => {
+      assert.equal((await h2get(pool, '/fast')).status, 200);
+      assert.equal(pool.stats().ready, 1);
+      up.sockets[0]!.destroy(); // as a SIGKILLed peer: the TCP connection just ends, no GOAWAY
+      await until(() => pool.stats().sessions === 0, 'the broken session to leave the pool');
+      const r = await h2get(pool, '/fast');
+      assert.deepEqual([r.status, r.body], [200, 'ok:/fast']);
+      assert.deepEqual([up.sessions.length, pool.stats().connectsTotal, pool.stats().connectFailures], [2, 2, 0]);
     });
   });
 
