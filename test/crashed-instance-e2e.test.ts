@@ -113,7 +113,7 @@ describe('a crashed instance does not become a failing service (processes, SIGKI
     await Promise.all(apps.map((a) => a?.kill().catch(() => undefined)));
   });
 
-  it('SIGKILL one app, no retry policy: failures stay within the calls in flight, none once it is out of rotation; the endpoint turns UNHEALTHY and /ready 503', async () => {
+  it('SIGKILL one app, no retry policy: failures stay within the calls in flight, none once it is out of rotation; the endpoint turns UNHEALTHY and /ready 503', async (t) => {
     await policy(false);
     const load = new Load(greeter);
     await load.more(200);
@@ -125,6 +125,7 @@ describe('a crashed instance does not become a failing service (processes, SIGKI
     await load.more(300);
     const all = await load.stop();
     const failed = failures(all, before);
+    t.diagnostic(`app SIGKILL, no retry policy: ${failed.length} of ${all.length} calls failed ${show(failed)}`);
     assert.ok(failed.length <= WORKERS + SLACK, `${failed.length} failures: ${show(failed)}`);
     assert.deepEqual(failures(all, settled), [], 'no failure once the dead app is out of rotation');
     const ready = await fetch(`http://${servers[0]!.admin}/ready`);
@@ -140,7 +141,7 @@ describe('a crashed instance does not become a failing service (processes, SIGKI
     assert.ok(all.some((o) => o.backend === 'g1'), 'g1 answers again');
   });
 
-  it('SIGKILL one app with a retry policy: 0 failed calls', async () => {
+  it('SIGKILL one app with a retry policy: 0 failed calls', async (t) => {
     await policy(true);
     const load = new Load(greeter);
     await load.more(200);
@@ -148,11 +149,12 @@ describe('a crashed instance does not become a failing service (processes, SIGKI
     await outOfRotation(servers[1]!, 'the dead app');
     await load.more(300);
     const all = await load.stop();
+    t.diagnostic(`app SIGKILL, retry policy: ${failures(all).length} of ${all.length} calls failed`);
     assert.deepEqual(failures(all), [], show(failures(all)));
     await instance(1, Number(apps[1]!.address.split(':')[1]));
   });
 
-  it('SIGKILL one server sidecar, no retry policy: failures within the calls in flight, none once it is ejected', async () => {
+  it('SIGKILL one server sidecar, no retry policy: failures within the calls in flight, none once it is ejected', async (t) => {
     await policy(false);
     const load = new Load(greeter);
     await load.more(200);
@@ -163,6 +165,7 @@ describe('a crashed instance does not become a failing service (processes, SIGKI
     await load.more(300);
     const all = await load.stop();
     const failed = failures(all, before);
+    t.diagnostic(`server sidecar SIGKILL, no retry policy: ${failed.length} of ${all.length} calls failed ${show(failed)}`);
     assert.ok(failed.length <= WORKERS + SLACK, `${failed.length} failures: ${show(failed)}`);
     assert.deepEqual(failures(all, settled), []);
     assert.equal(failed.filter((o) => o.reason === 'retry_budget_exhausted').length, 0, 'the budget never refuses a retry to a live host');
@@ -170,7 +173,7 @@ describe('a crashed instance does not become a failing service (processes, SIGKI
     await inRotation(servers[2]!);
   });
 
-  it('SIGKILL one server sidecar with a retry policy: 0 failed calls', async () => {
+  it('SIGKILL one server sidecar with a retry policy: 0 failed calls', async (t) => {
     await policy(true);
     const load = new Load(greeter);
     await load.more(200);
@@ -178,6 +181,7 @@ describe('a crashed instance does not become a failing service (processes, SIGKI
     await outOfRotation(servers[2]!, 'the dead sidecar');
     await load.more(300);
     const all = await load.stop();
+    t.diagnostic(`server sidecar SIGKILL, retry policy: ${failures(all).length} of ${all.length} calls failed`);
     assert.deepEqual(failures(all), [], show(failures(all)));
   });
 
