@@ -206,17 +206,17 @@ const INVALID: InvalidCase[] = [
   {
     name: 'invalid regex in a path match',
     mutate: (d) => { httpRoute(d).spec.rules[0].matches[0].path = { type: 'RegularExpression', value: '/api/([a-z' }; },
-    expect: [{ resource: HR, path: 'spec.rules[0].matches[0].path.value', message: /^invalid regular expression/ }],
+    expect: [{ resource: HR, path: 'spec.rules[0].matches[0].path.value', message: /^invalid RE2 regular expression/ }],
   },
   {
     name: 'invalid regex in a header match',
     mutate: (d) => { httpRoute(d).spec.rules[0].matches[0].headers = [{ name: 'x-user', type: 'RegularExpression', value: '(*)' }]; },
-    expect: [{ resource: HR, path: 'spec.rules[0].matches[0].headers[0].value', message: /^invalid regular expression/ }],
+    expect: [{ resource: HR, path: 'spec.rules[0].matches[0].headers[0].value', message: /^invalid RE2 regular expression/ }],
   },
   {
     name: 'invalid regex in a gRPC method match',
     mutate: (d) => { grpcRoute(d).spec.rules[0].matches = [{ method: { type: 'RegularExpression', service: 'reviews.(' } }]; },
-    expect: [{ resource: GR, path: 'spec.rules[0].matches[0].method.service', message: /^invalid regular expression/ }],
+    expect: [{ resource: GR, path: 'spec.rules[0].matches[0].method.service', message: /^invalid RE2 regular expression/ }],
   },
   {
     name: 'header match type Present with a value',

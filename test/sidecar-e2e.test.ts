@@ -103,7 +103,8 @@ describe('sidecar end to end: control plane, client sidecar and server sidecars 
       }),
       (async () => { servers.set('status-a', await mesh.sidecar({ nodeId: 'server-status-a', service: 'status', app: `127.0.0.1:${status.port}` })); })(),
     ]);
-    client = await mesh.clientSidecar(CLIENT);
+    // A lower regex cap than the control plane's, so a route the control plane accepts is NACKed here.
+    client = await mesh.clientSidecar(CLIENT, ['--regex-max-program-size', '20']);
     const inbound = (...names: string[]) => names.map((n) => inboundOf(servers.get(n)!));
     await mesh.hosts(client, 'greeter/v1', inbound('v1-a', 'v1-b'));
     await mesh.hosts(client, 'greeter/v2', inbound('v2-a'));
@@ -226,10 +227,10 @@ describe('sidecar end to end: control plane, client sidecar and server sidecars 
     for (let i = 0; i < 50; i++) assert.equal((await unary(greeter, `canary-${i}`, md)).version, 'v2');
   });
 
-  it('NACKs a route it cannot honour (lookahead regex) and keeps routing on the last good one', async () => {
-    // The control plane checks only that the regex compiles in JS; RE2 (and the sidecar) has no
-    // lookaround. Were the update taken, the weights 100/0 would send nothing to v2.
-    const bad = await mesh.apply(greeterRoute(100, 0, [{ name: 'lookahead', matches: [{ headers: [{ name: 'x-user', type: 'RegularExpression', value: '(?=admin).*' }] }], backendRefs: [{ name: 'greeter', subset: 'v1' }] }]));
+  it('NACKs a route it cannot honour (a regex over its program-size cap) and keeps routing on the last good one', async () => {
+    // The control plane allows RE2 programs up to 100; this sidecar runs with a cap of 20. Were
+    // the update taken, the weights 100/0 would send nothing to v2.
+    const bad = await mesh.apply(greeterRoute(100, 0, [{ name: 'complex', matches: [{ headers: [{ name: 'x-user', type: 'RegularExpression', value: 'admin-[a-z]{20}' }] }], backendRefs: [{ name: 'greeter', subset: 'v1' }] }]));
     const p = await eventually(async () => {
       const s = await proxy(mesh.cp.api, CLIENT);
       const t = s?.types.find((x) => x.typeUrl === TYPE_URLS.ROUTE);
@@ -237,7 +238,7 @@ describe('sidecar end to end: control plane, client sidecar and server sidecars 
     }, 'RDS to be NACKED by the client sidecar');
     assert.equal(p.state, 'NACKED');
     const rds = p.types.find((t) => t.typeUrl === TYPE_URLS.ROUTE)!;
-    assert.match(rds.lastNack!.message, /lookahead is not supported/);
+    assert.match(rds.lastNack!.message, /is too complex: RE2 program size \d+ is over the limit of 20/);
     assert.notEqual(rds.ackedVersion, rds.sentVersion);
     await split(SPLIT_CALLS, 80, 'routing after the NACK');
     const fixed = await mesh.apply(greeterRoute(20, 80));

@@ -54,8 +54,8 @@ export class Mesh {
   }
 
   /** A client-side sidecar, once its admin /ready says it has listeners, routes and clusters. */
-  async clientSidecar(nodeId: string): Promise<SidecarProcess> {
-    const sc = await this.sidecar({ nodeId });
+  async clientSidecar(nodeId: string, extraArgs: string[] = []): Promise<SidecarProcess> {
+    const sc = await this.sidecar({ nodeId, extraArgs });
     await eventually(async () => ((await fetch(`http://${sc.admin}/ready`)).status === 200 ? true : undefined), `${nodeId} to be ready`);
     return sc;
   }

@@ -2,6 +2,7 @@ import { parseDuration } from '../../../shared/src/config/duration';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import { createLogger } from '../../../shared/src/log';
 import { API_FLAG, intFlag, optStr, str } from './args';
+import { configureRe2, MAX_RE2_PROGRAM_SIZE } from '../../../shared/src/re2';
 import { APP_HEALTH_DEFAULTS, parseAppHealthCheck } from '../../../sidecar/src/app-health-settings';
 import type { Command } from './config-commands';
 
@@ -30,6 +31,7 @@ export const sidecar: Command = {
       { name: 'admin-listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:15000', help: 'admin endpoints /ready /config_dump /clusters /stats' },
       { name: 'lease-ttl', type: 'string', value: 'DURATION', default: '10s', help: 'endpoint lease TTL; renewed every TTL/3' },
       { name: 'drain-timeout', type: 'string', value: 'DURATION', default: '20s', help: 'on SIGTERM, how long in-flight requests may take to finish' },
+      { name: 'regex-max-program-size', type: 'string', value: 'N', default: String(MAX_RE2_PROGRAM_SIZE), help: 'the largest RE2 program a route regex may compile to (Envoy\'s max_program_size); a route over it is NACKed (1 to 100000)' },
       { name: 'retry-buffer-bytes', type: 'string', value: 'BYTES', default: '65536', help: 'request-body bytes kept for retries; a larger body is never retried (0: only bodiless requests are retried)' },
       { name: 'log-level', type: 'string', value: 'LEVEL', env: 'SKEIN_LOG_LEVEL', default: 'info', help: 'trace, debug, info, warn, error or silent' },
     ],
@@ -58,6 +60,7 @@ export const sidecar: Command = {
       intervalMs: positive('app-health-interval'), timeoutMs: positive('app-health-timeout'),
       unhealthyThreshold: intFlag(p, 'app-health-unhealthy-threshold', 1, 100)!, healthyThreshold: intFlag(p, 'app-health-healthy-threshold', 1, 100)!,
     };
+    configureRe2({ maxProgramSize: intFlag(p, 'regex-max-program-size', 1, 100_000)! });
     const log = createLogger('skein-sidecar', level);
     const { Sidecar } = await import('../../../sidecar/src/sidecar');
     const sc = await Sidecar.start({

@@ -1,5 +1,6 @@
 import type { FieldIssue } from '../errors';
 import { parseDuration } from './duration';
+import { compileRe2 } from '../re2';
 
 /**
  * A cursor over untrusted input that records every problem with its field path and never
@@ -86,11 +87,12 @@ export class FieldReader {
     return out;
   }
 
-  /** A regular expression (RE2 subset in Envoy; here we check it compiles in JS). */
+  /** A regular expression: RE2 syntax, within RE2's program-size cap (shared/src/re2.ts), as every proxy will compile it. */
   regex(v: unknown, path: string): string | undefined {
     const s = this.string(v, path, { maxLength: 1024 });
     if (s === undefined) return undefined;
-    try { new RegExp(s); } catch (e) { return this.fail(path, `invalid regular expression: ${(e as Error).message}`); }
+    const re = compileRe2(s);
+    if ('error' in re) return this.fail(path, re.error);
     return s;
   }
 }

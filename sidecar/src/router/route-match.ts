@@ -9,6 +9,7 @@
  * query_parameters, runtime_fraction, tls_context, connect_matcher and path_match_policy are
  * rejected.
  */
+import type { FullMatchRegex } from '../../../shared/src/re2';
 import { HeaderMatcher, parseHeaderMatcher } from './header-matcher';
 import type { RequestHeaders } from './header-matcher';
 import { asciiLower, compileRegex, regionEqualsLower } from './string-matcher';
@@ -25,7 +26,7 @@ export class RouteMatcher {
     /** Lower-cased when !caseSensitive. */
     private readonly value: string,
     private readonly caseSensitive: boolean,
-    private readonly regex: RegExp | undefined,
+    private readonly regex: FullMatchRegex | undefined,
     private readonly headers: readonly HeaderMatcher[],
     private readonly grpc: boolean,
   ) {
@@ -86,7 +87,7 @@ export function parseRouteMatch(raw: unknown, path: string): RouteMatcher {
     checkFields(message(o['grpc'], at(path, 'grpc')), GRPC_OPTIONS, at(path, 'grpc'));
     grpc = true;
   }
-  const make = (kind: number, value: string, regex?: RegExp) =>
+  const make = (kind: number, value: string, regex?: FullMatchRegex) =>
     new RouteMatcher(kind, caseSensitive || kind === REGEX ? value : asciiLower(value), caseSensitive, regex, headers, grpc);
   switch (which) {
     case 'prefix': return make(PREFIX, str(o, 'prefix', path));

@@ -1,14 +1,16 @@
 /**
  * envoy.type.matcher.v3.StringMatcher and RegexMatcher, compiled once at config time.
  *
- * - safe_regex is RE2 in Envoy and must match the WHOLE string; we compile it to a JS RegExp
- *   anchored as `^(?:re)$`. RE2 rejects lookaround and backreferences, so we reject them too
- *   (a config Envoy would NACK is NACKed here as well), and we reject RE2-only escapes that JS
- *   would silently read as literals (\A \z \Q \E \C \p \P).
+ * - safe_regex is RE2 in Envoy and must match the WHOLE string. We compile it with RE2 semantics
+ *   (shared/src/re2.ts: linear-time matching, so no pattern can hang the proxy; RE2's syntax, so
+ *   lookaround and backreferences are NACKed as Envoy would; a program-size cap like Envoy's
+ *   max_program_size, 100).
  * - ignore_case is ASCII-only, as Envoy's (absl::AsciiStrToLower), and compares without
  *   allocating. It has no effect on safe_regex, as in Envoy.
  */
 import { at, checkFields, fail, fieldSpec, message, oneofCase, str } from './xds-fields';
+import { compileRe2 } from '../../../shared/src/re2';
+import type { FullMatchRegex } from '../../../shared/src/re2';
 import type { XdsMessage } from './xds-fields';
 
 export type StringMatchKind = 'exact' | 'prefix' | 'suffix' | 'contains' | 'safe_regex';
@@ -19,7 +21,7 @@ export class StringMatcher {
     readonly kind: StringMatchKind,
     readonly value: string,
     readonly ignoreCase: boolean,
-    readonly regex: RegExp | undefined,
+    readonly regex: FullMatchRegex | undefined,
   ) {
     Object.freeze(this);
   }
@@ -54,46 +56,15 @@ export function parseStringMatcher(raw: unknown, path: string): StringMatcher {
 
 const REGEX_MATCHER = fieldSpec(['regex']);
 
-/** envoy.type.matcher.v3.RegexMatcher -> a full-match RegExp. */
-export function compileRegex(raw: unknown, path: string): RegExp {
+/** envoy.type.matcher.v3.RegexMatcher -> a full-match RE2 pattern. */
+export function compileRegex(raw: unknown, path: string): FullMatchRegex {
   const o: XdsMessage = message(raw, path);
   checkFields(o, REGEX_MATCHER, path);
   const source = str(o, 'regex', path);
   if (source === '') fail(at(path, 'regex'), 'must not be empty');
-  const problem = re2Problem(source);
-  if (problem !== undefined) fail(at(path, 'regex'), `${problem} (RE2 syntax): ${JSON.stringify(source)}`);
-  try {
-    return new RegExp(`^(?:${source})$`);
-  } catch (e) {
-    return fail(at(path, 'regex'), `invalid regex ${JSON.stringify(source)}: ${(e as Error).message}`);
-  }
-}
-
-/** Constructs RE2 does not accept, or reads differently from JS. */
-function re2Problem(re: string): string | undefined {
-  let inClass = false;
-  for (let i = 0; i < re.length; i++) {
-    const c = re[i];
-    if (c === '\\') {
-      const n = re[i + 1];
-      if (n === undefined) return 'trailing backslash';
-      if (!inClass && n >= '1' && n <= '9') return 'backreferences are not supported';
-      if (!inClass && n === 'k' && re[i + 2] === '<') return 'named backreferences are not supported';
-      if ('AzZQECpP'.includes(n)) return `\\${n} is not supported`;
-      i++;
-    } else if (inClass) {
-      if (c === ']') inClass = false;
-    } else if (c === '[') {
-      inClass = true;
-      if (re[i + 1] === '^') i++;
-      if (re[i + 1] === ']') i++;
-    } else if (c === '(' && re[i + 1] === '?') {
-      const n = re[i + 2];
-      if (n === '=' || n === '!') return 'lookahead is not supported';
-      if (n === '<' && (re[i + 3] === '=' || re[i + 3] === '!')) return 'lookbehind is not supported';
-    }
-  }
-  return undefined;
+  const re = compileRe2(source);
+  if ('error' in re) return fail(at(path, 'regex'), re.error);
+  return re;
 }
 
 export function asciiLower(s: string): string {
