@@ -5,9 +5,11 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { FakeClock } from '../shared/src/clock';
 import { TYPE_URLS } from '../shared/src/xds/protos';
 import type { Sidecar } from '../sidecar/src/sidecar';
 import { h1Request, startHttpEcho } from './support/sidecar-apps';
+import { eventually } from './support/ads-client';
 import { outboundListener, routeConfig, ScriptedAds, startFedSidecar, staticCluster } from './support/scripted-ads';
 
 const { LISTENER: LDS, ROUTE: RDS, CLUSTER: CDS } = TYPE_URLS;
@@ -58,6 +60,40 @@ describe('STATIC clusters (type STATIC with an inline load_assignment)', () => {
     } finally {
       ads.set(CDS, [staticCluster('static-svc', [{ address: '127.0.0.1', port: app.port }])]);
       await other.close();
+    }
+  });
+});
+
+describe('drain', () => {
+  it('a request held in a fault delay when the drain starts is served, not cut; listener.outbound.downstream_rq_active counts it', async () => {
+    const ads = await ScriptedAds.start();
+    const app = await startHttpEcho('held-app');
+    const clock = new FakeClock();
+    const fault = { 'envoy.filters.http.fault': { '@type': TYPE_URLS.FAULT, delay: { fixed_delay: { seconds: 1 }, percentage: { numerator: 100 } } } };
+    ads.set(LDS, [outboundListener('rc')]);
+    ads.set(RDS, [routeConfig('rc', 'held', { cluster: 'held' }, { typed_per_filter_config: fault })]);
+    ads.set(CDS, [staticCluster('held', [{ address: '127.0.0.1', port: app.port }])]);
+    const sc = await startFedSidecar(ads, { clock, drainTimeoutMs: 5000 });
+    const active = (): number | undefined => sc.stats.snapshot('listener.outbound.downstream_rq_active').gauges['listener.outbound.downstream_rq_active'];
+    let drained: Promise<void> | undefined;
+    try {
+      assert.equal(active(), 0);
+      let answered = false;
+      const res = h1Request(sc.addresses()['outbound']!, { host: 'held', path: '/held' }).finally(() => { answered = true; });
+      await eventually(() => (active() === 1 ? true : undefined), 'the request to be held by its fault delay', 5000);
+      drained = sc.drain();
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(answered, false, 'still held: the fault delay runs on the FakeClock');
+      clock.advance(1000); // the delay ends, well before the 5 s drain deadline
+      const r = await res;
+      assert.equal(r.status, 200, `${r.headers['x-skein-reason'] ?? ''}`);
+      assert.equal(JSON.parse(r.body.toString()).url, '/held');
+      await drained;
+      assert.equal(active(), 0);
+    } finally {
+      if (drained === undefined) await sc.drain(); else await drained;
+      ads.close();
+      await app.close();
     }
   });
 });

@@ -134,11 +134,12 @@ export class Sidecar {
     await this.admin.close();
   }
 
+  /**
+   * Downstream requests still being served, per connection manager (not upstream attempts: a
+   * request in a fault delay, a retry backoff or streaming a failed response has none).
+   */
   private activeRequests(): number {
-    let n = 0;
-    for (const c of this.clusters.values()) for (const h of c.allHosts()) n += h.activeRequests;
-    for (const c of this.inboundClusters()) for (const h of c.allHosts()) n += h.activeRequests;
-    return n;
+    return this.outbound.activeStreams + (this.inbound?.activeStreams ?? 0);
   }
 
   private inboundClusters(): Cluster[] { return this.inbound ? [...this.inbound.snapshot.clusters.values()] : []; }
