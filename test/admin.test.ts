@@ -1,6 +1,8 @@
 /**
- * The sidecar admin server over real HTTP on an ephemeral port, with stub providers.
+ * The sidecar admin server over real HTTP on an ephemeral port, with stub providers; and the
+ * /config_dump of a real sidecar fed by a scripted ADS server.
  */
+/* eslint-disable @typescript-eslint/no-explicit-any */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from '../shared/src/clock';
@@ -8,6 +10,9 @@ import { AdminServer } from '../sidecar/src/admin/admin-server';
 import type { Readiness } from '../sidecar/src/admin/admin-server';
 import { Stats } from '../sidecar/src/stats/stats';
 import { RouteStats } from '../sidecar/src/stats/stat-bundles';
+import type { Sidecar } from '../sidecar/src/sidecar';
+import { TYPE_URLS } from '../shared/src/xds/protos';
+import { outboundListener, routeConfig, ScriptedAds, startFedSidecar, staticCluster } from './support/scripted-ads';
 
 interface Res { status: number; type: string; allow: string | null; text: string; body: unknown }
 
@@ -152,5 +157,41 @@ describe('AdminServer lifecycle', () => {
     await a.close();
     await a.close();
     await b.close();
+  });
+});
+
+describe('sidecar /config_dump (a sidecar fed by a scripted ADS server)', () => {
+  let ads: ScriptedAds;
+  let sc: Sidecar;
+
+  before(async () => {
+    ads = await ScriptedAds.start();
+    ads.set(TYPE_URLS.LISTENER, [outboundListener('rc')]);
+    ads.set(TYPE_URLS.ROUTE, [routeConfig('rc', 'reviews', {
+      weighted_clusters: { clusters: [{ name: 'reviews-v1', weight: { value: 90 } }, { name: 'reviews-v2', weight: { value: 10 } }] },
+      retry_policy: { retry_on: '5xx,reset', num_retries: { value: 2 } },
+    }, { typed_per_filter_config: { 'envoy.filters.http.fault': { '@type': TYPE_URLS.FAULT, delay: { fixed_delay: { seconds: 1 }, percentage: { numerator: 0 } } } } })]);
+    ads.set(TYPE_URLS.CLUSTER, ['reviews-v1', 'reviews-v2'].map((n) => staticCluster(n, [{ address: '127.0.0.1', port: 9 }])));
+    sc = await startFedSidecar(ads);
+  });
+  after(async () => {
+    await sc?.drain();
+    ads?.close();
+  });
+
+  it('shows a RouteConfiguration as its resource: weighted clusters with names and weights, the retry policy, per-filter config', async () => {
+    const r = await get(`http://${sc.addresses()['admin']}`, '/config_dump');
+    assert.equal(r.status, 200);
+    const rds = (r.body as { typeUrl: string; resources: Record<string, any> }[]).find((t) => t.typeUrl === TYPE_URLS.ROUTE);
+    const route = rds?.resources['rc']?.virtual_hosts?.[0]?.routes?.[0]?.route;
+    assert.ok(route !== undefined, `no route in the dump: ${JSON.stringify(rds?.resources)}`);
+    assert.deepEqual(route.weighted_clusters.clusters.map((c: any) => [c.name, c.weight.value]), [['reviews-v1', 90], ['reviews-v2', 10]]);
+    assert.deepEqual([route.retry_policy.retry_on, route.retry_policy.num_retries.value], ['5xx,reset', 2]);
+    // Embedded Anys are unpacked, with '@type'.
+    const fault = rds?.resources['rc'].virtual_hosts[0].routes[0].typed_per_filter_config['envoy.filters.http.fault'];
+    assert.deepEqual([fault['@type'], fault.delay.fixed_delay.seconds], [TYPE_URLS.FAULT, '1']);
+    // Clusters stay their decoded config, defaults filled in.
+    const cds = (r.body as { typeUrl: string; resources: Record<string, any> }[]).find((t) => t.typeUrl === TYPE_URLS.CLUSTER);
+    assert.deepEqual([cds?.resources['reviews-v1']?.type, cds?.resources['reviews-v1']?.lbPolicy], ['STATIC', 'round_robin']);
   });
 });

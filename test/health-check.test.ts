@@ -103,6 +103,10 @@ interface HttpUpstream {
   sessions: http2.ServerHttp2Session[];
   /** When true, a connection's second request kills the connection instead of answering. */
   killReused: boolean;
+  /** Requests that reached the server, answered or not (HTTP/1.1 only). */
+  received: number;
+  /** HTTP/1.1: the requests (1-based, in arrival order) the server never answers. */
+  hang: number[];
   close(): Promise<void>;
 }
 
@@ -118,6 +122,7 @@ async function h1Upstream(): Promise<HttpUpstream> {
     const n = (perSocket.get(req.socket) ?? 0) + 1;
     perSocket.set(req.socket, n);
     if (up.killReused && n >= 2) { req.socket.destroy(); return; }
+    if (up.hang.includes(++up.received)) return;
     up.seen.push({ path: req.url ?? '', host: req.headers.host ?? '', ua: req.headers['user-agent'] ?? '' });
     res.writeHead(statusFor(up, req.url ?? ''), { 'content-type': 'text/plain' });
     res.end('health body');
@@ -128,7 +133,7 @@ async function h1Upstream(): Promise<HttpUpstream> {
     s.on('close', () => { up.open--; sockets.delete(s); });
   });
   const up: HttpUpstream = {
-    port: 0, status: 200, seen: [], accepted: 0, open: 0, sessions: [], killReused: false,
+    port: 0, status: 200, seen: [], accepted: 0, open: 0, sessions: [], killReused: false, received: 0, hang: [],
     async close() { for (const s of sockets) s.destroy(); await new Promise<void>((r) => server.close(() => r())); },
   };
   await new Promise<void>((r) => server.listen(0, HOST, r));
@@ -155,7 +160,7 @@ async function h2Upstream(): Promise<HttpUpstream> {
     stream.end('health body');
   });
   const up: HttpUpstream = {
-    port: 0, status: 200, seen: [], accepted: 0, open: 0, sessions: [], killReused: false,
+    port: 0, status: 200, seen: [], accepted: 0, open: 0, sessions: [], killReused: false, received: 0, hang: [],
     async close() { for (const s of up.sessions) s.destroy(); await new Promise<void>((r) => server.close(() => r())); },
   };
   await new Promise<void>((r) => server.listen(0, HOST, r));
@@ -740,6 +745,40 @@ describe('HealthChecker: timeouts and refused connections', () => {
       }
     });
   }
+
+  it('http1: a check that timed out on a kept-alive connection is not sent again, so a recovered host passes at the next checks', async () => {
+    // Checks 2 and 3 hang; check 2 goes out on the connection check 1 left alive. The aborted
+    // check must not be retried: a stray retry would hang too and hold the agent's one socket.
+    const up = await h1Upstream();
+    up.hang = [2, 3];
+    const h = harness(config(httpCheck(), { unhealthyThreshold: 2, healthyThreshold: 2 }));
+    const a = host(up.port);
+    try {
+      h.hc.setHosts([a]);
+      await h.done(1);
+      for (const i of [2, 3]) {
+        h.clock.advance(INTERVAL);
+        await until(() => up.received === i, `check ${i} reached the server`, 5000);
+        h.clock.advance(TIMEOUT);
+        await h.done(i);
+      }
+      assert.equal(a.hcFailed, true);
+      assert.equal(h.changes, 1);
+      h.clock.advance(INTERVAL);
+      await h.done(4);
+      assert.equal(a.hcFailed, true, 'one pass of healthy_threshold 2');
+      h.clock.advance(INTERVAL);
+      await h.done(5);
+      assert.equal(a.hcFailed, false);
+      assert.equal(h.changes, 2);
+      assert.deepEqual(h.counters(), { attempt: 5, success: 3, failure: 2, network_failure: 2, timeout: 2 });
+      assert.equal(up.received, 5, 'one request per check, no stray retry');
+      assert.equal(up.accepted, 3, 'checks 1-2, 3, 4-5: a timeout closes the connection');
+    } finally {
+      await h.hc.close();
+      await up.close();
+    }
+  });
 });
 
 describe('HealthChecker: host set changes and close', () => {

@@ -22,6 +22,7 @@ import { H1Pool } from '../sidecar/src/upstream/pool/h1-pool';
 import type { H1Exchange, H1RequestOptions } from '../sidecar/src/upstream/pool/h1-pool';
 import { fromUndiciError } from '../sidecar/src/upstream/pool/pool-errors';
 import { CONNECT_BACKOFF_BASE_MS, CONNECT_BACKOFF_MAX_MS } from '../sidecar/src/upstream/pool/connect-backoff';
+import { Cluster } from '../sidecar/src/upstream/cluster';
 import { closedPort } from './support/ports';
 
 const HOST = '127.0.0.1';
@@ -365,6 +366,32 @@ describe('H2Pool', () => {
   });
 });
 
+describe('H2Pool: maxRequestsPerConnection (max_requests_per_connection)', () => {
+  it('3: 9 sequential streams use exactly 3 sessions; a session that reached 3 takes no new stream and closes once idle', async () => {
+    await withH2({}, { maxRequestsPerConnection: 3 }, async (up, pool) => {
+      for (let i = 0; i < 9; i++) assert.deepEqual((await h2get(pool, `/n/${i}`)).body, `ok:/n/${i}`);
+      assert.equal(up.sessions.length, 3);
+      assert.equal(pool.stats().connectsTotal, 3);
+      await until(() => pool.stats().sessions === 0, 'every session closed after its 3rd stream ended');
+    });
+  });
+
+  it('3: 9 concurrent streams open exactly 3 sessions of 3 streams; each is DRAINING until its streams end', async () => {
+    await withH2({}, { maxRequestsPerConnection: 3 }, async (up, pool) => {
+      const results = Array.from({ length: 9 }, () => h2get(pool, '/slow'));
+      await until(() => up.held.length === 9, '9 streams held by the server');
+      assert.equal(up.sessions.length, 3);
+      assert.deepEqual(pool.sessions().map((s) => [s.state, s.activeStreams, s.streamsTotal]),
+        [['DRAINING', 3, 3], ['DRAINING', 3, 3], ['DRAINING', 3, 3]]);
+      up.release();
+      for (const r of await Promise.all(results)) assert.equal(r.status, 200);
+      await until(() => pool.stats().sessions === 0, 'the drained sessions closed');
+      assert.equal((await h2get(pool, '/after')).status, 200);
+      assert.equal(up.sessions.length, 4, 'a new session for the next request');
+    });
+  });
+});
+
 // --- HTTP/1.1 upstream -------------------------------------------------------------------
 
 interface H1Result { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer; trailers: Record<string, string | string[] | undefined> }
@@ -570,6 +597,56 @@ describe('H1Pool', () => {
     } finally {
       await pool.close();
       await up.close();
+    }
+  });
+});
+
+describe('H1Pool: maxRequestsPerConnection (max_requests_per_connection)', () => {
+  for (const [max, requests, connections] of [[3, 9, 3], [1, 4, 4]] as const) {
+    it(`${max}: ${requests} sequential requests use exactly ${connections} connections`, async () => {
+      const up = await h1Upstream((req, res) => res.end(`hi ${req.url}`));
+      // One connection at a time: undici's Pool may otherwise send the next request on a new
+      // connection while an older one is still open, and the count would depend on timing.
+      const pool = new H1Pool({ address: HOST, port: up.port }, { maxRequestsPerConnection: max, connections: 1 });
+      try {
+        for (let i = 0; i < requests; i++) {
+          const r = await h1call(pool, { method: 'GET', path: `/n/${i}` });
+          assert.deepEqual([r.status, r.body.toString()], [200, `hi /n/${i}`]);
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        assert.equal(up.connections(), connections);
+      } finally {
+        await pool.close();
+        await up.close();
+      }
+    });
+  }
+});
+
+describe('Cluster: max_requests_per_connection reaches the host pools', () => {
+  it('h1 and h2: 4 sequential requests with a limit of 2 use 2 connections', async () => {
+    const h1 = await h1Upstream((_req, res) => res.end('ok'));
+    const h2 = await h2Upstream();
+    const base = { type: 'STATIC', lbPolicy: 'round_robin', connectTimeoutMs: 1000, maxRequestsPerConnection: 2 } as const;
+    // max_connections 1 keeps the h1 pool at one connection at a time (see above).
+    const c1 = new Cluster({ ...base, name: 'c1', edsServiceName: 'c1', protocol: 'h1', circuitBreakers: { maxConnections: 1 } }, new FakeClock());
+    const c2 = new Cluster({ ...base, name: 'c2', edsServiceName: 'c2', protocol: 'h2' }, new FakeClock());
+    c1.updateEndpoints([{ address: HOST, port: h1.port, weight: 1, zone: '', health: 'HEALTHY' }]);
+    c2.updateEndpoints([{ address: HOST, port: h2.port, weight: 1, zone: '', health: 'HEALTHY' }]);
+    try {
+      for (let i = 0; i < 4; i++) {
+        assert.equal((await h1call(c1.pool(c1.allHosts()[0]!) as H1Pool, { method: 'GET', path: '/' })).status, 200);
+        assert.equal((await h2get(c2.pool(c2.allHosts()[0]!) as H2Pool, '/')).status, 200);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      assert.equal(h1.connections(), 2);
+      assert.equal(h2.sessions.length, 2);
+    } finally {
+      c1.close();
+      c2.close();
+      await h1.close();
+      h2.release();
+      await h2.close();
     }
   });
 });

@@ -134,11 +134,12 @@ export class Sidecar {
     await this.admin.close();
   }
 
+  /**
+   * Downstream requests still being served, per connection manager (not upstream attempts: a
+   * request in a fault delay, a retry backoff or streaming a failed response has none).
+   */
   private activeRequests(): number {
-    let n = 0;
-    for (const c of this.clusters.values()) for (const h of c.allHosts()) n += h.activeRequests;
-    for (const c of this.inboundClusters()) for (const h of c.allHosts()) n += h.activeRequests;
-    return n;
+    return this.outbound.activeStreams + (this.inbound?.activeStreams ?? 0);
   }
 
   private inboundClusters(): Cluster[] { return this.inbound ? [...this.inbound.snapshot.clusters.values()] : []; }
@@ -209,20 +210,23 @@ export class Sidecar {
       const configs = resources as ReadonlyMap<string, ClusterConfig>;
       for (const [name, c] of this.clusters) if (!configs.has(name)) { this.clusters.delete(name); c.stopResilience(); void c.drain().then(() => c.close()); }
       for (const [name, cfg] of configs) {
-        const existing = this.clusters.get(name);
-        if (existing) existing.updateConfig(cfg);
+        let c = this.clusters.get(name);
+        if (c) c.updateConfig(cfg);
         else {
-          const c = new Cluster(cfg, this.clock, { stats: this.stats, log: this.opts.log });
+          c = new Cluster(cfg, this.clock, { stats: this.stats, log: this.opts.log });
           c.stats = new ClusterStats(this.stats, name);
-          const eps = this.endpoints.get(cfg.edsServiceName);
-          if (eps) c.updateEndpoints(eps.hosts);
           this.clusters.set(name, c);
         }
+        // A STATIC cluster carries its hosts (load_assignment); an EDS one gets them from EDS.
+        const eps = cfg.type === 'STATIC' ? cfg.staticEndpoints : this.endpoints.get(cfg.edsServiceName);
+        if (eps) c.updateEndpoints(eps.hosts);
       }
-      this.xds.subscribe(TYPE_URLS.ENDPOINT, [...new Set([...configs.values()].map((c) => c.edsServiceName))]);
+      const eds = [...configs.values()].filter((c) => c.type === 'EDS').map((c) => c.edsServiceName);
+      this.xds.subscribe(TYPE_URLS.ENDPOINT, [...new Set(eds)]);
     } else if (type === TYPE_URLS.ENDPOINT) {
       this.endpoints = resources as ReadonlyMap<string, EndpointsConfig>;
       for (const c of this.clusters.values()) {
+        if (c.config.type !== 'EDS') continue;
         const eps = this.endpoints.get(c.config.edsServiceName);
         if (eps) c.updateEndpoints(eps.hosts);
       }

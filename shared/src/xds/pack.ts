@@ -1,4 +1,4 @@
-import { encodeAny } from './protos';
+import { decodeAny, encodeAny } from './protos';
 import type { PackedAny } from './protos';
 
 /**
@@ -19,4 +19,26 @@ function packNested(v: unknown): unknown {
   if (typeof type !== 'string') return out;
   delete out['@type'];
   return encodeAny(type, out);
+}
+
+/**
+ * The reverse of encodeResource's nesting, for display (/config_dump): a decoded message whose
+ * embedded Anys (`{type_url, value}`) become objects carrying '@type', as in Envoy's JSON; an
+ * Any of a type not in our protos, and any other bytes, become base64 strings.
+ */
+export function readableMessage(v: unknown): unknown {
+  if (Buffer.isBuffer(v) || v instanceof Uint8Array) return Buffer.from(v).toString('base64');
+  if (Array.isArray(v)) return v.map(readableMessage);
+  if (v === null || typeof v !== 'object') return v;
+  const o = v as Record<string, unknown>;
+  if (typeof o['type_url'] === 'string' && o['value'] instanceof Uint8Array && Object.keys(o).length === 2) {
+    try {
+      return { '@type': o['type_url'], ...(readableMessage(decodeAny({ type_url: o['type_url'], value: o['value'] })) as object) };
+    } catch {
+      return { '@type': o['type_url'], value: Buffer.from(o['value']).toString('base64') };
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, val] of Object.entries(o)) out[k] = readableMessage(val);
+  return out;
 }

@@ -111,6 +111,13 @@ export class ConnectionManager {
     for (const s of this.h1Sockets) s.destroy();
   }
 
+  /**
+   * Downstream requests being forwarded, from routing to the end of their response: including
+   * those in a fault delay, a retry backoff, or streaming a failed response (Envoy's HCM counts
+   * active streams the same way). Upgrade tunnels are not requests and are not counted.
+   */
+  get activeStreams(): number { return this.listenerStats.rqActive.value; }
+
   /** Routes a request; on success returns the route, cluster and a picked host (no load taken yet). */
   select(authority: string, path: string, method: string, headers: http.IncomingHttpHeaders): { entry: RouteEntry; cluster: Cluster; host: Host } | { reply: LocalReply; detail: string } {
     this.listenerStats.rqTotal.inc();

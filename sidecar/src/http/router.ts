@@ -120,6 +120,7 @@ export class Forward {
   ) {
     this.route = entry.route!;
     this.host = host;
+    hcm.listenerStats.rqActive.add(1); // until finish()
     if ('h2' in down) {
       const s = down.h2 as Tagged<http2.ServerHttp2Stream>;
       this.h2down = s;
@@ -473,6 +474,7 @@ export class Forward {
     this.up = undefined;
     this.h1x = undefined;
     this.liveSeq = 0;
+    this.hcm.listenerStats.rqActive.add(-1);
     this.hcm.finished(this.cluster, this.entry, this.startedAt, status);
   }
 

@@ -19,7 +19,8 @@
  *  - HTTP/1.1: node:http with a per-host keep-alive Agent (maxSockets 1), so the connection is
  *    reused between checks (Envoy's reuse_connection default). A request that fails with
  *    ECONNRESET on a reused idle socket (the server closed it as we sent) is retried once on a
- *    fresh connection, within the same timeout.
+ *    fresh connection, within the same timeout. A check we aborted ourselves (timeout, host
+ *    removed) is never retried.
  *  - HTTP/2 (codec_client_type HTTP2): node:http2, h2c with prior knowledge, one session per
  *    host; a session that errored, closed or got GOAWAY is replaced at the next check.
  *  - TCP: a connection that is accepted passes and is closed at once (connect-only).
@@ -361,7 +362,10 @@ class Http1Prober implements Prober {
     });
     req.on('error', (e: NodeJS.ErrnoException) => {
       if (settled) return;
-      if (!isRetry && !answered && req.reusedSocket && e.code === 'ECONNRESET') {
+      // `this.req !== req`: abort() (a timeout, or the host removed) destroyed this request
+      // itself; that reset is ours, not the server's, and must not be sent again (a stray
+      // request that hangs would hold the agent's one socket and starve every later check).
+      if (!isRetry && !answered && this.req === req && req.reusedSocket && e.code === 'ECONNRESET') {
         settled = true;
         retry(() => this.send(done, true), done);
         return;

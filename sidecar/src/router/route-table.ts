@@ -24,6 +24,7 @@
  * config pushes (a canary weight shift) do not refill a rate limit; other buckets start full.
  * The entries apply only if the listener's http filter chain has the filter.
  */
+import { readableMessage } from '../../../shared/src/xds/pack';
 import { TokenBucket } from '../resilience/token-bucket';
 import type { FaultPolicy } from '../resilience/fault';
 import { DomainIndex } from './domain-index';
@@ -78,9 +79,18 @@ export class RouteTable {
     private readonly hosts: DomainIndex<CompiledVirtualHost>,
     /** Local rate-limit buckets by owner and settings, for the next build to carry over. */
     private readonly buckets: ReadonlyMap<string, TokenBucket>,
+    /** The decoded RouteConfiguration this table was compiled from (for /config_dump). */
+    private readonly source: unknown,
   ) {
     Object.freeze(this);
   }
+
+  /**
+   * JSON (admin /config_dump): the RouteConfiguration as received, in Envoy's JSON shape
+   * (embedded Anys unpacked, with '@type'); the compiled lookup structures would serialize as
+   * empty objects. Built on demand, never on the request path.
+   */
+  toJSON(): unknown { return readableMessage(this.source); }
 
   /**
    * Validates and compiles a decoded RouteConfiguration. Throws MeshError(VALIDATION) `<path>: <problem>`.
@@ -90,7 +100,7 @@ export class RouteTable {
    */
   static build(rc: unknown, nowMs = 0, previous?: RouteTable): RouteTable {
     const { name, hosts, buckets } = compile(message(rc, ''), nowMs, previous?.buckets);
-    return new RouteTable(name, hosts, buckets);
+    return new RouteTable(name, hosts, buckets, rc);
   }
 
   /**

@@ -158,6 +158,11 @@ export class ListenerStats {
   readonly cxTotal: Counter;
   readonly cxActive: Gauge;
   readonly rqTotal: Counter;
+  /**
+   * Forwarded requests not yet finished (Envoy's downstream_rq_active): from routing to the end
+   * of the response, through fault delays, retry backoffs and every attempt. The drain waits on it.
+   */
+  readonly rqActive: Gauge;
   /** Requests that matched no virtual host or route (answered 404 before any RouteStats). */
   readonly noRoute: Counter;
 
@@ -165,6 +170,7 @@ export class ListenerStats {
     this.cxTotal = stats.counter(`listener.${name}.downstream_cx_total`);
     this.cxActive = stats.gauge(`listener.${name}.downstream_cx_active`);
     this.rqTotal = stats.counter(`listener.${name}.downstream_rq_total`);
+    this.rqActive = stats.gauge(`listener.${name}.downstream_rq_active`);
     this.noRoute = stats.counter(`listener.${name}.no_route`);
   }
 }

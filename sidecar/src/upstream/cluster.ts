@@ -110,7 +110,8 @@ export class Cluster {
   updateConfig(config: ClusterConfig): void {
     const lbChanged = JSON.stringify(lbConfigOf(config)) !== JSON.stringify(lbConfigOf(this.config));
     const poolChanged = config.protocol !== this.config.protocol || config.connectTimeoutMs !== this.config.connectTimeoutMs ||
-      config.maxConcurrentStreams !== this.config.maxConcurrentStreams || config.idleTimeoutMs !== this.config.idleTimeoutMs;
+      config.maxConcurrentStreams !== this.config.maxConcurrentStreams || config.idleTimeoutMs !== this.config.idleTimeoutMs ||
+      config.maxRequestsPerConnection !== this.config.maxRequestsPerConnection;
     this.config = config;
     this.resources.update(config.circuitBreakers);
     if (lbChanged) { this.lb = createLoadBalancer(lbConfigOf(config)); this.publish(); }
@@ -142,7 +143,7 @@ export class Cluster {
     if (p === undefined) {
       const c = this.config;
       p = c.protocol === 'h2'
-        ? new H2Pool({ address: host.address, port: host.port }, { connectTimeoutMs: c.connectTimeoutMs, clock: this.clock, resources: this.resources, ...(c.idleTimeoutMs !== undefined ? { idleTimeoutMs: c.idleTimeoutMs } : {}), ...(c.maxConcurrentStreams !== undefined ? { maxConcurrentStreams: c.maxConcurrentStreams } : {}) })
+        ? new H2Pool({ address: host.address, port: host.port }, { connectTimeoutMs: c.connectTimeoutMs, clock: this.clock, resources: this.resources, ...(c.idleTimeoutMs !== undefined ? { idleTimeoutMs: c.idleTimeoutMs } : {}), ...(c.maxConcurrentStreams !== undefined ? { maxConcurrentStreams: c.maxConcurrentStreams } : {}), ...(c.maxRequestsPerConnection !== undefined ? { maxRequestsPerConnection: c.maxRequestsPerConnection } : {}) })
         : new H1Pool({ address: host.address, port: host.port }, {
           connectTimeoutMs: c.connectTimeoutMs,
           resources: this.resources,
@@ -150,6 +151,7 @@ export class Cluster {
           // HTTP/1.1: max_connections bounds each host's pool (undici queues beyond it, and
           // those queued requests count against max_pending_requests).
           connections: Math.max(1, Math.min(128, this.resources.connections.max)),
+          ...(c.maxRequestsPerConnection !== undefined ? { maxRequestsPerConnection: c.maxRequestsPerConnection } : {}),
           ...(c.idleTimeoutMs !== undefined ? { keepAliveTimeoutMs: c.idleTimeoutMs, keepAliveMaxTimeoutMs: c.idleTimeoutMs } : {}),
         });
       this.pools.set(host.key, p);

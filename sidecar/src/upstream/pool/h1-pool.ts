@@ -37,6 +37,11 @@ export interface H1PoolOptions {
   keepAliveTimeoutMs?: number;
   /** Upper bound on a server-advertised keep-alive timeout. Default 600000 ms. */
   keepAliveMaxTimeoutMs?: number;
+  /**
+   * Requests a connection may ever carry (max_requests_per_connection): the last one is sent with
+   * `connection: close` and the next request opens a new connection. Default 0 (unlimited).
+   */
+  maxRequestsPerConnection?: number;
   /** Time to receive response headers. Default 0 (off): the router owns request timeouts. */
   headersTimeoutMs?: number;
   /** Max gap between body chunks. Default 0 (off): long-lived streams (SSE) must not be cut. */
@@ -90,11 +95,14 @@ export class H1Pool {
   readonly dispatcher: Pool;
   private readonly resources: ResourceManager | undefined;
   private readonly backoff: ConnectBackoff;
+  /** max_requests_per_connection 1: every request is the connection's last. */
+  private readonly closeEach: boolean;
 
   constructor(target: { address: string; port: number }, opts: H1PoolOptions = {}) {
     const host = target.address.includes(':') ? `[${target.address}]` : target.address;
     this.target = `${host}:${target.port}`;
     this.origin = `http://${this.target}`;
+    const maxReq = Math.max(0, opts.maxRequestsPerConnection ?? 0);
     this.dispatcher = new Pool(this.origin, {
       connections: opts.connections ?? 128,
       pipelining: 1,
@@ -103,8 +111,13 @@ export class H1Pool {
       keepAliveMaxTimeout: opts.keepAliveMaxTimeoutMs ?? 600_000,
       headersTimeout: opts.headersTimeoutMs ?? 0,
       bodyTimeout: opts.bodyTimeoutMs ?? 0,
+      // undici (7.x) sends maxRequestsPerClient + 1 requests on a connection before closing it
+      // (it marks the request after the limit `connection: close`), so the limit is passed as
+      // N - 1; N = 1 (undici's 0 is "unlimited") sends every request with connection: close.
+      ...(maxReq > 1 ? { maxRequestsPerClient: maxReq - 1 } : {}),
       ...opts.undici,
     });
+    this.closeEach = maxReq === 1;
     this.resources = opts.resources;
     this.backoff = new ConnectBackoff(opts.clock ?? systemClock);
   }
@@ -137,6 +150,7 @@ export class H1Pool {
       headers: opts.headers ?? null,
       body: opts.body ?? null,
       upgrade: opts.upgrade ?? null,
+      reset: this.closeEach,
     };
     this.dispatcher.dispatch(dispatchOpts, exchange);
     return exchange;

@@ -34,6 +34,8 @@ export interface H2ClientConfig {
   idleTimeoutMs: number;
   /** Upper bound on streams per session, below the peer's SETTINGS_MAX_CONCURRENT_STREAMS. */
   streamCap: number;
+  /** Streams a session may ever open (max_requests_per_connection); 0: unlimited. */
+  maxRequestsPerConnection: number;
   clock: Clock;
   sessionOptions: http2.ClientSessionOptions | undefined;
 }
@@ -56,6 +58,8 @@ export class H2Client {
   readonly session: http2.ClientHttp2Session;
   private connectTimer: TimerHandle | undefined;
   private idleTimer: TimerHandle | undefined;
+  /** DRAINING because max_requests_per_connection was reached: close when the last stream ends. */
+  private retiring = false;
 
   constructor(readonly id: number, private readonly cfg: H2ClientConfig, private readonly events: H2ClientEvents) {
     // Throws synchronously only for a malformed authority (a bug); the pool lets that surface.
@@ -81,7 +85,22 @@ export class H2Client {
       this.idleTimer.cancel();
       this.idleTimer = undefined;
     }
+    const max = this.cfg.maxRequestsPerConnection;
+    if (max > 0 && this.streamsTotal >= max) this.retire();
     return stream;
+  }
+
+  /**
+   * max_requests_per_connection reached: DRAINING (no new streams) now, but the session is
+   * closed only once its streams have ended (onStreamClose). Closing it here would queue our
+   * GOAWAY ahead of the HEADERS of the stream just opened (nghttp2 sends control frames
+   * first), and the peer would refuse that stream.
+   */
+  private retire(): void {
+    this.state = 'DRAINING';
+    this.retiring = true;
+    this.cancelIdle();
+    this.events.draining(this);
   }
 
   /** Graceful: no new streams; the session closes once its streams finish. */
@@ -114,7 +133,8 @@ export class H2Client {
     this.active--;
     if (this.state === 'BUSY' && this.active < this.limit) this.state = 'READY';
     this.events.streamClosed(this);
-    this.maybeArmIdle();
+    if (this.retiring && this.active === 0 && this.state === 'DRAINING') this.session.close();
+    else this.maybeArmIdle();
   }
 
   private readonly onRemoteSettings = (settings: http2.Settings): void => {

@@ -3,6 +3,8 @@
  * of Envoy's http2 conn_pool: many streams per session; another session is opened when every
  * session is at its stream limit (the peer's SETTINGS_MAX_CONCURRENT_STREAMS, capped by
  * `maxConcurrentStreams`), up to `maxSessions`; beyond that requests wait in a bounded queue.
+ * A session that has carried `maxRequestsPerConnection` streams goes DRAINING and closes once
+ * idle (Envoy's max_requests_per_connection); the next request opens a new one.
  *
  * Hot path (a READY session has a free slot): `request` picks the first READY session, calls
  * `session.request` and the callback synchronously. No promise, no closure per request.
@@ -40,6 +42,12 @@ export interface H2PoolOptions {
    * connections buy little beyond spreading the per-connection flow-control window.
    */
   maxSessions?: number;
+  /**
+   * Streams a session may ever carry (max_requests_per_connection). A session that has opened
+   * this many goes DRAINING: it takes no new stream and closes once its streams have ended;
+   * later requests go to another session. Default 0 (unlimited).
+   */
+  maxRequestsPerConnection?: number;
   /** Requests that may wait for a stream slot; beyond it, UPSTREAM_OVERFLOW. Default 1024. */
   maxPending?: number;
   /** Timer source for the connect and idle timeouts. Default: the system clock. */
@@ -138,6 +146,7 @@ export class H2Pool {
       connectTimeoutMs: opts.connectTimeoutMs ?? 5000,
       idleTimeoutMs: opts.idleTimeoutMs ?? 0,
       streamCap,
+      maxRequestsPerConnection: Math.max(0, opts.maxRequestsPerConnection ?? 0),
       clock: opts.clock ?? systemClock,
       sessionOptions: opts.sessionOptions,
     };
@@ -278,7 +287,7 @@ export class H2Pool {
     for (const c of this.clients) {
       if (c.state === 'DRAINING') continue;
       live++;
-      if (c.state === 'CONNECTING') capacity += this.expectedStreams;
+      if (c.state === 'CONNECTING') capacity += this.sessionCapacity();
     }
     while (this.pending.length > capacity && live < this.maxSessions) {
       const res = this.resources;
@@ -289,8 +298,14 @@ export class H2Pool {
       }
       this.connect();
       live++;
-      capacity += this.expectedStreams;
+      capacity += this.sessionCapacity();
     }
+  }
+
+  /** Streams a connecting session is expected to take: its stream limit, or fewer if max_requests_per_connection is lower. */
+  private sessionCapacity(): number {
+    const max = this.cfg.maxRequestsPerConnection;
+    return max > 0 && max < this.expectedStreams ? max : this.expectedStreams;
   }
 
   private connect(): void {
