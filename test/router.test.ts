@@ -22,6 +22,8 @@ import type { ClusterConfig } from '../sidecar/src/xds/cluster-type';
 import { parseGrpcTimeout, formatGrpcTimeout } from '../sidecar/src/http/grpc-timeout';
 import { DEFAULT_OUTLIER_CONFIG } from '../sidecar/src/resilience/outlier-config';
 import type { OutlierConfig } from '../sidecar/src/resilience/outlier-config';
+import { listedHttpFilters, listenerType } from '../sidecar/src/xds/listener-type';
+import type { ListenerConfig } from '../sidecar/src/xds/listener-type';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Doc = Record<string, any>;
@@ -83,23 +85,23 @@ const reset: H2Behaviour = (s) => s.close(http2.constants.NGHTTP2_INTERNAL_ERROR
 
 // --- the proxy ------------------------------------------------------------------------------
 
-interface Proxy { port: number; clock: FakeClock; cluster: Cluster; stats: Stats; close(): Promise<void> }
+interface Proxy { port: number; clock: FakeClock; cluster: Cluster; stats: Stats; cm: ConnectionManager; routes: RouteTable; close(): Promise<void> }
 
-async function startProxy(o: { action?: Doc; cluster?: Partial<ClusterConfig>; ports: number[]; random?: () => number; retryBufferBytes?: number }): Promise<Proxy> {
+async function startProxy(o: { action?: Doc; route?: Doc; cluster?: Partial<ClusterConfig>; ports: number[]; random?: () => number; retryBufferBytes?: number; setAttemptCount?: boolean }): Promise<Proxy> {
   const clock = new FakeClock();
   const stats = new Stats({ clock });
-  const rc = { name: 'test', virtual_hosts: [{ name: 'svc', domains: ['svc'], routes: [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'svc', timeout: ms(0), ...o.action } }] }] };
+  const rc = { name: 'test', virtual_hosts: [{ name: 'svc', domains: ['svc'], routes: [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'svc', timeout: ms(0), ...o.action }, ...o.route }] }] };
   const routes = RouteTable.build(decodeAny(encodeResource(TYPE_URLS.ROUTE, rc)));
   const config: ClusterConfig = { name: 'svc', type: 'STATIC', edsServiceName: 'svc', lbPolicy: 'round_robin', connectTimeoutMs: 5000, protocol: 'h2', ...o.cluster };
   const cluster = new Cluster(config, clock, { stats, log });
   cluster.stats = new ClusterStats(stats, 'svc');
   cluster.updateEndpoints(o.ports.map((port) => ({ address: '127.0.0.1', port, weight: 1, zone: '', health: 'HEALTHY' as const })));
-  const cm = new ConnectionManager({ name: 'outbound', stats, policy: { trustForwardedFor: true }, clock, log, random: o.random ?? (() => 0), ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}) });
+  const cm = new ConnectionManager({ name: 'outbound', stats, policy: { trustForwardedFor: true }, clock, log, random: o.random ?? (() => 0), ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.setAttemptCount !== undefined ? { setAttemptCount: o.setAttemptCount } : {}) });
   cm.snapshot = { routes, clusters: new Map([['svc', cluster]]) };
   const server = sniffingServer(cm.h1, cm.h2);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
-    port: (server.address() as net.AddressInfo).port, clock, cluster, stats,
+    port: (server.address() as net.AddressInfo).port, clock, cluster, stats, cm, routes,
     close: async () => { cm.closeConnections(); cluster.close(); await new Promise<void>((r) => server.close(() => r())); },
   };
 }
@@ -486,7 +488,7 @@ describe('fault injection and local rate limit, through the router (FakeClock)',
     cm.snapshot = { routes, clusters: new Map([['svc', cluster]]) };
     const server = sniffingServer(cm.h1, cm.h2);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    return { port: (server.address() as net.AddressInfo).port, clock, cluster, stats, close: async () => { cm.closeConnections(); cluster.close(); await new Promise<void>((r) => server.close(() => r())); } };
+    return { port: (server.address() as net.AddressInfo).port, clock, cluster, stats, cm, routes, close: async () => { cm.closeConnections(); cluster.close(); await new Promise<void>((r) => server.close(() => r())); } };
   }
 
   test('an abort answers locally with the configured gRPC status and never reaches the upstream', async () => {
@@ -532,5 +534,61 @@ describe('fault injection and local rate limit, through the router (FakeClock)',
     p.clock.advance(1);
     assert.equal(grpcStatus(await call(p.port, { body: Buffer.alloc(5) })), '0');
     assert.equal(up.seen.length, 4);
+  });
+});
+
+// --- issue 9: settings that were decoded and ignored, and debuggability ---------------------
+
+const FAULT_ALL = { numerator: 1_000_000, denominator: 'MILLION' };
+const faultFilter = (f: Doc): Doc => ({ typed_per_filter_config: { 'envoy.filters.http.fault': { '@type': TYPE_URLS.FAULT, ...f } } });
+
+describe('the listener\'s http filter chain gates per-route filter settings', () => {
+  const ROUTER_F = { name: 'envoy.filters.http.router', typed_config: { '@type': TYPE_URLS.ROUTER } };
+  const FAULT_F = { name: 'envoy.filters.http.fault', typed_config: { '@type': TYPE_URLS.FAULT } };
+  const decodeListener = (filters: Doc[]): ListenerConfig => {
+    const l = {
+      name: 'skein.outbound', address: { socket_address: { address: '127.0.0.1', port_value: 15001 } },
+      filter_chains: [{ filters: [{ name: 'hcm', typed_config: { '@type': TYPE_URLS.HCM, stat_prefix: 'out', rds: { route_config_name: 'test', config_source: { ads: {} } }, http_filters: [...filters, ROUTER_F] } }] }],
+    };
+    const r = listenerType.decode(encodeResource(TYPE_URLS.LISTENER, l));
+    assert.ok('value' in r, 'error' in r ? r.error : '');
+    return r.value;
+  };
+
+  test('a route\'s fault abort does not apply on a listener without the fault filter; it does on one with it', async () => {
+    const up = await track(h2Upstream(grpcOk));
+    const p = await track(startProxy({ ports: [up.port], random: () => 0.5, route: faultFilter({ abort: { grpc_status: 14, percentage: FAULT_ALL } }) }));
+    const clusters = p.cm.snapshot.clusters;
+    const ignored: string[] = [];
+    p.cm.snapshot = { routes: p.routes.withHttpFilters(listedHttpFilters(decodeListener([])), (msg) => ignored.push(msg)), clusters };
+    const r = await call(p.port, { body: Buffer.alloc(5) });
+    assert.equal(grpcStatus(r), '0', 'no fault filter on the listener: the abort is ignored');
+    assert.equal(up.seen.length, 1);
+    assert.equal(ignored.length, 1, 'the ignored setting is reported once, at config time');
+    assert.match(ignored[0]!, /envoy\.filters\.http\.fault/);
+
+    p.cm.snapshot = { routes: p.routes.withHttpFilters(listedHttpFilters(decodeListener([FAULT_F]))), clusters };
+    const a = await call(p.port, { body: Buffer.alloc(5) });
+    assert.equal(grpcStatus(a), '14');
+    assert.equal(a.headers['x-skein-reason'], 'fault_abort');
+    assert.equal(up.seen.length, 1, 'the aborted request never reached the upstream');
+  });
+
+  test('the derived table is computed once per filter set and shares the rate-limit buckets', () => {
+    const bucket = { '@type': TYPE_URLS.LOCAL_RATELIMIT, stat_prefix: 'r', token_bucket: { max_tokens: 3, tokens_per_fill: { value: 3 }, fill_interval: ms(1000) }, filter_enabled: { default_value: { numerator: 100, denominator: 'HUNDRED' } }, filter_enforced: { default_value: { numerator: 100, denominator: 'HUNDRED' } } };
+    const rc = { name: 'test', virtual_hosts: [{ name: 'svc', domains: ['svc'], routes: [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'svc' }, typed_per_filter_config: {
+      'envoy.filters.http.fault': { '@type': TYPE_URLS.FAULT, abort: { grpc_status: 14, percentage: FAULT_ALL } },
+      'envoy.filters.http.local_ratelimit': bucket,
+    } }] }] };
+    const table = RouteTable.build(decodeAny(encodeResource(TYPE_URLS.ROUTE, rc)));
+    const full = table.match('svc', '/', 'GET', {})!;
+    assert.equal(table.withHttpFilters({ fault: true, rateLimit: true }), table, 'every filter listed: the table itself');
+    const noFault = table.withHttpFilters({ fault: false, rateLimit: true });
+    assert.equal(table.withHttpFilters({ fault: false, rateLimit: true }), noFault, 'memoized');
+    const e = noFault.match('svc', '/', 'GET', {})!;
+    assert.equal(e.fault, undefined);
+    assert.equal(e.rateLimit, full.rateLimit, 'the same bucket: tokens are not reset');
+    const none = table.withHttpFilters({ fault: false, rateLimit: false }).match('svc', '/', 'GET', {})!;
+    assert.deepEqual([none.fault, none.rateLimit, none.name, none.route], [undefined, undefined, 'r', full.route]);
   });
 });
