@@ -592,3 +592,36 @@ describe('the listener\'s http filter chain gates per-route filter settings', ()
     assert.deepEqual([none.fault, none.rateLimit, none.name, none.route], [undefined, undefined, 'r', full.route]);
   });
 });
+
+describe('retry_on conditions beyond 5xx, through the router', () => {
+  async function retried(first: (s: http2.ServerHttp2Stream) => void, retryOn: string): Promise<{ reply: Reply; up: Upstream }> {
+    const up = await track(h2Upstream((s, n) => (n === 0 ? first(s) : s.respond({ ':status': 200 }, { endStream: true }))));
+    const p = await track(startProxy({ ports: [up.port], action: { retry_policy: { retry_on: retryOn, num_retries: { value: 2 } } } }));
+    const reply = call(p.port, { grpc: false, method: 'GET' });
+    for (let k = 0; k < 50 && !(await settled(reply)); k++) { p.clock.advance(25); await new Promise((r) => setTimeout(r, 5)); }
+    return { reply: await reply, up };
+  }
+
+  test('retriable-4xx retries a 409 (and only a 409)', async () => {
+    const a = await retried((s) => s.respond({ ':status': 409 }, { endStream: true }), 'retriable-4xx');
+    assert.deepEqual([a.reply.status, a.reply.headers['x-skein-attempt-count'], a.up.seen.length], [200, '2', 2]);
+    const b = await retried((s) => s.respond({ ':status': 404 }, { endStream: true }), 'retriable-4xx');
+    assert.deepEqual([b.reply.status, b.up.seen.length], [404, 1]);
+  });
+
+  test('envoy-ratelimited retries a response carrying x-envoy-ratelimited', async () => {
+    const a = await retried((s) => s.respond({ ':status': 429, 'x-envoy-ratelimited': 'true' }, { endStream: true }), 'envoy-ratelimited');
+    assert.deepEqual([a.reply.status, a.up.seen.length], [200, 2]);
+    const b = await retried((s) => s.respond({ ':status': 429 }, { endStream: true }), 'envoy-ratelimited');
+    assert.deepEqual([b.reply.status, b.up.seen.length], [429, 1]);
+  });
+
+  test('retriable-headers retries a response matching retriable_headers', async () => {
+    const up = await track(h2Upstream((s, n) => s.respond({ ':status': 200, ...(n === 0 ? { 'x-try-again': 'yes' } : {}) }, { endStream: true })));
+    const p = await track(startProxy({ ports: [up.port], action: { retry_policy: { retry_on: 'retriable-headers', retriable_headers: [{ name: 'x-try-again', string_match: { exact: 'yes' } }] } } }));
+    const reply = call(p.port, { grpc: false, method: 'GET' });
+    for (let k = 0; k < 50 && !(await settled(reply)); k++) { p.clock.advance(25); await new Promise((r) => setTimeout(r, 5)); }
+    const r = await reply;
+    assert.deepEqual([r.status, r.headers['x-try-again'], up.seen.length], [200, undefined, 2]);
+  });
+});

@@ -334,14 +334,15 @@ export class Forward {
   // --- response ----------------------------------------------------------------------------
 
   /** A response head from the current attempt: retry (abandoning it) or commit. */
-  onHead(status: number, grpcStatus: number | undefined): boolean {
+  onHead(status: number, grpcStatus: number | undefined, headers: http.IncomingHttpHeaders): boolean {
     this.outlierStatus = grpcStatus === undefined ? status : grpcToHttp(grpcStatus);
-    const failed = status >= 500 || (grpcStatus !== undefined && grpcStatus !== 0) || (this.route.retryPolicy?.retriableStatusCodes.includes(status) ?? false);
-    if (failed && !this.committed) {
+    const failed = status >= 500 || (grpcStatus !== undefined && grpcStatus !== 0);
+    // Other responses go to RetryState only when the policy has a condition for them (409, x-envoy-ratelimited, retriable headers or codes).
+    if ((failed || this.route.retryPolicy?.retriesResponses === true) && !this.committed) {
       // The attempt is over as far as breakers, budget and outlier detection go, even if this
       // response is the one passed on.
       this.endAttempt(this.grpc && status === 200 ? 500 : status, 'response');
-      if (this.decideRetry({ kind: 'response', status, grpcStatus })) {
+      if (this.decideRetry({ kind: 'response', status, grpcStatus, headers })) {
         this.abandonAttempt();
         return false;
       }
@@ -521,7 +522,7 @@ export class Forward {
   onH1Head(status: number, headers: http.IncomingHttpHeaders): void {
     const g = headers['grpc-status'];
     const grpcStatus = this.grpc && g !== undefined ? Number(g) : undefined;
-    if (!this.onHead(status, grpcStatus)) return;
+    if (!this.onHead(status, grpcStatus, headers)) return;
     this.status = this.grpc && status === 200 && grpcStatus !== undefined && grpcStatus !== 0 ? 500 : status;
     if (!this.writeHead(status, headers, false, false)) { this.h1x?.abort(new Error('the downstream went away')); }
   }
@@ -545,10 +546,12 @@ export class Forward {
       this.onPoolError(err);
       return;
     }
+    // Not yet put on a connection by undici: no request byte went out (reset-before-request).
+    const sent = this.h1x?.started !== false;
     this.h1x = undefined;
     this.liveSeq = 0;
     this.endAttempt(0, 'reset');
-    this.attemptFailed(RESET_SENT, LOCAL_REPLIES.upstreamReset, err.message);
+    this.attemptFailed(sent ? RESET_SENT : RESET_UNSENT, LOCAL_REPLIES.upstreamReset, err.message);
   }
 
   resumeH1(): void { this.h1x?.resume(); }
@@ -580,6 +583,7 @@ export class Forward {
 const CONNECT_FAILURE: AttemptOutcome = { kind: 'connect-failure' };
 const REFUSED: AttemptOutcome = { kind: 'refused-stream' };
 const RESET_SENT: AttemptOutcome = { kind: 'reset', sentBytes: true };
+const RESET_UNSENT: AttemptOutcome = { kind: 'reset', sentBytes: false };
 const PER_TRY_TIMEOUT: AttemptOutcome = { kind: 'per-try-timeout' };
 
 /** Receives one h1 attempt's response; ignores everything once the router moved on. */
@@ -600,7 +604,7 @@ function onUpResponse(this: Tagged<http2.ClientHttp2Stream>, headers: http2.Inco
   const status = Number(headers[':status']);
   const g = headers['grpc-status'];
   const grpcStatus = f.grpc && g !== undefined ? Number(g) : undefined;
-  if (!f.onHead(status, grpcStatus)) return;
+  if (!f.onHead(status, grpcStatus, headers)) return;
   f.statsStatus = !f.grpc || status !== 200 ? status : grpcStatus === undefined || grpcStatus === 0 ? 200 : 500;
   const end = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
   const wantTrailers = f.grpc || isGrpc(headers['content-type']);
