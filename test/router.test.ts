@@ -625,3 +625,25 @@ describe('retry_on conditions beyond 5xx, through the router', () => {
     assert.deepEqual([r.status, r.headers['x-try-again'], up.seen.length], [200, undefined, 2]);
   });
 });
+
+describe('peak-EWMA latency uses the cluster\'s configured decay', () => {
+  test('the EWMA recorded after a response decays with decayMs, not a fixed 10 s', async () => {
+    for (const decayMs of [1000, undefined]) {
+      const up = await track(h2Upstream(grpcOk));
+      const p = await track(startProxy({ ports: [up.port], cluster: { lbPolicy: 'peak_ewma', ...(decayMs === undefined ? {} : { decayMs }) } }));
+      const host = p.cluster.allHosts()[0]!;
+      host.ewmaMs = 1_000_000;
+      host.ewmaAt = p.clock.now();
+      p.clock.advance(1000);
+      const t0 = performance.now();
+      assert.equal(grpcStatus(await call(p.port, { body: Buffer.alloc(5) })), '0');
+      const maxSampleMs = performance.now() - t0;
+      // One sample L in [0, maxSampleMs] after dt = 1000ms: d = exp(-dt / decay);
+      // ewma = 1e6 * d * d + L * (1 - d) (the sample is far below the decayed estimate).
+      const d = Math.exp(-1000 / (decayMs ?? 10_000));
+      const low = 1_000_000 * d * d;
+      assert.ok(host.ewmaMs >= low - 1e-6 && host.ewmaMs <= low + maxSampleMs * (1 - d) + 1e-6, `decay ${decayMs}: ewma ${host.ewmaMs}, expected ${low} + L x ${1 - d}`);
+      assert.equal(host.ewmaAt, p.clock.now());
+    }
+  });
+});

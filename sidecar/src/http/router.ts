@@ -254,7 +254,7 @@ export class Forward {
     if (statsStatus === 0 || statsStatus >= 500) host.failuresTotal++;
     const elapsedMs = performance.now() - this.attemptStartedAt;
     const now = this.hcm.opts.clock.now();
-    observeLatency(host, elapsedMs, now, 10_000);
+    observeLatency(host, elapsedMs, now, cluster.ewmaDecayMs);
     cluster.stats?.record(statsStatus, elapsedMs * 1000, now);
     cluster.resources.endRequest();
     const od = cluster.outlier;
