@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type * as net from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { FakeClock } from '../shared/src/clock';
 import { createLogger } from '../shared/src/log';
 import { encodeResource } from '../shared/src/xds/pack';
@@ -645,5 +646,91 @@ describe('peak-EWMA latency uses the cluster\'s configured decay', () => {
       assert.ok(host.ewmaMs >= low - 1e-6 && host.ewmaMs <= low + maxSampleMs * (1 - d) + 1e-6, `decay ${decayMs}: ewma ${host.ewmaMs}, expected ${low} + L x ${1 - d}`);
       assert.equal(host.ewmaAt, p.clock.now());
     }
+  });
+});
+
+describe('HTTP/1.1 Upgrade gets the route\'s fault, rate limit and max_requests', () => {
+  async function wsUpstream(): Promise<Upstream & { upgrades: number }> {
+    const server = http.createServer((_q, res) => res.end('no upgrade'));
+    const sockets = new Set<net.Socket>();
+    const up = { port: 0, seen: [] as Seen[], accepted: 0, upgrades: 0, close: () => new Promise<void>((r) => { for (const s of sockets) s.destroy(); server.closeAllConnections(); server.close(() => r()); }) };
+    server.on('upgrade', (_req: http.IncomingMessage, socket: net.Socket) => {
+      up.upgrades++;
+      sockets.add(socket);
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n');
+      socket.pipe(socket);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    up.port = (server.address() as net.AddressInfo).port;
+    return up;
+  }
+
+  /** A raw WebSocket-style Upgrade; resolves with the response head once it has arrived. */
+  function upgrade(port: number): { head: Promise<{ status: number; reason: string | undefined }>; socket: net.Socket } {
+    const socket = netConnect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    cleanups.push(async () => { socket.destroy(); });
+    socket.write('GET /ws HTTP/1.1\r\nhost: svc\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    const head = new Promise<{ status: number; reason: string | undefined }>((resolve) => {
+      let buf = '';
+      const onData = (c: Buffer) => {
+        buf += c.toString('latin1');
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        socket.off('data', onData);
+        const lines = buf.slice(0, end).split('\r\n');
+        const reason = lines.find((l) => l.toLowerCase().startsWith('x-skein-reason:'))?.split(':')[1]?.trim();
+        resolve({ status: Number(lines[0]!.split(' ')[1]), reason });
+      };
+      socket.on('data', onData);
+      socket.on('close', () => resolve({ status: 0, reason: undefined }));
+    });
+    return { head, socket };
+  }
+
+  test('with a fault delay drawn, the abort still applies once the delay has passed', async () => {
+    const up = await track(wsUpstream());
+    const p = await track(startProxy({ ports: [up.port], random: () => 0.5, cluster: { protocol: 'h1' }, route: faultFilter({ delay: { fixed_delay: ms(100), percentage: FAULT_ALL }, abort: { http_status: 503, percentage: FAULT_ALL } }) }));
+    const u = upgrade(p.port);
+    let answered = false;
+    void u.head.then(() => { answered = true; });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(answered, false, 'held for the delay');
+    p.clock.advance(100);
+    const h = await u.head;
+    assert.deepEqual([h.status, h.reason, up.upgrades], [503, 'fault_abort', 0]);
+    assert.equal(counter(p, 'route.r.local_reply.fault_abort'), 1);
+  });
+
+  test('with a fault delay drawn, the local rate limit still applies', async () => {
+    const up = await track(wsUpstream());
+    const bucket = { '@type': TYPE_URLS.LOCAL_RATELIMIT, stat_prefix: 'r', token_bucket: { max_tokens: 1, tokens_per_fill: { value: 1 }, fill_interval: ms(60_000) }, filter_enabled: { default_value: { numerator: 100, denominator: 'HUNDRED' } }, filter_enforced: { default_value: { numerator: 100, denominator: 'HUNDRED' } } };
+    const route = { typed_per_filter_config: { ...faultFilter({ delay: { fixed_delay: ms(100), percentage: FAULT_ALL } }).typed_per_filter_config, 'envoy.filters.http.local_ratelimit': bucket } };
+    const p = await track(startProxy({ ports: [up.port], random: () => 0.5, cluster: { protocol: 'h1' }, route }));
+    const statuses: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const u = upgrade(p.port);
+      await new Promise((r) => setTimeout(r, 20));
+      p.clock.advance(100);
+      statuses.push((await u.head).status);
+    }
+    assert.deepEqual(statuses, [101, 429]);
+    assert.equal(up.upgrades, 1);
+  });
+
+  test('an open tunnel holds a max_requests slot until it closes', async () => {
+    const up = await track(wsUpstream());
+    const p = await track(startProxy({ ports: [up.port], cluster: { protocol: 'h1', circuitBreakers: { maxRequests: 1 } } }));
+    const first = upgrade(p.port);
+    assert.equal((await first.head).status, 101);
+    first.socket.write('ping');
+    await new Promise<void>((r) => first.socket.once('data', () => r()));
+    const second = await upgrade(p.port).head;
+    assert.deepEqual([second.status, second.reason], [503, 'circuit_breaker_max_requests']);
+    assert.equal(counter(p, 'cluster.svc.upstream_rq_overflow'), 1);
+    first.socket.destroy();
+    await until(() => p.stats.gauge('cluster.svc.circuit_breakers.remaining_rq').value === 1, 'the slot released when the tunnel closes');
+    assert.equal((await upgrade(p.port).head).status, 101);
+    assert.equal(up.upgrades, 2);
   });
 });

@@ -138,6 +138,13 @@ export class ConnectionManager {
   /** The fault delay select() chose for the request it routed last. */
   private faultDelayMs = 0;
 
+  /**
+   * The fault delay select() drew for the request it routed last (0: none). When it is above 0,
+   * select() did not run admit(): the caller waits it out, then calls admit() (the fault abort
+   * and the local rate limit), as Forward.start and tunnelUpgrade do.
+   */
+  get drawnFaultDelayMs(): number { return this.faultDelayMs; }
+
   /** The route's fault abort and local rate limit: the local reply to make, or undefined to go on. */
   admit(entry: RouteEntry): LocalReply | undefined {
     const abort = entry.fault?.abort(this.random());
