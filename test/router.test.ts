@@ -649,6 +649,33 @@ describe('peak-EWMA latency uses the cluster\'s configured decay', () => {
   });
 });
 
+describe('a failed response passed on without a retry is accounted at its end', () => {
+  test('its max_requests slot is held while its body streams', async () => {
+    let held: http2.ServerHttp2Stream | undefined;
+    const up = await track(h2Upstream((s) => { s.respond({ ':status': 503, 'content-type': 'text/plain' }); s.write('partial'); held = s; }));
+    const p = await track(startProxy({ ports: [up.port], cluster: { circuitBreakers: { maxRequests: 5 } } }));
+    const remaining = () => p.stats.gauge('cluster.svc.circuit_breakers.remaining_rq').value;
+    const session = http2.connect(`http://127.0.0.1:${p.port}`);
+    session.on('error', () => undefined);
+    cleanups.push(async () => { session.destroy(); });
+    const s = session.request({ ':method': 'GET', ':path': '/x', ':authority': 'svc' }, { endStream: true });
+    let status = 0;
+    let body = '';
+    s.on('response', (h) => { status = Number(h[':status']); });
+    s.on('data', (c: Buffer) => { body += c.toString(); });
+    const closed = new Promise<void>((r) => s.on('close', () => r()));
+    await until(() => body === 'partial', 'the head and the first bytes downstream');
+    assert.equal(status, 503);
+    assert.equal(remaining(), 4, 'the slot is held while the body streams');
+    assert.equal(counter(p, 'cluster.svc.upstream_rq_5xx'), 0, 'the attempt is not recorded yet');
+    held!.end('-rest');
+    await closed;
+    assert.equal(body, 'partial-rest');
+    await until(() => remaining() === 5, 'the slot released at the end');
+    assert.equal(counter(p, 'cluster.svc.upstream_rq_5xx'), 1);
+  });
+});
+
 describe('HTTP/1.1 Upgrade gets the route\'s fault, rate limit and max_requests', () => {
   async function wsUpstream(): Promise<Upstream & { upgrades: number }> {
     const server = http.createServer((_q, res) => res.end('no upgrade'));

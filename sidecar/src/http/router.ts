@@ -338,18 +338,17 @@ export class Forward {
     this.outlierStatus = grpcStatus === undefined ? status : grpcToHttp(grpcStatus);
     const failed = status >= 500 || (grpcStatus !== undefined && grpcStatus !== 0);
     // Other responses go to RetryState only when the policy has a condition for them (409, x-envoy-ratelimited, retriable headers or codes).
-    if ((failed || this.route.retryPolicy?.retriesResponses === true) && !this.committed) {
-      // The attempt is over as far as breakers, budget and outlier detection go, even if this
-      // response is the one passed on.
+    if ((failed || this.route.retryPolicy?.retriesResponses === true) && !this.committed &&
+      this.decideRetry({ kind: 'response', status, grpcStatus, headers })) {
+      // Retried: this attempt is over (its retry starts after the backoff timer).
+      this.abandonAttempt();
       this.endAttempt(this.grpc && status === 200 ? 500 : status, 'response');
-      if (this.decideRetry({ kind: 'response', status, grpcStatus, headers })) {
-        this.abandonAttempt();
-        return false;
-      }
-    } else {
-      this.tryTimer?.cancel();
-      this.tryTimer = undefined;
+      return false;
     }
+    // Passed on, failed or not: the attempt (max_requests, latency, EWMA, outlier report) ends
+    // with the response's end, in complete().
+    this.tryTimer?.cancel();
+    this.tryTimer = undefined;
     if (this.attempt > 1 && !failed) this.cluster.stats?.rqRetrySuccess.inc();
     this.committed = true;
     return true;
