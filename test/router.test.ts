@@ -676,6 +676,23 @@ describe('a failed response passed on without a retry is accounted at its end', 
   });
 });
 
+describe('x-skein-attempt-count on the inbound side (the caller\'s count is kept)', () => {
+  test('retries carry 2, 3 when the caller sent none; a caller\'s count is passed on unchanged', async () => {
+    let n = 0;
+    const up = await track(h2Upstream((s) => { if (n++ % 3 < 2) s.close(http2.constants.NGHTTP2_INTERNAL_ERROR); else grpcOk(s); }));
+    const p = await track(startProxy({ ports: [up.port], setAttemptCount: false, action: { retry_policy: { retry_on: 'reset', num_retries: { value: 3 } } } }));
+    const attempt = async (headers: http2.OutgoingHttpHeaders) => {
+      const reply = call(p.port, { body: Buffer.alloc(5), headers });
+      for (let k = 0; k < 50 && !(await settled(reply)); k++) { p.clock.advance(25); await new Promise((r) => setTimeout(r, 5)); }
+      return reply;
+    };
+    assert.equal(grpcStatus(await attempt({})), '0');
+    assert.deepEqual(up.seen.map((x) => x.headers['x-skein-attempt-count']), ['1', '2', '3']);
+    assert.equal(grpcStatus(await attempt({ 'x-skein-attempt-count': '7' })), '0');
+    assert.deepEqual(up.seen.slice(3).map((x) => x.headers['x-skein-attempt-count']), ['7', '7', '7']);
+  });
+});
+
 describe('HTTP/1.1 Upgrade gets the route\'s fault, rate limit and max_requests', () => {
   async function wsUpstream(): Promise<Upstream & { upgrades: number }> {
     const server = http.createServer((_q, res) => res.end('no upgrade'));

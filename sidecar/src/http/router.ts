@@ -84,6 +84,11 @@ export class Forward {
   liveSeq = 0;
   private tried: Set<Host> | undefined;
   private retry: RetryState | undefined;
+  /**
+   * Whether this proxy numbers the attempts in x-skein-attempt-count: always on the outbound
+   * side; on the inbound side (setAttemptCount false) only when the caller sent no count.
+   */
+  private readonly setsAttemptCount: boolean;
 
   /** Absolute deadline on the clock (ms), 0 for none; which limit set it. */
   private deadlineAt = 0;
@@ -120,6 +125,7 @@ export class Forward {
   ) {
     this.route = entry.route!;
     this.host = host;
+    this.setsAttemptCount = hcm.opts.setAttemptCount !== false || headers[ATTEMPT_COUNT_HEADER] === undefined;
     if ('h2' in down) {
       const s = down.h2 as Tagged<http2.ServerHttp2Stream>;
       this.h2down = s;
@@ -187,7 +193,7 @@ export class Forward {
     host.requestsTotal++;
     this.hcm.routeStatsFor(this.entry).rqAttempts.value++;
     const h = this.headers;
-    if (this.hcm.opts.setAttemptCount !== false || h[ATTEMPT_COUNT_HEADER] === undefined) h[ATTEMPT_COUNT_HEADER] = String(this.attempt);
+    if (this.setsAttemptCount) h[ATTEMPT_COUNT_HEADER] = String(this.attempt);
     const perTry = this.route.perTryTimeoutMs;
     if (perTry > 0) this.tryTimer = this.hcm.opts.clock.setTimer(perTry, () => this.onPerTryTimeout());
     if (this.grpc && this.deadlineAt > 0) {
