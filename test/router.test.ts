@@ -25,6 +25,7 @@ import { DEFAULT_OUTLIER_CONFIG } from '../sidecar/src/resilience/outlier-config
 import type { OutlierConfig } from '../sidecar/src/resilience/outlier-config';
 import { listedHttpFilters, listenerType } from '../sidecar/src/xds/listener-type';
 import type { ListenerConfig } from '../sidecar/src/xds/listener-type';
+import { isGrpcContentType } from '../sidecar/src/router/grpc-content-type';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Doc = Record<string, any>;
@@ -690,6 +691,29 @@ describe('x-skein-attempt-count on the inbound side (the caller\'s count is kept
     assert.deepEqual(up.seen.map((x) => x.headers['x-skein-attempt-count']), ['1', '2', '3']);
     assert.equal(grpcStatus(await attempt({ 'x-skein-attempt-count': '7' })), '0');
     assert.deepEqual(up.seen.slice(3).map((x) => x.headers['x-skein-attempt-count']), ['7', '7', '7']);
+  });
+});
+
+describe('grpc-web is not gRPC (one content-type rule for routing, deadlines and local replies)', () => {
+  test('isGrpcContentType', () => {
+    const cases: [string | string[] | undefined, boolean][] = [
+      ['application/grpc', true], ['application/grpc+proto', true], ['application/grpc;charset=utf-8', true], [['application/grpc'], true],
+      ['application/grpc-web', false], ['application/grpc-web+proto', false], ['application/grpc-web-text', false],
+      ['application/grpcx', false], ['application/json', false], [undefined, false], ['', false],
+    ];
+    assert.deepEqual(cases.map(([ct]) => [ct, isGrpcContentType(ct)]), cases);
+  });
+
+  test('a grpc-web request gets an HTTP local reply, and its upstream response gets no synthesized grpc-status trailer', async () => {
+    const up = await track(h2Upstream((s) => { s.respond({ ':status': 200, 'content-type': 'application/grpc-web+proto' }); s.end(Buffer.from([0x80, 0, 0, 0, 0])); }));
+    const p = await track(startProxy({ ports: [up.port] }));
+    const web = { 'content-type': 'application/grpc-web+proto' };
+    const noRoute = await call(p.port, { grpc: false, headers: { ...web, ':authority': 'nowhere' }, body: Buffer.alloc(5) });
+    assert.deepEqual([noRoute.status, noRoute.headers['grpc-status'], noRoute.headers['x-skein-reason']], [404, undefined, 'no_route']);
+    const r = await call(p.port, { grpc: false, headers: web, body: Buffer.alloc(5) });
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.trailers, {}, 'no trailers invented');
+    assert.equal(r.rst, 0);
   });
 });
 

@@ -32,6 +32,7 @@ import type { TimerHandle } from '../../../shared/src/clock';
 import type { MeshError } from '../../../shared/src/errors';
 import { RetryState } from '../resilience/retry-state';
 import type { AttemptOutcome } from '../resilience/retry-state';
+import { isGrpcContentType } from '../router/grpc-content-type';
 import type { RouteAction } from '../router/route-action';
 import type { RouteEntry } from '../router/route-table';
 import type { Cluster } from '../upstream/cluster';
@@ -612,12 +613,10 @@ function onUpResponse(this: Tagged<http2.ClientHttp2Stream>, headers: http2.Inco
   if (!f.onHead(status, grpcStatus, headers)) return;
   f.statsStatus = !f.grpc || status !== 200 ? status : grpcStatus === undefined || grpcStatus === 0 ? 200 : 500;
   const end = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
-  const wantTrailers = f.grpc || isGrpc(headers['content-type']);
+  const wantTrailers = f.grpc || isGrpcContentType(headers['content-type']);
   if (!f.writeHead(status, headers, end, wantTrailers && f.h2Downstream)) { this.close(NGHTTP2_CANCEL); return; }
   if (!end) relay(this, f.downWritable);
 }
-
-function isGrpc(ct: string | undefined): boolean { return typeof ct === 'string' && ct.startsWith('application/grpc'); }
 
 function onUpTrailers(this: Tagged<http2.ClientHttp2Stream>, trailers: http2.IncomingHttpHeaders): void {
   this[kFwd]!.onUpstreamTrailers(trailers);
