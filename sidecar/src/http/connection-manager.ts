@@ -214,15 +214,15 @@ export class ConnectionManager {
 
   /**
    * Bookkeeping when a forwarded request ends (attempts were accounted for by the router): the
-   * route's counters and per-backend window. `status` is the HTTP status, or for gRPC 200 when
-   * grpc-status is 0 and 500 otherwise; 0 means no response.
+   * route's counters and per-backend window. `status` is the HTTP status (0: no response) and
+   * `grpcStatus` the upstream's grpc-status (-1: none); stats/grpc-status.ts classifies them.
    */
-  finished(cluster: Cluster, entry: RouteEntry, startedAt: number, status: number): void {
+  finished(cluster: Cluster, entry: RouteEntry, startedAt: number, status: number, grpcStatus = -1): void {
     const us = (performance.now() - startedAt) * 1000;
     const rs = this.statsFor(entry);
     let backend = rs.backends.get(cluster.name);
     if (backend === undefined) { backend = rs.route.backend(cluster.name); rs.backends.set(cluster.name, backend); }
-    rs.route.record(status, us, backend, this.opts.clock.now());
+    rs.route.record(status, us, backend, this.opts.clock.now(), grpcStatus);
   }
 
   routeStatsFor(entry: RouteEntry): RouteStats { return this.statsFor(entry).route; }

@@ -38,6 +38,7 @@ import type { RouteEntry } from '../router/route-table';
 import type { Cluster } from '../upstream/cluster';
 import type { Host } from '../upstream/host';
 import { observeLatency } from '../upstream/lb/peak-ewma';
+import { parseGrpcStatus, requestSucceeded } from '../stats/grpc-status';
 import type { H1Exchange, H1Pool, H1ResponseHandler } from '../upstream/pool/h1-pool';
 import type { H2Pool } from '../upstream/pool/h2-pool';
 import { BreakerOpenError } from '../upstream/resources';
@@ -101,8 +102,10 @@ export class Forward {
   /** The response head went downstream: no more retries. */
   committed = false;
   done = false;
-  /** Stats status: HTTP status, or for gRPC 200 when grpc-status is 0 and 500 otherwise; 0 = no response. */
+  /** The response's HTTP status for stats; 0 = no response. */
   private status = 0;
+  /** The current attempt's grpc-status (headers or trailers) for stats, -1 for none (stats/grpc-status.ts). */
+  private grpcStatus = -1;
   /** The upstream's status for outlier detection (gRPC mapped to HTTP as Envoy does). */
   private outlierStatus = 0;
   trailers: http2.OutgoingHttpHeaders | undefined;
@@ -190,6 +193,7 @@ export class Forward {
     this.attemptActive = true;
     this.attemptStartedAt = performance.now();
     this.liveSeq = this.attempt;
+    this.grpcStatus = -1;
     host.activeRequests++;
     host.requestsTotal++;
     this.hcm.routeStatsFor(this.entry).rqAttempts.value++;
@@ -258,11 +262,12 @@ export class Forward {
     const host = this.host;
     const cluster = this.cluster;
     host.activeRequests--;
-    if (statsStatus === 0 || statsStatus >= 500) host.failuresTotal++;
+    const grpcStatus = statsStatus === 0 ? -1 : this.grpcStatus;
+    if (!requestSucceeded(statsStatus, grpcStatus)) host.failuresTotal++;
     const elapsedMs = performance.now() - this.attemptStartedAt;
     const now = this.hcm.opts.clock.now();
     observeLatency(host, elapsedMs, now, cluster.ewmaDecayMs);
-    cluster.stats?.record(statsStatus, elapsedMs * 1000, now);
+    cluster.stats?.record(statsStatus, elapsedMs * 1000, now, grpcStatus);
     cluster.resources.endRequest();
     const od = cluster.outlier;
     if (od !== undefined && report !== 'none') {
@@ -343,13 +348,14 @@ export class Forward {
   /** A response head from the current attempt: retry (abandoning it) or commit. */
   onHead(status: number, grpcStatus: number | undefined, headers: http.IncomingHttpHeaders): boolean {
     this.outlierStatus = grpcStatus === undefined ? status : grpcToHttp(grpcStatus);
+    this.grpcStatus = grpcStatus === undefined ? -1 : parseGrpcStatus(grpcStatus);
     const failed = status >= 500 || (grpcStatus !== undefined && grpcStatus !== 0);
     // Other responses go to RetryState only when the policy has a condition for them (409, x-envoy-ratelimited, retriable headers or codes).
     if ((failed || this.route.retryPolicy?.retriesResponses === true) && !this.committed &&
       this.decideRetry({ kind: 'response', status, grpcStatus, headers })) {
       // Retried: this attempt is over (its retry starts after the backoff timer).
       this.abandonAttempt();
-      this.endAttempt(this.grpc && status === 200 ? 500 : status, 'response');
+      this.endAttempt(status, 'response');
       return false;
     }
     // Passed on, failed or not: the attempt (max_requests, latency, EWMA, outlier report) ends
@@ -470,7 +476,7 @@ export class Forward {
     this.up = undefined;
     this.h1x = undefined;
     this.liveSeq = 0;
-    this.hcm.finished(this.cluster, this.entry, this.startedAt, status);
+    this.hcm.finished(this.cluster, this.entry, this.startedAt, status, status === 0 ? -1 : this.grpcStatus);
   }
 
   resetDown(code: number): void {
@@ -514,8 +520,8 @@ export class Forward {
     this.trailers = t;
     const g = trailers['grpc-status'];
     if (this.grpc && g !== undefined) {
-      this.status = g === '0' ? 200 : 500;
-      this.outlierStatus = grpcToHttp(Number(g));
+      this.grpcStatus = parseGrpcStatus(g);
+      this.outlierStatus = grpcToHttp(this.grpcStatus);
     }
     if (this.h1res !== undefined && !this.h1res.destroyed) this.h1res.addTrailers(t as http.OutgoingHttpHeaders);
   }
@@ -529,7 +535,7 @@ export class Forward {
     const g = headers['grpc-status'];
     const grpcStatus = this.grpc && g !== undefined ? Number(g) : undefined;
     if (!this.onHead(status, grpcStatus, headers)) return;
-    this.status = this.grpc && status === 200 && grpcStatus !== undefined && grpcStatus !== 0 ? 500 : status;
+    this.status = status;
     if (!this.writeHead(status, headers, false, false)) { this.h1x?.abort(new Error('the downstream went away')); }
   }
 
@@ -611,7 +617,7 @@ function onUpResponse(this: Tagged<http2.ClientHttp2Stream>, headers: http2.Inco
   const g = headers['grpc-status'];
   const grpcStatus = f.grpc && g !== undefined ? Number(g) : undefined;
   if (!f.onHead(status, grpcStatus, headers)) return;
-  f.statsStatus = !f.grpc || status !== 200 ? status : grpcStatus === undefined || grpcStatus === 0 ? 200 : 500;
+  f.statsStatus = status;
   const end = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
   const wantTrailers = f.grpc || isGrpcContentType(headers['content-type']);
   if (!f.writeHead(status, headers, end, wantTrailers && f.h2Downstream)) { this.close(NGHTTP2_CANCEL); return; }
