@@ -3,12 +3,15 @@ import assert from 'node:assert/strict';
 import { RetryBudget } from '../sidecar/src/resilience/retry-budget';
 import { IMPLICIT_RETRIES, RetryState } from '../sidecar/src/resilience/retry-state';
 import type { AttemptOutcome } from '../sidecar/src/resilience/retry-state';
+import { parseRetryPolicy } from '../sidecar/src/router/retry-policy';
 import type { RetryPolicy } from '../sidecar/src/router/retry-policy';
+import { parseHeaderMatcher } from '../sidecar/src/router/header-matcher';
 
 const policy = (retryOn: string[], extra: Partial<RetryPolicy> = {}): RetryPolicy => ({
-  retryOn: new Set(retryOn), numRetries: 3, perTryTimeoutMs: 0, baseIntervalMs: 25, maxIntervalMs: 250, retriableStatusCodes: [], ...extra,
+  retryOn: new Set(retryOn), numRetries: 3, perTryTimeoutMs: 0, baseIntervalMs: 25, maxIntervalMs: 250, retriableStatusCodes: [], retriableHeaders: [], retriesResponses: true, ...extra,
 });
-const resp = (status: number, grpcStatus?: number): AttemptOutcome => ({ kind: 'response', status, grpcStatus });
+const resp = (status: number, grpcStatus?: number, headers?: Record<string, string>): AttemptOutcome => ({ kind: 'response', status, grpcStatus, ...(headers === undefined ? {} : { headers }) } as AttemptOutcome);
+const tryAgain = [parseHeaderMatcher({ name: 'x-try-again', string_match: { exact: 'yes' } }, 'm')];
 const state = (p: RetryPolicy | undefined, o: { replayable?: boolean; budget?: RetryBudget; random?: number } = {}) =>
   new RetryState(p, o.budget ?? new RetryBudget(), { bodyReplayable: o.replayable ?? true, random: () => o.random ?? 1 });
 
@@ -37,6 +40,23 @@ describe('RetryState: which outcomes are retried', () => {
     { name: 'refused-stream policy', policy: policy(['refused-stream']), outcome: { kind: 'refused-stream' }, retry: true },
     { name: 'per-try timeout under 5xx', policy: policy(['5xx']), outcome: { kind: 'per-try-timeout' }, retry: true },
     { name: 'per-try timeout not under unavailable', policy: policy(['unavailable']), outcome: { kind: 'per-try-timeout' }, retry: false, reason: 'not-retriable' },
+    // Envoy's retriable-4xx is 409 Conflict only.
+    { name: 'retriable-4xx retries a 409', policy: policy(['retriable-4xx']), outcome: resp(409), retry: true },
+    { name: 'retriable-4xx does not retry a 429', policy: policy(['retriable-4xx']), outcome: resp(429), retry: false, reason: 'success' },
+    { name: 'retriable-4xx does not retry a 500', policy: policy(['retriable-4xx']), outcome: resp(500), retry: false, reason: 'not-retriable' },
+    { name: 'a 409 without retriable-4xx is passed on', policy: policy(['5xx']), outcome: resp(409), retry: false, reason: 'success' },
+    // reset-before-request: only when no request byte can have reached the upstream.
+    { name: 'reset-before-request retries a reset before any byte was sent', policy: policy(['reset-before-request']), outcome: { kind: 'reset', sentBytes: false }, retry: true },
+    { name: 'reset-before-request retries a connect failure', policy: policy(['reset-before-request']), outcome: { kind: 'connect-failure' }, retry: true },
+    { name: 'reset-before-request does not retry a reset after bytes were sent', policy: policy(['reset-before-request']), outcome: { kind: 'reset', sentBytes: true }, retry: false, reason: 'not-retriable' },
+    { name: 'reset-before-request does not retry a per-try timeout', policy: policy(['reset-before-request']), outcome: { kind: 'per-try-timeout' }, retry: false, reason: 'not-retriable' },
+    // envoy-ratelimited: the response carries x-envoy-ratelimited (any status).
+    { name: 'envoy-ratelimited retries a 429 with x-envoy-ratelimited', policy: policy(['envoy-ratelimited']), outcome: resp(429, undefined, { 'x-envoy-ratelimited': 'true' }), retry: true },
+    { name: 'envoy-ratelimited does not retry a plain 429', policy: policy(['envoy-ratelimited']), outcome: resp(429, undefined, {}), retry: false, reason: 'success' },
+    { name: 'x-envoy-ratelimited without the condition is not retried', policy: policy(['5xx']), outcome: resp(429, undefined, { 'x-envoy-ratelimited': 'true' }), retry: false, reason: 'success' },
+    // retriable-headers: a response matching any of retriable_headers (any status).
+    { name: 'retriable-headers retries a matching 200', policy: policy(['retriable-headers'], { retriableHeaders: tryAgain }), outcome: resp(200, undefined, { 'x-try-again': 'yes' }), retry: true },
+    { name: 'retriable-headers does not retry a non-matching response', policy: policy(['retriable-headers'], { retriableHeaders: tryAgain }), outcome: resp(503, undefined, { 'x-try-again': 'no' }), retry: false, reason: 'not-retriable' },
   ];
   for (const c of cases) {
     test(c.name, () => {
@@ -137,5 +157,28 @@ describe('RetryBudget', () => {
     assert.ok(granted < 50 * 5, `far fewer retries than a budget-less policy would make (${granted})`);
     for (const s of states) s.attemptDone();
     assert.equal(budget.activeRetries, 0);
+  });
+});
+
+describe('parseRetryPolicy: every accepted retry_on condition has an effect', () => {
+  const bad: [label: string, raw: Record<string, unknown>, error: string][] = [
+    ['http3-post-connect-failure (the sidecar has no HTTP/3)', { retry_on: '5xx,http3-post-connect-failure' },
+      'rp.retry_on: "http3-post-connect-failure" cannot have an effect: the skein sidecar does not speak HTTP/3'],
+    ['retriable-headers without retriable_headers', { retry_on: 'retriable-headers' },
+      'rp.retriable_headers: is required (non-empty) with retry_on "retriable-headers"'],
+    ['retriable_headers without retriable-headers', { retry_on: '5xx', retriable_headers: [{ name: 'x-a', present_match: true }] },
+      'rp.retriable_headers: has no effect without retry_on "retriable-headers"'],
+    ['a pseudo-header in retriable_headers', { retry_on: 'retriable-headers', retriable_headers: [{ name: ':status', string_match: { exact: '503' } }] },
+      'rp.retriable_headers[0].name: pseudo-headers are not supported here (use retriable_status_codes for :status)'],
+  ];
+  for (const [label, raw, error] of bad) {
+    test(`rejects ${label}`, () => assert.throws(() => parseRetryPolicy(raw, 'rp'), (e: Error) => { assert.equal(e.message, error); return true; }));
+  }
+
+  test('accepts the conditions it honours', () => {
+    const p = parseRetryPolicy({ retry_on: 'retriable-4xx,reset-before-request,envoy-ratelimited,retriable-headers', retriable_headers: [{ name: 'x-try-again', string_match: { exact: 'yes' } }] }, 'rp');
+    assert.deepEqual([...p.retryOn], ['retriable-4xx', 'reset-before-request', 'envoy-ratelimited', 'retriable-headers']);
+    assert.equal(p.retriableHeaders.length, 1);
+    assert.equal(p.retriableHeaders[0]!.name, 'x-try-again');
   });
 });

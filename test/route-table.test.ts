@@ -415,12 +415,12 @@ describe('route timeout', () => {
 // ---------------------------------------------------------------- retry policy
 
 describe('retry policy', () => {
-  type Parsed = { retryOn: string[]; numRetries: number; perTryTimeoutMs: number; baseIntervalMs: number; maxIntervalMs: number; retriableStatusCodes: readonly number[] };
+  type Parsed = { retryOn: string[]; numRetries: number; perTryTimeoutMs: number; baseIntervalMs: number; maxIntervalMs: number; retriableStatusCodes: readonly number[]; retriableHeaders: readonly unknown[]; retriesResponses: boolean };
   const parsed = (e: RouteEntry): Parsed | undefined => {
     const p = e.route!.retryPolicy;
     return p && { ...p, retryOn: [...p.retryOn].sort() };
   };
-  const base: Parsed = { retryOn: [], numRetries: 1, perTryTimeoutMs: 0, baseIntervalMs: 25, maxIntervalMs: 250, retriableStatusCodes: [] };
+  const base: Parsed = { retryOn: [], numRetries: 1, perTryTimeoutMs: 0, baseIntervalMs: 25, maxIntervalMs: 250, retriableStatusCodes: [], retriableHeaders: [], retriesResponses: false };
   const cases: [label: string, action: Doc, vhostMore: Doc, expected: Parsed | undefined][] = [
     ['none', {}, {}, undefined],
     ['empty: Envoy defaults (1 retry, 25ms base, 10x max)', { retry_policy: {} }, {}, base],
@@ -429,7 +429,7 @@ describe('retry policy', () => {
     ['num_retries and per_try_timeout', { retry_policy: { num_retries: { value: 3 }, per_try_timeout: ms(250) } }, {}, { ...base, numRetries: 3, perTryTimeoutMs: 250 }],
     ['base_interval only: max is 10x base', { retry_policy: { retry_back_off: { base_interval: ms(100) } } }, {}, { ...base, baseIntervalMs: 100, maxIntervalMs: 1000 }],
     ['base and max', { retry_policy: { retry_back_off: { base_interval: ms(10), max_interval: d(1) } } }, {}, { ...base, baseIntervalMs: 10, maxIntervalMs: 1000 }],
-    ['retriable status codes', { retry_policy: { retry_on: 'retriable-status-codes', retriable_status_codes: [503, 504] } }, {}, { ...base, retryOn: ['retriable-status-codes'], retriableStatusCodes: [503, 504] }],
+    ['retriable status codes', { retry_policy: { retry_on: 'retriable-status-codes', retriable_status_codes: [503, 504] } }, {}, { ...base, retryOn: ['retriable-status-codes'], retriableStatusCodes: [503, 504], retriesResponses: true }],
     ['virtual host policy when the route has none', {}, { retry_policy: { num_retries: { value: 4 } } }, { ...base, numRetries: 4 }],
     ['route policy replaces the virtual host policy whole', { retry_policy: { retry_on: '5xx' } }, { retry_policy: { num_retries: { value: 4 } } }, { ...base, retryOn: ['5xx'] }],
   ];

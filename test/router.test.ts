@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type * as net from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { FakeClock } from '../shared/src/clock';
 import { createLogger } from '../shared/src/log';
 import { encodeResource } from '../shared/src/xds/pack';
@@ -22,6 +23,9 @@ import type { ClusterConfig } from '../sidecar/src/xds/cluster-type';
 import { parseGrpcTimeout, formatGrpcTimeout } from '../sidecar/src/http/grpc-timeout';
 import { DEFAULT_OUTLIER_CONFIG } from '../sidecar/src/resilience/outlier-config';
 import type { OutlierConfig } from '../sidecar/src/resilience/outlier-config';
+import { listedHttpFilters, listenerType } from '../sidecar/src/xds/listener-type';
+import type { ListenerConfig } from '../sidecar/src/xds/listener-type';
+import { isGrpcContentType } from '../sidecar/src/router/grpc-content-type';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Doc = Record<string, any>;
@@ -83,23 +87,23 @@ const reset: H2Behaviour = (s) => s.close(http2.constants.NGHTTP2_INTERNAL_ERROR
 
 // --- the proxy ------------------------------------------------------------------------------
 
-interface Proxy { port: number; clock: FakeClock; cluster: Cluster; stats: Stats; close(): Promise<void> }
+interface Proxy { port: number; clock: FakeClock; cluster: Cluster; stats: Stats; cm: ConnectionManager; routes: RouteTable; close(): Promise<void> }
 
-async function startProxy(o: { action?: Doc; cluster?: Partial<ClusterConfig>; ports: number[]; random?: () => number; retryBufferBytes?: number }): Promise<Proxy> {
+async function startProxy(o: { action?: Doc; route?: Doc; cluster?: Partial<ClusterConfig>; ports: number[]; random?: () => number; retryBufferBytes?: number; setAttemptCount?: boolean }): Promise<Proxy> {
   const clock = new FakeClock();
   const stats = new Stats({ clock });
-  const rc = { name: 'test', virtual_hosts: [{ name: 'svc', domains: ['svc'], routes: [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'svc', timeout: ms(0), ...o.action } }] }] };
+  const rc = { name: 'test', virtual_hosts: [{ name: 'svc', domains: ['svc'], routes: [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'svc', timeout: ms(0), ...o.action }, ...o.route }] }] };
   const routes = RouteTable.build(decodeAny(encodeResource(TYPE_URLS.ROUTE, rc)));
   const config: ClusterConfig = { name: 'svc', type: 'STATIC', edsServiceName: 'svc', lbPolicy: 'round_robin', connectTimeoutMs: 5000, protocol: 'h2', ...o.cluster };
   const cluster = new Cluster(config, clock, { stats, log });
   cluster.stats = new ClusterStats(stats, 'svc');
   cluster.updateEndpoints(o.ports.map((port) => ({ address: '127.0.0.1', port, weight: 1, zone: '', health: 'HEALTHY' as const })));
-  const cm = new ConnectionManager({ name: 'outbound', stats, policy: { trustForwardedFor: true }, clock, log, random: o.random ?? (() => 0), ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}) });
+  const cm = new ConnectionManager({ name: 'outbound', stats, policy: { trustForwardedFor: true }, clock, log, random: o.random ?? (() => 0), ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.setAttemptCount !== undefined ? { setAttemptCount: o.setAttemptCount } : {}) });
   cm.snapshot = { routes, clusters: new Map([['svc', cluster]]) };
   const server = sniffingServer(cm.h1, cm.h2);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
-    port: (server.address() as net.AddressInfo).port, clock, cluster, stats,
+    port: (server.address() as net.AddressInfo).port, clock, cluster, stats, cm, routes,
     close: async () => { cm.closeConnections(); cluster.close(); await new Promise<void>((r) => server.close(() => r())); },
   };
 }
@@ -486,7 +490,7 @@ describe('fault injection and local rate limit, through the router (FakeClock)',
     cm.snapshot = { routes, clusters: new Map([['svc', cluster]]) };
     const server = sniffingServer(cm.h1, cm.h2);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    return { port: (server.address() as net.AddressInfo).port, clock, cluster, stats, close: async () => { cm.closeConnections(); cluster.close(); await new Promise<void>((r) => server.close(() => r())); } };
+    return { port: (server.address() as net.AddressInfo).port, clock, cluster, stats, cm, routes, close: async () => { cm.closeConnections(); cluster.close(); await new Promise<void>((r) => server.close(() => r())); } };
   }
 
   test('an abort answers locally with the configured gRPC status and never reaches the upstream', async () => {
@@ -532,5 +536,269 @@ describe('fault injection and local rate limit, through the router (FakeClock)',
     p.clock.advance(1);
     assert.equal(grpcStatus(await call(p.port, { body: Buffer.alloc(5) })), '0');
     assert.equal(up.seen.length, 4);
+  });
+});
+
+// --- issue 9: settings that were decoded and ignored, and debuggability ---------------------
+
+const FAULT_ALL = { numerator: 1_000_000, denominator: 'MILLION' };
+const faultFilter = (f: Doc): Doc => ({ typed_per_filter_config: { 'envoy.filters.http.fault': { '@type': TYPE_URLS.FAULT, ...f } } });
+
+describe('the listener\'s http filter chain gates per-route filter settings', () => {
+  const ROUTER_F = { name: 'envoy.filters.http.router', typed_config: { '@type': TYPE_URLS.ROUTER } };
+  const FAULT_F = { name: 'envoy.filters.http.fault', typed_config: { '@type': TYPE_URLS.FAULT } };
+  const decodeListener = (filters: Doc[]): ListenerConfig => {
+    const l = {
+      name: 'skein.outbound', address: { socket_address: { address: '127.0.0.1', port_value: 15001 } },
+      filter_chains: [{ filters: [{ name: 'hcm', typed_config: { '@type': TYPE_URLS.HCM, stat_prefix: 'out', rds: { route_config_name: 'test', config_source: { ads: {} } }, http_filters: [...filters, ROUTER_F] } }] }],
+    };
+    const r = listenerType.decode(encodeResource(TYPE_URLS.LISTENER, l));
+    assert.ok('value' in r, 'error' in r ? r.error : '');
+    return r.value;
+  };
+
+  test('a route\'s fault abort does not apply on a listener without the fault filter; it does on one with it', async () => {
+    const up = await track(h2Upstream(grpcOk));
+    const p = await track(startProxy({ ports: [up.port], random: () => 0.5, route: faultFilter({ abort: { grpc_status: 14, percentage: FAULT_ALL } }) }));
+    const clusters = p.cm.snapshot.clusters;
+    const ignored: string[] = [];
+    p.cm.snapshot = { routes: p.routes.withHttpFilters(listedHttpFilters(decodeListener([])), (msg) => ignored.push(msg)), clusters };
+    const r = await call(p.port, { body: Buffer.alloc(5) });
+    assert.equal(grpcStatus(r), '0', 'no fault filter on the listener: the abort is ignored');
+    assert.equal(up.seen.length, 1);
+    assert.equal(ignored.length, 1, 'the ignored setting is reported once, at config time');
+    assert.match(ignored[0]!, /envoy\.filters\.http\.fault/);
+
+    p.cm.snapshot = { routes: p.routes.withHttpFilters(listedHttpFilters(decodeListener([FAULT_F]))), clusters };
+    const a = await call(p.port, { body: Buffer.alloc(5) });
+    assert.equal(grpcStatus(a), '14');
+    assert.equal(a.headers['x-skein-reason'], 'fault_abort');
+    assert.equal(up.seen.length, 1, 'the aborted request never reached the upstream');
+  });
+
+  test('the derived table is computed once per filter set and shares the rate-limit buckets', () => {
+    const bucket = { '@type': TYPE_URLS.LOCAL_RATELIMIT, stat_prefix: 'r', token_bucket: { max_tokens: 3, tokens_per_fill: { value: 3 }, fill_interval: ms(1000) }, filter_enabled: { default_value: { numerator: 100, denominator: 'HUNDRED' } }, filter_enforced: { default_value: { numerator: 100, denominator: 'HUNDRED' } } };
+    const rc = { name: 'test', virtual_hosts: [{ name: 'svc', domains: ['svc'], routes: [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'svc' }, typed_per_filter_config: {
+      'envoy.filters.http.fault': { '@type': TYPE_URLS.FAULT, abort: { grpc_status: 14, percentage: FAULT_ALL } },
+      'envoy.filters.http.local_ratelimit': bucket,
+    } }] }] };
+    const table = RouteTable.build(decodeAny(encodeResource(TYPE_URLS.ROUTE, rc)));
+    const full = table.match('svc', '/', 'GET', {})!;
+    assert.equal(table.withHttpFilters({ fault: true, rateLimit: true }), table, 'every filter listed: the table itself');
+    const noFault = table.withHttpFilters({ fault: false, rateLimit: true });
+    assert.equal(table.withHttpFilters({ fault: false, rateLimit: true }), noFault, 'memoized');
+    const e = noFault.match('svc', '/', 'GET', {})!;
+    assert.equal(e.fault, undefined);
+    assert.equal(e.rateLimit, full.rateLimit, 'the same bucket: tokens are not reset');
+    const none = table.withHttpFilters({ fault: false, rateLimit: false }).match('svc', '/', 'GET', {})!;
+    assert.deepEqual([none.fault, none.rateLimit, none.name, none.route], [undefined, undefined, 'r', full.route]);
+  });
+});
+
+describe('retry_on conditions beyond 5xx, through the router', () => {
+  async function retried(first: (s: http2.ServerHttp2Stream) => void, retryOn: string): Promise<{ reply: Reply; up: Upstream }> {
+    const up = await track(h2Upstream((s, n) => (n === 0 ? first(s) : s.respond({ ':status': 200 }, { endStream: true }))));
+    const p = await track(startProxy({ ports: [up.port], action: { retry_policy: { retry_on: retryOn, num_retries: { value: 2 } } } }));
+    const reply = call(p.port, { grpc: false, method: 'GET' });
+    for (let k = 0; k < 50 && !(await settled(reply)); k++) { p.clock.advance(25); await new Promise((r) => setTimeout(r, 5)); }
+    return { reply: await reply, up };
+  }
+
+  test('retriable-4xx retries a 409 (and only a 409)', async () => {
+    const a = await retried((s) => s.respond({ ':status': 409 }, { endStream: true }), 'retriable-4xx');
+    assert.deepEqual([a.reply.status, a.reply.headers['x-skein-attempt-count'], a.up.seen.length], [200, '2', 2]);
+    const b = await retried((s) => s.respond({ ':status': 404 }, { endStream: true }), 'retriable-4xx');
+    assert.deepEqual([b.reply.status, b.up.seen.length], [404, 1]);
+  });
+
+  test('envoy-ratelimited retries a response carrying x-envoy-ratelimited', async () => {
+    const a = await retried((s) => s.respond({ ':status': 429, 'x-envoy-ratelimited': 'true' }, { endStream: true }), 'envoy-ratelimited');
+    assert.deepEqual([a.reply.status, a.up.seen.length], [200, 2]);
+    const b = await retried((s) => s.respond({ ':status': 429 }, { endStream: true }), 'envoy-ratelimited');
+    assert.deepEqual([b.reply.status, b.up.seen.length], [429, 1]);
+  });
+
+  test('retriable-headers retries a response matching retriable_headers', async () => {
+    const up = await track(h2Upstream((s, n) => s.respond({ ':status': 200, ...(n === 0 ? { 'x-try-again': 'yes' } : {}) }, { endStream: true })));
+    const p = await track(startProxy({ ports: [up.port], action: { retry_policy: { retry_on: 'retriable-headers', retriable_headers: [{ name: 'x-try-again', string_match: { exact: 'yes' } }] } } }));
+    const reply = call(p.port, { grpc: false, method: 'GET' });
+    for (let k = 0; k < 50 && !(await settled(reply)); k++) { p.clock.advance(25); await new Promise((r) => setTimeout(r, 5)); }
+    const r = await reply;
+    assert.deepEqual([r.status, r.headers['x-try-again'], up.seen.length], [200, undefined, 2]);
+  });
+});
+
+describe('peak-EWMA latency uses the cluster\'s configured decay', () => {
+  test('the EWMA recorded after a response decays with decayMs, not a fixed 10 s', async () => {
+    for (const decayMs of [1000, undefined]) {
+      const up = await track(h2Upstream(grpcOk));
+      const p = await track(startProxy({ ports: [up.port], cluster: { lbPolicy: 'peak_ewma', ...(decayMs === undefined ? {} : { decayMs }) } }));
+      const host = p.cluster.allHosts()[0]!;
+      host.ewmaMs = 1_000_000;
+      host.ewmaAt = p.clock.now();
+      p.clock.advance(1000);
+      const t0 = performance.now();
+      assert.equal(grpcStatus(await call(p.port, { body: Buffer.alloc(5) })), '0');
+      const maxSampleMs = performance.now() - t0;
+      // One sample L in [0, maxSampleMs] after dt = 1000ms: d = exp(-dt / decay);
+      // ewma = 1e6 * d * d + L * (1 - d) (the sample is far below the decayed estimate).
+      const d = Math.exp(-1000 / (decayMs ?? 10_000));
+      const low = 1_000_000 * d * d;
+      assert.ok(host.ewmaMs >= low - 1e-6 && host.ewmaMs <= low + maxSampleMs * (1 - d) + 1e-6, `decay ${decayMs}: ewma ${host.ewmaMs}, expected ${low} + L x ${1 - d}`);
+      assert.equal(host.ewmaAt, p.clock.now());
+    }
+  });
+});
+
+describe('a failed response passed on without a retry is accounted at its end', () => {
+  test('its max_requests slot is held while its body streams', async () => {
+    let held: http2.ServerHttp2Stream | undefined;
+    const up = await track(h2Upstream((s) => { s.respond({ ':status': 503, 'content-type': 'text/plain' }); s.write('partial'); held = s; }));
+    const p = await track(startProxy({ ports: [up.port], cluster: { circuitBreakers: { maxRequests: 5 } } }));
+    const remaining = () => p.stats.gauge('cluster.svc.circuit_breakers.remaining_rq').value;
+    const session = http2.connect(`http://127.0.0.1:${p.port}`);
+    session.on('error', () => undefined);
+    cleanups.push(async () => { session.destroy(); });
+    const s = session.request({ ':method': 'GET', ':path': '/x', ':authority': 'svc' }, { endStream: true });
+    let status = 0;
+    let body = '';
+    s.on('response', (h) => { status = Number(h[':status']); });
+    s.on('data', (c: Buffer) => { body += c.toString(); });
+    const closed = new Promise<void>((r) => s.on('close', () => r()));
+    await until(() => body === 'partial', 'the head and the first bytes downstream');
+    assert.equal(status, 503);
+    assert.equal(remaining(), 4, 'the slot is held while the body streams');
+    assert.equal(counter(p, 'cluster.svc.upstream_rq_5xx'), 0, 'the attempt is not recorded yet');
+    held!.end('-rest');
+    await closed;
+    assert.equal(body, 'partial-rest');
+    await until(() => remaining() === 5, 'the slot released at the end');
+    assert.equal(counter(p, 'cluster.svc.upstream_rq_5xx'), 1);
+  });
+});
+
+describe('x-skein-attempt-count on the inbound side (the caller\'s count is kept)', () => {
+  test('retries carry 2, 3 when the caller sent none; a caller\'s count is passed on unchanged', async () => {
+    let n = 0;
+    const up = await track(h2Upstream((s) => { if (n++ % 3 < 2) s.close(http2.constants.NGHTTP2_INTERNAL_ERROR); else grpcOk(s); }));
+    const p = await track(startProxy({ ports: [up.port], setAttemptCount: false, action: { retry_policy: { retry_on: 'reset', num_retries: { value: 3 } } } }));
+    const attempt = async (headers: http2.OutgoingHttpHeaders) => {
+      const reply = call(p.port, { body: Buffer.alloc(5), headers });
+      for (let k = 0; k < 50 && !(await settled(reply)); k++) { p.clock.advance(25); await new Promise((r) => setTimeout(r, 5)); }
+      return reply;
+    };
+    assert.equal(grpcStatus(await attempt({})), '0');
+    assert.deepEqual(up.seen.map((x) => x.headers['x-skein-attempt-count']), ['1', '2', '3']);
+    assert.equal(grpcStatus(await attempt({ 'x-skein-attempt-count': '7' })), '0');
+    assert.deepEqual(up.seen.slice(3).map((x) => x.headers['x-skein-attempt-count']), ['7', '7', '7']);
+  });
+});
+
+describe('grpc-web is not gRPC (one content-type rule for routing, deadlines and local replies)', () => {
+  test('isGrpcContentType', () => {
+    const cases: [string | string[] | undefined, boolean][] = [
+      ['application/grpc', true], ['application/grpc+proto', true], ['application/grpc;charset=utf-8', true], [['application/grpc'], true],
+      ['application/grpc-web', false], ['application/grpc-web+proto', false], ['application/grpc-web-text', false],
+      ['application/grpcx', false], ['application/json', false], [undefined, false], ['', false],
+    ];
+    assert.deepEqual(cases.map(([ct]) => [ct, isGrpcContentType(ct)]), cases);
+  });
+
+  test('a grpc-web request gets an HTTP local reply, and its upstream response gets no synthesized grpc-status trailer', async () => {
+    const up = await track(h2Upstream((s) => { s.respond({ ':status': 200, 'content-type': 'application/grpc-web+proto' }); s.end(Buffer.from([0x80, 0, 0, 0, 0])); }));
+    const p = await track(startProxy({ ports: [up.port] }));
+    const web = { 'content-type': 'application/grpc-web+proto' };
+    const noRoute = await call(p.port, { grpc: false, headers: { ...web, ':authority': 'nowhere' }, body: Buffer.alloc(5) });
+    assert.deepEqual([noRoute.status, noRoute.headers['grpc-status'], noRoute.headers['x-skein-reason']], [404, undefined, 'no_route']);
+    const r = await call(p.port, { grpc: false, headers: web, body: Buffer.alloc(5) });
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.trailers, {}, 'no trailers invented');
+    assert.equal(r.rst, 0);
+  });
+});
+
+describe('HTTP/1.1 Upgrade gets the route\'s fault, rate limit and max_requests', () => {
+  async function wsUpstream(): Promise<Upstream & { upgrades: number }> {
+    const server = http.createServer((_q, res) => res.end('no upgrade'));
+    const sockets = new Set<net.Socket>();
+    const up = { port: 0, seen: [] as Seen[], accepted: 0, upgrades: 0, close: () => new Promise<void>((r) => { for (const s of sockets) s.destroy(); server.closeAllConnections(); server.close(() => r()); }) };
+    server.on('upgrade', (_req: http.IncomingMessage, socket: net.Socket) => {
+      up.upgrades++;
+      sockets.add(socket);
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n');
+      socket.pipe(socket);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    up.port = (server.address() as net.AddressInfo).port;
+    return up;
+  }
+
+  /** A raw WebSocket-style Upgrade; resolves with the response head once it has arrived. */
+  function upgrade(port: number): { head: Promise<{ status: number; reason: string | undefined }>; socket: net.Socket } {
+    const socket = netConnect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    cleanups.push(async () => { socket.destroy(); });
+    socket.write('GET /ws HTTP/1.1\r\nhost: svc\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    const head = new Promise<{ status: number; reason: string | undefined }>((resolve) => {
+      let buf = '';
+      const onData = (c: Buffer) => {
+        buf += c.toString('latin1');
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        socket.off('data', onData);
+        const lines = buf.slice(0, end).split('\r\n');
+        const reason = lines.find((l) => l.toLowerCase().startsWith('x-skein-reason:'))?.split(':')[1]?.trim();
+        resolve({ status: Number(lines[0]!.split(' ')[1]), reason });
+      };
+      socket.on('data', onData);
+      socket.on('close', () => resolve({ status: 0, reason: undefined }));
+    });
+    return { head, socket };
+  }
+
+  test('with a fault delay drawn, the abort still applies once the delay has passed', async () => {
+    const up = await track(wsUpstream());
+    const p = await track(startProxy({ ports: [up.port], random: () => 0.5, cluster: { protocol: 'h1' }, route: faultFilter({ delay: { fixed_delay: ms(100), percentage: FAULT_ALL }, abort: { http_status: 503, percentage: FAULT_ALL } }) }));
+    const u = upgrade(p.port);
+    let answered = false;
+    void u.head.then(() => { answered = true; });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(answered, false, 'held for the delay');
+    p.clock.advance(100);
+    const h = await u.head;
+    assert.deepEqual([h.status, h.reason, up.upgrades], [503, 'fault_abort', 0]);
+    assert.equal(counter(p, 'route.r.local_reply.fault_abort'), 1);
+  });
+
+  test('with a fault delay drawn, the local rate limit still applies', async () => {
+    const up = await track(wsUpstream());
+    const bucket = { '@type': TYPE_URLS.LOCAL_RATELIMIT, stat_prefix: 'r', token_bucket: { max_tokens: 1, tokens_per_fill: { value: 1 }, fill_interval: ms(60_000) }, filter_enabled: { default_value: { numerator: 100, denominator: 'HUNDRED' } }, filter_enforced: { default_value: { numerator: 100, denominator: 'HUNDRED' } } };
+    const route = { typed_per_filter_config: { ...faultFilter({ delay: { fixed_delay: ms(100), percentage: FAULT_ALL } }).typed_per_filter_config, 'envoy.filters.http.local_ratelimit': bucket } };
+    const p = await track(startProxy({ ports: [up.port], random: () => 0.5, cluster: { protocol: 'h1' }, route }));
+    const statuses: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const u = upgrade(p.port);
+      await new Promise((r) => setTimeout(r, 20));
+      p.clock.advance(100);
+      statuses.push((await u.head).status);
+    }
+    assert.deepEqual(statuses, [101, 429]);
+    assert.equal(up.upgrades, 1);
+  });
+
+  test('an open tunnel holds a max_requests slot until it closes', async () => {
+    const up = await track(wsUpstream());
+    const p = await track(startProxy({ ports: [up.port], cluster: { protocol: 'h1', circuitBreakers: { maxRequests: 1 } } }));
+    const first = upgrade(p.port);
+    assert.equal((await first.head).status, 101);
+    first.socket.write('ping');
+    await new Promise<void>((r) => first.socket.once('data', () => r()));
+    const second = await upgrade(p.port).head;
+    assert.deepEqual([second.status, second.reason], [503, 'circuit_breaker_max_requests']);
+    assert.equal(counter(p, 'cluster.svc.upstream_rq_overflow'), 1);
+    first.socket.destroy();
+    await until(() => p.stats.gauge('cluster.svc.circuit_breakers.remaining_rq').value === 1, 'the slot released when the tunnel closes');
+    assert.equal((await upgrade(p.port).head).status, 101);
+    assert.equal(up.upgrades, 2);
   });
 });

@@ -7,6 +7,16 @@ import assert from 'node:assert/strict';
 import { FakeClock } from '../shared/src/clock';
 import { Counter, LatencyHistogram, MAX_LATENCY_US, RollingWindow, Stats, statKey } from '../sidecar/src/stats/stats';
 import { ClusterStats, ListenerStats, LOCAL_REPLY_REASONS, RouteStats } from '../sidecar/src/stats/stat-bundles';
+import type * as net from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { createLogger } from '../shared/src/log';
+import { encodeResource } from '../shared/src/xds/pack';
+import { decodeAny, TYPE_URLS } from '../shared/src/xds/protos';
+import { ConnectionManager } from '../sidecar/src/http/connection-manager';
+import { sniffingServer } from '../sidecar/src/listener/sniffing-server';
+import { RouteTable } from '../sidecar/src/router/route-table';
+import { Cluster } from '../sidecar/src/upstream/cluster';
+import { GRPC_SERVER_FAILURES, requestSucceeded } from '../sidecar/src/stats/grpc-status';
 
 const START = Date.UTC(2026, 0, 1); // a whole second
 
@@ -269,5 +279,69 @@ describe('RouteStats, ClusterStats, ListenerStats', () => {
     assert.equal(snap.windows['cluster.reviews-v1.window']?.count, 1);
     assert.equal(snap.counters['listener.inbound_8080.downstream_cx_total'], 1);
     assert.equal(snap.counters['listener.inbound_8080.downstream_rq_total'], 1);
+  });
+});
+
+describe('gRPC status stats (rq_grpc_<CODE>) and success by grpc-status', () => {
+  it('a gRPC answer counts its HTTP class and its gRPC code; success follows the gRPC classification', () => {
+    const stats = new Stats({ clock: new FakeClock(START) });
+    const route = new RouteStats(stats, 'g');
+    const cl = new ClusterStats(stats, 'c');
+    const backend = route.backend('c');
+    for (const code of [0, 5, 14, 14, 13, 3, 42]) { route.record(200, 1000, backend, START, code); cl.record(200, 1000, START, code); }
+    route.record(503, 1000, backend, START); // plain HTTP
+    const c = stats.snapshot().counters;
+    assert.deepEqual(
+      [c['route.g.rq_2xx'], c['route.g.rq_5xx'], c['route.g.rq_grpc_OK'], c['route.g.rq_grpc_NOT_FOUND'], c['route.g.rq_grpc_UNAVAILABLE'], c['route.g.rq_grpc_INTERNAL'], c['route.g.rq_grpc_INVALID_ARGUMENT'], c['route.g.rq_grpc_UNKNOWN']],
+      [7, 1, 1, 1, 2, 1, 1, 1],
+    );
+    // OK, NOT_FOUND, INVALID_ARGUMENT succeed (the service answered); UNAVAILABLE x2, INTERNAL, UNKNOWN (42) fail; the 503 fails.
+    assert.deepEqual([c['route.g.rq_success'], c['route.g.rq_error']], [3, 5]);
+    assert.deepEqual([c['cluster.c.upstream_rq_grpc_UNAVAILABLE'], c['cluster.c.upstream_rq_success'], c['cluster.c.upstream_rq_error'], c['cluster.c.upstream_rq_5xx']], [2, 3, 4, 0]);
+    assert.equal(stats.snapshot().windows['route.g.window{backend=c}']?.successRate, 0.375);
+    assert.deepEqual(GRPC_SERVER_FAILURES, [2, 4, 12, 13, 14, 15]);
+    assert.deepEqual([0, 1, 2, 4, 5, 12, 14, 16, 17, -1].map((g) => requestSucceeded(200, g)), [true, true, false, false, true, false, false, true, false, true]);
+    assert.equal(requestSucceeded(0, 0), false, 'no response is a failure whatever the gRPC status');
+  });
+
+  it('through the router, from a real gRPC server answering non-OK statuses', async () => {
+    const clock = new FakeClock(START);
+    const stats = new Stats({ clock });
+    const log = createLogger('stats-test', 'silent');
+    const raw = (b: Buffer): Buffer => b;
+    const echo: grpc.MethodDefinition<Buffer, Buffer> = { path: '/skein.test.Status/Answer', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw };
+    const server = new grpc.Server();
+    // The request's first byte is the status to answer with.
+    server.addService({ Answer: echo }, { Answer: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => { const code = call.request[0]!; if (code === 0) cb(null, Buffer.from('ok')); else cb({ code, details: 'as asked' }); } });
+    const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+    const rc = { name: 'test', virtual_hosts: [{ name: 'svc', domains: ['*'], routes: [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'svc' } }] }] };
+    const cluster = new Cluster({ name: 'svc', type: 'STATIC', edsServiceName: 'svc', lbPolicy: 'round_robin', connectTimeoutMs: 5000, protocol: 'h2' }, clock, { stats, log });
+    cluster.stats = new ClusterStats(stats, 'svc');
+    cluster.updateEndpoints([{ address: '127.0.0.1', port, weight: 1, zone: '', health: 'HEALTHY' }]);
+    const cm = new ConnectionManager({ name: 'outbound', stats, policy: { trustForwardedFor: true }, clock, log });
+    cm.snapshot = { routes: RouteTable.build(decodeAny(encodeResource(TYPE_URLS.ROUTE, rc))), clusters: new Map([['svc', cluster]]) };
+    const proxy = sniffingServer(cm.h1, cm.h2);
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const Ctor = grpc.makeGenericClientConstructor({ Answer: echo }, 'Status');
+    const client = new Ctor(`127.0.0.1:${(proxy.address() as net.AddressInfo).port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & { Answer(req: Buffer, cb: (e: grpc.ServiceError | null) => void): void };
+    try {
+      const got: number[] = [];
+      for (const code of [0, 0, 5, 14, 14, 13]) got.push(await new Promise<number>((r) => client.Answer(Buffer.from([code]), (e) => r(e === null ? 0 : e.code))));
+      assert.deepEqual(got, [0, 0, 5, 14, 14, 13]);
+      const c = stats.snapshot().counters;
+      for (const [scope, rq] of [['route.r', 'rq_'], ['cluster.svc', 'upstream_rq_']] as const) {
+        const n = (s: string) => c[`${scope}.${rq}${s}`];
+        assert.deepEqual([n('grpc_OK'), n('grpc_NOT_FOUND'), n('grpc_UNAVAILABLE'), n('grpc_INTERNAL')], [2, 1, 2, 1], scope);
+        assert.deepEqual([n('2xx'), n('5xx'), n('success'), n('error')], [6, 0, 3, 3], `${scope}: HTTP classes stay HTTP; success by grpc-status`);
+      }
+      assert.equal(stats.snapshot().windows['route.r.window{backend=svc}']?.successRate, 0.5, 'the demo table\'s success column uses the same rule');
+      assert.equal(cluster.allHosts()[0]!.failuresTotal, 3);
+    } finally {
+      client.close();
+      cm.closeConnections();
+      cluster.close();
+      await new Promise<void>((r) => proxy.close(() => r()));
+      server.forceShutdown();
+    }
   });
 });

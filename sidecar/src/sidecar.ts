@@ -9,6 +9,7 @@ import { sniffingServer } from './listener/sniffing-server';
 import { Cluster } from './upstream/cluster';
 import { XdsClient } from './xds/xds-client';
 import { clusterType, endpointsType, listenerType } from './xds/resource-types';
+import { listedHttpFilters } from './xds/listener-type';
 import { routeType } from './xds/route-type';
 import type { ClusterConfig, EndpointsConfig, ListenerConfig } from './xds/resource-types';
 import type { RouteTable } from './router/route-table';
@@ -238,7 +239,9 @@ export class Sidecar {
   private publish(): void {
     const name = this.opts.outboundListener ?? 'skein.outbound';
     const l = this.listeners.get(name);
-    this.outbound.snapshot = { routes: l ? this.routeTables.get(l.routeConfigName) : undefined, clusters: new Map(this.clusters) };
+    // Per-route filter settings apply only if the listener lists the filter (RouteTable.withHttpFilters).
+    const routes = l ? this.routeTables.get(l.routeConfigName)?.withHttpFilters(listedHttpFilters(l), (msg) => this.opts.log.warn({ listener: name }, msg)) : undefined;
+    this.outbound.snapshot = { routes, clusters: new Map(this.clusters) };
   }
 
   ready(): { ok: boolean; reason?: string } {

@@ -7,7 +7,8 @@ import type { Cluster } from '../upstream/cluster';
 import type { Host, PickContext } from '../upstream/host';
 import type { RouteTable, RouteEntry } from '../router/route-table';
 import { hashKey } from '../upstream/lb/ring-hash';
-import { isGrpcContentType, LOCAL_REPLIES, replyH1, replyH2 } from './local-reply';
+import { LOCAL_REPLIES, replyH1, replyH2 } from './local-reply';
+import { isGrpcContentType } from '../router/grpc-content-type';
 import type { LocalReply } from './local-reply';
 import { upstreamHeaders } from './proxy-headers';
 import type { ForwardPolicy } from './proxy-headers';
@@ -151,6 +152,13 @@ export class ConnectionManager {
   /** The fault delay select() chose for the request it routed last. */
   private faultDelayMs = 0;
 
+  /**
+   * The fault delay select() drew for the request it routed last (0: none). When it is above 0,
+   * select() did not run admit(): the caller waits it out, then calls admit() (the fault abort
+   * and the local rate limit), as Forward.start and tunnelUpgrade do.
+   */
+  get drawnFaultDelayMs(): number { return this.faultDelayMs; }
+
   /** The route's fault abort and local rate limit: the local reply to make, or undefined to go on. */
   admit(entry: RouteEntry): LocalReply | undefined {
     const abort = entry.fault?.abort(this.random());
@@ -219,15 +227,15 @@ export class ConnectionManager {
 
   /**
    * Bookkeeping when a forwarded request ends (attempts were accounted for by the router): the
-   * route's counters and per-backend window. `status` is the HTTP status, or for gRPC 200 when
-   * grpc-status is 0 and 500 otherwise; 0 means no response.
+   * route's counters and per-backend window. `status` is the HTTP status (0: no response) and
+   * `grpcStatus` the upstream's grpc-status (-1: none); stats/grpc-status.ts classifies them.
    */
-  finished(cluster: Cluster, entry: RouteEntry, startedAt: number, status: number): void {
+  finished(cluster: Cluster, entry: RouteEntry, startedAt: number, status: number, grpcStatus = -1): void {
     const us = (performance.now() - startedAt) * 1000;
     const rs = this.statsFor(entry);
     let backend = rs.backends.get(cluster.name);
     if (backend === undefined) { backend = rs.route.backend(cluster.name); rs.backends.set(cluster.name, backend); }
-    rs.route.record(status, us, backend, this.opts.clock.now());
+    rs.route.record(status, us, backend, this.opts.clock.now(), grpcStatus);
   }
 
   routeStatsFor(entry: RouteEntry): RouteStats { return this.statsFor(entry).route; }

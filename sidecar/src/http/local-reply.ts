@@ -4,7 +4,8 @@ import type * as http2 from 'node:http2';
 /**
  * Replies the proxy makes itself, each with a stable reason. Mapped once, here, to an HTTP
  * status or (for gRPC requests) a gRPC status carried in a trailers-only response, plus
- * `x-skein-reason` so a caller can tell the proxy's answer from the upstream's.
+ * `x-skein-reason` so a caller can tell the proxy's answer from the upstream's. Whether a request
+ * is gRPC is router/grpc-content-type.ts's call (grpc-web is not).
  */
 export interface LocalReply { readonly reason: string; readonly http: number; readonly grpc: number }
 
@@ -34,10 +35,6 @@ export const LOCAL_REPLIES = {
   badRequest: { reason: 'bad_request', http: 400, grpc: 13 /* INTERNAL */ },
   draining: { reason: 'proxy_draining', http: 503, grpc: 14 },
 } as const satisfies Record<string, LocalReply>;
-
-export function isGrpcContentType(ct: string | string[] | undefined): boolean {
-  return typeof ct === 'string' && ct.startsWith('application/grpc');
-}
 
 /**
  * Percent-encodes a grpc-message as the gRPC spec requires: only '%' and UTF-8 bytes outside

@@ -32,11 +32,13 @@ import type { TimerHandle } from '../../../shared/src/clock';
 import type { MeshError } from '../../../shared/src/errors';
 import { RetryState } from '../resilience/retry-state';
 import type { AttemptOutcome } from '../resilience/retry-state';
+import { isGrpcContentType } from '../router/grpc-content-type';
 import type { RouteAction } from '../router/route-action';
 import type { RouteEntry } from '../router/route-table';
 import type { Cluster } from '../upstream/cluster';
 import type { Host } from '../upstream/host';
 import { observeLatency } from '../upstream/lb/peak-ewma';
+import { parseGrpcStatus, requestSucceeded } from '../stats/grpc-status';
 import type { H1Exchange, H1Pool, H1ResponseHandler } from '../upstream/pool/h1-pool';
 import type { H2Pool } from '../upstream/pool/h2-pool';
 import { BreakerOpenError } from '../upstream/resources';
@@ -84,6 +86,11 @@ export class Forward {
   liveSeq = 0;
   private tried: Set<Host> | undefined;
   private retry: RetryState | undefined;
+  /**
+   * Whether this proxy numbers the attempts in x-skein-attempt-count: always on the outbound
+   * side; on the inbound side (setAttemptCount false) only when the caller sent no count.
+   */
+  private readonly setsAttemptCount: boolean;
 
   /** Absolute deadline on the clock (ms), 0 for none; which limit set it. */
   private deadlineAt = 0;
@@ -95,8 +102,10 @@ export class Forward {
   /** The response head went downstream: no more retries. */
   committed = false;
   done = false;
-  /** Stats status: HTTP status, or for gRPC 200 when grpc-status is 0 and 500 otherwise; 0 = no response. */
+  /** The response's HTTP status for stats; 0 = no response. */
   private status = 0;
+  /** The current attempt's grpc-status (headers or trailers) for stats, -1 for none (stats/grpc-status.ts). */
+  private grpcStatus = -1;
   /** The upstream's status for outlier detection (gRPC mapped to HTTP as Envoy does). */
   private outlierStatus = 0;
   trailers: http2.OutgoingHttpHeaders | undefined;
@@ -121,6 +130,7 @@ export class Forward {
     this.route = entry.route!;
     this.host = host;
     hcm.listenerStats.rqActive.add(1); // until finish()
+    this.setsAttemptCount = hcm.opts.setAttemptCount !== false || headers[ATTEMPT_COUNT_HEADER] === undefined;
     if ('h2' in down) {
       const s = down.h2 as Tagged<http2.ServerHttp2Stream>;
       this.h2down = s;
@@ -184,11 +194,12 @@ export class Forward {
     this.attemptActive = true;
     this.attemptStartedAt = performance.now();
     this.liveSeq = this.attempt;
+    this.grpcStatus = -1;
     host.activeRequests++;
     host.requestsTotal++;
     this.hcm.routeStatsFor(this.entry).rqAttempts.value++;
     const h = this.headers;
-    if (this.hcm.opts.setAttemptCount !== false || h[ATTEMPT_COUNT_HEADER] === undefined) h[ATTEMPT_COUNT_HEADER] = String(this.attempt);
+    if (this.setsAttemptCount) h[ATTEMPT_COUNT_HEADER] = String(this.attempt);
     const perTry = this.route.perTryTimeoutMs;
     if (perTry > 0) this.tryTimer = this.hcm.opts.clock.setTimer(perTry, () => this.onPerTryTimeout());
     if (this.grpc && this.deadlineAt > 0) {
@@ -252,11 +263,12 @@ export class Forward {
     const host = this.host;
     const cluster = this.cluster;
     host.activeRequests--;
-    if (statsStatus === 0 || statsStatus >= 500) host.failuresTotal++;
+    const grpcStatus = statsStatus === 0 ? -1 : this.grpcStatus;
+    if (!requestSucceeded(statsStatus, grpcStatus)) host.failuresTotal++;
     const elapsedMs = performance.now() - this.attemptStartedAt;
     const now = this.hcm.opts.clock.now();
-    observeLatency(host, elapsedMs, now, 10_000);
-    cluster.stats?.record(statsStatus, elapsedMs * 1000, now);
+    observeLatency(host, elapsedMs, now, cluster.ewmaDecayMs);
+    cluster.stats?.record(statsStatus, elapsedMs * 1000, now, grpcStatus);
     cluster.resources.endRequest();
     const od = cluster.outlier;
     if (od !== undefined && report !== 'none') {
@@ -345,21 +357,22 @@ export class Forward {
   // --- response ----------------------------------------------------------------------------
 
   /** A response head from the current attempt: retry (abandoning it) or commit. */
-  onHead(status: number, grpcStatus: number | undefined): boolean {
+  onHead(status: number, grpcStatus: number | undefined, headers: http.IncomingHttpHeaders): boolean {
     this.outlierStatus = grpcStatus === undefined ? status : grpcToHttp(grpcStatus);
-    const failed = status >= 500 || (grpcStatus !== undefined && grpcStatus !== 0) || (this.route.retryPolicy?.retriableStatusCodes.includes(status) ?? false);
-    if (failed && !this.committed) {
-      // The attempt is over as far as breakers, budget and outlier detection go, even if this
-      // response is the one passed on.
-      this.endAttempt(this.grpc && status === 200 ? 500 : status, 'response');
-      if (this.decideRetry({ kind: 'response', status, grpcStatus })) {
-        this.abandonAttempt();
-        return false;
-      }
-    } else {
-      this.tryTimer?.cancel();
-      this.tryTimer = undefined;
+    this.grpcStatus = grpcStatus === undefined ? -1 : parseGrpcStatus(grpcStatus);
+    const failed = status >= 500 || (grpcStatus !== undefined && grpcStatus !== 0);
+    // Other responses go to RetryState only when the policy has a condition for them (409, x-envoy-ratelimited, retriable headers or codes).
+    if ((failed || this.route.retryPolicy?.retriesResponses === true) && !this.committed &&
+      this.decideRetry({ kind: 'response', status, grpcStatus, headers })) {
+      // Retried: this attempt is over (its retry starts after the backoff timer).
+      this.abandonAttempt();
+      this.endAttempt(status, 'response');
+      return false;
     }
+    // Passed on, failed or not: the attempt (max_requests, latency, EWMA, outlier report) ends
+    // with the response's end, in complete().
+    this.tryTimer?.cancel();
+    this.tryTimer = undefined;
     if (this.attempt > 1 && !failed) this.cluster.stats?.rqRetrySuccess.inc();
     this.committed = true;
     return true;
@@ -475,7 +488,7 @@ export class Forward {
     this.h1x = undefined;
     this.liveSeq = 0;
     this.hcm.listenerStats.rqActive.add(-1);
-    this.hcm.finished(this.cluster, this.entry, this.startedAt, status);
+    this.hcm.finished(this.cluster, this.entry, this.startedAt, status, status === 0 ? -1 : this.grpcStatus);
   }
 
   resetDown(code: number): void {
@@ -519,8 +532,8 @@ export class Forward {
     this.trailers = t;
     const g = trailers['grpc-status'];
     if (this.grpc && g !== undefined) {
-      this.status = g === '0' ? 200 : 500;
-      this.outlierStatus = grpcToHttp(Number(g));
+      this.grpcStatus = parseGrpcStatus(g);
+      this.outlierStatus = grpcToHttp(this.grpcStatus);
     }
     if (this.h1res !== undefined && !this.h1res.destroyed) this.h1res.addTrailers(t as http.OutgoingHttpHeaders);
   }
@@ -533,8 +546,8 @@ export class Forward {
   onH1Head(status: number, headers: http.IncomingHttpHeaders): void {
     const g = headers['grpc-status'];
     const grpcStatus = this.grpc && g !== undefined ? Number(g) : undefined;
-    if (!this.onHead(status, grpcStatus)) return;
-    this.status = this.grpc && status === 200 && grpcStatus !== undefined && grpcStatus !== 0 ? 500 : status;
+    if (!this.onHead(status, grpcStatus, headers)) return;
+    this.status = status;
     if (!this.writeHead(status, headers, false, false)) { this.h1x?.abort(new Error('the downstream went away')); }
   }
 
@@ -557,10 +570,12 @@ export class Forward {
       this.onPoolError(err);
       return;
     }
+    // Not yet put on a connection by undici: no request byte went out (reset-before-request).
+    const sent = this.h1x?.started !== false;
     this.h1x = undefined;
     this.liveSeq = 0;
     this.endAttempt(0, 'reset');
-    this.attemptFailed(RESET_SENT, LOCAL_REPLIES.upstreamReset, err.message);
+    this.attemptFailed(sent ? RESET_SENT : RESET_UNSENT, LOCAL_REPLIES.upstreamReset, err.message);
   }
 
   resumeH1(): void { this.h1x?.resume(); }
@@ -592,6 +607,7 @@ export class Forward {
 const CONNECT_FAILURE: AttemptOutcome = { kind: 'connect-failure' };
 const REFUSED: AttemptOutcome = { kind: 'refused-stream' };
 const RESET_SENT: AttemptOutcome = { kind: 'reset', sentBytes: true };
+const RESET_UNSENT: AttemptOutcome = { kind: 'reset', sentBytes: false };
 const PER_TRY_TIMEOUT: AttemptOutcome = { kind: 'per-try-timeout' };
 
 /** Receives one h1 attempt's response; ignores everything once the router moved on. */
@@ -612,15 +628,13 @@ function onUpResponse(this: Tagged<http2.ClientHttp2Stream>, headers: http2.Inco
   const status = Number(headers[':status']);
   const g = headers['grpc-status'];
   const grpcStatus = f.grpc && g !== undefined ? Number(g) : undefined;
-  if (!f.onHead(status, grpcStatus)) return;
-  f.statsStatus = !f.grpc || status !== 200 ? status : grpcStatus === undefined || grpcStatus === 0 ? 200 : 500;
+  if (!f.onHead(status, grpcStatus, headers)) return;
+  f.statsStatus = status;
   const end = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
-  const wantTrailers = f.grpc || isGrpc(headers['content-type']);
+  const wantTrailers = f.grpc || isGrpcContentType(headers['content-type']);
   if (!f.writeHead(status, headers, end, wantTrailers && f.h2Downstream)) { this.close(NGHTTP2_CANCEL); return; }
   if (!end) relay(this, f.downWritable);
 }
-
-function isGrpc(ct: string | undefined): boolean { return typeof ct === 'string' && ct.startsWith('application/grpc'); }
 
 function onUpTrailers(this: Tagged<http2.ClientHttp2Stream>, trailers: http2.IncomingHttpHeaders): void {
   this[kFwd]!.onUpstreamTrailers(trailers);

@@ -1,3 +1,4 @@
+import type { RequestHeaders } from '../router/header-matcher';
 import type { RetryPolicy } from '../router/retry-policy';
 
 /**
@@ -19,7 +20,11 @@ export type AttemptOutcome =
   | { kind: 'refused-stream' }
   | { kind: 'reset'; sentBytes: boolean }
   | { kind: 'per-try-timeout' }
-  | { kind: 'response'; status: number; grpcStatus: number | undefined };
+  /** `headers`: the response headers, for envoy-ratelimited and retriable-headers. */
+  | { kind: 'response'; status: number; grpcStatus: number | undefined; headers?: ResponseHeaders };
+
+/** Response headers as Node gives them (lower-case names). */
+export type ResponseHeaders = { readonly [name: string]: string | string[] | number | undefined };
 
 export type RetryDecision =
   | { retry: true; delayMs: number; attempt: number }
@@ -75,10 +80,11 @@ export class RetryState {
 
   decide(outcome: AttemptOutcome): RetryDecision {
     this.attemptDone();
-    if (outcome.kind === 'response' && !this.failedResponse(outcome)) return { retry: false, reason: 'success' };
+    const byPolicy = this.policy !== undefined && this.matches(outcome);
+    // A response that is not a failure is retried only when a condition asks for it (409, x-envoy-ratelimited, retriable headers, listed codes).
+    if (outcome.kind === 'response' && !byPolicy && !isFailure(outcome)) return { retry: false, reason: 'success' };
     // Nothing reached the upstream: a failed connect, or a stream refused before any byte.
     const provablyUnsent = outcome.kind === 'connect-failure' || outcome.kind === 'refused-stream';
-    const byPolicy = this.policy !== undefined && this.matches(outcome);
     if (!byPolicy && !provablyUnsent) {
       return { retry: false, reason: this.policy === undefined ? 'no-policy' : 'not-retriable' };
     }
@@ -97,24 +103,32 @@ export class RetryState {
     return { retry: true, delayMs: Math.floor((this.opts.random ?? Math.random)() * ceiling), attempt: this.retries + 1 };
   }
 
-  private failedResponse(o: Extract<AttemptOutcome, { kind: 'response' }>): boolean {
-    return o.status >= 500 || (o.grpcStatus !== undefined && o.grpcStatus !== 0) || (this.policy?.retriableStatusCodes.includes(o.status) ?? false);
-  }
-
   private matches(o: AttemptOutcome): boolean {
     const on = this.policy!.retryOn;
     switch (o.kind) {
-      case 'connect-failure': return on.has('connect-failure') || on.has('5xx') || on.has('gateway-error');
+      case 'connect-failure': return on.has('connect-failure') || on.has('5xx') || on.has('gateway-error') || on.has('reset-before-request');
       case 'refused-stream': return on.has('refused-stream') || on.has('5xx');
-      case 'reset': return on.has('reset') || on.has('5xx') || on.has('gateway-error');
+      case 'reset': return on.has('reset') || on.has('5xx') || on.has('gateway-error') || (!o.sentBytes && on.has('reset-before-request'));
       case 'per-try-timeout': return on.has('5xx') || on.has('gateway-error') || on.has('reset');
       case 'response': {
         if (on.has('5xx') && o.status >= 500) return true;
         if (on.has('gateway-error') && GATEWAY_ERRORS.has(o.status)) return true;
         if (on.has('retriable-status-codes') && this.policy!.retriableStatusCodes.includes(o.status)) return true;
+        if (on.has('retriable-4xx') && o.status === 409) return true;
+        const h = o.headers;
+        if (h !== undefined) {
+          if (on.has('envoy-ratelimited') && h['x-envoy-ratelimited'] !== undefined) return true;
+          if (on.has('retriable-headers')) for (const m of this.policy!.retriableHeaders) if (m.matches('', '', '', h as RequestHeaders)) return true;
+        }
         if (o.grpcStatus !== undefined) for (const [name, code] of Object.entries(GRPC_RETRY_ON)) if (code === o.grpcStatus && on.has(name)) return true;
         return false;
       }
     }
   }
 }
+
+/** A response the mesh counts as failed: 5xx, or a non-OK grpc-status. */
+function isFailure(o: Extract<AttemptOutcome, { kind: 'response' }>): boolean {
+  return o.status >= 500 || (o.grpcStatus !== undefined && o.grpcStatus !== 0);
+}
+

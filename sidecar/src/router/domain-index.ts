@@ -51,6 +51,19 @@ export class DomainIndex<T> {
     this.prefixes.sort((a, b) => b.part.length - a.part.length);
   }
 
+  /** A copy whose values are `fn(value)` (each distinct value mapped once); build time only. */
+  map<U>(fn: (value: T) => U): DomainIndex<U> {
+    const memo = new Map<T, U>();
+    const f = (v: T): U => { let u = memo.get(v); if (u === undefined) { u = fn(v); memo.set(v, u); } return u; };
+    const out = new DomainIndex<U>(this.ignorePort);
+    for (const [d, v] of this.exact) out.exact.set(d, f(v));
+    for (const w of this.suffixes) out.suffixes.push({ part: w.part, value: f(w.value) });
+    for (const w of this.prefixes) out.prefixes.push({ part: w.part, value: f(w.value) });
+    if (this.any !== undefined) out.any = f(this.any);
+    for (const [d, p] of this.seen) out.seen.set(d, p);
+    return out;
+  }
+
   find(authority: string): T | undefined {
     const hit = this.cache.get(authority);
     if (hit !== undefined) return hit ?? undefined;

@@ -5,9 +5,21 @@
  * - retry_back_off absent: base 25 ms, max 10x base (250 ms); max_interval absent: 10x base.
  *   base_interval is required (> 0) when retry_back_off is set, and max_interval >= base_interval.
  * retry_on is a comma-separated list; unknown conditions are rejected (Envoy ignores them,
- * which hides typos), as are host predicates, priorities, rate-limited back-off and
- * retriable headers, which the sidecar does not implement.
+ * which hides typos), as are host predicates, priorities and rate-limited back-off, which the
+ * sidecar does not implement. Every accepted condition has an effect (RetryState.matches):
+ * - retriable-4xx: a 409 response (Envoy's definition: 409 only);
+ * - reset-before-request: a connect failure, or a reset before any request byte went out
+ *   (an HTTP/1.1 request undici had not yet written to a connection);
+ * - envoy-ratelimited: a response carrying `x-envoy-ratelimited`, whatever its status;
+ * - retriable-headers: a response matching any of `retriable_headers` (HeaderMatchers on the
+ *   response headers, whatever the status). It requires a non-empty retriable_headers, and
+ *   retriable_headers requires it; pseudo-headers (`:status`) are rejected: use
+ *   retriable_status_codes.
+ * - http3-post-connect-failure is rejected: the sidecar never speaks HTTP/3, so it could not
+ *   have an effect.
  */
+import { parseHeaderMatcher } from './header-matcher';
+import type { HeaderMatcher } from './header-matcher';
 import { at, checkFields, durationMs, fail, fieldSpec, list, message, optMessage, str, u32, wrappedU32 } from './xds-fields';
 
 export interface RetryPolicy {
@@ -19,6 +31,14 @@ export interface RetryPolicy {
   readonly baseIntervalMs: number;
   readonly maxIntervalMs: number;
   readonly retriableStatusCodes: readonly number[];
+  /** retriable_headers: a response matching any of these is retried under retriable-headers. */
+  readonly retriableHeaders: readonly HeaderMatcher[];
+  /**
+   * Whether some condition may retry a response that is neither 5xx nor a non-OK grpc-status
+   * (retriable-4xx, envoy-ratelimited, retriable-headers, retriable-status-codes): the router
+   * asks RetryState about other responses only when this is set.
+   */
+  readonly retriesResponses: boolean;
 }
 
 export const RETRY_DEFAULTS = { numRetries: 1, baseIntervalMs: 25, maxIntervalFactor: 10 } as const;
@@ -30,7 +50,10 @@ export const RETRY_CONDITIONS: ReadonlySet<string> = new Set([
   'cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable',
 ]);
 
-const RETRY_POLICY = fieldSpec(['retry_on', 'num_retries', 'per_try_timeout', 'retriable_status_codes', 'retry_back_off'], ['host_selection_retry_max_attempts']);
+/** Known conditions that can have no effect in the sidecar, and why (rejected). */
+const NO_EFFECT: Readonly<Record<string, string>> = { 'http3-post-connect-failure': 'the skein sidecar does not speak HTTP/3' };
+
+const RETRY_POLICY = fieldSpec(['retry_on', 'num_retries', 'per_try_timeout', 'retriable_status_codes', 'retry_back_off', 'retriable_headers'], ['host_selection_retry_max_attempts']);
 const BACK_OFF = fieldSpec(['base_interval', 'max_interval']);
 
 export function parseRetryPolicy(raw: unknown, path: string): RetryPolicy {
@@ -41,8 +64,18 @@ export function parseRetryPolicy(raw: unknown, path: string): RetryPolicy {
     const c = part.trim();
     if (c === '') continue;
     if (!RETRY_CONDITIONS.has(c)) fail(at(path, 'retry_on'), `unknown retry condition ${JSON.stringify(c)} (known: ${[...RETRY_CONDITIONS].join(', ')})`);
+    const why = NO_EFFECT[c];
+    if (why !== undefined) fail(at(path, 'retry_on'), `${JSON.stringify(c)} cannot have an effect: ${why}`);
     retryOn.add(c);
   }
+  const hp = at(path, 'retriable_headers');
+  const retriableHeaders = list(o, 'retriable_headers', path).map((h, i) => {
+    const m = parseHeaderMatcher(h, at(hp, i));
+    if (m.name.startsWith(':')) fail(at(at(hp, i), 'name'), 'pseudo-headers are not supported here (use retriable_status_codes for :status)');
+    return m;
+  });
+  if (retryOn.has('retriable-headers') && retriableHeaders.length === 0) fail(hp, 'is required (non-empty) with retry_on "retriable-headers"');
+  if (!retryOn.has('retriable-headers') && retriableHeaders.length > 0) fail(hp, 'has no effect without retry_on "retriable-headers"');
   const codes = list(o, 'retriable_status_codes', path).map((c, i) => {
     const p = at(at(path, 'retriable_status_codes'), i);
     const n = u32(c, p);
@@ -69,5 +102,7 @@ export function parseRetryPolicy(raw: unknown, path: string): RetryPolicy {
     baseIntervalMs,
     maxIntervalMs,
     retriableStatusCodes: Object.freeze(codes),
+    retriableHeaders: Object.freeze(retriableHeaders),
+    retriesResponses: retryOn.has('retriable-4xx') || retryOn.has('envoy-ratelimited') || retryOn.has('retriable-headers') || (retryOn.has('retriable-status-codes') && codes.length > 0),
   });
 }

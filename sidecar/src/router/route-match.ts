@@ -5,11 +5,12 @@
  *   prefix or continues with '/'); case_sensitive (default true) applies to all but safe_regex;
  * - every header matcher (header-matcher.ts);
  * - grpc: the request's content-type is application/grpc, optionally followed by '+' or ';'
- *   (Envoy's Grpc::Common::hasGrpcContentType; application/grpc-web does not match).
+ *   (isGrpcContentType, Envoy's Grpc::Common::hasGrpcContentType; application/grpc-web does not match).
  * query_parameters, runtime_fraction, tls_context, connect_matcher and path_match_policy are
  * rejected.
  */
 import type { FullMatchRegex } from '../../../shared/src/re2';
+import { isGrpcContentType } from './grpc-content-type';
 import { HeaderMatcher, parseHeaderMatcher } from './header-matcher';
 import type { RequestHeaders } from './header-matcher';
 import { asciiLower, compileRegex, regionEqualsLower } from './string-matcher';
@@ -36,7 +37,7 @@ export class RouteMatcher {
   /** `end`: where the path proper ends (the first '?' or '#', else path.length). */
   matches(path: string, end: number, method: string, authority: string, headers: RequestHeaders): boolean {
     if (!this.pathMatches(path, end)) return false;
-    if (this.grpc && !isGrpc(headers['content-type'])) return false;
+    if (this.grpc && !isGrpcContentType(headers['content-type'])) return false;
     const hs = this.headers;
     for (let i = 0; i < hs.length; i++) if (!hs[i].matches(method, authority, path, headers)) return false;
     return true;
@@ -55,13 +56,6 @@ export class RouteMatcher {
   private startsWith(path: string, v: string): boolean {
     return this.caseSensitive ? path.startsWith(v) : regionEqualsLower(path, 0, v);
   }
-}
-
-function isGrpc(contentType: string | string[] | undefined): boolean {
-  const ct = Array.isArray(contentType) ? contentType[0] : contentType;
-  if (ct === undefined || !ct.startsWith('application/grpc')) return false;
-  const next = ct.charCodeAt(16);
-  return ct.length === 16 || next === 43 /* + */ || next === 59 /* ; */;
 }
 
 /** Where the path ends: the first '?' or '#'; no allocation. */

@@ -22,13 +22,19 @@
  * an update keeps the previous table's bucket (tokens and fill phase) wherever the same virtual
  * host and route (by name, or by position when unnamed) declare the same bucket settings, so
  * config pushes (a canary weight shift) do not refill a rate limit; other buckets start full.
- * The entries apply only if the listener's http filter chain has the filter.
+ * The entries apply only if the listener's http filter chain has the filter, as in Envoy: the
+ * sidecar serves `withHttpFilters(listedHttpFilters(listener))`, a copy of the table without the
+ * settings of filters the listener lacks (computed once per filter set, at config time; the copy
+ * shares the buckets). Such settings are ignored, not NACKed, as Envoy ignores them: the
+ * RouteConfiguration and the Listener are separate resources (one route configuration may serve
+ * listeners with different chains, and either may arrive first), so neither is wrong on its own.
+ * The caller is told (`onIgnored`) so the sidecar can log it.
  */
 import { readableMessage } from '../../../shared/src/xds/pack';
 import { TokenBucket } from '../resilience/token-bucket';
 import type { FaultPolicy } from '../resilience/fault';
 import { DomainIndex } from './domain-index';
-import { parsePerFilterConfig } from './filter-config';
+import { FAULT_FILTER, LOCAL_RATELIMIT_FILTER, parsePerFilterConfig } from './filter-config';
 import type { PerFilterConfig, TokenBucketSpec } from './filter-config';
 import type { RequestHeaders } from './header-matcher';
 import { parseHeadersToAdd, parseHeadersToRemove } from './header-ops';
@@ -66,6 +72,9 @@ export interface RouteEntry {
   readonly rateLimit: TokenBucket | undefined;
 }
 
+/** Which of the per-route filters a listener's http filter chain lists. */
+export interface HttpFilterSet { readonly fault: boolean; readonly rateLimit: boolean }
+
 interface CompiledRoute { readonly matcher: RouteMatcher; readonly entry: RouteEntry }
 interface CompiledVirtualHost { readonly name: string; readonly routes: readonly CompiledRoute[] }
 
@@ -83,6 +92,43 @@ export class RouteTable {
     private readonly source: unknown,
   ) {
     Object.freeze(this);
+  }
+
+  /** Copies of this table for listeners that lack some filter, by HttpFilterSet key. */
+  private readonly variants = new Map<number, RouteTable>();
+
+  /**
+   * The table as a listener whose http filter chain is `has` sees it: the fault and local rate
+   * limit settings of filters it does not list are dropped. This table itself when nothing is
+   * dropped; otherwise a copy, made once per filter set (config time, never per request), with
+   * the same route actions and buckets. `onIgnored` hears about each filter whose settings were
+   * dropped (only when the copy is made).
+   */
+  withHttpFilters(has: HttpFilterSet, onIgnored?: (message: string) => void): RouteTable {
+    const key = (has.fault ? 1 : 0) | (has.rateLimit ? 2 : 0);
+    if (key === 3) return this;
+    const cached = this.variants.get(key);
+    if (cached !== undefined) return cached;
+    const dropped = { fault: new Set<string>(), rateLimit: new Set<string>() };
+    const hosts = this.hosts.map((vh) => Object.freeze({
+      name: vh.name,
+      routes: Object.freeze(vh.routes.map((r) => {
+        const e = r.entry;
+        const dropFault = !has.fault && e.fault !== undefined;
+        const dropRl = !has.rateLimit && e.rateLimit !== undefined;
+        if (!dropFault && !dropRl) return r;
+        const label = `${vh.name}/${e.name === '' ? '(unnamed)' : e.name}`;
+        if (dropFault) dropped.fault.add(label);
+        if (dropRl) dropped.rateLimit.add(label);
+        return Object.freeze({ matcher: r.matcher, entry: Object.freeze({ ...e, fault: dropFault ? undefined : e.fault, rateLimit: dropRl ? undefined : e.rateLimit }) });
+      })),
+    }));
+    const table = dropped.fault.size + dropped.rateLimit.size === 0 ? this : new RouteTable(this.name, hosts, this.buckets, this.source);
+    this.variants.set(key, table);
+    for (const [filter, routes] of [[FAULT_FILTER, dropped.fault], [LOCAL_RATELIMIT_FILTER, dropped.rateLimit]] as const) {
+      if (routes.size > 0) onIgnored?.(`route configuration ${this.name}: ${filter} settings of ${[...routes].join(', ')} are ignored: the listener's http_filters do not list ${filter}`);
+    }
+    return table;
   }
 
   /**

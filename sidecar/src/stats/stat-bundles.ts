@@ -5,6 +5,7 @@
  * Stat names follow the scheme in stats.ts.
  */
 import type { Clock } from '../../../shared/src/clock';
+import { GRPC_STATUS_NAMES, grpcStatusIndex, requestSucceeded } from './grpc-status';
 import type { Counter, Gauge, LatencyHistogram, RollingWindow, Stats } from './stats';
 
 /** Why the proxy answered a routed request itself. One counter each, created up front. */
@@ -32,8 +33,11 @@ export const LOCAL_REPLY_REASONS = [
 export type LocalReplyReason = (typeof LOCAL_REPLY_REASONS)[number];
 
 /**
- * Request counters shared by routes and clusters. Success means a response with status
- * 100..499; status 0 stands for "no response" (reset, local failure) and counts as an error.
+ * Request counters shared by routes and clusters. Success follows grpc-status.ts: a gRPC answer
+ * by its grpc-status (server failures: UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL,
+ * UNAVAILABLE, DATA_LOSS), anything else by its HTTP status (100..499); status 0 stands for "no
+ * response" (reset, local failure) and counts as an error. The HTTP classes count the HTTP status;
+ * a gRPC answer also counts `<rq>grpc_<CODE>` (e.g. `route.r.rq_grpc_UNAVAILABLE`).
  */
 abstract class RequestStats {
   readonly rqTotal: Counter;
@@ -51,10 +55,19 @@ abstract class RequestStats {
   /** Rate, success rate and latency over the last few seconds. */
   readonly window: RollingWindow;
   protected readonly clock: Clock;
+  /**
+   * `<rq>grpc_<CODE>` by gRPC status code: a fixed array, each counter resolved on the first
+   * answer with its code (so HTTP-only routes and clusters list none), then an index per request.
+   */
+  private readonly grpc: (Counter | undefined)[] = new Array(GRPC_STATUS_NAMES.length).fill(undefined);
+  private readonly registry: Stats;
+  private readonly prefix: string;
 
   /** Stats are named `<scope>.<rq><stat>`, e.g. `cluster.x.` + `upstream_rq_` + `total`. */
   constructor(stats: Stats, scope: string, rq: string) {
     const prefix = `${scope}.${rq}`;
+    this.prefix = prefix;
+    this.registry = stats;
     this.clock = stats.clock;
     this.rqTotal = stats.counter(`${prefix}total`);
     this.rqSuccess = stats.counter(`${prefix}success`);
@@ -70,15 +83,19 @@ abstract class RequestStats {
     this.window = stats.window(`${scope}.window`);
   }
 
-  /** Counts one finished request; returns whether it was a success. */
-  protected count(status: number, latencyUs: number, now: number): boolean {
+  /** Counts one finished request (`grpcStatus` -1: none); returns whether it was a success. */
+  protected count(status: number, latencyUs: number, now: number, grpcStatus: number): boolean {
     this.rqTotal.value++;
     if (status >= 500) this.rq5xx.value++;
     else if (status >= 400) this.rq4xx.value++;
     else if (status >= 300) this.rq3xx.value++;
     else if (status >= 200) this.rq2xx.value++;
     else if (status >= 100) this.rq1xx.value++;
-    const ok = status >= 100 && status < 500;
+    if (grpcStatus >= 0) {
+      const i = grpcStatusIndex(grpcStatus);
+      (this.grpc[i] ??= this.registry.counter(`${this.prefix}grpc_${GRPC_STATUS_NAMES[i]}`)).value++;
+    }
+    const ok = requestSucceeded(status, grpcStatus);
     if (ok) this.rqSuccess.value++;
     else this.rqError.value++;
     this.rqTime.record(latencyUs);
@@ -109,9 +126,12 @@ export class RouteStats extends RequestStats {
     return this.stats.window(`route.${this.name}.window`, { backend: cluster });
   }
 
-  /** One finished request, its status (0: no response) and latency; `backend` from backend(). */
-  record(status: number, latencyUs: number, backend?: RollingWindow, now: number = this.clock.now()): void {
-    const ok = this.count(status, latencyUs, now);
+  /**
+   * One finished request: its HTTP status (0: no response), latency, and grpc-status (-1: none,
+   * or not a gRPC answer); `backend` from backend().
+   */
+  record(status: number, latencyUs: number, backend?: RollingWindow, now: number = this.clock.now(), grpcStatus = -1): void {
+    const ok = this.count(status, latencyUs, now, grpcStatus);
     if (backend !== undefined) backend.record(ok, latencyUs, now);
   }
 }
@@ -148,8 +168,9 @@ export class ClusterStats extends RequestStats {
     this.rqPerTryTimeout = stats.counter(`${p}rq_per_try_timeout`);
   }
 
-  record(status: number, latencyUs: number, now: number = this.clock.now()): void {
-    this.count(status, latencyUs, now);
+  /** One finished attempt: HTTP status (0: no response), latency, grpc-status (-1: none). */
+  record(status: number, latencyUs: number, now: number = this.clock.now(), grpcStatus = -1): void {
+    this.count(status, latencyUs, now, grpcStatus);
   }
 }
 

@@ -2,6 +2,7 @@ import type { Clock } from '../../../shared/src/clock';
 import { Host } from './host';
 import type { LoadBalancer, Picker } from './host';
 import { createLoadBalancer } from './lb/registry';
+import { LB_DEFAULTS } from './lb/lb-config';
 import { DEFAULT_PANIC_THRESHOLD, routableHosts } from '../resilience/host-set';
 import { H2Pool } from './pool/h2-pool';
 import { H1Pool } from './pool/h1-pool';
@@ -105,6 +106,8 @@ export class Cluster {
   get name(): string { return this.config.name; }
   get picker(): Picker { return this.lb.picker; }
   get protocol(): 'h2' | 'h1' { return this.config.protocol; }
+  /** peak_ewma's decay (ms): what the router records latency samples with, as the picker reads them. */
+  get ewmaDecayMs(): number { return this.config.decayMs ?? LB_DEFAULTS.decayMs; }
 
   /** A new cluster config: a new LB if the policy changed; pools are rebuilt if connection settings changed. */
   updateConfig(config: ClusterConfig): void {

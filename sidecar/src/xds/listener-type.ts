@@ -12,9 +12,13 @@
  * envoy.filters.http.local_ratelimit (LocalRateLimit), validated as router/filter-config.ts reads
  * them. At this level they must be inert: routes switch them on through typed_per_filter_config
  * (RouteEntry.fault / rateLimit), so a listener-wide delay, abort or token bucket is rejected.
+ * A route's settings apply only on listeners that list the filter (listedHttpFilters ->
+ * RouteTable.withHttpFilters), as in Envoy. A filter counts as listed by its type, whatever its
+ * name, and also when it is `disabled` (the routes that configure it turn it on).
  */
 import { TYPE_URLS } from '../../../shared/src/xds/protos';
 import { parseHttpFault, parseLocalRateLimit } from '../router/filter-config';
+import type { HttpFilterSet } from '../router/route-table';
 import { configSourceKind, decodeWith, shortType, unpack } from './resource-type';
 import type { Issues, PackedResource, ResourceType } from './resource-type';
 
@@ -37,6 +41,17 @@ export interface ListenerConfig {
   codecType: 'AUTO' | 'HTTP1' | 'HTTP2';
   /** The http filters before the router, in order (the router itself is implied, last). */
   httpFilters: HttpFilterConfig[];
+}
+
+/** Which per-route filters the listener's http filter chain lists. */
+export function listedHttpFilters(l: ListenerConfig): HttpFilterSet {
+  let fault = false;
+  let rateLimit = false;
+  for (const f of l.httpFilters) {
+    if (f.typeUrl === TYPE_URLS.FAULT) fault = true;
+    else if (f.typeUrl === TYPE_URLS.LOCAL_RATELIMIT) rateLimit = true;
+  }
+  return { fault, rateLimit };
 }
 
 /** Http filters the sidecar knows; any other must be marked is_optional (then it is skipped). */

@@ -43,6 +43,9 @@ export class H1Exchange implements Dispatcher.DispatchHandler {
    */
   constructor(private readonly target: string, private readonly handler: H1ResponseHandler, private pending?: Resource, private readonly backoff?: ConnectBackoff) {}
 
+  /** undici has put the request on a connection (before that, no byte of it was written). */
+  get started(): boolean { return this.controller !== undefined; }
+
   /** Resumes reading the upstream body after `onData` returned false. */
   resume(): void {
     this.controller?.resume();
