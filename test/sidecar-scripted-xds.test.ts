@@ -70,7 +70,8 @@ describe('drain', () => {
     const app = await startHttpEcho('held-app');
     const clock = new FakeClock();
     const fault = { 'envoy.filters.http.fault': { '@type': TYPE_URLS.FAULT, delay: { fixed_delay: { seconds: 1 }, percentage: { numerator: 100 } } } };
-    ads.set(LDS, [outboundListener('rc')]);
+    // The listener lists the fault filter: per-route fault settings apply only then (as in Envoy).
+    ads.set(LDS, [outboundListener('rc', [{ name: 'envoy.filters.http.fault', typed_config: { '@type': TYPE_URLS.FAULT } }])]);
     ads.set(RDS, [routeConfig('rc', 'held', { cluster: 'held' }, { typed_per_filter_config: fault })]);
     ads.set(CDS, [staticCluster('held', [{ address: '127.0.0.1', port: app.port }])]);
     const sc = await startFedSidecar(ads, { clock, drainTimeoutMs: 5000 });
