@@ -87,35 +87,45 @@ describe('proxyless gRPC clients (@grpc/grpc-js-xds) against the control plane p
   });
 
   it('shows a rejected resource as NACKED with the client error, while the client keeps its last good config', async () => {
-    // grpc-js-xds supports only ROUND_ROBIN and RING_HASH as lb_policy, so it rejects this Cluster.
-    const bad = await api<{ revision: number }>(cp.api, 'POST', '/v1/config', { apiVersion: 'skein.dev/v1alpha1', kind: 'BackendPolicy', metadata: { name: 'greeter' }, spec: { targetRef: { name: 'greeter' }, loadBalancer: { policy: 'least_request' } } });
+    // gRPC rejects a retry policy with num_retries 0 (gRFC A44); Envoy and the skein sidecar read it
+    // as "one attempt, no retries" (its per-try timeout still applies). The dry-run warns about it.
+    const route = (retries: number) => {
+      const docs = demoConfig(backends[3]!.port, { v1: 20, v2: 80 }) as { kind: string; spec: { rules: { retry?: { retries: number } }[] } }[];
+      const doc = docs.find((d) => d.kind === 'GRPCRoute')!;
+      const spec = doc.spec;
+      for (const r of spec.rules) if (r.retry !== undefined) r.retry.retries = retries;
+      return doc;
+    };
+    const bad = await api<{ revision: number }>(cp.api, 'POST', '/v1/config', route(0));
     const p = await eventually(async () => {
       const s = await proxy(cp.api, NODE);
-      return s?.types.find((t) => t.typeUrl === TYPE_URLS.CLUSTER)?.state === 'NACKED' ? s : undefined;
-    }, 'CDS to be NACKED');
-    const cds = p.types.find((t) => t.typeUrl === TYPE_URLS.CLUSTER)!;
+      return s?.types.find((t) => t.typeUrl === TYPE_URLS.ROUTE)?.state === 'NACKED' ? s : undefined;
+    }, 'RDS to be NACKED');
+    const rds = p.types.find((t) => t.typeUrl === TYPE_URLS.ROUTE)!;
     assert.equal(p.state, 'NACKED');
-    assert.match(cds.lastNack!.message, /lb_policy/);
-    assert.equal(cds.sentRevision, bad.revision);
-    assert.notEqual(cds.ackedVersion, cds.sentVersion);
+    assert.match(rds.lastNack!.message, /num_retries/);
+    assert.equal(rds.sentRevision, bad.revision);
+    assert.notEqual(rds.ackedVersion, rds.sentVersion);
     const during = await sendAndCount([client], 1000);
     assert.equal(during.errors, 0, during.lastError);
     assert.ok(Math.abs(shares(during)['v2']! - 80) <= 5, 'routing is unchanged');
-    const fixed = await api<{ revision: number }>(cp.api, 'POST', '/v1/config', { apiVersion: 'skein.dev/v1alpha1', kind: 'BackendPolicy', metadata: { name: 'greeter' }, spec: { targetRef: { name: 'greeter' }, loadBalancer: { policy: 'round_robin' } } });
-    const ok = await synced(TYPE_URLS.CLUSTER, fixed.revision);
-    assert.match(ok.types.find((t) => t.typeUrl === TYPE_URLS.CLUSTER)!.lastNack!.message, /lb_policy/, 'the NACK stays readable after recovery');
+    const fixed = await api<{ revision: number }>(cp.api, 'POST', '/v1/config', route(2));
+    const ok = await synced(TYPE_URLS.ROUTE, fixed.revision);
+    assert.match(ok.types.find((t) => t.typeUrl === TYPE_URLS.ROUTE)!.lastNack!.message, /num_retries/, 'the NACK stays readable after recovery');
   });
 
-  it('accepts a peak_ewma BackendPolicy: proxyless clients skip skein.lb.v1.PeakEwma and use the round-robin fallback', async () => {
-    const r = await api<{ revision: number }>(cp.api, 'POST', '/v1/config', { apiVersion: 'skein.dev/v1alpha1', kind: 'BackendPolicy', metadata: { name: 'greeter' }, spec: { targetRef: { name: 'greeter' }, loadBalancer: { policy: 'peak_ewma' } } });
-    const p = await synced(TYPE_URLS.CLUSTER, r.revision);
-    assert.equal(p.types.find((t) => t.typeUrl === TYPE_URLS.CLUSTER)!.state, 'SYNCED', 'not NACKed');
-    const c = await sendAndCount([client], 400);
-    assert.equal(c.errors, 0, c.lastError);
-    for (const b of ['v1-a', 'v1-b', 'v2-a', 'v2-static']) assert.ok((c.byBackend.get(b) ?? 0) > 0, `${b} got no calls: ${JSON.stringify([...c.byBackend])}`);
-    const back = await api<{ revision: number }>(cp.api, 'POST', '/v1/config', { apiVersion: 'skein.dev/v1alpha1', kind: 'BackendPolicy', metadata: { name: 'greeter' }, spec: { targetRef: { name: 'greeter' }, loadBalancer: { policy: 'round_robin' } } });
-    await synced(TYPE_URLS.CLUSTER, back.revision);
-  });
+  for (const policy of ['least_request', 'random', 'peak_ewma']) {
+    it(`accepts a ${policy} BackendPolicy: proxyless clients take the round-robin fallback in load_balancing_policy`, async () => {
+      const r = await api<{ revision: number }>(cp.api, 'POST', '/v1/config', { apiVersion: 'skein.dev/v1alpha1', kind: 'BackendPolicy', metadata: { name: 'greeter' }, spec: { targetRef: { name: 'greeter' }, loadBalancer: { policy } } });
+      const p = await synced(TYPE_URLS.CLUSTER, r.revision);
+      assert.equal(p.types.find((t) => t.typeUrl === TYPE_URLS.CLUSTER)!.state, 'SYNCED', 'not NACKed');
+      const c = await sendAndCount([client], 400);
+      assert.equal(c.errors, 0, c.lastError);
+      for (const b of ['v1-a', 'v1-b', 'v2-a', 'v2-static']) assert.ok((c.byBackend.get(b) ?? 0) > 0, `${b} got no calls: ${JSON.stringify([...c.byBackend])}`);
+      const back = await api<{ revision: number }>(cp.api, 'POST', '/v1/config', { apiVersion: 'skein.dev/v1alpha1', kind: 'BackendPolicy', metadata: { name: 'greeter' }, spec: { targetRef: { name: 'greeter' }, loadBalancer: { policy: 'round_robin' } } });
+      await synced(TYPE_URLS.CLUSTER, back.revision);
+    });
+  }
 
   it('drops an instance whose lease expires from EDS within seconds (the process is still up)', async () => {
     const doomed = await startGreeter({ backend: 'v2-doomed', version: 'v2' });

@@ -267,16 +267,32 @@ describe('header matchers', () => {
     assert.deepEqual([matchName(t, 'h', '/', 'GET', { a: '1' }), matchName(t, 'h', '/', 'GET', { a: '1', b: '2' })], [undefined, 'r']);
   });
 
-  test('deprecated exact_match / prefix_match / suffix_match / safe_regex_match (not in our proto subset; other encoders)', () => {
-    const raw = (m: Doc) => rc([vhost('v', ['*'], [{ name: 'r', match: { prefix: '/', headers: [{ name: 'x', ...m }] }, route: { cluster: 'c' } }])]);
-    const hit = (m: Doc, value: string | undefined) =>
-      RouteTable.build(raw(m)).match('h', '/', 'GET', value === undefined ? {} : { x: value }) !== undefined;
-    assert.deepEqual(
-      [hit({ exact_match: 'a' }, 'a'), hit({ exact_match: 'a' }, 'b'), hit({ exact_match: '' }, 'anything'), hit({ exact_match: '' }, undefined),
-        hit({ prefix_match: 'ab' }, 'abc'), hit({ suffix_match: 'bc' }, 'abc'), hit({ safe_regex_match: { regex: 'a.c' } }, 'abc'), hit({ safe_regex_match: { regex: 'a' } }, 'abc')],
-      [true, false, true, false, true, true, true, false],
-    );
-  });
+  // The original HeaderMatcher fields, which the control plane sends (every v3 client reads them;
+  // string_match is newer) and other control planes may send: through the real protos, as on the wire.
+  const legacy: { name: string; matcher: Doc; value?: string; matches: boolean }[] = [
+    { name: 'exact_match: equal', matcher: { exact_match: 'a' }, value: 'a', matches: true },
+    { name: 'exact_match: different', matcher: { exact_match: 'a' }, value: 'b', matches: false },
+    { name: 'exact_match: missing', matcher: { exact_match: 'a' }, matches: false },
+    { name: 'exact_match "": any present value (Envoy)', matcher: { exact_match: '' }, value: 'anything', matches: true },
+    { name: 'exact_match "": missing', matcher: { exact_match: '' }, matches: false },
+    { name: 'prefix_match', matcher: { prefix_match: 'ab' }, value: 'abc', matches: true },
+    { name: 'prefix_match: no', matcher: { prefix_match: 'ab' }, value: 'cab', matches: false },
+    { name: 'suffix_match', matcher: { suffix_match: 'bc' }, value: 'abc', matches: true },
+    { name: 'suffix_match: no', matcher: { suffix_match: 'bc' }, value: 'bca', matches: false },
+    { name: 'contains_match', matcher: { contains_match: 'b' }, value: 'abc', matches: true },
+    { name: 'contains_match: no', matcher: { contains_match: 'z' }, value: 'abc', matches: false },
+    { name: 'safe_regex_match: full match', matcher: { safe_regex_match: { regex: 'a.c' } }, value: 'abc', matches: true },
+    { name: 'safe_regex_match: partial is no match', matcher: { safe_regex_match: { regex: 'a' } }, value: 'abc', matches: false },
+    { name: 'safe_regex_match: RE2, linear on (a+)+$', matcher: { safe_regex_match: { regex: '(a+)+$' } }, value: `${'a'.repeat(60)}!`, matches: false },
+    { name: 'exact_match inverted', matcher: { exact_match: 'a', invert_match: true }, value: 'b', matches: true },
+    { name: 'exact_match inverted: same value', matcher: { exact_match: 'a', invert_match: true }, value: 'a', matches: false },
+  ];
+  for (const c of legacy) {
+    test(`original field ${c.name}`, () => {
+      const t = build(rc([vhost('v', ['*'], [route('r', { prefix: '/', headers: [{ name: 'x', ...c.matcher }] })])]));
+      assert.equal(matchName(t, 'h', '/', 'GET', c.value === undefined ? {} : { x: c.value }) === 'r', c.matches);
+    });
+  }
 
   const grpcCases: [contentType: string | undefined, matches: boolean][] = [
     ['application/grpc', true],

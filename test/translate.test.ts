@@ -122,7 +122,7 @@ describe('peak_ewma load balancing', () => {
 
   test('goes in load_balancing_policy: skein.lb.v1.PeakEwma first, then locality-weighted round robin for other clients', () => {
     const c = withPolicy({ policy: 'peak_ewma', decay: '5s' }).clusters.find((x) => x['name'] === 'reviews')!;
-    assert.equal(c['lb_policy'], 'LOAD_BALANCING_POLICY_CONFIG');
+    assert.equal(c['lb_policy'], 'ROUND_ROBIN', 'clients that predate load_balancing_policy read round robin');
     assert.deepEqual(c['load_balancing_policy'], { policies: [
       { typed_extension_config: { name: 'skein.lb.peak_ewma', typed_config: { '@type': 'type.googleapis.com/skein.lb.v1.PeakEwma', decay: { seconds: 5, nanos: 0 } } } },
       { typed_extension_config: { name: 'envoy.load_balancing_policies.wrr_locality', typed_config: {
@@ -142,6 +142,28 @@ describe('peak_ewma load balancing', () => {
     assert.equal(d.value.lbPolicy, 'peak_ewma');
     assert.equal(d.value.decayMs, 2500);
   });
+});
+
+describe('every load balancer survives the wire: the sidecar decodes what the control plane encodes', () => {
+  const withPolicy = (lb: Record<string, unknown>) => run([reviews(), { apiVersion: 'skein.dev/v1alpha1', kind: 'BackendPolicy', metadata: { name: 'p' }, spec: { targetRef: { name: 'reviews' }, loadBalancer: lb } }]);
+  const cases: { lb: Record<string, unknown>; expect: Record<string, unknown> }[] = [
+    { lb: { policy: 'round_robin' }, expect: { lbPolicy: 'round_robin' } },
+    { lb: { policy: 'least_request' }, expect: { lbPolicy: 'least_request', choiceCount: undefined } },
+    { lb: { policy: 'least_request', choiceCount: 4 }, expect: { lbPolicy: 'least_request', choiceCount: 4 } },
+    { lb: { policy: 'random' }, expect: { lbPolicy: 'random' } },
+    { lb: { policy: 'ring_hash', hashOn: { header: 'x-user' }, minRingSize: 64 }, expect: { lbPolicy: 'ring_hash', minRingSize: 64 } },
+    { lb: { policy: 'peak_ewma', decay: '3s' }, expect: { lbPolicy: 'peak_ewma', decayMs: 3000 } },
+  ];
+  for (const c of cases) {
+    test(JSON.stringify(c.lb), async () => {
+      const { clusterType } = await import('../sidecar/src/xds/cluster-type');
+      const cache = new SnapshotCache();
+      cache.set(withPolicy(c.lb), 1);
+      const d = clusterType.decode(cache.get(TYPE_URLS.CLUSTER, 'reviews')!.any);
+      assert.ok('value' in d, 'error' in d ? d.error : '');
+      for (const [k, v] of Object.entries(c.expect)) assert.equal((d.value as unknown as Record<string, unknown>)[k], v, k);
+    });
+  }
 });
 
 describe('resource order', () => {
@@ -244,7 +266,7 @@ const ROUTE_CASES: RouteCase[] = [
     ],
   },
   {
-    name: 'header matches (exact/regex/present/invert) and :method first',
+    name: 'header matches in the original HeaderMatcher fields every client reads (exact_match, safe_regex_match, present_match), :method first',
     docs: [httpRoute('h', [{
       matches: [{
         path: { type: 'Exact', value: '/api/v1' }, method: 'POST',
@@ -263,11 +285,11 @@ const ROUTE_CASES: RouteCase[] = [
       match: {
         path: '/api/v1',
         headers: [
-          { name: ':method', string_match: { exact: 'POST' } },
-          { name: 'x-a', string_match: { exact: '1' } },
-          { name: 'x-b', string_match: { safe_regex: { regex: '^b+$' } } },
+          { name: ':method', exact_match: 'POST' },
+          { name: 'x-a', exact_match: '1' },
+          { name: 'x-b', safe_regex_match: { regex: '^b+$' } },
           { name: 'x-c', present_match: true },
-          { name: 'x-d', string_match: { exact: 'no' }, invert_match: true },
+          { name: 'x-d', exact_match: 'no', invert_match: true },
           { name: 'x-e', present_match: true, invert_match: true },
         ],
       },
@@ -285,7 +307,7 @@ const ROUTE_CASES: RouteCase[] = [
       { name: 'HTTPRoute/p/paths/0', match: { prefix: '/a' }, route: { cluster: 'reviews', timeout: T0 } },
       { name: 'HTTPRoute/p/paths/1', match: { path: '/b' }, route: { cluster: 'reviews', timeout: T0 } },
       { name: 'HTTPRoute/p/paths/2', match: { safe_regex: { regex: '/c/[0-9]+' } }, route: { cluster: 'reviews', timeout: T0 } },
-      { name: 'HTTPRoute/p/paths/3', match: { prefix: '/', headers: [{ name: ':method', string_match: { exact: 'GET' } }] }, route: { cluster: 'reviews', timeout: T0 } },
+      { name: 'HTTPRoute/p/paths/3', match: { prefix: '/', headers: [{ name: ':method', exact_match: 'GET' }] }, route: { cluster: 'reviews', timeout: T0 } },
     ],
   },
   {
@@ -308,7 +330,7 @@ const ROUTE_CASES: RouteCase[] = [
       { name: 'GRPCRoute/g/m/2', match: { safe_regex: { regex: '/[^/]+/Get' }, grpc: {} }, route: { cluster: 'reviews', timeout: T0 } },
       { name: 'GRPCRoute/g/m/3', match: { safe_regex: { regex: '/(?:reviews\\..*)/(?:Get.*)' }, grpc: {} }, route: { cluster: 'reviews', timeout: T0 } },
       { name: 'GRPCRoute/g/m/4', match: { safe_regex: { regex: '/[^/]+/(?:List)' }, grpc: {} }, route: { cluster: 'reviews', timeout: T0 } },
-      { name: 'GRPCRoute/g/m/5', match: { path: '/reviews.Reviews/Get', headers: [{ name: 'x-user', string_match: { exact: 'u' } }], grpc: {} }, route: { cluster: 'reviews', timeout: T0 } },
+      { name: 'GRPCRoute/g/m/5', match: { path: '/reviews.Reviews/Get', headers: [{ name: 'x-user', exact_match: 'u' }], grpc: {} }, route: { cluster: 'reviews', timeout: T0 } },
     ],
   },
   {
@@ -504,6 +526,16 @@ const DEFAULT_OD = { ...OFF, ...LOCAL_ORIGIN, max_ejection_percent: u(50) };
 const allThree = (extra: XdsObject): Record<string, XdsObject> =>
   Object.fromEntries(['reviews', 'reviews/v1', 'reviews/v2'].map((n) => [n, cluster(n, extra)]));
 
+const LB = (t: string) => `type.googleapis.com/envoy.extensions.load_balancing_policies.${t}`;
+/** load_balancing_policy: `first`, then locality-weighted round robin for clients that lack it. */
+const withFallback = (first: XdsObject): XdsObject => ({ policies: [
+  { typed_extension_config: first },
+  { typed_extension_config: { name: 'envoy.load_balancing_policies.wrr_locality', typed_config: {
+    '@type': LB('wrr_locality.v3.WrrLocality'),
+    endpoint_picking_policy: { policies: [{ typed_extension_config: { name: 'envoy.load_balancing_policies.round_robin', typed_config: { '@type': LB('round_robin.v3.RoundRobin') } } }] },
+  } } },
+] });
+
 const CLUSTER_CASES: ClusterCase[] = [
   {
     name: 'no policy: EDS over ADS, round robin, http2 for grpc and http1 for http services',
@@ -511,19 +543,19 @@ const CLUSTER_CASES: ClusterCase[] = [
     expect: { reviews: cluster('reviews'), 'reviews/v1': cluster('reviews/v1'), 'reviews/v2': cluster('reviews/v2'), web: cluster('web', {}, 'http') },
   },
   {
-    name: 'least_request with choiceCount',
+    name: 'least_request with choiceCount: LeastRequest in load_balancing_policy with a round-robin fallback; lb_policy ROUND_ROBIN (gRPC NACKs LEAST_REQUEST)',
     docs: [policy('p', { name: 'reviews' }, { loadBalancer: { policy: 'least_request', choiceCount: 3 } })],
-    expect: allThree({ lb_policy: 'LEAST_REQUEST', least_request_lb_config: { choice_count: u(3) } }),
+    expect: allThree({ load_balancing_policy: withFallback({ name: 'envoy.load_balancing_policies.least_request', typed_config: { '@type': LB('least_request.v3.LeastRequest'), choice_count: u(3) } }) }),
   },
   {
-    name: 'least_request without choiceCount has no least_request_lb_config',
+    name: 'least_request without choiceCount has no choice_count',
     docs: [policy('p', { name: 'reviews' }, { loadBalancer: { policy: 'least_request' } })],
-    expect: allThree({ lb_policy: 'LEAST_REQUEST' }),
+    expect: allThree({ load_balancing_policy: withFallback({ name: 'envoy.load_balancing_policies.least_request', typed_config: { '@type': LB('least_request.v3.LeastRequest') } }) }),
   },
   {
-    name: 'random',
+    name: 'random: Random in load_balancing_policy with a round-robin fallback; lb_policy ROUND_ROBIN',
     docs: [policy('p', { name: 'reviews' }, { loadBalancer: { policy: 'random' } })],
-    expect: allThree({ lb_policy: 'RANDOM' }),
+    expect: allThree({ load_balancing_policy: withFallback({ name: 'envoy.load_balancing_policies.random', typed_config: { '@type': LB('random.v3.Random') } }) }),
   },
   {
     name: 'ring_hash with XX_HASH and ring sizes',
@@ -679,7 +711,7 @@ const CLUSTER_CASES: ClusterCase[] = [
     ],
     expect: {
       reviews: cluster('reviews', {
-        lb_policy: 'LEAST_REQUEST', least_request_lb_config: { choice_count: u(4) },
+        load_balancing_policy: withFallback({ name: 'envoy.load_balancing_policies.least_request', typed_config: { '@type': LB('least_request.v3.LeastRequest'), choice_count: u(4) } }),
         circuit_breakers: { thresholds: [{ priority: 'DEFAULT', max_connections: u(100), max_requests: u(50), retry_budget: DEFAULT_BUDGET }] },
         outlier_detection: { ...DEFAULT_OD, enforcing_consecutive_5xx: u(100), consecutive_5xx: u(7) },
       }),
@@ -689,7 +721,7 @@ const CLUSTER_CASES: ClusterCase[] = [
         outlier_detection: { ...DEFAULT_OD, enforcing_consecutive_5xx: u(100), consecutive_5xx: u(7) },
       }),
       'reviews/v2': cluster('reviews/v2', {
-        lb_policy: 'LEAST_REQUEST', least_request_lb_config: { choice_count: u(4) },
+        load_balancing_policy: withFallback({ name: 'envoy.load_balancing_policies.least_request', typed_config: { '@type': LB('least_request.v3.LeastRequest'), choice_count: u(4) } }),
         circuit_breakers: { thresholds: [{ priority: 'DEFAULT', max_connections: u(100), max_requests: u(50), retry_budget: DEFAULT_BUDGET }] },
         outlier_detection: { ...DEFAULT_OD, enforcing_consecutive_5xx: u(100), consecutive_5xx: u(7) },
       }),
@@ -698,7 +730,7 @@ const CLUSTER_CASES: ClusterCase[] = [
   {
     name: 'a subset-only policy leaves the service cluster and other subsets alone',
     docs: [policy('v2', { name: 'reviews', subset: 'v2' }, { loadBalancer: { policy: 'random' } })],
-    expect: { reviews: cluster('reviews'), 'reviews/v1': cluster('reviews/v1'), 'reviews/v2': cluster('reviews/v2', { lb_policy: 'RANDOM' }) },
+    expect: { reviews: cluster('reviews'), 'reviews/v1': cluster('reviews/v1'), 'reviews/v2': cluster('reviews/v2', { load_balancing_policy: withFallback({ name: 'envoy.load_balancing_policies.random', typed_config: { '@type': LB('random.v3.Random') } }) }) },
   },
 ];
 

@@ -3,23 +3,45 @@ import type { PolicySections } from './policies';
 import { ADS_CONFIG_SOURCE, duration, TYPE, u32 } from './xds-json';
 import type { XdsObject } from './xds-json';
 
-const LB_POLICY = { round_robin: 'ROUND_ROBIN', least_request: 'LEAST_REQUEST', ring_hash: 'RING_HASH', random: 'RANDOM', peak_ewma: 'LOAD_BALANCING_POLICY_CONFIG' } as const;
-
 /**
- * Peak-EWMA has no lb_policy value in Envoy's API, so it goes in load_balancing_policy: an
- * ordered list from which each client takes the first policy it knows. The skein sidecar knows
- * skein.lb.v1.PeakEwma; Envoy and proxyless gRPC skip it and use locality-weighted round robin.
+ * How each balancer is said on the wire, chosen so that every xDS client accepts the Cluster:
+ * - round_robin and ring_hash: the lb_policy enum, which every client reads (gRPC supports both).
+ * - least_request, random, peak_ewma: load_balancing_policy, an ordered list from which each
+ *   client takes the first policy it implements, ending with locality-weighted round robin; and
+ *   lb_policy ROUND_ROBIN for clients that predate load_balancing_policy. Envoy (which prefers
+ *   load_balancing_policy) and the skein sidecar apply the policy; proxyless gRPC (grpc-js-xds
+ *   >= 1.9, grpc-go, grpc-java) skips to round robin, and older gRPC releases read lb_policy.
+ *   Sending lb_policy LEAST_REQUEST or RANDOM instead would make every gRPC client NACK the
+ *   Cluster ("unsupported lb_policy").
  */
-function peakEwmaPolicy(decayMs: number): XdsObject {
+const ENUM_POLICY = { round_robin: 'ROUND_ROBIN', ring_hash: 'RING_HASH' } as const;
+
+function policyListWithFallback(first: XdsObject): XdsObject {
   return {
     policies: [
-      { typed_extension_config: { name: 'skein.lb.peak_ewma', typed_config: { '@type': TYPE.LB_PEAK_EWMA, decay: duration(decayMs) } } },
+      { typed_extension_config: first },
       { typed_extension_config: { name: 'envoy.load_balancing_policies.wrr_locality', typed_config: {
         '@type': TYPE.LB_WRR_LOCALITY,
         endpoint_picking_policy: { policies: [{ typed_extension_config: { name: 'envoy.load_balancing_policies.round_robin', typed_config: { '@type': TYPE.LB_ROUND_ROBIN } } }] },
       } } },
     ],
   };
+}
+
+function extensiblePolicy(lb: NonNullable<PolicySections['loadBalancer']>): XdsObject | undefined {
+  switch (lb.policy) {
+    case 'peak_ewma':
+      return { name: 'skein.lb.peak_ewma', typed_config: { '@type': TYPE.LB_PEAK_EWMA, decay: duration(lb.decayMs ?? 10_000) } };
+    case 'least_request': {
+      const cfg: XdsObject = { '@type': TYPE.LB_LEAST_REQUEST };
+      if (lb.choiceCount !== undefined) cfg['choice_count'] = u32(lb.choiceCount);
+      return { name: 'envoy.load_balancing_policies.least_request', typed_config: cfg };
+    }
+    case 'random':
+      return { name: 'envoy.load_balancing_policies.random', typed_config: { '@type': TYPE.LB_RANDOM } };
+    default:
+      return undefined;
+  }
 }
 
 /**
@@ -32,11 +54,12 @@ export function cluster(name: string, service: Service, p: PolicySections): XdsO
     name,
     type: 'EDS',
     eds_cluster_config: { eds_config: ADS_CONFIG_SOURCE, service_name: name },
-    lb_policy: LB_POLICY[p.loadBalancer?.policy ?? 'round_robin'],
+    lb_policy: 'ROUND_ROBIN',
   };
   const lb = p.loadBalancer;
-  if (lb?.policy === 'peak_ewma') out['load_balancing_policy'] = peakEwmaPolicy(lb.decayMs ?? 10_000);
-  if (lb?.policy === 'least_request' && lb.choiceCount !== undefined) out['least_request_lb_config'] = { choice_count: u32(lb.choiceCount) };
+  const extensible = lb === undefined ? undefined : extensiblePolicy(lb);
+  if (extensible !== undefined) out['load_balancing_policy'] = policyListWithFallback(extensible);
+  else if (lb !== undefined) out['lb_policy'] = ENUM_POLICY[lb.policy as keyof typeof ENUM_POLICY];
   if (lb?.policy === 'ring_hash') {
     const ring: XdsObject = { hash_function: 'XX_HASH' };
     if (lb.minRingSize !== undefined) ring['minimum_ring_size'] = { value: lb.minRingSize };

@@ -121,7 +121,7 @@ export function routeMatch(kind: Route['kind'], m: RouteMatch): XdsObject {
   else if (m.path.type === 'Exact') out['path'] = m.path.value;
   else out['safe_regex'] = { regex: m.path.value };
   const headers = m.headers.map(headerMatcher);
-  if (m.method !== undefined) headers.unshift({ name: ':method', string_match: { exact: m.method } });
+  if (m.method !== undefined) headers.unshift({ name: ':method', exact_match: m.method });
   if (headers.length > 0) out['headers'] = headers;
   if (kind === 'GRPCRoute') out['grpc'] = {};
   return out;
@@ -139,11 +139,19 @@ function grpcPath(g: NonNullable<RouteMatch['grpc']>): XdsObject {
 
 function escapeRegex(s: string): string { return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'); }
 
+/**
+ * Header matches use the original HeaderMatcher fields (exact_match, safe_regex_match,
+ * present_match), not string_match: every v3 client reads those, while clients that predate
+ * string_match (older Envoy and proxyless gRPC releases) NACK the whole RouteConfiguration
+ * on it. string_match is needed only for what the older fields cannot say (ignore_case, contains),
+ * which the config model does not offer. (An exact value is never empty: validation refuses it,
+ * and Envoy would read exact_match "" as "present".)
+ */
 function headerMatcher(h: HeaderMatch): XdsObject {
   const out: XdsObject = { name: h.name };
   if (h.type === 'Present') out['present_match'] = true;
-  else if (h.type === 'Exact') out['string_match'] = { exact: h.value };
-  else out['string_match'] = { safe_regex: { regex: h.value } };
+  else if (h.type === 'Exact') out['exact_match'] = h.value;
+  else out['safe_regex_match'] = { regex: h.value };
   if (h.invert) out['invert_match'] = true;
   return out;
 }

@@ -15,6 +15,8 @@ export const TYPE = {
   HTTP_PROTOCOL_OPTIONS: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
   LB_ROUND_ROBIN: 'type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin',
   LB_WRR_LOCALITY: 'type.googleapis.com/envoy.extensions.load_balancing_policies.wrr_locality.v3.WrrLocality',
+  LB_LEAST_REQUEST: 'type.googleapis.com/envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest',
+  LB_RANDOM: 'type.googleapis.com/envoy.extensions.load_balancing_policies.random.v3.Random',
   LB_PEAK_EWMA: 'type.googleapis.com/skein.lb.v1.PeakEwma',
 } as const;
 

@@ -48,6 +48,8 @@ export const TYPE_URLS = {
   HTTP_PROTOCOL_OPTIONS: `${TYPE_PREFIX}envoy.extensions.upstreams.http.v3.HttpProtocolOptions`,
   LB_ROUND_ROBIN: `${TYPE_PREFIX}envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin`,
   LB_WRR_LOCALITY: `${TYPE_PREFIX}envoy.extensions.load_balancing_policies.wrr_locality.v3.WrrLocality`,
+  LB_LEAST_REQUEST: `${TYPE_PREFIX}envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest`,
+  LB_RANDOM: `${TYPE_PREFIX}envoy.extensions.load_balancing_policies.random.v3.Random`,
   LB_PEAK_EWMA: `${TYPE_PREFIX}skein.lb.v1.PeakEwma`,
   UPSTREAM_TLS_CONTEXT: `${TYPE_PREFIX}envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext`,
   DOWNSTREAM_TLS_CONTEXT: `${TYPE_PREFIX}envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext`,

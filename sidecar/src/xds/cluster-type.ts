@@ -7,9 +7,11 @@
  *  - protocol: h1 unless HttpProtocolOptions.explicit_http_config says http2;
  *  - retry_budget: budget_percent 20, min_retry_concurrency 3 (when retry_budget is set).
  * Circuit breakers: the first DEFAULT-priority thresholds (HIGH and per-host ones are ignored).
+ * load_balancing_policy, when set, wins over lb_policy (as in Envoy); see decodePolicyList.
  * Rejected, naming the field: other discovery types, MAGLEV / CLUSTER_PROVIDED /
- * LOAD_BALANCING_POLICY_CONFIG, load_balancing_policy, TLS (transport_socket), auto/downstream
- * protocol selection, unknown typed_extension_protocol_options keys.
+ * LOAD_BALANCING_POLICY_CONFIG in lb_policy, a load_balancing_policy list with no policy this
+ * proxy implements, TLS (transport_socket), auto/downstream protocol selection, unknown
+ * typed_extension_protocol_options keys.
  */
 import { TYPE_URLS } from '../../../shared/src/xds/protos';
 import { decodeLoadAssignment } from './endpoints-type';
@@ -156,8 +158,8 @@ type WirePolicyList = { policies?: { typed_extension_config?: { name?: string; t
 
 /**
  * load_balancing_policy: an ordered list; the first policy this proxy implements wins, as in
- * Envoy and gRPC. Known: skein.lb.v1.PeakEwma, Envoy's RoundRobin, and WrrLocality around one of
- * those (locality weights are already folded into endpoint weights here).
+ * Envoy and gRPC. Known: skein.lb.v1.PeakEwma, Envoy's LeastRequest (choice_count), Random and
+ * RoundRobin, and WrrLocality around one of those (locality weights are already folded into endpoint weights here).
  */
 function decodePolicyList(list: WirePolicyList, at: string, out: ClusterConfig, issues: Issues, depth = 0): boolean {
   for (const [i, p] of (list.policies ?? []).entries()) {
@@ -172,6 +174,14 @@ function decodePolicyList(list: WirePolicyList, at: string, out: ClusterConfig, 
       return true;
     }
     if (tc.type_url === TYPE_URLS.LB_ROUND_ROBIN) { out.lbPolicy = 'round_robin'; return true; }
+    if (tc.type_url === TYPE_URLS.LB_RANDOM) { out.lbPolicy = 'random'; return true; }
+    if (tc.type_url === TYPE_URLS.LB_LEAST_REQUEST) {
+      const cfg = unpack<{ choice_count?: U32 }>(tc, TYPE_URLS.LB_LEAST_REQUEST, path, issues);
+      out.lbPolicy = 'least_request';
+      const n = wrapped(cfg?.choice_count);
+      if (n !== undefined) { if (n < 2) issues.add(`${path}.choice_count`, `must be >= 2, got ${n}`); else out.choiceCount = n; }
+      return true;
+    }
     if (tc.type_url === TYPE_URLS.LB_WRR_LOCALITY && depth < 4) {
       const w = unpack<{ endpoint_picking_policy?: WirePolicyList }>(tc, TYPE_URLS.LB_WRR_LOCALITY, path, issues);
       if (w?.endpoint_picking_policy !== undefined && decodePolicyList(w.endpoint_picking_policy, `${path}.endpoint_picking_policy`, out, issues, depth + 1)) return true;
@@ -183,7 +193,7 @@ function decodePolicyList(list: WirePolicyList, at: string, out: ClusterConfig, 
 function decodeLb(c: WireCluster, out: ClusterConfig, issues: Issues): void {
   if (c.load_balancing_policy !== undefined) {
     if (!decodePolicyList(c.load_balancing_policy as WirePolicyList, 'load_balancing_policy', out, issues)) {
-      issues.add('load_balancing_policy.policies', 'none of the listed policies is supported (skein.lb.v1.PeakEwma, RoundRobin, WrrLocality)');
+      issues.add('load_balancing_policy.policies', 'none of the listed policies is supported (skein.lb.v1.PeakEwma, LeastRequest, Random, RoundRobin, WrrLocality)');
     }
     return;
   }
