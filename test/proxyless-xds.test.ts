@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { startControlPlaneProcess } from '../control-plane/src/demo/control-plane-process';
+import { spawnSync } from 'node:child_process';
+import { SKEIN_MAIN, startControlPlaneProcess } from '../control-plane/src/demo/control-plane-process';
 import type { ControlPlaneProcess } from '../control-plane/src/demo/control-plane-process';
 import { demoConfig } from '../control-plane/src/demo/demo-config';
 import { startGreeter } from '../shared/src/sample-app/greeter';
@@ -96,6 +97,22 @@ describe('proxyless gRPC clients (@grpc/grpc-js-xds) against the control plane p
       for (const r of spec.rules) if (r.retry !== undefined) r.retry.retries = retries;
       return doc;
     };
+    // The dry run forecasts it, naming this client, and the NACK that comes is the one forecast.
+    const dry = await api<{ dryRun: boolean; warnings: { nodeId: string; userAgent: string; typeUrl: string; resource: string; message: string }[] }>(cp.api, 'POST', '/v1/config?dryRun=true', route(0));
+    assert.equal(dry.dryRun, true);
+    assert.equal(dry.warnings.length, 1, JSON.stringify(dry.warnings));
+    const w = dry.warnings[0]!;
+    assert.equal(w.nodeId, NODE);
+    assert.match(w.userAgent, /^gRPC Node Pure JS\/1\./);
+    assert.equal(w.typeUrl, TYPE_URLS.ROUTE);
+    assert.match(w.message, /Invalid policy\.num_retries\.value: 0/);
+    const clean = await api<{ warnings: unknown[] }>(cp.api, 'POST', '/v1/config?dryRun=true', route(1));
+    assert.deepEqual(clean.warnings, [], 'a retry policy with retries >= 1 is accepted: no warning');
+    const file = path.join(dir, 'route0.json');
+    fs.writeFileSync(file, JSON.stringify(route(0)));
+    const cli = spawnSync(process.execPath, [SKEIN_MAIN, 'apply', '-f', file, '--dry-run', '--api', cp.api], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(cli.status, 3, `${cli.stdout}\n${cli.stderr}`);
+    assert.match(cli.stdout, new RegExp(`warning: ${NODE} \\(gRPC Node Pure JS/[^)]+\\) will reject RDS \\S+: .*num_retries`));
     const bad = await api<{ revision: number }>(cp.api, 'POST', '/v1/config', route(0));
     const p = await eventually(async () => {
       const s = await proxy(cp.api, NODE);
@@ -103,7 +120,7 @@ describe('proxyless gRPC clients (@grpc/grpc-js-xds) against the control plane p
     }, 'RDS to be NACKED');
     const rds = p.types.find((t) => t.typeUrl === TYPE_URLS.ROUTE)!;
     assert.equal(p.state, 'NACKED');
-    assert.match(rds.lastNack!.message, /num_retries/);
+    assert.ok(rds.lastNack!.message.includes(w.message.slice(w.message.indexOf('Invalid'))), `forecast "${w.message}" vs NACK "${rds.lastNack!.message}"`);
     assert.equal(rds.sentRevision, bad.revision);
     assert.notEqual(rds.ackedVersion, rds.sentVersion);
     const during = await sendAndCount([client], 1000);

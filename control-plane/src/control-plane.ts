@@ -9,6 +9,8 @@ import type { Logger } from '../../shared/src/log';
 import { createLogger } from '../../shared/src/log';
 import { DiscoveryServer } from './discovery/discovery-server';
 import { SnapshotCache } from './discovery/snapshot-cache';
+import { forecastNacks } from './discovery/nack-forecast';
+import type { NackWarning } from './discovery/nack-forecast';
 import { EndpointRegistry } from './registry/endpoint-registry';
 import { LeaseFile } from './registry/lease-file';
 import { FileRevisionLog } from './store/file-revision-log';
@@ -86,6 +88,14 @@ export class ControlPlane {
    */
   syncSnapshot(): void {
     if (this.store.current().revision !== this.cache.revision) this.rebuild();
+  }
+
+  /**
+   * The NACKs `candidate` is certain to get from the proxies connected now (known client
+   * incompatibilities; see discovery/client-compat.ts). For dry runs.
+   */
+  forecastNacks(candidate: MeshConfig): NackWarning[] {
+    return forecastNacks(this.cache, translate(candidate, this.registry.endpoints()), this.discovery.connected());
   }
 
   /** The xDS resources for the current config and endpoints. */

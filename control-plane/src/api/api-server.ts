@@ -9,11 +9,15 @@ import { applyCanary, parseCanaryRequest } from './canary';
 import { checkConfigMediaType, discardBody, flag, intParam, parseJsonBody, readBody, sendJson } from './http-io';
 import type { ChangeResult } from '../store/config-store';
 import type { RolloutReport } from '../discovery/rollout';
+import type { NackWarning } from '../discovery/nack-forecast';
+import type { MeshConfig } from '../../../shared/src/config/mesh';
 import { parseDuration } from '../../../shared/src/config/duration';
 
 /** A change's answer: the store's result and, unless it was a dry run, its rollout. */
 export interface ChangeAnswer extends ChangeResult {
   rollout?: RolloutReport;
+  /** Dry runs: the NACKs the change is certain to get from the proxies connected now. */
+  warnings?: NackWarning[];
   /** Set instead of `rollout` when the change was stored but its push cannot be followed. */
   rolloutError?: string;
 }
@@ -21,6 +25,17 @@ export interface ChangeAnswer extends ChangeResult {
 /** `?wait` with no value waits this long; the longest wait allowed. */
 export const DEFAULT_WAIT_MS = 30_000;
 export const MAX_WAIT_MS = 10 * 60_000;
+
+/** A change request's options: the store's, plus the wait and (dry runs) the NACK forecast. */
+interface ChangeRequestOptions {
+  dryRun: boolean;
+  author: string;
+  message?: string;
+  expectedRevision?: number;
+  waitMs?: number;
+  inspect?: (candidate: MeshConfig) => void;
+  forecast: { warnings: NackWarning[] };
+}
 
 type Handler = (req: http.IncomingMessage, url: URL, params: string[]) => Promise<[number, unknown]>;
 interface Route { method: string; pattern: RegExp; handler: Handler }
@@ -100,36 +115,38 @@ export class ApiServer {
     if (mode !== 'merge' && mode !== 'replace') throw new MeshError(ErrorCodes.VALIDATION, `query.mode: must be merge or replace, got "${mode}"`, { details: [{ resource: '', path: 'query.mode', message: 'must be merge or replace' }] });
     const opts = this.changeOptions(req, url);
     const docs = parseDocuments(await readBody(req, this.opts.maxBodyBytes));
-    const result = await this.followed(this.cp.store.apply(docs, { ...opts, mode }), opts.waitMs);
+    const result = await this.followed(this.cp.store.apply(docs, { ...opts, mode }), opts);
     return [result.changed && !result.dryRun ? 201 : 200, result];
   }
 
   private async remove(req: http.IncomingMessage, url: URL, [kind, name]: string[]): Promise<[number, unknown]> {
     if (!(KINDS as readonly string[]).includes(kind!)) throw new MeshError(ErrorCodes.NOT_FOUND, `unknown kind "${kind}" (kinds: ${KINDS.join(', ')})`);
     const opts = this.changeOptions(req, url);
-    return [200, await this.followed(this.cp.store.delete([`${kind}/${name}`], opts), opts.waitMs)];
+    return [200, await this.followed(this.cp.store.delete([`${kind}/${name}`], opts), opts)];
   }
 
   private async rollback(req: http.IncomingMessage, url: URL, [n]: string[]): Promise<[number, unknown]> {
     const opts = this.changeOptions(req, url);
-    return [200, await this.followed(this.cp.store.rollback(Number(n), opts), opts.waitMs)];
+    return [200, await this.followed(this.cp.store.rollback(Number(n), opts), opts)];
   }
 
   private async canary(req: http.IncomingMessage, url: URL): Promise<[number, unknown]> {
     const opts = this.changeOptions(req, url);
     const body = parseCanaryRequest(parseJsonBody(await readBody(req, this.opts.maxBodyBytes)));
     const summary = body.weights.map((w) => `${w.subset}=${w.weight}`).join(' ');
-    return [200, await this.followed(this.cp.store.update((docs) => applyCanary(docs, body), { ...opts, message: opts.message ?? `canary ${body.route} ${summary}` }), opts.waitMs)];
+    return [200, await this.followed(this.cp.store.update((docs) => applyCanary(docs, body), { ...opts, message: opts.message ?? `canary ${body.route} ${summary}` }), opts)];
   }
 
   /**
    * Adds the rollout to a change's answer: the proxies it reached and what each did with it,
    * after waiting up to `waitMs` for them when asked. A no-op change pushed nothing (NONE).
    * The change is stored by then, so a failure to follow it never turns into an error answer.
+   * A dry run answers with the NACKs it forecast instead.
    */
-  private async followed(change: Promise<ChangeResult>, waitMs: number | undefined): Promise<ChangeAnswer> {
+  private async followed(change: Promise<ChangeResult>, opts: ChangeRequestOptions): Promise<ChangeAnswer> {
     const result = await change;
-    if (result.dryRun) return result;
+    const waitMs = opts.waitMs;
+    if (result.dryRun) return { ...result, warnings: opts.forecast.warnings };
     if (!result.changed) return { ...result, rollout: noRollout(result.revision) };
     this.cp.syncSnapshot();
     try {
@@ -164,14 +181,19 @@ export class ApiServer {
     return out;
   }
 
-  private changeOptions(req: http.IncomingMessage, url: URL): { dryRun: boolean; author: string; message?: string; expectedRevision?: number; waitMs?: number } {
+  private changeOptions(req: http.IncomingMessage, url: URL): ChangeRequestOptions {
     const author = headerText(req, 'x-skein-author') ?? 'api';
     const message = headerText(req, 'x-skein-message');
     const expected = intParam(url.searchParams.get('expectedRevision'), 'query.expectedRevision');
     const dryRun = flag(url, 'dryRun');
     const waitMs = waitParam(url);
     if (dryRun && waitMs !== undefined) throw queryError('wait', 'cannot be combined with dryRun: a dry run pushes nothing to wait for');
-    return { dryRun, author, ...(message === undefined ? {} : { message }), ...(expected === undefined ? {} : { expectedRevision: expected }), ...(waitMs === undefined ? {} : { waitMs }) };
+    const forecast: { warnings: NackWarning[] } = { warnings: [] };
+    const inspect = dryRun ? (candidate: MeshConfig): void => { forecast.warnings = this.cp.forecastNacks(candidate); } : undefined;
+    return {
+      dryRun, author, forecast, ...(inspect === undefined ? {} : { inspect }),
+      ...(message === undefined ? {} : { message }), ...(expected === undefined ? {} : { expectedRevision: expected }), ...(waitMs === undefined ? {} : { waitMs }),
+    };
   }
 }
 

@@ -14,7 +14,7 @@ import { formatChange, formatRollout, table } from './format';
 
 export interface Command { spec: CommandSpec; run(p: Parsed, out: (s: string) => void): Promise<number> }
 
-const DRY_RUN = { name: 'dry-run', type: 'boolean' as const, help: 'validate and show the diff; store nothing' };
+const DRY_RUN = { name: 'dry-run', type: 'boolean' as const, help: 'validate and show the diff; store nothing. Warns (exit 3) about NACKs certain to come from connected proxies' };
 const MESSAGE = { name: 'message', short: 'm', type: 'string' as const, value: 'TEXT', help: 'why: recorded with the revision' };
 const AUTHOR = { name: 'author', type: 'string' as const, value: 'NAME', env: 'USER', default: 'cli', help: 'who: recorded with the revision' };
 const EXPECT = { name: 'expect-revision', type: 'string' as const, value: 'N', help: 'fail unless N is still the current revision (optimistic locking)' };
@@ -26,7 +26,10 @@ const WAIT = (dflt: boolean): FlagSpec => ({
 });
 const NO_WAIT: FlagSpec = { name: 'no-wait', type: 'boolean', help: 'answer as soon as the change is stored; do not wait for the proxies' };
 
-/** Exit codes of a change that was stored: every proxy ACKed (or none was affected), one NACKed, or the wait ran out. */
+/**
+ * Exit codes of a change that was stored: every proxy ACKed (or none was affected), one NACKed,
+ * or the wait ran out. A dry run exits 3 when a connected proxy is certain to NACK the change.
+ */
 export const EXIT_ACKED = 0;
 export const EXIT_NACKED = 3;
 export const EXIT_NOT_ALL_ACKED = 4;
@@ -53,6 +56,10 @@ async function runChange(p: Parsed, out: (s: string) => void, method: string, pa
   const waitMs = wait === undefined ? 0 : parseDuration(wait) as number;
   const r = await client(p, waitMs).call<ChangeAnswer>(method, `${path}${q}`, body, changeHeaders(p));
   out(formatChange(r));
+  if (r.dryRun) {
+    for (const w of r.warnings ?? []) out(`warning: ${w.nodeId} (${w.userAgent}) will reject ${shortType(w.typeUrl)} ${w.resource}: ${w.message}`);
+    return (r.warnings ?? []).length > 0 ? EXIT_NACKED : EXIT_ACKED;
+  }
   if (r.rolloutError !== undefined) { out(`warning: the change is stored, but its rollout cannot be followed: ${r.rolloutError}`); return EXIT_NOT_ALL_ACKED; }
   if (r.rollout === undefined || !r.changed) return EXIT_ACKED;
   out(formatRollout(r.rollout, wait !== undefined));

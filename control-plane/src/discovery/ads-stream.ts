@@ -87,6 +87,12 @@ export class AdsStream {
 
   get nodeId(): string { return this.node?.id ?? ''; }
 
+  /** Whether this client would receive resource `name` of `type` (it subscribed by wildcard or by name). */
+  subscribes(type: string, name: string): boolean {
+    const st = this.types.get(type);
+    return st !== undefined && (st.wildcard || st.names.has(name));
+  }
+
   /** Handles one request. Returns an error message for a protocol violation (the caller ends the stream). */
   onRequest(req: DiscoveryRequest): string | undefined {
     const bad = checkRequest(req);

@@ -6,6 +6,7 @@ import { AdsStream } from './ads-stream';
 import type { DiscoveryRequest, DiscoveryResponse } from './ads-stream';
 import type { SnapshotCache, SnapshotChange } from './snapshot-cache';
 import type { ProxyStatus } from './proxy-status';
+import type { ForecastTarget } from './nack-forecast';
 import { RolloutLog } from './rollout';
 import type { Rollout, RolloutReport } from './rollout';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
@@ -89,6 +90,9 @@ export class DiscoveryServer {
   }
 
   get streamCount(): number { return this.streams.size; }
+
+  /** The connected clients, for a dry run's NACK forecast. */
+  connected(): Iterable<ForecastTarget> { return this.streams.values(); }
 
   /** Ends every stream with UNAVAILABLE (on shutdown), so clients reconnect promptly. */
   closeAll(reason = 'control plane shutting down'): void {

@@ -1,4 +1,4 @@
-import type { RawResource } from '../../../shared/src/config/mesh';
+import type { MeshConfig, RawResource } from '../../../shared/src/config/mesh';
 
 /**
  * The mesh's declared config, versioned. Every accepted change is a new numbered revision;
@@ -37,6 +37,8 @@ export interface ChangeOptions {
   message?: string;
   /** Optimistic concurrency: fail with CONFLICT unless this is still the current revision. */
   expectedRevision?: number;
+  /** Called with the validated candidate config before it is stored (or, in a dry run, instead). */
+  inspect?: (candidate: MeshConfig) => void;
 }
 
 export interface ApplyOptions extends ChangeOptions {

@@ -108,7 +108,9 @@ export class VersionedConfigStore implements ConfigStore {
     if (opts.expectedRevision !== undefined && opts.expectedRevision !== cur.revision) {
       throw new MeshError(ErrorCodes.CONFLICT, `expected revision ${opts.expectedRevision}, but the current revision is ${cur.revision}; re-read and retry`);
     }
-    this.precommit(buildMesh(next)); // throws MeshError(VALIDATION) naming every problem
+    const mesh = buildMesh(next); // throws MeshError(VALIDATION) naming every problem
+    this.precommit(mesh);
+    opts.inspect?.(mesh);
     sortResources(next);
     const diff = diffResources(cur.resources, next);
     const dryRun = opts.dryRun === true;
