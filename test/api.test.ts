@@ -301,7 +301,7 @@ describe('SRE API against a real control plane', () => {
       const before = await state(api);
       const dry = await call(api, 'DELETE', '/v1/config/Service/ratings?dryRun=true');
       assert.equal(dry.status, 200);
-      assert.deepEqual(dry.body, { revision: 7, dryRun: true, changed: true, diff: [{ key: 'Service/ratings', op: 'removed' }] });
+      assert.deepEqual(dry.body, { revision: 7, dryRun: true, changed: true, diff: [{ key: 'Service/ratings', op: 'removed' }], warnings: [] });
       await assertUnchanged(api, before, 'dry-run delete');
       const r = await call(api, 'DELETE', '/v1/config/Service/ratings', { headers: { 'x-skein-author': 'carol', 'x-skein-message': 'ratings is gone' } });
       assert.equal(r.status, 200, JSON.stringify(r.body));
