@@ -18,7 +18,7 @@ import { PACKAGE_ROOT } from '../shared/src/paths';
 import { cpuMicros, rssMiB, spawnReady } from './proc';
 import type { Proc } from './proc';
 
-const SKEIN = path.join(PACKAGE_ROOT, 'dist/control-plane/src/cli/main.js');
+const SKEIN = path.join(PACKAGE_ROOT, 'dist/cli/src/main.js');
 const BACKEND = path.join(PACKAGE_ROOT, 'dist/bench/backend.js');
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
 const SAT_SECONDS = Number(args.get('duration') ?? 8);

@@ -13,7 +13,7 @@ import { API_VERSION } from '../shared/src/config/types';
 import { eventually } from './support/ads-client';
 import { api } from './support/mesh-api';
 import { Mesh } from './support/sidecar-mesh';
-import type { SidecarProcess } from '../control-plane/src/demo/sidecar-process';
+import type { SidecarProcess } from '../harness/src/sidecar-process';
 
 interface Lease { service: string; address: string; port: number; health: string }
 
@@ -81,7 +81,7 @@ describe('the sidecar watches its app', () => {
   });
 
   it('--app-health none turns the watch off; bad values are refused naming the flag', async () => {
-    const { startSidecarProcess } = await import('../control-plane/src/demo/sidecar-process');
+    const { startSidecarProcess } = await import('../harness/src/sidecar-process');
     for (const [args, message] of [[['--app-health', 'ping'], /--app-health: must be tcp, grpc, grpc:SERVICE, http:\/PATH or none/], [['--app-health', 'http:nope'], /--app-health: http:PATH needs a path/],
       [['--app-health-interval', '0'], /--app-health-interval: must be at least 1ms/], [['--app-health-healthy-threshold', '0'], /--app-health-healthy-threshold: must be an integer from 1 to 100/],
       // A start-up failure after the admin port opened must still end the process (it used to hang).

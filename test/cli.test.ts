@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { SKEIN_MAIN } from '../control-plane/src/demo/control-plane-process';
+import { SKEIN_MAIN } from '../harness/src/control-plane-process';
 import { API_VERSION, MESH_YAML, call, ratingsService, reviewsRoute, reviewsService, startPlane, state, tempDir, assertUnchanged } from './support/skein';
 import type { Plane } from './support/skein';
 import { closedPort } from './support/ports';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { SKEIN_MAIN } from '../control-plane/src/demo/control-plane-process';
+import { SKEIN_MAIN } from '../harness/src/control-plane-process';
 
 /** The README's main job must keep working: `skein demo --duration N` runs and exits 0. */
 test('skein demo --duration 6: a sidecar mesh that routes, shows live stats, shifts the weights half-way, and exits 0', () => {

@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import type { SidecarProcess } from '../control-plane/src/demo/sidecar-process';
+import type { SidecarProcess } from '../harness/src/sidecar-process';
 import type { GreeterClient } from '../shared/src/sample-app/greeter';
 import { API_VERSION } from '../shared/src/config/types';
 import { eventually } from './support/ads-client';

@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
 import * as net from 'node:net';
-import type { SidecarProcess } from '../control-plane/src/demo/sidecar-process';
+import type { SidecarProcess } from '../harness/src/sidecar-process';
 import { API_VERSION } from '../shared/src/config/types';
 import { h1Request } from './support/sidecar-apps';
 import { inboundOf, Mesh } from './support/sidecar-mesh';

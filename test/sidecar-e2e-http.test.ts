@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
-import type { SidecarProcess } from '../control-plane/src/demo/sidecar-process';
+import type { SidecarProcess } from '../harness/src/sidecar-process';
 import { greeterClient, startGreeter } from '../shared/src/sample-app/greeter';
 import type { GreeterClient, HelloReply } from '../shared/src/sample-app/greeter';
 import { API_VERSION } from '../shared/src/config/types';

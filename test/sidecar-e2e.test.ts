@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import type { SidecarProcess } from '../control-plane/src/demo/sidecar-process';
+import type { SidecarProcess } from '../harness/src/sidecar-process';
 import { greeterClient, startGreeter } from '../shared/src/sample-app/greeter';
 import type { GreeterClient, HelloReply } from '../shared/src/sample-app/greeter';
 import { emptyCount, sendAndCount, shares } from '../shared/src/sample-app/load';

@@ -19,6 +19,7 @@ import type { ConfigStore } from './store/config-store';
 import { translate } from './translate/translate';
 import type { XdsResourceSet } from './translate/translate';
 import { ApiServer } from './api/api-server';
+import { parseListen } from '../../shared/src/listen-address';
 
 export interface ControlPlaneOptions {
   /** Where the embedded store keeps revisions. Default ./.skein-data */
@@ -154,17 +155,6 @@ export class ControlPlane {
 }
 
 function host(listen: string): string { return listen.slice(0, listen.lastIndexOf(':')); }
-
-/** Parses host:port (IPv6 as [::1]:port). */
-export function parseListen(listen: string, field: string): { host: string; port: number } {
-  const i = listen.lastIndexOf(':');
-  const port = Number(listen.slice(i + 1));
-  const h = listen.slice(0, i).replace(/^\[(.*)\]$/, '$1');
-  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535 || h === '') {
-    throw new MeshError(ErrorCodes.VALIDATION, `${field}: "${listen}" must be host:port, e.g. 127.0.0.1:18000`);
-  }
-  return { host: h, port };
-}
 
 function bind(server: grpc.Server, listen: string): Promise<number> {
   parseListen(listen, '--xds-listen');

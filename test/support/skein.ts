@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startControlPlaneProcess } from '../../control-plane/src/demo/control-plane-process';
-import type { ControlPlaneProcess } from '../../control-plane/src/demo/control-plane-process';
+import { startControlPlaneProcess } from '../../harness/src/control-plane-process';
+import type { ControlPlaneProcess } from '../../harness/src/control-plane-process';
 
 export const API_VERSION = 'skein.dev/v1alpha1';
 

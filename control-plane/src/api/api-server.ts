@@ -2,8 +2,8 @@ import * as http from 'node:http';
 import { parseDocuments } from '../../../shared/src/config/documents';
 import { KINDS } from '../../../shared/src/config/types';
 import { asMeshError, ErrorCodes, httpStatusOf, MeshError } from '../../../shared/src/errors';
-import type { ControlPlane } from '../control-plane';
-import { parseListen } from '../control-plane';
+import type { ApiBackend } from './api-backend';
+import { parseListen } from '../../../shared/src/listen-address';
 import { TYPE_URLS } from '../../../shared/src/xds/protos';
 import { applyCanary, parseCanaryRequest } from './canary';
 import { checkConfigMediaType, discardBody, flag, intParam, parseJsonBody, readBody, sendJson } from './http-io';
@@ -48,7 +48,7 @@ export class ApiServer {
   private readonly server: http.Server;
   private readonly routes: Route[];
 
-  constructor(private readonly cp: ControlPlane, private readonly opts: { maxBodyBytes: number }) {
+  constructor(private readonly cp: ApiBackend, private readonly opts: { maxBodyBytes: number }) {
     this.routes = [
       { method: 'GET', pattern: /^\/healthz$/, handler: async () => [200, { ok: true, revision: this.cp.store.current().revision }] },
       { method: 'GET', pattern: /^\/v1\/config$/, handler: async (_req, url) => [200, await this.getConfig(url)] },
@@ -233,6 +233,6 @@ function headerText(req: http.IncomingMessage, name: string): string | undefined
   return v.slice(0, 256);
 }
 
-function leaseJson(l: ReturnType<ControlPlane['registry']['list']>[number]): unknown {
+function leaseJson(l: ReturnType<ApiBackend['registry']['list']>[number]): unknown {
   return { ...l, registeredAt: new Date(l.registeredAt).toISOString(), expiresAt: new Date(l.expiresAt).toISOString(), ttl: `${l.ttlMs}ms` };
 }

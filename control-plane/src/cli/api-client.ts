@@ -1,4 +1,4 @@
-import { ErrorCodes, formatIssue, MeshError } from '../../../shared/src/errors';
+import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import type { FieldIssue } from '../../../shared/src/errors';
 
 /** A thin client for the SRE API. API errors become MeshErrors carrying the API's own message. */
@@ -32,11 +32,4 @@ export class ApiClient {
     }
     return json as T;
   }
-}
-
-/** Prints an error for a human, every field issue on its own line. */
-export function formatCliError(e: unknown): string {
-  if (!(e instanceof MeshError)) return `error: ${(e as Error)?.message ?? String(e)}`;
-  if (e.details.length > 1) return `error (${e.code}): invalid config:\n${e.details.map((d) => `  - ${formatIssue(d)}`).join('\n')}`;
-  return `error (${e.code}): ${e.message}`;
 }

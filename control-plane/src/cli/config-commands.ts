@@ -8,11 +8,11 @@ import { shortType } from '../discovery/rollout';
 import type { ChangeAnswer } from '../api/api-server';
 import { parseDuration } from '../../../shared/src/config/duration';
 import { ApiClient } from './api-client';
-import { API_FLAG, intFlag, optStr, str } from './args';
-import type { CommandSpec, FlagSpec, Parsed } from './args';
+import { API_FLAG, intFlag, optStr, str } from '../../../shared/src/cli/args';
+import type { FlagSpec, Parsed } from '../../../shared/src/cli/args';
+import type { Command } from '../../../shared/src/cli/command';
 import { formatChange, formatRollout, table } from './format';
 
-export interface Command { spec: CommandSpec; run(p: Parsed, out: (s: string) => void): Promise<number> }
 
 const DRY_RUN = { name: 'dry-run', type: 'boolean' as const, help: 'validate and show the diff; store nothing. Warns (exit 3) about NACKs certain to come from connected proxies' };
 const MESSAGE = { name: 'message', short: 'm', type: 'string' as const, value: 'TEXT', help: 'why: recorded with the revision' };

@@ -3,8 +3,8 @@ import { parseDocuments } from '../../../shared/src/config/documents';
 import { parseDuration } from '../../../shared/src/config/duration';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import { createLogger } from '../../../shared/src/log';
-import { intFlag, optStr, str } from './args';
-import type { Command } from './config-commands';
+import { intFlag, optStr, str } from '../../../shared/src/cli/args';
+import type { Command } from '../../../shared/src/cli/command';
 import { formatChange } from './format';
 
 export const controlPlane: Command = {

@@ -1,11 +1,15 @@
 #!/usr/bin/env node
-import { formatCliError } from './api-client';
-import { helpText, parse } from './args';
-import { apply, canary, del, endpoints, get, proxyStatus, revisions, rollback, rollout } from './config-commands';
-import type { Command } from './config-commands';
-import { controlPlane } from './control-plane-command';
-import { sidecar } from './sidecar-command';
-import { demo } from '../demo/demo-command';
+/**
+ * `skein`: a thin dispatcher. Each command lives with the part it drives: the control plane and
+ * config commands in control-plane/src/cli, the sidecar command in sidecar/src/cli, the demo here.
+ */
+import { formatCliError } from '../../shared/src/cli/format-error';
+import { helpText, parse } from '../../shared/src/cli/args';
+import type { Command } from '../../shared/src/cli/command';
+import { apply, canary, del, endpoints, get, proxyStatus, revisions, rollback, rollout } from '../../control-plane/src/cli/config-commands';
+import { controlPlane } from '../../control-plane/src/cli/control-plane-command';
+import { sidecar } from '../../sidecar/src/cli/sidecar-command';
+import { demo } from './demo/demo-command';
 
 const COMMANDS: Command[] = [controlPlane, sidecar, apply, del, get, revisions, rollback, canary, rollout, proxyStatus, endpoints, demo];
 

@@ -1,10 +1,10 @@
 import { parseDuration } from '../../../shared/src/config/duration';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import { createLogger } from '../../../shared/src/log';
-import { API_FLAG, intFlag, optStr, str } from './args';
+import { API_FLAG, intFlag, optStr, str } from '../../../shared/src/cli/args';
 import { configureRe2, MAX_RE2_PROGRAM_SIZE } from '../../../shared/src/re2';
-import { APP_HEALTH_DEFAULTS, parseAppHealthCheck } from '../../../sidecar/src/app-health-settings';
-import type { Command } from './config-commands';
+import { APP_HEALTH_DEFAULTS, parseAppHealthCheck } from '../app-health-settings';
+import type { Command } from '../../../shared/src/cli/command';
 
 export const sidecar: Command = {
   spec: {
@@ -62,7 +62,7 @@ export const sidecar: Command = {
     };
     configureRe2({ maxProgramSize: intFlag(p, 'regex-max-program-size', 1, 100_000)! });
     const log = createLogger('skein-sidecar', level);
-    const { Sidecar } = await import('../../../sidecar/src/sidecar');
+    const { Sidecar } = await import('../sidecar');
     const sc = await Sidecar.start({
       xdsServer: str(p, 'xds'), api: str(p, 'api'),
       nodeId: optStr(p, 'node-id') ?? `${service ?? 'sidecar'}-${(await import('node:os')).hostname()}-${process.pid}`,

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { ErrorCodes, MeshError } from '../../../shared/src/errors';
+import { ErrorCodes, MeshError } from '../errors';
 
 /** One flag of a subcommand: documented with its default, the single source for --help. */
 export interface FlagSpec {

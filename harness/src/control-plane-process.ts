@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 
 /** The `skein` entry point in the built tree. */
-export const SKEIN_MAIN = path.resolve(__dirname, '../cli/main.js');
+export const SKEIN_MAIN = path.resolve(__dirname, '../../cli/src/main.js');
 
 export interface ControlPlaneProcess {
   proc: ChildProcess;

@@ -4,15 +4,15 @@ import * as path from 'node:path';
 import type { GreeterBackend, GreeterClient } from '../../../shared/src/sample-app/greeter';
 import type { SplitCount } from '../../../shared/src/sample-app/load';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
-import { ApiClient } from '../cli/api-client';
-import { intFlag } from '../cli/args';
-import type { Command } from '../cli/config-commands';
-import { table } from '../cli/format';
-import type { ProxyStatus } from '../discovery/proxy-status';
-import { startControlPlaneProcess } from './control-plane-process';
-import type { ControlPlaneProcess } from './control-plane-process';
-import { startSidecarProcess } from './sidecar-process';
-import type { SidecarProcess } from './sidecar-process';
+import { ApiClient } from '../../../control-plane/src/cli/api-client';
+import { intFlag } from '../../../shared/src/cli/args';
+import type { Command } from '../../../shared/src/cli/command';
+import { table } from '../../../control-plane/src/cli/format';
+import type { ProxyStatus } from '../../../control-plane/src/discovery/proxy-status';
+import { startControlPlaneProcess } from '../../../harness/src/control-plane-process';
+import type { ControlPlaneProcess } from '../../../harness/src/control-plane-process';
+import { startSidecarProcess } from '../../../harness/src/sidecar-process';
+import type { SidecarProcess } from '../../../harness/src/sidecar-process';
 import { demoConfig } from './demo-config';
 
 /** Calls the client app makes per second (a moderate, steady load). */
