@@ -41,6 +41,10 @@ export const ErrorCodes = {
   POOL_CLOSED: 'SKEIN_ERR_POOL_CLOSED',
   /** A cluster's circuit breaker (max connections, pending requests, requests or retries) is at its limit. */
   CIRCUIT_BREAKER_OPEN: 'SKEIN_ERR_CIRCUIT_BREAKER_OPEN',
+  /** The caller presented no credential, or one that is unknown, expired or already used. */
+  UNAUTHENTICATED: 'SKEIN_ERR_UNAUTHENTICATED',
+  /** The caller is known but not allowed to do this (e.g. a certificate for another service). */
+  PERMISSION_DENIED: 'SKEIN_ERR_PERMISSION_DENIED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -101,6 +105,8 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   SKEIN_ERR_UPSTREAM_RESET: 503,
   SKEIN_ERR_POOL_CLOSED: 503,
   SKEIN_ERR_CIRCUIT_BREAKER_OPEN: 503,
+  SKEIN_ERR_UNAUTHENTICATED: 401,
+  SKEIN_ERR_PERMISSION_DENIED: 403,
 };
 
 /** The HTTP status for an error at the SRE API edge. Non-MeshErrors are internal errors. */

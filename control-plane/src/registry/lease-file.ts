@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { writeFileAtomic } from '../../../shared/src/atomic-file';
 import * as path from 'node:path';
 import type { Logger } from '../../../shared/src/log';
 import type { EndpointRegistry, Lease } from './endpoint-registry';
@@ -41,14 +42,10 @@ export class LeaseFile {
 
   save(): void {
     const leases = this.registry.list().map(({ expiresAt: _drop, ...l }) => l);
-    const tmp = `${this.file}.tmp-${process.pid}`;
     try {
-      const fd = fs.openSync(tmp, 'w', 0o600);
-      try { fs.writeSync(fd, `${JSON.stringify({ leases })}\n`); fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
-      fs.renameSync(tmp, this.file);
+      writeFileAtomic(this.file, `${JSON.stringify({ leases })}\n`, 0o600);
     } catch (e) {
       this.log.error({ file: this.file, err: (e as Error).message }, 'cannot save the endpoint registry; a restart would lose registrations until instances re-register');
-      fs.rmSync(tmp, { force: true });
     }
   }
 }
