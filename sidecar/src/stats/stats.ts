@@ -15,6 +15,9 @@
  *   cluster.<cluster>.upstream_rq_total | upstream_rq_success | ... | upstream_rq_time
  *   cluster.<cluster>.upstream_cx_total | upstream_cx_active | upstream_cx_connect_fail
  *   cluster.<cluster>.upstream_rq_active | upstream_rq_pending_overflow | window
+ * Each route's and cluster's stats live in its scope (`route.<name>`, `cluster.<name>`: see
+ * StatScope), which the registry drops, after a retention, once the config no longer has the
+ * object (setLiveness / reconcile). Other stats (`listener.*`) live in the root scope.
  * Object names are used as given (a dot in a route name is not escaped). Tags are optional
  * and render as `name{k=v,k2=v2}`, keys sorted; that rendering is the stat's key everywhere
  * (snapshot, text output, filters). The bundles in stat-bundles.ts build these names.
