@@ -123,7 +123,7 @@ describe('AdminServer', () => {
 
   it('GET / lists the routes', async () => {
     const r = await get(base, '/');
-    assert.deepEqual(r.body, { routes: ['/', '/healthz', '/ready', '/config_dump', '/clusters', '/stats'] });
+    assert.deepEqual(r.body, { routes: ['/', '/healthz', '/ready', '/config_dump', '/clusters', '/stats', '/memory'] });
   });
 
   it('an unknown path is 404 JSON; a wrong method is 405 with allow', async () => {

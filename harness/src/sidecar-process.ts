@@ -27,12 +27,14 @@ export interface SidecarProcessOptions {
   appProtocol?: 'grpc' | 'http';
   logLevel?: string;
   extraArgs?: string[];
+  /** Node options before the script, e.g. ['--expose-gc'] (tests that measure memory). */
+  nodeArgs?: string[];
   killAfterMs?: number;
 }
 
 /** Starts `skein sidecar` as a real process on free ports and waits for its ready line. */
 export function startSidecarProcess(o: SidecarProcessOptions): Promise<SidecarProcess> {
-  const args = [SKEIN_MAIN, 'sidecar', '--xds', o.xds, '--api', o.api, '--node-id', o.nodeId, '--outbound-listen', '127.0.0.1:0',
+  const args = [...(o.nodeArgs ?? []), SKEIN_MAIN, 'sidecar', '--xds', o.xds, '--api', o.api, '--node-id', o.nodeId, '--outbound-listen', '127.0.0.1:0',
     '--admin-listen', '127.0.0.1:0', '--log-level', o.logLevel ?? 'warn',
     ...(o.service ? ['--service', o.service, '--app', o.app!, '--inbound-listen', '127.0.0.1:0', '--version', o.version ?? 'v1'] : []),
     ...(o.appProtocol ? ['--app-protocol', o.appProtocol] : []), ...(o.extraArgs ?? [])];

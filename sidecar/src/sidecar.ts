@@ -44,6 +44,11 @@ export interface SidecarOptions {
   retryBufferBytes?: number;
   /** The LDS listener whose routes the outbound port serves. Default skein.outbound. */
   outboundListener?: string;
+  /**
+   * How long the stats of a cluster or route the config removed stay listed (ms). Default 60000
+   * (DEFAULT_STATS_RETENTION_MS); 0 drops them at once.
+   */
+  statsRetentionMs?: number;
   clock?: Clock;
   log: Logger;
 }
@@ -54,7 +59,7 @@ export interface SidecarOptions {
  */
 export class Sidecar {
   readonly clock: Clock;
-  readonly stats = new Stats();
+  readonly stats: Stats;
   readonly outbound: ConnectionManager;
   inbound: ConnectionManager | undefined;
   private readonly servers: net.Server[] = [];
@@ -68,9 +73,14 @@ export class Sidecar {
   private readonly clusters = new Map<string, Cluster>();
   private endpoints: ReadonlyMap<string, EndpointsConfig> = new Map();
   private readonly seen = new Set<string>();
+  /** Route names the listeners serve now (whose stats the registry keeps): outbound (RDS) and inbound (local). */
+  private liveRoutes: ReadonlySet<string> = new Set();
+  private inboundRoutes: ReadonlySet<string> = new Set();
 
   private constructor(private readonly opts: SidecarOptions) {
     this.clock = opts.clock ?? systemClock;
+    this.stats = new Stats({ clock: this.clock, ...(opts.statsRetentionMs !== undefined ? { retentionMs: opts.statsRetentionMs } : {}) });
+    this.stats.setLiveness((scope) => this.statsScopeLive(scope));
     this.outbound = new ConnectionManager({ name: 'outbound', stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}) });
   }
 
@@ -182,7 +192,9 @@ export class Sidecar {
     cluster.outlier = this.appHealth;
     // Inbound keeps the caller's attempt count (the client sidecar's).
     this.inbound = new ConnectionManager({ name: 'inbound', stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}) });
-    this.inbound.snapshot = { routes: inboundRouteTable('skein.inbound'), clusters: new Map([['skein.inbound', cluster]]) };
+    const routes = inboundRouteTable('skein.inbound');
+    this.inbound.snapshot = { routes, clusters: new Map([['skein.inbound', cluster]]) };
+    this.inboundRoutes = routes.routeNames();
     this.bound['inbound'] = await this.listen(this.inbound, o.inboundListen, '--inbound-listen');
   }
 
@@ -195,7 +207,10 @@ export class Sidecar {
       clock: this.clock, log: o.log,
     });
     this.xds.onUpdate((type, resources) => this.onUpdate(type, resources));
-    this.xds.subscribe(TYPE_URLS.LISTENER, '*');
+    // Only the listener the outbound port serves, and (below) only its RouteConfiguration: the
+    // control plane also serves an api_listener and a RouteConfiguration per service (for
+    // proxyless clients), which this proxy would decode, compile and hold for nothing.
+    this.xds.subscribe(TYPE_URLS.LISTENER, [this.opts.outboundListener ?? 'skein.outbound']);
     this.xds.subscribe(TYPE_URLS.CLUSTER, '*');
   }
 
@@ -203,8 +218,8 @@ export class Sidecar {
     this.seen.add(type);
     if (type === TYPE_URLS.LISTENER) {
       this.listeners = resources as ReadonlyMap<string, ListenerConfig>;
-      const names = [...this.listeners.values()].map((l) => l.routeConfigName);
-      this.xds.subscribe(TYPE_URLS.ROUTE, [...new Set(names)]);
+      const l = this.listeners.get(this.opts.outboundListener ?? 'skein.outbound');
+      this.xds.subscribe(TYPE_URLS.ROUTE, l === undefined ? [] : [l.routeConfigName]);
     } else if (type === TYPE_URLS.ROUTE) {
       this.routeTables = resources as ReadonlyMap<string, RouteTable>;
     } else if (type === TYPE_URLS.CLUSTER) {
@@ -235,13 +250,34 @@ export class Sidecar {
     this.publish();
   }
 
-  /** Swaps the outbound listener's snapshot (in-flight requests keep the old one). */
+  /**
+   * Swaps the outbound listener's snapshot (in-flight requests keep the old one), then lets go
+   * of what removed routes and clusters held: the connection manager's cached route stats and,
+   * after the retention, their stats (Stats.reconcile).
+   */
   private publish(): void {
     const name = this.opts.outboundListener ?? 'skein.outbound';
     const l = this.listeners.get(name);
     // Per-route filter settings apply only if the listener lists the filter (RouteTable.withHttpFilters).
     const routes = l ? this.routeTables.get(l.routeConfigName)?.withHttpFilters(listedHttpFilters(l), (msg) => this.opts.log.warn({ listener: name }, msg)) : undefined;
     this.outbound.snapshot = { routes, clusters: new Map(this.clusters) };
+    const live = routes?.routeNames() ?? new Set<string>();
+    this.outbound.forgetRouteStats(live);
+    this.liveRoutes = live;
+    this.stats.reconcile();
+  }
+
+  /** Whether a stats scope belongs to a cluster or route the config has now. */
+  private statsScopeLive(scope: string): boolean {
+    if (scope.startsWith('cluster.')) {
+      const name = scope.slice('cluster.'.length);
+      return this.clusters.has(name) || this.inboundClusters().some((c) => c.name === name);
+    }
+    if (scope.startsWith('route.')) {
+      const name = scope.slice('route.'.length);
+      return this.liveRoutes.has(name) || this.inboundRoutes.has(name);
+    }
+    return true;
   }
 
   ready(): { ok: boolean; reason?: string } {
@@ -265,6 +301,7 @@ export class Sidecar {
         hosts: c.allHosts().map((h) => ({ address: h.key, health: h.health, weight: h.weight, zone: h.zone, activeRequests: h.activeRequests, requestsTotal: h.requestsTotal, failuresTotal: h.failuresTotal, ...c.hostResilience(h), pool: c.poolStats(h) })),
       })),
       stats: this.stats,
+      memory: () => ({ clusters: this.clusters.size, routes: this.liveRoutes.size, statScopes: this.stats.scopeCount, statScopesRetained: this.stats.retainedCount }),
     });
     const l = this.opts.adminListen;
     const i = l.lastIndexOf(':');

@@ -16,6 +16,8 @@ export interface AdminProviders {
   /** Clusters -> hosts with health and active requests. */
   clusters: () => unknown;
   stats: Stats;
+  /** Counts of what the proxy holds (clusters, stat scopes), shown by /memory with the process's memory. */
+  memory?: () => Record<string, unknown>;
 }
 
 type Handler = (url: URL) => Promise<Reply>;
@@ -30,6 +32,9 @@ interface Reply { status: number; body: unknown; text?: boolean }
  *   GET /clusters    the clusters provider's answer
  *   GET /stats       Stats.snapshot(); ?filter=SUBSTRING keeps stats whose key contains it;
  *                    ?format=text gives `name: value` lines (text/plain)
+ *   GET /memory      process.memoryUsage() in bytes and the memory provider's counts;
+ *                    ?gc=true runs a full garbage collection first, when the process runs
+ *                    with `node --expose-gc` (else 422 naming query.gc)
  * Errors are {error: {code, message}} with the status for the code: 404 unknown path, 405
  * other methods (with `allow`), 422 bad query, 500 a provider threw.
  * It binds 127.0.0.1 by default: it shows config and is meant for the local operator only.
@@ -46,6 +51,7 @@ export class AdminServer {
       ['/config_dump', async () => ({ status: 200, body: await this.providers.configDump() })],
       ['/clusters', async () => ({ status: 200, body: await this.providers.clusters() })],
       ['/stats', async (url) => this.stats(url)],
+      ['/memory', async (url) => this.memory(url)],
     ]);
     this.server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 }, (req, res) => { void this.dispatch(req, res); });
   }
@@ -111,6 +117,29 @@ export class AdminServer {
       : { status: 503, body: { ready: false, reason: r.reason ?? 'not ready' } };
   }
 
+  private memory(url: URL): Reply {
+    const gc = url.searchParams.get('gc') ?? 'false';
+    if (gc !== 'true' && gc !== 'false') {
+      throw new MeshError(ErrorCodes.VALIDATION, `query parameter gc: must be true or false, got "${gc}"`, { details: [{ resource: '', path: 'query.gc', message: 'must be true or false' }] });
+    }
+    const collect = exposedGc();
+    if (gc === 'true') {
+      if (collect === undefined) {
+        throw new MeshError(ErrorCodes.VALIDATION, 'query parameter gc: this process runs without node --expose-gc, so it cannot collect on demand', { details: [{ resource: '', path: 'query.gc', message: 'needs node --expose-gc' }] });
+      }
+      collect();
+    }
+    const m = process.memoryUsage();
+    return {
+      status: 200,
+      body: {
+        rssBytes: m.rss, heapTotalBytes: m.heapTotal, heapUsedBytes: m.heapUsed, externalBytes: m.external, arrayBuffersBytes: m.arrayBuffers,
+        gcExposed: collect !== undefined, collected: gc === 'true',
+        ...this.providers.memory?.(),
+      },
+    };
+  }
+
   private stats(url: URL): Reply {
     const filter = url.searchParams.get('filter') ?? undefined;
     const format = url.searchParams.get('format') ?? 'json';
@@ -120,6 +149,12 @@ export class AdminServer {
       details: [{ resource: '', path: 'query.format', message: 'must be json or text' }],
     });
   }
+}
+
+/** The collector `node --expose-gc` puts on globalThis, if any. */
+function exposedGc(): (() => void) | undefined {
+  const gc = (globalThis as { gc?: unknown }).gc;
+  return typeof gc === 'function' ? (gc as () => void) : undefined;
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';

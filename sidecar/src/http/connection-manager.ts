@@ -240,6 +240,15 @@ export class ConnectionManager {
 
   routeStatsFor(entry: RouteEntry): RouteStats { return this.statsFor(entry).route; }
 
+  /**
+   * Drops the cached stats bundles of routes not in `live` (config time: the routes left the
+   * config; the registry drops their stats after its retention), and of routes whose stats the
+   * registry already dropped (a route that came back gets a new bundle on its next request).
+   */
+  forgetRouteStats(live: ReadonlySet<string>): void {
+    for (const [name, rs] of this.routeStats) if (!live.has(name) || rs.route.released) this.routeStats.delete(name);
+  }
+
   private statsFor(entry: RouteEntry): { route: RouteStats; backends: Map<string, RollingWindow> } {
     let rs = this.routeStats.get(entry.name);
     if (rs === undefined) { rs = { route: new RouteStats(this.opts.stats, entry.name), backends: new Map() }; this.routeStats.set(entry.name, rs); }

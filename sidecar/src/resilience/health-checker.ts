@@ -128,13 +128,13 @@ export class HealthChecker {
     this.log = opts.log;
     this.onChange = opts.onChange;
     this.onPassed = opts.onPassed;
-    const p = `cluster.${opts.cluster}.health_check.`;
-    this.attempt = opts.stats.counter(`${p}attempt`);
-    this.success = opts.stats.counter(`${p}success`);
-    this.failure = opts.stats.counter(`${p}failure`);
-    this.networkFailure = opts.stats.counter(`${p}network_failure`);
-    this.timeout = opts.stats.counter(`${p}timeout`);
-    this.healthy = opts.stats.gauge(`${p}healthy`);
+    const s = opts.stats.scope(`cluster.${opts.cluster}`);
+    this.attempt = s.counter('health_check.attempt');
+    this.success = s.counter('health_check.success');
+    this.failure = s.counter('health_check.failure');
+    this.networkFailure = s.counter('health_check.network_failure');
+    this.timeout = s.counter('health_check.timeout');
+    this.healthy = s.gauge('health_check.healthy');
     const attempt = this.attempt;
     this.loop = { config: this.cfg, clock: this.clock, started: () => attempt.inc(), record: (c, f) => this.record(c, f) };
   }

@@ -17,7 +17,7 @@
  *  - Reaching a threshold (the Nth consecutive error, not N-1) is a detection: the counter is
  *    reset, `ejections_detected_<type>` counts it and the host is ejected unless limited (below).
  *    A host that is already ejected is not detected again (its counter is just reset).
- *  - Every `interval`, per-host buckets (successes/total in that interval) are swapped and
+ *  - Every `interval` (the timer runs while the cluster has hosts), per-host buckets (successes/total in that interval) are swapped and
  *    success-rate and failure-percentage detection run over non-ejected hosts with at least
  *    `*_request_volume` requests, when at least `*_minimum_hosts` such hosts exist.
  *    Success rate: eject below mean - stdev × stdev_factor/1000. Failure %: eject at >= threshold.
@@ -65,6 +65,10 @@ const TYPES: readonly EjectionType[] = [
   'success_rate', 'local_origin_success_rate', 'failure_percentage', 'local_origin_failure_percentage',
 ];
 
+/** Stat keys per type, built once (a detector per cluster allocates no names). */
+const DETECTED_KEYS = Object.fromEntries(TYPES.map((t) => [t, `outlier_detection.ejections_detected_${t}`])) as Readonly<Record<EjectionType, string>>;
+const ENFORCED_KEYS = Object.fromEntries(TYPES.map((t) => [t, `outlier_detection.ejections_enforced_${t}`])) as Readonly<Record<EjectionType, string>>;
+
 export type LocalOriginEvent = 'connect-failure' | 'timeout' | 'reset' | 'success';
 
 /** Per-host state (Envoy's DetectorHostMonitor). Created by setHosts; lives on `host.outlier`. */
@@ -110,9 +114,13 @@ export interface OutlierDetectorOptions {
   random?: () => number;
 }
 
+/** The monitors of a detector with no hosts (shared: never mutated). */
+const NO_MONITORS: Map<Host, HostMonitor> = new Map();
+
 export class OutlierDetector {
   private config: OutlierConfig;
-  private readonly monitors = new Map<Host, HostMonitor>();
+  /** NO_MONITORS until the first host: a cluster with no endpoints costs no map. */
+  private monitors: Map<Host, HostMonitor> = NO_MONITORS;
   private active = 0;
   private intervalTimer: TimerHandle | undefined;
   private closed = false;
@@ -128,16 +136,15 @@ export class OutlierDetector {
   constructor(private readonly opts: OutlierDetectorOptions) {
     this.config = opts.config;
     this.random = opts.random ?? Math.random;
-    const p = `cluster.${opts.cluster}.outlier_detection.`;
-    this.gActive = opts.stats.gauge(`${p}ejections_active`);
-    this.cTotal = opts.stats.counter(`${p}ejections_total`);
-    this.cEnforcedTotal = opts.stats.counter(`${p}ejections_enforced_total`);
-    this.cOverflow = opts.stats.counter(`${p}ejections_overflow`);
+    const s = opts.stats.scope(`cluster.${opts.cluster}`);
+    this.gActive = s.gauge('outlier_detection.ejections_active');
+    this.cTotal = s.counter('outlier_detection.ejections_total');
+    this.cEnforcedTotal = s.counter('outlier_detection.ejections_enforced_total');
+    this.cOverflow = s.counter('outlier_detection.ejections_overflow');
     for (const t of TYPES) {
-      this.cDetected[t] = opts.stats.counter(`${p}ejections_detected_${t}`);
-      this.cEnforced[t] = opts.stats.counter(`${p}ejections_enforced_${t}`);
+      this.cDetected[t] = s.counter(DETECTED_KEYS[t]);
+      this.cEnforced[t] = s.counter(ENFORCED_KEYS[t]);
     }
-    this.armInterval();
   }
 
   get ejectionsActive(): number { return this.active; }
@@ -146,7 +153,7 @@ export class OutlierDetector {
   updateConfig(config: OutlierConfig): void {
     const intervalChanged = config.intervalMs !== this.config.intervalMs;
     this.config = config;
-    if (intervalChanged && !this.closed) { this.intervalTimer?.cancel(); this.armInterval(); }
+    if (intervalChanged && this.intervalTimer !== undefined) { this.intervalTimer.cancel(); this.armInterval(); }
   }
 
   /** The cluster's current hosts (stable Host objects). New hosts get monitor state; removed ones are forgotten (timers cancelled). */
@@ -157,9 +164,13 @@ export class OutlierDetector {
     for (const h of hosts) {
       if (this.monitors.has(h)) continue;
       const m = new HostMonitor(h, this);
+      if (this.monitors === NO_MONITORS) this.monitors = new Map();
       this.monitors.set(h, m);
       h.outlier = m;
     }
+    // The interval runs while there are hosts to sweep (a cluster without endpoints has no timer).
+    if (this.monitors.size > 0 && this.intervalTimer === undefined) this.armInterval();
+    else if (this.monitors.size === 0 && this.intervalTimer !== undefined) { this.intervalTimer.cancel(); this.intervalTimer = undefined; }
   }
 
   /** An upstream response. `status` is an HTTP status (the router maps gRPC statuses to HTTP). */

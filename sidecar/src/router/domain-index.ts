@@ -64,6 +64,16 @@ export class DomainIndex<T> {
     return out;
   }
 
+  /** Calls `fn` once per distinct value; build time only. */
+  forEachValue(fn: (value: T) => void): void {
+    const seen = new Set<T>();
+    const visit = (v: T): void => { if (!seen.has(v)) { seen.add(v); fn(v); } };
+    for (const v of this.exact.values()) visit(v);
+    for (const w of this.suffixes) visit(w.value);
+    for (const w of this.prefixes) visit(w.value);
+    if (this.any !== undefined) visit(this.any);
+  }
+
   find(authority: string): T | undefined {
     const hit = this.cache.get(authority);
     if (hit !== undefined) return hit ?? undefined;

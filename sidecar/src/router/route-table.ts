@@ -131,6 +131,13 @@ export class RouteTable {
     return table;
   }
 
+  /** The names of every route (RouteEntry.name, '' for unnamed ones), for stats retention. Config time. */
+  routeNames(): Set<string> {
+    const out = new Set<string>();
+    this.hosts.forEachValue((vh) => { for (const r of vh.routes) out.add(r.entry.name); });
+    return out;
+  }
+
   /**
    * JSON (admin /config_dump): the RouteConfiguration as received, in Envoy's JSON shape
    * (embedded Anys unpacked, with '@type'); the compiled lookup structures would serialize as

@@ -26,6 +26,22 @@ export interface WindowSummary {
   mean: number;
 }
 
+/** One scratch histogram per precision, shared by every window: summary() is synchronous. */
+const scratches = new Map<SignificantDigits, LatencyHistogram>();
+function scratchFor(digits: SignificantDigits): LatencyHistogram {
+  let h = scratches.get(digits);
+  if (h === undefined) { h = new LatencyHistogram(digits); scratches.set(digits, h); }
+  return h;
+}
+
+/** The ring, allocated on the first record. */
+interface Ring {
+  readonly secs: Float64Array;
+  readonly counts: Float64Array;
+  readonly successes: Float64Array;
+  readonly hists: LatencyHistogram[];
+}
+
 /**
  * Request rate, success rate and latency percentiles over the last W seconds.
  *
@@ -34,7 +50,12 @@ export interface WindowSummary {
  * `second mod W` and, if the tag is stale, resets it (one typed-array fill, at most once per
  * second) before counting. So recording is a few arithmetic ops plus one histogram record,
  * with no allocation and no timer. Reading merges the live buckets into a scratch histogram
- * (cost ~ W x histogram size, paid by the admin reader, not by requests).
+ * shared by all windows (cost ~ W x histogram size, paid by the admin reader, not by requests).
+ *
+ * Memory: nothing but the object until the first record; then the ring, whose bucket
+ * histograms allocate their counts on their first sample (~14 KB each at 2 digits). A window
+ * that never sees traffic (an idle cluster's or route's) costs a few dozen bytes. destroy()
+ * releases the ring.
  *
  * The window is the current (partial) second and the W-1 whole seconds before it. `rps`
  * divides by the span really covered: from the window start, or from creation if later, to
@@ -43,57 +64,69 @@ export interface WindowSummary {
  */
 export class RollingWindow {
   readonly seconds: number;
-  private readonly secs: Float64Array;
-  private readonly counts: Float64Array;
-  private readonly successes: Float64Array;
-  private readonly hists: LatencyHistogram[];
-  private readonly scratch: LatencyHistogram;
+  private readonly digits: SignificantDigits;
+  private ring: Ring | undefined = undefined;
   private readonly createdAt: number;
 
   constructor(private readonly clock: Clock, opts: RollingWindowOptions = {}) {
     const seconds = opts.seconds ?? 10;
     if (!Number.isInteger(seconds) || seconds < 1) throw new RangeError(`RollingWindow: seconds must be a positive integer, got ${seconds}`);
-    const digits = opts.significantDigits ?? 2;
+    this.digits = opts.significantDigits ?? 2;
     this.seconds = seconds;
-    this.secs = new Float64Array(seconds).fill(Number.NEGATIVE_INFINITY);
-    this.counts = new Float64Array(seconds);
-    this.successes = new Float64Array(seconds);
-    this.hists = Array.from({ length: seconds }, () => new LatencyHistogram(digits));
-    this.scratch = new LatencyHistogram(digits);
     this.createdAt = clock.now();
+  }
+
+  /** Whether the ring is allocated (for tests). */
+  get allocated(): boolean { return this.ring !== undefined; }
+
+  private makeRing(): Ring {
+    const n = this.seconds;
+    const ring: Ring = {
+      secs: new Float64Array(n).fill(Number.NEGATIVE_INFINITY),
+      counts: new Float64Array(n),
+      successes: new Float64Array(n),
+      hists: Array.from({ length: n }, () => new LatencyHistogram(this.digits)),
+    };
+    this.ring = ring;
+    return ring;
   }
 
   /** Counts one finished request. Pass `now` (ms) when the caller already read the clock. */
   record(success: boolean, latencyUs: number, now: number = this.clock.now()): void {
+    const r = this.ring ?? this.makeRing();
     const sec = Math.floor(now / 1000);
     const i = ((sec % this.seconds) + this.seconds) % this.seconds;
-    if (this.secs[i] !== sec) {
-      this.secs[i] = sec;
-      this.counts[i] = 0;
-      this.successes[i] = 0;
-      this.hists[i]!.reset();
+    if (r.secs[i] !== sec) {
+      r.secs[i] = sec;
+      r.counts[i] = 0;
+      r.successes[i] = 0;
+      r.hists[i]!.reset();
     }
-    this.counts[i]!++;
-    if (success) this.successes[i]!++;
-    this.hists[i]!.record(latencyUs);
+    r.counts[i]!++;
+    if (success) r.successes[i]!++;
+    r.hists[i]!.record(latencyUs);
   }
 
   summary(now: number = this.clock.now()): WindowSummary {
     const nowSec = Math.floor(now / 1000);
     const firstSec = nowSec - this.seconds + 1;
-    const merged = this.scratch;
+    const merged = scratchFor(this.digits);
     merged.reset();
     let count = 0;
     let success = 0;
-    for (let i = 0; i < this.seconds; i++) {
-      const s = this.secs[i]!;
-      if (s < firstSec || s > nowSec || this.counts[i] === 0) continue;
-      count += this.counts[i]!;
-      success += this.successes[i]!;
-      merged.merge(this.hists[i]!);
+    const r = this.ring;
+    if (r !== undefined) {
+      for (let i = 0; i < this.seconds; i++) {
+        const s = r.secs[i]!;
+        if (s < firstSec || s > nowSec || r.counts[i] === 0) continue;
+        count += r.counts[i]!;
+        success += r.successes[i]!;
+        merged.merge(r.hists[i]!);
+      }
     }
     const spanS = Math.max(1, (now - Math.max(firstSec * 1000, this.createdAt)) / 1000);
     const p = merged.percentiles();
+    merged.reset();
     return {
       seconds: this.seconds,
       count,
@@ -106,6 +139,12 @@ export class RollingWindow {
       max: p.max,
       mean: p.mean,
     };
+  }
+
+  /** Forgets every sample and releases the ring (allocated again on the next record). */
+  destroy(): void {
+    if (this.ring !== undefined) for (const h of this.ring.hists) h.destroy();
+    this.ring = undefined;
   }
 }
 

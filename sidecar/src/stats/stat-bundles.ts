@@ -2,11 +2,34 @@
  * Per-object bundles of stats, built once per listener / route / cluster when config is
  * applied, so the request path holds one object and touches plain fields. Building a bundle
  * twice for the same name yields the same underlying stats (the registry dedupes by name).
- * Stat names follow the scheme in stats.ts.
+ * Stat names follow the scheme in stats.ts. Route and cluster bundles live in their object's
+ * scope (`route.<name>`, `cluster.<name>`), which the registry drops when the object leaves the
+ * config; their keys are the constant strings below, so a bundle allocates no names.
  */
 import type { Clock } from '../../../shared/src/clock';
 import { GRPC_STATUS_NAMES, grpcStatusIndex, requestSucceeded } from './grpc-status';
-import type { Counter, Gauge, LatencyHistogram, RollingWindow, Stats } from './stats';
+import type { Counter, Gauge, LatencyHistogram, RollingWindow, StatScope, Stats } from './stats';
+
+/** The keys of RequestStats under one prefix (`rq_` or `upstream_rq_`), built once per prefix. */
+interface RequestKeys {
+  total: string; success: string; error: string; c1xx: string; c2xx: string; c3xx: string; c4xx: string; c5xx: string;
+  retry: string; timeout: string; time: string; grpc: readonly string[];
+}
+const requestKeysByPrefix = new Map<string, RequestKeys>();
+function requestKeys(rq: string): RequestKeys {
+  let k = requestKeysByPrefix.get(rq);
+  if (k === undefined) {
+    k = {
+      total: `${rq}total`, success: `${rq}success`, error: `${rq}error`, c1xx: `${rq}1xx`, c2xx: `${rq}2xx`, c3xx: `${rq}3xx`,
+      c4xx: `${rq}4xx`, c5xx: `${rq}5xx`, retry: `${rq}retry`, timeout: `${rq}timeout`, time: `${rq}time`,
+      grpc: GRPC_STATUS_NAMES.map((n) => `${rq}grpc_${n}`),
+    };
+    requestKeysByPrefix.set(rq, k);
+  }
+  return k;
+}
+
+const LOCAL_REPLY_KEYS: Readonly<Record<string, string>> = {};
 
 /** Why the proxy answered a routed request itself. One counter each, created up front. */
 export const LOCAL_REPLY_REASONS = [
@@ -30,6 +53,7 @@ export const LOCAL_REPLY_REASONS = [
   'unauthorized',
   'internal',
 ] as const;
+for (const r of LOCAL_REPLY_REASONS) (LOCAL_REPLY_KEYS as Record<string, string>)[r] = `local_reply.${r}`;
 export type LocalReplyReason = (typeof LOCAL_REPLY_REASONS)[number];
 
 /**
@@ -60,28 +84,33 @@ abstract class RequestStats {
    * answer with its code (so HTTP-only routes and clusters list none), then an index per request.
    */
   private readonly grpc: (Counter | undefined)[] = new Array(GRPC_STATUS_NAMES.length).fill(undefined);
-  private readonly registry: Stats;
-  private readonly prefix: string;
+  /** The object's scope (`route.<name>`, `cluster.<name>`). */
+  protected readonly scope: StatScope;
+  private readonly keys: RequestKeys;
 
-  /** Stats are named `<scope>.<rq><stat>`, e.g. `cluster.x.` + `upstream_rq_` + `total`. */
+  /** Stats are named `<scope>.<rq><stat>`, e.g. `cluster.x` + `.` + `upstream_rq_` + `total`. */
   constructor(stats: Stats, scope: string, rq: string) {
-    const prefix = `${scope}.${rq}`;
-    this.prefix = prefix;
-    this.registry = stats;
+    const s = stats.scope(scope);
+    const k = requestKeys(rq);
+    this.scope = s;
+    this.keys = k;
     this.clock = stats.clock;
-    this.rqTotal = stats.counter(`${prefix}total`);
-    this.rqSuccess = stats.counter(`${prefix}success`);
-    this.rqError = stats.counter(`${prefix}error`);
-    this.rq1xx = stats.counter(`${prefix}1xx`);
-    this.rq2xx = stats.counter(`${prefix}2xx`);
-    this.rq3xx = stats.counter(`${prefix}3xx`);
-    this.rq4xx = stats.counter(`${prefix}4xx`);
-    this.rq5xx = stats.counter(`${prefix}5xx`);
-    this.rqRetry = stats.counter(`${prefix}retry`);
-    this.rqTimeout = stats.counter(`${prefix}timeout`);
-    this.rqTime = stats.histogram(`${prefix}time`);
-    this.window = stats.window(`${scope}.window`);
+    this.rqTotal = s.counter(k.total);
+    this.rqSuccess = s.counter(k.success);
+    this.rqError = s.counter(k.error);
+    this.rq1xx = s.counter(k.c1xx);
+    this.rq2xx = s.counter(k.c2xx);
+    this.rq3xx = s.counter(k.c3xx);
+    this.rq4xx = s.counter(k.c4xx);
+    this.rq5xx = s.counter(k.c5xx);
+    this.rqRetry = s.counter(k.retry);
+    this.rqTimeout = s.counter(k.timeout);
+    this.rqTime = s.histogram(k.time);
+    this.window = s.window('window');
   }
+
+  /** The registry dropped this bundle's stats (its object left the config): build a new bundle to be listed again. */
+  get released(): boolean { return this.scope.released; }
 
   /** Counts one finished request (`grpcStatus` -1: none); returns whether it was a success. */
   protected count(status: number, latencyUs: number, now: number, grpcStatus: number): boolean {
@@ -93,7 +122,7 @@ abstract class RequestStats {
     else if (status >= 100) this.rq1xx.value++;
     if (grpcStatus >= 0) {
       const i = grpcStatusIndex(grpcStatus);
-      (this.grpc[i] ??= this.registry.counter(`${this.prefix}grpc_${GRPC_STATUS_NAMES[i]}`)).value++;
+      (this.grpc[i] ??= this.scope.counter(this.keys.grpc[i]!)).value++;
     }
     const ok = requestSucceeded(status, grpcStatus);
     if (ok) this.rqSuccess.value++;
@@ -110,11 +139,11 @@ export class RouteStats extends RequestStats {
   /** Upstream attempts made for this route's requests (first tries and retries). */
   readonly rqAttempts: Counter;
 
-  constructor(private readonly stats: Stats, readonly name: string) {
+  constructor(stats: Stats, readonly name: string) {
     super(stats, `route.${name}`, 'rq_');
-    this.rqAttempts = stats.counter(`route.${name}.rq_attempts`);
+    this.rqAttempts = this.scope.counter('rq_attempts');
     const lr = {} as Record<LocalReplyReason, Counter>;
-    for (const r of LOCAL_REPLY_REASONS) lr[r] = stats.counter(`route.${name}.local_reply.${r}`);
+    for (const r of LOCAL_REPLY_REASONS) lr[r] = this.scope.counter(LOCAL_REPLY_KEYS[r]!);
     this.localReply = lr;
   }
 
@@ -123,7 +152,7 @@ export class RouteStats extends RequestStats {
    * `route.<name>.window{backend=<cluster>}`. Look it up at config time, with the route.
    */
   backend(cluster: string): RollingWindow {
-    return this.stats.window(`route.${this.name}.window`, { backend: cluster });
+    return this.scope.window('window', { backend: cluster });
   }
 
   /**
@@ -154,18 +183,18 @@ export class ClusterStats extends RequestStats {
 
   constructor(stats: Stats, readonly name: string) {
     super(stats, `cluster.${name}`, 'upstream_rq_');
-    const p = `cluster.${name}.upstream_`;
-    this.cxTotal = stats.counter(`${p}cx_total`);
-    this.cxActive = stats.gauge(`${p}cx_active`);
-    this.cxConnectFail = stats.counter(`${p}cx_connect_fail`);
-    this.rqActive = stats.gauge(`${p}rq_active`);
-    this.rqPendingOverflow = stats.counter(`${p}rq_pending_overflow`);
-    this.rqOverflow = stats.counter(`${p}rq_overflow`);
-    this.cxOverflow = stats.counter(`${p}cx_overflow`);
-    this.rqRetrySuccess = stats.counter(`${p}rq_retry_success`);
-    this.rqRetryOverflow = stats.counter(`${p}rq_retry_overflow`);
-    this.rqRetryLimitExceeded = stats.counter(`${p}rq_retry_limit_exceeded`);
-    this.rqPerTryTimeout = stats.counter(`${p}rq_per_try_timeout`);
+    const s = this.scope;
+    this.cxTotal = s.counter('upstream_cx_total');
+    this.cxActive = s.gauge('upstream_cx_active');
+    this.cxConnectFail = s.counter('upstream_cx_connect_fail');
+    this.rqActive = s.gauge('upstream_rq_active');
+    this.rqPendingOverflow = s.counter('upstream_rq_pending_overflow');
+    this.rqOverflow = s.counter('upstream_rq_overflow');
+    this.cxOverflow = s.counter('upstream_cx_overflow');
+    this.rqRetrySuccess = s.counter('upstream_rq_retry_success');
+    this.rqRetryOverflow = s.counter('upstream_rq_retry_overflow');
+    this.rqRetryLimitExceeded = s.counter('upstream_rq_retry_limit_exceeded');
+    this.rqPerTryTimeout = s.counter('upstream_rq_per_try_timeout');
   }
 
   /** One finished attempt: HTTP status (0: no response), latency, grpc-status (-1: none). */

@@ -26,9 +26,14 @@ export interface OutlierSink {
  * the routable ones, and one connection pool per host. Endpoint updates publish a new picker;
  * requests in flight keep the host and pool they picked.
  */
+/** The host map of a cluster with no endpoints (shared: never mutated). */
+const NO_HOSTS: ReadonlyMap<string, Host> = new Map();
+
 export class Cluster {
-  private hosts = new Map<string, Host>();
-  private readonly pools = new Map<string, H2Pool | H1Pool>();
+  /** Replaced whole by updateEndpoints, never mutated; NO_HOSTS while there are none. */
+  private hosts: ReadonlyMap<string, Host> = NO_HOSTS;
+  /** One pool per host that has carried a request; the map is made with the first one. */
+  private pools: Map<string, H2Pool | H1Pool> | undefined;
   private lb: LoadBalancer;
   /** Set by the owner when stats are wanted (the sidecar always does). */
   stats: ClusterStats | undefined;
@@ -119,7 +124,7 @@ export class Cluster {
     this.resources.update(config.circuitBreakers);
     if (lbChanged) { this.lb = createLoadBalancer(lbConfigOf(config)); this.publish(); }
     this.configureResilience();
-    if (poolChanged) for (const key of [...this.pools.keys()]) this.retirePool(key);
+    if (poolChanged && this.pools !== undefined) for (const key of [...this.pools.keys()]) this.retirePool(key);
   }
 
   /** New endpoints from EDS. Hosts that stay keep their identity and stats; removed ones drain. */
@@ -131,7 +136,7 @@ export class Cluster {
       if (prev !== undefined) { prev.weight = e.weight; prev.zone = e.zone; prev.health = e.health; next.set(prev.key, prev); } else next.set(probe.key, probe);
     }
     for (const key of this.hosts.keys()) if (!next.has(key)) this.retirePool(key);
-    this.hosts = next;
+    this.hosts = next.size === 0 ? NO_HOSTS : next;
     const all = [...next.values()];
     this.detector?.setHosts(all);
     this.checker?.setHosts(all);
@@ -142,7 +147,7 @@ export class Cluster {
 
   /** The pool for a host, created on first use. */
   pool(host: Host): H2Pool | H1Pool {
-    let p = this.pools.get(host.key);
+    let p = this.pools?.get(host.key);
     if (p === undefined) {
       const c = this.config;
       p = c.protocol === 'h2'
@@ -157,23 +162,23 @@ export class Cluster {
           ...(c.maxRequestsPerConnection !== undefined ? { maxRequestsPerConnection: c.maxRequestsPerConnection } : {}),
           ...(c.idleTimeoutMs !== undefined ? { keepAliveTimeoutMs: c.idleTimeoutMs, keepAliveMaxTimeoutMs: c.idleTimeoutMs } : {}),
         });
-      this.pools.set(host.key, p);
+      (this.pools ??= new Map()).set(host.key, p);
     }
     return p;
   }
 
-  poolStats(host: Host): unknown { return this.pools.get(host.key)?.stats(); }
+  poolStats(host: Host): unknown { return this.pools?.get(host.key)?.stats(); }
 
   /** Drains every pool (shutdown). */
   async drain(): Promise<void> {
     await afterPendingWrites();
-    await Promise.all([...this.pools.values()].map((p) => p.drain()));
+    await Promise.all([...(this.pools?.values() ?? [])].map((p) => p.drain()));
   }
 
   close(): void {
     this.stopResilience();
-    for (const p of this.pools.values()) p.close();
-    this.pools.clear();
+    for (const p of this.pools?.values() ?? []) p.close();
+    this.pools = undefined;
   }
 
   /** True while too few hosts are healthy and the balancer uses all of them (panic mode). */
@@ -188,9 +193,9 @@ export class Cluster {
 
   /** A host left, or settings changed: finish its in-flight streams, then close. */
   private retirePool(key: string): void {
-    const p = this.pools.get(key);
+    const p = this.pools?.get(key);
     if (p === undefined) return;
-    this.pools.delete(key);
+    this.pools!.delete(key);
     void afterPendingWrites().then(() => p.drain());
   }
 }

@@ -64,13 +64,14 @@ export class ResourceManager {
   private readonly retriesOpen: Gauge | undefined;
 
   constructor(readonly cluster: string, cfg: CircuitBreakerConfig | undefined, stats?: Stats) {
-    const g = (n: string) => stats?.gauge(`cluster.${cluster}.circuit_breakers.${n}`);
-    this.connections = new Resource(cfg?.maxConnections ?? BREAKER_DEFAULTS.maxConnections, g('remaining_cx'), g('cx_open'));
-    this.pendingRequests = new Resource(cfg?.maxPendingRequests ?? BREAKER_DEFAULTS.maxPendingRequests, g('remaining_pending'), g('rq_pending_open'));
-    this.requests = new Resource(cfg?.maxRequests ?? BREAKER_DEFAULTS.maxRequests, g('remaining_rq'), g('rq_open'));
+    const scope = stats?.scope(`cluster.${cluster}`);
+    const g = (key: string) => scope?.gauge(key);
+    this.connections = new Resource(cfg?.maxConnections ?? BREAKER_DEFAULTS.maxConnections, g('circuit_breakers.remaining_cx'), g('circuit_breakers.cx_open'));
+    this.pendingRequests = new Resource(cfg?.maxPendingRequests ?? BREAKER_DEFAULTS.maxPendingRequests, g('circuit_breakers.remaining_pending'), g('circuit_breakers.rq_pending_open'));
+    this.requests = new Resource(cfg?.maxRequests ?? BREAKER_DEFAULTS.maxRequests, g('circuit_breakers.remaining_rq'), g('circuit_breakers.rq_open'));
     this.retries = new Resource(cfg?.maxRetries ?? Infinity, undefined, undefined);
-    this.retriesGauge = g('remaining_retries');
-    this.retriesOpen = g('rq_retry_open');
+    this.retriesGauge = g('circuit_breakers.remaining_retries');
+    this.retriesOpen = g('circuit_breakers.rq_retry_open');
     this.budget = new RetryBudget(cfg?.retryBudget?.budgetPercent ?? 20, cfg?.retryBudget?.minRetryConcurrency ?? 3);
     this.syncRetries();
   }
