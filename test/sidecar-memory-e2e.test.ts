@@ -18,7 +18,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import type { SidecarProcess } from '../control-plane/src/demo/sidecar-process';
+import type { SidecarProcess } from '../harness/src/sidecar-process';
 import { API_VERSION } from '../shared/src/config/types';
 import { eventually } from './support/ads-client';
 import { api } from './support/mesh-api';
@@ -58,7 +58,7 @@ describe('sidecar memory over add / rollback rounds (processes)', () => {
   after(async () => { await mesh?.stop(); });
 
   it('bad --stats-retention values are refused naming the flag', async () => {
-    const { startSidecarProcess } = await import('../control-plane/src/demo/sidecar-process');
+    const { startSidecarProcess } = await import('../harness/src/sidecar-process');
     for (const [value, message] of [['soon', /--stats-retention: invalid duration "soon"/], ['25h', /--stats-retention: must be at most 24h, got "25h"/]] as const) {
       await assert.rejects(startSidecarProcess({ xds: mesh.cp.xds, api: mesh.cp.api, nodeId: 'bad-retention', extraArgs: ['--stats-retention', value] }), (e: Error) => { assert.match(e.message, message); return true; });
     }
