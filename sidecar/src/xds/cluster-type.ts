@@ -20,8 +20,11 @@ import type { OutlierConfig } from '../resilience/outlier-config';
 import { decodeHealthChecks } from '../resilience/health-check-config';
 import type { HealthCheckConfig } from '../resilience/health-check-config';
 import type { EndpointsConfig, WireLoadAssignment } from './endpoints-type';
-import { configSourceKind, decodeWith, durationMs, unpack, wrapped } from './resource-type';
-import type { Issues, PackedResource, ResourceType } from './resource-type';
+import { durationToMs, wrapped } from '../../../shared/src/xds/fields';
+import type { Issues } from '../../../shared/src/xds/issues';
+import { CLUSTER_KIND } from '../../../shared/src/xds/resource-kind';
+import { configSourceKind, decodeWith, unpack } from './resource-decoder';
+import type { PackedResource, ResourceDecoder } from './resource-decoder';
 
 export type ClusterLbPolicy = 'round_robin' | 'least_request' | 'ring_hash' | 'random' | 'peak_ewma';
 
@@ -105,7 +108,7 @@ function decodeCluster(c: WireCluster, issues: Issues): ClusterConfig {
   const out: ClusterConfig = { name, type: 'EDS', edsServiceName: name, lbPolicy: 'round_robin', connectTimeoutMs: 5000, protocol: 'h1' };
   decodeDiscovery(c, out, issues);
   decodeLb(c, out, issues);
-  const timeout = durationMs(c.connect_timeout);
+  const timeout = durationToMs(c.connect_timeout);
   if (timeout !== undefined) {
     if (timeout <= 0) issues.add('connect_timeout', 'must be > 0');
     else out.connectTimeoutMs = timeout;
@@ -169,7 +172,7 @@ function decodePolicyList(list: WirePolicyList, at: string, out: ClusterConfig, 
     if (tc.type_url === TYPE_URLS.LB_PEAK_EWMA) {
       const cfg = unpack<{ decay?: { seconds?: string; nanos?: number } }>(tc, TYPE_URLS.LB_PEAK_EWMA, path, issues);
       out.lbPolicy = 'peak_ewma';
-      const decay = durationMs(cfg?.decay);
+      const decay = durationToMs(cfg?.decay);
       if (decay !== undefined) { if (decay <= 0) issues.add(`${path}.decay`, 'must be > 0'); else out.decayMs = decay; }
       return true;
     }
@@ -243,7 +246,7 @@ function decodeProtocol(opts: Record<string, PackedResource>, out: ClusterConfig
     }
   }
   const common = hpo.common_http_protocol_options;
-  const idle = durationMs(common?.idle_timeout);
+  const idle = durationToMs(common?.idle_timeout);
   if (idle !== undefined) out.idleTimeoutMs = idle;
   const maxReq = wrapped(common?.max_requests_per_connection);
   if (maxReq !== undefined) out.maxRequestsPerConnection = maxReq;
@@ -266,9 +269,9 @@ function decodeCircuitBreakers(thresholds: WireThresholds[]): CircuitBreakerConf
   return cb;
 }
 
-export const clusterType: ResourceType<ClusterConfig> = {
-  typeUrl: TYPE_URLS.CLUSTER,
+export const clusterType: ResourceDecoder<ClusterConfig> = {
+  kind: CLUSTER_KIND,
   decode(any: PackedResource) {
-    return decodeWith<WireCluster, ClusterConfig>(TYPE_URLS.CLUSTER, any, (m) => m.name, 'name', decodeCluster);
+    return decodeWith<WireCluster, ClusterConfig>(CLUSTER_KIND, any, (m, _name, issues) => decodeCluster(m, issues));
   },
 };

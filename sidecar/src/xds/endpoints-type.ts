@@ -7,9 +7,10 @@
  * priorities other than 0 (failover tiers would otherwise get traffic as if primary).
  * Locality weights are not applied: endpoint weights alone decide.
  */
-import { TYPE_URLS } from '../../../shared/src/xds/protos';
-import { decodeWith } from './resource-type';
-import type { Issues, PackedResource, ResourceType } from './resource-type';
+import type { Issues } from '../../../shared/src/xds/issues';
+import { ENDPOINT_KIND } from '../../../shared/src/xds/resource-kind';
+import { decodeWith } from './resource-decoder';
+import type { PackedResource, ResourceDecoder } from './resource-decoder';
 
 /** Envoy's core.v3.HealthStatus names (the same union as upstream/host.ts HostHealth). */
 export type EndpointHealth = 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'UNKNOWN' | 'TIMEOUT' | 'DEGRADED';
@@ -84,10 +85,9 @@ function decodeLbEndpoint(lbe: WireLbEndpoint, zone: string, p: string, issues: 
   return ok ? { address: sa.address!, port, weight, zone, health: health as EndpointHealth } : undefined;
 }
 
-export const endpointsType: ResourceType<EndpointsConfig> = {
-  typeUrl: TYPE_URLS.ENDPOINT,
+export const endpointsType: ResourceDecoder<EndpointsConfig> = {
+  kind: ENDPOINT_KIND,
   decode(any: PackedResource) {
-    return decodeWith<WireLoadAssignment, EndpointsConfig>(TYPE_URLS.ENDPOINT, any, (m) => m.cluster_name, 'cluster_name',
-      (m, issues) => decodeLoadAssignment(m, m.cluster_name!, '', issues));
+    return decodeWith<WireLoadAssignment, EndpointsConfig>(ENDPOINT_KIND, any, (m, name, issues) => decodeLoadAssignment(m, name, '', issues));
   },
 };

@@ -19,8 +19,10 @@
 import { TYPE_URLS } from '../../../shared/src/xds/protos';
 import { parseHttpFault, parseLocalRateLimit } from '../router/filter-config';
 import type { HttpFilterSet } from '../router/route-table';
-import { configSourceKind, decodeWith, shortType, unpack } from './resource-type';
-import type { Issues, PackedResource, ResourceType } from './resource-type';
+import type { Issues } from '../../../shared/src/xds/issues';
+import { LISTENER_KIND } from '../../../shared/src/xds/resource-kind';
+import { configSourceKind, decodeWith, shortType, unpack } from './resource-decoder';
+import type { PackedResource, ResourceDecoder } from './resource-decoder';
 
 export interface HttpFilterConfig {
   name: string;
@@ -163,25 +165,21 @@ function decodeHttpFilters(filters: WireHttpFilter[], at: string, issues: Issues
 
 /** A known filter's listener-level config: valid, and inert (see the header). */
 function listenerLevelOk(typeUrl: string, config: Record<string, unknown>, at: string, issues: Issues): boolean {
-  const before = issues.list.length;
-  try {
-    if (typeUrl === TYPE_URLS.FAULT) {
-      parseHttpFault(config, at);
-      for (const k of ['delay', 'abort']) {
-        if (config[k] !== undefined && config[k] !== null) issues.add(`${at}.${k}`, 'a listener-wide fault is not supported by the skein sidecar; set it per route (typed_per_filter_config)');
-      }
-    } else if (typeUrl === TYPE_URLS.LOCAL_RATELIMIT) {
-      parseLocalRateLimit(config, at, false);
+  const before = issues.count;
+  if (typeUrl === TYPE_URLS.FAULT) {
+    parseHttpFault(config, at, issues);
+    for (const k of ['delay', 'abort']) {
+      if (config[k] !== undefined && config[k] !== null) issues.add(`${at}.${k}`, 'a listener-wide fault is not supported by the skein sidecar; set it per route (typed_per_filter_config)');
     }
-  } catch (e) {
-    issues.add('', (e as Error).message);
+  } else if (typeUrl === TYPE_URLS.LOCAL_RATELIMIT) {
+    parseLocalRateLimit(config, at, false, issues);
   }
-  return issues.list.length === before;
+  return issues.count === before;
 }
 
-export const listenerType: ResourceType<ListenerConfig> = {
-  typeUrl: TYPE_URLS.LISTENER,
+export const listenerType: ResourceDecoder<ListenerConfig> = {
+  kind: LISTENER_KIND,
   decode(any: PackedResource) {
-    return decodeWith<WireListener, ListenerConfig>(TYPE_URLS.LISTENER, any, (m) => m.name, 'name', decodeListener);
+    return decodeWith<WireListener, ListenerConfig>(LISTENER_KIND, any, (m, _name, issues) => decodeListener(m, issues));
   },
 };
