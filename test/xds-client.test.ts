@@ -118,6 +118,8 @@ describe('Listener decoder', () => {
     { name: 'a pipe address', listener: hcmListener(goodHcm, { address: { pipe: { path: '/tmp/s' } } }), error: 'address.pipe: pipe addresses are not supported' },
     { name: 'no address on a socket listener', listener: hcmListener(goodHcm, { address: undefined }), error: 'address: is required for a listener with filter_chains' },
     { name: 'no name', listener: { ...hcmListener(goodHcm), name: '' }, error: 'name: is required' },
+    { name: 'fields the sidecar does not implement, each with its path', listener: hcmListener({ ...goodHcm, stream_idle_timeout: { seconds: 5 } }, { use_original_dst: { value: true } }),
+      error: 'use_original_dst: is not supported by the skein sidecar; filter_chains[0].filters[0].typed_config.stream_idle_timeout: is not supported by the skein sidecar' },
   ];
   for (const c of bad) {
     test(`rejects ${c.name}`, () => {
@@ -223,6 +225,11 @@ describe('Cluster decoder', () => {
     { name: 'min ring > max ring', cluster: { name: 'c', ...eds, lb_policy: 'RING_HASH', ring_hash_lb_config: { minimum_ring_size: { value: 10 }, maximum_ring_size: { value: 5 } } },
       error: 'ring_hash_lb_config: minimum_ring_size (10) must be <= maximum_ring_size (5)' },
     { name: 'upstream TLS', cluster: { name: 'c', ...eds, transport_socket: { name: 'tls' } }, error: 'transport_socket: upstream TLS is not supported yet' },
+    { name: 'fields the sidecar does not implement, each with its path',
+      cluster: { name: 'c', ...eds, preconnect_policy: { per_upstream_preconnect_ratio: { value: 2 } }, ...hpo({ explicit_http_config: { http_protocol_options: {} }, common_http_protocol_options: { max_headers_count: { value: 10 } } }) },
+      error: `preconnect_policy: is not supported by the skein sidecar; typed_extension_protocol_options['${HPO_KEY}'].common_http_protocol_options.max_headers_count: is not supported by the skein sidecar` },
+    { name: 'max_connection_pools in the circuit breaker', cluster: { name: 'c', ...eds, circuit_breakers: { thresholds: [{ max_connection_pools: { value: 2 } }] } },
+      error: 'circuit_breakers.thresholds[0].max_connection_pools: is not supported by the skein sidecar' },
   ];
   for (const c of bad) {
     test(`rejects ${c.name}`, () => {
@@ -269,6 +276,9 @@ describe('ClusterLoadAssignment decoder', () => {
     { name: 'a failover priority', cla: { cluster_name: 'c', endpoints: [{ priority: 1, lb_endpoints: [sa('10.0.0.1', 1)] }] },
       error: 'endpoints[0].priority: only priority 0 is supported, got 1' },
     { name: 'a missing cluster_name', cla: { endpoints: [] }, error: 'cluster_name: is required' },
+    { name: 'fields the sidecar does not implement, each with its path',
+      cla: { cluster_name: 'c', policy: { drop_overloads: [{ category: 'x' }] }, endpoints: [{ proximity: { value: 1 }, lb_endpoints: [{ endpoint: { address: { socket_address: { address: '10.0.0.1', port_value: 1 } }, health_check_config: { port_value: 2 } } }] }] },
+      error: 'policy.drop_overloads: is not supported by the skein sidecar; endpoints[0].proximity: is not supported by the skein sidecar; endpoints[0].lb_endpoints[0].endpoint.health_check_config: is not supported by the skein sidecar' },
   ];
   for (const c of bad) test(`rejects ${c.name}`, () => assert.equal(decodeErr(endpointsType, EDS, c.cla), c.error));
 });
