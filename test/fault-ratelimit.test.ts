@@ -274,7 +274,7 @@ describe('from user config to the sidecar\'s route entries', () => {
   }
 
   test('a config push keeps an unchanged bucket (tokens taken stay taken); changed settings start a full one', () => {
-    const rds = new TypeSubscription(routeType, false, DEFAULT_LIMITS);
+    const rds = new TypeSubscription(routeType, DEFAULT_LIMITS);
     rds.setNames(['skein.outbound']);
     const apply = (ds: Doc[], v: string) => assert.equal(rds.apply({ version_info: v, nonce: v, resources: [outboundAny(ds)] }, 0).kind, 'accepted');
     const limited = () => (rds.resources.get('skein.outbound') as RouteTable).match('api', '/limited', 'GET', {})!.rateLimit!;

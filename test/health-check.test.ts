@@ -18,7 +18,7 @@ import { FakeClock } from '../shared/src/clock';
 import { decodeAny, encodeAny } from '../shared/src/xds/protos';
 import { Stats } from '../sidecar/src/stats/stats';
 import { Host } from '../sidecar/src/upstream/host';
-import { Issues } from '../sidecar/src/xds/resource-type';
+import { Issues } from '../shared/src/xds/issues';
 import { decodeHealthChecks } from '../sidecar/src/resilience/health-check-config';
 import type { HealthCheckConfig } from '../sidecar/src/resilience/health-check-config';
 import { HealthChecker } from '../sidecar/src/resilience/health-checker';

@@ -18,7 +18,7 @@ import { cluster as translateCluster } from '../control-plane/src/translate/clus
 import { Stats } from '../sidecar/src/stats/stats';
 import { Host } from '../sidecar/src/upstream/host';
 import type { HostHealth } from '../sidecar/src/upstream/host';
-import { Issues } from '../sidecar/src/xds/resource-type';
+import { Issues } from '../shared/src/xds/issues';
 import { DEFAULT_OUTLIER_CONFIG, decodeOutlierDetection } from '../sidecar/src/resilience/outlier-config';
 import type { OutlierConfig } from '../sidecar/src/resilience/outlier-config';
 import { OutlierDetector } from '../sidecar/src/resilience/outlier-detector';

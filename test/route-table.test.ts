@@ -14,6 +14,7 @@ import { OUTBOUND } from '../control-plane/src/translate/names';
 import { encodeResource } from '../shared/src/xds/pack';
 import { decodeAny, TYPE_URLS } from '../shared/src/xds/protos';
 import { MeshError } from '../shared/src/errors';
+import { Issues } from '../shared/src/xds/issues';
 import { RouteTable } from '../sidecar/src/router/route-table';
 import type { RouteEntry, RequestHeaders } from '../sidecar/src/router/route-table';
 import { applyHeaderOps } from '../sidecar/src/router/header-ops';
@@ -397,6 +398,33 @@ describe('validation rejects with a field path', () => {
       });
     });
   }
+
+  test('every problem is reported, each with its path, not only the first (one NACK lists them all)', () => {
+    const input = decoded(rc([
+      vhost('a', ['a'], [
+        { name: 'r0', match: { connect_matcher: {} }, route: { cluster: '' } },
+        route('r1', { safe_regex: { regex: '(?=x)' } }, { request_headers_to_add: [{ header: { key: ':path', value: 'x' } }] }),
+      ]),
+      vhost('b', ['A'], [route('r2', { prefix: '/' }, { route: { cluster: 'c', retry_policy: { retry_on: '5xxx' } } })]),
+    ]));
+    const issues = new Issues();
+    assert.equal(RouteTable.decode(input, issues), undefined);
+    const R = 'virtual_hosts[0].routes';
+    assert.deepEqual(issues.entries.map((i) => i.path), [
+      `${R}[0].match.connect_matcher`,
+      `${R}[0].route.cluster`,
+      `${R}[1].match.safe_regex.regex`,
+      `${R}[1].request_headers_to_add[0].header.key`,
+      'virtual_hosts[1].routes[0].route.retry_policy.retry_on',
+      'virtual_hosts[1].domains[0]',
+    ]);
+    assert.throws(() => RouteTable.build(input), (err: unknown) => {
+      assert.ok(err instanceof MeshError);
+      assert.equal(err.message, issues.toString());
+      assert.equal(err.details?.length, 6);
+      return true;
+    });
+  });
 
   test('fields present with their default values are accepted (protobufjs writes explicit zeros)', () => {
     const t = build(one(

@@ -54,13 +54,15 @@ function run(docs: Doc[], live: EndpointView[] = []): XdsResourceSet {
   return translate(buildMesh(docs), live);
 }
 
-function one(list: XdsObject[], name: string, key = 'name'): XdsObject {
+/** Resources as untyped JSON: the assertions below compare them with plain objects. */
+function one(typed: readonly object[], name: string, key = 'name'): XdsObject {
+  const list = typed as readonly XdsObject[];
   const found = list.filter((x) => x[key] === name);
   assert.equal(found.length, 1, `expected exactly one resource ${name}, got ${list.map((x) => String(x[key])).join(', ')}`);
   return found[0]!;
 }
 
-const apiOnly = (ls: XdsObject[]) => ls.filter((l) => 'api_listener' in l);
+const apiOnly = (ls: readonly object[]) => (ls as XdsObject[]).filter((l) => 'api_listener' in l);
 
 describe('listeners', () => {
   const listener = (name: string, svc: string): XdsObject => ({
@@ -955,7 +957,7 @@ describe('encoding through the snapshot cache', () => {
     const cache = new SnapshotCache();
     const change = cache.set(res, 1);
     for (const [type, key, nameKey] of TYPES) {
-      const names = res[key].map((r) => r[nameKey] as string);
+      const names = (res[key] as readonly object[] as readonly XdsObject[]).map((r) => r[nameKey] as string);
       assert.ok(names.length > 0, `no ${key}`);
       assert.deepEqual([...cache.all(type).keys()].sort(), [...names].sort(), `${key} in the cache`);
       assert.deepEqual([...(change.changed.get(type) ?? [])].sort(), [...names].sort(), `${key} reported as changed`);
@@ -1036,7 +1038,7 @@ describe('fault injection and local rate limit: http filters on the listeners', 
   const ROUTER_F = { name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER } };
   const FAULT_F = { name: 'envoy.filters.http.fault', typed_config: { '@type': FAULT } };
   const RL_F = { name: 'envoy.filters.http.local_ratelimit', typed_config: { '@type': LOCAL_RATELIMIT, stat_prefix: 'local_rate_limit' }, is_optional: true };
-  const hcmOf = (l: XdsObject): Doc => ('api_listener' in l ? (l as Doc)['api_listener']['api_listener'] : (l as Doc)['filter_chains'][0]['filters'][0]['typed_config']);
+  const hcmOf = (l: object): Doc => ('api_listener' in l ? (l as Doc)['api_listener']['api_listener'] : (l as Doc)['filter_chains'][0]['filters'][0]['typed_config']);
   const chains = (out: XdsResourceSet): Record<string, unknown> => Object.fromEntries(out.listeners.map((l) => [l['name'], hcmOf(l)['http_filters']]));
   const faultRule = { backendRefs: [{ name: 'reviews' }], filters: [{ type: 'Fault', fault: { abort: { grpcStatus: 14 } } }] };
   const limitRule = { backendRefs: [{ name: 'web' }], filters: [{ type: 'LocalRateLimit', localRateLimit: { maxTokens: 5 } }] };

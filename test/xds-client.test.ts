@@ -18,8 +18,9 @@ import { silentLogger } from '../shared/src/log';
 import { encodeResource } from '../shared/src/xds/pack';
 import { decodeAny, loadAdsServiceDefinition, TYPE_URLS } from '../shared/src/xds/protos';
 import { Backoff } from '../sidecar/src/xds/backoff';
-import { clusterType, endpointsType, listenerType, resourceTypeMap } from '../sidecar/src/xds/resource-types';
-import type { ClusterConfig, EndpointsConfig, ListenerConfig, ResourceType } from '../sidecar/src/xds/resource-types';
+import { clusterType, decoderMap, endpointsType, listenerType } from '../sidecar/src/xds/decoders';
+import { ENDPOINT_KIND, ROUTE_KIND } from '../shared/src/xds/resource-kind';
+import type { ClusterConfig, EndpointsConfig, ListenerConfig, ResourceDecoder } from '../sidecar/src/xds/decoders';
 import { capMessage, DEFAULT_LIMITS, TypeSubscription } from '../sidecar/src/xds/type-subscription';
 import { XdsClient } from '../sidecar/src/xds/xds-client';
 import { routeType as routeTableType } from '../sidecar/src/xds/route-type';
@@ -49,12 +50,12 @@ const split = (v1: number, v2: number): Doc => ({
 const policy = (name: string, target: Doc, spec: Doc): Doc =>
   ({ apiVersion: V, kind: 'BackendPolicy', metadata: { name }, spec: { targetRef: { kind: 'Service', ...target }, ...spec } });
 
-function decodeOk<T>(type: ResourceType<T>, typeUrl: string, obj: object): T {
+function decodeOk<T>(type: ResourceDecoder<T>, typeUrl: string, obj: object): T {
   const r = type.decode(encodeResource(typeUrl, obj));
   if ('error' in r) assert.fail(`unexpected decode error: ${r.error}`);
   return r.value;
 }
-function decodeErr<T>(type: ResourceType<T>, typeUrl: string, obj: object): string {
+function decodeErr<T>(type: ResourceDecoder<T>, typeUrl: string, obj: object): string {
   const r = type.decode(encodeResource(typeUrl, obj));
   assert.ok('error' in r, `expected a decode error, got ${JSON.stringify('value' in r ? r.value : r)}`);
   return r.error;
@@ -117,6 +118,8 @@ describe('Listener decoder', () => {
     { name: 'a pipe address', listener: hcmListener(goodHcm, { address: { pipe: { path: '/tmp/s' } } }), error: 'address.pipe: pipe addresses are not supported' },
     { name: 'no address on a socket listener', listener: hcmListener(goodHcm, { address: undefined }), error: 'address: is required for a listener with filter_chains' },
     { name: 'no name', listener: { ...hcmListener(goodHcm), name: '' }, error: 'name: is required' },
+    { name: 'fields the sidecar does not implement, each with its path', listener: hcmListener({ ...goodHcm, stream_idle_timeout: { seconds: 5 } }, { use_original_dst: { value: true } }),
+      error: 'use_original_dst: is not supported by the skein sidecar; filter_chains[0].filters[0].typed_config.stream_idle_timeout: is not supported by the skein sidecar' },
   ];
   for (const c of bad) {
     test(`rejects ${c.name}`, () => {
@@ -222,6 +225,11 @@ describe('Cluster decoder', () => {
     { name: 'min ring > max ring', cluster: { name: 'c', ...eds, lb_policy: 'RING_HASH', ring_hash_lb_config: { minimum_ring_size: { value: 10 }, maximum_ring_size: { value: 5 } } },
       error: 'ring_hash_lb_config: minimum_ring_size (10) must be <= maximum_ring_size (5)' },
     { name: 'upstream TLS', cluster: { name: 'c', ...eds, transport_socket: { name: 'tls' } }, error: 'transport_socket: upstream TLS is not supported yet' },
+    { name: 'fields the sidecar does not implement, each with its path',
+      cluster: { name: 'c', ...eds, preconnect_policy: { per_upstream_preconnect_ratio: { value: 2 } }, ...hpo({ explicit_http_config: { http_protocol_options: {} }, common_http_protocol_options: { max_headers_count: { value: 10 } } }) },
+      error: `preconnect_policy: is not supported by the skein sidecar; typed_extension_protocol_options['${HPO_KEY}'].common_http_protocol_options.max_headers_count: is not supported by the skein sidecar` },
+    { name: 'max_connection_pools in the circuit breaker', cluster: { name: 'c', ...eds, circuit_breakers: { thresholds: [{ max_connection_pools: { value: 2 } }] } },
+      error: 'circuit_breakers.thresholds[0].max_connection_pools: is not supported by the skein sidecar' },
   ];
   for (const c of bad) {
     test(`rejects ${c.name}`, () => {
@@ -268,6 +276,9 @@ describe('ClusterLoadAssignment decoder', () => {
     { name: 'a failover priority', cla: { cluster_name: 'c', endpoints: [{ priority: 1, lb_endpoints: [sa('10.0.0.1', 1)] }] },
       error: 'endpoints[0].priority: only priority 0 is supported, got 1' },
     { name: 'a missing cluster_name', cla: { endpoints: [] }, error: 'cluster_name: is required' },
+    { name: 'fields the sidecar does not implement, each with its path',
+      cla: { cluster_name: 'c', policy: { drop_overloads: [{ category: 'x' }] }, endpoints: [{ proximity: { value: 1 }, lb_endpoints: [{ endpoint: { address: { socket_address: { address: '10.0.0.1', port_value: 1 } }, health_check_config: { port_value: 2 } } }] }] },
+      error: 'policy.drop_overloads: is not supported by the skein sidecar; endpoints[0].proximity: is not supported by the skein sidecar; endpoints[0].lb_endpoints[0].endpoint.health_check_config: is not supported by the skein sidecar' },
   ];
   for (const c of bad) test(`rejects ${c.name}`, () => assert.equal(decodeErr(endpointsType, EDS, c.cla), c.error));
 });
@@ -286,7 +297,7 @@ describe('TypeSubscription', () => {
   const cla = (name: string, port: number) => encodeResource(EDS, { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '10.0.0.1', port_value: port } } } }] }] });
 
   test('per-name types merge by name and drop unsubscribed names; full-state types replace', () => {
-    const s = new TypeSubscription(endpointsType, false, DEFAULT_LIMITS);
+    const s = new TypeSubscription(endpointsType, DEFAULT_LIMITS);
     s.setNames(['a', 'b']);
     assert.deepEqual(s.apply({ version_info: '1', nonce: 'n1', resources: [cla('a', 1), cla('b', 1)] }, 0), { kind: 'accepted', changed: true });
     assert.deepEqual(s.apply({ version_info: '2', nonce: 'n2', resources: [cla('b', 2), cla('zzz', 1)] }, 0), { kind: 'accepted', changed: true });
@@ -301,7 +312,8 @@ describe('TypeSubscription', () => {
     assert.deepEqual(s.apply({ version_info: '3', nonce: 'n3', resources: [cla('b', 3)] }, 0), { kind: 'accepted', changed: false }, 'same bytes: no update');
     assert.equal(s.version, '3');
 
-    const full = new TypeSubscription(endpointsType, true, DEFAULT_LIMITS);
+    // The same decoder plugged into a full-state kind (as LDS and CDS are).
+    const full = new TypeSubscription({ kind: { ...ENDPOINT_KIND, fullState: true }, decode: endpointsType.decode }, DEFAULT_LIMITS);
     full.setNames('*');
     full.apply({ version_info: '1', nonce: 'n1', resources: [cla('a', 1), cla('b', 1)] }, 0);
     full.apply({ version_info: '2', nonce: 'n2', resources: [cla('b', 1)] }, 0);
@@ -309,7 +321,7 @@ describe('TypeSubscription', () => {
   });
 
   test('rejects the whole response on any bad resource, keeping the last good state', () => {
-    const s = new TypeSubscription(endpointsType, false, DEFAULT_LIMITS);
+    const s = new TypeSubscription(endpointsType, DEFAULT_LIMITS);
     s.setNames(['a', 'b']);
     s.apply({ version_info: '1', nonce: 'n1', resources: [cla('a', 1)] }, 0);
     const before = s.resources;
@@ -339,7 +351,7 @@ describe('TypeSubscription', () => {
   });
 
   test('rejects a response with too many resources', () => {
-    const s = new TypeSubscription(endpointsType, false, { ...DEFAULT_LIMITS, maxResources: 1 });
+    const s = new TypeSubscription(endpointsType, { ...DEFAULT_LIMITS, maxResources: 1 });
     s.setNames(['a', 'b']);
     const r = s.apply({ version_info: '1', nonce: 'n', resources: [cla('a', 1), cla('b', 1)] }, 0);
     assert.deepEqual(r.kind === 'rejected' && r.errors, ['resources: 2 resources; at most 1']);
@@ -369,8 +381,8 @@ class RecordingClock extends FakeClock {
 }
 
 /** A RouteConfiguration type for these tests: checks only the name (RouteTable decoding lives in the router). */
-const routeType: ResourceType<Doc> = {
-  typeUrl: RDS,
+const routeType: ResourceDecoder<Doc> = {
+  kind: ROUTE_KIND,
   decode(any) {
     const m = decodeAny<Doc>(any);
     return typeof m['name'] === 'string' && m['name'] !== '' ? { name: m['name'], value: m } : { name: '', error: 'name: is required' };
@@ -402,8 +414,8 @@ describe('XdsClient against a real control plane', () => {
     return p.types.every((t) => t.ackedVersion === stateOf(t.typeUrl).version) ? p : undefined;
   };
 
-  const testClusterType: ResourceType<ClusterConfig> = {
-    typeUrl: CDS,
+  const testClusterType: ResourceDecoder<ClusterConfig> = {
+    kind: clusterType.kind,
     decode(any) {
       const r = clusterType.decode(any);
       return rejectClusters.has(r.name) ? { name: r.name, error: 'rejected by the test' } : r;
@@ -415,8 +427,8 @@ describe('XdsClient against a real control plane', () => {
     cp = await ControlPlane.start({ dataDir: dir, xdsListen: '127.0.0.1:0', apiListen: '127.0.0.1:0', log: silentLogger() });
     port = cp.xdsPort;
     await apply(service('reviews', { endpoints: [{ address: '10.1.0.1', port: 50051, labels: { version: 'v1' } }] }), service('ratings'), split(90, 10));
-    const types = resourceTypeMap(routeType);
-    types.set(CDS, testClusterType as ResourceType<unknown>);
+    const types = decoderMap(routeType);
+    types.set(CDS, testClusterType as ResourceDecoder<unknown>);
     client = new XdsClient({
       server: `127.0.0.1:${port}`,
       node: { id: NODE, cluster: 'test', metadata: { zone: 'z1' }, userAgentVersion: '0.1.0' },
@@ -593,7 +605,7 @@ describe('XdsClient robustness (a scripted ADS server)', () => {
     const nacks: XdsNack[] = [];
     const client = new XdsClient({
       server: `127.0.0.1:${port}`, node: { id: 'n1', cluster: 'c', metadata: { role: 'sidecar' } },
-      types: resourceTypeMap(), clock: new FakeClock(), log: silentLogger(),
+      types: decoderMap(), clock: new FakeClock(), log: silentLogger(),
     });
     client.onNack((n) => nacks.push(n));
     try {
@@ -626,7 +638,7 @@ describe('XdsClient robustness (a scripted ADS server)', () => {
       assert.deepEqual([...client.resources(CDS).keys()], ['c1']);
       assert.equal(nacks.length, 2);
       assert.throws(() => client.subscribe(EDS, '*'), /wildcard subscription is for LDS and CDS only/);
-      assert.throws(() => client.subscribe(RDS, ['x']), /no ResourceType/);
+      assert.throws(() => client.subscribe(RDS, ['x']), /no decoder/);
     } finally {
       client.close();
     }

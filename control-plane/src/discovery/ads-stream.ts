@@ -1,7 +1,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../../shared/src/clock';
 import type { Logger } from '../../../shared/src/log';
-import { isFullStateType, PUSH_ORDER, responseVersion } from './snapshot-cache';
+import { isFullStateType, PUSH_ORDER } from '../../../shared/src/xds/resource-kind';
+import { responseVersion } from './snapshot-cache';
 import type { CachedResource, SnapshotCache, SnapshotChange } from './snapshot-cache';
 import type { ProxyStatus, SyncState, TypeStatus } from './proxy-status';
 import { worst } from './proxy-status';

@@ -3,9 +3,9 @@
  * resource the candidate adds or changes, each connected proxy that would receive it, and each
  * known rejection rule for that proxy's client (client-compat.ts). Used by dry runs.
  */
-import type { XdsResourceSet } from '../translate/translate';
-import type { XdsObject } from '../translate/xds-json';
-import { TYPE_URLS } from '../../../shared/src/xds/protos';
+import { XDS_KINDS } from '../../../shared/src/xds/resource-kind';
+import { resourcesOfKind } from '../translate/translate';
+import type { XdsResource, XdsResourceSet } from '../translate/translate';
 import type { SnapshotCache } from './snapshot-cache';
 import { predictRejections } from './client-compat';
 
@@ -27,14 +27,11 @@ export interface ForecastTarget {
 }
 
 export function forecastNacks(current: SnapshotCache, candidate: XdsResourceSet, proxies: Iterable<ForecastTarget>): NackWarning[] {
-  const changed: { typeUrl: string; name: string; json: XdsObject }[] = [];
-  const byType: [string, readonly XdsObject[], 'name' | 'cluster_name'][] = [
-    [TYPE_URLS.LISTENER, candidate.listeners, 'name'], [TYPE_URLS.ROUTE, candidate.routes, 'name'],
-    [TYPE_URLS.CLUSTER, candidate.clusters, 'name'], [TYPE_URLS.ENDPOINT, candidate.endpoints, 'cluster_name'],
-  ];
-  for (const [typeUrl, resources, key] of byType) {
-    for (const json of resources) {
-      const name = json[key] as string;
+  const changed: { typeUrl: string; name: string; json: XdsResource }[] = [];
+  for (const kind of XDS_KINDS) {
+    const typeUrl = kind.typeUrl;
+    for (const json of resourcesOfKind(candidate, kind)) {
+      const name = kind.nameOf(json);
       const now = current.get(typeUrl, name);
       if (now === undefined || JSON.stringify(now.json) !== JSON.stringify(json)) changed.push({ typeUrl, name, json });
     }

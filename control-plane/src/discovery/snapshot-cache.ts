@@ -1,25 +1,18 @@
 import { createHash } from 'node:crypto';
-import { TYPE_URLS } from '../../../shared/src/xds/protos';
 import type { PackedAny } from '../../../shared/src/xds/protos';
 import { encodeResource } from '../../../shared/src/xds/pack';
-import type { XdsResourceSet } from '../translate/translate';
-import type { XdsObject } from '../translate/xds-json';
-
-/** The four types the control plane serves today, in the order pushes go out (make before break). */
-export const PUSH_ORDER = [TYPE_URLS.CLUSTER, TYPE_URLS.ENDPOINT, TYPE_URLS.LISTENER, TYPE_URLS.ROUTE] as const;
-export type ServedType = (typeof PUSH_ORDER)[number];
-
-/** LDS and CDS are full state (a missing resource is deleted); RDS and EDS are per name. */
-export function isFullStateType(typeUrl: string): boolean {
-  return typeUrl === TYPE_URLS.LISTENER || typeUrl === TYPE_URLS.CLUSTER;
-}
+import { contentVersion, XDS_KINDS } from '../../../shared/src/xds/resource-kind';
+import type { XdsResourceKind } from '../../../shared/src/xds/resource-kind';
+import { resourcesOfKind } from '../translate/translate';
+import type { XdsResource, XdsResourceSet } from '../translate/translate';
 
 export interface CachedResource {
   name: string;
   /** Content hash of the encoded resource: stable across restarts, usable as a delta-xDS version. */
   version: string;
   any: PackedAny;
-  json: XdsObject;
+  /** The resource as the translator wrote it (JSON form). */
+  json: XdsResource;
 }
 
 export interface SnapshotChange {
@@ -39,18 +32,13 @@ export class SnapshotCache {
   private revisionValue = 0;
   private readonly listeners: ((c: SnapshotChange) => void)[] = [];
 
-  constructor() { for (const t of PUSH_ORDER) this.types.set(t, new Map()); }
+  constructor() { for (const k of XDS_KINDS) this.types.set(k.typeUrl, new Map()); }
 
   get revision(): number { return this.revisionValue; }
 
   /** Replaces the snapshot. Throws (changing nothing) if any resource fails to encode. */
   set(resources: XdsResourceSet, revision: number): SnapshotChange {
-    const next = new Map<string, Map<string, CachedResource>>([
-      [TYPE_URLS.LISTENER, encodeAll(TYPE_URLS.LISTENER, resources.listeners, 'name')],
-      [TYPE_URLS.ROUTE, encodeAll(TYPE_URLS.ROUTE, resources.routes, 'name')],
-      [TYPE_URLS.CLUSTER, encodeAll(TYPE_URLS.CLUSTER, resources.clusters, 'name')],
-      [TYPE_URLS.ENDPOINT, encodeAll(TYPE_URLS.ENDPOINT, resources.endpoints, 'cluster_name')],
-    ]);
+    const next = new Map<string, Map<string, CachedResource>>(XDS_KINDS.map((k) => [k.typeUrl, encodeAll(k, resourcesOfKind(resources, k))]));
     const changed = new Map<string, Set<string>>();
     for (const [type, now] of next) {
       const before = this.types.get(type)!;
@@ -77,12 +65,12 @@ export class SnapshotCache {
   onChange(fn: (c: SnapshotChange) => void): void { this.listeners.push(fn); }
 }
 
-function encodeAll(type: string, objs: readonly XdsObject[], key: 'name' | 'cluster_name'): Map<string, CachedResource> {
+function encodeAll(kind: XdsResourceKind, objs: readonly XdsResource[]): Map<string, CachedResource> {
   const out = new Map<string, CachedResource>();
   for (const json of objs) {
-    const name = json[key] as string;
-    const any = encodeResource(type, json);
-    out.set(name, { name, version: createHash('sha256').update(any.value).digest('hex').slice(0, 16), any, json });
+    const name = kind.nameOf(json);
+    const any = encodeResource(kind.typeUrl, json);
+    out.set(name, { name, version: contentVersion(any.value), any, json });
   }
   return out;
 }

@@ -1,14 +1,14 @@
 import type { Service } from '../../../shared/src/config/types';
 import type { EndpointView } from '../registry/endpoint-registry';
 import { u32 } from './xds-json';
-import type { XdsObject } from './xds-json';
+import type { ClusterLoadAssignment } from './xds-json';
 
 /**
  * A ClusterLoadAssignment: endpoints grouped into localities by zone. Every locality carries a
  * load_balancing_weight (the sum of its endpoints' weights), because grpc-js-xds silently drops
  * a locality without one. An empty cluster is still sent, so clients learn it has no endpoints.
  */
-export function loadAssignment(clusterName: string, endpoints: readonly EndpointView[]): XdsObject {
+export function loadAssignment(clusterName: string, endpoints: readonly EndpointView[]): ClusterLoadAssignment {
   const zones = new Map<string, EndpointView[]>();
   for (const e of endpoints) {
     const list = zones.get(e.zone);

@@ -1,7 +1,8 @@
 import type { Route, Service } from '../../../shared/src/config/types';
 import { apiListenerNames, OUTBOUND, OUTBOUND_DEFAULT_PORT, routeConfigName } from './names';
-import { ADS_CONFIG_SOURCE, TYPE } from './xds-json';
-import type { XdsObject } from './xds-json';
+import { TYPE_URLS as TYPE } from '../../../shared/src/xds/protos';
+import { ADS_CONFIG_SOURCE } from './xds-json';
+import type { HttpFilter, Listener } from './xds-json';
 
 /** HttpFilter names; a Route's typed_per_filter_config is keyed by these. */
 export const HTTP_FILTER = {
@@ -24,8 +25,8 @@ export const LOCAL_RATELIMIT_STAT_PREFIX = 'local_rate_limit';
  * local_ratelimit is marked is_optional: proxyless gRPC (grpc-js-xds) has no such filter and would
  * NACK the Listener otherwise; it skips an optional unknown filter. The fault filter it implements.
  */
-export function httpFilters(routes: readonly Route[]): XdsObject[] {
-  const out: XdsObject[] = [];
+export function httpFilters(routes: readonly Route[]): HttpFilter[] {
+  const out: HttpFilter[] = [];
   const rules = routes.flatMap((r) => r.spec.rules);
   if (rules.some((r) => r.fault !== undefined)) out.push({ name: HTTP_FILTER.FAULT, typed_config: { '@type': TYPE.FAULT } });
   if (rules.some((r) => r.localRateLimit !== undefined)) {
@@ -44,7 +45,7 @@ export function httpFilters(routes: readonly Route[]): XdsObject[] {
  * that fetches the service's RouteConfiguration over ADS, with Router as the last http filter.
  * `filters` is httpFilters() of the routes attached to the service (default: the router only).
  */
-export function apiListeners(service: Service, filters: XdsObject[] = httpFilters([])): XdsObject[] {
+export function apiListeners(service: Service, filters: HttpFilter[] = httpFilters([])): Listener[] {
   const name = service.metadata.name;
   return apiListenerNames(name, service.spec.ports.map((p) => p.port)).map((listenerName) => ({
     name: listenerName,
@@ -65,7 +66,7 @@ export function apiListeners(service: Service, filters: XdsObject[] = httpFilter
  * subscription (Envoy, the skein sidecar) receives it; proxyless clients ask by name and do not.
  * `filters` is httpFilters() of every route in the mesh (default: the router only).
  */
-export function outboundListener(filters: XdsObject[] = httpFilters([])): XdsObject {
+export function outboundListener(filters: HttpFilter[] = httpFilters([])): Listener {
   return {
     name: OUTBOUND,
     address: { socket_address: { address: '127.0.0.1', port_value: OUTBOUND_DEFAULT_PORT } },

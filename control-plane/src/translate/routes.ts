@@ -3,8 +3,9 @@ import type { MeshConfig } from '../../../shared/src/config/mesh';
 import type { BackendRef, FaultSettings, HeaderMatch, HeaderModifier, LocalRateLimitSettings, Route, RouteMatch, RouteRule, Service } from '../../../shared/src/config/types';
 import { HTTP_FILTER } from './listeners';
 import { backendClusterName, routeConfigName, serviceClusterName } from './names';
-import { duration, perMillion, TYPE, u32 } from './xds-json';
-import type { XdsObject } from './xds-json';
+import { TYPE_URLS as TYPE } from '../../../shared/src/xds/protos';
+import { duration, perMillion, u32 } from './xds-json';
+import type { Any, HashPolicy, HeaderMatcher, HeaderValueOption, HTTPFault, RouteAction, RouteConfiguration, RouteMatch as EnvoyRouteMatch, Route as EnvoyRoute, RetryPolicy, VirtualHost } from './xds-json';
 import type { EffectivePolicies } from './policies';
 
 /**
@@ -13,17 +14,17 @@ import type { EffectivePolicies } from './policies';
  * are evaluated in order (route name, then rule order, then match order), first match wins.
  * With no attached route, every request goes to the whole service.
  */
-export function serviceRouteConfig(mesh: MeshConfig, service: Service, policies: EffectivePolicies): XdsObject {
+export function serviceRouteConfig(mesh: MeshConfig, service: Service, policies: EffectivePolicies): RouteConfiguration {
   const name = service.metadata.name;
   const attached = attachedRoutes(mesh, name);
   const domains = new Set<string>([name, ...service.spec.ports.map((p) => `${name}:${p.port}`)]);
   for (const r of attached) for (const h of r.spec.hostnames) domains.add(h);
-  const routes = attached.length === 0
+  const routes: EnvoyRoute[] = attached.length === 0
     ? [{ name: 'default', match: { prefix: '/' }, route: defaultRouteAction(name, policies) }]
     : attached.flatMap((r) => r.spec.rules.flatMap((rule) => rule.matches.map((m, mi) => envoyRoute(r, rule, m, mi, policies))));
-  const vhost: XdsObject = { name, domains: [...domains], routes };
+  const vhost: VirtualHost = { name, domains: [...domains], routes };
   const marker = perFilterConfigMarker(routes);
-  if (marker !== undefined) vhost['metadata'] = marker;
+  if (marker !== undefined) vhost.metadata = marker;
   return {
     name: routeConfigName(name),
     virtual_hosts: [vhost],
@@ -42,8 +43,8 @@ export const PER_FILTER_DIGEST_FIELD = 'per_filter_config_digest';
  * update is ACKed but never applied. This field goes from unset to set, or changes value, with
  * every such change, which it does see. Envoy and the skein sidecar ignore it.
  */
-function perFilterConfigMarker(routes: readonly XdsObject[]): XdsObject | undefined {
-  const configs = routes.filter((r) => r['typed_per_filter_config'] !== undefined).map((r) => [r['name'], r['typed_per_filter_config']]);
+function perFilterConfigMarker(routes: readonly EnvoyRoute[]): VirtualHost['metadata'] {
+  const configs = routes.filter((r) => r.typed_per_filter_config !== undefined).map((r) => [r.name, r.typed_per_filter_config]);
   if (configs.length === 0) return undefined;
   const digest = createHash('sha256').update(JSON.stringify(configs)).digest('hex').slice(0, 16);
   return { filter_metadata: { [SKEIN_METADATA_KEY]: { fields: { [PER_FILTER_DIGEST_FIELD]: { stringValue: digest } } } } };
@@ -55,25 +56,25 @@ export function attachedRoutes(mesh: MeshConfig, service: string): Route[] {
 }
 
 /** The catch-all action to the whole service; a ring-hash service still needs its hash policy. */
-function defaultRouteAction(service: string, policies: EffectivePolicies): XdsObject {
-  const out: XdsObject = { cluster: serviceClusterName(service), timeout: duration(0) };
+function defaultRouteAction(service: string, policies: EffectivePolicies): RouteAction {
+  const out: RouteAction = { cluster: serviceClusterName(service), timeout: duration(0) };
   const hash = hashPolicy([{ name: service, weight: 1 }], policies);
-  if (hash.length > 0) out['hash_policy'] = hash;
+  if (hash.length > 0) out.hash_policy = hash;
   return out;
 }
 
-function envoyRoute(route: Route, rule: RouteRule, m: RouteMatch, matchIndex: number, policies: EffectivePolicies): XdsObject {
-  const out: XdsObject = {
+function envoyRoute(route: Route, rule: RouteRule, m: RouteMatch, matchIndex: number, policies: EffectivePolicies): EnvoyRoute {
+  const out: EnvoyRoute = {
     name: `${route.kind}/${route.metadata.name}/${rule.name}${rule.matches.length > 1 ? `/${matchIndex}` : ''}`,
     match: routeMatch(route.kind, m),
     route: routeAction(rule, policies),
   };
   if (rule.requestHeaders) Object.assign(out, headerOps(rule.requestHeaders, 'request'));
   if (rule.responseHeaders) Object.assign(out, headerOps(rule.responseHeaders, 'response'));
-  const perFilter: XdsObject = {};
+  const perFilter: Record<string, Any> = {};
   if (rule.fault) perFilter[HTTP_FILTER.FAULT] = faultConfig(rule.fault);
   if (rule.localRateLimit) perFilter[HTTP_FILTER.LOCAL_RATELIMIT] = localRateLimitConfig(rule.localRateLimit, `${route.kind}.${route.metadata.name}.${rule.name}`);
-  if (Object.keys(perFilter).length > 0) out['typed_per_filter_config'] = perFilter;
+  if (Object.keys(perFilter).length > 0) out.typed_per_filter_config = perFilter;
   return out;
 }
 
@@ -81,14 +82,14 @@ function envoyRoute(route: Route, rule: RouteRule, m: RouteMatch, matchIndex: nu
  * The rule's HTTPFault. Left bare, not wrapped in a FilterConfig: grpc-js-xds (1.14) hands the
  * wrapper itself to its fault parser, which then rejects it, so a wrapped fault would be NACKed.
  */
-function faultConfig(f: FaultSettings): XdsObject {
-  const out: XdsObject = { '@type': TYPE.FAULT };
-  if (f.delay) out['delay'] = { fixed_delay: duration(f.delay.fixedDelayMs), percentage: perMillion(f.delay.percentage) };
+function faultConfig(f: FaultSettings): Any {
+  const out: HTTPFault = {};
+  if (f.delay) out.delay = { fixed_delay: duration(f.delay.fixedDelayMs), percentage: perMillion(f.delay.percentage) };
   if (f.abort) {
     const status = 'httpStatus' in f.abort ? { http_status: f.abort.httpStatus } : { grpc_status: f.abort.grpcStatus };
-    out['abort'] = { ...status, percentage: perMillion(f.abort.percentage) };
+    out.abort = { ...status, percentage: perMillion(f.abort.percentage) };
   }
-  return out;
+  return { '@type': TYPE.FAULT, ...out };
 }
 
 /**
@@ -97,8 +98,8 @@ function faultConfig(f: FaultSettings): XdsObject {
  * default maps its 429 to UNAVAILABLE, which gRPC clients retry). Wrapped in a FilterConfig marked
  * is_optional, so clients without the filter (proxyless gRPC) accept the route and skip it.
  */
-function localRateLimitConfig(l: LocalRateLimitSettings, statPrefix: string): XdsObject {
-  const all = { default_value: { numerator: 100, denominator: 'HUNDRED' } };
+function localRateLimitConfig(l: LocalRateLimitSettings, statPrefix: string): Any {
+  const all = { default_value: { numerator: 100, denominator: 'HUNDRED' } } as const;
   return {
     '@type': TYPE.FILTER_CONFIG,
     config: {
@@ -113,22 +114,22 @@ function localRateLimitConfig(l: LocalRateLimitSettings, statPrefix: string): Xd
   };
 }
 
-export function routeMatch(kind: Route['kind'], m: RouteMatch): XdsObject {
-  const out: XdsObject = {};
+export function routeMatch(kind: Route['kind'], m: RouteMatch): EnvoyRouteMatch {
+  const out: EnvoyRouteMatch = {};
   if (m.grpc !== undefined) Object.assign(out, grpcPath(m.grpc));
-  else if (m.path === undefined) out['prefix'] = '/';
-  else if (m.path.type === 'PathPrefix') out['prefix'] = m.path.value;
-  else if (m.path.type === 'Exact') out['path'] = m.path.value;
-  else out['safe_regex'] = { regex: m.path.value };
+  else if (m.path === undefined) out.prefix = '/';
+  else if (m.path.type === 'PathPrefix') out.prefix = m.path.value;
+  else if (m.path.type === 'Exact') out.path = m.path.value;
+  else out.safe_regex = { regex: m.path.value };
   const headers = m.headers.map(headerMatcher);
   if (m.method !== undefined) headers.unshift({ name: ':method', exact_match: m.method });
-  if (headers.length > 0) out['headers'] = headers;
-  if (kind === 'GRPCRoute') out['grpc'] = {};
+  if (headers.length > 0) out.headers = headers;
+  if (kind === 'GRPCRoute') out.grpc = {};
   return out;
 }
 
 /** gRPC method matches become path matches on /<service>/<method>. */
-function grpcPath(g: NonNullable<RouteMatch['grpc']>): XdsObject {
+function grpcPath(g: NonNullable<RouteMatch['grpc']>): EnvoyRouteMatch {
   if (g.type === 'RegularExpression') {
     return { safe_regex: { regex: `/${g.service === '' ? '[^/]+' : `(?:${g.service})`}/${g.method === '' ? '[^/]+' : `(?:${g.method})`}` } };
   }
@@ -147,43 +148,43 @@ function escapeRegex(s: string): string { return s.replace(/[.*+?^${}()|[\]\\]/g
  * which the config model does not offer. (An exact value is never empty: validation refuses it,
  * and Envoy would read exact_match "" as "present".)
  */
-function headerMatcher(h: HeaderMatch): XdsObject {
-  const out: XdsObject = { name: h.name };
-  if (h.type === 'Present') out['present_match'] = true;
-  else if (h.type === 'Exact') out['exact_match'] = h.value;
-  else out['safe_regex_match'] = { regex: h.value };
-  if (h.invert) out['invert_match'] = true;
+function headerMatcher(h: HeaderMatch): HeaderMatcher {
+  const out: HeaderMatcher = { name: h.name };
+  if (h.type === 'Present') out.present_match = true;
+  else if (h.type === 'Exact') out.exact_match = h.value;
+  else out.safe_regex_match = { regex: h.value };
+  if (h.invert) out.invert_match = true;
   return out;
 }
 
-function routeAction(rule: RouteRule, policies: EffectivePolicies): XdsObject {
+function routeAction(rule: RouteRule, policies: EffectivePolicies): RouteAction {
   const live = rule.backendRefs.filter((b) => b.weight > 0);
-  const out: XdsObject = live.length === 1
+  const out: RouteAction = live.length === 1
     ? { cluster: backendClusterName(live[0]!) }
     : { weighted_clusters: { clusters: live.map((b) => ({ name: backendClusterName(b), weight: u32(b.weight) })) } };
   // Envoy's default route timeout is 15s; 0 disables it, which is what an unset timeout means here.
-  out['timeout'] = duration(rule.timeoutMs);
-  if (rule.timeoutMs > 0) out['max_stream_duration'] = { max_stream_duration: duration(rule.timeoutMs) };
+  out.timeout = duration(rule.timeoutMs);
+  if (rule.timeoutMs > 0) out.max_stream_duration = { max_stream_duration: duration(rule.timeoutMs) };
   if (rule.retry) {
     const r = rule.retry;
-    const policy: XdsObject = {
+    const policy: RetryPolicy = {
       retry_on: r.retryOn.join(','),
       num_retries: u32(r.retries),
       retry_back_off: { base_interval: duration(r.backoff.baseMs), max_interval: duration(r.backoff.maxMs) },
     };
-    if (r.perTryTimeoutMs > 0) policy['per_try_timeout'] = duration(r.perTryTimeoutMs);
-    if (r.retriableStatusCodes.length > 0) policy['retriable_status_codes'] = r.retriableStatusCodes;
-    out['retry_policy'] = policy;
+    if (r.perTryTimeoutMs > 0) policy.per_try_timeout = duration(r.perTryTimeoutMs);
+    if (r.retriableStatusCodes.length > 0) policy.retriable_status_codes = r.retriableStatusCodes;
+    out.retry_policy = policy;
   }
   const hash = hashPolicy(live, policies);
-  if (hash.length > 0) out['hash_policy'] = hash;
+  if (hash.length > 0) out.hash_policy = hash;
   return out;
 }
 
 /** Ring-hash clusters hash on what their BackendPolicy names; the route carries it, as in Envoy. */
-function hashPolicy(backends: readonly BackendRef[], policies: EffectivePolicies): XdsObject[] {
+function hashPolicy(backends: readonly BackendRef[], policies: EffectivePolicies): HashPolicy[] {
   const seen = new Set<string>();
-  const out: XdsObject[] = [];
+  const out: HashPolicy[] = [];
   for (const b of backends) {
     const lb = policies.forCluster(b.name, b.subset).loadBalancer;
     if (lb?.policy !== 'ring_hash' || lb.hashOn === undefined) continue;
@@ -195,12 +196,12 @@ function hashPolicy(backends: readonly BackendRef[], policies: EffectivePolicies
   return out;
 }
 
-function headerOps(m: HeaderModifier, dir: 'request' | 'response'): XdsObject {
-  const add = [
-    ...m.set.map((h) => ({ header: { key: h.name, value: h.value }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' })),
-    ...m.add.map((h) => ({ header: { key: h.name, value: h.value }, append_action: 'APPEND_IF_EXISTS_OR_ADD' })),
+function headerOps(m: HeaderModifier, dir: 'request' | 'response'): EnvoyRoute {
+  const add: HeaderValueOption[] = [
+    ...m.set.map((h): HeaderValueOption => ({ header: { key: h.name, value: h.value }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' })),
+    ...m.add.map((h): HeaderValueOption => ({ header: { key: h.name, value: h.value }, append_action: 'APPEND_IF_EXISTS_OR_ADD' })),
   ];
-  const out: XdsObject = {};
+  const out: EnvoyRoute = {};
   if (add.length > 0) out[`${dir}_headers_to_add`] = add;
   if (m.remove.length > 0) out[`${dir}_headers_to_remove`] = m.remove;
   return out;

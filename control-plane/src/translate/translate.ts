@@ -6,13 +6,27 @@ import { apiListeners, httpFilters, outboundListener } from './listeners';
 import { OUTBOUND, serviceClusterName, subsetClusterName } from './names';
 import { effectivePolicies } from './policies';
 import { attachedRoutes, serviceRouteConfig } from './routes';
-import type { XdsObject } from './xds-json';
+import type { XdsResourceKind } from '../../../shared/src/xds/resource-kind';
+import type { Cluster, ClusterLoadAssignment, Listener, RouteConfiguration } from './xds-json';
 
 export interface XdsResourceSet {
-  listeners: XdsObject[];
-  routes: XdsObject[];
-  clusters: XdsObject[];
-  endpoints: XdsObject[];
+  listeners: Listener[];
+  routes: RouteConfiguration[];
+  clusters: Cluster[];
+  endpoints: ClusterLoadAssignment[];
+}
+
+/** A resource of any kind the translator writes. */
+export type XdsResource = Listener | RouteConfiguration | Cluster | ClusterLoadAssignment;
+
+/** The resources of one kind (LDS, RDS, CDS or EDS) in a set. */
+export function resourcesOfKind(set: XdsResourceSet, kind: XdsResourceKind): readonly XdsResource[] {
+  switch (kind.service) {
+    case 'LDS': return set.listeners;
+    case 'RDS': return set.routes;
+    case 'CDS': return set.clusters;
+    case 'EDS': return set.endpoints;
+  }
 }
 
 /**
@@ -38,6 +52,6 @@ export function translate(mesh: MeshConfig, live: readonly EndpointView[]): XdsR
     }
   }
   out.listeners.push(outboundListener(httpFilters(mesh.routes)));
-  out.routes.push({ name: OUTBOUND, virtual_hosts: out.routes.flatMap((rc) => rc['virtual_hosts'] as XdsObject[]) });
+  out.routes.push({ name: OUTBOUND, virtual_hosts: out.routes.flatMap((rc) => rc.virtual_hosts ?? []) });
   return out;
 }

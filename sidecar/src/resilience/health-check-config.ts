@@ -30,8 +30,8 @@
  * service_name_matcher, methods other than GET; in grpc_health_check: initial_metadata.
  * Unknown keys (fields this decoder does not know) are rejected the same way.
  */
-import { durationMs, wrapped } from '../xds/resource-type';
-import type { Issues } from '../xds/resource-type';
+import { durationToMs, wrapped } from '../../../shared/src/xds/fields';
+import type { Issues } from '../../../shared/src/xds/issues';
 
 export interface HttpHealthCheckConfig {
   kind: 'http';
@@ -98,7 +98,7 @@ export function decodeHealthChecks(wire: Record<string, unknown>[], issues: Issu
   const unhealthyThreshold = threshold(hc, 'unhealthy_threshold', at, issues);
   const healthyThreshold = threshold(hc, 'healthy_threshold', at, issues);
   for (const k of ['initial_jitter', 'interval_jitter']) {
-    const ms = durationMs(hc[k] as Duration | undefined);
+    const ms = durationToMs(hc[k] as Duration | undefined);
     if (ms !== undefined && ms !== 0) issues.add(`${at}.${k}`, 'jitter is not supported; must be unset or 0');
   }
   const reuse = hc['reuse_connection'] as { value?: boolean } | undefined;
@@ -174,7 +174,7 @@ function isSet(v: unknown): v is object | string | number | boolean {
 }
 
 function positiveDuration(w: Wire, key: string, at: string, issues: Issues): number | undefined {
-  const ms = durationMs(w[key] as Duration | undefined);
+  const ms = durationToMs(w[key] as Duration | undefined);
   if (ms === undefined) { issues.add(`${at}.${key}`, 'is required'); return undefined; }
   if (!Number.isFinite(ms) || ms <= 0) { issues.add(`${at}.${key}`, 'must be at least 1ms'); return undefined; }
   return ms;

@@ -17,8 +17,8 @@
  * max_ejection_time_jitter, always_eject_one_host and successful_active_health_check_uneject_host
  * (the cluster's HealthChecker calls `onActiveHealthCheckSuccess` after each passing check).
  */
-import { durationMs } from '../xds/resource-type';
-import type { Issues } from '../xds/resource-type';
+import { durationToMs } from '../../../shared/src/xds/fields';
+import type { Issues } from '../../../shared/src/xds/issues';
 
 export interface OutlierConfig {
   /** Consecutive 5xx (any status >= 500) before a consecutive-5xx ejection. Default 5; 0 never ejects. */
@@ -181,7 +181,7 @@ function duration(wire: Record<string, unknown>, field: string, path: string, is
   const d = wire[field];
   if (d === undefined) return undefined;
   if (typeof d !== 'object' || d === null) { issues.add(`${path}.${field}`, 'must be a Duration'); return undefined; }
-  const ms = durationMs(d as { seconds?: string | number; nanos?: number });
+  const ms = durationToMs(d as { seconds?: string | number; nanos?: number });
   if (ms === undefined || !Number.isFinite(ms)) { issues.add(`${path}.${field}`, 'must be a Duration'); return undefined; }
   return ms;
 }

@@ -22,11 +22,12 @@
  * A level's result per filter: undefined when the level says nothing (inherit), null when it sets
  * the filter off, else the settings. The route's entry wins over the virtual host's whole.
  */
+import { at, bool, checkFields, durationMs, fieldSpec, has, message, oneofCase, optMessage, str, u32, wrappedU32 } from '../../../shared/src/xds/fields';
+import type { XdsMessage } from '../../../shared/src/xds/fields';
+import type { Issues } from '../../../shared/src/xds/issues';
 import { decodeAny, TYPE_URLS } from '../../../shared/src/xds/protos';
 import { FaultPolicy, PER_MILLION } from '../resilience/fault';
 import type { FaultPolicyInit } from '../resilience/fault';
-import { at, bool, checkFields, durationMs, fail, fieldSpec, message, oneofCase, optMessage, str, u32, wrappedU32 } from './xds-fields';
-import type { XdsMessage } from './xds-fields';
 
 export const FAULT_FILTER = 'envoy.filters.http.fault';
 export const LOCAL_RATELIMIT_FILTER = 'envoy.filters.http.local_ratelimit';
@@ -57,152 +58,183 @@ const HTTP_STATUS = fieldSpec(['code']);
 const TOKEN_BUCKET = fieldSpec(['max_tokens', 'tokens_per_fill', 'fill_interval']);
 const DENOMINATORS: Readonly<Record<string, number>> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: PER_MILLION };
 
-/** Reads `typed_per_filter_config` of a VirtualHost or Route at `path`. */
-export function parsePerFilterConfig(o: XdsMessage, path: string): PerFilterConfig {
-  const map = optMessage(o, 'typed_per_filter_config', path);
+/**
+ * Reads `typed_per_filter_config` of a VirtualHost or Route at `path`. A filter whose entry is
+ * invalid (with issues) is left undefined.
+ */
+export function parsePerFilterConfig(o: XdsMessage, path: string, issues: Issues): PerFilterConfig {
+  const map = optMessage(o, 'typed_per_filter_config', path, issues);
   if (map === undefined) return NOTHING;
   const base = at(path, 'typed_per_filter_config');
   let fault: PerFilterConfig['fault'];
   let rateLimit: PerFilterConfig['rateLimit'];
   for (const [key, raw] of Object.entries(map)) {
     const p = `${base}[${JSON.stringify(key)}]`;
-    let any = packed(raw, p);
+    let any = packed(raw, p, issues);
+    if (any === undefined) continue;
     let anyPath = p;
     let optional = false;
     if (any.type_url === TYPE_URLS.FILTER_CONFIG) {
-      const fc = unpackAny(any, p);
-      checkFields(fc, FILTER_CONFIG, p);
-      optional = bool(fc, 'is_optional', p);
-      if (bool(fc, 'disabled', p)) {
+      const fc = unpackAny(any, p, issues);
+      if (fc === undefined) continue;
+      checkFields(fc, FILTER_CONFIG, p, issues);
+      optional = bool(fc, 'is_optional', p, issues);
+      if (bool(fc, 'disabled', p, issues)) {
         if (key === FAULT_FILTER) fault = null;
         else if (key === LOCAL_RATELIMIT_FILTER) rateLimit = null;
         continue;
       }
-      if (optMessage(fc, 'config', p) === undefined) fail(at(p, 'config'), 'is required unless disabled is true');
-      any = packed(fc['config'], at(p, 'config'));
+      if (!has(fc, 'config')) { issues.add(at(p, 'config'), 'is required unless disabled is true'); continue; }
+      any = packed(fc['config'], at(p, 'config'), issues);
+      if (any === undefined) continue;
       anyPath = at(p, 'config');
     }
-    if (key === FAULT_FILTER) fault = parseHttpFault(unpackAs(any, TYPE_URLS.FAULT, anyPath), anyPath);
-    else if (key === LOCAL_RATELIMIT_FILTER) rateLimit = parseLocalRateLimit(unpackAs(any, TYPE_URLS.LOCAL_RATELIMIT, anyPath), anyPath, true);
-    else if (!optional) fail(p, `unsupported http filter (the skein sidecar runs ${FAULT_FILTER} and ${LOCAL_RATELIMIT_FILTER}); wrap it in a FilterConfig with is_optional: true to skip it`);
+    if (key === FAULT_FILTER) {
+      const f = unpackAs(any, TYPE_URLS.FAULT, anyPath, issues);
+      if (f !== undefined) fault = parseHttpFault(f, anyPath, issues);
+    } else if (key === LOCAL_RATELIMIT_FILTER) {
+      const l = unpackAs(any, TYPE_URLS.LOCAL_RATELIMIT, anyPath, issues);
+      if (l !== undefined) rateLimit = parseLocalRateLimit(l, anyPath, true, issues);
+    } else if (!optional) {
+      issues.add(p, `unsupported http filter (the skein sidecar runs ${FAULT_FILTER} and ${LOCAL_RATELIMIT_FILTER}); wrap it in a FilterConfig with is_optional: true to skip it`);
+    }
   }
   return fault === undefined && rateLimit === undefined ? NOTHING : { fault, rateLimit };
 }
 
-/** HTTPFault -> a policy, or null when it can never hit (no delay/abort, or 0%). */
-export function parseHttpFault(f: XdsMessage, path: string): FaultPolicy | null {
-  checkFields(f, HTTP_FAULT, path);
+/** HTTPFault -> a policy, or null when it can never hit (no delay/abort, or 0%); undefined (with issues) when invalid. */
+export function parseHttpFault(f: XdsMessage, path: string, issues: Issues): FaultPolicy | null | undefined {
+  const before = issues.count;
+  checkFields(f, HTTP_FAULT, path, issues);
   const init: { delay?: FaultPolicyInit['delay']; abort?: FaultPolicyInit['abort'] } = {};
-  const delay = optMessage(f, 'delay', path);
+  const delay = optMessage(f, 'delay', path, issues);
   if (delay !== undefined) {
     const p = at(path, 'delay');
-    checkFields(delay, FAULT_DELAY, p);
-    const which = oneofCase(delay, 'fault_delay_secifier', ['fixed_delay', 'header_delay'], p);
-    if (which === undefined) fail(p, 'fault_delay_secifier is required: fixed_delay');
-    if (which !== 'fixed_delay') fail(at(p, which), 'is not supported by the skein sidecar');
-    const ms = durationMs(delay, 'fixed_delay', p) ?? 0;
-    if (ms < 1) fail(at(p, 'fixed_delay'), 'must be at least 1ms');
-    init.delay = { fixedDelayMs: ms, perMillion: fractionalPercent(delay, 'percentage', p) };
-  }
-  const abort = optMessage(f, 'abort', path);
-  if (abort !== undefined) {
-    const p = at(path, 'abort');
-    checkFields(abort, FAULT_ABORT, p);
-    const which = oneofCase(abort, 'error_type', ['http_status', 'grpc_status', 'header_abort'], p);
-    const perMillion = fractionalPercent(abort, 'percentage', p);
-    if (which === 'http_status') {
-      const status = u32(abort['http_status'] ?? 0, at(p, which));
-      if (status < 200 || status > 599) fail(at(p, which), `must be in [200, 599], got ${status}`);
-      init.abort = { httpStatus: status, perMillion };
-    } else if (which === 'grpc_status') {
-      init.abort = { grpcStatus: u32(abort['grpc_status'] ?? 0, at(p, which)), perMillion };
-    } else if (which === undefined) {
-      fail(p, 'error_type is required: http_status or grpc_status');
-    } else {
-      fail(at(p, which), 'is not supported by the skein sidecar');
+    checkFields(delay, FAULT_DELAY, p, issues);
+    const which = oneofCase(delay, 'fault_delay_secifier', ['fixed_delay', 'header_delay'], p, issues);
+    const perMillion = fractionalPercent(delay, 'percentage', p, issues);
+    if (which === undefined) issues.add(p, 'fault_delay_secifier is required: fixed_delay');
+    else if (which !== 'fixed_delay') issues.add(at(p, which), 'is not supported by the skein sidecar');
+    else {
+      const ms = durationMs(delay, 'fixed_delay', p, issues);
+      if (ms !== undefined && ms < 1) issues.add(at(p, 'fixed_delay'), 'must be at least 1ms');
+      else if (ms !== undefined) init.delay = { fixedDelayMs: ms, perMillion };
     }
   }
+  const abort = optMessage(f, 'abort', path, issues);
+  if (abort !== undefined) {
+    const p = at(path, 'abort');
+    checkFields(abort, FAULT_ABORT, p, issues);
+    const which = oneofCase(abort, 'error_type', ['http_status', 'grpc_status', 'header_abort'], p, issues);
+    const perMillion = fractionalPercent(abort, 'percentage', p, issues);
+    if (which === 'http_status') {
+      const status = u32(abort['http_status'] ?? 0, at(p, which), issues);
+      if (status !== undefined && (status < 200 || status > 599)) issues.add(at(p, which), `must be in [200, 599], got ${status}`);
+      else if (status !== undefined) init.abort = { httpStatus: status, perMillion };
+    } else if (which === 'grpc_status') {
+      const status = u32(abort['grpc_status'] ?? 0, at(p, which), issues);
+      if (status !== undefined) init.abort = { grpcStatus: status, perMillion };
+    } else if (which === undefined) {
+      issues.add(p, 'error_type is required: http_status or grpc_status');
+    } else {
+      issues.add(at(p, which), 'is not supported by the skein sidecar');
+    }
+  }
+  if (issues.count !== before) return undefined;
   const policy = new FaultPolicy(init);
   return policy.inert ? null : policy;
 }
 
 /**
  * LocalRateLimit -> a token bucket spec, or null when it never refuses (filter_enabled or
- * filter_enforced 0%). `perRoute` false (the listener's filter): a token bucket is rejected, as
- * the sidecar has no listener-wide bucket; the result is then null.
+ * filter_enforced 0%); undefined (with issues) when invalid. `perRoute` false (the listener's
+ * filter): a token bucket is rejected, as the sidecar has no listener-wide bucket; the result is
+ * then null.
  */
-export function parseLocalRateLimit(l: XdsMessage, path: string, perRoute: boolean): TokenBucketSpec | null {
-  checkFields(l, LOCAL_RATE_LIMIT, path);
-  if (str(l, 'stat_prefix', path) === '') fail(at(path, 'stat_prefix'), 'is required');
-  const status = optMessage(l, 'status', path);
+export function parseLocalRateLimit(l: XdsMessage, path: string, perRoute: boolean, issues: Issues): TokenBucketSpec | null | undefined {
+  const before = issues.count;
+  checkFields(l, LOCAL_RATE_LIMIT, path, issues);
+  if (!has(l, 'stat_prefix') || l['stat_prefix'] === '') issues.add(at(path, 'stat_prefix'), 'is required');
+  else str(l, 'stat_prefix', path, issues); // a string
+  const status = optMessage(l, 'status', path, issues);
   if (status !== undefined) {
-    checkFields(status, HTTP_STATUS, at(path, 'status'));
+    checkFields(status, HTTP_STATUS, at(path, 'status'), issues);
     const code = status['code'];
     if (code !== undefined && code !== 'Empty' && code !== 'TooManyRequests' && code !== 429) {
-      fail(at(at(path, 'status'), 'code'), `only 429 (TooManyRequests) is supported by the skein sidecar, got ${String(code)}`);
+      issues.add(at(at(path, 'status'), 'code'), `only 429 (TooManyRequests) is supported by the skein sidecar, got ${String(code)}`);
     }
   }
-  const enabled = enabledOrOff(l, 'filter_enabled', path);
-  const enforced = enabledOrOff(l, 'filter_enforced', path);
-  const bucket = optMessage(l, 'token_bucket', path);
+  const enabled = enabledOrOff(l, 'filter_enabled', path, issues);
+  const enforced = enabledOrOff(l, 'filter_enforced', path, issues);
+  const bucket = optMessage(l, 'token_bucket', path, issues);
   if (!perRoute) {
-    if (bucket !== undefined) fail(at(path, 'token_bucket'), 'a listener-wide token bucket is not supported by the skein sidecar; set one per route (typed_per_filter_config)');
-    return null;
+    if (bucket !== undefined) issues.add(at(path, 'token_bucket'), 'a listener-wide token bucket is not supported by the skein sidecar; set one per route (typed_per_filter_config)');
+    return issues.count === before ? null : undefined;
   }
-  if (bucket === undefined) fail(at(path, 'token_bucket'), 'is required in a per-route config');
+  if (bucket === undefined) {
+    if (!has(l, 'token_bucket')) issues.add(at(path, 'token_bucket'), 'is required in a per-route config');
+    return undefined;
+  }
   const p = at(path, 'token_bucket');
-  checkFields(bucket, TOKEN_BUCKET, p);
-  const maxTokens = u32(bucket['max_tokens'] ?? 0, at(p, 'max_tokens'));
-  const tokensPerFill = wrappedU32(bucket, 'tokens_per_fill', p) ?? 1;
-  if (tokensPerFill < 1) fail(at(p, 'tokens_per_fill'), 'must be > 0');
-  const fillIntervalMs = durationMs(bucket, 'fill_interval', p);
-  if (fillIntervalMs === undefined) fail(at(p, 'fill_interval'), 'is required');
-  if (fillIntervalMs < MIN_FILL_INTERVAL_MS) fail(at(p, 'fill_interval'), `must be >= ${MIN_FILL_INTERVAL_MS}ms (Envoy's minimum), got ${fillIntervalMs}ms`);
+  checkFields(bucket, TOKEN_BUCKET, p, issues);
+  const maxTokens = u32(bucket['max_tokens'] ?? 0, at(p, 'max_tokens'), issues);
+  const tokensPerFill = wrappedU32(bucket, 'tokens_per_fill', p, issues) ?? 1;
+  if (tokensPerFill < 1) issues.add(at(p, 'tokens_per_fill'), 'must be > 0');
+  const fillIntervalMs = durationMs(bucket, 'fill_interval', p, issues);
+  if (fillIntervalMs === undefined) {
+    if (!has(bucket, 'fill_interval')) issues.add(at(p, 'fill_interval'), 'is required');
+  } else if (fillIntervalMs < MIN_FILL_INTERVAL_MS) {
+    issues.add(at(p, 'fill_interval'), `must be >= ${MIN_FILL_INTERVAL_MS}ms (Envoy's minimum), got ${fillIntervalMs}ms`);
+  }
+  if (issues.count !== before || maxTokens === undefined || fillIntervalMs === undefined) return undefined;
   return enabled && enforced ? Object.freeze({ maxTokens, tokensPerFill, fillIntervalMs }) : null;
 }
 
-/** type.v3.FractionalPercent per million; unset is 0 (Envoy's default); above 100% is capped. */
-function fractionalPercent(o: XdsMessage, key: string, path: string): number {
-  const fp = optMessage(o, key, path);
+/** type.v3.FractionalPercent per million; unset is 0 (Envoy's default); above 100% is capped. Invalid: 0, with issues. */
+function fractionalPercent(o: XdsMessage, key: string, path: string, issues: Issues): number {
+  const fp = optMessage(o, key, path, issues);
   if (fp === undefined) return 0;
   const p = at(path, key);
-  checkFields(fp, FRACTIONAL_PERCENT, p);
+  checkFields(fp, FRACTIONAL_PERCENT, p, issues);
   const denominator = fp['denominator'] ?? 'HUNDRED';
   const base = typeof denominator === 'string' ? DENOMINATORS[denominator] : undefined;
-  if (base === undefined) fail(at(p, 'denominator'), `must be HUNDRED, TEN_THOUSAND or MILLION, got ${String(denominator)}`);
-  const n = u32(fp['numerator'] ?? 0, at(p, 'numerator'));
-  return Math.min(PER_MILLION, n * (PER_MILLION / base));
+  if (base === undefined) issues.add(at(p, 'denominator'), `must be HUNDRED, TEN_THOUSAND or MILLION, got ${String(denominator)}`);
+  const n = u32(fp['numerator'] ?? 0, at(p, 'numerator'), issues);
+  return base === undefined || n === undefined ? 0 : Math.min(PER_MILLION, n * (PER_MILLION / base));
 }
 
 /** A RuntimeFractionalPercent that must be 0% (false; also when unset) or 100% (true). */
-function enabledOrOff(o: XdsMessage, key: string, path: string): boolean {
-  const r = optMessage(o, key, path);
+function enabledOrOff(o: XdsMessage, key: string, path: string, issues: Issues): boolean {
+  const r = optMessage(o, key, path, issues);
   if (r === undefined) return false;
   const p = at(path, key);
-  checkFields(r, RUNTIME_FRACTIONAL_PERCENT, p);
-  const share = fractionalPercent(r, 'default_value', p);
-  if (share !== 0 && share !== PER_MILLION) fail(at(p, 'default_value'), 'only 0% and 100% are supported by the skein sidecar');
+  checkFields(r, RUNTIME_FRACTIONAL_PERCENT, p, issues);
+  const share = fractionalPercent(r, 'default_value', p, issues);
+  if (share !== 0 && share !== PER_MILLION) issues.add(at(p, 'default_value'), 'only 0% and 100% are supported by the skein sidecar');
   return share === PER_MILLION;
 }
 
-function packed(v: unknown, path: string): { type_url: string; value: Uint8Array } {
-  const m = message(v, path);
+function packed(v: unknown, path: string, issues: Issues): { type_url: string; value: Uint8Array } | undefined {
+  const m = message(v, path, issues);
+  if (m === undefined) return undefined;
   const typeUrl = m['type_url'];
   const value = m['value'];
-  if (typeof typeUrl !== 'string' || typeUrl === '') fail(at(path, 'type_url'), 'is required');
-  if (value !== undefined && !(value instanceof Uint8Array)) fail(at(path, 'value'), 'must be bytes');
-  return { type_url: typeUrl, value: value ?? new Uint8Array(0) };
+  let ok = true;
+  if (typeof typeUrl !== 'string' || typeUrl === '') { issues.add(at(path, 'type_url'), 'is required'); ok = false; }
+  if (value !== undefined && !(value instanceof Uint8Array)) { issues.add(at(path, 'value'), 'must be bytes'); ok = false; }
+  return ok ? { type_url: typeUrl as string, value: (value as Uint8Array | undefined) ?? new Uint8Array(0) } : undefined;
 }
 
-function unpackAny(any: { type_url: string; value: Uint8Array }, path: string): XdsMessage {
+function unpackAny(any: { type_url: string; value: Uint8Array }, path: string, issues: Issues): XdsMessage | undefined {
   try {
     return decodeAny<XdsMessage>(any);
   } catch (e) {
-    return fail(path, `cannot decode ${any.type_url}: ${(e as Error).message}`);
+    issues.add(path, `cannot decode ${any.type_url}: ${(e as Error).message}`);
+    return undefined;
   }
 }
 
-function unpackAs(any: { type_url: string; value: Uint8Array }, typeUrl: string, path: string): XdsMessage {
-  if (any.type_url !== typeUrl) fail(path, `must be ${typeUrl.slice(typeUrl.lastIndexOf('.') + 1)}, got ${any.type_url}`);
-  return unpackAny(any, path);
+function unpackAs(any: { type_url: string; value: Uint8Array }, typeUrl: string, path: string, issues: Issues): XdsMessage | undefined {
+  if (any.type_url !== typeUrl) { issues.add(path, `must be ${typeUrl.slice(typeUrl.lastIndexOf('.') + 1)}, got ${any.type_url}`); return undefined; }
+  return unpackAny(any, path, issues);
 }

@@ -10,10 +10,11 @@
  * - hash_policy: header and cookie (name only); other kinds are rejected.
  * Rewrites, mirrors, hedging, upgrades and the like are rejected, not ignored.
  */
+import { at, checkFields, durationMs, fieldSpec, has, list, message, oneofCase, optMessage, str, wrappedU32 } from '../../../shared/src/xds/fields';
+import type { XdsMessage } from '../../../shared/src/xds/fields';
+import type { Issues } from '../../../shared/src/xds/issues';
 import { parseRetryPolicy } from './retry-policy';
 import type { RetryPolicy } from './retry-policy';
-import { at, checkFields, durationMs, fail, fieldSpec, list, message, oneofCase, optMessage, str, wrappedU32 } from './xds-fields';
-import type { XdsMessage } from './xds-fields';
 
 export type HashPolicy = { readonly header: string } | { readonly cookie: string };
 
@@ -62,86 +63,102 @@ const HASH_POLICY = fieldSpec(['header', 'cookie'], [], ['policy_specifier']);
 const HASH_HEADER = fieldSpec(['header_name']);
 const HASH_COOKIE = fieldSpec(['name']);
 
-/** `vhostRetry`: the virtual host's retry policy, used when the route has none. */
-export function parseRouteAction(raw: unknown, path: string, vhostRetry: RetryPolicy | undefined): RouteAction {
-  const o = message(raw, path);
-  checkFields(o, ROUTE_ACTION, path);
-  const which = oneofCase(o, 'cluster_specifier', ['cluster', 'weighted_clusters', 'cluster_header', 'cluster_specifier_plugin'], path);
-  let clusters: string[];
-  let weights: number[];
+/** `vhostRetry`: the virtual host's retry policy, used when the route has none. undefined (with issues) when invalid. */
+export function parseRouteAction(raw: unknown, path: string, vhostRetry: RetryPolicy | undefined, issues: Issues): RouteAction | undefined {
+  const o = message(raw, path, issues);
+  if (o === undefined) return undefined;
+  const before = issues.count;
+  checkFields(o, ROUTE_ACTION, path, issues);
+  const which = oneofCase(o, 'cluster_specifier', ['cluster', 'weighted_clusters', 'cluster_header', 'cluster_specifier_plugin'], path, issues);
+  let clusters: string[] = [];
+  let weights: number[] = [];
   if (which === 'cluster') {
-    const name = str(o, 'cluster', path);
-    if (name === '') fail(at(path, 'cluster'), 'must not be empty');
+    const name = str(o, 'cluster', path, issues);
+    if (name === '') issues.add(at(path, 'cluster'), 'must not be empty');
     clusters = [name];
     weights = [1];
   } else if (which === 'weighted_clusters') {
-    ({ clusters, weights } = parseWeightedClusters(o['weighted_clusters'], at(path, 'weighted_clusters')));
+    const wc = parseWeightedClusters(o['weighted_clusters'], at(path, 'weighted_clusters'), issues);
+    if (wc !== undefined) ({ clusters, weights } = wc);
   } else if (which === undefined) {
-    return fail(path, 'cluster_specifier is required: cluster or weighted_clusters');
+    issues.add(path, 'cluster_specifier is required: cluster or weighted_clusters');
   } else {
-    return fail(at(path, which), 'is not supported by the skein sidecar');
+    issues.add(at(path, which), 'is not supported by the skein sidecar');
   }
   const cumulative: number[] = [];
   let total = 0;
   for (const w of weights) cumulative.push((total += w));
   const wp = at(path, 'weighted_clusters');
-  if (total === 0) fail(wp, 'sum of weights is 0');
-  if (total > 0xffffffff) fail(wp, `sum of weights ${total} exceeds 4294967295`);
-  const ownRetry = o['retry_policy'] === undefined ? undefined : parseRetryPolicy(o['retry_policy'], at(path, 'retry_policy'));
-  const hash = list(o, 'hash_policy', path).map((h, i) => parseHashPolicy(h, at(at(path, 'hash_policy'), i)));
-  return new RouteAction(Object.freeze(clusters), Object.freeze(cumulative), total, timeoutOf(o, path), ownRetry ?? vhostRetry, Object.freeze(hash));
+  if (clusters.length > 0 && total === 0) issues.add(wp, 'sum of weights is 0');
+  if (total > 0xffffffff) issues.add(wp, `sum of weights ${total} exceeds 4294967295`);
+  const ownRetry = has(o, 'retry_policy') ? parseRetryPolicy(o['retry_policy'], at(path, 'retry_policy'), issues) : undefined;
+  const hash: HashPolicy[] = [];
+  list(o, 'hash_policy', path, issues).forEach((h, i) => {
+    const p = parseHashPolicy(h, at(at(path, 'hash_policy'), i), issues);
+    if (p !== undefined) hash.push(p);
+  });
+  const timeoutMs = timeoutOf(o, path, issues);
+  if (issues.count !== before) return undefined;
+  return new RouteAction(Object.freeze(clusters), Object.freeze(cumulative), total, timeoutMs, ownRetry ?? vhostRetry, Object.freeze(hash));
 }
 
-function parseWeightedClusters(raw: unknown, path: string): { clusters: string[]; weights: number[] } {
-  const o = message(raw, path);
-  checkFields(o, WEIGHTED_CLUSTER, path);
-  const items = list(o, 'clusters', path);
-  if (items.length === 0) fail(at(path, 'clusters'), 'must list at least one cluster');
+function parseWeightedClusters(raw: unknown, path: string, issues: Issues): { clusters: string[]; weights: number[] } | undefined {
+  const o = message(raw, path, issues);
+  if (o === undefined) return undefined;
+  checkFields(o, WEIGHTED_CLUSTER, path, issues);
+  const items = list(o, 'clusters', path, issues);
+  if (items.length === 0) { issues.add(at(path, 'clusters'), 'must list at least one cluster'); return undefined; }
   const clusters: string[] = [];
   const weights: number[] = [];
   items.forEach((item, i) => {
     const p = at(at(path, 'clusters'), i);
-    const c = message(item, p);
-    checkFields(c, CLUSTER_WEIGHT, p);
-    const name = str(c, 'name', p);
-    if (name === '') fail(at(p, 'name'), 'is required');
+    const c = message(item, p, issues);
+    if (c === undefined) return;
+    checkFields(c, CLUSTER_WEIGHT, p, issues);
+    const name = str(c, 'name', p, issues);
+    if (name === '') issues.add(at(p, 'name'), 'is required');
     clusters.push(name);
-    weights.push(wrappedU32(c, 'weight', p) ?? 0);
+    weights.push(wrappedU32(c, 'weight', p, issues) ?? 0);
   });
   return { clusters, weights };
 }
 
-function timeoutOf(o: XdsMessage, path: string): number {
-  const msd = optMessage(o, 'max_stream_duration', path);
+function timeoutOf(o: XdsMessage, path: string, issues: Issues): number {
+  const msd = optMessage(o, 'max_stream_duration', path, issues);
+  const timeout = durationMs(o, 'timeout', path, issues);
   if (msd !== undefined) {
     const mp = at(path, 'max_stream_duration');
-    checkFields(msd, MAX_STREAM_DURATION, mp);
-    const ms = durationMs(msd, 'max_stream_duration', mp);
+    checkFields(msd, MAX_STREAM_DURATION, mp, issues);
+    const ms = durationMs(msd, 'max_stream_duration', mp, issues);
     if (ms !== undefined) return ms;
   }
-  return durationMs(o, 'timeout', path) ?? DEFAULT_ROUTE_TIMEOUT_MS;
+  return timeout ?? DEFAULT_ROUTE_TIMEOUT_MS;
 }
 
-function parseHashPolicy(raw: unknown, path: string): HashPolicy {
-  const o = message(raw, path);
-  checkFields(o, HASH_POLICY, path);
-  const which = oneofCase(o, 'policy_specifier', ['header', 'cookie', 'connection_properties', 'query_parameter', 'filter_state'], path);
+function parseHashPolicy(raw: unknown, path: string, issues: Issues): HashPolicy | undefined {
+  const o = message(raw, path, issues);
+  if (o === undefined) return undefined;
+  checkFields(o, HASH_POLICY, path, issues);
+  const which = oneofCase(o, 'policy_specifier', ['header', 'cookie', 'connection_properties', 'query_parameter', 'filter_state'], path, issues);
   if (which === 'header') {
     const hp = at(path, 'header');
-    const h = message(o['header'], hp);
-    checkFields(h, HASH_HEADER, hp);
-    const name = str(h, 'header_name', hp).toLowerCase();
-    if (name === '') fail(at(hp, 'header_name'), 'is required');
+    const h = message(o['header'], hp, issues);
+    if (h === undefined) return undefined;
+    checkFields(h, HASH_HEADER, hp, issues);
+    const name = str(h, 'header_name', hp, issues).toLowerCase();
+    if (name === '') { issues.add(at(hp, 'header_name'), 'is required'); return undefined; }
     return Object.freeze({ header: name });
   }
   if (which === 'cookie') {
     const cp = at(path, 'cookie');
-    const c = message(o['cookie'], cp);
-    checkFields(c, HASH_COOKIE, cp);
-    const name = str(c, 'name', cp);
-    if (name === '') fail(at(cp, 'name'), 'is required');
+    const c = message(o['cookie'], cp, issues);
+    if (c === undefined) return undefined;
+    checkFields(c, HASH_COOKIE, cp, issues);
+    const name = str(c, 'name', cp, issues);
+    if (name === '') { issues.add(at(cp, 'name'), 'is required'); return undefined; }
     return Object.freeze({ cookie: name });
   }
-  if (which === undefined) return fail(path, 'policy_specifier is required: header or cookie');
-  return fail(at(path, which), 'is not supported by the skein sidecar');
+  if (which === undefined) issues.add(path, 'policy_specifier is required: header or cookie');
+  else issues.add(at(path, which), 'is not supported by the skein sidecar');
+  return undefined;
 }

@@ -7,9 +7,11 @@
  *     -> first route whose match holds, in order (route-match.ts)
  *     -> its immutable RouteEntry, or undefined (NO_ROUTE)
  *
- * build() throws a SKEIN_ERR_VALIDATION MeshError whose message is `<field path>: <problem>`
- * (the NACK's error_detail) for anything invalid or unimplemented; unimplemented fields are
+ * decode() collects an issue `<field path>: <problem>` (the NACK's error_detail) for everything
+ * invalid or unimplemented, all of them, never stopping at the first; unimplemented fields are
  * rejected rather than ignored, so the sidecar never routes differently from what was asked.
+ * build() is decode() for callers that want a throw: a SKEIN_ERR_VALIDATION MeshError whose
+ * message is the issues joined with '; '.
  *
  * Header mutations of a route are flattened at build time: route level, then virtual host, then
  * route configuration (Envoy's order, in which the less specific level's overwrite wins), or the
@@ -30,6 +32,10 @@
  * listeners with different chains, and either may arrive first), so neither is wrong on its own.
  * The caller is told (`onIgnored`) so the sidecar can log it.
  */
+import { ErrorCodes, MeshError } from '../../../shared/src/errors';
+import { at, bool, checkFields, fieldSpec, has, list, message, oneofCase, optMessage, str, u32, wrappedU32 } from '../../../shared/src/xds/fields';
+import type { XdsMessage } from '../../../shared/src/xds/fields';
+import { Issues } from '../../../shared/src/xds/issues';
 import { readableMessage } from '../../../shared/src/xds/pack';
 import { TokenBucket } from '../resilience/token-bucket';
 import type { FaultPolicy } from '../resilience/fault';
@@ -43,8 +49,6 @@ import { RouteAction, parseRouteAction } from './route-action';
 import { RouteMatcher, parseRouteMatch, pathEnd } from './route-match';
 import { parseRetryPolicy } from './retry-policy';
 import type { RetryPolicy } from './retry-policy';
-import { at, bool, checkFields, fail, fieldSpec, list, message, oneofCase, optMessage, str, u32, wrappedU32 } from './xds-fields';
-import type { XdsMessage } from './xds-fields';
 
 export type { RequestHeaders } from './header-matcher';
 export type { HeaderToAdd } from './header-ops';
@@ -146,14 +150,28 @@ export class RouteTable {
   toJSON(): unknown { return readableMessage(this.source); }
 
   /**
-   * Validates and compiles a decoded RouteConfiguration. Throws MeshError(VALIDATION) `<path>: <problem>`.
+   * Validates and compiles a decoded RouteConfiguration: the table, or undefined when it added
+   * issues (every problem found, each `<path>: <problem>`).
    * `nowMs` (default 0) is when new local rate limit buckets start, full; only the phase of
    * their fill intervals depends on it. `previous` is the table this one replaces: its buckets
    * carry over where the owner and settings are unchanged.
    */
+  static decode(rc: unknown, issues: Issues, nowMs = 0, previous?: RouteTable): RouteTable | undefined {
+    const o = message(rc, '', issues);
+    if (o === undefined) return undefined;
+    const before = issues.count;
+    const { name, hosts, buckets } = compile(o, nowMs, previous?.buckets, issues);
+    return issues.count === before ? new RouteTable(name, hosts, buckets, rc) : undefined;
+  }
+
+  /** decode(), throwing MeshError(VALIDATION) with every issue (joined with '; ') when invalid. */
   static build(rc: unknown, nowMs = 0, previous?: RouteTable): RouteTable {
-    const { name, hosts, buckets } = compile(message(rc, ''), nowMs, previous?.buckets);
-    return new RouteTable(name, hosts, buckets, rc);
+    const issues = new Issues();
+    const table = RouteTable.decode(rc, issues, nowMs, previous);
+    if (table !== undefined) return table;
+    throw new MeshError(ErrorCodes.VALIDATION, issues.toString(), {
+      details: issues.entries.map((i) => ({ resource: 'RouteConfiguration', path: i.path, message: i.message })),
+    });
   }
 
   /**
@@ -215,6 +233,7 @@ interface TableContext {
   readonly previousBuckets: ReadonlyMap<string, TokenBucket> | undefined;
   /** This table's buckets by bucketKey. */
   readonly buckets: Map<string, TokenBucket>;
+  readonly issues: Issues;
 }
 
 /** A virtual host's per-filter settings, its bucket built once for the routes that inherit it. */
@@ -222,53 +241,66 @@ interface VhostFilters { readonly fault: FaultPolicy | null | undefined; readonl
 
 interface Compiled { name: string; hosts: DomainIndex<CompiledVirtualHost>; buckets: ReadonlyMap<string, TokenBucket> }
 
-function compile(rc: XdsMessage, nowMs: number, previousBuckets: ReadonlyMap<string, TokenBucket> | undefined): Compiled {
-  checkFields(rc, ROUTE_CONFIGURATION, '');
+/** Compiles what is valid, adding an issue for each problem (the result is used only when there is none). */
+function compile(rc: XdsMessage, nowMs: number, previousBuckets: ReadonlyMap<string, TokenBucket> | undefined, issues: Issues): Compiled {
+  checkFields(rc, ROUTE_CONFIGURATION, '', issues);
   const ctx: TableContext = {
-    global: headerOps(rc, ''),
-    mostSpecificWins: bool(rc, 'most_specific_header_mutations_wins', ''),
-    maxBodyBytes: wrappedU32(rc, 'max_direct_response_body_size_bytes', '') ?? DEFAULT_MAX_DIRECT_RESPONSE_BODY_BYTES,
+    global: headerOps(rc, '', issues),
+    mostSpecificWins: bool(rc, 'most_specific_header_mutations_wins', '', issues),
+    maxBodyBytes: wrappedU32(rc, 'max_direct_response_body_size_bytes', '', issues) ?? DEFAULT_MAX_DIRECT_RESPONSE_BODY_BYTES,
     nowMs,
     previousBuckets,
     buckets: new Map(),
+    issues,
   };
-  const hosts = new DomainIndex<CompiledVirtualHost>(bool(rc, 'ignore_port_in_host_matching', ''));
-  list(rc, 'virtual_hosts', '').forEach((raw, i) => {
+  const hosts = new DomainIndex<CompiledVirtualHost>(bool(rc, 'ignore_port_in_host_matching', '', issues));
+  list(rc, 'virtual_hosts', '', issues).forEach((raw, i) => {
     const path = at('virtual_hosts', i);
-    const vh = message(raw, path);
-    checkFields(vh, VIRTUAL_HOST, path);
-    const name = str(vh, 'name', path);
-    if (name === '') fail(at(path, 'name'), 'is required');
-    const domains = list(vh, 'domains', path);
-    if (domains.length === 0) fail(at(path, 'domains'), 'must list at least one domain');
-    const retry = vh['retry_policy'] === undefined ? undefined : parseRetryPolicy(vh['retry_policy'], at(path, 'retry_policy'));
-    const ops = headerOps(vh, path);
-    const filters = vhostFilters(parsePerFilterConfig(vh, path), name, ctx);
-    const routes = list(vh, 'routes', path).map((r, ri) => buildRoute(r, at(at(path, 'routes'), ri), ri, name, ops, retry, filters, ctx));
-    hosts.add(domains, Object.freeze({ name, routes: Object.freeze(routes) }), at(path, 'domains'));
+    const vh = message(raw, path, issues);
+    if (vh === undefined) return;
+    checkFields(vh, VIRTUAL_HOST, path, issues);
+    const name = str(vh, 'name', path, issues);
+    if (name === '') issues.add(at(path, 'name'), 'is required');
+    const domains = list(vh, 'domains', path, issues);
+    if (domains.length === 0) issues.add(at(path, 'domains'), 'must list at least one domain');
+    const retry = has(vh, 'retry_policy') ? parseRetryPolicy(vh['retry_policy'], at(path, 'retry_policy'), issues) : undefined;
+    const ops = headerOps(vh, path, issues);
+    const filters = vhostFilters(parsePerFilterConfig(vh, path, issues), name, ctx);
+    const routes: CompiledRoute[] = [];
+    list(vh, 'routes', path, issues).forEach((r, ri) => {
+      const route = buildRoute(r, at(at(path, 'routes'), ri), ri, name, ops, retry, filters, ctx);
+      if (route !== undefined) routes.push(route);
+    });
+    hosts.add(domains, Object.freeze({ name, routes: Object.freeze(routes) }), at(path, 'domains'), issues);
   });
-  return { name: str(rc, 'name', ''), hosts, buckets: ctx.buckets };
+  return { name: str(rc, 'name', '', issues), hosts, buckets: ctx.buckets };
 }
 
+/** undefined (with issues) when invalid. */
 function buildRoute(
   raw: unknown, path: string, index: number, vhost: string, vhostOps: HeaderOps,
   vhostRetry: RetryPolicy | undefined, vhostFilters: VhostFilters, ctx: TableContext,
-): CompiledRoute {
-  const r = message(raw, path);
-  checkFields(r, ROUTE, path);
-  if (optMessage(r, 'match', path) === undefined) fail(at(path, 'match'), 'is required');
-  const matcher = parseRouteMatch(r['match'], at(path, 'match'));
-  const which = oneofCase(r, 'action', ['route', 'direct_response', 'redirect', 'filter_action', 'non_forwarding_action'], path);
+): CompiledRoute | undefined {
+  const issues = ctx.issues;
+  const r = message(raw, path, issues);
+  if (r === undefined) return undefined;
+  const before = issues.count;
+  checkFields(r, ROUTE, path, issues);
+  let matcher: RouteMatcher | undefined;
+  if (!has(r, 'match')) issues.add(at(path, 'match'), 'is required');
+  else matcher = parseRouteMatch(r['match'], at(path, 'match'), issues);
+  const which = oneofCase(r, 'action', ['route', 'direct_response', 'redirect', 'filter_action', 'non_forwarding_action'], path, issues);
   let route: RouteAction | undefined;
   let directResponse: RouteEntry['directResponse'];
-  if (which === 'route') route = parseRouteAction(r['route'], at(path, 'route'), vhostRetry);
-  else if (which === 'direct_response') directResponse = parseDirectResponse(r['direct_response'], at(path, 'direct_response'), ctx.maxBodyBytes);
-  else if (which === undefined) fail(path, 'action is required: route or direct_response');
-  else fail(at(path, which), 'is not supported by the skein sidecar');
-  const levels = ctx.mostSpecificWins ? [ctx.global, vhostOps, headerOps(r, path)] : [headerOps(r, path), vhostOps, ctx.global];
-  const own = parsePerFilterConfig(r, path);
+  if (which === 'route') route = parseRouteAction(r['route'], at(path, 'route'), vhostRetry, issues);
+  else if (which === 'direct_response') directResponse = parseDirectResponse(r['direct_response'], at(path, 'direct_response'), ctx.maxBodyBytes, issues);
+  else if (which === undefined) issues.add(path, 'action is required: route or direct_response');
+  else issues.add(at(path, which), 'is not supported by the skein sidecar');
+  const ownOps = headerOps(r, path, issues);
+  const levels = ctx.mostSpecificWins ? [ctx.global, vhostOps, ownOps] : [ownOps, vhostOps, ctx.global];
+  const own = parsePerFilterConfig(r, path, issues);
   const fault = own.fault !== undefined ? own.fault : vhostFilters.fault;
-  const name = str(r, 'name', path);
+  const name = str(r, 'name', path, issues);
   const rateLimit = own.rateLimit !== undefined ? bucketOf(own.rateLimit, `route\0${vhost}\0${name === '' ? `#${index}` : name}`, ctx) : vhostFilters.rateLimit;
   const entry: RouteEntry = {
     name,
@@ -282,30 +314,32 @@ function buildRoute(
     fault: fault ?? undefined,
     rateLimit: rateLimit ?? undefined,
   };
+  if (issues.count !== before || matcher === undefined) return undefined;
   return Object.freeze({ matcher, entry: Object.freeze(entry) });
 }
 
-function parseDirectResponse(raw: unknown, path: string, maxBodyBytes: number): { status: number; body: string } {
-  const o = message(raw, path);
-  checkFields(o, DIRECT_RESPONSE, path);
-  const status = u32(o['status'] ?? 0, at(path, 'status'));
-  if (status < 200 || status > 599) fail(at(path, 'status'), `must be in [200, 599], got ${status}`);
+function parseDirectResponse(raw: unknown, path: string, maxBodyBytes: number, issues: Issues): { status: number; body: string } | undefined {
+  const o = message(raw, path, issues);
+  if (o === undefined) return undefined;
+  checkFields(o, DIRECT_RESPONSE, path, issues);
+  const status = u32(o['status'] ?? 0, at(path, 'status'), issues);
+  if (status !== undefined && (status < 200 || status > 599)) issues.add(at(path, 'status'), `must be in [200, 599], got ${status}`);
   let body = '';
-  const src = optMessage(o, 'body', path);
+  const src = optMessage(o, 'body', path, issues);
   if (src !== undefined) {
     const bp = at(path, 'body');
-    checkFields(src, DATA_SOURCE, bp);
-    const which = oneofCase(src, 'specifier', ['inline_string', 'inline_bytes', 'filename', 'environment_variable'], bp);
-    if (which === 'inline_string') body = str(src, which, bp);
+    checkFields(src, DATA_SOURCE, bp, issues);
+    const which = oneofCase(src, 'specifier', ['inline_string', 'inline_bytes', 'filename', 'environment_variable'], bp, issues);
+    if (which === 'inline_string') body = str(src, which, bp, issues);
     else if (which === 'inline_bytes') {
       const b = src[which];
-      if (!(b instanceof Uint8Array)) fail(at(bp, which), 'must be bytes');
-      body = Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
-    } else if (which !== undefined) fail(at(bp, which), 'is not supported by the skein sidecar');
+      if (!(b instanceof Uint8Array)) issues.add(at(bp, which), 'must be bytes');
+      else body = Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
+    } else if (which !== undefined) issues.add(at(bp, which), 'is not supported by the skein sidecar');
     const size = Buffer.byteLength(body);
-    if (size > maxBodyBytes) fail(bp, `is ${size} bytes, over max_direct_response_body_size_bytes (${maxBodyBytes})`);
+    if (size > maxBodyBytes) issues.add(bp, `is ${size} bytes, over max_direct_response_body_size_bytes (${maxBodyBytes})`);
   }
-  return Object.freeze({ status, body });
+  return status === undefined ? undefined : Object.freeze({ status, body });
 }
 
 function vhostFilters(c: PerFilterConfig, vhost: string, ctx: TableContext): VhostFilters {
@@ -324,12 +358,12 @@ function bucketOf(spec: TokenBucketSpec | null, owner: string, ctx: TableContext
   return b;
 }
 
-function headerOps(o: XdsMessage, path: string): HeaderOps {
+function headerOps(o: XdsMessage, path: string, issues: Issues): HeaderOps {
   return {
-    reqAdd: parseHeadersToAdd(o, 'request_headers_to_add', path),
-    reqRemove: parseHeadersToRemove(o, 'request_headers_to_remove', path),
-    respAdd: parseHeadersToAdd(o, 'response_headers_to_add', path),
-    respRemove: parseHeadersToRemove(o, 'response_headers_to_remove', path),
+    reqAdd: parseHeadersToAdd(o, 'request_headers_to_add', path, issues),
+    reqRemove: parseHeadersToRemove(o, 'request_headers_to_remove', path, issues),
+    respAdd: parseHeadersToAdd(o, 'response_headers_to_add', path, issues),
+    respRemove: parseHeadersToRemove(o, 'response_headers_to_remove', path, issues),
   };
 }
 

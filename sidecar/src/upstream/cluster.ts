@@ -6,7 +6,7 @@ import { LB_DEFAULTS } from './lb/lb-config';
 import { DEFAULT_PANIC_THRESHOLD, routableHosts } from '../resilience/host-set';
 import { H2Pool } from './pool/h2-pool';
 import { H1Pool } from './pool/h1-pool';
-import type { ClusterConfig, EndpointsConfig } from '../xds/resource-types';
+import type { ClusterConfig, EndpointsConfig } from '../xds/decoders';
 import type { ClusterStats } from '../stats/stat-bundles';
 import type { Stats } from '../stats/stats';
 import type { Logger } from '../../../shared/src/log';

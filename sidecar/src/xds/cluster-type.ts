@@ -8,6 +8,8 @@
  *  - retry_budget: budget_percent 20, min_retry_concurrency 3 (when retry_budget is set).
  * Circuit breakers: the first DEFAULT-priority thresholds (HIGH and per-host ones are ignored).
  * load_balancing_policy, when set, wins over lb_policy (as in Envoy); see decodePolicyList.
+ * Fields this decoder does not implement are rejected (shared/src/xds/fields.ts checkFields), except
+ * those with no effect on traffic listed as ignored below (stats names, metadata, DNS settings).
  * Rejected, naming the field: other discovery types, MAGLEV / CLUSTER_PROVIDED /
  * LOAD_BALANCING_POLICY_CONFIG in lb_policy, a load_balancing_policy list with no policy this
  * proxy implements, TLS (transport_socket), auto/downstream protocol selection, unknown
@@ -20,8 +22,12 @@ import type { OutlierConfig } from '../resilience/outlier-config';
 import { decodeHealthChecks } from '../resilience/health-check-config';
 import type { HealthCheckConfig } from '../resilience/health-check-config';
 import type { EndpointsConfig, WireLoadAssignment } from './endpoints-type';
-import { configSourceKind, decodeWith, durationMs, unpack, wrapped } from './resource-type';
-import type { Issues, PackedResource, ResourceType } from './resource-type';
+import { checkFields, durationToMs, fieldSpec, wrapped } from '../../../shared/src/xds/fields';
+import type { XdsMessage } from '../../../shared/src/xds/fields';
+import type { Issues } from '../../../shared/src/xds/issues';
+import { CLUSTER_KIND } from '../../../shared/src/xds/resource-kind';
+import { configSourceKind, decodeWith, unpack } from './resource-decoder';
+import type { PackedResource, ResourceDecoder } from './resource-decoder';
 
 export type ClusterLbPolicy = 'round_robin' | 'least_request' | 'ring_hash' | 'random' | 'peak_ewma';
 
@@ -100,19 +106,36 @@ interface WireCluster {
   common_lb_config?: { healthy_panic_threshold?: { value?: number } } & Record<string, unknown>;
 }
 
+const CLUSTER = fieldSpec(
+  ['name', 'type', 'cluster_type', 'eds_cluster_config', 'connect_timeout', 'lb_policy', 'least_request_lb_config', 'ring_hash_lb_config',
+    'load_balancing_policy', 'load_assignment', 'typed_extension_protocol_options', 'circuit_breakers', 'outlier_detection', 'health_checks',
+    'transport_socket', 'common_lb_config'],
+  ['alt_stat_name', 'metadata', 'per_connection_buffer_limit_bytes', 'dns_refresh_rate', 'dns_failure_refresh_rate', 'respect_dns_ttl',
+    'dns_lookup_family', 'typed_dns_resolver_config', 'wait_for_warm_on_init', 'cleanup_interval', 'track_cluster_stats'],
+  ['cluster_discovery_type', 'lb_config'],
+  { type: 'STATIC', lb_policy: 'ROUND_ROBIN', dns_lookup_family: 'AUTO' },
+);
+const EDS_CLUSTER_CONFIG = fieldSpec(['eds_config', 'service_name']);
+const THRESHOLDS = fieldSpec(['priority', 'max_connections', 'max_pending_requests', 'max_requests', 'max_retries', 'retry_budget'], ['track_remaining'], [], { priority: 'DEFAULT' });
+const RETRY_BUDGET = fieldSpec(['budget_percent', 'min_retry_concurrency']);
+const HTTP_PROTOCOL_OPTIONS = fieldSpec(['common_http_protocol_options', 'explicit_http_config', 'use_downstream_protocol_config', 'auto_config'], [], ['upstream_protocol_options']);
+const COMMON_HTTP_PROTOCOL_OPTIONS = fieldSpec(['idle_timeout', 'max_requests_per_connection'], [], [], { headers_with_underscores_action: 'ALLOW' });
+
 function decodeCluster(c: WireCluster, issues: Issues): ClusterConfig {
   const name = c.name!;
+  checkFields(c as XdsMessage, CLUSTER, '', issues);
+  if (c.eds_cluster_config !== undefined) checkFields(c.eds_cluster_config as XdsMessage, EDS_CLUSTER_CONFIG, 'eds_cluster_config', issues);
   const out: ClusterConfig = { name, type: 'EDS', edsServiceName: name, lbPolicy: 'round_robin', connectTimeoutMs: 5000, protocol: 'h1' };
   decodeDiscovery(c, out, issues);
   decodeLb(c, out, issues);
-  const timeout = durationMs(c.connect_timeout);
+  const timeout = durationToMs(c.connect_timeout);
   if (timeout !== undefined) {
     if (timeout <= 0) issues.add('connect_timeout', 'must be > 0');
     else out.connectTimeoutMs = timeout;
   }
   decodeProtocol(c.typed_extension_protocol_options ?? {}, out, issues);
   decodeCommonLb(c, out, issues);
-  const cb = decodeCircuitBreakers(c.circuit_breakers?.thresholds ?? []);
+  const cb = decodeCircuitBreakers(c.circuit_breakers?.thresholds ?? [], issues);
   if (cb !== undefined) out.circuitBreakers = cb;
   if (c.outlier_detection !== undefined) out.outlierDetection = decodeOutlierDetection(c.outlier_detection, issues);
   if (c.health_checks !== undefined && c.health_checks.length > 0) {
@@ -169,7 +192,7 @@ function decodePolicyList(list: WirePolicyList, at: string, out: ClusterConfig, 
     if (tc.type_url === TYPE_URLS.LB_PEAK_EWMA) {
       const cfg = unpack<{ decay?: { seconds?: string; nanos?: number } }>(tc, TYPE_URLS.LB_PEAK_EWMA, path, issues);
       out.lbPolicy = 'peak_ewma';
-      const decay = durationMs(cfg?.decay);
+      const decay = durationToMs(cfg?.decay);
       if (decay !== undefined) { if (decay <= 0) issues.add(`${path}.decay`, 'must be > 0'); else out.decayMs = decay; }
       return true;
     }
@@ -227,6 +250,8 @@ function decodeProtocol(opts: Record<string, PackedResource>, out: ClusterConfig
   if (!Object.hasOwn(opts, HPO_KEY)) return; // Envoy's default: HTTP/1.1 upstream
   const hpo = unpack<WireHpo>(opts[HPO_KEY], TYPE_URLS.HTTP_PROTOCOL_OPTIONS, at, issues);
   if (hpo === undefined) return;
+  checkFields(hpo as XdsMessage, HTTP_PROTOCOL_OPTIONS, at, issues);
+  if (hpo.common_http_protocol_options !== undefined) checkFields(hpo.common_http_protocol_options as XdsMessage, COMMON_HTTP_PROTOCOL_OPTIONS, `${at}.common_http_protocol_options`, issues);
   if (hpo.use_downstream_protocol_config !== undefined) issues.add(`${at}.use_downstream_protocol_config`, 'is not supported; use explicit_http_config');
   if (hpo.auto_config !== undefined) issues.add(`${at}.auto_config`, 'is not supported; use explicit_http_config');
   const explicit = hpo.explicit_http_config;
@@ -243,15 +268,18 @@ function decodeProtocol(opts: Record<string, PackedResource>, out: ClusterConfig
     }
   }
   const common = hpo.common_http_protocol_options;
-  const idle = durationMs(common?.idle_timeout);
+  const idle = durationToMs(common?.idle_timeout);
   if (idle !== undefined) out.idleTimeoutMs = idle;
   const maxReq = wrapped(common?.max_requests_per_connection);
   if (maxReq !== undefined) out.maxRequestsPerConnection = maxReq;
 }
 
-function decodeCircuitBreakers(thresholds: WireThresholds[]): CircuitBreakerConfig | undefined {
-  const t = thresholds.find((x) => (x.priority ?? 'DEFAULT') === 'DEFAULT');
-  if (t === undefined) return undefined;
+function decodeCircuitBreakers(thresholds: WireThresholds[], issues: Issues): CircuitBreakerConfig | undefined {
+  const i = thresholds.findIndex((x) => (x.priority ?? 'DEFAULT') === 'DEFAULT');
+  if (i < 0) return undefined;
+  const t = thresholds[i]!;
+  checkFields(t as XdsMessage, THRESHOLDS, `circuit_breakers.thresholds[${i}]`, issues);
+  if (t.retry_budget !== undefined) checkFields(t.retry_budget as XdsMessage, RETRY_BUDGET, `circuit_breakers.thresholds[${i}].retry_budget`, issues);
   const cb: CircuitBreakerConfig = {};
   if (t.max_connections !== undefined) cb.maxConnections = wrapped(t.max_connections)!;
   if (t.max_pending_requests !== undefined) cb.maxPendingRequests = wrapped(t.max_pending_requests)!;
@@ -266,9 +294,9 @@ function decodeCircuitBreakers(thresholds: WireThresholds[]): CircuitBreakerConf
   return cb;
 }
 
-export const clusterType: ResourceType<ClusterConfig> = {
-  typeUrl: TYPE_URLS.CLUSTER,
+export const clusterType: ResourceDecoder<ClusterConfig> = {
+  kind: CLUSTER_KIND,
   decode(any: PackedResource) {
-    return decodeWith<WireCluster, ClusterConfig>(TYPE_URLS.CLUSTER, any, (m) => m.name, 'name', decodeCluster);
+    return decodeWith<WireCluster, ClusterConfig>(CLUSTER_KIND, any, (m, _name, issues) => decodeCluster(m, issues));
   },
 };

@@ -5,11 +5,15 @@
  *  - health_status: UNKNOWN (which load balancers treat as healthy).
  * Not supported (rejected, naming the field): pipe addresses, named ports, named endpoints,
  * priorities other than 0 (failover tiers would otherwise get traffic as if primary).
- * Locality weights are not applied: endpoint weights alone decide.
+ * Locality weights are not applied: endpoint weights alone decide. Other fields this decoder does
+ * not implement are rejected (checkFields), except metadata and hostnames.
  */
-import { TYPE_URLS } from '../../../shared/src/xds/protos';
-import { decodeWith } from './resource-type';
-import type { Issues, PackedResource, ResourceType } from './resource-type';
+import { checkFields, fieldSpec } from '../../../shared/src/xds/fields';
+import type { XdsMessage } from '../../../shared/src/xds/fields';
+import type { Issues } from '../../../shared/src/xds/issues';
+import { ENDPOINT_KIND } from '../../../shared/src/xds/resource-kind';
+import { decodeWith } from './resource-decoder';
+import type { PackedResource, ResourceDecoder } from './resource-decoder';
 
 /** Envoy's core.v3.HealthStatus names (the same union as upstream/host.ts HostHealth). */
 export type EndpointHealth = 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'UNKNOWN' | 'TIMEOUT' | 'DEGRADED';
@@ -43,13 +47,24 @@ interface WireLocality {
   load_balancer_endpoints?: { lb_endpoints?: WireLbEndpoint[] };
   priority?: number;
 }
-export interface WireLoadAssignment { cluster_name?: string; endpoints?: WireLocality[] }
+export interface WireLoadAssignment { cluster_name?: string; endpoints?: WireLocality[]; policy?: object }
+
+const CLUSTER_LOAD_ASSIGNMENT = fieldSpec(['cluster_name', 'endpoints', 'policy']);
+const POLICY = fieldSpec([], ['overprovisioning_factor', 'endpoint_stale_after', 'weighted_priority_health']);
+const LOCALITY_LB_ENDPOINTS = fieldSpec(['locality', 'lb_endpoints', 'load_balancer_endpoints', 'priority'], ['load_balancing_weight', 'metadata'], ['lb_config']);
+const LB_ENDPOINT = fieldSpec(['endpoint', 'endpoint_name', 'health_status', 'load_balancing_weight'], ['metadata'], ['host_identifier']);
+const ENDPOINT = fieldSpec(['address'], ['hostname']);
+const ADDRESS = fieldSpec(['socket_address', 'pipe'], [], ['address']);
+const SOCKET_ADDRESS = fieldSpec(['address', 'port_value', 'named_port'], [], ['port_specifier'], { protocol: 'TCP' });
 
 /** Decodes a (possibly embedded) load assignment; `at` prefixes every issue path ('' or 'load_assignment.'). */
 export function decodeLoadAssignment(cla: WireLoadAssignment, clusterName: string, at: string, issues: Issues): EndpointsConfig {
   const hosts: EndpointHost[] = [];
+  checkFields(cla as XdsMessage, CLUSTER_LOAD_ASSIGNMENT, at.replace(/\.$/, ''), issues);
+  if (cla.policy !== undefined) checkFields(cla.policy as XdsMessage, POLICY, `${at}policy`, issues);
   (cla.endpoints ?? []).forEach((loc, i) => {
     const lp = `${at}endpoints[${i}]`;
+    checkFields(loc as XdsMessage, LOCALITY_LB_ENDPOINTS, lp, issues);
     if ((loc.priority ?? 0) !== 0) issues.add(`${lp}.priority`, `only priority 0 is supported, got ${loc.priority}`);
     const zone = loc.locality?.zone ?? '';
     const list = loc.lb_endpoints ?? loc.load_balancer_endpoints?.lb_endpoints ?? [];
@@ -63,6 +78,11 @@ export function decodeLoadAssignment(cla: WireLoadAssignment, clusterName: strin
 }
 
 function decodeLbEndpoint(lbe: WireLbEndpoint, zone: string, p: string, issues: Issues): EndpointHost | undefined {
+  if (!checkFields(lbe as XdsMessage, LB_ENDPOINT, p, issues)) return undefined;
+  if (lbe.endpoint !== undefined && !checkFields(lbe.endpoint as XdsMessage, ENDPOINT, `${p}.endpoint`, issues)) return undefined;
+  const a = lbe.endpoint?.address;
+  if (a !== undefined && !checkFields(a as XdsMessage, ADDRESS, `${p}.endpoint.address`, issues)) return undefined;
+  if (a?.socket_address !== undefined && !checkFields(a.socket_address as XdsMessage, SOCKET_ADDRESS, `${p}.endpoint.address.socket_address`, issues)) return undefined;
   if (lbe.endpoint === undefined) {
     issues.add(lbe.endpoint_name !== undefined ? `${p}.endpoint_name` : `${p}.endpoint`, lbe.endpoint_name !== undefined ? 'named endpoints are not supported' : 'is required');
     return undefined;
@@ -84,10 +104,9 @@ function decodeLbEndpoint(lbe: WireLbEndpoint, zone: string, p: string, issues: 
   return ok ? { address: sa.address!, port, weight, zone, health: health as EndpointHealth } : undefined;
 }
 
-export const endpointsType: ResourceType<EndpointsConfig> = {
-  typeUrl: TYPE_URLS.ENDPOINT,
+export const endpointsType: ResourceDecoder<EndpointsConfig> = {
+  kind: ENDPOINT_KIND,
   decode(any: PackedResource) {
-    return decodeWith<WireLoadAssignment, EndpointsConfig>(TYPE_URLS.ENDPOINT, any, (m) => m.cluster_name, 'cluster_name',
-      (m, issues) => decodeLoadAssignment(m, m.cluster_name!, '', issues));
+    return decodeWith<WireLoadAssignment, EndpointsConfig>(ENDPOINT_KIND, any, (m, name, issues) => decodeLoadAssignment(m, name, '', issues));
   },
 };

@@ -6,7 +6,9 @@
  * The HCM must take its routes over RDS from ADS (inline route_config is not supported yet), and
  * its last http filter must be the router. Defaults: stat_prefix empty -> the listener name;
  * codec_type AUTO. Rejected: TLS (transport_socket), several filter chains or network filters,
- * pipe addresses, unknown http filters that are not is_optional.
+ * pipe addresses, unknown http filters that are not is_optional, and every other field this decoder
+ * does not implement (checkFields), except those with no effect on traffic (stats names, metadata,
+ * socket tuning), which are ignored.
  *
  * Http filters before the router: envoy.filters.http.fault (HTTPFault) and
  * envoy.filters.http.local_ratelimit (LocalRateLimit), validated as router/filter-config.ts reads
@@ -19,8 +21,12 @@
 import { TYPE_URLS } from '../../../shared/src/xds/protos';
 import { parseHttpFault, parseLocalRateLimit } from '../router/filter-config';
 import type { HttpFilterSet } from '../router/route-table';
-import { configSourceKind, decodeWith, shortType, unpack } from './resource-type';
-import type { Issues, PackedResource, ResourceType } from './resource-type';
+import { checkFields, fieldSpec } from '../../../shared/src/xds/fields';
+import type { XdsMessage } from '../../../shared/src/xds/fields';
+import type { Issues } from '../../../shared/src/xds/issues';
+import { LISTENER_KIND } from '../../../shared/src/xds/resource-kind';
+import { configSourceKind, decodeWith, shortType, unpack } from './resource-decoder';
+import type { PackedResource, ResourceDecoder } from './resource-decoder';
 
 export interface HttpFilterConfig {
   name: string;
@@ -73,8 +79,33 @@ interface WireListener {
   api_listener?: { api_listener?: PackedResource };
 }
 
+const LISTENER = fieldSpec(
+  ['name', 'address', 'filter_chains', 'traffic_direction', 'api_listener'],
+  ['stat_prefix', 'metadata', 'per_connection_buffer_limit_bytes', 'drain_type', 'enable_reuse_port', 'tcp_backlog_size', 'tcp_fast_open_queue_length',
+    'max_connections_to_accept_per_socket_event', 'ignore_global_conn_limit', 'bypass_overload_manager', 'listener_filters_timeout',
+    'continue_on_listener_filters_timeout', 'freebind'],
+  ['listener_specifier'],
+  { traffic_direction: 'UNSPECIFIED', drain_type: 'DEFAULT' },
+);
+const FILTER_CHAIN = fieldSpec(['filters', 'transport_socket'], ['name', 'metadata', 'transport_socket_connect_timeout']);
+const FILTER = fieldSpec(['name', 'typed_config'], [], ['config_type']);
+const HCM = fieldSpec(
+  ['codec_type', 'stat_prefix', 'rds', 'route_config', 'http_filters'],
+  ['server_name', 'server_header_transformation', 'access_log_options', 'generate_request_id', 'preserve_external_request_id',
+    'always_set_request_id_in_response', 'request_id_extension'],
+  ['route_specifier', 'strip_port_mode'],
+  { codec_type: 'AUTO', forward_client_cert_details: 'SANITIZE', path_with_escaped_slashes_action: 'IMPLEMENTATION_SPECIFIC_DEFAULT' },
+);
+const RDS = fieldSpec(['config_source', 'route_config_name']);
+const HTTP_FILTER = fieldSpec(['name', 'typed_config', 'is_optional', 'disabled'], [], ['config_type']);
+
 function decodeListener(l: WireListener, issues: Issues): ListenerConfig {
+  checkFields(l as XdsMessage, LISTENER, '', issues);
   const chains = l.filter_chains ?? [];
+  chains.forEach((c, i) => {
+    checkFields(c as XdsMessage, FILTER_CHAIN, `filter_chains[${i}]`, issues);
+    (c.filters ?? []).forEach((f, j) => checkFields(f as XdsMessage, FILTER, `filter_chains[${i}].filters[${j}]`, issues));
+  });
   let hcmAny: PackedResource | undefined;
   let hcmPath: string;
   if (chains.length > 0) {
@@ -99,6 +130,8 @@ function decodeListener(l: WireListener, issues: Issues): ListenerConfig {
   if (address !== undefined) out.address = address;
   if (l.traffic_direction === 'INBOUND' || l.traffic_direction === 'OUTBOUND') out.direction = l.traffic_direction;
   if (hcm === undefined) return out;
+  checkFields(hcm as XdsMessage, HCM, hcmPath, issues);
+  if (hcm.rds !== undefined) checkFields(hcm.rds as XdsMessage, RDS, `${hcmPath}.rds`, issues);
   if (hcm.stat_prefix) out.statPrefix = hcm.stat_prefix;
   const codec = hcm.codec_type ?? 'AUTO';
   if (codec === 'AUTO' || codec === 'HTTP1' || codec === 'HTTP2') out.codecType = codec;
@@ -144,6 +177,7 @@ function decodeHttpFilters(filters: WireHttpFilter[], at: string, issues: Issues
   const out: HttpFilterConfig[] = [];
   filters.forEach((f, i) => {
     const p = `${at}[${i}]`;
+    checkFields(f as XdsMessage, HTTP_FILTER, p, issues);
     const typeUrl = f.typed_config?.type_url;
     if (typeUrl === undefined) { issues.add(`${p}.typed_config`, 'is required'); return; }
     if (typeUrl === TYPE_URLS.ROUTER) {
@@ -163,25 +197,21 @@ function decodeHttpFilters(filters: WireHttpFilter[], at: string, issues: Issues
 
 /** A known filter's listener-level config: valid, and inert (see the header). */
 function listenerLevelOk(typeUrl: string, config: Record<string, unknown>, at: string, issues: Issues): boolean {
-  const before = issues.list.length;
-  try {
-    if (typeUrl === TYPE_URLS.FAULT) {
-      parseHttpFault(config, at);
-      for (const k of ['delay', 'abort']) {
-        if (config[k] !== undefined && config[k] !== null) issues.add(`${at}.${k}`, 'a listener-wide fault is not supported by the skein sidecar; set it per route (typed_per_filter_config)');
-      }
-    } else if (typeUrl === TYPE_URLS.LOCAL_RATELIMIT) {
-      parseLocalRateLimit(config, at, false);
+  const before = issues.count;
+  if (typeUrl === TYPE_URLS.FAULT) {
+    parseHttpFault(config, at, issues);
+    for (const k of ['delay', 'abort']) {
+      if (config[k] !== undefined && config[k] !== null) issues.add(`${at}.${k}`, 'a listener-wide fault is not supported by the skein sidecar; set it per route (typed_per_filter_config)');
     }
-  } catch (e) {
-    issues.add('', (e as Error).message);
+  } else if (typeUrl === TYPE_URLS.LOCAL_RATELIMIT) {
+    parseLocalRateLimit(config, at, false, issues);
   }
-  return issues.list.length === before;
+  return issues.count === before;
 }
 
-export const listenerType: ResourceType<ListenerConfig> = {
-  typeUrl: TYPE_URLS.LISTENER,
+export const listenerType: ResourceDecoder<ListenerConfig> = {
+  kind: LISTENER_KIND,
   decode(any: PackedResource) {
-    return decodeWith<WireListener, ListenerConfig>(TYPE_URLS.LISTENER, any, (m) => m.name, 'name', decodeListener);
+    return decodeWith<WireListener, ListenerConfig>(LISTENER_KIND, any, (m, _name, issues) => decodeListener(m, issues));
   },
 };

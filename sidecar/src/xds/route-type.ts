@@ -1,23 +1,16 @@
 /**
- * RouteConfiguration -> RouteTable: the router validates and compiles (RouteTable.build throws a
- * MeshError `<field path>: <problem>`); this adapter only frames it as a ResourceType.
+ * RouteConfiguration -> RouteTable: the router validates and compiles (RouteTable.decode, which
+ * collects every issue with its field path); this adapter only plugs it into the RDS kind.
  */
-import { TYPE_URLS } from '../../../shared/src/xds/protos';
+import { ROUTE_KIND } from '../../../shared/src/xds/resource-kind';
 import { RouteTable } from '../router/route-table';
-import { decodeWith } from './resource-type';
-import type { PackedResource, ResourceType } from './resource-type';
+import { decodeWith } from './resource-decoder';
+import type { PackedResource, ResourceDecoder } from './resource-decoder';
 
-export const routeType: ResourceType<RouteTable> = {
-  typeUrl: TYPE_URLS.ROUTE,
+export const routeType: ResourceDecoder<RouteTable> = {
+  kind: ROUTE_KIND,
   decode(any: PackedResource, previous?: (name: string) => RouteTable | undefined) {
-    return decodeWith<{ name?: string }, RouteTable>(TYPE_URLS.ROUTE, any, (m) => m.name, 'name', (m, issues) => {
-      try {
-        // The table this one replaces lends it its rate-limit buckets (see RouteTable.build).
-        return RouteTable.build(m, 0, typeof m.name === 'string' ? previous?.(m.name) : undefined);
-      } catch (e) {
-        issues.add('', (e as Error).message);
-        return undefined;
-      }
-    });
+    // The table this one replaces lends it its rate-limit buckets (see RouteTable.decode).
+    return decodeWith<object, RouteTable>(ROUTE_KIND, any, (m, name, issues) => RouteTable.decode(m, issues, 0, previous?.(name)));
   },
 };

@@ -5,7 +5,8 @@
  *
  * Accepted maps are replaced, never mutated: a map handed to a listener stays as it was.
  */
-import type { DecodeResult, PackedResource, ResourceType } from './resource-type';
+import { sameEncoding } from '../../../shared/src/xds/resource-kind';
+import type { DecodeResult, PackedResource, ResourceDecoder } from './resource-decoder';
 
 export interface XdsClientLimits {
   /** Largest DiscoveryResponse accepted from the server (gRPC max_receive_message_length). Default 64 MiB. */
@@ -68,9 +69,14 @@ export class TypeSubscription {
   /** Bound once: what decoders get as `previous` (the accepted value under a name). */
   private readonly previous = (name: string): unknown => this.resources.get(name);
 
-  constructor(readonly type: ResourceType<unknown>, readonly fullState: boolean, private readonly limits: XdsClientLimits) {}
+  /** LDS, CDS: a response is the whole set. RDS, EDS: it replaces only the names it carries. */
+  readonly fullState: boolean;
 
-  get typeUrl(): string { return this.type.typeUrl; }
+  constructor(readonly type: ResourceDecoder<unknown>, private readonly limits: XdsClientLimits) {
+    this.fullState = type.kind.fullState;
+  }
+
+  get typeUrl(): string { return this.type.kind.typeUrl; }
 
   /** Replaces the name set; drops resources no longer subscribed (per-name types). True if the set changed. */
   setNames(names: readonly string[] | '*'): boolean {
@@ -122,7 +128,7 @@ export class TypeSubscription {
       // Unchanged bytes keep the value already in use (same object): its state (rate-limit
       // buckets, compiled tables) survives an update that changed other resources.
       const old = this.raw.get(n);
-      const same = old !== undefined && old.equals(d.raw) && this.resources.has(n);
+      const same = old !== undefined && sameEncoding(old, d.raw) && this.resources.has(n);
       next.set(n, same ? this.resources.get(n) : d.value);
       nextRaw.set(n, d.raw);
     }
@@ -189,7 +195,7 @@ function sameBytes(a: ReadonlyMap<string, Buffer>, b: ReadonlyMap<string, Buffer
   if (a.size !== b.size) return false;
   for (const [n, buf] of a) {
     const other = b.get(n);
-    if (other === undefined || !other.equals(buf)) return false;
+    if (other === undefined || !sameEncoding(other, buf)) return false;
   }
   return true;
 }

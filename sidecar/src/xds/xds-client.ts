@@ -17,10 +17,10 @@ import * as grpc from '@grpc/grpc-js';
 import type { Clock, TimerHandle } from '../../../shared/src/clock';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import type { Logger } from '../../../shared/src/log';
-import { loadAdsServiceDefinition, TYPE_URLS } from '../../../shared/src/xds/protos';
+import { loadAdsServiceDefinition } from '../../../shared/src/xds/protos';
 import { Backoff } from './backoff';
 import type { BackoffOptions } from './backoff';
-import type { PackedResource, ResourceType } from './resource-type';
+import type { PackedResource, ResourceDecoder } from './resource-decoder';
 import { DEFAULT_LIMITS, TypeSubscription } from './type-subscription';
 import type { XdsClientLimits, XdsTypeState } from './type-subscription';
 
@@ -39,7 +39,8 @@ export interface XdsClientOptions {
   /** host:port of the control plane's xDS server. */
   server: string;
   node: XdsNode;
-  types: ReadonlyMap<string, ResourceType<unknown>>;
+  /** The decoder of each type URL subscribed to (decoders.ts: decoderMap). */
+  types: ReadonlyMap<string, ResourceDecoder<unknown>>;
   clock: Clock;
   log: Logger;
   backoff?: BackoffOptions;
@@ -64,8 +65,6 @@ interface WireResponse { version_info?: string; resources?: PackedResource[]; ty
 type AdsCall = grpc.ClientDuplexStream<WireRequest, WireResponse>;
 type AdsClient = grpc.Client & { StreamAggregatedResources(): AdsCall };
 interface Stream { client: AdsClient; call: AdsCall; nodeSent: boolean; connected: boolean }
-
-const FULL_STATE: ReadonlySet<string> = new Set([TYPE_URLS.LISTENER, TYPE_URLS.CLUSTER]);
 
 export class XdsClient {
   private readonly subs = new Map<string, TypeSubscription>();
@@ -98,12 +97,12 @@ export class XdsClient {
   subscribe(typeUrl: string, names: readonly string[] | '*'): void {
     if (this.closed) throw new MeshError(ErrorCodes.INTERNAL, 'xds client: subscribe after close');
     const type = this.opts.types.get(typeUrl);
-    if (type === undefined) throw new MeshError(ErrorCodes.VALIDATION, `xds client: no ResourceType for ${typeUrl}`);
-    this.checkNames(typeUrl, names);
+    if (type === undefined) throw new MeshError(ErrorCodes.VALIDATION, `xds client: no decoder for ${typeUrl}`);
+    this.checkNames(typeUrl, type.kind.fullState, names);
     let sub = this.subs.get(typeUrl);
     const fresh = sub === undefined;
     if (sub === undefined) {
-      sub = new TypeSubscription(type, FULL_STATE.has(typeUrl), this.limits);
+      sub = new TypeSubscription(type, this.limits);
       this.subs.set(typeUrl, sub);
     }
     const changed = sub.setNames(names);
@@ -235,9 +234,9 @@ export class XdsClient {
     }
   }
 
-  private checkNames(typeUrl: string, names: readonly string[] | '*'): void {
+  private checkNames(typeUrl: string, fullState: boolean, names: readonly string[] | '*'): void {
     if (names === '*') {
-      if (!FULL_STATE.has(typeUrl)) throw new MeshError(ErrorCodes.VALIDATION, `xds client: a wildcard subscription is for LDS and CDS only, not ${typeUrl}`);
+      if (!fullState) throw new MeshError(ErrorCodes.VALIDATION, `xds client: a wildcard subscription is for LDS and CDS only, not ${typeUrl}`);
       return;
     }
     const { maxSubscribedNames, maxNameLength } = this.limits;
