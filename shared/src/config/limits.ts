@@ -44,8 +44,8 @@ export const CONFIG_LIMITS = {
   headers: 32,
   /** backendRefs of one rule. */
   backendRefs: 16,
-  /** filters of one rule. */
-  filters: 8,
+  /** filters of one rule: at most one of each of the 4 types. */
+  filters: 4,
   /** set, add and remove lists of a header modifier (each). */
   headerModifiers: 32,
   /** retry.retriableStatusCodes and healthCheck.http.expectedStatuses. */
