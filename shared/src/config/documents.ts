@@ -12,6 +12,7 @@ export const MAX_ALIAS_COUNT = 50;
  * input that parses but cannot be read as data (an alias bomb, nesting too deep to convert).
  */
 export function parseDocuments(text: string): unknown[] {
+  checkNesting(text);
   const lineCounter = new LineCounter();
   // uniqueKeys is checked below: yaml's own check compares every key with every other (quadratic).
   const docs = parseAllDocuments(text, { uniqueKeys: false, prettyErrors: true, lineCounter });
@@ -37,6 +38,40 @@ export function parseDocuments(text: string): unknown[] {
     else out.push(value);
   }
   return out;
+}
+
+/** Deepest flow nesting ([ and {) a body may have; config needs about 10. */
+export const MAX_FLOW_DEPTH = 64;
+/** Furthest column at which a line's content may start (indentation and "- " / "? " markers); config needs about 30. */
+export const MAX_INDENT = 256;
+
+/**
+ * Refuses deeply nested input before the yaml parser sees it. The parser recurses per level, and
+ * a stack overflow inside it leaves V8 in a state where a later parse can abort the whole
+ * process ("RegExpCompiler Allocation failed"), so the depth is bounded by a linear scan first.
+ * Brackets inside quoted strings count too: a config never comes near the limit either way.
+ */
+function checkNesting(text: string): void {
+  let depth = 0;
+  let line = 1;
+  let col = 0;
+  let lineStart = true;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10) { line++; col = 0; lineStart = true; continue; }
+    col++;
+    if (lineStart) {
+      // 32 space, 9 tab, 45 '-', 63 '?', 58 ':' (block indentation and indicators)
+      if (c === 32 || c === 9 || c === 45 || c === 63 || c === 58) {
+        if (col > MAX_INDENT) throw new MeshError(ErrorCodes.MALFORMED_INPUT, `malformed YAML/JSON: line ${line}: body: indented or nested past column ${MAX_INDENT}`);
+        continue;
+      }
+      lineStart = false;
+    }
+    if (c === 91 || c === 123) { // [ {
+      if (++depth > MAX_FLOW_DEPTH) throw new MeshError(ErrorCodes.MALFORMED_INPUT, `malformed YAML/JSON: line ${line}, column ${col}: body: nested deeper than ${MAX_FLOW_DEPTH} levels`);
+    } else if ((c === 93 || c === 125) && depth > 0) depth--; // ] }
+  }
 }
 
 function readError(e: unknown): string {
