@@ -162,23 +162,23 @@ describe('ADS state of the world', () => {
     const fast = connect('fast');
     slow.subscribe(EDS, ['big']);
     fast.subscribe(EDS, ['big']);
-    await apply({ apiVersion: V, kind: 'Service', metadata: { name: 'big' }, spec: { ports: [{ name: 'grpc', port: 1 }], endpoints: staticEndpoints(3000) } });
+    await apply({ apiVersion: V, kind: 'Service', metadata: { name: 'big' }, spec: { ports: [{ name: 'grpc', port: 1 }], endpoints: staticEndpoints(1000) } });
     const s0 = await slow.next(EDS);
     slow.ack(s0, ['big']);
     fast.ack(await fast.next(EDS), ['big']);
     slow.call.pause(); // stop reading: the HTTP/2 window fills and the server's writes back up
     const rounds = 60;
     for (let i = 1; i <= rounds; i++) {
-      await apply({ apiVersion: V, kind: 'Service', metadata: { name: 'big' }, spec: { ports: [{ name: 'grpc', port: i + 1 }], endpoints: staticEndpoints(3000 - i) } });
+      await apply({ apiVersion: V, kind: 'Service', metadata: { name: 'big' }, spec: { ports: [{ name: 'grpc', port: i + 1 }], endpoints: staticEndpoints(1000 - i) } });
       const r = await fast.next(EDS); // the fast client gets every update while the slow one is stuck
-      assert.equal(decoded<{ endpoints: { lb_endpoints: unknown[] }[] }>(r)[0]!.endpoints[0]!.lb_endpoints.length, 3000 - i);
+      assert.equal(decoded<{ endpoints: { lb_endpoints: unknown[] }[] }>(r)[0]!.endpoints[0]!.lb_endpoints.length, 1000 - i);
       fast.ack(r, ['big']);
     }
     slow.call.resume();
     const last = await eventually(async () => {
       const r = await slow.next(EDS, 10_000);
       const n = decoded<{ endpoints: { lb_endpoints: unknown[] }[] }>(r)[0]!.endpoints[0]!.lb_endpoints.length;
-      return n === 3000 - rounds ? r : undefined;
+      return n === 1000 - rounds ? r : undefined;
     }, 'the slow client to reach the latest version');
     assert.ok(last);
     const slowResponses = slow.received.filter((r) => r.type_url === EDS).length;

@@ -819,6 +819,27 @@ describe('parseDocuments', () => {
     ['duplicate keys in JSON', '{"a": 1, "a": 2}', /Map keys must be unique/],
     ['bad indentation in the second document (line counted from the start)', `${svcYaml('a')}---\na: b: c\n`, /line 8, column 4/],
   ];
+  test('deep nesting is refused before the yaml parser recurses (after a stack overflow in it, a later parse aborted the process)', () => {
+    for (const text of ['['.repeat(100_000) + ']'.repeat(100_000), '{"a":'.repeat(50_000) + '1' + '}'.repeat(50_000), `${'- '.repeat(3000)}a`, `${' '.repeat(5000)}a: 1`]) {
+      assert.throws(() => parseDocuments(text), (e: unknown) => e instanceof MeshError && e.code === ErrorCodes.MALFORMED_INPUT && /nested|indented/.test(e.message));
+    }
+    assert.deepEqual(parseDocuments(`${'['.repeat(64)}${']'.repeat(64)}`), [nestedList(62)], 'a top-level list is spread into documents');
+    assert.deepEqual(parseDocuments('a: 1'), [{ a: 1 }]);
+  });
+
+  test('a YAML alias bomb and an alias without its anchor are malformed input, not internal errors', () => {
+    const bomb = 'a: &a [1,2,3,4,5,6,7,8,9,10]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n';
+    for (const [text, message] of [[bomb, /^body: .*alias/i], ['*a', /^body: .*alias/i]] as const) {
+      assert.throws(() => parseDocuments(text), (e: unknown) => e instanceof MeshError && e.code === ErrorCodes.MALFORMED_INPUT && message.test(e.message));
+    }
+  });
+
+  test('duplicate keys are found in linear time: a 100,000-key map parses at once', () => {
+    const keys = Array.from({ length: 100_000 }, (_, i) => `"k${i}": ""`).join(',');
+    assert.equal(Object.keys(parseDocuments(`{${keys}}`)[0] as object).length, 100_000);
+    assert.throws(() => parseDocuments(`{${keys}, "k5": 1}`), /Map keys must be unique/);
+  });
+
   for (const [name, text, message] of malformed) {
     test(`malformed input is rejected: ${name}`, () => {
       assert.throws(() => parseDocuments(text), (e: unknown) => {
@@ -831,6 +852,12 @@ describe('parseDocuments', () => {
     });
   }
 });
+
+function nestedList(depth: number): unknown {
+  let v: unknown[] = [];
+  for (let i = 0; i < depth; i++) v = [v];
+  return v;
+}
 
 describe('durations', () => {
   const good: [string, number][] = [

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { buildMesh } from '../shared/src/config/mesh';
 import { translate } from '../control-plane/src/translate/translate';
 import { SnapshotCache } from '../control-plane/src/discovery/snapshot-cache';
-import { forecastNacks } from '../control-plane/src/discovery/nack-forecast';
+import { candidateOf, forecastNacks } from '../control-plane/src/discovery/nack-forecast';
 import type { ForecastTarget } from '../control-plane/src/discovery/nack-forecast';
 import { predictRejections } from '../control-plane/src/discovery/client-compat';
 import { TYPE_URLS } from '../shared/src/xds/protos';
@@ -22,6 +22,12 @@ const route = (retries: number): Doc => ({
   spec: { parentRefs: [{ name: 'reviews' }], rules: [{ name: 'all', backendRefs: [{ name: 'reviews' }], retry: { retries, retryOn: ['unavailable'] } }] },
 });
 const resources = (docs: Doc[]) => translate(buildMesh(docs as never), []);
+/** A candidate config as the forecast gets it: encoded, with content versions. */
+function candidate(docs: Doc[]) {
+  const probe = new SnapshotCache();
+  probe.set(resources(docs), 0);
+  return candidateOf(probe);
+}
 const GRPC_JS = 'gRPC Node Pure JS/1.14.1';
 
 /** A connected proxy as the forecast sees it: a node, a user agent and its subscriptions. */
@@ -36,7 +42,7 @@ describe('NACK forecast', () => {
     const cache = new SnapshotCache();
     cache.set(resources([service, route(2)]), 1);
     const name = routeName([service, route(0)]);
-    const w = forecastNacks(cache, resources([service, route(0)]), [proxy('grpc-a', GRPC_JS, false, [name]), proxy('side', 'skein-sidecar/0.1.0', true), proxy('grpc-b', GRPC_JS, false, ['other'])]);
+    const w = forecastNacks(cache, candidate([service, route(0)]), [proxy('grpc-a', GRPC_JS, false, [name]), proxy('side', 'skein-sidecar/0.1.0', true), proxy('grpc-b', GRPC_JS, false, ['other'])]);
     assert.deepEqual(w.map((x) => [x.nodeId, x.typeUrl, x.resource]), [['grpc-a', TYPE_URLS.ROUTE, name]]);
     assert.match(w[0]!.message, /Invalid policy\.num_retries\.value: 0/);
   });
@@ -44,14 +50,14 @@ describe('NACK forecast', () => {
   test('a resource that does not change is not forecast again (its NACK, if any, is already known)', () => {
     const cache = new SnapshotCache();
     cache.set(resources([service, route(0)]), 1);
-    assert.deepEqual(forecastNacks(cache, resources([service, route(0)]), [proxy('grpc-a', GRPC_JS, true)]), []);
+    assert.deepEqual(forecastNacks(cache, candidate([service, route(0)]), [proxy('grpc-a', GRPC_JS, true)]), []);
   });
 
   test('nothing is forecast when no proxy is connected, or for retries >= 1', () => {
     const cache = new SnapshotCache();
     cache.set(resources([service]), 1);
-    assert.deepEqual(forecastNacks(cache, resources([service, route(0)]), []), []);
-    assert.deepEqual(forecastNacks(cache, resources([service, route(1)]), [proxy('grpc-a', GRPC_JS, true)]), []);
+    assert.deepEqual(forecastNacks(cache, candidate([service, route(0)]), []), []);
+    assert.deepEqual(forecastNacks(cache, candidate([service, route(1)]), [proxy('grpc-a', GRPC_JS, true)]), []);
   });
 
   const rules: { name: string; ua: string; rc: Doc; errors: number }[] = [

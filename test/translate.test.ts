@@ -11,6 +11,8 @@ import type { XdsObject } from '../control-plane/src/translate/xds-json';
 import type { EndpointView } from '../control-plane/src/registry/endpoint-registry';
 import { SnapshotCache } from '../control-plane/src/discovery/snapshot-cache';
 import { decodeAny, TYPE_URLS } from '../shared/src/xds/protos';
+import { encodeResource } from '../shared/src/xds/pack';
+import { NO_YIELD } from '../shared/src/slicer';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Doc = Record<string, any>;
@@ -1118,5 +1120,29 @@ describe('fault injection and local rate limit: http filters on the listeners', 
       [TYPE_URLS.LISTENER, ['reviews', 'reviews:50051', 'skein.outbound']],
       [TYPE_URLS.ROUTE, ['reviews', 'skein.outbound']],
     ]);
+  });
+});
+
+describe('snapshot encoding reuse', () => {
+  test('a RouteConfiguration spliced from encoded virtual hosts has the bytes of encoding it whole (so versions are unchanged)', () => {
+    const res = translate(buildMesh(richDocs()), richLive());
+    const cache = new SnapshotCache();
+    cache.set(res, 1);
+    assert.ok(res.routes.length > 1);
+    for (const rc of res.routes) {
+      const whole = Buffer.from(encodeResource(TYPE_URLS.ROUTE, rc).value);
+      assert.ok(whole.equals(cache.get(TYPE_URLS.ROUTE, rc['name'] as string)!.any.value), `${String(rc['name'])}: spliced bytes differ`);
+    }
+  });
+
+  test('an unchanged resource keeps its encoding; a changed one is encoded again', async () => {
+    const cache = new SnapshotCache();
+    cache.set(translate(buildMesh(richDocs()), richLive()), 1);
+    const before = new Map([...cache.all(TYPE_URLS.CLUSTER)].map(([n, r]) => [n, r.any]));
+    const docs = richDocs();
+    const prepared = await cache.prepare(translate(buildMesh(docs), richLive().slice(1)), NO_YIELD);
+    const change = cache.install(prepared, 2);
+    for (const [n, r] of cache.all(TYPE_URLS.CLUSTER)) assert.equal(r.any, before.get(n), `cluster ${n} was encoded again`);
+    assert.ok((change.changed.get(TYPE_URLS.ENDPOINT)?.size ?? 0) > 0, 'an endpoint change is a change');
   });
 });

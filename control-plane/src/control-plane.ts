@@ -1,7 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import * as path from 'node:path';
-import { buildMesh } from '../../shared/src/config/mesh';
-import type { MeshConfig } from '../../shared/src/config/mesh';
+import { buildMesh, buildMeshSliced } from '../../shared/src/config/mesh';
+import type { MeshConfig, RawResource } from '../../shared/src/config/mesh';
+import { TimeSlicer } from '../../shared/src/slicer';
 import { systemClock } from '../../shared/src/clock';
 import type { Clock } from '../../shared/src/clock';
 import { ErrorCodes, MeshError } from '../../shared/src/errors';
@@ -9,14 +10,15 @@ import type { Logger } from '../../shared/src/log';
 import { createLogger } from '../../shared/src/log';
 import { DiscoveryServer } from './discovery/discovery-server';
 import { SnapshotCache } from './discovery/snapshot-cache';
-import { forecastNacks } from './discovery/nack-forecast';
+import { candidateOf, forecastNacks } from './discovery/nack-forecast';
 import type { NackWarning } from './discovery/nack-forecast';
+import type { PreparedSnapshot } from './discovery/snapshot-cache';
 import { EndpointRegistry } from './registry/endpoint-registry';
 import { LeaseFile } from './registry/lease-file';
 import { FileRevisionLog } from './store/file-revision-log';
 import { VersionedConfigStore } from './store/versioned-store';
 import type { ConfigStore } from './store/config-store';
-import { translate } from './translate/translate';
+import { translate, translateSliced } from './translate/translate';
 import type { XdsResourceSet } from './translate/translate';
 import { ApiServer } from './api/api-server';
 import { parseListen } from '../../shared/src/listen-address';
@@ -56,6 +58,16 @@ export class ControlPlane {
   });
   private api!: ApiServer;
   private rebuildScheduled = false;
+  /** Rebuilds run one after another. */
+  private rebuilds: Promise<void> = Promise.resolve();
+  /** Bumped on every endpoint registry change: a snapshot built before a bump is stale. */
+  private registryEpoch = 0;
+  /** The registry epoch of the installed snapshot. */
+  private installedEpoch = -1;
+  /** The config last validated (its documents, as stored), to skip validating it again. */
+  private lastMesh: { resources: readonly RawResource[]; mesh: MeshConfig } | undefined;
+  /** The snapshot the last precommit encoded, for the documents it validated. */
+  private precommitted: { resources: readonly RawResource[]; epoch: number; snapshot: PreparedSnapshot } | undefined;
   private leases: LeaseFile | undefined;
   private readonly clock: Clock;
 
@@ -69,11 +81,11 @@ export class ControlPlane {
   static async start(opts: ControlPlaneOptions): Promise<ControlPlane> {
     const cp = new ControlPlane(opts);
     const log = await FileRevisionLog.open(path.resolve(opts.dataDir), opts.historyLimit === undefined ? {} : { historyLimit: opts.historyLimit });
-    cp.store = new VersionedConfigStore(log, cp.clock, (mesh) => cp.precommit(mesh));
+    cp.store = new VersionedConfigStore(log, cp.clock, (mesh, resources) => cp.precommit(mesh, resources));
     cp.leases = new LeaseFile(path.resolve(opts.dataDir), cp.registry, cp.log);
     cp.leases.load();
-    cp.rebuild(); // the snapshot exists before any client can connect
-    cp.registry.onChange(() => { cp.scheduleRebuild(); cp.leases!.schedule(); });
+    await cp.rebuild(); // the snapshot exists before any client can connect
+    cp.registry.onChange(() => { cp.registryEpoch++; cp.scheduleRebuild(); cp.leases!.schedule(); });
     void cp.watchStore();
     cp.discovery.register(cp.grpcServer);
     cp.xdsPort = await bind(cp.grpcServer, opts.xdsListen);
@@ -87,8 +99,9 @@ export class ControlPlane {
    * Brings the snapshot up to the stored revision now, instead of on the next tick, so a change's
    * rollout can be followed from the moment the change answers.
    */
-  syncSnapshot(): void {
-    if (this.store.current().revision !== this.cache.revision) this.rebuild();
+  async syncSnapshot(): Promise<void> {
+    if (this.store.current().revision === this.cache.revision) return;
+    if (!this.installPrecommitted()) await this.rebuild();
   }
 
   /**
@@ -96,7 +109,12 @@ export class ControlPlane {
    * incompatibilities; see discovery/client-compat.ts). For dry runs.
    */
   forecastNacks(candidate: MeshConfig): NackWarning[] {
-    return forecastNacks(this.cache, translate(candidate, this.registry.endpoints()), this.discovery.connected());
+    // The store calls this right after precommit encoded this very candidate: use that snapshot.
+    const prepared = this.precommitted?.snapshot;
+    if (prepared !== undefined) return forecastNacks(this.cache, prepared.types, this.discovery.connected());
+    const probe = new SnapshotCache();
+    probe.set(translate(candidate, this.registry.endpoints()), 0);
+    return forecastNacks(this.cache, candidateOf(probe), this.discovery.connected());
   }
 
   /** The xDS resources for the current config and endpoints. */
@@ -117,15 +135,42 @@ export class ControlPlane {
     await this.store?.close();
   }
 
-  private precommit(mesh: MeshConfig): void {
+  private async precommit(mesh: MeshConfig, resources: readonly RawResource[]): Promise<void> {
     // Translating and encoding the candidate proves it can be served. A failure here is a bug in
     // validation (it let through something xDS cannot carry); the config is refused, not stored.
-    const probe = new SnapshotCache();
+    // The encoded snapshot is kept: if the candidate is stored, it is what gets installed.
+    const epoch = this.registryEpoch;
+    const slicer = new TimeSlicer();
     try {
-      probe.set(translate(mesh, this.registry.endpoints()), 0);
+      const snapshot = await this.cache.prepare(await translateSliced(mesh, this.registry.endpoints(), slicer), slicer);
+      this.precommitted = { resources, epoch, snapshot };
+      this.lastMesh = { resources, mesh };
     } catch (e) {
       throw new MeshError(ErrorCodes.VALIDATION, `config cannot be translated to xDS: ${(e as Error).message}`, { cause: e });
     }
+  }
+
+  /**
+   * Installs the snapshot the last precommit encoded, if it is for the current revision's
+   * documents and no endpoint changed since. That is the usual case after a change, and it
+   * costs no translation or encoding. Returns false when a rebuild is needed instead.
+   */
+  private installPrecommitted(): boolean {
+    const rev = this.store.current();
+    const p = this.precommitted;
+    if (p === undefined || p.resources !== rev.resources || p.epoch !== this.registryEpoch) return false;
+    this.precommitted = undefined;
+    this.install(p.snapshot, rev.revision, p.epoch);
+    return true;
+  }
+
+  /** Installs a snapshot unless a newer one (a later revision, or later endpoints) is installed. */
+  private install(snapshot: PreparedSnapshot, revision: number, epoch: number): void {
+    if (revision < this.cache.revision || (revision === this.cache.revision && epoch < this.installedEpoch)) return;
+    this.installedEpoch = epoch;
+    const change = this.cache.install(snapshot, revision);
+    const counts = Object.fromEntries([...change.changed].map(([t, n]) => [t.slice(t.lastIndexOf('.') + 1), n.size]));
+    if (change.changed.size > 0) this.log.info({ revision, changed: counts }, 'snapshot updated');
   }
 
   private async watchStore(): Promise<void> {
@@ -138,15 +183,32 @@ export class ControlPlane {
   private scheduleRebuild(): void {
     if (this.rebuildScheduled) return;
     this.rebuildScheduled = true;
-    setImmediate(() => { this.rebuildScheduled = false; this.rebuild(); });
+    setImmediate(() => { this.rebuildScheduled = false; void this.rebuild(); });
   }
 
-  private rebuild(): void {
+  /**
+   * Brings the snapshot up to the stored revision and the live endpoints. Rebuilds run one at a
+   * time; each yields to the event loop between services and resources, and reuses what it can
+   * (the validated config, unchanged encodings), so endpoint churn and changes on a large mesh
+   * never hold the event loop (API requests, ADS streams) for long.
+   */
+  private rebuild(): Promise<void> {
+    this.rebuilds = this.rebuilds.then(() => this.rebuildNow());
+    return this.rebuilds;
+  }
+
+  private async rebuildNow(): Promise<void> {
+    if (this.installPrecommitted()) return;
     const rev = this.store.current();
+    const epoch = this.registryEpoch;
+    if (rev.revision === this.cache.revision && epoch === this.installedEpoch) return;
+    const slicer = new TimeSlicer();
     try {
-      const change = this.cache.set(translate(buildMesh(rev.resources), this.registry.endpoints()), rev.revision);
-      const counts = Object.fromEntries([...change.changed].map(([t, n]) => [t.slice(t.lastIndexOf('.') + 1), n.size]));
-      if (change.changed.size > 0) this.log.info({ revision: rev.revision, changed: counts }, 'snapshot updated');
+      const known = this.lastMesh;
+      const mesh = known !== undefined && known.resources === rev.resources ? known.mesh : await buildMeshSliced(rev.resources, slicer);
+      this.lastMesh = { resources: rev.resources, mesh };
+      const snapshot = await this.cache.prepare(await translateSliced(mesh, this.registry.endpoints(), slicer), slicer);
+      this.install(snapshot, rev.revision, epoch);
     } catch (e) {
       // Keep serving the last good snapshot. Stored config was validated, so this is a bug.
       this.log.error({ err: e, revision: rev.revision }, 'failed to build the xDS snapshot; serving the previous one');

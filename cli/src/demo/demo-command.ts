@@ -14,6 +14,7 @@ import type { ControlPlaneProcess } from '../../../harness/src/control-plane-pro
 import { startSidecarProcess } from '../../../harness/src/sidecar-process';
 import type { SidecarProcess } from '../../../harness/src/sidecar-process';
 import { demoConfig } from './demo-config';
+import { sleep } from './sleep';
 
 /** Calls the client app makes per second (a moderate, steady load). */
 const CALLS_PER_TICK = 200;
@@ -134,11 +135,4 @@ async function waitReady(admin: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new MeshError(ErrorCodes.INTERNAL, `the client sidecar (admin ${admin}) did not become ready`);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
-  });
 }

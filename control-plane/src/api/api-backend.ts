@@ -14,7 +14,7 @@ export interface ApiBackend {
   readonly cache: SnapshotCache;
   readonly log: Logger;
   /** Brings the snapshot up to the stored revision now, so a change's rollout can be followed at once. */
-  syncSnapshot(): void;
+  syncSnapshot(): Promise<void>;
   /** The NACKs a candidate config is certain to get from the proxies connected now. */
   forecastNacks(candidate: MeshConfig): NackWarning[];
 }

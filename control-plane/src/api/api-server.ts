@@ -1,11 +1,11 @@
 import * as http from 'node:http';
-import { parseDocuments } from '../../../shared/src/config/documents';
 import { KINDS } from '../../../shared/src/config/types';
 import { asMeshError, ErrorCodes, httpStatusOf, MeshError } from '../../../shared/src/errors';
 import type { ApiBackend } from './api-backend';
 import { parseListen } from '../../../shared/src/listen-address';
 import { TYPE_URLS } from '../../../shared/src/xds/protos';
 import { applyCanary, parseCanaryRequest } from './canary';
+import { BodyParser } from './body-parser';
 import { checkConfigMediaType, discardBody, flag, intParam, parseJsonBody, readBody, sendJson } from './http-io';
 import type { ChangeResult } from '../store/config-store';
 import type { RolloutReport } from '../discovery/rollout';
@@ -47,6 +47,7 @@ interface Route { method: string; pattern: RegExp; handler: Handler }
 export class ApiServer {
   private readonly server: http.Server;
   private readonly routes: Route[];
+  private readonly parser = new BodyParser();
 
   constructor(private readonly cp: ApiBackend, private readonly opts: { maxBodyBytes: number }) {
     this.routes = [
@@ -77,7 +78,8 @@ export class ApiServer {
     });
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    await this.parser.close();
     return new Promise((resolve) => { this.server.close(() => resolve()); this.server.closeAllConnections(); });
   }
 
@@ -97,6 +99,8 @@ export class ApiServer {
     } catch (e) {
       const err = asMeshError(e);
       if (err.code === ErrorCodes.INTERNAL) this.cp.log.error({ err: e, path: url.pathname }, 'API request failed');
+      // The caller's mistake, worth a line (a client sending garbage), not a stack.
+      else if (err.code === ErrorCodes.MALFORMED_INPUT) this.cp.log.warn({ path: url.pathname, code: err.code, reason: err.message }, 'API request refused: malformed input');
       if (err.code === ErrorCodes.BODY_TOO_LARGE) discardBody(req);
       if (!res.headersSent) sendJson(res, httpStatusOf(err), { error: err.toJSON() });
       else res.destroy();
@@ -114,7 +118,7 @@ export class ApiServer {
     const mode = url.searchParams.get('mode') ?? 'merge';
     if (mode !== 'merge' && mode !== 'replace') throw new MeshError(ErrorCodes.VALIDATION, `query.mode: must be merge or replace, got "${mode}"`, { details: [{ resource: '', path: 'query.mode', message: 'must be merge or replace' }] });
     const opts = this.changeOptions(req, url);
-    const docs = parseDocuments(await readBody(req, this.opts.maxBodyBytes));
+    const docs = await this.parser.parse(await readBody(req, this.opts.maxBodyBytes));
     const result = await this.followed(this.cp.store.apply(docs, { ...opts, mode }), opts);
     return [result.changed && !result.dryRun ? 201 : 200, result];
   }
@@ -148,7 +152,7 @@ export class ApiServer {
     const waitMs = opts.waitMs;
     if (result.dryRun) return { ...result, warnings: opts.forecast.warnings };
     if (!result.changed) return { ...result, rollout: noRollout(result.revision) };
-    this.cp.syncSnapshot();
+    await this.cp.syncSnapshot();
     try {
       const rollout = waitMs === undefined ? this.cp.discovery.rollout(result.revision) : await this.cp.discovery.waitRollout(result.revision, waitMs);
       return { ...result, rollout };
@@ -160,7 +164,7 @@ export class ApiServer {
 
   private async rolloutOf(revision: number, url: URL): Promise<RolloutReport> {
     const waitMs = waitParam(url);
-    this.cp.syncSnapshot();
+    await this.cp.syncSnapshot();
     return waitMs === undefined ? this.cp.discovery.rollout(revision) : this.cp.discovery.waitRollout(revision, waitMs);
   }
 

@@ -151,8 +151,8 @@ export class AdsStream {
   }
 
   /**
-   * Marks the types a snapshot change touches for this stream, and pushes. Returns those types,
-   * so the caller can follow what the client does with them.
+   * Marks the types a snapshot change touches for this stream, without pushing yet (`flush`
+   * pushes). Returns those types, so the caller can follow what the client does with them.
    */
   onSnapshot(change: SnapshotChange): string[] {
     const touched: string[] = [];
@@ -161,20 +161,28 @@ export class AdsStream {
       if (st === undefined) continue;
       if (st.wildcard || [...names].some((n) => st.names.has(n))) { this.dirty.add(type); touched.push(type); }
     }
-    this.pump(false);
     return touched;
   }
 
+  /** Pushes every type marked by onSnapshot (until backpressure; the rest follows as the client reads). */
+  flush(): void {
+    if (this.dirty.size > 0) this.pump(false);
+  }
+
   /**
-   * After onSnapshot: reports as ACKED (at the current revision) each touched type that had
+   * After onSnapshot: reports as ACKED (at the current revision) each touched type that has
    * nothing new to send (the change was undone before it went out, or it leaves the client's
    * resources as they were) and whose last response was ACKed. Those types are in step already,
-   * and no answer will come for them.
+   * and no answer will come for them (nor will they be pushed).
    */
   reportUnchanged(touched: readonly string[]): void {
     for (const type of touched) {
       const st = this.types.get(type)!;
-      if (this.dirty.has(type) || st.nacked || st.sentVersion === null || st.ackedVersion !== st.sentVersion || st.sentRevision === this.cache.revision) continue;
+      if (st.nacked || st.sentVersion === null || st.ackedVersion !== st.sentVersion || st.sentRevision === this.cache.revision) continue;
+      if (this.dirty.has(type)) {
+        if (this.compute(type, st).version !== st.sentVersion) continue; // something new: it will be pushed
+        this.dirty.delete(type);
+      }
       this.onAnswer(this, type, 'ACKED', this.cache.revision);
     }
   }
@@ -264,8 +272,11 @@ export class AdsStream {
   private compute(type: string, st: TypeState): { version: string; resources: CachedResource[] } {
     const all = this.cache.all(type);
     const resources: CachedResource[] = [];
-    if (st.wildcard) resources.push(...all.values());
-    else for (const n of st.names) { const r = all.get(n); if (r !== undefined) resources.push(r); }
+    if (st.wildcard) {
+      resources.push(...all.values());
+      return { version: this.cache.allVersion(type), resources };
+    }
+    for (const n of st.names) { const r = all.get(n); if (r !== undefined) resources.push(r); }
     return { version: responseVersion(resources), resources };
   }
 

@@ -10,6 +10,7 @@ import type { ForecastTarget } from './nack-forecast';
 import { RolloutLog } from './rollout';
 import type { Rollout, RolloutReport } from './rollout';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
+import { TimeSlicer } from '../../../shared/src/slicer';
 
 /**
  * envoy.service.discovery.v3.AggregatedDiscoveryService, state of the world.
@@ -34,11 +35,29 @@ export class DiscoveryServer {
   private onSnapshot(change: SnapshotChange): void {
     const rollout = change.revision > this.lastRevision ? this.rollouts.begin(this.lastRevision + 1, change.revision) : undefined;
     if (change.revision > this.lastRevision) this.lastRevision = change.revision;
+    const marked: AdsStream[] = [];
     for (const s of this.streams.values()) {
       const touched = s.onSnapshot(change);
-      if (rollout === undefined || touched.length === 0) continue;
+      if (touched.length === 0) continue;
+      marked.push(s);
+      if (rollout === undefined) continue;
       for (const type of touched) rollout.affect(s.id, s.nodeId, s.userAgent(), type);
       s.reportUnchanged(touched);
+    }
+    void this.push(marked);
+  }
+
+  /**
+   * Pushes a change to the streams it touched, yielding to the event loop between streams: with
+   * many proxies and a large config, encoding every response at once would hold up the API and
+   * every other stream. Each stream was marked (and its rollout recorded) at once, so a stream
+   * that asks in the meantime is pushed from its own request.
+   */
+  private async push(streams: readonly AdsStream[]): Promise<void> {
+    const slicer = new TimeSlicer();
+    for (const s of streams) {
+      s.flush();
+      await slicer.point();
     }
   }
 

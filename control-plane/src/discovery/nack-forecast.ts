@@ -3,10 +3,9 @@
  * resource the candidate adds or changes, each connected proxy that would receive it, and each
  * known rejection rule for that proxy's client (client-compat.ts). Used by dry runs.
  */
-import { XDS_KINDS } from '../../../shared/src/xds/resource-kind';
-import { resourcesOfKind } from '../translate/translate';
-import type { XdsResource, XdsResourceSet } from '../translate/translate';
+import type { XdsObject } from '../translate/xds-json';
 import type { SnapshotCache } from './snapshot-cache';
+import { PUSH_ORDER } from '../../../shared/src/xds/resource-kind';
 import { predictRejections } from './client-compat';
 
 export interface NackWarning {
@@ -26,15 +25,18 @@ export interface ForecastTarget {
   subscribes(typeUrl: string, name: string): boolean;
 }
 
-export function forecastNacks(current: SnapshotCache, candidate: XdsResourceSet, proxies: Iterable<ForecastTarget>): NackWarning[] {
-  const changed: { typeUrl: string; name: string; json: XdsResource }[] = [];
-  for (const kind of XDS_KINDS) {
-    const typeUrl = kind.typeUrl;
-    for (const json of resourcesOfKind(candidate, kind)) {
-      const name = kind.nameOf(json);
-      const now = current.get(typeUrl, name);
-      if (now === undefined || JSON.stringify(now.json) !== JSON.stringify(json)) changed.push({ typeUrl, name, json });
-    }
+/** A candidate snapshot: per type URL, each resource's content version and JSON (a PreparedSnapshot). */
+export type CandidateResources = ReadonlyMap<string, ReadonlyMap<string, { readonly version: string; readonly json: XdsObject }>>;
+
+/** An installed snapshot's resources as a candidate (for a config that has no prepared snapshot). */
+export function candidateOf(cache: SnapshotCache): CandidateResources {
+  return new Map(PUSH_ORDER.map((t) => [t, cache.all(t)]));
+}
+
+export function forecastNacks(current: SnapshotCache, candidate: CandidateResources, proxies: Iterable<ForecastTarget>): NackWarning[] {
+  const changed: { typeUrl: string; name: string; json: XdsObject }[] = [];
+  for (const [typeUrl, resources] of candidate) {
+    for (const [name, r] of resources) if (current.get(typeUrl, name)?.version !== r.version) changed.push({ typeUrl, name, json: r.json });
   }
   const out: NackWarning[] = [];
   if (changed.length === 0) return out;

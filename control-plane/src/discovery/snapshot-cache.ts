@@ -1,18 +1,20 @@
 import { createHash } from 'node:crypto';
+import { TYPE_URLS } from '../../../shared/src/xds/protos';
 import type { PackedAny } from '../../../shared/src/xds/protos';
 import { encodeResource } from '../../../shared/src/xds/pack';
-import { contentVersion, XDS_KINDS } from '../../../shared/src/xds/resource-kind';
-import type { XdsResourceKind } from '../../../shared/src/xds/resource-kind';
 import { resourcesOfKind } from '../translate/translate';
-import type { XdsResource, XdsResourceSet } from '../translate/translate';
+import type { XdsResourceSet } from '../translate/translate';
+import { contentVersion, PUSH_ORDER, XDS_KINDS } from '../../../shared/src/xds/resource-kind';
+import type { XdsObject } from '../translate/xds-json';
+import type { Slicer } from '../../../shared/src/slicer';
+
 
 export interface CachedResource {
   name: string;
   /** Content hash of the encoded resource: stable across restarts, usable as a delta-xDS version. */
   version: string;
   any: PackedAny;
-  /** The resource as the translator wrote it (JSON form). */
-  json: XdsResource;
+  json: XdsObject;
 }
 
 export interface SnapshotChange {
@@ -22,32 +24,78 @@ export interface SnapshotChange {
   changed: Map<string, Set<string>>;
 }
 
+/** A snapshot encoded and ready to install (see SnapshotCache.prepare). */
+export interface PreparedSnapshot {
+  readonly types: Map<string, Map<string, CachedResource>>;
+  /** The encoded VirtualHosts it used, by the hash of their JSON. */
+  readonly vhosts: Map<string, Buffer>;
+}
+
+/** The RouteConfiguration field number of virtual_hosts (route.proto). */
+const VIRTUAL_HOSTS_FIELD = 2;
+const VIRTUAL_HOST_TYPE = 'type.googleapis.com/envoy.config.route.v3.VirtualHost';
+
 /**
  * Encoded xDS resources per type, with a content-hash version per resource. Designed for both
  * state-of-the-world (versions of whole responses are derived from per-resource versions) and
  * delta xDS (which needs exactly the per-resource versions and the changed-name sets kept here).
+ *
+ * Encoding is the costly part of a change, so it is incremental: a resource whose JSON is the
+ * same as in the installed (or last prepared) snapshot keeps its encoding, and a
+ * RouteConfiguration is assembled from its separately encoded VirtualHosts, so the outbound
+ * table (every service's virtual host) costs only the virtual hosts that changed.
  */
 export class SnapshotCache {
-  private readonly types = new Map<string, Map<string, CachedResource>>();
+  private types = new Map<string, Map<string, CachedResource>>();
   private revisionValue = 0;
   private readonly listeners: ((c: SnapshotChange) => void)[] = [];
+  /** The last prepared snapshot, not yet installed: its encodings are reused too. */
+  private lastPrepared: PreparedSnapshot | undefined;
+  private vhosts = new Map<string, Buffer>();
+  /** Per type, the version of a response carrying every resource (a wildcard subscription's), computed once per snapshot. */
+  private readonly allVersions = new Map<string, string>();
 
-  constructor() { for (const k of XDS_KINDS) this.types.set(k.typeUrl, new Map()); }
+  constructor() { for (const t of PUSH_ORDER) this.types.set(t, new Map()); }
 
   get revision(): number { return this.revisionValue; }
 
-  /** Replaces the snapshot. Throws (changing nothing) if any resource fails to encode. */
+  /** Replaces the snapshot at once. Throws (changing nothing) if any resource fails to encode. */
   set(resources: XdsResourceSet, revision: number): SnapshotChange {
-    const next = new Map<string, Map<string, CachedResource>>(XDS_KINDS.map((k) => [k.typeUrl, encodeAll(k, resourcesOfKind(resources, k))]));
+    const p = new Preparation(this.types, this.vhosts, this.lastPrepared);
+    for (const [type, objs, key] of inputs(resources)) for (const json of objs) p.add(type, json, key);
+    return this.install(p.finish(), revision);
+  }
+
+  /**
+   * Encodes a snapshot without installing it, yielding between resources (`slicer`). Throws if
+   * any resource fails to encode (that config cannot be served). `install` makes it current.
+   */
+  async prepare(resources: XdsResourceSet, slicer: Slicer): Promise<PreparedSnapshot> {
+    const p = new Preparation(this.types, this.vhosts, this.lastPrepared);
+    for (const [type, objs, key] of inputs(resources)) {
+      for (const json of objs) {
+        p.add(type, json, key);
+        await slicer.point();
+      }
+    }
+    this.lastPrepared = p.finish();
+    return this.lastPrepared;
+  }
+
+  /** Makes a prepared snapshot current, for `revision`, and tells the listeners what changed. */
+  install(prepared: PreparedSnapshot, revision: number): SnapshotChange {
     const changed = new Map<string, Set<string>>();
-    for (const [type, now] of next) {
+    for (const [type, now] of prepared.types) {
       const before = this.types.get(type)!;
       const names = new Set<string>();
       for (const [name, r] of now) if (before.get(name)?.version !== r.version) names.add(name);
       for (const name of before.keys()) if (!now.has(name)) names.add(name);
       if (names.size > 0) changed.set(type, names);
-      this.types.set(type, now);
     }
+    this.types = new Map(prepared.types);
+    this.vhosts = prepared.vhosts;
+    if (this.lastPrepared === prepared) this.lastPrepared = undefined;
+    this.allVersions.clear();
     const newRevision = revision !== this.revisionValue;
     this.revisionValue = revision;
     const change = { revision, changed };
@@ -60,19 +108,112 @@ export class SnapshotCache {
 
   all(type: string): ReadonlyMap<string, CachedResource> { return this.types.get(type) ?? new Map(); }
 
+  /** responseVersion of every resource of `type`: what a wildcard subscription is sent. Computed once per snapshot. */
+  allVersion(type: string): string {
+    let v = this.allVersions.get(type);
+    if (v === undefined) {
+      v = responseVersion([...this.all(type).values()]);
+      this.allVersions.set(type, v);
+    }
+    return v;
+  }
+
   has(type: string): boolean { return this.types.has(type); }
 
   onChange(fn: (c: SnapshotChange) => void): void { this.listeners.push(fn); }
 }
 
-function encodeAll(kind: XdsResourceKind, objs: readonly XdsResource[]): Map<string, CachedResource> {
-  const out = new Map<string, CachedResource>();
-  for (const json of objs) {
-    const name = kind.nameOf(json);
-    const any = encodeResource(kind.typeUrl, json);
-    out.set(name, { name, version: contentVersion(any.value), any, json });
+function inputs(r: XdsResourceSet): [string, readonly XdsObject[], 'name' | 'cluster_name'][] {
+  return XDS_KINDS.map((k) => [k.typeUrl, resourcesOfKind(r, k) as unknown as readonly XdsObject[], k.nameField]);
+}
+
+/** The JSON hash each cached resource was encoded from. */
+const sourceHash = new WeakMap<CachedResource, string>();
+
+/** One snapshot being encoded, reusing the encodings of the installed and last prepared snapshots. */
+class Preparation {
+  private readonly types = new Map<string, Map<string, CachedResource>>(PUSH_ORDER.map((t) => [t, new Map()]));
+  private readonly vhosts = new Map<string, Buffer>();
+
+  constructor(
+    private readonly installed: Map<string, Map<string, CachedResource>>,
+    private readonly installedVhosts: Map<string, Buffer>,
+    private readonly prepared: PreparedSnapshot | undefined,
+  ) {}
+
+  add(type: string, json: XdsObject, key: 'name' | 'cluster_name'): void {
+    const name = json[key] as string;
+    const hash = jsonHash(json);
+    const reused = this.reuse(type, name, hash);
+    const r: CachedResource = reused === undefined ? this.encode(type, name, json) : { ...reused, json };
+    sourceHash.set(r, hash);
+    this.types.get(type)!.set(name, r);
   }
-  return out;
+
+  finish(): PreparedSnapshot { return { types: this.types, vhosts: this.vhosts }; }
+
+  private reuse(type: string, name: string, hash: string): CachedResource | undefined {
+    for (const from of [this.installed.get(type)?.get(name), this.prepared?.types.get(type)?.get(name)]) {
+      if (from === undefined || sourceHash.get(from) !== hash) continue;
+      if (type === TYPE_URLS.ROUTE && isSpliceable(from.json)) for (const vh of from.json['virtual_hosts'] as XdsObject[]) this.vhost(vh);
+      return from;
+    }
+    return undefined;
+  }
+
+  private encode(type: string, name: string, json: XdsObject): CachedResource {
+    const any = type === TYPE_URLS.ROUTE && isSpliceable(json) ? this.routeConfiguration(json) : encodeResource(type, json);
+    return { name, version: contentVersion(any.value), any, json };
+  }
+
+  /**
+   * A RouteConfiguration of only a name and virtual hosts, assembled from the encoded name and
+   * each encoded VirtualHost as a length-delimited field 2: the bytes protobufjs writes for the
+   * whole message (fields in number order), so versions do not depend on how it was built.
+   */
+  private routeConfiguration(json: XdsObject): PackedAny {
+    const head = encodeResource(TYPE_URLS.ROUTE, { name: json['name'] });
+    const parts: Buffer[] = [Buffer.from(head.value)];
+    for (const vh of json['virtual_hosts'] as XdsObject[]) {
+      const bytes = this.vhost(vh);
+      parts.push(fieldHeader(VIRTUAL_HOSTS_FIELD, bytes.length), bytes);
+    }
+    return { type_url: head.type_url, value: Buffer.concat(parts) };
+  }
+
+  /** A VirtualHost's encoding, reused when its JSON was encoded before. */
+  private vhost(vh: XdsObject): Buffer {
+    const hash = jsonHash(vh);
+    let bytes = this.vhosts.get(hash) ?? this.installedVhosts.get(hash) ?? this.prepared?.vhosts.get(hash);
+    if (bytes === undefined) bytes = Buffer.from(encodeResource(VIRTUAL_HOST_TYPE, vh).value);
+    this.vhosts.set(hash, bytes);
+    return bytes;
+  }
+}
+
+function isSpliceable(json: XdsObject): boolean {
+  return Array.isArray(json['virtual_hosts']) && Object.keys(json).every((k) => k === 'name' || k === 'virtual_hosts');
+}
+
+/** The tag (field number, wire type 2) and length varint of a length-delimited field. */
+function fieldHeader(field: number, length: number): Buffer {
+  const bytes = [(field << 3) | 2];
+  let n = length;
+  while (n > 0x7f) { bytes.push((n & 0x7f) | 0x80); n >>>= 7; }
+  bytes.push(n);
+  return Buffer.from(bytes);
+}
+
+const hashOf = new WeakMap<XdsObject, string>();
+
+/** A hash of an xDS object's JSON (equal JSON, equal encoding), cached per object. */
+function jsonHash(json: XdsObject): string {
+  let h = hashOf.get(json);
+  if (h === undefined) {
+    h = createHash('sha1').update(JSON.stringify(json)).digest('hex');
+    hashOf.set(json, h);
+  }
+  return h;
 }
 
 /** The version_info of a response: a hash of the (name, version) pairs it carries. */

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Clock, TimerHandle } from '../../../shared/src/clock';
 import { ErrorCodes, MeshError, validationError } from '../../../shared/src/errors';
 import type { FieldIssue } from '../../../shared/src/errors';
-import { FieldReader, LABEL_KEY_PATTERN, NAME_HINT, NAME_PATTERN } from '../../../shared/src/config/reader';
+import { FieldReader, LABEL_KEY_PATTERN, LABEL_MAP, NAME_HINT, NAME_PATTERN } from '../../../shared/src/config/reader';
 import type { EndpointHealth } from '../../../shared/src/config/types';
 
 /** An endpoint as translation sees it, from the registry or from static config. */
@@ -70,7 +70,7 @@ export class EndpointRegistry {
     const address = r.string(o['address'], 'address', { maxLength: 64 });
     if (address !== undefined && isIP(address) === 0) r.fail('address', `"${address}" must be an IPv4 or IPv6 address`);
     const port = r.int(o['port'], 'port', { min: 1, max: 65535 });
-    const labels = o['labels'] === undefined ? {} : r.stringMap(o['labels'], 'labels', LABEL_KEY_PATTERN);
+    const labels = o['labels'] === undefined ? {} : r.stringMap(o['labels'], 'labels', LABEL_MAP, LABEL_KEY_PATTERN);
     const zone = o['zone'] === undefined ? '' : r.string(o['zone'], 'zone', { maxLength: 128 });
     const weight = o['weight'] === undefined ? 1 : r.int(o['weight'], 'weight', { min: 1, max: 128 });
     const health = o['health'] === undefined ? 'HEALTHY' : r.oneOf(o['health'], 'health', ['HEALTHY', 'UNHEALTHY', 'DRAINING'] as const);

@@ -1,11 +1,15 @@
-import { buildMesh, validateResource } from '../../../shared/src/config/mesh';
+import { buildMeshSliced, validateResource } from '../../../shared/src/config/mesh';
 import type { MeshConfig, RawResource } from '../../../shared/src/config/mesh';
 import { resourceKey } from '../../../shared/src/config/types';
+import type { Resource } from '../../../shared/src/config/types';
+import { CONFIG_LIMITS } from '../../../shared/src/config/limits';
+import { TimeSlicer } from '../../../shared/src/slicer';
+import type { Slicer } from '../../../shared/src/slicer';
 import { ErrorCodes, MeshError, validationError } from '../../../shared/src/errors';
 import type { FieldIssue } from '../../../shared/src/errors';
 import type { Clock } from '../../../shared/src/clock';
 import type { ApplyOptions, ChangeOptions, ChangeResult, ConfigStore, Revision, RevisionLog, RevisionMeta } from './config-store';
-import { diffResources, sortResources } from './diff';
+import { diffResourcesSliced, sortResources } from './diff';
 
 const EMPTY: Revision = { revision: 0, createdAt: new Date(0).toISOString(), author: '', message: 'empty', summary: { added: [], changed: [], removed: [] }, resources: [] };
 
@@ -16,20 +20,24 @@ const EMPTY: Revision = { revision: 0, createdAt: new Date(0).toISOString(), aut
 export class VersionedConfigStore implements ConfigStore {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly watchers = new Set<(rev: Revision) => void>();
+  /** The validated form of each stored document seen, so a change revalidates only what it brings. */
+  private readonly validated = new WeakMap<object, Resource>();
 
   /**
    * @param precommit runs on every validated candidate before it is stored (the control plane
-   *   translates and encodes it there), so config that cannot become xDS is never stored.
+   *   translates and encodes it there), so config that cannot become xDS is never stored. It is
+   *   given the validated config and the documents it came from (which become the revision's
+   *   `resources` if it is stored).
    */
-  constructor(private readonly log: RevisionLog, private readonly clock: Clock, private readonly precommit: (mesh: MeshConfig) => void = () => undefined) {
+  constructor(private readonly log: RevisionLog, private readonly clock: Clock, private readonly precommit: (mesh: MeshConfig, resources: readonly RawResource[]) => void | Promise<void> = () => undefined) {
     log.onAppend((rev) => { for (const w of this.watchers) w(rev); });
   }
 
   current(): Revision { return this.log.head() ?? EMPTY; }
 
   apply(docs: readonly unknown[], opts: ApplyOptions = {}): Promise<ChangeResult> {
-    return this.serialize(() => {
-      const incoming = checkDocuments(docs);
+    return this.serialize(async () => {
+      const incoming = await checkDocuments(docs, new TimeSlicer());
       let next: RawResource[];
       if (opts.mode === 'replace') {
         next = incoming;
@@ -53,7 +61,7 @@ export class VersionedConfigStore implements ConfigStore {
   }
 
   update(fn: (docs: readonly RawResource[]) => RawResource[], opts: ChangeOptions = {}): Promise<ChangeResult> {
-    return this.serialize(() => this.commit(fn(structuredClone(this.current().resources)), opts, 'update'));
+    return this.serialize(async () => this.commit(fn(await cloneAll(this.current().resources, new TimeSlicer())), opts, 'update'));
   }
 
   async revisions(): Promise<RevisionMeta[]> { return this.log.list(); }
@@ -68,7 +76,7 @@ export class VersionedConfigStore implements ConfigStore {
   rollback(n: number, opts: ChangeOptions = {}): Promise<ChangeResult> {
     return this.serialize(async () => {
       const target = await this.revision(n);
-      return this.commit(structuredClone(target.resources), { ...opts, message: opts.message ?? `rollback to revision ${n}` }, `rollback to revision ${n}`);
+      return this.commit(await cloneAll(target.resources, new TimeSlicer()), { ...opts, message: opts.message ?? `rollback to revision ${n}` }, `rollback to revision ${n}`);
     });
   }
 
@@ -108,11 +116,13 @@ export class VersionedConfigStore implements ConfigStore {
     if (opts.expectedRevision !== undefined && opts.expectedRevision !== cur.revision) {
       throw new MeshError(ErrorCodes.CONFLICT, `expected revision ${opts.expectedRevision}, but the current revision is ${cur.revision}; re-read and retry`);
     }
-    const mesh = buildMesh(next); // throws MeshError(VALIDATION) naming every problem
-    this.precommit(mesh);
+    checkConfigSize(next);
+    const slicer = new TimeSlicer();
+    const mesh = await buildMeshSliced(next, slicer, this.validated); // throws MeshError(VALIDATION) naming every problem
+    await this.precommit(mesh, next);
     opts.inspect?.(mesh);
     sortResources(next);
-    const diff = diffResources(cur.resources, next);
+    const diff = await diffResourcesSliced(cur.resources, next, slicer);
     const dryRun = opts.dryRun === true;
     if (dryRun || diff.length === 0) return { revision: cur.revision, dryRun, changed: diff.length > 0, diff };
     const rev: Revision = {
@@ -134,20 +144,47 @@ export class VersionedConfigStore implements ConfigStore {
 
 /**
  * Validates incoming documents on their own (so errors name the document as the user wrote it)
- * and rejects duplicates within one request. Returns them as stored documents.
+ * and rejects duplicates within one request. Returns them as stored documents. Too many
+ * documents are refused before any is read.
  */
-function checkDocuments(docs: readonly unknown[]): RawResource[] {
+async function checkDocuments(docs: readonly unknown[], slicer: Slicer): Promise<RawResource[]> {
   const issues: FieldIssue[] = [];
   const seen = new Map<string, number>();
   if (docs.length === 0) throw validationError([{ resource: '', path: '', message: 'no documents: the body holds no resources' }]);
-  docs.forEach((d, i) => {
-    const res = validateResource(d, i, issues);
-    if (res === undefined) return;
+  if (docs.length > CONFIG_LIMITS.documentsPerRequest) {
+    throw validationError([{ resource: '', path: 'documents', message: `the body holds ${docs.length} documents; at most ${CONFIG_LIMITS.documentsPerRequest} per request: split it into several applies` }]);
+  }
+  for (let i = 0; i < docs.length; i++) {
+    const res = validateResource(docs[i], i, issues);
+    await slicer.point();
+    if (res === undefined) continue;
     const key = resourceKey(res);
     const prev = seen.get(key);
     if (prev !== undefined) issues.push({ resource: key, path: 'metadata.name', message: `duplicate name: documents ${prev} and ${i} both define ${key}` });
     else seen.set(key, i);
-  });
+  }
   if (issues.length > 0) throw validationError(issues);
-  return docs.map((d) => structuredClone(d) as RawResource);
+  return cloneAll(docs as RawResource[], slicer);
+}
+
+/** Deep copies of documents, one at a time. */
+async function cloneAll(docs: readonly RawResource[], slicer: Slicer): Promise<RawResource[]> {
+  const out: RawResource[] = [];
+  for (const d of docs) {
+    out.push(structuredClone(d));
+    await slicer.point();
+  }
+  return out;
+}
+
+/** The whole candidate config within CONFIG_LIMITS.resources and .configBytes (checked before it is validated). */
+function checkConfigSize(next: readonly RawResource[]): void {
+  if (next.length > CONFIG_LIMITS.resources) {
+    throw validationError([{ resource: '', path: 'resources', message: `the config would hold ${next.length} resources; at most ${CONFIG_LIMITS.resources}` }]);
+  }
+  let bytes = 0;
+  for (const r of next) bytes += Buffer.byteLength(JSON.stringify(r));
+  if (bytes > CONFIG_LIMITS.configBytes) {
+    throw validationError([{ resource: '', path: 'resources', message: `the config would be ${bytes} bytes (as JSON); at most ${CONFIG_LIMITS.configBytes}` }]);
+  }
 }

@@ -1,6 +1,8 @@
 import type { FieldIssue } from '../errors';
 import { validationError } from '../errors';
-import { FieldReader, NAME_HINT, NAME_PATTERN, LABEL_KEY_PATTERN } from './reader';
+import { ANNOTATION_MAP, FieldReader, LABEL_MAP, NAME_HINT, NAME_PATTERN, LABEL_KEY_PATTERN } from './reader';
+import { CONFIG_LIMITS } from './limits';
+import type { Slicer } from '../slicer';
 import { API_VERSION, KINDS, resourceKey } from './types';
 import type { BackendPolicy, Kind, Metadata, Resource, Route, Service } from './types';
 import { validateServiceSpec } from './validate-service';
@@ -53,8 +55,8 @@ function metadataOf(r: FieldReader, raw: unknown): Metadata | undefined {
   const o = r.object(raw, 'metadata', ['name', 'labels', 'annotations']);
   if (o === undefined) return undefined;
   const name = r.string(o['name'], 'metadata.name', { pattern: NAME_PATTERN, patternHint: NAME_HINT });
-  const labels = o['labels'] === undefined ? {} : r.stringMap(o['labels'], 'metadata.labels', LABEL_KEY_PATTERN);
-  const annotations = o['annotations'] === undefined ? {} : r.stringMap(o['annotations'], 'metadata.annotations');
+  const labels = o['labels'] === undefined ? {} : r.stringMap(o['labels'], 'metadata.labels', LABEL_MAP, LABEL_KEY_PATTERN);
+  const annotations = o['annotations'] === undefined ? {} : r.stringMap(o['annotations'], 'metadata.annotations', ANNOTATION_MAP);
   if (name === undefined || labels === undefined || annotations === undefined) return undefined;
   return { name, labels, annotations };
 }
@@ -72,26 +74,54 @@ function describeDoc(raw: unknown, index: number): string {
  * Throws MeshError(VALIDATION) listing all problems; never returns a partially valid config.
  */
 export function buildMesh(raws: readonly unknown[]): MeshConfig {
-  const issues: FieldIssue[] = [];
-  const resources: Resource[] = [];
-  const seen = new Map<string, number>();
-  raws.forEach((raw, i) => {
-    const res = validateResource(raw, i, issues);
+  const v = new MeshValidation();
+  raws.forEach((raw, i) => v.add(raw, i));
+  return v.finish();
+}
+
+/**
+ * buildMesh for the control plane's event loop: yields between documents (`slicer`), and reuses
+ * the validated form of documents it has seen before (`memo`, keyed by the raw document object:
+ * stored documents are never mutated, so an unchanged resource is validated once).
+ */
+export async function buildMeshSliced(raws: readonly unknown[], slicer: Slicer, memo?: WeakMap<object, Resource>): Promise<MeshConfig> {
+  const v = new MeshValidation(memo);
+  for (let i = 0; i < raws.length; i++) {
+    v.add(raws[i], i);
+    await slicer.point();
+  }
+  return v.finish();
+}
+
+class MeshValidation {
+  private readonly issues: FieldIssue[] = [];
+  private readonly resources: Resource[] = [];
+  private readonly seen = new Map<string, number>();
+
+  constructor(private readonly memo?: WeakMap<object, Resource>) {}
+
+  add(raw: unknown, i: number): void {
+    const cached = this.memo !== undefined && typeof raw === 'object' && raw !== null ? this.memo.get(raw) : undefined;
+    const res = cached ?? validateResource(raw, i, this.issues);
     if (res === undefined) return;
+    if (cached === undefined && this.memo !== undefined) this.memo.set(raw as object, res);
     const key = resourceKey(res);
-    const prev = seen.get(key);
+    const prev = this.seen.get(key);
     if (prev !== undefined) {
-      issues.push({ resource: key, path: 'metadata.name', message: `duplicate name: documents ${prev} and ${i} both define ${key}` });
+      this.issues.push({ resource: key, path: 'metadata.name', message: `duplicate name: documents ${prev} and ${i} both define ${key}` });
       return;
     }
-    seen.set(key, i);
-    resources.push(res);
-  });
-  if (issues.length > 0) throw validationError(issues);
-  const mesh = assemble(resources);
-  checkReferences(mesh, issues);
-  if (issues.length > 0) throw validationError(issues);
-  return mesh;
+    this.seen.set(key, i);
+    this.resources.push(res);
+  }
+
+  finish(): MeshConfig {
+    if (this.issues.length > 0) throw validationError(this.issues);
+    const mesh = assemble(this.resources);
+    checkReferences(mesh, this.issues);
+    if (this.issues.length > 0) throw validationError(this.issues);
+    return mesh;
+  }
 }
 
 function assemble(resources: Resource[]): MeshConfig {
@@ -126,6 +156,20 @@ function checkReferences(mesh: MeshConfig, issues: FieldIssue[]): void {
       }
       if (s && route.kind === 'GRPCRoute' && s.spec.protocol !== 'grpc') fail(route, `${path}.name`, `GRPCRoute backend Service "${b.name}" has protocol ${s.spec.protocol}, not grpc`);
     }));
+  }
+  // Each service's virtual host holds an Envoy route per match of every rule attached to it.
+  const routeCount = new Map<string, number>();
+  for (const route of mesh.routes) {
+    const n = route.spec.rules.reduce((sum, rule) => sum + rule.matches.length, 0);
+    for (const p of route.spec.parentRefs) routeCount.set(p.name, (routeCount.get(p.name) ?? 0) + n);
+  }
+  for (const route of mesh.routes) {
+    route.spec.parentRefs.forEach((p, i) => {
+      const n = routeCount.get(p.name) ?? 0;
+      if (n > CONFIG_LIMITS.routesPerService) {
+        fail(route, `spec.parentRefs[${i}].name`, `Service "${p.name}" would have ${n} Envoy routes (one per match of every rule of every route attached to it); at most ${CONFIG_LIMITS.routesPerService}`);
+      }
+    });
   }
   // One RouteConfiguration (the sidecar's outbound table) holds every service's virtual host,
   // and Envoy rejects a domain that appears in two of them.

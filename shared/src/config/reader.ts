@@ -1,6 +1,7 @@
 import type { FieldIssue } from '../errors';
 import { parseDuration } from './duration';
 import { compileRe2 } from '../re2';
+import { CONFIG_LIMITS } from './limits';
 
 /**
  * A cursor over untrusted input that records every problem with its field path and never
@@ -75,13 +76,21 @@ export class FieldReader {
     return ms;
   }
 
-  /** A map of string to string, e.g. labels. */
-  stringMap(v: unknown, path: string, keyPattern?: RegExp): Record<string, string> | undefined {
+  /**
+   * A map of string to string, e.g. labels, of at most `maxEntries` entries (checked before any
+   * entry is read), with keys and values within their lengths.
+   */
+  stringMap(v: unknown, path: string, limits: { maxEntries: number; maxKeyLength: number; maxValueLength: number }, keyPattern?: RegExp): Record<string, string> | undefined {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) return this.fail(path, `must be a map of strings, got ${describe(v)}`);
+    const keys = Object.keys(v);
+    if (keys.length > limits.maxEntries) return this.fail(path, `must have at most ${limits.maxEntries} entries, got ${keys.length}`);
     const out: Record<string, string> = {};
-    for (const [k, val] of Object.entries(v as Record<string, unknown>)) {
+    for (const k of keys) {
+      const val = (v as Record<string, unknown>)[k];
+      if (k.length > limits.maxKeyLength) { this.fail(join(path, describe(k).slice(1, -1)), `key must be at most ${limits.maxKeyLength} characters`); continue; }
       if (keyPattern !== undefined && !keyPattern.test(k)) { this.fail(join(path, k), `key "${k}" must match ${keyPattern}`); continue; }
       if (typeof val !== 'string') { this.fail(join(path, k), `must be a string, got ${describe(val)}`); continue; }
+      if (val.length > limits.maxValueLength) { this.fail(join(path, k), `must be at most ${limits.maxValueLength} characters`); continue; }
       out[k] = val;
     }
     return out;
@@ -114,6 +123,10 @@ export function describe(v: unknown): string {
 /** DNS-1123 label: lower-case alphanumerics and '-', at most 63 characters. Used for all names. */
 export const NAME_PATTERN = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 export const NAME_HINT = "must be a DNS label: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters";
+/** Labels maps (metadata, subset and endpoint labels): their size and key and value lengths. */
+export const LABEL_MAP = { maxEntries: CONFIG_LIMITS.labels, maxKeyLength: CONFIG_LIMITS.labelKeyLength, maxValueLength: CONFIG_LIMITS.labelValueLength } as const;
+/** metadata.annotations. */
+export const ANNOTATION_MAP = { maxEntries: CONFIG_LIMITS.annotations, maxKeyLength: CONFIG_LIMITS.labelKeyLength, maxValueLength: CONFIG_LIMITS.annotationValueLength } as const;
 /** Label keys: Kubernetes-style, optional prefix. */
 export const LABEL_KEY_PATTERN = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 /** HTTP header names (lower-case token characters; pseudo-headers like :method allowed). */

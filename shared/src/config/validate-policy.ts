@@ -1,6 +1,7 @@
 import type { BackendPolicySpec, CircuitBreakerSettings, ConnectionPoolSettings, HealthCheckSettings, LoadBalancerSettings, OutlierDetectionSettings, RetryBudgetSettings } from './types';
 import { LB_POLICIES } from './types';
 import { FieldReader, HEADER_NAME_PATTERN, join, NAME_HINT, NAME_PATTERN } from './reader';
+import { CONFIG_LIMITS } from './limits';
 
 const U32 = 0xffffffff;
 
@@ -137,7 +138,7 @@ function healthCheckOf(r: FieldReader, raw: unknown, path: string): HealthCheckS
       const o = section<{ path?: string; expectedStatuses?: number[] }>(r, v, p, {
         path: (x, q) => r.string(x, q, { pattern: /^\/[^\s]*$/, patternHint: "must start with '/'", maxLength: 1024 }),
         expectedStatuses: (x, q) => {
-          const list = r.array(x, q, { min: 1, max: 32 });
+          const list = r.array(x, q, { min: 1, max: CONFIG_LIMITS.statusCodes });
           const codes = list?.map((c, i) => r.int(c, join(q, i), { min: 100, max: 599 })).filter((c): c is number => c !== undefined);
           return list !== undefined && codes?.length === list.length ? codes : undefined;
         },

@@ -3,6 +3,7 @@ import type {
 } from './types';
 import { RETRY_ON } from './types';
 import { FieldReader, HEADER_NAME_PATTERN, join, NAME_HINT, NAME_PATTERN } from './reader';
+import { CONFIG_LIMITS } from './limits';
 
 /** Defaults documented in docs/config.md. */
 export const RETRY_DEFAULTS = { retries: 2, backoffBaseMs: 25, backoffMaxMs: 250 } as const;
@@ -22,7 +23,7 @@ export function validateRouteSpec(r: FieldReader, raw: unknown, kind: 'HTTPRoute
 
 function parentRefsOf(r: FieldReader, raw: unknown): { name: string }[] | undefined {
   if (raw === undefined) return r.fail('spec.parentRefs', 'is required: the services whose traffic this route governs, e.g. [{name: reviews}]');
-  const list = r.array(raw, 'spec.parentRefs', { min: 1, max: 32 });
+  const list = r.array(raw, 'spec.parentRefs', { min: 1, max: CONFIG_LIMITS.parentRefs });
   if (list === undefined) return undefined;
   const out: { name: string }[] = [];
   list.forEach((p, i) => {
@@ -39,7 +40,7 @@ function parentRefsOf(r: FieldReader, raw: unknown): { name: string }[] | undefi
 }
 
 function hostnamesOf(r: FieldReader, raw: unknown): string[] | undefined {
-  const list = r.array(raw, 'spec.hostnames', { max: 64 });
+  const list = r.array(raw, 'spec.hostnames', { max: CONFIG_LIMITS.hostnames });
   if (list === undefined) return undefined;
   const out: string[] = [];
   list.forEach((h, i) => {
@@ -51,7 +52,7 @@ function hostnamesOf(r: FieldReader, raw: unknown): string[] | undefined {
 
 function rulesOf(r: FieldReader, raw: unknown, kind: 'HTTPRoute' | 'GRPCRoute'): RouteRule[] | undefined {
   if (raw === undefined) return r.fail('spec.rules', 'is required: list at least one rule');
-  const list = r.array(raw, 'spec.rules', { min: 1, max: 256 });
+  const list = r.array(raw, 'spec.rules', { min: 1, max: CONFIG_LIMITS.rules });
   if (list === undefined) return undefined;
   const out: RouteRule[] = [];
   list.forEach((rule, i) => {
@@ -72,7 +73,7 @@ function rulesOf(r: FieldReader, raw: unknown, kind: 'HTTPRoute' | 'GRPCRoute'):
 }
 
 function matchesOf(r: FieldReader, raw: unknown, path: string, kind: 'HTTPRoute' | 'GRPCRoute'): RouteMatch[] | undefined {
-  const list = r.array(raw, path, { min: 1, max: 64 });
+  const list = r.array(raw, path, { min: 1, max: CONFIG_LIMITS.matches });
   if (list === undefined) return undefined;
   const out: RouteMatch[] = [];
   list.forEach((m, i) => {
@@ -118,7 +119,7 @@ function pathMatchOf(r: FieldReader, raw: unknown, path: string): PathMatch | un
 }
 
 function headerMatchesOf(r: FieldReader, raw: unknown, path: string): HeaderMatch[] | undefined {
-  const list = r.array(raw, path, { max: 32 });
+  const list = r.array(raw, path, { max: CONFIG_LIMITS.headers });
   if (list === undefined) return undefined;
   const out: HeaderMatch[] = [];
   list.forEach((h, i) => {
@@ -160,7 +161,7 @@ function grpcMethodOf(r: FieldReader, raw: unknown, path: string): GrpcMethodMat
 
 function backendRefsOf(r: FieldReader, raw: unknown, path: string): BackendRef[] | undefined {
   if (raw === undefined) return r.fail(path, 'is required: list at least one backend, e.g. [{name: reviews, subset: v1, weight: 100}]');
-  const list = r.array(raw, path, { min: 1, max: 64 });
+  const list = r.array(raw, path, { min: 1, max: CONFIG_LIMITS.backendRefs });
   if (list === undefined) return undefined;
   const out: BackendRef[] = [];
   let ok = true;
@@ -202,7 +203,7 @@ function retryOf(r: FieldReader, raw: unknown, path: string): RetryPolicy | unde
   const perTryTimeoutMs = o['perTryTimeout'] === undefined ? 0 : r.duration(o['perTryTimeout'], join(path, 'perTryTimeout'), { maxMs: 3_600_000 });
   let codes: number[] | undefined = [];
   if (o['retriableStatusCodes'] !== undefined) {
-    const list = r.array(o['retriableStatusCodes'], join(path, 'retriableStatusCodes'), { min: 1, max: 32 });
+    const list = r.array(o['retriableStatusCodes'], join(path, 'retriableStatusCodes'), { min: 1, max: CONFIG_LIMITS.statusCodes });
     codes = list?.map((c, i) => r.int(c, join(join(path, 'retriableStatusCodes'), i), { min: 100, max: 599 })).filter((c): c is number => c !== undefined);
     if (list !== undefined && codes?.length !== list.length) codes = undefined;
   }
@@ -236,7 +237,7 @@ export const FAULT_DEFAULTS = { percentage: 100 } as const;
 export const LOCAL_RATE_LIMIT_DEFAULTS = { fillIntervalMs: 1000 } as const;
 
 function filtersOf(r: FieldReader, raw: unknown, path: string): RuleFilters | undefined {
-  const list = r.array(raw, path, { max: 8 });
+  const list = r.array(raw, path, { max: CONFIG_LIMITS.filters });
   if (list === undefined) return undefined;
   const out: RuleFilters = {};
   let ok = true;
@@ -328,7 +329,7 @@ function headerModifierOf(r: FieldReader, raw: unknown, path: string): HeaderMod
   if (o === undefined) return undefined;
   const pairs = (k: 'set' | 'add'): { name: string; value: string }[] | undefined => {
     if (o[k] === undefined) return [];
-    const list = r.array(o[k], join(path, k), { max: 32 });
+    const list = r.array(o[k], join(path, k), { max: CONFIG_LIMITS.headerModifiers });
     if (list === undefined) return undefined;
     const out: { name: string; value: string }[] = [];
     list.forEach((h, i) => {
@@ -344,7 +345,7 @@ function headerModifierOf(r: FieldReader, raw: unknown, path: string): HeaderMod
   const add = pairs('add');
   let remove: string[] | undefined = [];
   if (o['remove'] !== undefined) {
-    const list = r.array(o['remove'], join(path, 'remove'), { max: 32 });
+    const list = r.array(o['remove'], join(path, 'remove'), { max: CONFIG_LIMITS.headerModifiers });
     remove = list?.map((n, i) => r.string(n, join(join(path, 'remove'), i), { pattern: /^[a-z0-9!#$%&'*+.^_`|~-]+$/, patternHint: 'must be a lower-case HTTP header name', maxLength: 256 })).filter((n): n is string => n !== undefined);
     if (list !== undefined && remove?.length !== list.length) remove = undefined;
   }

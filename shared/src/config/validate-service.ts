@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import type { EndpointHealth, Service, ServicePort, StaticEndpoint, Subset } from './types';
-import { FieldReader, join, LABEL_KEY_PATTERN, NAME_HINT, NAME_PATTERN } from './reader';
+import { FieldReader, join, LABEL_KEY_PATTERN, LABEL_MAP, NAME_HINT, NAME_PATTERN } from './reader';
+import { CONFIG_LIMITS } from './limits';
 
 const HOSTNAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/i;
 
@@ -17,7 +18,7 @@ export function validateServiceSpec(r: FieldReader, raw: unknown): Service['spec
 
 function portsOf(r: FieldReader, raw: unknown): ServicePort[] | undefined {
   if (raw === undefined) return r.fail('spec.ports', 'is required: list at least one port, e.g. [{name: grpc, port: 50051}]');
-  const list = r.array(raw, 'spec.ports', { min: 1, max: 64 });
+  const list = r.array(raw, 'spec.ports', { min: 1, max: CONFIG_LIMITS.ports });
   if (list === undefined) return undefined;
   const out: ServicePort[] = [];
   const names = new Set<string>();
@@ -39,7 +40,7 @@ function portsOf(r: FieldReader, raw: unknown): ServicePort[] | undefined {
 
 function subsetsOf(r: FieldReader, raw: unknown): Subset[] | undefined {
   if (raw === undefined) return [];
-  const list = r.array(raw, 'spec.subsets', { max: 64 });
+  const list = r.array(raw, 'spec.subsets', { max: CONFIG_LIMITS.subsets });
   if (list === undefined) return undefined;
   const out: Subset[] = [];
   const names = new Set<string>();
@@ -50,7 +51,7 @@ function subsetsOf(r: FieldReader, raw: unknown): Subset[] | undefined {
     const name = r.string(o['name'], join(path, 'name'), { pattern: NAME_PATTERN, patternHint: NAME_HINT });
     const labels = o['labels'] === undefined
       ? r.fail(join(path, 'labels'), 'is required: the labels that select this subset, e.g. {version: v1}')
-      : r.stringMap(o['labels'], join(path, 'labels'), LABEL_KEY_PATTERN);
+      : r.stringMap(o['labels'], join(path, 'labels'), LABEL_MAP, LABEL_KEY_PATTERN);
     if (name === undefined || labels === undefined) return;
     if (Object.keys(labels).length === 0) { r.fail(join(path, 'labels'), 'must select on at least one label'); return; }
     if (names.has(name)) { r.fail(join(path, 'name'), `duplicate subset name "${name}"`); return; }
@@ -62,7 +63,7 @@ function subsetsOf(r: FieldReader, raw: unknown): Subset[] | undefined {
 
 function endpointsOf(r: FieldReader, raw: unknown): StaticEndpoint[] | undefined {
   if (raw === undefined) return [];
-  const list = r.array(raw, 'spec.endpoints', { max: 10_000 });
+  const list = r.array(raw, 'spec.endpoints', { max: CONFIG_LIMITS.endpoints });
   if (list === undefined) return undefined;
   const out: StaticEndpoint[] = [];
   const seen = new Set<string>();
@@ -75,7 +76,7 @@ function endpointsOf(r: FieldReader, raw: unknown): StaticEndpoint[] | undefined
       address = r.fail(join(path, 'address'), `"${address}" must be an IPv4/IPv6 address or a DNS name`);
     }
     const port = r.int(o['port'], join(path, 'port'), { min: 1, max: 65535 });
-    const labels = o['labels'] === undefined ? {} : r.stringMap(o['labels'], join(path, 'labels'), LABEL_KEY_PATTERN);
+    const labels = o['labels'] === undefined ? {} : r.stringMap(o['labels'], join(path, 'labels'), LABEL_MAP, LABEL_KEY_PATTERN);
     const zone = o['zone'] === undefined ? '' : r.string(o['zone'], join(path, 'zone'), { maxLength: 128 });
     const weight = o['weight'] === undefined ? 1 : r.int(o['weight'], join(path, 'weight'), { min: 1, max: 128 });
     const health: EndpointHealth | undefined = o['health'] === undefined ? 'HEALTHY' : r.oneOf(o['health'], join(path, 'health'), ['HEALTHY', 'UNHEALTHY', 'DRAINING'] as const);
