@@ -17,7 +17,7 @@ import { TokenBucket } from '../sidecar/src/resilience/token-bucket';
 import { listenerType } from '../sidecar/src/xds/listener-type';
 import type { ListenerConfig } from '../sidecar/src/xds/listener-type';
 import { routeType } from '../sidecar/src/xds/route-type';
-import { RouteTable } from '../sidecar/src/router/route-table';
+import { RouteTable } from '../sidecar/src/route/route-table';
 import { DEFAULT_LIMITS, TypeSubscription } from '../sidecar/src/xds/type-subscription';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { RetryBudget } from '../sidecar/src/resilience/retry-budget';
 import { IMPLICIT_RETRIES, RetryState } from '../sidecar/src/resilience/retry-state';
 import type { AttemptOutcome } from '../sidecar/src/resilience/retry-state';
-import { parseRetryPolicy } from '../sidecar/src/router/retry-policy';
-import type { RetryPolicy } from '../sidecar/src/router/retry-policy';
-import { parseHeaderMatcher } from '../sidecar/src/router/header-matcher';
+import { parseRetryPolicy } from '../sidecar/src/route/retry-policy';
+import type { RetryPolicy } from '../sidecar/src/route/retry-policy';
+import { parseHeaderMatcher } from '../sidecar/src/route/header-matcher';
 
 const policy = (retryOn: string[], extra: Partial<RetryPolicy> = {}): RetryPolicy => ({
   retryOn: new Set(retryOn), numRetries: 3, perTryTimeoutMs: 0, baseIntervalMs: 25, maxIntervalMs: 250, retriableStatusCodes: [], retriableHeaders: [], retriesResponses: true, ...extra,

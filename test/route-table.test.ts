@@ -14,10 +14,10 @@ import { OUTBOUND } from '../control-plane/src/translate/names';
 import { encodeResource } from '../shared/src/xds/pack';
 import { decodeAny, TYPE_URLS } from '../shared/src/xds/protos';
 import { MeshError } from '../shared/src/errors';
-import { RouteTable } from '../sidecar/src/router/route-table';
-import type { RouteEntry, RequestHeaders } from '../sidecar/src/router/route-table';
-import { applyHeaderOps } from '../sidecar/src/router/header-ops';
-import type { HeaderBag, HeaderToAdd } from '../sidecar/src/router/header-ops';
+import { RouteTable } from '../sidecar/src/route/route-table';
+import type { RouteEntry, RequestHeaders } from '../sidecar/src/route/route-table';
+import { applyHeaderOps } from '../sidecar/src/route/header-ops';
+import type { HeaderBag, HeaderToAdd } from '../sidecar/src/route/header-ops';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Doc = Record<string, any>;

@@ -15,7 +15,7 @@ import { encodeResource } from '../shared/src/xds/pack';
 import { decodeAny, TYPE_URLS } from '../shared/src/xds/protos';
 import { ConnectionManager } from '../sidecar/src/http/connection-manager';
 import { sniffingServer } from '../sidecar/src/listener/sniffing-server';
-import { RouteTable } from '../sidecar/src/router/route-table';
+import { RouteTable } from '../sidecar/src/route/route-table';
 import { Cluster } from '../sidecar/src/upstream/cluster';
 import { Stats } from '../sidecar/src/stats/stats';
 import { ClusterStats } from '../sidecar/src/stats/stat-bundles';
@@ -25,7 +25,7 @@ import { DEFAULT_OUTLIER_CONFIG } from '../sidecar/src/resilience/outlier-config
 import type { OutlierConfig } from '../sidecar/src/resilience/outlier-config';
 import { listedHttpFilters, listenerType } from '../sidecar/src/xds/listener-type';
 import type { ListenerConfig } from '../sidecar/src/xds/listener-type';
-import { isGrpcContentType } from '../sidecar/src/router/grpc-content-type';
+import { isGrpcContentType } from '../sidecar/src/route/grpc-content-type';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Doc = Record<string, any>;

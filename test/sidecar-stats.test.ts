@@ -14,7 +14,7 @@ import { encodeResource } from '../shared/src/xds/pack';
 import { decodeAny, TYPE_URLS } from '../shared/src/xds/protos';
 import { ConnectionManager } from '../sidecar/src/http/connection-manager';
 import { sniffingServer } from '../sidecar/src/listener/sniffing-server';
-import { RouteTable } from '../sidecar/src/router/route-table';
+import { RouteTable } from '../sidecar/src/route/route-table';
 import { Cluster } from '../sidecar/src/upstream/cluster';
 import { GRPC_SERVER_FAILURES, requestSucceeded } from '../sidecar/src/stats/grpc-status';
 

@@ -23,7 +23,7 @@ import type { ClusterConfig, EndpointsConfig, ListenerConfig, ResourceType } fro
 import { capMessage, DEFAULT_LIMITS, TypeSubscription } from '../sidecar/src/xds/type-subscription';
 import { XdsClient } from '../sidecar/src/xds/xds-client';
 import { routeType as routeTableType } from '../sidecar/src/xds/route-type';
-import { RouteTable } from '../sidecar/src/router/route-table';
+import { RouteTable } from '../sidecar/src/route/route-table';
 import type { XdsDisconnect, XdsNack } from '../sidecar/src/xds/xds-client';
 import { eventually } from './support/ads-client';
 

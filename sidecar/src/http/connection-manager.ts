@@ -5,17 +5,17 @@ import type { Clock } from '../../../shared/src/clock';
 import type { Logger } from '../../../shared/src/log';
 import type { Cluster } from '../upstream/cluster';
 import type { Host, PickContext } from '../upstream/host';
-import type { RouteTable, RouteEntry } from '../router/route-table';
+import type { RouteTable, RouteEntry } from '../route/route-table';
 import { hashKey } from '../upstream/lb/ring-hash';
 import { LOCAL_REPLIES, replyH1, replyH2 } from './local-reply';
-import { isGrpcContentType } from '../router/grpc-content-type';
+import { isGrpcContentType } from '../route/grpc-content-type';
 import type { LocalReply } from './local-reply';
 import { upstreamHeaders } from './proxy-headers';
 import type { ForwardPolicy } from './proxy-headers';
 import { tunnelUpgrade } from './upgrade';
 import { DEFAULT_RETRY_BUFFER_BYTES, Forward } from './router';
 import { parseGrpcTimeout } from './grpc-timeout';
-import { applyHeaderOps } from '../router/header-ops';
+import { applyHeaderOps } from '../route/header-ops';
 import { ListenerStats, LOCAL_REPLY_REASONS, RouteStats } from '../stats/stat-bundles';
 import type { LocalReplyReason } from '../stats/stat-bundles';
 import type { RollingWindow, Stats } from '../stats/stats';
@@ -307,7 +307,7 @@ function requestHash(entry: RouteEntry, headers: http.IncomingHttpHeaders): numb
   return undefined;
 }
 
-/** The route's request header mutations (Envoy's four append actions; see router/header-ops). */
+/** The route's request header mutations (Envoy's four append actions; see route/header-ops). */
 export function applyRequestHeaderOps(out: http.OutgoingHttpHeaders, entry: RouteEntry): void {
   applyHeaderOps(out, entry.requestHeadersToAdd, entry.requestHeadersToRemove);
 }

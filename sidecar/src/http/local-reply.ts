@@ -5,7 +5,7 @@ import type * as http2 from 'node:http2';
  * Replies the proxy makes itself, each with a stable reason. Mapped once, here, to an HTTP
  * status or (for gRPC requests) a gRPC status carried in a trailers-only response, plus
  * `x-skein-reason` so a caller can tell the proxy's answer from the upstream's. Whether a request
- * is gRPC is router/grpc-content-type.ts's call (grpc-web is not).
+ * is gRPC is route/grpc-content-type.ts's call (grpc-web is not).
  */
 export interface LocalReply { readonly reason: string; readonly http: number; readonly grpc: number }
 

@@ -11,7 +11,7 @@
 import * as http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { MeshError } from '../../../shared/src/errors';
-import type { RouteEntry } from '../router/route-table';
+import type { RouteEntry } from '../route/route-table';
 import type { Cluster } from '../upstream/cluster';
 import type { Host } from '../upstream/host';
 import type { H1Pool } from '../upstream/pool/h1-pool';

@@ -9,7 +9,7 @@
  * pipe addresses, unknown http filters that are not is_optional.
  *
  * Http filters before the router: envoy.filters.http.fault (HTTPFault) and
- * envoy.filters.http.local_ratelimit (LocalRateLimit), validated as router/filter-config.ts reads
+ * envoy.filters.http.local_ratelimit (LocalRateLimit), validated as route/filter-config.ts reads
  * them. At this level they must be inert: routes switch them on through typed_per_filter_config
  * (RouteEntry.fault / rateLimit), so a listener-wide delay, abort or token bucket is rejected.
  * A route's settings apply only on listeners that list the filter (listedHttpFilters ->
@@ -17,8 +17,8 @@
  * name, and also when it is `disabled` (the routes that configure it turn it on).
  */
 import { TYPE_URLS } from '../../../shared/src/xds/protos';
-import { parseHttpFault, parseLocalRateLimit } from '../router/filter-config';
-import type { HttpFilterSet } from '../router/route-table';
+import { parseHttpFault, parseLocalRateLimit } from '../route/filter-config';
+import type { HttpFilterSet } from '../route/route-table';
 import { configSourceKind, decodeWith, shortType, unpack } from './resource-type';
 import type { Issues, PackedResource, ResourceType } from './resource-type';
 

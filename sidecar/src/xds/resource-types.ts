@@ -1,6 +1,6 @@
 /**
  * The resource types the sidecar decodes, in one place. RouteConfiguration decoding lives with
- * the router (sidecar/src/router/); its ResourceType is passed in, so this module does not
+ * the router (sidecar/src/route/); its ResourceType is passed in, so this module does not
  * depend on the router.
  */
 import type { ResourceType } from './resource-type';

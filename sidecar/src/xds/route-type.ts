@@ -3,7 +3,7 @@
  * MeshError `<field path>: <problem>`); this adapter only frames it as a ResourceType.
  */
 import { TYPE_URLS } from '../../../shared/src/xds/protos';
-import { RouteTable } from '../router/route-table';
+import { RouteTable } from '../route/route-table';
 import { decodeWith } from './resource-type';
 import type { PackedResource, ResourceType } from './resource-type';
 
