@@ -18,11 +18,12 @@ import { silentLogger } from '../shared/src/log';
 import { encodeResource } from '../shared/src/xds/pack';
 import { decodeAny, loadAdsServiceDefinition, TYPE_URLS } from '../shared/src/xds/protos';
 import { Backoff } from '../sidecar/src/xds/backoff';
-import { clusterType, endpointsType, listenerType, resourceTypeMap } from '../sidecar/src/xds/resource-types';
+import { clusterType, endpointsType, resourceTypeMap } from '../sidecar/src/xds/resource-types';
+import { listenerType } from '../sidecar/src/pipeline';
 import type { ClusterConfig, EndpointsConfig, ListenerConfig, ResourceType } from '../sidecar/src/xds/resource-types';
 import { capMessage, DEFAULT_LIMITS, TypeSubscription } from '../sidecar/src/xds/type-subscription';
 import { XdsClient } from '../sidecar/src/xds/xds-client';
-import { routeType as routeTableType } from '../sidecar/src/xds/route-type';
+import { routeType as routeTableType } from '../sidecar/src/pipeline';
 import { RouteTable } from '../sidecar/src/route/route-table';
 import type { XdsDisconnect, XdsNack } from '../sidecar/src/xds/xds-client';
 import { eventually } from './support/ads-client';
@@ -415,7 +416,7 @@ describe('XdsClient against a real control plane', () => {
     cp = await ControlPlane.start({ dataDir: dir, xdsListen: '127.0.0.1:0', apiListen: '127.0.0.1:0', log: silentLogger() });
     port = cp.xdsPort;
     await apply(service('reviews', { endpoints: [{ address: '10.1.0.1', port: 50051, labels: { version: 'v1' } }] }), service('ratings'), split(90, 10));
-    const types = resourceTypeMap(routeType);
+    const types = resourceTypeMap(listenerType, routeType);
     types.set(CDS, testClusterType as ResourceType<unknown>);
     client = new XdsClient({
       server: `127.0.0.1:${port}`,
@@ -593,7 +594,7 @@ describe('XdsClient robustness (a scripted ADS server)', () => {
     const nacks: XdsNack[] = [];
     const client = new XdsClient({
       server: `127.0.0.1:${port}`, node: { id: 'n1', cluster: 'c', metadata: { role: 'sidecar' } },
-      types: resourceTypeMap(), clock: new FakeClock(), log: silentLogger(),
+      types: resourceTypeMap(listenerType), clock: new FakeClock(), log: silentLogger(),
     });
     client.onNack((n) => nacks.push(n));
     try {

@@ -1,188 +1,118 @@
 /**
- * typed_per_filter_config of a VirtualHost or Route, for the two http filters the sidecar runs
- * before its router. Keys are the filters' canonical names:
- * - `envoy.filters.http.fault`: extensions.filters.http.fault.v3.HTTPFault -> FaultPolicy.
- *   delay.fixed_delay and abort.http_status (200 to 599) / grpc_status, each with a percentage
- *   (FractionalPercent; unset is 0%, as in Envoy). Header-controlled faults, max_active_faults,
- *   upstream_cluster, headers, downstream_nodes and response_rate_limit are rejected; the
- *   *_runtime keys are ignored (no runtime layer: the configured values apply, as in Envoy
- *   when the runtime lacks the key). An HTTPFault with neither delay nor abort means no fault.
- * - `envoy.filters.http.local_ratelimit`: extensions.filters.http.local_ratelimit.v3.LocalRateLimit
- *   -> a token bucket spec. stat_prefix is required and token_bucket too (as in Envoy, per route);
- *   fill_interval >= 50ms (Envoy's minimum); tokens_per_fill defaults to 1. filter_enabled and
- *   filter_enforced default to 0% (Envoy's default: off) and must be 0% or 100%; the limit applies
- *   only when both are 100%. status must be unset or 429. The sidecar answers a refused gRPC
- *   request with RESOURCE_EXHAUSTED whatever rate_limited_as_resource_exhausted says (Envoy
- *   answers UNAVAILABLE unless it is true; the control plane always sets it). Descriptors and the
- *   other options are rejected.
- * Either may be wrapped in an envoy.config.route.v3.FilterConfig: `disabled: true` turns the filter
- * off at this level; `is_optional: true` lets an entry for a filter the sidecar does not know be
- * skipped (otherwise an unknown key is rejected, as Envoy rejects an unknown config type).
+ * typed_per_filter_config of a VirtualHost or Route: per-route settings of the http filters that
+ * run before the router. The route table does not know the filters: it reads each entry through
+ * `PerRouteFilterConfigs` (filters/registry.ts implements it), keyed by the filter's canonical
+ * name (e.g. `envoy.filters.http.fault`), and keeps the result in RouteEntry.perFilter[slot].
+ *
+ * An entry may be wrapped in an envoy.config.route.v3.FilterConfig: `disabled: true` turns the
+ * filter off at this level; `is_optional: true` lets an entry for a filter the sidecar does not
+ * know be skipped (otherwise an unknown key is rejected, as Envoy rejects an unknown config type).
  *
  * A level's result per filter: undefined when the level says nothing (inherit), null when it sets
  * the filter off, else the settings. The route's entry wins over the virtual host's whole.
  */
-import { decodeAny, TYPE_URLS } from '../../../shared/src/xds/protos';
-import { FaultPolicy, PER_MILLION } from '../resilience/fault';
-import type { FaultPolicyInit } from '../resilience/fault';
-import { at, bool, checkFields, durationMs, fail, fieldSpec, message, oneofCase, optMessage, str, u32, wrappedU32 } from './xds-fields';
+import { decodeAny } from '../../../shared/src/xds/protos';
+import { TYPE_URLS } from '../../../shared/src/xds/protos';
+import { at, bool, checkFields, fail, fieldSpec, message, optMessage } from './xds-fields';
 import type { XdsMessage } from './xds-fields';
 
-export const FAULT_FILTER = 'envoy.filters.http.fault';
-export const LOCAL_RATELIMIT_FILTER = 'envoy.filters.http.local_ratelimit';
-/** Envoy refuses faster fills ("local rate limit token bucket fill timer must be >= 50ms"). */
-export const MIN_FILL_INTERVAL_MS = 50;
-
-export interface TokenBucketSpec { readonly maxTokens: number; readonly tokensPerFill: number; readonly fillIntervalMs: number }
-
-export interface PerFilterConfig {
-  readonly fault: FaultPolicy | null | undefined;
-  readonly rateLimit: TokenBucketSpec | null | undefined;
+/** One filter's per-route reader (a registered http filter). */
+export interface PerRouteFilter {
+  /** Its canonical name: the typed_per_filter_config key. */
+  readonly name: string;
+  /** The type its per-route config must be packed as. */
+  readonly typeUrl: string;
+  /** Its index in RouteEntry.perFilter. */
+  readonly slot: number;
+  /** Validates one level's settings: the value the filter reads per request, or null (never applies). Throws `fail()`. */
+  parsePerRoute(config: XdsMessage, path: string, ctx: PerRouteContext): unknown;
 }
 
-const NOTHING: PerFilterConfig = Object.freeze({ fault: undefined, rateLimit: undefined });
+/** The http filters that take per-route settings. */
+export interface PerRouteFilterConfigs {
+  /** The filter named `name`, or undefined when the sidecar has none. */
+  perRoute(name: string): PerRouteFilter | undefined;
+  /** The length of RouteEntry.perFilter. */
+  readonly slots: number;
+  /** Every name, for error messages. */
+  readonly names: readonly string[];
+}
 
+/**
+ * The http filters as the xDS decoders see them (filters/registry.ts HTTP_FILTERS): per-route
+ * settings by name, and a Listener's http_filters entry by its typed_config type.
+ */
+export interface HttpFilterTypes extends PerRouteFilterConfigs {
+  /** The filter whose typed_config has this type, or undefined (unsupported). */
+  byTypeUrl(typeUrl: string): ListenerHttpFilter | undefined;
+}
+
+/** A filter as a Listener lists it. */
+export interface ListenerHttpFilter {
+  readonly name: string;
+  /** Validates the listener's typed_config (throws `fail()`); the result is what the filter is made with. */
+  parseListenerConfig(config: XdsMessage, path: string): unknown;
+}
+
+/** What a filter's per-route parser may use while a table is built. */
+export interface PerRouteContext {
+  /** Who declares the settings (a virtual host, or one of its routes), stable across updates. */
+  readonly owner: string;
+  /** When the table is built (the clock's ms): when new state starts (a full token bucket). */
+  readonly nowMs: number;
+  /**
+   * The object the table being replaced kept under `key` (for this owner), else `make()`: state
+   * that must survive a config push unchanged (a rate limit's token bucket).
+   */
+  carry<T>(key: string, make: () => T): T;
+}
+
+/** No http filters (the inbound table). */
+export const NO_PER_ROUTE_FILTERS: HttpFilterTypes = Object.freeze({ perRoute: () => undefined, byTypeUrl: () => undefined, slots: 0, names: Object.freeze([]) });
+
+/** One level's settings by slot (undefined: inherit, null: off), and the filters it turns on (for the listener check). */
+export interface PerFilterConfig {
+  readonly values: readonly unknown[] | undefined;
+  readonly used: readonly PerRouteFilter[];
+}
+
+const NOTHING: PerFilterConfig = Object.freeze({ values: undefined, used: Object.freeze([]) });
 const FILTER_CONFIG = fieldSpec(['config', 'is_optional', 'disabled']);
-const HTTP_FAULT = fieldSpec(['delay', 'abort'], [
-  'delay_percent_runtime', 'abort_percent_runtime', 'delay_duration_runtime', 'abort_http_status_runtime',
-  'abort_grpc_status_runtime', 'max_active_faults_runtime', 'response_rate_limit_percent_runtime',
-  'disable_downstream_cluster_stats', 'filter_metadata',
-]);
-const FAULT_DELAY = fieldSpec(['fixed_delay', 'percentage'], [], ['fault_delay_secifier']);
-const FAULT_ABORT = fieldSpec(['http_status', 'grpc_status', 'percentage'], [], ['error_type']);
-const FRACTIONAL_PERCENT = fieldSpec(['numerator', 'denominator'], [], [], { denominator: 'HUNDRED' });
-const RUNTIME_FRACTIONAL_PERCENT = fieldSpec(['default_value'], ['runtime_key']);
-const LOCAL_RATE_LIMIT = fieldSpec(['stat_prefix', 'status', 'token_bucket', 'filter_enabled', 'filter_enforced'], ['always_consume_default_token_bucket', 'rate_limited_as_resource_exhausted']);
-const HTTP_STATUS = fieldSpec(['code']);
-const TOKEN_BUCKET = fieldSpec(['max_tokens', 'tokens_per_fill', 'fill_interval']);
-const DENOMINATORS: Readonly<Record<string, number>> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: PER_MILLION };
 
 /** Reads `typed_per_filter_config` of a VirtualHost or Route at `path`. */
-export function parsePerFilterConfig(o: XdsMessage, path: string): PerFilterConfig {
+export function parsePerFilterConfig(o: XdsMessage, path: string, filters: PerRouteFilterConfigs, ctx: PerRouteContext): PerFilterConfig {
   const map = optMessage(o, 'typed_per_filter_config', path);
   if (map === undefined) return NOTHING;
   const base = at(path, 'typed_per_filter_config');
-  let fault: PerFilterConfig['fault'];
-  let rateLimit: PerFilterConfig['rateLimit'];
+  const values: unknown[] = new Array(filters.slots).fill(undefined);
+  const used: PerRouteFilter[] = [];
   for (const [key, raw] of Object.entries(map)) {
     const p = `${base}[${JSON.stringify(key)}]`;
     let any = packed(raw, p);
     let anyPath = p;
     let optional = false;
+    let disabled = false;
     if (any.type_url === TYPE_URLS.FILTER_CONFIG) {
       const fc = unpackAny(any, p);
       checkFields(fc, FILTER_CONFIG, p);
       optional = bool(fc, 'is_optional', p);
-      if (bool(fc, 'disabled', p)) {
-        if (key === FAULT_FILTER) fault = null;
-        else if (key === LOCAL_RATELIMIT_FILTER) rateLimit = null;
-        continue;
+      disabled = bool(fc, 'disabled', p);
+      if (!disabled) {
+        if (optMessage(fc, 'config', p) === undefined) fail(at(p, 'config'), 'is required unless disabled is true');
+        any = packed(fc['config'], at(p, 'config'));
+        anyPath = at(p, 'config');
       }
-      if (optMessage(fc, 'config', p) === undefined) fail(at(p, 'config'), 'is required unless disabled is true');
-      any = packed(fc['config'], at(p, 'config'));
-      anyPath = at(p, 'config');
     }
-    if (key === FAULT_FILTER) fault = parseHttpFault(unpackAs(any, TYPE_URLS.FAULT, anyPath), anyPath);
-    else if (key === LOCAL_RATELIMIT_FILTER) rateLimit = parseLocalRateLimit(unpackAs(any, TYPE_URLS.LOCAL_RATELIMIT, anyPath), anyPath, true);
-    else if (!optional) fail(p, `unsupported http filter (the skein sidecar runs ${FAULT_FILTER} and ${LOCAL_RATELIMIT_FILTER}); wrap it in a FilterConfig with is_optional: true to skip it`);
-  }
-  return fault === undefined && rateLimit === undefined ? NOTHING : { fault, rateLimit };
-}
-
-/** HTTPFault -> a policy, or null when it can never hit (no delay/abort, or 0%). */
-export function parseHttpFault(f: XdsMessage, path: string): FaultPolicy | null {
-  checkFields(f, HTTP_FAULT, path);
-  const init: { delay?: FaultPolicyInit['delay']; abort?: FaultPolicyInit['abort'] } = {};
-  const delay = optMessage(f, 'delay', path);
-  if (delay !== undefined) {
-    const p = at(path, 'delay');
-    checkFields(delay, FAULT_DELAY, p);
-    const which = oneofCase(delay, 'fault_delay_secifier', ['fixed_delay', 'header_delay'], p);
-    if (which === undefined) fail(p, 'fault_delay_secifier is required: fixed_delay');
-    if (which !== 'fixed_delay') fail(at(p, which), 'is not supported by the skein sidecar');
-    const ms = durationMs(delay, 'fixed_delay', p) ?? 0;
-    if (ms < 1) fail(at(p, 'fixed_delay'), 'must be at least 1ms');
-    init.delay = { fixedDelayMs: ms, perMillion: fractionalPercent(delay, 'percentage', p) };
-  }
-  const abort = optMessage(f, 'abort', path);
-  if (abort !== undefined) {
-    const p = at(path, 'abort');
-    checkFields(abort, FAULT_ABORT, p);
-    const which = oneofCase(abort, 'error_type', ['http_status', 'grpc_status', 'header_abort'], p);
-    const perMillion = fractionalPercent(abort, 'percentage', p);
-    if (which === 'http_status') {
-      const status = u32(abort['http_status'] ?? 0, at(p, which));
-      if (status < 200 || status > 599) fail(at(p, which), `must be in [200, 599], got ${status}`);
-      init.abort = { httpStatus: status, perMillion };
-    } else if (which === 'grpc_status') {
-      init.abort = { grpcStatus: u32(abort['grpc_status'] ?? 0, at(p, which)), perMillion };
-    } else if (which === undefined) {
-      fail(p, 'error_type is required: http_status or grpc_status');
-    } else {
-      fail(at(p, which), 'is not supported by the skein sidecar');
+    const f = filters.perRoute(key);
+    if (f === undefined) {
+      if (!optional && !disabled) fail(p, `unsupported http filter (the skein sidecar runs ${filters.names.join(' and ')}); wrap it in a FilterConfig with is_optional: true to skip it`);
+      continue;
     }
+    if (disabled) { values[f.slot] = null; continue; }
+    used.push(f);
+    values[f.slot] = f.parsePerRoute(unpackAs(any, f.typeUrl, anyPath), anyPath, ctx);
   }
-  const policy = new FaultPolicy(init);
-  return policy.inert ? null : policy;
-}
-
-/**
- * LocalRateLimit -> a token bucket spec, or null when it never refuses (filter_enabled or
- * filter_enforced 0%). `perRoute` false (the listener's filter): a token bucket is rejected, as
- * the sidecar has no listener-wide bucket; the result is then null.
- */
-export function parseLocalRateLimit(l: XdsMessage, path: string, perRoute: boolean): TokenBucketSpec | null {
-  checkFields(l, LOCAL_RATE_LIMIT, path);
-  if (str(l, 'stat_prefix', path) === '') fail(at(path, 'stat_prefix'), 'is required');
-  const status = optMessage(l, 'status', path);
-  if (status !== undefined) {
-    checkFields(status, HTTP_STATUS, at(path, 'status'));
-    const code = status['code'];
-    if (code !== undefined && code !== 'Empty' && code !== 'TooManyRequests' && code !== 429) {
-      fail(at(at(path, 'status'), 'code'), `only 429 (TooManyRequests) is supported by the skein sidecar, got ${String(code)}`);
-    }
-  }
-  const enabled = enabledOrOff(l, 'filter_enabled', path);
-  const enforced = enabledOrOff(l, 'filter_enforced', path);
-  const bucket = optMessage(l, 'token_bucket', path);
-  if (!perRoute) {
-    if (bucket !== undefined) fail(at(path, 'token_bucket'), 'a listener-wide token bucket is not supported by the skein sidecar; set one per route (typed_per_filter_config)');
-    return null;
-  }
-  if (bucket === undefined) fail(at(path, 'token_bucket'), 'is required in a per-route config');
-  const p = at(path, 'token_bucket');
-  checkFields(bucket, TOKEN_BUCKET, p);
-  const maxTokens = u32(bucket['max_tokens'] ?? 0, at(p, 'max_tokens'));
-  const tokensPerFill = wrappedU32(bucket, 'tokens_per_fill', p) ?? 1;
-  if (tokensPerFill < 1) fail(at(p, 'tokens_per_fill'), 'must be > 0');
-  const fillIntervalMs = durationMs(bucket, 'fill_interval', p);
-  if (fillIntervalMs === undefined) fail(at(p, 'fill_interval'), 'is required');
-  if (fillIntervalMs < MIN_FILL_INTERVAL_MS) fail(at(p, 'fill_interval'), `must be >= ${MIN_FILL_INTERVAL_MS}ms (Envoy's minimum), got ${fillIntervalMs}ms`);
-  return enabled && enforced ? Object.freeze({ maxTokens, tokensPerFill, fillIntervalMs }) : null;
-}
-
-/** type.v3.FractionalPercent per million; unset is 0 (Envoy's default); above 100% is capped. */
-function fractionalPercent(o: XdsMessage, key: string, path: string): number {
-  const fp = optMessage(o, key, path);
-  if (fp === undefined) return 0;
-  const p = at(path, key);
-  checkFields(fp, FRACTIONAL_PERCENT, p);
-  const denominator = fp['denominator'] ?? 'HUNDRED';
-  const base = typeof denominator === 'string' ? DENOMINATORS[denominator] : undefined;
-  if (base === undefined) fail(at(p, 'denominator'), `must be HUNDRED, TEN_THOUSAND or MILLION, got ${String(denominator)}`);
-  const n = u32(fp['numerator'] ?? 0, at(p, 'numerator'));
-  return Math.min(PER_MILLION, n * (PER_MILLION / base));
-}
-
-/** A RuntimeFractionalPercent that must be 0% (false; also when unset) or 100% (true). */
-function enabledOrOff(o: XdsMessage, key: string, path: string): boolean {
-  const r = optMessage(o, key, path);
-  if (r === undefined) return false;
-  const p = at(path, key);
-  checkFields(r, RUNTIME_FRACTIONAL_PERCENT, p);
-  const share = fractionalPercent(r, 'default_value', p);
-  if (share !== 0 && share !== PER_MILLION) fail(at(p, 'default_value'), 'only 0% and 100% are supported by the skein sidecar');
-  return share === PER_MILLION;
+  return { values, used };
 }
 
 function packed(v: unknown, path: string): { type_url: string; value: Uint8Array } {

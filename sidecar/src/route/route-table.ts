@@ -15,27 +15,21 @@
  * route configuration (Envoy's order, in which the less specific level's overwrite wins), or the
  * reverse with most_specific_header_mutations_wins. Removals are the union of all levels.
  *
- * typed_per_filter_config (filter-config.ts) is resolved at build time too: the route's entry for a
- * filter wins over the virtual host's. Each route with its own local rate limit gets its own
- * TokenBucket; routes that inherit the virtual host's share that one bucket (in Envoy the per-filter
- * config object, and so its bucket, belongs to the level that declares it). A table rebuilt from
- * an update keeps the previous table's bucket (tokens and fill phase) wherever the same virtual
- * host and route (by name, or by position when unnamed) declare the same bucket settings, so
- * config pushes (a canary weight shift) do not refill a rate limit; other buckets start full.
- * The entries apply only if the listener's http filter chain has the filter, as in Envoy: the
- * sidecar serves `withHttpFilters(listedHttpFilters(listener))`, a copy of the table without the
- * settings of filters the listener lacks (computed once per filter set, at config time; the copy
- * shares the buckets). Such settings are ignored, not NACKed, as Envoy ignores them: the
- * RouteConfiguration and the Listener are separate resources (one route configuration may serve
- * listeners with different chains, and either may arrive first), so neither is wrong on its own.
- * The caller is told (`onIgnored`) so the sidecar can log it.
+ * typed_per_filter_config (filter-config.ts) is resolved at build time too, through the http
+ * filters the caller passes (filters/registry.ts): the route's entry for a filter wins over the
+ * virtual host's, and each filter finds its settings in RouteEntry.perFilter[its slot]. State a
+ * filter keeps across requests (a local rate limit's token bucket) belongs to the level that
+ * declares it: routes that inherit the virtual host's share its one bucket. A table rebuilt from
+ * an update keeps the previous table's state (PerRouteContext.carry) wherever the same virtual
+ * host and route (by name, or by position when unnamed) declare the same settings, so config
+ * pushes (a canary weight shift) do not refill a rate limit.
+ * Which filters the table turns on, and where, is kept (filterUses) so that a RouteConfiguration
+ * naming a filter its listener does not list is NACKed (xds/http-filter-check.ts).
  */
 import { readableMessage } from '../../../shared/src/xds/pack';
-import { TokenBucket } from '../resilience/token-bucket';
-import type { FaultPolicy } from '../resilience/fault';
 import { DomainIndex } from './domain-index';
-import { FAULT_FILTER, LOCAL_RATELIMIT_FILTER, parsePerFilterConfig } from './filter-config';
-import type { PerFilterConfig, TokenBucketSpec } from './filter-config';
+import { NO_PER_ROUTE_FILTERS, parsePerFilterConfig } from './filter-config';
+import type { PerFilterConfig, PerRouteContext, PerRouteFilterConfigs } from './filter-config';
 import type { RequestHeaders } from './header-matcher';
 import { parseHeadersToAdd, parseHeadersToRemove } from './header-ops';
 import type { HeaderToAdd } from './header-ops';
@@ -51,8 +45,7 @@ export type { HeaderToAdd } from './header-ops';
 export { RouteAction } from './route-action';
 export type { HashPolicy } from './route-action';
 export type { RetryPolicy } from './retry-policy';
-export type { FaultPolicy } from '../resilience/fault';
-export type { TokenBucket } from '../resilience/token-bucket';
+export type { PerRouteFilterConfigs } from './filter-config';
 
 /** What a request matched. Immutable; shared by every request that matches the same route. */
 export interface RouteEntry {
@@ -66,14 +59,16 @@ export interface RouteEntry {
   readonly requestHeadersToRemove: readonly string[];
   readonly responseHeadersToAdd: readonly HeaderToAdd[];
   readonly responseHeadersToRemove: readonly string[];
-  /** Fault injection (envoy.filters.http.fault), or undefined for none. */
-  readonly fault: FaultPolicy | undefined;
-  /** The local rate limit's bucket (envoy.filters.http.local_ratelimit), or undefined for none. Mutable state, shared by every request on the route. */
-  readonly rateLimit: TokenBucket | undefined;
+  /**
+   * Per-route settings of the http filters, by the filter's slot (filters/registry.ts); undefined
+   * where the route has none. A filter's state in it (a token bucket) is shared by every request
+   * on the route.
+   */
+  readonly perFilter: readonly unknown[];
 }
 
-/** Which of the per-route filters a listener's http filter chain lists. */
-export interface HttpFilterSet { readonly fault: boolean; readonly rateLimit: boolean }
+/** Where a table turns a filter on: its name and the `virtual host/route` labels. */
+export interface FilterUse { readonly name: string; readonly where: readonly string[] }
 
 interface CompiledRoute { readonly matcher: RouteMatcher; readonly entry: RouteEntry }
 interface CompiledVirtualHost { readonly name: string; readonly routes: readonly CompiledRoute[] }
@@ -86,49 +81,14 @@ export class RouteTable {
     /** RouteConfiguration.name. */
     readonly name: string,
     private readonly hosts: DomainIndex<CompiledVirtualHost>,
-    /** Local rate-limit buckets by owner and settings, for the next build to carry over. */
-    private readonly buckets: ReadonlyMap<string, TokenBucket>,
+    /** Filter state by owner and settings (PerRouteContext.carry), for the next build to carry over. */
+    private readonly carried: ReadonlyMap<string, unknown>,
     /** The decoded RouteConfiguration this table was compiled from (for /config_dump). */
     private readonly source: unknown,
+    /** The filters the table turns on, by the filter's typed_config type URL. */
+    readonly filterUses: ReadonlyMap<string, FilterUse>,
   ) {
     Object.freeze(this);
-  }
-
-  /** Copies of this table for listeners that lack some filter, by HttpFilterSet key. */
-  private readonly variants = new Map<number, RouteTable>();
-
-  /**
-   * The table as a listener whose http filter chain is `has` sees it: the fault and local rate
-   * limit settings of filters it does not list are dropped. This table itself when nothing is
-   * dropped; otherwise a copy, made once per filter set (config time, never per request), with
-   * the same route actions and buckets. `onIgnored` hears about each filter whose settings were
-   * dropped (only when the copy is made).
-   */
-  withHttpFilters(has: HttpFilterSet, onIgnored?: (message: string) => void): RouteTable {
-    const key = (has.fault ? 1 : 0) | (has.rateLimit ? 2 : 0);
-    if (key === 3) return this;
-    const cached = this.variants.get(key);
-    if (cached !== undefined) return cached;
-    const dropped = { fault: new Set<string>(), rateLimit: new Set<string>() };
-    const hosts = this.hosts.map((vh) => Object.freeze({
-      name: vh.name,
-      routes: Object.freeze(vh.routes.map((r) => {
-        const e = r.entry;
-        const dropFault = !has.fault && e.fault !== undefined;
-        const dropRl = !has.rateLimit && e.rateLimit !== undefined;
-        if (!dropFault && !dropRl) return r;
-        const label = `${vh.name}/${e.name === '' ? '(unnamed)' : e.name}`;
-        if (dropFault) dropped.fault.add(label);
-        if (dropRl) dropped.rateLimit.add(label);
-        return Object.freeze({ matcher: r.matcher, entry: Object.freeze({ ...e, fault: dropFault ? undefined : e.fault, rateLimit: dropRl ? undefined : e.rateLimit }) });
-      })),
-    }));
-    const table = dropped.fault.size + dropped.rateLimit.size === 0 ? this : new RouteTable(this.name, hosts, this.buckets, this.source);
-    this.variants.set(key, table);
-    for (const [filter, routes] of [[FAULT_FILTER, dropped.fault], [LOCAL_RATELIMIT_FILTER, dropped.rateLimit]] as const) {
-      if (routes.size > 0) onIgnored?.(`route configuration ${this.name}: ${filter} settings of ${[...routes].join(', ')} are ignored: the listener's http_filters do not list ${filter}`);
-    }
-    return table;
   }
 
   /** The names of every route (RouteEntry.name, '' for unnamed ones), for stats retention. Config time. */
@@ -147,13 +107,14 @@ export class RouteTable {
 
   /**
    * Validates and compiles a decoded RouteConfiguration. Throws MeshError(VALIDATION) `<path>: <problem>`.
-   * `nowMs` (default 0) is when new local rate limit buckets start, full; only the phase of
-   * their fill intervals depends on it. `previous` is the table this one replaces: its buckets
-   * carry over where the owner and settings are unchanged.
+   * `filters` reads typed_per_filter_config (default: none, so any entry is rejected unless
+   * optional). `nowMs` (default 0) is when new filter state starts (a full token bucket; only the
+   * phase of its fill interval depends on it). `previous` is the table this one replaces: its
+   * filter state carries over where the owner and settings are unchanged.
    */
-  static build(rc: unknown, nowMs = 0, previous?: RouteTable): RouteTable {
-    const { name, hosts, buckets } = compile(message(rc, ''), nowMs, previous?.buckets);
-    return new RouteTable(name, hosts, buckets, rc);
+  static build(rc: unknown, filters: PerRouteFilterConfigs = NO_PER_ROUTE_FILTERS, nowMs = 0, previous?: RouteTable): RouteTable {
+    const { name, hosts, carried, uses } = compile(message(rc, ''), filters, nowMs, previous?.carried);
+    return new RouteTable(name, hosts, carried, rc, uses);
   }
 
   /**
@@ -211,26 +172,28 @@ interface TableContext {
   readonly mostSpecificWins: boolean;
   readonly maxBodyBytes: number;
   readonly nowMs: number;
-  /** The previous table's buckets by bucketKey, to carry over. */
-  readonly previousBuckets: ReadonlyMap<string, TokenBucket> | undefined;
-  /** This table's buckets by bucketKey. */
-  readonly buckets: Map<string, TokenBucket>;
+  readonly filters: PerRouteFilterConfigs;
+  /** The previous table's filter state by carry key. */
+  readonly previousCarried: ReadonlyMap<string, unknown> | undefined;
+  /** This table's filter state by carry key. */
+  readonly carried: Map<string, unknown>;
+  /** Filters turned on, by type URL. */
+  readonly uses: Map<string, { name: string; where: string[] }>;
 }
 
-/** A virtual host's per-filter settings, its bucket built once for the routes that inherit it. */
-interface VhostFilters { readonly fault: FaultPolicy | null | undefined; readonly rateLimit: TokenBucket | null | undefined }
+interface Compiled { name: string; hosts: DomainIndex<CompiledVirtualHost>; carried: ReadonlyMap<string, unknown>; uses: ReadonlyMap<string, FilterUse> }
 
-interface Compiled { name: string; hosts: DomainIndex<CompiledVirtualHost>; buckets: ReadonlyMap<string, TokenBucket> }
-
-function compile(rc: XdsMessage, nowMs: number, previousBuckets: ReadonlyMap<string, TokenBucket> | undefined): Compiled {
+function compile(rc: XdsMessage, filters: PerRouteFilterConfigs, nowMs: number, previousCarried: ReadonlyMap<string, unknown> | undefined): Compiled {
   checkFields(rc, ROUTE_CONFIGURATION, '');
   const ctx: TableContext = {
     global: headerOps(rc, ''),
     mostSpecificWins: bool(rc, 'most_specific_header_mutations_wins', ''),
     maxBodyBytes: wrappedU32(rc, 'max_direct_response_body_size_bytes', '') ?? DEFAULT_MAX_DIRECT_RESPONSE_BODY_BYTES,
     nowMs,
-    previousBuckets,
-    buckets: new Map(),
+    filters,
+    previousCarried,
+    carried: new Map(),
+    uses: new Map(),
   };
   const hosts = new DomainIndex<CompiledVirtualHost>(bool(rc, 'ignore_port_in_host_matching', ''));
   list(rc, 'virtual_hosts', '').forEach((raw, i) => {
@@ -243,16 +206,16 @@ function compile(rc: XdsMessage, nowMs: number, previousBuckets: ReadonlyMap<str
     if (domains.length === 0) fail(at(path, 'domains'), 'must list at least one domain');
     const retry = vh['retry_policy'] === undefined ? undefined : parseRetryPolicy(vh['retry_policy'], at(path, 'retry_policy'));
     const ops = headerOps(vh, path);
-    const filters = vhostFilters(parsePerFilterConfig(vh, path), name, ctx);
+    const filters = perFilter(vh, path, `vhost\0${name}`, name, ctx);
     const routes = list(vh, 'routes', path).map((r, ri) => buildRoute(r, at(at(path, 'routes'), ri), ri, name, ops, retry, filters, ctx));
     hosts.add(domains, Object.freeze({ name, routes: Object.freeze(routes) }), at(path, 'domains'));
   });
-  return { name: str(rc, 'name', ''), hosts, buckets: ctx.buckets };
+  return { name: str(rc, 'name', ''), hosts, carried: ctx.carried, uses: ctx.uses };
 }
 
 function buildRoute(
   raw: unknown, path: string, index: number, vhost: string, vhostOps: HeaderOps,
-  vhostRetry: RetryPolicy | undefined, vhostFilters: VhostFilters, ctx: TableContext,
+  vhostRetry: RetryPolicy | undefined, vhostFilters: PerFilterConfig, ctx: TableContext,
 ): CompiledRoute {
   const r = message(raw, path);
   checkFields(r, ROUTE, path);
@@ -266,10 +229,8 @@ function buildRoute(
   else if (which === undefined) fail(path, 'action is required: route or direct_response');
   else fail(at(path, which), 'is not supported by the skein sidecar');
   const levels = ctx.mostSpecificWins ? [ctx.global, vhostOps, headerOps(r, path)] : [headerOps(r, path), vhostOps, ctx.global];
-  const own = parsePerFilterConfig(r, path);
-  const fault = own.fault !== undefined ? own.fault : vhostFilters.fault;
   const name = str(r, 'name', path);
-  const rateLimit = own.rateLimit !== undefined ? bucketOf(own.rateLimit, `route\0${vhost}\0${name === '' ? `#${index}` : name}`, ctx) : vhostFilters.rateLimit;
+  const own = perFilter(r, path, `route\0${vhost}\0${name === '' ? `#${index}` : name}`, `${vhost}/${name === '' ? '(unnamed)' : name}`, ctx);
   const entry: RouteEntry = {
     name,
     virtualHost: vhost,
@@ -279,8 +240,7 @@ function buildRoute(
     requestHeadersToRemove: frozenUnion(levels.map((l) => l.reqRemove)),
     responseHeadersToAdd: frozenConcat(levels.map((l) => l.respAdd)),
     responseHeadersToRemove: frozenUnion(levels.map((l) => l.respRemove)),
-    fault: fault ?? undefined,
-    rateLimit: rateLimit ?? undefined,
+    perFilter: mergePerFilter(own, vhostFilters),
   };
   return Object.freeze({ matcher, entry: Object.freeze(entry) });
 }
@@ -308,20 +268,37 @@ function parseDirectResponse(raw: unknown, path: string, maxBodyBytes: number): 
   return Object.freeze({ status, body });
 }
 
-function vhostFilters(c: PerFilterConfig, vhost: string, ctx: TableContext): VhostFilters {
-  return { fault: c.fault, rateLimit: c.rateLimit === undefined ? undefined : bucketOf(c.rateLimit, `vhost\0${vhost}`, ctx) };
+/** One level's typed_per_filter_config, its state carried over under `owner`; records which filters it turns on. */
+function perFilter(o: XdsMessage, path: string, owner: string, label: string, ctx: TableContext): PerFilterConfig {
+  const pctx: PerRouteContext = {
+    owner,
+    nowMs: ctx.nowMs,
+    carry<T>(key: string, make: () => T): T {
+      const k = `${owner}\0${key}`;
+      const v = (ctx.previousCarried?.get(k) as T | undefined) ?? make();
+      ctx.carried.set(k, v);
+      return v;
+    },
+  };
+  const c = parsePerFilterConfig(o, path, ctx.filters, pctx);
+  for (const f of c.used) {
+    let u = ctx.uses.get(f.typeUrl);
+    if (u === undefined) { u = { name: f.name, where: [] }; ctx.uses.set(f.typeUrl, u); }
+    u.where.push(label);
+  }
+  return c;
 }
 
-/**
- * The bucket for `spec` declared at `owner` (a virtual host, or one of its routes): the previous
- * table's if it had one there with the same settings, else a new, full one.
- */
-function bucketOf(spec: TokenBucketSpec | null, owner: string, ctx: TableContext): TokenBucket | null {
-  if (spec === null) return null;
-  const key = `${owner}\0${spec.maxTokens}/${spec.tokensPerFill}/${spec.fillIntervalMs}`;
-  const b = ctx.previousBuckets?.get(key) ?? new TokenBucket(spec.maxTokens, spec.tokensPerFill, spec.fillIntervalMs, ctx.nowMs);
-  ctx.buckets.set(key, b);
-  return b;
+/** The route's settings per filter, else the virtual host's; null (off) and unset become undefined. */
+function mergePerFilter(own: PerFilterConfig, vhost: PerFilterConfig): readonly unknown[] {
+  if (own.values === undefined && vhost.values === undefined) return NONE;
+  const n = (own.values ?? vhost.values)!.length;
+  const out: unknown[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = own.values?.[i] !== undefined ? own.values[i] : vhost.values?.[i];
+    out[i] = v === null ? undefined : v;
+  }
+  return Object.freeze(out);
 }
 
 function headerOps(o: XdsMessage, path: string): HeaderOps {

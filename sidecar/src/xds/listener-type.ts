@@ -8,17 +8,15 @@
  * codec_type AUTO. Rejected: TLS (transport_socket), several filter chains or network filters,
  * pipe addresses, unknown http filters that are not is_optional.
  *
- * Http filters before the router: envoy.filters.http.fault (HTTPFault) and
- * envoy.filters.http.local_ratelimit (LocalRateLimit), validated as route/filter-config.ts reads
- * them. At this level they must be inert: routes switch them on through typed_per_filter_config
- * (RouteEntry.fault / rateLimit), so a listener-wide delay, abort or token bucket is rejected.
- * A route's settings apply only on listeners that list the filter (listedHttpFilters ->
- * RouteTable.withHttpFilters), as in Envoy. A filter counts as listed by its type, whatever its
- * name, and also when it is `disabled` (the routes that configure it turn it on).
+ * Http filters before the router: those of the registry (filters/registry.ts: fault, local rate
+ * limit), each validated by its parseListenerConfig (at this level they must be inert: routes
+ * switch them on through typed_per_filter_config). The sidecar runs the listed filters, in order
+ * (pipeline.ts); a route that turns on a filter its listener does not list is NACKed
+ * (xds/http-filter-check.ts). A filter counts as listed by its type, whatever its name, and also
+ * when it is `disabled` (the routes that configure it turn it on).
  */
 import { TYPE_URLS } from '../../../shared/src/xds/protos';
-import { parseHttpFault, parseLocalRateLimit } from '../route/filter-config';
-import type { HttpFilterSet } from '../route/route-table';
+import type { HttpFilterTypes, ListenerHttpFilter } from '../route/filter-config';
 import { configSourceKind, decodeWith, shortType, unpack } from './resource-type';
 import type { Issues, PackedResource, ResourceType } from './resource-type';
 
@@ -43,20 +41,6 @@ export interface ListenerConfig {
   httpFilters: HttpFilterConfig[];
 }
 
-/** Which per-route filters the listener's http filter chain lists. */
-export function listedHttpFilters(l: ListenerConfig): HttpFilterSet {
-  let fault = false;
-  let rateLimit = false;
-  for (const f of l.httpFilters) {
-    if (f.typeUrl === TYPE_URLS.FAULT) fault = true;
-    else if (f.typeUrl === TYPE_URLS.LOCAL_RATELIMIT) rateLimit = true;
-  }
-  return { fault, rateLimit };
-}
-
-/** Http filters the sidecar knows; any other must be marked is_optional (then it is skipped). */
-const KNOWN_HTTP_FILTERS: ReadonlySet<string> = new Set([TYPE_URLS.FAULT, TYPE_URLS.LOCAL_RATELIMIT]);
-
 interface WireHttpFilter { name?: string; typed_config?: PackedResource; is_optional?: boolean; disabled?: boolean }
 interface WireHcm {
   codec_type?: string;
@@ -73,7 +57,7 @@ interface WireListener {
   api_listener?: { api_listener?: PackedResource };
 }
 
-function decodeListener(l: WireListener, issues: Issues): ListenerConfig {
+function decodeListener(l: WireListener, issues: Issues, filters: HttpFilterTypes): ListenerConfig {
   const chains = l.filter_chains ?? [];
   let hcmAny: PackedResource | undefined;
   let hcmPath: string;
@@ -104,7 +88,7 @@ function decodeListener(l: WireListener, issues: Issues): ListenerConfig {
   if (codec === 'AUTO' || codec === 'HTTP1' || codec === 'HTTP2') out.codecType = codec;
   else issues.add(`${hcmPath}.codec_type`, `${codec} is not supported (AUTO, HTTP1 or HTTP2)`);
   out.routeConfigName = decodeRds(hcm, hcmPath, issues);
-  out.httpFilters = decodeHttpFilters(hcm.http_filters ?? [], `${hcmPath}.http_filters`, issues);
+  out.httpFilters = decodeHttpFilters(hcm.http_filters ?? [], `${hcmPath}.http_filters`, issues, filters);
   return out;
 }
 
@@ -135,7 +119,7 @@ function decodeRds(hcm: WireHcm, at: string, issues: Issues): string {
   return name;
 }
 
-function decodeHttpFilters(filters: WireHttpFilter[], at: string, issues: Issues): HttpFilterConfig[] {
+function decodeHttpFilters(filters: WireHttpFilter[], at: string, issues: Issues, known: HttpFilterTypes): HttpFilterConfig[] {
   const last = filters.length - 1;
   if (last < 0 || filters[last]!.typed_config?.type_url !== TYPE_URLS.ROUTER) {
     const got = last < 0 ? 'none' : (filters[last]!.typed_config?.type_url ?? filters[last]!.name ?? '?');
@@ -150,38 +134,35 @@ function decodeHttpFilters(filters: WireHttpFilter[], at: string, issues: Issues
       if (i !== last) issues.add(p, 'the router must be the last http filter');
       return;
     }
-    if (!KNOWN_HTTP_FILTERS.has(typeUrl)) {
+    const filter = known.byTypeUrl(typeUrl);
+    if (filter === undefined) {
       if (!f.is_optional) issues.add(`${p}.typed_config`, `unsupported http filter ${typeUrl} (mark it is_optional to skip it)`);
       return;
     }
     const config = unpack<Record<string, unknown>>(f.typed_config, typeUrl, `${p}.typed_config`, issues);
-    if (config === undefined || !listenerLevelOk(typeUrl, config, `${p}.typed_config`, issues)) return;
+    if (config === undefined || !listenerLevelOk(filter, config, `${p}.typed_config`, issues)) return;
     out.push({ name: f.name ?? '', typeUrl, disabled: f.disabled ?? false, config });
   });
   return out;
 }
 
 /** A known filter's listener-level config: valid, and inert (see the header). */
-function listenerLevelOk(typeUrl: string, config: Record<string, unknown>, at: string, issues: Issues): boolean {
-  const before = issues.list.length;
+function listenerLevelOk(filter: ListenerHttpFilter, config: Record<string, unknown>, at: string, issues: Issues): boolean {
   try {
-    if (typeUrl === TYPE_URLS.FAULT) {
-      parseHttpFault(config, at);
-      for (const k of ['delay', 'abort']) {
-        if (config[k] !== undefined && config[k] !== null) issues.add(`${at}.${k}`, 'a listener-wide fault is not supported by the skein sidecar; set it per route (typed_per_filter_config)');
-      }
-    } else if (typeUrl === TYPE_URLS.LOCAL_RATELIMIT) {
-      parseLocalRateLimit(config, at, false);
-    }
+    filter.parseListenerConfig(config, at);
+    return true;
   } catch (e) {
     issues.add('', (e as Error).message);
+    return false;
   }
-  return issues.list.length === before;
 }
 
-export const listenerType: ResourceType<ListenerConfig> = {
-  typeUrl: TYPE_URLS.LISTENER,
-  decode(any: PackedResource) {
-    return decodeWith<WireListener, ListenerConfig>(TYPE_URLS.LISTENER, any, (m) => m.name, 'name', decodeListener);
-  },
-};
+/** The Listener type for a sidecar running `filters` (pipeline.ts: the registry's). */
+export function listenerTypeFor(filters: HttpFilterTypes): ResourceType<ListenerConfig> {
+  return {
+    typeUrl: TYPE_URLS.LISTENER,
+    decode(any: PackedResource) {
+      return decodeWith<WireListener, ListenerConfig>(TYPE_URLS.LISTENER, any, (m) => m.name, 'name', (m, issues) => decodeListener(m, issues, filters));
+    },
+  };
+}

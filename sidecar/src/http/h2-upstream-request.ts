@@ -1,0 +1,100 @@
+/**
+ * An attempt over HTTP/2 (h2c): one stream from the host's H2Pool. Its events go through shared
+ * module functions that find the attempt via one symbol on the stream; the pool calls back the
+ * attempt's onPoolStream method (no closure per request). The response body is relayed straight
+ * to the downstream (relay.ts) once the router committed the head.
+ */
+import * as http2 from 'node:http2';
+import type { MeshError } from '../../../shared/src/errors';
+import type { HeaderBag } from '../route/header-ops';
+import type { H2Pool, H2StreamReceiver } from '../upstream/pool/h2-pool';
+import { relay } from './relay';
+import type { RouterFilterInterface, UpstreamHead, UpstreamRequest } from './upstream-request';
+
+const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
+
+const kReq = Symbol('skein.upstream.request');
+type Tagged = http2.ClientHttp2Stream & { [kReq]?: H2UpstreamRequest };
+
+const END_STREAM: http2.ClientSessionRequestOptions = Object.freeze({ endStream: true });
+const OPEN_STREAM: http2.ClientSessionRequestOptions = Object.freeze({ endStream: false });
+
+export class H2UpstreamRequest implements UpstreamRequest, H2StreamReceiver {
+  private stream: Tagged | undefined;
+  private hasBody = false;
+
+  constructor(readonly router: RouterFilterInterface, private readonly pool: H2Pool) {}
+
+  start(head: UpstreamHead): void {
+    this.hasBody = head.body !== undefined;
+    const h = head.requestHeaders;
+    h[':method'] = head.method;
+    h[':path'] = head.path;
+    h[':authority'] = head.authority;
+    h[':scheme'] = 'http';
+    this.pool.request(h as http2.OutgoingHttpHeaders, this.hasBody ? OPEN_STREAM : END_STREAM, this);
+  }
+
+  get live(): boolean { return this.router.isLive(this); }
+
+  get responseEnded(): boolean { const s = this.stream; return s !== undefined && (s.readableEnded || s.closed); }
+
+  onPoolStream(err: MeshError | null, stream?: http2.ClientHttp2Stream): void {
+    if (!this.live) { stream?.close(NGHTTP2_CANCEL); return; }
+    if (err !== null || stream === undefined) { this.router.onPoolFailure(err); return; }
+    const up = stream as Tagged;
+    up[kReq] = this;
+    this.stream = up;
+    up.on('error', ignore);
+    up.on('response', onUpResponse);
+    up.on('trailers', onUpTrailers);
+    up.on('close', onUpClose);
+    if (this.hasBody) { up.on('drain', onSinkDrain); this.router.onUpstreamStream(up); }
+  }
+
+  abandon(): void {
+    const up = this.stream;
+    if (up !== undefined && !up.closed && !up.destroyed) up.close(NGHTTP2_CANCEL);
+  }
+
+  resume(): void { /* the relay follows the downstream's 'drain' itself */ }
+
+  onClose(up: http2.ClientHttp2Stream): void {
+    const code = up.rstCode ?? NGHTTP2_NO_ERROR;
+    const r = this.router;
+    if (code === NGHTTP2_NO_ERROR && this.committed) { r.onUpstreamComplete(false); return; }
+    const refused = code === NGHTTP2_REFUSED_STREAM;
+    r.onUpstreamReset(refused, true, code,
+      refused ? 'the upstream refused the stream' : code === NGHTTP2_NO_ERROR ? 'the upstream closed the stream without a response' : `the upstream reset the stream (code ${code})`);
+  }
+
+  /** The router committed this attempt's response head. */
+  committed = false;
+}
+
+function onUpResponse(this: Tagged, headers: http2.IncomingHttpHeaders, flags: number): void {
+  const req = this[kReq]!;
+  if (!req.live) { this.close(NGHTTP2_CANCEL); return; }
+  const end = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
+  if (!req.router.onUpstreamHeaders(Number(headers[':status']), headers as HeaderBag, end)) return;
+  req.committed = true;
+  if (!end) relay(this, req.router.down.writable);
+}
+
+function onUpTrailers(this: Tagged, trailers: http2.IncomingHttpHeaders): void {
+  const req = this[kReq]!;
+  if (req.live) req.router.onUpstreamTrailers(trailers as HeaderBag);
+}
+
+function onUpClose(this: Tagged): void {
+  const req = this[kReq]!;
+  // A stream abandoned for a retry or a timeout was already accounted for.
+  if (req.live) req.onClose(this);
+}
+
+function onSinkDrain(this: Tagged): void {
+  const req = this[kReq]!;
+  if (req.live) req.router.onSinkDrain();
+}
+
+function ignore(): void { /* errors surface through 'close' and rstCode */ }
