@@ -8,18 +8,20 @@ import * as http2 from 'node:http2';
 import type { MeshError } from '../../../shared/src/errors';
 import type { HeaderBag } from '../route/header-ops';
 import type { H2Pool, H2StreamReceiver } from '../upstream/pool/h2-pool';
+import { kStreamOwner } from '../upstream/pool/h2-client';
+import type { H2StreamOwner } from '../upstream/pool/h2-client';
 import { relay } from './relay';
 import type { RouterFilterInterface, UpstreamHead, UpstreamRequest } from './upstream-request';
 
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
-const kReq = Symbol('skein.upstream.request');
-type Tagged = http2.ClientHttp2Stream & { [kReq]?: H2UpstreamRequest };
+/** Tagged with the pool's owner symbol (h2-client.ts), which also delivers the stream's 'close' to onStreamClose. */
+type Tagged = http2.ClientHttp2Stream & { [kStreamOwner]?: H2UpstreamRequest };
 
 const END_STREAM: http2.ClientSessionRequestOptions = Object.freeze({ endStream: true });
 const OPEN_STREAM: http2.ClientSessionRequestOptions = Object.freeze({ endStream: false });
 
-export class H2UpstreamRequest implements UpstreamRequest, H2StreamReceiver {
+export class H2UpstreamRequest implements UpstreamRequest, H2StreamReceiver, H2StreamOwner {
   private stream: Tagged | undefined;
   private hasBody = false;
 
@@ -43,12 +45,11 @@ export class H2UpstreamRequest implements UpstreamRequest, H2StreamReceiver {
     if (!this.live) { stream?.close(NGHTTP2_CANCEL); return; }
     if (err !== null || stream === undefined) { this.router.onPoolFailure(err); return; }
     const up = stream as Tagged;
-    up[kReq] = this;
+    up[kStreamOwner] = this;
     this.stream = up;
     up.on('error', ignore);
     up.on('response', onUpResponse);
     up.on('trailers', onUpTrailers);
-    up.on('close', onUpClose);
     if (this.hasBody) { up.on('drain', onSinkDrain); this.router.onUpstreamStream(up); }
   }
 
@@ -59,7 +60,9 @@ export class H2UpstreamRequest implements UpstreamRequest, H2StreamReceiver {
 
   resume(): void { /* the relay follows the downstream's 'drain' itself */ }
 
-  onClose(up: http2.ClientHttp2Stream): void {
+  /** The stream closed (the pool's 'close' listener calls this). A stream abandoned for a retry or a timeout was already accounted for. */
+  onStreamClose(up: http2.ClientHttp2Stream): void {
+    if (!this.live) return;
     const code = up.rstCode ?? NGHTTP2_NO_ERROR;
     const r = this.router;
     if (code === NGHTTP2_NO_ERROR && this.committed) { r.onUpstreamComplete(false); return; }
@@ -73,7 +76,7 @@ export class H2UpstreamRequest implements UpstreamRequest, H2StreamReceiver {
 }
 
 function onUpResponse(this: Tagged, headers: http2.IncomingHttpHeaders, flags: number): void {
-  const req = this[kReq]!;
+  const req = this[kStreamOwner]!;
   if (!req.live) { this.close(NGHTTP2_CANCEL); return; }
   const end = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
   if (!req.router.onUpstreamHeaders(Number(headers[':status']), headers as HeaderBag, end)) return;
@@ -82,18 +85,12 @@ function onUpResponse(this: Tagged, headers: http2.IncomingHttpHeaders, flags: n
 }
 
 function onUpTrailers(this: Tagged, trailers: http2.IncomingHttpHeaders): void {
-  const req = this[kReq]!;
+  const req = this[kStreamOwner]!;
   if (req.live) req.router.onUpstreamTrailers(trailers as HeaderBag);
 }
 
-function onUpClose(this: Tagged): void {
-  const req = this[kReq]!;
-  // A stream abandoned for a retry or a timeout was already accounted for.
-  if (req.live) req.onClose(this);
-}
-
 function onSinkDrain(this: Tagged): void {
-  const req = this[kReq]!;
+  const req = this[kStreamOwner]!;
   if (req.live) req.router.onSinkDrain();
 }
 

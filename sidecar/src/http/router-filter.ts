@@ -136,7 +136,7 @@ export class RouterFilter implements RouterFilterInterface {
     this.grpcStatus = -1;
     this.down.stats.route.rqAttempts.value++;
     const h = this.down.requestHeaders;
-    if (this.setsAttemptCount) h[ATTEMPT_COUNT_HEADER] = String(this.attempt);
+    if (this.setsAttemptCount) h[ATTEMPT_COUNT_HEADER] = attemptString(this.attempt);
     const perTry = this.route.perTryTimeoutMs;
     if (perTry > 0) this.tryTimer = this.down.cm.clock.setTimer(perTry, () => this.onPerTryTimeout());
     if (this.down.grpc && this.deadlineAt > 0) {
@@ -267,7 +267,7 @@ export class RouterFilter implements RouterFilterInterface {
     this.status = status;
     const out = hasHopByHop(headers) ? downstreamHeaders(headers as import('node:http').IncomingHttpHeaders) as HeaderBag : headers;
     this.down.encodeHeaders(out);
-    out[ATTEMPT_COUNT_HEADER] = String(this.attempt);
+    out[ATTEMPT_COUNT_HEADER] = attemptString(this.attempt);
     const wantTrailers = this.down.h2 && (this.down.grpc || isGrpcContentType(headers['content-type'] as string | undefined));
     if (!this.down.respond(status, out, endStream, wantTrailers)) {
       // The downstream is gone: cut the attempt too.
@@ -431,6 +431,10 @@ const REFUSED: AttemptOutcome = { kind: 'refused-stream' };
 const RESET_SENT: AttemptOutcome = { kind: 'reset', sentBytes: true };
 const RESET_UNSENT: AttemptOutcome = { kind: 'reset', sentBytes: false };
 const PER_TRY_TIMEOUT: AttemptOutcome = { kind: 'per-try-timeout' };
+
+const ATTEMPT_STRINGS: readonly string[] = Array.from({ length: 16 }, (_, i) => String(i));
+/** x-skein-attempt-count values, without a new string for the usual few attempts. */
+function attemptString(n: number): string { return n < ATTEMPT_STRINGS.length ? ATTEMPT_STRINGS[n]! : String(n); }
 
 /** Hop-by-hop headers are rare in a response: copy (without them) only when there is one. */
 function hasHopByHop(h: HeaderBag): boolean {
