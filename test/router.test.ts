@@ -484,10 +484,10 @@ describe('fault injection and local rate limit, through the router (FakeClock)',
   const filters = (cfg: Doc): Doc => ({ typed_per_filter_config: cfg });
   const fault = (f: Doc): Doc => ({ 'envoy.filters.http.fault': { '@type': TYPE_URLS.FAULT, ...f } });
 
-  async function proxyWith(perFilter: Doc, ports: number[]): Promise<Proxy> {
+  async function proxyWith(perFilter: Doc, ports: number[], timeoutMs = 0): Promise<Proxy> {
     const clock = new FakeClock();
     const stats = new Stats({ clock });
-    const rc = { name: 'test', virtual_hosts: [{ name: 'svc', domains: ['svc'], routes: [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'svc', timeout: ms(0) }, ...filters(perFilter) }] }] };
+    const rc = { name: 'test', virtual_hosts: [{ name: 'svc', domains: ['svc'], routes: [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'svc', timeout: ms(timeoutMs) }, ...filters(perFilter) }] }] };
     const routes = RouteTable.build(decodeAny(encodeResource(TYPE_URLS.ROUTE, rc)), HTTP_FILTERS, clock.now());
     const cluster = new Cluster({ name: 'svc', type: 'STATIC', edsServiceName: 'svc', lbPolicy: 'round_robin', connectTimeoutMs: 5000, protocol: 'h2' }, clock, { stats, log });
     cluster.updateEndpoints(ports.map((port) => ({ address: '127.0.0.1', port, weight: 1, zone: '', health: 'HEALTHY' as const })));
@@ -524,6 +524,29 @@ describe('fault injection and local rate limit, through the router (FakeClock)',
     const r = await reply;
     assert.equal(grpcStatus(r), '0');
     assert.deepEqual(up.seen[0]!.body, Buffer.from([0, 0, 0, 0, 1, 7]), 'the body waited too');
+  });
+
+  test('the route timeout counts from the request\'s arrival: a fault delay spends it', async () => {
+    const up = await track(h2Upstream(hold));
+    const p = await track(proxyWith(fault({ delay: { fixed_delay: ms(100), percentage: all } }), [up.port], 150));
+    const reply = call(p.port, { body: Buffer.alloc(5) });
+    await until(() => p.cm.activeStreams === 1, 'the request to be held');
+    p.clock.advance(100); // the delay ends; 50ms of the route timeout are left
+    await until(() => up.seen.length === 1, 'the request to reach the upstream');
+    p.clock.advance(49);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(await settled(reply), false, 'still within the route timeout');
+    p.clock.advance(1);
+    const r = await reply;
+    assert.deepEqual([grpcStatus(r), r.headers['x-skein-reason']], ['4', 'upstream_timeout']);
+
+    const q = await track(proxyWith(fault({ delay: { fixed_delay: ms(200), percentage: all } }), [up.port], 150));
+    const late = call(q.port, { body: Buffer.alloc(5) });
+    await until(() => q.cm.activeStreams === 1, 'the request to be held');
+    q.clock.advance(200); // the whole route timeout went by in the delay
+    const t = await late;
+    assert.deepEqual([grpcStatus(t), t.headers['x-skein-reason']], ['4', 'upstream_timeout']);
+    assert.equal(up.seen.length, 1, 'the timed-out request never went upstream');
   });
 
   test('the local rate limit refuses the request after max_tokens with 429 / RESOURCE_EXHAUSTED, refilled per fill_interval', async () => {

@@ -23,6 +23,8 @@ export abstract class ActiveStream implements FilterCallbacks {
   done = false;
   private filterIndex = 0;
   private delayTimer: TimerHandle | undefined;
+  /** Time the filters held the request (delays), in ms: the route timeout and deadline count it. */
+  heldMs = 0;
   /** Set by start(). */
   stats!: RouteStatsBundle;
 
@@ -75,6 +77,7 @@ export abstract class ActiveStream implements FilterCallbacks {
   }
 
   delay(ms: number): void {
+    this.heldMs += ms;
     this.pauseBody();
     this.delayTimer = this.cm.clock.setTimer(ms, () => this.onDelayEnd());
   }

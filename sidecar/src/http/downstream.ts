@@ -33,6 +33,8 @@ export interface Downstream {
   readonly authority: string;
   readonly requestHeaders: HeaderBag;
   readonly startedAt: number;
+  /** How long the http filters held the request before the router (fault delays), ms. */
+  readonly heldMs: number;
   /** HTTP/2 downstream (it can carry trailers after a response). */
   readonly h2: boolean;
   /** The request body, or undefined when it has none. */

@@ -112,13 +112,18 @@ export class RouterFilter implements RouterFilterInterface {
     const routeMs = this.route.timeoutMs;
     const ms = routeMs > 0 && (callerMs <= 0 || routeMs <= callerMs) ? routeMs : callerMs;
     if (ms > 0) {
+      // Both limits count from the request's arrival: a fault delay spent part of them.
+      const left = ms - down.heldMs;
       this.deadlineIsCaller = ms !== routeMs;
-      this.deadlineAt = cm.clock.now() + ms;
-      this.routeTimer = cm.clock.setTimer(ms, () => this.onDeadline());
+      this.deadlineAt = cm.clock.now() + left;
+      if (left > 0) this.routeTimer = cm.clock.setTimer(left, () => this.onDeadline());
     }
   }
 
-  start(): void { this.startAttempt(this.host); }
+  start(): void {
+    if (this.deadlineAt !== 0 && this.routeTimer === undefined) { this.onDeadline(); return; } // spent in a fault delay
+    this.startAttempt(this.host);
+  }
 
   // --- attempts ----------------------------------------------------------------------------
 
