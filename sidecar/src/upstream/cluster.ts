@@ -2,7 +2,6 @@ import type { Clock } from '../../../shared/src/clock';
 import { Host } from './host';
 import type { LoadBalancer, Picker } from './host';
 import { createLoadBalancer } from './lb/registry';
-import { LB_DEFAULTS } from './lb/lb-config';
 import { DEFAULT_PANIC_THRESHOLD, routableHosts } from '../resilience/host-set';
 import { H2Pool } from './pool/h2-pool';
 import { H1Pool } from './pool/h1-pool';
@@ -119,9 +118,6 @@ export class Cluster {
   get name(): string { return this.config.name; }
   get picker(): Picker { return this.lb.picker; }
   get protocol(): 'h2' | 'h1' { return this.config.protocol; }
-  /** peak_ewma's decay (ms), as configured. */
-  get ewmaDecayMs(): number { return this.config.decayMs ?? LB_DEFAULTS.decayMs; }
-
   /**
    * An attempt on `host` begins: takes the max_requests breaker (false: it is open, nothing was
    * taken) and counts the host's load.
