@@ -26,6 +26,8 @@ import type { OutlierConfig } from '../sidecar/src/resilience/outlier-config';
 import { listenerType } from '../sidecar/src/pipeline';
 import { HTTP_FILTERS } from '../sidecar/src/filters/registry';
 import { everyHttpFilter, httpFilterChain } from '../sidecar/src/pipeline';
+import type { HttpFilter } from '../sidecar/src/http/http-filter';
+import { LOCAL_REPLIES } from '../sidecar/src/http/local-reply';
 import { unlistedHttpFilters } from '../sidecar/src/xds/http-filter-check';
 import { DEFAULT_LIMITS, TypeSubscription } from '../sidecar/src/xds/type-subscription';
 import { routeType } from '../sidecar/src/pipeline';
@@ -599,6 +601,30 @@ describe('the listener\'s http filter chain runs the filters; routes must not na
     assert.equal(grpcStatus(a), '14');
     assert.equal(a.headers['x-skein-reason'], 'fault_abort');
     assert.equal(up.seen.length, 1, 'the aborted request never reached the upstream');
+  });
+
+  test('a filter slots in: it mutates request and response headers, answers locally, and hears the end', async () => {
+    const up = await track(h2Upstream(grpcOk));
+    const p = await track(startProxy({ ports: [up.port] }));
+    const ended: number[] = [];
+    const probe: HttpFilter = {
+      name: 'test.probe',
+      onRequestHeaders(cb) {
+        if (cb.requestHeaders['x-deny'] !== undefined) { cb.sendLocalReply(LOCAL_REPLIES.unauthorized, 'denied by test.probe'); return 'stop'; }
+        cb.requestHeaders['x-probe'] = 'in';
+        return 'continue';
+      },
+      onResponseHeaders(_route, headers) { headers['x-probe-out'] = 'out'; },
+      onStreamComplete(_cb, status) { ended.push(status); },
+    };
+    p.cm.snapshot = { ...p.cm.snapshot, filters: [probe, ...everyHttpFilter()] };
+    const ok = await call(p.port, { body: Buffer.alloc(5) });
+    assert.deepEqual([grpcStatus(ok), ok.headers['x-probe-out'], up.seen[0]!.headers['x-probe']], ['0', 'out', 'in']);
+    const denied = await call(p.port, { body: Buffer.alloc(5), headers: { 'x-deny': '1' } });
+    assert.deepEqual([grpcStatus(denied), denied.headers['x-skein-reason']], ['7', 'unauthorized']);
+    assert.equal(up.seen.length, 1, 'the denied request never went upstream');
+    assert.deepEqual(ended, [200, 0]);
+    assert.equal(counter(p, 'route.r.local_reply.unauthorized'), 1);
   });
 
   test('the chain is built once per listener config', () => {

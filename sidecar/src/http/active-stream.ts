@@ -121,6 +121,8 @@ export abstract class ActiveStream implements FilterCallbacks {
     this.cancelDelay();
     if (this.countsActive) this.cm.listenerStats.rqActive.add(-1);
     this.cm.finished(this.stats, cluster, this.startedAt, status, grpcStatus);
+    const chain = this.snap.filters;
+    for (let i = 0; i < chain.length; i++) chain[i]!.onStreamComplete?.(this, status);
   }
 
   /** The downstream went away before a router took over (e.g. in a fault delay). */

@@ -47,6 +47,11 @@ export interface HttpFilter {
   onDelayEnd?(cb: FilterCallbacks): FilterStatus;
   /** An upstream response head on its way downstream (not local replies). */
   onResponseHeaders?(route: RouteEntry, headers: HeaderBag): void;
+  /**
+   * The request ended (response sent, local reply, or reset): `status` is the HTTP status (0: no
+   * response). For access logs and tracing; runs for every request that reached the filters.
+   */
+  onStreamComplete?(cb: FilterCallbacks, status: number): void;
 }
 
 /** A listener's filters in order, the router excluded (it is always last). */
