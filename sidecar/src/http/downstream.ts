@@ -43,7 +43,7 @@ export interface Downstream {
   readonly writable: Writable;
   /** Starts reading the request body into the router (it decides where the bytes go). */
   readBody(): void;
-  /** Tells the router when the response body may flow again (an HTTP/1.1 upstream is pushed, not piped). */
+  /** Tells the router when the response body may flow again (RouterFilter.onDownstreamDrain). */
   watchDrain(): void;
   /** Commits the response head; false if the downstream is gone. `wantTrailers`: HTTP/2 only. */
   respond(status: number, headers: HeaderBag, endStream: boolean, wantTrailers: boolean): boolean;

@@ -1,8 +1,9 @@
 /**
  * An attempt over HTTP/2 (h2c): one stream from the host's H2Pool. Its events go through shared
  * module functions that find the attempt via one symbol on the stream; the pool calls back the
- * attempt's onPoolStream method (no closure per request). The response body is relayed straight
- * to the downstream (relay.ts) once the router committed the head.
+ * attempt's onPoolStream method (no closure per request). Once the router committed the head,
+ * the response body goes straight to the downstream with backpressure: a full downstream pauses
+ * the stream, and its 'drain' (router filter -> resume()) resumes it.
  */
 import * as http2 from 'node:http2';
 import type { MeshError } from '../../../shared/src/errors';
@@ -10,7 +11,6 @@ import type { HeaderBag } from '../route/header-ops';
 import type { H2Pool, H2StreamReceiver } from '../upstream/pool/h2-pool';
 import { kStreamOwner } from '../upstream/pool/h2-client';
 import type { H2StreamOwner } from '../upstream/pool/h2-client';
-import { relay } from './relay';
 import type { RouterFilterInterface, UpstreamHead, UpstreamRequest } from './upstream-request';
 
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
@@ -58,7 +58,10 @@ export class H2UpstreamRequest implements UpstreamRequest, H2StreamReceiver, H2S
     if (up !== undefined && !up.closed && !up.destroyed) up.close(NGHTTP2_CANCEL);
   }
 
-  resume(): void { /* the relay follows the downstream's 'drain' itself */ }
+  resume(): void {
+    const s = this.stream;
+    if (s !== undefined && s.isPaused()) s.resume();
+  }
 
   /** The stream closed (the pool's 'close' listener calls this). A stream abandoned for a retry or a timeout was already accounted for. */
   onStreamClose(up: http2.ClientHttp2Stream): void {
@@ -81,7 +84,18 @@ function onUpResponse(this: Tagged, headers: http2.IncomingHttpHeaders, flags: n
   const end = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
   if (!req.router.onUpstreamHeaders(Number(headers[':status']), headers as HeaderBag, end)) return;
   req.committed = true;
-  if (!end) relay(this, req.router.down.writable);
+  if (!end) { this.on('data', onUpData); this.on('end', onUpEnd); }
+}
+
+function onUpData(this: Tagged, chunk: Buffer): void {
+  const w = this[kStreamOwner]!.router.down.writable;
+  if (w.destroyed || w.writableEnded) return;
+  if (!w.write(chunk)) this.pause();
+}
+
+function onUpEnd(this: Tagged): void {
+  const w = this[kStreamOwner]!.router.down.writable;
+  if (!w.destroyed && !w.writableEnded) w.end();
 }
 
 function onUpTrailers(this: Tagged, trailers: http2.IncomingHttpHeaders): void {

@@ -105,8 +105,8 @@ export class RouterFilter implements RouterFilterInterface {
     const cm = down.cm;
     this.setsAttemptCount = cm.setAttemptCount || down.requestHeaders[ATTEMPT_COUNT_HEADER] === undefined;
     this.bodyEnded = down.body === undefined;
-    // An h1 upstream's response body is pushed by undici: resume it when the downstream drains.
-    if (sel.cluster.protocol === 'h1') down.watchDrain();
+    // The response body flows with backpressure: the attempt pauses on a full downstream and is resumed on its 'drain'.
+    down.watchDrain();
     down.readBody();
     const callerMs = down.grpc && cm.honorGrpcTimeout ? parseGrpcTimeout(down.requestHeaders['grpc-timeout'] as string | undefined) : 0;
     const routeMs = this.route.timeoutMs;

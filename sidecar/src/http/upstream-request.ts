@@ -25,7 +25,7 @@ export interface UpstreamRequest {
   start(head: UpstreamHead): void;
   /** The router moved on: close the stream / abort the exchange; later events are dropped. */
   abandon(): void;
-  /** Read the response again after the downstream drained (HTTP/1.1 upstream). */
+  /** Read the response again after the downstream drained. */
   resume(): void;
   /** The whole response arrived (HTTP/2: the stream ended or closed). */
   readonly responseEnded: boolean;
@@ -48,7 +48,7 @@ export interface RouterFilterInterface {
   onUpstreamComplete(endDownstream: boolean): void;
   /** The attempt broke: refused (not processed) or reset, with or without request bytes sent. */
   onUpstreamReset(refused: boolean, sentBytes: boolean, code: number, detail: string): void;
-  /** Where an HTTP/2 response body is relayed. */
+  /** Where an HTTP/2 response body is written. */
   readonly down: { readonly writable: Writable };
   onSinkDrain(): void;
 }
