@@ -166,7 +166,8 @@ describe('sidecar /config_dump (a sidecar fed by a scripted ADS server)', () => 
 
   before(async () => {
     ads = await ScriptedAds.start();
-    ads.set(TYPE_URLS.LISTENER, [outboundListener('rc')]);
+    // The listener lists the fault filter the route configures (else the route configuration is NACKed).
+    ads.set(TYPE_URLS.LISTENER, [outboundListener('rc', [{ name: 'envoy.filters.http.fault', typed_config: { '@type': TYPE_URLS.FAULT } }])]);
     ads.set(TYPE_URLS.ROUTE, [routeConfig('rc', 'reviews', {
       weighted_clusters: { clusters: [{ name: 'reviews-v1', weight: { value: 90 } }, { name: 'reviews-v2', weight: { value: 10 } }] },
       retry_policy: { retry_on: '5xx,reset', num_retries: { value: 2 } },

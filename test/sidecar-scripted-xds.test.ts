@@ -7,7 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from '../shared/src/clock';
 import { TYPE_URLS } from '../shared/src/xds/protos';
-import type { Sidecar } from '../sidecar/src/sidecar';
+import { Sidecar } from '../sidecar/src/sidecar';
+import { silentLogger } from '../shared/src/log';
 import { h1Request, startHttpEcho } from './support/sidecar-apps';
 import { eventually } from './support/ads-client';
 import { outboundListener, routeConfig, ScriptedAds, startFedSidecar, staticCluster } from './support/scripted-ads';
@@ -64,13 +65,43 @@ describe('STATIC clusters (type STATIC with an inline load_assignment)', () => {
   });
 });
 
+describe('http filters: routes and listener must agree', () => {
+  it('a RouteConfiguration turning on a filter the listener does not list is NACKed (naming route and filter); listing it lets the next one in', async () => {
+    const ads = await ScriptedAds.start();
+    const app = await startHttpEcho('filtered-app');
+    const abort = { 'envoy.filters.http.fault': { '@type': TYPE_URLS.FAULT, abort: { http_status: 503, percentage: { numerator: 100 } } } };
+    ads.set(LDS, [outboundListener('rc')]);
+    ads.set(RDS, [routeConfig('rc', 'filtered', { cluster: 'filtered' }, { typed_per_filter_config: abort })]);
+    ads.set(CDS, [staticCluster('filtered', [{ address: '127.0.0.1', port: app.port }])]);
+    const sc = await Sidecar.start({
+      xdsServer: ads.target, api: 'http://127.0.0.1:1', nodeId: 'filters-test', version: 'v1',
+      outboundListen: '127.0.0.1:0', inboundListen: '127.0.0.1:0', advertiseAddress: '127.0.0.1', adminListen: '127.0.0.1:0',
+      leaseTtlMs: 10_000, drainTimeoutMs: 2000, clock: new FakeClock(), log: silentLogger(),
+    });
+    try {
+      const nack = await eventually(() => ads.nacks.find((n) => n.typeUrl === RDS), 'the RouteConfiguration to be NACKed', 5000);
+      assert.equal(nack.message, 'route configuration rc: filtered/filtered-all turns on envoy.filters.http.fault (typed_per_filter_config), which listener skein.outbound does not list in its http_filters');
+      assert.match(sc.ready().reason ?? '', /waiting for route configuration rc/);
+      ads.set(LDS, [outboundListener('rc', [{ name: 'envoy.filters.http.fault', typed_config: { '@type': TYPE_URLS.FAULT } }])]);
+      ads.set(RDS, [routeConfig('rc', 'filtered', { cluster: 'filtered' }, { typed_per_filter_config: abort })]);
+      await eventually(() => (sc.ready().ok ? true : undefined), 'the sidecar to be ready', 5000);
+      const r = await h1Request(sc.addresses()['outbound']!, { host: 'filtered', path: '/x' });
+      assert.deepEqual([r.status, r.headers['x-skein-reason']], [503, 'fault_abort'], 'the filter runs now');
+    } finally {
+      await sc.drain();
+      ads.close();
+      await app.close();
+    }
+  });
+});
+
 describe('drain', () => {
   it('a request held in a fault delay when the drain starts is served, not cut; listener.outbound.downstream_rq_active counts it', async () => {
     const ads = await ScriptedAds.start();
     const app = await startHttpEcho('held-app');
     const clock = new FakeClock();
     const fault = { 'envoy.filters.http.fault': { '@type': TYPE_URLS.FAULT, delay: { fixed_delay: { seconds: 1 }, percentage: { numerator: 100 } } } };
-    // The listener lists the fault filter: per-route fault settings apply only then (as in Envoy).
+    // The listener lists the fault filter the route turns on (else the RouteConfiguration is NACKed).
     ads.set(LDS, [outboundListener('rc', [{ name: 'envoy.filters.http.fault', typed_config: { '@type': TYPE_URLS.FAULT } }])]);
     ads.set(RDS, [routeConfig('rc', 'held', { cluster: 'held' }, { typed_per_filter_config: fault })]);
     ads.set(CDS, [staticCluster('held', [{ address: '127.0.0.1', port: app.port }])]);

@@ -6,7 +6,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from '../shared/src/clock';
 import { Counter, LatencyHistogram, MAX_LATENCY_US, RollingWindow, Stats, statKey } from '../sidecar/src/stats/stats';
-import { ClusterStats, ListenerStats, LOCAL_REPLY_REASONS, RouteStats } from '../sidecar/src/stats/stat-bundles';
+import { ClusterStats, ListenerStats, RouteStats } from '../sidecar/src/stats/stat-bundles';
+import { LOCAL_REPLY_REASONS } from '../sidecar/src/http/local-reply';
+import { everyHttpFilter } from '../sidecar/src/pipeline';
 import type * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { createLogger } from '../shared/src/log';
@@ -14,7 +16,7 @@ import { encodeResource } from '../shared/src/xds/pack';
 import { decodeAny, TYPE_URLS } from '../shared/src/xds/protos';
 import { ConnectionManager } from '../sidecar/src/http/connection-manager';
 import { sniffingServer } from '../sidecar/src/listener/sniffing-server';
-import { RouteTable } from '../sidecar/src/router/route-table';
+import { RouteTable } from '../sidecar/src/route/route-table';
 import { Cluster } from '../sidecar/src/upstream/cluster';
 import { GRPC_SERVER_FAILURES, requestSucceeded } from '../sidecar/src/stats/grpc-status';
 
@@ -225,7 +227,7 @@ describe('RouteStats, ClusterStats, ListenerStats', () => {
   it('a route bundle counts status classes, success, latency, window and per-backend windows', () => {
     const clock = new FakeClock(START);
     const stats = new Stats({ clock });
-    const route = new RouteStats(stats, 'reviews');
+    const route = new RouteStats(stats, 'reviews', LOCAL_REPLY_REASONS);
     const v1 = route.backend('reviews-v1');
     const v2 = route.backend('reviews-v2');
     assert.equal(route.backend('reviews-v1'), v1, 'one window per backend');
@@ -319,7 +321,7 @@ describe('gRPC status stats (rq_grpc_<CODE>) and success by grpc-status', () => 
     cluster.stats = new ClusterStats(stats, 'svc');
     cluster.updateEndpoints([{ address: '127.0.0.1', port, weight: 1, zone: '', health: 'HEALTHY' }]);
     const cm = new ConnectionManager({ name: 'outbound', stats, policy: { trustForwardedFor: true }, clock, log });
-    cm.snapshot = { routes: RouteTable.build(decodeAny(encodeResource(TYPE_URLS.ROUTE, rc))), clusters: new Map([['svc', cluster]]) };
+    cm.snapshot = { routes: RouteTable.build(decodeAny(encodeResource(TYPE_URLS.ROUTE, rc))), clusters: new Map([['svc', cluster]]), filters: everyHttpFilter() };
     const proxy = sniffingServer(cm.h1, cm.h2);
     await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
     const Ctor = grpc.makeGenericClientConstructor({ Answer: echo }, 'Status');

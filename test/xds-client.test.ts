@@ -18,13 +18,14 @@ import { silentLogger } from '../shared/src/log';
 import { encodeResource } from '../shared/src/xds/pack';
 import { decodeAny, loadAdsServiceDefinition, TYPE_URLS } from '../shared/src/xds/protos';
 import { Backoff } from '../sidecar/src/xds/backoff';
-import { clusterType, decoderMap, endpointsType, listenerType } from '../sidecar/src/xds/decoders';
+import { clusterType, decoderMap, endpointsType } from '../sidecar/src/xds/decoders';
+import { listenerType } from '../sidecar/src/pipeline';
 import { ENDPOINT_KIND, ROUTE_KIND } from '../shared/src/xds/resource-kind';
 import type { ClusterConfig, EndpointsConfig, ListenerConfig, ResourceDecoder } from '../sidecar/src/xds/decoders';
 import { capMessage, DEFAULT_LIMITS, TypeSubscription } from '../sidecar/src/xds/type-subscription';
 import { XdsClient } from '../sidecar/src/xds/xds-client';
-import { routeType as routeTableType } from '../sidecar/src/xds/route-type';
-import { RouteTable } from '../sidecar/src/router/route-table';
+import { routeType as routeTableType } from '../sidecar/src/pipeline';
+import { RouteTable } from '../sidecar/src/route/route-table';
 import type { XdsDisconnect, XdsNack } from '../sidecar/src/xds/xds-client';
 import { eventually } from './support/ads-client';
 
@@ -427,7 +428,7 @@ describe('XdsClient against a real control plane', () => {
     cp = await ControlPlane.start({ dataDir: dir, xdsListen: '127.0.0.1:0', apiListen: '127.0.0.1:0', log: silentLogger() });
     port = cp.xdsPort;
     await apply(service('reviews', { endpoints: [{ address: '10.1.0.1', port: 50051, labels: { version: 'v1' } }] }), service('ratings'), split(90, 10));
-    const types = decoderMap(routeType);
+    const types = decoderMap(listenerType, routeType);
     types.set(CDS, testClusterType as ResourceDecoder<unknown>);
     client = new XdsClient({
       server: `127.0.0.1:${port}`,
@@ -605,7 +606,7 @@ describe('XdsClient robustness (a scripted ADS server)', () => {
     const nacks: XdsNack[] = [];
     const client = new XdsClient({
       server: `127.0.0.1:${port}`, node: { id: 'n1', cluster: 'c', metadata: { role: 'sidecar' } },
-      types: decoderMap(), clock: new FakeClock(), log: silentLogger(),
+      types: decoderMap(listenerType), clock: new FakeClock(), log: silentLogger(),
     });
     client.onNack((n) => nacks.push(n));
     try {

@@ -4,16 +4,16 @@ import type { Clock } from '../../shared/src/clock';
 import { ErrorCodes, MeshError } from '../../shared/src/errors';
 import type { Logger } from '../../shared/src/log';
 import { TYPE_URLS } from '../../shared/src/xds/protos';
-import { ConnectionManager } from './http/connection-manager';
+import type { ConnectionManager } from './http/connection-manager';
+import { connectionManager, listenerType, routeType, routerSnapshot } from './pipeline';
 import { sniffingServer } from './listener/sniffing-server';
 import { Cluster } from './upstream/cluster';
 import { XdsClient } from './xds/xds-client';
-import { clusterType, endpointsType, listenerType } from './xds/decoders';
-import { listedHttpFilters } from './xds/listener-type';
-import { routeType } from './xds/route-type';
+import { clusterType, endpointsType } from './xds/decoders';
+import { unlistedHttpFilters } from './xds/http-filter-check';
 import type { ClusterConfig, EndpointsConfig, ListenerConfig } from './xds/decoders';
-import type { RouteTable } from './router/route-table';
-import { inboundRouteTable } from './router/inbound';
+import type { RouteTable } from './route/route-table';
+import { inboundRouteTable } from './route/inbound';
 import { AdminServer } from './admin/admin-server';
 import { Stats } from './stats/stats';
 import { ClusterStats } from './stats/stat-bundles';
@@ -81,7 +81,7 @@ export class Sidecar {
     this.clock = opts.clock ?? systemClock;
     this.stats = new Stats({ clock: this.clock, ...(opts.statsRetentionMs !== undefined ? { retentionMs: opts.statsRetentionMs } : {}) });
     this.stats.setLiveness((scope) => this.statsScopeLive(scope));
-    this.outbound = new ConnectionManager({ name: 'outbound', stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}) });
+    this.outbound = connectionManager({ name: 'outbound', stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}) });
   }
 
   static async start(opts: SidecarOptions): Promise<Sidecar> {
@@ -191,9 +191,9 @@ export class Sidecar {
     // Connect failures of real requests to the app reach AppHealth (the inbound cluster has no outlier detection).
     cluster.outlier = this.appHealth;
     // Inbound keeps the caller's attempt count (the client sidecar's).
-    this.inbound = new ConnectionManager({ name: 'inbound', stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}) });
+    this.inbound = connectionManager({ name: 'inbound', stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}) });
     const routes = inboundRouteTable('skein.inbound');
-    this.inbound.snapshot = { routes, clusters: new Map([['skein.inbound', cluster]]) };
+    this.inbound.snapshot = routerSnapshot(routes, new Map([['skein.inbound', cluster]]));
     this.inboundRoutes = routes.routeNames();
     this.bound['inbound'] = await this.listen(this.inbound, o.inboundListen, '--inbound-listen');
   }
@@ -205,6 +205,7 @@ export class Sidecar {
       node: { id: o.nodeId, cluster: o.service ?? 'sidecar', metadata: { ...(o.service ? { service: o.service } : {}), version: o.version }, userAgentName: 'skein-sidecar', userAgentVersion: SKEIN_VERSION },
       types: new Map<string, unknown>([[TYPE_URLS.LISTENER, listenerType], [TYPE_URLS.ROUTE, routeType], [TYPE_URLS.CLUSTER, clusterType], [TYPE_URLS.ENDPOINT, endpointsType]]) as never,
       clock: this.clock, log: o.log,
+      check: (type, resources) => this.checkResources(type, resources),
     });
     this.xds.onUpdate((type, resources) => this.onUpdate(type, resources));
     // Only the listener the outbound port serves, and (below) only its RouteConfiguration: the
@@ -258,13 +259,35 @@ export class Sidecar {
   private publish(): void {
     const name = this.opts.outboundListener ?? 'skein.outbound';
     const l = this.listeners.get(name);
-    // Per-route filter settings apply only if the listener lists the filter (RouteTable.withHttpFilters).
-    const routes = l ? this.routeTables.get(l.routeConfigName)?.withHttpFilters(listedHttpFilters(l), (msg) => this.opts.log.warn({ listener: name }, msg)) : undefined;
-    this.outbound.snapshot = { routes, clusters: new Map(this.clusters) };
+    const routes = l ? this.routeTables.get(l.routeConfigName) : undefined;
+    this.outbound.snapshot = routerSnapshot(routes, new Map(this.clusters), l?.httpFilters);
     const live = routes?.routeNames() ?? new Set<string>();
     this.outbound.forgetRouteStats(live);
     this.liveRoutes = live;
     this.stats.reconcile();
+  }
+
+  /**
+   * Cross-resource checks before an xDS response is accepted: a RouteConfiguration that turns on
+   * an http filter the outbound listener does not list is NACKed (xds/http-filter-check.ts). A
+   * Listener that drops such a filter is accepted with a warning (make-before-break push order).
+   */
+  private checkResources(type: string, resources: ReadonlyMap<string, unknown>): string[] {
+    const name = this.opts.outboundListener ?? 'skein.outbound';
+    if (type === TYPE_URLS.ROUTE) {
+      const l = this.listeners.get(name);
+      if (l === undefined) return [];
+      const t = resources.get(l.routeConfigName) as RouteTable | undefined;
+      return t === undefined ? [] : unlistedHttpFilters(t, l);
+    }
+    if (type === TYPE_URLS.LISTENER) {
+      const l = resources.get(name) as ListenerConfig | undefined;
+      const t = l === undefined ? undefined : this.routeTables.get(l.routeConfigName);
+      if (l !== undefined && t !== undefined) {
+        for (const problem of unlistedHttpFilters(t, l)) this.opts.log.warn({ listener: name }, `${problem}; those settings do nothing until the route configuration follows`);
+      }
+    }
+    return [];
   }
 
   /** Whether a stats scope belongs to a cluster or route the config has now. */

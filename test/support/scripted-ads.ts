@@ -27,6 +27,8 @@ export class ScriptedAds {
   /** Resource names each stream asked for, per type (to answer a changed subscription). */
   private readonly asked = new WeakMap<object, Map<string, string>>();
   private nonce = 0;
+  /** Every NACK received: its type and error_detail.message. */
+  readonly nacks: { typeUrl: string; message: string }[] = [];
 
   private constructor(private readonly server: grpc.Server, readonly port: number) {}
 
@@ -64,6 +66,7 @@ export class ScriptedAds {
     c.on('end', () => this.streams.delete(c));
     c.on('data', (r: Doc) => {
       const type = String(r['type_url']);
+      if (r['error_detail'] !== undefined && r['error_detail'] !== null) this.nacks.push({ typeUrl: type, message: String(r['error_detail']['message'] ?? '') });
       const names = JSON.stringify([...(r['resource_names'] ?? [])].sort());
       const seen = this.asked.get(c)!;
       // An ACK or NACK of what was sent, with the same names: nothing new to send.

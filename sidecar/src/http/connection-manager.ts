@@ -3,29 +3,24 @@ import * as http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Clock } from '../../../shared/src/clock';
 import type { Logger } from '../../../shared/src/log';
-import type { Cluster } from '../upstream/cluster';
 import type { Host, PickContext } from '../upstream/host';
-import type { RouteTable, RouteEntry } from '../router/route-table';
+import type { RouteEntry } from '../route/route-table';
+import type { RequestHeaders } from '../route/header-matcher';
 import { hashKey } from '../upstream/lb/ring-hash';
-import { LOCAL_REPLIES, replyH1, replyH2 } from './local-reply';
-import { isGrpcContentType } from '../router/grpc-content-type';
+import { LOCAL_REPLIES, LOCAL_REPLY_REASONS, replyH1, replyH2 } from './local-reply';
+import { isGrpcContentType } from '../route/grpc-content-type';
 import type { LocalReply } from './local-reply';
 import { upstreamHeaders } from './proxy-headers';
 import type { ForwardPolicy } from './proxy-headers';
 import { tunnelUpgrade } from './upgrade';
-import { DEFAULT_RETRY_BUFFER_BYTES, Forward } from './router';
-import { parseGrpcTimeout } from './grpc-timeout';
-import { applyHeaderOps } from '../router/header-ops';
-import { ListenerStats, LOCAL_REPLY_REASONS, RouteStats } from '../stats/stat-bundles';
-import type { LocalReplyReason } from '../stats/stat-bundles';
-import type { RollingWindow, Stats } from '../stats/stats';
+import { DEFAULT_RETRY_BUFFER_BYTES } from './router-filter';
+import { H1Downstream, H2Downstream } from './downstream';
+import type { Cluster } from '../upstream/cluster';
+import type { ListenerContext, Refusal, RouteStatsBundle, RouterSnapshot, Selection } from './listener-context';
+import { ListenerStats, RouteStats } from '../stats/stat-bundles';
+import type { Stats } from '../stats/stats';
 
-
-/** What one request needs from config; swapped whole on every update (in-flight requests keep theirs). */
-export interface RouterSnapshot {
-  readonly routes: RouteTable | undefined;
-  readonly clusters: ReadonlyMap<string, Cluster>;
-}
+export type { RouterSnapshot, Selection } from './listener-context';
 
 export interface ConnectionManagerOptions {
   name: string;
@@ -59,26 +54,36 @@ export interface ConnectionManagerOptions {
 }
 
 /**
- * The HTTP connection manager of one listener: accepts h2c and HTTP/1.1 requests, routes them,
- * picks a cluster and host, and forwards (router filter). Errors become local replies here.
+ * The HTTP connection manager of one listener (the codec stage): accepts h2c and HTTP/1.1
+ * requests, matches the route, and hands each request to an ActiveStream (downstream.ts), which
+ * runs the listener's http filters and then the router filter. It also picks the cluster and
+ * host when the router asks (select). pipeline.ts shows the whole path.
  */
-export class ConnectionManager {
-  snapshot: RouterSnapshot = { routes: undefined, clusters: new Map() };
+export class ConnectionManager implements ListenerContext {
+  snapshot: RouterSnapshot = { routes: undefined, clusters: new Map(), filters: [] };
   readonly h2: http2.Http2Server;
   readonly h1: http.Server;
   draining = false;
   /** Open downstream HTTP/2 sessions and HTTP/1.1 sockets, for closeConnections(). */
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly h1Sockets = new Set<Duplex>();
-  readonly random: () => number;
+  private readonly rand: () => number;
   readonly retryBufferBytes: number;
+  readonly clock: Clock;
+  readonly setAttemptCount: boolean;
+  readonly refuseUnforwarded: boolean;
+  readonly honorGrpcTimeout: boolean;
   /** Reused for every pick: picks are synchronous, so one context object is enough. */
   private readonly ctx: PickContext = { hash: undefined, tried: undefined, now: 0 };
   readonly listenerStats: ListenerStats;
-  private readonly routeStats = new Map<string, { route: RouteStats; backends: Map<string, RollingWindow> }>();
+  private readonly routeStatsByName = new Map<string, RouteStatsBundle>();
 
   constructor(readonly opts: ConnectionManagerOptions) {
-    this.random = opts.random ?? Math.random;
+    this.rand = opts.random ?? Math.random;
+    this.clock = opts.clock;
+    this.setAttemptCount = opts.setAttemptCount !== false;
+    this.refuseUnforwarded = opts.refuseUnforwarded === true;
+    this.honorGrpcTimeout = opts.honorGrpcTimeout !== false;
     this.retryBufferBytes = opts.retryBufferBytes ?? DEFAULT_RETRY_BUFFER_BYTES;
     this.listenerStats = new ListenerStats(opts.stats, opts.name);
     this.h2 = http2.createServer({
@@ -119,69 +124,52 @@ export class ConnectionManager {
    */
   get activeStreams(): number { return this.listenerStats.rqActive.value; }
 
-  /** Routes a request; on success returns the route, cluster and a picked host (no load taken yet). */
-  select(authority: string, path: string, method: string, headers: http.IncomingHttpHeaders): { entry: RouteEntry; cluster: Cluster; host: Host } | { reply: LocalReply; detail: string } {
-    this.listenerStats.rqTotal.inc();
-    if (this.draining) return { reply: LOCAL_REPLIES.draining, detail: 'the proxy is shutting down' };
-    const snap = this.snapshot;
-    const entry = snap.routes?.match(authority, path, method, headers);
-    if (entry === undefined || entry.route === undefined) { this.listenerStats.noRoute.inc(); return { reply: LOCAL_REPLIES.noRoute, detail: `no route for ${authority}${path}` }; }
-    // Envoy's filter order: fault (delay, then abort), then the local rate limit. With a delay,
-    // the abort and the rate limit are checked when it ends (Forward.start -> admit()).
-    const fault = entry.fault;
-    this.faultDelayMs = fault === undefined ? 0 : fault.delayMs(this.random());
-    if (this.faultDelayMs === 0) {
-      const refused = this.admit(entry);
-      if (refused !== undefined) return this.localReplyFor(entry, refused, refused.reason === 'rate_limited' ? 'the route\'s local rate limit is exhausted' : 'fault injected by the route');
-    }
-    const clusterName = entry.route.pickCluster(this.random());
-    const cluster = snap.clusters.get(clusterName);
-    if (cluster === undefined) return this.localReplyFor(entry, LOCAL_REPLIES.clusterNotFound, `cluster ${clusterName} is not known (yet)`);
-    const ctx = this.ctx;
-    ctx.hash = entry.route.hashPolicy.length > 0 ? requestHash(entry, headers) : undefined;
-    this.lastHash = ctx.hash;
-    ctx.tried = undefined;
-    ctx.now = this.opts.clock.now();
-    const host = cluster.picker.pick(ctx);
-    if (host === undefined) return this.localReplyFor(entry, LOCAL_REPLIES.noHealthyUpstream, `cluster ${clusterName} has no healthy endpoint`);
-    return { entry, cluster, host };
-  }
-
-  /** The hash of the request select() routed last (a retry re-picks with the same hash). */
-  private lastHash: number | undefined;
-  /** The fault delay select() chose for the request it routed last. */
-  private faultDelayMs = 0;
+  random(): number { return this.rand(); }
 
   /**
-   * The fault delay select() drew for the request it routed last (0: none). When it is above 0,
-   * select() did not run admit(): the caller waits it out, then calls admit() (the fault abort
-   * and the local rate limit), as Forward.start and tunnelUpgrade do.
+   * The first routing step, for every request: draining, then the route table. A route with a
+   * cluster action, or the local reply to make (counted; no route, no route stats).
    */
-  get drawnFaultDelayMs(): number { return this.faultDelayMs; }
+  match(authority: string, path: string, method: string, headers: RequestHeaders): RouteEntry | Refusal {
+    this.listenerStats.rqTotal.inc();
+    if (this.draining) return { reply: LOCAL_REPLIES.draining, detail: 'the proxy is shutting down' };
+    const entry = this.snapshot.routes?.match(authority, path, method, headers);
+    if (entry === undefined || entry.route === undefined) { this.listenerStats.noRoute.inc(); return { reply: LOCAL_REPLIES.noRoute, detail: `no route for ${authority}${path}` }; }
+    return entry;
+  }
 
-  /** The route's fault abort and local rate limit: the local reply to make, or undefined to go on. */
-  admit(entry: RouteEntry): LocalReply | undefined {
-    const abort = entry.fault?.abort(this.random());
-    if (abort !== undefined) return abort;
-    const rl = entry.rateLimit;
-    if (rl !== undefined && !rl.tryTake(this.opts.clock.now())) return LOCAL_REPLIES.rateLimited;
-    return undefined;
+  /**
+   * The router's pick, after the http filters let the request through: the route's weighted
+   * cluster, then a host from the cluster's picker (no load taken yet). An immutable Selection,
+   * or a refusal already counted on the route.
+   */
+  select(snap: RouterSnapshot, entry: RouteEntry, headers: RequestHeaders, stats: RouteStatsBundle): Selection | Refusal {
+    const route = entry.route!;
+    const clusterName = route.clusters.length === 1 ? route.clusters[0]! : route.pickCluster(this.rand());
+    const cluster = snap.clusters.get(clusterName);
+    if (cluster === undefined) return this.refuse(stats, LOCAL_REPLIES.clusterNotFound, `cluster ${clusterName} is not known (yet)`);
+    const ctx = this.ctx;
+    const hash = route.hashPolicy.length > 0 ? requestHash(entry, headers) : undefined;
+    ctx.hash = hash;
+    ctx.tried = undefined;
+    ctx.now = this.clock.now();
+    const host = cluster.picker.pick(ctx);
+    if (host === undefined) return this.refuse(stats, LOCAL_REPLIES.noHealthyUpstream, `cluster ${clusterName} has no healthy endpoint`);
+    return { entry, cluster, host, hash };
+  }
+
+  private refuse(stats: RouteStatsBundle, reply: LocalReply, detail: string): Refusal {
+    this.countLocalReply(stats, reply);
+    return { reply, detail };
   }
 
   /** The pick context for a retry: same hash policy input, hosts already tried avoided. */
-  pickContext(entry: RouteEntry, tried: ReadonlySet<Host> | undefined, hash?: number): PickContext {
+  pickContext(entry: RouteEntry, tried: ReadonlySet<Host> | undefined, hash: number | undefined): PickContext {
     const ctx = this.ctx;
     ctx.hash = entry.route!.hashPolicy.length > 0 ? hash : undefined;
     ctx.tried = tried;
-    ctx.now = this.opts.clock.now();
+    ctx.now = this.clock.now();
     return ctx;
-  }
-
-  /** Starts forwarding a routed request (after any fault delay). */
-  private forward(sel: { entry: RouteEntry; cluster: Cluster; host: Host }, grpc: boolean, down: ConstructorParameters<typeof Forward>[5], method: string, path: string, authority: string, out: http.OutgoingHttpHeaders, grpcTimeout: string | string[] | undefined): void {
-    const callerMs = grpc && this.opts.honorGrpcTimeout !== false ? parseGrpcTimeout(grpcTimeout) : 0;
-    const f = new Forward(this, sel.entry, sel.cluster, sel.host, grpc, down, method, path, authority, out, callerMs, this.lastHash);
-    f.start(this.faultDelayMs);
   }
 
   private onH2Stream(down: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
@@ -191,11 +179,10 @@ export class ConnectionManager {
     const path = (headers[':path'] ?? '/') as string;
     const method = (headers[':method'] ?? 'GET') as string;
     if (method === 'CONNECT') { replyH2(down, grpc, LOCAL_REPLIES.badRequest, 'CONNECT is not supported'); return; }
-    const sel = this.select(authority, path, method, headers);
-    if ('reply' in sel) { replyH2(down, grpc, sel.reply, sel.detail); return; }
+    const entry = this.match(authority, path, method, headers);
+    if ('reply' in entry) { replyH2(down, grpc, entry.reply, entry.detail); return; }
     const out = upstreamHeaders(headers, down.session?.socket?.remoteAddress, this.opts.policy);
-    applyRequestHeaderOps(out, sel.entry);
-    this.forward(sel, grpc, { h2: down }, method, path, authority, out, headers['grpc-timeout']);
+    new H2Downstream(this, this.snapshot, entry, grpc, method, path, authority, out, headers, down).start();
   }
 
   private onH1Request(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -205,40 +192,32 @@ export class ConnectionManager {
     const authority = req.headers.host ?? '';
     const path = req.url ?? '/';
     const method = req.method ?? 'GET';
-    const sel = this.select(authority, path, method, req.headers);
-    if ('reply' in sel) { replyH1(res, grpc, sel.reply, sel.detail); return; }
+    const entry = this.match(authority, path, method, req.headers);
+    if ('reply' in entry) { replyH1(res, grpc, entry.reply, entry.detail); return; }
     const out = upstreamHeaders(req.headers, req.socket.remoteAddress, this.opts.policy);
-    applyRequestHeaderOps(out, sel.entry);
-    this.forward(sel, grpc, { req, res }, method, path, authority, out, req.headers['grpc-timeout']);
-  }
-
-  /** A local reply made before any forwarding (select): counted and recorded as a failed request. */
-  localReplyFor(entry: RouteEntry, reply: LocalReply, detail: string): { reply: LocalReply; detail: string } {
-    this.countLocalReply(entry, reply);
-    this.statsFor(entry).route.record(0, 0);
-    return { reply, detail };
+    new H1Downstream(this, this.snapshot, entry, grpc, method, path, authority, out, req, res).start();
   }
 
   /** Counts why the proxy answered a routed request itself (the request is recorded by finished()). */
-  countLocalReply(entry: RouteEntry, reply: LocalReply): void {
-    const rs = this.statsFor(entry).route;
-    if ((LOCAL_REPLY_REASONS as readonly string[]).includes(reply.reason)) rs.localReply[reply.reason as LocalReplyReason].inc();
+  countLocalReply(stats: RouteStatsBundle, reply: LocalReply): void {
+    stats.route.localReply[reply.reason]?.inc();
   }
 
   /**
-   * Bookkeeping when a forwarded request ends (attempts were accounted for by the router): the
-   * route's counters and per-backend window. `status` is the HTTP status (0: no response) and
-   * `grpcStatus` the upstream's grpc-status (-1: none); stats/grpc-status.ts classifies them.
+   * Bookkeeping when a routed request ends (attempts were accounted for by the cluster): the
+   * route's counters and, when it reached a cluster, its per-backend window. `status` is the HTTP
+   * status (0: no response) and `grpcStatus` the upstream's grpc-status (-1: none);
+   * stats/grpc-status.ts classifies them.
    */
-  finished(cluster: Cluster, entry: RouteEntry, startedAt: number, status: number, grpcStatus = -1): void {
+  finished(stats: RouteStatsBundle, cluster: Cluster | undefined, startedAt: number, status: number, grpcStatus = -1): void {
     const us = (performance.now() - startedAt) * 1000;
-    const rs = this.statsFor(entry);
-    let backend = rs.backends.get(cluster.name);
-    if (backend === undefined) { backend = rs.route.backend(cluster.name); rs.backends.set(cluster.name, backend); }
-    rs.route.record(status, us, backend, this.opts.clock.now(), grpcStatus);
+    let backend;
+    if (cluster !== undefined) {
+      backend = stats.backends.get(cluster.name);
+      if (backend === undefined) { backend = stats.route.backend(cluster.name); stats.backends.set(cluster.name, backend); }
+    }
+    stats.route.record(status, us, backend, this.clock.now(), grpcStatus);
   }
-
-  routeStatsFor(entry: RouteEntry): RouteStats { return this.statsFor(entry).route; }
 
   /**
    * Drops the cached stats bundles of routes not in `live` (config time: the routes left the
@@ -246,12 +225,13 @@ export class ConnectionManager {
    * registry already dropped (a route that came back gets a new bundle on its next request).
    */
   forgetRouteStats(live: ReadonlySet<string>): void {
-    for (const [name, rs] of this.routeStats) if (!live.has(name) || rs.route.released) this.routeStats.delete(name);
+    for (const [name, rs] of this.routeStatsByName) if (!live.has(name) || rs.route.released) this.routeStatsByName.delete(name);
   }
 
-  private statsFor(entry: RouteEntry): { route: RouteStats; backends: Map<string, RollingWindow> } {
-    let rs = this.routeStats.get(entry.name);
-    if (rs === undefined) { rs = { route: new RouteStats(this.opts.stats, entry.name), backends: new Map() }; this.routeStats.set(entry.name, rs); }
+  /** The route's stats bundle (one Map lookup per request). */
+  routeStats(entry: RouteEntry): RouteStatsBundle {
+    let rs = this.routeStatsByName.get(entry.name);
+    if (rs === undefined) { rs = { route: new RouteStats(this.opts.stats, entry.name, LOCAL_REPLY_REASONS), backends: new Map() }; this.routeStatsByName.set(entry.name, rs); }
     return rs;
   }
 }
@@ -307,12 +287,3 @@ function requestHash(entry: RouteEntry, headers: http.IncomingHttpHeaders): numb
   return undefined;
 }
 
-/** The route's request header mutations (Envoy's four append actions; see router/header-ops). */
-export function applyRequestHeaderOps(out: http.OutgoingHttpHeaders, entry: RouteEntry): void {
-  applyHeaderOps(out, entry.requestHeadersToAdd, entry.requestHeadersToRemove);
-}
-
-/** The route's response header mutations. */
-export function applyResponseHeaderOps(out: http.OutgoingHttpHeaders, entry: RouteEntry): void {
-  applyHeaderOps(out, entry.responseHeadersToAdd, entry.responseHeadersToRemove);
-}

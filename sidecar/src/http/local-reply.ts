@@ -1,11 +1,13 @@
 import type * as http from 'node:http';
 import type * as http2 from 'node:http2';
+import type { MeshError } from '../../../shared/src/errors';
+import { BreakerOpenError } from '../upstream/resources';
 
 /**
  * Replies the proxy makes itself, each with a stable reason. Mapped once, here, to an HTTP
  * status or (for gRPC requests) a gRPC status carried in a trailers-only response, plus
  * `x-skein-reason` so a caller can tell the proxy's answer from the upstream's. Whether a request
- * is gRPC is router/grpc-content-type.ts's call (grpc-web is not).
+ * is gRPC is route/grpc-content-type.ts's call (grpc-web is not).
  */
 export interface LocalReply { readonly reason: string; readonly http: number; readonly grpc: number }
 
@@ -34,7 +36,41 @@ export const LOCAL_REPLIES = {
   rateLimited: { reason: 'rate_limited', http: 429, grpc: 8 /* RESOURCE_EXHAUSTED */ },
   badRequest: { reason: 'bad_request', http: 400, grpc: 13 /* INTERNAL */ },
   draining: { reason: 'proxy_draining', http: 503, grpc: 14 },
+  /** The route's fault filter aborted the request; the statuses come from its HTTPFault (filters/fault.ts). */
+  faultAbort: { reason: 'fault_abort', http: 503, grpc: 14 },
+  /** Reserved for the authorization filter (RBAC). */
+  unauthorized: { reason: 'unauthorized', http: 403, grpc: 7 /* PERMISSION_DENIED */ },
+  internal: { reason: 'internal', http: 500, grpc: 13 },
 } as const satisfies Record<string, LocalReply>;
+
+/**
+ * Every local reply reason, derived from the table (never listed twice): the route stats create
+ * one `local_reply.<reason>` counter each.
+ */
+export const LOCAL_REPLY_REASONS: readonly string[] = Object.freeze([...new Set(Object.values(LOCAL_REPLIES).map((r) => r.reason))]);
+
+/**
+ * The one mapping from an upstream failure (a pool or an attempt's MeshError) to the reply the
+ * proxy makes for it. `null` (no stream, no error) is a connect failure.
+ */
+export function localReplyForError(err: MeshError | null): LocalReply {
+  if (err instanceof BreakerOpenError) return err.breaker === 'max_connections' ? LOCAL_REPLIES.maxConnections : err.breaker === 'max_requests' ? LOCAL_REPLIES.maxRequests : LOCAL_REPLIES.maxPendingRequests;
+  switch (err?.code) {
+    case 'SKEIN_ERR_UPSTREAM_OVERFLOW': return LOCAL_REPLIES.upstreamOverflow;
+    case undefined:
+    case 'SKEIN_ERR_UPSTREAM_CONNECT_FAILURE':
+    case 'SKEIN_ERR_UPSTREAM_CONNECT_TIMEOUT':
+    case 'SKEIN_ERR_POOL_CLOSED': return LOCAL_REPLIES.upstreamConnectFailure;
+    default: return LOCAL_REPLIES.upstreamReset;
+  }
+}
+
+/** Whether an error comes from the pool before any stream existed (a breaker, overflow, no connection). */
+export function isPoolError(err: MeshError): boolean {
+  const code = err.code;
+  return err instanceof BreakerOpenError || code === 'SKEIN_ERR_UPSTREAM_OVERFLOW' || code === 'SKEIN_ERR_UPSTREAM_CONNECT_FAILURE' ||
+    code === 'SKEIN_ERR_UPSTREAM_CONNECT_TIMEOUT' || code === 'SKEIN_ERR_POOL_CLOSED';
+}
 
 /**
  * Percent-encodes a grpc-message as the gRPC spec requires: only '%' and UTF-8 bytes outside

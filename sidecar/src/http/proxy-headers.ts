@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type * as http from 'node:http';
 
 /** Connection-specific headers that never cross a proxy (RFC 9110 7.6.1, RFC 9113 8.2.2). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'proxy-authenticate', 'proxy-authorization']);
+export const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'proxy-authenticate', 'proxy-authorization']);
 
 export interface ForwardPolicy {
   /**

@@ -1,91 +1,85 @@
 /**
  * HTTP/1.1 Upgrade (WebSocket) tunnels. Ordinary requests, any protocol on either side, go
- * through the router (router.ts).
+ * through the http filters and the router filter (router-filter.ts).
  *
- * An Upgrade request is routed like any request and gets the same route filters and breakers:
- * the fault delay (the socket waits on the clock), then the fault abort and the local rate limit
- * (ConnectionManager.admit), then max_requests, which the tunnel holds until it closes. The
- * upstream's answer feeds outlier detection, host load and the cluster's stats as an attempt
- * does. Not the hot path: closures are fine here.
+ * An Upgrade request is routed like any request and runs the same http filters (an ActiveStream:
+ * the fault delay, during which the socket waits on the clock, then the fault abort and the local
+ * rate limit, then the route's header mutation), then max_requests, which the tunnel holds until
+ * it closes. The upstream's answer feeds the cluster's attempt accounting (Cluster.onAttemptEnd)
+ * as an attempt does. Not the hot path: closures are fine here.
  */
 import * as http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { MeshError } from '../../../shared/src/errors';
-import type { RouteEntry } from '../router/route-table';
 import type { Cluster } from '../upstream/cluster';
-import type { Host } from '../upstream/host';
 import type { H1Pool } from '../upstream/pool/h1-pool';
 import { BreakerOpenError } from '../upstream/resources';
+import { ActiveStream } from './active-stream';
 import type { ConnectionManager } from './connection-manager';
-import { LOCAL_REPLIES } from './local-reply';
+import type { Selection } from './listener-context';
+import { LOCAL_REPLIES, localReplyForError } from './local-reply';
 import type { LocalReply } from './local-reply';
 
-/** Maps a pool error to the local reply it should become. */
-export function replyFor(err: MeshError | { code?: string }): LocalReply {
-  switch (err.code) {
-    case 'SKEIN_ERR_UPSTREAM_OVERFLOW': return LOCAL_REPLIES.upstreamOverflow;
-    case 'SKEIN_ERR_UPSTREAM_CONNECT_FAILURE':
-    case 'SKEIN_ERR_UPSTREAM_CONNECT_TIMEOUT':
-    case 'SKEIN_ERR_POOL_CLOSED': return LOCAL_REPLIES.upstreamConnectFailure;
-    default: return LOCAL_REPLIES.upstreamReset;
-  }
-}
+/** Maps a pool error to the local reply it should become (local-reply.ts). */
+export const replyFor = (err: MeshError): LocalReply => localReplyForError(err);
 
-type Selected = { entry: RouteEntry; cluster: Cluster; host: Host };
-
-/** Upgrade (WebSocket): route like any request, then splice the two sockets together. */
+/** Upgrade (WebSocket): route like any request, run the filters, then splice the two sockets together. */
 export function tunnelUpgrade(hcm: ConnectionManager, req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
   socket.on('error', () => socket.destroy());
   const authority = req.headers.host ?? '';
-  const sel = hcm.select(authority, req.url ?? '/', req.method ?? 'GET', req.headers);
-  if ('reply' in sel) { refuse(socket, sel.reply); return; }
-  const startedAt = performance.now();
-  if (sel.cluster.protocol !== 'h1') { hcm.finished(sel.cluster, sel.entry, startedAt, 0); refuse(socket, { reason: 'upgrade_requires_http1_upstream', http: 503 }); return; }
-  const delayMs = hcm.drawnFaultDelayMs;
-  if (delayMs === 0) { openTunnel(hcm, sel, req, socket, head, startedAt); return; }
-  // Envoy's filter order, as for any request: the delay, then the abort and the rate limit.
-  const timer = hcm.opts.clock.setTimer(delayMs, () => {
-    socket.off('close', onGone);
-    if (socket.destroyed) return;
-    const refused = hcm.admit(sel.entry);
-    if (refused !== undefined) { localReply(hcm, sel, socket, refused, startedAt); return; }
-    openTunnel(hcm, sel, req, socket, head, startedAt);
-  });
-  const onGone = () => { timer.cancel(); hcm.finished(sel.cluster, sel.entry, startedAt, 0); };
-  socket.once('close', onGone);
-}
-
-function openTunnel(hcm: ConnectionManager, sel: Selected, req: http.IncomingMessage, socket: Duplex, head: Buffer, startedAt: number): void {
-  const { entry, cluster, host } = sel;
-  if (!cluster.resources.tryStartRequest()) {
-    cluster.stats?.rqOverflow.inc();
-    localReply(hcm, sel, socket, LOCAL_REPLIES.maxRequests, startedAt);
-    return;
-  }
+  const entry = hcm.match(authority, req.url ?? '/', req.method ?? 'GET', req.headers);
+  if ('reply' in entry) { refuse(socket, entry.reply); return; }
   const headers: Record<string, string | string[] | undefined> = {};
   for (const k in req.headers) if (k !== 'connection' && k !== 'upgrade') headers[k] = req.headers[k];
-  host.activeRequests++;
-  host.requestsTotal++;
+  new UpgradeStream(hcm, entry, headers, req, socket, head).start();
+}
+
+/** An Upgrade request on its way through the filters to its tunnel. */
+class UpgradeStream extends ActiveStream {
+  private opened = false;
+
+  constructor(hcm: ConnectionManager, entry: Parameters<ConnectionManager['select']>[1], headers: Record<string, string | string[] | undefined>,
+    private readonly req: http.IncomingMessage, private readonly socket: Duplex, private readonly head: Buffer) {
+    super(hcm, hcm.snapshot, entry, false, req.method ?? 'GET', req.url ?? '/', req.headers.host ?? '', headers, req.headers);
+  }
+
+  /** Upgrade tunnels are not requests: not in the listener's active count. */
+  protected override get countsActive(): boolean { return false; }
+
+  protected watchDownstream(): void {
+    this.socket.once('close', () => { if (!this.opened) this.onGoneBeforeRouter(); });
+  }
+
+  protected pauseBody(): void { /* nothing is read before the tunnel opens */ }
+
+  localReply(reply: LocalReply): void { refuse(this.socket, reply); }
+
+  protected forward(sel: Selection): void {
+    if (this.socket.destroyed) { this.finish(0, -1, undefined); return; }
+    if (sel.cluster.protocol !== 'h1') { this.finish(0, -1, sel.cluster); refuse(this.socket, { reason: 'upgrade_requires_http1_upstream', http: 503 }); return; }
+    this.opened = true;
+    openTunnel(this, sel, this.req, this.socket, this.head);
+  }
+}
+
+function openTunnel(stream: UpgradeStream, sel: Selection, req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+  const { cluster, host } = sel;
+  if (!cluster.onAttemptStart(host)) {
+    localReply(stream, cluster, LOCAL_REPLIES.maxRequests);
+    return;
+  }
+  const headers = stream.requestHeaders as Record<string, string | string[] | undefined>;
   const attemptStartedAt = performance.now();
   let ended = false;
   let upgraded = false;
   let gone = false;
   let status = 0;
-  /** The end of the attempt: host load, breaker, outlier detection, stats (as Forward.endAttempt). */
+  /** The end of the attempt (Cluster.onAttemptEnd, as the router's), then of the request. */
   const done = (report: 'response' | 'connect-failure' | 'timeout' | 'reset' | 'none') => {
     if (ended) return;
     ended = true;
-    host.activeRequests--;
-    if (status === 0 || status >= 500) host.failuresTotal++;
-    cluster.resources.endRequest();
-    const now = hcm.opts.clock.now();
-    cluster.stats?.record(status, (performance.now() - attemptStartedAt) * 1000, now);
-    const od = cluster.outlier;
-    if (od !== undefined && report !== 'none') {
-      if (report !== 'response') od.onLocalOrigin(host, report);
-      else { od.onLocalOrigin(host, 'success'); od.onResponse(host, status); }
-    }
-    hcm.finished(cluster, entry, startedAt, status);
+    cluster.onAttemptEnd(host, report, status, -1, status, performance.now() - attemptStartedAt, stream.cm.clock.now());
+    stream.finish(status, -1, cluster);
   };
   const exchange = (cluster.pool(host) as H1Pool).request({ method: req.method ?? 'GET', path: req.url ?? '/', headers, body: null, upgrade: String(req.headers.upgrade ?? 'websocket') }, {
     onHead(s, h) { status = s; socket.write(rawHead(s, h)); },
@@ -116,10 +110,10 @@ function openTunnel(hcm: ConnectionManager, sel: Selected, req: http.IncomingMes
 }
 
 /** The proxy's own answer to an Upgrade request that went no further, counted like any local reply. */
-function localReply(hcm: ConnectionManager, sel: Selected, socket: Duplex, reply: LocalReply, startedAt: number): void {
-  hcm.countLocalReply(sel.entry, reply);
-  hcm.finished(sel.cluster, sel.entry, startedAt, 0);
-  refuse(socket, reply);
+function localReply(s: UpgradeStream, cluster: Cluster, reply: LocalReply): void {
+  s.cm.countLocalReply(s.stats, reply);
+  s.finish(0, -1, cluster);
+  s.localReply(reply);
 }
 
 function refuse(socket: Duplex, r: { reason: string; http: number }): void {

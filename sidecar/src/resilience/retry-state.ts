@@ -1,5 +1,5 @@
-import type { RequestHeaders } from '../router/header-matcher';
-import type { RetryPolicy } from '../router/retry-policy';
+import type { RequestHeaders } from '../route/header-matcher';
+import type { RetryPolicy } from '../route/retry-policy';
 
 /**
  * Where retry slots come from: the cluster's ResourceManager (retry budget plus an explicit

@@ -29,32 +29,12 @@ function requestKeys(rq: string): RequestKeys {
   return k;
 }
 
-const LOCAL_REPLY_KEYS: Readonly<Record<string, string>> = {};
-
-/** Why the proxy answered a routed request itself. One counter each, created up front. */
-export const LOCAL_REPLY_REASONS = [
-  'no_healthy_upstream',
-  'cluster_not_found',
-  'upstream_overflow',
-  'upstream_timeout',
-  'deadline_exceeded',
-  'upstream_per_try_timeout',
-  'upstream_reset',
-  'upstream_connect_failure',
-  'app_unavailable',
-  'circuit_breaker_max_connections',
-  'circuit_breaker_max_pending_requests',
-  'circuit_breaker_max_requests',
-  'circuit_breaker_max_retries',
-  'retry_budget_exhausted',
-  'proxy_draining',
-  'fault_abort',
-  'rate_limited',
-  'unauthorized',
-  'internal',
-] as const;
-for (const r of LOCAL_REPLY_REASONS) (LOCAL_REPLY_KEYS as Record<string, string>)[r] = `local_reply.${r}`;
-export type LocalReplyReason = (typeof LOCAL_REPLY_REASONS)[number];
+const LOCAL_REPLY_KEYS = new Map<string, string>();
+function localReplyKey(reason: string): string {
+  let k = LOCAL_REPLY_KEYS.get(reason);
+  if (k === undefined) { k = `local_reply.${reason}`; LOCAL_REPLY_KEYS.set(reason, k); }
+  return k;
+}
 
 /**
  * Request counters shared by routes and clusters. Success follows grpc-status.ts: a gRPC answer
@@ -135,15 +115,17 @@ abstract class RequestStats {
 
 /** `route.<name>.*`: what the router records for each request a route matched. */
 export class RouteStats extends RequestStats {
-  readonly localReply: Readonly<Record<LocalReplyReason, Counter>>;
+  /** Why the proxy answered a routed request itself: one counter per reason, created up front. */
+  readonly localReply: Readonly<Record<string, Counter>>;
   /** Upstream attempts made for this route's requests (first tries and retries). */
   readonly rqAttempts: Counter;
 
-  constructor(stats: Stats, readonly name: string) {
+  /** `localReplyReasons`: every reason (http/local-reply.ts LOCAL_REPLY_REASONS, the one list). */
+  constructor(stats: Stats, readonly name: string, localReplyReasons: readonly string[] = []) {
     super(stats, `route.${name}`, 'rq_');
     this.rqAttempts = this.scope.counter('rq_attempts');
-    const lr = {} as Record<LocalReplyReason, Counter>;
-    for (const r of LOCAL_REPLY_REASONS) lr[r] = this.scope.counter(LOCAL_REPLY_KEYS[r]!);
+    const lr: Record<string, Counter> = Object.create(null) as Record<string, Counter>;
+    for (const r of localReplyReasons) lr[r] = this.scope.counter(localReplyKey(r));
     this.localReply = lr;
   }
 

@@ -10,7 +10,7 @@
  *   listener.<listener>.downstream_cx_total | downstream_cx_active | downstream_rq_total | no_route
  *   route.<route>.rq_total | rq_success | rq_error | rq_1xx..rq_5xx | rq_retry | rq_timeout
  *   route.<route>.rq_time                       latency histogram (µs in, ms out)
- *   route.<route>.local_reply.<reason>          one counter per LocalReplyReason
+ *   route.<route>.local_reply.<reason>          one counter per reason (http/local-reply.ts)
  *   route.<route>.window                        rolling window; per backend: {backend=<cluster>}
  *   cluster.<cluster>.upstream_rq_total | upstream_rq_success | ... | upstream_rq_time
  *   cluster.<cluster>.upstream_cx_total | upstream_cx_active | upstream_cx_connect_fail

@@ -2,7 +2,6 @@ import type { Clock } from '../../../shared/src/clock';
 import { Host } from './host';
 import type { LoadBalancer, Picker } from './host';
 import { createLoadBalancer } from './lb/registry';
-import { LB_DEFAULTS } from './lb/lb-config';
 import { DEFAULT_PANIC_THRESHOLD, routableHosts } from '../resilience/host-set';
 import { H2Pool } from './pool/h2-pool';
 import { H1Pool } from './pool/h1-pool';
@@ -13,6 +12,14 @@ import type { Logger } from '../../../shared/src/log';
 import { OutlierDetector } from '../resilience/outlier-detector';
 import { HealthChecker } from '../resilience/health-checker';
 import { ResourceManager } from './resources';
+import { requestSucceeded } from '../stats/grpc-status';
+
+/**
+ * What outlier detection learns from one attempt: 'response' (the upstream answered; the status
+ * says how), a local-origin failure, or 'none' (nothing about the host: its pool closed, the
+ * stream was refused, the caller left).
+ */
+export type AttemptReport = 'response' | 'connect-failure' | 'timeout' | 'reset' | 'none';
 
 
 /** What the router tells outlier detection after every attempt (resilience/outlier-detector.ts). */
@@ -111,8 +118,35 @@ export class Cluster {
   get name(): string { return this.config.name; }
   get picker(): Picker { return this.lb.picker; }
   get protocol(): 'h2' | 'h1' { return this.config.protocol; }
-  /** peak_ewma's decay (ms): what the router records latency samples with, as the picker reads them. */
-  get ewmaDecayMs(): number { return this.config.decayMs ?? LB_DEFAULTS.decayMs; }
+  /**
+   * An attempt on `host` begins: takes the max_requests breaker (false: it is open, nothing was
+   * taken) and counts the host's load.
+   */
+  onAttemptStart(host: Host): boolean {
+    if (!this.resources.tryStartRequest()) { this.stats?.rqOverflow.inc(); return false; }
+    host.activeRequests++;
+    host.requestsTotal++;
+    return true;
+  }
+
+  /**
+   * An attempt that onAttemptStart admitted ended: the one place its accounting fans out (host
+   * load and totals, the load balancer's latency sample, the cluster's stats, the breaker, outlier
+   * detection). `status` is the HTTP status for stats (0: no response), `grpcStatus` -1 for none,
+   * `outlierStatus` the status outlier detection sees for a 'response' (gRPC mapped to HTTP).
+   */
+  onAttemptEnd(host: Host, report: AttemptReport, status: number, grpcStatus: number, outlierStatus: number, latencyMs: number, now: number): void {
+    host.activeRequests--;
+    if (!requestSucceeded(status, grpcStatus)) host.failuresTotal++;
+    this.lb.onCallEnded?.(host, latencyMs, now);
+    this.stats?.record(status, latencyMs * 1000, now, grpcStatus);
+    this.resources.endRequest();
+    const od = this.outlier;
+    if (od !== undefined && report !== 'none') {
+      if (report !== 'response') od.onLocalOrigin(host, report);
+      else { od.onLocalOrigin(host, 'success'); od.onResponse(host, outlierStatus); }
+    }
+  }
 
   /** A new cluster config: a new LB if the policy changed; pools are rebuilt if connection settings changed. */
   updateConfig(config: ClusterConfig): void {

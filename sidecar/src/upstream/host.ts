@@ -58,4 +58,9 @@ export interface Picker {
 export interface LoadBalancer {
   update(hosts: readonly Host[]): void;
   readonly picker: Picker;
+  /**
+   * An attempt on `host` ended after `latencyMs` (`now`: the clock's ms). Policies that learn from
+   * latency (peak_ewma) record it here; the others leave it out (grpc-js's onCallEnded).
+   */
+  onCallEnded?(host: Host, latencyMs: number, now: number): void;
 }

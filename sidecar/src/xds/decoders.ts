@@ -1,21 +1,22 @@
 /**
- * The registry of the sidecar's decoders, one per xDS kind. RouteConfiguration decoding lives
- * with the router (sidecar/src/router/); its decoder (route-type.ts) is passed in, so this module
- * does not depend on the router's table.
+ * The registry of the sidecar's decoders, one per xDS kind. The Listener and RouteConfiguration
+ * decoders depend on the http filters the sidecar runs, so pipeline.ts makes them (with the
+ * filter registry) and passes them in; this module does not depend on the filters or the routes.
  */
 import type { ResourceDecoder } from './resource-decoder';
 import { clusterType } from './cluster-type';
 import { endpointsType } from './endpoints-type';
-import { listenerType } from './listener-type';
+import { listenerTypeFor } from './listener-type';
+import type { ListenerConfig } from './listener-type';
 
 export type { DecodeResult, PackedResource, ResourceDecoder } from './resource-decoder';
 export type { HttpFilterConfig, ListenerConfig } from './listener-type';
 export type { CircuitBreakerConfig, ClusterConfig, ClusterLbPolicy, RetryBudgetConfig } from './cluster-type';
 export type { EndpointHealth, EndpointHost, EndpointsConfig } from './endpoints-type';
-export { clusterType, endpointsType, listenerType };
+export { clusterType, endpointsType, listenerTypeFor };
 
-/** A typeUrl -> decoder map for XdsClient: LDS, CDS and EDS built in, plus any extra (RDS). */
-export function decoderMap(...extra: ResourceDecoder<unknown>[]): Map<string, ResourceDecoder<unknown>> {
-  const all: ResourceDecoder<unknown>[] = [listenerType, clusterType, endpointsType, ...extra];
+/** A typeUrl -> decoder map for XdsClient: the Listener decoder given (pipeline.ts), CDS and EDS, plus any extra (RDS). */
+export function decoderMap(listenerType: ResourceDecoder<ListenerConfig>, ...extra: ResourceDecoder<unknown>[]): Map<string, ResourceDecoder<unknown>> {
+  const all: ResourceDecoder<unknown>[] = [listenerType as ResourceDecoder<unknown>, clusterType, endpointsType, ...extra];
   return new Map(all.map((t) => [t.kind.typeUrl, t]));
 }

@@ -10,17 +10,15 @@
  * does not implement (checkFields), except those with no effect on traffic (stats names, metadata,
  * socket tuning), which are ignored.
  *
- * Http filters before the router: envoy.filters.http.fault (HTTPFault) and
- * envoy.filters.http.local_ratelimit (LocalRateLimit), validated as router/filter-config.ts reads
- * them. At this level they must be inert: routes switch them on through typed_per_filter_config
- * (RouteEntry.fault / rateLimit), so a listener-wide delay, abort or token bucket is rejected.
- * A route's settings apply only on listeners that list the filter (listedHttpFilters ->
- * RouteTable.withHttpFilters), as in Envoy. A filter counts as listed by its type, whatever its
- * name, and also when it is `disabled` (the routes that configure it turn it on).
+ * Http filters before the router: those of the registry (filters/registry.ts: fault, local rate
+ * limit), each validated by its parseListenerConfig (at this level they must be inert: routes
+ * switch them on through typed_per_filter_config). The sidecar runs the listed filters, in order
+ * (pipeline.ts); a route that turns on a filter its listener does not list is NACKed
+ * (xds/http-filter-check.ts). A filter counts as listed by its type, whatever its name, and also
+ * when it is `disabled` (the routes that configure it turn it on).
  */
 import { TYPE_URLS } from '../../../shared/src/xds/protos';
-import { parseHttpFault, parseLocalRateLimit } from '../router/filter-config';
-import type { HttpFilterSet } from '../router/route-table';
+import type { HttpFilterTypes, ListenerHttpFilter } from '../route/filter-config';
 import { checkFields, fieldSpec } from '../../../shared/src/xds/fields';
 import type { XdsMessage } from '../../../shared/src/xds/fields';
 import type { Issues } from '../../../shared/src/xds/issues';
@@ -48,20 +46,6 @@ export interface ListenerConfig {
   /** The http filters before the router, in order (the router itself is implied, last). */
   httpFilters: HttpFilterConfig[];
 }
-
-/** Which per-route filters the listener's http filter chain lists. */
-export function listedHttpFilters(l: ListenerConfig): HttpFilterSet {
-  let fault = false;
-  let rateLimit = false;
-  for (const f of l.httpFilters) {
-    if (f.typeUrl === TYPE_URLS.FAULT) fault = true;
-    else if (f.typeUrl === TYPE_URLS.LOCAL_RATELIMIT) rateLimit = true;
-  }
-  return { fault, rateLimit };
-}
-
-/** Http filters the sidecar knows; any other must be marked is_optional (then it is skipped). */
-const KNOWN_HTTP_FILTERS: ReadonlySet<string> = new Set([TYPE_URLS.FAULT, TYPE_URLS.LOCAL_RATELIMIT]);
 
 interface WireHttpFilter { name?: string; typed_config?: PackedResource; is_optional?: boolean; disabled?: boolean }
 interface WireHcm {
@@ -99,7 +83,7 @@ const HCM = fieldSpec(
 const RDS = fieldSpec(['config_source', 'route_config_name']);
 const HTTP_FILTER = fieldSpec(['name', 'typed_config', 'is_optional', 'disabled'], [], ['config_type']);
 
-function decodeListener(l: WireListener, issues: Issues): ListenerConfig {
+function decodeListener(l: WireListener, issues: Issues, filters: HttpFilterTypes): ListenerConfig {
   checkFields(l as XdsMessage, LISTENER, '', issues);
   const chains = l.filter_chains ?? [];
   chains.forEach((c, i) => {
@@ -137,7 +121,7 @@ function decodeListener(l: WireListener, issues: Issues): ListenerConfig {
   if (codec === 'AUTO' || codec === 'HTTP1' || codec === 'HTTP2') out.codecType = codec;
   else issues.add(`${hcmPath}.codec_type`, `${codec} is not supported (AUTO, HTTP1 or HTTP2)`);
   out.routeConfigName = decodeRds(hcm, hcmPath, issues);
-  out.httpFilters = decodeHttpFilters(hcm.http_filters ?? [], `${hcmPath}.http_filters`, issues);
+  out.httpFilters = decodeHttpFilters(hcm.http_filters ?? [], `${hcmPath}.http_filters`, issues, filters);
   return out;
 }
 
@@ -168,7 +152,7 @@ function decodeRds(hcm: WireHcm, at: string, issues: Issues): string {
   return name;
 }
 
-function decodeHttpFilters(filters: WireHttpFilter[], at: string, issues: Issues): HttpFilterConfig[] {
+function decodeHttpFilters(filters: WireHttpFilter[], at: string, issues: Issues, known: HttpFilterTypes): HttpFilterConfig[] {
   const last = filters.length - 1;
   if (last < 0 || filters[last]!.typed_config?.type_url !== TYPE_URLS.ROUTER) {
     const got = last < 0 ? 'none' : (filters[last]!.typed_config?.type_url ?? filters[last]!.name ?? '?');
@@ -184,34 +168,35 @@ function decodeHttpFilters(filters: WireHttpFilter[], at: string, issues: Issues
       if (i !== last) issues.add(p, 'the router must be the last http filter');
       return;
     }
-    if (!KNOWN_HTTP_FILTERS.has(typeUrl)) {
+    const filter = known.byTypeUrl(typeUrl);
+    if (filter === undefined) {
       if (!f.is_optional) issues.add(`${p}.typed_config`, `unsupported http filter ${typeUrl} (mark it is_optional to skip it)`);
       return;
     }
     const config = unpack<Record<string, unknown>>(f.typed_config, typeUrl, `${p}.typed_config`, issues);
-    if (config === undefined || !listenerLevelOk(typeUrl, config, `${p}.typed_config`, issues)) return;
+    if (config === undefined || !listenerLevelOk(filter, config, `${p}.typed_config`, issues)) return;
     out.push({ name: f.name ?? '', typeUrl, disabled: f.disabled ?? false, config });
   });
   return out;
 }
 
 /** A known filter's listener-level config: valid, and inert (see the header). */
-function listenerLevelOk(typeUrl: string, config: Record<string, unknown>, at: string, issues: Issues): boolean {
-  const before = issues.count;
-  if (typeUrl === TYPE_URLS.FAULT) {
-    parseHttpFault(config, at, issues);
-    for (const k of ['delay', 'abort']) {
-      if (config[k] !== undefined && config[k] !== null) issues.add(`${at}.${k}`, 'a listener-wide fault is not supported by the skein sidecar; set it per route (typed_per_filter_config)');
-    }
-  } else if (typeUrl === TYPE_URLS.LOCAL_RATELIMIT) {
-    parseLocalRateLimit(config, at, false, issues);
+function listenerLevelOk(filter: ListenerHttpFilter, config: Record<string, unknown>, at: string, issues: Issues): boolean {
+  try {
+    filter.parseListenerConfig(config, at);
+    return true;
+  } catch (e) {
+    issues.add('', (e as Error).message);
+    return false;
   }
-  return issues.count === before;
 }
 
-export const listenerType: ResourceDecoder<ListenerConfig> = {
-  kind: LISTENER_KIND,
-  decode(any: PackedResource) {
-    return decodeWith<WireListener, ListenerConfig>(LISTENER_KIND, any, (m, _name, issues) => decodeListener(m, issues));
-  },
-};
+/** The Listener type for a sidecar running `filters` (pipeline.ts: the registry's). */
+export function listenerTypeFor(filters: HttpFilterTypes): ResourceDecoder<ListenerConfig> {
+  return {
+    kind: LISTENER_KIND,
+    decode(any: PackedResource) {
+      return decodeWith<WireListener, ListenerConfig>(LISTENER_KIND, any, (m, _name, issues) => decodeListener(m, issues, filters));
+    },
+  };
+}

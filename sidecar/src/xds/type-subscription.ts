@@ -51,6 +51,9 @@ export interface XdsTypeState {
 
 export interface ResponseView { version_info?: string; nonce: string; resources?: PackedResource[] }
 
+/** Problems of decoded resources of `typeUrl` against the rest of the config (cross-resource checks). */
+export type ResourceCheck = (typeUrl: string, resources: ReadonlyMap<string, unknown>) => string[];
+
 export type ApplyResult =
   | { kind: 'accepted'; changed: boolean }
   | { kind: 'rejected'; errors: string[]; message: string };
@@ -100,8 +103,11 @@ export class TypeSubscription {
     return req;
   }
 
-  /** Decodes a whole response; accepts it only if every resource is valid (state of the world). */
-  apply(res: ResponseView, now: number): ApplyResult {
+  /**
+   * Decodes a whole response; accepts it only if every resource is valid (state of the world)
+   * and `check` (checks against other types' accepted resources) finds no problem in them.
+   */
+  apply(res: ResponseView, now: number, check?: ResourceCheck): ApplyResult {
     this.nonce = res.nonce;
     const version = res.version_info ?? '';
     const resources = res.resources ?? [];
@@ -111,6 +117,11 @@ export class TypeSubscription {
       errors.push(`resources: ${resources.length} resources; at most ${this.limits.maxResources}`);
     } else {
       resources.forEach((any, i) => this.decodeOne(any, i, decoded, errors));
+      if (errors.length === 0 && check !== undefined && decoded.size > 0) {
+        const values = new Map<string, unknown>();
+        for (const [n, d] of decoded) values.set(n, d.value);
+        errors.push(...check(this.typeUrl, values));
+      }
     }
     if (errors.length > 0) {
       const message = capMessage(errors, this.limits.maxErrorDetailChars);

@@ -22,7 +22,7 @@ import { Backoff } from './backoff';
 import type { BackoffOptions } from './backoff';
 import type { PackedResource, ResourceDecoder } from './resource-decoder';
 import { DEFAULT_LIMITS, TypeSubscription } from './type-subscription';
-import type { XdsClientLimits, XdsTypeState } from './type-subscription';
+import type { ResourceCheck, XdsClientLimits, XdsTypeState } from './type-subscription';
 
 export type { XdsClientLimits, XdsError, XdsTypeState } from './type-subscription';
 
@@ -49,6 +49,8 @@ export interface XdsClientOptions {
   limits?: Partial<XdsClientLimits>;
   /** Extra gRPC channel options (override the defaults below). */
   channelOptions?: grpc.ChannelOptions;
+  /** Checks a response's resources against other types' (a non-empty result NACKs it). */
+  check?: ResourceCheck;
 }
 
 export interface XdsNack { typeUrl: string; version: string; nonce: string; message: string; errors: readonly string[] }
@@ -203,7 +205,7 @@ export class XdsClient {
       emit(this.log, this.nackFns, { typeUrl, version: r.version_info ?? '', nonce, message, errors: [message] });
       return;
     }
-    const result = sub.apply({ version_info: r.version_info ?? '', nonce, resources: r.resources ?? [] }, this.opts.clock.now());
+    const result = sub.apply({ version_info: r.version_info ?? '', nonce, resources: r.resources ?? [] }, this.opts.clock.now(), this.opts.check);
     if (result.kind === 'rejected') {
       this.send(s, sub);
       this.log.warn({ typeUrl, version: r.version_info, keptVersion: sub.version, error: result.message }, 'NACKed an xDS response');

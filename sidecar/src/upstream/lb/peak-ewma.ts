@@ -7,7 +7,7 @@
  * Hosts with no sample yet cost DEFAULT_RTT_MS (Linkerd's default_rtt): cheap enough to be
  * tried, not so cheap that every new host takes all the traffic. Pick = P2C on cost.
  *
- * State lives on Host (ewmaMs, ewmaAt), written only by observeLatency; pick only reads it.
+ * State lives on Host (ewmaMs, ewmaAt), written only by observeLatency (via onCallEnded, when the cluster ends an attempt); pick only reads it.
  */
 import type { Host, LoadBalancer, PickContext, Picker } from '../host';
 import { EMPTY_PICKER } from './empty-picker';
@@ -32,7 +32,7 @@ export function currentEwmaMs(host: Host, now: number, decayMs: number = LB_DEFA
 }
 
 /**
- * Records one response latency (called by the router after each response). A sample above the
+ * Records one response latency (PeakEwmaLoadBalancer.onCallEnded, after each attempt). A sample above the
  * decayed estimate replaces it; a lower one is blended in with weight 1 - exp(-dt / decayMs),
  * dt being the time since the previous sample (as tower's PeakEwma does).
  */
@@ -89,5 +89,10 @@ export class PeakEwmaLoadBalancer implements LoadBalancer {
 
   update(hosts: readonly Host[]): void {
     this.current = hosts.length === 0 ? EMPTY_PICKER : new PeakEwmaPicker(hosts, this.choiceCount, this.decayMs, this.random);
+  }
+
+  /** Every attempt's latency feeds the host's estimate, with this balancer's decay. */
+  onCallEnded(host: Host, latencyMs: number, now: number): void {
+    observeLatency(host, latencyMs, now, this.decayMs);
   }
 }

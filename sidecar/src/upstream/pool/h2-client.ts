@@ -41,10 +41,20 @@ export interface H2ClientConfig {
 }
 
 const kClient = Symbol('skein.h2.client');
-type TaggedStream = http2.ClientHttp2Stream & { [kClient]: H2Client };
+
+/**
+ * Who owns a stream (the proxy's attempt): set by the owner under this symbol, it hears the
+ * stream's close right after the pool's own bookkeeping, through the pool's one 'close' listener
+ * (a second listener would cost Node a listener array per stream). The owner may keep its other
+ * event handlers' state under the same symbol.
+ */
+export const kStreamOwner = Symbol('skein.h2.owner');
+export interface H2StreamOwner { onStreamClose(stream: http2.ClientHttp2Stream): void }
+type TaggedStream = http2.ClientHttp2Stream & { [kClient]: H2Client; [kStreamOwner]?: H2StreamOwner };
 
 function onStreamClose(this: TaggedStream): void {
   this[kClient].onStreamClose();
+  this[kStreamOwner]?.onStreamClose(this);
 }
 
 export class H2Client {

@@ -64,6 +64,17 @@ export interface H2PoolOptions {
 /** Called once per request: with a stream, or with a MeshError and no stream. */
 export type H2StreamCallback = (err: MeshError | null, stream?: http2.ClientHttp2Stream) => void;
 
+/**
+ * The same, as a method of the requesting object: the proxy path passes its per-attempt object,
+ * so a request costs no closure.
+ */
+export interface H2StreamReceiver { onPoolStream(err: MeshError | null, stream?: http2.ClientHttp2Stream): void }
+
+function deliver(cb: H2StreamCallback | H2StreamReceiver, err: MeshError | null, stream?: http2.ClientHttp2Stream): void {
+  if (typeof cb === 'function') cb(err, stream);
+  else cb.onPoolStream(err, stream);
+}
+
 export interface H2PoolStats {
   /** Sessions not yet CLOSED (any state). */
   sessions: number;
@@ -94,7 +105,7 @@ export interface H2SessionInfo {
 interface PendingRequest {
   headers: http2.OutgoingHttpHeaders;
   options: http2.ClientSessionRequestOptions | undefined;
-  cb: H2StreamCallback;
+  cb: H2StreamCallback | H2StreamReceiver;
 }
 
 /**
@@ -171,9 +182,9 @@ export class H2Pool {
    * session the request waited for failed), POOL_CLOSED (after drain/close), INTERNAL
    * (`session.request` rejected the headers).
    */
-  request(headers: http2.OutgoingHttpHeaders, options: http2.ClientSessionRequestOptions | undefined, cb: H2StreamCallback): void {
+  request(headers: http2.OutgoingHttpHeaders, options: http2.ClientSessionRequestOptions | undefined, cb: H2StreamCallback | H2StreamReceiver): void {
     if (this.state !== 'OPEN') {
-      cb(poolClosed(this.target));
+      deliver(cb, poolClosed(this.target));
       return;
     }
     const c = this.pickReady();
@@ -182,19 +193,19 @@ export class H2Pool {
       return;
     }
     if (this.pending.length >= this.maxPending) {
-      cb(overflow(this.target, this.maxPending));
+      deliver(cb, overflow(this.target, this.maxPending));
       return;
     }
     // A host whose last connect failed is not dialled again until its backoff passes.
     const blocked = this.backoff.failures > 0 && this.pending.length === 0 && !this.connecting() ? this.backoff.blocked() : undefined;
     if (blocked !== undefined) {
-      cb(blocked);
+      deliver(cb, blocked);
       return;
     }
     const res = this.resources;
     if (res !== undefined) {
       if (!res.pendingRequests.canCreate()) {
-        cb(new BreakerOpenError('max_pending_requests', res.cluster, res.pendingRequests.max));
+        deliver(cb, new BreakerOpenError('max_pending_requests', res.cluster, res.pendingRequests.max));
         return;
       }
       res.pendingRequests.inc();
@@ -260,7 +271,7 @@ export class H2Pool {
     return undefined;
   }
 
-  private dispatch(c: H2Client, headers: http2.OutgoingHttpHeaders, options: http2.ClientSessionRequestOptions | undefined, cb: H2StreamCallback): void {
+  private dispatch(c: H2Client, headers: http2.OutgoingHttpHeaders, options: http2.ClientSessionRequestOptions | undefined, cb: H2StreamCallback | H2StreamReceiver): void {
     let stream: http2.ClientHttp2Stream;
     try {
       stream = c.newStream(headers, options);
@@ -272,11 +283,11 @@ export class H2Pool {
         return;
       }
       const msg = err instanceof Error ? err.message : String(err);
-      cb(new MeshError(ErrorCodes.INTERNAL, `h2 request to ${this.target} rejected: ${msg}`, { cause: err }));
+      deliver(cb, new MeshError(ErrorCodes.INTERNAL, `h2 request to ${this.target} rejected: ${msg}`, { cause: err }));
       return;
     }
     this.activeStreams++;
-    cb(null, stream);
+    deliver(cb, null, stream);
   }
 
   /** Opens sessions while the queue outgrows what connecting sessions are expected to carry. */
@@ -370,7 +381,7 @@ export class H2Pool {
     if (this.pending.length === 0) return;
     const all = this.pending.takeAll();
     if (this.resources !== undefined) for (let i = 0; i < all.length; i++) this.resources.pendingRequests.dec();
-    for (const p of all) p.cb(err);
+    for (const p of all) deliver(p.cb, err);
   }
 
   private whenSessionsGone(): Promise<void> {

@@ -10,9 +10,8 @@
  * - `%` starts a substitution command in Envoy (`%REQ(x)%`...), which we do not implement:
  *   a lone `%` is rejected and `%%` means a literal `%`.
  */
-import { at, bool, checkFields, fieldSpec, has, list, message, optMessage, str, wrappedBool } from '../../../shared/src/xds/fields';
-import type { XdsMessage } from '../../../shared/src/xds/fields';
-import type { Issues } from '../../../shared/src/xds/issues';
+import { at, bool, checkFields, fail, fieldSpec, list, message, optMessage, str, wrappedBool } from './xds-fields';
+import type { XdsMessage } from './xds-fields';
 
 export type HeaderAppendAction = 'APPEND_IF_EXISTS_OR_ADD' | 'ADD_IF_ABSENT' | 'OVERWRITE_IF_EXISTS_OR_ADD' | 'OVERWRITE_IF_EXISTS';
 const ACTIONS: readonly string[] = ['APPEND_IF_EXISTS_OR_ADD', 'ADD_IF_ABSENT', 'OVERWRITE_IF_EXISTS_OR_ADD', 'OVERWRITE_IF_EXISTS'];
@@ -59,73 +58,62 @@ const HEADER_VALUE_OPTION = fieldSpec(['header', 'append_action', 'keep_empty_va
 const HEADER_VALUE = fieldSpec(['key', 'value', 'raw_value']);
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 
-/** A repeated HeaderValueOption field of `o` (absent: none); invalid entries (with issues) are left out. */
-export function parseHeadersToAdd(o: XdsMessage, key: string, path: string, issues: Issues): HeaderToAdd[] {
+/** A repeated HeaderValueOption field of `o` (absent: none). */
+export function parseHeadersToAdd(o: XdsMessage, key: string, path: string): HeaderToAdd[] {
   const out: HeaderToAdd[] = [];
-  list(o, key, path, issues).forEach((raw, i) => {
-    const h = parseHeaderValueOption(raw, at(at(path, key), i), issues);
+  list(o, key, path).forEach((raw, i) => {
+    const h = parseHeaderValueOption(raw, at(at(path, key), i));
     if (h !== undefined) out.push(h);
   });
   return out;
 }
 
-/** undefined when invalid (with issues) or when it adds nothing (an empty value). */
-function parseHeaderValueOption(raw: unknown, path: string, issues: Issues): HeaderToAdd | undefined {
-  const o = message(raw, path, issues);
-  if (o === undefined) return undefined;
-  const before = issues.count;
-  checkFields(o, HEADER_VALUE_OPTION, path, issues);
-  const header = optMessage(o, 'header', path, issues);
-  if (header === undefined) {
-    if (!has(o, 'header')) issues.add(at(path, 'header'), 'is required');
-    return undefined;
-  }
+function parseHeaderValueOption(raw: unknown, path: string): HeaderToAdd | undefined {
+  const o = message(raw, path);
+  checkFields(o, HEADER_VALUE_OPTION, path);
+  const header = optMessage(o, 'header', path);
+  if (header === undefined) fail(at(path, 'header'), 'is required');
   const hp = at(path, 'header');
-  checkFields(header, HEADER_VALUE, hp, issues);
-  const name = headerName(str(header, 'key', hp, issues), at(hp, 'key'), issues);
+  checkFields(header, HEADER_VALUE, hp);
+  const name = headerName(str(header, 'key', hp), at(hp, 'key'));
   const rawValue = header['raw_value'];
-  let value = str(header, 'value', hp, issues);
+  let value = str(header, 'value', hp);
   if (rawValue instanceof Uint8Array && rawValue.length > 0) {
-    if (value !== '') issues.add(hp, 'only one of value and raw_value may be set');
+    if (value !== '') fail(hp, 'only one of value and raw_value may be set');
     value = Buffer.from(rawValue.buffer, rawValue.byteOffset, rawValue.byteLength).toString('latin1');
   }
-  value = literalValue(value, at(hp, 'value'), issues);
-  const legacyAppend = wrappedBool(o, 'append', path, issues);
+  value = literalValue(value, at(hp, 'value'));
+  const legacyAppend = wrappedBool(o, 'append', path);
   let action = (o['append_action'] ?? 'APPEND_IF_EXISTS_OR_ADD') as string;
-  if (!ACTIONS.includes(action)) issues.add(at(path, 'append_action'), `unknown value ${JSON.stringify(action)}`);
+  if (!ACTIONS.includes(action)) fail(at(path, 'append_action'), `unknown value ${JSON.stringify(action)}`);
   if (legacyAppend !== undefined) {
-    if (o['append_action'] !== undefined && action !== 'APPEND_IF_EXISTS_OR_ADD') issues.add(path, 'only one of append and append_action may be set');
+    if (o['append_action'] !== undefined && action !== 'APPEND_IF_EXISTS_OR_ADD') fail(path, 'only one of append and append_action may be set');
     action = legacyAppend ? 'APPEND_IF_EXISTS_OR_ADD' : 'OVERWRITE_IF_EXISTS_OR_ADD';
   }
-  const keepEmpty = bool(o, 'keep_empty_value', path, issues);
-  if (issues.count !== before || (value === '' && !keepEmpty)) return undefined;
+  if (value === '' && !bool(o, 'keep_empty_value', path)) return undefined;
   return Object.freeze({ key: name, value, append: action === 'APPEND_IF_EXISTS_OR_ADD', action: action as HeaderAppendAction });
 }
 
-/** A repeated string field of header names to remove (absent: none); invalid names (with issues) are left out. */
-export function parseHeadersToRemove(o: XdsMessage, key: string, path: string, issues: Issues): string[] {
-  const out: string[] = [];
-  list(o, key, path, issues).forEach((raw, i) => {
+/** A repeated string field of header names to remove (absent: none). */
+export function parseHeadersToRemove(o: XdsMessage, key: string, path: string): string[] {
+  return list(o, key, path).map((raw, i) => {
     const p = at(at(path, key), i);
-    if (typeof raw !== 'string') { issues.add(p, 'must be a string'); return; }
-    const before = issues.count;
-    const name = headerName(raw, p, issues);
-    if (issues.count === before) out.push(name);
+    if (typeof raw !== 'string') fail(p, 'must be a string');
+    return headerName(raw, p);
   });
-  return out;
 }
 
-function headerName(raw: string, path: string, issues: Issues): string {
+function headerName(raw: string, path: string): string {
   const name = raw.toLowerCase();
-  if (name === '') issues.add(path, 'must not be empty');
-  else if (name.startsWith(':') || name === 'host') issues.add(path, `${JSON.stringify(raw)}: pseudo-headers and host may not be modified`);
-  else if (!TOKEN.test(name)) issues.add(path, `${JSON.stringify(raw)} is not a valid header name`);
+  if (name === '') fail(path, 'must not be empty');
+  if (name.startsWith(':') || name === 'host') fail(path, `${JSON.stringify(raw)}: pseudo-headers and host may not be modified`);
+  if (!TOKEN.test(name)) fail(path, `${JSON.stringify(raw)} is not a valid header name`);
   return name;
 }
 
-function literalValue(v: string, path: string, issues: Issues): string {
-  if (/[\r\n\0]/.test(v)) { issues.add(path, 'must not contain CR, LF or NUL'); return v; }
+function literalValue(v: string, path: string): string {
+  if (/[\r\n\0]/.test(v)) fail(path, 'must not contain CR, LF or NUL');
   if (!v.includes('%')) return v;
-  if (v.replace(/%%/g, '').includes('%')) { issues.add(path, `${JSON.stringify(v)}: substitution formatters (%...%) are not supported; write %% for a literal %`); return v; }
+  if (v.replace(/%%/g, '').includes('%')) fail(path, `${JSON.stringify(v)}: substitution formatters (%...%) are not supported; write %% for a literal %`);
   return v.replace(/%%/g, '%');
 }

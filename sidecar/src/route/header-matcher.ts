@@ -13,9 +13,8 @@
  *   are accepted (our proto subset no longer carries them, other encoders may); a legacy
  *   exact_match of '' matches any present value, as in Envoy. range_match is rejected.
  */
-import { at, bool, checkFields, fieldSpec, message, oneofCase, str } from '../../../shared/src/xds/fields';
-import type { Issues } from '../../../shared/src/xds/issues';
 import { StringMatcher, compileRegex, parseStringMatcher } from './string-matcher';
+import { at, bool, checkFields, fail, fieldSpec, message, oneofCase, str } from './xds-fields';
 
 /** Request headers as Node gives them (IncomingHttpHeaders): lower-case names. */
 export type RequestHeaders = { readonly [name: string]: string | string[] | undefined };
@@ -67,44 +66,34 @@ const HEADER_MATCHER = fieldSpec(
 const SPECIFIERS = ['present_match', 'string_match', 'range_match', 'exact_match', 'safe_regex_match', 'prefix_match', 'suffix_match', 'contains_match'] as const;
 const TOKEN = /^:?[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 
-/** undefined (with issues) when invalid. */
-export function parseHeaderMatcher(raw: unknown, path: string, issues: Issues): HeaderMatcher | undefined {
-  const o = message(raw, path, issues);
-  if (o === undefined) return undefined;
-  const before = issues.count;
-  checkFields(o, HEADER_MATCHER, path, issues);
-  const name = str(o, 'name', path, issues).toLowerCase();
-  if (!TOKEN.test(name)) issues.add(at(path, 'name'), name === '' ? 'is required' : `${JSON.stringify(name)} is not a valid header name`);
+export function parseHeaderMatcher(raw: unknown, path: string): HeaderMatcher {
+  const o = message(raw, path);
+  checkFields(o, HEADER_MATCHER, path);
+  const name = str(o, 'name', path).toLowerCase();
+  if (!TOKEN.test(name)) fail(at(path, 'name'), name === '' ? 'is required' : `${JSON.stringify(name)} is not a valid header name`);
   const source = name === ':method' ? FROM_METHOD : name === ':authority' ? FROM_AUTHORITY : name === ':path' ? FROM_PATH : FROM_HEADERS;
-  const invert = bool(o, 'invert_match', path, issues);
-  const treatMissing = bool(o, 'treat_missing_header_as_empty', path, issues);
-  const which = oneofCase(o, 'header_match_specifier', SPECIFIERS, path, issues);
-  let matcher: StringMatcher | undefined;
-  let present = true;
+  const invert = bool(o, 'invert_match', path);
+  const treatMissing = bool(o, 'treat_missing_header_as_empty', path);
+  const which = oneofCase(o, 'header_match_specifier', SPECIFIERS, path);
+  const make = (m: StringMatcher | undefined, present = true) => new HeaderMatcher(name, source, m, present, invert, treatMissing);
   switch (which) {
-    case undefined: break;
-    case 'present_match': present = bool(o, 'present_match', path, issues); break;
-    case 'string_match': matcher = parseStringMatcher(o['string_match'], at(path, 'string_match'), issues); break;
+    case undefined: return make(undefined, true);
+    case 'present_match': return make(undefined, bool(o, 'present_match', path));
+    case 'string_match': return make(parseStringMatcher(o['string_match'], at(path, 'string_match')));
     case 'exact_match': {
-      const v = str(o, which, path, issues);
-      matcher = v === '' ? new StringMatcher('prefix', '', false, undefined) : new StringMatcher('exact', v, false, undefined);
-      break;
+      const v = str(o, which, path);
+      return make(v === '' ? new StringMatcher('prefix', '', false, undefined) : new StringMatcher('exact', v, false, undefined));
     }
     case 'prefix_match':
     case 'suffix_match':
     case 'contains_match': {
-      const v = str(o, which, path, issues);
-      if (v === '') issues.add(at(path, which), 'must not be empty');
-      else matcher = new StringMatcher(which.slice(0, -'_match'.length) as 'prefix' | 'suffix' | 'contains', v, false, undefined);
-      break;
+      const v = str(o, which, path);
+      if (v === '') fail(at(path, which), 'must not be empty');
+      return make(new StringMatcher(which.slice(0, -'_match'.length) as 'prefix' | 'suffix' | 'contains', v, false, undefined));
     }
-    case 'safe_regex_match': {
-      const regex = compileRegex(o[which], at(path, which), issues);
-      if (regex !== undefined) matcher = new StringMatcher('safe_regex', '', false, regex);
-      break;
-    }
+    case 'safe_regex_match':
+      return make(new StringMatcher('safe_regex', '', false, compileRegex(o[which], at(path, which))));
     default:
-      issues.add(at(path, which), 'is not supported by the skein sidecar');
+      return fail(at(path, which), 'is not supported by the skein sidecar');
   }
-  return issues.count === before ? new HeaderMatcher(name, source, matcher, present, invert, treatMissing) : undefined;
 }

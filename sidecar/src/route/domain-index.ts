@@ -16,8 +16,7 @@
  * Lookups are memoized per exact authority string (bounded; cleared when full), so the request
  * path does no lower-casing, slicing or wildcard scanning for authorities seen before.
  */
-import { at } from '../../../shared/src/xds/fields';
-import type { Issues } from '../../../shared/src/xds/issues';
+import { at, fail } from './xds-fields';
 
 const CACHE_LIMIT = 1024;
 
@@ -34,14 +33,14 @@ export class DomainIndex<T> {
 
   constructor(private readonly ignorePort: boolean) {}
 
-  /** Build time only. `path` names the domains list, for issues (an invalid or duplicate domain is skipped). */
-  add(domains: readonly unknown[], value: T, path: string, issues: Issues): void {
+  /** Build time only. `path` names the domains list, for error messages. */
+  add(domains: readonly unknown[], value: T, path: string): void {
     domains.forEach((raw, i) => {
       const p = at(path, i);
-      if (typeof raw !== 'string' || raw === '') { issues.add(p, 'must be a non-empty string'); return; }
+      if (typeof raw !== 'string' || raw === '') fail(p, 'must be a non-empty string');
       const d = raw.toLowerCase();
       const first = this.seen.get(d);
-      if (first !== undefined) { issues.add(p, `duplicate domain ${JSON.stringify(raw)} (also at ${first}); a domain may select one virtual host only`); return; }
+      if (first !== undefined) fail(p, `duplicate domain ${JSON.stringify(raw)} (also at ${first}); a domain may select one virtual host only`);
       this.seen.set(d, p);
       if (d === '*') this.any = value;
       else if (d.startsWith('*')) this.suffixes.push({ part: d.slice(1), value });

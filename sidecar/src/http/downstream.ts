@@ -1,0 +1,199 @@
+/**
+ * The downstream side of one request, as the router filter sees it: the request body to read and
+ * the response to write, whatever the codec. Two adapters: HTTP/2 (a ServerHttp2Stream) and
+ * HTTP/1.1 (IncomingMessage + ServerResponse). Both are ActiveStreams (active-stream.ts): one
+ * object per request carries the filter chain's state and the wire.
+ *
+ * A later HTTP/2 engine plugs in here (and behind upstream-request.ts), not in the filters or the
+ * router. Stream events go through shared module functions that find the request via one symbol.
+ */
+import type * as http from 'node:http';
+import * as http2 from 'node:http2';
+import type { Readable, Writable } from 'node:stream';
+import type { HeaderBag } from '../route/header-ops';
+import type { RouteEntry } from '../route/route-table';
+import type { Cluster } from '../upstream/cluster';
+import { ActiveStream } from './active-stream';
+import type { ListenerContext, RouteStatsBundle, RouterSnapshot, Selection } from './listener-context';
+import { replyH1, replyH2 } from './local-reply';
+import type { LocalReply } from './local-reply';
+import { RouterFilter } from './router-filter';
+
+const { NGHTTP2_REFUSED_STREAM } = http2.constants;
+
+/** What the router filter needs of the downstream request and response. */
+export interface Downstream {
+  readonly cm: ListenerContext;
+  readonly snap: RouterSnapshot;
+  readonly route: RouteEntry;
+  readonly stats: RouteStatsBundle;
+  readonly grpc: boolean;
+  readonly method: string;
+  readonly path: string;
+  readonly authority: string;
+  readonly requestHeaders: HeaderBag;
+  readonly startedAt: number;
+  /** How long the http filters held the request before the router (fault delays), ms. */
+  readonly heldMs: number;
+  /** HTTP/2 downstream (it can carry trailers after a response). */
+  readonly h2: boolean;
+  /** The request body, or undefined when it has none. */
+  readonly body: Readable | undefined;
+  /** The response body goes here. */
+  readonly writable: Writable;
+  /** Starts reading the request body into the router (it decides where the bytes go). */
+  readBody(): void;
+  /** Tells the router when the response body may flow again (RouterFilter.onDownstreamDrain). */
+  watchDrain(): void;
+  /** Commits the response head; false if the downstream is gone. `wantTrailers`: HTTP/2 only. */
+  respond(status: number, headers: HeaderBag, endStream: boolean, wantTrailers: boolean): boolean;
+  /** Response trailers: sent when the body ends (HTTP/2), or added to the chunked response (HTTP/1.1). */
+  setTrailers(trailers: HeaderBag): void;
+  /** Cuts the response (RST_STREAM `code` on HTTP/2, a destroyed socket on HTTP/1.1). */
+  reset(code: number): void;
+  localReply(reply: LocalReply, detail: string, attempts: number): void;
+  /** HTTP/2: RST_STREAM REFUSED_STREAM (the caller may retry elsewhere), true. HTTP/1.1: false. */
+  refuseStream(): boolean;
+  /** The response filters (the header mutation...), last first. */
+  encodeHeaders(headers: HeaderBag): void;
+  finish(status: number, grpcStatus: number, cluster: Cluster | undefined): void;
+}
+
+const kStream = Symbol('skein.stream');
+type Tagged<T> = T & { [kStream]?: CodecStream };
+
+const WAIT_FOR_TRAILERS: http2.ServerStreamResponseOptions = Object.freeze({ waitForTrailers: true });
+const END_STREAM: http2.ServerStreamResponseOptions = Object.freeze({ endStream: true });
+const NO_TRAILERS = Object.freeze({ 'grpc-status': '13', 'grpc-message': 'upstream ended the stream without trailers' });
+
+/** The part both codecs share: the router filter's hook-up. */
+abstract class CodecStream extends ActiveStream implements Downstream {
+  router: RouterFilter | undefined;
+  abstract readonly h2: boolean;
+  abstract readonly body: Readable | undefined;
+  abstract readonly writable: Writable;
+
+  protected forward(sel: Selection): void {
+    const r = new RouterFilter(this, sel);
+    this.router = r;
+    r.start();
+  }
+
+  readBody(): void {
+    const b = this.body as Tagged<Readable> | undefined;
+    if (b === undefined) return;
+    b[kStream] = this;
+    b.on('data', onBodyData);
+    b.on('end', onBodyEnd);
+  }
+
+  watchDrain(): void { this.writable.on('drain', onDownDrain); }
+
+  protected pauseBody(): void { /* the body is read only once the router reads it */ }
+
+  protected watchDownstream(): void {
+    const w = this.writable as Tagged<Writable>;
+    w[kStream] = this;
+    w.on('close', onDownClose);
+  }
+
+  /** The downstream closed (normally after the response, or early). */
+  onClose(): void {
+    if (this.done) return;
+    const r = this.router;
+    if (r === undefined) { this.onGoneBeforeRouter(); return; }
+    r.onDownstreamClose();
+  }
+
+  abstract respond(status: number, headers: HeaderBag, endStream: boolean, wantTrailers: boolean): boolean;
+  abstract setTrailers(trailers: HeaderBag): void;
+  abstract reset(code: number): void;
+  abstract refuseStream(): boolean;
+}
+
+/** An HTTP/2 request (h2c). */
+export class H2Downstream extends CodecStream {
+  readonly h2 = true;
+  readonly body: Readable | undefined;
+  readonly writable: Writable;
+  /** Trailers to send on 'wantTrailers'. */
+  trailers: HeaderBag | undefined;
+
+  constructor(cm: ListenerContext, snap: RouterSnapshot, route: RouteEntry, grpc: boolean, method: string, path: string, authority: string,
+    requestHeaders: HeaderBag, downstreamHeaders: http2.IncomingHttpHeaders, readonly stream: http2.ServerHttp2Stream) {
+    super(cm, snap, route, grpc, method, path, authority, requestHeaders, downstreamHeaders);
+    this.body = stream.endAfterHeaders ? undefined : stream;
+    this.writable = stream;
+  }
+
+  respond(status: number, headers: HeaderBag, endStream: boolean, wantTrailers: boolean): boolean {
+    const down = this.stream as Tagged<http2.ServerHttp2Stream>;
+    if (down.destroyed) return false;
+    try {
+      headers[':status'] = status;
+      if (endStream) down.respond(headers as http2.OutgoingHttpHeaders, END_STREAM);
+      else if (wantTrailers) { down.respond(headers as http2.OutgoingHttpHeaders, WAIT_FOR_TRAILERS); down.on('wantTrailers', onWantTrailers); }
+      else down.respond(headers as http2.OutgoingHttpHeaders);
+    } catch { return false; }
+    return true;
+  }
+
+  setTrailers(trailers: HeaderBag): void { this.trailers = trailers; }
+
+  reset(code: number): void { if (!this.stream.destroyed) this.stream.close(code); }
+
+  localReply(reply: LocalReply, detail: string, attempts: number): void { replyH2(this.stream, this.grpc, reply, detail, attempts); }
+
+  refuseStream(): boolean {
+    if (!this.stream.destroyed) this.stream.close(NGHTTP2_REFUSED_STREAM);
+    return true;
+  }
+}
+
+/** An HTTP/1.1 request. */
+export class H1Downstream extends CodecStream {
+  readonly h2 = false;
+  readonly body: Readable | undefined;
+  readonly writable: Writable;
+
+  constructor(cm: ListenerContext, snap: RouterSnapshot, route: RouteEntry, grpc: boolean, method: string, path: string, authority: string,
+    requestHeaders: HeaderBag, readonly req: http.IncomingMessage, readonly res: http.ServerResponse) {
+    super(cm, snap, route, grpc, method, path, authority, requestHeaders, req.headers);
+    const h = req.headers;
+    const hasBody = (h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined;
+    this.body = hasBody ? req : undefined;
+    this.writable = res;
+  }
+
+  respond(status: number, headers: HeaderBag, endStream: boolean): boolean {
+    const res = this.res;
+    if (res.destroyed) return false;
+    for (const k of Object.keys(headers)) if (k.charCodeAt(0) === 58 /* ':' */) delete headers[k];
+    delete headers['content-length'];
+    res.writeHead(status, headers as http.OutgoingHttpHeaders);
+    if (endStream) res.end();
+    return true;
+  }
+
+  setTrailers(trailers: HeaderBag): void { if (!this.res.destroyed) this.res.addTrailers(trailers as http.OutgoingHttpHeaders); }
+
+  reset(): void { this.res.destroy(); }
+
+  localReply(reply: LocalReply, detail: string, attempts: number): void { replyH1(this.res, this.grpc, reply, detail, attempts); }
+
+  refuseStream(): boolean { return false; }
+}
+
+// --- shared handlers (this = the stream) -----------------------------------------------------
+
+function onDownClose(this: Tagged<Writable>): void { this[kStream]!.onClose(); }
+function onBodyData(this: Tagged<Readable>, chunk: Buffer): void { this[kStream]!.router?.onBody(chunk); }
+function onBodyEnd(this: Tagged<Readable>): void { this[kStream]!.router?.onBodyEnd(); }
+function onDownDrain(this: Tagged<Writable>): void { this[kStream]!.router?.onDownstreamDrain(); }
+
+function onWantTrailers(this: Tagged<http2.ServerHttp2Stream>): void {
+  const s = this[kStream] as H2Downstream;
+  try {
+    this.sendTrailers((s.trailers ?? NO_TRAILERS) as http2.OutgoingHttpHeaders);
+  } catch { this.destroy(); }
+}

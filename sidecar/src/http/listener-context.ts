@@ -1,0 +1,59 @@
+/**
+ * What the stages of one listener's request path share, without depending on the connection
+ * manager's class (it implements ListenerContext): the clock, the random source, the listener's
+ * settings and stats, and the last two steps of routing (cluster and host: `select`).
+ */
+import type { Clock } from '../../../shared/src/clock';
+import type { RequestHeaders } from '../route/header-matcher';
+import type { RouteEntry, RouteTable } from '../route/route-table';
+import type { Cluster } from '../upstream/cluster';
+import type { Host, PickContext } from '../upstream/host';
+import type { ListenerStats, RouteStats } from '../stats/stat-bundles';
+import type { RollingWindow } from '../stats/stats';
+import type { HttpFilterChain } from './http-filter';
+import type { LocalReply } from './local-reply';
+
+/** What one request needs from config; swapped whole on every update (in-flight requests keep theirs). */
+export interface RouterSnapshot {
+  readonly routes: RouteTable | undefined;
+  readonly clusters: ReadonlyMap<string, Cluster>;
+  /** The listener's http filters before the router (pipeline.ts builds them), in order. */
+  readonly filters: HttpFilterChain;
+}
+
+/** Where a routed request goes: made once per request by select(), never changed. */
+export interface Selection {
+  readonly entry: RouteEntry;
+  readonly cluster: Cluster;
+  readonly host: Host;
+  /** The request's hash-policy value (ring_hash), for re-picks on retry. */
+  readonly hash: number | undefined;
+}
+
+/** Why select() found nowhere to send the request (already counted). */
+export interface Refusal { readonly reply: LocalReply; readonly detail: string }
+
+/** A route's stats, resolved once per request. */
+export interface RouteStatsBundle { readonly route: RouteStats; readonly backends: Map<string, RollingWindow> }
+
+export interface ListenerContext {
+  readonly clock: Clock;
+  random(): number;
+  readonly listenerStats: ListenerStats;
+  /** Request-body bytes kept for retries. */
+  readonly retryBufferBytes: number;
+  /** Number attempts in x-skein-attempt-count always (outbound) or only when the caller did not (inbound). */
+  readonly setAttemptCount: boolean;
+  /** Inbound: a request that could not be forwarded at all is refused (REFUSED_STREAM / 503 app_unavailable). */
+  readonly refuseUnforwarded: boolean;
+  /** Honour an incoming grpc-timeout. */
+  readonly honorGrpcTimeout: boolean;
+  /** The cluster (weighted pick) and host (the cluster's picker) for a routed request. */
+  select(snap: RouterSnapshot, entry: RouteEntry, headers: RequestHeaders, stats: RouteStatsBundle): Selection | Refusal;
+  /** The pick context for a retry: same hash, hosts already tried avoided. */
+  pickContext(entry: RouteEntry, tried: ReadonlySet<Host> | undefined, hash: number | undefined): PickContext;
+  routeStats(entry: RouteEntry): RouteStatsBundle;
+  countLocalReply(stats: RouteStatsBundle, reply: LocalReply): void;
+  /** A routed request ended: the route's counters and, when it had a cluster, its backend window. */
+  finished(stats: RouteStatsBundle, cluster: Cluster | undefined, startedAt: number, status: number, grpcStatus: number): void;
+}

@@ -1,0 +1,323 @@
+/**
+ * The sidecar's route table: one decoded envoy.config.route.v3.RouteConfiguration, validated and
+ * compiled once by RouteTable.build, then matched per request without allocating.
+ *
+ *   match(authority, path, method, headers)
+ *     -> virtual host by authority (domain-index.ts)
+ *     -> first route whose match holds, in order (route-match.ts)
+ *     -> its immutable RouteEntry, or undefined (NO_ROUTE)
+ *
+ * build() throws a SKEIN_ERR_VALIDATION MeshError whose message is `<field path>: <problem>`
+ * (the NACK's error_detail) for anything invalid or unimplemented; unimplemented fields are
+ * rejected rather than ignored, so the sidecar never routes differently from what was asked.
+ *
+ * Header mutations of a route are flattened at build time: route level, then virtual host, then
+ * route configuration (Envoy's order, in which the less specific level's overwrite wins), or the
+ * reverse with most_specific_header_mutations_wins. Removals are the union of all levels.
+ *
+ * typed_per_filter_config (filter-config.ts) is resolved at build time too, through the http
+ * filters the caller passes (filters/registry.ts): the route's entry for a filter wins over the
+ * virtual host's, and each filter finds its settings in RouteEntry.perFilter[its slot]. State a
+ * filter keeps across requests (a local rate limit's token bucket) belongs to the level that
+ * declares it: routes that inherit the virtual host's share its one bucket. A table rebuilt from
+ * an update keeps the previous table's state (PerRouteContext.carry) wherever the same virtual
+ * host and route (by name, or by position when unnamed) declare the same settings, so config
+ * pushes (a canary weight shift) do not refill a rate limit.
+ * Which filters the table turns on, and where, is kept (filterUses) so that a RouteConfiguration
+ * naming a filter its listener does not list is NACKed (xds/http-filter-check.ts).
+ */
+import { readableMessage } from '../../../shared/src/xds/pack';
+import { DomainIndex } from './domain-index';
+import { NO_PER_ROUTE_FILTERS, parsePerFilterConfig } from './filter-config';
+import type { PerFilterConfig, PerRouteContext, PerRouteFilterConfigs } from './filter-config';
+import type { RequestHeaders } from './header-matcher';
+import { parseHeadersToAdd, parseHeadersToRemove } from './header-ops';
+import type { HeaderToAdd } from './header-ops';
+import { RouteAction, parseRouteAction } from './route-action';
+import { RouteMatcher, parseRouteMatch, pathEnd } from './route-match';
+import { parseRetryPolicy } from './retry-policy';
+import type { RetryPolicy } from './retry-policy';
+import { at, bool, checkFields, fail, fieldSpec, list, message, oneofCase, optMessage, str, u32, wrappedU32 } from './xds-fields';
+import type { XdsMessage } from './xds-fields';
+
+export type { RequestHeaders } from './header-matcher';
+export type { HeaderToAdd } from './header-ops';
+export { RouteAction } from './route-action';
+export type { HashPolicy } from './route-action';
+export type { RetryPolicy } from './retry-policy';
+export type { PerRouteFilterConfigs } from './filter-config';
+
+/** What a request matched. Immutable; shared by every request that matches the same route. */
+export interface RouteEntry {
+  /** Route.name ('' when unnamed). */
+  readonly name: string;
+  readonly virtualHost: string;
+  /** undefined for a direct_response route. */
+  readonly route: RouteAction | undefined;
+  readonly directResponse?: { readonly status: number; readonly body: string };
+  readonly requestHeadersToAdd: readonly HeaderToAdd[];
+  readonly requestHeadersToRemove: readonly string[];
+  readonly responseHeadersToAdd: readonly HeaderToAdd[];
+  readonly responseHeadersToRemove: readonly string[];
+  /**
+   * Per-route settings of the http filters, by the filter's slot (filters/registry.ts); undefined
+   * where the route has none. A filter's state in it (a token bucket) is shared by every request
+   * on the route.
+   */
+  readonly perFilter: readonly unknown[];
+}
+
+/** Where a table turns a filter on: its name and the `virtual host/route` labels. */
+export interface FilterUse { readonly name: string; readonly where: readonly string[] }
+
+interface CompiledRoute { readonly matcher: RouteMatcher; readonly entry: RouteEntry }
+interface CompiledVirtualHost { readonly name: string; readonly routes: readonly CompiledRoute[] }
+
+/** Envoy's default for RouteConfiguration.max_direct_response_body_size_bytes. */
+export const DEFAULT_MAX_DIRECT_RESPONSE_BODY_BYTES = 4096;
+
+export class RouteTable {
+  private constructor(
+    /** RouteConfiguration.name. */
+    readonly name: string,
+    private readonly hosts: DomainIndex<CompiledVirtualHost>,
+    /** Filter state by owner and settings (PerRouteContext.carry), for the next build to carry over. */
+    private readonly carried: ReadonlyMap<string, unknown>,
+    /** The decoded RouteConfiguration this table was compiled from (for /config_dump). */
+    private readonly source: unknown,
+    /** The filters the table turns on, by the filter's typed_config type URL. */
+    readonly filterUses: ReadonlyMap<string, FilterUse>,
+  ) {
+    Object.freeze(this);
+  }
+
+  /** The names of every route (RouteEntry.name, '' for unnamed ones), for stats retention. Config time. */
+  routeNames(): Set<string> {
+    const out = new Set<string>();
+    this.hosts.forEachValue((vh) => { for (const r of vh.routes) out.add(r.entry.name); });
+    return out;
+  }
+
+  /**
+   * JSON (admin /config_dump): the RouteConfiguration as received, in Envoy's JSON shape
+   * (embedded Anys unpacked, with '@type'); the compiled lookup structures would serialize as
+   * empty objects. Built on demand, never on the request path.
+   */
+  toJSON(): unknown { return readableMessage(this.source); }
+
+  /**
+   * Validates and compiles a decoded RouteConfiguration. Throws MeshError(VALIDATION) `<path>: <problem>`.
+   * `filters` reads typed_per_filter_config (default: none, so any entry is rejected unless
+   * optional). `nowMs` (default 0) is when new filter state starts (a full token bucket; only the
+   * phase of its fill interval depends on it). `previous` is the table this one replaces: its
+   * filter state carries over where the owner and settings are unchanged.
+   */
+  static build(rc: unknown, filters: PerRouteFilterConfigs = NO_PER_ROUTE_FILTERS, nowMs = 0, previous?: RouteTable): RouteTable {
+    const { name, hosts, carried, uses } = compile(message(rc, ''), filters, nowMs, previous?.carried);
+    return new RouteTable(name, hosts, carried, rc, uses);
+  }
+
+  /**
+   * The first route of the virtual host selected by `authority` that matches, or undefined.
+   * `path` may carry a query string, which path matching ignores. `headers` are Node's
+   * IncomingHttpHeaders (lower-case names); `:method`, `:authority` and `:path` header matchers
+   * read `method`, `authority` and `path`. No allocation on the hot path (see domain-index.ts
+   * and route-match.ts for the rare exceptions: first sight of an authority, a safe_regex path
+   * matched against a path with a query, a header sent more than once).
+   */
+  match(authority: string, path: string, method: string, headers: RequestHeaders): RouteEntry | undefined {
+    const vh = this.hosts.find(authority);
+    if (vh === undefined) return undefined;
+    const end = pathEnd(path);
+    const routes = vh.routes;
+    for (let i = 0; i < routes.length; i++) {
+      if (routes[i].matcher.matches(path, end, method, authority, headers)) return routes[i].entry;
+    }
+    return undefined;
+  }
+}
+
+const ROUTE_CONFIGURATION = fieldSpec(
+  ['name', 'virtual_hosts', 'request_headers_to_add', 'request_headers_to_remove', 'response_headers_to_add',
+    'response_headers_to_remove', 'most_specific_header_mutations_wins', 'max_direct_response_body_size_bytes',
+    'ignore_port_in_host_matching'],
+  ['validate_clusters', 'metadata'],
+);
+const VIRTUAL_HOST = fieldSpec(
+  ['name', 'domains', 'routes', 'request_headers_to_add', 'request_headers_to_remove', 'response_headers_to_add',
+    'response_headers_to_remove', 'retry_policy', 'typed_per_filter_config'],
+  ['per_request_buffer_limit_bytes', 'metadata'],
+  [],
+  { require_tls: 'NONE' },
+);
+const ROUTE = fieldSpec(
+  ['name', 'match', 'route', 'direct_response', 'request_headers_to_add', 'request_headers_to_remove',
+    'response_headers_to_add', 'response_headers_to_remove', 'typed_per_filter_config'],
+  ['metadata', 'decorator', 'stat_prefix', 'per_request_buffer_limit_bytes'],
+  ['action'],
+);
+const DIRECT_RESPONSE = fieldSpec(['status', 'body']);
+const DATA_SOURCE = fieldSpec(['inline_string', 'inline_bytes'], [], ['specifier']);
+
+/** One level's header mutations. */
+interface HeaderOps {
+  readonly reqAdd: readonly HeaderToAdd[];
+  readonly reqRemove: readonly string[];
+  readonly respAdd: readonly HeaderToAdd[];
+  readonly respRemove: readonly string[];
+}
+
+interface TableContext {
+  readonly global: HeaderOps;
+  readonly mostSpecificWins: boolean;
+  readonly maxBodyBytes: number;
+  readonly nowMs: number;
+  readonly filters: PerRouteFilterConfigs;
+  /** The previous table's filter state by carry key. */
+  readonly previousCarried: ReadonlyMap<string, unknown> | undefined;
+  /** This table's filter state by carry key. */
+  readonly carried: Map<string, unknown>;
+  /** Filters turned on, by type URL. */
+  readonly uses: Map<string, { name: string; where: string[] }>;
+}
+
+interface Compiled { name: string; hosts: DomainIndex<CompiledVirtualHost>; carried: ReadonlyMap<string, unknown>; uses: ReadonlyMap<string, FilterUse> }
+
+function compile(rc: XdsMessage, filters: PerRouteFilterConfigs, nowMs: number, previousCarried: ReadonlyMap<string, unknown> | undefined): Compiled {
+  checkFields(rc, ROUTE_CONFIGURATION, '');
+  const ctx: TableContext = {
+    global: headerOps(rc, ''),
+    mostSpecificWins: bool(rc, 'most_specific_header_mutations_wins', ''),
+    maxBodyBytes: wrappedU32(rc, 'max_direct_response_body_size_bytes', '') ?? DEFAULT_MAX_DIRECT_RESPONSE_BODY_BYTES,
+    nowMs,
+    filters,
+    previousCarried,
+    carried: new Map(),
+    uses: new Map(),
+  };
+  const hosts = new DomainIndex<CompiledVirtualHost>(bool(rc, 'ignore_port_in_host_matching', ''));
+  list(rc, 'virtual_hosts', '').forEach((raw, i) => {
+    const path = at('virtual_hosts', i);
+    const vh = message(raw, path);
+    checkFields(vh, VIRTUAL_HOST, path);
+    const name = str(vh, 'name', path);
+    if (name === '') fail(at(path, 'name'), 'is required');
+    const domains = list(vh, 'domains', path);
+    if (domains.length === 0) fail(at(path, 'domains'), 'must list at least one domain');
+    const retry = vh['retry_policy'] === undefined ? undefined : parseRetryPolicy(vh['retry_policy'], at(path, 'retry_policy'));
+    const ops = headerOps(vh, path);
+    const filters = perFilter(vh, path, `vhost\0${name}`, name, ctx);
+    const routes = list(vh, 'routes', path).map((r, ri) => buildRoute(r, at(at(path, 'routes'), ri), ri, name, ops, retry, filters, ctx));
+    hosts.add(domains, Object.freeze({ name, routes: Object.freeze(routes) }), at(path, 'domains'));
+  });
+  return { name: str(rc, 'name', ''), hosts, carried: ctx.carried, uses: ctx.uses };
+}
+
+function buildRoute(
+  raw: unknown, path: string, index: number, vhost: string, vhostOps: HeaderOps,
+  vhostRetry: RetryPolicy | undefined, vhostFilters: PerFilterConfig, ctx: TableContext,
+): CompiledRoute {
+  const r = message(raw, path);
+  checkFields(r, ROUTE, path);
+  if (optMessage(r, 'match', path) === undefined) fail(at(path, 'match'), 'is required');
+  const matcher = parseRouteMatch(r['match'], at(path, 'match'));
+  const which = oneofCase(r, 'action', ['route', 'direct_response', 'redirect', 'filter_action', 'non_forwarding_action'], path);
+  let route: RouteAction | undefined;
+  let directResponse: RouteEntry['directResponse'];
+  if (which === 'route') route = parseRouteAction(r['route'], at(path, 'route'), vhostRetry);
+  else if (which === 'direct_response') directResponse = parseDirectResponse(r['direct_response'], at(path, 'direct_response'), ctx.maxBodyBytes);
+  else if (which === undefined) fail(path, 'action is required: route or direct_response');
+  else fail(at(path, which), 'is not supported by the skein sidecar');
+  const levels = ctx.mostSpecificWins ? [ctx.global, vhostOps, headerOps(r, path)] : [headerOps(r, path), vhostOps, ctx.global];
+  const name = str(r, 'name', path);
+  const own = perFilter(r, path, `route\0${vhost}\0${name === '' ? `#${index}` : name}`, `${vhost}/${name === '' ? '(unnamed)' : name}`, ctx);
+  const entry: RouteEntry = {
+    name,
+    virtualHost: vhost,
+    route,
+    ...(directResponse === undefined ? {} : { directResponse }),
+    requestHeadersToAdd: frozenConcat(levels.map((l) => l.reqAdd)),
+    requestHeadersToRemove: frozenUnion(levels.map((l) => l.reqRemove)),
+    responseHeadersToAdd: frozenConcat(levels.map((l) => l.respAdd)),
+    responseHeadersToRemove: frozenUnion(levels.map((l) => l.respRemove)),
+    perFilter: mergePerFilter(own, vhostFilters),
+  };
+  return Object.freeze({ matcher, entry: Object.freeze(entry) });
+}
+
+function parseDirectResponse(raw: unknown, path: string, maxBodyBytes: number): { status: number; body: string } {
+  const o = message(raw, path);
+  checkFields(o, DIRECT_RESPONSE, path);
+  const status = u32(o['status'] ?? 0, at(path, 'status'));
+  if (status < 200 || status > 599) fail(at(path, 'status'), `must be in [200, 599], got ${status}`);
+  let body = '';
+  const src = optMessage(o, 'body', path);
+  if (src !== undefined) {
+    const bp = at(path, 'body');
+    checkFields(src, DATA_SOURCE, bp);
+    const which = oneofCase(src, 'specifier', ['inline_string', 'inline_bytes', 'filename', 'environment_variable'], bp);
+    if (which === 'inline_string') body = str(src, which, bp);
+    else if (which === 'inline_bytes') {
+      const b = src[which];
+      if (!(b instanceof Uint8Array)) fail(at(bp, which), 'must be bytes');
+      body = Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
+    } else if (which !== undefined) fail(at(bp, which), 'is not supported by the skein sidecar');
+    const size = Buffer.byteLength(body);
+    if (size > maxBodyBytes) fail(bp, `is ${size} bytes, over max_direct_response_body_size_bytes (${maxBodyBytes})`);
+  }
+  return Object.freeze({ status, body });
+}
+
+/** One level's typed_per_filter_config, its state carried over under `owner`; records which filters it turns on. */
+function perFilter(o: XdsMessage, path: string, owner: string, label: string, ctx: TableContext): PerFilterConfig {
+  const pctx: PerRouteContext = {
+    owner,
+    nowMs: ctx.nowMs,
+    carry<T>(key: string, make: () => T): T {
+      const k = `${owner}\0${key}`;
+      const v = (ctx.previousCarried?.get(k) as T | undefined) ?? make();
+      ctx.carried.set(k, v);
+      return v;
+    },
+  };
+  const c = parsePerFilterConfig(o, path, ctx.filters, pctx);
+  for (const f of c.used) {
+    let u = ctx.uses.get(f.typeUrl);
+    if (u === undefined) { u = { name: f.name, where: [] }; ctx.uses.set(f.typeUrl, u); }
+    u.where.push(label);
+  }
+  return c;
+}
+
+/** The route's settings per filter, else the virtual host's; null (off) and unset become undefined. */
+function mergePerFilter(own: PerFilterConfig, vhost: PerFilterConfig): readonly unknown[] {
+  if (own.values === undefined && vhost.values === undefined) return NONE;
+  const n = (own.values ?? vhost.values)!.length;
+  const out: unknown[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = own.values?.[i] !== undefined ? own.values[i] : vhost.values?.[i];
+    out[i] = v === null ? undefined : v;
+  }
+  return Object.freeze(out);
+}
+
+function headerOps(o: XdsMessage, path: string): HeaderOps {
+  return {
+    reqAdd: parseHeadersToAdd(o, 'request_headers_to_add', path),
+    reqRemove: parseHeadersToRemove(o, 'request_headers_to_remove', path),
+    respAdd: parseHeadersToAdd(o, 'response_headers_to_add', path),
+    respRemove: parseHeadersToRemove(o, 'response_headers_to_remove', path),
+  };
+}
+
+const NONE: readonly never[] = Object.freeze([]);
+
+function frozenConcat<T>(parts: readonly (readonly T[])[]): readonly T[] {
+  const all = parts.flat() as T[];
+  return all.length === 0 ? NONE : Object.freeze(all);
+}
+
+function frozenUnion(parts: readonly (readonly string[])[]): readonly string[] {
+  const all = [...new Set(parts.flat())];
+  return all.length === 0 ? NONE : Object.freeze(all);
+}
