@@ -23,6 +23,7 @@ import type { AppHealthSettings } from './app-health';
 import { DEFAULT_APP_HEALTH } from './app-health-settings';
 import { installFastAsyncResourceBind } from './runtime/async-resource-bind';
 import { SKEIN_VERSION } from '../../shared/src/paths';
+import type { DownstreamSettings } from './downstream-settings';
 
 export interface SidecarOptions {
   xdsServer: string;
@@ -42,6 +43,8 @@ export interface SidecarOptions {
   appHealth?: AppHealthSettings;
   /** Request-body bytes kept for retries (default 65536). */
   retryBufferBytes?: number;
+  /** Downstream limits and timeouts of both listeners (downstream-settings.ts; defaults DEFAULT_DOWNSTREAM). */
+  downstream?: Partial<DownstreamSettings>;
   /** The LDS listener whose routes the outbound port serves. Default skein.outbound. */
   outboundListener?: string;
   clock?: Clock;
@@ -71,7 +74,7 @@ export class Sidecar {
 
   private constructor(private readonly opts: SidecarOptions) {
     this.clock = opts.clock ?? systemClock;
-    this.outbound = new ConnectionManager({ name: 'outbound', stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}) });
+    this.outbound = new ConnectionManager({ name: 'outbound', stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}), ...(opts.downstream !== undefined ? { downstream: opts.downstream } : {}) });
   }
 
   static async start(opts: SidecarOptions): Promise<Sidecar> {
@@ -181,7 +184,7 @@ export class Sidecar {
     // Connect failures of real requests to the app reach AppHealth (the inbound cluster has no outlier detection).
     cluster.outlier = this.appHealth;
     // Inbound keeps the caller's attempt count (the client sidecar's).
-    this.inbound = new ConnectionManager({ name: 'inbound', stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}) });
+    this.inbound = new ConnectionManager({ name: 'inbound', stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.downstream !== undefined ? { downstream: o.downstream } : {}) });
     this.inbound.snapshot = { routes: inboundRouteTable('skein.inbound'), clusters: new Map([['skein.inbound', cluster]]) };
     this.bound['inbound'] = await this.listen(this.inbound, o.inboundListen, '--inbound-listen');
   }
@@ -255,6 +258,24 @@ export class Sidecar {
     return { ok: true };
   }
 
+  /**
+   * `cluster.<c>.upstream_cx_active`: the upstream connections the cluster's pools hold open now,
+   * as /clusters shows them (HTTP/2 sessions past their connect, HTTP/1.1 connections). Read from
+   * the pools when /stats is read, not kept on every connect and close.
+   */
+  refreshConnectionGauges(): void {
+    for (const c of [...this.clusters.values(), ...this.inboundClusters()]) {
+      if (c.stats === undefined) continue;
+      let open = 0;
+      for (const h of c.allHosts()) {
+        const p = c.poolStats(h) as { sessions?: number; connecting?: number; connected?: number } | undefined;
+        if (p === undefined) continue;
+        open += p.connected ?? (p.sessions ?? 0) - (p.connecting ?? 0);
+      }
+      c.stats.cxActive.value = open;
+    }
+  }
+
   private async startAdmin(): Promise<void> {
     this.admin = new AdminServer({
       ready: () => this.ready(),
@@ -265,6 +286,7 @@ export class Sidecar {
         hosts: c.allHosts().map((h) => ({ address: h.key, health: h.health, weight: h.weight, zone: h.zone, activeRequests: h.activeRequests, requestsTotal: h.requestsTotal, failuresTotal: h.failuresTotal, ...c.hostResilience(h), pool: c.poolStats(h) })),
       })),
       stats: this.stats,
+      beforeStats: () => this.refreshConnectionGauges(),
     });
     const l = this.opts.adminListen;
     const i = l.lastIndexOf(':');

@@ -4,6 +4,7 @@ import { createLogger } from '../../../shared/src/log';
 import { API_FLAG, intFlag, optStr, str } from './args';
 import { configureRe2, MAX_RE2_PROGRAM_SIZE } from '../../../shared/src/re2';
 import { APP_HEALTH_DEFAULTS, parseAppHealthCheck } from '../../../sidecar/src/app-health-settings';
+import { DOWNSTREAM_FLAGS, parseDownstreamFlags } from '../../../sidecar/src/downstream-settings';
 import type { Command } from './config-commands';
 
 export const sidecar: Command = {
@@ -33,6 +34,7 @@ export const sidecar: Command = {
       { name: 'drain-timeout', type: 'string', value: 'DURATION', default: '20s', help: 'on SIGTERM, how long in-flight requests may take to finish' },
       { name: 'regex-max-program-size', type: 'string', value: 'N', default: String(MAX_RE2_PROGRAM_SIZE), help: 'the largest RE2 program a route regex may compile to (Envoy\'s max_program_size); a route over it is NACKed (1 to 100000)' },
       { name: 'retry-buffer-bytes', type: 'string', value: 'BYTES', default: '65536', help: 'request-body bytes kept for retries; a larger body is never retried (0: only bodiless requests are retried)' },
+      ...DOWNSTREAM_FLAGS.map((f) => ({ ...f, type: 'string' as const })),
       { name: 'log-level', type: 'string', value: 'LEVEL', env: 'SKEIN_LOG_LEVEL', default: 'info', help: 'trace, debug, info, warn, error or silent' },
     ],
   },
@@ -60,6 +62,7 @@ export const sidecar: Command = {
       intervalMs: positive('app-health-interval'), timeoutMs: positive('app-health-timeout'),
       unhealthyThreshold: intFlag(p, 'app-health-unhealthy-threshold', 1, 100)!, healthyThreshold: intFlag(p, 'app-health-healthy-threshold', 1, 100)!,
     };
+    const downstream = parseDownstreamFlags((name) => optStr(p, name));
     configureRe2({ maxProgramSize: intFlag(p, 'regex-max-program-size', 1, 100_000)! });
     const log = createLogger('skein-sidecar', level);
     const { Sidecar } = await import('../../../sidecar/src/sidecar');
@@ -69,7 +72,7 @@ export const sidecar: Command = {
       ...(service !== undefined ? { service, app: app!, appProtocol, appHealth } : {}),
       version: str(p, 'version'), outboundListen: str(p, 'outbound-listen'), inboundListen: str(p, 'inbound-listen'),
       advertiseAddress: str(p, 'advertise-address'), adminListen: str(p, 'admin-listen'),
-      leaseTtlMs: dur('lease-ttl'), drainTimeoutMs: dur('drain-timeout'), retryBufferBytes: retryBuffer, log,
+      leaseTtlMs: dur('lease-ttl'), drainTimeoutMs: dur('drain-timeout'), retryBufferBytes: retryBuffer, downstream, log,
     });
     out(JSON.stringify({ ready: true, ...sc.addresses() }));
     await new Promise<void>((resolve) => {

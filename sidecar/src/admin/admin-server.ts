@@ -16,6 +16,8 @@ export interface AdminProviders {
   /** Clusters -> hosts with health and active requests. */
   clusters: () => unknown;
   stats: Stats;
+  /** Brings sampled stats (gauges read from elsewhere) up to date before /stats answers. */
+  beforeStats?: () => void;
 }
 
 type Handler = (url: URL) => Promise<Reply>;
@@ -112,6 +114,7 @@ export class AdminServer {
   }
 
   private stats(url: URL): Reply {
+    this.providers.beforeStats?.();
     const filter = url.searchParams.get('filter') ?? undefined;
     const format = url.searchParams.get('format') ?? 'json';
     if (format === 'text') return { status: 200, body: this.providers.stats.text(filter), text: true };

@@ -34,6 +34,8 @@ export const LOCAL_REPLIES = {
   rateLimited: { reason: 'rate_limited', http: 429, grpc: 8 /* RESOURCE_EXHAUSTED */ },
   badRequest: { reason: 'bad_request', http: 400, grpc: 13 /* INTERNAL */ },
   draining: { reason: 'proxy_draining', http: 503, grpc: 14 },
+  /** The request saw no activity either way for the listener's stream idle timeout (Envoy answers 408 too). */
+  streamIdleTimeout: { reason: 'stream_idle_timeout', http: 408, grpc: 4 /* DEADLINE_EXCEEDED */ },
 } as const satisfies Record<string, LocalReply>;
 
 /**

@@ -43,7 +43,7 @@ import type { H1Exchange, H1Pool, H1ResponseHandler } from '../upstream/pool/h1-
 import type { H2Pool } from '../upstream/pool/h2-pool';
 import { BreakerOpenError } from '../upstream/resources';
 import type { ConnectionManager } from './connection-manager';
-import { applyResponseHeaderOps } from './connection-manager';
+import { applyResponseHeaderOps, closeUnfinishedRequest } from './connection-manager';
 import { ATTEMPT_COUNT_HEADER, LOCAL_REPLIES, replyH1, replyH2 } from './local-reply';
 import type { LocalReply } from './local-reply';
 import { formatGrpcTimeout } from './grpc-timeout';
@@ -63,7 +63,20 @@ export type DownstreamKind = { h2: http2.ServerHttp2Stream } | { req: http.Incom
 export class Forward {
   readonly route: RouteAction;
   readonly startedAt = performance.now();
+  /** When the request was routed, on the injected clock (ms). */
+  private readonly startedAtMs: number;
+  /** The fault delay to wait before the first attempt (set by the connection manager). */
+  delayMs = 0;
+  /**
+   * Stream idle timeout bookkeeping: `activity` counts request body chunks, the response head
+   * and response body chunks; the connection manager's sweep notes when it last moved.
+   */
+  activity = 0;
+  private seenActivity = 0;
+  private idleSince: number;
   private readonly h2down: Tagged<http2.ServerHttp2Stream> | undefined;
+  /** The downstream HTTP/2 session (a closed stream no longer names it). */
+  private readonly h2session: http2.Http2Session | undefined;
   private readonly h1res: Tagged<http.ServerResponse> | undefined;
   /** The request body source; undefined when the request has none. */
   private readonly src: Tagged<Readable> | undefined;
@@ -130,10 +143,13 @@ export class Forward {
     this.route = entry.route!;
     this.host = host;
     hcm.listenerStats.rqActive.add(1); // until finish()
+    this.startedAtMs = this.idleSince = hcm.opts.clock.now();
+    hcm.watchIdle(this);
     this.setsAttemptCount = hcm.opts.setAttemptCount !== false || headers[ATTEMPT_COUNT_HEADER] === undefined;
     if ('h2' in down) {
       const s = down.h2 as Tagged<http2.ServerHttp2Stream>;
       this.h2down = s;
+      this.h2session = s.session;
       s[kFwd] = this;
       s.on('close', onDownClose);
       this.src = s.endAfterHeaders ? undefined : s;
@@ -141,6 +157,7 @@ export class Forward {
     } else {
       const res = down.res as Tagged<http.ServerResponse>;
       this.h1res = res;
+      this.h2session = undefined;
       res[kFwd] = this;
       res.on('close', onDownClose);
       const h = down.req.headers;
@@ -162,6 +179,17 @@ export class Forward {
       this.deadlineAt = hcm.opts.clock.now() + ms;
       this.routeTimer = hcm.opts.clock.setTimer(ms, () => this.onDeadline());
     }
+  }
+
+  /**
+   * The connection manager's deferred start (end of the event-loop turn the request arrived
+   * in): a request whose client already reset it is not forwarded.
+   */
+  startQueued(): void {
+    if (this.done) return;
+    const down = this.h2down;
+    if (down !== undefined && (down.closed || down.destroyed)) { this.onDownGone(); return; }
+    this.start(this.delayMs);
   }
 
   /** Starts the first attempt now, or after a fault-injected delay. */
@@ -197,6 +225,8 @@ export class Forward {
     this.grpcStatus = -1;
     host.activeRequests++;
     host.requestsTotal++;
+    const cs = cluster.stats;
+    if (cs !== undefined) cs.rqActive.value++;
     this.hcm.routeStatsFor(this.entry).rqAttempts.value++;
     const h = this.headers;
     if (this.setsAttemptCount) h[ATTEMPT_COUNT_HEADER] = String(this.attempt);
@@ -263,6 +293,8 @@ export class Forward {
     const host = this.host;
     const cluster = this.cluster;
     host.activeRequests--;
+    const cs = cluster.stats;
+    if (cs !== undefined) cs.rqActive.value--;
     const grpcStatus = statsStatus === 0 ? -1 : this.grpcStatus;
     if (!requestSucceeded(statsStatus, grpcStatus)) host.failuresTotal++;
     const elapsedMs = performance.now() - this.attemptStartedAt;
@@ -387,6 +419,7 @@ export class Forward {
   // --- request body --------------------------------------------------------------------------
 
   onBody(chunk: Buffer): void {
+    this.activity++;
     const sink = this.sink;
     if (this.replayable || sink === undefined) {
       this.buf.push(chunk);
@@ -459,9 +492,40 @@ export class Forward {
     x?.abort(new Error('request ended by the proxy'));
   }
 
-  /** The downstream went away before the request finished. */
+  /** Called by the connection manager's idle sweep. */
+  checkIdle(now: number, timeoutMs: number): void {
+    if (this.activity !== this.seenActivity) {
+      this.seenActivity = this.activity;
+      this.idleSince = now;
+      return;
+    }
+    if (now - this.idleSince >= timeoutMs) this.onIdleTimeout(timeoutMs);
+  }
+
+  /**
+   * No activity either way for the stream idle timeout: a 408 (gRPC DEADLINE_EXCEEDED) before
+   * the response started, else a reset. A request body the client has not finished is cut too
+   * (HTTP/2: RST_STREAM NO_ERROR after the reply; HTTP/1.1: the connection closes after it).
+   */
+  private onIdleTimeout(timeoutMs: number): void {
+    if (this.done) return;
+    this.hcm.listenerStats.rqIdleTimeout.inc();
+    this.abandonAttempt();
+    this.endAttempt(0, 'none');
+    if (this.committed) { this.resetDown(NGHTTP2_CANCEL); this.finish(0); return; }
+    if (this.h1res !== undefined && !this.bodyEnded) this.h1res.shouldKeepAlive = false;
+    this.fail(LOCAL_REPLIES.streamIdleTimeout, `no request or response activity for ${timeoutMs}ms (the listener's stream idle timeout)`);
+    if (this.h2down !== undefined) closeUnfinishedRequest(this.h2down);
+  }
+
+  /** The downstream went away before the request finished: the client reset or abandoned it. */
   onDownGone(): void {
     if (this.done) return;
+    const ls = this.hcm.listenerStats;
+    ls.rqRxReset.inc();
+    if (this.attempt === 0) ls.rqRxResetUnforwarded.inc();
+    const down = this.h2down;
+    if (down !== undefined) this.hcm.onClientReset(this.h2session, this.startedAtMs);
     this.abandonAttempt();
     this.endAttempt(0, 'none');
     this.finish(0);
@@ -488,6 +552,7 @@ export class Forward {
     this.h1x = undefined;
     this.liveSeq = 0;
     this.hcm.listenerStats.rqActive.add(-1);
+    this.hcm.unwatchIdle(this);
     this.hcm.finished(this.cluster, this.entry, this.startedAt, status, status === 0 ? -1 : this.grpcStatus);
   }
 
@@ -500,6 +565,7 @@ export class Forward {
 
   /** Commits an upstream response head downstream. Returns false if the downstream is gone. */
   writeHead(status: number, headers: http.IncomingHttpHeaders, endStream: boolean, wantTrailers: boolean): boolean {
+    this.activity++;
     const out = downstreamHeaders(headers);
     applyResponseHeaderOps(out, this.entry);
     out[ATTEMPT_COUNT_HEADER] = String(this.attempt);
@@ -552,6 +618,7 @@ export class Forward {
   }
 
   onH1Data(chunk: Buffer): boolean {
+    this.activity++;
     const w = this.downWritable;
     return w.destroyed ? true : w.write(chunk);
   }
@@ -633,7 +700,7 @@ function onUpResponse(this: Tagged<http2.ClientHttp2Stream>, headers: http2.Inco
   const end = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
   const wantTrailers = f.grpc || isGrpcContentType(headers['content-type']);
   if (!f.writeHead(status, headers, end, wantTrailers && f.h2Downstream)) { this.close(NGHTTP2_CANCEL); return; }
-  if (!end) relay(this, f.downWritable);
+  if (!end) relay(this, f.downWritable, f);
 }
 
 function onUpTrailers(this: Tagged<http2.ClientHttp2Stream>, trailers: http2.IncomingHttpHeaders): void {
