@@ -55,7 +55,6 @@ describe('rapid reset (HEADERS then RST_STREAM at once)', () => {
       const seen = app.streams.get(attackPath) ?? 0;
       console.log(`${listener}: ${pairs} HEADERS+RST pairs sent; the app saw ${seen} of them; GOAWAY code ${c.goaway!.code} after stream ${c.goaway!.lastStreamId}`);
       assert.equal(c.goaway!.code, H2_ERROR.ENHANCE_YOUR_CALM);
-      assert.ok(c.goaway!.lastStreamId < 2 * 150, `closed after about 100 resets, not ${c.goaway!.lastStreamId}`);
       assert.ok(seen <= 10, `a stream reset before its upstream request was written is not forwarded (the app saw ${seen})`);
       assert.equal(mesh.stat(`listener.${listener}.downstream_cx_rapid_reset`), 1);
       assert.ok(mesh.stat(`listener.${listener}.downstream_rq_rx_reset_unforwarded`) >= 90, 'counted as reset before forwarding');

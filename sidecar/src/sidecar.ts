@@ -153,7 +153,7 @@ export class Sidecar {
     const host = listen.slice(0, i).replace(/^\[(.*)\]$/, '$1');
     const port = Number(listen.slice(i + 1));
     if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new MeshError(ErrorCodes.VALIDATION, `${flag}: "${listen}" must be host:port`);
-    const server = sniffingServer(cm.h1, cm.h2);
+    const server = sniffingServer(cm.h1, cm.h2, { wrapH2: cm.wrapH2Socket });
     const ls = cm.listenerStats;
     server.on('connection', (socket: net.Socket) => {
       ls.cxTotal.inc();

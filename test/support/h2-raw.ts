@@ -9,6 +9,7 @@
  */
 import * as net from 'node:net';
 import { h2Frame, H2_PREFACE } from './sidecar-apps';
+import { HUFFMAN_CODES } from '../../sidecar/src/listener/hpack-field-check';
 
 export const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8 } as const;
 export const FLAG = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4 } as const;
@@ -29,13 +30,42 @@ function hpackString(s: Buffer): Buffer {
   return Buffer.concat([hpackInt(s.length, 7, 0x00), s]); // no Huffman
 }
 
-/** A header block: every field as a literal without indexing with a literal name (bytes as given). */
-export function hpackBlock(fields: [string | Buffer, string | Buffer][]): Buffer {
+/** HPACK Huffman encoding of `s` (RFC 7541 5.2), padded with ones. */
+function huffmanString(s: Buffer): Buffer {
+  const out: number[] = [];
+  let acc = 0;
+  let bits = 0;
+  for (const b of s) {
+    const { code, bits: n } = HUFFMAN_CODES[b]!;
+    for (let k = n - 1; k >= 0; k--) {
+      acc = (acc << 1) | ((code >>> k) & 1);
+      if (++bits === 8) { out.push(acc); acc = 0; bits = 0; }
+    }
+  }
+  if (bits > 0) out.push(((acc << (8 - bits)) | ((1 << (8 - bits)) - 1)) & 0xff);
+  return Buffer.concat([hpackInt(out.length, 7, 0x80), Buffer.from(out)]);
+}
+
+export interface HpackOptions {
+  /** Huffman-encode names and values. */
+  huffman?: boolean;
+  /** Literal with incremental indexing (the field enters the dynamic table) instead of without indexing. */
+  index?: boolean;
+}
+
+/** A header block: every field as a literal with a literal name (bytes as given). */
+export function hpackBlock(fields: [string | Buffer, string | Buffer][], opts: HpackOptions = {}): Buffer {
   const parts: Buffer[] = [];
+  const str = opts.huffman === true ? huffmanString : hpackString;
   for (const [n, v] of fields) {
-    parts.push(Buffer.from([0x00]), hpackString(Buffer.isBuffer(n) ? n : Buffer.from(n, 'latin1')), hpackString(Buffer.isBuffer(v) ? v : Buffer.from(v, 'latin1')));
+    parts.push(Buffer.from([opts.index === true ? 0x40 : 0x00]), str(Buffer.isBuffer(n) ? n : Buffer.from(n, 'latin1')), str(Buffer.isBuffer(v) ? v : Buffer.from(v, 'latin1')));
   }
   return Buffer.concat(parts);
+}
+
+/** An indexed field representation (RFC 7541 6.1): static 1..61, dynamic 62.. (62 = newest). */
+export function hpackIndexed(index: number): Buffer {
+  return hpackInt(index, 7, 0x80);
 }
 
 export interface RawFrame { type: number; flags: number; streamId: number; payload: Buffer }
@@ -76,8 +106,13 @@ export class RawH2 {
   }
 
   /** HEADERS (END_HEADERS, END_STREAM if `end`) for stream `id` with `fields` (pseudo-headers first, as given). */
-  headersFrame(id: number, fields: [string | Buffer, string | Buffer][], end = true): Buffer {
-    return h2Frame(FRAME.HEADERS, FLAG.END_HEADERS | (end ? FLAG.END_STREAM : 0), id, hpackBlock(fields));
+  headersFrame(id: number, fields: [string | Buffer, string | Buffer][], end = true, opts: HpackOptions = {}): Buffer {
+    return h2Frame(FRAME.HEADERS, FLAG.END_HEADERS | (end ? FLAG.END_STREAM : 0), id, hpackBlock(fields, opts));
+  }
+
+  /** HEADERS (END_HEADERS | END_STREAM) carrying a ready-made header block. */
+  blockFrame(id: number, block: Buffer): Buffer {
+    return h2Frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, block);
   }
 
   rstFrame(id: number, code: number = H2_ERROR.CANCEL): Buffer {

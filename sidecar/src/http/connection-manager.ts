@@ -23,6 +23,9 @@ import type { TimerHandle } from '../../../shared/src/clock';
 import { DEFAULT_DOWNSTREAM } from '../downstream-settings';
 import type { DownstreamSettings } from '../downstream-settings';
 import { hasDuplicateHost } from './request-validation';
+import { GuardedSocket } from '../listener/h2-header-guard';
+import type { H2HeaderGuard } from '../listener/h2-header-guard';
+import type * as net from 'node:net';
 
 const { NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_NO_ERROR, NGHTTP2_PROTOCOL_ERROR } = http2.constants;
 
@@ -115,21 +118,29 @@ export class ConnectionManager {
     this.idleSweepMs = Math.max(1, Math.min(1000, Math.floor(ds.streamIdleTimeoutMs / 4)));
     this.h2 = http2.createServer({
       // Large messages: generous windows so one stream is not throttled to 64 KiB in flight.
-      // SETTINGS_MAX_CONCURRENT_STREAMS: nghttp2 refuses (RST_STREAM) a stream beyond it.
+      // SETTINGS_MAX_CONCURRENT_STREAMS: a peer that opens more is a connection error for
+      // nghttp2 (GOAWAY PROTOCOL_ERROR, see destroyWithProtocolCode).
       settings: { initialWindowSize: 1 << 20, maxConcurrentStreams: ds.maxConcurrentStreams },
       maxSessionMemory: 64,
     });
-    this.h2.on('stream', (stream, headers) => this.onH2Stream(stream, headers));
     this.h2.on('session', (s: http2.ServerHttp2Session) => {
       this.sessions.add(s);
       s.once('close', () => this.sessions.delete(s));
       (s as Keepalive)[kKeepaliveTimeout] = opts.keepaliveTimeoutMs ?? 5000;
       (s as EdgeSession)[kResets] = { streams: 0, premature: 0 };
       (s as EdgeSession)[kCmOfSession] = this;
+      // The socket Node got: a GuardedSocket (wrapped by Node in its JSStreamSocket, `.stream`) or a net.Socket.
+      const sock = s.socket as unknown as { stream?: unknown; remoteAddress?: string } | undefined;
+      const guarded = sock?.stream instanceof GuardedSocket ? sock.stream : undefined;
+      (s as EdgeSession)[kGuard] = guarded?.guard;
+      (s as EdgeSession)[kPeer] = guarded?.remoteAddress ?? sock?.remoteAddress;
       sessionDestroy ??= (Object.getPrototypeOf(s) as http2.Http2Session).destroy;
       s.destroy = destroyWithProtocolCode;
       s.setTimeout(opts.keepaliveIdleMs ?? 10_000);
       s.on('timeout', onSessionIdle);
+      // Per session, so the handler knows its session: a stream the client reset in the same
+      // read as its HEADERS arrives already closed, and a closed stream no longer names it.
+      s.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.onH2Stream(stream, headers, s as EdgeSession));
     });
     this.h2.on('sessionError', () => undefined);
     this.h1 = http.createServer({
@@ -313,10 +324,32 @@ export class ConnectionManager {
     session.destroy(new Error('rapid reset: too many premature stream resets'), NGHTTP2_ENHANCE_YOUR_CALM);
   }
 
-  private onH2Stream(down: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+  /**
+   * What the listener hands Node's HTTP/2 server for a new connection: the socket behind the
+   * header-field guard (RFC 9113 8.2.1, listener/h2-header-guard.ts).
+   */
+  readonly wrapH2Socket = (socket: net.Socket): GuardedSocket => new GuardedSocket(socket);
+
+  private onH2Stream(down: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, session: EdgeSession): void {
     down.on('error', ignore);
-    const st = (down.session as EdgeSession | undefined)?.[kResets];
+    const st = session[kResets];
     if (st !== undefined) st.streams++;
+    if (down.closed || down.destroyed) {
+      // Reset by the client before it reached us: nothing to route, nothing to forward.
+      const ls = this.listenerStats;
+      ls.rqRxReset.inc();
+      ls.rqRxResetUnforwarded.inc();
+      this.onClientReset(session, this.opts.clock.now());
+      return;
+    }
+    // A header field nghttp2 dropped for a forbidden byte makes the request malformed: a stream
+    // error (the connection stays up for the other streams).
+    const guard = session[kGuard];
+    if (guard !== undefined && guard.takeMalformed(down.id!)) {
+      this.listenerStats.rqMalformed.inc();
+      down.close(NGHTTP2_PROTOCOL_ERROR);
+      return;
+    }
     const grpc = isGrpcContentType(headers['content-type']);
     const authority = (headers[':authority'] ?? headers['host'] ?? '') as string;
     const path = (headers[':path'] ?? '/') as string;
@@ -324,7 +357,7 @@ export class ConnectionManager {
     if (method === 'CONNECT') { replyH2(down, grpc, LOCAL_REPLIES.badRequest, 'CONNECT is not supported'); return; }
     const sel = this.select(authority, path, method, headers);
     if ('reply' in sel) { replyH2(down, grpc, sel.reply, sel.detail); return; }
-    const out = upstreamHeaders(headers, down.session?.socket?.remoteAddress, this.opts.policy);
+    const out = upstreamHeaders(headers, session[kPeer], this.opts.policy);
     applyRequestHeaderOps(out, sel.entry);
     // Expect: 100-continue is answered here (the upstream request does not carry it).
     const expect = headers['expect'];
@@ -394,7 +427,14 @@ type Keepalive = http2.ServerHttp2Session & { [kKeepaliveTimeout]?: number };
 /** Per downstream HTTP/2 session: requests opened and premature resets, for the rapid-reset rule. */
 const kResets = Symbol('skein.resets');
 const kCmOfSession = Symbol('skein.cm');
-type EdgeSession = http2.Http2Session & { [kResets]?: { streams: number; premature: number }; [kCmOfSession]?: ConnectionManager };
+const kGuard = Symbol('skein.guard');
+const kPeer = Symbol('skein.peer');
+const kDestroying = Symbol('skein.destroying');
+type EdgeSession = http2.Http2Session & { [kDestroying]?: boolean; [kResets]?: { streams: number; premature: number }; [kCmOfSession]?: ConnectionManager; [kGuard]?: H2HeaderGuard; [kPeer]?: string };
+
+function destroyLater(session: EdgeSession, error: Error): void {
+  if (!session.destroyed) sessionDestroy!.call(session, error, NGHTTP2_PROTOCOL_ERROR);
+}
 
 /** nghttp2's NGHTTP2_ERR_PROTO: the peer broke the protocol (a connection error). */
 const NGHTTP2_ERR_PROTO = -505;
@@ -410,8 +450,12 @@ let sessionDestroy: ((this: http2.Http2Session, error?: Error, code?: number) =>
  */
 function destroyWithProtocolCode(this: EdgeSession, error?: Error, code?: number): void {
   if (code === undefined && error != null && (error as NodeJS.ErrnoException).code === 'ERR_HTTP2_ERROR' && (error as NodeJS.ErrnoException).errno === NGHTTP2_ERR_PROTO) {
-    if (!this.destroyed) this[kCmOfSession]?.listenerStats.cxProtocolError.inc();
-    sessionDestroy!.call(this, error, NGHTTP2_PROTOCOL_ERROR);
+    if (this.destroyed || this[kDestroying] === true) return;
+    this[kDestroying] = true;
+    this[kCmOfSession]?.listenerStats.cxProtocolError.inc();
+    // Not at once: Node calls this while nghttp2 is still reading the peer's bytes, and over the
+    // header guard's socket an immediate destroy drops the GOAWAY nghttp2 has queued.
+    setImmediate(destroyLater, this, error);
     return;
   }
   sessionDestroy!.call(this, error, code);
