@@ -23,6 +23,7 @@ import type { AppHealthSettings } from './app-health';
 import { DEFAULT_APP_HEALTH } from './app-health-settings';
 import { installFastAsyncResourceBind } from './runtime/async-resource-bind';
 import { SKEIN_VERSION } from '../../shared/src/paths';
+import type { DownstreamSettings } from './http/downstream-settings';
 
 export interface SidecarOptions {
   xdsServer: string;
@@ -42,6 +43,8 @@ export interface SidecarOptions {
   appHealth?: AppHealthSettings;
   /** Request-body bytes kept for retries (default 65536). */
   retryBufferBytes?: number;
+  /** Downstream limits and timeouts of both listeners (downstream-settings.ts; defaults DEFAULT_DOWNSTREAM). */
+  downstream?: Partial<DownstreamSettings>;
   /** The LDS listener whose routes the outbound port serves. Default skein.outbound. */
   outboundListener?: string;
   /**
@@ -81,7 +84,7 @@ export class Sidecar {
     this.clock = opts.clock ?? systemClock;
     this.stats = new Stats({ clock: this.clock, ...(opts.statsRetentionMs !== undefined ? { retentionMs: opts.statsRetentionMs } : {}) });
     this.stats.setLiveness((scope) => this.statsScopeLive(scope));
-    this.outbound = connectionManager({ name: 'outbound', stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}) });
+    this.outbound = connectionManager({ name: 'outbound', stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}), ...(opts.downstream !== undefined ? { downstream: opts.downstream } : {}) });
   }
 
   static async start(opts: SidecarOptions): Promise<Sidecar> {
@@ -160,7 +163,7 @@ export class Sidecar {
     const host = listen.slice(0, i).replace(/^\[(.*)\]$/, '$1');
     const port = Number(listen.slice(i + 1));
     if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new MeshError(ErrorCodes.VALIDATION, `${flag}: "${listen}" must be host:port`);
-    const server = sniffingServer(cm.h1, cm.h2);
+    const server = sniffingServer(cm.h1, cm.h2, { wrapH2: cm.wrapH2Socket });
     const ls = cm.listenerStats;
     server.on('connection', (socket: net.Socket) => {
       ls.cxTotal.inc();
@@ -191,7 +194,7 @@ export class Sidecar {
     // Connect failures of real requests to the app reach AppHealth (the inbound cluster has no outlier detection).
     cluster.outlier = this.appHealth;
     // Inbound keeps the caller's attempt count (the client sidecar's).
-    this.inbound = connectionManager({ name: 'inbound', stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}) });
+    this.inbound = connectionManager({ name: 'inbound', stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.downstream !== undefined ? { downstream: o.downstream } : {}) });
     const routes = inboundRouteTable('skein.inbound');
     this.inbound.snapshot = routerSnapshot(routes, new Map([['skein.inbound', cluster]]));
     this.inboundRoutes = routes.routeNames();
@@ -314,6 +317,24 @@ export class Sidecar {
     return { ok: true };
   }
 
+  /**
+   * `cluster.<c>.upstream_cx_active`: the upstream connections the cluster's pools hold open now,
+   * as /clusters shows them (HTTP/2 sessions past their connect, HTTP/1.1 connections). Read from
+   * the pools when /stats is read, not kept on every connect and close.
+   */
+  refreshConnectionGauges(): void {
+    for (const c of [...this.clusters.values(), ...this.inboundClusters()]) {
+      if (c.stats === undefined) continue;
+      let open = 0;
+      for (const h of c.allHosts()) {
+        const p = c.poolStats(h) as { sessions?: number; connecting?: number; connected?: number } | undefined;
+        if (p === undefined) continue;
+        open += p.connected ?? (p.sessions ?? 0) - (p.connecting ?? 0);
+      }
+      c.stats.cxActive.value = open;
+    }
+  }
+
   private async startAdmin(): Promise<void> {
     this.admin = new AdminServer({
       ready: () => this.ready(),
@@ -325,6 +346,7 @@ export class Sidecar {
       })),
       stats: this.stats,
       memory: () => ({ clusters: this.clusters.size, routes: this.liveRoutes.size, statScopes: this.stats.scopeCount, statScopesRetained: this.stats.retainedCount }),
+      beforeStats: () => this.refreshConnectionGauges(),
     });
     const l = this.opts.adminListen;
     const i = l.lastIndexOf(':');

@@ -18,6 +18,8 @@ export interface AdminProviders {
   stats: Stats;
   /** Counts of what the proxy holds (clusters, stat scopes), shown by /memory with the process's memory. */
   memory?: () => Record<string, unknown>;
+  /** Brings sampled stats (gauges read from elsewhere) up to date before /stats answers. */
+  beforeStats?: () => void;
 }
 
 type Handler = (url: URL) => Promise<Reply>;
@@ -141,6 +143,7 @@ export class AdminServer {
   }
 
   private stats(url: URL): Reply {
+    this.providers.beforeStats?.();
     const filter = url.searchParams.get('filter') ?? undefined;
     const format = url.searchParams.get('format') ?? 'json';
     if (format === 'text') return { status: 200, body: this.providers.stats.text(filter), text: true };

@@ -5,6 +5,7 @@ import { API_FLAG, intFlag, optStr, str } from '../../../shared/src/cli/args';
 import { configureRe2, MAX_RE2_PROGRAM_SIZE } from '../../../shared/src/re2';
 import { APP_HEALTH_DEFAULTS, parseAppHealthCheck } from '../app-health-settings';
 import type { Command } from '../../../shared/src/cli/command';
+import { DOWNSTREAM_FLAGS, parseDownstreamFlags } from '../http/downstream-settings';
 
 export const sidecar: Command = {
   spec: {
@@ -34,6 +35,7 @@ export const sidecar: Command = {
       { name: 'regex-max-program-size', type: 'string', value: 'N', default: String(MAX_RE2_PROGRAM_SIZE), help: 'the largest RE2 program a route regex may compile to (Envoy\'s max_program_size); a route over it is NACKed (1 to 100000)' },
       { name: 'retry-buffer-bytes', type: 'string', value: 'BYTES', default: '65536', help: 'request-body bytes kept for retries; a larger body is never retried (0: only bodiless requests are retried)' },
       { name: 'stats-retention', type: 'string', value: 'DURATION', default: '60s', help: 'how long the stats of a cluster or route removed from the config stay in /stats before they are dropped (0s: at once; at most 24h)' },
+      ...DOWNSTREAM_FLAGS.map((f) => ({ ...f, type: 'string' as const })),
       { name: 'log-level', type: 'string', value: 'LEVEL', env: 'SKEIN_LOG_LEVEL', default: 'info', help: 'trace, debug, info, warn, error or silent' },
     ],
   },
@@ -63,6 +65,7 @@ export const sidecar: Command = {
     };
     const statsRetentionMs = dur('stats-retention');
     if (statsRetentionMs > 24 * 3600_000) throw new MeshError(ErrorCodes.VALIDATION, `--stats-retention: must be at most 24h, got "${str(p, 'stats-retention')}"`);
+    const downstream = parseDownstreamFlags((name) => optStr(p, name));
     configureRe2({ maxProgramSize: intFlag(p, 'regex-max-program-size', 1, 100_000)! });
     const log = createLogger('skein-sidecar', level);
     const { Sidecar } = await import('../sidecar');
@@ -72,7 +75,7 @@ export const sidecar: Command = {
       ...(service !== undefined ? { service, app: app!, appProtocol, appHealth } : {}),
       version: str(p, 'version'), outboundListen: str(p, 'outbound-listen'), inboundListen: str(p, 'inbound-listen'),
       advertiseAddress: str(p, 'advertise-address'), adminListen: str(p, 'admin-listen'),
-      leaseTtlMs: dur('lease-ttl'), drainTimeoutMs: dur('drain-timeout'), retryBufferBytes: retryBuffer, statsRetentionMs, log,
+      leaseTtlMs: dur('lease-ttl'), drainTimeoutMs: dur('drain-timeout'), retryBufferBytes: retryBuffer, statsRetentionMs, downstream, log,
     });
     out(JSON.stringify({ ready: true, ...sc.addresses() }));
     await new Promise<void>((resolve) => {

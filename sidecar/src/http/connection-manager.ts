@@ -19,6 +19,28 @@ import type { Cluster } from '../upstream/cluster';
 import type { ListenerContext, Refusal, RouteStatsBundle, RouterSnapshot, Selection } from './listener-context';
 import { ListenerStats, RouteStats } from '../stats/stat-bundles';
 import type { Stats } from '../stats/stats';
+import type { TimerHandle } from '../../../shared/src/clock';
+import { DEFAULT_DOWNSTREAM } from './downstream-settings';
+import type { DownstreamSettings } from './downstream-settings';
+import { hasDuplicateHost } from './request-validation';
+import { GuardedSocket } from '../listener/h2-header-guard';
+import type { H2HeaderGuard } from '../listener/h2-header-guard';
+import type * as net from 'node:net';
+import type { CodecStream } from './downstream';
+import type { IdleWatched } from './listener-context';
+
+const { NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_PROTOCOL_ERROR } = http2.constants;
+
+/**
+ * The rapid-reset rule (CVE-2023-44487), per downstream HTTP/2 connection, as Envoy's
+ * premature-reset check: a reset is premature when the client resets a request within
+ * PREMATURE_RESET_MS (on the injected clock) of its start, before its response ended. Once a
+ * connection has PREMATURE_RESET_MIN premature resets and they are at least half of the
+ * requests it opened, it is closed with GOAWAY ENHANCE_YOUR_CALM
+ * (`listener.<l>.downstream_cx_rapid_reset`). Its other streams end with it.
+ */
+export const PREMATURE_RESET_MS = 1000;
+export const PREMATURE_RESET_MIN = 100;
 
 export type { RouterSnapshot, Selection } from './listener-context';
 
@@ -51,6 +73,8 @@ export interface ConnectionManagerOptions {
   refuseUnforwarded?: boolean;
   /** Honour an incoming grpc-timeout (shrunk by the time already spent). Default true. */
   honorGrpcTimeout?: boolean;
+  /** Downstream limits and timeouts (downstream-settings.ts); each defaults to DEFAULT_DOWNSTREAM's. */
+  downstream?: Partial<DownstreamSettings>;
 }
 
 /**
@@ -77,6 +101,15 @@ export class ConnectionManager implements ListenerContext {
   private readonly ctx: PickContext = { hash: undefined, tried: undefined, now: 0 };
   readonly listenerStats: ListenerStats;
   private readonly routeStatsByName = new Map<string, RouteStatsBundle>();
+  /** The downstream limits and timeouts in force. */
+  readonly downstream: Readonly<DownstreamSettings>;
+  /** HTTP/2 requests routed this turn of the event loop, started at its end (see queueStart). */
+  private startQueue: CodecStream[] = [];
+  private startScheduled = false;
+  /** Requests watched by the stream idle timeout, and the one sweep timer over them. */
+  private readonly idleWatched = new Set<IdleWatched>();
+  private idleTimer: TimerHandle | undefined;
+  private readonly idleSweepMs: number;
 
   constructor(readonly opts: ConnectionManagerOptions) {
     this.rand = opts.random ?? Math.random;
@@ -86,24 +119,70 @@ export class ConnectionManager implements ListenerContext {
     this.honorGrpcTimeout = opts.honorGrpcTimeout !== false;
     this.retryBufferBytes = opts.retryBufferBytes ?? DEFAULT_RETRY_BUFFER_BYTES;
     this.listenerStats = new ListenerStats(opts.stats, opts.name);
+    const ds: DownstreamSettings = { ...DEFAULT_DOWNSTREAM };
+    for (const [k, v] of Object.entries(opts.downstream ?? {})) if (v !== undefined) (ds as unknown as Record<string, number>)[k] = v;
+    this.downstream = ds;
+    this.idleSweepMs = Math.max(1, Math.min(1000, Math.floor(ds.streamIdleTimeoutMs / 4)));
     this.h2 = http2.createServer({
       // Large messages: generous windows so one stream is not throttled to 64 KiB in flight.
-      settings: { initialWindowSize: 1 << 20, maxConcurrentStreams: 1000 },
+      // SETTINGS_MAX_CONCURRENT_STREAMS: a peer that opens more is a connection error for
+      // nghttp2 (GOAWAY PROTOCOL_ERROR, see destroyWithProtocolCode).
+      settings: { initialWindowSize: 1 << 20, maxConcurrentStreams: ds.maxConcurrentStreams },
       maxSessionMemory: 64,
     });
-    this.h2.on('stream', (stream, headers) => this.onH2Stream(stream, headers));
     this.h2.on('session', (s: http2.ServerHttp2Session) => {
       this.sessions.add(s);
       s.once('close', () => this.sessions.delete(s));
       (s as Keepalive)[kKeepaliveTimeout] = opts.keepaliveTimeoutMs ?? 5000;
+      (s as EdgeSession)[kResets] = { streams: 0, premature: 0 };
+      (s as EdgeSession)[kCmOfSession] = this;
+      // The socket Node got: a GuardedSocket (wrapped by Node in its JSStreamSocket, `.stream`) or a net.Socket.
+      const sock = s.socket as unknown as { stream?: unknown; remoteAddress?: string } | undefined;
+      const guarded = sock?.stream instanceof GuardedSocket ? sock.stream : undefined;
+      (s as EdgeSession)[kGuard] = guarded?.guard;
+      (s as EdgeSession)[kPeer] = guarded?.remoteAddress ?? sock?.remoteAddress;
+      sessionDestroy ??= (Object.getPrototypeOf(s) as http2.Http2Session).destroy;
+      s.destroy = destroyWithProtocolCode;
       s.setTimeout(opts.keepaliveIdleMs ?? 10_000);
       s.on('timeout', onSessionIdle);
+      // Per session, so the handler knows its session: a stream the client reset in the same
+      // read as its HEADERS arrives already closed, and a closed stream no longer names it.
+      s.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.onH2Stream(stream, headers, s as EdgeSession));
     });
     this.h2.on('sessionError', () => undefined);
-    this.h1 = http.createServer({ keepAlive: true, requestTimeout: 0, headersTimeout: 30_000, maxHeaderSize: 64 * 1024 }, (req, res) => this.onH1Request(req, res));
-    this.h1.on('connection', (socket: Duplex) => { this.h1Sockets.add(socket); socket.once('close', () => this.h1Sockets.delete(socket)); });
+    this.h1 = http.createServer({
+      keepAlive: true, requestTimeout: 0, maxHeaderSize: 64 * 1024,
+      // Node checks the head timeout of every connection it tracks on this interval.
+      headersTimeout: ds.requestHeadersTimeoutMs,
+      connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(ds.requestHeadersTimeoutMs / 4) || 1000)),
+    }, (req, res) => this.onH1Request(req, res));
+    // Keep-alive idle: Node closes a connection this long after its last response (0: never).
+    this.h1.keepAliveTimeout = ds.http1IdleTimeoutMs;
+    this.h1.on('connection', (socket: Duplex) => {
+      this.h1Sockets.add(socket);
+      (socket as H1Socket)[kCm] = this;
+      socket.on('timeout', onH1SocketTimeout);
+      socket.once('close', () => this.h1Sockets.delete(socket));
+    });
     this.h1.on('upgrade', (req: http.IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) => tunnelUpgrade(this, req, socket, head));
-    this.h1.on('clientError', (_err, socket) => { if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n'); else socket.destroy(); });
+    this.h1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
+    // Node tracks connections for headersTimeout only once its server emits 'listening', and
+    // this one never listens (the listener hands it sockets): without this the head timeout
+    // never fires.
+    if (ds.requestHeadersTimeoutMs > 0) this.h1.emit('listening');
+  }
+
+  /**
+   * Node's HTTP/1.1 parser refused a connection's bytes, or a request head took longer than the
+   * request headers timeout: 400 or 408 with the reason, and the connection closes.
+   */
+  private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    if (timeout) this.listenerStats.rqHeaderTimeout.inc();
+    else if (typeof err.code === 'string' && err.code.startsWith('HPE_')) this.listenerStats.rqMalformed.inc();
+    const res = (socket as { _httpMessage?: http.ServerResponse | null })._httpMessage;
+    if (!socket.writable || (res != null && res.headersSent) || err.code === 'ECONNRESET') { socket.destroy(); return; }
+    socket.end(timeout ? H1_HEADERS_TIMEOUT_REPLY : H1_BAD_REQUEST_REPLY);
   }
 
   /**
@@ -115,6 +194,10 @@ export class ConnectionManager implements ListenerContext {
   closeConnections(): void {
     for (const s of this.sessions) s.destroy();
     for (const s of this.h1Sockets) s.destroy();
+    // Stops Node's connection-checking interval (started by the 'listening' emitted above).
+    this.h1.close(() => undefined);
+    this.idleTimer?.cancel();
+    this.idleTimer = undefined;
   }
 
   /**
@@ -172,8 +255,90 @@ export class ConnectionManager implements ListenerContext {
     return ctx;
   }
 
-  private onH2Stream(down: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+  /**
+   * An HTTP/2 request starts at the end of this turn of the event loop, not at once: a client
+   * that sends HEADERS and RST_STREAM together (rapid reset) has its reset read in the same turn,
+   * and a request whose downstream is already gone is never sent upstream. One queue and one
+   * setImmediate per turn, not per request.
+   */
+  private queueStart(s: CodecStream): void {
+    this.startQueue.push(s);
+    if (this.startScheduled) return;
+    this.startScheduled = true;
+    setImmediate(this.flushStarts);
+  }
+
+  private readonly flushStarts = (): void => {
+    this.startScheduled = false;
+    const q = this.startQueue;
+    this.startQueue = [];
+    for (let i = 0; i < q.length; i++) q[i]!.startQueued();
+  };
+
+  /** Watches a request for the stream idle timeout (until unwatchIdle, at its finish). */
+  watchIdle(s: IdleWatched): void {
+    if (this.downstream.streamIdleTimeoutMs <= 0) return;
+    this.idleWatched.add(s);
+    if (this.idleTimer === undefined) this.idleTimer = this.opts.clock.setTimer(this.idleSweepMs, this.sweepIdle);
+  }
+
+  unwatchIdle(s: IdleWatched): void { this.idleWatched.delete(s); }
+
+  /**
+   * Every idleSweepMs (a quarter of the timeout, at most 1 s) while requests are open: a request
+   * whose activity count has not moved for the stream idle timeout is ended. So a request is
+   * ended between the timeout and the timeout plus one sweep after its last activity.
+   */
+  private readonly sweepIdle = (): void => {
+    this.idleTimer = undefined;
+    const now = this.opts.clock.now();
+    const timeout = this.downstream.streamIdleTimeoutMs;
+    for (const s of this.idleWatched) s.checkIdle(now, timeout);
+    if (this.idleWatched.size > 0) this.idleTimer = this.opts.clock.setTimer(this.idleSweepMs, this.sweepIdle);
+  };
+
+  /**
+   * The client reset (or abandoned) an HTTP/2 request that started at `startedAtMs`: counts a
+   * premature reset and closes the connection once the rapid-reset rule says so.
+   */
+  onClientReset(session: http2.Http2Session | undefined, startedAtMs: number): void {
+    if (session === undefined || session.destroyed) return;
+    const st = (session as EdgeSession)[kResets];
+    if (st === undefined || this.opts.clock.now() - startedAtMs >= PREMATURE_RESET_MS) return;
+    st.premature++;
+    if (st.premature < PREMATURE_RESET_MIN || st.premature * 2 < st.streams) return;
+    this.listenerStats.cxRapidReset.inc();
+    this.opts.log.warn({ listener: this.opts.name, peer: (session as EdgeSession)[kPeer], prematureResets: st.premature, streams: st.streams }, 'closing a connection whose client resets its requests at once (rapid reset): GOAWAY ENHANCE_YOUR_CALM');
+    // With an error (reported to 'sessionError', ignored) so Node sends this code, not NO_ERROR.
+    session.destroy(new Error('rapid reset: too many premature stream resets'), NGHTTP2_ENHANCE_YOUR_CALM);
+  }
+
+  /**
+   * What the listener hands Node's HTTP/2 server for a new connection: the socket behind the
+   * header-field guard (RFC 9113 8.2.1, listener/h2-header-guard.ts).
+   */
+  readonly wrapH2Socket = (socket: net.Socket): GuardedSocket => new GuardedSocket(socket);
+
+  private onH2Stream(down: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, session: EdgeSession): void {
     down.on('error', ignore);
+    const st = session[kResets];
+    if (st !== undefined) st.streams++;
+    if (down.closed || down.destroyed) {
+      // Reset by the client before it reached us: nothing to route, nothing to forward.
+      const ls = this.listenerStats;
+      ls.rqRxReset.inc();
+      ls.rqRxResetUnforwarded.inc();
+      this.onClientReset(session, this.opts.clock.now());
+      return;
+    }
+    // A header field nghttp2 dropped for a forbidden byte makes the request malformed: a stream
+    // error (the connection stays up for the other streams).
+    const guard = session[kGuard];
+    if (guard !== undefined && guard.takeMalformed(down.id!)) {
+      this.listenerStats.rqMalformed.inc();
+      down.close(NGHTTP2_PROTOCOL_ERROR);
+      return;
+    }
     const grpc = isGrpcContentType(headers['content-type']);
     const authority = (headers[':authority'] ?? headers['host'] ?? '') as string;
     const path = (headers[':path'] ?? '/') as string;
@@ -181,14 +346,25 @@ export class ConnectionManager implements ListenerContext {
     if (method === 'CONNECT') { replyH2(down, grpc, LOCAL_REPLIES.badRequest, 'CONNECT is not supported'); return; }
     const entry = this.match(authority, path, method, headers);
     if ('reply' in entry) { replyH2(down, grpc, entry.reply, entry.detail); return; }
-    const out = upstreamHeaders(headers, down.session?.socket?.remoteAddress, this.opts.policy);
-    new H2Downstream(this, this.snapshot, entry, grpc, method, path, authority, out, headers, down).start();
+    const out = upstreamHeaders(headers, session[kPeer], this.opts.policy);
+    // Expect: 100-continue is answered here (the upstream request does not carry it).
+    const expect = headers['expect'];
+    if (expect !== undefined && !down.endAfterHeaders && typeof expect === 'string' && expect.toLowerCase() === '100-continue') {
+      try { down.additionalHeaders({ ':status': 100 }); } catch { /* the stream is gone */ }
+    }
+    this.queueStart(new H2Downstream(this, this.snapshot, entry, grpc, method, path, authority, out, headers, down, session));
   }
 
   private onH1Request(req: http.IncomingMessage, res: http.ServerResponse): void {
     req.on('error', ignore);
     res.on('error', ignore);
     const grpc = isGrpcContentType(req.headers['content-type']);
+    if (hasDuplicateHost(req.rawHeaders)) {
+      this.listenerStats.rqMalformed.inc();
+      res.shouldKeepAlive = false;
+      replyH1(res, grpc, LOCAL_REPLIES.badRequest, 'the request has more than one Host header (RFC 9112 3.2)');
+      return;
+    }
     const authority = req.headers.host ?? '';
     const path = req.url ?? '/';
     const method = req.method ?? 'GET';
@@ -287,3 +463,52 @@ function requestHash(entry: RouteEntry, headers: http.IncomingHttpHeaders): numb
   return undefined;
 }
 
+/** Per downstream HTTP/2 session: requests opened and premature resets, for the rapid-reset rule. */
+const kResets = Symbol('skein.resets');
+const kCmOfSession = Symbol('skein.cm');
+const kGuard = Symbol('skein.guard');
+const kPeer = Symbol('skein.peer');
+const kDestroying = Symbol('skein.destroying');
+type EdgeSession = http2.Http2Session & { [kDestroying]?: boolean; [kResets]?: { streams: number; premature: number }; [kCmOfSession]?: ConnectionManager; [kGuard]?: H2HeaderGuard; [kPeer]?: string };
+
+function destroyLater(session: EdgeSession, error: Error): void {
+  if (!session.destroyed) sessionDestroy!.call(session, error, NGHTTP2_PROTOCOL_ERROR);
+}
+
+/** nghttp2's NGHTTP2_ERR_PROTO: the peer broke the protocol (a connection error). */
+const NGHTTP2_ERR_PROTO = -505;
+/** Node's own Http2Session.prototype.destroy (the class is not exported: taken from the first session). */
+let sessionDestroy: ((this: http2.Http2Session, error?: Error, code?: number) => void) | undefined;
+
+/**
+ * A downstream session's destroy(): when nghttp2 finds a connection error in the peer's bytes
+ * (bad frames, or a HEADERS beyond our SETTINGS_MAX_CONCURRENT_STREAMS, which nghttp2 treats as
+ * a connection error), Node destroys the session as an INTERNAL_ERROR, telling the peer the
+ * fault is ours. It is the peer's: the GOAWAY says PROTOCOL_ERROR, and
+ * `listener.<l>.downstream_cx_protocol_error` counts it.
+ */
+function destroyWithProtocolCode(this: EdgeSession, error?: Error, code?: number): void {
+  if (code === undefined && error != null && (error as NodeJS.ErrnoException).code === 'ERR_HTTP2_ERROR' && (error as NodeJS.ErrnoException).errno === NGHTTP2_ERR_PROTO) {
+    if (this.destroyed || this[kDestroying] === true) return;
+    this[kDestroying] = true;
+    this[kCmOfSession]?.listenerStats.cxProtocolError.inc();
+    // Not at once: Node calls this while nghttp2 is still reading the peer's bytes, and over the
+    // header guard's socket an immediate destroy drops the GOAWAY nghttp2 has queued.
+    setImmediate(destroyLater, this, error);
+    return;
+  }
+  sessionDestroy!.call(this, error, code);
+}
+const kCm = Symbol('skein.cm');
+type H1Socket = Duplex & { [kCm]?: ConnectionManager };
+
+const H1_BAD_REQUEST_REPLY = 'HTTP/1.1 400 Bad Request\r\nx-skein-reason: bad_request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
+const H1_HEADERS_TIMEOUT_REPLY = 'HTTP/1.1 408 Request Timeout\r\nx-skein-reason: request_headers_timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
+
+/**
+ * An HTTP/1.1 socket's timeout: Node arms it only for the keep-alive wait after a response
+ * (keepAliveTimeout), and closes the connection itself; this counts it.
+ */
+function onH1SocketTimeout(this: H1Socket): void {
+  this[kCm]?.listenerStats.cxIdleTimeout.inc();
+}

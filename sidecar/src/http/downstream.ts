@@ -15,7 +15,8 @@ import type { RouteEntry } from '../route/route-table';
 import type { Cluster } from '../upstream/cluster';
 import { ActiveStream } from './active-stream';
 import type { ListenerContext, RouteStatsBundle, RouterSnapshot, Selection } from './listener-context';
-import { replyH1, replyH2 } from './local-reply';
+import { LOCAL_REPLIES, replyH1, replyH2 } from './local-reply';
+import { closeUnfinishedRequest } from './h2-stream-end';
 import type { LocalReply } from './local-reply';
 import { RouterFilter } from './router-filter';
 
@@ -37,6 +38,11 @@ export interface Downstream {
   readonly heldMs: number;
   /** HTTP/2 downstream (it can carry trailers after a response). */
   readonly h2: boolean;
+  /**
+   * Bytes moved either way (request body chunks, the response head, response body chunks): the
+   * stream idle timeout ends a request whose count has not moved for the listener's timeout.
+   */
+  activity: number;
   /** The request body, or undefined when it has none. */
   readonly body: Readable | undefined;
   /** The response body goes here. */
@@ -54,6 +60,14 @@ export interface Downstream {
   localReply(reply: LocalReply, detail: string, attempts: number): void;
   /** HTTP/2: RST_STREAM REFUSED_STREAM (the caller may retry elsewhere), true. HTTP/1.1: false. */
   refuseStream(): boolean;
+  /**
+   * The stream idle timeout's answer: `reply` (408) before the response started; a request body
+   * the client has not finished is cut too (HTTP/2: RST_STREAM NO_ERROR after the reply, RFC 9113
+   * 8.1; HTTP/1.1: the connection closes after it).
+   */
+  idleReply(reply: LocalReply, detail: string, attempts: number, bodyEnded: boolean): void;
+  /** The client reset or abandoned the request (`unforwarded`: no attempt started): counted, and the rapid-reset rule told. */
+  clientGone(unforwarded: boolean): void;
   /** The response filters (the header mutation...), last first. */
   encodeHeaders(headers: HeaderBag): void;
   finish(status: number, grpcStatus: number, cluster: Cluster | undefined): void;
@@ -66,12 +80,70 @@ const WAIT_FOR_TRAILERS: http2.ServerStreamResponseOptions = Object.freeze({ wai
 const END_STREAM: http2.ServerStreamResponseOptions = Object.freeze({ endStream: true });
 const NO_TRAILERS = Object.freeze({ 'grpc-status': '13', 'grpc-message': 'upstream ended the stream without trailers' });
 
-/** The part both codecs share: the router filter's hook-up. */
-abstract class CodecStream extends ActiveStream implements Downstream {
+/** The part both codecs share: the router filter's hook-up, and the stream idle timeout. */
+export abstract class CodecStream extends ActiveStream implements Downstream {
   router: RouterFilter | undefined;
+  activity = 0;
+  private seenActivity = 0;
+  private idleSince = 0;
+  /** When the request arrived, on the injected clock (ms): the rapid-reset rule's "premature". */
+  readonly startedAtMs: number;
   abstract readonly h2: boolean;
   abstract readonly body: Readable | undefined;
   abstract readonly writable: Writable;
+
+  constructor(cm: ListenerContext, snap: RouterSnapshot, route: RouteEntry, grpc: boolean, method: string, path: string, authority: string,
+    requestHeaders: HeaderBag, downstreamHeaders: Readonly<Record<string, string | string[] | undefined>>) {
+    super(cm, snap, route, grpc, method, path, authority, requestHeaders, downstreamHeaders);
+    this.startedAtMs = this.idleSince = cm.clock.now();
+  }
+
+  /**
+   * The connection manager's deferred start (HTTP/2: the end of the event-loop turn the request
+   * arrived in): a request whose client already reset it is not forwarded.
+   */
+  startQueued(): void {
+    if (this.done) return;
+    if (this.writable.destroyed || (this.h2 && (this.writable as http2.ServerHttp2Stream).closed)) {
+      // Never started: nothing counted as active, nothing to finish.
+      this.clientGone(true);
+      this.done = true;
+      return;
+    }
+    this.start();
+  }
+
+  /** Called by the connection manager's idle sweep. */
+  checkIdle(now: number, timeoutMs: number): void {
+    if (this.activity !== this.seenActivity) {
+      this.seenActivity = this.activity;
+      this.idleSince = now;
+      return;
+    }
+    if (now - this.idleSince < timeoutMs || this.done) return;
+    this.cm.listenerStats.rqIdleTimeout.inc();
+    const detail = `no request or response activity for ${timeoutMs}ms (the listener's stream idle timeout)`;
+    const r = this.router;
+    if (r !== undefined) { r.onIdleTimeout(detail); return; }
+    this.idleReply(LOCAL_REPLIES.streamIdleTimeout, detail, 0, this.body === undefined);
+    this.cm.countLocalReply(this.stats, LOCAL_REPLIES.streamIdleTimeout);
+    this.finish(0, -1, undefined);
+  }
+
+  override finish(status: number, grpcStatus: number, cluster: Cluster | undefined): void {
+    if (this.done) return;
+    this.cm.unwatchIdle(this);
+    super.finish(status, grpcStatus, cluster);
+  }
+
+  clientGone(unforwarded: boolean): void {
+    const ls = this.cm.listenerStats;
+    ls.rqRxReset.inc();
+    if (unforwarded) ls.rqRxResetUnforwarded.inc();
+    if (this.h2) this.cm.onClientReset((this as unknown as H2Downstream).session, this.startedAtMs);
+  }
+
+  abstract idleReply(reply: LocalReply, detail: string, attempts: number, bodyEnded: boolean): void;
 
   protected forward(sel: Selection): void {
     const r = new RouterFilter(this, sel);
@@ -92,6 +164,7 @@ abstract class CodecStream extends ActiveStream implements Downstream {
   protected pauseBody(): void { /* the body is read only once the router reads it */ }
 
   protected watchDownstream(): void {
+    this.cm.watchIdle(this);
     const w = this.writable as Tagged<Writable>;
     w[kStream] = this;
     w.on('close', onDownClose);
@@ -101,7 +174,7 @@ abstract class CodecStream extends ActiveStream implements Downstream {
   onClose(): void {
     if (this.done) return;
     const r = this.router;
-    if (r === undefined) { this.onGoneBeforeRouter(); return; }
+    if (r === undefined) { this.clientGone(true); this.onGoneBeforeRouter(); return; }
     r.onDownstreamClose();
   }
 
@@ -120,13 +193,16 @@ export class H2Downstream extends CodecStream {
   trailers: HeaderBag | undefined;
 
   constructor(cm: ListenerContext, snap: RouterSnapshot, route: RouteEntry, grpc: boolean, method: string, path: string, authority: string,
-    requestHeaders: HeaderBag, downstreamHeaders: http2.IncomingHttpHeaders, readonly stream: http2.ServerHttp2Stream) {
+    requestHeaders: HeaderBag, downstreamHeaders: http2.IncomingHttpHeaders, readonly stream: http2.ServerHttp2Stream,
+    /** The downstream session (a closed stream no longer names it). */
+    readonly session: http2.Http2Session | undefined) {
     super(cm, snap, route, grpc, method, path, authority, requestHeaders, downstreamHeaders);
     this.body = stream.endAfterHeaders ? undefined : stream;
     this.writable = stream;
   }
 
   respond(status: number, headers: HeaderBag, endStream: boolean, wantTrailers: boolean): boolean {
+    this.activity++;
     const down = this.stream as Tagged<http2.ServerHttp2Stream>;
     if (down.destroyed) return false;
     try {
@@ -143,6 +219,11 @@ export class H2Downstream extends CodecStream {
   reset(code: number): void { if (!this.stream.destroyed) this.stream.close(code); }
 
   localReply(reply: LocalReply, detail: string, attempts: number): void { replyH2(this.stream, this.grpc, reply, detail, attempts); }
+
+  idleReply(reply: LocalReply, detail: string, attempts: number): void {
+    this.localReply(reply, detail, attempts);
+    closeUnfinishedRequest(this.stream);
+  }
 
   refuseStream(): boolean {
     if (!this.stream.destroyed) this.stream.close(NGHTTP2_REFUSED_STREAM);
@@ -166,6 +247,7 @@ export class H1Downstream extends CodecStream {
   }
 
   respond(status: number, headers: HeaderBag, endStream: boolean): boolean {
+    this.activity++;
     const res = this.res;
     if (res.destroyed) return false;
     for (const k of Object.keys(headers)) if (k.charCodeAt(0) === 58 /* ':' */) delete headers[k];
@@ -181,13 +263,22 @@ export class H1Downstream extends CodecStream {
 
   localReply(reply: LocalReply, detail: string, attempts: number): void { replyH1(this.res, this.grpc, reply, detail, attempts); }
 
+  idleReply(reply: LocalReply, detail: string, attempts: number, bodyEnded: boolean): void {
+    if (!bodyEnded) this.res.shouldKeepAlive = false;
+    this.localReply(reply, detail, attempts);
+  }
+
   refuseStream(): boolean { return false; }
 }
 
 // --- shared handlers (this = the stream) -----------------------------------------------------
 
 function onDownClose(this: Tagged<Writable>): void { this[kStream]!.onClose(); }
-function onBodyData(this: Tagged<Readable>, chunk: Buffer): void { this[kStream]!.router?.onBody(chunk); }
+function onBodyData(this: Tagged<Readable>, chunk: Buffer): void {
+  const s = this[kStream]!;
+  s.activity++;
+  s.router?.onBody(chunk);
+}
 function onBodyEnd(this: Tagged<Readable>): void { this[kStream]!.router?.onBodyEnd(); }
 function onDownDrain(this: Tagged<Writable>): void { this[kStream]!.router?.onDownstreamDrain(); }
 

@@ -88,7 +88,9 @@ function onUpResponse(this: Tagged, headers: http2.IncomingHttpHeaders, flags: n
 }
 
 function onUpData(this: Tagged, chunk: Buffer): void {
-  const w = this[kStreamOwner]!.router.down.writable;
+  const down = this[kStreamOwner]!.router.down;
+  down.activity++;
+  const w = down.writable;
   if (w.destroyed || w.writableEnded) return;
   if (!w.write(chunk)) this.pause();
 }

@@ -30,6 +30,9 @@ export interface Selection {
   readonly hash: number | undefined;
 }
 
+/** A request the stream idle timeout watches (downstream.ts). */
+export interface IdleWatched { checkIdle(now: number, timeoutMs: number): void }
+
 /** Why select() found nowhere to send the request (already counted). */
 export interface Refusal { readonly reply: LocalReply; readonly detail: string }
 
@@ -54,6 +57,11 @@ export interface ListenerContext {
   pickContext(entry: RouteEntry, tried: ReadonlySet<Host> | undefined, hash: number | undefined): PickContext;
   routeStats(entry: RouteEntry): RouteStatsBundle;
   countLocalReply(stats: RouteStatsBundle, reply: LocalReply): void;
+  /** The stream idle timeout's watch list (a sweep on the clock; no timer per request). */
+  watchIdle(s: IdleWatched): void;
+  unwatchIdle(s: IdleWatched): void;
+  /** The client reset an HTTP/2 request that arrived at `startedAtMs`: the rapid-reset rule (connection-manager.ts). */
+  onClientReset(session: import('node:http2').Http2Session | undefined, startedAtMs: number): void;
   /** A routed request ended: the route's counters and, when it had a cluster, its backend window. */
   finished(stats: RouteStatsBundle, cluster: Cluster | undefined, startedAt: number, status: number, grpcStatus: number): void;
 }

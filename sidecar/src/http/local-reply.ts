@@ -41,6 +41,8 @@ export const LOCAL_REPLIES = {
   /** Reserved for the authorization filter (RBAC). */
   unauthorized: { reason: 'unauthorized', http: 403, grpc: 7 /* PERMISSION_DENIED */ },
   internal: { reason: 'internal', http: 500, grpc: 13 },
+  /** The request saw no activity either way for the listener's stream idle timeout (Envoy answers 408 too). */
+  streamIdleTimeout: { reason: 'stream_idle_timeout', http: 408, grpc: 4 /* DEADLINE_EXCEEDED */ },
 } as const satisfies Record<string, LocalReply>;
 
 /**

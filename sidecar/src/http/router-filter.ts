@@ -285,6 +285,7 @@ export class RouterFilter implements RouterFilterInterface {
 
   /** A response body chunk pushed by the attempt (HTTP/1.1 upstream); false asks it to pause. */
   onUpstreamData(chunk: Buffer): boolean {
+    this.down.activity++;
     const w = this.down.writable;
     return w.destroyed ? true : w.write(chunk);
   }
@@ -356,8 +357,23 @@ export class RouterFilter implements RouterFilterInterface {
     // request. (Neither rstCode nor writableFinished tells: a destroyed session closes its
     // streams with NO_ERROR, and a closed stream reports its writable side finished.)
     if (this.committed && this.upstream !== undefined && this.upstream.responseEnded) return;
+    this.down.clientGone(this.attempt === 0);
     this.abandonAttempt();
     this.endAttempt(0, 'none');
+    this.finish(0);
+  }
+
+  /**
+   * No activity either way for the listener's stream idle timeout (the connection manager's
+   * sweep): a 408 (gRPC DEADLINE_EXCEEDED) before the response started, else a reset.
+   */
+  onIdleTimeout(detail: string): void {
+    if (this.done) return;
+    this.abandonAttempt();
+    this.endAttempt(0, 'none');
+    if (this.committed) { this.down.reset(NGHTTP2_CANCEL); this.finish(0); return; }
+    this.down.idleReply(LOCAL_REPLIES.streamIdleTimeout, detail, this.attempt, this.bodyEnded);
+    this.down.cm.countLocalReply(this.down.stats, LOCAL_REPLIES.streamIdleTimeout);
     this.finish(0);
   }
 

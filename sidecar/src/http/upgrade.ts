@@ -18,6 +18,8 @@ import { ActiveStream } from './active-stream';
 import type { ConnectionManager } from './connection-manager';
 import type { Selection } from './listener-context';
 import { LOCAL_REPLIES, localReplyForError } from './local-reply';
+import { UNTRUSTED_IDENTITY_HEADERS } from './proxy-headers';
+import { hasDuplicateHost } from './request-validation';
 import type { LocalReply } from './local-reply';
 
 /** Maps a pool error to the local reply it should become (local-reply.ts). */
@@ -26,11 +28,16 @@ export const replyFor = (err: MeshError): LocalReply => localReplyForError(err);
 /** Upgrade (WebSocket): route like any request, run the filters, then splice the two sockets together. */
 export function tunnelUpgrade(hcm: ConnectionManager, req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
   socket.on('error', () => socket.destroy());
+  if (hasDuplicateHost(req.rawHeaders)) { hcm.listenerStats.rqMalformed.inc(); refuse(socket, LOCAL_REPLIES.badRequest); return; }
   const authority = req.headers.host ?? '';
   const entry = hcm.match(authority, req.url ?? '/', req.method ?? 'GET', req.headers);
   if ('reply' in entry) { refuse(socket, entry.reply); return; }
   const headers: Record<string, string | string[] | undefined> = {};
-  for (const k in req.headers) if (k !== 'connection' && k !== 'upgrade') headers[k] = req.headers[k];
+  const untrusted = !hcm.opts.policy.trustForwardedFor;
+  for (const k in req.headers) {
+    if (k === 'connection' || k === 'upgrade' || k === 'expect' || (untrusted && UNTRUSTED_IDENTITY_HEADERS.includes(k))) continue;
+    headers[k] = req.headers[k];
+  }
   new UpgradeStream(hcm, entry, headers, req, socket, head).start();
 }
 
@@ -82,10 +89,13 @@ function openTunnel(stream: UpgradeStream, sel: Selection, req: http.IncomingMes
     stream.finish(status, -1, cluster);
   };
   const exchange = (cluster.pool(host) as H1Pool).request({ method: req.method ?? 'GET', path: req.url ?? '/', headers, body: null, upgrade: String(req.headers.upgrade ?? 'websocket') }, {
-    onHead(s, h) { status = s; socket.write(rawHead(s, h)); },
+    // The upstream did not switch protocols: its answer is the one response, a plain one
+    // (undici has decoded any chunked framing), so it goes out close-delimited.
+    onHead(s, h) { status = s; socket.write(plainResponseHead(s, h)); },
     onData(chunk) { return socket.write(chunk); },
     onEnd() { socket.end(); done('response'); },
     onError(err) {
+      if (ended) return; // the answer is complete: nothing more goes to the caller
       if (gone) { done('none'); return; }
       if (status === 0) refuse(socket, replyFor(err)); else socket.destroy();
       status = 0;
@@ -120,6 +130,22 @@ function refuse(socket: Duplex, r: { reason: string; http: number }): void {
   if (socket.destroyed || !socket.writable) return;
   socket.end(`HTTP/1.1 ${r.http} ${http.STATUS_CODES[r.http] ?? 'Error'}\r\nx-skein-reason: ${r.reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
 }
+
+/**
+ * The head of an upstream's non-101 answer to an Upgrade request: hop-by-hop headers and the
+ * framing undici already decoded (transfer-encoding) removed, `connection: close` added (the
+ * body is delimited by the close, or by its content-length when the upstream sent one).
+ */
+function plainResponseHead(status: number, headers: http.IncomingHttpHeaders): string {
+  let s = `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'Status'}\r\n`;
+  for (const [k, v] of Object.entries(headers)) {
+    if (PLAIN_DROP.has(k)) continue;
+    for (const x of Array.isArray(v) ? v : [v]) if (x !== undefined) s += `${k}: ${x}\r\n`;
+  }
+  return `${s}connection: close\r\n\r\n`;
+}
+
+const PLAIN_DROP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection']);
 
 function rawHead(status: number, headers: http.IncomingHttpHeaders): string {
   let s = `HTTP/1.1 ${status} ${status === 101 ? 'Switching Protocols' : 'Status'}\r\n`;

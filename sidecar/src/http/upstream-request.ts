@@ -49,7 +49,7 @@ export interface RouterFilterInterface {
   /** The attempt broke: refused (not processed) or reset, with or without request bytes sent. */
   onUpstreamReset(refused: boolean, sentBytes: boolean, code: number, detail: string): void;
   /** Where an HTTP/2 response body is written. */
-  readonly down: { readonly writable: Writable };
+  readonly down: { readonly writable: Writable; activity: number };
   onSinkDrain(): void;
 }
 

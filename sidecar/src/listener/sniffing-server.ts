@@ -1,6 +1,7 @@
 import * as net from 'node:net';
 import type * as http from 'node:http';
 import type * as http2 from 'node:http2';
+import type { Duplex } from 'node:stream';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
@@ -12,7 +13,8 @@ const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
  * This is the seam where transparent capture plugs in later: an iptables REDIRECT listener
  * hands its sockets (with their original destination) to the same two servers.
  */
-export function sniffingServer(h1: http.Server, h2: http2.Http2Server, opts: { firstByteTimeoutMs?: number } = {}): net.Server {
+export function sniffingServer(h1: http.Server, h2: http2.Http2Server, opts: { firstByteTimeoutMs?: number; wrapH2?: (socket: net.Socket) => Duplex } = {}): net.Server {
+  const wrapH2 = opts.wrapH2;
   const timeout = opts.firstByteTimeoutMs ?? 10_000;
   return net.createServer({ noDelay: true }, (socket) => {
     socket.setTimeout(timeout, () => socket.destroy());
@@ -29,7 +31,8 @@ export function sniffingServer(h1: http.Server, h2: http2.Http2Server, opts: { f
       socket.unshift(seen);
       if (maybeH2) {
         // The HTTP/2 session drains the socket's buffered bytes itself; resuming would lose them.
-        h2.emit('connection', socket);
+        // `wrapH2` (the header-field guard) reads them, unshifted bytes first, when Node reads it.
+        h2.emit('connection', wrapH2 === undefined ? socket : wrapH2(socket));
       } else {
         h1.emit('connection', socket);
         socket.resume();

@@ -197,12 +197,44 @@ export class ListenerStats {
   readonly rqActive: Gauge;
   /** Requests that matched no virtual host or route (answered 404 before any RouteStats). */
   readonly noRoute: Counter;
+  /**
+   * Requests refused as malformed before routing: an HTTP/2 header field with a byte RFC 9113
+   * 8.2.1 forbids (RST_STREAM PROTOCOL_ERROR), an HTTP/1.1 request with two Host headers or a
+   * head Node's parser rejects (400 bad_request).
+   */
+  readonly rqMalformed: Counter;
+  /** Requests the client reset (HTTP/2 RST_STREAM) or abandoned (closed its connection) before their response ended. */
+  readonly rqRxReset: Counter;
+  /** Of those, requests reset before any upstream request was started for them: never forwarded. */
+  readonly rqRxResetUnforwarded: Counter;
+  /** HTTP/2 connections closed with GOAWAY ENHANCE_YOUR_CALM for too many premature resets (rapid reset, CVE-2023-44487). */
+  readonly cxRapidReset: Counter;
+  /**
+   * HTTP/2 connections closed with GOAWAY PROTOCOL_ERROR for a connection error of the peer's
+   * (including a HEADERS beyond SETTINGS_MAX_CONCURRENT_STREAMS).
+   */
+  readonly cxProtocolError: Counter;
+  /** Requests ended by the stream idle timeout. */
+  readonly rqIdleTimeout: Counter;
+  /** HTTP/1.1 connections closed (408) because a request head was not complete within the request headers timeout. */
+  readonly rqHeaderTimeout: Counter;
+  /** HTTP/1.1 keep-alive connections closed by the idle timeout. */
+  readonly cxIdleTimeout: Counter;
 
   constructor(stats: Stats, readonly name: string) {
-    this.cxTotal = stats.counter(`listener.${name}.downstream_cx_total`);
-    this.cxActive = stats.gauge(`listener.${name}.downstream_cx_active`);
-    this.rqTotal = stats.counter(`listener.${name}.downstream_rq_total`);
-    this.rqActive = stats.gauge(`listener.${name}.downstream_rq_active`);
-    this.noRoute = stats.counter(`listener.${name}.no_route`);
+    const p = `listener.${name}.`;
+    this.cxTotal = stats.counter(`${p}downstream_cx_total`);
+    this.cxActive = stats.gauge(`${p}downstream_cx_active`);
+    this.rqTotal = stats.counter(`${p}downstream_rq_total`);
+    this.rqActive = stats.gauge(`${p}downstream_rq_active`);
+    this.noRoute = stats.counter(`${p}no_route`);
+    this.rqMalformed = stats.counter(`${p}downstream_rq_malformed`);
+    this.rqRxReset = stats.counter(`${p}downstream_rq_rx_reset`);
+    this.rqRxResetUnforwarded = stats.counter(`${p}downstream_rq_rx_reset_unforwarded`);
+    this.cxRapidReset = stats.counter(`${p}downstream_cx_rapid_reset`);
+    this.cxProtocolError = stats.counter(`${p}downstream_cx_protocol_error`);
+    this.rqIdleTimeout = stats.counter(`${p}downstream_rq_idle_timeout`);
+    this.rqHeaderTimeout = stats.counter(`${p}downstream_rq_header_timeout`);
+    this.cxIdleTimeout = stats.counter(`${p}downstream_cx_idle_timeout`);
   }
 }

@@ -7,7 +7,9 @@
  * update that rebuilds a route keeps its counters.
  *
  * Naming scheme (Envoy-like, `<scope>.<object name>.<stat>`, snake_case stat names):
- *   listener.<listener>.downstream_cx_total | downstream_cx_active | downstream_rq_total | no_route
+ *   listener.<listener>.downstream_cx_total | downstream_cx_active | downstream_rq_total | downstream_rq_active | no_route
+ *   listener.<listener>.downstream_rq_malformed | downstream_rq_rx_reset | downstream_rq_rx_reset_unforwarded
+ *   listener.<listener>.downstream_cx_rapid_reset | downstream_cx_protocol_error | downstream_rq_idle_timeout | downstream_rq_header_timeout | downstream_cx_idle_timeout
  *   route.<route>.rq_total | rq_success | rq_error | rq_1xx..rq_5xx | rq_retry | rq_timeout
  *   route.<route>.rq_time                       latency histogram (µs in, ms out)
  *   route.<route>.local_reply.<reason>          one counter per reason (http/local-reply.ts)

@@ -126,6 +126,7 @@ export class Cluster {
     if (!this.resources.tryStartRequest()) { this.stats?.rqOverflow.inc(); return false; }
     host.activeRequests++;
     host.requestsTotal++;
+    if (this.stats !== undefined) this.stats.rqActive.value++;
     return true;
   }
 
@@ -137,6 +138,7 @@ export class Cluster {
    */
   onAttemptEnd(host: Host, report: AttemptReport, status: number, grpcStatus: number, outlierStatus: number, latencyMs: number, now: number): void {
     host.activeRequests--;
+    if (this.stats !== undefined) this.stats.rqActive.value--;
     if (!requestSucceeded(status, grpcStatus)) host.failuresTotal++;
     this.lb.onCallEnded?.(host, latencyMs, now);
     this.stats?.record(status, latencyMs * 1000, now, grpcStatus);
