@@ -86,6 +86,8 @@ export class RouterFilter implements RouterFilterInterface {
 
   /** The response head went downstream: no more retries. */
   committed = false;
+  /** A gRPC response whose head went out over HTTP/2 and whose trailers have not: a break is answered with trailers. */
+  private grpcTrailersPending = false;
   done = false;
   /** The response's HTTP status for stats; 0 = no response. */
   private status = 0;
@@ -274,6 +276,7 @@ export class RouterFilter implements RouterFilterInterface {
     this.down.encodeHeaders(out);
     out[ATTEMPT_COUNT_HEADER] = attemptString(this.attempt);
     const wantTrailers = this.down.h2 && (this.down.grpc || isGrpcContentType(headers['content-type'] as string | undefined));
+    this.grpcTrailersPending = wantTrailers && !endStream;
     if (!this.down.respond(status, out, endStream, wantTrailers)) {
       // The downstream is gone: cut the attempt too.
       this.abandonAttempt();
@@ -291,6 +294,7 @@ export class RouterFilter implements RouterFilterInterface {
   }
 
   onUpstreamTrailers(trailers: HeaderBag): void {
+    this.grpcTrailersPending = false;
     const t = hasHopByHop(trailers) ? downstreamHeaders(trailers as import('node:http').IncomingHttpHeaders) as HeaderBag : trailers;
     const g = trailers['grpc-status'];
     if (this.down.grpc && g !== undefined) {
@@ -316,9 +320,29 @@ export class RouterFilter implements RouterFilterInterface {
    */
   onUpstreamReset(refused: boolean, sentBytes: boolean, code: number, detail: string): void {
     this.upstream = undefined;
-    if (this.committed) { this.down.reset(code); this.complete(0, 'reset'); return; }
+    if (this.committed) {
+      if (this.grpcTrailersPending && this.endWithUnavailable(detail)) { this.complete(0, 'reset'); return; }
+      this.down.reset(code);
+      this.complete(0, 'reset');
+      return;
+    }
     this.endAttempt(0, refused ? 'none' : 'reset');
     this.attemptFailed(refused ? REFUSED : sentBytes ? RESET_SENT : RESET_UNSENT, LOCAL_REPLIES.upstreamReset, detail);
+  }
+
+  /**
+   * A gRPC response broke after its head went out (the upstream reset or died): it cannot be
+   * retried, but rather than a bare RST_STREAM (which gRPC clients report as INTERNAL with no
+   * reason) the caller gets its trailers: UNAVAILABLE, which client retry policies treat as
+   * retryable, with x-skein-reason upstream_reset. False if the downstream is gone.
+   */
+  private endWithUnavailable(detail: string): boolean {
+    const w = this.down.writable;
+    if (w.destroyed || w.writableEnded) return false;
+    this.grpcTrailersPending = false;
+    this.down.setTrailers({ 'grpc-status': '14', 'grpc-message': encodeURIComponent(`upstream reset mid-response: ${detail}`), 'x-skein-reason': LOCAL_REPLIES.upstreamReset.reason });
+    w.end();
+    return true;
   }
 
   // --- the downstream ------------------------------------------------------------------------
