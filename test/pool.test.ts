@@ -187,9 +187,11 @@ describe('H2Pool', () => {
 
   it('connect refused fails every queued request with UPSTREAM_CONNECT_FAILURE; during the reconnect backoff requests fail at once without dialling; after it the next request reconnects', async () => {
     const clock = new FakeClock();
-    const pool = new H2Pool({ address: HOST, port: await closedPort() }, { clock });
+    const ev = countingEvents();
+    const pool = new H2Pool({ address: HOST, port: await closedPort() }, { clock, connectionEvents: ev });
     try {
       const errs = await Promise.all([h2error(pool), h2error(pool), h2error(pool)]);
+      assert.deepEqual([ev.attempts, ev.failures], [1, 1], 'the cluster hears of the attempt and its failure (upstream_cx_total, upstream_cx_connect_fail)');
       for (const e of errs) assertCode(e, ErrorCodes.UPSTREAM_CONNECT_FAILURE, /ECONNREFUSED/);
       assert.equal(httpStatusOf(errs[0]), 503);
       assert.deepEqual([pool.stats().sessions, pool.stats().connectsTotal, pool.stats().connectFailures], [0, 1, 1]);
@@ -492,11 +494,13 @@ describe('H1Pool', () => {
 
   it('maps connection refused to UPSTREAM_CONNECT_FAILURE, then fails at once without dialling until the reconnect backoff passes', async () => {
     const clock = new FakeClock();
-    const pool = new H1Pool({ address: HOST, port: await closedPort() }, { clock });
+    const ev = countingEvents();
+    const pool = new H1Pool({ address: HOST, port: await closedPort() }, { clock, connectionEvents: ev });
     const fail = () => h1call(pool, { method: 'GET', path: '/' }).then(() => undefined, (e: unknown) => e);
     try {
       assertCode(await fail(), ErrorCodes.UPSTREAM_CONNECT_FAILURE, /ECONNREFUSED/);
       assert.equal(pool.stats().connectFailures, 1);
+      assert.deepEqual([ev.attempts, ev.failures], [1, 1], 'the cluster hears of the attempt and its failure (upstream_cx_total, upstream_cx_connect_fail)');
       for (let i = 0; i < 5; i++) assertCode(await fail(), ErrorCodes.UPSTREAM_CONNECT_FAILURE, /ECONNREFUSED/);
       assert.equal(pool.stats().connectFailures, 1, 'no dial (and so no new failure) during the backoff');
       clock.advance(CONNECT_BACKOFF_BASE_MS);
@@ -682,4 +686,9 @@ describe('pool error mapping', () => {
 
 function* chunksOf(buf: Buffer, size: number): Generator<Buffer> {
   for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
+}
+
+/** Connection events as a cluster counts them (cluster.<c>.upstream_cx_total / upstream_cx_connect_fail). */
+function countingEvents(): { attempts: number; failures: number; connectAttempt(): void; connectFailed(): void } {
+  return { attempts: 0, failures: 0, connectAttempt() { this.attempts++; }, connectFailed() { this.failures++; } };
 }

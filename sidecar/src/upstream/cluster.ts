@@ -1,4 +1,5 @@
 import type { Clock } from '../../../shared/src/clock';
+import type { ConnectionEvents } from './pool/connection-events';
 import { Host } from './host';
 import type { LoadBalancer, Picker } from './host';
 import { createLoadBalancer } from './lb/registry';
@@ -122,6 +123,12 @@ export class Cluster {
    * An attempt on `host` begins: takes the max_requests breaker (false: it is open, nothing was
    * taken) and counts the host's load.
    */
+  /** The pools' connection events, counted in the cluster's stats (one object per cluster). */
+  private readonly connectionEvents: ConnectionEvents = {
+    connectAttempt: () => { this.stats?.cxTotal.inc(); },
+    connectFailed: () => { this.stats?.cxConnectFail.inc(); },
+  };
+
   onAttemptStart(host: Host): boolean {
     if (!this.resources.tryStartRequest()) { this.stats?.rqOverflow.inc(); return false; }
     host.activeRequests++;
@@ -187,10 +194,11 @@ export class Cluster {
     if (p === undefined) {
       const c = this.config;
       p = c.protocol === 'h2'
-        ? new H2Pool({ address: host.address, port: host.port }, { connectTimeoutMs: c.connectTimeoutMs, clock: this.clock, resources: this.resources, ...(c.idleTimeoutMs !== undefined ? { idleTimeoutMs: c.idleTimeoutMs } : {}), ...(c.maxConcurrentStreams !== undefined ? { maxConcurrentStreams: c.maxConcurrentStreams } : {}), ...(c.maxRequestsPerConnection !== undefined ? { maxRequestsPerConnection: c.maxRequestsPerConnection } : {}) })
+        ? new H2Pool({ address: host.address, port: host.port }, { connectTimeoutMs: c.connectTimeoutMs, clock: this.clock, resources: this.resources, connectionEvents: this.connectionEvents, ...(c.idleTimeoutMs !== undefined ? { idleTimeoutMs: c.idleTimeoutMs } : {}), ...(c.maxConcurrentStreams !== undefined ? { maxConcurrentStreams: c.maxConcurrentStreams } : {}), ...(c.maxRequestsPerConnection !== undefined ? { maxRequestsPerConnection: c.maxRequestsPerConnection } : {}) })
         : new H1Pool({ address: host.address, port: host.port }, {
           connectTimeoutMs: c.connectTimeoutMs,
           resources: this.resources,
+          connectionEvents: this.connectionEvents,
           clock: this.clock,
           // HTTP/1.1: max_connections bounds each host's pool (undici queues beyond it, and
           // those queued requests count against max_pending_requests).

@@ -11,6 +11,7 @@
  * Hop-by-hop headers (connection, keep-alive, transfer-encoding, upgrade, te, ...) are the
  * caller's to strip; undici rejects some of them (-> INTERNAL).
  */
+import type { ConnectionEvents } from './connection-events';
 import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
@@ -54,6 +55,8 @@ export interface H1PoolOptions {
    * At the limit a request fails at once with BreakerOpenError.
    */
   resources?: ResourceManager;
+  /** Connection events for the cluster's counters. */
+  connectionEvents?: ConnectionEvents;
   /** Timer source for the reconnect backoff (connect-backoff.ts). Default: the system clock. */
   clock?: Clock;
 }
@@ -120,6 +123,12 @@ export class H1Pool {
     this.closeEach = maxReq === 1;
     this.resources = opts.resources;
     this.backoff = new ConnectBackoff(opts.clock ?? systemClock);
+    const ev = opts.connectionEvents;
+    if (ev !== undefined) {
+      // undici reports each connection it opens, and each attempt that fails.
+      this.dispatcher.on('connect', () => ev.connectAttempt());
+      this.dispatcher.on('connectionError', () => { ev.connectAttempt(); ev.connectFailed(); });
+    }
   }
 
   /**

@@ -20,6 +20,7 @@ import type { ClientState } from './client-state';
 import { H2Client } from './h2-client';
 import type { H2ClientConfig, H2ClientEvents } from './h2-client';
 import { PendingQueue } from './pending-queue';
+import type { ConnectionEvents } from './connection-events';
 import { ConnectBackoff } from './connect-backoff';
 import { overflow, poolClosed } from './pool-errors';
 import { BreakerOpenError } from '../resources';
@@ -59,6 +60,8 @@ export interface H2PoolOptions {
    * the requests queued here, max_connections the sessions opened. Default: none.
    */
   resources?: ResourceManager;
+  /** Connection events for the cluster's counters. */
+  connectionEvents?: ConnectionEvents;
 }
 
 /** Called once per request: with a stream, or with a MeshError and no stream. */
@@ -144,6 +147,7 @@ export class H2Pool {
   private expectedStreams: number;
   private closeWaiters: (() => void)[] = [];
   private readonly resources: ResourceManager | undefined;
+  private readonly connectionEvents: ConnectionEvents | undefined;
   private readonly backoff: ConnectBackoff;
 
   constructor(target: { address: string; port: number }, opts: H2PoolOptions = {}) {
@@ -164,6 +168,7 @@ export class H2Pool {
     this.maxSessions = Math.max(1, opts.maxSessions ?? 8);
     this.maxPending = opts.maxPending ?? 1024;
     this.resources = opts.resources;
+    this.connectionEvents = opts.connectionEvents;
     this.expectedStreams = Math.max(1, streamCap);
     this.backoff = new ConnectBackoff(this.cfg.clock);
     this.events = {
@@ -325,6 +330,7 @@ export class H2Pool {
     this.clients.push(c);
     this.openSessions++;
     this.connectsTotal++;
+    this.connectionEvents?.connectAttempt();
   }
 
   private servePending(): void {
@@ -359,6 +365,7 @@ export class H2Pool {
     if (i >= 0) this.clients.splice(i, 1);
     if (connectError !== undefined) {
       this.backoff.failed(connectError);
+      this.connectionEvents?.connectFailed();
       // As Envoy: a connect failure fails every waiting request, so callers can decide
       // (retry another host) instead of waiting on a host that does not answer.
       this.failPending(connectError);
