@@ -23,20 +23,13 @@ import { decodeHealthChecks } from '../sidecar/src/resilience/health-check-confi
 import type { HealthCheckConfig } from '../sidecar/src/resilience/health-check-config';
 import { HealthChecker } from '../sidecar/src/resilience/health-checker';
 import { closedPort } from './support/ports';
+import { until } from './support/until';
 
 const HOST = '127.0.0.1';
 const CLUSTER = 'orders';
 const INTERVAL = 1000;
 const TIMEOUT = 500;
 
-/** Polls `pred` until true; the bound is for liveness only (a hang fails instead of stalling). */
-async function until(pred: () => boolean, what: string, boundMs = 10_000): Promise<void> {
-  const start = Date.now();
-  while (!pred()) {
-    if (Date.now() - start > boundMs) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
 
 function host(port: number): Host { return new Host(HOST, port, 1, '', 'HEALTHY'); }
 

@@ -24,17 +24,10 @@ import { fromUndiciError } from '../sidecar/src/upstream/pool/pool-errors';
 import { CONNECT_BACKOFF_BASE_MS, CONNECT_BACKOFF_MAX_MS } from '../sidecar/src/upstream/pool/connect-backoff';
 import { Cluster } from '../sidecar/src/upstream/cluster';
 import { closedPort } from './support/ports';
+import { until } from './support/until';
 
 const HOST = '127.0.0.1';
 
-/** Polls `pred` until true; the bound is for liveness only (a hang fails instead of stalling). */
-async function until(pred: () => boolean, what: string, boundMs = 10_000): Promise<void> {
-  const start = Date.now();
-  while (!pred()) {
-    if (Date.now() - start > boundMs) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
 
 function assertCode(err: unknown, code: ErrorCode, re?: RegExp): void {
   assert.ok(err instanceof MeshError, `expected MeshError ${code}, got ${String(err)}`);

@@ -33,6 +33,7 @@ import { DEFAULT_LIMITS, TypeSubscription } from '../sidecar/src/xds/type-subscr
 import { routeType } from '../sidecar/src/pipeline';
 import type { ListenerConfig } from '../sidecar/src/xds/listener-type';
 import { isGrpcContentType } from '../sidecar/src/route/grpc-content-type';
+import { until } from './support/until';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Doc = Record<string, any>;
@@ -135,14 +136,6 @@ function call(port: number, o: { path?: string; method?: string; headers?: http2
   });
 }
 
-/** Waits (real time, for I/O only) until `cond` holds; never an assertion about time. */
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 2000; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
 
 const grpcStatus = (r: Reply) => r.headers['grpc-status'] ?? r.trailers['grpc-status'];
 const counter = (p: Proxy, name: string) => p.stats.counter(name).value;
