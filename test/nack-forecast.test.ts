@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import { buildMesh } from '../shared/src/config/mesh';
 import { translate } from '../control-plane/src/translate/translate';
 import { SnapshotCache } from '../control-plane/src/discovery/snapshot-cache';
-import { candidateOf, forecastNacks } from '../control-plane/src/discovery/nack-forecast';
+import { forecastNacks } from '../control-plane/src/discovery/nack-forecast';
+import type { CandidateResources } from '../control-plane/src/discovery/nack-forecast';
+import { PUSH_ORDER } from '../shared/src/xds/resource-kind';
 import type { ForecastTarget } from '../control-plane/src/discovery/nack-forecast';
 import { predictRejections } from '../control-plane/src/discovery/client-compat';
 import { TYPE_URLS } from '../shared/src/xds/protos';
@@ -23,10 +25,10 @@ const route = (retries: number): Doc => ({
 });
 const resources = (docs: Doc[]) => translate(buildMesh(docs as never), []);
 /** A candidate config as the forecast gets it: encoded, with content versions. */
-function candidate(docs: Doc[]) {
+function candidate(docs: Doc[]): CandidateResources {
   const probe = new SnapshotCache();
   probe.set(resources(docs), 0);
-  return candidateOf(probe);
+  return new Map(PUSH_ORDER.map((t) => [t, probe.all(t)]));
 }
 const GRPC_JS = 'gRPC Node Pure JS/1.14.1';
 

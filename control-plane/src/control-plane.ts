@@ -10,7 +10,7 @@ import type { Logger } from '../../shared/src/log';
 import { createLogger } from '../../shared/src/log';
 import { DiscoveryServer } from './discovery/discovery-server';
 import { SnapshotCache } from './discovery/snapshot-cache';
-import { candidateOf, forecastNacks } from './discovery/nack-forecast';
+import { forecastNacks } from './discovery/nack-forecast';
 import type { NackWarning } from './discovery/nack-forecast';
 import type { PreparedSnapshot } from './discovery/snapshot-cache';
 import { EndpointRegistry } from './registry/endpoint-registry';
@@ -109,12 +109,11 @@ export class ControlPlane {
    * incompatibilities; see discovery/client-compat.ts). For dry runs.
    */
   forecastNacks(candidate: MeshConfig): NackWarning[] {
-    // The store calls this right after precommit encoded this very candidate: use that snapshot.
+    // The store calls this (ChangeOptions.inspect) right after precommit encoded this very
+    // candidate, with no turn of the event loop between: that snapshot is the candidate's.
     const prepared = this.precommitted?.snapshot;
-    if (prepared !== undefined) return forecastNacks(this.cache, prepared.types, this.discovery.connected());
-    const probe = new SnapshotCache();
-    probe.set(translate(candidate, this.registry.endpoints()), 0);
-    return forecastNacks(this.cache, candidateOf(probe), this.discovery.connected());
+    if (prepared === undefined) throw new MeshError(ErrorCodes.INTERNAL, `no encoded snapshot for the candidate config (${candidate.services.size} services): forecastNacks must follow precommit`);
+    return forecastNacks(this.cache, prepared.types, this.discovery.connected());
   }
 
   /** The xDS resources for the current config and endpoints. */

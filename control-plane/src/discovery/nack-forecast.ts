@@ -5,7 +5,6 @@
  */
 import type { XdsObject } from '../translate/xds-json';
 import type { SnapshotCache } from './snapshot-cache';
-import { PUSH_ORDER } from '../../../shared/src/xds/resource-kind';
 import { predictRejections } from './client-compat';
 
 export interface NackWarning {
@@ -27,11 +26,6 @@ export interface ForecastTarget {
 
 /** A candidate snapshot: per type URL, each resource's content version and JSON (a PreparedSnapshot). */
 export type CandidateResources = ReadonlyMap<string, ReadonlyMap<string, { readonly version: string; readonly json: XdsObject }>>;
-
-/** An installed snapshot's resources as a candidate (for a config that has no prepared snapshot). */
-export function candidateOf(cache: SnapshotCache): CandidateResources {
-  return new Map(PUSH_ORDER.map((t) => [t, cache.all(t)]));
-}
 
 export function forecastNacks(current: SnapshotCache, candidate: CandidateResources, proxies: Iterable<ForecastTarget>): NackWarning[] {
   const changed: { typeUrl: string; name: string; json: XdsObject }[] = [];

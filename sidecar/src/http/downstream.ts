@@ -89,6 +89,8 @@ export abstract class CodecStream extends ActiveStream implements Downstream {
   /** When the request arrived, on the injected clock (ms): the rapid-reset rule's "premature". */
   readonly startedAtMs: number;
   abstract readonly h2: boolean;
+  /** The downstream HTTP/2 session (the rapid-reset rule counts per connection); undefined for HTTP/1.1. */
+  abstract readonly session: http2.Http2Session | undefined;
   abstract readonly body: Readable | undefined;
   abstract readonly writable: Writable;
 
@@ -140,7 +142,7 @@ export abstract class CodecStream extends ActiveStream implements Downstream {
     const ls = this.cm.listenerStats;
     ls.rqRxReset.inc();
     if (unforwarded) ls.rqRxResetUnforwarded.inc();
-    if (this.h2) this.cm.onClientReset((this as unknown as H2Downstream).session, this.startedAtMs);
+    if (this.session !== undefined) this.cm.onClientReset(this.session, this.startedAtMs);
   }
 
   abstract idleReply(reply: LocalReply, detail: string, attempts: number, bodyEnded: boolean): void;
@@ -234,6 +236,7 @@ export class H2Downstream extends CodecStream {
 /** An HTTP/1.1 request. */
 export class H1Downstream extends CodecStream {
   readonly h2 = false;
+  readonly session = undefined;
   readonly body: Readable | undefined;
   readonly writable: Writable;
 
