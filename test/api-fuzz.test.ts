@@ -182,12 +182,19 @@ describe('API fuzz: no input gets a 5xx', () => {
         const type = t.body !== undefined && i < HOSTILE.length ? 'application/yaml' : t.type?.(f);
         const headers: Record<string, string> = {};
         if (type !== undefined) headers['content-type'] = type;
+        // Mostly the admin token, so changes get past authentication to the code being fuzzed;
+        // sometimes none or garbage, which must be a 401 and change nothing.
+        const admin = i < HOSTILE.length || f.chance(0.85);
+        if (admin) headers.authorization = `Bearer ${plane!.proc.adminToken}`;
+        else if (f.chance(0.5)) headers.authorization = f.chance(0.5) ? enc(f.string()) : headerSafe(f.string());
         if (f.chance(0.2)) headers['x-skein-author'] = f.chance(0.5) ? enc(f.string()) : headerSafe(f.string());
         const res = await fetch(new URL(urlPath, plane!.api), { method: t.method, headers, ...(text === undefined ? {} : { body: text }) });
         const reply = await res.text();
+        const change = t.method !== 'GET' && !t.path(new Fuzz(1)).startsWith('/v1/endpoints');
+        if (!admin && change && ![401, 404, 405].includes(res.status)) failures.push(`${t.method} ${urlPath} without the admin token -> ${res.status}, not 401: ${reply.slice(0, 300)}`);
         if (res.status >= 500) failures.push(`${t.method} ${urlPath} (${type ?? 'no type'}) body ${JSON.stringify((text ?? '').slice(0, 200))} -> ${res.status} ${reply.slice(0, 300)}`);
       }
-      assert.deepEqual(failures, [], `${failures.length} requests got a 5xx:\n${failures.slice(0, 10).join('\n')}`);
+      assert.deepEqual(failures, [], `${failures.length} requests got a 5xx or passed without a credential:\n${failures.slice(0, 10).join('\n')}`);
     });
   });
 });

@@ -119,7 +119,7 @@ describe('skein CLI against a real control plane', () => {
 
   /** skein with SKEIN_API pointing at this control plane. */
   const cli = (args: string[], opts: { env?: Record<string, string | undefined>; input?: string } = {}) =>
-    skein(args, { ...opts, env: { SKEIN_API: api, USER: 'tester', ...(opts.env ?? {}) } });
+    skein(args, { ...opts, env: { SKEIN_API: api, SKEIN_DATA_DIR: plane?.dataDir, USER: 'tester', ...(opts.env ?? {}) } });
 
   before(async () => {
     plane = await startPlane();
@@ -397,7 +397,7 @@ describe('skein waits for the proxies: --wait, canary, rollout, proxy-status rev
   let plane: Plane | undefined;
   let api = '';
   const clients: RawAdsClient[] = [];
-  const cli = (args: string[]) => skein(args, { env: { SKEIN_API: api, USER: 'tester' } });
+  const cli = (args: string[]) => skein(args, { env: { SKEIN_API: api, SKEIN_DATA_DIR: plane?.dataDir, USER: 'tester' } });
   /** A proxy (raw ADS stream) subscribed to RDS reviews that ACKs or NACKs every response it gets. */
   async function proxyThat(answer: 'ack' | 'nack' | 'ignore', node: string): Promise<RawAdsClient> {
     const c = new RawAdsClient(plane!.proc.xds, node);
@@ -480,7 +480,7 @@ describe('skein waits for the proxies: --wait, canary, rollout, proxy-status rev
   });
 
   function skeinWithInput(args: string[], input: string): Promise<Run> {
-    return skein(args, { env: { SKEIN_API: api, USER: 'tester' }, input });
+    return skein(args, { env: { SKEIN_API: api, SKEIN_DATA_DIR: plane?.dataDir, USER: 'tester' }, input });
   }
 });
 

@@ -206,6 +206,6 @@ describe('join tokens', () => {
   test('bad requests name the field', () => {
     const store = JoinTokenStore.open(tmp(), new FakeClock());
     assert.throws(() => store.create({ service: 'Reviews!' }), /service: "Reviews!" must be a DNS label/);
-    assert.throws(() => store.create({ service: 'reviews', ttlMs: 31 * 24 * 3600_000 }), /ttl: must be from 1s to 30d/);
+    assert.throws(() => store.create({ service: 'reviews', ttlMs: 31 * 24 * 3600_000 }), /ttl: must be from 1s to 720h \(30 days\)/);
   });
 });

@@ -27,7 +27,8 @@ describe('rollout feedback', () => {
   const clients: RawAdsClient[] = [];
   let seq = 0;
   const api = async <T>(method: string, urlPath: string, body?: unknown): Promise<{ status: number; body: T }> => {
-    const r = await call(base, method, urlPath, body === undefined ? {} : { body });
+    const headers = { authorization: `Bearer ${fs.readFileSync(cp.identity.admin.file, 'utf8').trim()}` };
+    const r = await call(base, method, urlPath, body === undefined ? { headers } : { body, headers });
     return { status: r.status, body: r.body as T };
   };
   const until = (fn: () => boolean, what: string) => eventually(() => (fn() ? true : undefined), what);

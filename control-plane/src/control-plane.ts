@@ -22,6 +22,8 @@ import { translate, translateSliced } from './translate/translate';
 import type { XdsResourceSet } from './translate/translate';
 import { ApiServer } from './api/api-server';
 import { parseListen } from '../../shared/src/listen-address';
+import { MeshIdentity } from './identity/mesh-identity';
+import { CertificateService } from './identity/certificate-service';
 
 export interface ControlPlaneOptions {
   /** Where the embedded store keeps revisions. Default ./.skein-data */
@@ -36,6 +38,13 @@ export interface ControlPlaneOptions {
   maxBodyBytes?: number;
   /** Endpoint lease TTL when a registration names none. Default 10s. */
   defaultLeaseTtlMs?: number;
+  /** SPIFFE trust domain of workload identities. Default skein.local. */
+  trustDomain?: string;
+  /** A plugged CA: PEM chain from the issuing CA up to the root, and the issuing CA's key. Default: a root generated in <dataDir>/ca. */
+  caCertFile?: string;
+  caKeyFile?: string;
+  /** Workload certificate lifetime. Default 24h. */
+  workloadCertTtlMs?: number;
   clock?: Clock;
   log?: Logger;
 }
@@ -47,6 +56,7 @@ export class ControlPlane {
   readonly registry: EndpointRegistry;
   readonly log: Logger;
   store!: ConfigStore;
+  identity!: MeshIdentity;
   xdsPort = 0;
   apiPort = 0;
   private readonly grpcServer = new grpc.Server({
@@ -80,6 +90,13 @@ export class ControlPlane {
 
   static async start(opts: ControlPlaneOptions): Promise<ControlPlane> {
     const cp = new ControlPlane(opts);
+    cp.identity = await MeshIdentity.open({
+      dataDir: path.resolve(opts.dataDir), clock: cp.clock,
+      ...(opts.trustDomain === undefined ? {} : { trustDomain: opts.trustDomain }),
+      ...(opts.caCertFile === undefined ? {} : { caCertFile: opts.caCertFile }),
+      ...(opts.caKeyFile === undefined ? {} : { caKeyFile: opts.caKeyFile }),
+      ...(opts.workloadCertTtlMs === undefined ? {} : { workloadCertTtlMs: opts.workloadCertTtlMs }),
+    });
     const log = await FileRevisionLog.open(path.resolve(opts.dataDir), opts.historyLimit === undefined ? {} : { historyLimit: opts.historyLimit });
     cp.store = new VersionedConfigStore(log, cp.clock, (mesh, resources) => cp.precommit(mesh, resources));
     cp.leases = new LeaseFile(path.resolve(opts.dataDir), cp.registry, cp.log);
@@ -88,10 +105,11 @@ export class ControlPlane {
     cp.registry.onChange(() => { cp.registryEpoch++; cp.scheduleRebuild(); cp.leases!.schedule(); });
     void cp.watchStore();
     cp.discovery.register(cp.grpcServer);
+    new CertificateService(cp.identity, cp.log).register(cp.grpcServer);
     cp.xdsPort = await bind(cp.grpcServer, opts.xdsListen);
     cp.api = new ApiServer(cp, { maxBodyBytes: opts.maxBodyBytes ?? 1024 * 1024 });
     cp.apiPort = await cp.api.listen(opts.apiListen);
-    cp.log.info({ xds: `${host(opts.xdsListen)}:${cp.xdsPort}`, api: `${host(opts.apiListen)}:${cp.apiPort}`, revision: cp.store.current().revision, dataDir: path.resolve(opts.dataDir) }, 'control plane started');
+    cp.log.info({ xds: `${host(opts.xdsListen)}:${cp.xdsPort}`, api: `${host(opts.apiListen)}:${cp.apiPort}`, revision: cp.store.current().revision, dataDir: path.resolve(opts.dataDir), trustDomain: cp.identity.ca.trustDomain, ca: cp.identity.ca.source, caExpires: new Date(cp.identity.ca.notAfter).toISOString() }, 'control plane started');
     return cp;
   }
 

@@ -1,7 +1,16 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
+
+/** The admin token of each control plane this process started, by API base URL. */
+const ADMIN_TOKENS = new Map<string, string>();
+
+/** The admin token of the control plane serving `api`, if this process started it. */
+export function adminTokenFor(api: string): string | undefined {
+  return ADMIN_TOKENS.get(new URL(api).origin);
+}
 
 /** The `skein` entry point in the built tree. */
 export const SKEIN_MAIN = path.resolve(__dirname, '../../cli/src/main.js');
@@ -12,6 +21,10 @@ export interface ControlPlaneProcess {
   xds: string;
   /** Base URL of the SRE API. */
   api: string;
+  /** The admin token (from its data dir): the credential for API changes. */
+  adminToken: string;
+  /** The file it is in. */
+  adminTokenFile: string;
   /** Everything it wrote to stderr so far (its logs). */
   logs(): string;
   /** SIGTERM, then wait for exit (SIGKILL after 5s). Resolves with the exit code. */
@@ -34,12 +47,14 @@ export function startControlPlaneProcess(opts: { dataDir: string; xdsListen?: st
     void exited.then((code) => { clearTimeout(timer); reject(new Error(`control plane exited with ${code} before it was ready:\n${stderr}`)); });
     const lines = readline.createInterface({ input: proc.stdout! });
     lines.on('line', (line) => {
-      let msg: { ready?: boolean; xds?: string; api?: string };
+      let msg: { ready?: boolean; xds?: string; api?: string; adminTokenFile?: string };
       try { msg = JSON.parse(line) as typeof msg; } catch { return; }
       if (msg.ready !== true) return;
       clearTimeout(timer);
+      const adminToken = fs.readFileSync(msg.adminTokenFile!, 'utf8').trim();
+      ADMIN_TOKENS.set(new URL(msg.api!).origin, adminToken);
       resolve({
-        proc, xds: msg.xds!, api: msg.api!, logs: () => stderr,
+        proc, xds: msg.xds!, api: msg.api!, adminToken, adminTokenFile: msg.adminTokenFile!, logs: () => stderr,
         async stop(signal = 'SIGTERM') {
           if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
           proc.kill(signal);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startControlPlaneProcess } from '../../harness/src/control-plane-process';
+import { adminTokenFor, startControlPlaneProcess } from '../../harness/src/control-plane-process';
 import type { ControlPlaneProcess } from '../../harness/src/control-plane-process';
 
 export const API_VERSION = 'skein.dev/v1alpha1';
@@ -86,8 +86,11 @@ export interface Reply {
  * One API call. An object body is sent as JSON; a string body with `type` (default
  * application/yaml). Every reply must be JSON.
  */
-export async function call(api: string, method: string, urlPath: string, opts: { body?: unknown; type?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
-  const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+export async function call(api: string, method: string, urlPath: string, opts: { body?: unknown; type?: string; headers?: Record<string, string>; anonymous?: boolean } = {}): Promise<Reply> {
+  // Calls carry the admin token of the control plane serving `api` (when the test started it),
+  // unless the test asks for an anonymous call or sends its own authorization.
+  const token = opts.anonymous === true ? undefined : adminTokenFor(api);
+  const headers: Record<string, string> = { ...(token === undefined ? {} : { authorization: `Bearer ${token}` }), ...(opts.headers ?? {}) };
   let body: string | undefined;
   if (opts.body !== undefined) {
     body = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);

@@ -49,7 +49,7 @@ export const demo: Command = {
     try {
       out('starting the control plane (skein control-plane) ...');
       cp = await startControlPlaneProcess({ dataDir, logLevel: 'warn' });
-      const api = new ApiClient(cp.api);
+      const api = new ApiClient(cp.api, 30_000, cp.adminToken);
       out(`  xDS on ${cp.xds}, SRE API on ${cp.api}`);
       for (const [backend, version] of [['v1-a', 'v1'], ['v1-b', 'v1'], ['v2-a', 'v2']] as const) backends.push(await startGreeter({ backend, version }));
       // No static endpoints: every instance registers itself through its sidecar.

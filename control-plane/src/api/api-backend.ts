@@ -5,6 +5,7 @@ import type { NackWarning } from '../discovery/nack-forecast';
 import type { SnapshotCache } from '../discovery/snapshot-cache';
 import type { EndpointRegistry } from '../registry/endpoint-registry';
 import type { ConfigStore } from '../store/config-store';
+import type { MeshIdentity } from '../identity/mesh-identity';
 
 /** What the SRE API drives: the control plane as the API sees it (control-plane.ts assembles it). */
 export interface ApiBackend {
@@ -13,6 +14,8 @@ export interface ApiBackend {
   readonly registry: EndpointRegistry;
   readonly cache: SnapshotCache;
   readonly log: Logger;
+  /** The CA, join tokens and admin token. */
+  readonly identity: MeshIdentity;
   /** Brings the snapshot up to the stored revision now, so a change's rollout can be followed at once. */
   syncSnapshot(): Promise<void>;
   /** The NACKs a candidate config is certain to get from the proxies connected now. */

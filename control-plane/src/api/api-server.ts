@@ -12,6 +12,8 @@ import type { RolloutReport } from '../discovery/rollout';
 import type { NackWarning } from '../discovery/nack-forecast';
 import type { MeshConfig } from '../../../shared/src/config/mesh';
 import { parseDuration } from '../../../shared/src/config/duration';
+import { ADMIN_TOKEN_FILE } from '../identity/admin-token';
+import type { CreateTokenRequest, TokenRecord } from '../identity/join-tokens';
 
 /** A change's answer: the store's result and, unless it was a dry run, its rollout. */
 export interface ChangeAnswer extends ChangeResult {
@@ -38,7 +40,13 @@ interface ChangeRequestOptions {
 }
 
 type Handler = (req: http.IncomingMessage, url: URL, params: string[]) => Promise<[number, unknown]>;
-interface Route { method: string; pattern: RegExp; handler: Handler }
+/**
+ * Who may call a route: anyone who can reach the API ('read': reads, meant for loopback or a
+ * trusted network), or only a caller with the admin token ('admin': every change, and anything
+ * that mints or lists credentials). 'registration' routes are the sidecars' endpoint leases.
+ */
+type Access = 'read' | 'admin' | 'registration';
+interface Route { method: string; pattern: RegExp; handler: Handler; access?: Access }
 
 /**
  * The SRE API v1: HTTP/JSON, documented route by route in README.md. Every error is mapped here,
@@ -53,19 +61,23 @@ export class ApiServer {
     this.routes = [
       { method: 'GET', pattern: /^\/healthz$/, handler: async () => [200, { ok: true, revision: this.cp.store.current().revision }] },
       { method: 'GET', pattern: /^\/v1\/config$/, handler: async (_req, url) => [200, await this.getConfig(url)] },
-      { method: 'POST', pattern: /^\/v1\/config$/, handler: (req, url) => this.apply(req, url) },
-      { method: 'DELETE', pattern: /^\/v1\/config\/([A-Za-z]+)\/([^/]+)$/, handler: (req, url, p) => this.remove(req, url, p) },
+      { method: 'POST', pattern: /^\/v1\/config$/, handler: (req, url) => this.apply(req, url), access: 'admin' },
+      { method: 'DELETE', pattern: /^\/v1\/config\/([A-Za-z]+)\/([^/]+)$/, handler: (req, url, p) => this.remove(req, url, p), access: 'admin' },
       { method: 'GET', pattern: /^\/v1\/revisions$/, handler: async () => [200, { revisions: await this.cp.store.revisions() }] },
       { method: 'GET', pattern: /^\/v1\/revisions\/(\d{1,9})$/, handler: async (_r, _u, p) => [200, await this.cp.store.revision(Number(p[0]))] },
-      { method: 'POST', pattern: /^\/v1\/revisions\/(\d{1,9})\/rollback$/, handler: (req, url, p) => this.rollback(req, url, p) },
-      { method: 'POST', pattern: /^\/v1\/canary$/, handler: (req, url) => this.canary(req, url) },
+      { method: 'POST', pattern: /^\/v1\/revisions\/(\d{1,9})\/rollback$/, handler: (req, url, p) => this.rollback(req, url, p), access: 'admin' },
+      { method: 'POST', pattern: /^\/v1\/canary$/, handler: (req, url) => this.canary(req, url), access: 'admin' },
       { method: 'GET', pattern: /^\/v1\/rollouts\/(\d{1,9})$/, handler: async (_r, url, p) => [200, await this.rolloutOf(Number(p[0]), url)] },
       { method: 'GET', pattern: /^\/v1\/proxies$/, handler: async () => [200, { revision: this.cp.cache.revision, proxies: this.cp.discovery.proxies() }] },
       { method: 'GET', pattern: /^\/v1\/endpoints$/, handler: async () => [200, { endpoints: this.cp.registry.list().map(leaseJson) }] },
-      { method: 'POST', pattern: /^\/v1\/endpoints$/, handler: (req) => this.register(req) },
-      { method: 'PUT', pattern: /^\/v1\/endpoints\/([0-9a-f-]{36})$/, handler: async (_r, _u, p) => [200, leaseJson(this.cp.registry.renew(p[0]!))] },
-      { method: 'DELETE', pattern: /^\/v1\/endpoints\/([0-9a-f-]{36})$/, handler: async (_r, _u, p) => { this.cp.registry.deregister(p[0]!); return [200, { deregistered: p[0] }]; } },
+      { method: 'POST', pattern: /^\/v1\/endpoints$/, handler: (req) => this.register(req), access: 'registration' },
+      { method: 'PUT', pattern: /^\/v1\/endpoints\/([0-9a-f-]{36})$/, handler: async (_r, _u, p) => [200, leaseJson(this.cp.registry.renew(p[0]!))], access: 'registration' },
+      { method: 'DELETE', pattern: /^\/v1\/endpoints\/([0-9a-f-]{36})$/, handler: async (_r, _u, p) => { this.cp.registry.deregister(p[0]!); return [200, { deregistered: p[0] }]; }, access: 'registration' },
       { method: 'GET', pattern: /^\/v1\/xds$/, handler: async (_r, url) => [200, this.xdsDump(url)] },
+      { method: 'POST', pattern: /^\/v1\/tokens$/, handler: (req) => this.createToken(req), access: 'admin' },
+      { method: 'GET', pattern: /^\/v1\/tokens$/, handler: async () => [200, { tokens: this.cp.identity.tokens.list().map(tokenJson) }], access: 'admin' },
+      { method: 'DELETE', pattern: /^\/v1\/tokens\/([0-9a-f]{12})$/, handler: async (_r, _u, p) => { this.cp.identity.tokens.revoke(p[0]!); return [200, { revoked: p[0] }]; }, access: 'admin' },
+      { method: 'GET', pattern: /^\/v1\/ca$/, handler: async () => [200, this.caStatus()] },
     ];
     this.server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 }, (req, res) => { void this.dispatch(req, res); });
   }
@@ -93,6 +105,10 @@ export class ApiServer {
         res.setHeader('allow', matching.map((r) => r.method).join(', '));
         throw new MeshError(ErrorCodes.METHOD_NOT_ALLOWED, `${req.method} is not allowed on ${url.pathname} (allowed: ${matching.map((r) => r.method).join(', ')})`);
       }
+      if (route.access === 'admin' && !this.cp.identity.admin.accepts(req.headers.authorization)) {
+        res.setHeader('www-authenticate', 'Bearer realm="skein"');
+        throw new MeshError(ErrorCodes.UNAUTHENTICATED, `${req.method} ${url.pathname} needs the admin token: send "Authorization: Bearer <token>"; it is in the control plane's ${ADMIN_TOKEN_FILE} file in its data dir (the CLI reads it from there, from --admin-token-file or from SKEIN_TOKEN)`);
+      }
       const params = route.pattern.exec(url.pathname)!.slice(1).map(decodePathSegment);
       const [status, body] = await route.handler(req, url, params);
       sendJson(res, status, body);
@@ -100,8 +116,11 @@ export class ApiServer {
       const err = asMeshError(e);
       if (err.code === ErrorCodes.INTERNAL) this.cp.log.error({ err: e, path: url.pathname }, 'API request failed');
       // The caller's mistake, worth a line (a client sending garbage), not a stack.
+      else if (err.code === ErrorCodes.UNAUTHENTICATED) this.cp.log.warn({ path: url.pathname, method: req.method, remote: req.socket.remoteAddress }, 'API change refused: no valid admin token');
       else if (err.code === ErrorCodes.MALFORMED_INPUT) this.cp.log.warn({ path: url.pathname, code: err.code, reason: err.message }, 'API request refused: malformed input');
-      if (err.code === ErrorCodes.BODY_TOO_LARGE) discardBody(req);
+      // An answer before the body was read (too large, no credential): read and drop the rest, so
+      // the client sees the answer rather than a reset.
+      if (!req.complete) discardBody(req);
       if (!res.headersSent) sendJson(res, httpStatusOf(err), { error: err.toJSON() });
       else res.destroy();
     }
@@ -173,6 +192,18 @@ export class ApiServer {
     return [200, leaseJson(lease)];
   }
 
+  private async createToken(req: http.IncomingMessage): Promise<[number, unknown]> {
+    const body = parseTokenRequest(parseJsonBody(await readBody(req, 16 * 1024)));
+    const { token, record } = this.cp.identity.tokens.create(body);
+    this.cp.log.info({ id: record.id, service: record.service, namespace: record.namespace, serviceAccount: record.serviceAccount, reusable: record.reusable, expiresAt: new Date(record.expiresAt).toISOString() }, 'join token created');
+    return [201, { token, ...tokenJson(record) }];
+  }
+
+  private caStatus(): unknown {
+    const ca = this.cp.identity.ca;
+    return { trustDomain: ca.trustDomain, source: ca.source, subject: ca.subject, notAfter: new Date(ca.notAfter).toISOString(), trustBundle: ca.trustBundlePem() };
+  }
+
   private xdsDump(url: URL): unknown {
     const want = url.searchParams.get('type');
     const types: Record<string, string> = { listeners: TYPE_URLS.LISTENER, routes: TYPE_URLS.ROUTE, clusters: TYPE_URLS.CLUSTER, endpoints: TYPE_URLS.ENDPOINT };
@@ -235,6 +266,49 @@ function headerText(req: http.IncomingMessage, name: string): string | undefined
   const v = req.headers[name];
   if (typeof v !== 'string' || v === '') return undefined;
   return v.slice(0, 256);
+}
+
+/** A stored token as the API shows it: never the token, nor its hash. */
+function tokenJson(r: TokenRecord): Record<string, unknown> {
+  return {
+    id: r.id, service: r.service, namespace: r.namespace, serviceAccount: r.serviceAccount, reusable: r.reusable,
+    createdAt: new Date(r.createdAt).toISOString(), expiresAt: new Date(r.expiresAt).toISOString(),
+    ...(r.usedAt === undefined ? {} : { usedAt: new Date(r.usedAt).toISOString() }),
+  };
+}
+
+const TOKEN_FIELDS = ['service', 'namespace', 'serviceAccount', 'ttl', 'reusable'];
+
+/** POST /v1/tokens: {service, namespace?, serviceAccount?, ttl? (duration, default 1h), reusable?}. */
+function parseTokenRequest(v: unknown): CreateTokenRequest {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw fieldError('', 'must be a JSON object');
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!TOKEN_FIELDS.includes(k)) throw fieldError(k, `unknown field (fields: ${TOKEN_FIELDS.join(', ')})`);
+  const text = (k: string): string | undefined => {
+    if (o[k] === undefined) return undefined;
+    if (typeof o[k] !== 'string') throw fieldError(k, 'must be a string');
+    return o[k] as string;
+  };
+  const service = text('service');
+  if (service === undefined) throw fieldError('service', 'required');
+  const ttl = text('ttl');
+  let ttlMs: number | undefined;
+  if (ttl !== undefined) {
+    const ms = parseDuration(ttl);
+    if (typeof ms !== 'number') throw fieldError('ttl', ms.error);
+    ttlMs = ms;
+  }
+  if (o.reusable !== undefined && typeof o.reusable !== 'boolean') throw fieldError('reusable', 'must be true or false');
+  const namespace = text('namespace');
+  const serviceAccount = text('serviceAccount');
+  return {
+    service, ...(namespace === undefined ? {} : { namespace }), ...(serviceAccount === undefined ? {} : { serviceAccount }),
+    ...(ttlMs === undefined ? {} : { ttlMs }), reusable: o.reusable === true,
+  };
+}
+
+function fieldError(path: string, message: string): MeshError {
+  return new MeshError(ErrorCodes.VALIDATION, path === '' ? `body: ${message}` : `body.${path}: ${message}`, { details: [{ resource: '', path: path === '' ? 'body' : `body.${path}`, message }] });
 }
 
 function leaseJson(l: ReturnType<ApiBackend['registry']['list']>[number]): unknown {

@@ -4,7 +4,8 @@ import type { FieldIssue } from '../../../shared/src/errors';
 /** A thin client for the SRE API. API errors become MeshErrors carrying the API's own message. */
 export class ApiClient {
   /** @param timeoutMs how long one call may take (default 30s; longer for a server-side wait) */
-  constructor(private readonly base: string, private readonly timeoutMs = 30_000) {
+  /** @param token the admin token, sent as a bearer credential (needed for changes) */
+  constructor(private readonly base: string, private readonly timeoutMs = 30_000, private readonly token?: string) {
     try { new URL(base); } catch { throw new MeshError(ErrorCodes.VALIDATION, `--api: "${base}" is not a URL, e.g. http://127.0.0.1:18001`); }
   }
 
@@ -14,7 +15,7 @@ export class ApiClient {
     try {
       res = await fetch(url, {
         method,
-        headers: { ...headers, ...(body ? { 'content-type': body.type } : {}) },
+        headers: { ...headers, ...(body ? { 'content-type': body.type } : {}), ...(this.token === undefined ? {} : { authorization: `Bearer ${this.token}` }) },
         ...(body ? { body: body.text } : {}),
         signal: AbortSignal.timeout(this.timeoutMs),
       });

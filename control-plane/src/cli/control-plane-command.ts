@@ -20,22 +20,31 @@ export const controlPlane: Command = {
       { name: 'history-limit', type: 'string', value: 'N', default: '1000', help: 'config revisions kept; older ones are pruned' },
       { name: 'max-body-bytes', type: 'string', value: 'N', default: '1048576', help: 'largest API request body accepted' },
       { name: 'lease-ttl', type: 'string', value: 'DURATION', default: '10s', help: 'endpoint lease TTL when a registration names none (1s to 5m)' },
+      { name: 'trust-domain', type: 'string', value: 'DOMAIN', default: 'skein.local', help: 'SPIFFE trust domain of workload identities (spiffe://DOMAIN/ns/NS/sa/SA)' },
+      { name: 'ca-cert', type: 'string', value: 'FILE', help: 'plug in your own root or intermediate CA: PEM, the issuing CA first, then its chain up to the self-signed root (default: a P-256 root generated in DATA_DIR/ca at first start, valid 10 years)' },
+      { name: 'ca-key', type: 'string', value: 'FILE', help: 'the private key (PKCS#8 PEM, mode 0600) of --ca-cert' },
+      { name: 'workload-cert-ttl', type: 'string', value: 'DURATION', default: '24h', help: 'lifetime of workload certificates (1m to 2160h, i.e. 90 days; never past the CA\'s own expiry)' },
       { name: 'log-level', type: 'string', value: 'LEVEL', env: 'SKEIN_LOG_LEVEL', default: 'info', help: 'trace, debug, info, warn, error or silent' },
     ],
-    more: 'The API has no authentication yet: keep --api-listen on loopback or a trusted network.',
+    more: 'At first start it writes an admin token to DATA_DIR/admin-token (0600): every change through the API must present it\n' +
+      '(the CLI reads it from there, --admin-token-file or SKEIN_TOKEN). Reads need no token: keep --api-listen on loopback or a trusted network.',
   },
   async run(p, out) {
     const level = str(p, 'log-level');
     if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(level)) throw new MeshError(ErrorCodes.VALIDATION, `--log-level: must be trace, debug, info, warn, error or silent, got "${level}"`);
     const ttl = parseDuration(str(p, 'lease-ttl'));
     if (typeof ttl !== 'number' || ttl < 1000 || ttl > 300_000) throw new MeshError(ErrorCodes.VALIDATION, `--lease-ttl: must be a duration from 1s to 5m, got "${str(p, 'lease-ttl')}"`);
+    const certTtl = parseDuration(str(p, 'workload-cert-ttl'));
+    if (typeof certTtl !== 'number') throw new MeshError(ErrorCodes.VALIDATION, `--workload-cert-ttl: ${certTtl.error}`);
     const log = createLogger('skein-control-plane', level);
     // Loaded here, not at the top: the gRPC server and xDS protos would slow every other command.
     const { ControlPlane } = await import('../control-plane');
     const cp = await ControlPlane.start({
       dataDir: str(p, 'data-dir'), xdsListen: str(p, 'xds-listen'), apiListen: str(p, 'api-listen'),
       historyLimit: intFlag(p, 'history-limit', 1, 1_000_000)!, maxBodyBytes: intFlag(p, 'max-body-bytes', 1024, 64 * 1024 * 1024)!,
-      defaultLeaseTtlMs: ttl, log,
+      defaultLeaseTtlMs: ttl, log, trustDomain: str(p, 'trust-domain'), workloadCertTtlMs: certTtl,
+      ...(optStr(p, 'ca-cert') === undefined ? {} : { caCertFile: optStr(p, 'ca-cert')! }),
+      ...(optStr(p, 'ca-key') === undefined ? {} : { caKeyFile: optStr(p, 'ca-key')! }),
     });
     const seed = optStr(p, 'config');
     if (seed !== undefined) {
@@ -50,7 +59,7 @@ export const controlPlane: Command = {
     }
     const apiHost = str(p, 'api-listen').slice(0, str(p, 'api-listen').lastIndexOf(':'));
     const xdsHost = str(p, 'xds-listen').slice(0, str(p, 'xds-listen').lastIndexOf(':'));
-    out(JSON.stringify({ ready: true, xds: `${xdsHost}:${cp.xdsPort}`, api: `http://${apiHost}:${cp.apiPort}`, revision: cp.store.current().revision }));
+    out(JSON.stringify({ ready: true, xds: `${xdsHost}:${cp.xdsPort}`, api: `http://${apiHost}:${cp.apiPort}`, adminTokenFile: cp.identity.admin.file, revision: cp.store.current().revision }));
     await new Promise<void>((resolve) => {
       const stop = (sig: string) => { log.info({ signal: sig }, 'shutting down'); resolve(); };
       process.once('SIGTERM', () => stop('SIGTERM'));

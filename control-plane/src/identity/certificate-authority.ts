@@ -81,7 +81,7 @@ export class CertificateAuthority {
   /** Loads the plugged CA, or the one in the data dir, or generates a root there. */
   static async open(opts: CaOptions): Promise<CertificateAuthority> {
     const ttl = opts.workloadTtlMs ?? CA_DEFAULTS.workloadTtlMs;
-    if (!(ttl >= 60_000 && ttl <= CA_DEFAULTS.maxWorkloadTtlMs)) throw new MeshError(ErrorCodes.VALIDATION, `--workload-cert-ttl: must be from 1m to 90d, got ${ttl}ms`);
+    if (!(ttl >= 60_000 && ttl <= CA_DEFAULTS.maxWorkloadTtlMs)) throw new MeshError(ErrorCodes.VALIDATION, `--workload-cert-ttl: must be from 1m to 2160h (90 days), got ${ttl}ms`);
     if ((opts.caCertFile === undefined) !== (opts.caKeyFile === undefined)) throw new MeshError(ErrorCodes.VALIDATION, '--ca-cert and --ca-key: give both or neither');
     if (opts.caCertFile !== undefined) return CertificateAuthority.plugged(opts, opts.caCertFile, opts.caKeyFile!);
     const dir = path.join(opts.dataDir, 'ca');
@@ -141,7 +141,7 @@ export class CertificateAuthority {
    */
   async sign(csrPem: string, identity: WorkloadIdentity, ttlMs = this.workloadTtlMs): Promise<IssuedCertificate> {
     if (identity.trustDomain !== this.trustDomain) throw new MeshError(ErrorCodes.PERMISSION_DENIED, `identity is in trust domain ${identity.trustDomain}; this CA signs for ${this.trustDomain}`);
-    if (!(ttlMs >= 60_000 && ttlMs <= CA_DEFAULTS.maxWorkloadTtlMs)) throw new MeshError(ErrorCodes.VALIDATION, `ttl: must be from 1m to 90d, got ${ttlMs}ms`);
+    if (!(ttlMs >= 60_000 && ttlMs <= CA_DEFAULTS.maxWorkloadTtlMs)) throw new MeshError(ErrorCodes.VALIDATION, `ttl: must be from 1m to 2160h (90 days), got ${ttlMs}ms`);
     const csr = parseCsr(csrPem);
     if (!(await csr.verify())) throw new MeshError(ErrorCodes.VALIDATION, 'csr: its signature does not verify with its public key');
     const alg = csr.publicKey.algorithm as { name?: string; namedCurve?: string };

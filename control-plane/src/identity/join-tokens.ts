@@ -68,7 +68,7 @@ export class JoinTokenStore {
     const namespace = checkSegment(req.namespace ?? DEFAULT_NAMESPACE, 'namespace');
     const serviceAccount = checkSegment(req.serviceAccount ?? service, 'serviceAccount');
     const ttlMs = req.ttlMs ?? TOKEN_DEFAULTS.ttlMs;
-    if (!(ttlMs >= TOKEN_DEFAULTS.minTtlMs && ttlMs <= TOKEN_DEFAULTS.maxTtlMs)) throw new MeshError(ErrorCodes.VALIDATION, `ttl: must be from 1s to 30d, got ${ttlMs}ms`);
+    if (!(ttlMs >= TOKEN_DEFAULTS.minTtlMs && ttlMs <= TOKEN_DEFAULTS.maxTtlMs)) throw new MeshError(ErrorCodes.VALIDATION, `ttl: must be from 1s to 720h (30 days), got ${ttlMs}ms`);
     const token = `${PREFIX}${randomBytes(32).toString('base64url')}`;
     const hash = hashOf(token);
     const now = this.clock.now();
@@ -80,21 +80,32 @@ export class JoinTokenStore {
   }
 
   /**
-   * Checks a presented token and, unless it is reusable, uses it up. Unknown, expired and
-   * already-used tokens are refused with the reason (the token itself is never echoed).
+   * Checks a presented token without using it up: unknown, expired and already-used tokens are
+   * refused with the reason (the token itself is never echoed).
    */
+  check(token: string): TokenBinding {
+    const rec = this.find(token);
+    return { service: rec.service, namespace: rec.namespace, serviceAccount: rec.serviceAccount };
+  }
+
+  /** check(), then, unless the token is reusable, uses it up. */
   redeem(token: string): TokenBinding {
+    const rec = this.find(token);
+    if (!rec.reusable) {
+      rec.usedAt = this.clock.now();
+      this.save();
+    }
+    return { service: rec.service, namespace: rec.namespace, serviceAccount: rec.serviceAccount };
+  }
+
+  private find(token: string): TokenRecord {
     if (typeof token !== 'string' || !token.startsWith(PREFIX) || token.length > 128) throw new MeshError(ErrorCodes.UNAUTHENTICATED, 'join token: malformed (expected skein-jt.…)');
     const rec = this.byHash.get(hashOf(token));
     if (rec === undefined) throw new MeshError(ErrorCodes.UNAUTHENTICATED, 'join token: unknown (revoked, or from another control plane)');
     const now = this.clock.now();
     if (now >= rec.expiresAt) throw new MeshError(ErrorCodes.UNAUTHENTICATED, `join token ${rec.id}: expired at ${new Date(rec.expiresAt).toISOString()}`);
-    if (!rec.reusable) {
-      if (rec.usedAt !== undefined) throw new MeshError(ErrorCodes.UNAUTHENTICATED, `join token ${rec.id}: already used at ${new Date(rec.usedAt).toISOString()} (single-use; create a --reusable one for many instances)`);
-      rec.usedAt = now;
-      this.save();
-    }
-    return { service: rec.service, namespace: rec.namespace, serviceAccount: rec.serviceAccount };
+    if (!rec.reusable && rec.usedAt !== undefined) throw new MeshError(ErrorCodes.UNAUTHENTICATED, `join token ${rec.id}: already used at ${new Date(rec.usedAt).toISOString()} (single-use; create a --reusable one for many instances)`);
+    return rec;
   }
 
   list(): TokenRecord[] { return [...this.byHash.values()].sort((a, b) => a.createdAt - b.createdAt); }
