@@ -3,7 +3,7 @@
  * windows allocate on first use; the stats of a removed object stay listed for the retention
  * (injected clock), then are dropped and their histograms destroyed; an in-process sidecar fed
  * over ADS lets go of removed clusters' and routes' stats and timers. The process-level figures
- * (RSS over add / rollback rounds) are in sidecar-memory-e2e.test.ts.
+ * (RSS over add / rollback rounds) are in test/e2e/sidecar-memory-follows-config.test.ts.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,7 +1,7 @@
 /**
  * The dry run's NACK forecast, on real translations and a real snapshot cache: which resources
  * count (added or changed ones only), which proxies (those that would receive them) and which
- * clients (by user agent). test/proxyless-xds.test.ts proves a forecast against the real
+ * clients (by user agent). test/e2e/grpc-xds-proxyless-clients.test.ts proves a forecast against the real
  * grpc-js-xds client's NACK.
  */
 import { describe, test } from 'node:test';
