@@ -34,6 +34,8 @@ import { routeType } from '../../../sidecar/src/pipeline';
 import type { ListenerConfig } from '../../../sidecar/src/xds/listener-type';
 import { isGrpcContentType } from '../../../sidecar/src/route/grpc-content-type';
 import { until } from '../../support/until';
+import * as upstreams from '../../support/upstreams';
+import type { UpstreamServer } from '../../support/upstreams';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Doc = Record<string, any>;
@@ -43,43 +45,25 @@ const log = createLogger('router-test', 'silent');
 // --- upstreams ------------------------------------------------------------------------------
 
 interface Seen { headers: http2.IncomingHttpHeaders | http.IncomingHttpHeaders; body: Buffer }
-interface Upstream { port: number; seen: Seen[]; accepted: number; close(): Promise<void> }
+interface Upstream extends UpstreamServer { seen: Seen[] }
 type H2Behaviour = (s: http2.ServerHttp2Stream, n: number, seen: Seen) => void;
 
 /** An h2c server; `behave` runs once each request's body has arrived (n counts from 0). */
 async function h2Upstream(behave: H2Behaviour, settings: http2.Settings = {}): Promise<Upstream> {
-  const server = http2.createServer({ settings });
-  const up: Upstream = { port: 0, seen: [], accepted: 0, close: () => new Promise<void>((r) => { for (const s of sessions) s.destroy(); server.close(() => r()); }) };
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on('session', (s) => { sessions.add(s); s.on('close', () => sessions.delete(s)); });
-  server.on('connection', () => up.accepted++);
-  server.on('stream', (s, headers) => {
-    s.on('error', () => undefined);
-    const chunks: Buffer[] = [];
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.on('end', () => {
-      const seen = { headers, body: Buffer.concat(chunks) };
-      up.seen.push(seen);
-      behave(s, up.seen.length - 1, seen);
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  up.port = (server.address() as net.AddressInfo).port;
+  const up: Upstream = Object.assign(await upstreams.h2Upstream((s, headers, { body }) => {
+    const seen = { headers, body };
+    up.seen.push(seen);
+    behave(s, up.seen.length - 1, seen);
+  }, { settings, readBody: true }), { seen: [] as Seen[] });
   return up;
 }
 
 /** An HTTP/1.1 server with the same shape. */
 async function h1Upstream(behave: (req: http.IncomingMessage, res: http.ServerResponse, n: number) => void): Promise<Upstream> {
-  const server = http.createServer();
-  const up: Upstream = { port: 0, seen: [], accepted: 0, close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) };
-  server.on('connection', () => up.accepted++);
-  server.on('request', (req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => { up.seen.push({ headers: req.headers, body: Buffer.concat(chunks) }); behave(req, res, up.seen.length - 1); });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  up.port = (server.address() as net.AddressInfo).port;
+  const up: Upstream = Object.assign(await upstreams.h1Upstream((req, res, { body }) => {
+    up.seen.push({ headers: req.headers, body });
+    behave(req, res, up.seen.length - 1);
+  }, { readBody: true }), { seen: [] as Seen[] });
   return up;
 }
 
@@ -778,17 +762,13 @@ describe('grpc-web is not gRPC (one content-type rule for routing, deadlines and
 
 describe('HTTP/1.1 Upgrade gets the route\'s fault, rate limit and max_requests', () => {
   async function wsUpstream(): Promise<Upstream & { upgrades: number }> {
-    const server = http.createServer((_q, res) => res.end('no upgrade'));
-    const sockets = new Set<net.Socket>();
-    const up = { port: 0, seen: [] as Seen[], accepted: 0, upgrades: 0, close: () => new Promise<void>((r) => { for (const s of sockets) s.destroy(); server.closeAllConnections(); server.close(() => r()); }) };
-    server.on('upgrade', (_req: http.IncomingMessage, socket: net.Socket) => {
-      up.upgrades++;
-      sockets.add(socket);
-      socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n');
-      socket.pipe(socket);
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    up.port = (server.address() as net.AddressInfo).port;
+    const up: Upstream & { upgrades: number } = Object.assign(await upstreams.h1Upstream((_q, res) => res.end('no upgrade'), {
+      onUpgrade: (_req, socket) => {
+        up.upgrades++;
+        socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n');
+        socket.pipe(socket);
+      },
+    }), { seen: [] as Seen[], upgrades: 0 });
     return up;
   }
 

@@ -6,8 +6,6 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import * as http from 'node:http';
-import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
@@ -24,6 +22,8 @@ import type { HealthCheckConfig } from '../../../sidecar/src/resilience/health-c
 import { HealthChecker } from '../../../sidecar/src/resilience/health-checker';
 import { closedPort } from '../../support/ports';
 import { until } from '../../support/until';
+import * as upstreams from '../../support/upstreams';
+import type { H2UpstreamServer, UpstreamServer } from '../../support/upstreams';
 
 const HOST = '127.0.0.1';
 const CLUSTER = 'orders';
@@ -84,80 +84,46 @@ function harness(cfg: HealthCheckConfig): Harness {
 
 interface Seen { path: string; host: string; ua: string }
 
-interface HttpUpstream {
-  port: number;
+/** What the health-check upstreams answer (set by the tests) and what they saw. */
+interface Answering {
   /** Status answered to /healthz; /status/NNN answers NNN. */
   status: number;
   seen: Seen[];
-  /** Connections (h1 sockets or h2 sessions) ever accepted, and those still open. */
-  accepted: number;
-  open: number;
-  /** Server-side h2 sessions, to kill one from the server. */
-  sessions: http2.ServerHttp2Session[];
   /** When true, a connection's second request kills the connection instead of answering. */
   killReused: boolean;
   /** Requests that reached the server, answered or not (HTTP/1.1 only). */
   received: number;
   /** HTTP/1.1: the requests (1-based, in arrival order) the server never answers. */
   hang: number[];
-  close(): Promise<void>;
 }
+type HttpUpstream = UpstreamServer & Answering;
 
-function statusFor(up: HttpUpstream, path: string): number {
+const answering = (): Answering => ({ status: 200, seen: [], killReused: false, received: 0, hang: [] });
+
+function statusFor(up: Answering, path: string): number {
   const m = /^\/status\/(\d{3})$/.exec(path);
   return m ? Number(m[1]) : up.status;
 }
 
 async function h1Upstream(): Promise<HttpUpstream> {
-  const sockets = new Set<net.Socket>();
-  const perSocket = new Map<net.Socket, number>();
-  const server = http.createServer((req, res) => {
-    const n = (perSocket.get(req.socket) ?? 0) + 1;
-    perSocket.set(req.socket, n);
-    if (up.killReused && n >= 2) { req.socket.destroy(); return; }
+  const up: HttpUpstream = Object.assign(await upstreams.h1Upstream((req, res, { onConnection }) => {
+    if (up.killReused && onConnection >= 2) { req.socket.destroy(); return; }
     if (up.hang.includes(++up.received)) return;
     up.seen.push({ path: req.url ?? '', host: req.headers.host ?? '', ua: req.headers['user-agent'] ?? '' });
     res.writeHead(statusFor(up, req.url ?? ''), { 'content-type': 'text/plain' });
     res.end('health body');
-  });
-  server.keepAliveTimeout = 120_000;
-  server.on('connection', (s) => {
-    up.accepted++; up.open++; sockets.add(s);
-    s.on('close', () => { up.open--; sockets.delete(s); });
-  });
-  const up: HttpUpstream = {
-    port: 0, status: 200, seen: [], accepted: 0, open: 0, sessions: [], killReused: false, received: 0, hang: [],
-    async close() { for (const s of sockets) s.destroy(); await new Promise<void>((r) => server.close(() => r())); },
-  };
-  await new Promise<void>((r) => server.listen(0, HOST, r));
-  up.port = (server.address() as net.AddressInfo).port;
+  }, { keepAliveTimeoutMs: 120_000 }), answering());
   return up;
 }
 
-async function h2Upstream(): Promise<HttpUpstream> {
-  const server = http2.createServer();
-  const perSession = new Map<http2.Http2Session, number>();
-  server.on('session', (s) => {
-    up.accepted++; up.open++; up.sessions.push(s);
-    s.on('close', () => { up.open--; });
-    s.on('error', () => undefined);
-  });
-  server.on('stream', (stream, headers) => {
-    const n = (perSession.get(stream.session!) ?? 0) + 1;
-    perSession.set(stream.session!, n);
-    if (up.killReused && n >= 2) { stream.session!.destroy(); return; }
+async function h2Upstream(): Promise<H2UpstreamServer & Answering> {
+  const up: H2UpstreamServer & Answering = Object.assign(await upstreams.h2Upstream((stream, headers, { onConnection }) => {
+    if (up.killReused && onConnection >= 2) { stream.session!.destroy(); return; }
     const path = String(headers[':path']);
     up.seen.push({ path, host: String(headers[':authority']), ua: String(headers['user-agent']) });
-    stream.on('error', () => undefined);
     stream.respond({ ':status': statusFor(up, path) });
     stream.end('health body');
-  });
-  const up: HttpUpstream = {
-    port: 0, status: 200, seen: [], accepted: 0, open: 0, sessions: [], killReused: false, received: 0, hang: [],
-    async close() { for (const s of up.sessions) s.destroy(); await new Promise<void>((r) => server.close(() => r())); },
-  };
-  await new Promise<void>((r) => server.listen(0, HOST, r));
-  up.port = (server.address() as net.AddressInfo).port;
+  }), answering());
   return up;
 }
 

@@ -7,7 +7,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
-import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { Readable } from 'node:stream';
@@ -25,6 +24,9 @@ import { CONNECT_BACKOFF_BASE_MS, CONNECT_BACKOFF_MAX_MS } from '../../../sideca
 import { Cluster } from '../../../sidecar/src/upstream/cluster';
 import { closedPort } from '../../support/ports';
 import { until } from '../../support/until';
+import * as upstreams from '../../support/upstreams';
+import { h1Upstream } from '../../support/upstreams';
+import type { H2UpstreamServer } from '../../support/upstreams';
 
 const HOST = '127.0.0.1';
 
@@ -38,18 +40,13 @@ function assertCode(err: unknown, code: ErrorCode, re?: RegExp): void {
 
 // --- h2c upstream ------------------------------------------------------------------------
 
-interface H2Upstream {
-  port: number;
-  /** Server-side sessions ever accepted. */
-  sessions: http2.ServerHttp2Session[];
-  /** Their TCP sockets, to end one as a dying peer would (no GOAWAY). */
-  sockets: net.Socket[];
+/** An h2c upstream: `/slow` waits for release() (while `hold`), `/refuse` is refused, the rest answer `ok:<path>`. */
+interface H2Upstream extends H2UpstreamServer {
   /** `/slow` streams waiting for release(). */
   held: http2.ServerHttp2Stream[];
   /** When false, `/slow` answers at once. */
   hold: boolean;
   release(): void;
-  close(): Promise<void>;
 }
 
 function answer(stream: http2.ServerHttp2Stream, body: string): void {
@@ -59,22 +56,7 @@ function answer(stream: http2.ServerHttp2Stream, body: string): void {
 }
 
 async function h2Upstream(settings: http2.Settings = {}): Promise<H2Upstream> {
-  const server = http2.createServer({ settings });
-  const up: H2Upstream = {
-    port: 0, sessions: [], sockets: [], held: [], hold: true,
-    release() {
-      this.hold = false;
-      for (const s of this.held.splice(0)) answer(s, 'slow');
-    },
-    async close() {
-      for (const s of this.sessions) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-  server.on('session', (s) => up.sessions.push(s));
-  server.on('connection', (socket: net.Socket) => up.sockets.push(socket));
-  server.on('stream', (stream, headers) => {
-    stream.on('error', () => {});
+  const up: H2Upstream = Object.assign(await upstreams.h2Upstream((stream, headers) => {
     const path = headers[':path'];
     if (path === '/slow') {
       if (up.hold) up.held.push(stream);
@@ -84,9 +66,13 @@ async function h2Upstream(settings: http2.Settings = {}): Promise<H2Upstream> {
     } else {
       answer(stream, `ok:${path}`);
     }
+  }, { settings }), {
+    held: [] as http2.ServerHttp2Stream[], hold: true,
+    release() {
+      up.hold = false;
+      for (const s of up.held.splice(0)) answer(s, 'slow');
+    },
   });
-  await new Promise<void>((r) => server.listen(0, HOST, r));
-  up.port = (server.address() as net.AddressInfo).port;
   return up;
 }
 
@@ -415,23 +401,6 @@ function h1call(pool: H1Pool, opts: H1RequestOptions, pauseEvery = 0): Promise<H
   });
 }
 
-async function h1Upstream(handler: http.RequestListener, onUpgrade?: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void): Promise<{ port: number; connections: () => number; close: () => Promise<void> }> {
-  const server = http.createServer(handler);
-  const sockets = new Set<net.Socket>();
-  let connections = 0;
-  server.on('connection', (s) => { connections++; sockets.add(s); s.on('close', () => sockets.delete(s)); });
-  if (onUpgrade !== undefined) server.on('upgrade', onUpgrade);
-  await new Promise<void>((r) => server.listen(0, HOST, r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    connections: () => connections,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
-
 const sha256 = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex');
 
 describe('H1Pool', () => {
@@ -447,7 +416,7 @@ describe('H1Pool', () => {
         assert.deepEqual([r.status, r.body.toString()], [200, `hi /n/${i}`]);
         await new Promise((resolve) => setImmediate(resolve));
       }
-      assert.equal(up.connections(), 1);
+      assert.equal(up.accepted, 1);
       assert.equal(pool.stats().connected, 1);
     } finally {
       await pool.close();
@@ -520,7 +489,7 @@ describe('H1Pool', () => {
   });
 
   it('upgrade: 101 hands over a duplex socket (echo tunnel); a refusal passes through as a response', async () => {
-    const up = await h1Upstream((_req, res) => res.end('no upgrade'), (req, socket, head) => {
+    const up = await h1Upstream((_req, res) => res.end('no upgrade'), { onUpgrade: (req, socket, head) => {
       if (req.url === '/deny') {
         socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 5\r\nconnection: close\r\n\r\nnope!');
         return;
@@ -528,7 +497,7 @@ describe('H1Pool', () => {
       socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n');
       if (head.length > 0) socket.write(head);
       socket.pipe(socket);
-    });
+    } });
     const pool = new H1Pool({ address: HOST, port: up.port });
     try {
       const { status, socket } = await new Promise<{ status: number; socket: Duplex }>((resolve, reject) => {
@@ -611,7 +580,7 @@ describe('H1Pool: maxRequestsPerConnection (max_requests_per_connection)', () =>
           assert.deepEqual([r.status, r.body.toString()], [200, `hi /n/${i}`]);
           await new Promise((resolve) => setImmediate(resolve));
         }
-        assert.equal(up.connections(), connections);
+        assert.equal(up.accepted, connections);
       } finally {
         await pool.close();
         await up.close();
@@ -636,7 +605,7 @@ describe('Cluster: max_requests_per_connection reaches the host pools', () => {
         assert.equal((await h2get(c2.pool(c2.allHosts()[0]!) as H2Pool, '/')).status, 200);
         await new Promise((resolve) => setImmediate(resolve));
       }
-      assert.equal(h1.connections(), 2);
+      assert.equal(h1.accepted, 2);
       assert.equal(h2.sessions.length, 2);
     } finally {
       c1.close();
