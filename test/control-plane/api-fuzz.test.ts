@@ -5,27 +5,15 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import { MESH_YAML, ratingsService, reviewsRoute, reviewsService, startPlane } from '../support/skein';
+import { MESH_YAML, ratingsService, reviewsRoute, reviewsService, startPlane, stopPlane } from '../support/skein';
 import type { Plane } from '../support/skein';
+import { mulberry32 } from '../support/prng';
 
 const PER_ROUTE = 200;
 
-/** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 class Fuzz {
   private readonly next: () => number;
-  constructor(seed: number) { this.next = prng(seed); }
+  constructor(seed: number) { this.next = mulberry32(seed); }
   int(n: number): number { return Math.floor(this.next() * n); }
   pick<T>(xs: readonly T[]): T { return xs[this.int(xs.length)]!; }
   chance(p: number): boolean { return this.next() < p; }
@@ -163,12 +151,7 @@ describe('API fuzz: no input gets a 5xx', () => {
 
   before(async () => { plane = await startPlane(); });
 
-  after(async () => {
-    if (plane === undefined) return;
-    const code = await plane.stop();
-    fs.rmSync(plane.dataDir, { recursive: true, force: true });
-    assert.equal(code, 0, `control plane exit code; logs:\n${plane.proc.logs()}`);
-  });
+  after(() => stopPlane(plane));
 
   TARGETS.forEach((t, ti) => {
     const label = `${t.method} ${t.path(new Fuzz(1)).split('?')[0]!.replace(/\/[^/]*$/, (s) => (ti === 0 ? s : s))}`;

@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { API_VERSION, MESH_YAML, assertApiError, assertUnchanged, call, edsAddresses, ratingsService, reviewsRoute, reviewsService, routeTargets, startPlane, state } from '../support/skein';
+import { API_VERSION, MESH_YAML, assertApiError, assertUnchanged, call, edsAddresses, ratingsService, reviewsRoute, reviewsService, routeTargets, startPlane, state, stopPlane } from '../support/skein';
 import type { ErrorExpectation, Plane } from '../support/skein';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -24,12 +24,7 @@ describe('SRE API against a real control plane', () => {
     api = plane.api;
   });
 
-  after(async () => {
-    if (plane === undefined) return;
-    const code = await plane.stop();
-    fs.rmSync(plane.dataDir, { recursive: true, force: true });
-    assert.equal(code, 0, `control plane exit code; logs:\n${plane.proc.logs()}`);
-  });
+  after(() => stopPlane(plane));
 
   it('GET /healthz answers ok with the current revision', async () => {
     const r = await call(api, 'GET', '/healthz');

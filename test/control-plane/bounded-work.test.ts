@@ -8,11 +8,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import { CONFIG_LIMITS as L } from '../../shared/src/config/limits';
 import { TYPE_URLS } from '../../shared/src/xds/protos';
 import { RawAdsClient, eventually, names } from '../support/ads-client';
-import { call, startPlane } from '../support/skein';
+import { call, startPlane, stopPlane } from '../support/skein';
 import type { Plane } from '../support/skein';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -113,10 +112,7 @@ describe('bounded work: the API keeps answering while a maximal config is applie
 
   after(async () => {
     for (const c of proxies) c.close();
-    if (plane === undefined) return;
-    const code = await plane.stop();
-    fs.rmSync(plane.dataDir, { recursive: true, force: true });
-    assert.equal(code, 0, `control plane exit code; logs:\n${plane.proc.logs()}`);
+    await stopPlane(plane);
   });
 
   it(`applies a maximal config (${L.resources} resources) in bodies under 1 MiB, and every proxy gets it`, async () => {

@@ -16,18 +16,7 @@ import { fnv1a32 } from '../../../sidecar/src/upstream/lb/hash';
 import { RandomLoadBalancer } from '../../../sidecar/src/upstream/lb/random';
 import { DEFAULT_RTT_MS, PeakEwmaLoadBalancer, currentEwmaMs, observeLatency } from '../../../sidecar/src/upstream/lb/peak-ewma';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
-
-/** mulberry32: a tiny seeded PRNG returning [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../../support/prng';
 
 function hosts(n: number, weights: number[] = []): Host[] {
   return Array.from({ length: n }, (_, i) => new Host(`10.0.0.${i + 1}`, 8080, weights[i] ?? 1, 'z1', 'HEALTHY'));
