@@ -3,7 +3,7 @@
  * real `skein control-plane` process. The main describe block shares one control plane and its
  * tests run in order, each building on the config the previous ones left.
  */
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -41,14 +41,14 @@ const COMMANDS = ['control-plane', 'apply', 'delete', 'get', 'revisions', 'rollb
 
 
 describe('skein --help', () => {
-  it('lists every command and exits 0', async () => {
+  test('lists every command and exits 0', async () => {
     const r = await skein(['--help']);
     assert.equal(r.code, 0, show(r));
     for (const c of COMMANDS) assert.match(r.stdout, new RegExp(`^  ${c} +\\S`, 'm'), `${c} missing:\n${r.stdout}`);
     assert.equal(r.stderr, '');
   });
 
-  it('with no command prints usage and exits 2; an unknown command exits 2 naming it', async () => {
+  test('with no command prints usage and exits 2; an unknown command exits 2 naming it', async () => {
     const none = await skein([]);
     assert.equal(none.code, 2, show(none));
     assert.match(none.stdout, /Usage: skein COMMAND/);
@@ -57,7 +57,7 @@ describe('skein --help', () => {
     assert.match(bad.stderr, /unknown command "frobnicate"/);
   });
 
-  it('control-plane --help documents every flag with its default', async () => {
+  test('control-plane --help documents every flag with its default', async () => {
     const r = await skein(['control-plane', '--help']);
     assert.equal(r.code, 0, show(r));
     const line = (flag: string) => {
@@ -77,7 +77,7 @@ describe('skein --help', () => {
     assert.match(line('log-level'), /\$SKEIN_LOG_LEVEL/);
   });
 
-  it('sidecar --help documents every flag, each with its default', async () => {
+  test('sidecar --help documents every flag, each with its default', async () => {
     const r = await skein(['sidecar', '--help']);
     assert.equal(r.code, 0, show(r));
     const defaults: Record<string, string> = {
@@ -93,7 +93,7 @@ describe('skein --help', () => {
     assert.match(r.stdout, /--app HOST:PORT\s+.*required with --service/);
   });
 
-  it('every subcommand has --help (and -h) that exits 0 with its usage', async () => {
+  test('every subcommand has --help (and -h) that exits 0 with its usage', async () => {
     const runs = await Promise.all(COMMANDS.flatMap((c) => [skein([c, '--help']), skein([c, '-h'])]));
     COMMANDS.forEach((c, i) => {
       for (const r of [runs[2 * i]!, runs[2 * i + 1]!]) {
@@ -133,7 +133,7 @@ describe('skein CLI against a real control plane', () => {
     assert.equal(code, 0);
   });
 
-  it('apply --dry-run prints the diff and "dry run" and stores nothing', async () => {
+  test('apply --dry-run prints the diff and "dry run" and stores nothing', async () => {
     const before = await state(api);
     const r = await cli(['apply', '-f', meshFile, '--dry-run']);
     assert.equal(r.code, 0, show(r));
@@ -144,7 +144,7 @@ describe('skein CLI against a real control plane', () => {
     assert.equal((await call(api, 'GET', '/v1/config')).body.revision, 0);
   });
 
-  it('apply -f FILE applies, prints the diff and "applied: revision 1", recording -m and --author', async () => {
+  test('apply -f FILE applies, prints the diff and "applied: revision 1", recording -m and --author', async () => {
     const r = await cli(['apply', '-f', meshFile, '-m', 'initial mesh', '--author', 'ci-bot']);
     assert.equal(r.code, 0, show(r));
     assert.equal(r.stdout, '+ GRPCRoute/reviews\n+ Service/reviews\napplied: revision 1\nrevision 1 reached no proxy: no connected proxy subscribes to what it changed\n');
@@ -155,14 +155,14 @@ describe('skein CLI against a real control plane', () => {
     assert.equal(cfg.body.message, 'initial mesh');
   });
 
-  it('applying the same file again is a no-op', async () => {
+  test('applying the same file again is a no-op', async () => {
     const r = await cli(['apply', '-f', meshFile]);
     assert.equal(r.code, 0, show(r));
     assert.equal(r.stdout, 'no change: revision 1 is current\n');
     assert.equal((await call(api, 'GET', '/v1/config')).body.revision, 1);
   });
 
-  it('apply -f - reads the config from stdin (author defaults to $USER)', async () => {
+  test('apply -f - reads the config from stdin (author defaults to $USER)', async () => {
     const r = await cli(['apply', '-f', '-'], { input: JSON.stringify(ratingsService()) });
     assert.equal(r.code, 0, show(r));
     assert.equal(r.stdout, '+ Service/ratings\napplied: revision 2\nrevision 2 reached no proxy: no connected proxy subscribes to what it changed\n');
@@ -171,7 +171,7 @@ describe('skein CLI against a real control plane', () => {
     assert.equal(cfg.body.author, 'tester');
   });
 
-  it('get prints the current config as YAML', async () => {
+  test('get prints the current config as YAML', async () => {
     const r = await cli(['get']);
     assert.equal(r.code, 0, show(r));
     assert.match(r.stdout, /^# revision 2$/m);
@@ -179,7 +179,7 @@ describe('skein CLI against a real control plane', () => {
     assert.deepEqual(docs, [reviewsRoute(90, 10), ratingsService(), reviewsService()]);
   });
 
-  it('get KIND/NAME -o json prints one resource; get KIND filters; a missing one exits 1', async () => {
+  test('get KIND/NAME -o json prints one resource; get KIND filters; a missing one exits 1', async () => {
     const [r, kind, old, missing, badFmt] = await Promise.all([
       cli(['get', 'GRPCRoute/reviews', '-o', 'json']),
       cli(['get', 'Service', '--output', 'json']),
@@ -197,7 +197,7 @@ describe('skein CLI against a real control plane', () => {
     assert.match(badFmt.stderr, /--output: must be one of yaml, json, table, got "xml"/);
   });
 
-  it('revisions prints a table of every revision with author, message and changes', async () => {
+  test('revisions prints a table of every revision with author, message and changes', async () => {
     const r = await cli(['revisions']);
     assert.equal(r.code, 0, show(r));
     const lines = r.stdout.trimEnd().split('\n');
@@ -209,7 +209,7 @@ describe('skein CLI against a real control plane', () => {
     assert.deepEqual(JSON.parse(json.stdout).map((m: { revision: number }) => m.revision), [1, 2]);
   });
 
-  it('canary ROUTE v1=50 v2=50 prints the weight change, and get shows it', async () => {
+  test('canary ROUTE v1=50 v2=50 prints the weight change, and get shows it', async () => {
     const r = await cli(['canary', 'reviews', 'v1=50', 'v2=50']);
     assert.equal(r.code, 0, show(r));
     assert.equal(r.stdout, [
@@ -226,7 +226,7 @@ describe('skein CLI against a real control plane', () => {
     assert.equal(rev.body.message, 'canary reviews v1=50 v2=50');
   });
 
-  it('canary --dry-run changes nothing', async () => {
+  test('canary --dry-run changes nothing', async () => {
     const before = await state(api);
     const r = await cli(['canary', 'reviews', 'v1=0', 'v2=100', '--dry-run']);
     assert.equal(r.code, 0, show(r));
@@ -235,7 +235,7 @@ describe('skein CLI against a real control plane', () => {
     await assertUnchanged(api, before, 'canary --dry-run');
   });
 
-  it('rollback 1 makes revision 1 current again as a new revision', async () => {
+  test('rollback 1 makes revision 1 current again as a new revision', async () => {
     const r = await cli(['rollback', '1']);
     assert.equal(r.code, 0, show(r));
     assert.match(r.stdout, /^~ GRPCRoute\/reviews$/m);
@@ -245,7 +245,7 @@ describe('skein CLI against a real control plane', () => {
     assert.deepEqual(JSON.parse(get.stdout), { revision: 4, resources: [reviewsRoute(90, 10), reviewsService()] });
   });
 
-  it('delete KIND/NAME deletes; a missing resource exits 1 with the API message', async () => {
+  test('delete KIND/NAME deletes; a missing resource exits 1 with the API message', async () => {
     assert.equal((await cli(['apply', '-f', '-'], { input: JSON.stringify(ratingsService()) })).code, 0);
     const r = await cli(['delete', 'Service/ratings']);
     assert.equal(r.code, 0, show(r));
@@ -260,7 +260,7 @@ describe('skein CLI against a real control plane', () => {
     await assertUnchanged(api, before, 'failed deletes');
   });
 
-  it('proxy-status with no xDS clients says so', async () => {
+  test('proxy-status with no xDS clients says so', async () => {
     const r = await cli(['proxy-status']);
     assert.equal(r.code, 0, show(r));
     assert.equal(r.stdout, 'no xDS clients connected\n');
@@ -268,7 +268,7 @@ describe('skein CLI against a real control plane', () => {
     assert.deepEqual(JSON.parse(json.stdout), { revision: 6, proxies: [] });
   });
 
-  it('endpoints lists live registrations', async () => {
+  test('endpoints lists live registrations', async () => {
     const reg = await call(api, 'POST', '/v1/endpoints', { body: { service: 'reviews', address: '10.9.8.7', port: 50051, labels: { version: 'v1' }, ttl: '5m', node: 'n1' } });
     assert.equal(reg.status, 200);
     try {
@@ -283,7 +283,7 @@ describe('skein CLI against a real control plane', () => {
   });
 
   describe('errors exit non-zero and print the reason', () => {
-    it('apply of an invalid file exits 1 and prints the field path; nothing is stored', async () => {
+    test('apply of an invalid file exits 1 and prints the field path; nothing is stored', async () => {
       const before = await state(api);
       const r = await cli(['apply', '-f', badFile]);
       assert.equal(r.code, 1, show(r));
@@ -297,13 +297,13 @@ describe('skein CLI against a real control plane', () => {
       await assertUnchanged(api, before, 'invalid apply');
     });
 
-    it('apply of malformed YAML exits 1 naming the line', async () => {
+    test('apply of malformed YAML exits 1 naming the line', async () => {
       const r = await cli(['apply', '-f', '-'], { input: `apiVersion: ${API_VERSION}\nkind: Service\nmetadata: {name: x\n` });
       assert.equal(r.code, 1, show(r));
       assert.match(r.stderr, /SKEIN_ERR_MALFORMED_INPUT.*line \d+/);
     });
 
-    it('apply without -f, or with an unreadable file, exits 1', async () => {
+    test('apply without -f, or with an unreadable file, exits 1', async () => {
       const none = await cli(['apply']);
       assert.equal(none.code, 1, show(none));
       assert.match(none.stderr, /--file \(-f\) is required/);
@@ -312,7 +312,7 @@ describe('skein CLI against a real control plane', () => {
       assert.match(missing.stderr, /cannot read .*nope\.yaml/);
     });
 
-    it('canary with bad syntax exits 1 without calling the API', async () => {
+    test('canary with bad syntax exits 1 without calling the API', async () => {
       const before = await state(api);
       const bad = ['v1=abc', 'v1=-5', 'v1'];
       const [dup, noPairs, ...runs] = await Promise.all([cli(['canary', 'reviews', 'v1=1', 'v1=2']), cli(['canary', 'reviews']), ...bad.map((pair) => cli(['canary', 'reviews', pair]))]);
@@ -328,7 +328,7 @@ describe('skein CLI against a real control plane', () => {
       await assertUnchanged(api, before, 'bad canary syntax');
     });
 
-    it('canary errors from the API exit 1 with the API message', async () => {
+    test('canary errors from the API exit 1 with the API message', async () => {
       const before = await state(api);
       const route = await cli(['canary', 'nope', 'v1=1']);
       assert.equal(route.code, 1, show(route));
@@ -342,7 +342,7 @@ describe('skein CLI against a real control plane', () => {
       await assertUnchanged(api, before, 'rejected canaries');
     });
 
-    it('rollback to a missing revision, or a stale --expect-revision, exits 1', async () => {
+    test('rollback to a missing revision, or a stale --expect-revision, exits 1', async () => {
       const before = await state(api);
       const missing = await cli(['rollback', '99']);
       assert.equal(missing.code, 1, show(missing));
@@ -356,7 +356,7 @@ describe('skein CLI against a real control plane', () => {
       await assertUnchanged(api, before, 'failed rollbacks');
     });
 
-    it('an unknown flag exits 1 naming the flag', async () => {
+    test('an unknown flag exits 1 naming the flag', async () => {
       const cmds = ['get', 'apply', 'canary', 'control-plane'];
       const runs = await Promise.all(cmds.map((cmd) => cli([cmd, '--bogus-flag'])));
       for (const [i, cmd] of cmds.entries()) {
@@ -367,7 +367,7 @@ describe('skein CLI against a real control plane', () => {
       }
     });
 
-    it('an unreachable API exits 1 with "cannot reach"', async () => {
+    test('an unreachable API exits 1 with "cannot reach"', async () => {
       const port = await closedPort();
       const [r, refused, notUrl] = await Promise.all([
         cli(['get'], { env: { SKEIN_API: 'http://127.0.0.1:1' } }),
@@ -383,7 +383,7 @@ describe('skein CLI against a real control plane', () => {
     });
   });
 
-  it('--api overrides SKEIN_API', async () => {
+  test('--api overrides SKEIN_API', async () => {
     const r = await cli(['get', '-o', 'json', '--api', api], { env: { SKEIN_API: 'http://127.0.0.1:1' } });
     assert.equal(r.code, 0, show(r));
     assert.equal(JSON.parse(r.stdout).revision, 6);
@@ -423,7 +423,7 @@ describe('skein waits for the proxies: --wait, canary, rollout, proxy-status rev
     if (plane) fs.rmSync(plane.dataDir, { recursive: true, force: true });
   });
 
-  it('canary waits by default: every proxy ACKs, exit 0', async () => {
+  test('canary waits by default: every proxy ACKs, exit 0', async () => {
     const a = await proxyThat('ack', 'acker-1');
     const r = await cli(['canary', 'reviews', 'v1=50', 'v2=50']);
     assert.equal(r.code, 0, show(r));
@@ -432,7 +432,7 @@ describe('skein waits for the proxies: --wait, canary, rollout, proxy-status rev
     a.close();
   });
 
-  it('a NACK exits 3 and prints the proxy, its user agent and its error; --no-wait does not wait', async () => {
+  test('a NACK exits 3 and prints the proxy, its user agent and its error; --no-wait does not wait', async () => {
     const good = await proxyThat('ack', 'good-1');
     const bad = await proxyThat('nack', 'picky-1');
     const r = await cli(['canary', 'reviews', 'v1=0', 'v2=100']);
@@ -457,7 +457,7 @@ describe('skein waits for the proxies: --wait, canary, rollout, proxy-status rev
     bad.close();
   });
 
-  it('a wait that runs out exits 4 and names the proxies still pending', async () => {
+  test('a wait that runs out exits 4 and names the proxies still pending', async () => {
     const silent = await proxyThat('ignore', 'silent-1');
     const applied = await skeinWithInput(['apply', '-f', '-', '--wait=400ms'], JSON.stringify(reviewsRoute(30, 70)));
     assert.equal(applied.code, 4, show(applied));
@@ -466,7 +466,7 @@ describe('skein waits for the proxies: --wait, canary, rollout, proxy-status rev
     silent.close();
   });
 
-  it('rejects a malformed --wait naming the flag, before calling the API', async () => {
+  test('rejects a malformed --wait naming the flag, before calling the API', async () => {
     const before = await state(api);
     const runs = await Promise.all([cli(['canary', 'reviews', 'v1=1', 'v2=1', '--wait=soon']), cli(['canary', 'reviews', 'v1=1', 'v2=1', '--wait=11m']),
       cli(['canary', 'reviews', 'v1=1', 'v2=1', '--wait=1s', '--no-wait']), cli(['rollout', 'latest'])]);
@@ -496,7 +496,7 @@ describe('skein control-plane --config', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('seeds the config on start', async () => {
+  test('seeds the config on start', async () => {
     plane = await startPlane({ dataDir, extraArgs: ['--config', seed] });
     const revs = (await call(plane.api, 'GET', '/v1/revisions')).body.revisions as { revision: number; author: string; message: string }[];
     assert.equal(revs.length, 1);
@@ -510,7 +510,7 @@ describe('skein control-plane --config', () => {
     plane = undefined;
   });
 
-  it('restarting with the same data dir and file adds no revision', async () => {
+  test('restarting with the same data dir and file adds no revision', async () => {
     plane = await startPlane({ dataDir, extraArgs: ['--config', seed] });
     const revs = (await call(plane.api, 'GET', '/v1/revisions')).body.revisions as { revision: number }[];
     assert.deepEqual(revs.map((r) => r.revision), [1]);
@@ -520,7 +520,7 @@ describe('skein control-plane --config', () => {
     plane = undefined;
   });
 
-  it('an invalid --config file stops start-up with the field path, and stores nothing', async () => {
+  test('an invalid --config file stops start-up with the field path, and stores nothing', async () => {
     const bad = path.join(dir, 'bad.yaml');
     fs.writeFileSync(bad, MESH_YAML.replace('weight: 10', 'weight: -10'));
     const fresh = path.join(dir, 'data-bad');

@@ -3,7 +3,7 @@
  * query strings, path parameters, content types): none may get a 5xx. Deterministic: a seeded
  * PRNG, a fixed number of requests per route. Malformed input is the client's error (4xx).
  */
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MESH_YAML, ratingsService, reviewsRoute, reviewsService, startPlane, stopPlane } from '../support/skein';
 import type { Plane } from '../support/skein';
@@ -155,7 +155,7 @@ describe('API fuzz: no input gets a 5xx', () => {
 
   TARGETS.forEach((t, ti) => {
     const label = `${t.method} ${t.path(new Fuzz(1)).split('?')[0]!.replace(/\/[^/]*$/, (s) => (ti === 0 ? s : s))}`;
-    it(`${PER_ROUTE} random and mutated requests: ${label}`, async () => {
+    test(`${PER_ROUTE} random and mutated requests: ${label}`, async () => {
       const f = new Fuzz(0x5eed + ti);
       const failures: string[] = [];
       for (let i = 0; i < PER_ROUTE; i++) {

@@ -3,7 +3,7 @@
  * The tests in the main describe block share one process and run in order: each builds on the
  * config the previous ones left, and says which revision it expects.
  */
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { API_VERSION, MESH_YAML, assertApiError, assertUnchanged, call, edsAddresses, ratingsService, reviewsRoute, reviewsService, routeTargets, startPlane, state, stopPlane } from '../support/skein';
@@ -26,13 +26,13 @@ describe('SRE API against a real control plane', () => {
 
   after(() => stopPlane(plane));
 
-  it('GET /healthz answers ok with the current revision', async () => {
+  test('GET /healthz answers ok with the current revision', async () => {
     const r = await call(api, 'GET', '/healthz');
     assert.equal(r.status, 200);
     assert.deepEqual(r.body, { ok: true, revision: 0 });
   });
 
-  it('POST /v1/config with multi-document YAML creates revision 1 and returns the diff', async () => {
+  test('POST /v1/config with multi-document YAML creates revision 1 and returns the diff', async () => {
     const r = await call(api, 'POST', '/v1/config', { body: MESH_YAML, type: 'application/yaml' });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     assert.deepEqual(changeOf(r.body), { revision: 1, dryRun: false, changed: true, diff: [{ key: 'GRPCRoute/reviews', op: 'added' }, { key: 'Service/reviews', op: 'added' }] });
@@ -45,7 +45,7 @@ describe('SRE API against a real control plane', () => {
     assert.equal((await call(api, 'GET', '/healthz')).body.revision, 1);
   });
 
-  it('POST /v1/config with JSON creates a revision', async () => {
+  test('POST /v1/config with JSON creates a revision', async () => {
     const r = await call(api, 'POST', '/v1/config', { body: ratingsService(), type: 'application/json' });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     assert.deepEqual(changeOf(r.body), { revision: 2, dryRun: false, changed: true, diff: [{ key: 'Service/ratings', op: 'added' }] });
@@ -55,7 +55,7 @@ describe('SRE API against a real control plane', () => {
     assert.equal((await call(api, 'GET', '/v1/xds')).body.revision, 2);
   });
 
-  it('?dryRun=true returns the diff with 200 and stores nothing', async () => {
+  test('?dryRun=true returns the diff with 200 and stores nothing', async () => {
     const before = await state(api);
     const r = await call(api, 'POST', '/v1/config?dryRun=true', { body: reviewsRoute(80, 20) });
     assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -72,7 +72,7 @@ describe('SRE API against a real control plane', () => {
     await assertUnchanged(api, before, 'dry run');
   });
 
-  it('re-POSTing the identical config is a no-op: 200, changed:false, no new revision', async () => {
+  test('re-POSTing the identical config is a no-op: 200, changed:false, no new revision', async () => {
     const before = await state(api);
     const r = await call(api, 'POST', '/v1/config', { body: MESH_YAML });
     assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -80,7 +80,7 @@ describe('SRE API against a real control plane', () => {
     await assertUnchanged(api, before, 'identical apply');
   });
 
-  it('records x-skein-author and x-skein-message in the revision (defaults: api / apply)', async () => {
+  test('records x-skein-author and x-skein-message in the revision (defaults: api / apply)', async () => {
     const r = await call(api, 'POST', '/v1/config', { body: reviewsRoute(70, 30), headers: { 'x-skein-author': 'alice', 'x-skein-message': 'shift reviews to 70/30' } });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     assert.equal(r.body.revision, 3);
@@ -98,7 +98,7 @@ describe('SRE API against a real control plane', () => {
     assert.equal(rev3.body.message, 'shift reviews to 70/30');
   });
 
-  it('GET /v1/revisions/N and /v1/config?revision=N return that revision in full; unknown N is 404', async () => {
+  test('GET /v1/revisions/N and /v1/config?revision=N return that revision in full; unknown N is 404', async () => {
     const r1 = await call(api, 'GET', '/v1/revisions/1');
     assert.equal(r1.status, 200);
     assert.equal(r1.body.revision, 1);
@@ -109,7 +109,7 @@ describe('SRE API against a real control plane', () => {
     assertApiError(await call(api, 'GET', '/v1/config?revision=abc'), { status: 422, code: 'SKEIN_ERR_VALIDATION', path: 'query.revision' });
   });
 
-  it('POST /v1/revisions/N/rollback creates a new revision whose resources equal revision N', async () => {
+  test('POST /v1/revisions/N/rollback creates a new revision whose resources equal revision N', async () => {
     const r = await call(api, 'POST', '/v1/revisions/1/rollback', { headers: { 'x-skein-author': 'bob' } });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(r.body.revision, 4);
@@ -132,7 +132,7 @@ describe('SRE API against a real control plane', () => {
     await assertUnchanged(api, before, 'rollback to a missing revision');
   });
 
-  it('mode=replace makes the body the whole config: resources not in it are deleted', async () => {
+  test('mode=replace makes the body the whole config: resources not in it are deleted', async () => {
     const add = await call(api, 'POST', '/v1/config', { body: ratingsService() });
     assert.equal(add.status, 201);
     assert.equal(add.body.revision, 5);
@@ -151,7 +151,7 @@ describe('SRE API against a real control plane', () => {
     await assertUnchanged(api, before, 'bad mode');
   });
 
-  it('?expectedRevision: a stale revision is 409 and changes nothing; the current one succeeds', async () => {
+  test('?expectedRevision: a stale revision is 409 and changes nothing; the current one succeeds', async () => {
     const before = await state(api);
     assertApiError(await call(api, 'POST', '/v1/config?expectedRevision=5', { body: ratingsService() }), { status: 409, code: 'SKEIN_ERR_CONFLICT', message: 'current revision is 6' });
     assertApiError(await call(api, 'POST', '/v1/revisions/3/rollback?expectedRevision=1'), { status: 409, code: 'SKEIN_ERR_CONFLICT' });
@@ -237,7 +237,7 @@ describe('SRE API against a real control plane', () => {
     ];
 
     for (const c of cases) {
-      it(c.name, async () => {
+      test(c.name, async () => {
         const before = await state(api);
         const r = await call(api, 'POST', '/v1/config', { body: c.body, ...(c.type ? { type: c.type } : {}) });
         assertApiError(r, c.want);
@@ -245,7 +245,7 @@ describe('SRE API against a real control plane', () => {
       });
     }
 
-    it('a body over the limit sent without content-length (chunked) gets the 413', async () => {
+    test('a body over the limit sent without content-length (chunked) gets the 413', async () => {
       const before = await state(api);
       const chunk = new TextEncoder().encode(`# ${'y'.repeat(64 * 1024 - 3)}\n`);
       let sent = 0;
@@ -257,7 +257,7 @@ describe('SRE API against a real control plane', () => {
       await assertUnchanged(api, before, 'chunked oversized body');
     });
 
-    it('a dry run of invalid config is rejected the same way', async () => {
+    test('a dry run of invalid config is rejected the same way', async () => {
       const before = await state(api);
       assertApiError(await call(api, 'POST', '/v1/config?dryRun=true', { body: route([{ name: 'reviews', subset: 'v1', weight: -1 }]) }),
         { status: 422, code: 'SKEIN_ERR_VALIDATION', path: 'spec.rules[0].backendRefs[0].weight', message: 'must be >= 0' });
@@ -265,34 +265,34 @@ describe('SRE API against a real control plane', () => {
       await assertUnchanged(api, before, 'invalid dry run');
     });
 
-    it('the API still works after every rejected request', async () => {
+    test('the API still works after every rejected request', async () => {
       const r = await call(api, 'GET', '/healthz');
       assert.deepEqual(r.body, { ok: true, revision: 7 });
     });
   });
 
   describe('DELETE /v1/config/KIND/NAME', () => {
-    it('404 for a resource or kind that does not exist', async () => {
+    test('404 for a resource or kind that does not exist', async () => {
       const before = await state(api);
       assertApiError(await call(api, 'DELETE', '/v1/config/HTTPRoute/x'), { status: 404, code: 'SKEIN_ERR_NOT_FOUND', message: 'HTTPRoute/x' });
       assertApiError(await call(api, 'DELETE', '/v1/config/Gateway/x'), { status: 404, code: 'SKEIN_ERR_NOT_FOUND', message: 'Gateway' });
       await assertUnchanged(api, before, 'delete missing');
     });
 
-    it('400, not 500, for a name with broken percent-encoding', async () => {
+    test('400, not 500, for a name with broken percent-encoding', async () => {
       const before = await state(api);
       assertApiError(await call(api, 'DELETE', '/v1/config/Service/%E0%A4%A'), { status: 400, code: 'SKEIN_ERR_MALFORMED_INPUT' });
       await assertUnchanged(api, before, 'bad percent-encoding');
     });
 
-    it('deleting a Service that a route references is 422 and names the route', async () => {
+    test('deleting a Service that a route references is 422 and names the route', async () => {
       const before = await state(api);
       assertApiError(await call(api, 'DELETE', '/v1/config/Service/reviews'),
         { status: 422, code: 'SKEIN_ERR_VALIDATION', resource: 'GRPCRoute/reviews', path: 'spec.parentRefs[0].name', message: 'Service "reviews", which does not exist' });
       await assertUnchanged(api, before, 'delete referenced service');
     });
 
-    it('deletes an unreferenced resource as a new revision (dryRun stores nothing)', async () => {
+    test('deletes an unreferenced resource as a new revision (dryRun stores nothing)', async () => {
       const before = await state(api);
       const dry = await call(api, 'DELETE', '/v1/config/Service/ratings?dryRun=true');
       assert.equal(dry.status, 200);
@@ -308,7 +308,7 @@ describe('SRE API against a real control plane', () => {
   });
 
   describe('POST /v1/canary', () => {
-    it('sets the subset weights: visible in the stored config and in the RDS weighted_clusters', async () => {
+    test('sets the subset weights: visible in the stored config and in the RDS weighted_clusters', async () => {
       const r = await call(api, 'POST', '/v1/canary', { body: { route: 'reviews', weights: { v1: 50, v2: 50 } } });
       assert.equal(r.status, 200, JSON.stringify(r.body));
       assert.equal(r.body.revision, 9);
@@ -327,7 +327,7 @@ describe('SRE API against a real control plane', () => {
       assert.deepEqual(routeTargets(xds.body, 'reviews'), { 'reviews/v1': 50, 'reviews/v2': 50 });
     });
 
-    it('a weight of 0 drops the subset from RDS; KIND/NAME route form works', async () => {
+    test('a weight of 0 drops the subset from RDS; KIND/NAME route form works', async () => {
       const r = await call(api, 'POST', '/v1/canary', { body: { route: 'GRPCRoute/reviews', weights: { v1: 0, v2: 100 } }, headers: { 'x-skein-message': 'all to v2' } });
       assert.equal(r.status, 200, JSON.stringify(r.body));
       assert.equal(r.body.revision, 10);
@@ -335,7 +335,7 @@ describe('SRE API against a real control plane', () => {
       assert.equal((await call(api, 'GET', '/v1/revisions/10')).body.message, 'all to v2');
     });
 
-    it('dryRun shows the diff and stores nothing', async () => {
+    test('dryRun shows the diff and stores nothing', async () => {
       const before = await state(api);
       const r = await call(api, 'POST', '/v1/canary?dryRun=true', { body: { route: 'reviews', weights: { v1: 90, v2: 10 } } });
       assert.equal(r.status, 200);
@@ -358,14 +358,14 @@ describe('SRE API against a real control plane', () => {
       { name: 'empty body (400)', body: '', want: { status: 400, code: 'SKEIN_ERR_MALFORMED_INPUT', message: 'empty' } },
     ];
     for (const c of errors) {
-      it(`rejects ${c.name} and changes nothing`, async () => {
+      test(`rejects ${c.name} and changes nothing`, async () => {
         const before = await state(api);
         assertApiError(await call(api, 'POST', '/v1/canary', { body: c.body, type: 'application/json' }), c.want);
         await assertUnchanged(api, before, c.name);
       });
     }
 
-    it('rejects a route whose rule sends to two services (422) and changes nothing', async () => {
+    test('rejects a route whose rule sends to two services (422) and changes nothing', async () => {
       const mixed = route([{ name: 'reviews', subset: 'v1', weight: 1 }, { name: 'ratings', weight: 1 }], 'mixed', 'GRPCRoute', 'ratings');
       const setup = await call(api, 'POST', '/v1/config', { body: [ratingsService(), mixed] });
       assert.equal(setup.status, 201, JSON.stringify(setup.body));
@@ -374,7 +374,7 @@ describe('SRE API against a real control plane', () => {
         { status: 422, code: 'SKEIN_ERR_VALIDATION', resource: 'GRPCRoute/mixed', path: 'spec.rules[0].backendRefs', message: 'exactly one service' });
       await assertUnchanged(api, before, 'canary across two services');
     });
-    it('rewrites only the rules that split traffic, never a rule that pins one version', async () => {
+    test('rewrites only the rules that split traffic, never a rule that pins one version', async () => {
       const pinned = { apiVersion: 'skein.dev/v1alpha1', kind: 'GRPCRoute', metadata: { name: 'pinned' }, spec: { parentRefs: [{ name: 'reviews' }], rules: [
         { name: 'force-v2', matches: [{ headers: [{ name: 'x-canary', value: 'true' }] }], backendRefs: [{ name: 'reviews', subset: 'v2' }] },
         { name: 'split', backendRefs: [{ name: 'reviews', subset: 'v1', weight: 90 }, { name: 'reviews', subset: 'v2', weight: 10 }] },
@@ -387,7 +387,7 @@ describe('SRE API against a real control plane', () => {
       assert.deepEqual(doc.spec.rules[1].backendRefs, [{ name: 'reviews', subset: 'v1', weight: 30 }, { name: 'reviews', subset: 'v2', weight: 70 }]);
     });
 
-    it('asks for --rule when several rules each send to a single backend', async () => {
+    test('asks for --rule when several rules each send to a single backend', async () => {
       const two = { apiVersion: 'skein.dev/v1alpha1', kind: 'GRPCRoute', metadata: { name: 'two-pins' }, spec: { parentRefs: [{ name: 'reviews' }], rules: [
         { name: 'a', matches: [{ headers: [{ name: 'x-a', value: '1' }] }], backendRefs: [{ name: 'reviews', subset: 'v1' }] },
         { name: 'b', backendRefs: [{ name: 'reviews', subset: 'v2' }] },
@@ -406,7 +406,7 @@ describe('SRE API against a real control plane', () => {
     let id = '';
     const reg = { service: 'reviews', address: '10.1.2.3', port: 50051, labels: { version: 'v2' }, ttl: '5m', node: 'test-node' };
 
-    it('POST registers a lease: listed, and in EDS for the service and matching subset clusters only', async () => {
+    test('POST registers a lease: listed, and in EDS for the service and matching subset clusters only', async () => {
       const before = await state(api);
       const r = await call(api, 'POST', '/v1/endpoints', { body: reg });
       assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -429,7 +429,7 @@ describe('SRE API against a real control plane', () => {
       assert.deepEqual((await call(api, 'GET', '/v1/revisions')).body, before.revisions);
     });
 
-    it('registering the same address again updates the same lease', async () => {
+    test('registering the same address again updates the same lease', async () => {
       const r = await call(api, 'POST', '/v1/endpoints', { body: { ...reg, health: 'DRAINING' } });
       assert.equal(r.status, 200);
       assert.equal(r.body.id, id);
@@ -439,7 +439,7 @@ describe('SRE API against a real control plane', () => {
       assert.equal(cla.resource.endpoints[0].lb_endpoints[0].health_status, 'DRAINING');
     });
 
-    it('PUT /v1/endpoints/ID renews the lease', async () => {
+    test('PUT /v1/endpoints/ID renews the lease', async () => {
       const before = (await call(api, 'GET', '/v1/endpoints')).body.endpoints[0];
       const r = await call(api, 'PUT', `/v1/endpoints/${id}`);
       assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -448,7 +448,7 @@ describe('SRE API against a real control plane', () => {
       assertApiError(await call(api, 'PUT', '/v1/endpoints/00000000-0000-4000-8000-000000000000'), { status: 404, code: 'SKEIN_ERR_NOT_FOUND', message: 'register again' });
     });
 
-    it('DELETE /v1/endpoints/ID removes it from the list and from EDS; a second DELETE is 404', async () => {
+    test('DELETE /v1/endpoints/ID removes it from the list and from EDS; a second DELETE is 404', async () => {
       const r = await call(api, 'DELETE', `/v1/endpoints/${id}`);
       assert.equal(r.status, 200);
       assert.deepEqual(r.body, { deregistered: id });
@@ -469,7 +469,7 @@ describe('SRE API against a real control plane', () => {
       { name: 'malformed JSON', body: '{"service":', want: { status: 400, code: 'SKEIN_ERR_MALFORMED_INPUT', message: 'malformed JSON' } },
     ];
     for (const c of bad) {
-      it(`POST rejects ${c.name} and registers nothing`, async () => {
+      test(`POST rejects ${c.name} and registers nothing`, async () => {
         const before = await state(api);
         assertApiError(await call(api, 'POST', '/v1/endpoints', { body: c.body, type: 'application/json' }), c.want);
         assert.deepEqual((await call(api, 'GET', '/v1/endpoints')).body, { endpoints: [] });
@@ -479,13 +479,13 @@ describe('SRE API against a real control plane', () => {
   });
 
   describe('routing', () => {
-    it('an unknown API route is 404', async () => {
+    test('an unknown API route is 404', async () => {
       assertApiError(await call(api, 'GET', '/v1/nope'), { status: 404, code: 'SKEIN_ERR_NOT_FOUND', message: '/v1/nope' });
       assertApiError(await call(api, 'GET', '/'), { status: 404, code: 'SKEIN_ERR_NOT_FOUND' });
       assertApiError(await call(api, 'GET', '/v1/revisions/abc'), { status: 404, code: 'SKEIN_ERR_NOT_FOUND' });
     });
 
-    it('a wrong method is 405 with an Allow header listing the allowed methods', async () => {
+    test('a wrong method is 405 with an Allow header listing the allowed methods', async () => {
       const cases: [string, string, string][] = [
         ['PUT', '/v1/config', 'GET, POST'],
         ['DELETE', '/healthz', 'GET'],
@@ -502,7 +502,7 @@ describe('SRE API against a real control plane', () => {
       await assertUnchanged(api, before, '405s');
     });
 
-    it('GET /v1/xds: all four types, one type, and 422 for an unknown type', async () => {
+    test('GET /v1/xds: all four types, one type, and 422 for an unknown type', async () => {
       const all = await call(api, 'GET', '/v1/xds');
       assert.deepEqual(Object.keys(all.body).sort(), ['clusters', 'endpoints', 'listeners', 'revision', 'routes']);
       const one = await call(api, 'GET', '/v1/xds?type=clusters');
@@ -511,7 +511,7 @@ describe('SRE API against a real control plane', () => {
       assertApiError(await call(api, 'GET', '/v1/xds?type=secrets'), { status: 422, code: 'SKEIN_ERR_VALIDATION', path: 'query.type' });
     });
 
-    it('GET /v1/proxies lists no clients', async () => {
+    test('GET /v1/proxies lists no clients', async () => {
       const r = await call(api, 'GET', '/v1/proxies');
       assert.equal(r.status, 200);
       assert.deepEqual(r.body.proxies, []);
@@ -537,7 +537,7 @@ describe('SRE API with --max-body-bytes 2048', () => {
     return `${MESH_YAML}# ${'p'.repeat(pad)}\n`;
   }
 
-  it('accepts a body of exactly 2048 bytes', async () => {
+  test('accepts a body of exactly 2048 bytes', async () => {
     const body = padded(2048);
     assert.equal(Buffer.byteLength(body), 2048);
     const r = await call(plane!.api, 'POST', '/v1/config', { body });
@@ -545,7 +545,7 @@ describe('SRE API with --max-body-bytes 2048', () => {
     assert.equal(r.body.revision, 1);
   });
 
-  it('rejects 2049 bytes with 413 naming the configured limit, and stores nothing', async () => {
+  test('rejects 2049 bytes with 413 naming the configured limit, and stores nothing', async () => {
     const before = await state(plane!.api);
     const body = padded(2049);
     assert.equal(Buffer.byteLength(body), 2049);

@@ -6,7 +6,7 @@
  * 200 ms of the window on average. A control plane that holds its event loop for seconds at a
  * time (as parsing, validating or diffing such a body did) answers a handful.
  */
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CONFIG_LIMITS as L } from '../../shared/src/config/limits';
 import { TYPE_URLS } from '../../shared/src/xds/protos';
@@ -115,7 +115,7 @@ describe('bounded work: the API keeps answering while a maximal config is applie
     await stopPlane(plane);
   });
 
-  it(`applies a maximal config (${L.resources} resources) in bodies under 1 MiB, and every proxy gets it`, async () => {
+  test(`applies a maximal config (${L.resources} resources) in bodies under 1 MiB, and every proxy gets it`, async () => {
     const docs = maximalConfig();
     const total = docs.reduce((n, d) => n + Buffer.byteLength(JSON.stringify(d)), 0);
     assert.ok(docs.length === L.resources && total <= L.configBytes && total > L.configBytes * 0.6, `the config is near the maxima: ${docs.length} resources, ${total} bytes`);
@@ -132,7 +132,7 @@ describe('bounded work: the API keeps answering while a maximal config is applie
     }
   });
 
-  it('changes every route of the maximal config, rolls it back, and keeps answering', async () => {
+  test('changes every route of the maximal config, rolls it back, and keeps answering', async () => {
     const p = await probed(plane!.api, async () => {
       const before = (await call(plane!.api, 'GET', '/healthz')).body.revision as number;
       const routes = maximalConfig(50).filter((d) => d.kind === 'GRPCRoute');
@@ -149,7 +149,7 @@ describe('bounded work: the API keeps answering while a maximal config is applie
     assertResponsive(p, 'change and rollback of every route');
   });
 
-  it('refuses a 0.95 MB Service with 100,000 labels with a 422 naming metadata.labels, and keeps answering', async () => {
+  test('refuses a 0.95 MB Service with 100,000 labels with a 422 naming metadata.labels, and keeps answering', async () => {
     const labels: Record<string, string> = {};
     for (let i = 0; i < 100_000; i++) labels[i.toString(36)] = '';
     const body = JSON.stringify({ apiVersion: V, kind: 'Service', metadata: { name: 'big', labels }, spec: { ports: [{ name: 'grpc', port: 1 }] } });

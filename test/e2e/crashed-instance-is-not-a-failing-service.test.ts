@@ -8,7 +8,7 @@
  * without a retry policy: the calls in flight at the kill (at most WORKERS), plus SLACK for calls
  * that were already on their way to the dead instance when it died.
  */
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import type { SidecarProcess } from '../../harness/src/sidecar-process';
@@ -119,7 +119,7 @@ describe('a crashed instance does not become a failing service (processes, SIGKI
     await Promise.all(apps.map((a) => a?.kill().catch(() => undefined)));
   });
 
-  it('SIGKILL one app, no retry policy: failures stay within the calls in flight, none once it is out of rotation; the endpoint turns UNHEALTHY and /ready 503', async (t) => {
+  test('SIGKILL one app, no retry policy: failures stay within the calls in flight, none once it is out of rotation; the endpoint turns UNHEALTHY and /ready 503', async (t) => {
     await policy(false);
     const load = new Load(greeter);
     await load.more(200);
@@ -138,7 +138,7 @@ describe('a crashed instance does not become a failing service (processes, SIGKI
     assert.equal(ready.status, 503);
   });
 
-  it('the app comes back: HEALTHY again, and it gets traffic', async () => {
+  test('the app comes back: HEALTHY again, and it gets traffic', async () => {
     await instance(0, Number(apps[0]!.address.split(':')[1]));
     const load = new Load(greeter);
     await load.more(300);
@@ -147,7 +147,7 @@ describe('a crashed instance does not become a failing service (processes, SIGKI
     assert.ok(all.some((o) => o.backend === 'g1'), 'g1 answers again');
   });
 
-  it('SIGKILL one app with a retry policy: 0 failed calls', async (t) => {
+  test('SIGKILL one app with a retry policy: 0 failed calls', async (t) => {
     await policy(true);
     const load = new Load(greeter);
     await load.more(200);
@@ -160,7 +160,7 @@ describe('a crashed instance does not become a failing service (processes, SIGKI
     await instance(1, Number(apps[1]!.address.split(':')[1]));
   });
 
-  it('SIGKILL one server sidecar, no retry policy: failures within the calls in flight, none once it is ejected', async (t) => {
+  test('SIGKILL one server sidecar, no retry policy: failures within the calls in flight, none once it is ejected', async (t) => {
     await policy(false);
     const load = new Load(greeter);
     await load.more(200);
@@ -179,7 +179,7 @@ describe('a crashed instance does not become a failing service (processes, SIGKI
     await inRotation(servers[2]!);
   });
 
-  it('SIGKILL one server sidecar with a retry policy: no call fails, except one whose answer was already under way (UNAVAILABLE, upstream_reset)', async (t) => {
+  test('SIGKILL one server sidecar with a retry policy: no call fails, except one whose answer was already under way (UNAVAILABLE, upstream_reset)', async (t) => {
     await policy(true);
     const load = new Load(greeter);
     await load.more(200);
@@ -194,7 +194,7 @@ describe('a crashed instance does not become a failing service (processes, SIGKI
     assert.ok(broken.length <= 2 && broken.every((o) => o.code === grpc.status.UNAVAILABLE && o.reason === 'upstream_reset'), show(broken));
   });
 
-  it('every app dead: calls fail fast with UNAVAILABLE and a reason, and nothing hangs', async () => {
+  test('every app dead: calls fail fast with UNAVAILABLE and a reason, and nothing hangs', async () => {
     for (const a of apps) await a.kill('SIGKILL');
     const load = new Load(greeter);
     await load.more(100);

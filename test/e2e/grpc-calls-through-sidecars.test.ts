@@ -1,4 +1,4 @@
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
@@ -116,7 +116,7 @@ describe('sidecar end to end: control plane, client sidecar and server sidecars 
 
   after(async () => { await mesh?.stop(); });
 
-  it('balances per stream: one client connection, 600 unary calls spread over 3 instances', async () => {
+  test('balances per stream: one client connection, 600 unary calls spread over 3 instances', async () => {
     const relay = mesh.track(await countingRelay(client.outbound));
     const one = mesh.track(greeterClient(relay.address, grpc.credentials.createInsecure(), { 'grpc.default_authority': ECHO }));
     const c = await sendAndCount([one], 600);
@@ -131,7 +131,7 @@ describe('sidecar end to end: control plane, client sidecar and server sidecars 
     assert.ok(stats.gauges['listener.outbound.downstream_cx_active']! >= 1, 'the relay connection is still open');
   });
 
-  it('carries every streaming kind end to end: server streaming, client streaming, bidi', async () => {
+  test('carries every streaming kind end to end: server streaming, client streaming, bidi', async () => {
     const streamed = await new Promise<HelloReply[]>((resolve, reject) => {
       const out: HelloReply[] = [];
       const call = echo.StreamReplies({ name: 's', count: 50 }, new grpc.Metadata(), { deadline: Date.now() + 10_000 });
@@ -166,7 +166,7 @@ describe('sidecar end to end: control plane, client sidecar and server sidecars 
     assert.equal(new Set(replies.map((r) => r.backend)).size, 1, 'one stream, one backend');
   });
 
-  it('passes a handler error status, message and trailing metadata through both sidecars', async () => {
+  test('passes a handler error status, message and trailing metadata through both sidecars', async () => {
     const st = mesh.track(statusClient(client.outbound, { 'grpc.default_authority': 'status:50053' }));
     const check = (e: grpc.ServiceError | undefined, what: string) => {
       assert.ok(e, `${what}: the call did not fail`);
@@ -191,7 +191,7 @@ describe('sidecar end to end: control plane, client sidecar and server sidecars 
     check(streamErr, 'server streaming (data, then trailers)');
   });
 
-  it('answers a call for an unknown authority itself: UNIMPLEMENTED, reason no_route, readable message', async () => {
+  test('answers a call for an unknown authority itself: UNIMPLEMENTED, reason no_route, readable message', async () => {
     const nowhere = mesh.greeter(client, 'nowhere:1');
     const e = await unary(nowhere, 'x').then(() => undefined, (err: grpc.ServiceError) => err);
     assert.ok(e, 'the call succeeded');
@@ -200,7 +200,7 @@ describe('sidecar end to end: control plane, client sidecar and server sidecars 
     assert.match(e.details, /^no_route: no route for nowhere:1\/skein\.demo\.v1\.Greeter\/SayHello$/, 'grpc-message is percent-decoded by the client');
   });
 
-  it('passes a 10 MiB message both ways, 5 times, with the client sidecar RSS bounded', async (t) => {
+  test('passes a 10 MiB message both ways, 5 times, with the client sidecar RSS bounded', async (t) => {
     await unary(echo, 'warm-up');
     const pid = client.proc.pid!;
     const rssBefore = rssBytes(pid);
@@ -216,7 +216,7 @@ describe('sidecar end to end: control plane, client sidecar and server sidecars 
     assert.equal(client.proc.exitCode, null);
   });
 
-  it('follows canary weights set through the API (90/10, then 20/80), and x-canary: true always reaches v2', async () => {
+  test('follows canary weights set through the API (90/10, then 20/80), and x-canary: true always reaches v2', async () => {
     await canary(90, 10);
     await split(SPLIT_CALLS, 10, 'weights 90/10');
     await canary(20, 80);
@@ -227,7 +227,7 @@ describe('sidecar end to end: control plane, client sidecar and server sidecars 
     for (let i = 0; i < 50; i++) assert.equal((await unary(greeter, `canary-${i}`, md)).version, 'v2');
   });
 
-  it('NACKs a route it cannot honour (a regex over its program-size cap) and keeps routing on the last good one', async () => {
+  test('NACKs a route it cannot honour (a regex over its program-size cap) and keeps routing on the last good one', async () => {
     // The control plane allows RE2 programs up to 100; this sidecar runs with a cap of 20. Were
     // the update taken, the weights 100/0 would send nothing to v2.
     const bad = await mesh.apply(greeterRoute(100, 0, [{ name: 'complex', matches: [{ headers: [{ name: 'x-user', type: 'RegularExpression', value: 'admin-[a-z]{20}' }] }], backendRefs: [{ name: 'greeter', subset: 'v1' }] }]));
@@ -245,7 +245,7 @@ describe('sidecar end to end: control plane, client sidecar and server sidecars 
     await mesh.synced(CLIENT, TYPE_URLS.ROUTE, fixed);
   });
 
-  it('fails no request while an instance is removed under load (SIGTERM: deregister, drain, exit 0)', async () => {
+  test('fails no request while an instance is removed under load (SIGTERM: deregister, drain, exit 0)', async () => {
     const doomed = servers.get('echo-c')!;
     const c = emptyCount();
     const afterExit = new Map<string, number>();
@@ -287,7 +287,7 @@ describe('sidecar end to end: control plane, client sidecar and server sidecars 
     assert.equal(later.byBackend.get('echo-c') ?? 0, 0);
   });
 
-  it('keeps routing on the last config while the control plane is down', async () => {
+  test('keeps routing on the last config while the control plane is down', async () => {
     assert.equal(await mesh.cp.stop(), 0);
     const c = await split(SPLIT_CALLS, 80, 'control plane down');
     assert.equal(c.total, SPLIT_CALLS);

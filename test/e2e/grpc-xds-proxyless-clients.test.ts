@@ -1,4 +1,4 @@
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -58,7 +58,7 @@ describe('proxyless gRPC clients (@grpc/grpc-js-xds) against the control plane p
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('routes RPCs to endpoints from the registry and from static config', async () => {
+  test('routes RPCs to endpoints from the registry and from static config', async () => {
     const c = await sendAndCount([client], 400);
     assert.equal(c.errors, 0, c.lastError);
     for (const b of ['v1-a', 'v1-b', 'v2-a', 'v2-static']) assert.ok((c.byBackend.get(b) ?? 0) > 0, `${b} got no calls: ${JSON.stringify([...c.byBackend])}`);
@@ -67,7 +67,7 @@ describe('proxyless gRPC clients (@grpc/grpc-js-xds) against the control plane p
     assert.equal(p!.types.length, 4);
   });
 
-  it('shifts the observed split when canary weights change through the API, without restarting the client', async () => {
+  test('shifts the observed split when canary weights change through the API, without restarting the client', async () => {
     await canary(90, 10);
     const before = await sendAndCount([client], 1000);
     assert.equal(before.errors, 0, before.lastError);
@@ -78,7 +78,7 @@ describe('proxyless gRPC clients (@grpc/grpc-js-xds) against the control plane p
     assert.ok(Math.abs(shares(afterShift)['v2']! - 80) <= 5, `v2 share ${shares(afterShift)['v2']}% for weight 80`);
   });
 
-  it('sends every call with x-canary: true to v2, whatever the weights', async () => {
+  test('sends every call with x-canary: true to v2, whatever the weights', async () => {
     const md = new grpc.Metadata();
     md.set('x-canary', 'true');
     for (let i = 0; i < 50; i++) {
@@ -87,7 +87,7 @@ describe('proxyless gRPC clients (@grpc/grpc-js-xds) against the control plane p
     }
   });
 
-  it('shows a rejected resource as NACKED with the client error, while the client keeps its last good config', async () => {
+  test('shows a rejected resource as NACKED with the client error, while the client keeps its last good config', async () => {
     // gRPC rejects a retry policy with num_retries 0 (gRFC A44); Envoy and the skein sidecar read it
     // as "one attempt, no retries" (its per-try timeout still applies). The dry-run warns about it.
     const route = (retries: number) => {
@@ -132,7 +132,7 @@ describe('proxyless gRPC clients (@grpc/grpc-js-xds) against the control plane p
   });
 
   for (const policy of ['least_request', 'random', 'peak_ewma']) {
-    it(`accepts a ${policy} BackendPolicy: proxyless clients take the round-robin fallback in load_balancing_policy`, async () => {
+    test(`accepts a ${policy} BackendPolicy: proxyless clients take the round-robin fallback in load_balancing_policy`, async () => {
       const r = await api<{ revision: number }>(cp.api, 'POST', '/v1/config', { apiVersion: 'skein.dev/v1alpha1', kind: 'BackendPolicy', metadata: { name: 'greeter' }, spec: { targetRef: { name: 'greeter' }, loadBalancer: { policy } } });
       const p = await synced(TYPE_URLS.CLUSTER, r.revision);
       assert.equal(p.types.find((t) => t.typeUrl === TYPE_URLS.CLUSTER)!.state, 'SYNCED', 'not NACKed');
@@ -144,7 +144,7 @@ describe('proxyless gRPC clients (@grpc/grpc-js-xds) against the control plane p
     });
   }
 
-  it('drops an instance whose lease expires from EDS within seconds (the process is still up)', async () => {
+  test('drops an instance whose lease expires from EDS within seconds (the process is still up)', async () => {
     const doomed = await startGreeter({ backend: 'v2-doomed', version: 'v2' });
     backends.push(doomed);
     const hb = await new Heartbeat(cp.api, doomed, '1s', 200).start();
@@ -158,7 +158,7 @@ describe('proxyless gRPC clients (@grpc/grpc-js-xds) against the control plane p
     assert.ok(!endpoints.some((e) => e.node === 'v2-doomed'));
   });
 
-  it('keeps serving while the control plane is down, and after a restart the client reconnects and gets the same config', async () => {
+  test('keeps serving while the control plane is down, and after a restart the client reconnects and gets the same config', async () => {
     const before = (await proxy(cp.api, NODE))!;
     const edsBefore = await api(cp.api, 'GET', '/v1/xds?type=endpoints');
     const versions = Object.fromEntries(before.types.map((t) => [t.typeUrl, t.ackedVersion]));
@@ -182,7 +182,7 @@ describe('proxyless gRPC clients (@grpc/grpc-js-xds) against the control plane p
     assert.ok(Math.abs(shares(c)['v2']! - 80) <= 5, 'the split survived the restart');
   });
 
-  it('applies a Fault abort added to a route (grpcStatus 14, then httpStatus 503, at 100%) as UNAVAILABLE and stays SYNCED; a LocalRateLimit is skipped, never NACKed', async () => {
+  test('applies a Fault abort added to a route (grpcStatus 14, then httpStatus 503, at 100%) as UNAVAILABLE and stays SYNCED; a LocalRateLimit is skipped, never NACKed', async () => {
     const FAULT_NODE = 'e2e-fault-client';
     const V = 'skein.dev/v1alpha1';
     const service = { apiVersion: V, kind: 'Service', metadata: { name: 'faulty' }, spec: { protocol: 'grpc', ports: [{ name: 'grpc', port: 50052 }], endpoints: [{ address: '127.0.0.1', port: backends[0]!.port }] } };

@@ -1,4 +1,4 @@
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import * as http2 from 'node:http2';
@@ -58,7 +58,7 @@ describe('sidecar HTTP/1.1 routing and robustness against bad peers (processes)'
   after(async () => { await mesh?.stop(); });
 
   describe('HTTP/1.1 to an http-protocol service', () => {
-    it('routes GET by Host and passes method, path and query', async () => {
+    test('routes GET by Host and passes method, path and query', async () => {
       const r = await h1Request(client.outbound, { host: WEB, path: '/hello?x=1' });
       assert.equal(r.status, 200, r.body.toString());
       assert.equal(r.headers['x-app'], 'web-a');
@@ -68,7 +68,7 @@ describe('sidecar HTTP/1.1 routing and robustness against bad peers (processes)'
       assert.equal(seen.headers.host, WEB);
     });
 
-    it('echoes a 1 MiB POST body byte for byte', async () => {
+    test('echoes a 1 MiB POST body byte for byte', async () => {
       const body = randomBytes(MiB);
       const r = await h1Request(client.outbound, { host: WEB, method: 'POST', path: '/echo', body, headers: { 'content-type': 'application/octet-stream' } });
       assert.equal(r.status, 200);
@@ -76,14 +76,14 @@ describe('sidecar HTTP/1.1 routing and robustness against bad peers (processes)'
       assert.ok(r.body.equals(body), 'body differs');
     });
 
-    it('answers an unknown Host itself: 404 with x-skein-reason no_route', async () => {
+    test('answers an unknown Host itself: 404 with x-skein-reason no_route', async () => {
       const r = await h1Request(client.outbound, { host: 'nowhere.example:80', path: '/' });
       assert.equal(r.status, 404);
       assert.equal(r.headers['x-skein-reason'], 'no_route');
       assert.equal(r.headers['x-app'], undefined);
     });
 
-    it('sets x-forwarded-for and x-request-id on the upstream request, and keeps a caller x-request-id', async () => {
+    test('sets x-forwarded-for and x-request-id on the upstream request, and keeps a caller x-request-id', async () => {
       const seen = JSON.parse((await h1Request(client.outbound, { host: WEB, path: '/h' })).body.toString()) as SeenRequest;
       assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1', 'the inbound sidecar sets the peer address');
       assert.match(String(seen.headers['x-request-id']), /^[0-9a-f-]{36}$/);
@@ -92,7 +92,7 @@ describe('sidecar HTTP/1.1 routing and robustness against bad peers (processes)'
       assert.equal(mine.headers['x-request-id'], 'req-42');
     });
 
-    it('replaces a spoofed x-forwarded-for sent straight to the inbound port with the peer address', async () => {
+    test('replaces a spoofed x-forwarded-for sent straight to the inbound port with the peer address', async () => {
       const r = await h1Request(inboundOf(web), { host: WEB, path: '/h', headers: { 'x-forwarded-for': '6.6.6.6, 7.7.7.7' } });
       assert.equal(r.status, 200);
       const seen = JSON.parse(r.body.toString()) as SeenRequest;
@@ -184,7 +184,7 @@ describe('sidecar HTTP/1.1 routing and robustness against bad peers (processes)'
 
     for (const t of targets) {
       for (const c of cases) {
-        it(`${t.name}: ${c.name}`, async () => {
+        test(`${t.name}: ${c.name}`, async () => {
           await c.run(t);
           assert.equal(t.sc().proc.exitCode, null, `the sidecar exited:\n${t.sc().logs()}`);
           assert.equal(t.sc().proc.signalCode, null);
@@ -193,7 +193,7 @@ describe('sidecar HTTP/1.1 routing and robustness against bad peers (processes)'
       }
     }
 
-    it('leaks no connection: the sockets bad peers closed are closed on the sidecar side too', async () => {
+    test('leaks no connection: the sockets bad peers closed are closed on the sidecar side too', async () => {
       // Node stops reading an HTTP/2 session after a protocol error and never closes it; the
       // sidecar's keepalive PING (after 10 s idle, 5 s to answer) finds and destroys them.
       for (const t of targets) {
@@ -202,7 +202,7 @@ describe('sidecar HTTP/1.1 routing and robustness against bad peers (processes)'
       }
     });
 
-    it('leaks no in-flight request: every host is back to 0 active requests', async () => {
+    test('leaks no in-flight request: every host is back to 0 active requests', async () => {
       for (const sc of [client, grpcServer, web]) {
         await eventually(async () => {
           const clusters = (await (await fetch(`http://${sc.admin}/clusters`)).json()) as { name: string; hosts: { address: string; activeRequests: number }[] }[];
@@ -213,7 +213,7 @@ describe('sidecar HTTP/1.1 routing and robustness against bad peers (processes)'
     });
   });
 
-  it('a SIGTERM\'d server sidecar exits 0 and its endpoint leaves GET /v1/endpoints', async () => {
+  test('a SIGTERM\'d server sidecar exits 0 and its endpoint leaves GET /v1/endpoints', async () => {
     const has = async (node: string) => (await api<{ endpoints: { node: string }[] }>(mesh.cp.api, 'GET', '/v1/endpoints')).endpoints.some((e) => e.node === node);
     assert.ok(await has('server-web-a'));
     assert.equal(await web.stop('SIGTERM'), 0, web.logs());

@@ -1,4 +1,4 @@
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
@@ -174,7 +174,7 @@ describe('resilience end to end: retries, kills, outliers, budgets, resets, dead
 
   after(async () => { await mesh?.stop(); });
 
-  it('retries lift a 30%-failing endpoint to 100% success over 1000 calls; attempts = calls + retries, within budget', async () => {
+  test('retries lift a 30%-failing endpoint to 100% success over 1000 calls; attempts = calls + retries, within budget', async () => {
     // One caller at a time: the upstream's failures are never two answers in a row at 30%, so
     // each failed first try is followed by a successful retry. (With independent 30% failures
     // and 3 retries, 0.3^4 = 0.8% of calls would still fail; with concurrent callers a call's
@@ -199,7 +199,7 @@ describe('resilience end to end: retries, kills, outliers, budgets, resets, dead
     assert.equal(stat(s, 'counters', 'cluster.flaky.upstream_rq_retry_overflow'), 0, 'one retry at a time is within any budget');
   });
 
-  it('loses no idempotent call when one of three endpoints is killed under load (connections destroyed mid-request)', async () => {
+  test('loses no idempotent call when one of three endpoints is killed under load (connections destroyed mid-request)', async () => {
     const { t1, t2, t3 } = up;
     const c = greeter('trio');
     const rs: CallResult[] = [];
@@ -235,7 +235,7 @@ describe('resilience end to end: retries, kills, outliers, budgets, resets, dead
     assert.equal(stat(s, 'counters', 'cluster.trio.upstream_rq_retry_overflow'), 0);
   });
 
-  it('ejects an endpoint after 3 consecutive 5xx (no traffic while ejected) and takes it back after the ejection time', async () => {
+  test('ejects an endpoint after 3 consecutive 5xx (no traffic while ejected) and takes it back after the ejection time', async () => {
     const { w1, w2, w3 } = up;
     const get = () => h1Request(client.outbound, { host: authority('odd'), path: '/' });
     w3.failPercent = 100;
@@ -262,7 +262,7 @@ describe('resilience end to end: retries, kills, outliers, budgets, resets, dead
     assert.equal(stat(s, 'counters', 'cluster.odd.outlier_detection.ejections_total'), 1);
   });
 
-  it('caps retries by the budget when every attempt fails: attempts = calls + retries, overflow > 0, at most 3 retries at once', async () => {
+  test('caps retries by the budget when every attempt fails: attempts = calls + retries, overflow > 0, at most 3 retries at once', async () => {
     const d1 = up.d1;
     const N = 100;
     const rs = await calls(greeter('doomed'), N, 10);
@@ -282,7 +282,7 @@ describe('resilience end to end: retries, kills, outliers, budgets, resets, dead
     for (const r of rs) assert.ok(r.reason === undefined || r.reason === 'retry_budget_exhausted', `reason ${r.reason}`);
   });
 
-  it('never sends a request twice without a retry policy: POSTs and gRPC calls reset by the upstream get upstream_reset', async () => {
+  test('never sends a request twice without a retry policy: POSTs and gRPC calls reset by the upstream get upstream_reset', async () => {
     const { p1, r1 } = up;
     const sizes = [10, 1000, 100_000];
     for (const n of sizes) {
@@ -304,7 +304,7 @@ describe('resilience end to end: retries, kills, outliers, budgets, resets, dead
     assert.equal(r1.resets, 5);
   });
 
-  it('honours deadlines: the caller\'s (shrunk grpc-timeout upstream) and the route timeout (upstream_timeout)', async () => {
+  test('honours deadlines: the caller\'s (shrunk grpc-timeout upstream) and the route timeout (upstream_timeout)', async () => {
     const s1 = up.s1;
     const c = greeter('slowpoke');
     const a = await hello(c, { deadlineMs: 300 });
@@ -325,7 +325,7 @@ describe('resilience end to end: retries, kills, outliers, budgets, resets, dead
     await s1.waitFor((u) => u.open === 0, 'the sidecar to cancel the upstream request after the route timeout');
   });
 
-  it('circuit breaker maxRequests 3: the 4th concurrent call fails fast, exactly 3 reach the upstream, all 3 succeed on release', async () => {
+  test('circuit breaker maxRequests 3: the 4th concurrent call fails fast, exactly 3 reach the upstream, all 3 succeed on release', async () => {
     const g1 = up.g1;
     const c = greeter('guarded');
     g1.hold = true;

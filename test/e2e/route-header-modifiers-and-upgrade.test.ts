@@ -1,4 +1,4 @@
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -44,7 +44,7 @@ describe('sidecar: route header modifiers and WebSocket-style Upgrade (processes
 
   after(async () => { await mesh?.stop(); });
 
-  it('sets, appends and removes request headers, and rewrites response headers, as the route says', async () => {
+  test('sets, appends and removes request headers, and rewrites response headers, as the route says', async () => {
     const r = await h1Request(client.outbound, { host: 'web:8080', path: '/h', headers: { 'x-route': 'spoofed', 'x-tag': 'app', 'x-secret': 'hunter2' } });
     assert.equal(r.status, 200, r.body.toString());
     const seen = JSON.parse(r.body.toString()) as http.IncomingHttpHeaders;
@@ -55,7 +55,7 @@ describe('sidecar: route header modifiers and WebSocket-style Upgrade (processes
     assert.equal(r.headers['x-internal'], undefined, 'response header removed');
   });
 
-  it('tunnels an Upgrade through both sidecars and relays bytes both ways', async () => {
+  test('tunnels an Upgrade through both sidecars and relays bytes both ways', async () => {
     const [host, port] = [client.outbound.slice(0, client.outbound.lastIndexOf(':')), Number(client.outbound.slice(client.outbound.lastIndexOf(':') + 1))];
     const socket = net.connect(port, host);
     const received: Buffer[] = [];

@@ -15,7 +15,7 @@
  *    round added about 250 MiB that never came back.
  * The sidecar runs with `node --expose-gc`, so its admin `/memory?gc=true` can collect first.
  */
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import type { SidecarProcess } from '../../harness/src/sidecar-process';
@@ -58,14 +58,14 @@ describe('sidecar memory over add / rollback rounds (processes)', () => {
 
   after(async () => { await mesh?.stop(); });
 
-  it('bad --stats-retention values are refused naming the flag', async () => {
+  test('bad --stats-retention values are refused naming the flag', async () => {
     const { startSidecarProcess } = await import('../../harness/src/sidecar-process');
     for (const [value, message] of [['soon', /--stats-retention: invalid duration "soon"/], ['25h', /--stats-retention: must be at most 24h, got "25h"/]] as const) {
       await assert.rejects(startSidecarProcess({ xds: mesh.cp.xds, api: mesh.cp.api, nodeId: 'bad-retention', extraArgs: ['--stats-retention', value] }), (e: Error) => { assert.match(e.message, message); return true; });
     }
   });
 
-  it(`${ROUNDS} rounds of ${SERVICES} services added and rolled back leave no stats and no memory behind`, async (t) => {
+  test(`${ROUNDS} rounds of ${SERVICES} services added and rolled back leave no stats and no memory behind`, async (t) => {
     const start = await settled();
     const fmt = (b: number): string => `${(b / MiB).toFixed(1)} MiB`;
     t.diagnostic(`start: rss ${fmt(start.rss)}, live ${fmt(start.live)}, stat scopes ${start.m.statScopes}`);

@@ -3,7 +3,7 @@
  * --service, and a Greeter app in this process that the test stops and starts again on the same
  * port, as a crashed and restarted container would).
  */
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http2 from 'node:http2';
 import { h1Request } from '../support/sidecar-apps';
@@ -35,7 +35,7 @@ describe('the sidecar watches its app', () => {
   };
   const healthIs = (sc: SidecarProcess, want: string) => eventually(async () => ((await leaseOf(sc))?.health === want ? true : undefined), `the endpoint to be ${want}`);
 
-  it('a dead app is reported UNHEALTHY at once and /ready answers 503 with the reason; back after the healthy threshold', async () => {
+  test('a dead app is reported UNHEALTHY at once and /ready answers 503 with the reason; back after the healthy threshold', async () => {
     let app: GreeterBackend = await startGreeter({ backend: 'g1', version: 'v1' });
     const port = app.port;
     const sc = await mesh.sidecar({ nodeId: 'watcher-1', service: 'greeter', app: `${app.address}:${app.port}`, extraArgs: ['--app-health-interval', '200ms', '--app-health-unhealthy-threshold', '2', '--app-health-healthy-threshold', '2'] });
@@ -53,7 +53,7 @@ describe('the sidecar watches its app', () => {
     assert.equal((await ready(sc)).status, 200);
   });
 
-  it('a request that finds the app refusing connections marks it down without waiting for a probe', async () => {
+  test('a request that finds the app refusing connections marks it down without waiting for a probe', async () => {
     const app = await startGreeter({ backend: 'g2', version: 'v1' });
     // Probes every hour: only the first one runs during this test.
     const sc = await mesh.sidecar({ nodeId: 'watcher-2', service: 'greeter', app: `${app.address}:${app.port}`, extraArgs: ['--app-health-interval', '1h'] });
@@ -80,7 +80,7 @@ describe('the sidecar watches its app', () => {
     assert.ok(Object.entries(stats.counters).some(([k, v]) => k.includes('app_unavailable') && v >= 2), JSON.stringify(stats));
   });
 
-  it('--app-health none turns the watch off; bad values are refused naming the flag', async () => {
+  test('--app-health none turns the watch off; bad values are refused naming the flag', async () => {
     const { startSidecarProcess } = await import('../../harness/src/sidecar-process');
     for (const [args, message] of [[['--app-health', 'ping'], /--app-health: must be tcp, grpc, grpc:SERVICE, http:\/PATH or none/], [['--app-health', 'http:nope'], /--app-health: http:PATH needs a path/],
       [['--app-health-interval', '0'], /--app-health-interval: must be at least 1ms/], [['--app-health-healthy-threshold', '0'], /--app-health-healthy-threshold: must be an integer from 1 to 100/],

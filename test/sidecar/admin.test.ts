@@ -3,7 +3,7 @@
  * /config_dump of a real sidecar fed by a scripted ADS server.
  */
 /* eslint-disable @typescript-eslint/no-explicit-any */
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from '../../shared/src/clock';
 import { AdminServer } from '../../sidecar/src/admin/admin-server';
@@ -56,14 +56,14 @@ describe('AdminServer', () => {
 
   after(async () => { await server.close(); });
 
-  it('GET /healthz is 200 {ok: true}', async () => {
+  test('GET /healthz is 200 {ok: true}', async () => {
     const r = await get(base, '/healthz');
     assert.equal(r.status, 200);
     assert.match(r.type, /^application\/json/);
     assert.deepEqual(r.body, { ok: true });
   });
 
-  it('GET /ready is 503 with the reason until the predicate holds, then 200', async () => {
+  test('GET /ready is 503 with the reason until the predicate holds, then 200', async () => {
     readiness = { ok: false, reason: 'waiting for CDS' };
     let r = await get(base, '/ready');
     assert.equal(r.status, 503);
@@ -77,7 +77,7 @@ describe('AdminServer', () => {
     assert.deepEqual([r.status, r.body], [503, { ready: false, reason: 'not ready' }]);
   });
 
-  it('GET /config_dump and /clusters return what the providers return', async () => {
+  test('GET /config_dump and /clusters return what the providers return', async () => {
     let r = await get(base, '/config_dump');
     assert.equal(r.status, 200);
     assert.deepEqual(r.body, configDump);
@@ -86,7 +86,7 @@ describe('AdminServer', () => {
     assert.deepEqual(r.body, clusters);
   });
 
-  it('a provider that throws gives 500 with SKEIN_ERR_INTERNAL and its message', async () => {
+  test('a provider that throws gives 500 with SKEIN_ERR_INTERNAL and its message', async () => {
     clustersThrow = true;
     try {
       const r = await get(base, '/clusters');
@@ -98,7 +98,7 @@ describe('AdminServer', () => {
     }
   });
 
-  it('GET /stats returns the snapshot, ?filter narrows it by substring', async () => {
+  test('GET /stats returns the snapshot, ?filter narrows it by substring', async () => {
     let r = await get(base, '/stats');
     assert.equal(r.status, 200);
     assert.deepEqual(r.body, stats.snapshot());
@@ -111,7 +111,7 @@ describe('AdminServer', () => {
     assert.deepEqual(r.body, { counters: { 'cluster.reviews-v1.upstream_rq_total': 7 }, gauges: {}, histograms: {}, windows: {} });
   });
 
-  it('GET /stats?format=text gives name: value lines; an unknown format is 422', async () => {
+  test('GET /stats?format=text gives name: value lines; an unknown format is 422', async () => {
     let r = await get(base, '/stats?format=text&filter=rq_5xx');
     assert.equal(r.status, 200);
     assert.match(r.type, /^text\/plain/);
@@ -121,12 +121,12 @@ describe('AdminServer', () => {
     assert.equal(errorCode(r), 'SKEIN_ERR_VALIDATION');
   });
 
-  it('GET / lists the routes', async () => {
+  test('GET / lists the routes', async () => {
     const r = await get(base, '/');
     assert.deepEqual(r.body, { routes: ['/', '/healthz', '/ready', '/config_dump', '/clusters', '/stats', '/memory'] });
   });
 
-  it('an unknown path is 404 JSON; a wrong method is 405 with allow', async () => {
+  test('an unknown path is 404 JSON; a wrong method is 405 with allow', async () => {
     let r = await get(base, '/nope');
     assert.equal(r.status, 404);
     assert.equal(errorCode(r), 'SKEIN_ERR_NOT_FOUND');
@@ -138,7 +138,7 @@ describe('AdminServer', () => {
     assert.equal(r.status, 405);
   });
 
-  it('HEAD answers the status and headers without a body', async () => {
+  test('HEAD answers the status and headers without a body', async () => {
     const r = await get(base, '/healthz', 'HEAD');
     assert.equal(r.status, 200);
     assert.equal(r.text, '');
@@ -146,7 +146,7 @@ describe('AdminServer', () => {
 });
 
 describe('AdminServer lifecycle', () => {
-  it('listen defaults to 127.0.0.1 on a free port; close is idempotent; a taken port rejects', async () => {
+  test('listen defaults to 127.0.0.1 on a free port; close is idempotent; a taken port rejects', async () => {
     const providers = { ready: () => ({ ok: true }), configDump: () => ({}), clusters: () => ({}), stats: new Stats() };
     const a = new AdminServer(providers);
     const port = await a.listen();
@@ -180,7 +180,7 @@ describe('sidecar /config_dump (a sidecar fed by a scripted ADS server)', () => 
     ads?.close();
   });
 
-  it('shows a RouteConfiguration as its resource: weighted clusters with names and weights, the retry policy, per-filter config', async () => {
+  test('shows a RouteConfiguration as its resource: weighted clusters with names and weights, the retry policy, per-filter config', async () => {
     const r = await get(`http://${sc.addresses()['admin']}`, '/config_dump');
     assert.equal(r.status, 200);
     const rds = (r.body as { typeUrl: string; resources: Record<string, any> }[]).find((t) => t.typeUrl === TYPE_URLS.ROUTE);

@@ -6,7 +6,7 @@
  *
  *   caller -> client sidecar (outbound) -> server sidecar (inbound) -> HTTP/1.1 app
  */
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
@@ -67,7 +67,7 @@ describe('HTTP/1.1 requests at the edge', () => {
   for (const listener of LISTENERS) {
     const addr = (): string => (listener === 'outbound' ? mesh.outbound : mesh.inbound);
 
-    it(`${listener}: a request with two Host headers is answered 400 bad_request, not routed on the first`, async () => {
+    test(`${listener}: a request with two Host headers is answered 400 bad_request, not routed on the first`, async () => {
       const before = mesh.stat(`listener.${listener}.downstream_rq_malformed`);
       const raw = (await rawExchange(addr(), ['GET /two-hosts HTTP/1.1\r\nHost: svc\r\nHost: evil\r\n\r\n'], { idleMs: 3000 })).toString('latin1');
       assert.deepEqual(statusLines(raw), ['HTTP/1.1 400 Bad Request'], raw);
@@ -81,7 +81,7 @@ describe('HTTP/1.1 requests at the edge', () => {
       assert.equal(app.requests.get('/two-hosts'), undefined);
     });
 
-    it(`${listener}: an upload over 1 MiB with Expect: 100-continue gets its 100 and goes through`, async () => {
+    test(`${listener}: an upload over 1 MiB with Expect: 100-continue gets its 100 and goes through`, async () => {
       const body = Buffer.alloc(3 * MiB / 2, 7);
       const r = await uploadWithExpect(addr(), body);
       assert.equal(r.status, 200, `${r.reason ?? ''} ${r.body}`);
@@ -90,7 +90,7 @@ describe('HTTP/1.1 requests at the edge', () => {
       assert.equal(seen.bytes, body.length, 'the app got the whole body');
     });
 
-    it(`${listener}: an Upgrade request to a backend that does not switch protocols gets exactly one response, the backend's`, async () => {
+    test(`${listener}: an Upgrade request to a backend that does not switch protocols gets exactly one response, the backend's`, async () => {
       const raw = (await rawExchange(addr(), ['GET /no-switch HTTP/1.1\r\nHost: svc\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'], { idleMs: 3000 })).toString('latin1');
       assert.deepEqual(statusLines(raw), ['HTTP/1.1 200 OK'], raw);
       const body = raw.slice(raw.indexOf('\r\n\r\n') + 4);
@@ -99,7 +99,7 @@ describe('HTTP/1.1 requests at the edge', () => {
     });
   }
 
-  it('inbound: identity headers from outside the mesh (x-forwarded-client-cert, forwarded, x-real-ip) do not reach the app', async () => {
+  test('inbound: identity headers from outside the mesh (x-forwarded-client-cert, forwarded, x-real-ip) do not reach the app', async () => {
     const forged = { 'x-forwarded-client-cert': 'By=spiffe://evil;Hash=00;Subject="CN=admin"', forwarded: 'for=10.0.0.1;by=evil', 'x-real-ip': '10.0.0.1', 'x-kept': 'yes' };
     for (const address of [mesh.inbound, mesh.outbound]) {
       const r = await h1Request(address, { host: 'svc', path: '/identity', headers: forged });
@@ -129,7 +129,7 @@ describe('HTTP/1.1 requests at the edge', () => {
     }
   });
 
-  it('outbound: the local app\'s own forwarded headers are kept (it is trusted)', async () => {
+  test('outbound: the local app\'s own forwarded headers are kept (it is trusted)', async () => {
     // A cluster straight to the app, so no inbound listener is on the way.
     const ads = mesh.ads;
     const { TYPE_URLS } = await import('../../shared/src/xds/protos');
@@ -157,7 +157,7 @@ describe('HTTP/1.1 timeouts at the edge', () => {
   for (const listener of LISTENERS) {
     const addr = (): string => (listener === 'outbound' ? mesh.outbound : mesh.inbound);
 
-    it(`${listener}: 200 connections trickling a request head get 408 and are closed by the headers timeout; a normal client keeps working`, async () => {
+    test(`${listener}: 200 connections trickling a request head get 408 and are closed by the headers timeout; a normal client keeps working`, async () => {
       const counter = `listener.${listener}.downstream_rq_header_timeout`;
       const before = mesh.stat(counter);
       const sockets = await Promise.all(Array.from({ length: 200 }, () => connect(addr())));
@@ -191,7 +191,7 @@ describe('HTTP/1.1 timeouts at the edge', () => {
       assert.equal(app.requests.get('/slow'), undefined);
     });
 
-    it(`${listener}: a keep-alive connection idle after its response is closed by the idle timeout, and counted`, async () => {
+    test(`${listener}: a keep-alive connection idle after its response is closed by the idle timeout, and counted`, async () => {
       const counter = `listener.${listener}.downstream_cx_idle_timeout`;
       const before = mesh.stat(counter);
       const s = await connect(addr());
@@ -206,7 +206,7 @@ describe('HTTP/1.1 timeouts at the edge', () => {
       assert.equal(mesh.stat(counter) - before, 1);
     });
 
-    it(`${listener}: slow uploads that stop sending are cut by the stream idle timeout (408, connection closed)`, async () => {
+    test(`${listener}: slow uploads that stop sending are cut by the stream idle timeout (408, connection closed)`, async () => {
       const active = `listener.${listener}.downstream_rq_active`;
       const counter = `listener.${listener}.downstream_rq_idle_timeout`;
       const before = mesh.stat(counter);

@@ -6,7 +6,7 @@
  *
  *   caller -> client sidecar (outbound) -> server sidecar (inbound) -> HTTP/2 app
  */
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http2 from 'node:http2';
 import { startEdgeMesh, startH2App } from '../support/edge-mesh';
@@ -34,7 +34,7 @@ const BAD: [string, Field, HpackOptions?][] = [
 ];
 
 describe('HPACK field checker (unit)', () => {
-  it('builds the RFC 7541 Huffman code from the code lengths (canonical)', () => {
+  test('builds the RFC 7541 Huffman code from the code lengths (canonical)', () => {
     assert.deepEqual(HUFFMAN_CODES[0], { code: 0x1ff8, bits: 13 });
     assert.deepEqual(HUFFMAN_CODES[48], { code: 0x0, bits: 5 }); // '0'
     assert.deepEqual(HUFFMAN_CODES[97], { code: 0x3, bits: 5 }); // 'a'
@@ -44,7 +44,7 @@ describe('HPACK field checker (unit)', () => {
     assert.deepEqual(HUFFMAN_CODES[256], { code: 0x3fffffff, bits: 30 }); // EOS
   });
 
-  it('tells good from bad fields, plain and Huffman-coded, and follows the dynamic table', () => {
+  test('tells good from bad fields, plain and Huffman-coded, and follows the dynamic table', () => {
     const c = new HpackFieldChecker();
     const every = Buffer.from(Array.from({ length: 0x7e - 0x21 + 1 }, (_, i) => 0x21 + i));
     assert.equal(c.check(hpackBlock([[':path', '/'], ['x-all', every], ['x-tab', 'a\tb'], ['x-high', Buffer.from([0x80, 0xff])]], { huffman: true, index: true })), true);
@@ -68,7 +68,7 @@ describe('header fields with forbidden bytes (RFC 9113 8.2.1)', () => {
   for (const listener of LISTENERS) {
     const addr = (): string => (listener === 'outbound' ? mesh.outbound : mesh.inbound);
 
-    it(`${listener}: each malformed request gets RST_STREAM PROTOCOL_ERROR and is not forwarded; the next stream on the connection is served`, async () => {
+    test(`${listener}: each malformed request gets RST_STREAM PROTOCOL_ERROR and is not forwarded; the next stream on the connection is served`, async () => {
       const counter = `listener.${listener}.downstream_rq_malformed`;
       const before = mesh.stat(counter);
       const c = await RawH2.connect(addr());
@@ -93,7 +93,7 @@ describe('header fields with forbidden bytes (RFC 9113 8.2.1)', () => {
       assert.equal(mesh.stat(counter) - before, BAD.length - 1);
     });
 
-    it(`${listener}: a malformed field indexed into the dynamic table is caught when referenced again; good indexed fields pass`, async () => {
+    test(`${listener}: a malformed field indexed into the dynamic table is caught when referenced again; good indexed fields pass`, async () => {
       const c = await RawH2.connect(addr());
       try {
         const pseudo = (path: string): Buffer => hpackBlock(getFields('svc', path));
@@ -115,7 +115,7 @@ describe('header fields with forbidden bytes (RFC 9113 8.2.1)', () => {
       }
     });
 
-    it(`${listener}: a real client's well-formed fields (every printable byte, Huffman-coded by nghttp2) pass unchanged`, async () => {
+    test(`${listener}: a real client's well-formed fields (every printable byte, Huffman-coded by nghttp2) pass unchanged`, async () => {
       const every = Array.from({ length: 0x7e - 0x21 + 1 }, (_, i) => String.fromCharCode(0x21 + i)).join('');
       const session = http2.connect(`http://${addr()}`);
       try {

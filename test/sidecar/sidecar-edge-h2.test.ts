@@ -5,7 +5,7 @@
  *
  *   caller -> client sidecar (outbound) -> server sidecar (inbound) -> HTTP/2 app
  */
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { h2Get, startEdgeMesh, startH2App } from '../support/edge-mesh';
 import type { EdgeMesh } from '../support/edge-mesh';
@@ -25,7 +25,7 @@ describe('rapid reset (HEADERS then RST_STREAM at once)', () => {
   after(async () => { await mesh?.close(); await app?.close(); });
 
   for (const listener of LISTENERS) {
-    it(`${listener}: 5,000 HEADERS+RST pairs reach the app a handful of times; GOAWAY ENHANCE_YOUR_CALM; a concurrent client is served`, async () => {
+    test(`${listener}: 5,000 HEADERS+RST pairs reach the app a handful of times; GOAWAY ENHANCE_YOUR_CALM; a concurrent client is served`, async () => {
       const address = listener === 'outbound' ? mesh.outbound : mesh.inbound;
       const attackPath = `/attack-${listener}`;
       const goodPath = `/good-${listener}`;
@@ -62,7 +62,7 @@ describe('rapid reset (HEADERS then RST_STREAM at once)', () => {
     });
   }
 
-  it('a client that cancels some of many completed calls keeps its connection (resets are not half of its streams)', async () => {
+  test('a client that cancels some of many completed calls keeps its connection (resets are not half of its streams)', async () => {
     const c = await RawH2.connect(mesh.outbound);
     await c.until(() => c.serverMaxConcurrentStreams() !== undefined, 'the server SETTINGS');
     let id = 1;
@@ -97,7 +97,7 @@ describe('idle streams and the concurrent-stream cap', () => {
   const idlePost = (c: RawH2, id: number): Buffer => c.headersFrame(id, [[':method', 'POST'], [':scheme', 'http'], [':path', '/idle'], [':authority', 'svc']], false);
 
   for (const listener of LISTENERS) {
-    it(`${listener}: a connection opening 1,000 streams is closed (PROTOCOL_ERROR) past the cap of 100; idle streams within the cap end at the idle timeout; other callers succeed`, async () => {
+    test(`${listener}: a connection opening 1,000 streams is closed (PROTOCOL_ERROR) past the cap of 100; idle streams within the cap end at the idle timeout; other callers succeed`, async () => {
       const address = listener === 'outbound' ? mesh.outbound : mesh.inbound;
       const active = `listener.${listener}.downstream_rq_active`;
       const idleTimeouts = `listener.${listener}.downstream_rq_idle_timeout`;

@@ -3,7 +3,7 @@
  * at both sidecars (client: outbound listener and cluster svc; server: inbound listener and the
  * cluster to its app), and return to 0 when the requests end.
  */
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http2 from 'node:http2';
 import { startEdgeMesh, startH2App } from '../support/edge-mesh';
@@ -40,7 +40,7 @@ describe('/stats active gauges during held-open requests', () => {
   });
   after(async () => { await mesh?.close(); await app?.close(); });
 
-  it('with N requests held, upstream_rq_active / upstream_cx_active / downstream_rq_active / downstream_cx_active match /clusters, then drop to 0', async () => {
+  test('with N requests held, upstream_rq_active / upstream_cx_active / downstream_rq_active / downstream_cx_active match /clusters, then drop to 0', async () => {
     const N = 7;
     const session = http2.connect(`http://${mesh.outbound}`);
     session.on('error', () => undefined);

@@ -5,7 +5,7 @@
  * over ADS lets go of removed clusters' and routes' stats and timers. The process-level figures
  * (RSS over add / rollback rounds) are in test/e2e/sidecar-memory-follows-config.test.ts.
  */
-import { describe, it } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from '../../shared/src/clock';
 import { TYPE_URLS } from '../../shared/src/xds/protos';
@@ -22,7 +22,7 @@ import { outboundListener, ScriptedAds, startFedSidecar, staticCluster } from '.
 const START = Date.UTC(2026, 0, 1);
 
 describe('lazy histograms and windows', () => {
-  it('a LatencyHistogram allocates its counts on the first sample and lets them go on destroy()', () => {
+  test('a LatencyHistogram allocates its counts on the first sample and lets them go on destroy()', () => {
     const h = new LatencyHistogram();
     assert.equal(h.allocated, false);
     assert.deepEqual(h.percentiles(), { count: 0, p50: 0, p95: 0, p99: 0, max: 0, mean: 0 });
@@ -40,7 +40,7 @@ describe('lazy histograms and windows', () => {
     assert.equal(h.percentiles().p50, 2, 'usable again after destroy()');
   });
 
-  it('a RollingWindow allocates its ring on the first record; summaries of an idle one allocate nothing', () => {
+  test('a RollingWindow allocates its ring on the first record; summaries of an idle one allocate nothing', () => {
     const clock = new FakeClock(START);
     const w = new RollingWindow(clock);
     assert.equal(w.summary().count, 0);
@@ -53,7 +53,7 @@ describe('lazy histograms and windows', () => {
     assert.equal(w.summary().count, 0);
   });
 
-  it('the bundles of an idle cluster and route allocate no histogram', () => {
+  test('the bundles of an idle cluster and route allocate no histogram', () => {
     const stats = new Stats({ clock: new FakeClock(START) });
     const c = new ClusterStats(stats, 'idle');
     const r = new RouteStats(stats, 'idle-route');
@@ -72,7 +72,7 @@ describe('stats retention', () => {
     return { clock, stats, live, names: () => Object.keys(stats.snapshot().counters) };
   }
 
-  it('a removed object\'s stats stay listed for the retention, then go, histograms destroyed', () => {
+  test('a removed object\'s stats stay listed for the retention, then go, histograms destroyed', () => {
     const t = setup();
     const a = new ClusterStats(t.stats, 'a');
     new ClusterStats(t.stats, 'b');
@@ -93,7 +93,7 @@ describe('stats retention', () => {
     assert.equal(t.clock.pending(), 0, 'no timer left');
   });
 
-  it('an object back within the retention keeps its counts; after it, it starts from zero', () => {
+  test('an object back within the retention keeps its counts; after it, it starts from zero', () => {
     const t = setup();
     const a = new ClusterStats(t.stats, 'a');
     a.rqTotal.inc(5);
@@ -113,7 +113,7 @@ describe('stats retention', () => {
     assert.equal(new ClusterStats(t.stats, 'a').rqTotal.value, 0);
   });
 
-  it('a scope made for an object already gone (a request in flight on it) is retired too', () => {
+  test('a scope made for an object already gone (a request in flight on it) is retired too', () => {
     const t = setup();
     new RouteStats(t.stats, 'gone');
     assert.equal(t.stats.retainedCount, 1);
@@ -121,7 +121,7 @@ describe('stats retention', () => {
     assert.ok(!t.names().some((n) => n.startsWith('route.gone.')));
   });
 
-  it('retention 0 drops at the reconcile; full-name lookups find scoped stats', () => {
+  test('retention 0 drops at the reconcile; full-name lookups find scoped stats', () => {
     const t = setup(0);
     const a = new ClusterStats(t.stats, 'a');
     assert.equal(t.stats.counter('cluster.a.upstream_rq_total'), a.rqTotal);
@@ -130,13 +130,13 @@ describe('stats retention', () => {
     assert.ok(!t.names().some((n) => n.startsWith('cluster.a.')));
   });
 
-  it('bad retention is refused', () => {
+  test('bad retention is refused', () => {
     assert.throws(() => new Stats({ retentionMs: -1 }), /stats retention must be >= 0 ms/);
   });
 });
 
 describe('outlier detection timer', () => {
-  it('runs only while the cluster has hosts', () => {
+  test('runs only while the cluster has hosts', () => {
     const clock = new FakeClock(START);
     const det = new OutlierDetector({ cluster: 'c', config: DEFAULT_OUTLIER_CONFIG, clock, log: silentLogger(), stats: new Stats({ clock }), onChange: () => undefined });
     assert.equal(clock.pending(), 0, 'no hosts: no timer');
@@ -149,7 +149,7 @@ describe('outlier detection timer', () => {
 });
 
 describe('an in-process sidecar fed over ADS', () => {
-  it('drops a removed cluster\'s and route\'s stats after --stats-retention on its clock, and keeps only the outbound listener and route config', async () => {
+  test('drops a removed cluster\'s and route\'s stats after --stats-retention on its clock, and keeps only the outbound listener and route config', async () => {
     const { LISTENER: LDS, ROUTE: RDS, CLUSTER: CDS } = TYPE_URLS;
     const ads = await ScriptedAds.start();
     const clock = new FakeClock(START);

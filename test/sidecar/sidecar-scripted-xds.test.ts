@@ -3,7 +3,7 @@
  * hand-written Envoy resources, in front of REAL upstreams on loopback: settings the skein
  * control plane does not write (STATIC clusters), and the drain of requests it holds.
  */
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from '../../shared/src/clock';
 import { TYPE_URLS } from '../../shared/src/xds/protos';
@@ -34,7 +34,7 @@ describe('STATIC clusters (type STATIC with an inline load_assignment)', () => {
     await app?.close();
   });
 
-  it('serves requests from the hosts in the Cluster itself, and asks EDS for nothing', async () => {
+  test('serves requests from the hosts in the Cluster itself, and asks EDS for nothing', async () => {
     const out = sc.addresses()['outbound']!;
     for (let i = 0; i < 3; i++) {
       const r = await h1Request(out, { host: 'static-svc', path: `/n/${i}` });
@@ -47,7 +47,7 @@ describe('STATIC clusters (type STATIC with an inline load_assignment)', () => {
     assert.deepEqual(eds?.subscribed ?? [], [], 'no EDS subscription for a STATIC cluster');
   });
 
-  it('a pushed change of the inline hosts moves traffic to the new host', async () => {
+  test('a pushed change of the inline hosts moves traffic to the new host', async () => {
     const other = await startHttpEcho('static-app-2');
     try {
       ads.set(CDS, [staticCluster('static-svc', [{ address: '127.0.0.1', port: other.port }])]);
@@ -66,7 +66,7 @@ describe('STATIC clusters (type STATIC with an inline load_assignment)', () => {
 });
 
 describe('http filters: routes and listener must agree', () => {
-  it('a RouteConfiguration turning on a filter the listener does not list is NACKed (naming route and filter); listing it lets the next one in', async () => {
+  test('a RouteConfiguration turning on a filter the listener does not list is NACKed (naming route and filter); listing it lets the next one in', async () => {
     const ads = await ScriptedAds.start();
     const app = await startHttpEcho('filtered-app');
     const abort = { 'envoy.filters.http.fault': { '@type': TYPE_URLS.FAULT, abort: { http_status: 503, percentage: { numerator: 100 } } } };
@@ -96,7 +96,7 @@ describe('http filters: routes and listener must agree', () => {
 });
 
 describe('drain', () => {
-  it('a request held in a fault delay when the drain starts is served, not cut; listener.outbound.downstream_rq_active counts it', async () => {
+  test('a request held in a fault delay when the drain starts is served, not cut; listener.outbound.downstream_rq_active counts it', async () => {
     const ads = await ScriptedAds.start();
     const app = await startHttpEcho('held-app');
     const clock = new FakeClock();

@@ -2,7 +2,7 @@
  * The sidecar stats registry: counters and gauges, the HdrHistogram-backed latency histogram,
  * the rolling window (driven by a FakeClock) and the route / cluster / listener bundles.
  */
-import { describe, it } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from '../../shared/src/clock';
 import { Counter, LatencyHistogram, MAX_LATENCY_US, RollingWindow, Stats, statKey } from '../../sidecar/src/stats/stats';
@@ -28,7 +28,7 @@ function near(actual: number, expected: number, rel: number, what: string): void
 }
 
 describe('Counter and Gauge', () => {
-  it('inc defaults to 1; value is a plain field', () => {
+  test('inc defaults to 1; value is a plain field', () => {
     const c = new Counter();
     c.inc();
     c.inc(4);
@@ -42,7 +42,7 @@ describe('Counter and Gauge', () => {
 });
 
 describe('LatencyHistogram', () => {
-  it('1..1000 ms gives p50 ~500, p95 ~950, p99 ~990 within HdrHistogram precision, exact max and mean', () => {
+  test('1..1000 ms gives p50 ~500, p95 ~950, p99 ~990 within HdrHistogram precision, exact max and mean', () => {
     const h = new LatencyHistogram();
     for (let ms = 1000; ms >= 1; ms--) h.record(ms * 1000);
     const p = h.percentiles();
@@ -55,13 +55,13 @@ describe('LatencyHistogram', () => {
     assert.ok(p.p50 >= 500 && p.p99 >= 990, 'HdrHistogram reports the highest equivalent value');
   });
 
-  it('reports ms with µs precision and never a percentile above the exact max', () => {
+  test('reports ms with µs precision and never a percentile above the exact max', () => {
     const h = new LatencyHistogram();
     h.record(1234.4);
     assert.deepEqual(h.percentiles(), { count: 1, p50: 1.234, p95: 1.234, p99: 1.234, max: 1.234, mean: 1.234 });
   });
 
-  it('is all zeros when empty and after reset', () => {
+  test('is all zeros when empty and after reset', () => {
     const h = new LatencyHistogram();
     const zero = { count: 0, p50: 0, p95: 0, p99: 0, max: 0, mean: 0 };
     assert.deepEqual(h.percentiles(), zero);
@@ -71,7 +71,7 @@ describe('LatencyHistogram', () => {
     assert.equal(h.countAtValue(5000), 0);
   });
 
-  it('clamps out-of-range input instead of throwing: negative and NaN to 0, above 1 h to 1 h', () => {
+  test('clamps out-of-range input instead of throwing: negative and NaN to 0, above 1 h to 1 h', () => {
     const h = new LatencyHistogram();
     h.record(-5);
     h.record(Number.NaN);
@@ -83,7 +83,7 @@ describe('LatencyHistogram', () => {
     assert.equal(h.percentiles().max, MAX_LATENCY_US / 1000);
   });
 
-  it('the fast index in record() lands in the bucket HdrHistogram itself computes, over the whole range', () => {
+  test('the fast index in record() lands in the bucket HdrHistogram itself computes, over the whole range', () => {
     for (const digits of [2, 3] as const) {
       const h = new LatencyHistogram(digits);
       let n = 0;
@@ -98,7 +98,7 @@ describe('LatencyHistogram', () => {
     }
   });
 
-  it('merge adds counts, sums and max', () => {
+  test('merge adds counts, sums and max', () => {
     const a = new LatencyHistogram();
     const b = new LatencyHistogram();
     for (let i = 1; i <= 100; i++) a.record(i * 1000);
@@ -113,7 +113,7 @@ describe('LatencyHistogram', () => {
 });
 
 describe('Stats registry', () => {
-  it('returns the same object for the same name and tags, whatever the tag order', () => {
+  test('returns the same object for the same name and tags, whatever the tag order', () => {
     const s = new Stats();
     assert.equal(s.counter('route.r.rq_total'), s.counter('route.r.rq_total'));
     assert.notEqual(s.counter('route.r.rq_total'), s.counter('route.q.rq_total'));
@@ -124,14 +124,14 @@ describe('Stats registry', () => {
     assert.equal(statKey('route.r.window', { version: 'v2', backend: 'reviews-v2' }), 'route.r.window{backend=reviews-v2,version=v2}');
   });
 
-  it('refuses one name as two kinds, and an empty name', () => {
+  test('refuses one name as two kinds, and an empty name', () => {
     const s = new Stats();
     s.counter('x');
     assert.throws(() => s.gauge('x'), /stat x is a counter, not a gauge/);
     assert.throws(() => s.counter(''), RangeError);
   });
 
-  it('snapshot is JSON-able, sorted, and filtered by substring; text is name: value lines', () => {
+  test('snapshot is JSON-able, sorted, and filtered by substring; text is name: value lines', () => {
     const clock = new FakeClock(START);
     const s = new Stats({ clock });
     s.counter('route.b.rq_total').inc(2);
@@ -158,7 +158,7 @@ describe('Stats registry', () => {
 });
 
 describe('RollingWindow', () => {
-  it('counts drop out after W seconds', () => {
+  test('counts drop out after W seconds', () => {
     const clock = new FakeClock(START);
     const w = new RollingWindow(clock, { seconds: 10 });
     for (let i = 0; i < 5; i++) w.record(true, 1000);
@@ -172,7 +172,7 @@ describe('RollingWindow', () => {
     assert.equal(s.p99, 0);
   });
 
-  it('rate, success rate and percentiles over the window; old seconds are reused, not summed', () => {
+  test('rate, success rate and percentiles over the window; old seconds are reused, not summed', () => {
     const clock = new FakeClock(START);
     const w = new RollingWindow(clock, { seconds: 10 });
     // 30 s of 20 req/s: 15 succeed at 10 ms, 5 fail at 100 ms. Only the last 10 s count.
@@ -193,7 +193,7 @@ describe('RollingWindow', () => {
     assert.equal(s.mean, (15 * 10 + 5 * 100) / 20);
   });
 
-  it('a young window divides by the time since it was created (at least 1 s)', () => {
+  test('a young window divides by the time since it was created (at least 1 s)', () => {
     const clock = new FakeClock(START);
     const w = new RollingWindow(clock, { seconds: 10 });
     for (let i = 0; i < 30; i++) w.record(true, 500);
@@ -205,7 +205,7 @@ describe('RollingWindow', () => {
     assert.equal(s.successRate, 0.5);
   });
 
-  it('an idle gap longer than the window leaves nothing behind', () => {
+  test('an idle gap longer than the window leaves nothing behind', () => {
     const clock = new FakeClock(START);
     const w = new RollingWindow(clock, { seconds: 3 });
     w.record(true, 1000);
@@ -217,14 +217,14 @@ describe('RollingWindow', () => {
     assert.equal(s.max, 2);
   });
 
-  it('rejects a window that is not a positive whole number of seconds', () => {
+  test('rejects a window that is not a positive whole number of seconds', () => {
     assert.throws(() => new RollingWindow(new FakeClock(), { seconds: 0 }), RangeError);
     assert.throws(() => new RollingWindow(new FakeClock(), { seconds: 1.5 }), RangeError);
   });
 });
 
 describe('RouteStats, ClusterStats, ListenerStats', () => {
-  it('a route bundle counts status classes, success, latency, window and per-backend windows', () => {
+  test('a route bundle counts status classes, success, latency, window and per-backend windows', () => {
     const clock = new FakeClock(START);
     const stats = new Stats({ clock });
     const route = new RouteStats(stats, 'reviews', LOCAL_REPLY_REASONS);
@@ -261,7 +261,7 @@ describe('RouteStats, ClusterStats, ListenerStats', () => {
     assert.equal(again.rqTotal, route.rqTotal, 'rebuilding the bundle keeps the same counters');
   });
 
-  it('cluster and listener bundles use the upstream_ / downstream_ names', () => {
+  test('cluster and listener bundles use the upstream_ / downstream_ names', () => {
     const stats = new Stats({ clock: new FakeClock(START) });
     const cl = new ClusterStats(stats, 'reviews-v1');
     cl.record(200, 1500);
@@ -285,7 +285,7 @@ describe('RouteStats, ClusterStats, ListenerStats', () => {
 });
 
 describe('gRPC status stats (rq_grpc_<CODE>) and success by grpc-status', () => {
-  it('a gRPC answer counts its HTTP class and its gRPC code; success follows the gRPC classification', () => {
+  test('a gRPC answer counts its HTTP class and its gRPC code; success follows the gRPC classification', () => {
     const stats = new Stats({ clock: new FakeClock(START) });
     const route = new RouteStats(stats, 'g');
     const cl = new ClusterStats(stats, 'c');
@@ -306,7 +306,7 @@ describe('gRPC status stats (rq_grpc_<CODE>) and success by grpc-status', () => 
     assert.equal(requestSucceeded(0, 0), false, 'no response is a failure whatever the gRPC status');
   });
 
-  it('through the router, from a real gRPC server answering non-OK statuses', async () => {
+  test('through the router, from a real gRPC server answering non-OK statuses', async () => {
     const clock = new FakeClock(START);
     const stats = new Stats({ clock });
     const log = createLogger('stats-test', 'silent');

@@ -1,4 +1,4 @@
-import { afterEach, describe, it } from 'node:test';
+import { afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
@@ -73,7 +73,7 @@ describe('FaultUpstream: a test upstream whose faults are exact', () => {
   };
   afterEach(async () => { for (const f of cleanup.splice(0).reverse()) await f(); });
 
-  it('serves Greeter/SayHello over h2c to grpc-js and counts requests, paths, attempts, connections and POST bodies', async () => {
+  test('serves Greeter/SayHello over h2c to grpc-js and counts requests, paths, attempts, connections and POST bodies', async () => {
     const u = await upstream('alpha');
     const c = client(u);
     for (let i = 0; i < 5; i++) {
@@ -94,7 +94,7 @@ describe('FaultUpstream: a test upstream whose faults are exact', () => {
     await u.waitFor((x) => x.open === 0, 'no open requests');
   });
 
-  it('fails exactly p% of answers, at the indices floor((i+1)p/100) > floor(ip/100), as gRPC UNAVAILABLE trailers-only', async () => {
+  test('fails exactly p% of answers, at the indices floor((i+1)p/100) > floor(ip/100), as gRPC UNAVAILABLE trailers-only', async () => {
     const u = await upstream();
     const c = client(u);
     u.failPercent = 30;
@@ -132,7 +132,7 @@ describe('FaultUpstream: a test upstream whose faults are exact', () => {
     assert.equal(raw.trailers, undefined);
   });
 
-  it('speaks HTTP/1.1 on the same port: JSON answers, p% failures with the chosen status, POST body lengths, attempt headers', async () => {
+  test('speaks HTTP/1.1 on the same port: JSON answers, p% failures with the chosen status, POST body lengths, attempt headers', async () => {
     const u = await upstream('web');
     const get = await h1(u.address, { path: '/a?b=1' });
     assert.ok('status' in get, JSON.stringify(get));
@@ -161,7 +161,7 @@ describe('FaultUpstream: a test upstream whose faults are exact', () => {
     assert.ok('status' in r && r.status === 429);
   });
 
-  it('delayMs answers after that much real time, with the request open meanwhile', async () => {
+  test('delayMs answers after that much real time, with the request open meanwhile', async () => {
     const u = await upstream();
     const c = client(u);
     u.delayMs = 200;
@@ -177,7 +177,7 @@ describe('FaultUpstream: a test upstream whose faults are exact', () => {
     await u.waitFor((x) => x.open === 0, 'the request to finish');
   });
 
-  it('hold keeps requests open until release(), then answers each with the outcome it got on arrival', async () => {
+  test('hold keeps requests open until release(), then answers each with the outcome it got on arrival', async () => {
     const u = await upstream();
     const c = client(u);
     u.hold = true;
@@ -196,7 +196,7 @@ describe('FaultUpstream: a test upstream whose faults are exact', () => {
     assert.equal((await call(c, 'after')).error, undefined);
   });
 
-  it('reset sends RST_STREAM with the chosen code once the request body arrived; the connection stays up', async () => {
+  test('reset sends RST_STREAM with the chosen code once the request body arrived; the connection stays up', async () => {
     const u = await upstream();
     const s = session(u);
     u.reset = NGHTTP2_REFUSED_STREAM;
@@ -221,7 +221,7 @@ describe('FaultUpstream: a test upstream whose faults are exact', () => {
     await u.waitFor((x) => x.open === 0, 'no open requests');
   });
 
-  it('closeConnection drops the connection on a request (h2 and HTTP/1.1); clients reconnect afterwards', async () => {
+  test('closeConnection drops the connection on a request (h2 and HTTP/1.1); clients reconnect afterwards', async () => {
     const u = await upstream();
     const c = client(u);
     assert.equal((await call(c, 'warm')).error, undefined);
@@ -239,7 +239,7 @@ describe('FaultUpstream: a test upstream whose faults are exact', () => {
     assert.equal(u.closes, 2);
   });
 
-  it('blackhole accepts and never answers, never closes; the request ends only when the client gives up', async () => {
+  test('blackhole accepts and never answers, never closes; the request ends only when the client gives up', async () => {
     const u = await upstream();
     const s = session(u);
     u.blackhole = true;
@@ -267,7 +267,7 @@ describe('FaultUpstream: a test upstream whose faults are exact', () => {
     await u.waitFor((x) => x.open === 0, 'the aborted request to be closed');
   });
 
-  it('health: /healthz and grpc.health.v1 follow `healthy`, ignore the fault modes and count only as health checks', async () => {
+  test('health: /healthz and grpc.health.v1 follow `healthy`, ignore the fault modes and count only as health checks', async () => {
     const u = await upstream();
     const s = session(u);
     const grpcHealth = async () => {
@@ -299,7 +299,7 @@ describe('FaultUpstream: a test upstream whose faults are exact', () => {
     assert.equal((await hc.done).headers, undefined);
   });
 
-  it('records grpc-timeout and attempt headers as sent, and the peak of concurrently open retries', async () => {
+  test('records grpc-timeout and attempt headers as sent, and the peak of concurrently open retries', async () => {
     const u = await upstream();
     const s = session(u);
     u.hold = true;
@@ -319,7 +319,7 @@ describe('FaultUpstream: a test upstream whose faults are exact', () => {
     assert.deepEqual(['250m', '2S', '1500000u', '1M', '7n', 'x', undefined].map(grpcTimeoutMs), [250, 2000, 1500, 60_000, 7e-6, undefined, undefined]);
   });
 
-  it('close() stops like a killed process: open requests die with their connections and the port refuses', async () => {
+  test('close() stops like a killed process: open requests die with their connections and the port refuses', async () => {
     const u = await upstream();
     const c = client(u);
     u.hold = true;

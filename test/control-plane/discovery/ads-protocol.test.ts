@@ -1,4 +1,4 @@
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -41,7 +41,7 @@ describe('ADS state of the world', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('answers a wildcard LDS and CDS subscription with every resource, with content-hash versions', async () => {
+  test('answers a wildcard LDS and CDS subscription with every resource, with content-hash versions', async () => {
     const c = connect('wild');
     c.subscribe(LDS);
     const lds = await c.next(LDS);
@@ -56,7 +56,7 @@ describe('ADS state of the world', () => {
     assert.equal((await d.next(LDS)).version_info, lds.version_info);
   });
 
-  it('tracks ACKs: STALE until the client ACKs, then SYNCED', async () => {
+  test('tracks ACKs: STALE until the client ACKs, then SYNCED', async () => {
     const c = connect('acker');
     c.subscribe(RDS, ['reviews']);
     const rds = await c.next(RDS);
@@ -70,7 +70,7 @@ describe('ADS state of the world', () => {
     assert.equal(proxy.state, 'SYNCED');
   });
 
-  it('records a NACK with its error, never re-sends the rejected version, and sends the next good one', async () => {
+  test('records a NACK with its error, never re-sends the rejected version, and sends the next good one', async () => {
     const c = connect('nacker');
     c.subscribe(RDS, ['reviews']);
     const first = await c.next(RDS);
@@ -99,7 +99,7 @@ describe('ADS state of the world', () => {
     await apply(split(90, 10));
   });
 
-  it('ignores a request with a stale nonce', async () => {
+  test('ignores a request with a stale nonce', async () => {
     const c = connect('stale');
     c.subscribe(CDS);
     const a = await c.next(CDS);
@@ -117,7 +117,7 @@ describe('ADS state of the world', () => {
     await apply(split(90, 10));
   });
 
-  it('serves RDS and EDS per requested name, and answers nothing for names that do not exist', async () => {
+  test('serves RDS and EDS per requested name, and answers nothing for names that do not exist', async () => {
     const c = connect('per-name');
     c.subscribe(EDS, ['nope']);
     c.send({ type_url: RDS, resource_names: ['reviews'] });
@@ -131,14 +131,14 @@ describe('ADS state of the world', () => {
     assert.deepEqual(names(both), ['reviews/v1', 'reviews/v2']);
   });
 
-  it('answers a named LDS request for a missing listener with an empty response (full state: absent means deleted)', async () => {
+  test('answers a named LDS request for a missing listener with an empty response (full state: absent means deleted)', async () => {
     const c = connect('missing-lds');
     c.subscribe(LDS, ['no-such-service']);
     const lds = await c.next(LDS);
     assert.deepEqual(lds.resources ?? [], []);
   });
 
-  it('pushes a change only to the streams it affects', async () => {
+  test('pushes a change only to the streams it affects', async () => {
     const a = connect('affected-a');
     const b = connect('affected-b');
     a.subscribe(EDS, ['reviews/v1']);
@@ -157,7 +157,7 @@ describe('ADS state of the world', () => {
     cp.registry.deregister(lease2.id);
   });
 
-  it('never lets a client that stops reading delay pushes to others, and coalesces its backlog', async () => {
+  test('never lets a client that stops reading delay pushes to others, and coalesces its backlog', async () => {
     const slow = connect('slow');
     const fast = connect('fast');
     slow.subscribe(EDS, ['big']);
@@ -186,7 +186,7 @@ describe('ADS state of the world', () => {
     await cp.store.delete(['Service/big'], { author: 'test' });
   });
 
-  it('resyncs a reconnecting client from scratch', async () => {
+  test('resyncs a reconnecting client from scratch', async () => {
     const c = connect('reconnect');
     c.subscribe(CDS);
     const first = await c.next(CDS);
@@ -201,7 +201,7 @@ describe('ADS state of the world', () => {
     await eventually(() => (cp.discovery.proxies().filter((p) => p.nodeId === 'reconnect').length === 1 ? true : undefined), 'the old stream to be forgotten');
   });
 
-  it('ends a stream whose first request has no node, or that breaks the limits, with INVALID_ARGUMENT', async () => {
+  test('ends a stream whose first request has no node, or that breaks the limits, with INVALID_ARGUMENT', async () => {
     const noNode = connect('no-node');
     noNode.send({ type_url: LDS, resource_names: [] });
     const s1 = await noNode.ended();
@@ -218,7 +218,7 @@ describe('ADS state of the world', () => {
     assert.ok((await ok.next(LDS)).resources.length > 0);
   });
 
-  it('answers DeltaAggregatedResources with UNIMPLEMENTED', async () => {
+  test('answers DeltaAggregatedResources with UNIMPLEMENTED', async () => {
     const Ctor = grpc.makeClientConstructor(loadAdsServiceDefinition(), 'ADS');
     const client = new Ctor(`127.0.0.1:${cp.xdsPort}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & { DeltaAggregatedResources(): grpc.ClientDuplexStream<unknown, unknown> };
     const call = client.DeltaAggregatedResources();

@@ -4,7 +4,7 @@
  * and proxy-status says which revision each proxy is on. Real control plane, real gRPC ADS
  * streams (a raw client that ACKs or NACKs exactly as each test says), real HTTP API.
  */
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -56,7 +56,7 @@ describe('rollout feedback', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('a change answers with every proxy it reached, PENDING until each answers; then ACKED, or NACKED with its error', async () => {
+  test('a change answers with every proxy it reached, PENDING until each answers; then ACKED, or NACKED with its error', async () => {
     const acker = await synced(['reviews']);
     const nacker = await synced(['reviews']);
     const bystander = await synced(['ratings']); // the change does not touch what it subscribes to
@@ -93,7 +93,7 @@ describe('rollout feedback', () => {
     for (const c of [acker, nacker, bystander]) c.close();
   });
 
-  it('?wait answers once every affected proxy has ACKed', async () => {
+  test('?wait answers once every affected proxy has ACKed', async () => {
     const c = await synced(['reviews']);
     const pending = canary(70, 30, '?wait=30s');
     c.ack(await c.next(RDS), ['reviews']);
@@ -108,7 +108,7 @@ describe('rollout feedback', () => {
     c.close();
   });
 
-  it('a wait that runs out names the proxies still pending', async () => {
+  test('a wait that runs out names the proxies still pending', async () => {
     const silent = await synced(['reviews']);
     const res = await canary(80, 20, '?wait=300ms');
     const r = res.body.rollout!;
@@ -120,7 +120,7 @@ describe('rollout feedback', () => {
     silent.close();
   });
 
-  it('a proxy that disconnects during a wait is reported as gone, not pending forever', async () => {
+  test('a proxy that disconnects during a wait is reported as gone, not pending forever', async () => {
     const leaving = await synced(['reviews']);
     const pending = canary(20, 80, '?wait=60s');
     await leaving.next(RDS);
@@ -132,7 +132,7 @@ describe('rollout feedback', () => {
     assert.match(r.summary, /disconnected before answering/);
   });
 
-  it('a wait on a change that affects no connected proxy returns at once and says so', async () => {
+  test('a wait on a change that affects no connected proxy returns at once and says so', async () => {
     const other = await synced(['ratings']);
     // A 10-minute wait: if it waited at all, the test's own 2-minute limit would fail it.
     const res = await canary(30, 70, '?wait=10m');
@@ -148,7 +148,7 @@ describe('rollout feedback', () => {
     other.close();
   });
 
-  it('counts every type a change touches: a new subset reaches CDS and RDS subscribers', async () => {
+  test('counts every type a change touches: a new subset reaches CDS and RDS subscribers', async () => {
     const c = new RawAdsClient(`127.0.0.1:${cp.xdsPort}`, 'multi-type');
     clients.push(c);
     c.subscribe(CDS);
@@ -172,7 +172,7 @@ describe('rollout feedback', () => {
     c.close();
   });
 
-  it('proxy-status shows the revision each proxy is on: the current one when SYNCED, the last ACKed one while a NACK stands', async () => {
+  test('proxy-status shows the revision each proxy is on: the current one when SYNCED, the last ACKed one while a NACK stands', async () => {
     const good = await synced(['reviews'], 'on-current');
     const bad = await synced(['reviews'], 'stuck');
     const onRevision = (await proxy('stuck')).ackedRevision;
@@ -197,7 +197,7 @@ describe('rollout feedback', () => {
     bad.close();
   });
 
-  it('rejects a malformed or excessive wait, naming the parameter, and stores nothing', async () => {
+  test('rejects a malformed or excessive wait, naming the parameter, and stores nothing', async () => {
     const before = cp.store.current().revision;
     for (const [query, message] of [['?wait=soon', /query\.wait: invalid duration "soon"/], ['?wait=11m', /query\.wait: must be at most 10m/], ['?wait=1s&dryRun=true', /query\.wait: cannot be combined with dryRun/]] as const) {
       const res = await canary(55, 45, query);

@@ -1,12 +1,12 @@
 /** The sidecar's downstream flags: defaults, accepted values, and errors naming the flag. */
-import { describe, it } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_DOWNSTREAM, DOWNSTREAM_FLAGS, parseDownstreamFlags } from '../../../sidecar/src/http/downstream-settings';
 
 const parse = (flags: Record<string, string>) => parseDownstreamFlags((name) => flags[name]);
 
 describe('downstream flags', () => {
-  it('defaults: 5m stream idle, 100 streams, 10s request headers, 60s HTTP/1.1 idle; --help shows them', () => {
+  test('defaults: 5m stream idle, 100 streams, 10s request headers, 60s HTTP/1.1 idle; --help shows them', () => {
     assert.deepEqual(parse({}), { streamIdleTimeoutMs: 300_000, maxConcurrentStreams: 100, requestHeadersTimeoutMs: 10_000, http1IdleTimeoutMs: 60_000 });
     assert.deepEqual(parse({}), DEFAULT_DOWNSTREAM);
     assert.deepEqual(DOWNSTREAM_FLAGS.map((f) => [f.name, f.default]), [['stream-idle-timeout', '5m'], ['max-concurrent-streams', '100'], ['request-headers-timeout', '10s'], ['http1-idle-timeout', '1m']]);
@@ -21,7 +21,7 @@ describe('downstream flags', () => {
     [{ 'http1-idle-timeout': '24h' }, { http1IdleTimeoutMs: 86_400_000 }],
   ];
   for (const [flags, want] of good) {
-    it(`accepts ${JSON.stringify(flags)}`, () => assert.deepEqual(parse(flags), { ...DEFAULT_DOWNSTREAM, ...want }));
+    test(`accepts ${JSON.stringify(flags)}`, () => assert.deepEqual(parse(flags), { ...DEFAULT_DOWNSTREAM, ...want }));
   }
 
   const bad: [Record<string, string>, RegExp][] = [
@@ -34,6 +34,6 @@ describe('downstream flags', () => {
     [{ 'max-concurrent-streams': '2147483648' }, /^--max-concurrent-streams: must be an integer/],
   ];
   for (const [flags, msg] of bad) {
-    it(`refuses ${JSON.stringify(flags)} naming the flag`, () => assert.throws(() => parse(flags), (e: Error & { code?: string }) => msg.test(e.message) && e.code === 'SKEIN_ERR_VALIDATION'));
+    test(`refuses ${JSON.stringify(flags)} naming the flag`, () => assert.throws(() => parse(flags), (e: Error & { code?: string }) => msg.test(e.message) && e.code === 'SKEIN_ERR_VALIDATION'));
   }
 });

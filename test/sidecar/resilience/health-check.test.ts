@@ -4,7 +4,7 @@
  * Health service. Intervals and timeouts run on a FakeClock; a check's I/O is awaited by
  * polling the stats (the wall-clock bound is for liveness only, never an assertion).
  */
-import { describe, it } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { Writable } from 'node:stream';
@@ -202,7 +202,7 @@ function decode(list: Record<string, unknown>[]): { cfg: HealthCheckConfig | und
 }
 
 describe('decodeHealthChecks', () => {
-  it('applies the documented defaults (HTTP)', () => {
+  test('applies the documented defaults (HTTP)', () => {
     const { cfg, issues } = decode([base()]);
     assert.deepEqual(issues, []);
     assert.deepEqual(cfg, {
@@ -211,7 +211,7 @@ describe('decodeHealthChecks', () => {
     });
   });
 
-  it('decodes every supported HTTP and gRPC field', () => {
+  test('decodes every supported HTTP and gRPC field', () => {
     const http1 = decode([{ ...base(), timeout: { seconds: '0', nanos: 250_000_000 }, reuse_connection: { value: true }, initial_jitter: d(0), interval_jitter: d(0),
       http_health_check: { path: '/ready?x=1', host: 'orders.internal', expected_statuses: [{ start: '200', end: '300' }, { start: '404', end: '405' }], codec_client_type: 'HTTP2', method: 'GET' } }]);
     assert.deepEqual(http1.issues, []);
@@ -224,7 +224,7 @@ describe('decodeHealthChecks', () => {
     assert.deepEqual(grpcSet.cfg?.check, { kind: 'grpc', serviceName: 'orders.v1.Orders', authority: 'orders' });
   });
 
-  it('an empty list is no health checking', () => {
+  test('an empty list is no health checking', () => {
     assert.deepEqual(decode([]), { cfg: undefined, issues: [] });
   });
 
@@ -274,14 +274,14 @@ describe('decodeHealthChecks', () => {
     ['an unknown field', [{ ...base(), some_future_field: 1 }], ['health_checks[0].some_future_field: is not supported by skein health checks']],
   ];
   for (const [name, list, want] of bad) {
-    it(`rejects: ${name}`, () => {
+    test(`rejects: ${name}`, () => {
       const { cfg, issues } = decode(list);
       assert.equal(cfg, undefined);
       assert.deepEqual(issues, want);
     });
   }
 
-  it('decodes what the control plane sends, after a real protobuf round trip', () => {
+  test('decodes what the control plane sends, after a real protobuf round trip', () => {
     const url = 'type.googleapis.com/envoy.config.core.v3.HealthCheck';
     const wire = (o: object): Record<string, unknown> => decodeAny<Record<string, unknown>>(encodeAny(url, o));
     const httpHc = wire({ timeout: { seconds: 0, nanos: 500_000_000 }, interval: { seconds: 5 }, healthy_threshold: { value: 2 }, unhealthy_threshold: { value: 4 },
@@ -298,7 +298,7 @@ describe('decodeHealthChecks', () => {
     assert.deepEqual(decode([tcpPlus]).issues, ['health_checks[0].unhealthy_interval: is not supported by skein health checks']);
   });
 
-  it('uses the given path prefix', () => {
+  test('uses the given path prefix', () => {
     const issues = new Issues();
     decodeHealthChecks([{ ...base(), timeout: undefined }], issues, 'clusters[2].health_checks');
     assert.deepEqual(issues.list, ['clusters[2].health_checks[0].timeout: is required']);
@@ -308,7 +308,7 @@ describe('decodeHealthChecks', () => {
 // --- HTTP/1.1 ----------------------------------------------------------------------------
 
 describe('HealthChecker: HTTP/1.1', () => {
-  it('fails a host at exactly the unhealthy_threshold-th failure and restores it after exactly healthy_threshold successes', async () => {
+  test('fails a host at exactly the unhealthy_threshold-th failure and restores it after exactly healthy_threshold successes', async () => {
     const up = await h1Upstream();
     const h = harness(config(httpCheck()));
     const a = host(up.port);
@@ -364,7 +364,7 @@ describe('HealthChecker: HTTP/1.1', () => {
     }
   });
 
-  it('onPassed follows each passing check of a host that is not failed; a failed host only once healthy_threshold clears it', async () => {
+  test('onPassed follows each passing check of a host that is not failed; a failed host only once healthy_threshold clears it', async () => {
     const up = await h1Upstream();
     const h = harness(config(httpCheck(), { unhealthyThreshold: 1, healthyThreshold: 2 }));
     const a = host(up.port);
@@ -392,7 +392,7 @@ describe('HealthChecker: HTTP/1.1', () => {
     }
   });
 
-  it('judges statuses by expected_statuses ranges (half-open) and sends the configured Host', async () => {
+  test('judges statuses by expected_statuses ranges (half-open) and sends the configured Host', async () => {
     const up = await h1Upstream();
     const cases: [number, [number, number][], boolean][] = [
       [200, [[200, 201]], true],
@@ -420,7 +420,7 @@ describe('HealthChecker: HTTP/1.1', () => {
     }
   });
 
-  it('counts a refused connection as a network failure', async () => {
+  test('counts a refused connection as a network failure', async () => {
     const port = await closedPort();
     const h = harness(config(httpCheck(), { unhealthyThreshold: 2 }));
     const a = host(port);
@@ -439,7 +439,7 @@ describe('HealthChecker: HTTP/1.1', () => {
     }
   });
 
-  it('keeps the verdict of a host that arrives already failed, and does not report it as a change', async () => {
+  test('keeps the verdict of a host that arrives already failed, and does not report it as a change', async () => {
     const up = await h1Upstream();
     const h = harness(config(httpCheck()));
     const a = host(up.port);
@@ -465,7 +465,7 @@ describe('HealthChecker: HTTP/1.1', () => {
 // --- HTTP/2 ------------------------------------------------------------------------------
 
 describe('HealthChecker: TCP (connect only)', () => {
-  it('passes while connections are accepted, fails at the threshold once they are refused, and comes back', async () => {
+  test('passes while connections are accepted, fails at the threshold once they are refused, and comes back', async () => {
     let accepted = 0;
     const server = net.createServer((s) => { accepted++; s.on('error', () => undefined); });
     await new Promise<void>((r) => server.listen(0, HOST, () => r()));
@@ -496,7 +496,7 @@ describe('HealthChecker: TCP (connect only)', () => {
 });
 
 describe('HealthChecker: HTTP/2 codec', () => {
-  it('checks over one h2c session, with thresholds, :authority and user-agent; a session the server killed is replaced', async () => {
+  test('checks over one h2c session, with thresholds, :authority and user-agent; a session the server killed is replaced', async () => {
     const up = await h2Upstream();
     const h = harness(config(httpCheck('/healthz', { codec: 'http2', expectedStatuses: [[200, 300]] }), { unhealthyThreshold: 2, healthyThreshold: 1 }));
     const a = host(up.port);
@@ -538,7 +538,7 @@ describe('HealthChecker: HTTP/2 codec', () => {
 // --- gRPC --------------------------------------------------------------------------------
 
 describe('HealthChecker: grpc.health.v1', () => {
-  it('follows SERVING -> NOT_SERVING -> SERVING', async () => {
+  test('follows SERVING -> NOT_SERVING -> SERVING', async () => {
     const up = await grpcUpstream({ '': 'SERVING', 'orders.v1.Orders': 'SERVING' });
     const h = harness(config({ kind: 'grpc', serviceName: 'orders.v1.Orders', authority: undefined }, { unhealthyThreshold: 2, healthyThreshold: 2 }));
     const a = host(up.port);
@@ -571,7 +571,7 @@ describe('HealthChecker: grpc.health.v1', () => {
     }
   });
 
-  it('sees a host that recovers from UNAVAILABLE at the next check (a fresh channel, no reconnect backoff)', async () => {
+  test('sees a host that recovers from UNAVAILABLE at the next check (a fresh channel, no reconnect backoff)', async () => {
     const up = await grpcUpstream({ '': 'SERVING' });
     const proxy = await countingProxy(up.port);
     const h = harness(config({ kind: 'grpc', serviceName: '', authority: undefined }, { unhealthyThreshold: 1, healthyThreshold: 1 }));
@@ -595,7 +595,7 @@ describe('HealthChecker: grpc.health.v1', () => {
     }
   });
 
-  it('fails on an unknown service name (NOT_FOUND) and sends the configured authority', async () => {
+  test('fails on an unknown service name (NOT_FOUND) and sends the configured authority', async () => {
     const up = await grpcUpstream({ '': 'SERVING' });
     const h = harness(config({ kind: 'grpc', serviceName: 'nope.v1.Nope', authority: 'orders.mesh' }, { unhealthyThreshold: 1 }));
     const a = host(up.port);
@@ -623,7 +623,7 @@ const KINDS: [string, Check][] = [
 
 describe('HealthChecker: reused connections', () => {
   for (const codec of ['http1', 'http2'] as const) {
-    it(`${codec}: a kept-alive connection the server dropped as the check went out is retried once on a fresh one`, async () => {
+    test(`${codec}: a kept-alive connection the server dropped as the check went out is retried once on a fresh one`, async () => {
       const up = codec === 'http1' ? await h1Upstream() : await h2Upstream();
       up.killReused = true;
       const h = harness(config(httpCheck('/healthz', { codec }), { unhealthyThreshold: 1 }));
@@ -649,7 +649,7 @@ describe('HealthChecker: reused connections', () => {
 
 describe('HealthChecker: timeouts and refused connections', () => {
   for (const [name, check] of KINDS) {
-    it(`${name}: a silent server fails a check only once the clock passes timeout, and loses its connection`, async () => {
+    test(`${name}: a silent server fails a check only once the clock passes timeout, and loses its connection`, async () => {
       const up = await silentUpstream();
       const h = harness(config(check, { unhealthyThreshold: 1 }));
       const a = host(up.port);
@@ -685,7 +685,7 @@ describe('HealthChecker: timeouts and refused connections', () => {
       }
     });
 
-    it(`${name}: a refused connection is a network failure`, async () => {
+    test(`${name}: a refused connection is a network failure`, async () => {
       const port = await closedPort();
       const h = harness(config(check, { unhealthyThreshold: 1 }));
       const a = host(port);
@@ -705,7 +705,7 @@ describe('HealthChecker: timeouts and refused connections', () => {
     });
   }
 
-  it('http1: a check that timed out on a kept-alive connection is not sent again, so a recovered host passes at the next checks', async () => {
+  test('http1: a check that timed out on a kept-alive connection is not sent again, so a recovered host passes at the next checks', async () => {
     // Checks 2 and 3 hang; check 2 goes out on the connection check 1 left alive. The aborted
     // check must not be retried: a stray retry would hang too and hold the agent's one socket.
     const up = await h1Upstream();
@@ -742,7 +742,7 @@ describe('HealthChecker: timeouts and refused connections', () => {
 
 describe('HealthChecker: host set changes and close', () => {
   for (const [name, check] of KINDS) {
-    it(`${name}: removing a host stops its checks and closes its connection`, async () => {
+    test(`${name}: removing a host stops its checks and closes its connection`, async () => {
       const grpcUp = name === 'grpc' ? await grpcUpstream({ '': 'SERVING' }) : undefined;
       const httpUp = name === 'http1' ? await h1Upstream() : name === 'http2' ? await h2Upstream() : undefined;
       const target = grpcUp?.port ?? httpUp!.port;
@@ -778,7 +778,7 @@ describe('HealthChecker: host set changes and close', () => {
     });
   }
 
-  it('removing a host mid-check abandons the check without counting it; close() cancels every timer', async () => {
+  test('removing a host mid-check abandons the check without counting it; close() cancels every timer', async () => {
     const silent = await silentUpstream();
     const up = await h1Upstream();
     const h = harness(config(httpCheck(), { unhealthyThreshold: 1 }));
@@ -809,7 +809,7 @@ describe('HealthChecker: host set changes and close', () => {
     }
   });
 
-  it('a throwing onChange is logged, never thrown out of a check', async () => {
+  test('a throwing onChange is logged, never thrown out of a check', async () => {
     const port = await closedPort();
     const clock = new FakeClock();
     const stats = new Stats({ clock });

@@ -4,7 +4,7 @@
  * FakeClock, randomness an injected function, hosts are real Host objects, stats a real Stats
  * registry; every count is asserted exactly.
  */
-import { describe, it } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
 import { FakeClock } from '../../../shared/src/clock';
@@ -64,7 +64,7 @@ function setup(n: number, cfg: Partial<OutlierConfig> = {}, o: { random?: () => 
 }
 
 describe('outlier detection: consecutive errors', () => {
-  it('consecutive 5xx ejects at exactly the Nth error, not N-1', () => {
+  test('consecutive 5xx ejects at exactly the Nth error, not N-1', () => {
     const t = setup(10, { maxEjectionPercent: 100 });
     const [h] = t.hosts;
     t.send(h!, 500, 4);
@@ -83,7 +83,7 @@ describe('outlier detection: consecutive errors', () => {
     assert.equal(t.det.hostInfo(h!)?.['consecutive5xx'], 0, 'the counter is reset at detection');
   });
 
-  it('a success (2xx or 4xx) resets the consecutive 5xx count', () => {
+  test('a success (2xx or 4xx) resets the consecutive 5xx count', () => {
     const t = setup(10, { maxEjectionPercent: 100 });
     const h = t.hosts[0]!;
     t.send(h, 500, 4);
@@ -98,7 +98,7 @@ describe('outlier detection: consecutive errors', () => {
     assert.equal(t.counter('ejections_enforced_consecutive_5xx'), 1);
   });
 
-  it('consecutive 0 never ejects', () => {
+  test('consecutive 0 never ejects', () => {
     const t = setup(10, { maxEjectionPercent: 100, consecutive5xx: 0, consecutiveGatewayFailure: 0 });
     t.send(t.hosts[0]!, 503, 50);
     assert.equal(t.hosts[0]!.ejected, false);
@@ -106,7 +106,7 @@ describe('outlier detection: consecutive errors', () => {
     assert.equal(t.counter('ejections_detected_consecutive_gateway_failure'), 0);
   });
 
-  it('gateway failures (502/503/504) count separately; a 500 resets only the gateway count', () => {
+  test('gateway failures (502/503/504) count separately; a 500 resets only the gateway count', () => {
     const t = setup(10, { maxEjectionPercent: 100, consecutive5xx: 10, consecutiveGatewayFailure: 3, enforcingConsecutiveGatewayFailure: 100 });
     const [a, b] = t.hosts;
     t.send(a!, 502); t.send(a!, 503); t.send(a!, 504);
@@ -120,7 +120,7 @@ describe('outlier detection: consecutive errors', () => {
     assert.equal(t.det.hostInfo(b!)?.['consecutive5xx'], 5);
   });
 
-  it('default enforcing_consecutive_gateway_failure 0: gateway outliers are detected, not ejected; 5xx still ejects', () => {
+  test('default enforcing_consecutive_gateway_failure 0: gateway outliers are detected, not ejected; 5xx still ejects', () => {
     const t = setup(10, { maxEjectionPercent: 100 });
     const h = t.hosts[0]!;
     t.send(h, 503, 4);
@@ -133,7 +133,7 @@ describe('outlier detection: consecutive errors', () => {
     assert.equal(h.ejected, true);
   });
 
-  it('split off: connect failures, timeouts and resets count as 5xx; local success does not reset', () => {
+  test('split off: connect failures, timeouts and resets count as 5xx; local success does not reset', () => {
     const t = setup(10, { maxEjectionPercent: 100 });
     const h = t.hosts[0]!;
     t.det.onLocalOrigin(h, 'connect-failure');
@@ -151,7 +151,7 @@ describe('outlier detection: consecutive errors', () => {
     assert.equal(t.counter('ejections_detected_consecutive_local_origin_failure'), 0);
   });
 
-  it('split on: local-origin failures have their own counter, reset by local success; 5xx do not touch it', () => {
+  test('split on: local-origin failures have their own counter, reset by local success; 5xx do not touch it', () => {
     const t = setup(10, { maxEjectionPercent: 100, splitExternalLocalOriginErrors: true, consecutiveLocalOriginFailure: 3 });
     const [a, b] = t.hosts;
     t.det.onLocalOrigin(a!, 'connect-failure');
@@ -175,7 +175,7 @@ describe('outlier detection: consecutive errors', () => {
 });
 
 describe('outlier detection: ejection time and return', () => {
-  it('ejection time is base × times ejected, capped at max; the host returns exactly then', () => {
+  test('ejection time is base × times ejected, capped at max; the host returns exactly then', () => {
     const t = setup(10, { maxEjectionPercent: 100, baseEjectionTimeMs: 1000, maxEjectionTimeMs: 2500, intervalMs: 3_600_000 });
     const h = t.hosts[0]!;
     const expected = [[1, 1000], [2, 2000], [3, 2500], [4, 2500], [4, 2500]];
@@ -198,12 +198,12 @@ describe('outlier detection: ejection time and return', () => {
     assert.equal(t.active(), 0);
   });
 
-  it('max_ejection_time defaults to 300s (or base if larger) in the decoded config', () => {
+  test('max_ejection_time defaults to 300s (or base if larger) in the decoded config', () => {
     assert.equal(decodeOutlierDetection({}, new Issues()).maxEjectionTimeMs, 300_000);
     assert.equal(decodeOutlierDetection({ base_ejection_time: { seconds: '400', nanos: 0 } }, new Issues()).maxEjectionTimeMs, 400_000);
   });
 
-  it('errors while ejected (panic traffic) do not carry over: return resets the consecutive counters', () => {
+  test('errors while ejected (panic traffic) do not carry over: return resets the consecutive counters', () => {
     const t = setup(10, { maxEjectionPercent: 100, baseEjectionTimeMs: 1000, consecutiveGatewayFailure: 3, enforcingConsecutiveGatewayFailure: 100 });
     const h = t.hosts[0]!;
     t.send(h, 500, 5);
@@ -224,7 +224,7 @@ describe('outlier detection: ejection time and return', () => {
     assert.equal(h.ejected, true);
   });
 
-  it('times ejected decays by one per interval tick once the host has been back a full interval', () => {
+  test('times ejected decays by one per interval tick once the host has been back a full interval', () => {
     const t = setup(10, { maxEjectionPercent: 100, baseEjectionTimeMs: 1000, intervalMs: 10_000 });
     const h = t.hosts[0]!;
     t.send(h, 500, 5); // t=0: 1000ms
@@ -245,7 +245,7 @@ describe('outlier detection: ejection time and return', () => {
     assert.equal(t.det.hostInfo(h)!['ejectedUntil'], 40_000 + 1000, 'back to the base ejection time');
   });
 
-  it('a removed host is forgotten: its return timer is cancelled and no onChange follows', () => {
+  test('a removed host is forgotten: its return timer is cancelled and no onChange follows', () => {
     const t = setup(10, { maxEjectionPercent: 100, baseEjectionTimeMs: 1000 });
     const h = t.hosts[0]!;
     t.send(h, 500, 5);
@@ -265,7 +265,7 @@ describe('outlier detection: ejection time and return', () => {
     assert.equal(t.hosts[1]!.ejected, true);
   });
 
-  it('close() cancels every timer and un-ejects without onChange', () => {
+  test('close() cancels every timer and un-ejects without onChange', () => {
     const t = setup(10, { maxEjectionPercent: 100 });
     t.send(t.hosts[0]!, 500, 5);
     assert.equal(t.clock.pending(), 2, 'the interval timer and one return timer');
@@ -278,13 +278,13 @@ describe('outlier detection: ejection time and return', () => {
     assert.equal(t.hosts[1]!.ejected, false, 'a closed detector ejects nothing');
   });
 
-  it('max_ejection_time_jitter adds random() × (jitter + 1) ms', () => {
+  test('max_ejection_time_jitter adds random() × (jitter + 1) ms', () => {
     const t = setup(10, { maxEjectionPercent: 100, baseEjectionTimeMs: 1000, maxEjectionTimeJitterMs: 100 }, { random: () => 0.5 });
     t.send(t.hosts[0]!, 500, 5);
     assert.equal(t.det.hostInfo(t.hosts[0]!)!['ejectedUntil'], 1050);
   });
 
-  it('a passing active health check returns an ejected host (successful_active_health_check_uneject_host)', () => {
+  test('a passing active health check returns an ejected host (successful_active_health_check_uneject_host)', () => {
     const on = setup(10, { maxEjectionPercent: 100 });
     on.send(on.hosts[0]!, 500, 5);
     on.det.onActiveHealthCheckSuccess(on.hosts[0]!);
@@ -298,7 +298,7 @@ describe('outlier detection: ejection time and return', () => {
 });
 
 describe('outlier detection: max_ejection_percent is exact', () => {
-  it('3 hosts at 10%: nobody is ever ejected; each skip counts ejections_overflow and is logged', () => {
+  test('3 hosts at 10%: nobody is ever ejected; each skip counts ejections_overflow and is logged', () => {
     const lines: LogLine[] = [];
     const t = setup(3, {}, { log: capturingLogger(lines) });
     t.send(t.hosts[0]!, 500, 5);
@@ -316,7 +316,7 @@ describe('outlier detection: max_ejection_percent is exact', () => {
     assert.equal(skipped[0]!['host'], '10.0.0.1:8080');
   });
 
-  it('always_eject_one_host allows one ejection past the percentage, not two', () => {
+  test('always_eject_one_host allows one ejection past the percentage, not two', () => {
     const t = setup(3, { alwaysEjectOneHost: true });
     t.send(t.hosts[0]!, 500, 5);
     t.send(t.hosts[1]!, 500, 5);
@@ -324,7 +324,7 @@ describe('outlier detection: max_ejection_percent is exact', () => {
     assert.equal(t.counter('ejections_overflow'), 1);
   });
 
-  it('10 hosts at 20% with 5 failing: never more than 2 ejected at once', () => {
+  test('10 hosts at 20% with 5 failing: never more than 2 ejected at once', () => {
     const t = setup(10, { maxEjectionPercent: 20, baseEjectionTimeMs: 1000, maxEjectionTimeMs: 3000 });
     const failing = t.hosts.slice(0, 5);
     for (let round = 0; round < 400; round++) {
@@ -350,7 +350,7 @@ function spread(t: ReturnType<typeof setup>, h: Host, total: number, fails: numb
 }
 
 describe('outlier detection: success rate and failure percentage (per interval)', () => {
-  it('success rate: a clear outlier among 5 hosts is ejected at the interval tick', () => {
+  test('success rate: a clear outlier among 5 hosts is ejected at the interval tick', () => {
     const t = setup(5, { maxEjectionPercent: 20 });
     for (const h of t.hosts.slice(0, 4)) spread(t, h, 100, 0);
     spread(t, t.hosts[4]!, 100, 50); // rates 100,100,100,100,50: mean 90, stdev 20, threshold 52
@@ -366,7 +366,7 @@ describe('outlier detection: success rate and failure percentage (per interval)'
     assert.equal(t.det.hostInfo(t.hosts[0]!)!['successRate'], 100);
   });
 
-  it('success rate threshold is mean - population stdev × stdev_factor/1000', () => {
+  test('success rate threshold is mean - population stdev × stdev_factor/1000', () => {
     // Rates 100, 95, 90, 85, 50: mean 84, population stdev 17.72 (sample stdev would be 19.81).
     // Factor 1.9: threshold 50.33, so 50 is out (with the sample stdev it would be 46.4: kept).
     // Factor 2.0: threshold 48.56, nobody. Factor 0.5: 75.14, still only 50 (85 stays).
@@ -379,7 +379,7 @@ describe('outlier detection: success rate and failure percentage (per interval)'
     }
   });
 
-  it('success rate: no ejection below request_volume or minimum_hosts, and only the last interval counts', () => {
+  test('success rate: no ejection below request_volume or minimum_hosts, and only the last interval counts', () => {
     const low = setup(5, { maxEjectionPercent: 20 });
     for (const h of low.hosts.slice(0, 4)) spread(low, h, 100, 0);
     spread(low, low.hosts[4]!, 99, 50); // 99 < request_volume: only 4 hosts qualify (< 5)
@@ -414,7 +414,7 @@ describe('outlier detection: success rate and failure percentage (per interval)'
     assert.equal(stale.counter('ejections_detected_success_rate'), 0);
   });
 
-  it('failure percentage: eject at >= threshold, not below; volume gated', () => {
+  test('failure percentage: eject at >= threshold, not below; volume gated', () => {
     const t = setup(7, { maxEjectionPercent: 100, enforcingFailurePercentage: 100, consecutive5xx: 0, consecutiveGatewayFailure: 0, successRateRequestVolume: 1000 });
     for (const h of t.hosts.slice(0, 4)) spread(t, h, 50, 0);
     spread(t, t.hosts[4]!, 100, 85); // exactly 85%
@@ -426,7 +426,7 @@ describe('outlier detection: success rate and failure percentage (per interval)'
     assert.equal(t.counter('ejections_enforced_failure_percentage'), 1);
   });
 
-  it('failure percentage: minimum_hosts counts hosts with request_volume', () => {
+  test('failure percentage: minimum_hosts counts hosts with request_volume', () => {
     for (const [minimumHosts, want] of [[5, false], [4, true]] as const) {
       const t = setup(6, { maxEjectionPercent: 100, enforcingFailurePercentage: 100, failurePercentageMinimumHosts: minimumHosts, consecutive5xx: 0, consecutiveGatewayFailure: 0 });
       [0, 0, 0, 45].forEach((fails, i) => spread(t, t.hosts[i]!, 50, fails));
@@ -437,7 +437,7 @@ describe('outlier detection: success rate and failure percentage (per interval)'
     }
   });
 
-  it('hosts already ejected are left out of the statistics', () => {
+  test('hosts already ejected are left out of the statistics', () => {
     // Host 5 is ejected and still gets (panic) traffic, all failing. Counted, it would drag the
     // mean to 81.7 and the threshold to 11.9; left out, 100×4 and 90 give a threshold of 90.4.
     const t = setup(6, { maxEjectionPercent: 100 });
@@ -451,7 +451,7 @@ describe('outlier detection: success rate and failure percentage (per interval)'
     assert.equal(t.counter('ejections_detected_success_rate'), 1);
   });
 
-  it('split on: local-origin success rate is tracked and ejected separately', () => {
+  test('split on: local-origin success rate is tracked and ejected separately', () => {
     const t = setup(5, { maxEjectionPercent: 20, splitExternalLocalOriginErrors: true, consecutiveLocalOriginFailure: 0 });
     for (const h of t.hosts) {
       for (let i = 0; i < 100; i++) t.det.onLocalOrigin(h, h === t.hosts[4] && i % 2 === 0 ? 'connect-failure' : 'success');
@@ -465,7 +465,7 @@ describe('outlier detection: success rate and failure percentage (per interval)'
 });
 
 describe('outlier detection: enforcement', () => {
-  it('enforcing 0: detected counter only, nothing ejected, no onChange', () => {
+  test('enforcing 0: detected counter only, nothing ejected, no onChange', () => {
     const t = setup(10, { maxEjectionPercent: 100, enforcingConsecutive5xx: 0 });
     t.send(t.hosts[0]!, 500, 10);
     assert.equal(t.hosts[0]!.ejected, false);
@@ -476,7 +476,7 @@ describe('outlier detection: enforcement', () => {
     assert.deepEqual(t.events, []);
   });
 
-  it('enforcing 50: random() × 100 < 50 decides', () => {
+  test('enforcing 50: random() × 100 < 50 decides', () => {
     let r = 0.5;
     const t = setup(10, { maxEjectionPercent: 100, enforcingConsecutive5xx: 50 }, { random: () => r });
     t.send(t.hosts[0]!, 500, 5);
@@ -510,19 +510,19 @@ describe('routableHosts: health and panic threshold', () => {
     { name: 'threshold 100 panics when any host is unhealthy', hosts: 'HEALTHY HEALTHY HEALTHY/hc', threshold: 100, want: [0, 1, 2], panic: true },
   ];
   for (const c of cases) {
-    it(c.name, () => {
+    test(c.name, () => {
       const all = mk(c.hosts);
       const r = routableHosts(all, c.threshold);
       assert.deepEqual(r.hosts.map((h) => all.indexOf(h)), c.want);
       assert.equal(r.panic, c.panic);
     });
   }
-  it('empty host list: no panic', () => assert.deepEqual(routableHosts([], 50), { hosts: [], panic: false }));
-  it("Envoy's default threshold is 50", () => assert.equal(DEFAULT_PANIC_THRESHOLD, 50));
+  test('empty host list: no panic', () => assert.deepEqual(routableHosts([], 50), { hosts: [], panic: false }));
+  test("Envoy's default threshold is 50", () => assert.equal(DEFAULT_PANIC_THRESHOLD, 50));
 });
 
 describe('decodeOutlierDetection', () => {
-  it("an empty OutlierDetection gets every one of Envoy's defaults", () => {
+  test("an empty OutlierDetection gets every one of Envoy's defaults", () => {
     const issues = new Issues();
     assert.deepEqual(decodeOutlierDetection({}, issues), {
       consecutive5xx: 5, intervalMs: 10_000, baseEjectionTimeMs: 30_000, maxEjectionPercent: 10,
@@ -536,7 +536,7 @@ describe('decodeOutlierDetection', () => {
     assert.deepEqual(issues.list, []);
   });
 
-  it('decodes what protobufjs gives for a real encoded Cluster', () => {
+  test('decodes what protobufjs gives for a real encoded Cluster', () => {
     const any = encodeAny(TYPE_URLS.CLUSTER, {
       name: 'c',
       outlier_detection: {
@@ -562,7 +562,7 @@ describe('decodeOutlierDetection', () => {
     assert.equal(c.alwaysEjectOneHost, true);
   });
 
-  it("decodes the control plane's translation of a BackendPolicy (every enforcing_* explicit)", () => {
+  test("decodes the control plane's translation of a BackendPolicy (every enforcing_* explicit)", () => {
     const service: Service = { apiVersion: API_VERSION, kind: 'Service', metadata: { name: 's', labels: {}, annotations: {} }, spec: { protocol: 'http', ports: [], subsets: [], endpoints: [] } };
     const xds = translateCluster('s', service, { outlierDetection: { consecutive5xx: 3, consecutiveLocalOriginFailure: 2, maxEjectionPercent: 50, intervalMs: 1000, failurePercentage: { threshold: 70 } } });
     const wire = decodeAny<{ outlier_detection: Record<string, unknown> }>(encodeResource(TYPE_URLS.CLUSTER, xds)).outlier_detection;
@@ -609,13 +609,13 @@ describe('decodeOutlierDetection', () => {
     { name: 'several problems are all reported', wire: { interval: { seconds: '0' }, enforcing_success_rate: { value: 150 } }, want: ['outlier_detection.enforcing_success_rate: must be <= 100, got 150', 'outlier_detection.interval: must be > 0 (at least 1ms)'] },
   ];
   for (const c of invalid) {
-    it(`rejects ${c.name}`, () => {
+    test(`rejects ${c.name}`, () => {
       const issues = new Issues();
       if (c.path === undefined) decodeOutlierDetection(c.wire, issues); else decodeOutlierDetection(c.wire, issues, c.path);
       assert.deepEqual(issues.list, c.want);
     });
   }
-  it('an empty monitors list is fine', () => {
+  test('an empty monitors list is fine', () => {
     const issues = new Issues();
     decodeOutlierDetection({ monitors: [] }, issues);
     assert.deepEqual(issues.list, []);

@@ -3,7 +3,7 @@
  * peak_ewma and the registry. Deterministic: randomness comes from a seeded PRNG, time from
  * `now` values set by hand.
  */
-import { describe, it } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Host } from '../../../sidecar/src/upstream/host';
 import type { PickContext, Picker } from '../../../sidecar/src/upstream/host';
@@ -39,7 +39,7 @@ const POLICIES: LbPolicy[] = ['round_robin', 'least_request', 'ring_hash', 'rand
 
 describe('every policy', () => {
   for (const policy of POLICIES) {
-    it(`${policy}: empty before update and after update([]); single host; snapshots; tried`, () => {
+    test(`${policy}: empty before update and after update([]); single host; snapshots; tried`, () => {
       const lb = createLoadBalancer({ policy, random: mulberry32(1) });
       assert.equal(lb.picker.pick(ctx()), undefined);
       const [a, b, c, d] = hosts(4);
@@ -70,7 +70,7 @@ describe('every policy', () => {
 });
 
 describe('round_robin', () => {
-  it('rotates in order with equal weights', () => {
+  test('rotates in order with equal weights', () => {
     const hs = hosts(3);
     const lb = new RoundRobinLoadBalancer();
     lb.update(hs);
@@ -78,7 +78,7 @@ describe('round_robin', () => {
     assert.deepEqual(seq, [0, 1, 2, 0, 1, 2, 0]);
   });
 
-  it('is smooth weighted round robin: exact shares per cycle, interleaved like nginx', () => {
+  test('is smooth weighted round robin: exact shares per cycle, interleaved like nginx', () => {
     const [a, b] = hosts(2, [3, 1]);
     const lb = new RoundRobinLoadBalancer();
     lb.update([a, b]);
@@ -101,7 +101,7 @@ describe('round_robin', () => {
     }
   });
 
-  it('skips tried hosts when another is available', () => {
+  test('skips tried hosts when another is available', () => {
     const [a, b, c] = hosts(3);
     const lb = new RoundRobinLoadBalancer();
     lb.update([a, b, c]);
@@ -117,7 +117,7 @@ describe('round_robin', () => {
     for (let i = 0; i < 8; i++) assert.equal(lb.picker.pick(ctx({ tried: new Set([x]) })), y);
   });
 
-  it('an old picker keeps its own rotation after update', () => {
+  test('an old picker keeps its own rotation after update', () => {
     const [a, b, c, d] = hosts(4);
     const lb = new RoundRobinLoadBalancer();
     lb.update([a, b]);
@@ -132,7 +132,7 @@ describe('round_robin', () => {
 });
 
 describe('least_request', () => {
-  it('(almost) never picks a host with 100 active requests when others are idle', () => {
+  test('(almost) never picks a host with 100 active requests when others are idle', () => {
     const hs = hosts(5);
     hs[2].activeRequests = 100;
     const lb = new LeastRequestLoadBalancer({ policy: 'least_request', random: mulberry32(7) });
@@ -142,7 +142,7 @@ describe('least_request', () => {
     for (const h of hs) if (h !== hs[2]) assert.ok((m.get(h) ?? 0) > 150, `${h.key} picked ${m.get(h)} times`);
   });
 
-  it('breaks ties at random', () => {
+  test('breaks ties at random', () => {
     const hs = hosts(4);
     const lb = new LeastRequestLoadBalancer({ policy: 'least_request', random: mulberry32(11) });
     lb.update(hs);
@@ -159,7 +159,7 @@ describe('least_request', () => {
     assert.ok((t.get(hs[1]) ?? 0) > 400 && (t.get(hs[2]) ?? 0) > 400, `${t.get(hs[1])} / ${t.get(hs[2])}`);
   });
 
-  it('respects choiceCount', () => {
+  test('respects choiceCount', () => {
     const hs = hosts(5);
     hs.forEach((h, i) => { h.activeRequests = 10 - i; }); // hs[4] is the least loaded
     let calls = 0;
@@ -187,7 +187,7 @@ describe('least_request', () => {
     assert.throws(() => new LeastRequestLoadBalancer({ policy: 'least_request', choiceCount: 0 }), /choiceCount/);
   });
 
-  it('avoids tried hosts and uses weight / (active + 1) when weights differ', () => {
+  test('avoids tried hosts and uses weight / (active + 1) when weights differ', () => {
     const hs = hosts(3);
     hs[1].activeRequests = 50;
     hs[2].activeRequests = 60;
@@ -213,7 +213,7 @@ describe('ring_hash', () => {
   const keys = Array.from({ length: 10000 }, () => Math.floor(rnd() * 4294967296));
   const mapping = (picker: Picker) => keys.map((hash) => picker.pick(ctx({ hash })));
 
-  it('hashKey is FNV-1a over UTF-8 plus the murmur3 finalizer', () => {
+  test('hashKey is FNV-1a over UTF-8 plus the murmur3 finalizer', () => {
     assert.equal(fnv1a32(''), 0x811c9dc5);
     assert.equal(fnv1a32('a'), 0xe40c292c);
     assert.equal(fnv1a32('foobar'), 0xbf9cf968);
@@ -228,7 +228,7 @@ describe('ring_hash', () => {
     assert.ok(Number.isInteger(hashKey('x')) && hashKey('x') >= 0 && hashKey('x') < 2 ** 32);
   });
 
-  it('maps the same hash to the same host, across pickers built from the same hosts', () => {
+  test('maps the same hash to the same host, across pickers built from the same hosts', () => {
     const hs = hosts(5);
     const a = new RingHashLoadBalancer();
     const b = new RingHashLoadBalancer();
@@ -242,7 +242,7 @@ describe('ring_hash', () => {
     assert.equal(a.picker.pick(ctx({ hash: 0xffffffff })), a.picker.pick(ctx({ hash: 0 })), 'the ring wraps');
   });
 
-  it('spreads 10000 keys over 5 hosts within 30% of even', () => {
+  test('spreads 10000 keys over 5 hosts within 30% of even', () => {
     const hs = hosts(5);
     const lb = new RingHashLoadBalancer();
     lb.update(hs);
@@ -259,7 +259,7 @@ describe('ring_hash', () => {
     for (const h of hs) assert.ok(Math.abs((s.get(h) ?? 0) - 2000) <= 600, `${h.key}: ${s.get(h)}`);
   });
 
-  it('adding a 6th host moves about 1/6 of the keys, all to the new host', () => {
+  test('adding a 6th host moves about 1/6 of the keys, all to the new host', () => {
     const hs = hosts(6);
     const lb = new RingHashLoadBalancer();
     lb.update(hs.slice(0, 5));
@@ -276,7 +276,7 @@ describe('ring_hash', () => {
     assert.ok(fraction >= 0.1 && fraction <= 0.25, `moved ${fraction}`);
   });
 
-  it('removing a host moves only that host\'s keys', () => {
+  test('removing a host moves only that host\'s keys', () => {
     const hs = hosts(5);
     const lb = new RingHashLoadBalancer();
     lb.update(hs);
@@ -291,7 +291,7 @@ describe('ring_hash', () => {
     assert.ok(moved > 1000);
   });
 
-  it('walks to the next distinct host past tried ones (same as the ring without them)', () => {
+  test('walks to the next distinct host past tried ones (same as the ring without them)', () => {
     const hs = hosts(5);
     const lb = new RingHashLoadBalancer();
     lb.update(hs);
@@ -310,7 +310,7 @@ describe('ring_hash', () => {
     }
   });
 
-  it('picks a random point without a hash, and keeps the ring size within bounds', () => {
+  test('picks a random point without a hash, and keeps the ring size within bounds', () => {
     const hs = hosts(5);
     const lb = new RingHashLoadBalancer({ policy: 'ring_hash', random: mulberry32(2) });
     lb.update(hs);
@@ -334,7 +334,7 @@ describe('ring_hash', () => {
 });
 
 describe('random', () => {
-  it('respects weights statistically', () => {
+  test('respects weights statistically', () => {
     const hs = hosts(3, [1, 2, 7]);
     const lb = new RandomLoadBalancer({ policy: 'random', random: mulberry32(99) });
     lb.update(hs);
@@ -348,7 +348,7 @@ describe('random', () => {
     for (const h of eq) assert.ok(Math.abs((e.get(h) ?? 0) - 2000) < 200, `${h.key}: ${e.get(h)}`);
   });
 
-  it('avoids tried hosts', () => {
+  test('avoids tried hosts', () => {
     const hs = hosts(3, [1, 1, 8]);
     const lb = new RandomLoadBalancer({ policy: 'random', random: mulberry32(5) });
     lb.update(hs);
@@ -360,7 +360,7 @@ describe('random', () => {
 describe('peak_ewma', () => {
   const config: LbConfig = { policy: 'peak_ewma', decayMs: 10_000 };
 
-  it('observeLatency: peaks replace the estimate, lower samples blend in, idle decays toward 0', () => {
+  test('observeLatency: peaks replace the estimate, lower samples blend in, idle decays toward 0', () => {
     const [h] = hosts(1);
     assert.equal(currentEwmaMs(h, 0), DEFAULT_RTT_MS);
     observeLatency(h, 20, 1000, 10_000);
@@ -376,7 +376,7 @@ describe('peak_ewma', () => {
     assert.ok(Math.abs(currentEwmaMs(h, 21_000, 10_000) - v * Math.exp(-1)) < 1e-9);
   });
 
-  it('chooses a 1 ms host far more often than a 100 ms one', () => {
+  test('chooses a 1 ms host far more often than a 100 ms one', () => {
     const [slow, fast, other] = hosts(3);
     observeLatency(slow, 100, 0, 10_000);
     observeLatency(fast, 1, 0, 10_000);
@@ -393,7 +393,7 @@ describe('peak_ewma', () => {
     assert.ok((busy.get(fast) ?? 0) < (busy.get(slow) ?? 0));
   });
 
-  it('tries a fresh host', () => {
+  test('tries a fresh host', () => {
     const [slow, fresh] = hosts(2);
     observeLatency(slow, 100, 0, 10_000);
     const lb = new PeakEwmaLoadBalancer({ ...config, random: mulberry32(3) });
@@ -406,7 +406,7 @@ describe('peak_ewma', () => {
     assert.equal(lb.picker.pick(ctx({ now: 100 })), quick);
   });
 
-  it('lets an old spike fade', () => {
+  test('lets an old spike fade', () => {
     const [spiky, steady] = hosts(2);
     observeLatency(spiky, 500, 0, 10_000);
     observeLatency(steady, 20, 0, 10_000);
@@ -421,7 +421,7 @@ describe('peak_ewma', () => {
 });
 
 describe('registry', () => {
-  it('creates the right balancer for each name', () => {
+  test('creates the right balancer for each name', () => {
     const expected: Record<LbPolicy, new () => object> = {
       round_robin: RoundRobinLoadBalancer,
       least_request: LeastRequestLoadBalancer,
@@ -436,7 +436,7 @@ describe('registry', () => {
     assert.deepEqual(registeredLoadBalancers().filter((n) => (POLICIES as string[]).includes(n)), [...POLICIES].sort());
   });
 
-  it('throws a validation error naming an unknown policy', () => {
+  test('throws a validation error naming an unknown policy', () => {
     assert.throws(
       () => createLoadBalancer({ policy: 'maglev' } as unknown as LbConfig),
       (err: unknown) => err instanceof MeshError && err.code === ErrorCodes.VALIDATION && /"maglev"/.test(err.message) && /round_robin/.test(err.message),
@@ -444,7 +444,7 @@ describe('registry', () => {
     assert.throws(() => createLoadBalancer({ policy: 'peak_ewma', decayMs: 0 }), /decayMs/);
   });
 
-  it('accepts new policies', () => {
+  test('accepts new policies', () => {
     const first = new RoundRobinLoadBalancer();
     registerLoadBalancer('test_first_host', () => first);
     assert.equal(createLoadBalancer({ policy: 'test_first_host' } as unknown as LbConfig), first);

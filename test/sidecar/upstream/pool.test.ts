@@ -4,7 +4,7 @@
  * (connect timeout, idle timeout) is driven by a FakeClock; the only wall-clock waits are
  * liveness bounds.
  */
-import { describe, it } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as http2 from 'node:http2';
@@ -123,7 +123,7 @@ async function withH2(settings: http2.Settings, opts: H2PoolOptions, fn: (up: H2
 }
 
 describe('H2Pool', () => {
-  it('reuses one session up to the peer\'s max concurrent streams, then opens more (12 streams, limit 5 -> 3 sessions)', async () => {
+  test('reuses one session up to the peer\'s max concurrent streams, then opens more (12 streams, limit 5 -> 3 sessions)', async () => {
     await withH2({ maxConcurrentStreams: 5 }, {}, async (up, pool) => {
       const results = Array.from({ length: 12 }, () => h2get(pool, '/slow'));
       await until(() => up.held.length === 12, '12 streams held by the server');
@@ -148,7 +148,7 @@ describe('H2Pool', () => {
     });
   });
 
-  it('caps sessions at maxSessions: extra requests queue and complete later; a full queue overflows', async () => {
+  test('caps sessions at maxSessions: extra requests queue and complete later; a full queue overflows', async () => {
     await withH2({ maxConcurrentStreams: 2 }, { maxSessions: 2, maxPending: 4 }, async (up, pool) => {
       const first = Array.from({ length: 4 }, () => h2get(pool, '/slow'));
       await until(() => up.held.length === 4, '4 streams held');
@@ -164,7 +164,7 @@ describe('H2Pool', () => {
     });
   });
 
-  it('connect refused fails every queued request with UPSTREAM_CONNECT_FAILURE; during the reconnect backoff requests fail at once without dialling; after it the next request reconnects', async () => {
+  test('connect refused fails every queued request with UPSTREAM_CONNECT_FAILURE; during the reconnect backoff requests fail at once without dialling; after it the next request reconnects', async () => {
     const clock = new FakeClock();
     const ev = countingEvents();
     const pool = new H2Pool({ address: HOST, port: await closedPort() }, { clock, connectionEvents: ev });
@@ -189,7 +189,7 @@ describe('H2Pool', () => {
     }
   });
 
-  it('a successful connect ends the backoff: a host that comes back is dialled and served', async () => {
+  test('a successful connect ends the backoff: a host that comes back is dialled and served', async () => {
     const clock = new FakeClock();
     const port = await closedPort();
     const pool = new H2Pool({ address: HOST, port }, { clock });
@@ -208,7 +208,7 @@ describe('H2Pool', () => {
     }
   });
 
-  it('a peer that accepts TCP but never sends SETTINGS hits the connect timeout (FakeClock)', async () => {
+  test('a peer that accepts TCP but never sends SETTINGS hits the connect timeout (FakeClock)', async () => {
     const sockets: net.Socket[] = [];
     const silent = net.createServer((s) => { sockets.push(s); s.resume(); });
     await new Promise<void>((r) => silent.listen(0, HOST, r));
@@ -232,7 +232,7 @@ describe('H2Pool', () => {
     }
   });
 
-  it('connect timeout with the system clock (200 ms)', async () => {
+  test('connect timeout with the system clock (200 ms)', async () => {
     const sockets: net.Socket[] = [];
     const silent = net.createServer((s) => { sockets.push(s); s.resume(); });
     await new Promise<void>((r) => silent.listen(0, HOST, r));
@@ -246,7 +246,7 @@ describe('H2Pool', () => {
     }
   });
 
-  it('GOAWAY: the session drains (in-flight stream completes) and new requests go to a new session', async () => {
+  test('GOAWAY: the session drains (in-flight stream completes) and new requests go to a new session', async () => {
     await withH2({}, {}, async (up, pool) => {
       const slow = h2get(pool, '/slow');
       await until(() => up.held.length === 1, 'slow stream held');
@@ -265,7 +265,7 @@ describe('H2Pool', () => {
     });
   });
 
-  it('a session whose connection broke (the peer died) is dropped at once: no new stream goes to it, the next request opens a new session', async () => {
+  test('a session whose connection broke (the peer died) is dropped at once: no new stream goes to it, the next request opens a new session', async () => {
     await withH2({}, {}, async (up, pool) => {
       assert.equal((await h2get(pool, '/fast')).status, 200);
       assert.equal(pool.stats().ready, 1);
@@ -277,7 +277,7 @@ describe('H2Pool', () => {
     });
   });
 
-  it('REFUSED_STREAM is detectable on the stream\'s close', async () => {
+  test('REFUSED_STREAM is detectable on the stream\'s close', async () => {
     await withH2({}, {}, async (_up, pool) => {
       const refused = await new Promise<http2.ClientHttp2Stream>((resolve, reject) => {
         pool.request({ ':path': '/refuse' }, { endStream: true }, (err, s) => {
@@ -292,7 +292,7 @@ describe('H2Pool', () => {
     });
   });
 
-  it('drain(): fails queued requests and new ones with POOL_CLOSED, resolves after in-flight streams complete', async () => {
+  test('drain(): fails queued requests and new ones with POOL_CLOSED, resolves after in-flight streams complete', async () => {
     await withH2({ maxConcurrentStreams: 1 }, { maxSessions: 1 }, async (up, pool) => {
       const order: string[] = [];
       const slow = h2get(pool, '/slow').then((r) => { order.push('slow'); return r; });
@@ -314,7 +314,7 @@ describe('H2Pool', () => {
     });
   });
 
-  it('close(): destroys sessions and in-flight streams now', async () => {
+  test('close(): destroys sessions and in-flight streams now', async () => {
     await withH2({}, {}, async (up, pool) => {
       const slow = h2get(pool, '/slow').then((r) => r, (e: unknown) => e);
       await until(() => up.held.length === 1, 'slow stream held');
@@ -326,7 +326,7 @@ describe('H2Pool', () => {
     });
   });
 
-  it('idle timeout (FakeClock): a session with no streams for idleTimeoutMs is closed; the next request reconnects', async () => {
+  test('idle timeout (FakeClock): a session with no streams for idleTimeoutMs is closed; the next request reconnects', async () => {
     const clock = new FakeClock();
     await withH2({}, { clock, idleTimeoutMs: 1000 }, async (up, pool) => {
       assert.equal((await h2get(pool, '/a')).status, 200);
@@ -348,7 +348,7 @@ describe('H2Pool', () => {
 });
 
 describe('H2Pool: maxRequestsPerConnection (max_requests_per_connection)', () => {
-  it('3: 9 sequential streams use exactly 3 sessions; a session that reached 3 takes no new stream and closes once idle', async () => {
+  test('3: 9 sequential streams use exactly 3 sessions; a session that reached 3 takes no new stream and closes once idle', async () => {
     await withH2({}, { maxRequestsPerConnection: 3 }, async (up, pool) => {
       for (let i = 0; i < 9; i++) assert.deepEqual((await h2get(pool, `/n/${i}`)).body, `ok:/n/${i}`);
       assert.equal(up.sessions.length, 3);
@@ -357,7 +357,7 @@ describe('H2Pool: maxRequestsPerConnection (max_requests_per_connection)', () =>
     });
   });
 
-  it('3: 9 concurrent streams open exactly 3 sessions of 3 streams; each is DRAINING until its streams end', async () => {
+  test('3: 9 concurrent streams open exactly 3 sessions of 3 streams; each is DRAINING until its streams end', async () => {
     await withH2({}, { maxRequestsPerConnection: 3 }, async (up, pool) => {
       const results = Array.from({ length: 9 }, () => h2get(pool, '/slow'));
       await until(() => up.held.length === 9, '9 streams held by the server');
@@ -407,7 +407,7 @@ describe('H1Pool', () => {
   // undici reuses a keep-alive socket one event-loop turn after its response completes (it
   // checks the server did not close it), so each next request is issued a turn later, as a
   // new downstream request would be.
-  it('keeps connections alive: 20 sequential requests use 1 connection', async () => {
+  test('keeps connections alive: 20 sequential requests use 1 connection', async () => {
     const up = await h1Upstream((req, res) => res.end(`hi ${req.url}`));
     const pool = new H1Pool({ address: HOST, port: up.port });
     try {
@@ -424,7 +424,7 @@ describe('H1Pool', () => {
     }
   });
 
-  it('streams 5 MB each way with backpressure; passes status, headers and trailers', async () => {
+  test('streams 5 MB each way with backpressure; passes status, headers and trailers', async () => {
     const SIZE = 5 * 1024 * 1024;
     const reqBody = crypto.randomBytes(SIZE);
     const resBody = crypto.randomBytes(SIZE);
@@ -454,7 +454,7 @@ describe('H1Pool', () => {
     }
   });
 
-  it('maps connection refused to UPSTREAM_CONNECT_FAILURE, then fails at once without dialling until the reconnect backoff passes', async () => {
+  test('maps connection refused to UPSTREAM_CONNECT_FAILURE, then fails at once without dialling until the reconnect backoff passes', async () => {
     const clock = new FakeClock();
     const ev = countingEvents();
     const pool = new H1Pool({ address: HOST, port: await closedPort() }, { clock, connectionEvents: ev });
@@ -473,7 +473,7 @@ describe('H1Pool', () => {
     }
   });
 
-  it('maps a connection dropped mid-response to UPSTREAM_RESET', async () => {
+  test('maps a connection dropped mid-response to UPSTREAM_RESET', async () => {
     const up = await h1Upstream((_req, res) => {
       res.writeHead(200, { 'content-length': '100' });
       res.write('partial', () => res.socket?.destroy());
@@ -488,7 +488,7 @@ describe('H1Pool', () => {
     }
   });
 
-  it('upgrade: 101 hands over a duplex socket (echo tunnel); a refusal passes through as a response', async () => {
+  test('upgrade: 101 hands over a duplex socket (echo tunnel); a refusal passes through as a response', async () => {
     const up = await h1Upstream((_req, res) => res.end('no upgrade'), { onUpgrade: (req, socket, head) => {
       if (req.url === '/deny') {
         socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 5\r\nconnection: close\r\n\r\nnope!');
@@ -527,7 +527,7 @@ describe('H1Pool', () => {
     }
   });
 
-  it('abort(): an in-flight and a still-queued request both end in onError; the queued one is never sent', async () => {
+  test('abort(): an in-flight and a still-queued request both end in onError; the queued one is never sent', async () => {
     let requests = 0;
     const up = await h1Upstream(() => { requests++; /* never answers */ });
     const pool = new H1Pool({ address: HOST, port: up.port }, { connections: 1 });
@@ -552,7 +552,7 @@ describe('H1Pool', () => {
     }
   });
 
-  it('drain/close: later requests fail with POOL_CLOSED', async () => {
+  test('drain/close: later requests fail with POOL_CLOSED', async () => {
     const up = await h1Upstream((_req, res) => res.end('ok'));
     const pool = new H1Pool({ address: HOST, port: up.port });
     try {
@@ -569,7 +569,7 @@ describe('H1Pool', () => {
 
 describe('H1Pool: maxRequestsPerConnection (max_requests_per_connection)', () => {
   for (const [max, requests, connections] of [[3, 9, 3], [1, 4, 4]] as const) {
-    it(`${max}: ${requests} sequential requests use exactly ${connections} connections`, async () => {
+    test(`${max}: ${requests} sequential requests use exactly ${connections} connections`, async () => {
       const up = await h1Upstream((req, res) => res.end(`hi ${req.url}`));
       // One connection at a time: undici's Pool may otherwise send the next request on a new
       // connection while an older one is still open, and the count would depend on timing.
@@ -590,7 +590,7 @@ describe('H1Pool: maxRequestsPerConnection (max_requests_per_connection)', () =>
 });
 
 describe('Cluster: max_requests_per_connection reaches the host pools', () => {
-  it('h1 and h2: 4 sequential requests with a limit of 2 use 2 connections', async () => {
+  test('h1 and h2: 4 sequential requests with a limit of 2 use 2 connections', async () => {
     const h1 = await h1Upstream((_req, res) => res.end('ok'));
     const h2 = await h2Upstream();
     const base = { type: 'STATIC', lbPolicy: 'round_robin', connectTimeoutMs: 1000, maxRequestsPerConnection: 2 } as const;
@@ -632,14 +632,14 @@ describe('pool error mapping', () => {
     ['MeshError passes through', new MeshError(ErrorCodes.UPSTREAM_OVERFLOW, 'x'), ErrorCodes.UPSTREAM_OVERFLOW],
   ];
   for (const [name, err, code] of table) {
-    it(name, () => {
+    test(name, () => {
       const m = fromUndiciError('10.0.0.1:80', err);
       assert.equal(m.code, code);
       if (err !== m) assert.equal(m.cause, err);
     });
   }
 
-  it('new upstream codes map to 503', () => {
+  test('new upstream codes map to 503', () => {
     for (const code of [ErrorCodes.UPSTREAM_CONNECT_FAILURE, ErrorCodes.UPSTREAM_CONNECT_TIMEOUT, ErrorCodes.UPSTREAM_OVERFLOW, ErrorCodes.UPSTREAM_RESET, ErrorCodes.POOL_CLOSED]) {
       assert.equal(httpStatusOf(new MeshError(code, 'x')), 503);
     }

@@ -3,7 +3,7 @@
  * hand-written resources), the per-type ACK/NACK state, backoff, and the client end to end
  * against a real in-process control plane (gRPC on loopback), including a control-plane restart.
  */
-import { after, before, describe, it, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -450,7 +450,7 @@ describe('XdsClient against a real control plane', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('receives the outbound listener, its routes, the clusters and (following CDS) their endpoints, and ACKs them', async () => {
+  test('receives the outbound listener, its routes, the clusters and (following CDS) their endpoints, and ACKs them', async () => {
     client.subscribe(LDS, '*');
     client.subscribe(CDS, '*');
     client.subscribe(RDS, ['skein.outbound']);
@@ -474,7 +474,7 @@ describe('XdsClient against a real control plane', () => {
     }
   });
 
-  it('turns a config change (canary weights) and an endpoint change into updates', async () => {
+  test('turns a config change (canary weights) and an endpoint change into updates', async () => {
     const rdsBefore = stateOf(RDS).version;
     const count = updates.length;
     await apply(split(50, 50));
@@ -489,7 +489,7 @@ describe('XdsClient against a real control plane', () => {
     await eventually(synced, 'SYNCED after the changes');
   });
 
-  it('NACKs a response holding a resource it rejects, keeps its config, and accepts the next good one', async () => {
+  test('NACKs a response holding a resource it rejects, keeps its config, and accepts the next good one', async () => {
     const before = stateOf(CDS);
     const nackCount = nacks.length;
     rejectClusters.add('bad');
@@ -523,7 +523,7 @@ describe('XdsClient against a real control plane', () => {
     await eventually(synced, 'SYNCED');
   });
 
-  it('keeps its config while the control plane is down, backs off with full jitter, and resyncs with a new one on the same port', async () => {
+  test('keeps its config while the control plane is down, backs off with full jitter, and resyncs with a new one on the same port', async () => {
     const before = client.state();
     const updateCount = updates.length;
     clock.delays.length = 0;
@@ -602,7 +602,7 @@ describe('XdsClient robustness (a scripted ADS server)', () => {
     return requests.shift()!;
   }
 
-  it('ignores a response without a nonce, NACKs an unknown type, a foreign or undecodable resource, and ACKs a good one', async () => {
+  test('ignores a response without a nonce, NACKs an unknown type, a foreign or undecodable resource, and ACKs a good one', async () => {
     const nacks: XdsNack[] = [];
     const client = new XdsClient({
       server: `127.0.0.1:${port}`, node: { id: 'n1', cluster: 'c', metadata: { role: 'sidecar' } },
