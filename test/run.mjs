@@ -1,10 +1,14 @@
 #!/usr/bin/env node
 // Runs every compiled test file (dist/test/**/*.test.js) with node's test runner.
-// `npm test` builds first. `npm test -- store api` runs only files whose name contains a word.
+// `npm test` builds first. `npm test -- store e2e/` runs only files whose path under test/
+// contains a word. Layout (docs/architecture.md, "Where the tests are"): a test sits where its
+// subject sits in the source tree without src/ (test/sidecar/route/route-table.test.ts); whole-mesh
+// suites with processes are in test/e2e, repository checks in test/repo, shared helpers in
+// test/support. A compiled file whose test/…/*.test.ts is gone (moved or deleted) is skipped.
 // Files run one at a time: many start real processes and servers, and CI has 2 cores.
 // Each test has a 2-minute ceiling, so a hang fails fast instead of stalling CI.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -19,7 +23,12 @@ function walk(dir) {
 }
 
 const filters = process.argv.slice(2);
-const files = walk(dist).sort().filter((f) => filters.length === 0 || filters.some((w) => relative(dist, f).includes(w)));
+// tsc never deletes outputs: a test moved or deleted since the last build leaves its old .js behind.
+const hasSource = (f) => existsSync(join(root, 'test', relative(dist, f).replace(/\.js$/, '.ts')));
+const compiled = walk(dist).sort();
+const stale = compiled.filter((f) => !hasSource(f));
+if (stale.length > 0) console.error(`skipping ${stale.length} compiled test file(s) with no source in test/: ${stale.map((f) => relative(dist, f)).join(' ')}`);
+const files = compiled.filter(hasSource).filter((f) => filters.length === 0 || filters.some((w) => relative(dist, f).includes(w)));
 if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);

@@ -76,6 +76,14 @@ export async function startPlane(opts: { dataDir?: string; extraArgs?: string[] 
   return { proc, api: proc.api, dataDir, stop: () => proc.stop() };
 }
 
+/** Stops a plane started by startPlane (if it started), removes its data dir, and fails unless it exited 0 (with its logs). */
+export async function stopPlane(plane: Plane | undefined): Promise<void> {
+  if (plane === undefined) return;
+  const code = await plane.stop();
+  fs.rmSync(plane.dataDir, { recursive: true, force: true });
+  assert.equal(code, 0, `control plane exit code; logs:\n${plane.proc.logs()}`);
+}
+
 export interface Reply {
   status: number;
   headers: Headers;

@@ -3,7 +3,7 @@
  * proto/ (and an enum's names as a string-literal union), so that code writing xDS resources (the
  * control plane's translator) is checked by the compiler: a missing, misspelled or mistyped
  * field is a compile error. Run `npm run gen:xds` after changing proto/;
- * test/xds-generated.test.ts fails while the committed file differs from this output.
+ * test/repo/xds-generated.test.ts fails while the committed file differs from this output.
  *
  * Why our own emitter and not protobufjs-cli's pbts: the library does the real work here (it
  * parses the protos and hands us its reflection Root, the very one protos.ts encodes with); only

@@ -1,6 +1,6 @@
 /**
  * Envoy xDS v3 protobuf plumbing, backed by our own subset of the upstream
- * protos in proto/ (see test/proto-drift.test.ts for the compatibility check).
+ * protos in proto/ (see test/repo/proto-drift.test.ts for the compatibility check).
  *
  * Object conventions (the same for encodeAny/decodeAny and the ADS gRPC
  * service definition, so objects can be passed between them unchanged):

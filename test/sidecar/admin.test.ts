@@ -1,0 +1,198 @@
+/**
+ * The sidecar admin server over real HTTP on an ephemeral port, with stub providers; and the
+ * /config_dump of a real sidecar fed by a scripted ADS server.
+ */
+/* eslint-disable @typescript-eslint/no-explicit-any */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FakeClock } from '../../shared/src/clock';
+import { AdminServer } from '../../sidecar/src/admin/admin-server';
+import type { Readiness } from '../../sidecar/src/admin/admin-server';
+import { Stats } from '../../sidecar/src/stats/stats';
+import { RouteStats } from '../../sidecar/src/stats/stat-bundles';
+import type { Sidecar } from '../../sidecar/src/sidecar';
+import { TYPE_URLS } from '../../shared/src/xds/protos';
+import { outboundListener, routeConfig, ScriptedAds, startFedSidecar, staticCluster } from '../support/scripted-ads';
+
+interface Res { status: number; type: string; allow: string | null; text: string; body: unknown }
+
+async function get(base: string, path: string, method = 'GET'): Promise<Res> {
+  const r = await fetch(`${base}${path}`, { method });
+  const text = await r.text();
+  const type = r.headers.get('content-type') ?? '';
+  return { status: r.status, type, allow: r.headers.get('allow'), text, body: type.startsWith('application/json') && text !== '' ? JSON.parse(text) : undefined };
+}
+
+function errorCode(r: Res): unknown {
+  return (r.body as { error?: { code?: unknown } }).error?.code;
+}
+
+describe('AdminServer', () => {
+  let readiness: Readiness = { ok: false, reason: 'waiting for CDS' };
+  let clustersThrow = false;
+  const stats = new Stats({ clock: new FakeClock(Date.UTC(2026, 0, 1)) });
+  const configDump = { resources: [{ typeUrl: 'type.googleapis.com/envoy.config.cluster.v3.Cluster', version: '3', name: 'reviews-v1' }] };
+  const clusters = { 'reviews-v1': { hosts: [{ address: '10.0.0.1:9080', health: 'HEALTHY', activeRequests: 2 }] } };
+  const server = new AdminServer({
+    ready: () => readiness,
+    configDump: () => configDump,
+    clusters: async () => {
+      if (clustersThrow) throw new Error('cluster manager is gone');
+      return clusters;
+    },
+    stats,
+  });
+  let base = '';
+
+  before(async () => {
+    const port = await server.listen('127.0.0.1', 0);
+    assert.ok(port > 0);
+    base = `http://127.0.0.1:${port}`;
+    const route = new RouteStats(stats, 'reviews');
+    route.record(200, 1500, route.backend('reviews-v1'));
+    route.record(503, 2500, route.backend('reviews-v2'));
+    stats.counter('cluster.reviews-v1.upstream_rq_total').inc(7);
+  });
+
+  after(async () => { await server.close(); });
+
+  test('GET /healthz is 200 {ok: true}', async () => {
+    const r = await get(base, '/healthz');
+    assert.equal(r.status, 200);
+    assert.match(r.type, /^application\/json/);
+    assert.deepEqual(r.body, { ok: true });
+  });
+
+  test('GET /ready is 503 with the reason until the predicate holds, then 200', async () => {
+    readiness = { ok: false, reason: 'waiting for CDS' };
+    let r = await get(base, '/ready');
+    assert.equal(r.status, 503);
+    assert.deepEqual(r.body, { ready: false, reason: 'waiting for CDS' });
+    readiness = { ok: true };
+    r = await get(base, '/ready');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, { ready: true });
+    readiness = { ok: false };
+    r = await get(base, '/ready');
+    assert.deepEqual([r.status, r.body], [503, { ready: false, reason: 'not ready' }]);
+  });
+
+  test('GET /config_dump and /clusters return what the providers return', async () => {
+    let r = await get(base, '/config_dump');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, configDump);
+    r = await get(base, '/clusters');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, clusters);
+  });
+
+  test('a provider that throws gives 500 with SKEIN_ERR_INTERNAL and its message', async () => {
+    clustersThrow = true;
+    try {
+      const r = await get(base, '/clusters');
+      assert.equal(r.status, 500);
+      assert.equal(errorCode(r), 'SKEIN_ERR_INTERNAL');
+      assert.match(r.text, /cluster manager is gone/);
+    } finally {
+      clustersThrow = false;
+    }
+  });
+
+  test('GET /stats returns the snapshot, ?filter narrows it by substring', async () => {
+    let r = await get(base, '/stats');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, stats.snapshot());
+    const all = r.body as { counters: Record<string, number>; windows: Record<string, { successRate: number | null }> };
+    assert.equal(all.counters['route.reviews.rq_total'], 2);
+    assert.equal(all.counters['cluster.reviews-v1.upstream_rq_total'], 7);
+    assert.equal(all.windows['route.reviews.window{backend=reviews-v2}']?.successRate, 0);
+
+    r = await get(base, '/stats?filter=upstream_rq_total');
+    assert.deepEqual(r.body, { counters: { 'cluster.reviews-v1.upstream_rq_total': 7 }, gauges: {}, histograms: {}, windows: {} });
+  });
+
+  test('GET /stats?format=text gives name: value lines; an unknown format is 422', async () => {
+    let r = await get(base, '/stats?format=text&filter=rq_5xx');
+    assert.equal(r.status, 200);
+    assert.match(r.type, /^text\/plain/);
+    assert.equal(r.text, 'route.reviews.rq_5xx: 1\n');
+    r = await get(base, '/stats?format=xml');
+    assert.equal(r.status, 422);
+    assert.equal(errorCode(r), 'SKEIN_ERR_VALIDATION');
+  });
+
+  test('GET / lists the routes', async () => {
+    const r = await get(base, '/');
+    assert.deepEqual(r.body, { routes: ['/', '/healthz', '/ready', '/config_dump', '/clusters', '/stats', '/memory'] });
+  });
+
+  test('an unknown path is 404 JSON; a wrong method is 405 with allow', async () => {
+    let r = await get(base, '/nope');
+    assert.equal(r.status, 404);
+    assert.equal(errorCode(r), 'SKEIN_ERR_NOT_FOUND');
+    r = await get(base, '/stats', 'POST');
+    assert.equal(r.status, 405);
+    assert.equal(r.allow, 'GET, HEAD');
+    assert.equal(errorCode(r), 'SKEIN_ERR_METHOD_NOT_ALLOWED');
+    r = await get(base, '/ready', 'DELETE');
+    assert.equal(r.status, 405);
+  });
+
+  test('HEAD answers the status and headers without a body', async () => {
+    const r = await get(base, '/healthz', 'HEAD');
+    assert.equal(r.status, 200);
+    assert.equal(r.text, '');
+  });
+});
+
+describe('AdminServer lifecycle', () => {
+  test('listen defaults to 127.0.0.1 on a free port; close is idempotent; a taken port rejects', async () => {
+    const providers = { ready: () => ({ ok: true }), configDump: () => ({}), clusters: () => ({}), stats: new Stats() };
+    const a = new AdminServer(providers);
+    const port = await a.listen();
+    const r = await get(`http://127.0.0.1:${port}`, '/healthz');
+    assert.equal(r.status, 200);
+    const b = new AdminServer(providers);
+    await assert.rejects(b.listen('127.0.0.1', port), /cannot listen on 127\.0\.0\.1/);
+    await a.close();
+    await a.close();
+    await b.close();
+  });
+});
+
+describe('sidecar /config_dump (a sidecar fed by a scripted ADS server)', () => {
+  let ads: ScriptedAds;
+  let sc: Sidecar;
+
+  before(async () => {
+    ads = await ScriptedAds.start();
+    // The listener lists the fault filter the route configures (else the route configuration is NACKed).
+    ads.set(TYPE_URLS.LISTENER, [outboundListener('rc', [{ name: 'envoy.filters.http.fault', typed_config: { '@type': TYPE_URLS.FAULT } }])]);
+    ads.set(TYPE_URLS.ROUTE, [routeConfig('rc', 'reviews', {
+      weighted_clusters: { clusters: [{ name: 'reviews-v1', weight: { value: 90 } }, { name: 'reviews-v2', weight: { value: 10 } }] },
+      retry_policy: { retry_on: '5xx,reset', num_retries: { value: 2 } },
+    }, { typed_per_filter_config: { 'envoy.filters.http.fault': { '@type': TYPE_URLS.FAULT, delay: { fixed_delay: { seconds: 1 }, percentage: { numerator: 0 } } } } })]);
+    ads.set(TYPE_URLS.CLUSTER, ['reviews-v1', 'reviews-v2'].map((n) => staticCluster(n, [{ address: '127.0.0.1', port: 9 }])));
+    sc = await startFedSidecar(ads);
+  });
+  after(async () => {
+    await sc?.drain();
+    ads?.close();
+  });
+
+  test('shows a RouteConfiguration as its resource: weighted clusters with names and weights, the retry policy, per-filter config', async () => {
+    const r = await get(`http://${sc.addresses()['admin']}`, '/config_dump');
+    assert.equal(r.status, 200);
+    const rds = (r.body as { typeUrl: string; resources: Record<string, any> }[]).find((t) => t.typeUrl === TYPE_URLS.ROUTE);
+    const route = rds?.resources['rc']?.virtual_hosts?.[0]?.routes?.[0]?.route;
+    assert.ok(route !== undefined, `no route in the dump: ${JSON.stringify(rds?.resources)}`);
+    assert.deepEqual(route.weighted_clusters.clusters.map((c: any) => [c.name, c.weight.value]), [['reviews-v1', 90], ['reviews-v2', 10]]);
+    assert.deepEqual([route.retry_policy.retry_on, route.retry_policy.num_retries.value], ['5xx,reset', 2]);
+    // Embedded Anys are unpacked, with '@type'.
+    const fault = rds?.resources['rc'].virtual_hosts[0].routes[0].typed_per_filter_config['envoy.filters.http.fault'];
+    assert.deepEqual([fault['@type'], fault.delay.fixed_delay.seconds], [TYPE_URLS.FAULT, '1']);
+    // Clusters stay their decoded config, defaults filled in.
+    const cds = (r.body as { typeUrl: string; resources: Record<string, any> }[]).find((t) => t.typeUrl === TYPE_URLS.CLUSTER);
+    assert.deepEqual([cds?.resources['reviews-v1']?.type, cds?.resources['reviews-v1']?.lbPolicy], ['STATIC', 'round_robin']);
+  });
+});
