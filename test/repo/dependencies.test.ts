@@ -19,9 +19,7 @@ const SOURCES = ['cli/src', 'control-plane/src', 'sidecar/src', 'shared/src', 'h
 
 /** Cycles being removed (issue 10). Each entry is a cycle as reported, files or modules joined by ' > '. */
 const KNOWN_FILE_CYCLES: string[] = [];
-const KNOWN_MODULE_CYCLES: string[] = [
-  'sidecar/src/resilience > sidecar/src/upstream > sidecar/src/xds',
-];
+const KNOWN_MODULE_CYCLES: string[] = [];
 
 const graph = (skipTypeImports: boolean) => madge(SOURCES, {
   baseDir: ROOT, fileExtensions: ['ts'], tsConfig: path.join(ROOT, 'tsconfig.json'),

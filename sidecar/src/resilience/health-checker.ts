@@ -8,7 +8,7 @@
  * owner publishes a new picker) and are logged. Nothing thrown or emitted by a peer escapes:
  * every error becomes a failed check.
  *
- * Initial state: a host this checker has not seen keeps the `hcFailed` it has. A new Host
+ * Initial state: a host this checker has not seen keeps the `hcFailed` it has. A new host
  * object starts not failed (false): the mesh registers only running instances, so traffic
  * need not wait for a first check. A host carried over from a previous checker of the same
  * cluster (a config update) keeps its verdict, so a dead host does not become routable while
@@ -49,8 +49,8 @@ import { service as healthService } from 'grpc-health-check';
 import type { Clock, TimerHandle } from '../../../shared/src/clock';
 import type { Logger } from '../../../shared/src/log';
 import type { Counter, Gauge, Stats } from '../stats/stats';
-import type { Host } from '../upstream/host';
 import type { GrpcHealthCheckConfig, HealthCheckConfig, HttpHealthCheckConfig } from './health-check-config';
+import type { MonitoredHost } from './monitored-host';
 
 export const HEALTH_CHECK_USER_AGENT = 'skein-health-check';
 
@@ -68,7 +68,7 @@ export interface HealthCheckerOptions {
    * a real success (envoy#32442 unejected on failed checks too), and while a host is failed only
    * once `healthy_threshold` successes have cleared it.
    */
-  onPassed?: (host: Host) => void;
+  onPassed?: (host: MonitoredHost) => void;
 }
 
 export interface HostHealthInfo {
@@ -102,14 +102,14 @@ interface Prober {
 }
 
 export class HealthChecker {
-  private readonly checks = new Map<Host, HostCheck>();
+  private readonly checks = new Map<MonitoredHost, HostCheck>();
   private readonly cfg: HealthCheckConfig;
   private readonly cluster: string;
   private readonly authority: string;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly onChange: () => void;
-  private readonly onPassed: ((host: Host) => void) | undefined;
+  private readonly onPassed: ((host: MonitoredHost) => void) | undefined;
   private readonly attempt: Counter;
   private readonly success: Counter;
   private readonly failure: Counter;
@@ -139,8 +139,8 @@ export class HealthChecker {
     this.loop = { config: this.cfg, clock: this.clock, started: () => attempt.inc(), record: (c, f) => this.record(c, f) };
   }
 
-  /** The cluster's hosts (stable Host objects across EDS updates). Starts checking new hosts, stops removed ones. */
-  setHosts(hosts: readonly Host[]): void {
+  /** The cluster's hosts (stable objects across EDS updates). Starts checking new hosts, stops removed ones. */
+  setHosts(hosts: readonly MonitoredHost[]): void {
     if (this.closed) return;
     const keep = new Set(hosts);
     for (const [host, c] of this.checks) {
@@ -168,7 +168,7 @@ export class HealthChecker {
     await Promise.all(all.map((c) => c.stop()));
   }
 
-  hostInfo(host: Host): HostHealthInfo | undefined {
+  hostInfo(host: MonitoredHost): HostHealthInfo | undefined {
     const c = this.checks.get(host);
     if (c === undefined) return undefined;
     const out: HostHealthInfo = { hcFailed: host.hcFailed, consecutiveFailures: c.failures, consecutiveSuccesses: c.successes };
@@ -181,7 +181,7 @@ export class HealthChecker {
    * once, as if unhealthy_threshold checks had failed. It comes back through healthy_threshold
    * passing checks, as always.
    */
-  markFailed(host: Host, why: string): void {
+  markFailed(host: MonitoredHost, why: string): void {
     const c = this.checks.get(host);
     if (c === undefined || host.hcFailed) return;
     c.failures = Math.max(c.failures, this.cfg.unhealthyThreshold);
@@ -241,7 +241,7 @@ export class HealthChecker {
     }
   }
 
-  private newProber(host: Host): Prober {
+  private newProber(host: MonitoredHost): Prober {
     const check = this.cfg.check;
     if (check.kind === 'grpc') return new GrpcProber(host, check, this.authority);
     if (check.kind === 'tcp') return new TcpProber(host);
@@ -262,7 +262,7 @@ class HostCheck {
   private inflight = false;
   private stopped = false;
 
-  constructor(readonly host: Host, private readonly prober: Prober, private readonly owner: CheckLoop) {
+  constructor(readonly host: MonitoredHost, private readonly prober: Prober, private readonly owner: CheckLoop) {
     this.passing = !host.hcFailed;
   }
 
@@ -331,7 +331,7 @@ class Http1Prober implements Prober {
   private readonly ranges: HttpHealthCheckConfig['expectedStatuses'];
   private req: http.ClientRequest | undefined;
 
-  constructor(host: Host, cfg: HttpHealthCheckConfig, authority: string) {
+  constructor(host: MonitoredHost, cfg: HttpHealthCheckConfig, authority: string) {
     this.ranges = cfg.expectedStatuses;
     this.options = {
       host: host.address, port: host.port, method: 'GET', path: cfg.path, agent: this.agent,
@@ -398,7 +398,7 @@ class Http2Prober implements Prober {
   /** Sessions not yet closed (close() waits for them). */
   private readonly open = new Set<http2.ClientHttp2Session>();
 
-  constructor(host: Host, cfg: HttpHealthCheckConfig, authority: string) {
+  constructor(host: MonitoredHost, cfg: HttpHealthCheckConfig, authority: string) {
     this.origin = `http://${host.address.includes(':') ? `[${host.address}]` : host.address}:${host.port}`;
     this.ranges = cfg.expectedStatuses;
     this.headers = { ':method': 'GET', ':scheme': 'http', ':path': cfg.path, ':authority': authority, 'user-agent': HEALTH_CHECK_USER_AGENT };
@@ -484,7 +484,7 @@ class Http2Prober implements Prober {
 class TcpProber implements Prober {
   private socket: net.Socket | undefined;
 
-  constructor(private readonly host: Host) {}
+  constructor(private readonly host: MonitoredHost) {}
 
   start(done: Done): void {
     const socket = net.connect({ host: this.host.address, port: this.host.port });
@@ -518,7 +518,7 @@ class GrpcProber implements Prober {
   private client: grpc.Client | undefined;
   private call: grpc.ClientUnaryCall | undefined;
 
-  constructor(host: Host, cfg: GrpcHealthCheckConfig, authority: string) {
+  constructor(host: MonitoredHost, cfg: GrpcHealthCheckConfig, authority: string) {
     const kind = net.isIP(host.address);
     this.target = kind === 4 ? `ipv4:${host.address}:${host.port}` : kind === 6 ? `ipv6:[${host.address}]:${host.port}` : `dns:${host.address}:${host.port}`;
     this.options = {

@@ -5,7 +5,7 @@
  *    the detector only when a consecutive-error threshold is reached.
  *  - OutlierDetector, one per cluster: decides. It ejects (sets `host.ejected`, calls onChange so
  *    the cluster republishes its picker) and returns hosts. It never picks hosts itself: the load
- *    balancer only sees the hosts it is given (resilience/host-set.ts).
+ *    balancer only sees the hosts it is given (upstream/host-set.ts).
  *
  * What counts (Envoy's DetectorHostMonitorImpl):
  *  - A response with status >= 500 is a 5xx; 502/503/504 are also gateway failures; anything
@@ -53,7 +53,7 @@
 import type { Clock, TimerHandle } from '../../../shared/src/clock';
 import type { Logger } from '../../../shared/src/log';
 import type { Counter, Gauge, Stats } from '../stats/stats';
-import type { Host } from '../upstream/host';
+import type { MonitoredHost } from './monitored-host';
 import type { OutlierConfig } from './outlier-config';
 
 export type EjectionType =
@@ -97,7 +97,7 @@ export class HostMonitor {
   /** Bound once: the return timer's callback. */
   readonly returnNow: () => void;
 
-  constructor(readonly host: Host, readonly detector: OutlierDetector) {
+  constructor(readonly host: MonitoredHost, readonly detector: OutlierDetector) {
     this.returnNow = () => detector.returnHost(this);
   }
 }
@@ -115,12 +115,12 @@ export interface OutlierDetectorOptions {
 }
 
 /** The monitors of a detector with no hosts (shared: never mutated). */
-const NO_MONITORS: Map<Host, HostMonitor> = new Map();
+const NO_MONITORS: Map<MonitoredHost, HostMonitor> = new Map();
 
 export class OutlierDetector {
   private config: OutlierConfig;
   /** NO_MONITORS until the first host: a cluster with no endpoints costs no map. */
-  private monitors: Map<Host, HostMonitor> = NO_MONITORS;
+  private monitors: Map<MonitoredHost, HostMonitor> = NO_MONITORS;
   private active = 0;
   private intervalTimer: TimerHandle | undefined;
   private closed = false;
@@ -156,8 +156,8 @@ export class OutlierDetector {
     if (intervalChanged && this.intervalTimer !== undefined) { this.intervalTimer.cancel(); this.armInterval(); }
   }
 
-  /** The cluster's current hosts (stable Host objects). New hosts get monitor state; removed ones are forgotten (timers cancelled). */
-  setHosts(hosts: readonly Host[]): void {
+  /** The cluster's current hosts (stable objects across EDS updates). New hosts get monitor state; removed ones are forgotten (timers cancelled). */
+  setHosts(hosts: readonly MonitoredHost[]): void {
     if (this.closed) return;
     const keep = new Set(hosts);
     for (const m of [...this.monitors.values()]) if (!keep.has(m.host)) this.forget(m);
@@ -174,14 +174,14 @@ export class OutlierDetector {
   }
 
   /** An upstream response. `status` is an HTTP status (the router maps gRPC statuses to HTTP). */
-  onResponse(host: Host, status: number): void {
+  onResponse(host: MonitoredHost, status: number): void {
     const m = host.outlier;
     if (m === undefined || m.detector !== this) return;
     this.putStatus(m, status);
   }
 
   /** Local-origin events: the connection/stream could not be used, or was ('success' = connected and got a response head). */
-  onLocalOrigin(host: Host, kind: LocalOriginEvent): void {
+  onLocalOrigin(host: MonitoredHost, kind: LocalOriginEvent): void {
     const m = host.outlier;
     if (m === undefined || m.detector !== this) return;
     if (!this.config.splitExternalLocalOriginErrors) {
@@ -199,14 +199,14 @@ export class OutlierDetector {
    * default true; the skein control plane sends false unless a policy asks) an ejected host that
    * is not failing active checks is returned at once.
    */
-  onActiveHealthCheckSuccess(host: Host): void {
+  onActiveHealthCheckSuccess(host: MonitoredHost): void {
     const m = host.outlier;
     if (m === undefined || m.detector !== this || !host.ejected || host.hcFailed) return;
     if (this.config.successfulActiveHealthCheckUnejectHost) this.returnHost(m, 'active health check passed');
   }
 
   /** For /clusters: this host's outlier state, or undefined if this detector does not track it. */
-  hostInfo(host: Host): Record<string, unknown> | undefined {
+  hostInfo(host: MonitoredHost): Record<string, unknown> | undefined {
     const m = host.outlier;
     if (m === undefined || m.detector !== this) return undefined;
     return {

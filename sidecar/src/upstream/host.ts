@@ -5,9 +5,13 @@
  *
  * Hot path: fields are plain numbers mutated in place; no allocation per request.
  */
+import type { MonitoredHost } from '../resilience/monitored-host';
+import type { HostMonitor } from '../resilience/outlier-detector';
+
 export type HostHealth = 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'UNKNOWN' | 'TIMEOUT' | 'DEGRADED';
 
-export class Host {
+/** Outlier detection and active health checks see it as a MonitoredHost (resilience/monitored-host.ts). */
+export class Host implements MonitoredHost {
   /** "address:port"; unique within a cluster. */
   readonly key: string;
   /** Requests currently in flight to this host (least_request, peak_ewma, /clusters). */
@@ -21,12 +25,12 @@ export class Host {
   /**
    * Health beyond EDS. A host is routable when EDS says HEALTHY/UNKNOWN/DEGRADED, it is not
    * ejected by outlier detection, and it has not failed active health checks (unless the
-   * cluster is in panic: see resilience/host-set.ts).
+   * cluster is in panic: see host-set.ts).
    */
   ejected = false;
   hcFailed = false;
   /** Outlier detection's per-host data sink (resilience/outlier-detector.ts); set by the cluster's detector. */
-  outlier: import('../resilience/outlier-detector').HostMonitor | undefined = undefined;
+  outlier: HostMonitor | undefined = undefined;
 
   constructor(
     readonly address: string,

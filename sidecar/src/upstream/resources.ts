@@ -18,7 +18,7 @@
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import { RetryBudget } from '../resilience/retry-budget';
 import type { Gauge, Stats } from '../stats/stats';
-import type { CircuitBreakerConfig } from '../xds/cluster-type';
+import type { CircuitBreakerConfig } from './cluster-config';
 
 export const BREAKER_DEFAULTS = { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024 } as const;
 

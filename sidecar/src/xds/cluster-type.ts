@@ -18,10 +18,9 @@
 import { TYPE_URLS } from '../../../shared/src/xds/protos';
 import { decodeLoadAssignment } from './endpoints-type';
 import { decodeOutlierDetection } from '../resilience/outlier-config';
-import type { OutlierConfig } from '../resilience/outlier-config';
 import { decodeHealthChecks } from '../resilience/health-check-config';
-import type { HealthCheckConfig } from '../resilience/health-check-config';
-import type { EndpointsConfig, WireLoadAssignment } from './endpoints-type';
+import type { WireLoadAssignment } from './endpoints-type';
+import type { CircuitBreakerConfig, ClusterConfig, ClusterLbPolicy } from '../upstream/cluster-config';
 import { checkFields, durationToMs, fieldSpec, wrapped } from '../../../shared/src/xds/fields';
 import type { XdsMessage } from '../../../shared/src/xds/fields';
 import type { Issues } from '../../../shared/src/xds/issues';
@@ -29,47 +28,8 @@ import { CLUSTER_KIND } from '../../../shared/src/xds/resource-kind';
 import { configSourceKind, decodeWith, unpack } from './resource-decoder';
 import type { PackedResource, ResourceDecoder } from './resource-decoder';
 
-export type ClusterLbPolicy = 'round_robin' | 'least_request' | 'ring_hash' | 'random' | 'peak_ewma';
-
-export interface RetryBudgetConfig { budgetPercent: number; minRetryConcurrency: number }
-
-export interface CircuitBreakerConfig {
-  maxConnections?: number;
-  maxPendingRequests?: number;
-  maxRequests?: number;
-  maxRetries?: number;
-  retryBudget?: RetryBudgetConfig;
-}
-
-export interface ClusterConfig {
-  name: string;
-  type: 'EDS' | 'STATIC';
-  /** The ClusterLoadAssignment name to subscribe to over EDS (for EDS clusters). */
-  edsServiceName: string;
-  lbPolicy: ClusterLbPolicy;
-  choiceCount?: number;
-  minRingSize?: number;
-  maxRingSize?: number;
-  /** peak_ewma: latency estimate decay (ms). */
-  decayMs?: number;
-  connectTimeoutMs: number;
-  protocol: 'h1' | 'h2';
-  maxConcurrentStreams?: number;
-  idleTimeoutMs?: number;
-  maxRequestsPerConnection?: number;
-  circuitBreakers?: CircuitBreakerConfig;
-  /**
-   * common_lb_config.healthy_panic_threshold (percent, default 50): below this share of healthy
-   * hosts the balancer uses every host (panic) rather than failing requests. 0 disables panic.
-   */
-  panicThresholdPercent?: number;
-  /** outlier_detection, with Envoy's defaults filled in (resilience/outlier-config.ts). */
-  outlierDetection?: OutlierConfig;
-  /** health_checks[0] (resilience/health-check-config.ts). */
-  healthChecks?: HealthCheckConfig;
-  /** STATIC clusters only: the inline load_assignment. */
-  staticEndpoints?: EndpointsConfig;
-}
+/** The decoded shape is owned by the upstream, which uses it. */
+export type { CircuitBreakerConfig, ClusterConfig, ClusterLbPolicy, RetryBudgetConfig } from '../upstream/cluster-config';
 
 const HPO_KEY = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const LB: Readonly<Record<string, ClusterLbPolicy>> = { ROUND_ROBIN: 'round_robin', LEAST_REQUEST: 'least_request', RING_HASH: 'ring_hash', RANDOM: 'random' };

@@ -14,22 +14,10 @@ import type { Issues } from '../../../shared/src/xds/issues';
 import { ENDPOINT_KIND } from '../../../shared/src/xds/resource-kind';
 import { decodeWith } from './resource-decoder';
 import type { PackedResource, ResourceDecoder } from './resource-decoder';
+import type { EndpointHealth, EndpointHost, EndpointsConfig } from '../upstream/endpoints-config';
 
-/** Envoy's core.v3.HealthStatus names (the same union as upstream/host.ts HostHealth). */
-export type EndpointHealth = 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'UNKNOWN' | 'TIMEOUT' | 'DEGRADED';
-
-export interface EndpointHost {
-  address: string;
-  port: number;
-  weight: number;
-  zone: string;
-  health: EndpointHealth;
-}
-
-export interface EndpointsConfig {
-  clusterName: string;
-  hosts: EndpointHost[];
-}
+/** The decoded shape is owned by the upstream, which uses it. */
+export type { EndpointHealth, EndpointHost, EndpointsConfig } from '../upstream/endpoints-config';
 
 const HEALTH: ReadonlySet<string> = new Set(['HEALTHY', 'UNHEALTHY', 'DRAINING', 'UNKNOWN', 'TIMEOUT', 'DEGRADED']);
 

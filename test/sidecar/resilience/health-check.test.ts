@@ -20,6 +20,7 @@ import { Issues } from '../../../shared/src/xds/issues';
 import { decodeHealthChecks } from '../../../sidecar/src/resilience/health-check-config';
 import type { HealthCheckConfig } from '../../../sidecar/src/resilience/health-check-config';
 import { HealthChecker } from '../../../sidecar/src/resilience/health-checker';
+import type { MonitoredHost } from '../../../sidecar/src/resilience/monitored-host';
 import { closedPort } from '../../support/ports';
 import { until } from '../../support/until';
 import * as upstreams from '../../support/upstreams';
@@ -48,7 +49,7 @@ interface Harness {
   logs: Record<string, unknown>[];
   changes: number;
   /** Hosts given to onPassed, in order. */
-  passed: Host[];
+  passed: MonitoredHost[];
   counters(): { attempt: number; success: number; failure: number; network_failure: number; timeout: number };
   healthy(): number;
   /** Waits until `n` checks have started and finished. */

@@ -22,7 +22,7 @@ import { Issues } from '../../../shared/src/xds/issues';
 import { DEFAULT_OUTLIER_CONFIG, decodeOutlierDetection } from '../../../sidecar/src/resilience/outlier-config';
 import type { OutlierConfig } from '../../../sidecar/src/resilience/outlier-config';
 import { OutlierDetector } from '../../../sidecar/src/resilience/outlier-detector';
-import { DEFAULT_PANIC_THRESHOLD, routableHosts } from '../../../sidecar/src/resilience/host-set';
+import { DEFAULT_PANIC_THRESHOLD, routableHosts } from '../../../sidecar/src/upstream/host-set';
 
 const PREFIX = 'cluster.c.outlier_detection.';
 

@@ -11,7 +11,7 @@
  * instead of a cluster that fails every request (the istio#20135 lesson). DRAINING hosts are
  * never returned, panic or not. A threshold of 0 disables panic mode.
  */
-import type { Host, HostHealth } from '../upstream/host';
+import type { Host, HostHealth } from './host';
 
 /** Envoy's default `common_lb_config.healthy_panic_threshold`: 50%. */
 export const DEFAULT_PANIC_THRESHOLD = 50;
