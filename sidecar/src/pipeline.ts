@@ -18,6 +18,7 @@
  * upstream requests. This file builds a listener's filter chain from its config; the sidecar
  * (sidecar.ts) swaps the chain in with the routes and clusters (ConnectionManager.snapshot).
  */
+import { decodeOrThrow } from '../../shared/src/xds/issues';
 import { ROUTE_HEADER_MUTATION } from './filters/header-mutation';
 import { HTTP_FILTERS, httpFilterByTypeUrl, registeredHttpFilters } from './filters/registry';
 import { ConnectionManager } from './http/connection-manager';
@@ -54,7 +55,8 @@ export function httpFilterChain(httpFilters: readonly HttpFilterConfig[]): HttpF
   if (chain === undefined) {
     const out = httpFilters.map((f, i) => {
       const r = httpFilterByTypeUrl(f.typeUrl)!;
-      return r.definition.create(r.definition.parseListenerConfig(f.config, `http_filters[${i}].typed_config`), r.slot);
+      const config = decodeOrThrow('Listener', (issues) => r.definition.parseListenerConfig(f.config, `http_filters[${i}].typed_config`, issues));
+      return r.definition.create(config, r.slot);
     });
     out.push(ROUTE_HEADER_MUTATION);
     chain = Object.freeze(out);

@@ -74,6 +74,15 @@ export function bool(o: XdsMessage, key: string, path: string, issues: Issues): 
   return false;
 }
 
+/** A bytes field: undefined when absent, or (with an issue) not bytes. */
+export function bytes(o: XdsMessage, key: string, path: string, issues: Issues): Uint8Array | undefined {
+  if (!has(o, key)) return undefined;
+  const v = o[key];
+  if (v instanceof Uint8Array) return v;
+  issues.add(at(path, key), 'must be bytes');
+  return undefined;
+}
+
 /** A uint32 (a decimal string is accepted too), or undefined with an issue. */
 export function u32(v: unknown, path: string, issues: Issues): number | undefined {
   const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;

@@ -17,8 +17,9 @@
 import { TYPE_URLS } from '../../../shared/src/xds/protos';
 import { FaultPolicy, PER_MILLION } from '../resilience/fault';
 import type { FaultPolicyInit } from '../resilience/fault';
-import { at, checkFields, durationMs, fail, fieldSpec, oneofCase, optMessage, u32 } from '../route/xds-fields';
-import type { XdsMessage } from '../route/xds-fields';
+import { at, checkFields, durationMs, fieldSpec, has, oneofCase, optMessage, u32 } from '../../../shared/src/xds/fields';
+import type { XdsMessage } from '../../../shared/src/xds/fields';
+import type { Issues } from '../../../shared/src/xds/issues';
 import type { FilterCallbacks, FilterStatus, HttpFilter } from '../http/http-filter';
 import type { HttpFilterDefinition } from './registry';
 
@@ -63,63 +64,73 @@ export const faultFilter: HttpFilterDefinition<null> = {
   name: FAULT_FILTER,
   typeUrl: TYPE_URLS.FAULT,
   inertListenerConfig: Object.freeze({}),
-  parseListenerConfig(config: XdsMessage, path: string): null {
-    parseHttpFault(config, path);
+  parseListenerConfig(config: XdsMessage, path: string, issues: Issues): null | undefined {
+    const before = issues.count;
+    parseHttpFault(config, path, issues);
     for (const k of ['delay', 'abort']) {
-      if (config[k] !== undefined && config[k] !== null) fail(at(path, k), 'a listener-wide fault is not supported by the skein sidecar; set it per route (typed_per_filter_config)');
+      if (has(config, k)) issues.add(at(path, k), 'a listener-wide fault is not supported by the skein sidecar; set it per route (typed_per_filter_config)');
     }
-    return null;
+    return issues.count === before ? null : undefined;
   },
-  parsePerRoute: (config, path) => parseHttpFault(config, path),
+  parsePerRoute: (config, path, _ctx, issues) => parseHttpFault(config, path, issues),
   create: (_config, slot) => new FaultFilter(slot),
 };
 
-/** HTTPFault -> a policy, or null when it can never hit (no delay/abort, or 0%). */
-export function parseHttpFault(f: XdsMessage, path: string): FaultPolicy | null {
-  checkFields(f, HTTP_FAULT, path);
+/** HTTPFault -> a policy, or null when it can never hit (no delay/abort, or 0%); undefined when it added an issue. */
+export function parseHttpFault(f: XdsMessage, path: string, issues: Issues): FaultPolicy | null | undefined {
+  const before = issues.count;
+  checkFields(f, HTTP_FAULT, path, issues);
   const init: { delay?: FaultPolicyInit['delay']; abort?: FaultPolicyInit['abort'] } = {};
-  const delay = optMessage(f, 'delay', path);
+  const delay = optMessage(f, 'delay', path, issues);
   if (delay !== undefined) {
     const p = at(path, 'delay');
-    checkFields(delay, FAULT_DELAY, p);
-    const which = oneofCase(delay, 'fault_delay_secifier', ['fixed_delay', 'header_delay'], p);
-    if (which === undefined) fail(p, 'fault_delay_secifier is required: fixed_delay');
-    if (which !== 'fixed_delay') fail(at(p, which), 'is not supported by the skein sidecar');
-    const ms = durationMs(delay, 'fixed_delay', p) ?? 0;
-    if (ms < 1) fail(at(p, 'fixed_delay'), 'must be at least 1ms');
-    init.delay = { fixedDelayMs: ms, perMillion: fractionalPercent(delay, 'percentage', p) };
-  }
-  const abortMsg = optMessage(f, 'abort', path);
-  if (abortMsg !== undefined) {
-    const p = at(path, 'abort');
-    checkFields(abortMsg, FAULT_ABORT, p);
-    const which = oneofCase(abortMsg, 'error_type', ['http_status', 'grpc_status', 'header_abort'], p);
-    const perMillion = fractionalPercent(abortMsg, 'percentage', p);
-    if (which === 'http_status') {
-      const status = u32(abortMsg['http_status'] ?? 0, at(p, which));
-      if (status < 200 || status > 599) fail(at(p, which), `must be in [200, 599], got ${status}`);
-      init.abort = { httpStatus: status, perMillion };
-    } else if (which === 'grpc_status') {
-      init.abort = { grpcStatus: u32(abortMsg['grpc_status'] ?? 0, at(p, which)), perMillion };
-    } else if (which === undefined) {
-      fail(p, 'error_type is required: http_status or grpc_status');
-    } else {
-      fail(at(p, which), 'is not supported by the skein sidecar');
+    checkFields(delay, FAULT_DELAY, p, issues);
+    const which = oneofCase(delay, 'fault_delay_secifier', ['fixed_delay', 'header_delay'], p, issues);
+    const perMillion = fractionalPercent(delay, 'percentage', p, issues);
+    if (which === undefined) issues.add(p, 'fault_delay_secifier is required: fixed_delay');
+    else if (which !== 'fixed_delay') issues.add(at(p, which), 'is not supported by the skein sidecar');
+    else {
+      const read = issues.count;
+      const ms = durationMs(delay, 'fixed_delay', p, issues) ?? 0;
+      if (issues.count === read && ms < 1) issues.add(at(p, 'fixed_delay'), 'must be at least 1ms');
+      else if (perMillion !== undefined) init.delay = { fixedDelayMs: ms, perMillion };
     }
   }
+  const abortMsg = optMessage(f, 'abort', path, issues);
+  if (abortMsg !== undefined) {
+    const p = at(path, 'abort');
+    checkFields(abortMsg, FAULT_ABORT, p, issues);
+    const which = oneofCase(abortMsg, 'error_type', ['http_status', 'grpc_status', 'header_abort'], p, issues);
+    const perMillion = fractionalPercent(abortMsg, 'percentage', p, issues) ?? 0;
+    if (which === 'http_status') {
+      const status = u32(abortMsg['http_status'] ?? 0, at(p, which), issues);
+      if (status !== undefined && (status < 200 || status > 599)) issues.add(at(p, which), `must be in [200, 599], got ${status}`);
+      else if (status !== undefined) init.abort = { httpStatus: status, perMillion };
+    } else if (which === 'grpc_status') {
+      const status = u32(abortMsg['grpc_status'] ?? 0, at(p, which), issues);
+      if (status !== undefined) init.abort = { grpcStatus: status, perMillion };
+    } else if (which === undefined) {
+      issues.add(p, 'error_type is required: http_status or grpc_status');
+    } else {
+      issues.add(at(p, which), 'is not supported by the skein sidecar');
+    }
+  }
+  if (issues.count !== before) return undefined;
   const policy = new FaultPolicy(init);
   return policy.inert ? null : policy;
 }
 
-/** type.v3.FractionalPercent per million; unset is 0 (Envoy's default); above 100% is capped. */
-export function fractionalPercent(o: XdsMessage, key: string, path: string): number {
-  const fp = optMessage(o, key, path);
-  if (fp === undefined) return 0;
+/** type.v3.FractionalPercent per million; unset is 0 (Envoy's default); above 100% is capped. Undefined when it added an issue. */
+export function fractionalPercent(o: XdsMessage, key: string, path: string, issues: Issues): number | undefined {
+  const fp = optMessage(o, key, path, issues);
+  if (fp === undefined) return has(o, key) ? undefined : 0;
   const p = at(path, key);
-  checkFields(fp, FRACTIONAL_PERCENT, p);
+  const before = issues.count;
+  checkFields(fp, FRACTIONAL_PERCENT, p, issues);
   const denominator = fp['denominator'] ?? 'HUNDRED';
   const base = typeof denominator === 'string' ? DENOMINATORS[denominator] : undefined;
-  if (base === undefined) fail(at(p, 'denominator'), `must be HUNDRED, TEN_THOUSAND or MILLION, got ${String(denominator)}`);
-  const n = u32(fp['numerator'] ?? 0, at(p, 'numerator'));
+  if (base === undefined) issues.add(at(p, 'denominator'), `must be HUNDRED, TEN_THOUSAND or MILLION, got ${String(denominator)}`);
+  const n = u32(fp['numerator'] ?? 0, at(p, 'numerator'), issues);
+  if (base === undefined || n === undefined || issues.count !== before) return undefined;
   return Math.min(PER_MILLION, n * (PER_MILLION / base));
 }

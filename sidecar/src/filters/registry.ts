@@ -15,11 +15,16 @@ import { validationError } from '../../../shared/src/errors';
 import type { HttpFilter } from '../http/http-filter';
 import type { HttpFilterTypes, PerRouteContext, PerRouteFilter } from '../route/filter-config';
 import type { RouteEntry } from '../route/route-table';
-import type { XdsMessage } from '../route/xds-fields';
+import type { XdsMessage } from '../../../shared/src/xds/fields';
+import type { Issues } from '../../../shared/src/xds/issues';
 import { faultFilter } from './fault';
 import { localRateLimitFilter } from './local-rate-limit';
 
-/** What a filter module exports to be registered. Parsers throw a validation MeshError (route/xds-fields `fail`). */
+/**
+ * What a filter module exports to be registered. Parsers collect their problems in `issues`
+ * (`<path>: <problem>`, shared/src/xds/issues.ts), never throw, and return undefined when they
+ * added any.
+ */
 export interface HttpFilterDefinition<L = unknown> {
   /** Canonical name: the key routes use in typed_per_filter_config. */
   readonly name: string;
@@ -27,10 +32,10 @@ export interface HttpFilterDefinition<L = unknown> {
   readonly typeUrl: string;
   /** A listener typed_config with which the filter does nothing until a route turns it on. */
   readonly inertListenerConfig: XdsMessage;
-  /** The listener's typed_config, validated: what `create` gets. */
-  parseListenerConfig(config: XdsMessage, path: string): L;
+  /** The listener's typed_config, validated: what `create` gets (undefined when it added an issue). */
+  parseListenerConfig(config: XdsMessage, path: string, issues: Issues): L | undefined;
   /** One level's per-route settings (null: never applies). Absent: the filter takes none. */
-  parsePerRoute?(config: XdsMessage, path: string, ctx: PerRouteContext): unknown;
+  parsePerRoute?(config: XdsMessage, path: string, ctx: PerRouteContext, issues: Issues): unknown;
   /** The filter of one listener; its per-route settings are at RouteEntry.perFilter[slot]. */
   create(config: L, slot: number): HttpFilter;
 }
@@ -52,7 +57,7 @@ export function registerHttpFilter<L>(def: HttpFilterDefinition<L>): RegisteredH
     typeUrl: def.typeUrl,
     slot: byName.size,
     definition: d,
-    parsePerRoute: (config: XdsMessage, path: string, ctx: PerRouteContext) => (d.parsePerRoute === undefined ? null : d.parsePerRoute(config, path, ctx)),
+    parsePerRoute: (config: XdsMessage, path: string, ctx: PerRouteContext, issues: Issues) => (d.parsePerRoute === undefined ? null : d.parsePerRoute(config, path, ctx, issues)),
   });
   byName.set(def.name, r);
   byTypeUrl.set(def.typeUrl, r);
@@ -68,7 +73,7 @@ export function registeredHttpFilters(): RegisteredHttpFilter[] { return [...byN
 /** The registry as the xDS decoders read it: the route table's typed_per_filter_config, the Listener's http_filters. */
 export const HTTP_FILTERS: HttpFilterTypes = {
   perRoute: (name) => byName.get(name),
-  byTypeUrl: (typeUrl) => { const r = byTypeUrl.get(typeUrl); return r === undefined ? undefined : { name: r.name, parseListenerConfig: (c, p) => r.definition.parseListenerConfig(c, p) }; },
+  byTypeUrl: (typeUrl) => { const r = byTypeUrl.get(typeUrl); return r === undefined ? undefined : { name: r.name, parseListenerConfig: (c, p, i) => r.definition.parseListenerConfig(c, p, i) }; },
   get slots() { return byName.size; },
   get names() { return [...byName.keys()]; },
 };

@@ -16,7 +16,8 @@
  * Lookups are memoized per exact authority string (bounded; cleared when full), so the request
  * path does no lower-casing, slicing or wildcard scanning for authorities seen before.
  */
-import { at, fail } from './xds-fields';
+import { at } from '../../../shared/src/xds/fields';
+import type { Issues } from '../../../shared/src/xds/issues';
 
 const CACHE_LIMIT = 1024;
 
@@ -33,14 +34,14 @@ export class DomainIndex<T> {
 
   constructor(private readonly ignorePort: boolean) {}
 
-  /** Build time only. `path` names the domains list, for error messages. */
-  add(domains: readonly unknown[], value: T, path: string): void {
+  /** Build time only. `path` names the domains list; a bad or duplicate domain adds an issue and is left out. */
+  add(domains: readonly unknown[], value: T, path: string, issues: Issues): void {
     domains.forEach((raw, i) => {
       const p = at(path, i);
-      if (typeof raw !== 'string' || raw === '') fail(p, 'must be a non-empty string');
+      if (typeof raw !== 'string' || raw === '') { issues.add(p, 'must be a non-empty string'); return; }
       const d = raw.toLowerCase();
       const first = this.seen.get(d);
-      if (first !== undefined) fail(p, `duplicate domain ${JSON.stringify(raw)} (also at ${first}); a domain may select one virtual host only`);
+      if (first !== undefined) { issues.add(p, `duplicate domain ${JSON.stringify(raw)} (also at ${first}); a domain may select one virtual host only`); return; }
       this.seen.set(d, p);
       if (d === '*') this.any = value;
       else if (d.startsWith('*')) this.suffixes.push({ part: d.slice(1), value });

@@ -13,8 +13,9 @@
  */
 import { decodeAny } from '../../../shared/src/xds/protos';
 import { TYPE_URLS } from '../../../shared/src/xds/protos';
-import { at, bool, checkFields, fail, fieldSpec, message, optMessage } from './xds-fields';
-import type { XdsMessage } from './xds-fields';
+import { at, bool, bytes, checkFields, fieldSpec, has, message, optMessage } from '../../../shared/src/xds/fields';
+import type { XdsMessage } from '../../../shared/src/xds/fields';
+import type { Issues } from '../../../shared/src/xds/issues';
 
 /** One filter's per-route reader (a registered http filter). */
 export interface PerRouteFilter {
@@ -24,8 +25,11 @@ export interface PerRouteFilter {
   readonly typeUrl: string;
   /** Its index in RouteEntry.perFilter. */
   readonly slot: number;
-  /** Validates one level's settings: the value the filter reads per request, or null (never applies). Throws `fail()`. */
-  parsePerRoute(config: XdsMessage, path: string, ctx: PerRouteContext): unknown;
+  /**
+   * Validates one level's settings: the value the filter reads per request, or null (never
+   * applies). Problems are added to `issues` with their paths (the result is then unused).
+   */
+  parsePerRoute(config: XdsMessage, path: string, ctx: PerRouteContext, issues: Issues): unknown;
 }
 
 /** The http filters that take per-route settings. */
@@ -50,8 +54,8 @@ export interface HttpFilterTypes extends PerRouteFilterConfigs {
 /** A filter as a Listener lists it. */
 export interface ListenerHttpFilter {
   readonly name: string;
-  /** Validates the listener's typed_config (throws `fail()`); the result is what the filter is made with. */
-  parseListenerConfig(config: XdsMessage, path: string): unknown;
+  /** Validates the listener's typed_config, adding problems to `issues`; the result is what the filter is made with. */
+  parseListenerConfig(config: XdsMessage, path: string, issues: Issues): unknown;
 }
 
 /** What a filter's per-route parser may use while a table is built. */
@@ -79,60 +83,78 @@ export interface PerFilterConfig {
 const NOTHING: PerFilterConfig = Object.freeze({ values: undefined, used: Object.freeze([]) });
 const FILTER_CONFIG = fieldSpec(['config', 'is_optional', 'disabled']);
 
-/** Reads `typed_per_filter_config` of a VirtualHost or Route at `path`. */
-export function parsePerFilterConfig(o: XdsMessage, path: string, filters: PerRouteFilterConfigs, ctx: PerRouteContext): PerFilterConfig {
-  const map = optMessage(o, 'typed_per_filter_config', path);
+type PackedAny = { type_url: string; value: Uint8Array };
+
+/**
+ * Reads `typed_per_filter_config` of a VirtualHost or Route at `path`. An entry with a problem
+ * adds an issue and is left out; the other entries are still read.
+ */
+export function parsePerFilterConfig(o: XdsMessage, path: string, filters: PerRouteFilterConfigs, ctx: PerRouteContext, issues: Issues): PerFilterConfig {
+  const map = optMessage(o, 'typed_per_filter_config', path, issues);
   if (map === undefined) return NOTHING;
   const base = at(path, 'typed_per_filter_config');
   const values: unknown[] = new Array(filters.slots).fill(undefined);
   const used: PerRouteFilter[] = [];
   for (const [key, raw] of Object.entries(map)) {
     const p = `${base}[${JSON.stringify(key)}]`;
-    let any = packed(raw, p);
-    let anyPath = p;
-    let optional = false;
-    let disabled = false;
-    if (any.type_url === TYPE_URLS.FILTER_CONFIG) {
-      const fc = unpackAny(any, p);
-      checkFields(fc, FILTER_CONFIG, p);
-      optional = bool(fc, 'is_optional', p);
-      disabled = bool(fc, 'disabled', p);
-      if (!disabled) {
-        if (optMessage(fc, 'config', p) === undefined) fail(at(p, 'config'), 'is required unless disabled is true');
-        any = packed(fc['config'], at(p, 'config'));
-        anyPath = at(p, 'config');
-      }
-    }
+    const entry = parseEntry(raw, p, issues);
+    if (entry === undefined) continue;
     const f = filters.perRoute(key);
     if (f === undefined) {
-      if (!optional && !disabled) fail(p, `unsupported http filter (the skein sidecar runs ${filters.names.join(' and ')}); wrap it in a FilterConfig with is_optional: true to skip it`);
+      if (!entry.optional && !entry.disabled) issues.add(p, `unsupported http filter (the skein sidecar runs ${filters.names.join(' and ')}); wrap it in a FilterConfig with is_optional: true to skip it`);
       continue;
     }
-    if (disabled) { values[f.slot] = null; continue; }
+    if (entry.disabled) { values[f.slot] = null; continue; }
+    const config = unpackAs(entry.any!, f.typeUrl, entry.anyPath, issues);
+    if (config === undefined) continue;
+    const before = issues.count;
+    const value = f.parsePerRoute(config, entry.anyPath, ctx, issues);
+    if (issues.count !== before) continue;
     used.push(f);
-    values[f.slot] = f.parsePerRoute(unpackAs(any, f.typeUrl, anyPath), anyPath, ctx);
+    values[f.slot] = value;
   }
   return { values, used };
 }
 
-function packed(v: unknown, path: string): { type_url: string; value: Uint8Array } {
-  const m = message(v, path);
-  const typeUrl = m['type_url'];
-  const value = m['value'];
-  if (typeof typeUrl !== 'string' || typeUrl === '') fail(at(path, 'type_url'), 'is required');
-  if (value !== undefined && !(value instanceof Uint8Array)) fail(at(path, 'value'), 'must be bytes');
-  return { type_url: typeUrl, value: value ?? new Uint8Array(0) };
+/** One entry: its settings (an Any, unwrapped from a FilterConfig), or undefined when it added an issue. */
+function parseEntry(raw: unknown, p: string, issues: Issues): { any?: PackedAny; anyPath: string; optional: boolean; disabled: boolean } | undefined {
+  const any = packed(raw, p, issues);
+  if (any === undefined) return undefined;
+  if (any.type_url !== TYPE_URLS.FILTER_CONFIG) return { any, anyPath: p, optional: false, disabled: false };
+  const fc = unpackAny(any, p, issues);
+  if (fc === undefined) return undefined;
+  const before = issues.count;
+  checkFields(fc, FILTER_CONFIG, p, issues);
+  const optional = bool(fc, 'is_optional', p, issues);
+  const disabled = bool(fc, 'disabled', p, issues);
+  if (disabled) return issues.count === before ? { anyPath: p, optional, disabled } : undefined;
+  const cp = at(p, 'config');
+  if (!has(fc, 'config')) { issues.add(cp, 'is required unless disabled is true'); return undefined; }
+  const inner = packed(fc['config'], cp, issues);
+  return inner === undefined || issues.count !== before ? undefined : { any: inner, anyPath: cp, optional, disabled };
 }
 
-function unpackAny(any: { type_url: string; value: Uint8Array }, path: string): XdsMessage {
+function packed(v: unknown, path: string, issues: Issues): PackedAny | undefined {
+  const m = message(v, path, issues);
+  if (m === undefined) return undefined;
+  const before = issues.count;
+  const typeUrl = m['type_url'];
+  if (typeof typeUrl !== 'string' || typeUrl === '') issues.add(at(path, 'type_url'), 'is required');
+  const value = bytes(m, 'value', path, issues);
+  return issues.count === before ? { type_url: typeUrl as string, value: value ?? new Uint8Array(0) } : undefined;
+}
+
+function unpackAny(any: PackedAny, path: string, issues: Issues): XdsMessage | undefined {
   try {
     return decodeAny<XdsMessage>(any);
   } catch (e) {
-    return fail(path, `cannot decode ${any.type_url}: ${(e as Error).message}`);
+    issues.add(path, `cannot decode ${any.type_url}: ${(e as Error).message}`);
+    return undefined;
   }
 }
 
-function unpackAs(any: { type_url: string; value: Uint8Array }, typeUrl: string, path: string): XdsMessage {
-  if (any.type_url !== typeUrl) fail(path, `must be ${typeUrl.slice(typeUrl.lastIndexOf('.') + 1)}, got ${any.type_url}`);
-  return unpackAny(any, path);
+function unpackAs(any: PackedAny, typeUrl: string, path: string, issues: Issues): XdsMessage | undefined {
+  if (any.type_url === typeUrl) return unpackAny(any, path, issues);
+  issues.add(path, `must be ${typeUrl.slice(typeUrl.lastIndexOf('.') + 1)}, got ${any.type_url}`);
+  return undefined;
 }

@@ -14,7 +14,9 @@
  *   exact_match of '' matches any present value, as in Envoy. range_match is rejected.
  */
 import { StringMatcher, compileRegex, parseStringMatcher } from './string-matcher';
-import { at, bool, checkFields, fail, fieldSpec, message, oneofCase, str } from './xds-fields';
+import { at, bool, checkFields, fieldSpec, message, oneofCase, str } from '../../../shared/src/xds/fields';
+import type { Issues } from '../../../shared/src/xds/issues';
+import type { XdsMessage } from '../../../shared/src/xds/fields';
 
 /** Request headers as Node gives them (IncomingHttpHeaders): lower-case names. */
 export type RequestHeaders = { readonly [name: string]: string | string[] | undefined };
@@ -66,34 +68,52 @@ const HEADER_MATCHER = fieldSpec(
 const SPECIFIERS = ['present_match', 'string_match', 'range_match', 'exact_match', 'safe_regex_match', 'prefix_match', 'suffix_match', 'contains_match'] as const;
 const TOKEN = /^:?[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 
-export function parseHeaderMatcher(raw: unknown, path: string): HeaderMatcher {
-  const o = message(raw, path);
-  checkFields(o, HEADER_MATCHER, path);
-  const name = str(o, 'name', path).toLowerCase();
-  if (!TOKEN.test(name)) fail(at(path, 'name'), name === '' ? 'is required' : `${JSON.stringify(name)} is not a valid header name`);
+/** A HeaderMatcher, or undefined when it added an issue. */
+export function parseHeaderMatcher(raw: unknown, path: string, issues: Issues): HeaderMatcher | undefined {
+  const o = message(raw, path, issues);
+  if (o === undefined) return undefined;
+  const before = issues.count;
+  checkFields(o, HEADER_MATCHER, path, issues);
+  const read = issues.count;
+  const name = str(o, 'name', path, issues).toLowerCase();
+  if (issues.count === read && !TOKEN.test(name)) issues.add(at(path, 'name'), name === '' ? 'is required' : `${JSON.stringify(name)} is not a valid header name`);
   const source = name === ':method' ? FROM_METHOD : name === ':authority' ? FROM_AUTHORITY : name === ':path' ? FROM_PATH : FROM_HEADERS;
-  const invert = bool(o, 'invert_match', path);
-  const treatMissing = bool(o, 'treat_missing_header_as_empty', path);
-  const which = oneofCase(o, 'header_match_specifier', SPECIFIERS, path);
-  const make = (m: StringMatcher | undefined, present = true) => new HeaderMatcher(name, source, m, present, invert, treatMissing);
+  const invert = bool(o, 'invert_match', path, issues);
+  const treatMissing = bool(o, 'treat_missing_header_as_empty', path, issues);
+  const which = oneofCase(o, 'header_match_specifier', SPECIFIERS, path, issues);
+  const made = specifier(o, which, path, issues);
+  if (made === undefined || issues.count !== before) return undefined;
+  return new HeaderMatcher(name, source, made.string, made.present, invert, treatMissing);
+}
+
+/** What the header_match_specifier `which` matches: a string matcher, or presence. */
+function specifier(o: XdsMessage, which: string | undefined, path: string, issues: Issues): { string?: StringMatcher; present: boolean } | undefined {
   switch (which) {
-    case undefined: return make(undefined, true);
-    case 'present_match': return make(undefined, bool(o, 'present_match', path));
-    case 'string_match': return make(parseStringMatcher(o['string_match'], at(path, 'string_match')));
+    case undefined: return { present: true };
+    case 'present_match': return { present: bool(o, 'present_match', path, issues) };
+    case 'string_match': {
+      const m = parseStringMatcher(o['string_match'], at(path, 'string_match'), issues);
+      return m === undefined ? undefined : { string: m, present: true };
+    }
     case 'exact_match': {
-      const v = str(o, which, path);
-      return make(v === '' ? new StringMatcher('prefix', '', false, undefined) : new StringMatcher('exact', v, false, undefined));
+      const v = str(o, which, path, issues);
+      return { string: v === '' ? new StringMatcher('prefix', '', false, undefined) : new StringMatcher('exact', v, false, undefined), present: true };
     }
     case 'prefix_match':
     case 'suffix_match':
     case 'contains_match': {
-      const v = str(o, which, path);
-      if (v === '') fail(at(path, which), 'must not be empty');
-      return make(new StringMatcher(which.slice(0, -'_match'.length) as 'prefix' | 'suffix' | 'contains', v, false, undefined));
+      const read = issues.count;
+      const v = str(o, which, path, issues);
+      if (issues.count !== read) return undefined;
+      if (v === '') { issues.add(at(path, which), 'must not be empty'); return undefined; }
+      return { string: new StringMatcher(which.slice(0, -'_match'.length) as 'prefix' | 'suffix' | 'contains', v, false, undefined), present: true };
     }
-    case 'safe_regex_match':
-      return make(new StringMatcher('safe_regex', '', false, compileRegex(o[which], at(path, which))));
+    case 'safe_regex_match': {
+      const re = compileRegex(o[which], at(path, which), issues);
+      return re === undefined ? undefined : { string: new StringMatcher('safe_regex', '', false, re), present: true };
+    }
     default:
-      return fail(at(path, which), 'is not supported by the skein sidecar');
+      issues.add(at(path, which), 'is not supported by the skein sidecar');
+      return undefined;
   }
 }

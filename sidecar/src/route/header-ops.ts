@@ -10,8 +10,9 @@
  * - `%` starts a substitution command in Envoy (`%REQ(x)%`...), which we do not implement:
  *   a lone `%` is rejected and `%%` means a literal `%`.
  */
-import { at, bool, checkFields, fail, fieldSpec, list, message, optMessage, str, wrappedBool } from './xds-fields';
-import type { XdsMessage } from './xds-fields';
+import { at, bool, bytes, checkFields, fieldSpec, has, list, message, optMessage, str, wrappedBool } from '../../../shared/src/xds/fields';
+import type { XdsMessage } from '../../../shared/src/xds/fields';
+import type { Issues } from '../../../shared/src/xds/issues';
 
 export type HeaderAppendAction = 'APPEND_IF_EXISTS_OR_ADD' | 'ADD_IF_ABSENT' | 'OVERWRITE_IF_EXISTS_OR_ADD' | 'OVERWRITE_IF_EXISTS';
 const ACTIONS: readonly string[] = ['APPEND_IF_EXISTS_OR_ADD', 'ADD_IF_ABSENT', 'OVERWRITE_IF_EXISTS_OR_ADD', 'OVERWRITE_IF_EXISTS'];
@@ -58,62 +59,76 @@ const HEADER_VALUE_OPTION = fieldSpec(['header', 'append_action', 'keep_empty_va
 const HEADER_VALUE = fieldSpec(['key', 'value', 'raw_value']);
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 
-/** A repeated HeaderValueOption field of `o` (absent: none). */
-export function parseHeadersToAdd(o: XdsMessage, key: string, path: string): HeaderToAdd[] {
+/** A repeated HeaderValueOption field of `o` (absent: none); an entry with a problem adds an issue and is left out. */
+export function parseHeadersToAdd(o: XdsMessage, key: string, path: string, issues: Issues): HeaderToAdd[] {
   const out: HeaderToAdd[] = [];
-  list(o, key, path).forEach((raw, i) => {
-    const h = parseHeaderValueOption(raw, at(at(path, key), i));
-    if (h !== undefined) out.push(h);
+  list(o, key, path, issues).forEach((raw, i) => {
+    const h = parseHeaderValueOption(raw, at(at(path, key), i), issues);
+    if (h) out.push(h);
   });
   return out;
 }
 
-function parseHeaderValueOption(raw: unknown, path: string): HeaderToAdd | undefined {
-  const o = message(raw, path);
-  checkFields(o, HEADER_VALUE_OPTION, path);
-  const header = optMessage(o, 'header', path);
-  if (header === undefined) fail(at(path, 'header'), 'is required');
+/** One HeaderValueOption; null when it adds nothing (an empty value without keep_empty_value, as in Envoy); undefined when it added an issue. */
+function parseHeaderValueOption(raw: unknown, path: string, issues: Issues): HeaderToAdd | null | undefined {
+  const o = message(raw, path, issues);
+  if (o === undefined) return undefined;
+  const before = issues.count;
+  checkFields(o, HEADER_VALUE_OPTION, path, issues);
   const hp = at(path, 'header');
-  checkFields(header, HEADER_VALUE, hp);
-  const name = headerName(str(header, 'key', hp), at(hp, 'key'));
-  const rawValue = header['raw_value'];
-  let value = str(header, 'value', hp);
-  if (rawValue instanceof Uint8Array && rawValue.length > 0) {
-    if (value !== '') fail(hp, 'only one of value and raw_value may be set');
-    value = Buffer.from(rawValue.buffer, rawValue.byteOffset, rawValue.byteLength).toString('latin1');
+  const header = optMessage(o, 'header', path, issues);
+  if (header === undefined) {
+    if (!has(o, 'header')) issues.add(hp, 'is required');
+    return undefined;
   }
-  value = literalValue(value, at(hp, 'value'));
-  const legacyAppend = wrappedBool(o, 'append', path);
+  checkFields(header, HEADER_VALUE, hp, issues);
+  const read = issues.count;
+  const key = str(header, 'key', hp, issues);
+  const name = issues.count === read ? headerName(key, at(hp, 'key'), issues) : undefined;
+  const rawValue = bytes(header, 'raw_value', hp, issues);
+  let value: string | undefined = str(header, 'value', hp, issues);
+  if (rawValue !== undefined && rawValue.length > 0) {
+    if (value !== '') issues.add(hp, 'only one of value and raw_value may be set');
+    else value = Buffer.from(rawValue.buffer, rawValue.byteOffset, rawValue.byteLength).toString('latin1');
+  }
+  value = literalValue(value, at(hp, 'value'), issues);
+  const legacyAppend = wrappedBool(o, 'append', path, issues);
   let action = (o['append_action'] ?? 'APPEND_IF_EXISTS_OR_ADD') as string;
-  if (!ACTIONS.includes(action)) fail(at(path, 'append_action'), `unknown value ${JSON.stringify(action)}`);
+  if (!ACTIONS.includes(action)) issues.add(at(path, 'append_action'), `unknown value ${JSON.stringify(action)}`);
   if (legacyAppend !== undefined) {
-    if (o['append_action'] !== undefined && action !== 'APPEND_IF_EXISTS_OR_ADD') fail(path, 'only one of append and append_action may be set');
+    if (o['append_action'] !== undefined && action !== 'APPEND_IF_EXISTS_OR_ADD') issues.add(path, 'only one of append and append_action may be set');
     action = legacyAppend ? 'APPEND_IF_EXISTS_OR_ADD' : 'OVERWRITE_IF_EXISTS_OR_ADD';
   }
-  if (value === '' && !bool(o, 'keep_empty_value', path)) return undefined;
+  const keepEmpty = bool(o, 'keep_empty_value', path, issues);
+  if (issues.count !== before || name === undefined || value === undefined) return undefined;
+  if (value === '' && !keepEmpty) return null;
   return Object.freeze({ key: name, value, append: action === 'APPEND_IF_EXISTS_OR_ADD', action: action as HeaderAppendAction });
 }
 
-/** A repeated string field of header names to remove (absent: none). */
-export function parseHeadersToRemove(o: XdsMessage, key: string, path: string): string[] {
-  return list(o, key, path).map((raw, i) => {
+/** A repeated string field of header names to remove (absent: none); a bad name adds an issue and is left out. */
+export function parseHeadersToRemove(o: XdsMessage, key: string, path: string, issues: Issues): string[] {
+  const out: string[] = [];
+  list(o, key, path, issues).forEach((raw, i) => {
     const p = at(at(path, key), i);
-    if (typeof raw !== 'string') fail(p, 'must be a string');
-    return headerName(raw, p);
+    if (typeof raw !== 'string') { issues.add(p, 'must be a string'); return; }
+    const name = headerName(raw, p, issues);
+    if (name !== undefined) out.push(name);
   });
+  return out;
 }
 
-function headerName(raw: string, path: string): string {
+function headerName(raw: string, path: string, issues: Issues): string | undefined {
   const name = raw.toLowerCase();
-  if (name === '') fail(path, 'must not be empty');
-  if (name.startsWith(':') || name === 'host') fail(path, `${JSON.stringify(raw)}: pseudo-headers and host may not be modified`);
-  if (!TOKEN.test(name)) fail(path, `${JSON.stringify(raw)} is not a valid header name`);
-  return name;
+  if (name === '') issues.add(path, 'must not be empty');
+  else if (name.startsWith(':') || name === 'host') issues.add(path, `${JSON.stringify(raw)}: pseudo-headers and host may not be modified`);
+  else if (!TOKEN.test(name)) issues.add(path, `${JSON.stringify(raw)} is not a valid header name`);
+  else return name;
+  return undefined;
 }
 
-function literalValue(v: string, path: string): string {
-  if (/[\r\n\0]/.test(v)) fail(path, 'must not contain CR, LF or NUL');
+function literalValue(v: string, path: string, issues: Issues): string | undefined {
+  if (/[\r\n\0]/.test(v)) { issues.add(path, 'must not contain CR, LF or NUL'); return undefined; }
   if (!v.includes('%')) return v;
-  if (v.replace(/%%/g, '').includes('%')) fail(path, `${JSON.stringify(v)}: substitution formatters (%...%) are not supported; write %% for a literal %`);
+  if (v.replace(/%%/g, '').includes('%')) { issues.add(path, `${JSON.stringify(v)}: substitution formatters (%...%) are not supported; write %% for a literal %`); return undefined; }
   return v.replace(/%%/g, '%');
 }

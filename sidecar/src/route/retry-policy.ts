@@ -20,7 +20,8 @@
  */
 import { parseHeaderMatcher } from './header-matcher';
 import type { HeaderMatcher } from './header-matcher';
-import { at, checkFields, durationMs, fail, fieldSpec, list, message, optMessage, str, u32, wrappedU32 } from './xds-fields';
+import { at, checkFields, durationMs, fieldSpec, list, message, optMessage, str, u32, wrappedU32 } from '../../../shared/src/xds/fields';
+import type { Issues } from '../../../shared/src/xds/issues';
 
 export interface RetryPolicy {
   readonly retryOn: ReadonlySet<string>;
@@ -56,49 +57,69 @@ const NO_EFFECT: Readonly<Record<string, string>> = { 'http3-post-connect-failur
 const RETRY_POLICY = fieldSpec(['retry_on', 'num_retries', 'per_try_timeout', 'retriable_status_codes', 'retry_back_off', 'retriable_headers'], ['host_selection_retry_max_attempts']);
 const BACK_OFF = fieldSpec(['base_interval', 'max_interval']);
 
-export function parseRetryPolicy(raw: unknown, path: string): RetryPolicy {
-  const o = message(raw, path);
-  checkFields(o, RETRY_POLICY, path);
+/** A RetryPolicy, or undefined when it added an issue. */
+export function parseRetryPolicy(raw: unknown, path: string, issues: Issues): RetryPolicy | undefined {
+  const o = message(raw, path, issues);
+  if (o === undefined) return undefined;
+  const before = issues.count;
+  checkFields(o, RETRY_POLICY, path, issues);
   const retryOn = new Set<string>();
-  for (const part of str(o, 'retry_on', path).split(',')) {
+  const readRetryOn = issues.count;
+  for (const part of str(o, 'retry_on', path, issues).split(',')) {
     const c = part.trim();
     if (c === '') continue;
-    if (!RETRY_CONDITIONS.has(c)) fail(at(path, 'retry_on'), `unknown retry condition ${JSON.stringify(c)} (known: ${[...RETRY_CONDITIONS].join(', ')})`);
     const why = NO_EFFECT[c];
-    if (why !== undefined) fail(at(path, 'retry_on'), `${JSON.stringify(c)} cannot have an effect: ${why}`);
-    retryOn.add(c);
+    if (!RETRY_CONDITIONS.has(c)) issues.add(at(path, 'retry_on'), `unknown retry condition ${JSON.stringify(c)} (known: ${[...RETRY_CONDITIONS].join(', ')})`);
+    else if (why !== undefined) issues.add(at(path, 'retry_on'), `${JSON.stringify(c)} cannot have an effect: ${why}`);
+    else retryOn.add(c);
   }
+  const retryOnOk = issues.count === readRetryOn;
   const hp = at(path, 'retriable_headers');
-  const retriableHeaders = list(o, 'retriable_headers', path).map((h, i) => {
-    const m = parseHeaderMatcher(h, at(hp, i));
-    if (m.name.startsWith(':')) fail(at(at(hp, i), 'name'), 'pseudo-headers are not supported here (use retriable_status_codes for :status)');
-    return m;
+  const headerList = list(o, 'retriable_headers', path, issues);
+  const retriableHeaders: HeaderMatcher[] = [];
+  headerList.forEach((h, i) => {
+    const m = parseHeaderMatcher(h, at(hp, i), issues);
+    if (m === undefined) return;
+    if (m.name.startsWith(':')) issues.add(at(at(hp, i), 'name'), 'pseudo-headers are not supported here (use retriable_status_codes for :status)');
+    else retriableHeaders.push(m);
   });
-  if (retryOn.has('retriable-headers') && retriableHeaders.length === 0) fail(hp, 'is required (non-empty) with retry_on "retriable-headers"');
-  if (!retryOn.has('retriable-headers') && retriableHeaders.length > 0) fail(hp, 'has no effect without retry_on "retriable-headers"');
-  const codes = list(o, 'retriable_status_codes', path).map((c, i) => {
+  if (retryOn.has('retriable-headers') && headerList.length === 0) issues.add(hp, 'is required (non-empty) with retry_on "retriable-headers"');
+  if (!retryOn.has('retriable-headers') && headerList.length > 0 && retryOnOk) issues.add(hp, 'has no effect without retry_on "retriable-headers"');
+  const codes: number[] = [];
+  list(o, 'retriable_status_codes', path, issues).forEach((c, i) => {
     const p = at(at(path, 'retriable_status_codes'), i);
-    const n = u32(c, p);
-    if (n < 100 || n > 599) fail(p, `must be an HTTP status in [100, 599], got ${n}`);
-    return n;
+    const n = u32(c, p, issues);
+    if (n === undefined) return;
+    if (n < 100 || n > 599) issues.add(p, `must be an HTTP status in [100, 599], got ${n}`);
+    else codes.push(n);
   });
   let baseIntervalMs: number = RETRY_DEFAULTS.baseIntervalMs;
   let maxIntervalMs = baseIntervalMs * RETRY_DEFAULTS.maxIntervalFactor;
-  const backOff = optMessage(o, 'retry_back_off', path);
+  const backOff = optMessage(o, 'retry_back_off', path, issues);
   if (backOff !== undefined) {
     const bp = at(path, 'retry_back_off');
-    checkFields(backOff, BACK_OFF, bp);
-    const base = durationMs(backOff, 'base_interval', bp);
-    if (base === undefined || base <= 0) fail(at(bp, 'base_interval'), base === undefined ? 'is required' : 'must be at least 1ms');
-    const max = durationMs(backOff, 'max_interval', bp);
-    if (max !== undefined && max < base) fail(at(bp, 'max_interval'), `must be >= base_interval (${base}ms), got ${max}ms`);
-    baseIntervalMs = base;
-    maxIntervalMs = max ?? base * RETRY_DEFAULTS.maxIntervalFactor;
+    checkFields(backOff, BACK_OFF, bp, issues);
+    const read = issues.count;
+    const base = durationMs(backOff, 'base_interval', bp, issues);
+    const max = durationMs(backOff, 'max_interval', bp, issues);
+    if (base === undefined) {
+      if (issues.count === read) issues.add(at(bp, 'base_interval'), 'is required');
+    } else if (base <= 0) {
+      issues.add(at(bp, 'base_interval'), 'must be at least 1ms');
+    } else if (max !== undefined && max < base) {
+      issues.add(at(bp, 'max_interval'), `must be >= base_interval (${base}ms), got ${max}ms`);
+    } else {
+      baseIntervalMs = base;
+      maxIntervalMs = max ?? base * RETRY_DEFAULTS.maxIntervalFactor;
+    }
   }
+  const numRetries = wrappedU32(o, 'num_retries', path, issues) ?? RETRY_DEFAULTS.numRetries;
+  const perTryTimeoutMs = durationMs(o, 'per_try_timeout', path, issues) ?? 0;
+  if (issues.count !== before) return undefined;
   return Object.freeze({
     retryOn,
-    numRetries: wrappedU32(o, 'num_retries', path) ?? RETRY_DEFAULTS.numRetries,
-    perTryTimeoutMs: durationMs(o, 'per_try_timeout', path) ?? 0,
+    numRetries,
+    perTryTimeoutMs,
     baseIntervalMs,
     maxIntervalMs,
     retriableStatusCodes: Object.freeze(codes),

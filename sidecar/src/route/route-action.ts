@@ -12,8 +12,9 @@
  */
 import { parseRetryPolicy } from './retry-policy';
 import type { RetryPolicy } from './retry-policy';
-import { at, checkFields, durationMs, fail, fieldSpec, list, message, oneofCase, optMessage, str, wrappedU32 } from './xds-fields';
-import type { XdsMessage } from './xds-fields';
+import { at, checkFields, durationMs, fieldSpec, has, list, message, oneofCase, optMessage, str, wrappedU32 } from '../../../shared/src/xds/fields';
+import type { XdsMessage } from '../../../shared/src/xds/fields';
+import type { Issues } from '../../../shared/src/xds/issues';
 
 export type HashPolicy = { readonly header: string } | { readonly cookie: string };
 
@@ -62,86 +63,108 @@ const HASH_POLICY = fieldSpec(['header', 'cookie'], [], ['policy_specifier']);
 const HASH_HEADER = fieldSpec(['header_name']);
 const HASH_COOKIE = fieldSpec(['name']);
 
-/** `vhostRetry`: the virtual host's retry policy, used when the route has none. */
-export function parseRouteAction(raw: unknown, path: string, vhostRetry: RetryPolicy | undefined): RouteAction {
-  const o = message(raw, path);
-  checkFields(o, ROUTE_ACTION, path);
-  const which = oneofCase(o, 'cluster_specifier', ['cluster', 'weighted_clusters', 'cluster_header', 'cluster_specifier_plugin'], path);
-  let clusters: string[];
-  let weights: number[];
+/** `vhostRetry`: the virtual host's retry policy, used when the route has none. Undefined when it added an issue. */
+export function parseRouteAction(raw: unknown, path: string, vhostRetry: RetryPolicy | undefined, issues: Issues): RouteAction | undefined {
+  const o = message(raw, path, issues);
+  if (o === undefined) return undefined;
+  const before = issues.count;
+  checkFields(o, ROUTE_ACTION, path, issues);
+  const which = oneofCase(o, 'cluster_specifier', ['cluster', 'weighted_clusters', 'cluster_header', 'cluster_specifier_plugin'], path, issues);
+  let picks: { clusters: string[]; weights: number[] } | undefined;
   if (which === 'cluster') {
-    const name = str(o, 'cluster', path);
-    if (name === '') fail(at(path, 'cluster'), 'must not be empty');
-    clusters = [name];
-    weights = [1];
+    const read = issues.count;
+    const name = str(o, 'cluster', path, issues);
+    if (name !== '') picks = { clusters: [name], weights: [1] };
+    else if (issues.count === read) issues.add(at(path, 'cluster'), 'must not be empty');
   } else if (which === 'weighted_clusters') {
-    ({ clusters, weights } = parseWeightedClusters(o['weighted_clusters'], at(path, 'weighted_clusters')));
+    picks = parseWeightedClusters(o['weighted_clusters'], at(path, 'weighted_clusters'), issues);
   } else if (which === undefined) {
-    return fail(path, 'cluster_specifier is required: cluster or weighted_clusters');
+    issues.add(path, 'cluster_specifier is required: cluster or weighted_clusters');
   } else {
-    return fail(at(path, which), 'is not supported by the skein sidecar');
+    issues.add(at(path, which), 'is not supported by the skein sidecar');
   }
   const cumulative: number[] = [];
   let total = 0;
-  for (const w of weights) cumulative.push((total += w));
-  const wp = at(path, 'weighted_clusters');
-  if (total === 0) fail(wp, 'sum of weights is 0');
-  if (total > 0xffffffff) fail(wp, `sum of weights ${total} exceeds 4294967295`);
-  const ownRetry = o['retry_policy'] === undefined ? undefined : parseRetryPolicy(o['retry_policy'], at(path, 'retry_policy'));
-  const hash = list(o, 'hash_policy', path).map((h, i) => parseHashPolicy(h, at(at(path, 'hash_policy'), i)));
-  return new RouteAction(Object.freeze(clusters), Object.freeze(cumulative), total, timeoutOf(o, path), ownRetry ?? vhostRetry, Object.freeze(hash));
+  if (picks !== undefined) {
+    for (const w of picks.weights) cumulative.push((total += w));
+    const wp = at(path, 'weighted_clusters');
+    if (total === 0) issues.add(wp, 'sum of weights is 0');
+    if (total > 0xffffffff) issues.add(wp, `sum of weights ${total} exceeds 4294967295`);
+  }
+  const ownRetry = has(o, 'retry_policy') ? parseRetryPolicy(o['retry_policy'], at(path, 'retry_policy'), issues) : undefined;
+  const hash = list(o, 'hash_policy', path, issues).map((h, i) => parseHashPolicy(h, at(at(path, 'hash_policy'), i), issues));
+  const timeoutMs = timeoutOf(o, path, issues);
+  if (picks === undefined || issues.count !== before) return undefined;
+  return new RouteAction(Object.freeze(picks.clusters), Object.freeze(cumulative), total, timeoutMs, ownRetry ?? vhostRetry, Object.freeze(hash as HashPolicy[]));
 }
 
-function parseWeightedClusters(raw: unknown, path: string): { clusters: string[]; weights: number[] } {
-  const o = message(raw, path);
-  checkFields(o, WEIGHTED_CLUSTER, path);
-  const items = list(o, 'clusters', path);
-  if (items.length === 0) fail(at(path, 'clusters'), 'must list at least one cluster');
+/** The clusters and their weights, or undefined when it added an issue. */
+function parseWeightedClusters(raw: unknown, path: string, issues: Issues): { clusters: string[]; weights: number[] } | undefined {
+  const o = message(raw, path, issues);
+  if (o === undefined) return undefined;
+  const before = issues.count;
+  checkFields(o, WEIGHTED_CLUSTER, path, issues);
+  const items = list(o, 'clusters', path, issues);
+  if (items.length === 0 && issues.count === before) issues.add(at(path, 'clusters'), 'must list at least one cluster');
   const clusters: string[] = [];
   const weights: number[] = [];
   items.forEach((item, i) => {
     const p = at(at(path, 'clusters'), i);
-    const c = message(item, p);
-    checkFields(c, CLUSTER_WEIGHT, p);
-    const name = str(c, 'name', p);
-    if (name === '') fail(at(p, 'name'), 'is required');
+    const c = message(item, p, issues);
+    if (c === undefined) return;
+    checkFields(c, CLUSTER_WEIGHT, p, issues);
+    const read = issues.count;
+    const name = str(c, 'name', p, issues);
+    if (name === '' && issues.count === read) issues.add(at(p, 'name'), 'is required');
     clusters.push(name);
-    weights.push(wrappedU32(c, 'weight', p) ?? 0);
+    weights.push(wrappedU32(c, 'weight', p, issues) ?? 0);
   });
-  return { clusters, weights };
+  return issues.count === before ? { clusters, weights } : undefined;
 }
 
-function timeoutOf(o: XdsMessage, path: string): number {
-  const msd = optMessage(o, 'max_stream_duration', path);
+/** The route's deadline in ms (see the header); Envoy's default when neither field is set. */
+function timeoutOf(o: XdsMessage, path: string, issues: Issues): number {
+  const msd = optMessage(o, 'max_stream_duration', path, issues);
   if (msd !== undefined) {
     const mp = at(path, 'max_stream_duration');
-    checkFields(msd, MAX_STREAM_DURATION, mp);
-    const ms = durationMs(msd, 'max_stream_duration', mp);
+    checkFields(msd, MAX_STREAM_DURATION, mp, issues);
+    const ms = durationMs(msd, 'max_stream_duration', mp, issues);
     if (ms !== undefined) return ms;
   }
-  return durationMs(o, 'timeout', path) ?? DEFAULT_ROUTE_TIMEOUT_MS;
+  return durationMs(o, 'timeout', path, issues) ?? DEFAULT_ROUTE_TIMEOUT_MS;
 }
 
-function parseHashPolicy(raw: unknown, path: string): HashPolicy {
-  const o = message(raw, path);
-  checkFields(o, HASH_POLICY, path);
-  const which = oneofCase(o, 'policy_specifier', ['header', 'cookie', 'connection_properties', 'query_parameter', 'filter_state'], path);
+/** One hash_policy entry, or undefined when it added an issue. */
+function parseHashPolicy(raw: unknown, path: string, issues: Issues): HashPolicy | undefined {
+  const o = message(raw, path, issues);
+  if (o === undefined) return undefined;
+  const before = issues.count;
+  checkFields(o, HASH_POLICY, path, issues);
+  const which = oneofCase(o, 'policy_specifier', ['header', 'cookie', 'connection_properties', 'query_parameter', 'filter_state'], path, issues);
+  let out: HashPolicy | undefined;
   if (which === 'header') {
-    const hp = at(path, 'header');
-    const h = message(o['header'], hp);
-    checkFields(h, HASH_HEADER, hp);
-    const name = str(h, 'header_name', hp).toLowerCase();
-    if (name === '') fail(at(hp, 'header_name'), 'is required');
-    return Object.freeze({ header: name });
+    const name = requiredName(o, 'header', HASH_HEADER, 'header_name', path, issues)?.toLowerCase();
+    if (name !== undefined) out = Object.freeze({ header: name });
+  } else if (which === 'cookie') {
+    const name = requiredName(o, 'cookie', HASH_COOKIE, 'name', path, issues);
+    if (name !== undefined) out = Object.freeze({ cookie: name });
+  } else if (which === undefined) {
+    issues.add(path, 'policy_specifier is required: header or cookie');
+  } else {
+    issues.add(at(path, which), 'is not supported by the skein sidecar');
   }
-  if (which === 'cookie') {
-    const cp = at(path, 'cookie');
-    const c = message(o['cookie'], cp);
-    checkFields(c, HASH_COOKIE, cp);
-    const name = str(c, 'name', cp);
-    if (name === '') fail(at(cp, 'name'), 'is required');
-    return Object.freeze({ cookie: name });
-  }
-  if (which === undefined) return fail(path, 'policy_specifier is required: header or cookie');
-  return fail(at(path, which), 'is not supported by the skein sidecar');
+  return issues.count === before ? out : undefined;
+}
+
+/** The non-empty string `field` of the message `key` of `o` (a hash policy's header or cookie), or undefined with an issue. */
+function requiredName(o: XdsMessage, key: string, spec: typeof HASH_HEADER, field: string, path: string, issues: Issues): string | undefined {
+  const p = at(path, key);
+  const m = message(o[key], p, issues);
+  if (m === undefined) return undefined;
+  checkFields(m, spec, p, issues);
+  const read = issues.count;
+  const name = str(m, field, p, issues);
+  if (name !== '') return name;
+  if (issues.count === read) issues.add(at(p, field), 'is required');
+  return undefined;
 }

@@ -14,7 +14,8 @@ import { isGrpcContentType } from './grpc-content-type';
 import { HeaderMatcher, parseHeaderMatcher } from './header-matcher';
 import type { RequestHeaders } from './header-matcher';
 import { asciiLower, compileRegex, regionEqualsLower } from './string-matcher';
-import { at, checkFields, fail, fieldSpec, list, message, oneofCase, str, wrappedBool } from './xds-fields';
+import { at, checkFields, fieldSpec, has, list, message, oneofCase, str, wrappedBool } from '../../../shared/src/xds/fields';
+import type { Issues } from '../../../shared/src/xds/issues';
 
 const PREFIX = 0;
 const EXACT = 1;
@@ -70,29 +71,38 @@ const ROUTE_MATCH = fieldSpec(['prefix', 'path', 'safe_regex', 'path_separated_p
 const PATH_SPECIFIERS = ['prefix', 'path', 'safe_regex', 'path_separated_prefix', 'connect_matcher', 'path_match_policy'] as const;
 const GRPC_OPTIONS = fieldSpec([]);
 
-export function parseRouteMatch(raw: unknown, path: string): RouteMatcher {
-  const o = message(raw, path);
-  checkFields(o, ROUTE_MATCH, path);
-  const which = oneofCase(o, 'path_specifier', PATH_SPECIFIERS, path);
-  const caseSensitive = wrappedBool(o, 'case_sensitive', path) ?? true;
-  const headers = Object.freeze(list(o, 'headers', path).map((h, i) => parseHeaderMatcher(h, at(at(path, 'headers'), i))));
-  let grpc = false;
-  if (o['grpc'] !== undefined && o['grpc'] !== null) {
-    checkFields(message(o['grpc'], at(path, 'grpc')), GRPC_OPTIONS, at(path, 'grpc'));
-    grpc = true;
+/** A RouteMatcher, or undefined when it added an issue. */
+export function parseRouteMatch(raw: unknown, path: string, issues: Issues): RouteMatcher | undefined {
+  const o = message(raw, path, issues);
+  if (o === undefined) return undefined;
+  const before = issues.count;
+  checkFields(o, ROUTE_MATCH, path, issues);
+  const which = oneofCase(o, 'path_specifier', PATH_SPECIFIERS, path, issues);
+  const caseSensitive = wrappedBool(o, 'case_sensitive', path, issues) ?? true;
+  const headers = list(o, 'headers', path, issues).map((h, i) => parseHeaderMatcher(h, at(at(path, 'headers'), i), issues));
+  if (has(o, 'grpc')) {
+    const gp = at(path, 'grpc');
+    const g = message(o['grpc'], gp, issues);
+    if (g !== undefined) checkFields(g, GRPC_OPTIONS, gp, issues);
   }
-  const make = (kind: number, value: string, regex?: FullMatchRegex) =>
-    new RouteMatcher(kind, caseSensitive || kind === REGEX ? value : asciiLower(value), caseSensitive, regex, headers, grpc);
+  let kind: number | undefined;
+  let value = '';
+  let regex: FullMatchRegex | undefined;
   switch (which) {
-    case 'prefix': return make(PREFIX, str(o, 'prefix', path));
-    case 'path': return make(EXACT, str(o, 'path', path));
-    case 'safe_regex': return make(REGEX, '', compileRegex(o['safe_regex'], at(path, 'safe_regex')));
+    case 'prefix': kind = PREFIX; value = str(o, which, path, issues); break;
+    case 'path': kind = EXACT; value = str(o, which, path, issues); break;
+    case 'safe_regex': kind = REGEX; regex = compileRegex(o[which], at(path, which), issues); break;
     case 'path_separated_prefix': {
-      const p = str(o, which, path);
-      if (!/^[^?#]*[^?#/]$/.test(p)) fail(at(path, which), `${JSON.stringify(p)} must be non-empty, contain no '?' or '#', and not end with '/'`);
-      return make(SEPARATED_PREFIX, p);
+      kind = SEPARATED_PREFIX;
+      const read = issues.count;
+      value = str(o, which, path, issues);
+      if (issues.count === read && !/^[^?#]*[^?#/]$/.test(value)) issues.add(at(path, which), `${JSON.stringify(value)} must be non-empty, contain no '?' or '#', and not end with '/'`);
+      break;
     }
-    case undefined: return fail(path, 'path_specifier is required: prefix, path, safe_regex or path_separated_prefix');
-    default: return fail(at(path, which), 'is not supported by the skein sidecar');
+    case undefined: issues.add(path, 'path_specifier is required: prefix, path, safe_regex or path_separated_prefix'); break;
+    default: issues.add(at(path, which), 'is not supported by the skein sidecar');
   }
+  if (kind === undefined || issues.count !== before) return undefined;
+  const grpc = has(o, 'grpc');
+  return new RouteMatcher(kind, caseSensitive || kind === REGEX ? value : asciiLower(value), caseSensitive, regex, Object.freeze(headers as HeaderMatcher[]), grpc);
 }

@@ -7,9 +7,12 @@
  *     -> first route whose match holds, in order (route-match.ts)
  *     -> its immutable RouteEntry, or undefined (NO_ROUTE)
  *
- * build() throws a SKEIN_ERR_VALIDATION MeshError whose message is `<field path>: <problem>`
- * (the NACK's error_detail) for anything invalid or unimplemented; unimplemented fields are
- * rejected rather than ignored, so the sidecar never routes differently from what was asked.
+ * decode() collects every problem with its field path (shared/src/xds/issues.ts), e.g.
+ * `virtual_hosts[0].routes[2].match: path_specifier is required`, and yields no table when it
+ * found any; RDS (xds/route-type.ts) NACKs with all of them. Unimplemented fields are rejected
+ * rather than ignored (checkFields), so the sidecar never routes differently from what was
+ * asked. build() is the same for callers outside xDS (tests, the inbound table): it throws a
+ * SKEIN_ERR_VALIDATION MeshError whose message is the problems joined with '; '.
  *
  * Header mutations of a route are flattened at build time: route level, then virtual host, then
  * route configuration (Envoy's order, in which the less specific level's overwrite wins), or the
@@ -37,8 +40,10 @@ import { RouteAction, parseRouteAction } from './route-action';
 import { RouteMatcher, parseRouteMatch, pathEnd } from './route-match';
 import { parseRetryPolicy } from './retry-policy';
 import type { RetryPolicy } from './retry-policy';
-import { at, bool, checkFields, fail, fieldSpec, list, message, oneofCase, optMessage, str, u32, wrappedU32 } from './xds-fields';
-import type { XdsMessage } from './xds-fields';
+import { at, bool, bytes, checkFields, fieldSpec, has, list, message, oneofCase, optMessage, str, u32, wrappedU32 } from '../../../shared/src/xds/fields';
+import type { XdsMessage } from '../../../shared/src/xds/fields';
+import { decodeOrThrow } from '../../../shared/src/xds/issues';
+import type { Issues } from '../../../shared/src/xds/issues';
 
 export type { RequestHeaders } from './header-matcher';
 export type { HeaderToAdd } from './header-ops';
@@ -106,15 +111,27 @@ export class RouteTable {
   toJSON(): unknown { return readableMessage(this.source); }
 
   /**
-   * Validates and compiles a decoded RouteConfiguration. Throws MeshError(VALIDATION) `<path>: <problem>`.
-   * `filters` reads typed_per_filter_config (default: none, so any entry is rejected unless
-   * optional). `nowMs` (default 0) is when new filter state starts (a full token bucket; only the
-   * phase of its fill interval depends on it). `previous` is the table this one replaces: its
-   * filter state carries over where the owner and settings are unchanged.
+   * Validates and compiles a decoded RouteConfiguration, adding every problem to `issues`
+   * (`<path>: <problem>`); undefined when it added any. `filters` reads typed_per_filter_config
+   * (NO_PER_ROUTE_FILTERS: none, so any entry is rejected unless optional). `nowMs` is when new
+   * filter state starts (a full token bucket; only the phase of its fill interval depends on
+   * it). `previous` is the table this one replaces: its filter state carries over where the
+   * owner and settings are unchanged (it is only read).
+   */
+  static decode(rc: unknown, filters: PerRouteFilterConfigs, nowMs: number, previous: RouteTable | undefined, issues: Issues): RouteTable | undefined {
+    const m = message(rc, '', issues);
+    if (m === undefined) return undefined;
+    const before = issues.count;
+    const { name, hosts, carried, uses } = compile(m, filters, nowMs, previous?.carried, issues);
+    return issues.count === before ? new RouteTable(name, hosts, carried, rc, uses) : undefined;
+  }
+
+  /**
+   * decode() for callers outside xDS (tests, the inbound table): the table, or a thrown
+   * MeshError(VALIDATION) whose message lists every problem (`<path>: <problem>; ...`).
    */
   static build(rc: unknown, filters: PerRouteFilterConfigs = NO_PER_ROUTE_FILTERS, nowMs = 0, previous?: RouteTable): RouteTable {
-    const { name, hosts, carried, uses } = compile(message(rc, ''), filters, nowMs, previous?.carried);
-    return new RouteTable(name, hosts, carried, rc, uses);
+    return decodeOrThrow('RouteConfiguration', (issues) => RouteTable.decode(rc, filters, nowMs, previous, issues));
   }
 
   /**
@@ -183,54 +200,69 @@ interface TableContext {
 
 interface Compiled { name: string; hosts: DomainIndex<CompiledVirtualHost>; carried: ReadonlyMap<string, unknown>; uses: ReadonlyMap<string, FilterUse> }
 
-function compile(rc: XdsMessage, filters: PerRouteFilterConfigs, nowMs: number, previousCarried: ReadonlyMap<string, unknown> | undefined): Compiled {
-  checkFields(rc, ROUTE_CONFIGURATION, '');
+function compile(rc: XdsMessage, filters: PerRouteFilterConfigs, nowMs: number, previousCarried: ReadonlyMap<string, unknown> | undefined, issues: Issues): Compiled {
+  checkFields(rc, ROUTE_CONFIGURATION, '', issues);
+  const readMax = issues.count;
+  const maxBodyBytes = wrappedU32(rc, 'max_direct_response_body_size_bytes', '', issues) ?? DEFAULT_MAX_DIRECT_RESPONSE_BODY_BYTES;
   const ctx: TableContext = {
-    global: headerOps(rc, ''),
-    mostSpecificWins: bool(rc, 'most_specific_header_mutations_wins', ''),
-    maxBodyBytes: wrappedU32(rc, 'max_direct_response_body_size_bytes', '') ?? DEFAULT_MAX_DIRECT_RESPONSE_BODY_BYTES,
+    global: headerOps(rc, '', issues),
+    mostSpecificWins: bool(rc, 'most_specific_header_mutations_wins', '', issues),
+    // An invalid limit is reported once; bodies are then not measured against a stand-in.
+    maxBodyBytes: issues.count === readMax ? maxBodyBytes : Infinity,
     nowMs,
     filters,
     previousCarried,
     carried: new Map(),
     uses: new Map(),
   };
-  const hosts = new DomainIndex<CompiledVirtualHost>(bool(rc, 'ignore_port_in_host_matching', ''));
-  list(rc, 'virtual_hosts', '').forEach((raw, i) => {
+  const hosts = new DomainIndex<CompiledVirtualHost>(bool(rc, 'ignore_port_in_host_matching', '', issues));
+  list(rc, 'virtual_hosts', '', issues).forEach((raw, i) => {
     const path = at('virtual_hosts', i);
-    const vh = message(raw, path);
-    checkFields(vh, VIRTUAL_HOST, path);
-    const name = str(vh, 'name', path);
-    if (name === '') fail(at(path, 'name'), 'is required');
-    const domains = list(vh, 'domains', path);
-    if (domains.length === 0) fail(at(path, 'domains'), 'must list at least one domain');
-    const retry = vh['retry_policy'] === undefined ? undefined : parseRetryPolicy(vh['retry_policy'], at(path, 'retry_policy'));
-    const ops = headerOps(vh, path);
-    const filters = perFilter(vh, path, `vhost\0${name}`, name, ctx);
-    const routes = list(vh, 'routes', path).map((r, ri) => buildRoute(r, at(at(path, 'routes'), ri), ri, name, ops, retry, filters, ctx));
-    hosts.add(domains, Object.freeze({ name, routes: Object.freeze(routes) }), at(path, 'domains'));
+    const vh = message(raw, path, issues);
+    if (vh === undefined) return;
+    checkFields(vh, VIRTUAL_HOST, path, issues);
+    const readName = issues.count;
+    const name = str(vh, 'name', path, issues);
+    if (name === '' && issues.count === readName) issues.add(at(path, 'name'), 'is required');
+    const readDomains = issues.count;
+    const domains = list(vh, 'domains', path, issues);
+    if (domains.length === 0 && issues.count === readDomains) issues.add(at(path, 'domains'), 'must list at least one domain');
+    const retry = has(vh, 'retry_policy') ? parseRetryPolicy(vh['retry_policy'], at(path, 'retry_policy'), issues) : undefined;
+    const ops = headerOps(vh, path, issues);
+    const filters = perFilter(vh, path, `vhost\0${name}`, name, ctx, issues);
+    const routes: CompiledRoute[] = [];
+    list(vh, 'routes', path, issues).forEach((r, ri) => {
+      const route = buildRoute(r, at(at(path, 'routes'), ri), ri, name, ops, retry, filters, ctx, issues);
+      if (route !== undefined) routes.push(route);
+    });
+    hosts.add(domains, Object.freeze({ name, routes: Object.freeze(routes) }), at(path, 'domains'), issues);
   });
-  return { name: str(rc, 'name', ''), hosts, carried: ctx.carried, uses: ctx.uses };
+  return { name: str(rc, 'name', '', issues), hosts, carried: ctx.carried, uses: ctx.uses };
 }
 
+/** One route, compiled; undefined when it added an issue. */
 function buildRoute(
   raw: unknown, path: string, index: number, vhost: string, vhostOps: HeaderOps,
-  vhostRetry: RetryPolicy | undefined, vhostFilters: PerFilterConfig, ctx: TableContext,
-): CompiledRoute {
-  const r = message(raw, path);
-  checkFields(r, ROUTE, path);
-  if (optMessage(r, 'match', path) === undefined) fail(at(path, 'match'), 'is required');
-  const matcher = parseRouteMatch(r['match'], at(path, 'match'));
-  const which = oneofCase(r, 'action', ['route', 'direct_response', 'redirect', 'filter_action', 'non_forwarding_action'], path);
+  vhostRetry: RetryPolicy | undefined, vhostFilters: PerFilterConfig, ctx: TableContext, issues: Issues,
+): CompiledRoute | undefined {
+  const r = message(raw, path, issues);
+  if (r === undefined) return undefined;
+  const before = issues.count;
+  checkFields(r, ROUTE, path, issues);
+  const matcher = has(r, 'match') ? parseRouteMatch(r['match'], at(path, 'match'), issues) : undefined;
+  if (!has(r, 'match')) issues.add(at(path, 'match'), 'is required');
+  const which = oneofCase(r, 'action', ['route', 'direct_response', 'redirect', 'filter_action', 'non_forwarding_action'], path, issues);
   let route: RouteAction | undefined;
   let directResponse: RouteEntry['directResponse'];
-  if (which === 'route') route = parseRouteAction(r['route'], at(path, 'route'), vhostRetry);
-  else if (which === 'direct_response') directResponse = parseDirectResponse(r['direct_response'], at(path, 'direct_response'), ctx.maxBodyBytes);
-  else if (which === undefined) fail(path, 'action is required: route or direct_response');
-  else fail(at(path, which), 'is not supported by the skein sidecar');
-  const levels = ctx.mostSpecificWins ? [ctx.global, vhostOps, headerOps(r, path)] : [headerOps(r, path), vhostOps, ctx.global];
-  const name = str(r, 'name', path);
-  const own = perFilter(r, path, `route\0${vhost}\0${name === '' ? `#${index}` : name}`, `${vhost}/${name === '' ? '(unnamed)' : name}`, ctx);
+  if (which === 'route') route = parseRouteAction(r['route'], at(path, 'route'), vhostRetry, issues);
+  else if (which === 'direct_response') directResponse = parseDirectResponse(r['direct_response'], at(path, 'direct_response'), ctx.maxBodyBytes, issues);
+  else if (which === undefined) issues.add(path, 'action is required: route or direct_response');
+  else issues.add(at(path, which), 'is not supported by the skein sidecar');
+  const own = headerOps(r, path, issues);
+  const levels = ctx.mostSpecificWins ? [ctx.global, vhostOps, own] : [own, vhostOps, ctx.global];
+  const name = str(r, 'name', path, issues);
+  const filters = perFilter(r, path, `route\0${vhost}\0${name === '' ? `#${index}` : name}`, `${vhost}/${name === '' ? '(unnamed)' : name}`, ctx, issues);
+  if (matcher === undefined || issues.count !== before) return undefined;
   const entry: RouteEntry = {
     name,
     virtualHost: vhost,
@@ -240,36 +272,38 @@ function buildRoute(
     requestHeadersToRemove: frozenUnion(levels.map((l) => l.reqRemove)),
     responseHeadersToAdd: frozenConcat(levels.map((l) => l.respAdd)),
     responseHeadersToRemove: frozenUnion(levels.map((l) => l.respRemove)),
-    perFilter: mergePerFilter(own, vhostFilters),
+    perFilter: mergePerFilter(filters, vhostFilters),
   };
   return Object.freeze({ matcher, entry: Object.freeze(entry) });
 }
 
-function parseDirectResponse(raw: unknown, path: string, maxBodyBytes: number): { status: number; body: string } {
-  const o = message(raw, path);
-  checkFields(o, DIRECT_RESPONSE, path);
-  const status = u32(o['status'] ?? 0, at(path, 'status'));
-  if (status < 200 || status > 599) fail(at(path, 'status'), `must be in [200, 599], got ${status}`);
+/** A direct_response action, or undefined when it added an issue. */
+function parseDirectResponse(raw: unknown, path: string, maxBodyBytes: number, issues: Issues): { status: number; body: string } | undefined {
+  const o = message(raw, path, issues);
+  if (o === undefined) return undefined;
+  const before = issues.count;
+  checkFields(o, DIRECT_RESPONSE, path, issues);
+  const status = u32(o['status'] ?? 0, at(path, 'status'), issues);
+  if (status !== undefined && (status < 200 || status > 599)) issues.add(at(path, 'status'), `must be in [200, 599], got ${status}`);
   let body = '';
-  const src = optMessage(o, 'body', path);
+  const src = optMessage(o, 'body', path, issues);
   if (src !== undefined) {
     const bp = at(path, 'body');
-    checkFields(src, DATA_SOURCE, bp);
-    const which = oneofCase(src, 'specifier', ['inline_string', 'inline_bytes', 'filename', 'environment_variable'], bp);
-    if (which === 'inline_string') body = str(src, which, bp);
+    checkFields(src, DATA_SOURCE, bp, issues);
+    const which = oneofCase(src, 'specifier', ['inline_string', 'inline_bytes', 'filename', 'environment_variable'], bp, issues);
+    if (which === 'inline_string') body = str(src, which, bp, issues);
     else if (which === 'inline_bytes') {
-      const b = src[which];
-      if (!(b instanceof Uint8Array)) fail(at(bp, which), 'must be bytes');
-      body = Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
-    } else if (which !== undefined) fail(at(bp, which), 'is not supported by the skein sidecar');
+      const b = bytes(src, which, bp, issues);
+      if (b !== undefined) body = Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
+    } else if (which !== undefined) issues.add(at(bp, which), 'is not supported by the skein sidecar');
     const size = Buffer.byteLength(body);
-    if (size > maxBodyBytes) fail(bp, `is ${size} bytes, over max_direct_response_body_size_bytes (${maxBodyBytes})`);
+    if (size > maxBodyBytes) issues.add(bp, `is ${size} bytes, over max_direct_response_body_size_bytes (${maxBodyBytes})`);
   }
-  return Object.freeze({ status, body });
+  return status === undefined || issues.count !== before ? undefined : Object.freeze({ status, body });
 }
 
 /** One level's typed_per_filter_config, its state carried over under `owner`; records which filters it turns on. */
-function perFilter(o: XdsMessage, path: string, owner: string, label: string, ctx: TableContext): PerFilterConfig {
+function perFilter(o: XdsMessage, path: string, owner: string, label: string, ctx: TableContext, issues: Issues): PerFilterConfig {
   const pctx: PerRouteContext = {
     owner,
     nowMs: ctx.nowMs,
@@ -280,7 +314,7 @@ function perFilter(o: XdsMessage, path: string, owner: string, label: string, ct
       return v;
     },
   };
-  const c = parsePerFilterConfig(o, path, ctx.filters, pctx);
+  const c = parsePerFilterConfig(o, path, ctx.filters, pctx, issues);
   for (const f of c.used) {
     let u = ctx.uses.get(f.typeUrl);
     if (u === undefined) { u = { name: f.name, where: [] }; ctx.uses.set(f.typeUrl, u); }
@@ -301,12 +335,12 @@ function mergePerFilter(own: PerFilterConfig, vhost: PerFilterConfig): readonly 
   return Object.freeze(out);
 }
 
-function headerOps(o: XdsMessage, path: string): HeaderOps {
+function headerOps(o: XdsMessage, path: string, issues: Issues): HeaderOps {
   return {
-    reqAdd: parseHeadersToAdd(o, 'request_headers_to_add', path),
-    reqRemove: parseHeadersToRemove(o, 'request_headers_to_remove', path),
-    respAdd: parseHeadersToAdd(o, 'response_headers_to_add', path),
-    respRemove: parseHeadersToRemove(o, 'response_headers_to_remove', path),
+    reqAdd: parseHeadersToAdd(o, 'request_headers_to_add', path, issues),
+    reqRemove: parseHeadersToRemove(o, 'request_headers_to_remove', path, issues),
+    respAdd: parseHeadersToAdd(o, 'response_headers_to_add', path, issues),
+    respRemove: parseHeadersToRemove(o, 'response_headers_to_remove', path, issues),
   };
 }
 

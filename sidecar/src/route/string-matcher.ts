@@ -8,10 +8,10 @@
  * - ignore_case is ASCII-only, as Envoy's (absl::AsciiStrToLower), and compares without
  *   allocating. It has no effect on safe_regex, as in Envoy.
  */
-import { at, checkFields, fail, fieldSpec, message, oneofCase, str } from './xds-fields';
+import { at, checkFields, fieldSpec, message, oneofCase, str } from '../../../shared/src/xds/fields';
+import type { Issues } from '../../../shared/src/xds/issues';
 import { compileRe2 } from '../../../shared/src/re2';
 import type { FullMatchRegex } from '../../../shared/src/re2';
-import type { XdsMessage } from './xds-fields';
 
 export type StringMatchKind = 'exact' | 'prefix' | 'suffix' | 'contains' | 'safe_regex';
 
@@ -41,30 +41,47 @@ export class StringMatcher {
 const STRING_MATCHER = fieldSpec(['exact', 'prefix', 'suffix', 'contains', 'safe_regex', 'ignore_case'], [], ['match_pattern']);
 const PATTERNS = ['exact', 'prefix', 'suffix', 'contains', 'safe_regex'] as const;
 
-export function parseStringMatcher(raw: unknown, path: string): StringMatcher {
-  const o = message(raw, path);
-  checkFields(o, STRING_MATCHER, path);
-  const kind = oneofCase(o, 'match_pattern', PATTERNS, path) as StringMatchKind | undefined;
-  if (kind === undefined) fail(path, 'match_pattern is required: one of exact, prefix, suffix, contains, safe_regex');
-  if (!(PATTERNS as readonly string[]).includes(kind)) fail(at(path, kind), 'is not supported by the skein sidecar');
+/** A StringMatcher, or undefined when it added an issue. */
+export function parseStringMatcher(raw: unknown, path: string, issues: Issues): StringMatcher | undefined {
+  const o = message(raw, path, issues);
+  if (o === undefined) return undefined;
+  const before = issues.count;
+  checkFields(o, STRING_MATCHER, path, issues);
+  const kind = oneofCase(o, 'match_pattern', PATTERNS, path, issues) as StringMatchKind | undefined;
+  if (kind === undefined) { issues.add(path, 'match_pattern is required: one of exact, prefix, suffix, contains, safe_regex'); return undefined; }
+  if (!(PATTERNS as readonly string[]).includes(kind)) { issues.add(at(path, kind), 'is not supported by the skein sidecar'); return undefined; }
   const ignoreCase = o['ignore_case'] === true;
-  if (kind === 'safe_regex') return new StringMatcher(kind, '', false, compileRegex(o['safe_regex'], at(path, 'safe_regex')));
-  const value = str(o, kind, path);
-  if (value === '' && kind !== 'exact') fail(at(path, kind), 'must not be empty');
-  return new StringMatcher(kind, ignoreCase ? asciiLower(value) : value, ignoreCase, undefined);
+  let matcher: StringMatcher | undefined;
+  if (kind === 'safe_regex') {
+    const re = compileRegex(o['safe_regex'], at(path, 'safe_regex'), issues);
+    if (re !== undefined) matcher = new StringMatcher(kind, '', false, re);
+  } else {
+    const read = issues.count;
+    const value = str(o, kind, path, issues);
+    if (issues.count !== read) return undefined;
+    if (value === '' && kind !== 'exact') issues.add(at(path, kind), 'must not be empty');
+    else matcher = new StringMatcher(kind, ignoreCase ? asciiLower(value) : value, ignoreCase, undefined);
+  }
+  return issues.count === before ? matcher : undefined;
 }
 
 const REGEX_MATCHER = fieldSpec(['regex']);
 
-/** envoy.type.matcher.v3.RegexMatcher -> a full-match RE2 pattern. */
-export function compileRegex(raw: unknown, path: string): FullMatchRegex {
-  const o: XdsMessage = message(raw, path);
-  checkFields(o, REGEX_MATCHER, path);
-  const source = str(o, 'regex', path);
-  if (source === '') fail(at(path, 'regex'), 'must not be empty');
+/** envoy.type.matcher.v3.RegexMatcher -> a full-match RE2 pattern, or undefined when it added an issue. */
+export function compileRegex(raw: unknown, path: string, issues: Issues): FullMatchRegex | undefined {
+  const o = message(raw, path, issues);
+  if (o === undefined) return undefined;
+  const before = issues.count;
+  checkFields(o, REGEX_MATCHER, path, issues);
+  const read = issues.count;
+  const source = str(o, 'regex', path, issues);
+  if (source === '') {
+    if (issues.count === read) issues.add(at(path, 'regex'), 'must not be empty');
+    return undefined;
+  }
   const re = compileRe2(source);
-  if ('error' in re) return fail(at(path, 'regex'), re.error);
-  return re;
+  if ('error' in re) { issues.add(at(path, 'regex'), re.error); return undefined; }
+  return issues.count === before ? re : undefined;
 }
 
 export function asciiLower(s: string): string {

@@ -182,13 +182,9 @@ function decodeHttpFilters(filters: WireHttpFilter[], at: string, issues: Issues
 
 /** A known filter's listener-level config: valid, and inert (see the header). */
 function listenerLevelOk(filter: ListenerHttpFilter, config: Record<string, unknown>, at: string, issues: Issues): boolean {
-  try {
-    filter.parseListenerConfig(config, at);
-    return true;
-  } catch (e) {
-    issues.add('', (e as Error).message);
-    return false;
-  }
+  const before = issues.count;
+  filter.parseListenerConfig(config, at, issues);
+  return issues.count === before;
 }
 
 /** The Listener type for a sidecar running `filters` (pipeline.ts: the registry's). */

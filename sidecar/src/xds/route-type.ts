@@ -1,6 +1,6 @@
 /**
- * RouteConfiguration -> RouteTable: the route table validates and compiles (RouteTable.build
- * throws a MeshError `<field path>: <problem>`); this adapter only plugs it into the RDS kind.
+ * RouteConfiguration -> RouteTable: the route table validates and compiles (RouteTable.decode
+ * collects every problem with its field path); this adapter only plugs it into the RDS kind.
  */
 import { ROUTE_KIND } from '../../../shared/src/xds/resource-kind';
 import { RouteTable } from '../route/route-table';
@@ -13,15 +13,8 @@ export function routeTypeFor(filters: HttpFilterTypes): ResourceDecoder<RouteTab
   return {
     kind: ROUTE_KIND,
     decode(any: PackedResource, previous?: (name: string) => RouteTable | undefined) {
-      return decodeWith<object, RouteTable>(ROUTE_KIND, any, (m, name, issues) => {
-        try {
-          // The table this one replaces lends it its filter state, e.g. rate-limit buckets (see RouteTable.build).
-          return RouteTable.build(m as never, filters, 0, previous?.(name));
-        } catch (e) {
-          issues.add('', (e as Error).message);
-          return undefined;
-        }
-      });
+      // The table this one replaces lends it its filter state, e.g. rate-limit buckets (see RouteTable.decode).
+      return decodeWith<object, RouteTable>(ROUTE_KIND, any, (m, name, issues) => RouteTable.decode(m, filters, 0, previous?.(name), issues));
     },
   };
 }

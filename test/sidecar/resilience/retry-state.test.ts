@@ -6,12 +6,13 @@ import type { AttemptOutcome } from '../../../sidecar/src/resilience/retry-state
 import { parseRetryPolicy } from '../../../sidecar/src/route/retry-policy';
 import type { RetryPolicy } from '../../../sidecar/src/route/retry-policy';
 import { parseHeaderMatcher } from '../../../sidecar/src/route/header-matcher';
+import { decodeOrThrow } from '../../../shared/src/xds/issues';
 
 const policy = (retryOn: string[], extra: Partial<RetryPolicy> = {}): RetryPolicy => ({
   retryOn: new Set(retryOn), numRetries: 3, perTryTimeoutMs: 0, baseIntervalMs: 25, maxIntervalMs: 250, retriableStatusCodes: [], retriableHeaders: [], retriesResponses: true, ...extra,
 });
 const resp = (status: number, grpcStatus?: number, headers?: Record<string, string>): AttemptOutcome => ({ kind: 'response', status, grpcStatus, ...(headers === undefined ? {} : { headers }) } as AttemptOutcome);
-const tryAgain = [parseHeaderMatcher({ name: 'x-try-again', string_match: { exact: 'yes' } }, 'm')];
+const tryAgain = [decodeOrThrow('RetryPolicy', (issues) => parseHeaderMatcher({ name: 'x-try-again', string_match: { exact: 'yes' } }, 'm', issues))];
 const state = (p: RetryPolicy | undefined, o: { replayable?: boolean; budget?: RetryBudget; random?: number } = {}) =>
   new RetryState(p, o.budget ?? new RetryBudget(), { bodyReplayable: o.replayable ?? true, random: () => o.random ?? 1 });
 
@@ -172,11 +173,11 @@ describe('parseRetryPolicy: every accepted retry_on condition has an effect', ()
       'rp.retriable_headers[0].name: pseudo-headers are not supported here (use retriable_status_codes for :status)'],
   ];
   for (const [label, raw, error] of bad) {
-    test(`rejects ${label}`, () => assert.throws(() => parseRetryPolicy(raw, 'rp'), (e: Error) => { assert.equal(e.message, error); return true; }));
+    test(`rejects ${label}`, () => assert.throws(() => decodeOrThrow('RetryPolicy', (issues) => parseRetryPolicy(raw, 'rp', issues)), (e: Error) => { assert.equal(e.message, error); return true; }));
   }
 
   test('accepts the conditions it honours', () => {
-    const p = parseRetryPolicy({ retry_on: 'retriable-4xx,reset-before-request,envoy-ratelimited,retriable-headers', retriable_headers: [{ name: 'x-try-again', string_match: { exact: 'yes' } }] }, 'rp');
+    const p = decodeOrThrow('RetryPolicy', (issues) => parseRetryPolicy({ retry_on: 'retriable-4xx,reset-before-request,envoy-ratelimited,retriable-headers', retriable_headers: [{ name: 'x-try-again', string_match: { exact: 'yes' } }] }, 'rp', issues));
     assert.deepEqual([...p.retryOn], ['retriable-4xx', 'reset-before-request', 'envoy-ratelimited', 'retriable-headers']);
     assert.equal(p.retriableHeaders.length, 1);
     assert.equal(p.retriableHeaders[0]!.name, 'x-try-again');
