@@ -90,7 +90,9 @@ async function main(): Promise<void> {
       procs.push(cp);
       const api = cp.ready['api'] as string;
       const svc = { apiVersion: 'skein.dev/v1alpha1', kind: 'Service', metadata: { name: 'greeter' }, spec: { ports: [{ name: 'grpc', port: 50051 }] } };
-      await fetch(`${api}/v1/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([svc]) });
+      const auth = { authorization: `Bearer ${fs.readFileSync(cp.ready['adminTokenFile'] as string, 'utf8').trim()}` };
+      const applied = await fetch(`${api}/v1/config`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify([svc]) });
+      if (!applied.ok) throw new Error(`applying the bench config failed: ${applied.status} ${await applied.text()}`);
       const common = ['--xds', cp.ready['xds'] as string, '--api', api, '--log-level', 'warn', '--admin-listen', '127.0.0.1:0'];
       const server = await spawnReady(process.execPath, [...PROFILE, SKEIN, 'sidecar', ...common, '--node-id', 'bench-server', '--service', 'greeter', '--app', `127.0.0.1:${bport}`, '--inbound-listen', '127.0.0.1:0', '--outbound-listen', '127.0.0.1:0'], 'server sidecar');
       procs.push(server);
@@ -101,7 +103,7 @@ async function main(): Promise<void> {
       const url = `http://${client.ready['outbound'] as string}/skein.demo.v1.Greeter/SayHello`;
       if (PATHS.includes('sidecar')) results.push(await measure('sidecar', url, 'greeter:50051', body, sidecars, dir));
       if (PATHS.includes('resilient')) {
-        const revision = await applyResilience(api);
+        const revision = await applyResilience(api, auth);
         await waitSynced(api, 'bench-client', revision);
         results.push(await measure('sidecar + retries, outlier detection, breakers', url, 'greeter:50051', body, sidecars, dir));
       }
@@ -124,7 +126,7 @@ async function main(): Promise<void> {
 }
 
 /** The resilience config the `resilient` row runs with; resolves with its revision. */
-async function applyResilience(api: string): Promise<number> {
+async function applyResilience(api: string, auth: Record<string, string>): Promise<number> {
   const route = {
     apiVersion: 'skein.dev/v1alpha1', kind: 'GRPCRoute', metadata: { name: 'greeter' },
     spec: { parentRefs: [{ name: 'greeter' }], rules: [{ name: 'all', backendRefs: [{ name: 'greeter' }], timeout: '5s', retry: { retries: 3, retryOn: ['unavailable', 'reset', 'connect-failure'], perTryTimeout: '1s' } }] },
@@ -139,7 +141,7 @@ async function applyResilience(api: string): Promise<number> {
   };
   // The API connection from the first apply has idled through a whole measurement; the server
   // may close it just as fetch reuses it (ECONNRESET), so one retry. Applying is idempotent.
-  const post = () => fetch(`${api}/v1/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([route, policy]) });
+  const post = () => fetch(`${api}/v1/config`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify([route, policy]) });
   const r = await post().catch(post);
   if (!r.ok) throw new Error(`applying the resilience config failed: ${r.status} ${await r.text()}`);
   return ((await r.json()) as { revision: number }).revision;
