@@ -93,10 +93,19 @@ async function main(): Promise<void> {
       const auth = { authorization: `Bearer ${fs.readFileSync(cp.ready['adminTokenFile'] as string, 'utf8').trim()}` };
       const applied = await fetch(`${api}/v1/config`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify([svc]) });
       if (!applied.ok) throw new Error(`applying the bench config failed: ${applied.status} ${await applied.text()}`);
-      const common = ['--xds', cp.ready['xds'] as string, '--api', api, '--log-level', 'warn', '--admin-listen', '127.0.0.1:0'];
-      const server = await spawnReady(process.execPath, [...PROFILE, SKEIN, 'sidecar', ...common, '--node-id', 'bench-server', '--service', 'greeter', '--app', `127.0.0.1:${bport}`, '--inbound-listen', '127.0.0.1:0', '--outbound-listen', '127.0.0.1:0'], 'server sidecar');
+      // Each sidecar gets its identity the way production ones do: a join token, then a CSR.
+      const tokenFile = async (service: string, serviceAccount: string): Promise<string> => {
+        const res = await fetch(`${api}/v1/tokens`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ service, serviceAccount }) });
+        const t = (await res.json()) as { token?: string };
+        if (res.status !== 201 || t.token === undefined) throw new Error(`creating a join token failed: ${res.status} ${JSON.stringify(t)}`);
+        const file = path.join(dir, `${serviceAccount}.token`);
+        fs.writeFileSync(file, t.token, { mode: 0o600 });
+        return file;
+      };
+      const common = ['--xds', cp.ready['xds'] as string, '--xds-ca-file', cp.ready['trustBundleFile'] as string, '--log-level', 'warn', '--admin-listen', '127.0.0.1:0'];
+      const server = await spawnReady(process.execPath, [...PROFILE, SKEIN, 'sidecar', ...common, '--token-file', await tokenFile('greeter', 'greeter'), '--node-id', 'bench-server', '--service', 'greeter', '--app', `127.0.0.1:${bport}`, '--inbound-listen', '127.0.0.1:0', '--outbound-listen', '127.0.0.1:0'], 'server sidecar');
       procs.push(server);
-      const client = await spawnReady(process.execPath, [...PROFILE, SKEIN, 'sidecar', ...common, '--node-id', 'bench-client', '--outbound-listen', '127.0.0.1:0'], 'client sidecar');
+      const client = await spawnReady(process.execPath, [...PROFILE, SKEIN, 'sidecar', ...common, '--token-file', await tokenFile('bench-client', 'bench-client'), '--service-account', 'bench-client', '--node-id', 'bench-client', '--outbound-listen', '127.0.0.1:0'], 'client sidecar');
       procs.push(client);
       await waitRoutable(client.ready['outbound'] as string);
       const sidecars = [{ name: 'client sidecar', pid: client.pid }, { name: 'server sidecar', pid: server.pid }];

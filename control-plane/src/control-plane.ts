@@ -21,7 +21,11 @@ import type { ConfigStore } from './store/config-store';
 import { translate, translateSliced } from './translate/translate';
 import type { XdsResourceSet } from './translate/translate';
 import { ApiServer } from './api/api-server';
-import { parseListen } from '../../shared/src/listen-address';
+import { isLoopbackHost, parseListen } from '../../shared/src/listen-address';
+import { writeFileAtomic } from '../../shared/src/atomic-file';
+import type { RotatingIdentity } from '../../shared/src/identity/rotating-identity';
+import { servingIdentity } from './identity/serving-identity';
+import { RegistrationService } from './registry/registration-service';
 import { MeshIdentity } from './identity/mesh-identity';
 import { CertificateService } from './identity/certificate-service';
 
@@ -45,6 +49,14 @@ export interface ControlPlaneOptions {
   caKeyFile?: string;
   /** Workload certificate lifetime. Default 24h. */
   workloadCertTtlMs?: number;
+  /** Extra DNS names or IPs in the xDS port's certificate, for clients that dial it by another name. */
+  xdsSans?: string[];
+  /**
+   * host:port of a second, plaintext xDS listener serving ADS only, for proxyless gRPC clients
+   * that cannot present a certificate. Default: none. Loopback only unless `xdsInsecureAllowRemote`.
+   */
+  xdsInsecureListen?: string;
+  xdsInsecureAllowRemote?: boolean;
   clock?: Clock;
   log?: Logger;
 }
@@ -58,14 +70,14 @@ export class ControlPlane {
   store!: ConfigStore;
   identity!: MeshIdentity;
   xdsPort = 0;
+  /** The plaintext xDS port (--xds-insecure-listen), 0 when there is none. */
+  xdsInsecurePort = 0;
   apiPort = 0;
-  private readonly grpcServer = new grpc.Server({
-    'grpc.keepalive_time_ms': 30_000,
-    'grpc.keepalive_timeout_ms': 10_000,
-    'grpc.keepalive_permit_without_calls': 1,
-    'grpc.http2.min_ping_interval_without_data_ms': 5_000,
-    'grpc.max_receive_message_length': 4 * 1024 * 1024,
-  });
+  /** The PEM roots workloads and clients trust (<dataDir>/ca/trust-bundle.pem). */
+  trustBundleFile = '';
+  private readonly grpcServer = new grpc.Server(GRPC_SERVER_OPTIONS);
+  private insecureServer: grpc.Server | undefined;
+  private serving: RotatingIdentity | undefined;
   private api!: ApiServer;
   private rebuildScheduled = false;
   /** Rebuilds run one after another. */
@@ -89,6 +101,12 @@ export class ControlPlane {
   }
 
   static async start(opts: ControlPlaneOptions): Promise<ControlPlane> {
+    if (opts.xdsInsecureListen !== undefined) {
+      const { host: h } = parseListen(opts.xdsInsecureListen, '--xds-insecure-listen');
+      if (!isLoopbackHost(h) && opts.xdsInsecureAllowRemote !== true) {
+        throw new MeshError(ErrorCodes.VALIDATION, `--xds-insecure-listen: ${opts.xdsInsecureListen} is not a loopback address; plaintext xDS shows the mesh's config to anyone who reaches it and lets them pose as any proxy. Use 127.0.0.1 or [::1], or add --xds-insecure-allow-remote`);
+      }
+    }
     const cp = new ControlPlane(opts);
     cp.identity = await MeshIdentity.open({
       dataDir: path.resolve(opts.dataDir), clock: cp.clock,
@@ -104,12 +122,26 @@ export class ControlPlane {
     await cp.rebuild(); // the snapshot exists before any client can connect
     cp.registry.onChange(() => { cp.registryEpoch++; cp.scheduleRebuild(); cp.leases!.schedule(); });
     void cp.watchStore();
-    cp.discovery.register(cp.grpcServer);
+    const trustDomain = cp.identity.ca.trustDomain;
+    cp.trustBundleFile = path.join(path.resolve(opts.dataDir), 'ca', 'trust-bundle.pem');
+    writeFileAtomic(cp.trustBundleFile, cp.identity.ca.trustBundlePem(), 0o644);
+    cp.serving = servingIdentity(cp.identity.ca, opts.xdsSans ?? [], cp.clock, cp.log);
+    await cp.serving.start();
+    cp.discovery.register(cp.grpcServer, { trustDomain });
     new CertificateService(cp.identity, cp.log).register(cp.grpcServer);
-    cp.xdsPort = await bind(cp.grpcServer, opts.xdsListen);
+    new RegistrationService({ registry: cp.registry, trustDomain, log: cp.log, serviceAccountOf: (s) => cp.serviceAccountOf(s) }).register(cp.grpcServer);
+    // A client certificate is optional on this port (a new workload has only its join token),
+    // and verified against the mesh's roots when present; each service checks what it needs.
+    cp.xdsPort = await bind(cp.grpcServer, opts.xdsListen, '--xds-listen', grpc.experimental.createCertificateProviderServerCredentials(cp.serving.provider, cp.serving.provider, false));
+    if (opts.xdsInsecureListen !== undefined) {
+      cp.insecureServer = new grpc.Server(GRPC_SERVER_OPTIONS);
+      cp.discovery.register(cp.insecureServer, 'insecure');
+      cp.xdsInsecurePort = await bind(cp.insecureServer, opts.xdsInsecureListen, '--xds-insecure-listen', grpc.ServerCredentials.createInsecure());
+      cp.log.warn({ xdsInsecure: `${host(opts.xdsInsecureListen)}:${cp.xdsInsecurePort}` }, 'plaintext xDS listener open (--xds-insecure-listen): clients on it are not authenticated');
+    }
     cp.api = new ApiServer(cp, { maxBodyBytes: opts.maxBodyBytes ?? 1024 * 1024 });
     cp.apiPort = await cp.api.listen(opts.apiListen);
-    cp.log.info({ xds: `${host(opts.xdsListen)}:${cp.xdsPort}`, api: `${host(opts.apiListen)}:${cp.apiPort}`, revision: cp.store.current().revision, dataDir: path.resolve(opts.dataDir), trustDomain: cp.identity.ca.trustDomain, ca: cp.identity.ca.source, caExpires: new Date(cp.identity.ca.notAfter).toISOString() }, 'control plane started');
+    cp.log.info({ xds: `${host(opts.xdsListen)}:${cp.xdsPort}`, xdsTls: true, api: `${host(opts.apiListen)}:${cp.apiPort}`, revision: cp.store.current().revision, dataDir: path.resolve(opts.dataDir), trustDomain: cp.identity.ca.trustDomain, ca: cp.identity.ca.source, caExpires: new Date(cp.identity.ca.notAfter).toISOString() }, 'control plane started');
     return cp;
   }
 
@@ -134,6 +166,12 @@ export class ControlPlane {
     return forecastNacks(this.cache, prepared.types, this.discovery.connected());
   }
 
+  /** The service account allowed to register endpoints of `service` (its spec.serviceAccount, else its name). */
+  serviceAccountOf(service: string): string {
+    const mesh = this.lastMesh !== undefined && this.lastMesh.resources === this.store.current().resources ? this.lastMesh.mesh : buildMesh(this.store.current().resources);
+    return mesh.services.get(service)?.spec.serviceAccount ?? service;
+  }
+
   /** The xDS resources for the current config and endpoints. */
   resources(): XdsResourceSet {
     return translate(buildMesh(this.store.current().resources), this.registry.endpoints());
@@ -142,11 +180,8 @@ export class ControlPlane {
   async close(): Promise<void> {
     this.discovery.closeAll();
     await this.api?.close();
-    // Graceful first; anything still open after 2s (a client ignoring the end) is cut.
-    await new Promise<void>((resolve) => {
-      const force = setTimeout(() => { this.grpcServer.forceShutdown(); resolve(); }, 2000);
-      this.grpcServer.tryShutdown(() => { clearTimeout(force); resolve(); });
-    });
+    await Promise.all([this.grpcServer, this.insecureServer].map((s) => (s === undefined ? undefined : shutdown(s))));
+    this.serving?.close();
     this.leases?.save();
     this.registry.close();
     await this.store?.close();
@@ -235,9 +270,25 @@ export class ControlPlane {
 
 function host(listen: string): string { return listen.slice(0, listen.lastIndexOf(':')); }
 
-function bind(server: grpc.Server, listen: string): Promise<number> {
-  parseListen(listen, '--xds-listen');
+const GRPC_SERVER_OPTIONS: grpc.ServerOptions = {
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_timeout_ms': 10_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+  'grpc.max_receive_message_length': 4 * 1024 * 1024,
+};
+
+function bind(server: grpc.Server, listen: string, flag: string, creds: grpc.ServerCredentials): Promise<number> {
+  parseListen(listen, flag);
   return new Promise((resolve, reject) => {
-    server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(new MeshError(ErrorCodes.STORE, `cannot listen for xDS on ${listen}: ${err.message}`)) : resolve(port)));
+    server.bindAsync(listen, creds, (err, port) => (err ? reject(new MeshError(ErrorCodes.STORE, `${flag}: cannot listen for xDS on ${listen}: ${err.message}`)) : resolve(port)));
+  });
+}
+
+/** Graceful first; anything still open after 2s (a client ignoring the end) is cut. */
+function shutdown(server: grpc.Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const force = setTimeout(() => { server.forceShutdown(); resolve(); }, 2000);
+    server.tryShutdown(() => { clearTimeout(force); resolve(); });
   });
 }

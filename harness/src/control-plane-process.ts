@@ -4,12 +4,39 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 
-/** The admin token of each control plane this process started, by API base URL. */
-const ADMIN_TOKENS = new Map<string, string>();
+/** What this process knows of each control plane it started, by API origin. */
+const STARTED = new Map<string, { adminToken: string; trustBundleFile: string; dataDir: string }>();
 
 /** The admin token of the control plane serving `api`, if this process started it. */
 export function adminTokenFor(api: string): string | undefined {
-  return ADMIN_TOKENS.get(new URL(api).origin);
+  return STARTED.get(new URL(api).origin)?.adminToken;
+}
+
+/** The trust bundle file of the control plane serving `api`, if this process started it. */
+export function trustBundleFor(api: string): string | undefined {
+  return STARTED.get(new URL(api).origin)?.trustBundleFile;
+}
+
+let tokenSeq = 0;
+
+/**
+ * Mints a join token on the control plane serving `api` (which this process started) and writes
+ * it to a 0600 file in that control plane's data dir; returns the file's path.
+ */
+export async function joinTokenFile(api: string, service: string, opts: { namespace?: string; serviceAccount?: string; reusable?: boolean; ttl?: string } = {}): Promise<string> {
+  const cp = STARTED.get(new URL(api).origin);
+  if (cp === undefined) throw new Error(`joinTokenFile: ${api} is not a control plane this process started`);
+  const res = await fetch(new URL('/v1/tokens', api), {
+    method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${cp.adminToken}` },
+    body: JSON.stringify({ service, ...opts }),
+  });
+  const body = (await res.json()) as { token?: string; error?: { message?: string } };
+  if (res.status !== 201 || body.token === undefined) throw new Error(`cannot create a join token for ${service}: HTTP ${res.status} ${body.error?.message ?? ''}`);
+  const dir = path.join(cp.dataDir, 'harness-tokens');
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = path.join(dir, `${service}-${process.pid}-${++tokenSeq}.token`);
+  fs.writeFileSync(file, `${body.token}\n`, { mode: 0o600 });
+  return file;
 }
 
 /** The `skein` entry point in the built tree. */
@@ -21,6 +48,10 @@ export interface ControlPlaneProcess {
   xds: string;
   /** Base URL of the SRE API. */
   api: string;
+  /** host:port of the plaintext xDS listener, when started with --xds-insecure-listen. */
+  xdsInsecure: string | undefined;
+  /** The PEM roots of the mesh (what sidecars verify the control plane with). */
+  trustBundleFile: string;
   /** The admin token (from its data dir): the credential for API changes. */
   adminToken: string;
   /** The file it is in. */
@@ -47,14 +78,14 @@ export function startControlPlaneProcess(opts: { dataDir: string; xdsListen?: st
     void exited.then((code) => { clearTimeout(timer); reject(new Error(`control plane exited with ${code} before it was ready:\n${stderr}`)); });
     const lines = readline.createInterface({ input: proc.stdout! });
     lines.on('line', (line) => {
-      let msg: { ready?: boolean; xds?: string; api?: string; adminTokenFile?: string };
+      let msg: { ready?: boolean; xds?: string; api?: string; adminTokenFile?: string; trustBundleFile?: string; xdsInsecure?: string };
       try { msg = JSON.parse(line) as typeof msg; } catch { return; }
       if (msg.ready !== true) return;
       clearTimeout(timer);
       const adminToken = fs.readFileSync(msg.adminTokenFile!, 'utf8').trim();
-      ADMIN_TOKENS.set(new URL(msg.api!).origin, adminToken);
+      STARTED.set(new URL(msg.api!).origin, { adminToken, trustBundleFile: msg.trustBundleFile!, dataDir: opts.dataDir });
       resolve({
-        proc, xds: msg.xds!, api: msg.api!, adminToken, adminTokenFile: msg.adminTokenFile!, logs: () => stderr,
+        proc, xds: msg.xds!, api: msg.api!, xdsInsecure: msg.xdsInsecure, trustBundleFile: msg.trustBundleFile!, adminToken, adminTokenFile: msg.adminTokenFile!, logs: () => stderr,
         async stop(signal = 'SIGTERM') {
           if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
           proc.kill(signal);

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import * as readline from 'node:readline';
-import { SKEIN_MAIN } from './control-plane-process';
+import { joinTokenFile, SKEIN_MAIN, trustBundleFor } from './control-plane-process';
 
 export interface SidecarProcess {
   proc: ChildProcess;
@@ -18,7 +18,16 @@ export interface SidecarProcess {
 
 export interface SidecarProcessOptions {
   xds: string;
+  /** The control plane's API: a join token is minted there (it must be a control plane this process started). */
   api: string;
+  /**
+   * How the sidecar gets its identity. Default: a single-use join token minted for
+   * `serviceAccount ?? service ?? 'sidecar'`. `tokenFile`: that file instead. `insecure`: no
+   * identity; `xds` must then be a plaintext (--xds-insecure-listen) port.
+   */
+  tokenFile?: string;
+  insecure?: boolean;
+  serviceAccount?: string;
   nodeId: string;
   /** The local service; with it, `app` is required and the inbound listener starts. */
   service?: string;
@@ -33,8 +42,12 @@ export interface SidecarProcessOptions {
 }
 
 /** Starts `skein sidecar` as a real process on free ports and waits for its ready line. */
-export function startSidecarProcess(o: SidecarProcessOptions): Promise<SidecarProcess> {
-  const args = [...(o.nodeArgs ?? []), SKEIN_MAIN, 'sidecar', '--xds', o.xds, '--api', o.api, '--node-id', o.nodeId, '--outbound-listen', '127.0.0.1:0',
+export async function startSidecarProcess(o: SidecarProcessOptions): Promise<SidecarProcess> {
+  const sa = o.serviceAccount ?? o.service ?? 'sidecar';
+  const identity = o.insecure === true ? ['--xds-insecure']
+    : ['--token-file', o.tokenFile ?? await joinTokenFile(o.api, o.service ?? sa, { serviceAccount: sa }), '--xds-ca-file', trustBundleFor(o.api) ?? '',
+      ...(o.serviceAccount === undefined ? [] : ['--service-account', o.serviceAccount])];
+  const args = [...(o.nodeArgs ?? []), SKEIN_MAIN, 'sidecar', '--xds', o.xds, ...identity, '--node-id', o.nodeId, '--outbound-listen', '127.0.0.1:0',
     '--admin-listen', '127.0.0.1:0', '--log-level', o.logLevel ?? 'warn',
     ...(o.service ? ['--service', o.service, '--app', o.app!, '--inbound-listen', '127.0.0.1:0', '--version', o.version ?? 'v1'] : []),
     ...(o.appProtocol ? ['--app-protocol', o.appProtocol] : []), ...(o.extraArgs ?? [])];

@@ -10,3 +10,8 @@ export function parseListen(listen: string, field: string): { host: string; port
   }
   return { host: h, port };
 }
+
+/** Whether a listen host only accepts connections from this machine. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}

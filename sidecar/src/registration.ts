@@ -1,10 +1,34 @@
+import * as grpc from '@grpc/grpc-js';
 import type { Clock, TimerHandle } from '../../shared/src/clock';
 import type { Logger } from '../../shared/src/log';
+import { ENDPOINTS_SERVICE, skeinService } from '../../shared/src/grpc/skein-services';
+import type { LeaseRef, RegisterRequest, WireLease } from '../../shared/src/grpc/skein-services';
+
+type Unary<Req> = (req: Req, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: WireLease) => void) => void;
+type EndpointsClient = grpc.Client & { Register: Unary<RegisterRequest>; Renew: Unary<LeaseRef>; Deregister: Unary<LeaseRef> };
+
+export interface RegistrationOptions {
+  /** host:port of the control plane's TLS port. */
+  server: string;
+  /** The workload's mTLS to the control plane: registration is authorized by its identity. */
+  credentials: grpc.ChannelCredentials;
+  channelOptions?: grpc.ChannelOptions;
+  service: string;
+  address: string;
+  port: number;
+  labels: Record<string, string>;
+  ttlMs: number;
+  node: string;
+  clock: Clock;
+  log: Logger;
+}
 
 /**
- * Registers the local instance with the control plane and keeps its lease: renews every TTL/3,
- * registers again when the lease is unknown (control plane restarted without it, or it expired),
- * and deregisters on drain. Failures are logged and retried; they never stop the proxy.
+ * Registers the local instance with the control plane (skein.registry.v1.Endpoints, over mTLS)
+ * and keeps its lease: renews every TTL/3, registers again when the lease is unknown (control
+ * plane restarted without it, or it expired), and deregisters on drain. Failures are logged and
+ * retried; they never stop the proxy. A refusal (this identity may not register this service)
+ * is logged as an error with the reason.
  * `setHealth` re-registers at once with the new health (the app went down or came back), so
  * the control plane moves the endpoint in or out of rotation without waiting for the lease.
  */
@@ -15,8 +39,11 @@ export class Registration {
   private health: 'HEALTHY' | 'UNHEALTHY' = 'HEALTHY';
   /** The health the control plane last accepted for this lease. */
   private registeredHealth: string | undefined;
+  private client: EndpointsClient;
 
-  constructor(private readonly o: { api: string; service: string; address: string; port: number; labels: Record<string, string>; ttlMs: number; node: string; clock: Clock; log: Logger }) {}
+  constructor(private readonly o: RegistrationOptions) {
+    this.client = this.connect();
+  }
 
   async start(): Promise<void> {
     await this.beat();
@@ -33,14 +60,26 @@ export class Registration {
   async stop(): Promise<void> {
     this.stopped = true;
     this.timer?.cancel();
-    if (this.id === undefined) return;
     try {
-      const res = await fetch(new URL(`/v1/endpoints/${this.id}`, this.o.api), { method: 'DELETE', signal: AbortSignal.timeout(2000) });
-      await res.arrayBuffer();
+      if (this.id === undefined) return;
+      await this.call(this.client.Deregister, { id: this.id });
       this.o.log.info({ lease: this.id }, 'deregistered');
     } catch (e) {
-      this.o.log.warn({ err: (e as Error).message }, 'could not deregister; the lease will expire on its own');
+      this.o.log.warn({ err: (e as grpc.ServiceError).details ?? (e as Error).message }, 'could not deregister; the lease will expire on its own');
+    } finally {
+      this.client.close();
     }
+  }
+
+  private connect(): EndpointsClient {
+    const Ctor = skeinService(ENDPOINTS_SERVICE);
+    return new Ctor(this.o.server, this.o.credentials, { ...this.o.channelOptions }) as unknown as EndpointsClient;
+  }
+
+  private call<Req>(method: Unary<Req>, req: Req): Promise<WireLease> {
+    return new Promise((resolve, reject) => {
+      method.call(this.client, req, new grpc.Metadata(), { deadline: Date.now() + 2000 }, (err, res) => (err ? reject(err) : resolve(res!)));
+    });
   }
 
   private schedule(): void {
@@ -51,23 +90,27 @@ export class Registration {
   private async beat(): Promise<void> {
     try {
       if (this.id !== undefined && this.registeredHealth === this.health) {
-        const res = await fetch(new URL(`/v1/endpoints/${this.id}`, this.o.api), { method: 'PUT', signal: AbortSignal.timeout(2000) });
-        await res.arrayBuffer();
-        if (res.ok) return;
+        try {
+          await this.call(this.client.Renew, { id: this.id });
+          return;
+        } catch (e) {
+          if ((e as grpc.ServiceError).code !== grpc.status.NOT_FOUND) throw e;
+        }
       }
-      const res = await fetch(new URL('/v1/endpoints', this.o.api), {
-        method: 'POST', headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(2000),
-        body: JSON.stringify({ service: this.o.service, address: this.o.address, port: this.o.port, labels: this.o.labels, ttl: `${this.o.ttlMs}ms`, node: this.o.node, health: this.health }),
-      });
       const sent = this.health;
-      const body = (await res.json()) as { id?: string; error?: { message?: string } };
-      if (!res.ok || body.id === undefined) throw new Error(body.error?.message ?? `HTTP ${res.status}`);
-      if (this.registeredHealth !== undefined && this.registeredHealth !== sent) this.o.log.info({ lease: body.id, health: sent }, 'reported the app health to the control plane');
+      const lease = await this.call(this.client.Register, {
+        service: this.o.service, address: this.o.address, port: this.o.port, labels: this.o.labels,
+        ttl: { seconds: String(Math.floor(this.o.ttlMs / 1000)), nanos: (this.o.ttlMs % 1000) * 1e6 }, node: this.o.node, health: sent,
+      });
+      if (this.registeredHealth !== undefined && this.registeredHealth !== sent) this.o.log.info({ lease: lease.id, health: sent }, 'reported the app health to the control plane');
       this.registeredHealth = sent;
-      if (this.id !== body.id) this.o.log.info({ lease: body.id, service: this.o.service, address: `${this.o.address}:${this.o.port}` }, 'registered');
-      this.id = body.id;
+      if (this.id !== lease.id) this.o.log.info({ lease: lease.id, service: this.o.service, address: `${this.o.address}:${this.o.port}` }, 'registered');
+      this.id = lease.id;
     } catch (e) {
-      this.o.log.warn({ err: (e as Error).message, api: this.o.api }, 'registration failed; retrying');
+      const err = e as grpc.ServiceError;
+      const denied = err.code === grpc.status.PERMISSION_DENIED || err.code === grpc.status.UNAUTHENTICATED || err.code === grpc.status.INVALID_ARGUMENT;
+      if (denied) this.o.log.error({ reason: err.details, service: this.o.service }, 'the control plane refused to register this instance; retrying');
+      else this.o.log.warn({ err: err.details ?? err.message, server: this.o.server }, 'registration failed; retrying');
     }
   }
 }

@@ -18,6 +18,7 @@ import { AdminServer } from './admin/admin-server';
 import { Stats } from './stats/stats';
 import { ClusterStats } from './stats/stat-bundles';
 import { Registration } from './registration';
+import { CONTROL_PLANE_CHANNEL_OPTIONS, WorkloadIdentity } from './identity/workload-identity';
 import { AppHealth } from './app-health';
 import type { AppHealthSettings } from './app-health';
 import { DEFAULT_APP_HEALTH } from './app-health-settings';
@@ -25,9 +26,25 @@ import { installFastAsyncResourceBind } from './runtime/async-resource-bind';
 import { SKEIN_VERSION } from '../../shared/src/paths';
 import type { DownstreamSettings } from './http/downstream-settings';
 
+/** Where the sidecar's workload identity comes from (sidecar/src/identity/workload-identity.ts). */
+export interface SidecarIdentityOptions {
+  /** File with the join token for the first certificate. */
+  tokenFile: string;
+  /** The control plane's trust bundle (PEM), to verify it on first contact. */
+  caFile: string;
+  trustDomain: string;
+  namespace: string;
+  serviceAccount: string;
+}
+
 export interface SidecarOptions {
   xdsServer: string;
-  api: string;
+  /**
+   * The workload identity: mTLS to the control plane for xDS and registration. Unset: plaintext
+   * xDS (a control plane's --xds-insecure-listen port, or a test's scripted server) and no
+   * registration of `service`.
+   */
+  identity?: SidecarIdentityOptions;
   nodeId: string;
   service?: string;
   app?: string;
@@ -68,6 +85,7 @@ export class Sidecar {
   private readonly servers: net.Server[] = [];
   private readonly bound: Record<string, string> = {};
   private xds!: XdsClient;
+  private workload: WorkloadIdentity | undefined;
   private admin!: AdminServer;
   private registration: Registration | undefined;
   private appHealth: AppHealth | undefined;
@@ -91,6 +109,7 @@ export class Sidecar {
     installFastAsyncResourceBind();
     const sc = new Sidecar(opts);
     try {
+      if (opts.identity !== undefined) await sc.startIdentity(opts.identity);
       await sc.startAdmin();
       sc.bound['outbound'] = await sc.listen(sc.outbound, opts.outboundListen, '--outbound-listen');
       if (opts.service !== undefined) await sc.startInbound();
@@ -100,19 +119,46 @@ export class Sidecar {
       throw e;
     }
     sc.startXds();
-    if (opts.service !== undefined) {
-      sc.registration = new Registration({ api: opts.api, service: opts.service, address: opts.advertiseAddress, port: Number(sc.bound['inbound']!.split(':').pop()), labels: { version: opts.version }, ttlMs: opts.leaseTtlMs, node: opts.nodeId, clock: sc.clock, log: opts.log });
+    if (opts.service !== undefined && sc.workload === undefined) {
+      // Embedded use with a scripted xDS server: the inbound listener serves, nothing registers
+      // (the CLI refuses --service without an identity).
+      opts.log.warn({ service: opts.service }, 'no workload identity: the instance is not registered with the control plane');
+    } else if (opts.service !== undefined) {
+      sc.registration = new Registration({ server: opts.xdsServer, credentials: sc.workload!.controlPlaneCredentials(), channelOptions: CONTROL_PLANE_CHANNEL_OPTIONS, service: opts.service, address: opts.advertiseAddress, port: Number(sc.bound['inbound']!.split(':').pop()), labels: { version: opts.version }, ttlMs: opts.leaseTtlMs, node: opts.nodeId, clock: sc.clock, log: opts.log });
       await sc.registration.start();
       if (sc.appHealth?.unhealthyReason !== undefined) await sc.registration.setHealth('UNHEALTHY');
     }
-    opts.log.info({ ...sc.bound, node: opts.nodeId, xds: opts.xdsServer }, 'sidecar started');
+    opts.log.info({ ...sc.bound, node: opts.nodeId, xds: opts.xdsServer, identity: sc.workload?.spiffeId ?? 'none (plaintext xDS)' }, 'sidecar started');
     return sc;
   }
 
   addresses(): Record<string, string> { return { ...this.bound }; }
 
+  /** Gets the workload certificate (failing the start if the control plane refuses) and exports its lifetime. */
+  private async startIdentity(o: SidecarIdentityOptions): Promise<void> {
+    this.workload = await WorkloadIdentity.start({
+      server: this.opts.xdsServer, tokenFile: o.tokenFile, caFile: o.caFile,
+      identity: { trustDomain: o.trustDomain, namespace: o.namespace, serviceAccount: o.serviceAccount },
+      clock: this.clock, log: this.opts.log,
+    });
+    const expires = this.stats.gauge('identity.cert_expires_in_seconds');
+    const lifetime = this.stats.gauge('identity.cert_lifetime_seconds');
+    const renewals = this.stats.gauge('identity.cert_renewals');
+    const failures = this.stats.gauge('identity.cert_renewal_failures');
+    const rot = this.workload.rotating;
+    this.refreshIdentityGauges = () => {
+      expires.set(Math.floor(rot.expiresInSeconds()));
+      lifetime.set(Math.round((rot.current.notAfter - rot.current.notBefore) / 1000));
+      renewals.set(rot.renewals);
+      failures.set(rot.failures);
+    };
+  }
+
+  private refreshIdentityGauges: () => void = () => undefined;
+
   /** Closes what a failed start opened. */
   private async abandon(): Promise<void> {
+    this.workload?.close();
     await this.appHealth?.close();
     for (const s of this.servers) s.close();
     for (const c of this.inboundClusters()) c.close();
@@ -145,6 +191,7 @@ export class Sidecar {
     // The inbound cluster too: its pooled session to the local app would keep the process alive.
     for (const c of [...this.clusters.values(), ...this.inboundClusters()]) c.close();
     this.xds.close();
+    this.workload?.close();
     await this.admin.close();
   }
 
@@ -208,6 +255,7 @@ export class Sidecar {
       node: { id: o.nodeId, cluster: o.service ?? 'sidecar', metadata: { ...(o.service ? { service: o.service } : {}), version: o.version }, userAgentName: 'skein-sidecar', userAgentVersion: SKEIN_VERSION },
       types: new Map<string, unknown>([[TYPE_URLS.LISTENER, listenerType], [TYPE_URLS.ROUTE, routeType], [TYPE_URLS.CLUSTER, clusterType], [TYPE_URLS.ENDPOINT, endpointsType]]) as never,
       clock: this.clock, log: o.log,
+      ...(this.workload === undefined ? {} : { credentials: this.workload.controlPlaneCredentials(), channelOptions: CONTROL_PLANE_CHANNEL_OPTIONS }),
       check: (type, resources) => this.checkResources(type, resources),
     });
     this.xds.onUpdate((type, resources) => this.onUpdate(type, resources));
@@ -346,7 +394,7 @@ export class Sidecar {
       })),
       stats: this.stats,
       memory: () => ({ clusters: this.clusters.size, routes: this.liveRoutes.size, statScopes: this.stats.scopeCount, statScopesRetained: this.stats.retainedCount }),
-      beforeStats: () => this.refreshConnectionGauges(),
+      beforeStats: () => { this.refreshConnectionGauges(); this.refreshIdentityGauges(); },
     });
     const l = this.opts.adminListen;
     const i = l.lastIndexOf(':');

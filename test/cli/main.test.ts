@@ -61,7 +61,7 @@ describe('skein --help', () => {
     const r = await skein(['control-plane', '--help']);
     assert.equal(r.code, 0, show(r));
     const line = (flag: string) => {
-      const l = r.stdout.split('\n').find((x) => new RegExp(`^\\s+(-\\w, )?--${flag}\\b`).test(x));
+      const l = r.stdout.split('\n').find((x) => new RegExp(`^\\s+(-\\w, )?--${flag}(?![\\w-])`).test(x));
       assert.ok(l, `--${flag} is not documented:\n${r.stdout}`);
       return l;
     };
@@ -81,12 +81,13 @@ describe('skein --help', () => {
     const r = await skein(['sidecar', '--help']);
     assert.equal(r.code, 0, show(r));
     const defaults: Record<string, string> = {
-      xds: '127.0.0.1:18000', api: 'http://127.0.0.1:18001', 'node-id': '<service or "sidecar">-<hostname>-<pid>', service: 'none', version: 'v1',
+      xds: '127.0.0.1:18000', 'xds-ca-file': '<$SKEIN_DATA_DIR or ./.skein-data>/ca/trust-bundle.pem', 'trust-domain': 'skein.local', namespace: 'default',
+      'service-account': '--service, else "sidecar"', 'xds-insecure': 'off', 'token-file': '$SKEIN_TOKEN_FILE', 'node-id': '<service or "sidecar">-<hostname>-<pid>', service: 'none', version: 'v1',
       'app-protocol': 'grpc', 'outbound-listen': '127.0.0.1:15001', 'inbound-listen': '0.0.0.0:15006', 'advertise-address': '127.0.0.1',
       'admin-listen': '127.0.0.1:15000', 'lease-ttl': '10s', 'drain-timeout': '20s', 'log-level': 'info',
     };
     for (const [flag, dflt] of Object.entries(defaults)) {
-      const l = r.stdout.split('\n').find((x) => new RegExp(`^\\s+(-\\w, )?--${flag}\\b`).test(x));
+      const l = r.stdout.split('\n').find((x) => new RegExp(`^\\s+(-\\w, )?--${flag}(?![\\w-])`).test(x));
       assert.ok(l, `--${flag} is not documented:\n${r.stdout}`);
       assert.ok(l.includes(dflt), `--${flag} does not state its default ${dflt}:\n${l}`);
     }
@@ -400,7 +401,7 @@ describe('skein waits for the proxies: --wait, canary, rollout, proxy-status rev
   const cli = (args: string[]) => skein(args, { env: { SKEIN_API: api, SKEIN_DATA_DIR: plane?.dataDir, USER: 'tester' } });
   /** A proxy (raw ADS stream) subscribed to RDS reviews that ACKs or NACKs every response it gets. */
   async function proxyThat(answer: 'ack' | 'nack' | 'ignore', node: string): Promise<RawAdsClient> {
-    const c = new RawAdsClient(plane!.proc.xds, node);
+    const c = new RawAdsClient(plane!.proc.xdsInsecure!, node);
     clients.push(c);
     c.subscribe(TYPE_URLS.ROUTE, ['reviews']);
     c.ack(await c.next(TYPE_URLS.ROUTE), ['reviews']);
@@ -413,7 +414,8 @@ describe('skein waits for the proxies: --wait, canary, rollout, proxy-status rev
   }
 
   before(async () => {
-    plane = await startPlane();
+    // Scripted proxies speak plaintext ADS on the loopback insecure listener.
+    plane = await startPlane({ extraArgs: ['--xds-insecure-listen', '127.0.0.1:0'] });
     api = plane.api;
     await call(api, 'POST', '/v1/config', { body: [reviewsService(), reviewsRoute(90, 10)] });
   });

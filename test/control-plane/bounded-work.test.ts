@@ -100,9 +100,9 @@ describe('bounded work: the API keeps answering while a maximal config is applie
   const proxies: RawAdsClient[] = [];
 
   before(async () => {
-    plane = await startPlane();
+    plane = await startPlane({ extraArgs: ['--xds-insecure-listen', '127.0.0.1:0'] });
     for (const i of range(PROXIES)) {
-      const c = new RawAdsClient(plane.proc.xds, `proxy-${i}`);
+      const c = new RawAdsClient(plane.proc.xdsInsecure!, `proxy-${i}`);
       c.subscribe(TYPE_URLS.CLUSTER);
       c.send({ type_url: TYPE_URLS.LISTENER, resource_names: [] });
       c.send({ type_url: TYPE_URLS.ROUTE, resource_names: ['skein.outbound'] });

@@ -43,11 +43,13 @@ describe('proxyless gRPC clients (@grpc/grpc-js-xds) against the control plane p
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skein-e2e-'));
-    cp = await startControlPlaneProcess({ dataDir: dir, logLevel: 'warn' });
+    // grpc-js-xds takes only insecure or google_default channel credentials from its bootstrap,
+    // so these clients use the control plane's plaintext loopback listener.
+    cp = await startControlPlaneProcess({ dataDir: dir, logLevel: 'warn', extraArgs: ['--xds-insecure-listen', '127.0.0.1:0'] });
     for (const [backend, version] of [['v1-a', 'v1'], ['v1-b', 'v1'], ['v2-a', 'v2'], ['v2-static', 'v2']] as const) backends.push(await startGreeter({ backend, version }));
     await api(cp.api, 'POST', '/v1/config', demoConfig(backends[3]!.port, { v1: 50, v2: 50 }));
     for (const b of backends.slice(0, 3)) beats.push(await new Heartbeat(cp.api, b).start());
-    client = xdsGreeterClient('greeter', cp.xds, NODE);
+    client = xdsGreeterClient('greeter', cp.xdsInsecure!, NODE);
   });
 
   after(async () => {
@@ -164,12 +166,12 @@ describe('proxyless gRPC clients (@grpc/grpc-js-xds) against the control plane p
     const versions = Object.fromEntries(before.types.map((t) => [t.typeUrl, t.ackedVersion]));
     // No instance re-registers during the restart: EDS must come back from the saved registry.
     for (const h of beats) h.stop();
-    const xdsListen = cp.xds;
+    const insecureListen = cp.xdsInsecure!;
     const apiListen = new URL(cp.api).host;
     assert.equal(await cp.stop(), 0, 'clean exit on SIGTERM');
     const down = await sendAndCount([client], 300);
     assert.equal(down.errors, 0, `calls fail while the control plane is down: ${down.lastError}`);
-    cp = await startControlPlaneProcess({ dataDir: dir, xdsListen, apiListen, logLevel: 'warn' });
+    cp = await startControlPlaneProcess({ dataDir: dir, apiListen, logLevel: 'warn', extraArgs: ['--xds-insecure-listen', insecureListen] });
     const after = await eventually(async () => {
       const p = await proxy(cp.api, NODE);
       return p?.state === 'SYNCED' && p.types.length === 4 ? p : undefined;
@@ -204,7 +206,7 @@ describe('proxyless gRPC clients (@grpc/grpc-js-xds) against the control plane p
     const limit = { type: 'LocalRateLimit', localRateLimit: { maxTokens: 1, fillInterval: '1h' } };
 
     const first = await api<{ revision: number }>(cp.api, 'POST', '/v1/config', [service, route([])]);
-    const faulty = xdsGreeterClient('faulty', cp.xds, FAULT_NODE);
+    const faulty = xdsGreeterClient('faulty', cp.xdsInsecure!, FAULT_NODE);
     try {
       faulty.getChannel().getConnectivityState(true); // a channel resolves only once it leaves IDLE
       let p = await ackedAll(first.revision);

@@ -74,7 +74,7 @@ describe('http filters: routes and listener must agree', () => {
     ads.set(RDS, [routeConfig('rc', 'filtered', { cluster: 'filtered' }, { typed_per_filter_config: abort })]);
     ads.set(CDS, [staticCluster('filtered', [{ address: '127.0.0.1', port: app.port }])]);
     const sc = await Sidecar.start({
-      xdsServer: ads.target, api: 'http://127.0.0.1:1', nodeId: 'filters-test', version: 'v1',
+      xdsServer: ads.target, nodeId: 'filters-test', version: 'v1',
       outboundListen: '127.0.0.1:0', inboundListen: '127.0.0.1:0', advertiseAddress: '127.0.0.1', adminListen: '127.0.0.1:0',
       leaseTtlMs: 10_000, drainTimeoutMs: 2000, clock: new FakeClock(), log: silentLogger(),
     });

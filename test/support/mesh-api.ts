@@ -15,7 +15,7 @@ export async function proxy(base: string, nodeId: string): Promise<ProxyStatus |
 }
 
 /**
- * Keeps a backend registered like a sidecar would: renews its lease, and registers again when
+ * Keeps a backend registered through the API, as an operator would (with the admin token): renews its lease, and registers again when
  * the control plane no longer knows the lease (after a restart, or after the lease expired).
  */
 export class Heartbeat {
@@ -37,9 +37,8 @@ export class Heartbeat {
 
   private async beat(): Promise<void> {
     if (this.id !== undefined) {
-      const res = await fetch(new URL(`/v1/endpoints/${this.id}`, this.base), { method: 'PUT' });
-      await res.arrayBuffer();
-      if (res.ok) return;
+      const res = await call(this.base, 'PUT', `/v1/endpoints/${this.id}`);
+      if (res.status === 200) return;
     }
     const lease = await api<{ id: string }>(this.base, 'POST', '/v1/endpoints', { service: 'greeter', address: this.b.address, port: this.b.port, labels: { version: this.b.version }, ttl: this.ttl, node: this.b.backend });
     this.id = lease.id;

@@ -117,7 +117,7 @@ export function staticCluster(name: string, hosts: { address: string; port: numb
 /** A client-side sidecar in this process, fed by `ads`, ready (listener, routes and clusters arrived). */
 export async function startFedSidecar(ads: ScriptedAds, over: Partial<SidecarOptions> & { clock?: Clock } = {}): Promise<Sidecar> {
   const sc = await Sidecar.start({
-    xdsServer: ads.target, api: 'http://127.0.0.1:1', nodeId: 'scripted-test', version: 'v1',
+    xdsServer: ads.target, nodeId: 'scripted-test', version: 'v1',
     outboundListen: '127.0.0.1:0', inboundListen: '127.0.0.1:0', advertiseAddress: '127.0.0.1', adminListen: '127.0.0.1:0',
     leaseTtlMs: 10_000, drainTimeoutMs: 5000, clock: new FakeClock(), log: silentLogger(), ...over,
   });

@@ -43,9 +43,11 @@ type Handler = (req: http.IncomingMessage, url: URL, params: string[]) => Promis
 /**
  * Who may call a route: anyone who can reach the API ('read': reads, meant for loopback or a
  * trusted network), or only a caller with the admin token ('admin': every change, and anything
- * that mints or lists credentials). 'registration' routes are the sidecars' endpoint leases.
+ * that mints or lists credentials). Registering an endpoint here is an admin change too (an
+ * operator adding an instance by hand); sidecars register over gRPC with their certificate
+ * (registry/registration-service.ts), which limits them to their own service.
  */
-type Access = 'read' | 'admin' | 'registration';
+type Access = 'read' | 'admin';
 interface Route { method: string; pattern: RegExp; handler: Handler; access?: Access }
 
 /**
@@ -70,9 +72,9 @@ export class ApiServer {
       { method: 'GET', pattern: /^\/v1\/rollouts\/(\d{1,9})$/, handler: async (_r, url, p) => [200, await this.rolloutOf(Number(p[0]), url)] },
       { method: 'GET', pattern: /^\/v1\/proxies$/, handler: async () => [200, { revision: this.cp.cache.revision, proxies: this.cp.discovery.proxies() }] },
       { method: 'GET', pattern: /^\/v1\/endpoints$/, handler: async () => [200, { endpoints: this.cp.registry.list().map(leaseJson) }] },
-      { method: 'POST', pattern: /^\/v1\/endpoints$/, handler: (req) => this.register(req), access: 'registration' },
-      { method: 'PUT', pattern: /^\/v1\/endpoints\/([0-9a-f-]{36})$/, handler: async (_r, _u, p) => [200, leaseJson(this.cp.registry.renew(p[0]!))], access: 'registration' },
-      { method: 'DELETE', pattern: /^\/v1\/endpoints\/([0-9a-f-]{36})$/, handler: async (_r, _u, p) => { this.cp.registry.deregister(p[0]!); return [200, { deregistered: p[0] }]; }, access: 'registration' },
+      { method: 'POST', pattern: /^\/v1\/endpoints$/, handler: (req) => this.register(req), access: 'admin' },
+      { method: 'PUT', pattern: /^\/v1\/endpoints\/([0-9a-f-]{36})$/, handler: async (_r, _u, p) => [200, leaseJson(this.cp.registry.renew(p[0]!))], access: 'admin' },
+      { method: 'DELETE', pattern: /^\/v1\/endpoints\/([0-9a-f-]{36})$/, handler: async (_r, _u, p) => { this.cp.registry.deregister(p[0]!); return [200, { deregistered: p[0] }]; }, access: 'admin' },
       { method: 'GET', pattern: /^\/v1\/xds$/, handler: async (_r, url) => [200, this.xdsDump(url)] },
       { method: 'POST', pattern: /^\/v1\/tokens$/, handler: (req) => this.createToken(req), access: 'admin' },
       { method: 'GET', pattern: /^\/v1\/tokens$/, handler: async () => [200, { tokens: this.cp.identity.tokens.list().map(tokenJson) }], access: 'admin' },

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import * as fs from 'node:fs';
 import { parseDocuments } from '../../../shared/src/config/documents';
 import { parseDuration } from '../../../shared/src/config/duration';
@@ -11,7 +12,8 @@ export const controlPlane: Command = {
   spec: {
     name: 'control-plane', usage: 'control-plane [flags]',
     summary: 'Run the control plane: the xDS v3 ADS server, the config store, the endpoint registry and the SRE API.\n' +
-      'When it is ready it prints one JSON line to stdout: {"ready":true,"xds":"HOST:PORT","api":"URL"}. Logs go to stderr.',
+      'The xDS port is TLS from the mesh CA; ADS and endpoint registration there need a workload certificate.\n' +
+      'When it is ready it prints one JSON line to stdout: {"ready":true,"xds":"HOST:PORT","api":"URL","trustBundleFile":...,"xdsInsecure":...}. Logs go to stderr.',
     flags: [
       { name: 'data-dir', type: 'string', value: 'DIR', env: 'SKEIN_DATA_DIR', default: './.skein-data', help: 'where the embedded store keeps config revisions' },
       { name: 'xds-listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:18000', help: 'address of the xDS (ADS) gRPC server; port 0 picks a free port' },
@@ -24,6 +26,9 @@ export const controlPlane: Command = {
       { name: 'ca-cert', type: 'string', value: 'FILE', help: 'plug in your own root or intermediate CA: PEM, the issuing CA first, then its chain up to the self-signed root (default: a P-256 root generated in DATA_DIR/ca at first start, valid 10 years)' },
       { name: 'ca-key', type: 'string', value: 'FILE', help: 'the private key (PKCS#8 PEM, mode 0600) of --ca-cert' },
       { name: 'workload-cert-ttl', type: 'string', value: 'DURATION', default: '24h', help: 'lifetime of workload certificates (1m to 2160h, i.e. 90 days; never past the CA\'s own expiry)' },
+      { name: 'xds-san', type: 'string', value: 'NAMES', help: 'extra DNS names or IPs, comma-separated, for the xDS port\'s certificate, for clients that verify the host they dial (default: none; it always has control-plane.skein, localhost, 127.0.0.1, ::1 and the control plane\'s SPIFFE ID)' },
+      { name: 'xds-insecure-listen', type: 'string', value: 'HOST:PORT', help: 'also serve ADS over plaintext here, with no client authentication, for proxyless gRPC clients that cannot present a certificate; loopback only unless --xds-insecure-allow-remote (default: off)' },
+      { name: 'xds-insecure-allow-remote', type: 'boolean', help: 'let --xds-insecure-listen bind a non-loopback address (default: off)' },
       { name: 'log-level', type: 'string', value: 'LEVEL', env: 'SKEIN_LOG_LEVEL', default: 'info', help: 'trace, debug, info, warn, error or silent' },
     ],
     more: 'At first start it writes an admin token to DATA_DIR/admin-token (0600): every change through the API must present it\n' +
@@ -36,6 +41,8 @@ export const controlPlane: Command = {
     if (typeof ttl !== 'number' || ttl < 1000 || ttl > 300_000) throw new MeshError(ErrorCodes.VALIDATION, `--lease-ttl: must be a duration from 1s to 5m, got "${str(p, 'lease-ttl')}"`);
     const certTtl = parseDuration(str(p, 'workload-cert-ttl'));
     if (typeof certTtl !== 'number') throw new MeshError(ErrorCodes.VALIDATION, `--workload-cert-ttl: ${certTtl.error}`);
+    const insecureListen = optStr(p, 'xds-insecure-listen');
+    if (p.values['xds-insecure-allow-remote'] === true && insecureListen === undefined) throw new MeshError(ErrorCodes.VALIDATION, '--xds-insecure-allow-remote needs --xds-insecure-listen');
     const log = createLogger('skein-control-plane', level);
     // Loaded here, not at the top: the gRPC server and xDS protos would slow every other command.
     const { ControlPlane } = await import('../control-plane');
@@ -45,6 +52,8 @@ export const controlPlane: Command = {
       defaultLeaseTtlMs: ttl, log, trustDomain: str(p, 'trust-domain'), workloadCertTtlMs: certTtl,
       ...(optStr(p, 'ca-cert') === undefined ? {} : { caCertFile: optStr(p, 'ca-cert')! }),
       ...(optStr(p, 'ca-key') === undefined ? {} : { caKeyFile: optStr(p, 'ca-key')! }),
+      ...(optStr(p, 'xds-san') === undefined ? {} : { xdsSans: sansOf(optStr(p, 'xds-san')!) }),
+      ...(insecureListen === undefined ? {} : { xdsInsecureListen: insecureListen, xdsInsecureAllowRemote: p.values['xds-insecure-allow-remote'] === true }),
     });
     const seed = optStr(p, 'config');
     if (seed !== undefined) {
@@ -59,7 +68,8 @@ export const controlPlane: Command = {
     }
     const apiHost = str(p, 'api-listen').slice(0, str(p, 'api-listen').lastIndexOf(':'));
     const xdsHost = str(p, 'xds-listen').slice(0, str(p, 'xds-listen').lastIndexOf(':'));
-    out(JSON.stringify({ ready: true, xds: `${xdsHost}:${cp.xdsPort}`, api: `http://${apiHost}:${cp.apiPort}`, adminTokenFile: cp.identity.admin.file, revision: cp.store.current().revision }));
+    out(JSON.stringify({ ready: true, xds: `${xdsHost}:${cp.xdsPort}`, api: `http://${apiHost}:${cp.apiPort}`, adminTokenFile: cp.identity.admin.file, trustBundleFile: cp.trustBundleFile,
+      ...(insecureListen === undefined ? {} : { xdsInsecure: `${insecureListen.slice(0, insecureListen.lastIndexOf(':'))}:${cp.xdsInsecurePort}` }), revision: cp.store.current().revision }));
     await new Promise<void>((resolve) => {
       const stop = (sig: string) => { log.info({ signal: sig }, 'shutting down'); resolve(); };
       process.once('SIGTERM', () => stop('SIGTERM'));
@@ -70,3 +80,12 @@ export const controlPlane: Command = {
     return 0;
   },
 };
+
+/** --xds-san: comma-separated DNS names or IPs. */
+function sansOf(v: string): string[] {
+  const names = v.split(',').map((n) => n.trim()).filter((n) => n !== '');
+  for (const n of names) {
+    if (isIP(n) === 0 && !/^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/i.test(n)) throw new MeshError(ErrorCodes.VALIDATION, `--xds-san: "${n}" is neither a DNS name nor an IP`);
+  }
+  return names;
+}

@@ -81,6 +81,8 @@ export class AdsStream {
     private readonly log: Logger,
     id: string,
     private readonly onAnswer: AnswerListener = () => undefined,
+    /** The SPIFFE ID the client authenticated with, or '' on the plaintext listener. */
+    private readonly identity = '',
   ) {
     this.id = id;
     this.connectedAt = clock.now();
@@ -229,6 +231,7 @@ export class AdsStream {
       cluster: this.node?.cluster ?? '',
       userAgent: this.userAgent(),
       peer: this.call.getPeer(),
+      identity: this.identity,
       connectedAt: new Date(this.connectedAt).toISOString(),
       state: worst(types.map((t) => t.state)),
       currentRevision: this.cache.revision,

@@ -11,6 +11,8 @@ import { RolloutLog } from './rollout';
 import type { Rollout, RolloutReport } from './rollout';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import { TimeSlicer } from '../../../shared/src/slicer';
+import { callerIdentity, grpcError } from '../../../shared/src/grpc/skein-services';
+import { spiffeId } from '../../../shared/src/identity/spiffe';
 
 /**
  * envoy.service.discovery.v3.AggregatedDiscoveryService, state of the world.
@@ -94,10 +96,29 @@ export class DiscoveryServer {
     throw new MeshError(ErrorCodes.NOT_FOUND, `no rollout for revision ${revision}: it ${why}`);
   }
 
-  /** Adds the ADS service to a gRPC server. */
-  register(server: grpc.Server): void {
+  /**
+   * Adds the ADS service to a gRPC server. With `trustDomain` (the TLS port), a stream is served
+   * only to a client whose verified certificate carries a workload identity of that trust
+   * domain; without it (the plaintext --xds-insecure-listen port), to anyone who reaches it.
+   */
+  register(server: grpc.Server, auth: { trustDomain: string } | 'insecure'): void {
     server.addService(loadAdsServiceDefinition(), {
-      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => this.handle(call),
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => {
+        let identity = '';
+        if (auth !== 'insecure') {
+          try {
+            const id = callerIdentity(call, auth.trustDomain);
+            if (id === undefined) throw new MeshError(ErrorCodes.UNAUTHENTICATED, 'xDS needs a workload certificate: get one with a join token (skein token create) from skein.identity.v1.Certificates/Sign on this port');
+            identity = spiffeId(id);
+          } catch (e) {
+            const err = grpcError(e);
+            this.log.warn({ peer: call.getPeer(), reason: err.details }, 'xDS stream refused');
+            call.emit('error', err);
+            return;
+          }
+        }
+        this.handle(call, identity);
+      },
       DeltaAggregatedResources: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
         call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'skein serves state-of-the-world ADS only; use StreamAggregatedResources' });
       },
@@ -120,9 +141,9 @@ export class DiscoveryServer {
     for (const s of streams) s.shutdown(reason);
   }
 
-  private handle(call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>): void {
+  private handle(call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>, identity: string): void {
     const id = `${Date.now().toString(36)}-${++this.seq}`;
-    const stream = new AdsStream(call, this.cache, this.clock, this.log, id, (s, type, state, revision, error) => this.rollouts.answered(s.id, type, state, revision, error));
+    const stream = new AdsStream(call, this.cache, this.clock, this.log, id, (s, type, state, revision, error) => this.rollouts.answered(s.id, type, state, revision, error), identity);
     this.streams.set(id, stream);
     const done = () => {
       if (!this.streams.delete(id)) return;

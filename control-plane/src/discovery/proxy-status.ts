@@ -29,6 +29,8 @@ export interface ProxyStatus {
   cluster: string;
   userAgent: string;
   peer: string;
+  /** The SPIFFE ID of the client's certificate; '' when it came over the plaintext listener (--xds-insecure-listen). */
+  identity: string;
   connectedAt: string;
   state: SyncState;
   /** The config revision of the current snapshot, for comparing with what was sent. */

@@ -17,7 +17,7 @@ import { randomBytes, X509Certificate } from 'node:crypto';
 import type { Clock } from '../../../shared/src/clock';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import { writeFileAtomic } from '../../../shared/src/atomic-file';
-import { spiffeId } from '../../../shared/src/identity/spiffe';
+import { controlPlaneSpiffeId, spiffeId } from '../../../shared/src/identity/spiffe';
 import type { WorkloadIdentity } from '../../../shared/src/identity/spiffe';
 import { EC_P256, generateKeyPair, importPrivateKeyPem, privateKeyPem, x509 } from '../../../shared/src/identity/x509';
 import type { CryptoKey } from '../../../shared/src/identity/x509';
@@ -151,25 +151,43 @@ export class CertificateAuthority {
     if (asked.length !== 1 || asked[0] !== `url:${want}`) {
       throw new MeshError(ErrorCodes.PERMISSION_DENIED, `csr: asks for ${asked.length === 0 ? 'no SAN' : asked.join(', ')}; this caller may only get ${want}`);
     }
+    return this.issue(csr.publicKey, [{ type: 'url', value: want }], `O=skein, CN=${identity.serviceAccount}.${identity.namespace}`, ttlMs);
+  }
+
+  /**
+   * The control plane's own serving certificate for `publicKey` (its key never leaves it
+   * either): the control plane's SPIFFE ID, and the DNS names and IPs clients may dial it by.
+   */
+  async issueServing(publicKey: CryptoKey, names: { dns: readonly string[]; ips: readonly string[] }): Promise<IssuedCertificate> {
+    const spki = await x509.PublicKey.create(publicKey);
+    const sans = [
+      { type: 'url', value: controlPlaneSpiffeId(this.trustDomain) },
+      ...names.dns.map((value) => ({ type: 'dns', value })),
+      ...names.ips.map((value) => ({ type: 'ip', value })),
+    ];
+    return this.issue(spki, sans, `O=skein, CN=control-plane.${this.trustDomain}`, this.workloadTtlMs);
+  }
+
+  private async issue(publicKey: x509.PublicKey, sans: { type: string; value: string }[], subject: string, ttlMs: number): Promise<IssuedCertificate> {
     const now = this.clock.now();
     const notAfter = Math.min(now + ttlMs, this.notAfter);
     if (notAfter <= now) throw new MeshError(ErrorCodes.INTERNAL, `the CA certificate expired at ${new Date(this.notAfter).toISOString()}; rotate the CA`);
     const notBefore = Math.max(now - CA_DEFAULTS.backdateMs, this.issuer.notBefore.getTime());
     const sn = serial();
     const leaf = await x509.X509CertificateGenerator.create({
-      serialNumber: sn, subject: `O=skein, CN=${identity.serviceAccount}.${identity.namespace}`, issuer: this.issuer.subject,
+      serialNumber: sn, subject, issuer: this.issuer.subject,
       notBefore: new Date(notBefore), notAfter: new Date(notAfter),
-      signingKey: this.issuerKey, publicKey: csr.publicKey, signingAlgorithm: EC_P256,
+      signingKey: this.issuerKey, publicKey, signingAlgorithm: EC_P256,
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
         new x509.ExtendedKeyUsageExtension([OID_SERVER_AUTH, OID_CLIENT_AUTH]),
-        new x509.SubjectAlternativeNameExtension([{ type: 'url', value: want }], false),
+        new x509.SubjectAlternativeNameExtension(sans as x509.JsonGeneralNames, false),
         await x509.AuthorityKeyIdentifierExtension.create(this.issuer),
       ],
     });
     return {
-      spiffeId: want, serial: sn,
+      spiffeId: sans[0]!.value, serial: sn,
       certChainPem: [leaf.toString('pem'), this.issuer === this.roots[0] ? undefined : this.issuer.toString('pem'), ...this.intermediatesPem].filter((x) => x !== undefined).join('\n'),
       trustBundlePem: this.trustBundlePem(), notBefore, notAfter,
     };

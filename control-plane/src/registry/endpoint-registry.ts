@@ -96,6 +96,13 @@ export class EndpointRegistry {
     return lease;
   }
 
+  /** The lease `id`; NOT_FOUND when it does not exist or expired. */
+  get(id: string): Lease {
+    const lease = this.leases.get(id);
+    if (lease === undefined) throw new MeshError(ErrorCodes.NOT_FOUND, `lease ${id.slice(0, 64)} does not exist or has expired; register again`);
+    return lease;
+  }
+
   /** Extends a lease by its TTL. Throws NOT_FOUND if it expired: the instance must register again. */
   renew(id: string): Lease {
     const lease = this.leases.get(id);

@@ -42,6 +42,11 @@ export interface ServiceSpec {
   ports: ServicePort[];
   subsets: Subset[];
   endpoints: StaticEndpoint[];
+  /**
+   * The service account whose workload identity (spiffe://<td>/ns/<ns>/sa/<this>) may register
+   * endpoints for this service. Unset: the service's own name.
+   */
+  serviceAccount?: string;
 }
 export type Service = ResourceBase<'Service', ServiceSpec>;
 

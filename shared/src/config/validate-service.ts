@@ -3,17 +3,20 @@ import type { EndpointHealth, Service, ServicePort, StaticEndpoint, Subset } fro
 import { FieldReader, join, LABEL_KEY_PATTERN, LABEL_MAP, NAME_HINT, NAME_PATTERN } from './reader';
 import { CONFIG_LIMITS } from './limits';
 
+/** A Kubernetes-style service account name (a DNS label), as SPIFFE IDs carry it. */
+const SERVICE_ACCOUNT = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const HOSTNAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/i;
 
 export function validateServiceSpec(r: FieldReader, raw: unknown): Service['spec'] | undefined {
-  const o = r.object(raw, 'spec', ['protocol', 'ports', 'subsets', 'endpoints']);
+  const o = r.object(raw, 'spec', ['protocol', 'ports', 'subsets', 'endpoints', 'serviceAccount']);
   if (o === undefined) return undefined;
   const protocol = o['protocol'] === undefined ? 'grpc' : r.oneOf(o['protocol'], 'spec.protocol', ['grpc', 'http'] as const);
   const ports = portsOf(r, o['ports']);
   const subsets = subsetsOf(r, o['subsets']);
   const endpoints = endpointsOf(r, o['endpoints']);
-  if (protocol === undefined || ports === undefined || subsets === undefined || endpoints === undefined) return undefined;
-  return { protocol, ports, subsets, endpoints };
+  const serviceAccount = o['serviceAccount'] === undefined ? undefined : r.string(o['serviceAccount'], 'spec.serviceAccount', { pattern: SERVICE_ACCOUNT, patternHint: 'a DNS label: lower-case letters, digits and \'-\', at most 63, e.g. reviews' });
+  if (protocol === undefined || ports === undefined || subsets === undefined || endpoints === undefined || (o['serviceAccount'] !== undefined && serviceAccount === undefined)) return undefined;
+  return { protocol, ports, subsets, endpoints, ...(serviceAccount === undefined ? {} : { serviceAccount }) };
 }
 
 function portsOf(r: FieldReader, raw: unknown): ServicePort[] | undefined {

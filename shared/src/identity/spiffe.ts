@@ -39,3 +39,25 @@ export function parseSpiffeId(uri: string, field = 'spiffe id'): WorkloadIdentit
   if (m === null) throw new MeshError(ErrorCodes.VALIDATION, `${field}: "${uri.slice(0, 300)}" is not spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`);
   return { trustDomain: checkTrustDomain(m[1]!, field), namespace: checkSegment(m[2]!, field), serviceAccount: checkSegment(m[3]!, field) };
 }
+
+/** The namespace and service account of the control plane's own serving certificate. */
+export const CONTROL_PLANE_NAMESPACE = 'skein-system';
+export const CONTROL_PLANE_SERVICE_ACCOUNT = 'control-plane';
+
+/** The host name skein's own clients dial the control plane by (TLS SNI), whatever address they connect to. */
+export const CONTROL_PLANE_HOST = 'control-plane.skein';
+
+/** The SPIFFE ID the control plane serves xDS (and signs nothing else) with. */
+export function controlPlaneSpiffeId(trustDomain: string): string {
+  return spiffeId({ trustDomain, namespace: CONTROL_PLANE_NAMESPACE, serviceAccount: CONTROL_PLANE_SERVICE_ACCOUNT });
+}
+
+/**
+ * The SPIFFE ID in a certificate's subjectAltName as Node prints it (`URI:spiffe://…, DNS:…`),
+ * or undefined when it has none. A certificate with two SPIFFE IDs has none that counts.
+ */
+export function spiffeIdInSan(subjectAltName: string | undefined): string | undefined {
+  if (subjectAltName === undefined) return undefined;
+  const ids = subjectAltName.split(', ').filter((n) => n.startsWith('URI:spiffe://')).map((n) => n.slice(4));
+  return ids.length === 1 ? ids[0] : undefined;
+}

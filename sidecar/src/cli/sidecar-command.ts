@@ -1,7 +1,9 @@
 import { parseDuration } from '../../../shared/src/config/duration';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import { createLogger } from '../../../shared/src/log';
-import { API_FLAG, intFlag, optStr, str } from '../../../shared/src/cli/args';
+import * as path from 'node:path';
+import { intFlag, optStr, str } from '../../../shared/src/cli/args';
+import { checkSegment, checkTrustDomain, DEFAULT_NAMESPACE, DEFAULT_TRUST_DOMAIN } from '../../../shared/src/identity/spiffe';
 import { configureRe2, MAX_RE2_PROGRAM_SIZE } from '../../../shared/src/re2';
 import { APP_HEALTH_DEFAULTS, parseAppHealthCheck } from '../app-health-settings';
 import type { Command } from '../../../shared/src/cli/command';
@@ -15,7 +17,12 @@ export const sidecar: Command = {
       'When ready it prints one JSON line to stdout: {"ready":true,"outbound":...,"inbound":...,"admin":...}. Logs go to stderr.',
     flags: [
       { name: 'xds', type: 'string', value: 'HOST:PORT', env: 'SKEIN_XDS', default: '127.0.0.1:18000', help: 'the control plane xDS (ADS) server' },
-      API_FLAG,
+      { name: 'token-file', type: 'string', value: 'FILE', env: 'SKEIN_TOKEN_FILE', help: 'the join token (skein token create --service NAME) for this workload\'s first certificate; renewals use the certificate. Required unless --xds-insecure' },
+      { name: 'xds-ca-file', type: 'string', value: 'FILE', env: 'SKEIN_XDS_CA_FILE', help: 'PEM roots that verify the control plane on first contact (default: <$SKEIN_DATA_DIR or ./.skein-data>/ca/trust-bundle.pem, which the control plane writes; or save GET /v1/ca)' },
+      { name: 'trust-domain', type: 'string', value: 'DOMAIN', default: DEFAULT_TRUST_DOMAIN, help: 'the mesh\'s SPIFFE trust domain (the control plane\'s --trust-domain)' },
+      { name: 'namespace', type: 'string', value: 'NS', default: DEFAULT_NAMESPACE, help: 'this workload\'s namespace, as its join token binds it' },
+      { name: 'service-account', type: 'string', value: 'SA', help: 'this workload\'s service account, as its join token binds it (default: --service, else "sidecar")' },
+      { name: 'xds-insecure', type: 'boolean', help: 'plaintext xDS with no identity, to a control plane\'s --xds-insecure-listen port; outbound only (no --service). Default: off' },
       { name: 'node-id', type: 'string', value: 'ID', help: 'xDS node id (default: <service or "sidecar">-<hostname>-<pid>)' },
       { name: 'service', type: 'string', value: 'NAME', help: 'the local service: enables the inbound listener and registration (default: none, outbound only)' },
       { name: 'version', type: 'string', value: 'LABEL', default: 'v1', help: 'the version label registered for the local instance' },
@@ -42,6 +49,18 @@ export const sidecar: Command = {
   async run(p, out) {
     const level = str(p, 'log-level');
     const service = optStr(p, 'service');
+    const tokenFile = optStr(p, 'token-file');
+    const insecure = p.values['xds-insecure'] === true;
+    if (insecure && tokenFile !== undefined) throw new MeshError(ErrorCodes.VALIDATION, '--xds-insecure and --token-file: give one; --xds-insecure means no identity');
+    if (!insecure && tokenFile === undefined) throw new MeshError(ErrorCodes.VALIDATION, '--token-file is required: the sidecar proves who it is with a join token (skein token create --service NAME > FILE). For a plaintext control plane port (--xds-insecure-listen), give --xds-insecure');
+    if (insecure && service !== undefined) throw new MeshError(ErrorCodes.VALIDATION, '--xds-insecure cannot go with --service: registering an instance needs a workload identity (--token-file)');
+    const identity = tokenFile === undefined ? undefined : {
+      tokenFile,
+      caFile: optStr(p, 'xds-ca-file') ?? path.join(process.env['SKEIN_DATA_DIR'] ?? './.skein-data', 'ca', 'trust-bundle.pem'),
+      trustDomain: checkTrustDomain(str(p, 'trust-domain'), '--trust-domain'),
+      namespace: checkSegment(str(p, 'namespace'), '--namespace'),
+      serviceAccount: checkSegment(optStr(p, 'service-account') ?? service ?? 'sidecar', '--service-account'),
+    };
     const app = optStr(p, 'app');
     if (service !== undefined && app === undefined) throw new MeshError(ErrorCodes.VALIDATION, '--app is required with --service: the local app address, e.g. 127.0.0.1:8080');
     const appProtocol = str(p, 'app-protocol');
@@ -70,7 +89,7 @@ export const sidecar: Command = {
     const log = createLogger('skein-sidecar', level);
     const { Sidecar } = await import('../sidecar');
     const sc = await Sidecar.start({
-      xdsServer: str(p, 'xds'), api: str(p, 'api'),
+      xdsServer: str(p, 'xds'), ...(identity === undefined ? {} : { identity }),
       nodeId: optStr(p, 'node-id') ?? `${service ?? 'sidecar'}-${(await import('node:os')).hostname()}-${process.pid}`,
       ...(service !== undefined ? { service, app: app!, appProtocol, appHealth } : {}),
       version: str(p, 'version'), outboundListen: str(p, 'outbound-listen'), inboundListen: str(p, 'inbound-listen'),

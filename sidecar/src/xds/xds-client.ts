@@ -49,6 +49,8 @@ export interface XdsClientOptions {
   limits?: Partial<XdsClientLimits>;
   /** Extra gRPC channel options (override the defaults below). */
   channelOptions?: grpc.ChannelOptions;
+  /** How to reach the server: mTLS with the workload certificate, or (default) plaintext. */
+  credentials?: grpc.ChannelCredentials;
   /** Checks a response's resources against other types' (a non-empty result NACKs it). */
   check?: ResourceCheck;
 }
@@ -143,7 +145,7 @@ export class XdsClient {
   }
 
   private open(): void {
-    const client = new this.ctor(this.opts.server, grpc.credentials.createInsecure(), {
+    const client = new this.ctor(this.opts.server, this.opts.credentials ?? grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': this.limits.maxMessageBytes,
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 10_000,

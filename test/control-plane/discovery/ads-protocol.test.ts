@@ -26,13 +26,13 @@ describe('ADS state of the world', () => {
   let cp: ControlPlane;
   let dir: string;
   const clients: RawAdsClient[] = [];
-  const connect = (node: string) => { const c = new RawAdsClient(`127.0.0.1:${cp.xdsPort}`, node); clients.push(c); return c; };
+  const connect = (node: string) => { const c = new RawAdsClient(`127.0.0.1:${cp.xdsInsecurePort}`, node); clients.push(c); return c; };
   const apply = (...docs: unknown[]) => cp.store.apply(docs, { author: 'test' });
   const statusOf = (node: string, type: string) => cp.discovery.proxies().find((p) => p.nodeId === node)?.types.find((t) => t.typeUrl === type);
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skein-ads-'));
-    cp = await ControlPlane.start({ dataDir: dir, xdsListen: '127.0.0.1:0', apiListen: '127.0.0.1:0', log: silentLogger() });
+    cp = await ControlPlane.start({ dataDir: dir, xdsListen: '127.0.0.1:0', xdsInsecureListen: '127.0.0.1:0', apiListen: '127.0.0.1:0', log: silentLogger() });
     await apply(service('reviews'), service('ratings'), split(90, 10));
   });
   after(async () => {
@@ -220,7 +220,7 @@ describe('ADS state of the world', () => {
 
   test('answers DeltaAggregatedResources with UNIMPLEMENTED', async () => {
     const Ctor = grpc.makeClientConstructor(loadAdsServiceDefinition(), 'ADS');
-    const client = new Ctor(`127.0.0.1:${cp.xdsPort}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & { DeltaAggregatedResources(): grpc.ClientDuplexStream<unknown, unknown> };
+    const client = new Ctor(`127.0.0.1:${cp.xdsInsecurePort}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & { DeltaAggregatedResources(): grpc.ClientDuplexStream<unknown, unknown> };
     const call = client.DeltaAggregatedResources();
     const status = await new Promise<grpc.StatusObject>((resolve) => { call.on('status', resolve); call.on('error', () => undefined); call.write({ type_url: LDS }); });
     assert.equal(status.code, grpc.status.UNIMPLEMENTED);

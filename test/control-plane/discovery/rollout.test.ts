@@ -35,7 +35,7 @@ describe('rollout feedback', () => {
 
   /** A client subscribed to RDS `names`, which has ACKed its first response. */
   async function synced(names: string[], node = `proxy-${++seq}`): Promise<RawAdsClient> {
-    const c = new RawAdsClient(`127.0.0.1:${cp.xdsPort}`, node);
+    const c = new RawAdsClient(`127.0.0.1:${cp.xdsInsecurePort}`, node);
     clients.push(c);
     c.subscribe(RDS, names);
     c.ack(await c.next(RDS), names);
@@ -47,7 +47,7 @@ describe('rollout feedback', () => {
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skein-rollout-'));
-    cp = await ControlPlane.start({ dataDir: dir, xdsListen: '127.0.0.1:0', apiListen: '127.0.0.1:0', log: silentLogger() });
+    cp = await ControlPlane.start({ dataDir: dir, xdsListen: '127.0.0.1:0', xdsInsecureListen: '127.0.0.1:0', apiListen: '127.0.0.1:0', log: silentLogger() });
     base = `http://127.0.0.1:${cp.apiPort}`;
     await cp.store.apply([reviewsService(), ratingsService(), reviewsRoute(90, 10)], { author: 'test' });
   });
@@ -150,7 +150,7 @@ describe('rollout feedback', () => {
   });
 
   test('counts every type a change touches: a new subset reaches CDS and RDS subscribers', async () => {
-    const c = new RawAdsClient(`127.0.0.1:${cp.xdsPort}`, 'multi-type');
+    const c = new RawAdsClient(`127.0.0.1:${cp.xdsInsecurePort}`, 'multi-type');
     clients.push(c);
     c.subscribe(CDS);
     c.ack(await c.next(CDS));

@@ -7,17 +7,20 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { certificatesServiceDefinition } from '../../../control-plane/src/identity/certificate-service';
-import type { SignRequest, SignResponse } from '../../../control-plane/src/identity/certificate-service';
-import { EC_P256, generateKeyPair, x509 } from '../../../shared/src/identity/x509';
+import * as fs from 'node:fs';
+import { CERTIFICATES_SERVICE, skeinService } from '../../../shared/src/grpc/skein-services';
+import type { SignRequest, SignResponse } from '../../../shared/src/grpc/skein-services';
+import { CONTROL_PLANE_HOST, controlPlaneSpiffeId, spiffeIdInSan } from '../../../shared/src/identity/spiffe';
+import { EC_P256, generateKeyPair, privateKeyPem, x509 } from '../../../shared/src/identity/x509';
 import { call, startPlane } from '../../support/skein';
 import type { Plane } from '../../support/skein';
 import { until } from '../../support/until';
 
 type SignClient = grpc.Client & { Sign(req: SignRequest, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: SignResponse) => void): void };
 
-async function csrFor(names: { type: string; value: string }[]): Promise<string> {
+async function csrFor(names: { type: string; value: string }[], keep?: { keyPem?: string }): Promise<string> {
   const keys = await generateKeyPair();
+  if (keep !== undefined) keep.keyPem = await privateKeyPem(keys.privateKey);
   const exts = names.length === 0 ? [] : [new x509.SubjectAlternativeNameExtension(names as never)];
   return (await x509.Pkcs10CertificateRequestGenerator.create({ name: '', keys, signingAlgorithm: EC_P256, extensions: exts })).toString('pem');
 }
@@ -35,10 +38,18 @@ describe('workload certificates: Certificates/Sign on the control plane', () => 
     return lines('workload certificate issued');
   }
 
+  /** TLS to the control plane, verifying its SPIFFE ID; with a client certificate when given. */
+  function tls(client?: { keyPem: string; certChainPem: string }): grpc.ChannelCredentials {
+    const want = controlPlaneSpiffeId('skein.local');
+    return grpc.credentials.createSsl(fs.readFileSync(plane.proc.trustBundleFile), client === undefined ? null : Buffer.from(client.keyPem), client === undefined ? null : Buffer.from(client.certChainPem), {
+      checkServerIdentity: (_h, cert) => (spiffeIdInSan(cert.subjectaltname) === want ? undefined : new Error(`not the control plane: ${cert.subjectaltname}`)),
+    });
+  }
+  const Ctor = () => skeinService(CERTIFICATES_SERVICE);
+
   before(async () => {
     plane = await startPlane({ extraArgs: ['--log-level', 'info'] });
-    const Ctor = grpc.makeGenericClientConstructor(certificatesServiceDefinition(), 'Certificates');
-    client = new Ctor(plane.proc.xds, grpc.credentials.createInsecure()) as unknown as SignClient;
+    client = new (Ctor())(plane.proc.xds, tls(), { 'grpc.ssl_target_name_override': CONTROL_PLANE_HOST }) as unknown as SignClient;
   });
   after(async () => { client?.close(); await plane?.stop(); });
 
@@ -119,5 +130,30 @@ describe('workload certificates: Certificates/Sign on the control plane', () => 
     for (let i = 0; i < 3; i++) assert.equal((await sign({ csr_pem: await csrOf('reviews') }, r.body.token)).spiffe_id, spiffe('reviews'));
     await call(plane.api, 'DELETE', `/v1/tokens/${r.body.id}`);
     await refused(sign({ csr_pem: await csrOf('reviews') }, r.body.token), grpc.status.UNAUTHENTICATED, /unknown/);
+  });
+
+  test('a workload renews with its current certificate and no token, only for its own identity; plaintext gets nothing', async () => {
+    const keep: { keyPem?: string } = {};
+    const first = await sign({ csr_pem: await csrFor([{ type: 'url', value: spiffe('reviews') }], keep) }, await token('reviews'));
+    const mtls = new (Ctor())(plane.proc.xds, tls({ keyPem: keep.keyPem!, certChainPem: first.cert_chain_pem }), { 'grpc.ssl_target_name_override': CONTROL_PLANE_HOST }) as unknown as SignClient;
+    const signWith = (req: SignRequest) => {
+      calls++;
+      return new Promise<SignResponse>((resolve, reject) => mtls.Sign(req, new grpc.Metadata(), (e, r) => (e ? reject(e) : resolve(r!))));
+    };
+    try {
+      const renewed = await signWith({ csr_pem: await csrOf('reviews') });
+      assert.equal(renewed.spiffe_id, spiffe('reviews'));
+      assert.notEqual(renewed.serial, first.serial);
+      await refused(signWith({ csr_pem: await csrOf('ratings') }), grpc.status.PERMISSION_DENIED, /this caller may only get spiffe:\/\/skein\.local\/ns\/default\/sa\/reviews/);
+      await until(() => plane.proc.logs().includes(`"via":"certificate `), 'the renewal is logged as authenticated by the certificate');
+    } finally {
+      mtls.close();
+    }
+    const plain = new (Ctor())(plane.proc.xds, grpc.credentials.createInsecure()) as unknown as SignClient;
+    try {
+      await assert.rejects(new Promise((resolve, reject) => plain.Sign({ csr_pem: '' }, new grpc.Metadata(), (e, r) => (e ? reject(e) : resolve(r)))), (e: grpc.ServiceError) => e.code === grpc.status.UNAVAILABLE);
+    } finally {
+      plain.close();
+    }
   });
 });

@@ -94,7 +94,10 @@ const timeoutCase = (text: string, message: RegExp): InvalidCase => ({
 const INVALID: InvalidCase[] = [
   // Unknown fields, anywhere.
   { name: 'unknown field at top level', mutate: (d) => { svc(d).status = {}; }, expect: [{ resource: SV, path: 'status', message: /^unknown field \(allowed: apiVersion, kind, metadata, spec\)$/ }] },
-  { name: 'unknown field in spec', mutate: (d) => { svc(d).spec.protocl = 'grpc'; }, expect: [{ resource: SV, path: 'spec.protocl', message: /^unknown field \(allowed: protocol, ports, subsets, endpoints\)$/ }] },
+  { name: 'unknown field in spec', mutate: (d) => { svc(d).spec.protocl = 'grpc'; }, expect: [{ resource: SV, path: 'spec.protocl', message: /^unknown field \(allowed: protocol, ports, subsets, endpoints, serviceAccount\)$/ }] },
+  // The service account that may register endpoints: a DNS label.
+  { name: 'serviceAccount not a DNS label', mutate: (d) => { svc(d).spec.serviceAccount = 'Reviews_SA'; }, expect: [{ resource: SV, path: 'spec.serviceAccount', message: /DNS label/ }] },
+  { name: 'serviceAccount not a string', mutate: (d) => { svc(d).spec.serviceAccount = 7; }, expect: [{ resource: SV, path: 'spec.serviceAccount', message: /string/ }] },
   { name: 'unknown nested field (typo)', mutate: (d) => { grpcRoute(d).spec.rules[0].backendRefs[0].wieght = 5; }, expect: [{ resource: GR, path: 'spec.rules[0].backendRefs[0].wieght', message: /^unknown field \(allowed: name, subset, weight, kind\)$/ }] },
   { name: 'unknown field in metadata', mutate: (d) => { svc(d).metadata.namespace = 'default'; }, expect: [{ resource: SV, path: 'metadata.namespace', message: /^unknown field/ }] },
   { name: 'unknown field in a policy section', mutate: (d) => { policy(d).spec.loadBalancer.choices = 2; }, expect: [{ resource: BP, path: 'spec.loadBalancer.choices', message: /^unknown field/ }] },

@@ -425,8 +425,8 @@ describe('XdsClient against a real control plane', () => {
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skein-xds-client-'));
-    cp = await ControlPlane.start({ dataDir: dir, xdsListen: '127.0.0.1:0', apiListen: '127.0.0.1:0', log: silentLogger() });
-    port = cp.xdsPort;
+    cp = await ControlPlane.start({ dataDir: dir, xdsListen: '127.0.0.1:0', xdsInsecureListen: '127.0.0.1:0', apiListen: '127.0.0.1:0', log: silentLogger() });
+    port = cp.xdsInsecurePort;
     await apply(service('reviews', { endpoints: [{ address: '10.1.0.1', port: 50051, labels: { version: 'v1' } }] }), service('ratings'), split(90, 10));
     const types = decoderMap(listenerType, routeType);
     types.set(CDS, testClusterType as ResourceDecoder<unknown>);
@@ -548,7 +548,7 @@ describe('XdsClient against a real control plane', () => {
     assert.deepEqual(clock.delays, [500, 1000, 2000, 2000], 'random()=0.5 takes half of the 4000 ceiling');
     assert.deepEqual(client.state().map((s) => ({ ...s, nonce: '' })), before.map((s) => ({ ...s, nonce: '' })), 'still nothing cleared');
 
-    cp = await ControlPlane.start({ dataDir: dir, xdsListen: `127.0.0.1:${port}`, apiListen: '127.0.0.1:0', log: silentLogger() });
+    cp = await ControlPlane.start({ dataDir: dir, xdsListen: '127.0.0.1:0', xdsInsecureListen: `127.0.0.1:${port}`, apiListen: '127.0.0.1:0', log: silentLogger() });
     clock.advance(2000);
     const p = await eventually(synced, 'resynced with the new control plane');
     assert.equal(connects, 2);
@@ -566,7 +566,7 @@ describe('XdsClient against a real control plane', () => {
     assert.deepEqual(clock.delays, [250]);
     client.close();
     assert.equal(clock.pending(), 0, 'close() cancels the reconnect');
-    cp = await ControlPlane.start({ dataDir: dir, xdsListen: '127.0.0.1:0', apiListen: '127.0.0.1:0', log: silentLogger() });
+    cp = await ControlPlane.start({ dataDir: dir, xdsListen: '127.0.0.1:0', xdsInsecureListen: '127.0.0.1:0', apiListen: '127.0.0.1:0', log: silentLogger() });
   });
 });
 

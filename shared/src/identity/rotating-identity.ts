@@ -1,0 +1,177 @@
+/**
+ * A workload's (or the control plane's) current certificate and key, renewed before it expires,
+ * with no gap: the new pair replaces the old only once it is issued, and connections already
+ * open keep the certificate they were made with.
+ *
+ * - Renewal starts at half the lifetime, ±10% jitter (so a fleet started together does not
+ *   renew together), as Istio and SPIRE do.
+ * - A failed renewal is retried with backoff (1s doubling to 30s) until the certificate expires;
+ *   from the last 10% of its life a warning is logged each minute, naming when it expires.
+ *   A paused cluster that wakes up past expiry renews at once (istio#38081).
+ * - `provider` hands the pair to grpc-js (CertificateProvider): channels and servers built on it
+ *   pick up each new certificate for their next handshake.
+ * Private keys stay in memory here; they are never logged or sent anywhere.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import type { Clock, TimerHandle } from '../clock';
+import type { Logger } from '../log';
+
+/** One issued identity: the key that was generated for it and what the CA returned. */
+export interface IssuedIdentity {
+  spiffeId: string;
+  serial: string;
+  /** PKCS#8 PEM; held in memory only. */
+  keyPem: string;
+  /** Leaf first, then intermediates. */
+  certChainPem: string;
+  trustBundlePem: string;
+  notBefore: number;
+  notAfter: number;
+}
+
+export const ROTATION = {
+  /** Renew at this fraction of the lifetime… */
+  renewAt: 0.5,
+  /** …plus or minus this much of it. */
+  jitter: 0.1,
+  firstRetryMs: 1000,
+  maxRetryMs: 30_000,
+  /** From this fraction of the lifetime left, warn… */
+  warnBelow: 0.1,
+  /** …this often. */
+  warnEveryMs: 60_000,
+} as const;
+
+type CaListener = (u: grpc.experimental.CaCertificateUpdate | null) => void;
+type IdListener = (u: grpc.experimental.IdentityCertificateUpdate | null) => void;
+
+export class RotatingIdentity {
+  private cur: IssuedIdentity | undefined;
+  private timer: TimerHandle | undefined;
+  private retryMs: number = ROTATION.firstRetryMs;
+  private lastWarn = -Infinity;
+  private closed = false;
+  private readonly changeFns: ((id: IssuedIdentity) => void)[] = [];
+  private readonly caListeners = new Set<CaListener>();
+  private readonly idListeners = new Set<IdListener>();
+  /** Renewals that succeeded and failed, for /stats and tests. */
+  renewals = 0;
+  failures = 0;
+
+  constructor(private readonly o: {
+    /** Generates a fresh key and gets a certificate for it. */
+    issue: () => Promise<IssuedIdentity>;
+    clock: Clock;
+    log: Logger;
+    /** What this identity is for, in logs ("workload", "control plane serving"). */
+    what: string;
+    /** Uniform [0, 1); injectable so tests know when renewal runs. */
+    random?: () => number;
+  }) {}
+
+  /** Gets the first certificate (failing the caller if it cannot) and schedules its renewal. */
+  async start(): Promise<IssuedIdentity> {
+    const id = await this.o.issue();
+    this.install(id);
+    return id;
+  }
+
+  get current(): IssuedIdentity {
+    if (this.cur === undefined) throw new Error(`${this.o.what} identity used before start()`);
+    return this.cur;
+  }
+
+  /** Whether a certificate was issued yet. */
+  get issued(): boolean { return this.cur !== undefined; }
+
+  /** Seconds until the current certificate expires (negative once it has). */
+  expiresInSeconds(): number { return this.cur === undefined ? 0 : (this.cur.notAfter - this.o.clock.now()) / 1000; }
+
+  onChange(fn: (id: IssuedIdentity) => void): void { this.changeFns.push(fn); }
+
+  /** The certificate and key, and the trust bundle, for grpc-js credentials. */
+  readonly provider: grpc.experimental.CertificateProvider = {
+    addCaCertificateListener: (l) => { this.caListeners.add(l); this.deliverLater(l, undefined); },
+    removeCaCertificateListener: (l) => { this.caListeners.delete(l); },
+    addIdentityCertificateListener: (l) => { this.idListeners.add(l); this.deliverLater(undefined, l); },
+    removeIdentityCertificateListener: (l) => { this.idListeners.delete(l); },
+  };
+
+  /** Renews now (tests; `skein cert renew`); the schedule restarts from the new certificate. */
+  async renewNow(): Promise<IssuedIdentity> {
+    this.timer?.cancel();
+    const id = await this.o.issue();
+    this.renewals++;
+    this.install(id);
+    return id;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.timer?.cancel();
+    this.timer = undefined;
+  }
+
+  private install(id: IssuedIdentity): void {
+    const prev = this.cur;
+    this.cur = id;
+    this.retryMs = ROTATION.firstRetryMs;
+    this.lastWarn = -Infinity;
+    if (prev !== undefined) this.o.log.info({ spiffeId: id.spiffeId, serial: id.serial, previousSerial: prev.serial, notAfter: new Date(id.notAfter).toISOString() }, `${this.o.what} certificate renewed`);
+    for (const l of this.caListeners) l({ caCertificate: Buffer.from(id.trustBundlePem) });
+    for (const l of this.idListeners) l({ certificate: Buffer.from(id.certChainPem), privateKey: Buffer.from(id.keyPem) });
+    for (const fn of this.changeFns) fn(id);
+    this.schedule(this.renewDelay(id));
+  }
+
+  /** When to renew `id`, from now: half its lifetime ±10%, measured from its notBefore. */
+  private renewDelay(id: IssuedIdentity): number {
+    const life = id.notAfter - id.notBefore;
+    const fraction = ROTATION.renewAt + (2 * (this.o.random ?? Math.random)() - 1) * ROTATION.jitter;
+    return Math.max(0, id.notBefore + life * fraction - this.o.clock.now());
+  }
+
+  private schedule(ms: number): void {
+    if (this.closed) return;
+    this.timer?.cancel();
+    this.timer = this.o.clock.setTimer(ms, () => { this.timer = undefined; void this.renew(); });
+  }
+
+  private async renew(): Promise<void> {
+    if (this.closed) return;
+    try {
+      const id = await this.o.issue();
+      if (this.closed) return;
+      this.renewals++;
+      this.install(id);
+    } catch (e) {
+      if (this.closed) return;
+      this.failures++;
+      const cur = this.current;
+      const now = this.o.clock.now();
+      const left = cur.notAfter - now;
+      const fields = { spiffeId: cur.spiffeId, err: (e as Error).message, retryInMs: this.retryMs, expiresAt: new Date(cur.notAfter).toISOString() };
+      if (left <= 0) this.o.log.error(fields, `${this.o.what} certificate has EXPIRED and could not be renewed; peers will refuse it; retrying`);
+      else if (left < (cur.notAfter - cur.notBefore) * ROTATION.warnBelow && now - this.lastWarn >= ROTATION.warnEveryMs) {
+        this.lastWarn = now;
+        this.o.log.warn({ ...fields, expiresInS: Math.round(left / 1000) }, `${this.o.what} certificate expires soon and could not be renewed; retrying`);
+      } else this.o.log.info(fields, `${this.o.what} certificate renewal failed; retrying`);
+      const delay = this.retryMs;
+      this.retryMs = Math.min(this.retryMs * 2, ROTATION.maxRetryMs);
+      this.schedule(delay);
+    }
+  }
+
+  /**
+   * Delivers the current pair to a listener just added, after the caller returns: grpc-js adds
+   * its listeners while it builds its state and ignores an update delivered in the middle.
+   */
+  private deliverLater(ca: CaListener | undefined, id: IdListener | undefined): void {
+    queueMicrotask(() => {
+      const cur = this.cur;
+      if (cur === undefined) return;
+      if (ca !== undefined && this.caListeners.has(ca)) ca({ caCertificate: Buffer.from(cur.trustBundlePem) });
+      if (id !== undefined && this.idListeners.has(id)) id({ certificate: Buffer.from(cur.certChainPem), privateKey: Buffer.from(cur.keyPem) });
+    });
+  }
+}
