@@ -11,5 +11,7 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-haproxy -v | head -1 >&2
-h2load --version 2>&1 | head -1 >&2
+# sed, not head: head exits after one line and the writer then dies of SIGPIPE, which pipefail
+# turns into a failed bench (exit 141) now and then.
+haproxy -v | sed -n 1p >&2
+h2load --version 2>&1 | sed -n 1p >&2

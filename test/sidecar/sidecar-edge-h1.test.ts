@@ -129,6 +129,28 @@ describe('HTTP/1.1 requests at the edge', () => {
     }
   });
 
+  test('inbound over HTTP/2: a repeated field reaches the app once, joined as Node joins it; x-forwarded-for is replaced by the peer', async () => {
+    const session = http2.connect(`http://${mesh.inbound}`);
+    try {
+      const body = await new Promise<string>((resolve, reject) => {
+        const req = session.request({ ':method': 'GET', ':path': '/repeated-h2', ':authority': 'svc', 'x-multi': ['a', 'b'], cookie: ['c1=1', 'c2=2'], 'x-forwarded-for': ['10.0.0.1', '10.0.0.2'], 'x-real-ip': ['1', '2'] });
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => resolve(Buffer.concat(chunks).toString()));
+        req.on('error', reject);
+      });
+      const seen = (JSON.parse(body) as { headers: http.IncomingHttpHeaders }).headers;
+      assert.equal(seen['x-multi'], 'a, b');
+      assert.equal(seen['cookie'], 'c1=1; c2=2');
+      assert.equal(seen['x-forwarded-for'], '127.0.0.1');
+      assert.equal(seen['x-real-ip'], undefined);
+      assert.equal(seen['x-forwarded-proto'], 'http');
+      assert.match(String(seen['x-request-id']), /^[0-9a-f-]{36}$/);
+    } finally {
+      session.close();
+    }
+  });
+
   test('outbound: the local app\'s own forwarded headers are kept (it is trusted)', async () => {
     // A cluster straight to the app, so no inbound listener is on the way.
     const ads = mesh.ads;

@@ -147,7 +147,7 @@ export class ConnectionManager implements ListenerContext {
       s.on('timeout', onSessionIdle);
       // Per session, so the handler knows its session: a stream the client reset in the same
       // read as its HEADERS arrives already closed, and a closed stream no longer names it.
-      s.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.onH2Stream(stream, headers, s as EdgeSession));
+      s.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, raw: string[]) => this.onH2Stream(stream, headers, raw, s as EdgeSession));
     });
     this.h2.on('sessionError', () => undefined);
     this.h1 = http.createServer({
@@ -319,7 +319,8 @@ export class ConnectionManager implements ListenerContext {
    */
   readonly wrapH2Socket = (socket: net.Socket): GuardedSocket => new GuardedSocket(socket);
 
-  private onH2Stream(down: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, session: EdgeSession): void {
+  /** `raw`: Node's raw header list of the request (name, value...), walked by upstreamHeaders. */
+  private onH2Stream(down: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, raw: string[], session: EdgeSession): void {
     down.on('error', ignore);
     const st = session[kResets];
     if (st !== undefined) st.streams++;
@@ -346,7 +347,7 @@ export class ConnectionManager implements ListenerContext {
     if (method === 'CONNECT') { replyH2(down, grpc, LOCAL_REPLIES.badRequest, 'CONNECT is not supported'); return; }
     const entry = this.match(authority, path, method, headers);
     if ('reply' in entry) { replyH2(down, grpc, entry.reply, entry.detail); return; }
-    const out = upstreamHeaders(headers, session[kPeer], this.opts.policy);
+    const out = upstreamHeaders(headers, session[kPeer], this.opts.policy, raw);
     // Expect: 100-continue is answered here (the upstream request does not carry it).
     const expect = headers['expect'];
     if (expect !== undefined && !down.endAfterHeaders && typeof expect === 'string' && expect.toLowerCase() === '100-continue') {

@@ -49,7 +49,11 @@ export interface Downstream {
   readonly writable: Writable;
   /** Starts reading the request body into the router (it decides where the bytes go). */
   readBody(): void;
-  /** Tells the router when the response body may flow again (RouterFilter.onDownstreamDrain). */
+  /**
+   * Tells the router when the response body may flow again (RouterFilter.onDownstreamDrain).
+   * Called when a write to `writable` returned false, not up front: most responses never fill
+   * the downstream, so most requests register no 'drain' listener. Registers once.
+   */
   watchDrain(): void;
   /** Commits the response head; false if the downstream is gone. `wantTrailers`: HTTP/2 only. */
   respond(status: number, headers: HeaderBag, endStream: boolean, wantTrailers: boolean): boolean;
@@ -84,6 +88,8 @@ const NO_TRAILERS = Object.freeze({ 'grpc-status': '13', 'grpc-message': 'upstre
 export abstract class CodecStream extends ActiveStream implements Downstream {
   router: RouterFilter | undefined;
   activity = 0;
+  /** Whether the 'drain' listener is on the writable (watchDrain). */
+  private drainWatched = false;
   private seenActivity = 0;
   private idleSince = 0;
   /** When the request arrived, on the injected clock (ms): the rapid-reset rule's "premature". */
@@ -161,7 +167,11 @@ export abstract class CodecStream extends ActiveStream implements Downstream {
     b.on('end', onBodyEnd);
   }
 
-  watchDrain(): void { this.writable.on('drain', onDownDrain); }
+  watchDrain(): void {
+    if (this.drainWatched) return;
+    this.drainWatched = true;
+    this.writable.on('drain', onDownDrain);
+  }
 
   protected pauseBody(): void { /* the body is read only once the router reads it */ }
 

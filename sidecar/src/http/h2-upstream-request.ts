@@ -3,7 +3,8 @@
  * module functions that find the attempt via one symbol on the stream; the pool calls back the
  * attempt's onPoolStream method (no closure per request). Once the router committed the head,
  * the response body goes straight to the downstream with backpressure: a full downstream pauses
- * the stream, and its 'drain' (router filter -> resume()) resumes it.
+ * the stream, and its 'drain' (router filter -> resume()) resumes it; the 'drain' listener is
+ * registered only then (Downstream.watchDrain), so a response that never fills it adds none.
  */
 import * as http2 from 'node:http2';
 import type { MeshError } from '../../../shared/src/errors';
@@ -92,7 +93,7 @@ function onUpData(this: Tagged, chunk: Buffer): void {
   down.activity++;
   const w = down.writable;
   if (w.destroyed || w.writableEnded) return;
-  if (!w.write(chunk)) this.pause();
+  if (!w.write(chunk)) { this.pause(); down.watchDrain(); }
 }
 
 function onUpEnd(this: Tagged): void {

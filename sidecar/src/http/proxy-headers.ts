@@ -24,29 +24,52 @@ export interface ForwardPolicy {
   trustForwardedFor: boolean;
 }
 
+const UNTRUSTED: ReadonlySet<string> = new Set(UNTRUSTED_IDENTITY_HEADERS);
+
 /**
  * The upstream request headers: the downstream ones minus hop-by-hop headers (and any header a
  * `Connection` header names), with x-forwarded-for / -proto and x-request-id set.
  * `te: trailers` is kept: gRPC needs it. `expect` is not forwarded: the listener answered a
  * `100-continue` itself (as Envoy does by default), so the body is already on its way.
+ *
+ * One pass, no deletes (a delete turns the object into a slow dictionary). `raw`, when given, is
+ * Node's raw HTTP/2 header list of the same request (name, value, name, value...: the 'stream'
+ * event's fourth argument): the names are walked from it, since for-in over `src` (a
+ * dictionary-mode object) first builds and sorts a key array. Values are always read from `src`,
+ * where Node already joined repeated fields, so a repeated name only writes the same value again.
  */
-export function upstreamHeaders(src: http.IncomingHttpHeaders, peer: string | undefined, policy: ForwardPolicy): http.OutgoingHttpHeaders {
+export function upstreamHeaders(src: http.IncomingHttpHeaders, peer: string | undefined, policy: ForwardPolicy, raw?: readonly string[]): http.OutgoingHttpHeaders {
   const out: http.OutgoingHttpHeaders = {};
+  const trust = policy.trustForwardedFor;
   const conn = src['connection'];
   const named = typeof conn === 'string' && conn !== '' ? conn.toLowerCase().split(/\s*,\s*/) : undefined;
-  for (const k in src) {
-    if (HOP_BY_HOP.has(k) || (named !== undefined && named.includes(k))) continue;
-    if (k === 'te') { if (src[k] === 'trailers') out[k] = 'trailers'; continue; }
-    if (k === 'host' || k === 'expect') continue; // host becomes :authority (or stays in the h1 request line target)
-    out[k] = src[k];
-  }
-  if (!policy.trustForwardedFor) for (const h of UNTRUSTED_IDENTITY_HEADERS) if (out[h] !== undefined) delete out[h];
-  const xff = src['x-forwarded-for'];
-  if (peer !== undefined) out['x-forwarded-for'] = policy.trustForwardedFor && typeof xff === 'string' && xff !== '' ? `${xff}, ${peer}` : peer;
-  else if (!policy.trustForwardedFor) delete out['x-forwarded-for'];
-  if (out['x-forwarded-proto'] === undefined || !policy.trustForwardedFor) out['x-forwarded-proto'] = 'http';
-  if (typeof src['x-request-id'] !== 'string' || src['x-request-id'] === '') out['x-request-id'] = randomUUID();
+  if (raw !== undefined) for (let i = 0; i < raw.length; i += 2) copyField(out, src, raw[i]!, named, trust, peer);
+  else for (const k in src) copyField(out, src, k, named, trust, peer);
+  if (peer !== undefined && out['x-forwarded-for'] === undefined) out['x-forwarded-for'] = peer;
+  if (out['x-forwarded-proto'] === undefined) out['x-forwarded-proto'] = 'http';
+  const rid = src['x-request-id'];
+  if (typeof rid !== 'string' || rid === '') out['x-request-id'] = randomUUID();
   return out;
+}
+
+/** One downstream field into the upstream headers (upstreamHeaders' loop body). */
+function copyField(out: http.OutgoingHttpHeaders, src: http.IncomingHttpHeaders, k: string, named: string[] | undefined, trust: boolean, peer: string | undefined): void {
+  if (k.charCodeAt(0) === 58 /* ':' */) { out[k] = src[k]; return; } // a pseudo-header: kept (an h2 attempt sets its own, an h1 one drops them)
+  if (HOP_BY_HOP.has(k) || (named !== undefined && named.includes(k))) return;
+  switch (k) {
+    case 'te': if (src[k] === 'trailers') out[k] = 'trailers'; return;
+    case 'host': case 'expect': return; // host becomes :authority (or stays in the h1 request line target)
+    case 'x-forwarded-for': {
+      // Trusted: appended to; untrusted: replaced by the peer (or dropped when there is none).
+      const xff = src[k];
+      if (peer !== undefined) out[k] = trust && typeof xff === 'string' && xff !== '' ? `${xff}, ${peer}` : peer;
+      else if (trust) out[k] = xff;
+      return;
+    }
+    case 'x-forwarded-proto': out[k] = trust ? src[k] : 'http'; return;
+  }
+  if (!trust && UNTRUSTED.has(k)) return;
+  out[k] = src[k];
 }
 
 /** Response headers back to the client: hop-by-hop removed. */

@@ -107,8 +107,6 @@ export class RouterFilter implements RouterFilterInterface {
     const cm = down.cm;
     this.setsAttemptCount = cm.setAttemptCount || down.requestHeaders[ATTEMPT_COUNT_HEADER] === undefined;
     this.bodyEnded = down.body === undefined;
-    // The response body flows with backpressure: the attempt pauses on a full downstream and is resumed on its 'drain'.
-    down.watchDrain();
     down.readBody();
     const callerMs = down.grpc && cm.honorGrpcTimeout ? parseGrpcTimeout(down.requestHeaders['grpc-timeout'] as string | undefined) : 0;
     const routeMs = this.route.timeoutMs;
@@ -290,7 +288,9 @@ export class RouterFilter implements RouterFilterInterface {
   onUpstreamData(chunk: Buffer): boolean {
     this.down.activity++;
     const w = this.down.writable;
-    return w.destroyed ? true : w.write(chunk);
+    if (w.destroyed || w.write(chunk)) return true;
+    this.down.watchDrain(); // backpressure: the attempt pauses until the downstream's 'drain'
+    return false;
   }
 
   onUpstreamTrailers(trailers: HeaderBag): void {

@@ -48,8 +48,8 @@ export interface RouterFilterInterface {
   onUpstreamComplete(endDownstream: boolean): void;
   /** The attempt broke: refused (not processed) or reset, with or without request bytes sent. */
   onUpstreamReset(refused: boolean, sentBytes: boolean, code: number, detail: string): void;
-  /** Where an HTTP/2 response body is written. */
-  readonly down: { readonly writable: Writable; activity: number };
+  /** Where an HTTP/2 response body is written; watchDrain() once a write returned false (resume() follows its 'drain'). */
+  readonly down: { readonly writable: Writable; activity: number; watchDrain(): void };
   onSinkDrain(): void;
 }
 
