@@ -14,9 +14,10 @@ export class RawAdsClient {
   status: grpc.StatusObject | undefined;
   readonly received: DiscoveryResponse[] = [];
 
-  constructor(target: string, readonly nodeId: string) {
+  /** Plaintext by default (a control plane's --xds-insecure-listen port); `tls` for its TLS port. */
+  constructor(target: string, readonly nodeId: string, tls?: { credentials: grpc.ChannelCredentials; options: grpc.ChannelOptions }) {
     const Ctor = grpc.makeClientConstructor(loadAdsServiceDefinition(), 'AggregatedDiscoveryService');
-    this.client = new Ctor(target, grpc.credentials.createInsecure()) as unknown as RawAdsClient['client'];
+    this.client = new Ctor(target, tls?.credentials ?? grpc.credentials.createInsecure(), tls?.options ?? {}) as unknown as RawAdsClient['client'];
     this.call = this.client.StreamAggregatedResources();
     this.call.on('data', (r: DiscoveryResponse) => { this.queue.push(r); this.received.push(r); this.wake(); });
     this.call.on('status', (s: grpc.StatusObject) => { this.status = s; this.wake(); });

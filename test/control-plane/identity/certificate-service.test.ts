@@ -7,10 +7,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import * as fs from 'node:fs';
 import { CERTIFICATES_SERVICE, skeinService } from '../../../shared/src/grpc/skein-services';
 import type { SignRequest, SignResponse } from '../../../shared/src/grpc/skein-services';
-import { CONTROL_PLANE_HOST, controlPlaneSpiffeId, spiffeIdInSan } from '../../../shared/src/identity/spiffe';
+import { controlPlaneTls, CP_TLS_OPTIONS } from '../../support/workload-cert';
 import { EC_P256, generateKeyPair, privateKeyPem, x509 } from '../../../shared/src/identity/x509';
 import { call, startPlane } from '../../support/skein';
 import type { Plane } from '../../support/skein';
@@ -38,18 +37,12 @@ describe('workload certificates: Certificates/Sign on the control plane', () => 
     return lines('workload certificate issued');
   }
 
-  /** TLS to the control plane, verifying its SPIFFE ID; with a client certificate when given. */
-  function tls(client?: { keyPem: string; certChainPem: string }): grpc.ChannelCredentials {
-    const want = controlPlaneSpiffeId('skein.local');
-    return grpc.credentials.createSsl(fs.readFileSync(plane.proc.trustBundleFile), client === undefined ? null : Buffer.from(client.keyPem), client === undefined ? null : Buffer.from(client.certChainPem), {
-      checkServerIdentity: (_h, cert) => (spiffeIdInSan(cert.subjectaltname) === want ? undefined : new Error(`not the control plane: ${cert.subjectaltname}`)),
-    });
-  }
+  const tls = (client?: { keyPem: string; certChainPem: string }) => controlPlaneTls(plane.proc, client === undefined ? undefined : { spiffeId: '', trustBundlePem: '', ...client });
   const Ctor = () => skeinService(CERTIFICATES_SERVICE);
 
   before(async () => {
     plane = await startPlane({ extraArgs: ['--log-level', 'info'] });
-    client = new (Ctor())(plane.proc.xds, tls(), { 'grpc.ssl_target_name_override': CONTROL_PLANE_HOST }) as unknown as SignClient;
+    client = new (Ctor())(plane.proc.xds, tls(), CP_TLS_OPTIONS) as unknown as SignClient;
   });
   after(async () => { client?.close(); await plane?.stop(); });
 
@@ -135,7 +128,7 @@ describe('workload certificates: Certificates/Sign on the control plane', () => 
   test('a workload renews with its current certificate and no token, only for its own identity; plaintext gets nothing', async () => {
     const keep: { keyPem?: string } = {};
     const first = await sign({ csr_pem: await csrFor([{ type: 'url', value: spiffe('reviews') }], keep) }, await token('reviews'));
-    const mtls = new (Ctor())(plane.proc.xds, tls({ keyPem: keep.keyPem!, certChainPem: first.cert_chain_pem }), { 'grpc.ssl_target_name_override': CONTROL_PLANE_HOST }) as unknown as SignClient;
+    const mtls = new (Ctor())(plane.proc.xds, tls({ keyPem: keep.keyPem!, certChainPem: first.cert_chain_pem }), CP_TLS_OPTIONS) as unknown as SignClient;
     const signWith = (req: SignRequest) => {
       calls++;
       return new Promise<SignResponse>((resolve, reject) => mtls.Sign(req, new grpc.Metadata(), (e, r) => (e ? reject(e) : resolve(r!))));
