@@ -448,8 +448,8 @@ describe('skein waits for the proxies: --wait, canary, rollout, proxy-status rev
     assert.equal(JSON.parse(rollout.stdout).state, 'NACKED');
     const status = await cli(['proxy-status']);
     assert.equal(status.code, 0, show(status));
-    assert.match(status.stdout, /^NODE\s+STATE\s+REVISION\s+USER AGENT/m);
-    assert.match(status.stdout, /^picky-1\s+NACKED\s+2 of 3\s+raw-ads-test\/1\.0/m);
+    assert.match(status.stdout, /^NODE\s+STATE\s+REVISION\s+IDENTITY\s+USER AGENT/m);
+    assert.match(status.stdout, /^picky-1\s+NACKED\s+2 of 3\s+none \(plaintext\)\s+raw-ads-test\/1\.0/m);
     assert.match(status.stdout, /^good-1\s+SYNCED\s+3 of 3\s/m);
     const noWait = await cli(['canary', 'reviews', 'v1=100', 'v2=0', '--no-wait']);
     assert.equal(noWait.code, 0, show(noWait));

@@ -98,7 +98,7 @@ export const demo: Command = {
       })));
       const status = await api.call<{ revision: number; proxies: ProxyStatus[] }>('GET', '/v1/proxies');
       out(`\nproxy status (config revision ${status.revision}):`);
-      out(table(['NODE', 'STATE', 'USER AGENT'], status.proxies.map((x) => [x.nodeId, x.state, x.userAgent])));
+      out(table(['NODE', 'STATE', 'IDENTITY', 'USER AGENT'], status.proxies.map((x) => [x.nodeId, x.state, x.identity, x.userAgent])));
       const failed = summary.reduce((n, s) => n + s.count.errors, 0);
       if (failed > 0) throw new MeshError(ErrorCodes.INTERNAL, `${failed} calls failed during the demo (last: ${summary.find((s) => s.count.lastError)?.count.lastError})`);
       return 0;

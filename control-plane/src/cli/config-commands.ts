@@ -204,7 +204,7 @@ export const proxyStatus: Command = {
     if (fmt === 'json') { out(JSON.stringify({ revision: res.revision, proxies }, null, 2)); return 0; }
     if (proxies.length === 0) { out(node === undefined ? 'no xDS clients connected' : `no xDS client with node id ${node}`); return node === undefined ? 0 : 1; }
     const per = (x: ProxyStatus) => x.types.map((t) => `${shortType(t.typeUrl)}:${t.state}@${t.ackedRevision ?? '-'}`).join(' ');
-    out(table(['NODE', 'STATE', 'REVISION', 'USER AGENT', 'CONNECTED', 'TYPES'], proxies.map((x) => [x.nodeId, x.state, `${x.ackedRevision} of ${res.revision}`, x.userAgent, x.connectedAt, per(x)])));
+    out(table(['NODE', 'STATE', 'REVISION', 'IDENTITY', 'USER AGENT', 'CONNECTED', 'TYPES'], proxies.map((x) => [x.nodeId, x.state, `${x.ackedRevision} of ${res.revision}`, identityColumn(x.identity), x.userAgent, x.connectedAt, per(x)])));
     for (const x of proxies) for (const t of x.types) {
       if (t.state === 'NACKED' && t.lastNack) out(`\n${x.nodeId} rejected ${shortType(t.typeUrl)} version ${t.lastNack.version}:\n  ${t.lastNack.message}`);
     }
@@ -241,3 +241,10 @@ export const endpoints: Command = {
     return 0;
   },
 };
+
+/** The identity a proxy authenticated with, without the trust domain; plaintext streams say so. */
+function identityColumn(id: string | undefined): string {
+  if (id === undefined || id === '') return 'none (plaintext)';
+  const m = /^spiffe:\/\/[^/]+\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(id);
+  return m === null ? id : `${m[1]}/${m[2]}`;
+}
