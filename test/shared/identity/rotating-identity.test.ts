@@ -190,6 +190,28 @@ describe('RotatingIdentity', () => {
     rot.close();
   });
 
+  test('a failed renewNow() leaves the scheduled renewal and the retries in place', async () => {
+    const { clock, ca, rot, advanceTo } = setup();
+    const first = await rot.start();
+    ca.failing = true;
+    await assert.rejects(rot.renewNow(), /CA unavailable/);
+    assert.equal(rot.current, first);
+    ca.failing = false;
+    await advanceTo(dueAt(first, 0.5));
+    assert.equal(ca.calls, 3, 'the renewal due at 50% still runs');
+    const second = rot.current;
+    assert.equal(second.serial, 'serial-3');
+
+    ca.failing = true;
+    await advanceTo(dueAt(second, 0.5));
+    assert.equal(ca.calls, 4);
+    await assert.rejects(rot.renewNow(), /CA unavailable/);
+    assert.equal(ca.calls, 5);
+    await advanceTo(clock.now() + 1000);
+    assert.equal(ca.calls, 6, 'the 1s retry still runs');
+    rot.close();
+  });
+
   test('close() stops renewals: far past expiry, issue is not called again', async () => {
     const { clock, ca, rot, advanceTo } = setup();
     const first = await rot.start();
