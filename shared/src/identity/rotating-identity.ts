@@ -97,9 +97,11 @@ export class RotatingIdentity {
     removeIdentityCertificateListener: (l) => { this.idListeners.delete(l); },
   };
 
-  /** Renews now (tests; `skein cert renew`); the schedule restarts from the new certificate. */
+  /**
+   * Renews now (tests; `skein cert renew`); the schedule restarts from the new certificate. The
+   * pending renewal (or retry) is replaced only on success: a failure here must not stop rotation.
+   */
   async renewNow(): Promise<IssuedIdentity> {
-    this.timer?.cancel();
     const id = await this.o.issue();
     this.renewals++;
     this.install(id);
