@@ -7,7 +7,8 @@
  *   renew together), as Istio and SPIRE do.
  * - A failed renewal is retried with backoff (1s doubling to 30s) until the certificate expires;
  *   from the last 10% of its life a warning is logged each minute, naming when it expires.
- *   A paused cluster that wakes up past expiry renews at once (istio#38081).
+ *   A paused process that wakes up past the renewal time renews at once, and a machine that
+ *   slept, within a minute of waking (istio#38081).
  * - `provider` hands the pair to grpc-js (CertificateProvider): channels and servers built on it
  *   pick up each new certificate for their next handshake.
  * Private keys stay in memory here; they are never logged or sent anywhere.
@@ -40,6 +41,8 @@ export const ROTATION = {
   warnBelow: 0.1,
   /** …this often. */
   warnEveryMs: 60_000,
+  /** The renewal timer re-reads the wall clock at least this often (machine sleep). */
+  wallClockCheckMs: 60_000,
 } as const;
 
 type CaListener = (u: grpc.experimental.CaCertificateUpdate | null) => void;
@@ -133,10 +136,26 @@ export class RotatingIdentity {
     return Math.max(0, id.notBefore + life * fraction - this.o.clock.now());
   }
 
+  /**
+   * Renews `ms` from now by the wall clock. The timer is re-armed at least every minute and the
+   * wall clock read again: Node's timers run on a monotonic clock that stops while the machine
+   * sleeps, so a laptop or VM that slept past the renewal time renews within a minute of waking,
+   * not a whole sleep late.
+   */
   private schedule(ms: number): void {
     if (this.closed) return;
     this.timer?.cancel();
-    this.timer = this.o.clock.setTimer(ms, () => { this.timer = undefined; void this.renew(); });
+    const due = this.o.clock.now() + ms;
+    const arm = (): void => {
+      const left = due - this.o.clock.now();
+      this.timer = this.o.clock.setTimer(Math.max(0, Math.min(left, ROTATION.wallClockCheckMs)), () => {
+        this.timer = undefined;
+        if (this.closed) return;
+        if (this.o.clock.now() >= due) void this.renew();
+        else arm();
+      });
+    };
+    arm();
   }
 
   private async renew(): Promise<void> {

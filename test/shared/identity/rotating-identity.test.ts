@@ -318,4 +318,23 @@ describe('RotatingIdentity', () => {
     assert.equal(ca.calls, 3, 'the next renewal is due from the new certificate');
     rot.close();
   });
+
+  test('a machine that slept past the renewal time (wall clock jumped, timers did not) renews within a minute of waking', async () => {
+    const fake = new FakeClock();
+    let slept = 0;
+    // Node's timers run on a monotonic clock that stops during sleep; Date.now() does not.
+    const clock = { now: () => fake.now() + slept, setTimer: (ms: number, fn: () => void) => fake.setTimer(ms, fn) };
+    const ca = new TestCa(fake);
+    const rot = new RotatingIdentity({ issue: async () => { const id = await ca.issue(); return { ...id, notBefore: id.notBefore + slept, notAfter: id.notAfter + slept }; }, clock, log: pino({ level: 'silent' }), what: 'workload', random: () => 0.5 });
+    const first = await rot.start();
+    fake.advance(60_000);
+    await settle();
+    slept = LIFE; // asleep for a whole lifetime: the certificate expired meanwhile
+    assert.ok(clock.now() > first.notAfter);
+    fake.advance(60_000);
+    await settle();
+    assert.equal(ca.calls, 2, 'renewed at the first wall-clock check after waking');
+    assert.ok(rot.expiresInSeconds() > 0, 'the new certificate is valid now');
+    rot.close();
+  });
 });
