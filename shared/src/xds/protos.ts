@@ -72,12 +72,12 @@ const TO_OBJECT: protobuf.IConversionOptions = {
   // `bytes` left unset: protobufjs then returns the decoded Buffer as is.
 };
 
-const NOT_XDS = new Set([path.join(PROTO_DIR, 'skein', 'demo'), path.join(PROTO_DIR, 'skein', 'identity')]);
+const NOT_XDS = new Set([path.join(PROTO_DIR, 'skein', 'demo'), path.join(PROTO_DIR, 'skein', 'identity'), path.join(PROTO_DIR, 'skein', 'registry')]);
 
 function listProtoFiles(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const p = path.join(dir, e.name);
-    // proto/skein/demo (the demo application) and proto/skein/identity (the certificate service)
+    // proto/skein/demo (the demo application), proto/skein/identity and proto/skein/registry (skein's own services)
     // are not xDS; proto/skein/lb is: our LB extension.
     if (e.isDirectory()) return NOT_XDS.has(p) ? [] : listProtoFiles(p);
     return e.name.endsWith('.proto') ? [p] : [];

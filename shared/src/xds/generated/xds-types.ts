@@ -1725,36 +1725,4 @@ export namespace skein {
       }
     }
   }
-  export namespace registry {
-    export namespace v1 {
-      /** skein.registry.v1.Health */
-      export type Health = 'HEALTH_UNSPECIFIED' | 'HEALTHY' | 'UNHEALTHY' | 'DRAINING';
-      /** skein.registry.v1.Lease */
-      export interface Lease {
-        id?: string;
-        service?: string;
-        address?: string;
-        port?: number;
-        health?: skein.registry.v1.Health;
-        ttl_ms?: string | number;
-        expires_at_ms?: string | number;
-      }
-      /** skein.registry.v1.LeaseRef */
-      export interface LeaseRef {
-        id?: string;
-      }
-      /** skein.registry.v1.RegisterRequest */
-      export interface RegisterRequest {
-        service?: string;
-        address?: string;
-        port?: number;
-        labels?: Record<string, string>;
-        zone?: string;
-        weight?: number;
-        health?: skein.registry.v1.Health;
-        ttl?: google.protobuf.Duration;
-        node?: string;
-      }
-    }
-  }
 }
