@@ -18,6 +18,11 @@ import { AdminServer } from './admin/admin-server';
 import { Stats } from './stats/stats';
 import { ClusterStats } from './stats/stat-bundles';
 import { Registration } from './registration';
+import { MeshTls } from './identity/mesh-tls';
+import type { InboundMode, InboundTls } from './listener/sniffing-server';
+import { secretType } from './xds/secret-type';
+import type { SecretConfig } from './xds/secret-type';
+import { SDS_ROOT_CA } from './xds/tls-context';
 import { CONTROL_PLANE_CHANNEL_OPTIONS, WorkloadIdentity } from './identity/workload-identity';
 import { AppHealth } from './app-health';
 import type { AppHealthSettings } from './app-health';
@@ -86,6 +91,13 @@ export class Sidecar {
   private readonly bound: Record<string, string> = {};
   private xds!: XdsClient;
   private workload: WorkloadIdentity | undefined;
+  /** Mesh mTLS from the workload identity (inbound port, upstream sidecars); none without an identity. */
+  private meshTls: MeshTls | undefined;
+  /** What the inbound port accepts: STRICT until the control plane's inbound Listener says otherwise. */
+  private inboundMode: InboundMode = 'STRICT';
+  private inboundMinVersion: 'TLSv1.2' | 'TLSv1.3' = 'TLSv1.2';
+  private inboundKnown: (() => void) | undefined;
+  private readonly inboundRefusalLog = new Map<string, { at: number; suppressed: number }>();
   private admin!: AdminServer;
   private registration: Registration | undefined;
   private appHealth: AppHealth | undefined;
@@ -124,6 +136,10 @@ export class Sidecar {
       // (the CLI refuses --service without an identity).
       opts.log.warn({ service: opts.service }, 'no workload identity: the instance is not registered with the control plane');
     } else if (opts.service !== undefined) {
+      // Registered once the inbound port knows its mode (the control plane's inbound Listener),
+      // so no caller reaches it while it would refuse what the service allows. A control plane
+      // that sends none (no Service declared) leaves it STRICT; registration goes ahead after 5s.
+      await sc.inboundModeKnown(5000);
       sc.registration = new Registration({ server: opts.xdsServer, credentials: sc.workload!.controlPlaneCredentials(), channelOptions: CONTROL_PLANE_CHANNEL_OPTIONS, service: opts.service, address: opts.advertiseAddress, port: Number(sc.bound['inbound']!.split(':').pop()), labels: { version: opts.version }, ttlMs: opts.leaseTtlMs, node: opts.nodeId, clock: sc.clock, log: opts.log });
       await sc.registration.start();
       if (sc.appHealth?.unhealthyReason !== undefined) await sc.registration.setHealth('UNHEALTHY');
@@ -133,6 +149,38 @@ export class Sidecar {
   }
 
   addresses(): Record<string, string> { return { ...this.bound }; }
+
+  private inboundModeKnown(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = this.clock.setTimer(ms, () => { this.inboundKnown = undefined; this.opts.log.warn({ listener: this.inboundListenerName() }, 'no inbound Listener from the control plane yet: the inbound port stays STRICT (mTLS only)'); resolve(); });
+      this.inboundKnown = () => { t.cancel(); this.inboundKnown = undefined; resolve(); };
+    });
+  }
+
+  private inboundListenerName(): string { return `skein.inbound.${this.opts.service ?? ''}`; }
+
+  /** Mesh mTLS on the inbound port: mode from the control plane, certificate from the identity, refusals counted and logged. */
+  private inboundTls(): InboundTls | undefined {
+    const m = this.meshTls;
+    if (m === undefined) return undefined;
+    const accepted = { mtls: this.stats.counter('listener.inbound.mtls.cx_accepted'), plaintext: this.stats.counter('listener.inbound.plaintext.cx_accepted') };
+    return {
+      mode: () => this.inboundMode,
+      context: () => m.context(this.inboundMinVersion),
+      peerOf: (cert) => m.peerOf(cert),
+      accepted: (how) => accepted[how].inc(),
+      refused: (reason, detail, remote) => {
+        this.stats.counter('listener.inbound.cx_refused', { reason }).inc();
+        // At most one line per reason every 10s, with how many were not logged: a port scan or a
+        // misconfigured client must not flood the log.
+        const now = this.clock.now();
+        const last = this.inboundRefusalLog.get(reason);
+        if (last !== undefined && now - last.at < 10_000) { last.suppressed++; return; }
+        this.inboundRefusalLog.set(reason, { at: now, suppressed: 0 });
+        this.opts.log.warn({ reason, remote, mode: this.inboundMode, ...(last?.suppressed ? { alsoRefusedSinceLastLog: last.suppressed } : {}) }, `inbound connection refused: ${detail}`);
+      },
+    };
+  }
 
   /** Gets the workload certificate (failing the start if the control plane refuses) and exports its lifetime. */
   private async startIdentity(o: SidecarIdentityOptions): Promise<void> {
@@ -146,6 +194,7 @@ export class Sidecar {
     const renewals = this.stats.gauge('identity.cert_renewals');
     const failures = this.stats.gauge('identity.cert_renewal_failures');
     const rot = this.workload.rotating;
+    this.meshTls = new MeshTls(rot, this.workload.spiffeId, o.trustDomain, this.opts.log);
     this.refreshIdentityGauges = () => {
       expires.set(Math.floor(rot.expiresInSeconds()));
       lifetime.set(Math.round((rot.current.notAfter - rot.current.notBefore) / 1000));
@@ -205,12 +254,12 @@ export class Sidecar {
 
   private inboundClusters(): Cluster[] { return this.inbound ? [...this.inbound.snapshot.clusters.values()] : []; }
 
-  private async listen(cm: ConnectionManager, listen: string, flag: string): Promise<string> {
+  private async listen(cm: ConnectionManager, listen: string, flag: string, tls?: InboundTls): Promise<string> {
     const i = listen.lastIndexOf(':');
     const host = listen.slice(0, i).replace(/^\[(.*)\]$/, '$1');
     const port = Number(listen.slice(i + 1));
     if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new MeshError(ErrorCodes.VALIDATION, `${flag}: "${listen}" must be host:port`);
-    const server = sniffingServer(cm.h1, cm.h2, { wrapH2: cm.wrapH2Socket });
+    const server = sniffingServer(cm.h1, cm.h2, { wrapH2: cm.wrapH2Socket, ...(tls !== undefined ? { tls } : {}) });
     const ls = cm.listenerStats;
     server.on('connection', (socket: net.Socket) => {
       ls.cxTotal.inc();
@@ -245,7 +294,7 @@ export class Sidecar {
     const routes = inboundRouteTable('skein.inbound');
     this.inbound.snapshot = routerSnapshot(routes, new Map([['skein.inbound', cluster]]));
     this.inboundRoutes = routes.routeNames();
-    this.bound['inbound'] = await this.listen(this.inbound, o.inboundListen, '--inbound-listen');
+    this.bound['inbound'] = await this.listen(this.inbound, o.inboundListen, '--inbound-listen', this.inboundTls());
   }
 
   private startXds(): void {
@@ -253,7 +302,7 @@ export class Sidecar {
     this.xds = new XdsClient({
       server: o.xdsServer,
       node: { id: o.nodeId, cluster: o.service ?? 'sidecar', metadata: { ...(o.service ? { service: o.service } : {}), version: o.version }, userAgentName: 'skein-sidecar', userAgentVersion: SKEIN_VERSION },
-      types: new Map<string, unknown>([[TYPE_URLS.LISTENER, listenerType], [TYPE_URLS.ROUTE, routeType], [TYPE_URLS.CLUSTER, clusterType], [TYPE_URLS.ENDPOINT, endpointsType]]) as never,
+      types: new Map<string, unknown>([[TYPE_URLS.LISTENER, listenerType], [TYPE_URLS.ROUTE, routeType], [TYPE_URLS.CLUSTER, clusterType], [TYPE_URLS.ENDPOINT, endpointsType], [TYPE_URLS.SECRET, secretType]]) as never,
       clock: this.clock, log: o.log,
       ...(this.workload === undefined ? {} : { credentials: this.workload.controlPlaneCredentials(), channelOptions: CONTROL_PLANE_CHANNEL_OPTIONS }),
       check: (type, resources) => this.checkResources(type, resources),
@@ -262,14 +311,33 @@ export class Sidecar {
     // Only the listener the outbound port serves, and (below) only its RouteConfiguration: the
     // control plane also serves an api_listener and a RouteConfiguration per service (for
     // proxyless clients), which this proxy would decode, compile and hold for nothing.
-    this.xds.subscribe(TYPE_URLS.LISTENER, [this.opts.outboundListener ?? 'skein.outbound']);
+    this.xds.subscribe(TYPE_URLS.LISTENER, this.listenerNames());
     this.xds.subscribe(TYPE_URLS.CLUSTER, '*');
+    // The mesh's roots (SDS ROOTCA): a root rotation reaches this sidecar's mTLS through it.
+    if (this.meshTls !== undefined) this.xds.subscribe(TYPE_URLS.SECRET, [SDS_ROOT_CA]);
+  }
+
+  /** The listeners this sidecar asks for: its outbound one and, with a service and an identity, its inbound one. */
+  private listenerNames(): string[] {
+    const outbound = this.opts.outboundListener ?? 'skein.outbound';
+    return this.opts.service !== undefined && this.meshTls !== undefined ? [outbound, this.inboundListenerName()] : [outbound];
   }
 
   private onUpdate(type: string, resources: ReadonlyMap<string, unknown>): void {
     this.seen.add(type);
+    if (type === TYPE_URLS.SECRET) {
+      this.meshTls?.setRoots((resources as ReadonlyMap<string, SecretConfig>).get(SDS_ROOT_CA)?.trustedCaPem);
+      return;
+    }
     if (type === TYPE_URLS.LISTENER) {
       this.listeners = resources as ReadonlyMap<string, ListenerConfig>;
+      const inbound = this.listeners.get(this.inboundListenerName())?.inbound;
+      if (inbound !== undefined) {
+        if (inbound.mode !== this.inboundMode) this.opts.log.info({ from: this.inboundMode, to: inbound.mode }, 'inbound mTLS mode changed');
+        this.inboundMode = inbound.mode;
+        this.inboundMinVersion = inbound.minVersion;
+        this.inboundKnown?.();
+      }
       const l = this.listeners.get(this.opts.outboundListener ?? 'skein.outbound');
       this.xds.subscribe(TYPE_URLS.ROUTE, l === undefined ? [] : [l.routeConfigName]);
     } else if (type === TYPE_URLS.ROUTE) {
@@ -281,7 +349,7 @@ export class Sidecar {
         let c = this.clusters.get(name);
         if (c) c.updateConfig(cfg);
         else {
-          c = new Cluster(cfg, this.clock, { stats: this.stats, log: this.opts.log });
+          c = new Cluster(cfg, this.clock, { stats: this.stats, log: this.opts.log, ...(this.meshTls !== undefined ? { tls: this.meshTls } : {}) });
           c.stats = new ClusterStats(this.stats, name);
           this.clusters.set(name, c);
         }

@@ -28,6 +28,7 @@ export function resourcesOfKind(set: XdsResourceSet, kind: XdsResourceKind): rea
     case 'RDS': return set.routes;
     case 'CDS': return set.clusters;
     case 'EDS': return set.endpoints;
+    case 'SDS': return [];
   }
 }
 

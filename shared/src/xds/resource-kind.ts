@@ -14,7 +14,7 @@ import { TYPE_URLS } from './protos';
 export interface XdsResourceKind {
   readonly typeUrl: string;
   /** The xDS service that carries it: 'LDS', 'RDS', 'CDS' or 'EDS'. */
-  readonly service: 'LDS' | 'RDS' | 'CDS' | 'EDS';
+  readonly service: 'LDS' | 'RDS' | 'CDS' | 'EDS' | 'SDS';
   /** Full state (LDS, CDS) or per name (RDS, EDS); see the header. */
   readonly fullState: boolean;
   /** The message field that names a resource: 'name', or 'cluster_name' for a ClusterLoadAssignment. */
@@ -37,6 +37,8 @@ export const LISTENER_KIND = kind(TYPE_URLS.LISTENER, 'LDS', true, 'name');
 export const ROUTE_KIND = kind(TYPE_URLS.ROUTE, 'RDS', false, 'name');
 export const CLUSTER_KIND = kind(TYPE_URLS.CLUSTER, 'CDS', true, 'name');
 export const ENDPOINT_KIND = kind(TYPE_URLS.ENDPOINT, 'EDS', false, 'cluster_name');
+/** SDS Secrets (per name): the mesh's roots, ROOTCA. */
+export const SECRET_KIND = kind(TYPE_URLS.SECRET, 'SDS', false, 'name');
 
 /**
  * Every kind, in the order pushes go out: make before break (a cluster and its endpoints exist

@@ -29,7 +29,7 @@ export const sidecar: Command = {
       { name: 'app', type: 'string', value: 'HOST:PORT', help: 'the local app inbound traffic goes to (required with --service)' },
       { name: 'app-protocol', type: 'string', value: 'PROTO', default: 'grpc', help: 'the local app protocol: grpc (HTTP/2) or http (HTTP/1.1)' },
       { name: 'outbound-listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:15001', help: 'where the local app sends its requests; port 0 picks a free port' },
-      { name: 'inbound-listen', type: 'string', value: 'HOST:PORT', default: '0.0.0.0:15006', help: 'where the mesh reaches this instance (with --service); port 0 picks a free port' },
+      { name: 'inbound-listen', type: 'string', value: 'HOST:PORT', help: 'where the mesh reaches this instance (with --service); port 0 picks a free port. Mesh mTLS (STRICT by default) unless the Service says otherwise (default: <--advertise-address>:15006, not every interface)' },
       { name: 'app-health', type: 'string', value: 'CHECK', default: APP_HEALTH_DEFAULTS.check, help: 'how the sidecar watches its app: tcp (connect), grpc or grpc:SERVICE (grpc.health.v1), http:/PATH (2xx passes; HTTP/2 for a grpc app), or none. A down app is reported UNHEALTHY to the control plane at once and /ready answers 503' },
       { name: 'app-health-interval', type: 'string', value: 'DURATION', default: APP_HEALTH_DEFAULTS.interval, help: 'time between app health probes' },
       { name: 'app-health-timeout', type: 'string', value: 'DURATION', default: APP_HEALTH_DEFAULTS.timeout, help: 'a probe that takes longer fails' },
@@ -92,7 +92,7 @@ export const sidecar: Command = {
       xdsServer: str(p, 'xds'), ...(identity === undefined ? {} : { identity }),
       nodeId: optStr(p, 'node-id') ?? `${service ?? 'sidecar'}-${(await import('node:os')).hostname()}-${process.pid}`,
       ...(service !== undefined ? { service, app: app!, appProtocol, appHealth } : {}),
-      version: str(p, 'version'), outboundListen: str(p, 'outbound-listen'), inboundListen: str(p, 'inbound-listen'),
+      version: str(p, 'version'), outboundListen: str(p, 'outbound-listen'), inboundListen: optStr(p, 'inbound-listen') ?? `${advertiseHost(str(p, 'advertise-address'))}:15006`,
       advertiseAddress: str(p, 'advertise-address'), adminListen: str(p, 'admin-listen'),
       leaseTtlMs: dur('lease-ttl'), drainTimeoutMs: dur('drain-timeout'), retryBufferBytes: retryBuffer, statsRetentionMs, downstream, log,
     });
@@ -106,3 +106,6 @@ export const sidecar: Command = {
     return 0;
   },
 };
+
+/** An address as the host part of host:port (IPv6 in brackets). */
+function advertiseHost(ip: string): string { return ip.includes(':') ? `[${ip}]` : ip; }

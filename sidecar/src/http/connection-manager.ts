@@ -1,3 +1,4 @@
+import { peerIdentityOf } from '../listener/peer-identity';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
@@ -141,6 +142,7 @@ export class ConnectionManager implements ListenerContext {
       const guarded = sock?.stream instanceof GuardedSocket ? sock.stream : undefined;
       (s as EdgeSession)[kGuard] = guarded?.guard;
       (s as EdgeSession)[kPeer] = guarded?.remoteAddress ?? sock?.remoteAddress;
+      (s as EdgeSession)[kClientCert] = peerIdentityOf(guarded?.socket ?? sock)?.xfcc;
       sessionDestroy ??= (Object.getPrototypeOf(s) as http2.Http2Session).destroy;
       s.destroy = destroyWithProtocolCode;
       s.setTimeout(opts.keepaliveIdleMs ?? 10_000);
@@ -347,7 +349,7 @@ export class ConnectionManager implements ListenerContext {
     if (method === 'CONNECT') { replyH2(down, grpc, LOCAL_REPLIES.badRequest, 'CONNECT is not supported'); return; }
     const entry = this.match(authority, path, method, headers);
     if ('reply' in entry) { replyH2(down, grpc, entry.reply, entry.detail); return; }
-    const out = upstreamHeaders(headers, session[kPeer], this.opts.policy, raw);
+    const out = upstreamHeaders(headers, session[kPeer], this.opts.policy, raw, session[kClientCert]);
     // Expect: 100-continue is answered here (the upstream request does not carry it).
     const expect = headers['expect'];
     if (expect !== undefined && !down.endAfterHeaders && typeof expect === 'string' && expect.toLowerCase() === '100-continue') {
@@ -371,7 +373,7 @@ export class ConnectionManager implements ListenerContext {
     const method = req.method ?? 'GET';
     const entry = this.match(authority, path, method, req.headers);
     if ('reply' in entry) { replyH1(res, grpc, entry.reply, entry.detail); return; }
-    const out = upstreamHeaders(req.headers, req.socket.remoteAddress, this.opts.policy);
+    const out = upstreamHeaders(req.headers, req.socket.remoteAddress, this.opts.policy, undefined, peerIdentityOf(req.socket)?.xfcc);
     new H1Downstream(this, this.snapshot, entry, grpc, method, path, authority, out, req, res).start();
   }
 
@@ -469,8 +471,10 @@ const kResets = Symbol('skein.resets');
 const kCmOfSession = Symbol('skein.cm');
 const kGuard = Symbol('skein.guard');
 const kPeer = Symbol('skein.peer');
+/** The x-forwarded-client-cert of the session's verified mTLS peer (inbound over mTLS only). */
+const kClientCert = Symbol('skein.client-cert');
 const kDestroying = Symbol('skein.destroying');
-type EdgeSession = http2.Http2Session & { [kDestroying]?: boolean; [kResets]?: { streams: number; premature: number }; [kCmOfSession]?: ConnectionManager; [kGuard]?: H2HeaderGuard; [kPeer]?: string };
+type EdgeSession = http2.Http2Session & { [kDestroying]?: boolean; [kResets]?: { streams: number; premature: number }; [kCmOfSession]?: ConnectionManager; [kGuard]?: H2HeaderGuard; [kPeer]?: string; [kClientCert]?: string };
 
 function destroyLater(session: EdgeSession, error: Error): void {
   if (!session.destroyed) sessionDestroy!.call(session, error, NGHTTP2_PROTOCOL_ERROR);

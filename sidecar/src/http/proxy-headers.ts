@@ -8,8 +8,9 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-aliv
  * Headers that claim who the caller is, or where it came from, on behalf of a proxy in front.
  * From outside the mesh (inbound, untrusted) they are forged as easily as any header, and an app
  * that believes them (client-certificate identity, client IP) can be fooled, so the inbound
- * listener removes them: `x-forwarded-client-cert` (Envoy's XFCC: the peer's certificate; the
- * mTLS work will set it from the verified peer), `forwarded` (RFC 7239) and `x-real-ip`.
+ * listener removes them: `x-forwarded-client-cert` (Envoy's XFCC: the peer's certificate; it is
+ * removed in both directions and set from the verified mTLS peer only), `forwarded` (RFC 7239)
+ * and `x-real-ip`.
  * `x-forwarded-for` and `x-forwarded-proto` are replaced instead (below).
  */
 export const UNTRUSTED_IDENTITY_HEADERS: readonly string[] = ['x-forwarded-client-cert', 'forwarded', 'x-real-ip'];
@@ -29,7 +30,8 @@ const UNTRUSTED: ReadonlySet<string> = new Set(UNTRUSTED_IDENTITY_HEADERS);
 /**
  * The upstream request headers: the downstream ones minus hop-by-hop headers (and any header a
  * `Connection` header names), with x-forwarded-for / -proto and x-request-id set.
- * `te: trailers` is kept: gRPC needs it. `expect` is not forwarded: the listener answered a
+ * `clientCert`: the x-forwarded-client-cert of the verified mTLS peer (inbound), set after any
+ * incoming one is dropped. `te: trailers` is kept: gRPC needs it. `expect` is not forwarded: the listener answered a
  * `100-continue` itself (as Envoy does by default), so the body is already on its way.
  *
  * One pass, no deletes (a delete turns the object into a slow dictionary). `raw`, when given, is
@@ -38,7 +40,7 @@ const UNTRUSTED: ReadonlySet<string> = new Set(UNTRUSTED_IDENTITY_HEADERS);
  * dictionary-mode object) first builds and sorts a key array. Values are always read from `src`,
  * where Node already joined repeated fields, so a repeated name only writes the same value again.
  */
-export function upstreamHeaders(src: http.IncomingHttpHeaders, peer: string | undefined, policy: ForwardPolicy, raw?: readonly string[]): http.OutgoingHttpHeaders {
+export function upstreamHeaders(src: http.IncomingHttpHeaders, peer: string | undefined, policy: ForwardPolicy, raw?: readonly string[], clientCert?: string): http.OutgoingHttpHeaders {
   const out: http.OutgoingHttpHeaders = {};
   const trust = policy.trustForwardedFor;
   const conn = src['connection'];
@@ -46,6 +48,7 @@ export function upstreamHeaders(src: http.IncomingHttpHeaders, peer: string | un
   if (raw !== undefined) for (let i = 0; i < raw.length; i += 2) copyField(out, src, raw[i]!, named, trust, peer);
   else for (const k in src) copyField(out, src, k, named, trust, peer);
   if (peer !== undefined && out['x-forwarded-for'] === undefined) out['x-forwarded-for'] = peer;
+  if (clientCert !== undefined) out['x-forwarded-client-cert'] = clientCert;
   if (out['x-forwarded-proto'] === undefined) out['x-forwarded-proto'] = 'http';
   const rid = src['x-request-id'];
   if (typeof rid !== 'string' || rid === '') out['x-request-id'] = randomUUID();
@@ -67,6 +70,9 @@ function copyField(out: http.OutgoingHttpHeaders, src: http.IncomingHttpHeaders,
       return;
     }
     case 'x-forwarded-proto': out[k] = trust ? src[k] : 'http'; return;
+    // Set only by an inbound listener, from the peer its mTLS handshake verified (`clientCert`);
+    // one from the app or from outside is never passed on (Envoy's SANITIZE_SET).
+    case 'x-forwarded-client-cert': return;
   }
   if (!trust && UNTRUSTED.has(k)) return;
   out[k] = src[k];

@@ -1,9 +1,31 @@
 import * as net from 'node:net';
+import * as tls from 'node:tls';
+import type { PeerIdentity } from './peer-identity';
+import { kPeerIdentity } from './peer-identity';
 import type * as http from 'node:http';
 import type * as http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+/** The first byte of a TLS record carrying a handshake (a ClientHello). */
+const TLS_HANDSHAKE = 0x16;
+
+/** What the port accepts: mTLS only, mTLS or plaintext (told apart by the first byte), or plaintext only. */
+export type InboundMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+
+/** Mesh mTLS on a sniffing port (the inbound listener). */
+export interface InboundTls {
+  /** The mode now (it follows the control plane's inbound Listener). */
+  mode(): InboundMode;
+  /** The secure context for the next handshake (the workload's current certificate and the mesh's roots). */
+  context(): tls.SecureContext;
+  /** Who a verified client certificate belongs to, or why it is not accepted. */
+  peerOf(cert: tls.PeerCertificate | undefined): PeerIdentity | Error;
+  /** A connection accepted, by how. */
+  accepted(how: 'mtls' | 'plaintext'): void;
+  /** A connection refused before any request: counted and logged by the owner; the port keeps serving. */
+  refused(reason: string, detail: string, remote: string | undefined): void;
+}
 
 /**
  * One plaintext port that speaks both HTTP/2 (h2c with prior knowledge, as gRPC clients use)
@@ -13,14 +35,33 @@ const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
  * This is the seam where transparent capture plugs in later: an iptables REDIRECT listener
  * hands its sockets (with their original destination) to the same two servers.
  */
-export function sniffingServer(h1: http.Server, h2: http2.Http2Server, opts: { firstByteTimeoutMs?: number; wrapH2?: (socket: net.Socket) => Duplex } = {}): net.Server {
+export function sniffingServer(h1: http.Server, h2: http2.Http2Server, opts: { firstByteTimeoutMs?: number; wrapH2?: (socket: net.Socket) => Duplex; tls?: InboundTls } = {}): net.Server {
   const wrapH2 = opts.wrapH2;
   const timeout = opts.firstByteTimeoutMs ?? 10_000;
+  const mtls = opts.tls;
+  const toH2 = (socket: net.Socket): void => { h2.emit('connection', wrapH2 === undefined ? socket : wrapH2(socket)); };
   return net.createServer({ noDelay: true }, (socket) => {
     socket.setTimeout(timeout, () => socket.destroy());
     socket.once('error', () => socket.destroy());
     let seen: Buffer = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
+      if (mtls !== undefined && seen.length === 0) {
+        const mode = mtls.mode();
+        if (chunk[0] === TLS_HANDSHAKE) {
+          socket.removeListener('data', onData);
+          if (mode === 'DISABLE') { mtls.refused('tls_disabled', 'a TLS handshake on a port in DISABLE mode (plaintext only)', socket.remoteAddress); socket.destroy(); return; }
+          socket.pause();
+          socket.unshift(chunk);
+          acceptTls(socket, mtls, h1, toH2);
+          return;
+        }
+        if (mode === 'STRICT') {
+          socket.removeListener('data', onData);
+          mtls.refused('plaintext', 'a plaintext connection on a port in STRICT mode (mTLS only)', socket.remoteAddress);
+          socket.destroy();
+          return;
+        }
+      }
       seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
       const n = Math.min(seen.length, PREFACE.length);
       const maybeH2 = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
@@ -29,15 +70,56 @@ export function sniffingServer(h1: http.Server, h2: http2.Http2Server, opts: { f
       socket.setTimeout(0);
       socket.pause();
       socket.unshift(seen);
+      if (mtls !== undefined) mtls.accepted('plaintext');
       if (maybeH2) {
         // The HTTP/2 session drains the socket's buffered bytes itself; resuming would lose them.
         // `wrapH2` (the header-field guard) reads them, unshifted bytes first, when Node reads it.
-        h2.emit('connection', wrapH2 === undefined ? socket : wrapH2(socket));
+        toH2(socket);
       } else {
         h1.emit('connection', socket);
         socket.resume();
       }
     };
     socket.on('data', onData);
+  });
+}
+
+/**
+ * The server side of a mesh mTLS handshake on an accepted socket (its ClientHello unshifted back):
+ * a client certificate is required and must chain to the mesh's roots and carry a workload
+ * identity of this trust domain; the protocol is what ALPN chose (h2, else HTTP/1.1). The peer
+ * identity rides on the TLS socket (kPeerIdentity) for x-forwarded-client-cert. The socket
+ * timeout (the first-byte timeout) also bounds the handshake.
+ */
+function acceptTls(socket: net.Socket, mtls: InboundTls, h1: http.Server, toH2: (s: net.Socket) => void): void {
+  const remote = socket.remoteAddress;
+  let ctx: tls.SecureContext;
+  try {
+    ctx = mtls.context();
+  } catch (e) {
+    mtls.refused('no_certificate', `this sidecar has no certificate to serve mTLS with: ${(e as Error).message}`, remote);
+    socket.destroy();
+    return;
+  }
+  const t = new tls.TLSSocket(socket, { isServer: true, secureContext: ctx, requestCert: true, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'] });
+  let secure = false;
+  t.on('error', (e: NodeJS.ErrnoException) => {
+    if (!secure) mtls.refused('handshake', `TLS handshake failed: ${e.code ?? ''} ${e.message}`.trim(), remote);
+    t.destroy();
+  });
+  t.once('secure', () => {
+    secure = true;
+    if (!t.authorized) {
+      mtls.refused('untrusted_certificate', `the client certificate is not accepted: ${String(t.authorizationError ?? 'no certificate')}`, remote);
+      t.destroy();
+      return;
+    }
+    const peer = mtls.peerOf(t.getPeerCertificate());
+    if (peer instanceof Error) { mtls.refused('bad_identity', peer.message, remote); t.destroy(); return; }
+    socket.setTimeout(0);
+    (t as net.Socket & { [kPeerIdentity]?: PeerIdentity })[kPeerIdentity] = peer;
+    mtls.accepted('mtls');
+    if (t.alpnProtocol === 'h2') toH2(t);
+    else h1.emit('connection', t);
   });
 }

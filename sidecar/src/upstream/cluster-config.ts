@@ -19,6 +19,20 @@ export interface CircuitBreakerConfig {
   retryBudget?: RetryBudgetConfig;
 }
 
+/**
+ * Mesh mTLS to the cluster's endpoints that have a sidecar (EndpointHost.tls), with the
+ * workload's certificate (xds/tls-context.ts decodes it from transport_socket_matches).
+ */
+export interface UpstreamTlsConfig {
+  /** The SPIFFE IDs the server may present (URI SAN matchers); empty: any certificate from the mesh's roots. */
+  allowedIds: readonly { matches(s: string): boolean }[];
+  /** ALPN to offer (e.g. ['h2']); empty: by the cluster's protocol. */
+  alpn: string[];
+  /** TLS SNI; '' sends none. */
+  sni: string;
+  minVersion: 'TLSv1.2' | 'TLSv1.3';
+}
+
 export interface ClusterConfig {
   name: string;
   type: 'EDS' | 'STATIC';
@@ -47,4 +61,6 @@ export interface ClusterConfig {
   healthChecks?: HealthCheckConfig;
   /** STATIC clusters only: the inline load_assignment. */
   staticEndpoints?: EndpointsConfig;
+  /** mTLS to endpoints with a sidecar; the others are plaintext. Absent: all plaintext. */
+  tls?: UpstreamTlsConfig;
 }

@@ -6,7 +6,8 @@ import { createLoadBalancer } from './lb/registry';
 import { DEFAULT_PANIC_THRESHOLD, routableHosts } from './host-set';
 import { H2Pool } from './pool/h2-pool';
 import { H1Pool } from './pool/h1-pool';
-import type { ClusterConfig } from './cluster-config';
+import type { ClusterConfig, UpstreamTlsConfig } from './cluster-config';
+import type { UpstreamTlsSource } from './upstream-tls';
 import type { EndpointsConfig } from './endpoints-config';
 import type { ClusterStats } from '../stats/stat-bundles';
 import type { Stats } from '../stats/stats';
@@ -55,8 +56,11 @@ export class Cluster {
   private checker: HealthChecker | undefined;
   private checkerKey = '';
 
-  /** `env`: where outlier detection and health checks log and count (without it they are off). */
-  constructor(public config: ClusterConfig, private readonly clock: Clock, private readonly env?: { stats: Stats; log: Logger }) {
+  /**
+   * `env`: where outlier detection and health checks log and count (without it they are off),
+   * and `tls`, the workload's mTLS for hosts with a sidecar (without it they get plaintext).
+   */
+  constructor(public config: ClusterConfig, private readonly clock: Clock, private readonly env?: { stats: Stats; log: Logger; tls?: UpstreamTlsSource }) {
     this.lb = createLoadBalancer(lbConfigOf(config));
     this.resources = new ResourceManager(config.name, config.circuitBreakers, env?.stats);
     this.configureResilience();
@@ -163,7 +167,7 @@ export class Cluster {
     const lbChanged = JSON.stringify(lbConfigOf(config)) !== JSON.stringify(lbConfigOf(this.config));
     const poolChanged = config.protocol !== this.config.protocol || config.connectTimeoutMs !== this.config.connectTimeoutMs ||
       config.maxConcurrentStreams !== this.config.maxConcurrentStreams || config.idleTimeoutMs !== this.config.idleTimeoutMs ||
-      config.maxRequestsPerConnection !== this.config.maxRequestsPerConnection;
+      config.maxRequestsPerConnection !== this.config.maxRequestsPerConnection || !sameTls(config.tls, this.config.tls);
     this.config = config;
     this.resources.update(config.circuitBreakers);
     if (lbChanged) { this.lb = createLoadBalancer(lbConfigOf(config)); this.publish(); }
@@ -176,8 +180,14 @@ export class Cluster {
     const next = new Map<string, Host>();
     for (const e of eps) {
       const probe = new Host(e.address, e.port, e.weight, e.zone, e.health);
+      probe.tls = e.tls === true;
       const prev = this.hosts.get(probe.key);
-      if (prev !== undefined) { prev.weight = e.weight; prev.zone = e.zone; prev.health = e.health; next.set(prev.key, prev); } else next.set(probe.key, probe);
+      if (prev !== undefined) {
+        prev.weight = e.weight; prev.zone = e.zone; prev.health = e.health;
+        // A host that gained or lost its sidecar: its connections were made the other way.
+        if (prev.tls !== probe.tls) { prev.tls = probe.tls; this.retirePool(prev.key); }
+        next.set(prev.key, prev);
+      } else next.set(probe.key, probe);
     }
     for (const key of this.hosts.keys()) if (!next.has(key)) this.retirePool(key);
     this.hosts = next.size === 0 ? NO_HOSTS : next;
@@ -194,10 +204,12 @@ export class Cluster {
     let p = this.pools?.get(host.key);
     if (p === undefined) {
       const c = this.config;
+      const tls = host.tls && c.tls !== undefined ? this.env?.tls?.forUpstream(c.name, c.tls, c.protocol) : undefined;
       p = c.protocol === 'h2'
-        ? new H2Pool({ address: host.address, port: host.port }, { connectTimeoutMs: c.connectTimeoutMs, clock: this.clock, resources: this.resources, connectionEvents: this.connectionEvents, ...(c.idleTimeoutMs !== undefined ? { idleTimeoutMs: c.idleTimeoutMs } : {}), ...(c.maxConcurrentStreams !== undefined ? { maxConcurrentStreams: c.maxConcurrentStreams } : {}), ...(c.maxRequestsPerConnection !== undefined ? { maxRequestsPerConnection: c.maxRequestsPerConnection } : {}) })
+        ? new H2Pool({ address: host.address, port: host.port }, { connectTimeoutMs: c.connectTimeoutMs, clock: this.clock, resources: this.resources, connectionEvents: this.connectionEvents, ...(tls !== undefined ? { tls } : {}), ...(c.idleTimeoutMs !== undefined ? { idleTimeoutMs: c.idleTimeoutMs } : {}), ...(c.maxConcurrentStreams !== undefined ? { maxConcurrentStreams: c.maxConcurrentStreams } : {}), ...(c.maxRequestsPerConnection !== undefined ? { maxRequestsPerConnection: c.maxRequestsPerConnection } : {}) })
         : new H1Pool({ address: host.address, port: host.port }, {
           connectTimeoutMs: c.connectTimeoutMs,
+          ...(tls !== undefined ? { tls } : {}),
           resources: this.resources,
           connectionEvents: this.connectionEvents,
           clock: this.clock,
@@ -263,4 +275,10 @@ function lbConfigOf(c: ClusterConfig): Parameters<typeof createLoadBalancer>[0] 
   if (c.maxRingSize !== undefined) out.maxRingSize = c.maxRingSize;
   if (c.decayMs !== undefined) out.decayMs = c.decayMs;
   return out;
+}
+
+function sameTls(a: UpstreamTlsConfig | undefined, b: UpstreamTlsConfig | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.sni === b.sni && a.minVersion === b.minVersion && a.alpn.join() === b.alpn.join() && a.allowedIds.length === b.allowedIds.length &&
+    a.allowedIds.every((m, i) => JSON.stringify(m) === JSON.stringify(b.allowedIds[i]));
 }

@@ -14,6 +14,11 @@ export interface EndpointHost {
   weight: number;
   zone: string;
   health: EndpointHealth;
+  /**
+   * The endpoint has a sidecar that takes mTLS: its metadata matches the cluster's mTLS
+   * transport_socket_matches entry (filter_metadata['envoy.transport_socket_match'].tlsMode = 'skein').
+   */
+  tls?: boolean;
 }
 
 export interface EndpointsConfig {

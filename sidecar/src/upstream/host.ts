@@ -31,6 +31,8 @@ export class Host implements MonitoredHost {
   hcFailed = false;
   /** Outlier detection's per-host data sink (resilience/outlier-detector.ts); set by the cluster's detector. */
   outlier: HostMonitor | undefined = undefined;
+  /** The host has a sidecar: the cluster's mTLS settings (ClusterConfig.tls) apply to it. */
+  tls = false;
 
   constructor(
     readonly address: string,

@@ -20,8 +20,10 @@ import { decodeLoadAssignment } from './endpoints-type';
 import { decodeOutlierDetection } from '../resilience/outlier-config';
 import { decodeHealthChecks } from '../resilience/health-check-config';
 import type { WireLoadAssignment } from './endpoints-type';
-import type { CircuitBreakerConfig, ClusterConfig, ClusterLbPolicy } from '../upstream/cluster-config';
+import type { CircuitBreakerConfig, ClusterConfig, ClusterLbPolicy, UpstreamTlsConfig } from '../upstream/cluster-config';
 import { checkFields, durationToMs, fieldSpec, wrapped } from '../../../shared/src/xds/fields';
+import { decodeUpstreamTls } from './tls-context';
+import type { WireStruct } from './endpoints-type';
 import type { XdsMessage } from '../../../shared/src/xds/fields';
 import type { Issues } from '../../../shared/src/xds/issues';
 import { CLUSTER_KIND } from '../../../shared/src/xds/resource-kind';
@@ -63,13 +65,14 @@ interface WireCluster {
   outlier_detection?: Record<string, unknown>;
   health_checks?: Record<string, unknown>[];
   transport_socket?: object;
+  transport_socket_matches?: { name?: string; match?: WireStruct; transport_socket?: { name?: string; typed_config?: PackedResource } }[];
   common_lb_config?: { healthy_panic_threshold?: { value?: number } } & Record<string, unknown>;
 }
 
 const CLUSTER = fieldSpec(
   ['name', 'type', 'cluster_type', 'eds_cluster_config', 'connect_timeout', 'lb_policy', 'least_request_lb_config', 'ring_hash_lb_config',
     'load_balancing_policy', 'load_assignment', 'typed_extension_protocol_options', 'circuit_breakers', 'outlier_detection', 'health_checks',
-    'transport_socket', 'common_lb_config'],
+    'transport_socket', 'transport_socket_matches', 'common_lb_config'],
   ['alt_stat_name', 'metadata', 'per_connection_buffer_limit_bytes', 'dns_refresh_rate', 'dns_failure_refresh_rate', 'respect_dns_ttl',
     'dns_lookup_family', 'typed_dns_resolver_config', 'wait_for_warm_on_init', 'cleanup_interval', 'track_cluster_stats'],
   ['cluster_discovery_type', 'lb_config'],
@@ -102,8 +105,31 @@ function decodeCluster(c: WireCluster, issues: Issues): ClusterConfig {
     const hc = decodeHealthChecks(c.health_checks, issues);
     if (hc !== undefined) out.healthChecks = hc;
   }
-  if (c.transport_socket !== undefined) issues.add('transport_socket', 'upstream TLS is not supported yet');
+  if (c.transport_socket !== undefined) issues.add('transport_socket', 'is not supported: mesh mTLS is set per endpoint through transport_socket_matches (tlsMode: skein)');
+  const tls = decodeTransportSocketMatches(c.transport_socket_matches ?? [], issues);
+  if (tls !== undefined) out.tls = tls;
   return out;
+}
+
+const TRANSPORT_SOCKET_MATCH_ENTRY = fieldSpec(['name', 'match', 'transport_socket']);
+
+/**
+ * transport_socket_matches: exactly one entry, selecting endpoints whose
+ * filter_metadata['envoy.transport_socket_match'] has tlsMode 'skein' (they have a sidecar), with
+ * mesh mTLS (tls-context.ts). Endpoints it does not select stay plaintext. Entries that select on
+ * anything else are rejected: the sidecar would not know which endpoints they mean.
+ */
+function decodeTransportSocketMatches(list: NonNullable<WireCluster['transport_socket_matches']>, issues: Issues): UpstreamTlsConfig | undefined {
+  if (list.length === 0) return undefined;
+  if (list.length > 1) { issues.add('transport_socket_matches', `at most one entry (tlsMode: skein) is supported, got ${list.length}`); return undefined; }
+  const m = list[0]!;
+  checkFields(m as XdsMessage, TRANSPORT_SOCKET_MATCH_ENTRY, 'transport_socket_matches[0]', issues);
+  const keys = Object.keys(m.match?.fields ?? {});
+  if (keys.length !== 1 || m.match?.fields?.['tlsMode']?.stringValue !== 'skein') {
+    issues.add('transport_socket_matches[0].match', `must be exactly {tlsMode: "skein"} (endpoints with a sidecar), got {${keys.join(', ')}}`);
+    return undefined;
+  }
+  return decodeUpstreamTls(m.transport_socket, 'transport_socket_matches[0].transport_socket', issues);
 }
 
 function decodeCommonLb(c: WireCluster, out: ClusterConfig, issues: Issues): void {

@@ -6,7 +6,9 @@
  * Not supported (rejected, naming the field): pipe addresses, named ports, named endpoints,
  * priorities other than 0 (failover tiers would otherwise get traffic as if primary).
  * Locality weights are not applied: endpoint weights alone decide. Other fields this decoder does
- * not implement are rejected (checkFields), except metadata and hostnames.
+ * not implement are rejected (checkFields), except hostnames. Of an endpoint's metadata only
+ * filter_metadata['envoy.transport_socket_match'].tlsMode = 'skein' is read: the endpoint has a
+ * sidecar, so the cluster's mTLS settings apply to it (cluster-type.ts); the rest is ignored.
  */
 import { checkFields, fieldSpec } from '../../../shared/src/xds/fields';
 import type { XdsMessage } from '../../../shared/src/xds/fields';
@@ -28,7 +30,13 @@ interface WireLbEndpoint {
   endpoint_name?: string;
   health_status?: string;
   load_balancing_weight?: { value?: number };
+  metadata?: { filter_metadata?: Record<string, WireStruct> };
 }
+/** google.protobuf.Struct as protobufjs decodes it. */
+export interface WireStruct { fields?: Record<string, { stringValue?: string; numberValue?: number; boolValue?: boolean }> }
+
+/** Where Envoy looks for the keys a cluster's transport_socket_matches select on. */
+export const TRANSPORT_SOCKET_MATCH = 'envoy.transport_socket_match';
 interface WireLocality {
   locality?: { region?: string; zone?: string; sub_zone?: string };
   lb_endpoints?: WireLbEndpoint[];
@@ -40,7 +48,7 @@ export interface WireLoadAssignment { cluster_name?: string; endpoints?: WireLoc
 const CLUSTER_LOAD_ASSIGNMENT = fieldSpec(['cluster_name', 'endpoints', 'policy']);
 const POLICY = fieldSpec([], ['overprovisioning_factor', 'endpoint_stale_after', 'weighted_priority_health']);
 const LOCALITY_LB_ENDPOINTS = fieldSpec(['locality', 'lb_endpoints', 'load_balancer_endpoints', 'priority'], ['load_balancing_weight', 'metadata'], ['lb_config']);
-const LB_ENDPOINT = fieldSpec(['endpoint', 'endpoint_name', 'health_status', 'load_balancing_weight'], ['metadata'], ['host_identifier']);
+const LB_ENDPOINT = fieldSpec(['endpoint', 'endpoint_name', 'health_status', 'load_balancing_weight', 'metadata'], [], ['host_identifier']);
 const ENDPOINT = fieldSpec(['address'], ['hostname']);
 const ADDRESS = fieldSpec(['socket_address', 'pipe'], [], ['address']);
 const SOCKET_ADDRESS = fieldSpec(['address', 'port_value', 'named_port'], [], ['port_specifier'], { protocol: 'TCP' });
@@ -89,7 +97,10 @@ function decodeLbEndpoint(lbe: WireLbEndpoint, zone: string, p: string, issues: 
   if (weight < 1) { issues.add(`${p}.load_balancing_weight`, `must be >= 1, got ${weight}`); ok = false; }
   const health = lbe.health_status ?? 'UNKNOWN';
   if (!HEALTH.has(health)) { issues.add(`${p}.health_status`, `unknown value ${health}`); ok = false; }
-  return ok ? { address: sa.address!, port, weight, zone, health: health as EndpointHealth } : undefined;
+  if (!ok) return undefined;
+  const host: EndpointHost = { address: sa.address!, port, weight, zone, health: health as EndpointHealth };
+  if (lbe.metadata?.filter_metadata?.[TRANSPORT_SOCKET_MATCH]?.fields?.['tlsMode']?.stringValue === 'skein') host.tls = true;
+  return host;
 }
 
 export const endpointsType: ResourceDecoder<EndpointsConfig> = {

@@ -2,10 +2,12 @@
  * Listener -> ListenerConfig. Accepted shapes:
  *  - a socket listener with exactly one filter chain whose only network filter is an
  *    HttpConnectionManager (the sidecar's `skein.outbound`);
- *  - an api_listener holding an HttpConnectionManager (what proxyless clients read).
+ *  - an api_listener holding an HttpConnectionManager (what proxyless clients read);
+ *  - an inbound listener (`skein.inbound.<service>`): filter chains matched by transport
+ *    protocol, tls and/or raw_buffer: the inbound port's mTLS mode (inbound-listener.ts).
  * The HCM must take its routes over RDS from ADS (inline route_config is not supported yet), and
  * its last http filter must be the router. Defaults: stat_prefix empty -> the listener name;
- * codec_type AUTO. Rejected: TLS (transport_socket), several filter chains or network filters,
+ * codec_type AUTO. Rejected (outside inbound listeners): TLS, several filter chains or network filters,
  * pipe addresses, unknown http filters that are not is_optional, and every other field this decoder
  * does not implement (checkFields), except those with no effect on traffic (stats names, metadata,
  * socket tuning), which are ignored.
@@ -24,6 +26,8 @@ import type { XdsMessage } from '../../../shared/src/xds/fields';
 import type { Issues } from '../../../shared/src/xds/issues';
 import { LISTENER_KIND } from '../../../shared/src/xds/resource-kind';
 import { configSourceKind, decodeWith, shortType, unpack } from './resource-decoder';
+import { decodeInboundChains, isInboundListener } from './inbound-listener';
+import type { InboundListenerConfig, WireInboundChain } from './inbound-listener';
 import type { PackedResource, ResourceDecoder } from './resource-decoder';
 
 export interface HttpFilterConfig {
@@ -45,6 +49,8 @@ export interface ListenerConfig {
   codecType: 'AUTO' | 'HTTP1' | 'HTTP2';
   /** The http filters before the router, in order (the router itself is implied, last). */
   httpFilters: HttpFilterConfig[];
+  /** An inbound listener (skein.inbound.<service>): what the inbound port accepts (inbound-listener.ts). */
+  inbound?: InboundListenerConfig;
 }
 
 interface WireHttpFilter { name?: string; typed_config?: PackedResource; is_optional?: boolean; disabled?: boolean }
@@ -59,7 +65,7 @@ interface WireListener {
   name?: string;
   address?: { socket_address?: { address?: string; port_value?: number; named_port?: string }; pipe?: object };
   traffic_direction?: string;
-  filter_chains?: { filters?: { name?: string; typed_config?: PackedResource }[]; transport_socket?: object }[];
+  filter_chains?: WireInboundChain[];
   api_listener?: { api_listener?: PackedResource };
 }
 
@@ -86,6 +92,14 @@ const HTTP_FILTER = fieldSpec(['name', 'typed_config', 'is_optional', 'disabled'
 function decodeListener(l: WireListener, issues: Issues, filters: HttpFilterTypes): ListenerConfig {
   checkFields(l as XdsMessage, LISTENER, '', issues);
   const chains = l.filter_chains ?? [];
+  if (isInboundListener(chains)) {
+    const out: ListenerConfig = { name: l.name!, routeConfigName: '', statPrefix: l.name!, codecType: 'AUTO', httpFilters: [], direction: 'INBOUND' };
+    const address = decodeAddress(l, true, issues);
+    if (address !== undefined) out.address = address;
+    const inbound = decodeInboundChains(chains, issues);
+    if (inbound !== undefined) out.inbound = inbound;
+    return out;
+  }
   chains.forEach((c, i) => {
     checkFields(c as XdsMessage, FILTER_CHAIN, `filter_chains[${i}]`, issues);
     (c.filters ?? []).forEach((f, j) => checkFields(f as XdsMessage, FILTER, `filter_chains[${i}].filters[${j}]`, issues));

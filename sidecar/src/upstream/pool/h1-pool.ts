@@ -13,8 +13,11 @@
  */
 import type { ConnectionEvents } from './connection-events';
 import type { Readable } from 'node:stream';
+import * as tls from 'node:tls';
 import { Pool } from 'undici';
-import type { Dispatcher } from 'undici';
+import type { UpstreamTlsOptions } from '../upstream-tls';
+import { connectFailure, connectTimeout } from './pool-errors';
+import type { buildConnector, Dispatcher } from 'undici';
 import { BreakerOpenError } from '../resources';
 import type { ResourceManager } from '../resources';
 import { H1Exchange } from './h1-exchange';
@@ -47,6 +50,8 @@ export interface H1PoolOptions {
   headersTimeoutMs?: number;
   /** Max gap between body chunks. Default 0 (off): long-lived streams (SSE) must not be cut. */
   bodyTimeoutMs?: number;
+  /** mTLS to a host with a sidecar: each new connection's TLS options (upstream-tls.ts). Default: plaintext. */
+  tls?: UpstreamTlsOptions;
   /** Raw undici options, applied last (escape hatch). */
   undici?: Pool.Options;
   /**
@@ -104,7 +109,7 @@ export class H1Pool {
   constructor(target: { address: string; port: number }, opts: H1PoolOptions = {}) {
     const host = target.address.includes(':') ? `[${target.address}]` : target.address;
     this.target = `${host}:${target.port}`;
-    this.origin = `http://${this.target}`;
+    this.origin = `${opts.tls === undefined ? 'http' : 'https'}://${this.target}`;
     const maxReq = Math.max(0, opts.maxRequestsPerConnection ?? 0);
     this.dispatcher = new Pool(this.origin, {
       connections: opts.connections ?? 128,
@@ -118,6 +123,7 @@ export class H1Pool {
       // (it marks the request after the limit `connection: close`), so the limit is passed as
       // N - 1; N = 1 (undici's 0 is "unlimited") sends every request with connection: close.
       ...(maxReq > 1 ? { maxRequestsPerClient: maxReq - 1 } : {}),
+      ...(opts.tls === undefined ? {} : { connect: tlsConnector(this.target, opts.tls, opts.connectTimeoutMs ?? 5000) }),
       ...opts.undici,
     });
     this.closeEach = maxReq === 1;
@@ -179,4 +185,31 @@ export class H1Pool {
   close(): Promise<void> {
     return this.dispatcher.destroy();
   }
+}
+
+/**
+ * undici's connector for mTLS: a TLS connection with the options of this moment (a renewed
+ * certificate reaches the next connection), HTTP/1.1 by ALPN, within the connect timeout.
+ * Handshake failures (an unknown CA, a peer identity the cluster does not allow) are connect
+ * failures, with the reason.
+ */
+function tlsConnector(target: string, options: UpstreamTlsOptions, timeoutMs: number): buildConnector.connector {
+  return (o, cb): void => {
+    let done = false;
+    const socket = tls.connect({ ...options(), host: o.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(o.port), ALPNProtocols: ['http/1.1'] });
+    socket.setNoDelay(true);
+    const timer = setTimeout(() => finish(connectTimeout(target, `after ${timeoutMs}ms (TLS)`)), timeoutMs);
+    const finish = (err: Error | null): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.removeListener('error', onError);
+      if (err === null) { cb(null, socket); return; }
+      socket.destroy();
+      cb(err, null);
+    };
+    const onError = (e: Error): void => finish(connectFailure(target, e));
+    socket.once('secureConnect', () => finish(null));
+    socket.on('error', onError);
+  };
 }

@@ -11,6 +11,7 @@ import type { Clock, TimerHandle } from '../../../../shared/src/clock';
 import type { MeshError } from '../../../../shared/src/errors';
 import type { ClientState } from './client-state';
 import { connectFailure, connectTimeout } from './pool-errors';
+import type { UpstreamTlsOptions } from '../upstream-tls';
 
 /** What a client tells its pool. Implemented once per pool, not per request. */
 export interface H2ClientEvents {
@@ -38,6 +39,8 @@ export interface H2ClientConfig {
   maxRequestsPerConnection: number;
   clock: Clock;
   sessionOptions: http2.ClientSessionOptions | undefined;
+  /** mTLS: this session's TLS options, read when it connects (the authority is then https://). */
+  tls: UpstreamTlsOptions | undefined;
 }
 
 const kClient = Symbol('skein.h2.client');
@@ -73,7 +76,7 @@ export class H2Client {
 
   constructor(readonly id: number, private readonly cfg: H2ClientConfig, private readonly events: H2ClientEvents) {
     // Throws synchronously only for a malformed authority (a bug); the pool lets that surface.
-    this.session = http2.connect(cfg.authority, cfg.sessionOptions);
+    this.session = cfg.tls === undefined ? http2.connect(cfg.authority, cfg.sessionOptions) : http2.connect(cfg.authority, { ...cfg.sessionOptions, ...cfg.tls(), ALPNProtocols: ['h2'] });
     this.session.on('remoteSettings', this.onRemoteSettings);
     this.session.on('goaway', this.onGoaway);
     this.session.on('error', this.onError);

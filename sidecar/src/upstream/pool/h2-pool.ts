@@ -12,6 +12,7 @@
  * Streams are handed back raw: the caller owns them (must listen for 'error'; reading the
  * response; flow control). REFUSED_STREAM is the router's to retry: see `isRefusedStream`.
  */
+import type { UpstreamTlsOptions } from '../upstream-tls';
 import * as http2 from 'node:http2';
 import { systemClock } from '../../../../shared/src/clock';
 import type { Clock } from '../../../../shared/src/clock';
@@ -55,6 +56,8 @@ export interface H2PoolOptions {
   clock?: Clock;
   /** Passed to `http2.connect` as is (settings such as initialWindowSize, maxSessionMemory). */
   sessionOptions?: http2.ClientSessionOptions;
+  /** mTLS to a host with a sidecar: each new session's TLS options (upstream-tls.ts). Default: h2c. */
+  tls?: UpstreamTlsOptions;
   /**
    * The cluster's circuit breakers, shared by every host's pool: max_pending_requests bounds
    * the requests queued here, max_connections the sessions opened. Default: none.
@@ -153,7 +156,7 @@ export class H2Pool {
   constructor(target: { address: string; port: number }, opts: H2PoolOptions = {}) {
     const host = target.address.includes(':') ? `[${target.address}]` : target.address;
     this.target = `${host}:${target.port}`;
-    this.authority = `http://${this.target}`;
+    this.authority = `${opts.tls === undefined ? 'http' : 'https'}://${this.target}`;
     const streamCap = opts.maxConcurrentStreams ?? 1000;
     this.cfg = {
       authority: this.authority,
@@ -164,6 +167,7 @@ export class H2Pool {
       maxRequestsPerConnection: Math.max(0, opts.maxRequestsPerConnection ?? 0),
       clock: opts.clock ?? systemClock,
       sessionOptions: opts.sessionOptions,
+      tls: opts.tls,
     };
     this.maxSessions = Math.max(1, opts.maxSessions ?? 8);
     this.maxPending = opts.maxPending ?? 1024;

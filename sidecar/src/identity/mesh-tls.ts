@@ -1,0 +1,76 @@
+/**
+ * Mesh mTLS for the data path, from the workload's identity: the secure contexts of the inbound
+ * listener and of upstream connections to other sidecars, and the checks of who the peer is.
+ *
+ * - The certificate and key are the workload's current ones (RotatingIdentity); the roots are
+ *   the mesh's, from the SDS secret ROOTCA when the control plane sent it (so a root rotation
+ *   reaches every sidecar), else the trust bundle that came with the certificate.
+ * - A context is built once per certificate or roots change and reused by every connection
+ *   after it; open connections keep the one they were made with (no connection is closed by a
+ *   rotation).
+ * - The peer must present exactly one SPIFFE ID in this trust domain; upstream, it must also
+ *   match the cluster's allowed identities (ClusterConfig.tls.allowedIds).
+ */
+import * as crypto from 'node:crypto';
+import * as tls from 'node:tls';
+import type { Logger } from '../../../shared/src/log';
+import type { RotatingIdentity } from '../../../shared/src/identity/rotating-identity';
+import { spiffeIdInSan } from '../../../shared/src/identity/spiffe';
+import type { UpstreamTlsConfig } from '../upstream/cluster-config';
+import type { UpstreamTlsOptions, UpstreamTlsSource } from '../upstream/upstream-tls';
+import type { PeerIdentity } from '../listener/peer-identity';
+
+
+export class MeshTls implements UpstreamTlsSource {
+  private roots: string | undefined;
+  private readonly contexts = new Map<string, tls.SecureContext>();
+
+  constructor(private readonly identity: RotatingIdentity, readonly spiffeId: string, readonly trustDomain: string, private readonly log: Logger) {
+    identity.onChange(() => this.contexts.clear());
+  }
+
+  /** The mesh's roots from SDS (ROOTCA); undefined falls back to the bundle issued with the certificate. */
+  setRoots(pem: string | undefined): void {
+    if (pem === this.roots) return;
+    this.roots = pem;
+    this.contexts.clear();
+    this.log.info({ roots: pem === undefined ? 'from the certificate' : 'from SDS ROOTCA' }, 'mesh trust bundle updated');
+  }
+
+  /** The context for new connections, server or client side (TLS 1.2 or 1.3 minimum). */
+  context(minVersion: 'TLSv1.2' | 'TLSv1.3' = 'TLSv1.3'): tls.SecureContext {
+    let ctx = this.contexts.get(minVersion);
+    if (ctx === undefined) {
+      const cur = this.identity.current;
+      ctx = tls.createSecureContext({ key: cur.keyPem, cert: cur.certChainPem, ca: this.roots ?? cur.trustBundlePem, minVersion });
+      this.contexts.set(minVersion, ctx);
+    }
+    return ctx;
+  }
+
+  /** Who a verified client certificate belongs to; an Error says why it is not a mesh workload. */
+  peerOf(cert: tls.PeerCertificate | undefined): PeerIdentity | Error {
+    if (cert === undefined || cert.raw === undefined) return new Error('no client certificate');
+    const id = spiffeIdInSan(cert.subjectaltname);
+    if (id === undefined) return new Error('the client certificate carries no single SPIFFE ID');
+    if (!id.startsWith(`spiffe://${this.trustDomain}/`)) return new Error(`${id} is not in trust domain ${this.trustDomain}`);
+    const hash = crypto.createHash('sha256').update(cert.raw).digest('hex');
+    return { spiffeId: id, xfcc: `By=${this.spiffeId};Hash=${hash};URI=${id}` };
+  }
+
+  forUpstream(cluster: string, cfg: UpstreamTlsConfig, protocol: 'h1' | 'h2'): UpstreamTlsOptions {
+    const alpn = cfg.alpn.length > 0 ? cfg.alpn : [protocol === 'h2' ? 'h2' : 'http/1.1'];
+    const check = (_host: string, cert: tls.PeerCertificate): Error | undefined => this.checkServer(cluster, cfg, cert);
+    return () => ({
+      secureContext: this.context(cfg.minVersion), ALPNProtocols: alpn, checkServerIdentity: check,
+      ...(cfg.sni !== '' ? { servername: cfg.sni } : {}),
+    });
+  }
+
+  private checkServer(cluster: string, cfg: UpstreamTlsConfig, cert: tls.PeerCertificate): Error | undefined {
+    const id = spiffeIdInSan(cert.subjectaltname);
+    if (id === undefined) return new Error(`cluster ${cluster}: the server's certificate carries no single SPIFFE ID`);
+    if (cfg.allowedIds.length > 0 && !cfg.allowedIds.some((m) => m.matches(id))) return new Error(`cluster ${cluster}: the server is ${id}, which is not allowed for this destination`);
+    return undefined;
+  }
+}

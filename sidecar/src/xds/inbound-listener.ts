@@ -1,0 +1,70 @@
+/**
+ * The inbound Listener the control plane sends for the sidecar's own service
+ * (`skein.inbound.<service>`): which connections the inbound port accepts. Its filter chains are
+ * told apart by `filter_chain_match.transport_protocol`:
+ *  - `tls`: mesh mTLS (a DownstreamTlsContext requiring a client certificate, tls-context.ts);
+ *  - `raw_buffer`: plaintext.
+ * Both chains: PERMISSIVE (the first byte decides); `tls` only: STRICT; `raw_buffer` only: DISABLE.
+ * Each chain holds one HttpConnectionManager. The sidecar routes every inbound request to its
+ * local app (`--app`), so the HCM's inline route_config is read by other xDS clients only;
+ * x-forwarded-client-cert is always set from the verified peer (Envoy's SANITIZE_SET).
+ */
+import { TYPE_URLS } from '../../../shared/src/xds/protos';
+import { checkFields, fieldSpec } from '../../../shared/src/xds/fields';
+import type { XdsMessage } from '../../../shared/src/xds/fields';
+import type { Issues } from '../../../shared/src/xds/issues';
+import type { InboundMode } from '../listener/sniffing-server';
+import { decodeDownstreamTls } from './tls-context';
+import { unpack } from './resource-decoder';
+import type { PackedResource } from './resource-decoder';
+
+export interface InboundListenerConfig {
+  mode: InboundMode;
+  /** The lowest TLS version the mTLS chain accepts. */
+  minVersion: 'TLSv1.2' | 'TLSv1.3';
+}
+
+export interface WireInboundChain {
+  name?: string;
+  filter_chain_match?: { transport_protocol?: string } & Record<string, unknown>;
+  transport_socket?: { name?: string; typed_config?: PackedResource };
+  filters?: { name?: string; typed_config?: PackedResource }[];
+}
+
+const CHAIN = fieldSpec(['filter_chain_match', 'transport_socket', 'filters'], ['name', 'metadata', 'transport_socket_connect_timeout']);
+const CHAIN_MATCH = fieldSpec(['transport_protocol']);
+const HCM = fieldSpec(['stat_prefix', 'route_config', 'http_filters', 'forward_client_cert_details', 'set_current_client_cert_details', 'codec_type'],
+  ['server_name', 'generate_request_id'], ['route_specifier'], { codec_type: 'AUTO', forward_client_cert_details: 'SANITIZE' });
+
+/** Whether a listener is an inbound one (filter chains selected by transport protocol). */
+export function isInboundListener(chains: readonly WireInboundChain[]): boolean {
+  return chains.some((c) => c.filter_chain_match !== undefined || c.transport_socket !== undefined);
+}
+
+export function decodeInboundChains(chains: readonly WireInboundChain[], issues: Issues): InboundListenerConfig | undefined {
+  let tls: InboundListenerConfig['minVersion'] | undefined;
+  let plaintext = false;
+  if (chains.length > 2) issues.add('filter_chains', `at most two chains (tls and raw_buffer), got ${chains.length}`);
+  chains.forEach((c, i) => {
+    const at = `filter_chains[${i}]`;
+    checkFields(c as XdsMessage, CHAIN, at, issues);
+    if (c.filter_chain_match !== undefined) checkFields(c.filter_chain_match as XdsMessage, CHAIN_MATCH, `${at}.filter_chain_match`, issues);
+    const proto = c.filter_chain_match?.transport_protocol ?? '';
+    if (proto === 'tls') {
+      if (tls !== undefined) issues.add(`${at}.filter_chain_match.transport_protocol`, 'a second tls chain');
+      tls = decodeDownstreamTls(c.transport_socket, `${at}.transport_socket`, issues)?.minVersion ?? 'TLSv1.2';
+    } else if (proto === 'raw_buffer') {
+      if (plaintext) issues.add(`${at}.filter_chain_match.transport_protocol`, 'a second raw_buffer chain');
+      if (c.transport_socket !== undefined) issues.add(`${at}.transport_socket`, 'must be unset on the raw_buffer (plaintext) chain');
+      plaintext = true;
+    } else {
+      issues.add(`${at}.filter_chain_match.transport_protocol`, `must be tls or raw_buffer, got ${JSON.stringify(proto)}`);
+    }
+    const filters = c.filters ?? [];
+    if (filters.length !== 1) { issues.add(`${at}.filters`, `must hold exactly one HttpConnectionManager, got ${filters.length}`); return; }
+    const hcm = unpack<Record<string, unknown>>(filters[0]!.typed_config, TYPE_URLS.HCM, `${at}.filters[0].typed_config`, issues);
+    if (hcm !== undefined) checkFields(hcm as XdsMessage, HCM, `${at}.filters[0].typed_config`, issues);
+  });
+  if (tls === undefined && !plaintext) return undefined;
+  return { mode: tls !== undefined ? (plaintext ? 'PERMISSIVE' : 'STRICT') : 'DISABLE', minVersion: tls ?? 'TLSv1.2' };
+}
