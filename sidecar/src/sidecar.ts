@@ -166,7 +166,8 @@ export class Sidecar {
     const accepted = { mtls: this.stats.counter('listener.inbound.mtls.cx_accepted'), plaintext: this.stats.counter('listener.inbound.plaintext.cx_accepted') };
     return {
       mode: () => this.inboundMode,
-      context: () => m.context(this.inboundMinVersion),
+      contextOptions: () => m.contextOptions(this.inboundMinVersion),
+      generation: () => m.generation() * 2 + (this.inboundMinVersion === 'TLSv1.3' ? 1 : 0),
       peerOf: (cert) => m.peerOf(cert),
       accepted: (how) => accepted[how].inc(),
       refused: (reason, detail, remote) => {

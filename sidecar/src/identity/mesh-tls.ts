@@ -24,9 +24,19 @@ import type { PeerIdentity } from '../listener/peer-identity';
 export class MeshTls implements UpstreamTlsSource {
   private roots: string | undefined;
   private readonly contexts = new Map<string, tls.SecureContext>();
+  /** Bumped whenever the certificate or the roots change. */
+  private gen = 0;
 
   constructor(private readonly identity: RotatingIdentity, readonly spiffeId: string, readonly trustDomain: string, private readonly log: Logger) {
-    identity.onChange(() => this.contexts.clear());
+    identity.onChange(() => { this.contexts.clear(); this.gen++; });
+  }
+
+  generation(): number { return this.gen; }
+
+  /** Key, certificate chain, roots and minimum version: what a tls.Server takes (setSecureContext). */
+  contextOptions(minVersion: 'TLSv1.2' | 'TLSv1.3' = 'TLSv1.2'): tls.SecureContextOptions {
+    const cur = this.identity.current;
+    return { key: cur.keyPem, cert: cur.certChainPem, ca: this.roots ?? cur.trustBundlePem, minVersion };
   }
 
   /** The mesh's roots from SDS (ROOTCA); undefined falls back to the bundle issued with the certificate. */
@@ -34,6 +44,7 @@ export class MeshTls implements UpstreamTlsSource {
     if (pem === this.roots) return;
     this.roots = pem;
     this.contexts.clear();
+    this.gen++;
     this.log.info({ roots: pem === undefined ? 'from the certificate' : 'from SDS ROOTCA' }, 'mesh trust bundle updated');
   }
 
@@ -41,8 +52,7 @@ export class MeshTls implements UpstreamTlsSource {
   context(minVersion: 'TLSv1.2' | 'TLSv1.3' = 'TLSv1.3'): tls.SecureContext {
     let ctx = this.contexts.get(minVersion);
     if (ctx === undefined) {
-      const cur = this.identity.current;
-      ctx = tls.createSecureContext({ key: cur.keyPem, cert: cur.certChainPem, ca: this.roots ?? cur.trustBundlePem, minVersion });
+      ctx = tls.createSecureContext(this.contextOptions(minVersion));
       this.contexts.set(minVersion, ctx);
     }
     return ctx;

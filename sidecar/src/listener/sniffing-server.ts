@@ -17,8 +17,12 @@ export type InboundMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 export interface InboundTls {
   /** The mode now (it follows the control plane's inbound Listener). */
   mode(): InboundMode;
-  /** The secure context for the next handshake (the workload's current certificate and the mesh's roots). */
-  context(): tls.SecureContext;
+  /**
+   * The TLS settings for the next handshakes (the workload's current certificate and the mesh's
+   * roots), and a number that changes whenever they do.
+   */
+  contextOptions(): tls.SecureContextOptions;
+  generation(): number;
   /** Who a verified client certificate belongs to, or why it is not accepted. */
   peerOf(cert: tls.PeerCertificate | undefined): PeerIdentity | Error;
   /** A connection accepted, by how. */
@@ -40,6 +44,7 @@ export function sniffingServer(h1: http.Server, h2: http2.Http2Server, opts: { f
   const timeout = opts.firstByteTimeoutMs ?? 10_000;
   const mtls = opts.tls;
   const toH2 = (socket: net.Socket): void => { h2.emit('connection', wrapH2 === undefined ? socket : wrapH2(socket)); };
+  const acceptor = mtls === undefined ? undefined : new MtlsAcceptor(mtls, h1, toH2, timeout);
   return net.createServer({ noDelay: true }, (socket) => {
     socket.setTimeout(timeout, () => socket.destroy());
     socket.once('error', () => socket.destroy());
@@ -52,7 +57,7 @@ export function sniffingServer(h1: http.Server, h2: http2.Http2Server, opts: { f
           if (mode === 'DISABLE') { mtls.refused('tls_disabled', 'a TLS handshake on a port in DISABLE mode (plaintext only)', socket.remoteAddress); socket.destroy(); return; }
           socket.pause();
           socket.unshift(chunk);
-          acceptTls(socket, mtls, h1, toH2);
+          acceptor!.accept(socket);
           return;
         }
         if (mode === 'STRICT') {
@@ -85,41 +90,52 @@ export function sniffingServer(h1: http.Server, h2: http2.Http2Server, opts: { f
 }
 
 /**
- * The server side of a mesh mTLS handshake on an accepted socket (its ClientHello unshifted back):
- * a client certificate is required and must chain to the mesh's roots and carry a workload
- * identity of this trust domain; the protocol is what ALPN chose (h2, else HTTP/1.1). The peer
- * identity rides on the TLS socket (kPeerIdentity) for x-forwarded-client-cert. The socket
- * timeout (the first-byte timeout) also bounds the handshake.
+ * The server side of mesh mTLS on a sniffing port: a tls.Server that never listens, handed each
+ * socket whose first byte is a TLS handshake (its ClientHello unshifted back). A client
+ * certificate is required and must chain to the mesh's roots (Node's verification, as for any
+ * tls.Server) and carry a workload identity of this trust domain; the protocol is what ALPN chose
+ * (h2, else HTTP/1.1). The verified identity rides on the TLS socket (kPeerIdentity) for
+ * x-forwarded-client-cert. A renewed certificate is taken for the next handshake; open
+ * connections keep theirs.
  */
-function acceptTls(socket: net.Socket, mtls: InboundTls, h1: http.Server, toH2: (s: net.Socket) => void): void {
-  const remote = socket.remoteAddress;
-  let ctx: tls.SecureContext;
-  try {
-    ctx = mtls.context();
-  } catch (e) {
-    mtls.refused('no_certificate', `this sidecar has no certificate to serve mTLS with: ${(e as Error).message}`, remote);
-    socket.destroy();
-    return;
-  }
-  const t = new tls.TLSSocket(socket, { isServer: true, secureContext: ctx, requestCert: true, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'] });
-  let secure = false;
-  t.on('error', (e: NodeJS.ErrnoException) => {
-    if (!secure) mtls.refused('handshake', `TLS handshake failed: ${e.code ?? ''} ${e.message}`.trim(), remote);
-    t.destroy();
-  });
-  t.once('secure', () => {
-    secure = true;
-    if (!t.authorized) {
-      mtls.refused('untrusted_certificate', `the client certificate is not accepted: ${String(t.authorizationError ?? 'no certificate')}`, remote);
+class MtlsAcceptor {
+  private readonly server: tls.Server;
+  private generation = -1;
+
+  constructor(private readonly mtls: InboundTls, h1: http.Server, toH2: (s: net.Socket) => void, handshakeTimeoutMs: number) {
+    this.server = tls.createServer({ requestCert: true, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'], handshakeTimeout: handshakeTimeoutMs });
+    this.server.on('tlsClientError', (e: NodeJS.ErrnoException, t: tls.TLSSocket) => {
+      mtls.refused('handshake', `TLS handshake failed: ${`${e.code ?? ''} ${e.message}`.trim()}`, t.remoteAddress);
       t.destroy();
-      return;
+    });
+    this.server.on('secureConnection', (t: tls.TLSSocket) => {
+      if (!t.authorized) {
+        mtls.refused('untrusted_certificate', `the client certificate is not accepted: ${String(t.authorizationError ?? 'none was sent')}`, t.remoteAddress);
+        t.destroy();
+        return;
+      }
+      const peer = mtls.peerOf(t.getPeerCertificate());
+      if (peer instanceof Error) { mtls.refused('bad_identity', peer.message, t.remoteAddress); t.destroy(); return; }
+      (t as net.Socket & { [kPeerIdentity]?: PeerIdentity })[kPeerIdentity] = peer;
+      mtls.accepted('mtls');
+      if (t.alpnProtocol === 'h2') toH2(t);
+      else h1.emit('connection', t);
+    });
+  }
+
+  accept(socket: net.Socket): void {
+    const g = this.mtls.generation();
+    if (g !== this.generation) {
+      try {
+        this.server.setSecureContext(this.mtls.contextOptions());
+        this.generation = g;
+      } catch (e) {
+        this.mtls.refused('no_certificate', `this sidecar has no certificate to serve mTLS with: ${(e as Error).message}`, socket.remoteAddress);
+        socket.destroy();
+        return;
+      }
     }
-    const peer = mtls.peerOf(t.getPeerCertificate());
-    if (peer instanceof Error) { mtls.refused('bad_identity', peer.message, remote); t.destroy(); return; }
     socket.setTimeout(0);
-    (t as net.Socket & { [kPeerIdentity]?: PeerIdentity })[kPeerIdentity] = peer;
-    mtls.accepted('mtls');
-    if (t.alpnProtocol === 'h2') toH2(t);
-    else h1.emit('connection', t);
-  });
+    this.server.emit('connection', socket);
+  }
 }
