@@ -28,7 +28,7 @@ const N = Number(args.get('services') ?? 1000);
 
 function services(names: string[]): XdsResourceSet {
   const docs = names.map((name) => ({ apiVersion: 'skein.dev/v1alpha1', kind: 'Service', metadata: { name }, spec: { ports: [{ name: 'grpc', port: 50051 }] } }));
-  return translate(buildMesh(docs), []);
+  return translate(buildMesh(docs), [], { trust: { trustDomain: 'skein.local', trustBundlePem: '' } });
 }
 
 function collect(): NodeJS.MemoryUsage {

@@ -19,7 +19,7 @@ import { FileRevisionLog } from './store/file-revision-log';
 import { VersionedConfigStore } from './store/versioned-store';
 import type { ConfigStore } from './store/config-store';
 import { translate, translateSliced } from './translate/translate';
-import type { XdsResourceSet } from './translate/translate';
+import type { TranslateOptions, XdsResourceSet } from './translate/translate';
 import { ApiServer } from './api/api-server';
 import { isLoopbackHost, parseListen } from '../../shared/src/listen-address';
 import { writeFileAtomic } from '../../shared/src/atomic-file';
@@ -174,7 +174,12 @@ export class ControlPlane {
 
   /** The xDS resources for the current config and endpoints. */
   resources(): XdsResourceSet {
-    return translate(buildMesh(this.store.current().resources), this.registry.endpoints());
+    return translate(buildMesh(this.store.current().resources), this.registry.endpoints(), this.translateOptions());
+  }
+
+  /** The mesh identity translation writes into resources: trust domain and trust bundle (SDS ROOTCA). */
+  private translateOptions(): TranslateOptions {
+    return { trust: { trustDomain: this.identity.ca.trustDomain, trustBundlePem: this.identity.ca.trustBundlePem() } };
   }
 
   async close(): Promise<void> {
@@ -194,7 +199,7 @@ export class ControlPlane {
     const epoch = this.registryEpoch;
     const slicer = new TimeSlicer();
     try {
-      const snapshot = await this.cache.prepare(await translateSliced(mesh, this.registry.endpoints(), slicer), slicer);
+      const snapshot = await this.cache.prepare(await translateSliced(mesh, this.registry.endpoints(), this.translateOptions(), slicer), slicer);
       this.precommitted = { resources, epoch, snapshot };
       this.lastMesh = { resources, mesh };
     } catch (e) {
@@ -259,7 +264,7 @@ export class ControlPlane {
       const known = this.lastMesh;
       const mesh = known !== undefined && known.resources === rev.resources ? known.mesh : await buildMeshSliced(rev.resources, slicer);
       this.lastMesh = { resources: rev.resources, mesh };
-      const snapshot = await this.cache.prepare(await translateSliced(mesh, this.registry.endpoints(), slicer), slicer);
+      const snapshot = await this.cache.prepare(await translateSliced(mesh, this.registry.endpoints(), this.translateOptions(), slicer), slicer);
       this.install(snapshot, rev.revision, epoch);
     } catch (e) {
       // Keep serving the last good snapshot. Stored config was validated, so this is a bug.

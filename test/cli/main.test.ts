@@ -276,8 +276,9 @@ describe('skein CLI against a real control plane', () => {
       const r = await cli(['endpoints']);
       assert.equal(r.code, 0, show(r));
       const lines = r.stdout.trimEnd().split('\n');
-      assert.match(lines[0]!, /^SERVICE\s+ADDRESS\s+LABELS\s+HEALTH\s+NODE\s+EXPIRES$/);
-      assert.match(lines[1]!, /^reviews\s+10\.9\.8\.7:50051\s+version=v1\s+HEALTHY\s+n1\s+\S+$/);
+      assert.match(lines[0]!, /^SERVICE\s+ADDRESS\s+LABELS\s+HEALTH\s+IDENTITY\s+NODE\s+EXPIRES$/);
+      // Registered over HTTP by an operator: no workload identity.
+      assert.match(lines[1]!, /^reviews\s+10\.9\.8\.7:50051\s+version=v1\s+HEALTHY\s+-\s+n1\s+\S+$/);
     } finally {
       await call(api, 'DELETE', `/v1/endpoints/${reg.body.id}`);
     }

@@ -8,6 +8,11 @@ import { ErrorCodes, MeshError } from '../../shared/src/errors';
 import type { ErrorCode } from '../../shared/src/errors';
 import { EndpointRegistry } from '../../control-plane/src/registry/endpoint-registry';
 import type { RegistryOptions } from '../../control-plane/src/registry/endpoint-registry';
+import { LeaseFile } from '../../control-plane/src/registry/lease-file';
+import { silentLogger } from '../../shared/src/log';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 
 const START = Date.UTC(2026, 0, 1);
 
@@ -288,4 +293,55 @@ test('restore keeps lease ids, gives each a full TTL from now, and skips invalid
   assert.equal(after.renew(b.id).id, b.id, 'the old id still renews');
   // Re-registering the same address after a restore finds the restored lease.
   assert.equal(after.register({ service: 'reviews', address: '10.0.0.2', port: 80, ttl: '10s' }).id, b.id);
+});
+
+const SPIFFE = 'spiffe://skein.local/ns/default/sa/reviews';
+
+test('a registration by a workload records its identity; one without (HTTP, static) has none, and a body cannot claim one', () => {
+  const { reg } = setup();
+  const byWorkload = reg.register(ep(), SPIFFE);
+  assert.equal(byWorkload.identity, SPIFFE);
+  const byOperator = reg.register(ep({ address: '10.0.0.2' }));
+  assert.ok(!('identity' in byOperator));
+  assert.deepEqual(reg.endpoints().map((e) => e.identity), [SPIFFE, undefined]);
+  assert.ok(!('identity' in reg.endpoints()[1]!), 'no identity key at all, so JSON and translation see none');
+  rejectsField(reg, ep({ address: '10.0.0.3', identity: SPIFFE }), 'identity');
+});
+
+test('re-registering with another identity (or none) is a change; the same identity is not', () => {
+  const { reg, changes } = setup();
+  const first = reg.register(ep(), SPIFFE);
+  reg.register(ep(), SPIFFE);
+  assert.equal(changes(), 1);
+  assert.equal(reg.register(ep(), 'spiffe://skein.local/ns/prod/sa/reviews').id, first.id);
+  assert.equal(changes(), 2);
+  assert.equal(reg.endpoints()[0]!.identity, 'spiffe://skein.local/ns/prod/sa/reviews');
+  reg.register(ep());
+  assert.equal(changes(), 3);
+  assert.equal(reg.endpoints()[0]!.identity, undefined);
+});
+
+test('the lease file keeps each lease\'s identity across a restart; a saved identity that is not a SPIFFE ID is dropped', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skein-leases-'));
+  try {
+    const clock = new FakeClock(START);
+    const before = new EndpointRegistry(clock);
+    before.register(ep({ ttl: '30s' }), SPIFFE);
+    before.register(ep({ address: '10.0.0.2', ttl: '30s' }));
+    new LeaseFile(dir, before, silentLogger()).save();
+    const saved = JSON.parse(fs.readFileSync(path.join(dir, 'endpoints.json'), 'utf8')) as { leases: Record<string, unknown>[] };
+    assert.deepEqual(saved.leases.map((l) => l['identity']), [SPIFFE, undefined]);
+
+    const after = new EndpointRegistry(clock);
+    new LeaseFile(dir, after, silentLogger()).load();
+    assert.deepEqual(after.endpoints(), before.endpoints());
+
+    saved.leases[0]!['identity'] = 'reviews; rm -rf /';
+    const tampered = new EndpointRegistry(clock);
+    tampered.restore(saved.leases as never);
+    assert.deepEqual(tampered.endpoints().map((e) => e.identity), [undefined, undefined]);
+    before.close(); after.close(); tampered.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -13,6 +13,8 @@ import { SnapshotCache } from '../../control-plane/src/discovery/snapshot-cache'
 import { decodeAny, TYPE_URLS } from '../../shared/src/xds/protos';
 import { encodeResource } from '../../shared/src/xds/pack';
 import { NO_YIELD } from '../../shared/src/slicer';
+import { transportSocketMatches } from '../../control-plane/src/translate/mtls';
+import { TEST_TRANSLATE } from '../support/mesh-trust';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Doc = Record<string, any>;
@@ -53,7 +55,7 @@ const ep = (address: string, port: number, more: Partial<EndpointView> = {}): En
   ({ service: 'reviews', address, port, labels: {}, zone: '', weight: 1, health: 'HEALTHY', ...more });
 
 function run(docs: Doc[], live: EndpointView[] = []): XdsResourceSet {
-  return translate(buildMesh(docs), live);
+  return translate(buildMesh(docs), live, TEST_TRANSLATE);
 }
 
 /** Resources as untyped JSON: the assertions below compare them with plain objects. */
@@ -121,8 +123,10 @@ describe('sidecar outbound resources', () => {
   });
 });
 
+// The sidecar decodes these clusters below; its decoding of the mTLS fields is the sidecar's own
+// test, so these services are DISABLE (clusters without transport_socket_matches).
 describe('peak_ewma load balancing', () => {
-  const withPolicy = (lb: Record<string, unknown>) => run([reviews(), { apiVersion: 'skein.dev/v1alpha1', kind: 'BackendPolicy', metadata: { name: 'p' }, spec: { targetRef: { name: 'reviews' }, loadBalancer: lb } }]);
+  const withPolicy = (lb: Record<string, unknown>) => run([reviews({ mtls: 'DISABLE' }), { apiVersion: 'skein.dev/v1alpha1', kind: 'BackendPolicy', metadata: { name: 'p' }, spec: { targetRef: { name: 'reviews' }, loadBalancer: lb } }]);
 
   test('goes in load_balancing_policy: skein.lb.v1.PeakEwma first, then locality-weighted round robin for other clients', () => {
     const c = withPolicy({ policy: 'peak_ewma', decay: '5s' }).clusters.find((x) => x['name'] === 'reviews')!;
@@ -149,7 +153,7 @@ describe('peak_ewma load balancing', () => {
 });
 
 describe('every load balancer survives the wire: the sidecar decodes what the control plane encodes', () => {
-  const withPolicy = (lb: Record<string, unknown>) => run([reviews(), { apiVersion: 'skein.dev/v1alpha1', kind: 'BackendPolicy', metadata: { name: 'p' }, spec: { targetRef: { name: 'reviews' }, loadBalancer: lb } }]);
+  const withPolicy = (lb: Record<string, unknown>) => run([reviews({ mtls: 'DISABLE' }), { apiVersion: 'skein.dev/v1alpha1', kind: 'BackendPolicy', metadata: { name: 'p' }, spec: { targetRef: { name: 'reviews' }, loadBalancer: lb } }]);
   const cases: { lb: Record<string, unknown>; expect: Record<string, unknown> }[] = [
     { lb: { policy: 'round_robin' }, expect: { lbPolicy: 'round_robin' } },
     { lb: { policy: 'least_request' }, expect: { lbPolicy: 'least_request', choiceCount: undefined } },
@@ -173,10 +177,11 @@ describe('every load balancer survives the wire: the sidecar decodes what the co
 describe('resource order', () => {
   test('services sorted by name; each service cluster followed by its subset clusters', () => {
     const out = run([web(), reviews()]);
-    assert.deepEqual(out.listeners.map((x) => x['name']), ['reviews', 'reviews:50051', 'web', 'web:8080', 'skein.outbound']);
+    assert.deepEqual(out.listeners.map((x) => x['name']), ['reviews', 'reviews:50051', 'skein.inbound.reviews', 'web', 'web:8080', 'skein.inbound.web', 'skein.outbound']);
     assert.deepEqual(out.routes.map((x) => x['name']), ['reviews', 'web', 'skein.outbound']);
     assert.deepEqual(out.clusters.map((x) => x['name']), ['reviews', 'reviews/v1', 'reviews/v2', 'web']);
     assert.deepEqual(out.endpoints.map((x) => x['cluster_name']), ['reviews', 'reviews/v1', 'reviews/v2', 'web']);
+    assert.deepEqual(out.secrets.map((x) => x['name']), ['ROOTCA']);
   });
 });
 
@@ -502,8 +507,19 @@ interface ClusterCase {
 const DEFAULT_BUDGET = { budget_percent: u(20), min_retry_concurrency: u(3) };
 
 /** The cluster translate emits with no policy, with `extra` fields added or replaced. */
+/**
+ * A cluster of a STRICT service carries its mTLS settings (pinned in translate/mtls.test.ts); the
+ * policy cases below are about everything else.
+ */
+function mtlsOf(cluster: string, protocol: 'grpc' | 'http'): XdsObject {
+  const service = cluster.split('/')[0]!;
+  const svc = buildMesh([protocol === 'grpc' ? reviews() : web()].map((d) => ({ ...d, metadata: { name: service } }))).services.get(service)!;
+  return { transport_socket_matches: transportSocketMatches(svc, TEST_TRANSLATE.trust) as unknown as XdsObject[] };
+}
+
 function cluster(name: string, extra: XdsObject = {}, protocol: 'grpc' | 'http' = 'grpc'): XdsObject {
   return {
+    ...mtlsOf(name, protocol),
     name,
     type: 'EDS',
     eds_cluster_config: { eds_config: ADS, service_name: name },
@@ -925,11 +941,11 @@ function richLive(): EndpointView[] {
 
 describe('determinism', () => {
   test('endpoints and documents in a different input order give identical output', () => {
-    const a = translate(buildMesh(richDocs()), richLive());
-    const b = translate(buildMesh([...richDocs()].reverse()), [...richLive()].reverse());
+    const a = translate(buildMesh(richDocs()), richLive(), TEST_TRANSLATE);
+    const b = translate(buildMesh([...richDocs()].reverse()), [...richLive()].reverse(), TEST_TRANSLATE);
     const rotated = richLive();
     rotated.push(...rotated.splice(0, 3));
-    const c = translate(buildMesh(richDocs()), rotated);
+    const c = translate(buildMesh(richDocs()), rotated, TEST_TRANSLATE);
     assert.deepEqual(b, a);
     assert.deepEqual(c, a);
     // Key order too, since versions are hashes of what is encoded from these objects.
@@ -941,7 +957,7 @@ describe('determinism', () => {
     const mesh = buildMesh(richDocs());
     const live = richLive();
     const before = JSON.stringify({ live, services: [...mesh.services.values()], routes: mesh.routes, policies: mesh.policies });
-    translate(mesh, live);
+    translate(mesh, live, TEST_TRANSLATE);
     assert.equal(JSON.stringify({ live, services: [...mesh.services.values()], routes: mesh.routes, policies: mesh.policies }), before);
   });
 });
@@ -952,10 +968,11 @@ describe('encoding through the snapshot cache', () => {
     [TYPE_URLS.ROUTE, 'routes', 'name'],
     [TYPE_URLS.CLUSTER, 'clusters', 'name'],
     [TYPE_URLS.ENDPOINT, 'endpoints', 'cluster_name'],
+    [TYPE_URLS.SECRET, 'secrets', 'name'],
   ] as const;
 
   test('every resource of a rich mesh encodes', () => {
-    const res = translate(buildMesh(richDocs()), richLive());
+    const res = translate(buildMesh(richDocs()), richLive(), TEST_TRANSLATE);
     const cache = new SnapshotCache();
     const change = cache.set(res, 1);
     for (const [type, key, nameKey] of TYPES) {
@@ -966,12 +983,12 @@ describe('encoding through the snapshot cache', () => {
       for (const name of names) assert.match(cache.get(type, name)!.version, /^[0-9a-f]{16}$/);
     }
     assert.equal(res.clusters.length, 4);
-    assert.equal(res.listeners.length, 6);
+    assert.equal(res.listeners.length, 8);
   });
 
   test('encoded resources decode with their policy fields intact (explicit zeros included)', () => {
     const cache = new SnapshotCache();
-    cache.set(translate(buildMesh(richDocs()), richLive()), 1);
+    cache.set(translate(buildMesh(richDocs()), richLive(), TEST_TRANSLATE), 1);
     const v1 = decodeAny(cache.get(TYPE_URLS.CLUSTER, 'reviews/v1')!.any);
     assert.equal(v1.lb_policy, 'RING_HASH');
     assert.equal(v1.ring_hash_lb_config.hash_function, 'XX_HASH');
@@ -996,24 +1013,24 @@ describe('encoding through the snapshot cache', () => {
   test('re-translating the same input yields identical per-resource versions', () => {
     const a = new SnapshotCache();
     const b = new SnapshotCache();
-    a.set(translate(buildMesh(richDocs()), richLive()), 1);
-    b.set(translate(buildMesh([...richDocs()].reverse()), [...richLive()].reverse()), 1);
+    a.set(translate(buildMesh(richDocs()), richLive(), TEST_TRANSLATE), 1);
+    b.set(translate(buildMesh([...richDocs()].reverse()), [...richLive()].reverse(), TEST_TRANSLATE), 1);
     for (const [type] of TYPES) {
       const va = new Map([...a.all(type)].map(([n, r]) => [n, r.version]));
       const vb = new Map([...b.all(type)].map(([n, r]) => [n, r.version]));
       assert.deepEqual(vb, va, type);
     }
     // Setting the same content again changes nothing.
-    assert.equal(a.set(translate(buildMesh(richDocs()), richLive()), 2).changed.size, 0);
+    assert.equal(a.set(translate(buildMesh(richDocs()), richLive(), TEST_TRANSLATE), 2).changed.size, 0);
   });
 
   test('changing one route weight changes exactly that route configuration\'s version', () => {
     const cache = new SnapshotCache();
-    cache.set(translate(buildMesh(richDocs()), richLive()), 1);
+    cache.set(translate(buildMesh(richDocs()), richLive(), TEST_TRANSLATE), 1);
     const before = cache.get(TYPE_URLS.ROUTE, 'reviews')!.version;
     const docs = richDocs();
     docs.find((x) => x['kind'] === 'GRPCRoute')!['spec'].rules[0].backendRefs[1].weight = 20;
-    const change = cache.set(translate(buildMesh(docs), richLive()), 2);
+    const change = cache.set(translate(buildMesh(docs), richLive(), TEST_TRANSLATE), 2);
     // The service's own route config and the sidecars' outbound table, which embeds its virtual host.
     assert.deepEqual([...change.changed.entries()].map(([t, n]) => [t, [...n].sort()]), [[TYPE_URLS.ROUTE, ['reviews', 'skein.outbound']]]);
     assert.notEqual(cache.get(TYPE_URLS.ROUTE, 'reviews')!.version, before);
@@ -1021,10 +1038,10 @@ describe('encoding through the snapshot cache', () => {
 
   test('a live endpoint change touches only the affected load assignments', () => {
     const cache = new SnapshotCache();
-    cache.set(translate(buildMesh(richDocs()), richLive()), 1);
+    cache.set(translate(buildMesh(richDocs()), richLive(), TEST_TRANSLATE), 1);
     const live = richLive();
     live.find((e) => e.address === 'fd00::1')!.weight = 9;
-    const change = cache.set(translate(buildMesh(richDocs()), live), 2);
+    const change = cache.set(translate(buildMesh(richDocs()), live, TEST_TRANSLATE), 2);
     assert.deepEqual([...change.changed.entries()].map(([t, n]) => [t, [...n].sort()]), [[TYPE_URLS.ENDPOINT, ['reviews', 'reviews/v2']]]);
   });
 });
@@ -1041,7 +1058,8 @@ describe('fault injection and local rate limit: http filters on the listeners', 
   const FAULT_F = { name: 'envoy.filters.http.fault', typed_config: { '@type': FAULT } };
   const RL_F = { name: 'envoy.filters.http.local_ratelimit', typed_config: { '@type': LOCAL_RATELIMIT, stat_prefix: 'local_rate_limit' }, is_optional: true };
   const hcmOf = (l: object): Doc => ('api_listener' in l ? (l as Doc)['api_listener']['api_listener'] : (l as Doc)['filter_chains'][0]['filters'][0]['typed_config']);
-  const chains = (out: XdsResourceSet): Record<string, unknown> => Object.fromEntries(out.listeners.map((l) => [l['name'], hcmOf(l)['http_filters']]));
+  // The inbound listeners serve the local app with the router alone (translate/inbound-listener.test.ts).
+  const chains = (out: XdsResourceSet): Record<string, unknown> => Object.fromEntries(out.listeners.filter((l) => !l['name']!.startsWith('skein.inbound.')).map((l) => [l['name'], hcmOf(l)['http_filters']]));
   const faultRule = { backendRefs: [{ name: 'reviews' }], filters: [{ type: 'Fault', fault: { abort: { grpcStatus: 14 } } }] };
   const limitRule = { backendRefs: [{ name: 'web' }], filters: [{ type: 'LocalRateLimit', localRateLimit: { maxTokens: 5 } }] };
 
@@ -1125,7 +1143,7 @@ describe('fault injection and local rate limit: http filters on the listeners', 
 
 describe('snapshot encoding reuse', () => {
   test('a RouteConfiguration spliced from encoded virtual hosts has the bytes of encoding it whole (so versions are unchanged)', () => {
-    const res = translate(buildMesh(richDocs()), richLive());
+    const res = translate(buildMesh(richDocs()), richLive(), TEST_TRANSLATE);
     const cache = new SnapshotCache();
     cache.set(res, 1);
     assert.ok(res.routes.length > 1);
@@ -1137,10 +1155,10 @@ describe('snapshot encoding reuse', () => {
 
   test('an unchanged resource keeps its encoding; a changed one is encoded again', async () => {
     const cache = new SnapshotCache();
-    cache.set(translate(buildMesh(richDocs()), richLive()), 1);
+    cache.set(translate(buildMesh(richDocs()), richLive(), TEST_TRANSLATE), 1);
     const before = new Map([...cache.all(TYPE_URLS.CLUSTER)].map(([n, r]) => [n, r.any]));
     const docs = richDocs();
-    const prepared = await cache.prepare(translate(buildMesh(docs), richLive().slice(1)), NO_YIELD);
+    const prepared = await cache.prepare(translate(buildMesh(docs), richLive().slice(1), TEST_TRANSLATE), NO_YIELD);
     const change = cache.install(prepared, 2);
     for (const [n, r] of cache.all(TYPE_URLS.CLUSTER)) assert.equal(r.any, before.get(n), `cluster ${n} was encoded again`);
     assert.ok((change.changed.get(TYPE_URLS.ENDPOINT)?.size ?? 0) > 0, 'an endpoint change is a change');

@@ -208,7 +208,7 @@ export class ApiServer {
 
   private xdsDump(url: URL): unknown {
     const want = url.searchParams.get('type');
-    const types: Record<string, string> = { listeners: TYPE_URLS.LISTENER, routes: TYPE_URLS.ROUTE, clusters: TYPE_URLS.CLUSTER, endpoints: TYPE_URLS.ENDPOINT };
+    const types: Record<string, string> = { listeners: TYPE_URLS.LISTENER, routes: TYPE_URLS.ROUTE, clusters: TYPE_URLS.CLUSTER, endpoints: TYPE_URLS.ENDPOINT, secrets: TYPE_URLS.SECRET };
     if (want !== null && types[want] === undefined) throw new MeshError(ErrorCodes.VALIDATION, `query.type: must be one of ${Object.keys(types).join(', ')}`, { details: [{ resource: '', path: 'query.type', message: 'unknown type' }] });
     const out: Record<string, unknown> = { revision: this.cp.cache.revision };
     for (const [key, typeUrl] of Object.entries(types)) {

@@ -235,9 +235,11 @@ export const endpoints: Command = {
   spec: { name: 'endpoints', usage: 'endpoints [flags]', summary: 'List live endpoint registrations (leases).', flags: [API_FLAG, ADMIN_TOKEN_FLAG, OUTPUT('table')] },
   async run(p, out) {
     const fmt = outputFormat(p, ['table', 'json']);
-    const res = await client(p).call<{ endpoints: { id: string; service: string; address: string; port: number; labels: Record<string, string>; health: string; expiresAt: string; node: string }[] }>('GET', '/v1/endpoints');
+    const res = await client(p).call<{ endpoints: { id: string; service: string; address: string; port: number; labels: Record<string, string>; health: string; identity?: string; expiresAt: string; node: string }[] }>('GET', '/v1/endpoints');
     if (fmt === 'json') { out(JSON.stringify(res, null, 2)); return 0; }
-    out(table(['SERVICE', 'ADDRESS', 'LABELS', 'HEALTH', 'NODE', 'EXPIRES'], res.endpoints.map((e) => [e.service, `${e.address}:${e.port}`, Object.entries(e.labels).map(([k, v]) => `${k}=${v}`).join(','), e.health, e.node, e.expiresAt])));
+    // IDENTITY: the workload (namespace/service-account) that registered it over mTLS, i.e. its
+    // sidecar; '-' for one an operator added over HTTP.
+    out(table(['SERVICE', 'ADDRESS', 'LABELS', 'HEALTH', 'IDENTITY', 'NODE', 'EXPIRES'], res.endpoints.map((e) => [e.service, `${e.address}:${e.port}`, Object.entries(e.labels).map(([k, v]) => `${k}=${v}`).join(','), e.health, e.identity === undefined ? '-' : identityColumn(e.identity), e.node, e.expiresAt])));
     return 0;
   },
 };

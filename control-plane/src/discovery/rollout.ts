@@ -20,7 +20,7 @@ export type TypeOutcome = 'ACKED' | 'NACKED' | 'PENDING' | 'GONE';
 export type RolloutState = 'ACKED' | 'NACKED' | 'PENDING' | 'GONE' | 'NONE';
 
 export interface RolloutTypeReport {
-  /** Short type name: LDS, RDS, CDS or EDS. */
+  /** Short type name: LDS, RDS, CDS, EDS or SDS. */
   type: string;
   state: TypeOutcome;
   /** The client's error_detail.message, for NACKED. */
@@ -53,9 +53,9 @@ export interface RolloutReport {
   summary: string;
 }
 
-const SHORT: Record<string, string> = { Listener: 'LDS', RouteConfiguration: 'RDS', Cluster: 'CDS', ClusterLoadAssignment: 'EDS' };
+const SHORT: Record<string, string> = { Listener: 'LDS', RouteConfiguration: 'RDS', Cluster: 'CDS', ClusterLoadAssignment: 'EDS', Secret: 'SDS' };
 
-/** LDS/RDS/CDS/EDS for an Envoy type URL; the URL's last segment otherwise. */
+/** LDS/RDS/CDS/EDS/SDS for an Envoy type URL; the URL's last segment otherwise. */
 export function shortType(typeUrl: string): string {
   const last = typeUrl.slice(typeUrl.lastIndexOf('.') + 1);
   return SHORT[last] ?? last;

@@ -15,6 +15,11 @@ export interface EndpointView {
   zone: string;
   weight: number;
   health: EndpointHealth;
+  /**
+   * The SPIFFE ID of the workload that registered it over mTLS (registration-service.ts): the
+   * endpoint has a sidecar with that identity. Absent for static endpoints and HTTP registrations.
+   */
+  identity?: string;
 }
 
 export interface Lease extends EndpointView {
@@ -60,8 +65,12 @@ export class EndpointRegistry {
     this.maxLeases = opts.maxLeases ?? 100_000;
   }
 
-  /** Validates an untrusted registration body and registers it. Throws MeshError(VALIDATION). */
-  register(raw: unknown): Lease {
+  /**
+   * Validates an untrusted registration body and registers it. Throws MeshError(VALIDATION).
+   * `identity` is the registering workload's SPIFFE ID, from its verified certificate (never
+   * from the body); a registration without one (HTTP, by an operator) records none.
+   */
+  register(raw: unknown, identity?: string): Lease {
     const issues: FieldIssue[] = [];
     const r = new FieldReader(issues, 'endpoint');
     const o = r.object(raw, '', ['service', 'address', 'port', 'labels', 'zone', 'weight', 'health', 'ttl', 'node']);
@@ -88,7 +97,7 @@ export class EndpointRegistry {
     }
     const id = existing ?? randomUUID();
     const prev = this.leases.get(id);
-    const lease: Lease = { id, service, address, port, labels, zone, weight, health, ttlMs, node, registeredAt: prev?.registeredAt ?? now, expiresAt: now + ttlMs };
+    const lease: Lease = { id, service, address, port, labels, zone, weight, health, ...(identity === undefined ? {} : { identity }), ttlMs, node, registeredAt: prev?.registeredAt ?? now, expiresAt: now + ttlMs };
     this.leases.set(id, lease);
     this.byAddress.set(addrKey, id);
     this.schedule(lease.expiresAt);
@@ -133,7 +142,7 @@ export class EndpointRegistry {
         const lease = this.register({
           service: l.service, address: l.address, port: l.port, labels: l.labels, weight: l.weight, health: l.health, ttl: `${l.ttlMs}ms`,
           ...(l.zone ? { zone: l.zone } : {}), ...(l.node ? { node: l.node } : {}),
-        });
+        }, savedIdentity(l.identity));
         if (lease.id !== l.id && typeof l.id === 'string' && /^[0-9a-f-]{36}$/.test(l.id) && !this.leases.has(l.id)) {
           this.leases.delete(lease.id);
           const kept = { ...lease, id: l.id, registeredAt: typeof l.registeredAt === 'number' ? l.registeredAt : now };
@@ -149,7 +158,8 @@ export class EndpointRegistry {
 
   /** The live endpoints, without lease bookkeeping. */
   endpoints(): EndpointView[] {
-    return this.list().map(({ service, address, port, labels, zone, weight, health }) => ({ service, address, port, labels, zone, weight, health }));
+    return this.list().map(({ service, address, port, labels, zone, weight, health, identity }) =>
+      (identity === undefined ? { service, address, port, labels, zone, weight, health } : { service, address, port, labels, zone, weight, health, identity }));
   }
 
   onChange(fn: () => void): void { this.listeners.push(fn); }
@@ -185,5 +195,10 @@ export class EndpointRegistry {
 }
 
 function sameView(a: EndpointView, b: EndpointView): boolean {
-  return a.weight === b.weight && a.health === b.health && a.zone === b.zone && JSON.stringify(a.labels) === JSON.stringify(b.labels);
+  return a.weight === b.weight && a.health === b.health && a.zone === b.zone && a.identity === b.identity && JSON.stringify(a.labels) === JSON.stringify(b.labels);
+}
+
+/** A saved lease's identity, if it is one: a SPIFFE ID as registration-service.ts records it. */
+function savedIdentity(v: unknown): string | undefined {
+  return typeof v === 'string' && v.length <= 2048 && /^spiffe:\/\/[^/\s]+\/\S+$/.test(v) ? v : undefined;
 }

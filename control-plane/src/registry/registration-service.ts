@@ -38,7 +38,7 @@ export class RegistrationService {
         };
         // Authorized before validation: a caller learns nothing about a service it may not register.
         this.authorize(who, body.service);
-        return this.o.registry.register(body);
+        return this.o.registry.register(body, spiffeId(who));
       }),
       Renew: (call: grpc.ServerUnaryCall<LeaseRef, WireLease>, cb: grpc.sendUnaryData<WireLease>) => this.answer(call, cb, 'renew', (who) => {
         const lease = this.o.registry.get(call.request.id ?? '');

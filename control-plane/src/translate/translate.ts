@@ -3,32 +3,43 @@ import type { EndpointView } from '../registry/endpoint-registry';
 import { cluster } from './clusters';
 import { inSubset, loadAssignment, serviceEndpoints } from './endpoints';
 import { apiListeners, httpFilters, outboundListener } from './listeners';
+import { inboundListener } from './inbound-listener';
+import { rootCaSecret, transportSocketMatches } from './mtls';
+import type { MeshTrust } from './mtls';
 import { OUTBOUND, serviceClusterName, subsetClusterName } from './names';
 import { effectivePolicies } from './policies';
 import type { EffectivePolicies } from './policies';
 import type { Slicer } from '../../../shared/src/slicer';
 import { attachedRoutes, serviceRouteConfig } from './routes';
 import type { XdsResourceKind } from '../../../shared/src/xds/resource-kind';
-import type { Cluster, ClusterLoadAssignment, Listener, RouteConfiguration } from './xds-json';
+import type { Cluster, ClusterLoadAssignment, Listener, RouteConfiguration, Secret, TransportSocketMatch } from './xds-json';
+
+export type { MeshTrust } from './mtls';
 
 export interface XdsResourceSet {
   listeners: Listener[];
   routes: RouteConfiguration[];
   clusters: Cluster[];
   endpoints: ClusterLoadAssignment[];
+  secrets: Secret[];
 }
 
 /** A resource of any kind the translator writes. */
-export type XdsResource = Listener | RouteConfiguration | Cluster | ClusterLoadAssignment;
+export type XdsResource = Listener | RouteConfiguration | Cluster | ClusterLoadAssignment | Secret;
 
-/** The resources of one kind (LDS, RDS, CDS or EDS) in a set. */
+/** What translation needs besides config and endpoints: the mesh's identity (control-plane.ts reads it from the CA). */
+export interface TranslateOptions {
+  trust: MeshTrust;
+}
+
+/** The resources of one kind (LDS, RDS, CDS, EDS or SDS) in a set. */
 export function resourcesOfKind(set: XdsResourceSet, kind: XdsResourceKind): readonly XdsResource[] {
   switch (kind.service) {
     case 'LDS': return set.listeners;
     case 'RDS': return set.routes;
     case 'CDS': return set.clusters;
     case 'EDS': return set.endpoints;
-    case 'SDS': return [];
+    case 'SDS': return set.secrets;
   }
 }
 
@@ -37,15 +48,15 @@ export function resourcesOfKind(set: XdsResourceSet, kind: XdsResourceKind): rea
  * resources out. Deterministic: the same input always gives the same output, in the same order,
  * so resource versions (content hashes) are stable across restarts.
  */
-export function translate(mesh: MeshConfig, live: readonly EndpointView[]): XdsResourceSet {
-  const t = new Translation(mesh, live);
+export function translate(mesh: MeshConfig, live: readonly EndpointView[], opts: TranslateOptions): XdsResourceSet {
+  const t = new Translation(mesh, live, opts);
   for (const name of t.names) t.service(name);
   return t.finish();
 }
 
 /** translate, yielding to the event loop between services (`slicer`): for the control plane's event loop. */
-export async function translateSliced(mesh: MeshConfig, live: readonly EndpointView[], slicer: Slicer): Promise<XdsResourceSet> {
-  const t = new Translation(mesh, live);
+export async function translateSliced(mesh: MeshConfig, live: readonly EndpointView[], opts: TranslateOptions, slicer: Slicer): Promise<XdsResourceSet> {
+  const t = new Translation(mesh, live, opts);
   for (const name of t.names) {
     t.service(name);
     await slicer.point();
@@ -54,11 +65,11 @@ export async function translateSliced(mesh: MeshConfig, live: readonly EndpointV
 }
 
 class Translation {
-  readonly out: XdsResourceSet = { listeners: [], routes: [], clusters: [], endpoints: [] };
+  readonly out: XdsResourceSet = { listeners: [], routes: [], clusters: [], endpoints: [], secrets: [] };
   readonly names: string[];
   private readonly policies: EffectivePolicies;
 
-  constructor(private readonly mesh: MeshConfig, private readonly live: readonly EndpointView[]) {
+  constructor(private readonly mesh: MeshConfig, private readonly live: readonly EndpointView[], private readonly opts: TranslateOptions) {
     this.policies = effectivePolicies(mesh);
     this.names = [...mesh.services.keys()].sort();
   }
@@ -66,14 +77,15 @@ class Translation {
   service(name: string): void {
     const { mesh, out, policies } = this;
     const service = mesh.services.get(name)!;
-    out.listeners.push(...apiListeners(service, httpFilters(attachedRoutes(mesh, name))));
+    out.listeners.push(...apiListeners(service, httpFilters(attachedRoutes(mesh, name))), inboundListener(service));
     out.routes.push(serviceRouteConfig(mesh, service, policies));
     const eps = serviceEndpoints(service, this.live);
-    out.clusters.push(cluster(serviceClusterName(name), service, policies.forCluster(name)));
+    const tls = transportSocketMatches(service, this.opts.trust);
+    out.clusters.push(withTls(cluster(serviceClusterName(name), service, policies.forCluster(name)), tls));
     out.endpoints.push(loadAssignment(serviceClusterName(name), eps));
     for (const subset of service.spec.subsets) {
       const cname = subsetClusterName(name, subset.name);
-      out.clusters.push(cluster(cname, service, policies.forCluster(name, subset.name)));
+      out.clusters.push(withTls(cluster(cname, service, policies.forCluster(name, subset.name)), tls));
       out.endpoints.push(loadAssignment(cname, eps.filter((e) => inSubset(e, subset.labels))));
     }
   }
@@ -82,6 +94,13 @@ class Translation {
     const { out } = this;
     out.listeners.push(outboundListener(httpFilters(this.mesh.routes)));
     out.routes.push({ name: OUTBOUND, virtual_hosts: out.routes.flatMap((rc) => rc.virtual_hosts ?? []) });
+    out.secrets.push(rootCaSecret(this.opts.trust));
     return out;
   }
+}
+
+/** A cluster with the service's mTLS settings (none for a DISABLE service). */
+function withTls(c: Cluster, matches: TransportSocketMatch[] | undefined): Cluster {
+  if (matches !== undefined) c.transport_socket_matches = matches;
+  return c;
 }

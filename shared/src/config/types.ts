@@ -25,6 +25,9 @@ interface ResourceBase<K extends Kind, S> {
 }
 
 export type Protocol = 'grpc' | 'http';
+/** Who may connect to a service's sidecars (docs/config.md, spec.mtls). */
+export const MTLS_MODES = ['STRICT', 'PERMISSIVE', 'DISABLE'] as const;
+export type MtlsMode = (typeof MTLS_MODES)[number];
 export type EndpointHealth = 'HEALTHY' | 'UNHEALTHY' | 'DRAINING';
 
 export interface ServicePort { name: string; port: number }
@@ -47,6 +50,11 @@ export interface ServiceSpec {
    * endpoints for this service. Unset: the service's own name.
    */
   serviceAccount?: string;
+  /**
+   * Who may connect to the service's sidecars: STRICT only mTLS from mesh workloads; PERMISSIVE
+   * mTLS or plaintext on the same port; DISABLE plaintext only (client sidecars send no TLS).
+   */
+  mtls: MtlsMode;
 }
 export type Service = ResourceBase<'Service', ServiceSpec>;
 

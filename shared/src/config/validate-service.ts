@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { MTLS_MODES } from './types';
 import type { EndpointHealth, Service, ServicePort, StaticEndpoint, Subset } from './types';
 import { FieldReader, join, LABEL_KEY_PATTERN, LABEL_MAP, NAME_HINT, NAME_PATTERN } from './reader';
 import { CONFIG_LIMITS } from './limits';
@@ -8,15 +9,16 @@ const SERVICE_ACCOUNT = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const HOSTNAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/i;
 
 export function validateServiceSpec(r: FieldReader, raw: unknown): Service['spec'] | undefined {
-  const o = r.object(raw, 'spec', ['protocol', 'ports', 'subsets', 'endpoints', 'serviceAccount']);
+  const o = r.object(raw, 'spec', ['protocol', 'ports', 'subsets', 'endpoints', 'serviceAccount', 'mtls']);
   if (o === undefined) return undefined;
   const protocol = o['protocol'] === undefined ? 'grpc' : r.oneOf(o['protocol'], 'spec.protocol', ['grpc', 'http'] as const);
   const ports = portsOf(r, o['ports']);
   const subsets = subsetsOf(r, o['subsets']);
   const endpoints = endpointsOf(r, o['endpoints']);
   const serviceAccount = o['serviceAccount'] === undefined ? undefined : r.string(o['serviceAccount'], 'spec.serviceAccount', { pattern: SERVICE_ACCOUNT, patternHint: 'a DNS label: lower-case letters, digits and \'-\', at most 63, e.g. reviews' });
-  if (protocol === undefined || ports === undefined || subsets === undefined || endpoints === undefined || (o['serviceAccount'] !== undefined && serviceAccount === undefined)) return undefined;
-  return { protocol, ports, subsets, endpoints, ...(serviceAccount === undefined ? {} : { serviceAccount }) };
+  const mtls = o['mtls'] === undefined ? 'STRICT' : r.oneOf(o['mtls'], 'spec.mtls', MTLS_MODES);
+  if (protocol === undefined || ports === undefined || subsets === undefined || endpoints === undefined || mtls === undefined || (o['serviceAccount'] !== undefined && serviceAccount === undefined)) return undefined;
+  return { protocol, ports, subsets, endpoints, ...(serviceAccount === undefined ? {} : { serviceAccount }), mtls };
 }
 
 function portsOf(r: FieldReader, raw: unknown): ServicePort[] | undefined {

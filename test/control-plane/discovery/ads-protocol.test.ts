@@ -45,7 +45,7 @@ describe('ADS state of the world', () => {
     const c = connect('wild');
     c.subscribe(LDS);
     const lds = await c.next(LDS);
-    assert.deepEqual(names(lds), ['ratings', 'ratings:50051', 'reviews', 'reviews:50051', 'skein.outbound']);
+    assert.deepEqual(names(lds), ['ratings', 'ratings:50051', 'reviews', 'reviews:50051', 'skein.inbound.ratings', 'skein.inbound.reviews', 'skein.outbound']);
     assert.match(lds.version_info, /^[0-9a-f]{16}$/);
     c.send({ type_url: CDS, resource_names: [] });
     const cds = await c.next(CDS);

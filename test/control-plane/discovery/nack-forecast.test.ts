@@ -15,6 +15,7 @@ import { PUSH_ORDER } from '../../../shared/src/xds/resource-kind';
 import type { ForecastTarget } from '../../../control-plane/src/discovery/nack-forecast';
 import { predictRejections } from '../../../control-plane/src/discovery/client-compat';
 import { TYPE_URLS } from '../../../shared/src/xds/protos';
+import { TEST_TRANSLATE } from '../../support/mesh-trust';
 
 type Doc = Record<string, unknown>;
 const V = 'skein.dev/v1alpha1';
@@ -23,7 +24,7 @@ const route = (retries: number): Doc => ({
   apiVersion: V, kind: 'GRPCRoute', metadata: { name: 'reviews' },
   spec: { parentRefs: [{ name: 'reviews' }], rules: [{ name: 'all', backendRefs: [{ name: 'reviews' }], retry: { retries, retryOn: ['unavailable'] } }] },
 });
-const resources = (docs: Doc[]) => translate(buildMesh(docs as never), []);
+const resources = (docs: Doc[]) => translate(buildMesh(docs as never), [], TEST_TRANSLATE);
 /** A candidate config as the forecast gets it: encoded, with content versions. */
 function candidate(docs: Doc[]): CandidateResources {
   const probe = new SnapshotCache();

@@ -94,7 +94,7 @@ const timeoutCase = (text: string, message: RegExp): InvalidCase => ({
 const INVALID: InvalidCase[] = [
   // Unknown fields, anywhere.
   { name: 'unknown field at top level', mutate: (d) => { svc(d).status = {}; }, expect: [{ resource: SV, path: 'status', message: /^unknown field \(allowed: apiVersion, kind, metadata, spec\)$/ }] },
-  { name: 'unknown field in spec', mutate: (d) => { svc(d).spec.protocl = 'grpc'; }, expect: [{ resource: SV, path: 'spec.protocl', message: /^unknown field \(allowed: protocol, ports, subsets, endpoints, serviceAccount\)$/ }] },
+  { name: 'unknown field in spec', mutate: (d) => { svc(d).spec.protocl = 'grpc'; }, expect: [{ resource: SV, path: 'spec.protocl', message: /^unknown field \(allowed: protocol, ports, subsets, endpoints, serviceAccount, mtls\)$/ }] },
   // The service account that may register endpoints: a DNS label.
   { name: 'serviceAccount not a DNS label', mutate: (d) => { svc(d).spec.serviceAccount = 'Reviews_SA'; }, expect: [{ resource: SV, path: 'spec.serviceAccount', message: /DNS label/ }] },
   { name: 'serviceAccount not a string', mutate: (d) => { svc(d).spec.serviceAccount = 7; }, expect: [{ resource: SV, path: 'spec.serviceAccount', message: /string/ }] },
@@ -279,6 +279,10 @@ const INVALID: InvalidCase[] = [
   },
   { name: 'subset with empty labels', mutate: (d) => { svc(d).spec.subsets[0].labels = {}; }, expect: [{ resource: SV, path: 'spec.subsets[0].labels', message: /^must select on at least one label$/ }] },
   { name: 'subset without labels', mutate: (d) => { delete svc(d).spec.subsets[0].labels; }, expect: [{ resource: SV, path: 'spec.subsets[0].labels', message: /^is required/ }] },
+  // Who may connect to the service's sidecars.
+  { name: 'unknown mtls mode', mutate: (d) => { svc(d).spec.mtls = 'OPTIONAL'; }, expect: [{ resource: SV, path: 'spec.mtls', message: /^must be one of STRICT, PERMISSIVE, DISABLE, got "OPTIONAL"$/ }] },
+  { name: 'mtls mode in lower case', mutate: (d) => { svc(d).spec.mtls = 'strict'; }, expect: [{ resource: SV, path: 'spec.mtls', message: /^must be one of STRICT, PERMISSIVE, DISABLE, got "strict"$/ }] },
+  { name: 'mtls not a string', mutate: (d) => { svc(d).spec.mtls = true; }, expect: [{ resource: SV, path: 'spec.mtls', message: /^must be one of STRICT, PERMISSIVE, DISABLE/ }] },
   { name: 'unknown protocol', mutate: (d) => { svc(d).spec.protocol = 'tcp'; }, expect: [{ resource: SV, path: 'spec.protocol', message: /^must be one of grpc, http, got "tcp"$/ }] },
   { name: 'bad endpoint address', mutate: (d) => { svc(d).spec.endpoints[0].address = 'not an address'; }, expect: [{ resource: SV, path: 'spec.endpoints[0].address', message: /must be an IPv4\/IPv6 address or a DNS name$/ }] },
   { name: 'endpoint weight 0', mutate: (d) => { svc(d).spec.endpoints[0].weight = 0; }, expect: [{ resource: SV, path: 'spec.endpoints[0].weight', message: /^must be >= 1$/ }] },
@@ -584,6 +588,16 @@ const VALID: ValidCase[] = [
     name: 'protocol defaults to grpc',
     mutate: (d) => { delete svc(d).spec.protocol; },
     check: (m) => { assert.equal(service(m).spec.protocol, 'grpc'); assert.equal(service(m, 'web').spec.protocol, 'http'); },
+  },
+  {
+    name: 'mtls defaults to STRICT',
+    mutate: () => {},
+    check: (m) => { assert.equal(service(m).spec.mtls, 'STRICT'); assert.equal(service(m, 'web').spec.mtls, 'STRICT'); },
+  },
+  {
+    name: 'mtls PERMISSIVE and DISABLE are kept',
+    mutate: (d) => { svc(d).spec.mtls = 'PERMISSIVE'; doc(d, 'Service', 'web').spec.mtls = 'DISABLE'; },
+    check: (m) => { assert.equal(service(m).spec.mtls, 'PERMISSIVE'); assert.equal(service(m, 'web').spec.mtls, 'DISABLE'); },
   },
   {
     name: 'metadata labels/annotations and static endpoint fields get defaults',

@@ -24,6 +24,7 @@ import { HTTP_FILTERS, perRouteConfig } from '../../../sidecar/src/filters/regis
 const faultOf = (e: RouteEntry) => perRouteConfig<FaultPolicy>(e, 'envoy.filters.http.fault');
 const limitOf = (e: RouteEntry) => perRouteConfig<TokenBucket>(e, 'envoy.filters.http.local_ratelimit');
 import { DEFAULT_LIMITS, TypeSubscription } from '../../../sidecar/src/xds/type-subscription';
+import { TEST_TRANSLATE } from '../../support/mesh-trust';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Doc = Record<string, any>;
@@ -183,7 +184,7 @@ describe('Listener http filters (sidecar decode)', () => {
         { type: 'Fault', fault: { abort: { grpcStatus: 14 } } }, { type: 'LocalRateLimit', localRateLimit: { maxTokens: 1 } },
       ] }] } },
     ]);
-    const out = translate(mesh, []).listeners.find((l) => l['name'] === 'skein.outbound')!;
+    const out = translate(mesh, [], TEST_TRANSLATE).listeners.find((l) => l['name'] === 'skein.outbound')!;
     const r = listenerType.decode(encodeResource(TYPE_URLS.LISTENER, out));
     assert.ok('value' in r, 'error' in r ? r.error : '');
     assert.deepEqual((r.value as ListenerConfig).httpFilters, [
@@ -235,7 +236,7 @@ describe('from user config to the sidecar\'s route entries', () => {
   /** The sidecars' outbound table as the sidecar decodes it (routeType), built at `nowMs`. */
   function outboundTable(nowMs = 0): RouteTable {
     const cache = new SnapshotCache();
-    cache.set(translate(buildMesh(docs), []), 1);
+    cache.set(translate(buildMesh(docs), [], TEST_TRANSLATE), 1);
     const any = cache.get(TYPE_URLS.ROUTE, 'skein.outbound')!.any;
     const r = routeType.decode(any);
     assert.ok('value' in r, 'error' in r ? r.error : '');
@@ -266,7 +267,7 @@ describe('from user config to the sidecar\'s route entries', () => {
   /** The outbound RouteConfiguration for `docs`, packed as the control plane sends it. */
   function outboundAny(ds: Doc[]) {
     const cache = new SnapshotCache();
-    cache.set(translate(buildMesh(ds), []), 1);
+    cache.set(translate(buildMesh(ds), [], TEST_TRANSLATE), 1);
     return cache.get(TYPE_URLS.ROUTE, 'skein.outbound')!.any;
   }
   /** `docs` with the 'slow' rule's delay and the 'limited' rule's bucket replaced. */

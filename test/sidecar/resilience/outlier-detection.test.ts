@@ -563,7 +563,7 @@ describe('decodeOutlierDetection', () => {
   });
 
   test("decodes the control plane's translation of a BackendPolicy (every enforcing_* explicit)", () => {
-    const service: Service = { apiVersion: API_VERSION, kind: 'Service', metadata: { name: 's', labels: {}, annotations: {} }, spec: { protocol: 'http', ports: [], subsets: [], endpoints: [] } };
+    const service: Service = { apiVersion: API_VERSION, kind: 'Service', metadata: { name: 's', labels: {}, annotations: {} }, spec: { protocol: 'http', ports: [], subsets: [], endpoints: [], mtls: 'STRICT' } };
     const xds = translateCluster('s', service, { outlierDetection: { consecutive5xx: 3, consecutiveLocalOriginFailure: 2, maxEjectionPercent: 50, intervalMs: 1000, failurePercentage: { threshold: 70 } } });
     const wire = decodeAny<{ outlier_detection: Record<string, unknown> }>(encodeResource(TYPE_URLS.CLUSTER, xds)).outlier_detection;
     const issues = new Issues();

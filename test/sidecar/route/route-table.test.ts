@@ -24,6 +24,7 @@ import { Issues } from '../../../shared/src/xds/issues';
 import { DEFAULT_LIMITS, TypeSubscription } from '../../../sidecar/src/xds/type-subscription';
 import type { FaultPolicy } from '../../../sidecar/src/resilience/fault';
 import type { TokenBucket } from '../../../sidecar/src/resilience/token-bucket';
+import { TEST_TRANSLATE } from '../../support/mesh-trust';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Doc = Record<string, any>;
@@ -64,7 +65,7 @@ const meshRoute = (kind: 'HTTPRoute' | 'GRPCRoute', name: string, parent: string
 
 /** The sidecar's outbound RouteConfiguration (every service's virtual host) for a mesh. */
 function outbound(docs: Doc[]): RouteTable {
-  const routes = translate(buildMesh(docs), []).routes;
+  const routes = translate(buildMesh(docs), [], TEST_TRANSLATE).routes;
   const found = routes.find((r) => r['name'] === OUTBOUND);
   assert.ok(found);
   return build(found);

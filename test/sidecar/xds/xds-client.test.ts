@@ -28,6 +28,7 @@ import { routeType as routeTableType } from '../../../sidecar/src/pipeline';
 import { RouteTable } from '../../../sidecar/src/route/route-table';
 import type { XdsDisconnect, XdsNack } from '../../../sidecar/src/xds/xds-client';
 import { eventually } from '../../support/ads-client';
+import { TEST_TRANSLATE } from '../../support/mesh-trust';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Doc = Record<string, any>;
@@ -75,7 +76,7 @@ const goodHcm = { rds: { route_config_name: 'rc', config_source: ADS }, http_fil
 
 describe('Listener decoder', () => {
   test('the sidecar outbound listener from translate()', () => {
-    const lds = translate(buildMesh([service('reviews')]), []).listeners;
+    const lds = translate(buildMesh([service('reviews')]), [], TEST_TRANSLATE).listeners;
     const l = decodeOk(listenerType, LDS, byName(lds, 'skein.outbound'));
     assert.deepEqual(l, {
       name: 'skein.outbound', address: { host: '127.0.0.1', port: 15001 }, direction: 'OUTBOUND',
@@ -84,7 +85,7 @@ describe('Listener decoder', () => {
   });
 
   test('a proxyless api_listener from translate() (no address)', () => {
-    const lds = translate(buildMesh([service('reviews')]), []).listeners;
+    const lds = translate(buildMesh([service('reviews')]), [], TEST_TRANSLATE).listeners;
     const l = decodeOk(listenerType, LDS, byName(lds, 'reviews:50051'));
     assert.deepEqual(l, { name: 'reviews:50051', routeConfigName: 'reviews', statPrefix: 'reviews', codecType: 'AUTO', httpFilters: [] });
   });
@@ -137,7 +138,7 @@ describe('Listener decoder', () => {
 });
 
 describe('Cluster decoder', () => {
-  const clusters = (docs: Doc[]) => translate(buildMesh(docs), []).clusters;
+  const clusters = (docs: Doc[]) => translate(buildMesh(docs), [], TEST_TRANSLATE).clusters;
 
   test('a grpc service: EDS over ADS, h2, defaults (round robin, 5s connect timeout, the default retry budget, failure accrual)', () => {
     const { outlierDetection, ...c } = decodeOk(clusterType, CDS, byName(clusters([service('reviews')]), 'reviews/v1'));
@@ -250,7 +251,7 @@ describe('ClusterLoadAssignment decoder', () => {
   test('translate() output: localities flattened with zone, weight and health', () => {
     const docs = [service('reviews', { endpoints: [{ address: '10.0.0.1', port: 8080, labels: { version: 'v1' }, zone: 'zone-a' }] })];
     const live = [{ service: 'reviews', address: '10.0.0.2', port: 8080, labels: { version: 'v2' }, zone: 'zone-b', weight: 3, health: 'DRAINING' as const }];
-    const cla = byName(translate(buildMesh(docs), live).endpoints, 'reviews', 'cluster_name');
+    const cla = byName(translate(buildMesh(docs), live, TEST_TRANSLATE).endpoints, 'reviews', 'cluster_name');
     const e = decodeOk(endpointsType, EDS, cla);
     assert.deepEqual(e, {
       clusterName: 'reviews', hosts: [
@@ -285,7 +286,7 @@ describe('ClusterLoadAssignment decoder', () => {
 });
 
 test('RouteConfiguration adapter: translate() output compiles to a RouteTable; the router\'s errors become decode errors', () => {
-  const rds = translate(buildMesh([service('reviews'), split(90, 10)]), []).routes;
+  const rds = translate(buildMesh([service('reviews'), split(90, 10)]), [], TEST_TRANSLATE).routes;
   const r = routeTableType.decode(encodeResource(RDS, byName(rds, 'skein.outbound')));
   assert.ok('value' in r && r.value instanceof RouteTable && r.name === 'skein.outbound', 'error' in r ? r.error : 'not a RouteTable');
   const bad = routeTableType.decode(encodeResource(RDS, { name: 'x', virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' } }] }] }));
