@@ -37,16 +37,16 @@ function commonTls(): CommonTlsContext {
   return { tls_params: { tls_minimum_protocol_version: 'TLSv1_3' }, tls_certificate_sds_secret_configs: [sdsSecret(SDS_WORKLOAD_CERT)] };
 }
 
-/** RE2 text that matches `s` literally. */
-export function regexEscape(s: string): string { return s.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&'); }
-
 /**
- * The URI SAN a server of `service` must present: its service account's SPIFFE ID in this trust
- * domain, in any namespace (a DNS label, as join tokens and the CA allow).
+ * The URI SAN a server of `service` must present, as a suffix: `/sa/<service account>` (its
+ * spec.serviceAccount, else its name), in any namespace. A suffix, not a regex: a regex naming
+ * the trust domain and the service account can exceed RE2's program-size limit that Envoy and
+ * the sidecar enforce (100) for long names. It is enough: the peer must also chain to the mesh's
+ * roots (ROOTCA), and the mesh CA signs only well-formed IDs of its own trust domain, which the
+ * sidecar checks too (identity/mesh-tls.ts).
  */
-export function serverSanRegex(service: Service, trustDomain: string): string {
-  const sa = service.spec.serviceAccount ?? service.metadata.name;
-  return `^spiffe://${regexEscape(trustDomain)}/ns/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?/sa/${regexEscape(sa)}$`;
+export function serverSanSuffix(service: Service): string {
+  return `/sa/${service.spec.serviceAccount ?? service.metadata.name}`;
 }
 
 /**
@@ -59,7 +59,7 @@ export function transportSocketMatches(service: Service, trust: MeshTrust): Tran
     common_tls_context: {
       ...commonTls(),
       combined_validation_context: {
-        default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { safe_regex: { regex: serverSanRegex(service, trust.trustDomain) } } }] },
+        default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { suffix: serverSanSuffix(service) } }] },
         validation_context_sds_secret_config: sdsSecret(SDS_ROOT_CA),
       },
       alpn_protocols: [service.spec.protocol === 'grpc' ? 'h2' : 'http/1.1'],

@@ -80,6 +80,7 @@ export class MeshTls implements UpstreamTlsSource {
   private checkServer(cluster: string, cfg: UpstreamTlsConfig, cert: tls.PeerCertificate): Error | undefined {
     const id = spiffeIdInSan(cert.subjectaltname);
     if (id === undefined) return new Error(`cluster ${cluster}: the server's certificate carries no single SPIFFE ID`);
+    if (!id.startsWith(`spiffe://${this.trustDomain}/`)) return new Error(`cluster ${cluster}: the server is ${id}, not in trust domain ${this.trustDomain}`);
     if (cfg.allowedIds.length > 0 && !cfg.allowedIds.some((m) => m.matches(id))) return new Error(`cluster ${cluster}: the server is ${id}, which is not allowed for this destination`);
     return undefined;
   }
