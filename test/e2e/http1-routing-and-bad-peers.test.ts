@@ -38,9 +38,11 @@ describe('sidecar HTTP/1.1 routing and robustness against bad peers (processes)'
 
   before(async () => {
     mesh = await Mesh.start('sidecar-e2e-http');
+    // PERMISSIVE: these tests also send plaintext (and garbage) straight to the inbound ports;
+    // client sidecars still reach them over mTLS.
     await mesh.apply([
-      { apiVersion: API_VERSION, kind: 'Service', metadata: { name: 'web' }, spec: { protocol: 'http', ports: [{ name: 'http', port: 8080 }] } },
-      { apiVersion: API_VERSION, kind: 'Service', metadata: { name: 'greeter' }, spec: { protocol: 'grpc', ports: [{ name: 'grpc', port: 50051 }] } },
+      { apiVersion: API_VERSION, kind: 'Service', metadata: { name: 'web' }, spec: { protocol: 'http', ports: [{ name: 'http', port: 8080 }], mtls: 'PERMISSIVE' } },
+      { apiVersion: API_VERSION, kind: 'Service', metadata: { name: 'greeter' }, spec: { protocol: 'grpc', ports: [{ name: 'grpc', port: 50051 }], mtls: 'PERMISSIVE' } },
     ]);
     const echo = mesh.app(await startHttpEcho('web-a'));
     const greeter = mesh.app(await startGreeter({ backend: 'g-a', version: 'v1' }));
@@ -88,6 +90,7 @@ describe('sidecar HTTP/1.1 routing and robustness against bad peers (processes)'
       assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1', 'the inbound sidecar sets the peer address');
       assert.match(String(seen.headers['x-request-id']), /^[0-9a-f-]{36}$/);
       assert.equal(seen.headers['x-forwarded-proto'], 'http');
+      assert.match(String(seen.headers['x-forwarded-client-cert']), /^By=spiffe:\/\/skein\.local\/ns\/default\/sa\/web;Hash=[0-9a-f]{64};URI=spiffe:\/\/skein\.local\/ns\/default\/sa\/sidecar$/, 'the call came over mTLS from the client sidecar');
       const mine = JSON.parse((await h1Request(client.outbound, { host: WEB, path: '/h', headers: { 'x-request-id': 'req-42' } })).body.toString()) as SeenRequest;
       assert.equal(mine.headers['x-request-id'], 'req-42');
     });
@@ -97,6 +100,7 @@ describe('sidecar HTTP/1.1 routing and robustness against bad peers (processes)'
       assert.equal(r.status, 200);
       const seen = JSON.parse(r.body.toString()) as SeenRequest;
       assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1');
+      assert.equal(seen.headers['x-forwarded-client-cert'], undefined, 'a plaintext caller has no verified identity');
     });
   });
 

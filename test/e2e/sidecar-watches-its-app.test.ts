@@ -21,7 +21,8 @@ describe('the sidecar watches its app', () => {
   let mesh: Mesh;
   before(async () => {
     mesh = await Mesh.start('app-health');
-    await mesh.apply([{ apiVersion: API_VERSION, kind: 'Service', metadata: { name: 'greeter' }, spec: { ports: [{ name: 'grpc', port: 50051 }] } }]);
+    // PERMISSIVE: a test calls the inbound port straight, in plaintext, as a peer without a sidecar would.
+    await mesh.apply([{ apiVersion: API_VERSION, kind: 'Service', metadata: { name: 'greeter' }, spec: { ports: [{ name: 'grpc', port: 50051 }], mtls: 'PERMISSIVE' } }]);
   });
   after(async () => { await mesh.stop(); });
 

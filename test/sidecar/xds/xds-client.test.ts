@@ -141,7 +141,10 @@ describe('Cluster decoder', () => {
   const clusters = (docs: Doc[]) => translate(buildMesh(docs), [], TEST_TRANSLATE).clusters;
 
   test('a grpc service: EDS over ADS, h2, defaults (round robin, 5s connect timeout, the default retry budget, failure accrual)', () => {
-    const { outlierDetection, ...c } = decodeOk(clusterType, CDS, byName(clusters([service('reviews')]), 'reviews/v1'));
+    const { outlierDetection, tls, ...c } = decodeOk(clusterType, CDS, byName(clusters([service('reviews')]), 'reviews/v1'));
+    // Mesh mTLS (STRICT by default) to the endpoints that have a sidecar: the server must be reviews's service account.
+    assert.deepEqual(tls && { ...tls, allowedIds: tls.allowedIds.map((m) => JSON.stringify(m)) },
+      { allowedIds: [JSON.stringify({ kind: 'suffix', value: '/sa/reviews', ignoreCase: false })], alpn: ['h2'], sni: 'reviews.skein.local', minVersion: 'TLSv1.3' });
     // Failure accrual is on by default: 3 local-origin failures in a row, at most half the hosts, no other trigger.
     assert.equal(outlierDetection?.splitExternalLocalOriginErrors, true);
     assert.equal(outlierDetection?.consecutiveLocalOriginFailure, 3);
@@ -171,7 +174,7 @@ describe('Cluster decoder', () => {
       healthCheck: { http: { path: '/ready', expectedStatuses: [200] }, interval: '5s', timeout: '500ms', healthyThreshold: 2, unhealthyThreshold: 4 },
     })];
     const c = decodeOk(clusterType, CDS, byName(clusters(docs), 'reviews'));
-    const { outlierDetection, healthChecks, ...rest } = c;
+    const { outlierDetection, healthChecks, tls: _tls, ...rest } = c;
     assert.deepEqual(rest, {
       name: 'reviews', type: 'EDS', edsServiceName: 'reviews', lbPolicy: 'least_request', choiceCount: 3, connectTimeoutMs: 2000,
       protocol: 'h2', maxConcurrentStreams: 100, idleTimeoutMs: 60_000, maxRequestsPerConnection: 1000,
@@ -226,7 +229,9 @@ describe('Cluster decoder', () => {
     { name: 'a zero connect timeout', cluster: { name: 'c', ...eds, connect_timeout: { seconds: 0, nanos: 0 } }, error: 'connect_timeout: must be > 0' },
     { name: 'min ring > max ring', cluster: { name: 'c', ...eds, lb_policy: 'RING_HASH', ring_hash_lb_config: { minimum_ring_size: { value: 10 }, maximum_ring_size: { value: 5 } } },
       error: 'ring_hash_lb_config: minimum_ring_size (10) must be <= maximum_ring_size (5)' },
-    { name: 'upstream TLS', cluster: { name: 'c', ...eds, transport_socket: { name: 'tls' } }, error: 'transport_socket: upstream TLS is not supported yet' },
+    { name: 'a cluster-wide transport_socket', cluster: { name: 'c', ...eds, transport_socket: { name: 'tls' } }, error: 'transport_socket: is not supported: mesh mTLS is set per endpoint through transport_socket_matches (tlsMode: skein)' },
+    { name: 'a transport_socket_matches entry selecting on another key', cluster: { name: 'c', ...eds, transport_socket_matches: [{ name: 'm', match: { fields: { zone: { stringValue: 'a' } } }, transport_socket: { name: 'tls' } }] },
+      error: 'transport_socket_matches[0].match: must be exactly {tlsMode: "skein"} (endpoints with a sidecar), got {zone}' },
     { name: 'fields the sidecar does not implement, each with its path',
       cluster: { name: 'c', ...eds, preconnect_policy: { per_upstream_preconnect_ratio: { value: 2 } }, ...hpo({ explicit_http_config: { http_protocol_options: {} }, common_http_protocol_options: { max_headers_count: { value: 10 } } }) },
       error: `preconnect_policy: is not supported by the skein sidecar; typed_extension_protocol_options['${HPO_KEY}'].common_http_protocol_options.max_headers_count: is not supported by the skein sidecar` },
