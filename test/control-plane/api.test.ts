@@ -503,13 +503,13 @@ describe('SRE API against a real control plane', () => {
       await assertUnchanged(api, before, '405s');
     });
 
-    test('GET /v1/xds: all four types, one type, and 422 for an unknown type', async () => {
+    test('GET /v1/xds: all five types, one type, and 422 for an unknown type', async () => {
       const all = await call(api, 'GET', '/v1/xds');
-      assert.deepEqual(Object.keys(all.body).sort(), ['clusters', 'endpoints', 'listeners', 'revision', 'routes']);
+      assert.deepEqual(Object.keys(all.body).sort(), ['clusters', 'endpoints', 'listeners', 'revision', 'routes', 'secrets']);
       const one = await call(api, 'GET', '/v1/xds?type=clusters');
       assert.deepEqual(Object.keys(one.body).sort(), ['clusters', 'revision']);
       assert.deepEqual(one.body.clusters, all.body.clusters);
-      assertApiError(await call(api, 'GET', '/v1/xds?type=secrets'), { status: 422, code: 'SKEIN_ERR_VALIDATION', path: 'query.type' });
+      assertApiError(await call(api, 'GET', '/v1/xds?type=tls'), { status: 422, code: 'SKEIN_ERR_VALIDATION', path: 'query.type' });
     });
 
     test('GET /v1/proxies lists no clients', async () => {
