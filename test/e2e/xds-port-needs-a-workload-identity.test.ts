@@ -14,7 +14,7 @@ import { startSidecarProcess } from '../../harness/src/sidecar-process';
 import { ENDPOINTS_SERVICE, skeinService } from '../../shared/src/grpc/skein-services';
 import type { LeaseRef, RegisterRequest, WireLease } from '../../shared/src/grpc/skein-services';
 import { TYPE_URLS } from '../../shared/src/xds/protos';
-import { eventually, RawAdsClient } from '../support/ads-client';
+import { decoded, eventually, RawAdsClient } from '../support/ads-client';
 import { call, startPlane, stopPlane, tempDir } from '../support/skein';
 import type { Plane } from '../support/skein';
 import { controlPlaneTls, CP_TLS_OPTIONS, workloadCert } from '../support/workload-cert';
@@ -102,6 +102,22 @@ describe('the xDS port serves ADS and endpoint registration only to workload ide
     assert.equal((await rpc(c, c.Renew, { id: lease.id })).id, lease.id);
     await rpc(c, c.Deregister, { id: lease.id });
     await refused(rpc(c, c.Renew, { id: lease.id }), grpc.status.NOT_FOUND, /register again/);
+  });
+
+  test('a registration over gRPC records the workload\'s SPIFFE ID: GET /v1/endpoints shows it, and EDS marks the endpoint for mTLS', async () => {
+    const c = endpoints(reviews);
+    const lease = await rpc(c, c.Register, registration('reviews', 7006));
+    const listed = (await call(plane.api, 'GET', '/v1/endpoints')).body.endpoints as { id: string; identity?: string }[];
+    assert.equal(listed.find((l) => l.id === lease.id)?.identity, 'spiffe://skein.local/ns/default/sa/reviews');
+    const ads = new RawAdsClient(plane.proc.xds, 'reviews-eds', { credentials: controlPlaneTls(plane.proc, reviews), options: CP_TLS_OPTIONS });
+    clients.push(ads);
+    ads.subscribe(TYPE_URLS.ENDPOINT, ['reviews']);
+    const port7006 = await eventually(async () => {
+      const [cla] = decoded<{ endpoints?: { lb_endpoints: { endpoint: { address: { socket_address: { port_value: number } } }; metadata?: unknown }[] }[] }>(await ads.next(TYPE_URLS.ENDPOINT));
+      return cla?.endpoints?.flatMap((l) => l.lb_endpoints).find((e) => e.endpoint.address.socket_address.port_value === 7006);
+    }, 'the registered endpoint in EDS');
+    assert.deepEqual(port7006.metadata, { filter_metadata: { 'envoy.transport_socket_match': { fields: { tlsMode: { stringValue: 'skein', kind: 'stringValue' } } } } });
+    await rpc(c, c.Deregister, { id: lease.id });
   });
 
   test('reviews cannot register an endpoint of ratings: PERMISSION_DENIED naming who may, and nothing is registered', async () => {
