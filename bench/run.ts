@@ -24,7 +24,7 @@ const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split
 const SAT_SECONDS = Number(args.get('duration') ?? 8);
 const RATE = Number(args.get('rate') ?? 1000); // requests/s for the latency phase
 const CONNS = 4;
-const PATHS = (args.get('paths') ?? 'direct,sidecar,resilient,haproxy').split(',');
+const PATHS = (args.get('paths') ?? 'direct,sidecar,mtls,resilient,haproxy').split(',');
 /** --profile: run the sidecars under --cpu-prof; profiles land in bench/results/ (see README). */
 const PROFILE = args.has('profile') ? ['--cpu-prof', `--cpu-prof-dir=${path.join(PACKAGE_ROOT, 'bench/results')}`] : [];
 
@@ -85,14 +85,22 @@ async function main(): Promise<void> {
     procs.push(backend);
     const bport = backend.ready['port'] as number;
     if (PATHS.includes('direct')) results.push(await measure('direct', `http://127.0.0.1:${bport}/skein.demo.v1.Greeter/SayHello`, undefined, body, [], dir));
-    if (PATHS.includes('sidecar') || PATHS.includes('resilient')) {
+    if (PATHS.includes('sidecar') || PATHS.includes('mtls') || PATHS.includes('resilient')) {
       const cp = await spawnReady(process.execPath, [SKEIN, 'control-plane', '--data-dir', path.join(dir, 'cp'), '--xds-listen', '127.0.0.1:0', '--api-listen', '127.0.0.1:0', '--log-level', 'warn'], 'control plane');
       procs.push(cp);
       const api = cp.ready['api'] as string;
-      const svc = { apiVersion: 'skein.dev/v1alpha1', kind: 'Service', metadata: { name: 'greeter' }, spec: { ports: [{ name: 'grpc', port: 50051 }] } };
+      // The plaintext row first (spec.mtls DISABLE), then the same sidecars in STRICT mTLS.
+      const svc = (mtls: 'DISABLE' | 'STRICT') => ({ apiVersion: 'skein.dev/v1alpha1', kind: 'Service', metadata: { name: 'greeter' }, spec: { ports: [{ name: 'grpc', port: 50051 }], mtls } });
       const auth = { authorization: `Bearer ${fs.readFileSync(cp.ready['adminTokenFile'] as string, 'utf8').trim()}` };
-      const applied = await fetch(`${api}/v1/config`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify([svc]) });
-      if (!applied.ok) throw new Error(`applying the bench config failed: ${applied.status} ${await applied.text()}`);
+      const apply = async (docs: unknown[]): Promise<number> => {
+        // The API connection may have idled through a whole measurement; the server may close it
+        // just as fetch reuses it (ECONNRESET), so one retry. Applying is idempotent.
+        const post = () => fetch(`${api}/v1/config`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify(docs) });
+        const r = await post().catch(post);
+        if (!r.ok) throw new Error(`applying the bench config failed: ${r.status} ${await r.text()}`);
+        return ((await r.json()) as { revision: number }).revision;
+      };
+      await apply([svc('DISABLE')]);
       // Each sidecar gets its identity the way production ones do: a join token, then a CSR.
       const tokenFile = async (service: string, serviceAccount: string): Promise<string> => {
         const res = await fetch(`${api}/v1/tokens`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ service, serviceAccount }) });
@@ -111,6 +119,10 @@ async function main(): Promise<void> {
       const sidecars = [{ name: 'client sidecar', pid: client.pid }, { name: 'server sidecar', pid: server.pid }];
       const url = `http://${client.ready['outbound'] as string}/skein.demo.v1.Greeter/SayHello`;
       if (PATHS.includes('sidecar')) results.push(await measure('sidecar', url, 'greeter:50051', body, sidecars, dir));
+      const strict = await apply([svc('STRICT')]);
+      await waitSynced(api, 'bench-client', strict);
+      await waitSynced(api, 'bench-server', strict);
+      if (PATHS.includes('mtls')) results.push(await measure('sidecar, STRICT mTLS between them', url, 'greeter:50051', body, sidecars, dir));
       if (PATHS.includes('resilient')) {
         const revision = await applyResilience(api, auth);
         await waitSynced(api, 'bench-client', revision);

@@ -5,6 +5,8 @@ import { joinTokenFile, SKEIN_MAIN, trustBundleFor } from './control-plane-proce
 
 export interface SidecarProcess {
   proc: ChildProcess;
+  /** Its xDS node id. */
+  nodeId: string;
   /** host:port of the outbound listener (where the local app sends requests). */
   outbound: string;
   /** host:port of the inbound listener, when started with a service. */
@@ -64,7 +66,7 @@ export async function startSidecarProcess(o: SidecarProcessOptions): Promise<Sid
       if (msg.ready !== true) return;
       clearTimeout(timer);
       resolve({
-        proc, outbound: msg.outbound!, inbound: msg.inbound, admin: msg.admin!, logs: () => stderr,
+        proc, nodeId: o.nodeId, outbound: msg.outbound!, inbound: msg.inbound, admin: msg.admin!, logs: () => stderr,
         async stop(signal = 'SIGTERM') {
           if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
           proc.kill(signal);

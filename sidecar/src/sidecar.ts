@@ -464,6 +464,7 @@ export class Sidecar {
       stats: this.stats,
       memory: () => ({ clusters: this.clusters.size, routes: this.liveRoutes.size, statScopes: this.stats.scopeCount, statScopesRetained: this.stats.retainedCount }),
       beforeStats: () => { this.refreshConnectionGauges(); this.refreshIdentityGauges(); },
+      identity: () => (this.meshTls === undefined ? undefined : { ...this.meshTls.describe(), inboundMode: this.opts.service === undefined ? null : this.inboundMode }),
     });
     const l = this.opts.adminListen;
     const i = l.lastIndexOf(':');

@@ -29,6 +29,9 @@ test('skein demo --duration 6: a sidecar mesh that routes, shows live stats, shi
   assert.ok(phases[0]!.v2 < phases[1]!.v2, `v2 share rises after the shift: ${JSON.stringify(phases)}`);
   // Every sidecar (three instances and the client app's) has ACKed the current config.
   for (const node of ['client-app', 'greeter-v1-a', 'greeter-v1-b', 'greeter-v2-a']) assert.match(r.stdout, new RegExp(`${node}\\s+SYNCED`));
+  // STRICT mTLS by default: each server sidecar has the greeter identity and a STRICT inbound port.
+  for (const node of ['greeter-v1-a', 'greeter-v1-b', 'greeter-v2-a']) assert.match(r.stdout, new RegExp(`${node}\\s+spiffe://skein\\.local/ns/default/sa/greeter\\s+\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\s+STRICT`));
+  assert.match(r.stdout, /client-app\s+spiffe:\/\/skein\.local\/ns\/default\/sa\/frontend\s/);
   // The live table comes from the client sidecar's /stats: both versions appear with rates and percentiles.
   assert.match(r.stdout, /GRPCRoute\/greeter\/split\s+greeter\/v1\s+[\d.]+\s+100\.0%/);
   assert.match(r.stdout, /GRPCRoute\/greeter\/split\s+greeter\/v2\s+[\d.]+\s+100\.0%/);

@@ -58,7 +58,7 @@ export const demo: Command = {
       for (const b of backends) {
         sidecars.push(await startSidecarProcess({ xds: cp.xds, api: cp.api, nodeId: `greeter-${b.backend}`, service: 'greeter', version: b.version, app: `127.0.0.1:${b.port}` }));
       }
-      const clientSidecar = await startSidecarProcess({ xds: cp.xds, api: cp.api, nodeId: 'client-app' });
+      const clientSidecar = await startSidecarProcess({ xds: cp.xds, api: cp.api, nodeId: 'client-app', serviceAccount: 'frontend' });
       sidecars.push(clientSidecar);
       for (const s of sidecars) out(`  ${s.inbound ? `inbound ${s.inbound} -> app` : 'client sidecar'}, outbound ${s.outbound}, admin http://${s.admin}`);
       await waitReady(clientSidecar.admin);
@@ -98,7 +98,12 @@ export const demo: Command = {
       })));
       const status = await api.call<{ revision: number; proxies: ProxyStatus[] }>('GET', '/v1/proxies');
       out(`\nproxy status (config revision ${status.revision}):`);
-      out(table(['NODE', 'STATE', 'IDENTITY', 'USER AGENT'], status.proxies.map((x) => [x.nodeId, x.state, x.identity, x.userAgent])));
+      out(table(['NODE', 'STATE', 'USER AGENT'], status.proxies.map((x) => [x.nodeId, x.state, x.userAgent])));
+      out('\nidentities (mTLS between the sidecars; each sidecar\'s /identity):');
+      out(table(['NODE', 'SPIFFE ID', 'CERT EXPIRES', 'INBOUND MODE'], await Promise.all(sidecars.map(async (sc) => {
+        const id = await (await fetch(`http://${sc.admin}/identity`)).json() as { spiffeId?: string; notAfter?: string; inboundMode?: string | null };
+        return [sc.nodeId, id.spiffeId ?? 'none', id.notAfter ?? '-', id.inboundMode ?? '- (no inbound)'];
+      }))));
       const failed = summary.reduce((n, s) => n + s.count.errors, 0);
       if (failed > 0) throw new MeshError(ErrorCodes.INTERNAL, `${failed} calls failed during the demo (last: ${summary.find((s) => s.count.lastError)?.count.lastError})`);
       return 0;

@@ -20,6 +20,8 @@ export interface AdminProviders {
   memory?: () => Record<string, unknown>;
   /** Brings sampled stats (gauges read from elsewhere) up to date before /stats answers. */
   beforeStats?: () => void;
+  /** The workload identity: SPIFFE ID, certificate serial and validity, where the roots came from, the inbound mode. Never the key. */
+  identity?: () => unknown;
 }
 
 type Handler = (url: URL) => Promise<Reply>;
@@ -54,6 +56,7 @@ export class AdminServer {
       ['/clusters', async () => ({ status: 200, body: await this.providers.clusters() })],
       ['/stats', async (url) => this.stats(url)],
       ['/memory', async (url) => this.memory(url)],
+      ['/identity', async () => ({ status: 200, body: this.providers.identity?.() ?? { identity: null, reason: 'no workload identity (--xds-insecure)' } })],
     ]);
     this.server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 }, (req, res) => { void this.dispatch(req, res); });
   }

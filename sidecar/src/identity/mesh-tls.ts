@@ -33,6 +33,16 @@ export class MeshTls implements UpstreamTlsSource {
 
   generation(): number { return this.gen; }
 
+  /** What /identity shows: the certificate in use and where the roots come from (no key). */
+  describe(): { spiffeId: string; serial: string; notBefore: string; notAfter: string; expiresInSeconds: number; renewals: number; renewalFailures: number; roots: 'SDS ROOTCA' | 'issued with the certificate' } {
+    const cur = this.identity.current;
+    return {
+      spiffeId: cur.spiffeId, serial: cur.serial, notBefore: new Date(cur.notBefore).toISOString(), notAfter: new Date(cur.notAfter).toISOString(),
+      expiresInSeconds: Math.floor(this.identity.expiresInSeconds()), renewals: this.identity.renewals, renewalFailures: this.identity.failures,
+      roots: this.roots === undefined ? 'issued with the certificate' : 'SDS ROOTCA',
+    };
+  }
+
   /** Key, certificate chain, roots and minimum version: what a tls.Server takes (setSecureContext). */
   contextOptions(minVersion: 'TLSv1.2' | 'TLSv1.3' = 'TLSv1.2'): tls.SecureContextOptions {
     const cur = this.identity.current;
