@@ -40,6 +40,9 @@ export interface SidecarIdentityOptions {
   trustDomain: string;
   namespace: string;
   serviceAccount: string;
+  /** Renew at this fraction of the certificate's lifetime (default 0.5), ± `renewJitter` (default 0.1). */
+  renewAt?: number;
+  renewJitter?: number;
 }
 
 export interface SidecarOptions {
@@ -187,6 +190,7 @@ export class Sidecar {
   private async startIdentity(o: SidecarIdentityOptions): Promise<void> {
     this.workload = await WorkloadIdentity.start({
       server: this.opts.xdsServer, tokenFile: o.tokenFile, caFile: o.caFile,
+      ...(o.renewAt !== undefined ? { renewAt: o.renewAt } : {}), ...(o.renewJitter !== undefined ? { renewJitter: o.renewJitter } : {}),
       identity: { trustDomain: o.trustDomain, namespace: o.namespace, serviceAccount: o.serviceAccount },
       clock: this.clock, log: this.opts.log,
     });

@@ -24,9 +24,25 @@ export class Mesh {
 
   private constructor(readonly dir: string, public cp: ControlPlaneProcess) {}
 
-  static async start(prefix: string): Promise<Mesh> {
+  /** `controlPlaneArgs`: extra flags of the control plane process (kept by restartControlPlane). */
+  static async start(prefix: string, opts: { controlPlaneArgs?: string[] } = {}): Promise<Mesh> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `skein-${prefix}-`));
-    return new Mesh(dir, await startControlPlaneProcess({ dataDir: dir, logLevel: 'warn' }));
+    const mesh = new Mesh(dir, await startControlPlaneProcess({ dataDir: dir, logLevel: 'warn', extraArgs: opts.controlPlaneArgs ?? [] }));
+    mesh.controlPlaneArgs = opts.controlPlaneArgs ?? [];
+    return mesh;
+  }
+
+  private controlPlaneArgs: string[] = [];
+
+  /** Stops the control plane (SIGTERM, exit 0 expected). */
+  async stopControlPlane(): Promise<void> {
+    const code = await this.cp.stop();
+    if (code !== 0) throw new Error(`control plane exited with ${code}:\n${this.cp.logs()}`);
+  }
+
+  /** Starts the control plane again on the same data dir and ports (after stopControlPlane). */
+  async restartControlPlane(): Promise<void> {
+    this.cp = await startControlPlaneProcess({ dataDir: this.dir, logLevel: 'warn', xdsListen: this.cp.xds, apiListen: new URL(this.cp.api).host, extraArgs: this.controlPlaneArgs });
   }
 
   /** A client (or relay) to close at stop(), before the sidecars stop; their drain waits for it. */

@@ -4,7 +4,8 @@
  * open keep the certificate they were made with.
  *
  * - Renewal starts at half the lifetime, ±10% jitter (so a fleet started together does not
- *   renew together), as Istio and SPIRE do.
+ *   renew together), as Istio and SPIRE do; both are configurable (renewAt, jitter). The
+ *   lifetime counts from when the certificate arrived, not from a backdated notBefore.
  * - A failed renewal is retried with backoff (1s doubling to 30s) until the certificate expires;
  *   from the last 10% of its life a warning is logged each minute, naming when it expires.
  *   A paused process that wakes up past the renewal time renews at once, and a machine that
@@ -70,6 +71,10 @@ export class RotatingIdentity {
     what: string;
     /** Uniform [0, 1); injectable so tests know when renewal runs. */
     random?: () => number;
+    /** When to renew, as a fraction of the lifetime (default ROTATION.renewAt, 0.5)… */
+    renewAt?: number;
+    /** …plus or minus this fraction of it (default ROTATION.jitter, 0.1). */
+    jitter?: number;
   }) {}
 
   /** Gets the first certificate (failing the caller if it cannot) and schedules its renewal. */
@@ -129,11 +134,18 @@ export class RotatingIdentity {
     this.schedule(this.renewDelay(id));
   }
 
-  /** When to renew `id`, from now: half its lifetime ±10%, measured from its notBefore. */
+  /**
+   * When to renew `id`, from now: half its lifetime ±10%, the lifetime measured from when it was
+   * installed (or its notBefore, if later). Not from a notBefore the CA backdated for clock skew:
+   * with a short lifetime and an early renewal point, that would put renewal in the past and
+   * renew in a loop.
+   */
   private renewDelay(id: IssuedIdentity): number {
-    const life = id.notAfter - id.notBefore;
-    const fraction = ROTATION.renewAt + (2 * (this.o.random ?? Math.random)() - 1) * ROTATION.jitter;
-    return Math.max(0, id.notBefore + life * fraction - this.o.clock.now());
+    const now = this.o.clock.now();
+    const start = Math.max(id.notBefore, now);
+    const life = id.notAfter - start;
+    const fraction = (this.o.renewAt ?? ROTATION.renewAt) + (2 * (this.o.random ?? Math.random)() - 1) * (this.o.jitter ?? ROTATION.jitter);
+    return Math.max(0, start + life * fraction - now);
   }
 
   /**

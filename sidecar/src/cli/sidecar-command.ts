@@ -22,6 +22,8 @@ export const sidecar: Command = {
       { name: 'trust-domain', type: 'string', value: 'DOMAIN', default: DEFAULT_TRUST_DOMAIN, help: 'the mesh\'s SPIFFE trust domain (the control plane\'s --trust-domain)' },
       { name: 'namespace', type: 'string', value: 'NS', default: DEFAULT_NAMESPACE, help: 'this workload\'s namespace, as its join token binds it' },
       { name: 'service-account', type: 'string', value: 'SA', help: 'this workload\'s service account, as its join token binds it (default: --service, else "sidecar")' },
+      { name: 'cert-renew-at', type: 'string', value: 'FRACTION', default: '0.5', help: 'renew the workload certificate at this fraction of its lifetime (0.05 to 0.9)' },
+      { name: 'cert-renew-jitter', type: 'string', value: 'FRACTION', default: '0.1', help: 'plus or minus this fraction of the lifetime, at random, so a fleet started together does not renew together (0 to 0.4; the renewal time stays within 0.01 to 0.95)' },
       { name: 'xds-insecure', type: 'boolean', help: 'plaintext xDS with no identity, to a control plane\'s --xds-insecure-listen port; outbound only (no --service). Default: off' },
       { name: 'node-id', type: 'string', value: 'ID', help: 'xDS node id (default: <service or "sidecar">-<hostname>-<pid>)' },
       { name: 'service', type: 'string', value: 'NAME', help: 'the local service: enables the inbound listener and registration (default: none, outbound only)' },
@@ -60,6 +62,7 @@ export const sidecar: Command = {
       trustDomain: checkTrustDomain(str(p, 'trust-domain'), '--trust-domain'),
       namespace: checkSegment(str(p, 'namespace'), '--namespace'),
       serviceAccount: checkSegment(optStr(p, 'service-account') ?? service ?? 'sidecar', '--service-account'),
+      ...renewalFlags(str(p, 'cert-renew-at'), str(p, 'cert-renew-jitter')),
     };
     const app = optStr(p, 'app');
     if (service !== undefined && app === undefined) throw new MeshError(ErrorCodes.VALIDATION, '--app is required with --service: the local app address, e.g. 127.0.0.1:8080');
@@ -109,3 +112,13 @@ export const sidecar: Command = {
 
 /** An address as the host part of host:port (IPv6 in brackets). */
 function advertiseHost(ip: string): string { return ip.includes(':') ? `[${ip}]` : ip; }
+
+/** --cert-renew-at and --cert-renew-jitter, checked together: the renewal time stays inside the lifetime. */
+function renewalFlags(at: string, jitter: string): { renewAt: number; renewJitter: number } {
+  const a = Number(at);
+  const j = Number(jitter);
+  if (!(a >= 0.05 && a <= 0.9)) throw new MeshError(ErrorCodes.VALIDATION, `--cert-renew-at: must be a fraction from 0.05 to 0.9, got "${at}"`);
+  if (!(j >= 0 && j <= 0.4)) throw new MeshError(ErrorCodes.VALIDATION, `--cert-renew-jitter: must be a fraction from 0 to 0.4, got "${jitter}"`);
+  if (a - j < 0.01 || a + j > 0.95) throw new MeshError(ErrorCodes.VALIDATION, `--cert-renew-at ${at} ± --cert-renew-jitter ${jitter} must stay within 0.01 to 0.95 of the lifetime`);
+  return { renewAt: a, renewJitter: j };
+}

@@ -40,6 +40,9 @@ export interface WorkloadIdentityOptions {
   log: Logger;
   /** Deadline of one Sign call. Default 10s. */
   signTimeoutMs?: number;
+  /** Renewal time as a fraction of the lifetime, and its jitter (defaults 0.5 and 0.1: RotatingIdentity). */
+  renewAt?: number;
+  renewJitter?: number;
 }
 
 type SignClient = grpc.Client & { Sign(req: SignRequest, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: SignResponse) => void): void };
@@ -57,7 +60,10 @@ export class WorkloadIdentity {
     this.bootstrapCa = readPem(o.caFile, '--xds-ca-file');
     const want = controlPlaneSpiffeId(o.identity.trustDomain);
     this.verify = { checkServerIdentity: (_host: string, cert: PeerCertificate) => checkControlPlane(cert, want) };
-    this.rotating = new RotatingIdentity({ issue: () => this.issue(), clock: o.clock, log: o.log, what: 'workload' });
+    this.rotating = new RotatingIdentity({
+      issue: () => this.issue(), clock: o.clock, log: o.log, what: 'workload',
+      ...(o.renewAt !== undefined ? { renewAt: o.renewAt } : {}), ...(o.renewJitter !== undefined ? { jitter: o.renewJitter } : {}),
+    });
   }
 
   /** Gets the first certificate; fails (with the control plane's reason) if the token is refused. */

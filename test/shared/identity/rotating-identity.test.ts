@@ -59,9 +59,13 @@ function setup(random = () => 0.5) {
   return { clock, ca, lines, rot, advanceTo };
 }
 
-/** When `id` is due for renewal with the given random() value: notBefore + (50% ± 10%) of its life. */
+/**
+ * When `id` is due for renewal with the given random() value: (50% ± 10%) of its life counted
+ * from when it arrived (the test CA's answer time, notBefore + BACKDATE), not from the backdated notBefore.
+ */
 function dueAt(id: IssuedIdentity, random: number): number {
-  return id.notBefore + (id.notAfter - id.notBefore) * (ROTATION.renewAt + (2 * random - 1) * ROTATION.jitter);
+  const start = id.notBefore + BACKDATE;
+  return start + (id.notAfter - start) * (ROTATION.renewAt + (2 * random - 1) * ROTATION.jitter);
 }
 
 describe('RotatingIdentity', () => {
@@ -72,7 +76,7 @@ describe('RotatingIdentity', () => {
       assert.equal(ca.calls, 1);
       assert.equal(rot.current, first);
       const due = dueAt(first, random);
-      assert.ok(Math.abs(due - (first.notBefore + LIFE * fraction)) < 1, `random()=${random}: due at ${fraction} of the lifetime`);
+      assert.ok(Math.abs(due - (first.notBefore + BACKDATE + (LIFE - BACKDATE) * fraction)) < 1, `random()=${random}: due at ${fraction} of the lifetime from issuance`);
       await advanceTo(Math.ceil(due) - 1);
       assert.equal(ca.calls, 1, `random()=${random}: not renewed just before ${fraction} of the lifetime`);
       await advanceTo(Math.ceil(due));
@@ -335,6 +339,24 @@ describe('RotatingIdentity', () => {
     await settle();
     assert.equal(ca.calls, 2, 'renewed at the first wall-clock check after waking');
     assert.ok(rot.expiresInSeconds() > 0, 'the new certificate is valid now');
+    rot.close();
+  });
+
+  test('a short certificate backdated past its renewal point renews at its point from arrival, not in a loop', async () => {
+    const clock = new FakeClock();
+    let calls = 0;
+    // 1 minute of validity from now, backdated 10 minutes: 5% of the whole window lies in the past.
+    const issue = async (): Promise<IssuedIdentity> => ({ spiffeId: 'spiffe://t/ns/d/sa/a', serial: `s${++calls}`, keyPem: 'k', certChainPem: 'c', trustBundlePem: 'b', notBefore: clock.now() - 600_000, notAfter: clock.now() + 60_000 });
+    const rot = new RotatingIdentity({ issue, clock, log: pino({ level: 'silent' }), what: 'workload', random: () => 0.5, renewAt: 0.05, jitter: 0.01 });
+    await rot.start();
+    await settle();
+    assert.equal(calls, 1, 'not renewed at once');
+    clock.advance(2_999);
+    await settle();
+    assert.equal(calls, 1);
+    clock.advance(1);
+    await settle();
+    assert.equal(calls, 2, 'renewed at 5% of the minute it was valid for from arrival (3 s)');
     rot.close();
   });
 });
