@@ -10,6 +10,7 @@
  * each proxy process (from /proc), and proxy RSS. Writes bench/results/latest.{json,md}.
  * Loopback only; every load phase is bounded in time.
  */
+import { fetchTrusting } from '../shared/src/identity/api-trust';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -89,13 +90,14 @@ async function main(): Promise<void> {
       const cp = await spawnReady(process.execPath, [SKEIN, 'control-plane', '--data-dir', path.join(dir, 'cp'), '--xds-listen', '127.0.0.1:0', '--api-listen', '127.0.0.1:0', '--log-level', 'warn'], 'control plane');
       procs.push(cp);
       const api = cp.ready['api'] as string;
+      apiCa = fs.readFileSync(cp.ready['trustBundleFile'] as string, 'utf8');
       // The plaintext row first (spec.mtls DISABLE), then the same sidecars in STRICT mTLS.
       const svc = (mtls: 'DISABLE' | 'STRICT') => ({ apiVersion: 'skein.dev/v1alpha1', kind: 'Service', metadata: { name: 'greeter' }, spec: { ports: [{ name: 'grpc', port: 50051 }], mtls } });
       const auth = { authorization: `Bearer ${fs.readFileSync(cp.ready['adminTokenFile'] as string, 'utf8').trim()}` };
       const apply = async (docs: unknown[]): Promise<number> => {
         // The API connection may have idled through a whole measurement; the server may close it
         // just as fetch reuses it (ECONNRESET), so one retry. Applying is idempotent.
-        const post = () => fetch(`${api}/v1/config`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify(docs) });
+        const post = () => apiFetch(`${api}/v1/config`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify(docs) });
         const r = await post().catch(post);
         if (!r.ok) throw new Error(`applying the bench config failed: ${r.status} ${await r.text()}`);
         return ((await r.json()) as { revision: number }).revision;
@@ -103,7 +105,7 @@ async function main(): Promise<void> {
       await apply([svc('DISABLE')]);
       // Each sidecar gets its identity the way production ones do: a join token, then a CSR.
       const tokenFile = async (service: string, serviceAccount: string): Promise<string> => {
-        const res = await fetch(`${api}/v1/tokens`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ service, serviceAccount }) });
+        const res = await apiFetch(`${api}/v1/tokens`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ service, serviceAccount }) });
         const t = (await res.json()) as { token?: string };
         if (res.status !== 201 || t.token === undefined) throw new Error(`creating a join token failed: ${res.status} ${JSON.stringify(t)}`);
         const file = path.join(dir, `${serviceAccount}.token`);
@@ -146,6 +148,10 @@ async function main(): Promise<void> {
   }
 }
 
+/** The control plane's roots: its API is HTTPS from the mesh CA. */
+let apiCa: string | undefined;
+const apiFetch = (url: string, init: Parameters<typeof fetchTrusting>[1] = {}) => fetchTrusting(url, init, apiCa);
+
 /** The resilience config the `resilient` row runs with; resolves with its revision. */
 async function applyResilience(api: string, auth: Record<string, string>): Promise<number> {
   const route = {
@@ -162,7 +168,7 @@ async function applyResilience(api: string, auth: Record<string, string>): Promi
   };
   // The API connection from the first apply has idled through a whole measurement; the server
   // may close it just as fetch reuses it (ECONNRESET), so one retry. Applying is idempotent.
-  const post = () => fetch(`${api}/v1/config`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify([route, policy]) });
+  const post = () => apiFetch(`${api}/v1/config`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify([route, policy]) });
   const r = await post().catch(post);
   if (!r.ok) throw new Error(`applying the resilience config failed: ${r.status} ${await r.text()}`);
   return ((await r.json()) as { revision: number }).revision;
@@ -172,7 +178,7 @@ async function applyResilience(api: string, auth: Record<string, string>): Promi
 async function waitSynced(api: string, node: string, revision: number): Promise<void> {
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const proxies = (await (await fetch(`${api}/v1/proxies`)).json()) as { proxies: { nodeId: string; state: string; types: { sentRevision?: number; ackedVersion?: string; sentVersion?: string }[] }[] };
+    const proxies = (await (await apiFetch(`${api}/v1/proxies`)).json()) as { proxies: { nodeId: string; state: string; types: { sentRevision?: number; ackedVersion?: string; sentVersion?: string }[] }[] };
     const p = proxies.proxies.find((x) => x.nodeId === node);
     if (p !== undefined && p.state === 'SYNCED' && p.types.some((t) => (t.sentRevision ?? 0) >= revision) && p.types.every((t) => t.ackedVersion === t.sentVersion)) return;
     if (Date.now() > deadline) throw new Error(`${node} never ACKed revision ${revision}`);

@@ -139,7 +139,7 @@ export class ControlPlane {
       cp.xdsInsecurePort = await bind(cp.insecureServer, opts.xdsInsecureListen, '--xds-insecure-listen', grpc.ServerCredentials.createInsecure());
       cp.log.warn({ xdsInsecure: `${host(opts.xdsInsecureListen)}:${cp.xdsInsecurePort}` }, 'plaintext xDS listener open (--xds-insecure-listen): clients on it are not authenticated');
     }
-    cp.api = new ApiServer(cp, { maxBodyBytes: opts.maxBodyBytes ?? 1024 * 1024 });
+    cp.api = new ApiServer(cp, { maxBodyBytes: opts.maxBodyBytes ?? 1024 * 1024, tls: { serving: cp.serving, trustDomain, trustBundlePem: () => cp.identity.ca.trustBundlePem() } });
     cp.apiPort = await cp.api.listen(opts.apiListen);
     cp.log.info({ xds: `${host(opts.xdsListen)}:${cp.xdsPort}`, xdsTls: true, api: `${host(opts.apiListen)}:${cp.apiPort}`, revision: cp.store.current().revision, dataDir: path.resolve(opts.dataDir), trustDomain: cp.identity.ca.trustDomain, ca: cp.identity.ca.source, caExpires: new Date(cp.identity.ca.notAfter).toISOString() }, 'control plane started');
     return cp;

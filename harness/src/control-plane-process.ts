@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
+import { fetchTrusting } from '../../shared/src/identity/api-trust';
 
 /** What this process knows of each control plane it started, by API origin. */
 const STARTED = new Map<string, { adminToken: string; trustBundleFile: string; dataDir: string }>();
@@ -10,6 +11,23 @@ const STARTED = new Map<string, { adminToken: string; trustBundleFile: string; d
 /** The admin token of the control plane serving `api`, if this process started it. */
 export function adminTokenFor(api: string): string | undefined {
   return STARTED.get(new URL(api).origin)?.adminToken;
+}
+
+const TRUST = new Map<string, string>();
+
+/** Trust `caPem` for the API at `origin` (a control plane this process runs in-process). */
+export function registerApiTrust(origin: string, caPem: string): void { TRUST.set(new URL(origin).origin, caPem); }
+
+/**
+ * fetch to a control plane's API (HTTPS from the mesh CA), verifying it against the trust
+ * bundle of that control plane, when this process started it (or registered its trust).
+ */
+export function apiFetch(url: string | URL, init: Parameters<typeof fetchTrusting>[1] = {}): ReturnType<typeof fetchTrusting> {
+  const origin = new URL(url).origin;
+  let ca = TRUST.get(origin);
+  const file = STARTED.get(origin)?.trustBundleFile;
+  if (ca === undefined && file !== undefined) { ca = fs.readFileSync(file, 'utf8'); TRUST.set(origin, ca); }
+  return fetchTrusting(url, init, ca);
 }
 
 /** The trust bundle file of the control plane serving `api`, if this process started it. */
@@ -26,7 +44,7 @@ let tokenSeq = 0;
 export async function joinTokenFile(api: string, service: string, opts: { namespace?: string; serviceAccount?: string; reusable?: boolean; ttl?: string } = {}): Promise<string> {
   const cp = STARTED.get(new URL(api).origin);
   if (cp === undefined) throw new Error(`joinTokenFile: ${api} is not a control plane this process started`);
-  const res = await fetch(new URL('/v1/tokens', api), {
+  const res = await apiFetch(new URL('/v1/tokens', api), {
     method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${cp.adminToken}` },
     body: JSON.stringify({ service, ...opts }),
   });
@@ -83,6 +101,7 @@ export function startControlPlaneProcess(opts: { dataDir: string; xdsListen?: st
       if (msg.ready !== true) return;
       clearTimeout(timer);
       const adminToken = fs.readFileSync(msg.adminTokenFile!, 'utf8').trim();
+      TRUST.delete(new URL(msg.api!).origin);
       STARTED.set(new URL(msg.api!).origin, { adminToken, trustBundleFile: msg.trustBundleFile!, dataDir: opts.dataDir });
       resolve({
         proc, xds: msg.xds!, api: msg.api!, xdsInsecure: msg.xdsInsecure, trustBundleFile: msg.trustBundleFile!, adminToken, adminTokenFile: msg.adminTokenFile!, logs: () => stderr,

@@ -11,6 +11,9 @@ import { spawnSync } from 'node:child_process';
 import { MESH_YAML, assertApiError, assertUnchanged, call, startPlane, state } from '../support/skein';
 import type { Plane } from '../support/skein';
 import { SKEIN_MAIN } from '../../harness/src/control-plane-process';
+import { Agent, fetch as undiciFetch } from 'undici';
+import { workloadCert } from '../support/workload-cert';
+import type { TestCert } from '../support/workload-cert';
 
 describe('SRE API credentials', () => {
   let plane: Plane;
@@ -100,7 +103,7 @@ describe('SRE API credentials', () => {
   }
 
   test('skein token create prints the bare token (for --token-file), list shows it, revoke removes it; the CLI finds the admin token in SKEIN_DATA_DIR', () => {
-    const env: NodeJS.ProcessEnv = { ...process.env, SKEIN_API: api, SKEIN_DATA_DIR: plane.dataDir };
+    const env: NodeJS.ProcessEnv = { ...process.env, SKEIN_API: api, SKEIN_DATA_DIR: plane.dataDir, SKEIN_CA_FILE: plane.proc.trustBundleFile };
     delete env.SKEIN_TOKEN;
     const created = spawnSync(process.execPath, [SKEIN_MAIN, 'token', 'create', '--service', 'ratings', '--ttl', '10m'], { env, encoding: 'utf8' });
     assert.equal(created.status, 0, created.stderr);
@@ -120,8 +123,30 @@ describe('SRE API credentials', () => {
     assert.equal(viaEnv.status, 0, viaEnv.stderr);
   });
 
+  test('the API is HTTPS from the mesh CA: plaintext gets no answer, and a CLI without the roots is refused, naming --ca-file', async () => {
+    assert.match(api, /^https:\/\/127\.0\.0\.1:\d+$/);
+    await assert.rejects(fetch(api.replace('https:', 'http:') + '/healthz', { signal: AbortSignal.timeout(5000) }));
+    const r = spawnSync(process.execPath, [SKEIN_MAIN, 'get', '--api', api], { encoding: 'utf8', env: { ...process.env, SKEIN_DATA_DIR: '/nonexistent', SKEIN_CA_FILE: '' } });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /cannot reach the control plane API at https:.*SELF_SIGNED_CERT_IN_CHAIN.*--ca-file or SKEIN_CA_FILE/);
+  });
+
+  test('a client certificate for spiffe://<td>/ns/skein-system/sa/admin is an admin credential; another workload\'s is not', async () => {
+    const admin = await workloadCert(plane.proc, 'admin', 'admin', 'skein-system');
+    const other = await workloadCert(plane.proc, 'reviews');
+    const ca = fs.readFileSync(plane.proc.trustBundleFile, 'utf8');
+    const post = (c: TestCert) => undiciFetch(`${api}/v1/config?dryRun=true`, {
+      method: 'POST', headers: { 'content-type': 'application/yaml' }, body: MESH_YAML,
+      dispatcher: new Agent({ connect: { ca, key: c.keyPem, cert: c.certChainPem } }),
+    });
+    const ok = await post(admin);
+    assert.equal(ok.status, 200, await ok.text());
+    const refused = await post(other);
+    assert.equal(refused.status, 401, await refused.text());
+  });
+
   test('skein ca status shows the generated root', () => {
-    const r = spawnSync(process.execPath, [SKEIN_MAIN, 'ca', 'status', '-o', 'json', '--api', api], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [SKEIN_MAIN, 'ca', 'status', '-o', 'json', '--api', api, '--ca-file', plane.proc.trustBundleFile], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const s = JSON.parse(r.stdout) as { trustDomain: string; source: string; notAfter: string; trustBundle: string };
     assert.equal(s.trustDomain, 'skein.local');

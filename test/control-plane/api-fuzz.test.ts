@@ -3,6 +3,7 @@
  * query strings, path parameters, content types): none may get a 5xx. Deterministic: a seeded
  * PRNG, a fixed number of requests per route. Malformed input is the client's error (4xx).
  */
+import { apiFetch } from '../../harness/src/control-plane-process';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MESH_YAML, ratingsService, reviewsRoute, reviewsService, startPlane, stopPlane } from '../support/skein';
@@ -171,7 +172,7 @@ describe('API fuzz: no input gets a 5xx', () => {
         if (admin) headers.authorization = `Bearer ${plane!.proc.adminToken}`;
         else if (f.chance(0.5)) headers.authorization = f.chance(0.5) ? enc(f.string()) : headerSafe(f.string());
         if (f.chance(0.2)) headers['x-skein-author'] = f.chance(0.5) ? enc(f.string()) : headerSafe(f.string());
-        const res = await fetch(new URL(urlPath, plane!.api), { method: t.method, headers, ...(text === undefined ? {} : { body: text }) });
+        const res = await apiFetch(new URL(urlPath, plane!.api), { method: t.method, headers, ...(text === undefined ? {} : { body: text }) });
         const reply = await res.text();
         const change = t.method !== 'GET' && !t.path(new Fuzz(1)).startsWith('/v1/endpoints');
         if (!admin && change && ![401, 404, 405].includes(res.status)) failures.push(`${t.method} ${urlPath} without the admin token -> ${res.status}, not 401: ${reply.slice(0, 300)}`);

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { API_VERSION, MESH_YAML, assertApiError, assertUnchanged, call, edsAddresses, ratingsService, reviewsRoute, reviewsService, routeTargets, startPlane, state, stopPlane } from '../support/skein';
-import { adminTokenFor } from '../../harness/src/control-plane-process';
+import { adminTokenFor, apiFetch } from '../../harness/src/control-plane-process';
 import type { ErrorExpectation, Plane } from '../support/skein';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -253,7 +253,7 @@ describe('SRE API against a real control plane', () => {
       const body = new ReadableStream<Uint8Array>({
         pull(ctl) { if (sent >= 40) ctl.close(); else { sent++; ctl.enqueue(chunk); } },
       });
-      const res = await fetch(new URL('/v1/config', api), { method: 'POST', headers: { 'content-type': 'application/yaml', authorization: `Bearer ${adminTokenFor(api)}` }, body, duplex: 'half' } as RequestInit);
+      const res = await apiFetch(new URL('/v1/config', api), { method: 'POST', headers: { 'content-type': 'application/yaml', authorization: `Bearer ${adminTokenFor(api)}` }, body, duplex: 'half' } as never);
       assertApiError({ status: res.status, headers: res.headers, body: await res.json() }, { status: 413, code: 'SKEIN_ERR_BODY_TOO_LARGE', message: '1048576' });
       await assertUnchanged(api, before, 'chunked oversized body');
     });

@@ -6,6 +6,7 @@
  * 200 ms of the window on average. A control plane that holds its event loop for seconds at a
  * time (as parsing, validating or diffing such a body did) answers a handful.
  */
+import { apiFetch } from '../../harness/src/control-plane-process';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CONFIG_LIMITS as L } from '../../shared/src/config/limits';
@@ -77,7 +78,7 @@ async function probed<T>(api: string, work: () => Promise<T>): Promise<{ result:
   let done = false;
   const loop = (async () => {
     while (!done) {
-      try { if ((await fetch(`${api}/healthz`)).ok) answered++; } catch { /* counted as not answered */ }
+      try { if ((await apiFetch(`${api}/healthz`)).ok) answered++; } catch { /* counted as not answered */ }
       await new Promise((r) => setTimeout(r, 20));
     }
   })();

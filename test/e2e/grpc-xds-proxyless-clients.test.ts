@@ -112,7 +112,7 @@ describe('proxyless gRPC clients (@grpc/grpc-js-xds) against the control plane p
     assert.deepEqual(clean.warnings, [], 'a retry policy with retries >= 1 is accepted: no warning');
     const file = path.join(dir, 'route0.json');
     fs.writeFileSync(file, JSON.stringify(route(0)));
-    const cli = spawnSync(process.execPath, [SKEIN_MAIN, 'apply', '-f', file, '--dry-run', '--api', cp.api, '--admin-token-file', cp.adminTokenFile], { encoding: 'utf8', timeout: 20_000 });
+    const cli = spawnSync(process.execPath, [SKEIN_MAIN, 'apply', '-f', file, '--dry-run', '--api', cp.api, '--admin-token-file', cp.adminTokenFile, '--ca-file', cp.trustBundleFile], { encoding: 'utf8', timeout: 20_000 });
     assert.equal(cli.status, 3, `${cli.stdout}\n${cli.stderr}`);
     assert.match(cli.stdout, new RegExp(`warning: ${NODE} \\(gRPC Node Pure JS/[^)]+\\) will reject RDS \\S+: .*num_retries`));
     const bad = await api<{ revision: number }>(cp.api, 'POST', '/v1/config', route(0));

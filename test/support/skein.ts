@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { adminTokenFor, startControlPlaneProcess } from '../../harness/src/control-plane-process';
+import { adminTokenFor, apiFetch, startControlPlaneProcess } from '../../harness/src/control-plane-process';
 import type { ControlPlaneProcess } from '../../harness/src/control-plane-process';
 
 export const API_VERSION = 'skein.dev/v1alpha1';
@@ -104,7 +104,7 @@ export async function call(api: string, method: string, urlPath: string, opts: {
     body = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
     headers['content-type'] = opts.type ?? (typeof opts.body === 'string' ? 'application/yaml' : 'application/json');
   }
-  const res = await fetch(new URL(urlPath, api), { method, headers, ...(body === undefined ? {} : { body }) });
+  const res = await apiFetch(new URL(urlPath, api), { method, headers, ...(body === undefined ? {} : { body }) });
   const text = await res.text();
   assert.match(res.headers.get('content-type') ?? '', /^application\/json/, `${method} ${urlPath}: reply is not JSON: ${text.slice(0, 200)}`);
   return { status: res.status, headers: res.headers, body: JSON.parse(text) };

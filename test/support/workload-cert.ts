@@ -25,11 +25,11 @@ export function controlPlaneTls(cp: ControlPlaneProcess, cert?: TestCert, trustD
 }
 
 /** A certificate for service `service` (service account `serviceAccount ?? service`), via a fresh join token. */
-export async function workloadCert(cp: ControlPlaneProcess, service: string, serviceAccount = service): Promise<TestCert> {
-  const t = await call(cp.api, 'POST', '/v1/tokens', { body: { service, serviceAccount } });
+export async function workloadCert(cp: ControlPlaneProcess, service: string, serviceAccount = service, namespace = 'default'): Promise<TestCert> {
+  const t = await call(cp.api, 'POST', '/v1/tokens', { body: { service, serviceAccount, namespace } });
   if (t.status !== 201) throw new Error(`token: ${JSON.stringify(t.body)}`);
   const keys = await generateKeyPair();
-  const spiffe = `spiffe://skein.local/ns/default/sa/${serviceAccount}`;
+  const spiffe = `spiffe://skein.local/ns/${namespace}/sa/${serviceAccount}`;
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: '', keys, signingAlgorithm: EC_P256, extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffe }])] });
   const Ctor = skeinService(CERTIFICATES_SERVICE);
   const client = new Ctor(cp.xds, controlPlaneTls(cp), CP_TLS_OPTIONS) as unknown as grpc.Client & { Sign(r: SignRequest, md: grpc.Metadata, cb: (e: grpc.ServiceError | null, r?: SignResponse) => void): void };

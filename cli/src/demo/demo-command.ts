@@ -49,7 +49,7 @@ export const demo: Command = {
     try {
       out('starting the control plane (skein control-plane) ...');
       cp = await startControlPlaneProcess({ dataDir, logLevel: 'warn' });
-      const api = new ApiClient(cp.api, 30_000, cp.adminToken);
+      const api = new ApiClient(cp.api, 30_000, cp.adminToken, fs.readFileSync(cp.trustBundleFile, 'utf8'));
       out(`  xDS on ${cp.xds}, SRE API on ${cp.api}`);
       for (const [backend, version] of [['v1-a', 'v1'], ['v1-b', 'v1'], ['v2-a', 'v2']] as const) backends.push(await startGreeter({ backend, version }));
       // No static endpoints: every instance registers itself through its sidecar.
@@ -64,7 +64,7 @@ export const demo: Command = {
       await waitReady(clientSidecar.admin);
       client = greeterClient(clientSidecar.outbound, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'greeter:50051' });
       out(`\nthe client app sends ~${CALLS_PER_TICK} calls/s to its sidecar on ONE connection; GRPCRoute/greeter splits v1=90 v2=10.`);
-      out(`shift it yourself while it runs:\n  SKEIN_API=${cp.api} npm run skein -- canary greeter v1=50 v2=50\n`);
+      out(`shift it yourself while it runs:\n  SKEIN_API=${cp.api} SKEIN_DATA_DIR=${dataDir} npm run skein -- canary greeter v1=50 v2=50\n`);
 
       const started = Date.now();
       const phases = [{ v1: 90, v2: 10 }, { v1: 50, v2: 50 }, { v1: 10, v2: 90 }];

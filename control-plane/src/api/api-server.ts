@@ -1,4 +1,8 @@
 import * as http from 'node:http';
+import * as https from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import type { RotatingIdentity } from '../../../shared/src/identity/rotating-identity';
+import { CONTROL_PLANE_NAMESPACE, spiffeId, spiffeIdInSan } from '../../../shared/src/identity/spiffe';
 import { KINDS } from '../../../shared/src/config/types';
 import { asMeshError, ErrorCodes, httpStatusOf, MeshError } from '../../../shared/src/errors';
 import type { ApiBackend } from './api-backend';
@@ -55,11 +59,18 @@ interface Route { method: string; pattern: RegExp; handler: Handler; access?: Ac
  * once, to {error: {code, message, details}} with the status for its code.
  */
 export class ApiServer {
-  private readonly server: http.Server;
+  private readonly server: http.Server | https.Server;
+  /** A client certificate with this SPIFFE ID is an admin credential, as the admin token is. */
+  private readonly adminId: string | undefined;
   private readonly routes: Route[];
   private readonly parser = new BodyParser();
 
-  constructor(private readonly cp: ApiBackend, private readonly opts: { maxBodyBytes: number }) {
+  /**
+   * `tls`: serve HTTPS with the control plane's serving certificate (renewed in place: each
+   * renewal reaches the next handshake). A client certificate is optional, and verified against
+   * the mesh's roots when sent; spiffe://<td>/ns/skein-system/sa/admin is an admin credential.
+   */
+  constructor(private readonly cp: ApiBackend, private readonly opts: { maxBodyBytes: number; tls?: { serving: RotatingIdentity; trustDomain: string; trustBundlePem: () => string } }) {
     this.routes = [
       { method: 'GET', pattern: /^\/healthz$/, handler: async () => [200, { ok: true, revision: this.cp.store.current().revision }] },
       { method: 'GET', pattern: /^\/v1\/config$/, handler: async (_req, url) => [200, await this.getConfig(url)] },
@@ -81,7 +92,27 @@ export class ApiServer {
       { method: 'DELETE', pattern: /^\/v1\/tokens\/([0-9a-f]{12})$/, handler: async (_r, _u, p) => { this.cp.identity.tokens.revoke(p[0]!); return [200, { revoked: p[0] }]; }, access: 'admin' },
       { method: 'GET', pattern: /^\/v1\/ca$/, handler: async () => [200, this.caStatus()] },
     ];
-    this.server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 }, (req, res) => { void this.dispatch(req, res); });
+    const serverOpts = { requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 };
+    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => { void this.dispatch(req, res); };
+    const tls = opts.tls;
+    if (tls === undefined) {
+      this.server = http.createServer(serverOpts, onRequest);
+      this.adminId = undefined;
+    } else {
+      const secure = () => ({ key: tls.serving.current.keyPem, cert: tls.serving.current.certChainPem, ca: tls.trustBundlePem() });
+      const server = https.createServer({ ...serverOpts, ...secure(), requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' }, onRequest);
+      tls.serving.onChange(() => server.setSecureContext(secure()));
+      this.server = server;
+      this.adminId = spiffeId({ trustDomain: tls.trustDomain, namespace: CONTROL_PLANE_NAMESPACE, serviceAccount: 'admin' });
+    }
+  }
+
+  /** Whether the request carries an admin credential: the admin token, or a verified admin client certificate. */
+  private isAdmin(req: http.IncomingMessage): boolean {
+    if (this.cp.identity.admin.accepts(req.headers.authorization)) return true;
+    const socket = req.socket as Partial<TLSSocket>;
+    if (this.adminId === undefined || socket.authorized !== true || socket.getPeerCertificate === undefined) return false;
+    return spiffeIdInSan(socket.getPeerCertificate().subjectaltname) === this.adminId;
   }
 
   listen(listen: string): Promise<number> {
@@ -107,7 +138,7 @@ export class ApiServer {
         res.setHeader('allow', matching.map((r) => r.method).join(', '));
         throw new MeshError(ErrorCodes.METHOD_NOT_ALLOWED, `${req.method} is not allowed on ${url.pathname} (allowed: ${matching.map((r) => r.method).join(', ')})`);
       }
-      if (route.access === 'admin' && !this.cp.identity.admin.accepts(req.headers.authorization)) {
+      if (route.access === 'admin' && !this.isAdmin(req)) {
         res.setHeader('www-authenticate', 'Bearer realm="skein"');
         throw new MeshError(ErrorCodes.UNAUTHENTICATED, `${req.method} ${url.pathname} needs the admin token: send "Authorization: Bearer <token>"; it is in the control plane's ${ADMIN_TOKEN_FILE} file in its data dir (the CLI reads it from there, from --admin-token-file or from SKEIN_TOKEN)`);
       }

@@ -26,3 +26,17 @@ export function adminToken(p: Parsed): string | undefined {
   const file = path.join(process.env.SKEIN_DATA_DIR ?? './.skein-data', ADMIN_TOKEN_FILE);
   try { return fs.readFileSync(file, 'utf8').trim(); } catch { return undefined; }
 }
+
+export const API_CA_FLAG: FlagSpec = {
+  name: 'ca-file', type: 'string', value: 'FILE', env: 'SKEIN_CA_FILE',
+  help: 'PEM roots that verify the API\'s certificate (default: <$SKEIN_DATA_DIR or ./.skein-data>/ca/trust-bundle.pem, which the control plane writes)',
+};
+
+/** The mesh's roots to verify the API with: --ca-file / SKEIN_CA_FILE, else the local data dir's trust bundle, else none. */
+export function apiTrust(p: Parsed): string | undefined {
+  const named = optStr(p, 'ca-file');
+  if (named !== undefined) {
+    try { return fs.readFileSync(named, 'utf8'); } catch (e) { throw new MeshError(ErrorCodes.NOT_FOUND, `--ca-file: cannot read ${named}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  }
+  try { return fs.readFileSync(path.join(process.env.SKEIN_DATA_DIR ?? './.skein-data', 'ca', 'trust-bundle.pem'), 'utf8'); } catch { return undefined; }
+}

@@ -8,7 +8,7 @@ import { shortType } from '../discovery/rollout';
 import type { ChangeAnswer } from '../api/api-server';
 import { parseDuration } from '../../../shared/src/config/duration';
 import { ApiClient } from './api-client';
-import { ADMIN_TOKEN_FLAG, adminToken } from './admin-credential';
+import { ADMIN_TOKEN_FLAG, adminToken, API_CA_FLAG, apiTrust } from './admin-credential';
 import { API_FLAG, intFlag, optStr, str } from '../../../shared/src/cli/args';
 import type { FlagSpec, Parsed } from '../../../shared/src/cli/args';
 import type { Command } from '../../../shared/src/cli/command';
@@ -77,7 +77,7 @@ function rolloutExit(r: RolloutReport, waited: boolean): number {
 const OUTPUT = (dflt: string) => ({ name: 'output', short: 'o', type: 'string' as const, value: 'FORMAT', default: dflt, help: 'output format: table, yaml or json' });
 
 /** An API client whose request timeout covers a server-side wait of `waitMs`. */
-export function client(p: Parsed, waitMs = 0): ApiClient { return new ApiClient(str(p, 'api'), 30_000 + waitMs, adminToken(p)); }
+export function client(p: Parsed, waitMs = 0): ApiClient { return new ApiClient(str(p, 'api'), 30_000 + waitMs, adminToken(p), apiTrust(p)); }
 
 function changeQuery(p: Parsed, extra: Record<string, string> = {}): string {
   const q = new URLSearchParams(extra);
@@ -104,7 +104,7 @@ export function outputFormat(p: Parsed, allowed: string[]): string {
 export const apply: Command = {
   spec: {
     name: 'apply', usage: 'apply -f FILE [flags]', summary: 'Validate and apply config documents (YAML or JSON; several per file). Prints the diff.',
-    flags: [{ name: 'file', short: 'f', type: 'string', value: 'FILE', help: "config file, or '-' for standard input (required)" }, API_FLAG, ADMIN_TOKEN_FLAG, DRY_RUN,
+    flags: [{ name: 'file', short: 'f', type: 'string', value: 'FILE', help: "config file, or '-' for standard input (required)" }, API_FLAG, ADMIN_TOKEN_FLAG, API_CA_FLAG, DRY_RUN,
       { name: 'replace', type: 'boolean', help: 'the file becomes the whole config: resources not in it are deleted (default: merge, upsert only)' }, MESSAGE, AUTHOR, EXPECT, WAIT(false), NO_WAIT],
     more: 'Examples:\n  skein apply -f mesh.yaml --dry-run\n  skein apply -f mesh.yaml -m "shift reviews to v2" --wait=1m',
   },
@@ -118,7 +118,7 @@ export const apply: Command = {
 };
 
 export const del: Command = {
-  spec: { name: 'delete', usage: 'delete KIND/NAME [flags]', summary: 'Delete one resource. Refused if anything still references it.', flags: [API_FLAG, ADMIN_TOKEN_FLAG, DRY_RUN, MESSAGE, AUTHOR, EXPECT, WAIT(false), NO_WAIT] },
+  spec: { name: 'delete', usage: 'delete KIND/NAME [flags]', summary: 'Delete one resource. Refused if anything still references it.', flags: [API_FLAG, ADMIN_TOKEN_FLAG, API_CA_FLAG, DRY_RUN, MESSAGE, AUTHOR, EXPECT, WAIT(false), NO_WAIT] },
   async run(p, out) {
     const [ref] = p.positionals;
     const m = /^([A-Za-z]+)\/([a-z0-9-]+)$/.exec(ref ?? '');
@@ -130,7 +130,7 @@ export const del: Command = {
 export const get: Command = {
   spec: {
     name: 'get', usage: 'get [KIND[/NAME]] [flags]', summary: 'Show the current config (or an older revision), optionally one kind or one resource.',
-    flags: [API_FLAG, ADMIN_TOKEN_FLAG, { name: 'revision', type: 'string', value: 'N', help: 'show revision N instead of the current one' }, OUTPUT('yaml')],
+    flags: [API_FLAG, ADMIN_TOKEN_FLAG, API_CA_FLAG, { name: 'revision', type: 'string', value: 'N', help: 'show revision N instead of the current one' }, OUTPUT('yaml')],
   },
   async run(p, out) {
     const fmt = outputFormat(p, ['yaml', 'json', 'table']);
@@ -147,7 +147,7 @@ export const get: Command = {
 };
 
 export const revisions: Command = {
-  spec: { name: 'revisions', usage: 'revisions [flags]', summary: 'List config revisions, newest last, with who changed what and why.', flags: [API_FLAG, ADMIN_TOKEN_FLAG, OUTPUT('table')] },
+  spec: { name: 'revisions', usage: 'revisions [flags]', summary: 'List config revisions, newest last, with who changed what and why.', flags: [API_FLAG, ADMIN_TOKEN_FLAG, API_CA_FLAG, OUTPUT('table')] },
   async run(p, out) {
     const fmt = outputFormat(p, ['table', 'json']);
     const { revisions: list } = await client(p).call<{ revisions: RevisionMeta[] }>('GET', '/v1/revisions');
@@ -159,7 +159,7 @@ export const revisions: Command = {
 };
 
 export const rollback: Command = {
-  spec: { name: 'rollback', usage: 'rollback REVISION [flags]', summary: "Make an older revision's config current again. This creates a new revision; history is never rewritten.", flags: [API_FLAG, ADMIN_TOKEN_FLAG, DRY_RUN, MESSAGE, AUTHOR, EXPECT, WAIT(false), NO_WAIT] },
+  spec: { name: 'rollback', usage: 'rollback REVISION [flags]', summary: "Make an older revision's config current again. This creates a new revision; history is never rewritten.", flags: [API_FLAG, ADMIN_TOKEN_FLAG, API_CA_FLAG, DRY_RUN, MESSAGE, AUTHOR, EXPECT, WAIT(false), NO_WAIT] },
   async run(p, out) {
     const n = p.positionals[0];
     if (n === undefined || !/^\d+$/.test(n) || p.positionals.length !== 1) throw new MeshError(ErrorCodes.VALIDATION, 'expected one REVISION number, e.g. skein rollback 3');
@@ -171,7 +171,7 @@ export const canary: Command = {
   spec: {
     name: 'canary', usage: 'canary ROUTE SUBSET=WEIGHT... [flags]',
     summary: "Set a route's traffic split across its service's subsets. Weights are relative (weight / sum); 0 sends no traffic.",
-    flags: [API_FLAG, ADMIN_TOKEN_FLAG, { name: 'rule', type: 'string', value: 'NAME', help: 'only this rule of the route (default: every rule that already splits traffic, or the only rule)' }, DRY_RUN, MESSAGE, AUTHOR, EXPECT, WAIT(true), NO_WAIT],
+    flags: [API_FLAG, ADMIN_TOKEN_FLAG, API_CA_FLAG, { name: 'rule', type: 'string', value: 'NAME', help: 'only this rule of the route (default: every rule that already splits traffic, or the only rule)' }, DRY_RUN, MESSAGE, AUTHOR, EXPECT, WAIT(true), NO_WAIT],
     more: 'Waits by default until every affected proxy has ACKed or NACKed the new weights, and exits 0 only if all ACKed.\n\nExamples:\n  skein canary reviews v1=90 v2=10\n  skein canary GRPCRoute/greeter v1=0 v2=100 --dry-run\n  skein canary reviews v1=50 v2=50 --wait=2m',
   },
   async run(p, out) {
@@ -194,7 +194,7 @@ export const proxyStatus: Command = {
   spec: {
     name: 'proxy-status', usage: 'proxy-status [NODE_ID] [flags]',
     summary: 'Show every connected xDS client and whether it has ACKed the current config: SYNCED, STALE (sent, not yet ACKed) or NACKED (rejected, with its error).',
-    flags: [API_FLAG, ADMIN_TOKEN_FLAG, OUTPUT('table')],
+    flags: [API_FLAG, ADMIN_TOKEN_FLAG, API_CA_FLAG, OUTPUT('table')],
   },
   async run(p, out) {
     const fmt = outputFormat(p, ['table', 'json']);
@@ -217,7 +217,7 @@ export const rollout: Command = {
   spec: {
     name: 'rollout', usage: 'rollout REVISION [flags]',
     summary: 'Show what the connected proxies did with a config revision: ACKed, NACKed (with their error), still pending, or disconnected.',
-    flags: [API_FLAG, ADMIN_TOKEN_FLAG, WAIT(false), OUTPUT('table')],
+    flags: [API_FLAG, ADMIN_TOKEN_FLAG, API_CA_FLAG, WAIT(false), OUTPUT('table')],
     more: 'Exit 0 when every affected proxy ACKed (or none was affected), 3 if any NACKed, 4 if some are still pending after --wait.\n\nExample:\n  skein rollout 14 --wait=1m',
   },
   async run(p, out) {
@@ -232,7 +232,7 @@ export const rollout: Command = {
 };
 
 export const endpoints: Command = {
-  spec: { name: 'endpoints', usage: 'endpoints [flags]', summary: 'List live endpoint registrations (leases).', flags: [API_FLAG, ADMIN_TOKEN_FLAG, OUTPUT('table')] },
+  spec: { name: 'endpoints', usage: 'endpoints [flags]', summary: 'List live endpoint registrations (leases).', flags: [API_FLAG, ADMIN_TOKEN_FLAG, API_CA_FLAG, OUTPUT('table')] },
   async run(p, out) {
     const fmt = outputFormat(p, ['table', 'json']);
     const res = await client(p).call<{ endpoints: { id: string; service: string; address: string; port: number; labels: Record<string, string>; health: string; identity?: string; expiresAt: string; node: string }[] }>('GET', '/v1/endpoints');

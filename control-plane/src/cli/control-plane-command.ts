@@ -68,7 +68,7 @@ export const controlPlane: Command = {
     }
     const apiHost = str(p, 'api-listen').slice(0, str(p, 'api-listen').lastIndexOf(':'));
     const xdsHost = str(p, 'xds-listen').slice(0, str(p, 'xds-listen').lastIndexOf(':'));
-    out(JSON.stringify({ ready: true, xds: `${xdsHost}:${cp.xdsPort}`, api: `http://${apiHost}:${cp.apiPort}`, adminTokenFile: cp.identity.admin.file, trustBundleFile: cp.trustBundleFile,
+    out(JSON.stringify({ ready: true, xds: `${xdsHost}:${cp.xdsPort}`, api: `https://${apiHost}:${cp.apiPort}`, adminTokenFile: cp.identity.admin.file, trustBundleFile: cp.trustBundleFile,
       ...(insecureListen === undefined ? {} : { xdsInsecure: `${insecureListen.slice(0, insecureListen.lastIndexOf(':'))}:${cp.xdsInsecurePort}` }), revision: cp.store.current().revision }));
     await new Promise<void>((resolve) => {
       const stop = (sig: string) => { log.info({ signal: sig }, 'shutting down'); resolve(); };

@@ -2,7 +2,7 @@
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import { API_FLAG, optStr } from '../../../shared/src/cli/args';
 import type { Command } from '../../../shared/src/cli/command';
-import { ADMIN_TOKEN_FLAG } from './admin-credential';
+import { ADMIN_TOKEN_FLAG, API_CA_FLAG } from './admin-credential';
 import { client, outputFormat } from './config-commands';
 import { table } from './format';
 
@@ -17,7 +17,7 @@ export const token: Command = {
       'create prints the token alone on stdout (it is shown once; only its hash is stored), so it can go straight to a file\n' +
       'for the sidecar\'s --token-file. A token is single-use unless --reusable, and expires after --ttl.',
     flags: [
-      API_FLAG, ADMIN_TOKEN_FLAG,
+      API_FLAG, ADMIN_TOKEN_FLAG, API_CA_FLAG,
       { name: 'service', type: 'string', value: 'NAME', help: 'create: the service the token binds a workload to (required)' },
       { name: 'namespace', type: 'string', value: 'NS', default: 'default', help: 'create: the namespace of the identity' },
       { name: 'service-account', type: 'string', value: 'SA', help: 'create: the service account of the identity (default: the service name)' },
@@ -61,7 +61,7 @@ export const ca: Command = {
   spec: {
     name: 'ca', usage: 'ca status [flags]',
     summary: 'Show the mesh certificate authority: trust domain, where the CA came from (generated, loaded, plugged), its expiry.',
-    flags: [API_FLAG, { ...OUTPUT, help: 'output format: table or json' }],
+    flags: [API_FLAG, API_CA_FLAG, { ...OUTPUT, help: 'output format: table or json' }],
   },
   async run(p, out) {
     const fmt = outputFormat(p, ['table', 'json']);

@@ -28,7 +28,7 @@ export interface CommandSpec {
   more?: string;
 }
 
-export const API_FLAG: FlagSpec = { name: 'api', type: 'string', env: 'SKEIN_API', default: 'http://127.0.0.1:18001', value: 'URL', help: 'the control plane SRE API' };
+export const API_FLAG: FlagSpec = { name: 'api', type: 'string', env: 'SKEIN_API', default: 'https://127.0.0.1:18001', value: 'URL', help: 'the control plane SRE API (TLS from the mesh CA)' };
 
 export function helpText(cmd: CommandSpec): string {
   const rows = [...cmd.flags, { name: 'help', type: 'boolean' as const, short: 'h', help: 'show this help' }].map((f) => {

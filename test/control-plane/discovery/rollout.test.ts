@@ -4,6 +4,7 @@
  * and proxy-status says which revision each proxy is on. Real control plane, real gRPC ADS
  * streams (a raw client that ACKs or NACKs exactly as each test says), real HTTP API.
  */
+import { registerApiTrust } from '../../../harness/src/control-plane-process';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -48,7 +49,8 @@ describe('rollout feedback', () => {
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skein-rollout-'));
     cp = await ControlPlane.start({ dataDir: dir, xdsListen: '127.0.0.1:0', xdsInsecureListen: '127.0.0.1:0', apiListen: '127.0.0.1:0', log: silentLogger() });
-    base = `http://127.0.0.1:${cp.apiPort}`;
+    base = `https://127.0.0.1:${cp.apiPort}`;
+    registerApiTrust(base, cp.identity.ca.trustBundlePem());
     await cp.store.apply([reviewsService(), ratingsService(), reviewsRoute(90, 10)], { author: 'test' });
   });
   after(async () => {
