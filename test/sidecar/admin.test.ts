@@ -123,7 +123,13 @@ describe('AdminServer', () => {
 
   test('GET / lists the routes', async () => {
     const r = await get(base, '/');
-    assert.deepEqual(r.body, { routes: ['/', '/healthz', '/ready', '/config_dump', '/clusters', '/stats', '/memory'] });
+    assert.deepEqual(r.body, { routes: ['/', '/healthz', '/ready', '/config_dump', '/clusters', '/stats', '/memory', '/identity'] });
+  });
+
+  test('/identity without a workload identity says so (and never shows a key)', async () => {
+    const r = await get(base, '/identity');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, { identity: null, reason: 'no workload identity (--xds-insecure)' });
   });
 
   test('an unknown path is 404 JSON; a wrong method is 405 with allow', async () => {
