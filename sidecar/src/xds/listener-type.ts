@@ -14,8 +14,8 @@
  * socket tuning), which are ignored.
  *
  * Http filters before the router: those of the registry (filters/registry.ts: fault, local rate
- * limit), each validated by its parseListenerConfig (at this level they must be inert: routes
- * switch them on through typed_per_filter_config). The sidecar runs the listed filters, in order
+ * limit, rbac), each validated by its parseListenerConfig (fault and local rate limit are inert at
+ * this level: routes switch them on through typed_per_filter_config; RBAC is configured here). The sidecar runs the listed filters, in order
  * (pipeline.ts); a route that turns on a filter its listener does not list is NACKed
  * (xds/http-filter-check.ts). A filter counts as listed by its type, whatever its name, and also
  * when it is `disabled` (the routes that configure it turn it on).
