@@ -4,7 +4,7 @@
  *   listener (port; sniffs h2c vs HTTP/1.1)              listener/sniffing-server.ts
  *    -> connection manager (codec; route match)          http/connection-manager.ts
  *      -> ActiveStream: one per request                  http/active-stream.ts, http/downstream.ts (h2 | h1)
- *        -> HTTP filters, in the Listener's order        filters/ (registry.ts: fault, local rate limit)
+ *        -> HTTP filters, in the Listener's order        filters/ (registry.ts: fault, local rate limit, rbac)
  *        -> the route's header mutation                  filters/header-mutation.ts
  *        -> router filter: retries, timeouts, body       http/router-filter.ts
  *           replay, commit; one upstream request per attempt
@@ -21,6 +21,11 @@
 import { decodeOrThrow } from '../../shared/src/xds/issues';
 import { ROUTE_HEADER_MUTATION } from './filters/header-mutation';
 import { HTTP_FILTERS, httpFilterByTypeUrl, registeredHttpFilters } from './filters/registry';
+import type { FilterEnv } from './filters/registry';
+import { systemClock } from '../../shared/src/clock';
+import { silentLogger } from '../../shared/src/log';
+import { Stats } from './stats/stats';
+import { RateLimitedLog } from './runtime/rate-limited-log';
 import { ConnectionManager } from './http/connection-manager';
 import type { ConnectionManagerOptions } from './http/connection-manager';
 import type { HttpFilterChain } from './http/http-filter';
@@ -45,18 +50,22 @@ export function connectionManager(opts: ConnectionManagerOptions): ConnectionMan
 
 const chains = new WeakMap<readonly HttpFilterConfig[], HttpFilterChain>();
 
+/** Where filters of a chain built without a listener's env (tests) count and log: nowhere anyone looks. */
+const DETACHED: FilterEnv = Object.freeze({ stats: new Stats(), statPrefix: 'listener.detached.', log: silentLogger(), warnings: new RateLimitedLog(systemClock) });
+
 /**
  * A listener's filter chain: its http_filters (already validated by the Listener decoder), in
  * order, then the route's header mutation; the router filter follows implicitly. Made once per
- * listener config.
+ * listener config (a listener's http_filters list is its own, so `env` is the same every time).
  */
-export function httpFilterChain(httpFilters: readonly HttpFilterConfig[]): HttpFilterChain {
+export function httpFilterChain(httpFilters: readonly HttpFilterConfig[], env: FilterEnv = DETACHED): HttpFilterChain {
   let chain = chains.get(httpFilters);
   if (chain === undefined) {
     const out = httpFilters.map((f, i) => {
       const r = httpFilterByTypeUrl(f.typeUrl)!;
       const config = decodeOrThrow('Listener', (issues) => r.definition.parseListenerConfig(f.config, `http_filters[${i}].typed_config`, issues));
-      return r.definition.create(config, r.slot);
+      const lastOfType = !httpFilters.some((g, j) => j > i && g.typeUrl === f.typeUrl);
+      return r.definition.create(config, r.slot, { ...env, lastOfType });
     });
     out.push(ROUTE_HEADER_MUTATION);
     chain = Object.freeze(out);
@@ -71,9 +80,12 @@ export function everyHttpFilter(): HttpFilterChain {
 }
 const EVERY: readonly HttpFilterConfig[] = Object.freeze(registeredHttpFilters().map((r) => ({ name: r.name, typeUrl: r.typeUrl, disabled: false, config: r.definition.inertListenerConfig })));
 
-/** What a connection manager serves: routes, clusters, and the listener's filters (none listed: only the header mutation). */
-export function routerSnapshot(routes: RouteTable | undefined, clusters: ReadonlyMap<string, Cluster>, httpFilters: readonly HttpFilterConfig[] = NONE): RouterSnapshot {
-  return { routes, clusters, filters: httpFilterChain(httpFilters) };
+/**
+ * What a connection manager serves: routes, clusters, and the listener's filters (none listed:
+ * only the header mutation), counting and logging through `env`.
+ */
+export function routerSnapshot(routes: RouteTable | undefined, clusters: ReadonlyMap<string, Cluster>, httpFilters: readonly HttpFilterConfig[] = NONE, env?: FilterEnv): RouterSnapshot {
+  return { routes, clusters, filters: httpFilterChain(httpFilters, env) };
 }
 const NONE: readonly HttpFilterConfig[] = Object.freeze([]);
 

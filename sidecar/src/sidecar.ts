@@ -28,6 +28,8 @@ import { AppHealth } from './app-health';
 import type { AppHealthSettings } from './app-health';
 import { DEFAULT_APP_HEALTH } from './app-health-settings';
 import { installFastAsyncResourceBind } from './runtime/async-resource-bind';
+import { RateLimitedLog } from './runtime/rate-limited-log';
+import type { FilterEnv } from './filters/registry';
 import { SKEIN_VERSION } from '../../shared/src/paths';
 import type { DownstreamSettings } from './http/downstream-settings';
 
@@ -100,7 +102,12 @@ export class Sidecar {
   private inboundMode: InboundMode = 'STRICT';
   private inboundMinVersion: 'TLSv1.2' | 'TLSv1.3' = 'TLSv1.2';
   private inboundKnown: (() => void) | undefined;
-  private readonly inboundRefusalLog = new Map<string, { at: number; suppressed: number }>();
+  /** Inbound refusals: at most one line per reason every 10s. */
+  private readonly inboundRefusalLog: RateLimitedLog;
+  /** Where each listener's http filters count and log (RBAC denials: one line per rule every 10s). */
+  private readonly filterEnv: { inbound: FilterEnv; outbound: FilterEnv };
+  /** The inbound connection manager's routes and cluster (the local app); its filters come with the inbound Listener. */
+  private inboundRouting: { routes: RouteTable; clusters: ReadonlyMap<string, Cluster> } | undefined;
   private admin!: AdminServer;
   private registration: Registration | undefined;
   private appHealth: AppHealth | undefined;
@@ -117,6 +124,9 @@ export class Sidecar {
     this.clock = opts.clock ?? systemClock;
     this.stats = new Stats({ clock: this.clock, ...(opts.statsRetentionMs !== undefined ? { retentionMs: opts.statsRetentionMs } : {}) });
     this.stats.setLiveness((scope) => this.statsScopeLive(scope));
+    this.inboundRefusalLog = new RateLimitedLog(this.clock);
+    const env = (name: string): FilterEnv => Object.freeze({ stats: this.stats, statPrefix: `listener.${name}.`, log: opts.log, warnings: new RateLimitedLog(this.clock) });
+    this.filterEnv = { inbound: env('inbound'), outbound: env('outbound') };
     this.outbound = connectionManager({ name: 'outbound', stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}), ...(opts.downstream !== undefined ? { downstream: opts.downstream } : {}) });
   }
 
@@ -177,11 +187,9 @@ export class Sidecar {
         this.stats.counter('listener.inbound.cx_refused', { reason }).inc();
         // At most one line per reason every 10s, with how many were not logged: a port scan or a
         // misconfigured client must not flood the log.
-        const now = this.clock.now();
-        const last = this.inboundRefusalLog.get(reason);
-        if (last !== undefined && now - last.at < 10_000) { last.suppressed++; return; }
-        this.inboundRefusalLog.set(reason, { at: now, suppressed: 0 });
-        this.opts.log.warn({ reason, remote, mode: this.inboundMode, ...(last?.suppressed ? { alsoRefusedSinceLastLog: last.suppressed } : {}) }, `inbound connection refused: ${detail}`);
+        const suppressed = this.inboundRefusalLog.take(reason);
+        if (suppressed < 0) return;
+        this.opts.log.warn({ reason, remote, mode: this.inboundMode, ...(suppressed > 0 ? { alsoRefusedSinceLastLog: suppressed } : {}) }, `inbound connection refused: ${detail}`);
       },
     };
   }
@@ -297,7 +305,8 @@ export class Sidecar {
     // Inbound keeps the caller's attempt count (the client sidecar's).
     this.inbound = connectionManager({ name: 'inbound', stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.downstream !== undefined ? { downstream: o.downstream } : {}) });
     const routes = inboundRouteTable('skein.inbound');
-    this.inbound.snapshot = routerSnapshot(routes, new Map([['skein.inbound', cluster]]));
+    this.inboundRouting = { routes, clusters: new Map([['skein.inbound', cluster]]) };
+    this.inbound.snapshot = routerSnapshot(routes, this.inboundRouting.clusters, undefined, this.filterEnv.inbound);
     this.inboundRoutes = routes.routeNames();
     this.bound['inbound'] = await this.listen(this.inbound, o.inboundListen, '--inbound-listen', this.inboundTls());
   }
@@ -341,6 +350,9 @@ export class Sidecar {
         if (inbound.mode !== this.inboundMode) this.opts.log.info({ from: this.inboundMode, to: inbound.mode }, 'inbound mTLS mode changed');
         this.inboundMode = inbound.mode;
         this.inboundMinVersion = inbound.minVersion;
+        // The inbound filters (RBAC) swap in with the listener: requests in flight keep theirs.
+        const r = this.inboundRouting;
+        if (this.inbound !== undefined && r !== undefined) this.inbound.snapshot = routerSnapshot(r.routes, r.clusters, inbound.httpFilters, this.filterEnv.inbound);
         this.inboundKnown?.();
       }
       const l = this.listeners.get(this.opts.outboundListener ?? 'skein.outbound');
@@ -384,7 +396,7 @@ export class Sidecar {
     const name = this.opts.outboundListener ?? 'skein.outbound';
     const l = this.listeners.get(name);
     const routes = l ? this.routeTables.get(l.routeConfigName) : undefined;
-    this.outbound.snapshot = routerSnapshot(routes, new Map(this.clusters), l?.httpFilters);
+    this.outbound.snapshot = routerSnapshot(routes, new Map(this.clusters), l?.httpFilters, this.filterEnv.outbound);
     const live = routes?.routeNames() ?? new Set<string>();
     this.outbound.forgetRouteStats(live);
     this.liveRoutes = live;

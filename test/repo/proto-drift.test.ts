@@ -325,6 +325,17 @@ test('upstream-encoded resources decode identically with decodeAny', () => {
   assert.deepEqual(decodeAny({ type_url: TYPE_URLS.CLUSTER, value }), { ...obj, cluster_discovery_type: 'type' });
 });
 
+test('an RBAC http filter encoded with our subset decodes with the upstream protos', () => {
+  const principal = { authenticated: { principal_name: { prefix: 'spiffe://skein.local/ns/prod/' } } };
+  const permission = { and_rules: { rules: [{ url_path: { path: { prefix: '/api/' } } }, { header: { name: ':method', string_match: { exact: 'GET' } } }] } };
+  const rbac = upstreamDecode(encodeAny(TYPE_URLS.RBAC, { rules: { action: 'DENY', policies: { 'p/rules[0]': { principals: [principal], permissions: [permission] } } } }));
+  assert.equal(rbac.rules.action, 'DENY');
+  const p = rbac.rules.policies['p/rules[0]'];
+  assert.equal(p.principals[0].authenticated.principal_name.prefix, 'spiffe://skein.local/ns/prod/');
+  assert.equal(p.permissions[0].and_rules.rules[0].url_path.path.prefix, '/api/');
+  assert.equal(p.permissions[0].and_rules.rules[1].header.string_match.exact, 'GET');
+});
+
 test('encodeAny rejects invalid objects, naming the type', () => {
   assert.throws(() => encodeAny(TYPE_URLS.CLUSTER, { nmae: 'x' }), /envoy\.config\.cluster\.v3\.Cluster.*nmae: unknown field/);
   assert.throws(() => encodeAny(TYPE_URLS.CLUSTER, { type: 'EDSS' }), /Cluster.*type: unknown DiscoveryType value EDSS/);

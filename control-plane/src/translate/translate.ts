@@ -10,6 +10,7 @@ import { OUTBOUND, serviceClusterName, subsetClusterName } from './names';
 import { effectivePolicies } from './policies';
 import type { EffectivePolicies } from './policies';
 import type { Slicer } from '../../../shared/src/slicer';
+import type { AuthorizationPolicy } from '../../../shared/src/config/types';
 import { attachedRoutes, serviceRouteConfig } from './routes';
 import type { XdsResourceKind } from '../../../shared/src/xds/resource-kind';
 import type { Cluster, ClusterLoadAssignment, Listener, RouteConfiguration, Secret, TransportSocketMatch } from './xds-json';
@@ -68,16 +69,23 @@ class Translation {
   readonly out: XdsResourceSet = { listeners: [], routes: [], clusters: [], endpoints: [], secrets: [] };
   readonly names: string[];
   private readonly policies: EffectivePolicies;
+  /** AuthorizationPolicies by target service, in name order. */
+  private readonly authorization = new Map<string, AuthorizationPolicy[]>();
 
   constructor(private readonly mesh: MeshConfig, private readonly live: readonly EndpointView[], private readonly opts: TranslateOptions) {
     this.policies = effectivePolicies(mesh);
+    for (const p of mesh.authorizationPolicies) {
+      const list = this.authorization.get(p.spec.targetRef.name);
+      if (list === undefined) this.authorization.set(p.spec.targetRef.name, [p]);
+      else list.push(p);
+    }
     this.names = [...mesh.services.keys()].sort();
   }
 
   service(name: string): void {
     const { mesh, out, policies } = this;
     const service = mesh.services.get(name)!;
-    out.listeners.push(...apiListeners(service, httpFilters(attachedRoutes(mesh, name))), inboundListener(service));
+    out.listeners.push(...apiListeners(service, httpFilters(attachedRoutes(mesh, name))), inboundListener(service, this.authorization.get(name)));
     out.routes.push(serviceRouteConfig(mesh, service, policies));
     const eps = serviceEndpoints(service, this.live);
     const tls = transportSocketMatches(service, this.opts.trust);

@@ -55,4 +55,8 @@ export const CONFIG_LIMITS = {
    * attached to the service. One RouteConfiguration carries them all, and is encoded at once.
    */
   routesPerService: 512,
+  /** AuthorizationPolicy spec.rules. */
+  authorizationRules: 64,
+  /** from, to.paths, to.methods and to.grpc of one authorization rule (each). */
+  authorizationRuleItems: 32,
 } as const;

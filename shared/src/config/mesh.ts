@@ -4,10 +4,11 @@ import { ANNOTATION_MAP, FieldReader, LABEL_MAP, NAME_HINT, NAME_PATTERN, LABEL_
 import { CONFIG_LIMITS } from './limits';
 import type { Slicer } from '../slicer';
 import { API_VERSION, KINDS, resourceKey } from './types';
-import type { BackendPolicy, Kind, Metadata, Resource, Route, Service } from './types';
+import type { AuthorizationPolicy, BackendPolicy, Kind, Metadata, Resource, Route, Service } from './types';
 import { validateServiceSpec } from './validate-service';
 import { validateRouteSpec } from './validate-route';
 import { validateBackendPolicySpec } from './validate-policy';
+import { validateAuthorizationPolicySpec } from './validate-authorization';
 
 /** A whole, validated mesh config: what translation consumes. Immutable once built. */
 export interface MeshConfig {
@@ -15,6 +16,8 @@ export interface MeshConfig {
   /** Routes in evaluation order: by name, HTTPRoute and GRPCRoute interleaved. */
   readonly routes: readonly Route[];
   readonly policies: readonly BackendPolicy[];
+  /** By name. Several may target one service (their rules combine); the service need not exist. */
+  readonly authorizationPolicies: readonly AuthorizationPolicy[];
 }
 
 /** A raw resource document as stored: exactly what the user applied (after validation). */
@@ -46,6 +49,7 @@ export function validateResource(raw: unknown, index: number, issues: FieldIssue
     case 'HTTPRoute':
     case 'GRPCRoute': { const spec = validateRouteSpec(r, o['spec'], kind); if (spec) res = { ...base, kind, spec } as Route; break; }
     case 'BackendPolicy': { const spec = validateBackendPolicySpec(r, o['spec']); if (spec) res = { ...base, kind, spec }; break; }
+    case 'AuthorizationPolicy': { const spec = validateAuthorizationPolicySpec(r, o['spec']); if (spec) res = { ...base, kind, spec }; break; }
   }
   return issues.length === before ? res : undefined;
 }
@@ -128,15 +132,18 @@ function assemble(resources: Resource[]): MeshConfig {
   const services = new Map<string, Service>();
   const routes: Route[] = [];
   const policies: BackendPolicy[] = [];
+  const authorizationPolicies: AuthorizationPolicy[] = [];
   for (const r of resources) {
     if (r.kind === 'Service') services.set(r.metadata.name, r);
     else if (r.kind === 'BackendPolicy') policies.push(r);
+    else if (r.kind === 'AuthorizationPolicy') authorizationPolicies.push(r);
     else routes.push(r);
   }
   const byName = (a: Resource, b: Resource) => cmp(a.metadata.name, b.metadata.name) || cmp(a.kind, b.kind);
   routes.sort(byName);
   policies.sort(byName);
-  return { services, routes, policies };
+  authorizationPolicies.sort(byName);
+  return { services, routes, policies, authorizationPolicies };
 }
 
 function cmp(a: string, b: string): number { return a < b ? -1 : a > b ? 1 : 0; }
@@ -196,6 +203,23 @@ function checkReferences(mesh: MeshConfig, issues: FieldIssue[]): void {
     const other = targets.get(key);
     if (other !== undefined) fail(p, 'spec.targetRef', `BackendPolicy/${other} already targets ${key}; merge them into one policy`);
     else targets.set(key, p.metadata.name);
+  }
+  checkAuthorizationPolicies(mesh, fail);
+}
+
+/**
+ * Authorization policies of one service combine their rules, so they must agree on what happens
+ * when none matches. A policy for a Service that does not exist is accepted: it may come later.
+ */
+function checkAuthorizationPolicies(mesh: MeshConfig, fail: (r: Resource, path: string, message: string) => void): void {
+  const first = new Map<string, AuthorizationPolicy>();
+  for (const p of mesh.authorizationPolicies) {
+    const target = p.spec.targetRef.name;
+    const other = first.get(target);
+    if (other === undefined) { first.set(target, p); continue; }
+    if (other.spec.defaultAction !== p.spec.defaultAction) {
+      fail(p, 'spec.defaultAction', `is ${p.spec.defaultAction}, but AuthorizationPolicy/${other.metadata.name} (also for Service "${target}") says ${other.spec.defaultAction}; policies of one service combine their rules and must agree on defaultAction`);
+    }
   }
 }
 

@@ -8,8 +8,8 @@
  */
 export const API_VERSION = 'skein.dev/v1alpha1';
 
-export type Kind = 'Service' | 'HTTPRoute' | 'GRPCRoute' | 'BackendPolicy';
-export const KINDS: readonly Kind[] = ['Service', 'HTTPRoute', 'GRPCRoute', 'BackendPolicy'];
+export type Kind = 'Service' | 'HTTPRoute' | 'GRPCRoute' | 'BackendPolicy' | 'AuthorizationPolicy';
+export const KINDS: readonly Kind[] = ['Service', 'HTTPRoute', 'GRPCRoute', 'BackendPolicy', 'AuthorizationPolicy'];
 
 export interface Metadata {
   name: string;
@@ -207,7 +207,47 @@ export interface BackendPolicySpec {
 }
 export type BackendPolicy = ResourceBase<'BackendPolicy', BackendPolicySpec>;
 
-export type Resource = Service | HTTPRoute | GRPCRoute | BackendPolicy;
+/** What an authorization rule, or a policy when no rule matches, does with a request. */
+export const AUTHORIZATION_ACTIONS = ['ALLOW', 'DENY'] as const;
+export type AuthorizationAction = (typeof AUTHORIZATION_ACTIONS)[number];
+/** A gRPC method (`/<service>/<method>`), or every method of a service when `method` is unset. */
+export interface AuthorizationGrpcMethod { service: string; method?: string }
+/**
+ * Which requests a rule covers. Each list is one condition (a request meets it when it matches
+ * any item of the list); a request is covered when it meets every list that is set.
+ */
+export interface AuthorizationTarget {
+  /** Path prefixes (the path without its query). */
+  paths?: string[];
+  /** HTTP methods, exactly (GET, POST, ...). */
+  methods?: string[];
+  grpc?: AuthorizationGrpcMethod[];
+}
+export interface AuthorizationRule {
+  action: AuthorizationAction;
+  /**
+   * Callers, by the SPIFFE ID of their verified mTLS certificate: exact IDs, prefixes (a
+   * trailing `*`), or `*` (any authenticated caller). A plaintext caller matches none.
+   */
+  from: string[];
+  /** Absent: every request. */
+  to?: AuthorizationTarget;
+}
+/**
+ * Who may call a service (issue 11): enforced by the service's own sidecars (the inbound
+ * listener's RBAC filters). DENY rules are evaluated before ALLOW rules; a request no rule
+ * matches gets `defaultAction`. Several policies for one service combine their rules and must
+ * agree on `defaultAction`.
+ */
+export interface AuthorizationPolicySpec {
+  targetRef: { kind: 'Service'; name: string };
+  /** Default DENY: a policy lists who may call. */
+  defaultAction: AuthorizationAction;
+  rules: AuthorizationRule[];
+}
+export type AuthorizationPolicy = ResourceBase<'AuthorizationPolicy', AuthorizationPolicySpec>;
+
+export type Resource = Service | HTTPRoute | GRPCRoute | BackendPolicy | AuthorizationPolicy;
 
 /** `Kind/name`: the identity of a resource. Names are unique per kind. */
 export function resourceKey(r: { kind: string; metadata: { name: string } }): string {

@@ -53,6 +53,7 @@ export const TYPE_URLS = {
   LB_PEAK_EWMA: `${TYPE_PREFIX}skein.lb.v1.PeakEwma`,
   UPSTREAM_TLS_CONTEXT: `${TYPE_PREFIX}envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext`,
   DOWNSTREAM_TLS_CONTEXT: `${TYPE_PREFIX}envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext`,
+  RBAC: `${TYPE_PREFIX}envoy.extensions.filters.http.rbac.v3.RBAC`,
 } as const;
 
 export type TypeUrl = (typeof TYPE_URLS)[keyof typeof TYPE_URLS];

@@ -1,7 +1,7 @@
 /**
  * HTTP filter registry, by the filter's canonical name and its typed_config type URL (as the
  * load balancers' upstream/lb/registry.ts registers policies by name). The built-ins register on
- * import, in Envoy's order of a chain: fault, then local rate limit.
+ * import: fault, local rate limit, RBAC (the inbound listener's authorization).
  *
  * A registered filter is read three ways:
  * - the Listener's http_filters (xds/listener-type.ts): `parseListenerConfig` validates its
@@ -17,8 +17,28 @@ import type { HttpFilterTypes, PerRouteContext, PerRouteFilter } from '../route/
 import type { RouteEntry } from '../route/route-table';
 import type { XdsMessage } from '../../../shared/src/xds/fields';
 import type { Issues } from '../../../shared/src/xds/issues';
+import type { Logger } from '../../../shared/src/log';
+import type { Stats } from '../stats/stats';
+import type { RateLimitedLog } from '../runtime/rate-limited-log';
 import { faultFilter } from './fault';
 import { localRateLimitFilter } from './local-rate-limit';
+import { rbacFilter } from './rbac';
+
+/** What a filter gets from its listener: where to count and log (sidecar.ts makes one per listener). */
+export interface FilterEnv {
+  readonly stats: Stats;
+  /** The listener's stats prefix, e.g. `listener.inbound.`. */
+  readonly statPrefix: string;
+  readonly log: Logger;
+  /** Warnings a caller can cause at will go through it (at most one line per key every 10s). */
+  readonly warnings: RateLimitedLog;
+}
+
+/** A FilterEnv, and where in its chain the filter sits. */
+export interface FilterCreateContext extends FilterEnv {
+  /** No later filter of the chain has this filter's type (e.g. the last of several RBAC filters). */
+  readonly lastOfType: boolean;
+}
 
 /**
  * What a filter module exports to be registered. Parsers collect their problems in `issues`
@@ -37,7 +57,7 @@ export interface HttpFilterDefinition<L = unknown> {
   /** One level's per-route settings (null: never applies). Absent: the filter takes none. */
   parsePerRoute?(config: XdsMessage, path: string, ctx: PerRouteContext, issues: Issues): unknown;
   /** The filter of one listener; its per-route settings are at RouteEntry.perFilter[slot]. */
-  create(config: L, slot: number): HttpFilter;
+  create(config: L, slot: number, ctx: FilterCreateContext): HttpFilter;
 }
 
 /** A registered filter: its definition and its slot in RouteEntry.perFilter. */
@@ -86,3 +106,4 @@ export function perRouteConfig<T>(entry: RouteEntry, name: string): T | undefine
 
 registerHttpFilter(faultFilter);
 registerHttpFilter(localRateLimitFilter);
+registerHttpFilter(rbacFilter);

@@ -16,6 +16,7 @@ import type { Cluster } from '../upstream/cluster';
 import type { FilterCallbacks } from './http-filter';
 import type { ListenerContext, RouteStatsBundle, RouterSnapshot, Selection } from './listener-context';
 import type { LocalReply } from './local-reply';
+import type { PeerIdentity } from '../listener/peer-identity';
 
 export abstract class ActiveStream implements FilterCallbacks {
   readonly startedAt = performance.now();
@@ -44,6 +45,8 @@ export abstract class ActiveStream implements FilterCallbacks {
   ) {}
 
   get clock(): Clock { return this.cm.clock; }
+  /** The verified mTLS peer of the downstream connection; undefined when it is plaintext. */
+  abstract get downstreamPeer(): PeerIdentity | undefined;
   random(): number { return this.cm.random(); }
 
   /** Whether the request counts in the listener's active requests (an Upgrade tunnel does not). */

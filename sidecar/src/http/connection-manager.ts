@@ -1,4 +1,5 @@
-import { peerIdentityOf } from '../listener/peer-identity';
+import { kPeerIdentity, peerIdentityOf } from '../listener/peer-identity';
+import type { PeerIdentity } from '../listener/peer-identity';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
@@ -142,7 +143,8 @@ export class ConnectionManager implements ListenerContext {
       const guarded = sock?.stream instanceof GuardedSocket ? sock.stream : undefined;
       (s as EdgeSession)[kGuard] = guarded?.guard;
       (s as EdgeSession)[kPeer] = guarded?.remoteAddress ?? sock?.remoteAddress;
-      (s as EdgeSession)[kClientCert] = peerIdentityOf(guarded?.socket ?? sock)?.xfcc;
+      // The verified peer, on the session as on a TLS socket: requests read it with peerIdentityOf(session).
+      (s as EdgeSession)[kPeerIdentity] = peerIdentityOf(guarded?.socket ?? sock);
       sessionDestroy ??= (Object.getPrototypeOf(s) as http2.Http2Session).destroy;
       s.destroy = destroyWithProtocolCode;
       s.setTimeout(opts.keepaliveIdleMs ?? 10_000);
@@ -349,7 +351,7 @@ export class ConnectionManager implements ListenerContext {
     if (method === 'CONNECT') { replyH2(down, grpc, LOCAL_REPLIES.badRequest, 'CONNECT is not supported'); return; }
     const entry = this.match(authority, path, method, headers);
     if ('reply' in entry) { replyH2(down, grpc, entry.reply, entry.detail); return; }
-    const out = upstreamHeaders(headers, session[kPeer], this.opts.policy, raw, session[kClientCert]);
+    const out = upstreamHeaders(headers, session[kPeer], this.opts.policy, raw, session[kPeerIdentity]?.xfcc);
     // Expect: 100-continue is answered here (the upstream request does not carry it).
     const expect = headers['expect'];
     if (expect !== undefined && !down.endAfterHeaders && typeof expect === 'string' && expect.toLowerCase() === '100-continue') {
@@ -472,9 +474,8 @@ const kCmOfSession = Symbol('skein.cm');
 const kGuard = Symbol('skein.guard');
 const kPeer = Symbol('skein.peer');
 /** The x-forwarded-client-cert of the session's verified mTLS peer (inbound over mTLS only). */
-const kClientCert = Symbol('skein.client-cert');
 const kDestroying = Symbol('skein.destroying');
-type EdgeSession = http2.Http2Session & { [kDestroying]?: boolean; [kResets]?: { streams: number; premature: number }; [kCmOfSession]?: ConnectionManager; [kGuard]?: H2HeaderGuard; [kPeer]?: string; [kClientCert]?: string };
+type EdgeSession = http2.Http2Session & { [kDestroying]?: boolean; [kResets]?: { streams: number; premature: number }; [kCmOfSession]?: ConnectionManager; [kGuard]?: H2HeaderGuard; [kPeer]?: string; [kPeerIdentity]?: PeerIdentity };
 
 function destroyLater(session: EdgeSession, error: Error): void {
   if (!session.destroyed) sessionDestroy!.call(session, error, NGHTTP2_PROTOCOL_ERROR);

@@ -19,6 +19,8 @@ import { LOCAL_REPLIES, replyH1, replyH2 } from './local-reply';
 import { closeUnfinishedRequest } from './h2-stream-end';
 import type { LocalReply } from './local-reply';
 import { RouterFilter } from './router-filter';
+import { peerIdentityOf } from '../listener/peer-identity';
+import type { PeerIdentity } from '../listener/peer-identity';
 
 const { NGHTTP2_REFUSED_STREAM } = http2.constants;
 
@@ -213,6 +215,9 @@ export class H2Downstream extends CodecStream {
     this.writable = stream;
   }
 
+  /** The connection manager put the session's verified peer on the session (kPeerIdentity). */
+  get downstreamPeer(): PeerIdentity | undefined { return peerIdentityOf(this.session); }
+
   respond(status: number, headers: HeaderBag, endStream: boolean, wantTrailers: boolean): boolean {
     this.activity++;
     const down = this.stream as Tagged<http2.ServerHttp2Stream>;
@@ -258,6 +263,8 @@ export class H1Downstream extends CodecStream {
     this.body = hasBody ? req : undefined;
     this.writable = res;
   }
+
+  get downstreamPeer(): PeerIdentity | undefined { return peerIdentityOf(this.req.socket); }
 
   respond(status: number, headers: HeaderBag, endStream: boolean): boolean {
     this.activity++;

@@ -19,6 +19,7 @@ import type { Clock } from '../../../shared/src/clock';
 import type { HeaderBag } from '../route/header-ops';
 import type { RouteEntry } from '../route/route-table';
 import type { LocalReply } from './local-reply';
+import type { PeerIdentity } from '../listener/peer-identity';
 
 export type FilterStatus = 'continue' | 'stop';
 
@@ -28,6 +29,14 @@ export interface FilterCallbacks {
   readonly route: RouteEntry;
   /** Whether the request is gRPC (content-type application/grpc[+...]). */
   readonly grpc: boolean;
+  /** The request's :method and :path (with its query) as received. */
+  readonly method: string;
+  readonly path: string;
+  /**
+   * The verified mTLS peer of the downstream connection (its SPIFFE ID), or undefined for a
+   * plaintext one: the caller's identity, for authorization (filters/rbac.ts).
+   */
+  readonly downstreamPeer: PeerIdentity | undefined;
   /** The upstream request headers: the downstream ones minus hop-by-hop, plus x-forwarded-*; mutable. */
   readonly requestHeaders: HeaderBag;
   readonly clock: Clock;

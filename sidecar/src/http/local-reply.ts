@@ -38,8 +38,8 @@ export const LOCAL_REPLIES = {
   draining: { reason: 'proxy_draining', http: 503, grpc: 14 },
   /** The route's fault filter aborted the request; the statuses come from its HTTPFault (filters/fault.ts). */
   faultAbort: { reason: 'fault_abort', http: 503, grpc: 14 },
-  /** Reserved for the authorization filter (RBAC). */
-  unauthorized: { reason: 'unauthorized', http: 403, grpc: 7 /* PERMISSION_DENIED */ },
+  /** The inbound listener's RBAC filter (filters/rbac.ts) denied the caller: the app never sees the request. */
+  rbacDenied: { reason: 'rbac_denied', http: 403, grpc: 7 /* PERMISSION_DENIED */ },
   internal: { reason: 'internal', http: 500, grpc: 13 },
   /** The request saw no activity either way for the listener's stream idle timeout (Envoy answers 408 too). */
   streamIdleTimeout: { reason: 'stream_idle_timeout', http: 408, grpc: 4 /* DEADLINE_EXCEEDED */ },

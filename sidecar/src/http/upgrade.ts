@@ -21,6 +21,8 @@ import { LOCAL_REPLIES, localReplyForError } from './local-reply';
 import { UNTRUSTED_IDENTITY_HEADERS } from './proxy-headers';
 import { hasDuplicateHost } from './request-validation';
 import type { LocalReply } from './local-reply';
+import { peerIdentityOf } from '../listener/peer-identity';
+import type { PeerIdentity } from '../listener/peer-identity';
 
 /** Maps a pool error to the local reply it should become (local-reply.ts). */
 export const replyFor = (err: MeshError): LocalReply => localReplyForError(err);
@@ -49,6 +51,8 @@ class UpgradeStream extends ActiveStream {
     private readonly req: http.IncomingMessage, private readonly socket: Duplex, private readonly head: Buffer) {
     super(hcm, hcm.snapshot, entry, false, req.method ?? 'GET', req.url ?? '/', req.headers.host ?? '', headers, req.headers);
   }
+
+  get downstreamPeer(): PeerIdentity | undefined { return peerIdentityOf(this.req.socket); }
 
   /** Upgrade tunnels are not requests: not in the listener's active count. */
   protected override get countsActive(): boolean { return false; }

@@ -101,7 +101,7 @@ export function parsePerFilterConfig(o: XdsMessage, path: string, filters: PerRo
     if (entry === undefined) continue;
     const f = filters.perRoute(key);
     if (f === undefined) {
-      if (!entry.optional && !entry.disabled) issues.add(p, `unsupported http filter (the skein sidecar runs ${filters.names.join(' and ')}); wrap it in a FilterConfig with is_optional: true to skip it`);
+      if (!entry.optional && !entry.disabled) issues.add(p, `unsupported http filter (the skein sidecar runs ${filters.names.join(', ')}); wrap it in a FilterConfig with is_optional: true to skip it`);
       continue;
     }
     if (entry.disabled) { values[f.slot] = null; continue; }

@@ -7,7 +7,11 @@
  * Both chains: PERMISSIVE (the first byte decides); `tls` only: STRICT; `raw_buffer` only: DISABLE.
  * Each chain holds one HttpConnectionManager. The sidecar routes every inbound request to its
  * local app (`--app`), so the HCM's inline route_config is read by other xDS clients only;
- * x-forwarded-client-cert is always set from the verified peer (Envoy's SANITIZE_SET).
+ * x-forwarded-client-cert is always set from the verified peer (Envoy's SANITIZE_SET). Its
+ * http_filters are decoded as the outbound listener's are (listener-type.ts: the registry's
+ * filters, the router last): the RBAC filters of the service's AuthorizationPolicies
+ * (filters/rbac.ts). The sidecar serves both chains with one connection manager, so every chain
+ * must list the same filters.
  */
 import { TYPE_URLS } from '../../../shared/src/xds/protos';
 import { checkFields, fieldSpec } from '../../../shared/src/xds/fields';
@@ -17,12 +21,19 @@ import type { InboundMode } from '../listener/sniffing-server';
 import { decodeDownstreamTls } from './tls-context';
 import { unpack } from './resource-decoder';
 import type { PackedResource } from './resource-decoder';
+import type { HttpFilterConfig } from './listener-type';
 
 export interface InboundListenerConfig {
   mode: InboundMode;
   /** The lowest TLS version the mTLS chain accepts. */
   minVersion: 'TLSv1.2' | 'TLSv1.3';
+  /** The http filters before the router (the same in every chain), in order. */
+  httpFilters: HttpFilterConfig[];
 }
+
+/** Decodes an HCM's http_filters at `path` (listener-type.ts's decoder, with the sidecar's filters). */
+export type HttpFiltersDecoder = (filters: readonly WireHttpFilter[], path: string, issues: Issues) => HttpFilterConfig[];
+export interface WireHttpFilter { name?: string; typed_config?: PackedResource; is_optional?: boolean; disabled?: boolean }
 
 export interface WireInboundChain {
   name?: string;
@@ -41,9 +52,11 @@ export function isInboundListener(chains: readonly WireInboundChain[]): boolean 
   return chains.some((c) => c.filter_chain_match !== undefined || c.transport_socket !== undefined);
 }
 
-export function decodeInboundChains(chains: readonly WireInboundChain[], issues: Issues): InboundListenerConfig | undefined {
+export function decodeInboundChains(chains: readonly WireInboundChain[], issues: Issues, decodeHttpFilters: HttpFiltersDecoder): InboundListenerConfig | undefined {
   let tls: InboundListenerConfig['minVersion'] | undefined;
   let plaintext = false;
+  let httpFilters: HttpFilterConfig[] | undefined;
+  let firstFilters: readonly WireHttpFilter[] = [];
   if (chains.length > 2) issues.add('filter_chains', `at most two chains (tls and raw_buffer), got ${chains.length}`);
   chains.forEach((c, i) => {
     const at = `filter_chains[${i}]`;
@@ -62,9 +75,29 @@ export function decodeInboundChains(chains: readonly WireInboundChain[], issues:
     }
     const filters = c.filters ?? [];
     if (filters.length !== 1) { issues.add(`${at}.filters`, `must hold exactly one HttpConnectionManager, got ${filters.length}`); return; }
-    const hcm = unpack<Record<string, unknown>>(filters[0]!.typed_config, TYPE_URLS.HCM, `${at}.filters[0].typed_config`, issues);
-    if (hcm !== undefined) checkFields(hcm as XdsMessage, HCM, `${at}.filters[0].typed_config`, issues);
+    const hcmPath = `${at}.filters[0].typed_config`;
+    const hcm = unpack<Record<string, unknown>>(filters[0]!.typed_config, TYPE_URLS.HCM, hcmPath, issues);
+    if (hcm === undefined) return;
+    checkFields(hcm as XdsMessage, HCM, hcmPath, issues);
+    const wire = Array.isArray(hcm['http_filters']) ? hcm['http_filters'] as WireHttpFilter[] : [];
+    if (httpFilters === undefined) {
+      httpFilters = decodeHttpFilters(wire, `${hcmPath}.http_filters`, issues);
+      firstFilters = wire;
+    } else if (!sameFilters(wire, firstFilters)) {
+      issues.add(`${hcmPath}.http_filters`, 'must be the same in every filter chain (the skein sidecar serves all of them with one filter chain)');
+    }
   });
   if (tls === undefined && !plaintext) return undefined;
-  return { mode: tls !== undefined ? (plaintext ? 'PERMISSIVE' : 'STRICT') : 'DISABLE', minVersion: tls ?? 'TLSv1.2' };
+  return { mode: tls !== undefined ? (plaintext ? 'PERMISSIVE' : 'STRICT') : 'DISABLE', minVersion: tls ?? 'TLSv1.2', httpFilters: httpFilters ?? [] };
+}
+
+/** Same filters: names, flags and typed_config bytes. */
+function sameFilters(a: readonly WireHttpFilter[], b: readonly WireHttpFilter[]): boolean {
+  return a.length === b.length && a.every((f, i) => {
+    const g = b[i]!;
+    const x = f.typed_config;
+    const y = g.typed_config;
+    return f.name === g.name && Boolean(f.is_optional) === Boolean(g.is_optional) && Boolean(f.disabled) === Boolean(g.disabled) &&
+      x?.type_url === y?.type_url && (x === undefined || y === undefined || Buffer.from(x.value).equals(Buffer.from(y.value)));
+  });
 }

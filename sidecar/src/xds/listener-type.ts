@@ -4,7 +4,8 @@
  *    HttpConnectionManager (the sidecar's `skein.outbound`);
  *  - an api_listener holding an HttpConnectionManager (what proxyless clients read);
  *  - an inbound listener (`skein.inbound.<service>`): filter chains matched by transport
- *    protocol, tls and/or raw_buffer: the inbound port's mTLS mode (inbound-listener.ts).
+ *    protocol, tls and/or raw_buffer: the inbound port's mTLS mode, and its http filters (the
+ *    RBAC of the service's AuthorizationPolicies) (inbound-listener.ts).
  * The HCM must take its routes over RDS from ADS (inline route_config is not supported yet), and
  * its last http filter must be the router. Defaults: stat_prefix empty -> the listener name;
  * codec_type AUTO. Rejected (outside inbound listeners): TLS, several filter chains or network filters,
@@ -13,8 +14,8 @@
  * socket tuning), which are ignored.
  *
  * Http filters before the router: those of the registry (filters/registry.ts: fault, local rate
- * limit), each validated by its parseListenerConfig (at this level they must be inert: routes
- * switch them on through typed_per_filter_config). The sidecar runs the listed filters, in order
+ * limit, rbac), each validated by its parseListenerConfig (fault and local rate limit are inert at
+ * this level: routes switch them on through typed_per_filter_config; RBAC is configured here). The sidecar runs the listed filters, in order
  * (pipeline.ts); a route that turns on a filter its listener does not list is NACKed
  * (xds/http-filter-check.ts). A filter counts as listed by its type, whatever its name, and also
  * when it is `disabled` (the routes that configure it turn it on).
@@ -27,7 +28,7 @@ import type { Issues } from '../../../shared/src/xds/issues';
 import { LISTENER_KIND } from '../../../shared/src/xds/resource-kind';
 import { configSourceKind, decodeWith, shortType, unpack } from './resource-decoder';
 import { decodeInboundChains, isInboundListener } from './inbound-listener';
-import type { InboundListenerConfig, WireInboundChain } from './inbound-listener';
+import type { InboundListenerConfig, WireHttpFilter, WireInboundChain } from './inbound-listener';
 import type { PackedResource, ResourceDecoder } from './resource-decoder';
 
 export interface HttpFilterConfig {
@@ -53,7 +54,6 @@ export interface ListenerConfig {
   inbound?: InboundListenerConfig;
 }
 
-interface WireHttpFilter { name?: string; typed_config?: PackedResource; is_optional?: boolean; disabled?: boolean }
 interface WireHcm {
   codec_type?: string;
   stat_prefix?: string;
@@ -96,7 +96,7 @@ function decodeListener(l: WireListener, issues: Issues, filters: HttpFilterType
     const out: ListenerConfig = { name: l.name!, routeConfigName: '', statPrefix: l.name!, codecType: 'AUTO', httpFilters: [], direction: 'INBOUND' };
     const address = decodeAddress(l, true, issues);
     if (address !== undefined) out.address = address;
-    const inbound = decodeInboundChains(chains, issues);
+    const inbound = decodeInboundChains(chains, issues, (f, at, i) => decodeHttpFilters(f, at, i, filters));
     if (inbound !== undefined) out.inbound = inbound;
     return out;
   }
@@ -166,7 +166,7 @@ function decodeRds(hcm: WireHcm, at: string, issues: Issues): string {
   return name;
 }
 
-function decodeHttpFilters(filters: WireHttpFilter[], at: string, issues: Issues, known: HttpFilterTypes): HttpFilterConfig[] {
+function decodeHttpFilters(filters: readonly WireHttpFilter[], at: string, issues: Issues, known: HttpFilterTypes): HttpFilterConfig[] {
   const last = filters.length - 1;
   if (last < 0 || filters[last]!.typed_config?.type_url !== TYPE_URLS.ROUTER) {
     const got = last < 0 ? 'none' : (filters[last]!.typed_config?.type_url ?? filters[last]!.name ?? '?');

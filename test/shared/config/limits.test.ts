@@ -31,6 +31,7 @@ const service = (spec: Doc = {}, metadata: Doc = {}): Doc => ({ apiVersion: V, k
 const rule = (r: Doc = {}): Doc => ({ backendRefs: [{ name: 'svc' }], ...r });
 const route = (spec: Doc = {}, name = 'subject'): Doc => ({ apiVersion: V, kind: 'GRPCRoute', metadata: { name }, spec: { parentRefs: [{ name: 'svc' }], rules: [rule()], ...spec } });
 const policy = (spec: Doc): Doc => ({ apiVersion: V, kind: 'BackendPolicy', metadata: { name: 'subject' }, spec: { targetRef: { kind: 'Service', name: 'svc' }, ...spec } });
+const authorization = (rules: Doc[]): Doc => ({ apiVersion: V, kind: 'AuthorizationPolicy', metadata: { name: 'subject' }, spec: { targetRef: { name: 'svc' }, rules } });
 const headerMatch = (i: number) => ({ name: `x-h${i}`, value: 'v' });
 const FILTERS = [
   { type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'x-a', value: '1' }] } },
@@ -74,6 +75,11 @@ const cases: LimitCase[] = [
   },
   { limit: 'statusCodes', path: 'spec.rules[0].retry.retriableStatusCodes', docs: (n) => [route({ rules: [rule({ retry: { retriableStatusCodes: range(n).map((i) => 500 + i) } })] })] },
   { limit: 'statusCodes', path: 'spec.healthCheck.http.expectedStatuses', docs: (n) => [policy({ healthCheck: { http: { expectedStatuses: range(n).map((i) => 200 + i) } } })] },
+  { limit: 'authorizationRules', path: 'spec.rules', docs: (n) => [authorization(range(n).map(() => ({ action: 'ALLOW', from: ['*'] })))] },
+  { limit: 'authorizationRuleItems', path: 'spec.rules[0].from', docs: (n) => [authorization([{ action: 'ALLOW', from: range(n).map((i) => `spiffe://skein.local/ns/default/sa/s${i}`) }])] },
+  { limit: 'authorizationRuleItems', path: 'spec.rules[0].to.paths', docs: (n) => [authorization([{ action: 'ALLOW', from: ['*'], to: { paths: range(n).map((i) => `/p${i}`) } }])] },
+  { limit: 'authorizationRuleItems', path: 'spec.rules[0].to.methods', docs: (n) => [authorization([{ action: 'ALLOW', from: ['*'], to: { methods: range(n).map((i) => `M${i}`) } }])] },
+  { limit: 'authorizationRuleItems', path: 'spec.rules[0].to.grpc', docs: (n) => [authorization([{ action: 'ALLOW', from: ['*'], to: { grpc: range(n).map((i) => ({ service: `s${i}.S` })) } }])] },
   {
     // 16 rules of 32 matches is the maximum; one more rule (one match) is past it.
     limit: 'routesPerService', path: 'spec.parentRefs[0].name',

@@ -55,6 +55,16 @@ function base(): Doc[] {
       apiVersion: V, kind: 'BackendPolicy', metadata: { name: 'reviews-policy' },
       spec: { targetRef: { kind: 'Service', name: 'reviews' }, loadBalancer: { policy: 'least_request', choiceCount: 2 } },
     },
+    {
+      apiVersion: V, kind: 'AuthorizationPolicy', metadata: { name: 'reviews-callers' },
+      spec: {
+        targetRef: { kind: 'Service', name: 'reviews' },
+        rules: [
+          { action: 'DENY', from: ['spiffe://skein.local/ns/test/*'], to: { grpc: [{ service: 'reviews.Reviews', method: 'Delete' }] } },
+          { action: 'ALLOW', from: ['spiffe://skein.local/ns/default/sa/frontend', '*'] },
+        ],
+      },
+    },
   ]);
 }
 
@@ -67,6 +77,7 @@ const svc = (d: Doc[]) => doc(d, 'Service', 'reviews');
 const grpcRoute = (d: Doc[]) => doc(d, 'GRPCRoute', 'reviews-split');
 const httpRoute = (d: Doc[]) => doc(d, 'HTTPRoute', 'web-api');
 const policy = (d: Doc[]) => doc(d, 'BackendPolicy', 'reviews-policy');
+const authz = (d: Doc[]) => doc(d, 'AuthorizationPolicy', 'reviews-callers');
 
 interface Expected { resource: string; path: string; message: RegExp }
 interface InvalidCase {
@@ -83,6 +94,11 @@ const GR = 'GRPCRoute/reviews-split';
 const HR = 'HTTPRoute/web-api';
 const SV = 'Service/reviews';
 const BP = 'BackendPolicy/reviews-policy';
+const AP = 'AuthorizationPolicy/reviews-callers';
+/** A second AuthorizationPolicy, for `reviews` unless `spec` says otherwise. */
+const authzDoc = (name: string, spec: Doc): Doc => ({ apiVersion: V, kind: 'AuthorizationPolicy', metadata: { name }, spec: { targetRef: { name: 'reviews' }, ...spec } });
+/** The first rule of the base AuthorizationPolicy. */
+const aRule = (d: Doc[]) => authz(d).spec.rules[0];
 
 /** A route rule timeout set to `text`. */
 const timeoutCase = (text: string, message: RegExp): InvalidCase => ({
@@ -105,7 +121,7 @@ const INVALID: InvalidCase[] = [
   // Document envelope.
   { name: 'wrong apiVersion', mutate: (d) => { svc(d).apiVersion = 'skein.dev/v1'; }, expect: [{ resource: SV, path: 'apiVersion', message: /^must be "skein\.dev\/v1alpha1", got "skein\.dev\/v1"$/ }] },
   { name: 'missing apiVersion', mutate: (d) => { delete svc(d).apiVersion; }, expect: [{ resource: SV, path: 'apiVersion', message: /^must be "skein\.dev\/v1alpha1", got null$/ }] },
-  { name: 'unknown kind', mutate: (d) => { svc(d).kind = 'Gateway'; }, expect: [{ resource: 'Gateway/reviews', path: 'kind', message: /^must be one of Service, HTTPRoute, GRPCRoute, BackendPolicy, got "Gateway"$/ }] },
+  { name: 'unknown kind', mutate: (d) => { svc(d).kind = 'Gateway'; }, expect: [{ resource: 'Gateway/reviews', path: 'kind', message: /^must be one of Service, HTTPRoute, GRPCRoute, BackendPolicy, AuthorizationPolicy, got "Gateway"$/ }] },
   { name: 'missing metadata', mutate: (d) => { delete svc(d).metadata; }, expect: [{ resource: 'document[0]', path: 'metadata', message: /^is required/ }] },
   { name: 'missing metadata.name', mutate: (d) => { svc(d).metadata = {}; }, expect: [{ resource: 'document[0]', path: 'metadata.name', message: /^must be a string, got nothing$/ }] },
   { name: 'missing spec', mutate: (d) => { delete svc(d).spec; }, expect: [{ resource: SV, path: 'spec', message: /^is required$/ }] },
@@ -133,7 +149,7 @@ const INVALID: InvalidCase[] = [
   {
     name: 'duplicate name (same kind twice)',
     mutate: (d) => { d.push({ ...structuredClone(svc(d)) }); },
-    expect: [{ resource: SV, path: 'metadata.name', message: /^duplicate name: documents 0 and 5 both define Service\/reviews$/ }],
+    expect: [{ resource: SV, path: 'metadata.name', message: /^duplicate name: documents 0 and 6 both define Service\/reviews$/ }],
   },
 
   // Cross references.
@@ -521,6 +537,57 @@ const INVALID: InvalidCase[] = [
       { resource: BP, path: 'spec.targetRef.subset', message: /no subset "v4"/ },
     ],
   },
+  // AuthorizationPolicy.
+  { name: 'AuthorizationPolicy: unknown field in spec', mutate: (d) => { authz(d).spec.action = 'ALLOW'; }, expect: [{ resource: AP, path: 'spec.action', message: /^unknown field \(allowed: targetRef, defaultAction, rules\)$/ }] },
+  { name: 'AuthorizationPolicy: unknown field in a rule', mutate: (d) => { aRule(d).source = []; }, expect: [{ resource: AP, path: 'spec.rules[0].source', message: /^unknown field \(allowed: action, from, to\)$/ }] },
+  { name: 'AuthorizationPolicy: unknown field in to', mutate: (d) => { aRule(d).to.hosts = ['a']; }, expect: [{ resource: AP, path: 'spec.rules[0].to.hosts', message: /^unknown field \(allowed: paths, methods, grpc\)$/ }] },
+  { name: 'AuthorizationPolicy: unknown field in a gRPC method', mutate: (d) => { aRule(d).to.grpc[0].type = 'Exact'; }, expect: [{ resource: AP, path: 'spec.rules[0].to.grpc[0].type', message: /^unknown field \(allowed: service, method\)$/ }] },
+  { name: 'AuthorizationPolicy: targetRef is required', mutate: (d) => { delete authz(d).spec.targetRef; }, expect: [{ resource: AP, path: 'spec.targetRef', message: /^is required/ }] },
+  { name: 'AuthorizationPolicy: targetRef kind must be Service', mutate: (d) => { authz(d).spec.targetRef.kind = 'HTTPRoute'; }, expect: [{ resource: AP, path: 'spec.targetRef.kind', message: /^must be one of Service/ }] },
+  { name: 'AuthorizationPolicy: targetRef takes no subset', mutate: (d) => { authz(d).spec.targetRef.subset = 'v1'; }, expect: [{ resource: AP, path: 'spec.targetRef.subset', message: /^unknown field/ }] },
+  { name: 'AuthorizationPolicy: defaultAction ALLOW or DENY', mutate: (d) => { authz(d).spec.defaultAction = 'deny'; }, expect: [{ resource: AP, path: 'spec.defaultAction', message: /^must be one of ALLOW, DENY, got "deny"$/ }] },
+  { name: 'AuthorizationPolicy: rules must be a list', mutate: (d) => { authz(d).spec.rules = {}; }, expect: [{ resource: AP, path: 'spec.rules', message: /^must be a list/ }] },
+  { name: 'AuthorizationPolicy: at most 64 rules', mutate: (d) => { authz(d).spec.rules = Array.from({ length: 65 }, () => ({ action: 'ALLOW', from: ['*'] })); }, expect: [{ resource: AP, path: 'spec.rules', message: /^must have at most 64 items$/ }] },
+  { name: 'AuthorizationPolicy: a rule action is required', mutate: (d) => { delete aRule(d).action; }, expect: [{ resource: AP, path: 'spec.rules[0].action', message: /^is required: one of ALLOW, DENY$/ }] },
+  { name: 'AuthorizationPolicy: a rule action ALLOW or DENY', mutate: (d) => { aRule(d).action = 'AUDIT'; }, expect: [{ resource: AP, path: 'spec.rules[0].action', message: /^must be one of ALLOW, DENY/ }] },
+  { name: 'AuthorizationPolicy: from is required', mutate: (d) => { delete aRule(d).from; }, expect: [{ resource: AP, path: 'spec.rules[0].from', message: /^is required/ }] },
+  { name: 'AuthorizationPolicy: from must not be empty', mutate: (d) => { aRule(d).from = []; }, expect: [{ resource: AP, path: 'spec.rules[0].from', message: /^must have at least 1 item$/ }] },
+  { name: 'AuthorizationPolicy: at most 32 callers in from', mutate: (d) => { aRule(d).from = Array.from({ length: 33 }, (_, i) => `spiffe://skein.local/ns/default/sa/s${i}`); }, expect: [{ resource: AP, path: 'spec.rules[0].from', message: /^must have at most 32 items$/ }] },
+  ...[
+    ['not a SPIFFE ID', 'frontend'],
+    ['another scheme', 'https://skein.local/ns/default/sa/frontend'],
+    ['a star in the middle', 'spiffe://skein.local/ns/*/sa/frontend'],
+    ['a bare star prefix', 'spiffe://*'],
+    ['an upper-case trust domain', 'spiffe://Skein.local/ns/a'],
+    ['a space', 'spiffe://skein.local/ns/a b'],
+  ].map(([what, id]): InvalidCase => ({ name: `AuthorizationPolicy: a caller pattern with ${what} is refused`, mutate: (d) => { aRule(d).from = [id]; }, expect: [{ resource: AP, path: 'spec.rules[0].from[0]', message: /must be '\*' or a SPIFFE ID/ }] })),
+  { name: 'AuthorizationPolicy: a caller must be a string', mutate: (d) => { aRule(d).from = [7]; }, expect: [{ resource: AP, path: 'spec.rules[0].from[0]', message: /^must be a string/ }] },
+  { name: 'AuthorizationPolicy: to must set something', mutate: (d) => { aRule(d).to = {}; }, expect: [{ resource: AP, path: 'spec.rules[0].to', message: /^must set at least one of paths, methods, grpc/ }] },
+  { name: 'AuthorizationPolicy: grpc is not combined with paths', mutate: (d) => { aRule(d).to.paths = ['/a']; }, expect: [{ resource: AP, path: 'spec.rules[0].to.grpc', message: /^cannot be combined with paths or methods/ }] },
+  { name: 'AuthorizationPolicy: a path prefix starts with /', mutate: (d) => { aRule(d).to = { paths: ['api'] }; }, expect: [{ resource: AP, path: 'spec.rules[0].to.paths[0]', message: /must be a path prefix starting with '\/'/ }] },
+  { name: 'AuthorizationPolicy: a path prefix has no query', mutate: (d) => { aRule(d).to = { paths: ['/a?b=1'] }; }, expect: [{ resource: AP, path: 'spec.rules[0].to.paths[0]', message: /must be a path prefix/ }] },
+  { name: 'AuthorizationPolicy: paths must not be empty', mutate: (d) => { aRule(d).to = { paths: [] }; }, expect: [{ resource: AP, path: 'spec.rules[0].to.paths', message: /^must have at least 1 item$/ }] },
+  { name: 'AuthorizationPolicy: at most 32 paths', mutate: (d) => { aRule(d).to = { paths: Array.from({ length: 33 }, (_, i) => `/p${i}`) }; }, expect: [{ resource: AP, path: 'spec.rules[0].to.paths', message: /^must have at most 32 items$/ }] },
+  { name: 'AuthorizationPolicy: methods are upper case', mutate: (d) => { aRule(d).to = { methods: ['get'] }; }, expect: [{ resource: AP, path: 'spec.rules[0].to.methods[0]', message: /must be an HTTP method in upper case/ }] },
+  { name: 'AuthorizationPolicy: a gRPC service is required', mutate: (d) => { aRule(d).to.grpc = [{ method: 'Get' }]; }, expect: [{ resource: AP, path: 'spec.rules[0].to.grpc[0].service', message: /^must be a string, got nothing$/ }] },
+  { name: 'AuthorizationPolicy: a gRPC service is a qualified name', mutate: (d) => { aRule(d).to.grpc = [{ service: '/reviews.Reviews/' }]; }, expect: [{ resource: AP, path: 'spec.rules[0].to.grpc[0].service', message: /fully qualified gRPC service name/ }] },
+  { name: 'AuthorizationPolicy: a gRPC method is a name', mutate: (d) => { aRule(d).to.grpc = [{ service: 'reviews.Reviews', method: 'Get/*' }]; }, expect: [{ resource: AP, path: 'spec.rules[0].to.grpc[0].method', message: /gRPC method name/ }] },
+  {
+    name: 'AuthorizationPolicy: every problem of a policy at once',
+    mutate: (d) => { authz(d).spec = { targetRef: { name: 'Reviews' }, defaultAction: 'NONE', rules: [{ action: 'ALLOW', from: ['x'] }, { from: ['*'], to: { methods: ['get'] } }] }; },
+    expect: [
+      { resource: AP, path: 'spec.targetRef.name', message: /DNS label/ },
+      { resource: AP, path: 'spec.defaultAction', message: /^must be one of ALLOW, DENY/ },
+      { resource: AP, path: 'spec.rules[0].from[0]', message: /SPIFFE ID/ },
+      { resource: AP, path: 'spec.rules[1].action', message: /^is required/ },
+      { resource: AP, path: 'spec.rules[1].to.methods[0]', message: /upper case/ },
+    ],
+  },
+  {
+    name: 'AuthorizationPolicy: policies of one service must agree on defaultAction, naming both',
+    mutate: (d) => { d.push(authzDoc('reviews-open', { defaultAction: 'ALLOW', rules: [{ action: 'DENY', from: ['*'], to: { paths: ['/admin'] } }] })); },
+    expect: [{ resource: 'AuthorizationPolicy/reviews-open', path: 'spec.defaultAction', message: /^is ALLOW, but AuthorizationPolicy\/reviews-callers \(also for Service "reviews"\) says DENY; .*must agree on defaultAction$/ }],
+  },
 ];
 
 function validationIssues(docs: unknown[]): readonly FieldIssue[] {
@@ -785,6 +852,47 @@ const VALID: ValidCase[] = [
       assert.deepEqual(m.routes.map((r) => `${r.kind}/${r.metadata.name}`), ['HTTPRoute/a-first', 'GRPCRoute/reviews-split', 'HTTPRoute/web-api']);
       assert.deepEqual(m.policies.map((p) => p.metadata.name), ['a-policy', 'reviews-policy']);
     },
+  },
+  {
+    name: 'AuthorizationPolicy defaults: targetRef kind Service, defaultAction DENY; rules and to are kept as written',
+    mutate: () => {},
+    check: (m) => {
+      assert.deepEqual(m.authorizationPolicies.map((p) => p.spec), [{
+        targetRef: { kind: 'Service', name: 'reviews' },
+        defaultAction: 'DENY',
+        rules: [
+          { action: 'DENY', from: ['spiffe://skein.local/ns/test/*'], to: { grpc: [{ service: 'reviews.Reviews', method: 'Delete' }] } },
+          { action: 'ALLOW', from: ['spiffe://skein.local/ns/default/sa/frontend', '*'] },
+        ],
+      }]);
+    },
+  },
+  {
+    name: 'AuthorizationPolicy: no rules (deny every caller), paths with methods, a whole gRPC service',
+    mutate: (d) => {
+      authz(d).spec = { targetRef: { name: 'reviews' } };
+      d.push(authzDoc('web-callers', { targetRef: { name: 'web' }, defaultAction: 'ALLOW', rules: [{ action: 'DENY', from: ['spiffe://skein.local/ns/default/sa/*'], to: { paths: ['/admin', '/debug/'], methods: ['POST', 'DELETE'] } }] }));
+      d.push(authzDoc('reviews-grpc', { rules: [{ action: 'ALLOW', from: ['*'], to: { grpc: [{ service: 'reviews.Reviews' }] } }] }));
+    },
+    check: (m) => {
+      assert.deepEqual(m.authorizationPolicies.map((p) => p.metadata.name), ['reviews-callers', 'reviews-grpc', 'web-callers']);
+      assert.deepEqual(m.authorizationPolicies[0]!.spec, { targetRef: { kind: 'Service', name: 'reviews' }, defaultAction: 'DENY', rules: [] });
+      assert.deepEqual(m.authorizationPolicies[1]!.spec.rules[0]!.to, { grpc: [{ service: 'reviews.Reviews' }] });
+      assert.deepEqual(m.authorizationPolicies[2]!.spec.rules[0]!.to, { paths: ['/admin', '/debug/'], methods: ['POST', 'DELETE'] });
+    },
+  },
+  {
+    name: 'AuthorizationPolicy: a policy for a Service that does not exist (yet) is accepted',
+    mutate: (d) => { d.push(authzDoc('later', { targetRef: { name: 'ratings' }, defaultAction: 'ALLOW' })); },
+    check: (m) => assert.deepEqual(m.authorizationPolicies.map((p) => p.spec.targetRef.name), ['ratings', 'reviews']),
+  },
+  {
+    name: 'AuthorizationPolicy: policies of one service that agree on defaultAction combine; other services may differ',
+    mutate: (d) => {
+      d.push(authzDoc('reviews-more', { rules: [{ action: 'ALLOW', from: ['spiffe://skein.local/ns/ops/sa/admin'] }] }));
+      d.push(authzDoc('web-open', { targetRef: { name: 'web' }, defaultAction: 'ALLOW' }));
+    },
+    check: (m) => assert.deepEqual(m.authorizationPolicies.map((p) => `${p.metadata.name}:${p.spec.defaultAction}`), ['reviews-callers:DENY', 'reviews-more:DENY', 'web-open:ALLOW']),
   },
 ];
 

@@ -587,7 +587,7 @@ describe('the listener\'s http filter chain runs the filters; routes must not na
     const probe: HttpFilter = {
       name: 'test.probe',
       onRequestHeaders(cb) {
-        if (cb.requestHeaders['x-deny'] !== undefined) { cb.sendLocalReply(LOCAL_REPLIES.unauthorized, 'denied by test.probe'); return 'stop'; }
+        if (cb.requestHeaders['x-deny'] !== undefined) { cb.sendLocalReply(LOCAL_REPLIES.rbacDenied, 'denied by test.probe'); return 'stop'; }
         cb.requestHeaders['x-probe'] = 'in';
         return 'continue';
       },
@@ -598,10 +598,10 @@ describe('the listener\'s http filter chain runs the filters; routes must not na
     const ok = await call(p.port, { body: Buffer.alloc(5) });
     assert.deepEqual([grpcStatus(ok), ok.headers['x-probe-out'], up.seen[0]!.headers['x-probe']], ['0', 'out', 'in']);
     const denied = await call(p.port, { body: Buffer.alloc(5), headers: { 'x-deny': '1' } });
-    assert.deepEqual([grpcStatus(denied), denied.headers['x-skein-reason']], ['7', 'unauthorized']);
+    assert.deepEqual([grpcStatus(denied), denied.headers['x-skein-reason']], ['7', 'rbac_denied']);
     assert.equal(up.seen.length, 1, 'the denied request never went upstream');
     assert.deepEqual(ended, [200, 0]);
-    assert.equal(counter(p, 'route.r.local_reply.unauthorized'), 1);
+    assert.equal(counter(p, 'route.r.local_reply.rbac_denied'), 1);
   });
 
   test('the chain is built once per listener config', () => {

@@ -678,9 +678,9 @@ describe('typed_per_filter_config: fault injection and local rate limit', () => 
   const R = 'virtual_hosts[0].routes[0].typed_per_filter_config';
   const bad: [label: string, config: Doc, message: string][] = [
     ['an unknown filter', { 'envoy.filters.http.cors': { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } },
-      `${R}["envoy.filters.http.cors"]: unsupported http filter (the skein sidecar runs envoy.filters.http.fault and envoy.filters.http.local_ratelimit); wrap it in a FilterConfig with is_optional: true to skip it`],
+      `${R}["envoy.filters.http.cors"]: unsupported http filter (the skein sidecar runs envoy.filters.http.fault, envoy.filters.http.local_ratelimit, envoy.filters.http.rbac); wrap it in a FilterConfig with is_optional: true to skip it`],
     ['an unknown filter in a FilterConfig that is not optional', { 'x.y': wrap({ '@type': FAULT }) },
-      `${R}["x.y"]: unsupported http filter (the skein sidecar runs envoy.filters.http.fault and envoy.filters.http.local_ratelimit); wrap it in a FilterConfig with is_optional: true to skip it`],
+      `${R}["x.y"]: unsupported http filter (the skein sidecar runs envoy.filters.http.fault, envoy.filters.http.local_ratelimit, envoy.filters.http.rbac); wrap it in a FilterConfig with is_optional: true to skip it`],
     ['the fault key holding another type', { [F]: limit(bucket(1)) }, `${R}["${F}"]: must be HTTPFault, got ${LRL}`],
     ['a FilterConfig without config', { [F]: wrap(undefined, { is_optional: true }) }, `${R}["${F}"].config: is required unless disabled is true`],
     ['header_delay', { [F]: fault({ delay: { header_delay: {}, percentage: pct(1) } }) }, `${R}["${F}"].delay.header_delay: is not supported by the skein sidecar`],

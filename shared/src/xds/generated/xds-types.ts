@@ -703,6 +703,92 @@ export namespace envoy {
         }
       }
     }
+    export namespace rbac {
+      export namespace v3 {
+        /** envoy.config.rbac.v3.Permission */
+        export interface Permission {
+          and_rules?: envoy.config.rbac.v3.Permission.Set;
+          or_rules?: envoy.config.rbac.v3.Permission.Set;
+          any?: boolean;
+          header?: envoy.config.route.v3.HeaderMatcher;
+          url_path?: envoy.type.matcher.v3.PathMatcher;
+          destination_ip?: envoy.config.core.v3.CidrRange;
+          destination_port?: number;
+          destination_port_range?: envoy.type.v3.Int32Range;
+          metadata?: envoy.type.matcher.v3.MetadataMatcher;
+          not_rule?: envoy.config.rbac.v3.Permission;
+          requested_server_name?: envoy.type.matcher.v3.StringMatcher;
+          matcher?: envoy.config.core.v3.TypedExtensionConfig;
+          uri_template?: envoy.config.core.v3.TypedExtensionConfig;
+          /** oneof rule: the member set (decoder output; ignored on input). */
+          rule?: 'and_rules' | 'or_rules' | 'any' | 'header' | 'url_path' | 'destination_ip' | 'destination_port' | 'destination_port_range' | 'metadata' | 'not_rule' | 'requested_server_name' | 'matcher' | 'uri_template';
+        }
+        export namespace Permission {
+          /** envoy.config.rbac.v3.Permission.Set */
+          export interface Set {
+            rules?: envoy.config.rbac.v3.Permission[];
+          }
+        }
+        /** envoy.config.rbac.v3.Policy */
+        export interface Policy {
+          permissions?: envoy.config.rbac.v3.Permission[];
+          principals?: envoy.config.rbac.v3.Principal[];
+          condition?: google.api.expr.v1alpha1.Expr;
+          checked_condition?: google.api.expr.v1alpha1.CheckedExpr;
+        }
+        /** envoy.config.rbac.v3.Principal */
+        export interface Principal {
+          and_ids?: envoy.config.rbac.v3.Principal.Set;
+          or_ids?: envoy.config.rbac.v3.Principal.Set;
+          any?: boolean;
+          authenticated?: envoy.config.rbac.v3.Principal.Authenticated;
+          source_ip?: envoy.config.core.v3.CidrRange;
+          direct_remote_ip?: envoy.config.core.v3.CidrRange;
+          remote_ip?: envoy.config.core.v3.CidrRange;
+          header?: envoy.config.route.v3.HeaderMatcher;
+          url_path?: envoy.type.matcher.v3.PathMatcher;
+          metadata?: envoy.type.matcher.v3.MetadataMatcher;
+          filter_state?: envoy.type.matcher.v3.FilterStateMatcher;
+          not_id?: envoy.config.rbac.v3.Principal;
+          /** oneof identifier: the member set (decoder output; ignored on input). */
+          identifier?: 'and_ids' | 'or_ids' | 'any' | 'authenticated' | 'source_ip' | 'direct_remote_ip' | 'remote_ip' | 'header' | 'url_path' | 'metadata' | 'filter_state' | 'not_id';
+        }
+        export namespace Principal {
+          /** envoy.config.rbac.v3.Principal.Authenticated */
+          export interface Authenticated {
+            principal_name?: envoy.type.matcher.v3.StringMatcher;
+          }
+          /** envoy.config.rbac.v3.Principal.Set */
+          export interface Set {
+            ids?: envoy.config.rbac.v3.Principal[];
+          }
+        }
+        /** envoy.config.rbac.v3.RBAC */
+        export interface RBAC {
+          action?: envoy.config.rbac.v3.RBAC.Action;
+          policies?: Record<string, envoy.config.rbac.v3.Policy>;
+          audit_logging_options?: envoy.config.rbac.v3.RBAC.AuditLoggingOptions;
+        }
+        export namespace RBAC {
+          /** envoy.config.rbac.v3.RBAC.Action */
+          export type Action = 'ALLOW' | 'DENY' | 'LOG';
+          /** envoy.config.rbac.v3.RBAC.AuditLoggingOptions */
+          export interface AuditLoggingOptions {
+            audit_condition?: envoy.config.rbac.v3.RBAC.AuditLoggingOptions.AuditCondition;
+            logger_configs?: envoy.config.rbac.v3.RBAC.AuditLoggingOptions.AuditLoggerConfig[];
+          }
+          export namespace AuditLoggingOptions {
+            /** envoy.config.rbac.v3.RBAC.AuditLoggingOptions.AuditCondition */
+            export type AuditCondition = 'NONE' | 'ON_DENY' | 'ON_ALLOW' | 'ON_DENY_AND_ALLOW';
+            /** envoy.config.rbac.v3.RBAC.AuditLoggingOptions.AuditLoggerConfig */
+            export interface AuditLoggerConfig {
+              audit_logger?: envoy.config.core.v3.TypedExtensionConfig;
+              is_optional?: boolean;
+            }
+          }
+        }
+      }
+    }
     export namespace route {
       export namespace v3 {
         /** envoy.config.route.v3.Decorator */
@@ -1143,6 +1229,24 @@ export namespace envoy {
             }
           }
         }
+        export namespace rbac {
+          export namespace v3 {
+            /** envoy.extensions.filters.http.rbac.v3.RBAC */
+            export interface RBAC {
+              rules?: envoy.config.rbac.v3.RBAC;
+              rules_stat_prefix?: string;
+              matcher?: xds.type.matcher.v3.Matcher;
+              shadow_rules?: envoy.config.rbac.v3.RBAC;
+              shadow_matcher?: xds.type.matcher.v3.Matcher;
+              shadow_rules_stat_prefix?: string;
+              track_per_rule_stats?: boolean;
+            }
+            /** envoy.extensions.filters.http.rbac.v3.RBACPerRoute */
+            export interface RBACPerRoute {
+              rbac?: envoy.extensions.filters.http.rbac.v3.RBAC;
+            }
+          }
+        }
         export namespace router {
           export namespace v3 {
             /** envoy.extensions.filters.http.router.v3.Router */
@@ -1556,9 +1660,19 @@ export namespace envoy {
   export namespace type {
     export namespace matcher {
       export namespace v3 {
+        /** envoy.type.matcher.v3.FilterStateMatcher */
+        export type FilterStateMatcher = Record<string, never>;
         /** envoy.type.matcher.v3.ListStringMatcher */
         export interface ListStringMatcher {
           patterns?: envoy.type.matcher.v3.StringMatcher[];
+        }
+        /** envoy.type.matcher.v3.MetadataMatcher */
+        export type MetadataMatcher = Record<string, never>;
+        /** envoy.type.matcher.v3.PathMatcher */
+        export interface PathMatcher {
+          path?: envoy.type.matcher.v3.StringMatcher;
+          /** oneof rule: the member set (decoder output; ignored on input). */
+          rule?: 'path';
         }
         /** envoy.type.matcher.v3.RegexMatchAndSubstitute */
         export interface RegexMatchAndSubstitute {
@@ -1596,6 +1710,11 @@ export namespace envoy {
       export interface HttpStatus {
         code?: envoy.type.v3.StatusCode;
       }
+      /** envoy.type.v3.Int32Range */
+      export interface Int32Range {
+        start?: number;
+        end?: number;
+      }
       /** envoy.type.v3.Int64Range */
       export interface Int64Range {
         start?: string | number;
@@ -1623,6 +1742,16 @@ export namespace envoy {
   }
 }
 export namespace google {
+  export namespace api {
+    export namespace expr {
+      export namespace v1alpha1 {
+        /** google.api.expr.v1alpha1.CheckedExpr */
+        export type CheckedExpr = Record<string, never>;
+        /** google.api.expr.v1alpha1.Expr */
+        export type Expr = Record<string, never>;
+      }
+    }
+  }
   export namespace protobuf {
     /** google.protobuf.Any */
     export type Any =
@@ -1633,6 +1762,7 @@ export namespace google {
       | AnyOf<'type.googleapis.com/envoy.config.route.v3.RouteConfiguration', envoy.config.route.v3.RouteConfiguration>
       | AnyOf<'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault', envoy.extensions.filters.http.fault.v3.HTTPFault>
       | AnyOf<'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit', envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit>
+      | AnyOf<'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC', envoy.extensions.filters.http.rbac.v3.RBAC>
       | AnyOf<'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router', envoy.extensions.filters.http.router.v3.Router>
       | AnyOf<'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager>
       | AnyOf<'type.googleapis.com/envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest', envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest>
@@ -1722,6 +1852,16 @@ export namespace skein {
       /** skein.lb.v1.PeakEwma */
       export interface PeakEwma {
         decay?: google.protobuf.Duration;
+      }
+    }
+  }
+}
+export namespace xds {
+  export namespace type {
+    export namespace matcher {
+      export namespace v3 {
+        /** xds.type.matcher.v3.Matcher */
+        export type Matcher = Record<string, never>;
       }
     }
   }
