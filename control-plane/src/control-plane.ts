@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildMesh, buildMeshSliced } from '../../shared/src/config/mesh';
 import type { MeshConfig, RawResource } from '../../shared/src/config/mesh';
@@ -128,6 +129,8 @@ export class ControlPlane {
     void cp.watchStore();
     const trustDomain = cp.identity.ca.trustDomain;
     cp.trustBundleFile = path.join(path.resolve(opts.dataDir), 'ca', 'trust-bundle.pem');
+    // <dataDir>/ca exists already unless the CA is plugged (--ca-cert): then nothing made it.
+    fs.mkdirSync(path.dirname(cp.trustBundleFile), { recursive: true, mode: 0o700 });
     writeFileAtomic(cp.trustBundleFile, cp.identity.ca.trustBundlePem(), 0o644);
     cp.serving = servingIdentity(cp.identity.ca, opts.xdsSans ?? [], cp.clock, cp.log);
     await cp.serving.start();

@@ -35,7 +35,7 @@ export function stuckProxies(ctx: CheckContext): Finding[] {
       severity: 'error', check: 'proxy-sync', subject: p.nodeId,
       what: `proxy ${p.nodeId} (${describe(p)}) is on revision ${p.ackedRevision} of ${p.currentRevision}: ${stuck.map(({ t, since }) => typeLine(t, since, ctx.now)).join('; ')}`,
       fix: stuck.some(({ t }) => t.state === 'NACKED')
-        ? `see skein proxy-status ${p.nodeId}; fix what it rejects and apply again, or roll back to the revision it is on (skein rollback ${p.ackedRevision})`
+        ? `see skein proxy-status ${p.nodeId}; fix what it rejects and apply again${p.ackedRevision > 0 ? `, or roll back to the revision it is on (skein rollback ${p.ackedRevision})` : ''}`
         : `see skein proxy-status ${p.nodeId}; check that the proxy is alive and reading its xDS stream (its logs, its connection to the control plane); restarting it resyncs it`,
     });
   }
