@@ -126,16 +126,18 @@ async function renewLoop(p: Parsed, out: (s: string) => void): Promise<number> {
   rot.resume(cur);
   rot.onChange((id) => {
     writeCertDir(dir, id);
-    out(`renewed: serial ${id.serial}, expires ${new Date(id.notAfter).toISOString()}`);
+    out(`renewed: serial ${id.serial}, expires ${certTime(id.notAfter)}`);
   });
-  out(`${summary(cur, dir)}\nrenewing at about half its lifetime until SIGTERM`);
-  // The rotation's timers do not keep the process alive; this does, until a signal.
+  // The rotation's timers do not keep the process alive; this does, until a signal. The
+  // handlers are in place before the line that says it is running.
   const keepAlive = setInterval(() => undefined, 3600_000);
-  await new Promise<void>((resolve) => {
+  const stopped = new Promise<void>((resolve) => {
     const stop = (sig: string) => { log.info({ signal: sig }, 'stopping'); resolve(); };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  out(`${summary(cur, dir)}\nrenewing at about half its lifetime until SIGTERM`);
+  await stopped;
   clearInterval(keepAlive);
   rot.close();
   log.flush();
@@ -202,7 +204,7 @@ function summary(id: IssuedIdentity, dir: string): string {
   return [
     `spiffe id  ${id.spiffeId}`,
     `serial     ${id.serial}`,
-    `expires    ${new Date(id.notAfter).toISOString()}`,
+    `expires    ${certTime(id.notAfter)}`,
     `files      ${path.join(abs, CERT_FILES.key)} (0600), ${path.join(abs, CERT_FILES.chain)}, ${path.join(abs, CERT_FILES.ca)}`,
   ].join('\n');
 }
@@ -212,6 +214,9 @@ function xdsCaFile(p: Parsed): string | undefined {
   const env = process.env['SKEIN_XDS_CA_FILE'];
   return optStr(p, 'xds-ca-file') ?? (env === undefined || env === '' ? undefined : env);
 }
+
+/** A time as the certificate holds it: X.509 times have whole seconds. */
+function certTime(ms: number): string { return new Date(Math.floor(ms / 1000) * 1000).toISOString(); }
 
 function required(p: Parsed, name: string, what: string): string {
   const v = optStr(p, name);
