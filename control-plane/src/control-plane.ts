@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildMesh, buildMeshSliced } from '../../shared/src/config/mesh';
 import type { MeshConfig, RawResource } from '../../shared/src/config/mesh';
@@ -28,6 +29,7 @@ import { servingIdentity } from './identity/serving-identity';
 import { RegistrationService } from './registry/registration-service';
 import { MeshIdentity } from './identity/mesh-identity';
 import { CertificateService } from './identity/certificate-service';
+import type { CheckContext } from './check/finding';
 
 export interface ControlPlaneOptions {
   /** Where the embedded store keeps revisions. Default ./.skein-data */
@@ -78,6 +80,9 @@ export class ControlPlane {
   private readonly grpcServer = new grpc.Server(GRPC_SERVER_OPTIONS);
   private insecureServer: grpc.Server | undefined;
   private serving: RotatingIdentity | undefined;
+  private certificates!: CertificateService;
+  /** host:port of the plaintext xDS listener, when open. */
+  private xdsInsecureAddress: string | undefined;
   private api!: ApiServer;
   private rebuildScheduled = false;
   /** Rebuilds run one after another. */
@@ -124,11 +129,14 @@ export class ControlPlane {
     void cp.watchStore();
     const trustDomain = cp.identity.ca.trustDomain;
     cp.trustBundleFile = path.join(path.resolve(opts.dataDir), 'ca', 'trust-bundle.pem');
+    // <dataDir>/ca exists already unless the CA is plugged (--ca-cert): then nothing made it.
+    fs.mkdirSync(path.dirname(cp.trustBundleFile), { recursive: true, mode: 0o700 });
     writeFileAtomic(cp.trustBundleFile, cp.identity.ca.trustBundlePem(), 0o644);
     cp.serving = servingIdentity(cp.identity.ca, opts.xdsSans ?? [], cp.clock, cp.log);
     await cp.serving.start();
     cp.discovery.register(cp.grpcServer, { trustDomain });
-    new CertificateService(cp.identity, cp.log).register(cp.grpcServer);
+    cp.certificates = new CertificateService(cp.identity, cp.log);
+    cp.certificates.register(cp.grpcServer);
     new RegistrationService({ registry: cp.registry, trustDomain, log: cp.log, serviceAccountOf: (s) => cp.serviceAccountOf(s) }).register(cp.grpcServer);
     // A client certificate is optional on this port (a new workload has only its join token),
     // and verified against the mesh's roots when present; each service checks what it needs.
@@ -137,7 +145,8 @@ export class ControlPlane {
       cp.insecureServer = new grpc.Server(GRPC_SERVER_OPTIONS);
       cp.discovery.register(cp.insecureServer, 'insecure');
       cp.xdsInsecurePort = await bind(cp.insecureServer, opts.xdsInsecureListen, '--xds-insecure-listen', grpc.ServerCredentials.createInsecure());
-      cp.log.warn({ xdsInsecure: `${host(opts.xdsInsecureListen)}:${cp.xdsInsecurePort}` }, 'plaintext xDS listener open (--xds-insecure-listen): clients on it are not authenticated');
+      cp.xdsInsecureAddress = `${host(opts.xdsInsecureListen)}:${cp.xdsInsecurePort}`;
+      cp.log.warn({ xdsInsecure: cp.xdsInsecureAddress }, 'plaintext xDS listener open (--xds-insecure-listen): clients on it are not authenticated');
     }
     cp.api = new ApiServer(cp, { maxBodyBytes: opts.maxBodyBytes ?? 1024 * 1024, tls: { serving: cp.serving, trustDomain, trustBundlePem: () => cp.identity.ca.trustBundlePem() } });
     cp.apiPort = await cp.api.listen(opts.apiListen);
@@ -168,8 +177,23 @@ export class ControlPlane {
 
   /** The service account allowed to register endpoints of `service` (its spec.serviceAccount, else its name). */
   serviceAccountOf(service: string): string {
-    const mesh = this.lastMesh !== undefined && this.lastMesh.resources === this.store.current().resources ? this.lastMesh.mesh : buildMesh(this.store.current().resources);
-    return mesh.services.get(service)?.spec.serviceAccount ?? service;
+    return this.currentMesh().services.get(service)?.spec.serviceAccount ?? service;
+  }
+
+  /** The current config, validated (the one the last rebuild or precommit built, when it is current). */
+  private currentMesh(): MeshConfig {
+    return this.lastMesh !== undefined && this.lastMesh.resources === this.store.current().resources ? this.lastMesh.mesh : buildMesh(this.store.current().resources);
+  }
+
+  /** What `skein check` (GET /v1/check) looks at, read once, at one instant of the clock. */
+  checkContext(): CheckContext {
+    const ca = this.identity.ca;
+    const insecure = this.xdsInsecureAddress;
+    return {
+      now: this.clock.now(), mesh: this.currentMesh(), proxies: this.discovery.proxies(), issued: this.certificates.issued.latest(),
+      ca: { subject: ca.subject, source: ca.source, notAfter: ca.notAfter, workloadTtlMs: ca.workloadTtlMs },
+      xdsInsecure: insecure === undefined ? undefined : { address: insecure, loopback: isLoopbackHost(parseListen(insecure, '--xds-insecure-listen').host) },
+    };
   }
 
   /** The xDS resources for the current config and endpoints. */

@@ -5,11 +5,11 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { SKEIN_MAIN } from '../../harness/src/control-plane-process';
+import { show, skein } from '../support/skein-cli';
+import type { Run } from '../support/skein-cli';
 import { API_VERSION, MESH_YAML, call, ratingsService, reviewsRoute, reviewsService, startPlane, state, tempDir, assertUnchanged } from '../support/skein';
 import type { Plane } from '../support/skein';
 import { closedPort } from '../support/ports';
@@ -17,27 +17,7 @@ import { eventually, RawAdsClient } from '../support/ads-client';
 import { TYPE_URLS } from '../../shared/src/xds/protos';
 import type { DiscoveryResponse } from '../../control-plane/src/discovery/ads-stream';
 
-interface Run { code: number | null; stdout: string; stderr: string }
-
-/** Runs `skein ARGS` (asynchronously, so the test process keeps serving its pipes). */
-function skein(args: string[], opts: { env?: Record<string, string | undefined>; input?: string } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries({ ...process.env, ...(opts.env ?? {}) })) if (v !== undefined) env[k] = v;
-    const child = spawn(process.execPath, [SKEIN_MAIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(opts.input ?? '');
-  });
-}
-
-function show(r: Run): string { return `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`; }
-
-const COMMANDS = ['control-plane', 'apply', 'delete', 'get', 'revisions', 'rollback', 'canary', 'rollout', 'proxy-status', 'endpoints', 'demo'];
+const COMMANDS = ['control-plane', 'apply', 'delete', 'get', 'revisions', 'rollback', 'canary', 'rollout', 'proxy-status', 'endpoints', 'token', 'ca', 'cert', 'check', 'demo'];
 
 
 describe('skein --help', () => {
@@ -92,6 +72,28 @@ describe('skein --help', () => {
       assert.ok(l.includes(dflt), `--${flag} does not state its default ${dflt}:\n${l}`);
     }
     assert.match(r.stdout, /--app HOST:PORT\s+.*required with --service/);
+  });
+
+  test('cert --help and check --help document every flag with its default', async () => {
+    const [cert, check] = await Promise.all([skein(['cert', '--help']), skein(['check', '--help'])]);
+    const expect: [Run, Record<string, string>][] = [
+      [cert, {
+        service: 'required', namespace: '(default: default)', 'service-account': '(default: --service)', 'trust-domain': '(default: skein.local)', out: 'required',
+        'token-file': 'mint a single-use one valid 10m', dir: 'required', loop: '(default: renew once)', ttl: "the control plane's --workload-cert-ttl",
+        xds: '127.0.0.1:18000', 'xds-ca-file': '$SKEIN_XDS_CA_FILE, else for issue <$SKEIN_DATA_DIR or ./.skein-data>/ca/trust-bundle.pem, for renew DIR/ca.pem',
+        api: 'http://127.0.0.1:18001', 'admin-token-file': '$SKEIN_TOKEN', 'log-level': 'info',
+      }],
+      [check, { api: 'http://127.0.0.1:18001', output: '(default: table)' }],
+    ];
+    for (const [r, flags] of expect) {
+      assert.equal(r.code, 0, show(r));
+      for (const [flag, dflt] of Object.entries(flags)) {
+        const l = r.stdout.split('\n').find((x) => new RegExp(`^\\s+(-\\w, )?--${flag}(?![\\w-])`).test(x));
+        assert.ok(l, `--${flag} is not documented:\n${r.stdout}`);
+        assert.ok(l.includes(dflt), `--${flag} does not state ${dflt}:\n${l}`);
+      }
+    }
+    assert.match(check.stdout, /Exit 1 if any finding is an error, 0 otherwise/);
   });
 
   test('every subcommand has --help (and -h) that exits 0 with its usage', async () => {

@@ -37,3 +37,20 @@ export async function workloadIdentity(t: TestCa, sa: string, opts: { ns?: strin
   const issued = await ca.sign(csr.toString('pem'), id, opts.ttlMs);
   return { ...issued, keyPem: await privateKeyPem(keys.privateKey) };
 }
+
+/**
+ * A self-signed root CA valid for `validMs` from `now`, written as the files
+ * `skein control-plane --ca-cert/--ca-key` plug in (key 0600); returns their paths.
+ */
+export async function writeRootCaFiles(dir: string, validMs: number, now = Date.now()): Promise<{ certFile: string; keyFile: string }> {
+  const keys = await generateKeyPair();
+  const root = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: '01', name: 'CN=short-lived test root', notBefore: new Date(now - 60_000), notAfter: new Date(now + validMs), keys, signingAlgorithm: EC_P256,
+    extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
+  });
+  const certFile = path.join(dir, 'ca-cert.pem');
+  const keyFile = path.join(dir, 'ca-key.pem');
+  fs.writeFileSync(certFile, root.toString('pem'));
+  fs.writeFileSync(keyFile, await privateKeyPem(keys.privateKey), { mode: 0o600 });
+  return { certFile, keyFile };
+}

@@ -6,6 +6,7 @@ import type { SnapshotCache } from '../discovery/snapshot-cache';
 import type { EndpointRegistry } from '../registry/endpoint-registry';
 import type { ConfigStore } from '../store/config-store';
 import type { MeshIdentity } from '../identity/mesh-identity';
+import type { CheckContext } from '../check/finding';
 
 /** What the SRE API drives: the control plane as the API sees it (control-plane.ts assembles it). */
 export interface ApiBackend {
@@ -20,4 +21,6 @@ export interface ApiBackend {
   syncSnapshot(): Promise<void>;
   /** The NACKs a candidate config is certain to get from the proxies connected now. */
   forecastNacks(candidate: MeshConfig): NackWarning[];
+  /** What GET /v1/check's checks read. */
+  checkContext(): CheckContext;
 }

@@ -18,6 +18,7 @@ import type { MeshConfig } from '../../../shared/src/config/mesh';
 import { parseDuration } from '../../../shared/src/config/duration';
 import { ADMIN_TOKEN_FILE } from '../identity/admin-token';
 import type { CreateTokenRequest, TokenRecord } from '../identity/join-tokens';
+import { runChecks } from '../check/checks';
 
 /** A change's answer: the store's result and, unless it was a dry run, its rollout. */
 export interface ChangeAnswer extends ChangeResult {
@@ -91,6 +92,7 @@ export class ApiServer {
       { method: 'GET', pattern: /^\/v1\/tokens$/, handler: async () => [200, { tokens: this.cp.identity.tokens.list().map(tokenJson) }], access: 'admin' },
       { method: 'DELETE', pattern: /^\/v1\/tokens\/([0-9a-f]{12})$/, handler: async (_r, _u, p) => { this.cp.identity.tokens.revoke(p[0]!); return [200, { revoked: p[0] }]; }, access: 'admin' },
       { method: 'GET', pattern: /^\/v1\/ca$/, handler: async () => [200, this.caStatus()] },
+      { method: 'GET', pattern: /^\/v1\/check$/, handler: async () => [200, runChecks(this.cp.checkContext())] },
     ];
     const serverOpts = { requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 };
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => { void this.dispatch(req, res); };

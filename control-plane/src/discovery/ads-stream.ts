@@ -126,8 +126,11 @@ export class AdsStream {
     if (nonce !== '' && nonce === st.sentNonce) {
       if (req.error_detail !== undefined) {
         answer = 'NACKED';
+        // A client that repeats its NACK of the same response (grpc-js does, with each later
+        // request for the type) keeps the time of its first: NACKED since then.
+        const at = st.nacked && st.lastNack !== null ? st.lastNack.at : new Date(this.clock.now()).toISOString();
         st.nacked = true;
-        st.lastNack = { version: st.sentVersion ?? '', message: req.error_detail.message ?? '', code: req.error_detail.code ?? 0, at: new Date(this.clock.now()).toISOString() };
+        st.lastNack = { version: st.sentVersion ?? '', message: req.error_detail.message ?? '', code: req.error_detail.code ?? 0, at };
         this.log.warn({ stream: this.id, node: this.nodeId, type, version: st.sentVersion, error: st.lastNack.message }, 'xDS client rejected a response (NACK)');
       } else {
         answer = 'ACKED';

@@ -61,7 +61,8 @@ export interface IssuedCertificate {
 
 export class CertificateAuthority {
   readonly trustDomain: string;
-  private readonly workloadTtlMs: number;
+  /** The lifetime of a workload certificate when the caller asks for none (--workload-cert-ttl). */
+  readonly workloadTtlMs: number;
 
   private constructor(
     opts: CaOptions,

@@ -5,6 +5,7 @@
  *   - a join token (`authorization: Bearer skein-jt.…` metadata) for the first certificate;
  *   - its current workload certificate (TLS client certificate) to renew.
  * Every issue and every refusal is logged with the identity and the reason; tokens and keys never are.
+ * Every issue is also recorded (`issued`: the latest per identity, in memory) for `skein check`.
  */
 import * as grpc from '@grpc/grpc-js';
 import { asMeshError, ErrorCodes, MeshError } from '../../../shared/src/errors';
@@ -14,11 +15,15 @@ import type { WorkloadIdentity } from '../../../shared/src/identity/spiffe';
 import { callerIdentity, CERTIFICATES_SERVICE, durationMs, grpcError, skeinService } from '../../../shared/src/grpc/skein-services';
 import type { SignRequest, SignResponse } from '../../../shared/src/grpc/skein-services';
 import type { MeshIdentity } from './mesh-identity';
+import { IssuedCertificates } from './issued-certificates';
 
 /** How the caller proved who it is; `token` when by a join token, used up only once a certificate is issued. */
 interface Caller { identity: WorkloadIdentity; via: string; token?: string }
 
 export class CertificateService {
+  /** The latest certificate issued to each identity. */
+  readonly issued = new IssuedCertificates();
+
   constructor(private readonly id: MeshIdentity, private readonly log: Logger) {}
 
   register(server: grpc.Server): void {
@@ -37,6 +42,7 @@ export class CertificateService {
       // A refused CSR does not burn a single-use token; a token used by a concurrent call while
       // this one was signing is refused here, and this certificate is never sent.
       if (caller.token !== undefined) this.id.tokens.redeem(caller.token);
+      this.issued.record({ spiffeId: issued.spiffeId, serial: issued.serial, notBefore: issued.notBefore, notAfter: issued.notAfter, how: caller.token === undefined ? 'renewal' : 'token' });
       this.log.info({ spiffeId: issued.spiffeId, serial: issued.serial, notAfter: new Date(issued.notAfter).toISOString(), via: caller.via, peer }, 'workload certificate issued');
       cb(null, {
         spiffe_id: issued.spiffeId, cert_chain_pem: issued.certChainPem, trust_bundle_pem: issued.trustBundlePem,

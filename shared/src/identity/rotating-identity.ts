@@ -84,6 +84,16 @@ export class RotatingIdentity {
     return id;
   }
 
+  /**
+   * Takes over a certificate issued earlier (`skein cert renew --loop` reads it back from its
+   * files) without issuing one now, and schedules its renewal from its own lifetime: one already
+   * past its renewal time renews at once.
+   */
+  resume(id: IssuedIdentity): void {
+    if (this.cur !== undefined) throw new Error(`${this.o.what} identity: resume() after start()`);
+    this.install(id);
+  }
+
   get current(): IssuedIdentity {
     if (this.cur === undefined) throw new Error(`${this.o.what} identity used before start()`);
     return this.cur;

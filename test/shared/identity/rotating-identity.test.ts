@@ -360,3 +360,33 @@ describe('RotatingIdentity', () => {
     rot.close();
   });
 });
+
+describe('RotatingIdentity.resume (skein cert renew --loop)', () => {
+  const earlier = (clock: FakeClock, issuedAgo: number): IssuedIdentity => {
+    const notBefore = clock.now() - issuedAgo;
+    return { spiffeId: 'spiffe://test.local/ns/default/sa/greeter', serial: 'from-files', keyPem: 'k', certChainPem: 'c', trustBundlePem: 'b', notBefore, notAfter: notBefore + LIFE };
+  };
+
+  test('takes over a certificate issued earlier without issuing, and renews it at half of its own lifetime', async () => {
+    const { clock, ca, rot, advanceTo } = setup();
+    const cur = earlier(clock, LIFE / 4);
+    rot.resume(cur);
+    assert.equal(ca.calls, 0);
+    assert.equal(rot.current.serial, 'from-files');
+    await advanceTo(cur.notBefore + LIFE / 2 - 1);
+    assert.equal(ca.calls, 0);
+    await advanceTo(cur.notBefore + LIFE / 2);
+    assert.equal(ca.calls, 1);
+    assert.equal(rot.current.serial, 'serial-1');
+    rot.close();
+  });
+
+  test('a certificate already past half its lifetime renews at once', async () => {
+    const { clock, ca, rot, advanceTo } = setup();
+    rot.resume(earlier(clock, (LIFE * 3) / 4));
+    await advanceTo(clock.now());
+    assert.equal(ca.calls, 1);
+    assert.equal(rot.current.serial, 'serial-1');
+    rot.close();
+  });
+});
