@@ -191,7 +191,7 @@ export class ControlPlane {
     const insecure = this.xdsInsecureAddress;
     return {
       now: this.clock.now(), mesh: this.currentMesh(), proxies: this.discovery.proxies(), issued: this.certificates.issued.latest(),
-      ca: { subject: ca.subject, source: ca.source, notAfter: ca.notAfter, workloadTtlMs: ca.workloadTtlMs },
+      ca: { subject: ca.subject, source: ca.source, notAfter: ca.notAfter, workloadTtlMs: ca.workloadTtlMs, trustDomain: ca.trustDomain },
       xdsInsecure: insecure === undefined ? undefined : { address: insecure, loopback: isLoopbackHost(parseListen(insecure, '--xds-insecure-listen').host) },
     };
   }

@@ -37,7 +37,7 @@ describe('skein cert', () => {
   const work = tempDir('cert');
   const noCredentials = tempDir('cert-no-admin'); // SKEIN_DATA_DIR with no admin token in it
   /** skein with the control plane's xDS port; SKEIN_DATA_DIR `dataDir` (the admin token's, or none). */
-  const cli = (args: string[], dataDir = noCredentials) => skein(args, { env: { SKEIN_API: plane!.api, SKEIN_XDS: plane!.proc.xds, SKEIN_DATA_DIR: dataDir, SKEIN_TOKEN: undefined, SKEIN_XDS_CA_FILE: undefined } });
+  const cli = (args: string[], dataDir = noCredentials) => skein(args, { env: { SKEIN_API: plane!.api, SKEIN_CA_FILE: plane!.proc.trustBundleFile, SKEIN_XDS: plane!.proc.xds, SKEIN_DATA_DIR: dataDir, SKEIN_TOKEN: undefined, SKEIN_XDS_CA_FILE: undefined } });
   async function tokenFile(service: string): Promise<string> {
     const r = await call(plane!.api, 'POST', '/v1/tokens', { body: { service } });
     assert.equal(r.status, 201, JSON.stringify(r.body));

@@ -17,7 +17,7 @@ describe('skein check', () => {
   let expiring: Plane | undefined;
   const noCredentials = tempDir('check-no-admin'); // SKEIN_DATA_DIR with no admin-token in it
   const caDir = tempDir('check-ca');
-  const check = (plane: Plane, args: string[] = []) => skein(['check', ...args], { env: { SKEIN_API: plane.api, SKEIN_DATA_DIR: noCredentials, SKEIN_TOKEN: undefined } });
+  const check = (plane: Plane, args: string[] = []) => skein(['check', ...args], { env: { SKEIN_API: plane.api, SKEIN_CA_FILE: plane.proc.trustBundleFile, SKEIN_DATA_DIR: noCredentials, SKEIN_TOKEN: undefined } });
 
   before(async () => {
     const { certFile, keyFile } = await writeRootCaFiles(caDir, 10 * 24 * 3600_000);

@@ -81,9 +81,9 @@ describe('skein --help', () => {
         service: 'required', namespace: '(default: default)', 'service-account': '(default: --service)', 'trust-domain': '(default: skein.local)', out: 'required',
         'token-file': 'mint a single-use one valid 10m', dir: 'required', loop: '(default: renew once)', ttl: "the control plane's --workload-cert-ttl",
         xds: '127.0.0.1:18000', 'xds-ca-file': '$SKEIN_XDS_CA_FILE, else for issue <$SKEIN_DATA_DIR or ./.skein-data>/ca/trust-bundle.pem, for renew DIR/ca.pem',
-        api: 'http://127.0.0.1:18001', 'admin-token-file': '$SKEIN_TOKEN', 'log-level': 'info',
+        api: 'https://127.0.0.1:18001', 'admin-token-file': '$SKEIN_TOKEN', 'log-level': 'info',
       }],
-      [check, { api: 'http://127.0.0.1:18001', output: '(default: table)' }],
+      [check, { api: 'https://127.0.0.1:18001', output: '(default: table)' }],
     ];
     for (const [r, flags] of expect) {
       assert.equal(r.code, 0, show(r));

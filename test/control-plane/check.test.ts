@@ -3,6 +3,7 @@
  * when a test says; real gRPC (certificates bought over the TLS port, a raw ADS client that
  * NACKs over the plaintext port) and the real HTTP API, read with no credential.
  */
+import { registerApiTrust } from '../../harness/src/control-plane-process';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -23,7 +24,9 @@ const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
 async function check(cp: ControlPlane): Promise<CheckReport> {
-  const r = await call(`http://127.0.0.1:${cp.apiPort}`, 'GET', '/v1/check', { anonymous: true });
+  const base = `https://127.0.0.1:${cp.apiPort}`;
+  registerApiTrust(base, cp.identity.ca.trustBundlePem());
+  const r = await call(base, 'GET', '/v1/check', { anonymous: true });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   return r.body as CheckReport;
 }
@@ -105,6 +108,31 @@ describe('GET /v1/check', () => {
     assert.match(found[1]!.what, /spec\.mtls PERMISSIVE/);
     assert.match(found[0]!.what, /spec\.mtls DISABLE/);
     assert.match(found[1]!.fix, /set spec\.mtls: STRICT on Service\/reviews once all of its callers have sidecars/);
+  });
+
+  test('authorization policies: one naming a missing Service and one naming an identity no workload has are warnings; one that denies every caller is an error', async () => {
+    const policy = (name: string, target: string, spec: Record<string, unknown>) => ({ apiVersion: 'skein.dev/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name }, spec: { targetRef: { kind: 'Service', name: target }, ...spec } });
+    await cp.store.apply([
+      reviewsService(), ratingsService(), reviewsRoute(),
+      policy('dangling', 'payments', { defaultAction: 'ALLOW', rules: [] }),
+      policy('typo', 'reviews', { rules: [{ action: 'ALLOW', from: ['spiffe://skein.local/ns/default/sa/frontned', 'spiffe://skein.local/ns/default/sa/ratings', 'spiffe://other.domain/ns/default/sa/x'] }] }),
+      policy('wall', 'ratings', { defaultAction: 'DENY', rules: [{ action: 'DENY', from: ['spiffe://skein.local/ns/default/sa/reviews'] }] }),
+    ] as never, { author: 'test', mode: 'replace' } as never);
+    const found = of(await check(cp), 'authorization-policy');
+    assert.deepEqual(found.map((f) => [f.severity, f.subject]).sort(), [
+      ['error', 'Service/ratings'],
+      ['warning', 'AuthorizationPolicy/dangling'],
+      ['warning', 'AuthorizationPolicy/typo'],
+      ['warning', 'AuthorizationPolicy/typo'],
+    ].sort());
+    assert.match(found.find((f) => f.subject === 'AuthorizationPolicy/dangling')!.what, /targets Service\/payments, which does not exist/);
+    const typos = found.filter((f) => f.subject === 'AuthorizationPolicy/typo').map((f) => f.what).join('\n');
+    assert.match(typos, /sa\/frontned: no Service uses service account frontned/);
+    assert.match(typos, /spiffe:\/\/other\.domain\/ns\/default\/sa\/x: it is not in this mesh's trust domain skein\.local/);
+    assert.doesNotMatch(typos, /sa\/ratings:/, 'a service account a Service uses is a known identity');
+    assert.match(found.find((f) => f.severity === 'error')!.what, /deny every caller of Service\/ratings: defaultAction is DENY and no rule allows anyone/);
+    await cp.store.apply([reviewsService(), ratingsService(), reviewsRoute()] as never, { author: 'test', mode: 'replace' } as never);
+    assert.deepEqual(of(await check(cp), 'authorization-policy'), [], 'gone with the policies');
   });
 
   test('a proxy that NACKs is an error only once it has been NACKED for over a minute, counted from its NACK; one that ACKs is never reported', async () => {

@@ -32,6 +32,8 @@ test('skein demo --duration 6: a sidecar mesh that routes, shows live stats, shi
   // STRICT mTLS by default: each server sidecar has the greeter identity and a STRICT inbound port.
   for (const node of ['greeter-v1-a', 'greeter-v1-b', 'greeter-v2-a']) assert.match(r.stdout, new RegExp(`${node}\\s+spiffe://skein\\.local/ns/default/sa/greeter\\s+\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\s+STRICT`));
   assert.match(r.stdout, /client-app\s+spiffe:\/\/skein\.local\/ns\/default\/sa\/frontend\s/);
+  // skein check's verdict on the demo mesh: STRICT, fresh certificates, every proxy synced.
+  assert.match(r.stdout, /^skein check: 0 errors, 0 warnings$/m);
   // The live table comes from the client sidecar's /stats: both versions appear with rates and percentiles.
   assert.match(r.stdout, /GRPCRoute\/greeter\/split\s+greeter\/v1\s+[\d.]+\s+100\.0%/);
   assert.match(r.stdout, /GRPCRoute\/greeter\/split\s+greeter\/v2\s+[\d.]+\s+100\.0%/);

@@ -1,3 +1,4 @@
+import type { CheckReport } from '../../../control-plane/src/check/checks';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -104,6 +105,9 @@ export const demo: Command = {
         const id = await (await fetch(`http://${sc.admin}/identity`)).json() as { spiffeId?: string; notAfter?: string; inboundMode?: string | null };
         return [sc.nodeId, id.spiffeId ?? 'none', id.notAfter ?? '-', id.inboundMode ?? '- (no inbound)'];
       }))));
+      const verdict = await api.call<CheckReport>('GET', '/v1/check');
+      out(`\nskein check: ${verdict.errors} errors, ${verdict.warnings} warnings`);
+      for (const f of verdict.findings) out(`  ${f.severity}  ${f.check}  ${f.what}`);
       const failed = summary.reduce((n, s) => n + s.count.errors, 0);
       if (failed > 0) throw new MeshError(ErrorCodes.INTERNAL, `${failed} calls failed during the demo (last: ${summary.find((s) => s.count.lastError)?.count.lastError})`);
       return 0;

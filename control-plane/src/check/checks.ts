@@ -10,6 +10,7 @@ import { caExpiry, overdueWorkloadCertificates } from './certificate-checks';
 import { plaintextServices } from './mtls-check';
 import { stuckProxies } from './proxy-sync-check';
 import { plaintextXdsListener } from './insecure-listener-check';
+import { authorizationPolicies } from './authorization-check';
 
 export const MESH_CHECKS: readonly MeshCheck[] = [
   caExpiry,
@@ -17,6 +18,7 @@ export const MESH_CHECKS: readonly MeshCheck[] = [
   stuckProxies,
   plaintextServices,
   plaintextXdsListener,
+  authorizationPolicies,
 ];
 
 /** GET /v1/check's answer. */

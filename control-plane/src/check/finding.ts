@@ -31,7 +31,7 @@ export interface CheckContext {
   /** The latest workload certificate issued to each identity. */
   issued: Iterable<IssuedRecord>;
   /** The issuing CA certificate and the workload certificate lifetime. */
-  ca: { subject: string; source: string; notAfter: number; workloadTtlMs: number };
+  ca: { subject: string; source: string; notAfter: number; workloadTtlMs: number; trustDomain: string };
   /** The plaintext xDS listener (--xds-insecure-listen), when open. */
   xdsInsecure: { address: string; loopback: boolean } | undefined;
 }
