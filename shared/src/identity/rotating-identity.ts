@@ -91,7 +91,8 @@ export class RotatingIdentity {
    */
   resume(id: IssuedIdentity): void {
     if (this.cur !== undefined) throw new Error(`${this.o.what} identity: resume() after start()`);
-    this.install(id);
+    // Issued earlier, when is unknown: its lifetime counts from its notBefore.
+    this.install(id, id.notBefore);
   }
 
   get current(): IssuedIdentity {
@@ -132,7 +133,8 @@ export class RotatingIdentity {
     this.timer = undefined;
   }
 
-  private install(id: IssuedIdentity): void {
+  /** `arrivedAt`: when it was issued to us (default now), the start of its lifetime for renewal. */
+  private install(id: IssuedIdentity, arrivedAt = this.o.clock.now()): void {
     const prev = this.cur;
     this.cur = id;
     this.retryMs = ROTATION.firstRetryMs;
@@ -141,18 +143,18 @@ export class RotatingIdentity {
     for (const l of this.caListeners) l({ caCertificate: Buffer.from(id.trustBundlePem) });
     for (const l of this.idListeners) l({ certificate: Buffer.from(id.certChainPem), privateKey: Buffer.from(id.keyPem) });
     for (const fn of this.changeFns) fn(id);
-    this.schedule(this.renewDelay(id));
+    this.schedule(this.renewDelay(id, arrivedAt));
   }
 
   /**
-   * When to renew `id`, from now: half its lifetime ±10%, the lifetime measured from when it was
-   * installed (or its notBefore, if later). Not from a notBefore the CA backdated for clock skew:
+   * When to renew `id`, from now: half its lifetime ±10%, the lifetime measured from when it
+   * arrived (or its notBefore, if later). Not from a notBefore the CA backdated for clock skew:
    * with a short lifetime and an early renewal point, that would put renewal in the past and
    * renew in a loop.
    */
-  private renewDelay(id: IssuedIdentity): number {
+  private renewDelay(id: IssuedIdentity, arrivedAt: number): number {
     const now = this.o.clock.now();
-    const start = Math.max(id.notBefore, now);
+    const start = Math.max(id.notBefore, arrivedAt);
     const life = id.notAfter - start;
     const fraction = (this.o.renewAt ?? ROTATION.renewAt) + (2 * (this.o.random ?? Math.random)() - 1) * (this.o.jitter ?? ROTATION.jitter);
     return Math.max(0, start + life * fraction - now);
