@@ -27,6 +27,7 @@ import { writeFileAtomic } from '../../shared/src/atomic-file';
 import type { RotatingIdentity } from '../../shared/src/identity/rotating-identity';
 import { servingIdentity } from './identity/serving-identity';
 import { RegistrationService } from './registry/registration-service';
+import { RootRotation } from './identity/root-rotation';
 import { MeshIdentity } from './identity/mesh-identity';
 import { CertificateService } from './identity/certificate-service';
 import type { CheckContext } from './check/finding';
@@ -80,6 +81,8 @@ export class ControlPlane {
   private readonly grpcServer = new grpc.Server(GRPC_SERVER_OPTIONS);
   private insecureServer: grpc.Server | undefined;
   private serving: RotatingIdentity | undefined;
+  /** Root rotation (skein ca rotate). */
+  rotation!: RootRotation;
   private certificates!: CertificateService;
   /** host:port of the plaintext xDS listener, when open. */
   private xdsInsecureAddress: string | undefined;
@@ -134,6 +137,18 @@ export class ControlPlane {
     writeFileAtomic(cp.trustBundleFile, cp.identity.ca.trustBundlePem(), 0o644);
     cp.serving = servingIdentity(cp.identity.ca, opts.xdsSans ?? [], cp.clock, cp.log);
     await cp.serving.start();
+    cp.rotation = new RootRotation({
+      ca: cp.identity.ca, clock: cp.clock, log: cp.log, proxies: () => cp.discovery.proxies(),
+      bundleChanged: async () => {
+        writeFileAtomic(cp.trustBundleFile, cp.identity.ca.trustBundlePem(), 0o644);
+        // The serving certificate carries the bundle its TLS servers verify clients with; once the
+        // new root issues, it is re-issued from it too.
+        await cp.serving!.renewNow();
+        // ROOTCA is part of the snapshot: a rebuild with the same revision and endpoints must still run.
+        cp.registryEpoch++;
+        cp.scheduleRebuild();
+      },
+    });
     cp.discovery.register(cp.grpcServer, { trustDomain });
     cp.certificates = new CertificateService(cp.identity, cp.log);
     cp.certificates.register(cp.grpcServer);
@@ -211,6 +226,7 @@ export class ControlPlane {
     await this.api?.close();
     await Promise.all([this.grpcServer, this.insecureServer].map((s) => (s === undefined ? undefined : shutdown(s))));
     this.serving?.close();
+    this.rotation?.close();
     this.leases?.save();
     this.registry.close();
     await this.store?.close();

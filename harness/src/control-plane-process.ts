@@ -24,9 +24,9 @@ export function registerApiTrust(origin: string, caPem: string): void { TRUST.se
  */
 export function apiFetch(url: string | URL, init: Parameters<typeof fetchTrusting>[1] = {}): ReturnType<typeof fetchTrusting> {
   const origin = new URL(url).origin;
-  let ca = TRUST.get(origin);
+  // Read each time: a root rotation rewrites the bundle (the agents are cached per bundle).
   const file = STARTED.get(origin)?.trustBundleFile;
-  if (ca === undefined && file !== undefined) { ca = fs.readFileSync(file, 'utf8'); TRUST.set(origin, ca); }
+  const ca = file !== undefined && fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : TRUST.get(origin);
   return fetchTrusting(url, init, ca);
 }
 

@@ -7,6 +7,7 @@ import type { EndpointRegistry } from '../registry/endpoint-registry';
 import type { ConfigStore } from '../store/config-store';
 import type { MeshIdentity } from '../identity/mesh-identity';
 import type { CheckContext } from '../check/finding';
+import type { RootRotation } from '../identity/root-rotation';
 
 /** What the SRE API drives: the control plane as the API sees it (control-plane.ts assembles it). */
 export interface ApiBackend {
@@ -23,4 +24,6 @@ export interface ApiBackend {
   forecastNacks(candidate: MeshConfig): NackWarning[];
   /** What GET /v1/check's checks read. */
   checkContext(): CheckContext;
+  /** Root rotation (skein ca rotate). */
+  readonly rotation: RootRotation;
 }

@@ -92,6 +92,7 @@ export class ApiServer {
       { method: 'GET', pattern: /^\/v1\/tokens$/, handler: async () => [200, { tokens: this.cp.identity.tokens.list().map(tokenJson) }], access: 'admin' },
       { method: 'DELETE', pattern: /^\/v1\/tokens\/([0-9a-f]{12})$/, handler: async (_r, _u, p) => { this.cp.identity.tokens.revoke(p[0]!); return [200, { revoked: p[0] }]; }, access: 'admin' },
       { method: 'GET', pattern: /^\/v1\/ca$/, handler: async () => [200, this.caStatus()] },
+      { method: 'POST', pattern: /^\/v1\/ca\/rotate$/, handler: (req) => this.rotate(req), access: 'admin' },
       { method: 'GET', pattern: /^\/v1\/check$/, handler: async () => [200, runChecks(this.cp.checkContext())] },
     ];
     const serverOpts = { requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 };
@@ -236,7 +237,27 @@ export class ApiServer {
 
   private caStatus(): unknown {
     const ca = this.cp.identity.ca;
-    return { trustDomain: ca.trustDomain, source: ca.source, subject: ca.subject, notAfter: new Date(ca.notAfter).toISOString(), trustBundle: ca.trustBundlePem() };
+    const r = this.cp.rotation.status();
+    const rotation = r.state === undefined ? { phase: 'none' } : {
+      phase: r.phase, startedAt: new Date(r.state.startedAt).toISOString(), oldRootSerial: r.state.oldRootSerial, newRootSerial: r.state.newRootSerial,
+      ...(r.state.switchedAt === undefined ? {} : { switchedAt: new Date(r.state.switchedAt).toISOString() }),
+      ...(r.state.oldLeavesExpireBy === undefined ? {} : { oldLeavesExpireBy: new Date(r.state.oldLeavesExpireBy).toISOString() }),
+      waitingFor: r.waitingFor,
+    };
+    return { trustDomain: ca.trustDomain, source: ca.source, subject: ca.subject, notAfter: new Date(ca.notAfter).toISOString(), rotation, trustBundle: ca.trustBundlePem() };
+  }
+
+  /** POST /v1/ca/rotate: {} starts a root rotation; {"finish": true} ends its issue phase now. */
+  private async rotate(req: http.IncomingMessage): Promise<[number, unknown]> {
+    const text = await readBody(req, 1024);
+    const body = text.trim() === '' ? {} : parseJsonBody(text);
+    if (typeof body !== 'object' || body === null || Array.isArray(body) || Object.keys(body).some((k) => k !== 'finish') || ((body as { finish?: unknown }).finish !== undefined && typeof (body as { finish?: unknown }).finish !== 'boolean')) {
+      throw new MeshError(ErrorCodes.VALIDATION, 'body: expected {} or {"finish": true}', { details: [{ resource: '', path: 'finish', message: 'must be a boolean; no other field' }] });
+    }
+    const finish = (body as { finish?: boolean }).finish === true;
+    await (finish ? this.cp.rotation.finish() : this.cp.rotation.begin());
+    this.cp.log.info({ finish }, 'root rotation requested through the API');
+    return [200, this.caStatus()];
   }
 
   private xdsDump(url: URL): unknown {

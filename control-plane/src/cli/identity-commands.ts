@@ -57,18 +57,31 @@ export const token: Command = {
   },
 };
 
+interface CaStatus {
+  trustDomain: string; source: string; subject: string; notAfter: string; trustBundle: string;
+  rotation: { phase: 'none' | 'trust' | 'issue'; startedAt?: string; oldRootSerial?: string; newRootSerial?: string; switchedAt?: string; oldLeavesExpireBy?: string; waitingFor?: string };
+}
+
 export const ca: Command = {
   spec: {
-    name: 'ca', usage: 'ca status [flags]',
-    summary: 'Show the mesh certificate authority: trust domain, where the CA came from (generated, loaded, plugged), its expiry.',
-    flags: [API_FLAG, API_CA_FLAG, { ...OUTPUT, help: 'output format: table or json' }],
+    name: 'ca', usage: 'ca status | ca rotate [--finish] [flags]',
+    summary: 'Show the mesh certificate authority (trust domain, where the CA came from, its expiry, a root rotation in progress),\n' +
+      'or rotate its root with overlap: `ca rotate` trusts a new root next to the old one; once every proxy has it, the new\n' +
+      'root issues and sidecars renew from it; the old root leaves the trust bundle when its last certificate expires,\n' +
+      'or at once with `ca rotate --finish`. `ca status` shows the phase and what it waits for.',
+    flags: [API_FLAG, ADMIN_TOKEN_FLAG, API_CA_FLAG, { name: 'finish', type: 'boolean', help: 'ca rotate: end the rotation now, removing the old root (when every workload has renewed). Default: off' }, { ...OUTPUT, help: 'output format: table or json' }],
   },
   async run(p, out) {
     const fmt = outputFormat(p, ['table', 'json']);
-    if (p.positionals.length !== 1 || p.positionals[0] !== 'status') throw new MeshError(ErrorCodes.VALIDATION, 'expected: ca status');
-    const s = await client(p).call<{ trustDomain: string; source: string; subject: string; notAfter: string; trustBundle: string }>('GET', '/v1/ca');
+    const verb = p.positionals[0];
+    if (p.positionals.length !== 1 || (verb !== 'status' && verb !== 'rotate')) throw new MeshError(ErrorCodes.VALIDATION, 'expected: ca status, or ca rotate [--finish]');
+    if (verb === 'status' && p.values['finish'] === true) throw new MeshError(ErrorCodes.VALIDATION, '--finish goes with ca rotate');
+    const s = verb === 'status'
+      ? await client(p).call<CaStatus>('GET', '/v1/ca')
+      : await client(p).call<CaStatus>('POST', '/v1/ca/rotate', { text: JSON.stringify(p.values['finish'] === true ? { finish: true } : {}), type: 'application/json' });
     if (fmt === 'json') { out(JSON.stringify(s, null, 2)); return 0; }
-    out(table(['TRUST DOMAIN', 'SOURCE', 'SUBJECT', 'EXPIRES'], [[s.trustDomain, s.source, s.subject, s.notAfter]]));
+    out(table(['TRUST DOMAIN', 'SOURCE', 'SUBJECT', 'EXPIRES', 'ROTATION'], [[s.trustDomain, s.source, s.subject, s.notAfter, s.rotation.phase]]));
+    if (s.rotation.phase !== 'none') out(`rotation: ${s.rotation.phase} phase since ${s.rotation.switchedAt ?? s.rotation.startedAt}; waiting for ${s.rotation.waitingFor}`);
     return 0;
   },
 };

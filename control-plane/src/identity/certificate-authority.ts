@@ -20,7 +20,7 @@ import { writeFileAtomic } from '../../../shared/src/atomic-file';
 import { controlPlaneSpiffeId, spiffeId } from '../../../shared/src/identity/spiffe';
 import type { WorkloadIdentity } from '../../../shared/src/identity/spiffe';
 import { EC_P256, generateKeyPair, importPrivateKeyPem, privateKeyPem, x509 } from '../../../shared/src/identity/x509';
-import type { CryptoKey } from '../../../shared/src/identity/x509';
+import type { CryptoKey, CryptoKeyPair } from '../../../shared/src/identity/x509';
 
 export const CA_DEFAULTS = {
   rootValidityMs: 10 * 365 * 24 * 3600_000,
@@ -64,19 +64,26 @@ export class CertificateAuthority {
   /** The lifetime of a workload certificate when the caller asks for none (--workload-cert-ttl). */
   readonly workloadTtlMs: number;
 
+  /** Root rotation in progress (root-rotation state, persisted in <dataDir>/ca/rotation.json). */
+  private rotation: RotationState | undefined;
+  /** The new root and its key, while a rotation is in its trust phase. */
+  private next: { cert: x509.X509Certificate; key: CryptoKey } | undefined;
+  private readonly dir: string;
+
   private constructor(
     opts: CaOptions,
     private readonly clock: Clock,
-    private readonly issuer: x509.X509Certificate,
-    private readonly issuerKey: CryptoKey,
+    private issuer: x509.X509Certificate,
+    private issuerKey: CryptoKey,
     /** Intermediates between the issuer and the root (issuer first excluded), PEM. */
     private readonly intermediatesPem: string[],
-    private readonly roots: x509.X509Certificate[],
+    private roots: x509.X509Certificate[],
     /** Where the CA came from, for logs and `skein ca status`. */
     readonly source: 'generated' | 'loaded' | 'plugged',
   ) {
     this.trustDomain = opts.trustDomain;
     this.workloadTtlMs = opts.workloadTtlMs ?? CA_DEFAULTS.workloadTtlMs;
+    this.dir = path.join(opts.dataDir, 'ca');
   }
 
   /** Loads the plugged CA, or the one in the data dir, or generates a root there. */
@@ -90,27 +97,108 @@ export class CertificateAuthority {
     const keyFile = path.join(dir, 'root-key.pem');
     if (fs.existsSync(certFile) || fs.existsSync(keyFile)) {
       const { issuer, key } = await loadPair(certFile, keyFile);
-      return new CertificateAuthority(opts, opts.clock, issuer, key, [], [issuer], 'loaded');
+      const ca = new CertificateAuthority(opts, opts.clock, issuer, key, [], [issuer], 'loaded');
+      await ca.loadRotation();
+      return ca;
     }
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     fs.chmodSync(dir, 0o700);
-    const keys = await generateKeyPair();
-    const now = opts.clock.now();
-    const root = await x509.X509CertificateGenerator.createSelfSigned({
-      serialNumber: serial(), name: `O=skein, CN=skein root CA (${opts.trustDomain})`,
-      notBefore: new Date(now - CA_DEFAULTS.backdateMs), notAfter: new Date(now + CA_DEFAULTS.rootValidityMs),
-      keys, signingAlgorithm: EC_P256,
-      extensions: [
-        new x509.BasicConstraintsExtension(true, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-      ],
-    });
+    const { root, keys } = await newRoot(opts.trustDomain, opts.clock.now());
     // The key first: a crash between the two writes leaves a key without a cert, which open()
     // reports, never a cert whose key is lost.
     writeFileAtomic(keyFile, await privateKeyPem(keys.privateKey), 0o600);
     writeFileAtomic(certFile, root.toString('pem'), 0o644);
     return new CertificateAuthority(opts, opts.clock, root, keys.privateKey, [], [root], 'generated');
+  }
+
+  // ---- Root rotation (root-rotation.ts drives it; these are the steps, each persisted) ----
+
+  /** The rotation in progress, or undefined. */
+  get rotationState(): Readonly<RotationState> | undefined { return this.rotation; }
+
+  /**
+   * Starts a rotation: a new root is made (key 0600) and trusted next to the current one, which
+   * still issues. Refused for a plugged CA (plug the new one instead) and during a rotation.
+   */
+  async beginRotation(): Promise<RotationState> {
+    if (this.source === 'plugged') throw new MeshError(ErrorCodes.VALIDATION, 'the CA is plugged in (--ca-cert/--ca-key): rotate it by plugging in the new CA, with the old root kept in its chain file until workloads renew');
+    if (this.rotation !== undefined) throw new MeshError(ErrorCodes.CONFLICT, `a root rotation is already in its ${this.rotation.phase} phase (started ${new Date(this.rotation.startedAt).toISOString()}); see skein ca status`);
+    const { root, keys } = await newRoot(this.trustDomain, this.clock.now());
+    writeFileAtomic(path.join(this.dir, 'next-root-key.pem'), await privateKeyPem(keys.privateKey), 0o600);
+    writeFileAtomic(path.join(this.dir, 'next-root-cert.pem'), root.toString('pem'), 0o644);
+    this.next = { cert: root, key: keys.privateKey };
+    this.rotation = { phase: 'trust', startedAt: this.clock.now(), oldRootSerial: this.issuer.serialNumber, newRootSerial: root.serialNumber };
+    this.roots = [this.issuer, root];
+    this.saveRotation();
+    return this.rotation;
+  }
+
+  /**
+   * Trust phase -> issue phase: the new root issues from now on and comes first in the bundle;
+   * the old one stays trusted until every leaf it issued has expired (oldLeavesExpireBy). Its
+   * key is deleted: nothing is ever signed with it again.
+   */
+  switchIssuer(): RotationState {
+    const r = this.rotation;
+    if (r === undefined || r.phase !== 'trust' || this.next === undefined) throw new MeshError(ErrorCodes.CONFLICT, 'no root rotation in its trust phase');
+    const old = this.issuer;
+    writeFileAtomic(path.join(this.dir, 'previous-root-cert.pem'), old.toString('pem'), 0o644);
+    writeFileAtomic(path.join(this.dir, 'root-key.pem'), fs.readFileSync(path.join(this.dir, 'next-root-key.pem'), 'utf8'), 0o600);
+    writeFileAtomic(path.join(this.dir, 'root-cert.pem'), this.next.cert.toString('pem'), 0o644);
+    fs.rmSync(path.join(this.dir, 'next-root-key.pem'), { force: true });
+    fs.rmSync(path.join(this.dir, 'next-root-cert.pem'), { force: true });
+    this.issuer = this.next.cert;
+    this.issuerKey = this.next.key;
+    this.next = undefined;
+    this.roots = [this.issuer, old];
+    const now = this.clock.now();
+    this.rotation = { ...r, phase: 'issue', switchedAt: now, oldLeavesExpireBy: Math.max(now, this.issuedUntil(old.serialNumber)) };
+    this.saveRotation();
+    return this.rotation;
+  }
+
+  /** Issue phase -> done: the old root leaves the trust bundle. */
+  finishRotation(): void {
+    const r = this.rotation;
+    if (r === undefined || r.phase !== 'issue') throw new MeshError(ErrorCodes.CONFLICT, r === undefined ? 'no root rotation in progress' : 'the rotation is still in its trust phase: the new root does not issue yet, so the old one cannot go');
+    fs.rmSync(path.join(this.dir, 'previous-root-cert.pem'), { force: true });
+    fs.rmSync(path.join(this.dir, 'rotation.json'), { force: true });
+    this.roots = [this.issuer];
+    this.rotation = undefined;
+  }
+
+  private saveRotation(): void {
+    writeFileAtomic(path.join(this.dir, 'rotation.json'), `${JSON.stringify(this.rotation)}\n`, 0o644);
+  }
+
+  private async loadRotation(): Promise<void> {
+    const file = path.join(this.dir, 'rotation.json');
+    if (!fs.existsSync(file)) return;
+    const r = JSON.parse(fs.readFileSync(file, 'utf8')) as RotationState;
+    if (r.phase === 'trust') {
+      const { issuer, key } = await loadPair(path.join(this.dir, 'next-root-cert.pem'), path.join(this.dir, 'next-root-key.pem'));
+      this.next = { cert: issuer, key };
+      this.roots = [this.issuer, issuer];
+    } else {
+      const prev = new x509.X509Certificate(fs.readFileSync(path.join(this.dir, 'previous-root-cert.pem'), 'utf8'));
+      this.roots = [this.issuer, prev];
+    }
+    this.rotation = r;
+  }
+
+  /** The latest notAfter of a leaf the root `rootSerial` issued (persisted: it outlives restarts). */
+  private issuedUntil(rootSerial: string): number {
+    try { return (JSON.parse(fs.readFileSync(path.join(this.dir, 'issued-until.json'), 'utf8')) as Record<string, number>)[rootSerial] ?? 0; } catch { return 0; }
+  }
+
+  private recordIssued(notAfter: number): void {
+    if (this.source === 'plugged') return;
+    const file = path.join(this.dir, 'issued-until.json');
+    let all: Record<string, number> = {};
+    try { all = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, number>; } catch { /* first leaf */ }
+    if ((all[this.issuer.serialNumber] ?? 0) >= notAfter) return;
+    all[this.issuer.serialNumber] = notAfter;
+    writeFileAtomic(file, `${JSON.stringify(all)}\n`, 0o644);
   }
 
   private static async plugged(opts: CaOptions, certFile: string, keyFile: string): Promise<CertificateAuthority> {
@@ -187,12 +275,41 @@ export class CertificateAuthority {
         await x509.AuthorityKeyIdentifierExtension.create(this.issuer),
       ],
     });
+    this.recordIssued(notAfter);
     return {
       spiffeId: sans[0]!.value, serial: sn,
-      certChainPem: [leaf.toString('pem'), this.issuer === this.roots[0] ? undefined : this.issuer.toString('pem'), ...this.intermediatesPem].filter((x) => x !== undefined).join('\n'),
+      certChainPem: [leaf.toString('pem'), this.roots.includes(this.issuer) ? undefined : this.issuer.toString('pem'), ...this.intermediatesPem].filter((x) => x !== undefined).join('\n'),
       trustBundlePem: this.trustBundlePem(), notBefore, notAfter,
     };
   }
+}
+
+/** A root rotation: trust (the new root is trusted, the old one issues) -> issue (the new one issues, the old one is still trusted) -> done. */
+export interface RotationState {
+  phase: 'trust' | 'issue';
+  startedAt: number;
+  oldRootSerial: string;
+  newRootSerial: string;
+  /** Issue phase: when the new root took over. */
+  switchedAt?: number;
+  /** Issue phase: when the last leaf of the old root expires (the old root can go then). */
+  oldLeavesExpireBy?: number;
+}
+
+/** A new self-signed root: ECDSA P-256, valid 10 years, backdated a minute. */
+async function newRoot(trustDomain: string, now: number): Promise<{ root: x509.X509Certificate; keys: CryptoKeyPair }> {
+  const keys = await generateKeyPair();
+  const root = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(), name: `O=skein, CN=skein root CA (${trustDomain}) ${new Date(now).toISOString().slice(0, 10)}`,
+    notBefore: new Date(now - CA_DEFAULTS.backdateMs), notAfter: new Date(now + CA_DEFAULTS.rootValidityMs),
+    keys, signingAlgorithm: EC_P256,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { root, keys };
 }
 
 function parseCsr(pem: string): x509.Pkcs10CertificateRequest {

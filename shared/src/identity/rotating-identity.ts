@@ -55,6 +55,10 @@ export class RotatingIdentity {
   private retryMs: number = ROTATION.firstRetryMs;
   private lastWarn = -Infinity;
   private closed = false;
+  /** Roots that replace the issued trust bundle (the mesh's current roots over SDS), when set. */
+  private trustOverride: string | undefined;
+  /** When the scheduled renewal will run (wall clock), for renewWithin. */
+  private dueAt = Infinity;
   private readonly changeFns: ((id: IssuedIdentity) => void)[] = [];
   private readonly caListeners = new Set<CaListener>();
   private readonly idListeners = new Set<IdListener>();
@@ -127,6 +131,28 @@ export class RotatingIdentity {
     return id;
   }
 
+  /**
+   * The mesh's current roots (SDS ROOTCA), to verify peers and the control plane with, instead of
+   * the bundle that came with the certificate: a root rotation adds a root before any
+   * certificate from it exists.
+   */
+  setTrustBundle(pem: string | undefined): void {
+    if (pem === this.trustOverride) return;
+    this.trustOverride = pem;
+    const cur = this.cur;
+    if (cur !== undefined) for (const l of this.caListeners) l({ caCertificate: Buffer.from(this.trustBundle(cur)) });
+  }
+
+  /** Renews within `ms` (at a random point of it), unless a renewal is already due sooner. */
+  renewWithin(ms: number): void {
+    if (this.closed || this.cur === undefined) return;
+    const delay = Math.floor((this.o.random ?? Math.random)() * ms);
+    if (this.o.clock.now() + delay >= this.dueAt) return;
+    this.schedule(delay);
+  }
+
+  private trustBundle(id: IssuedIdentity): string { return this.trustOverride ?? id.trustBundlePem; }
+
   close(): void {
     this.closed = true;
     this.timer?.cancel();
@@ -140,7 +166,7 @@ export class RotatingIdentity {
     this.retryMs = ROTATION.firstRetryMs;
     this.lastWarn = -Infinity;
     if (prev !== undefined) this.o.log.info({ spiffeId: id.spiffeId, serial: id.serial, previousSerial: prev.serial, notAfter: new Date(id.notAfter).toISOString() }, `${this.o.what} certificate renewed`);
-    for (const l of this.caListeners) l({ caCertificate: Buffer.from(id.trustBundlePem) });
+    for (const l of this.caListeners) l({ caCertificate: Buffer.from(this.trustBundle(id)) });
     for (const l of this.idListeners) l({ certificate: Buffer.from(id.certChainPem), privateKey: Buffer.from(id.keyPem) });
     for (const fn of this.changeFns) fn(id);
     this.schedule(this.renewDelay(id, arrivedAt));
@@ -170,6 +196,7 @@ export class RotatingIdentity {
     if (this.closed) return;
     this.timer?.cancel();
     const due = this.o.clock.now() + ms;
+    this.dueAt = due;
     const arm = (): void => {
       const left = due - this.o.clock.now();
       this.timer = this.o.clock.setTimer(Math.max(0, Math.min(left, ROTATION.wallClockCheckMs)), () => {
@@ -215,7 +242,7 @@ export class RotatingIdentity {
     queueMicrotask(() => {
       const cur = this.cur;
       if (cur === undefined) return;
-      if (ca !== undefined && this.caListeners.has(ca)) ca({ caCertificate: Buffer.from(cur.trustBundlePem) });
+      if (ca !== undefined && this.caListeners.has(ca)) ca({ caCertificate: Buffer.from(this.trustBundle(cur)) });
       if (id !== undefined && this.idListeners.has(id)) id({ certificate: Buffer.from(cur.certChainPem), privateKey: Buffer.from(cur.keyPem) });
     });
   }

@@ -34,12 +34,13 @@ export class MeshTls implements UpstreamTlsSource {
   generation(): number { return this.gen; }
 
   /** What /identity shows: the certificate in use and where the roots come from (no key). */
-  describe(): { spiffeId: string; serial: string; notBefore: string; notAfter: string; expiresInSeconds: number; renewals: number; renewalFailures: number; roots: 'SDS ROOTCA' | 'issued with the certificate' } {
+  describe(): { spiffeId: string; serial: string; notBefore: string; notAfter: string; expiresInSeconds: number; renewals: number; renewalFailures: number; roots: 'SDS ROOTCA' | 'issued with the certificate'; issuedByRoot: string | null } {
     const cur = this.identity.current;
     return {
       spiffeId: cur.spiffeId, serial: cur.serial, notBefore: new Date(cur.notBefore).toISOString(), notAfter: new Date(cur.notAfter).toISOString(),
       expiresInSeconds: Math.floor(this.identity.expiresInSeconds()), renewals: this.identity.renewals, renewalFailures: this.identity.failures,
       roots: this.roots === undefined ? 'issued with the certificate' : 'SDS ROOTCA',
+      issuedByRoot: rootSerialOf(cur.certChainPem, this.roots ?? cur.trustBundlePem),
     };
   }
 
@@ -55,7 +56,15 @@ export class MeshTls implements UpstreamTlsSource {
     this.roots = pem;
     this.contexts.clear();
     this.gen++;
+    this.identity.setTrustBundle(pem);
     this.log.info({ roots: pem === undefined ? 'from the certificate' : 'from SDS ROOTCA' }, 'mesh trust bundle updated');
+    // A root rotation's issue phase puts the new root first: a certificate from another root is
+    // renewed now (within RENEW_ON_NEW_ROOT_MS, jittered), so the old root can leave soon.
+    const first = pem === undefined ? undefined : firstCertificate(pem);
+    if (first !== undefined && !issuedBy(this.identity.current.certChainPem, first)) {
+      this.log.info({ spiffeId: this.spiffeId }, 'the mesh issues from a new root: renewing the workload certificate');
+      this.identity.renewWithin(RENEW_ON_NEW_ROOT_MS);
+    }
   }
 
   /** The context for new connections, server or client side (TLS 1.2 or 1.3 minimum). */
@@ -94,4 +103,32 @@ export class MeshTls implements UpstreamTlsSource {
     if (cfg.allowedIds.length > 0 && !cfg.allowedIds.some((m) => m.matches(id))) return new Error(`cluster ${cluster}: the server is ${id}, which is not allowed for this destination`);
     return undefined;
   }
+}
+
+/** How soon a certificate from a root that no longer issues is renewed (jittered within it). */
+export const RENEW_ON_NEW_ROOT_MS = 5000;
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+function firstCertificate(pem: string): crypto.X509Certificate | undefined {
+  const m = pem.match(PEM_CERT);
+  try { return m === null ? undefined : new crypto.X509Certificate(m[0]!); } catch { return undefined; }
+}
+
+/** Whether the leaf of `chainPem` (or its last intermediate) was issued by `root`. */
+function issuedBy(chainPem: string, root: crypto.X509Certificate): boolean {
+  const certs = chainPem.match(PEM_CERT) ?? [];
+  const top = certs[certs.length - 1];
+  if (top === undefined) return false;
+  const c = new crypto.X509Certificate(top);
+  return c.checkIssued(root) && c.verify(root.publicKey);
+}
+
+/** The serial of the root in `rootsPem` that issued the certificate, or null. */
+function rootSerialOf(chainPem: string, rootsPem: string): string | null {
+  for (const pem of rootsPem.match(PEM_CERT) ?? []) {
+    const root = new crypto.X509Certificate(pem);
+    if (issuedBy(chainPem, root)) return root.serialNumber.toLowerCase();
+  }
+  return null;
 }
