@@ -18,6 +18,8 @@ import { AdminServer } from './admin/admin-server';
 import { Stats } from './stats/stats';
 import { ClusterStats } from './stats/stat-bundles';
 import { Registration } from './registration';
+import { AccessLog } from './stats/access-log';
+import type { AccessLogSettings } from './stats/access-log';
 import { MeshTls } from './identity/mesh-tls';
 import type { InboundMode, InboundTls } from './listener/sniffing-server';
 import { secretType } from './xds/secret-type';
@@ -80,6 +82,8 @@ export interface SidecarOptions {
    * (DEFAULT_STATS_RETENTION_MS); 0 drops them at once.
    */
   statsRetentionMs?: number;
+  /** JSON access logs, one line per request (sampled); default: off. */
+  accessLog?: AccessLogSettings;
   clock?: Clock;
   log: Logger;
 }
@@ -121,14 +125,17 @@ export class Sidecar {
   private liveRoutes: ReadonlySet<string> = new Set();
   private inboundRoutes: ReadonlySet<string> = new Set();
 
+  private readonly accessLog: AccessLog | undefined;
+
   private constructor(private readonly opts: SidecarOptions) {
     this.clock = opts.clock ?? systemClock;
+    this.accessLog = opts.accessLog === undefined ? undefined : new AccessLog(opts.accessLog);
     this.stats = new Stats({ clock: this.clock, ...(opts.statsRetentionMs !== undefined ? { retentionMs: opts.statsRetentionMs } : {}) });
     this.stats.setLiveness((scope) => this.statsScopeLive(scope));
     this.inboundRefusalLog = new RateLimitedLog(this.clock);
     const env = (name: string): FilterEnv => Object.freeze({ stats: this.stats, statPrefix: `listener.${name}.`, log: opts.log, warnings: new RateLimitedLog(this.clock) });
     this.filterEnv = { inbound: env('inbound'), outbound: env('outbound') };
-    this.outbound = connectionManager({ name: 'outbound', stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}), ...(opts.downstream !== undefined ? { downstream: opts.downstream } : {}) });
+    this.outbound = connectionManager({ name: 'outbound', ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}), ...(opts.downstream !== undefined ? { downstream: opts.downstream } : {}) });
   }
 
   static async start(opts: SidecarOptions): Promise<Sidecar> {
@@ -255,6 +262,7 @@ export class Sidecar {
     for (const c of [...this.clusters.values(), ...this.inboundClusters()]) c.close();
     this.xds.close();
     this.workload?.close();
+    this.accessLog?.flush();
     await this.admin.close();
   }
 
@@ -304,7 +312,7 @@ export class Sidecar {
     // Connect failures of real requests to the app reach AppHealth (the inbound cluster has no outlier detection).
     cluster.outlier = this.appHealth;
     // Inbound keeps the caller's attempt count (the client sidecar's).
-    this.inbound = connectionManager({ name: 'inbound', stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.downstream !== undefined ? { downstream: o.downstream } : {}) });
+    this.inbound = connectionManager({ name: 'inbound', ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.downstream !== undefined ? { downstream: o.downstream } : {}) });
     const routes = inboundRouteTable('skein.inbound');
     this.inboundRouting = { routes, clusters: new Map([['skein.inbound', cluster]]) };
     this.inbound.snapshot = routerSnapshot(routes, this.inboundRouting.clusters, undefined, this.filterEnv.inbound);

@@ -45,6 +45,8 @@ export const sidecar: Command = {
       { name: 'retry-buffer-bytes', type: 'string', value: 'BYTES', default: '65536', help: 'request-body bytes kept for retries; a larger body is never retried (0: only bodiless requests are retried)' },
       { name: 'stats-retention', type: 'string', value: 'DURATION', default: '60s', help: 'how long the stats of a cluster or route removed from the config stay in /stats before they are dropped (0s: at once; at most 24h)' },
       ...DOWNSTREAM_FLAGS.map((f) => ({ ...f, type: 'string' as const })),
+      { name: 'access-log', type: 'string', value: 'FILE', help: 'JSON access log, one line per request of either listener: a file, or - for standard output (default: off)' },
+      { name: 'access-log-sample', type: 'string', value: 'RATIO', default: '1', help: 'the share of requests the access log records, 0.0001 to 1' },
       { name: 'log-level', type: 'string', value: 'LEVEL', env: 'SKEIN_LOG_LEVEL', default: 'info', help: 'trace, debug, info, warn, error or silent' },
     ],
   },
@@ -88,6 +90,10 @@ export const sidecar: Command = {
     const statsRetentionMs = dur('stats-retention');
     if (statsRetentionMs > 24 * 3600_000) throw new MeshError(ErrorCodes.VALIDATION, `--stats-retention: must be at most 24h, got "${str(p, 'stats-retention')}"`);
     const downstream = parseDownstreamFlags((name) => optStr(p, name));
+    const accessLogFile = optStr(p, 'access-log');
+    const sample = Number(str(p, 'access-log-sample'));
+    if (!(sample >= 0.0001 && sample <= 1)) throw new MeshError(ErrorCodes.VALIDATION, `--access-log-sample: must be a ratio from 0.0001 to 1, got "${str(p, 'access-log-sample')}"`);
+    if (accessLogFile === '') throw new MeshError(ErrorCodes.VALIDATION, '--access-log: give a file, or - for standard output');
     configureRe2({ maxProgramSize: intFlag(p, 'regex-max-program-size', 1, 100_000)! });
     const log = createLogger('skein-sidecar', level);
     const { Sidecar } = await import('../sidecar');
@@ -98,6 +104,7 @@ export const sidecar: Command = {
       version: str(p, 'version'), outboundListen: str(p, 'outbound-listen'), inboundListen: optStr(p, 'inbound-listen') ?? `${advertiseHost(str(p, 'advertise-address'))}:15006`,
       advertiseAddress: str(p, 'advertise-address'), adminListen: str(p, 'admin-listen'),
       leaseTtlMs: dur('lease-ttl'), drainTimeoutMs: dur('drain-timeout'), retryBufferBytes: retryBuffer, statsRetentionMs, downstream, log,
+      ...(accessLogFile === undefined ? {} : { accessLog: { destination: accessLogFile, sampleRatio: sample } }),
     });
     out(JSON.stringify({ ready: true, ...sc.addresses() }));
     await new Promise<void>((resolve) => {

@@ -28,6 +28,10 @@ export abstract class ActiveStream implements FilterCallbacks {
   heldMs = 0;
   /** Set by start(). */
   stats!: RouteStatsBundle;
+  /** Upstream attempts made (the router filter counts them), the last one's host, and the local reply's reason: for the access log. */
+  attempts = 0;
+  upstreamHost: string | undefined = undefined;
+  replyReason: string | undefined = undefined;
 
   constructor(
     readonly cm: ListenerContext,
@@ -124,6 +128,8 @@ export abstract class ActiveStream implements FilterCallbacks {
     this.cancelDelay();
     if (this.countsActive) this.cm.listenerStats.rqActive.add(-1);
     this.cm.finished(this.stats, cluster, this.startedAt, status, grpcStatus);
+    const log = this.cm.accessLog;
+    if (log !== undefined) log.record(this.cm.name, this, cluster?.name, status, grpcStatus);
     const chain = this.snap.filters;
     for (let i = 0; i < chain.length; i++) chain[i]!.onStreamComplete?.(this, status);
   }

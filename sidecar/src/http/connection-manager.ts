@@ -1,3 +1,4 @@
+import type { AccessLog } from '../stats/access-log';
 import { kPeerIdentity, peerIdentityOf } from '../listener/peer-identity';
 import type { PeerIdentity } from '../listener/peer-identity';
 import * as http from 'node:http';
@@ -47,6 +48,8 @@ export const PREMATURE_RESET_MIN = 100;
 export type { RouterSnapshot, Selection } from './listener-context';
 
 export interface ConnectionManagerOptions {
+  /** JSON access logs (stats/access-log.ts); default: none. */
+  accessLog?: AccessLog;
   name: string;
   stats: Stats;
   policy: ForwardPolicy;
@@ -99,6 +102,8 @@ export class ConnectionManager implements ListenerContext {
   readonly setAttemptCount: boolean;
   readonly refuseUnforwarded: boolean;
   readonly honorGrpcTimeout: boolean;
+  readonly name: string;
+  readonly accessLog: AccessLog | undefined;
   /** Reused for every pick: picks are synchronous, so one context object is enough. */
   private readonly ctx: PickContext = { hash: undefined, tried: undefined, now: 0 };
   readonly listenerStats: ListenerStats;
@@ -116,6 +121,8 @@ export class ConnectionManager implements ListenerContext {
   constructor(readonly opts: ConnectionManagerOptions) {
     this.rand = opts.random ?? Math.random;
     this.clock = opts.clock;
+    this.name = opts.name;
+    this.accessLog = opts.accessLog;
     this.setAttemptCount = opts.setAttemptCount !== false;
     this.refuseUnforwarded = opts.refuseUnforwarded === true;
     this.honorGrpcTimeout = opts.honorGrpcTimeout !== false;
@@ -350,7 +357,7 @@ export class ConnectionManager implements ListenerContext {
     const method = (headers[':method'] ?? 'GET') as string;
     if (method === 'CONNECT') { replyH2(down, grpc, LOCAL_REPLIES.badRequest, 'CONNECT is not supported'); return; }
     const entry = this.match(authority, path, method, headers);
-    if ('reply' in entry) { replyH2(down, grpc, entry.reply, entry.detail); return; }
+    if ('reply' in entry) { replyH2(down, grpc, entry.reply, entry.detail); this.logUnrouted(method, headers, entry.reply, grpc, session[kPeerIdentity]); return; }
     const out = upstreamHeaders(headers, session[kPeer], this.opts.policy, raw, session[kPeerIdentity]?.xfcc);
     // Expect: 100-continue is answered here (the upstream request does not carry it).
     const expect = headers['expect'];
@@ -374,9 +381,16 @@ export class ConnectionManager implements ListenerContext {
     const path = req.url ?? '/';
     const method = req.method ?? 'GET';
     const entry = this.match(authority, path, method, req.headers);
-    if ('reply' in entry) { replyH1(res, grpc, entry.reply, entry.detail); return; }
+    if ('reply' in entry) { replyH1(res, grpc, entry.reply, entry.detail); this.logUnrouted(method, req.headers, entry.reply, grpc, peerIdentityOf(req.socket)); return; }
     const out = upstreamHeaders(req.headers, req.socket.remoteAddress, this.opts.policy, undefined, peerIdentityOf(req.socket)?.xfcc);
     new H1Downstream(this, this.snapshot, entry, grpc, method, path, authority, out, req, res).start();
+  }
+
+  /** A request no route took (no_route, or a bad request) in the access log, when it is on. */
+  private logUnrouted(method: string, headers: http.IncomingHttpHeaders, reply: LocalReply, grpc: boolean, peer: { spiffeId: string } | undefined): void {
+    const log = this.accessLog;
+    if (log === undefined) return;
+    log.record(this.name, { method, route: NO_ROUTE, requestHeaders: headers, downstreamHeaders: headers, startedAt: performance.now(), attempts: 0, upstreamHost: undefined, replyReason: reply.reason, downstreamPeer: peer }, undefined, grpc ? 200 : reply.http, grpc ? reply.grpc : -1);
   }
 
   /** Counts why the proxy answered a routed request itself (the request is recorded by finished()). */
@@ -473,6 +487,8 @@ const kResets = Symbol('skein.resets');
 const kCmOfSession = Symbol('skein.cm');
 const kGuard = Symbol('skein.guard');
 const kPeer = Symbol('skein.peer');
+/** The route name the access log gives a request no route took. */
+const NO_ROUTE = Object.freeze({ name: '-' });
 /** The x-forwarded-client-cert of the session's verified mTLS peer (inbound over mTLS only). */
 const kDestroying = Symbol('skein.destroying');
 type EdgeSession = http2.Http2Session & { [kDestroying]?: boolean; [kResets]?: { streams: number; premature: number }; [kCmOfSession]?: ConnectionManager; [kGuard]?: H2HeaderGuard; [kPeer]?: string; [kPeerIdentity]?: PeerIdentity };

@@ -64,6 +64,9 @@ export interface Downstream {
   /** Cuts the response (RST_STREAM `code` on HTTP/2, a destroyed socket on HTTP/1.1). */
   reset(code: number): void;
   localReply(reply: LocalReply, detail: string, attempts: number): void;
+  /** Attempts the router made, and the last one's host (the access log reads them). */
+  attempts: number;
+  upstreamHost: string | undefined;
   /** HTTP/2: RST_STREAM REFUSED_STREAM (the caller may retry elsewhere), true. HTTP/1.1: false. */
   refuseStream(): boolean;
   /**
@@ -235,7 +238,7 @@ export class H2Downstream extends CodecStream {
 
   reset(code: number): void { if (!this.stream.destroyed) this.stream.close(code); }
 
-  localReply(reply: LocalReply, detail: string, attempts: number): void { replyH2(this.stream, this.grpc, reply, detail, attempts); }
+  localReply(reply: LocalReply, detail: string, attempts: number): void { this.replyReason = reply.reason; replyH2(this.stream, this.grpc, reply, detail, attempts); }
 
   idleReply(reply: LocalReply, detail: string, attempts: number): void {
     this.localReply(reply, detail, attempts);
@@ -281,7 +284,7 @@ export class H1Downstream extends CodecStream {
 
   reset(): void { this.res.destroy(); }
 
-  localReply(reply: LocalReply, detail: string, attempts: number): void { replyH1(this.res, this.grpc, reply, detail, attempts); }
+  localReply(reply: LocalReply, detail: string, attempts: number): void { this.replyReason = reply.reason; replyH1(this.res, this.grpc, reply, detail, attempts); }
 
   idleReply(reply: LocalReply, detail: string, attempts: number, bodyEnded: boolean): void {
     if (!bodyEnded) this.res.shouldKeepAlive = false;

@@ -3,6 +3,7 @@
  * manager's class (it implements ListenerContext): the clock, the random source, the listener's
  * settings and stats, and the last two steps of routing (cluster and host: `select`).
  */
+import type { AccessLog } from '../stats/access-log';
 import type { Clock } from '../../../shared/src/clock';
 import type { RequestHeaders } from '../route/header-matcher';
 import type { RouteEntry, RouteTable } from '../route/route-table';
@@ -41,6 +42,10 @@ export interface RouteStatsBundle { readonly route: RouteStats; readonly backend
 
 export interface ListenerContext {
   readonly clock: Clock;
+  /** The listener's name (outbound, inbound), for logs. */
+  readonly name: string;
+  /** The access log, when on (--access-log). */
+  readonly accessLog: AccessLog | undefined;
   random(): number;
   readonly listenerStats: ListenerStats;
   /** Request-body bytes kept for retries. */

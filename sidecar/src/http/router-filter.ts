@@ -129,6 +129,8 @@ export class RouterFilter implements RouterFilterInterface {
 
   private startAttempt(host: Host): void {
     if (this.done) return;
+    this.down.attempts++;
+    this.down.upstreamHost = host.key;
     const cluster = this.cluster;
     if (!cluster.onAttemptStart(host)) {
       this.fail(LOCAL_REPLIES.maxRequests, `cluster ${cluster.name}: circuit breaker max_requests is open (limit ${cluster.resources.requests.max})`);
