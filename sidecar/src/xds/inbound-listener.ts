@@ -6,7 +6,8 @@
  *  - `raw_buffer`: plaintext.
  * Both chains: PERMISSIVE (the first byte decides); `tls` only: STRICT; `raw_buffer` only: DISABLE.
  * Each chain holds one HttpConnectionManager. The sidecar routes every inbound request to its
- * local app (`--app`), so the HCM's inline route_config is read by other xDS clients only;
+ * local app (`--app`): the HCM must say exactly that (checkInboundHcm) — every route to cluster
+ * skein.inbound, XFCC SANITIZE_SET with uri, codec AUTO — or the Listener is NACKed;
  * x-forwarded-client-cert is always set from the verified peer (Envoy's SANITIZE_SET). Its
  * http_filters are decoded as the outbound listener's are (listener-type.ts: the registry's
  * filters, the router last): the RBAC filters of the service's AuthorizationPolicies
@@ -44,8 +45,38 @@ export interface WireInboundChain {
 
 const CHAIN = fieldSpec(['filter_chain_match', 'transport_socket', 'filters'], ['name', 'metadata', 'transport_socket_connect_timeout']);
 const CHAIN_MATCH = fieldSpec(['transport_protocol']);
-const HCM = fieldSpec(['stat_prefix', 'route_config', 'http_filters', 'forward_client_cert_details', 'set_current_client_cert_details', 'codec_type'],
-  ['server_name', 'generate_request_id'], ['route_specifier'], { codec_type: 'AUTO', forward_client_cert_details: 'SANITIZE' });
+const HCM = fieldSpec(['route_config', 'http_filters', 'forward_client_cert_details', 'set_current_client_cert_details', 'codec_type'],
+  ['stat_prefix', 'server_name', 'generate_request_id'], ['route_specifier'], { codec_type: 'AUTO', forward_client_cert_details: 'SANITIZE' });
+
+/** The cluster the sidecar sends every inbound request to: its local app. */
+const INBOUND_CLUSTER = 'skein.inbound';
+/** The ALPN the inbound port offers over mTLS (listener/sniffing-server.ts). */
+const INBOUND_ALPN = ['h2', 'http/1.1'];
+
+interface WireInboundHcm {
+  codec_type?: string;
+  forward_client_cert_details?: string;
+  set_current_client_cert_details?: Record<string, unknown>;
+  route_config?: { virtual_hosts?: { routes?: { route?: { cluster?: string } }[] }[] };
+}
+
+/**
+ * What the inbound HCM may say: exactly what the sidecar does, so no setting is taken and then
+ * ignored. It serves h2 and HTTP/1.1 (codec AUTO); it sets x-forwarded-client-cert from the
+ * verified peer with its URI (and By and Hash), dropping any incoming one (SANITIZE_SET, uri);
+ * and it sends every request to its app (cluster skein.inbound).
+ */
+function checkInboundHcm(h: WireInboundHcm, at: string, issues: Issues): void {
+  if ((h.codec_type ?? 'AUTO') !== 'AUTO') issues.add(`${at}.codec_type`, `must be AUTO: the inbound port serves h2 and HTTP/1.1, got ${h.codec_type}`);
+  if (h.forward_client_cert_details !== 'SANITIZE_SET') issues.add(`${at}.forward_client_cert_details`, `must be SANITIZE_SET: the skein sidecar sets x-forwarded-client-cert from the verified peer and drops any incoming one, got ${h.forward_client_cert_details ?? 'SANITIZE (unset)'}`);
+  const set = h.set_current_client_cert_details ?? {};
+  const on = Object.entries(set).filter(([, v]) => v === true || (typeof v === 'object' && v !== null && (v as { value?: unknown }).value === true)).map(([k]) => k);
+  if (on.length !== 1 || on[0] !== 'uri') issues.add(`${at}.set_current_client_cert_details`, `must set exactly uri (the sidecar's XFCC carries By, Hash and URI), got {${on.join(', ')}}`);
+  const routes = (h.route_config?.virtual_hosts ?? []).flatMap((v) => v.routes ?? []);
+  if (routes.length === 0 || routes.some((r) => r.route?.cluster !== INBOUND_CLUSTER)) {
+    issues.add(`${at}.route_config`, `every route must go to cluster ${INBOUND_CLUSTER}: the skein sidecar sends every inbound request to its app (--app)`);
+  }
+}
 
 /** Whether a listener is an inbound one (filter chains selected by transport protocol). */
 export function isInboundListener(chains: readonly WireInboundChain[]): boolean {
@@ -65,7 +96,11 @@ export function decodeInboundChains(chains: readonly WireInboundChain[], issues:
     const proto = c.filter_chain_match?.transport_protocol ?? '';
     if (proto === 'tls') {
       if (tls !== undefined) issues.add(`${at}.filter_chain_match.transport_protocol`, 'a second tls chain');
-      tls = decodeDownstreamTls(c.transport_socket, `${at}.transport_socket`, issues)?.minVersion ?? 'TLSv1.2';
+      const ctx = decodeDownstreamTls(c.transport_socket, `${at}.transport_socket`, issues);
+      tls = ctx?.minVersion ?? 'TLSv1.2';
+      if (ctx !== undefined && (ctx.alpn.length !== INBOUND_ALPN.length || !INBOUND_ALPN.every((p) => ctx.alpn.includes(p)))) {
+        issues.add(`${at}.transport_socket.typed_config.common_tls_context.alpn_protocols`, `must be ${JSON.stringify(INBOUND_ALPN)}: the inbound port offers both over mTLS, got ${JSON.stringify(ctx.alpn)}`);
+      }
     } else if (proto === 'raw_buffer') {
       if (plaintext) issues.add(`${at}.filter_chain_match.transport_protocol`, 'a second raw_buffer chain');
       if (c.transport_socket !== undefined) issues.add(`${at}.transport_socket`, 'must be unset on the raw_buffer (plaintext) chain');
@@ -79,6 +114,7 @@ export function decodeInboundChains(chains: readonly WireInboundChain[], issues:
     const hcm = unpack<Record<string, unknown>>(filters[0]!.typed_config, TYPE_URLS.HCM, hcmPath, issues);
     if (hcm === undefined) return;
     checkFields(hcm as XdsMessage, HCM, hcmPath, issues);
+    checkInboundHcm(hcm as WireInboundHcm, hcmPath, issues);
     const wire = Array.isArray(hcm['http_filters']) ? hcm['http_filters'] as WireHttpFilter[] : [];
     if (httpFilters === undefined) {
       httpFilters = decodeHttpFilters(wire, `${hcmPath}.http_filters`, issues);
