@@ -21,7 +21,7 @@ import type { XdsMessage } from '../../../shared/src/xds/fields';
 import type { Issues } from '../../../shared/src/xds/issues';
 import { parseStringMatcher } from '../route/string-matcher';
 import type { UpstreamTlsConfig } from '../upstream/cluster-config';
-import { unpack } from './resource-decoder';
+import { configSourceKind, unpack } from './resource-decoder';
 import type { PackedResource } from './resource-decoder';
 
 /** The SDS names skein uses (as Istio's): the workload's certificate, and the mesh's roots. */
@@ -52,6 +52,13 @@ const UPSTREAM = fieldSpec(['common_tls_context', 'sni'], ['max_session_keys']);
 const DOWNSTREAM = fieldSpec(['common_tls_context', 'require_client_certificate'], ['disable_stateless_session_resumption', 'disable_stateful_session_resumption']);
 const TRANSPORT_SOCKET = fieldSpec(['name', 'typed_config'], [], ['config_type']);
 
+/** An SDS reference: its name was checked by the caller; it must come over ADS (where the sidecar takes ROOTCA, and supplies `default` itself). */
+function checkSds(ref: WireSds, at: string, issues: Issues): void {
+  checkFields(ref as XdsMessage, SDS, at, issues);
+  const kind = configSourceKind(ref.sds_config);
+  if (kind !== 'ads' && kind !== 'self') issues.add(`${at}.sds_config`, `must be ads (the skein sidecar takes its secrets on the ADS stream), got ${kind === 'missing' ? 'none' : 'another config source'}`);
+}
+
 export interface CommonTls {
   minVersion: 'TLSv1.2' | 'TLSv1.3';
   alpn: string[];
@@ -74,7 +81,7 @@ function decodeCommon(c: WireCommon | undefined, at: string, issues: Issues): Co
   const certs = c.tls_certificate_sds_secret_configs ?? [];
   if (certs.length !== 1 || certs[0]!.name !== SDS_WORKLOAD_CERT) {
     issues.add(`${at}.tls_certificate_sds_secret_configs`, `must name exactly the SDS secret "${SDS_WORKLOAD_CERT}" (the workload's own certificate), got ${JSON.stringify(certs.map((x) => x.name ?? ''))}`);
-  } else checkFields(certs[0] as XdsMessage, SDS, `${at}.tls_certificate_sds_secret_configs[0]`, issues);
+  } else checkSds(certs[0]!, `${at}.tls_certificate_sds_secret_configs[0]`, issues);
   let roots: WireSds | undefined;
   let rootsAt = `${at}.validation_context_sds_secret_config`;
   if (c.combined_validation_context !== undefined) {
@@ -96,7 +103,7 @@ function decodeCommon(c: WireCommon | undefined, at: string, issues: Issues): Co
     }
   } else roots = c.validation_context_sds_secret_config;
   if (roots === undefined || roots.name !== SDS_ROOT_CA) issues.add(rootsAt, `must name the SDS secret "${SDS_ROOT_CA}" (the mesh's roots), got ${JSON.stringify(roots?.name ?? null)}`);
-  else checkFields(roots as XdsMessage, SDS, rootsAt, issues);
+  else checkSds(roots, rootsAt, issues);
   return issues.count === before ? out : undefined;
 }
 

@@ -88,4 +88,11 @@ describe('the inbound HCM must say what the sidecar does (nothing decoded and th
     assert.match(decode([chain(['h2'])]) as string, /filter_chains\[0\]\.transport_socket\.typed_config\.common_tls_context\.alpn_protocols: must be \["h2","http\/1\.1"\]/);
     assert.equal((decode([chain(['http/1.1', 'h2'])]) as ListenerConfig).inbound?.mode, 'STRICT');
   });
+
+  test('the secrets must come over ADS: ROOTCA from another config source is NACKed', () => {
+    const ts = { name: 'envoy.transport_sockets.tls', typed_config: encodeAny(TYPE_URLS.DOWNSTREAM_TLS_CONTEXT, { require_client_certificate: { value: true },
+      common_tls_context: { tls_certificate_sds_secret_configs: [{ name: 'default', sds_config: { ads: {} } }], validation_context_sds_secret_config: { name: 'ROOTCA', sds_config: {} }, alpn_protocols: ['h2', 'http/1.1'] } }) };
+    const err = decode([{ name: 'mtls', filter_chain_match: { transport_protocol: 'tls' }, transport_socket: ts, filters: hcm([ROUTER]) }]);
+    assert.match(err as string, /common_tls_context\.validation_context_sds_secret_config\.sds_config: must be ads/);
+  });
 });
