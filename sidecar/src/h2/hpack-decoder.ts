@@ -70,7 +70,7 @@ export class HpackDecoder {
   decode(block: Buffer, out: string[] = []): string[] {
     const r = this.reader;
     r.reset(block);
-    this.neverIndexed.length = 0;
+    if (this.neverIndexed.length !== 0) this.neverIndexed.length = 0;
     let listSize = 0;
     let fields = 0;
     const base = out.length;

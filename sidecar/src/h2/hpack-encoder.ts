@@ -36,6 +36,9 @@ export const SENSITIVE_HEADERS: ReadonlySet<string> = new Set(['authorization', 
 export const NOT_INDEXED: ReadonlySet<string> = new Set(['content-length', 'grpc-timeout', 'x-request-id', 'traceparent', 'tracestate', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'b3', 'date', 'etag', 'age']);
 
 const NONE: readonly string[] = [];
+const SLAB_SIZE = 16 * 1024;
+/** Strings shorter than this are copied byte by byte: cheaper than Buffer.write's call. */
+const SHORT_STRING = 32;
 
 export class HpackEncoder {
   private readonly ownMax: number;
@@ -44,7 +47,12 @@ export class HpackEncoder {
   /** Smallest and final table size since the last block, -1 when there is no change to announce. */
   private pendingMin = -1;
   private pendingFinal = -1;
-  private buf = Buffer.allocUnsafe(1024);
+  /**
+   * Blocks are written straight into a slab and handed out as views of it, never copied; a
+   * region handed out is never written again (a full slab is left to the GC with its views).
+   */
+  private buf = Buffer.allocUnsafe(SLAB_SIZE);
+  private start = 0;
   private pos = 0;
 
   constructor(opts: HpackEncoderOptions = {}) {
@@ -70,10 +78,11 @@ export class HpackEncoder {
 
   /**
    * Encodes one header block. `neverIndexed` names more fields to send as never-indexed
-   * (for instance the decoder's `neverIndexed` of the block being forwarded). Returns a new buffer.
+   * (for instance the decoder's `neverIndexed` of the block being forwarded). Returns the block,
+   * a view of memory that this encoder never writes again.
    */
   encode(headers: readonly string[], neverIndexed: readonly string[] = NONE): Buffer {
-    this.pos = 0;
+    this.start = this.pos;
     if (this.pendingMin >= 0) {
       this.ensure(12);
       this.pos = writeInteger(this.buf, this.pos, this.pendingMin, 5, 0x20);
@@ -106,9 +115,7 @@ export class HpackEncoder {
       if (nameIndex === 0) this.string(name);
       this.string(value);
     }
-    const out = Buffer.allocUnsafe(this.pos);
-    this.buf.copy(out, 0, 0, this.pos);
-    return out;
+    return this.buf.subarray(this.start, this.pos);
   }
 
   /** The HPACK index of a dynamic entry with this name and value (> 0), else minus one with this name (< 0), else 0. */
@@ -129,14 +136,25 @@ export class HpackEncoder {
       this.pos = huffmanEncode(s, this.buf, this.pos);
     } else {
       this.pos = writeInteger(this.buf, this.pos, s.length, 7, 0x00);
-      this.pos += this.buf.write(s, this.pos, 'latin1');
+      if (s.length < SHORT_STRING) {
+        const b = this.buf;
+        let p = this.pos;
+        for (let i = 0; i < s.length; i++) b[p++] = s.charCodeAt(i);
+        this.pos = p;
+      } else {
+        this.pos += this.buf.write(s, this.pos, 'latin1');
+      }
     }
   }
 
+  /** Room for `n` more bytes of the block being written: else a new slab, with the block so far moved to its start. */
   private ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
-    this.buf.copy(next, 0, 0, this.pos);
+    const written = this.pos - this.start;
+    const next = Buffer.allocUnsafe(Math.max(SLAB_SIZE, 2 * (written + n)));
+    this.buf.copy(next, 0, this.start, this.pos);
     this.buf = next;
+    this.start = 0;
+    this.pos = written;
   }
 }

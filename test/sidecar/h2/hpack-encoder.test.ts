@@ -104,6 +104,21 @@ describe('the dynamic table: bounded, or none', () => {
   });
 });
 
+test('a block handed out is never written again, across slabs and blocks larger than a slab', () => {
+  const e = new HpackEncoder();
+  const d = new HpackDecoder({ maxHeaderListSize: 1 << 20 });
+  const kept: [Buffer, string, string[]][] = [];
+  for (let i = 0; i < 400; i++) {
+    const fields = ['x-n', String(i), 'x-big', 'v'.repeat(i % 50 === 0 ? 40000 : i)];
+    const block = e.encode(fields);
+    kept.push([block, block.toString('hex'), fields]);
+  }
+  for (const [block, bytes, fields] of kept) {
+    assert.equal(block.toString('hex'), bytes);
+    assert.deepEqual(d.decode(block), fields);
+  }
+});
+
 const VOCAB_NAMES = [':method', ':path', ':authority', ':status', 'content-type', 'grpc-status', 'te', 'user-agent', 'authorization', 'cookie', 'set-cookie', 'x-request-id', 'accept-encoding', 'content-length', 'x-custom'];
 const VOCAB_VALUES = ['GET', 'POST', '/', '/index.html', '200', '404', 'application/grpc', 'trailers', 'gzip, deflate', '0', ''];
 
