@@ -6,7 +6,7 @@
  * PRIORITY is parsed, never written (RFC 9113 deprecates priority signalling).
  */
 import { FLAG, FRAME, FRAME_HEADER_LENGTH, MAX_INT31 } from './frame-types';
-import { INITIAL_SETTINGS, MAX_MAX_FRAME_SIZE } from './settings';
+import { INITIAL_SETTINGS, MAX_MAX_FRAME_SIZE, MIN_MAX_FRAME_SIZE } from './settings';
 
 /** A frame header; the caller writes `length` payload bytes after it. */
 export function frameHeader(length: number, type: number, flags: number, streamId: number): Buffer {
@@ -45,6 +45,7 @@ export function dataFrameHeader(streamId: number, length: number, endStream: boo
  */
 export function headersFrames(streamId: number, block: Buffer, endStream: boolean, maxFrameSize: number = INITIAL_SETTINGS.maxFrameSize, out: Buffer[] = []): Buffer[] {
   if (streamId <= 0) throw new RangeError('HEADERS needs a stream id');
+  if (maxFrameSize < MIN_MAX_FRAME_SIZE || maxFrameSize > MAX_MAX_FRAME_SIZE) throw new RangeError(`max frame size ${maxFrameSize} outside ${MIN_MAX_FRAME_SIZE}..${MAX_MAX_FRAME_SIZE}`);
   let pos = 0;
   let first = true;
   do {

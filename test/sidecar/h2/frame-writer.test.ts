@@ -65,6 +65,7 @@ test('arguments outside the protocol are RangeErrors', () => {
   assert.throws(() => pingFrame(Buffer.alloc(7), false), RangeError);
   assert.throws(() => dataFrameHeader(0, 1, false), RangeError);
   assert.throws(() => headersFrames(0, Buffer.alloc(1), false), RangeError);
+  assert.throws(() => headersFrames(1, Buffer.alloc(1), false, 0), RangeError);
   assert.throws(() => rstStreamFrame(0, 0), RangeError);
   assert.throws(() => frameHeader(2 ** 24, 0, 0, 1), RangeError);
   assert.throws(() => settingsFrame([1]), RangeError);
