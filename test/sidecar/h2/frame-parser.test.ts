@@ -10,6 +10,7 @@ import type { FrameHandler } from '../../../sidecar/src/h2/frame-parser';
 import { CLIENT_PREFACE } from '../../../sidecar/src/h2/frame-types';
 import { H2_ERROR } from '../../../sidecar/src/h2/errors';
 import type { H2Error } from '../../../sidecar/src/h2/errors';
+import { mulberry32 } from '../../support/prng';
 
 type Event = (string | number | boolean | number[])[];
 
@@ -219,4 +220,29 @@ describe('chunks', () => {
       assert.ok(p.byteOffset >= chunk.byteOffset && p.byteOffset + p.length <= chunk.byteOffset + chunk.length);
     }
   });
+});
+
+test('mutated and random input (seeded) never throws out of push(): every failure is an H2Error to the handler', () => {
+  const rnd = mulberry32(9113);
+  const valid = Buffer.concat([
+    CLIENT_PREFACE, frame(4, 0, 0, '0003 00000064'), frame(1, 0x4, 1, '8286'), frame(0, 0x8, 1, '02 6869 0000'),
+    frame(9, 0, 1, '82'), frame(6, 0, 0, '0102030405060708'), frame(8, 0, 1, '00000010'), frame(7, 0, 0, '00000001 00000000'),
+  ]);
+  let connectionErrors = 0;
+  for (let n = 0; n < 5000; n++) {
+    const input = Buffer.from(valid);
+    const flips = 1 + Math.floor(rnd() * 4);
+    for (let f = 0; f < flips; f++) input[CLIENT_PREFACE.length + Math.floor(rnd() * (input.length - CLIENT_PREFACE.length))] = Math.floor(rnd() * 256);
+    const tail = Buffer.from(Array.from({ length: Math.floor(rnd() * 64) }, () => Math.floor(rnd() * 256)));
+    const r = new Recorder();
+    const p = new FrameParser(r, { role: 'server' });
+    const all = Buffer.concat([input, tail]);
+    const cut = Math.floor(rnd() * all.length);
+    assert.doesNotThrow(() => { p.push(all.subarray(0, cut)); p.push(all.subarray(cut)); });
+    if (p.failed) connectionErrors++;
+    const errors = r.events.filter((e) => String(e[0]).endsWith('error'));
+    assert.ok(errors.filter((e) => e[0] === 'connection-error').length <= 1, 'at most one connection error, and nothing after it');
+    if (p.failed) assert.equal(r.events[r.events.length - 1]![0], 'connection-error');
+  }
+  assert.ok(connectionErrors > 500, `mutations are caught (${connectionErrors})`);
 });

@@ -90,6 +90,7 @@ describe('malformed blocks: a typed COMPRESSION_ERROR of the connection each', (
     ['a name index past the dynamic table (never indexed)', '1f 2f 0161', 'invalid-index'],
     ['a string longer than the block', '40 0a 61', 'string-length'],
     ['a Huffman string longer than the block', '40 8a 1f', 'string-length'],
+    ['a string of 2^32 - 2 bytes (refused before any allocation)', '40 ff ff ff ff 0f', 'string-length'],
     ['EOS in a Huffman string', '40 84 ffff fffc 0161', 'huffman-eos'],
     ['8 bits of padding', '40 81 ff 0161', 'huffman-padding'],
     ['padding that is not the EOS prefix', '40 81 18 0161', 'huffman-padding'],
