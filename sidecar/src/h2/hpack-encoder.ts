@@ -37,6 +37,14 @@ export const NOT_INDEXED: ReadonlySet<string> = new Set(['content-length', 'grpc
 
 const NONE: readonly string[] = [];
 const SLAB_SIZE = 16 * 1024;
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Blocks of every encoder in the process are written straight into one shared slab (as Node's
+ * Buffer pool) and handed out as views of it, never copied; a region handed out is never written
+ * again, and a full slab is left to the GC with its views. An idle encoder holds no memory.
+ */
+const shared = { slab: Buffer.allocUnsafe(SLAB_SIZE), pos: 0 };
 /** Strings shorter than this are copied byte by byte: cheaper than Buffer.write's call. */
 const SHORT_STRING = 32;
 
@@ -47,11 +55,8 @@ export class HpackEncoder {
   /** Smallest and final table size since the last block, -1 when there is no change to announce. */
   private pendingMin = -1;
   private pendingFinal = -1;
-  /**
-   * Blocks are written straight into a slab and handed out as views of it, never copied; a
-   * region handed out is never written again (a full slab is left to the GC with its views).
-   */
-  private buf = Buffer.allocUnsafe(SLAB_SIZE);
+  /** While encoding: the shared slab, where this block starts, and the write position. */
+  private buf = EMPTY;
   private start = 0;
   private pos = 0;
 
@@ -82,7 +87,8 @@ export class HpackEncoder {
    * a view of memory that this encoder never writes again.
    */
   encode(headers: readonly string[], neverIndexed: readonly string[] = NONE): Buffer {
-    this.start = this.pos;
+    this.buf = shared.slab;
+    this.start = this.pos = shared.pos;
     if (this.pendingMin >= 0) {
       this.ensure(12);
       this.pos = writeInteger(this.buf, this.pos, this.pendingMin, 5, 0x20);
@@ -103,7 +109,7 @@ export class HpackEncoder {
         if (dyn > 0) { this.pos = writeInteger(this.buf, this.pos, dyn, 7, 0x80); continue; }
         if (found === 0 && dyn < 0) found = dyn;
       }
-      const nameIndex = found < 0 ? -found : 0;
+      const nameIndex = found < 0 ? -found : found; // a full match not used (sensitive) still names the field
       if (sensitive) {
         this.pos = writeInteger(this.buf, this.pos, nameIndex, 4, 0x10);
       } else if (useTable && !NOT_INDEXED.has(name)) {
@@ -115,7 +121,11 @@ export class HpackEncoder {
       if (nameIndex === 0) this.string(name);
       this.string(value);
     }
-    return this.buf.subarray(this.start, this.pos);
+    const block = this.buf.subarray(this.start, this.pos);
+    shared.slab = this.buf;
+    shared.pos = this.pos;
+    this.buf = EMPTY;
+    return block;
   }
 
   /** The HPACK index of a dynamic entry with this name and value (> 0), else minus one with this name (< 0), else 0. */
@@ -147,7 +157,7 @@ export class HpackEncoder {
     }
   }
 
-  /** Room for `n` more bytes of the block being written: else a new slab, with the block so far moved to its start. */
+  /** Room for `n` more bytes of the block being written: else a new slab (the shared one from now on), with the block so far moved to its start. */
   private ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     const written = this.pos - this.start;

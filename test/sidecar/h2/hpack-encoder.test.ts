@@ -50,6 +50,14 @@ describe('sensitive fields', () => {
     assert.equal(e.encode(fields).toString('hex'), block.toString('hex'));
   });
 
+  test('a sensitive field whose value matches the static table (authorization: "") is still a never-indexed literal, named by index', () => {
+    const block = new HpackEncoder().encode(['authorization', '']);
+    assert.equal(block.toString('hex'), '1f0800');
+    const d = new HpackDecoder();
+    assert.deepEqual(d.decode(block), ['authorization', '']);
+    assert.deepEqual(d.neverIndexed, ['authorization']);
+  });
+
   test('names the caller marks (what the decoder saw never-indexed) are forwarded never-indexed', () => {
     const up = new HpackDecoder();
     const peer = new HpackEncoder();
