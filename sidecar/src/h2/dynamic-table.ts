@@ -1,11 +1,13 @@
 /**
  * The HPACK dynamic table (RFC 7541 2.3.2, 4): a ring of entries, newest first, whose size
  * (name + value + 32 per entry) never exceeds maxSize. The ring holds at most maxSize / 32
- * entries, so its arrays are bounded by the size limit, never by what a peer sends.
+ * entries, so its arrays are bounded by the size limit, never by what a peer sends; they start
+ * small and double as entries come, so an idle connection's tables cost little.
  * Strings are byte strings (latin1: one char per byte), so a string's length is its size.
  */
 
 export const ENTRY_OVERHEAD = 32;
+const INITIAL_SLOTS = 8;
 
 export class DynamicTable {
   private names: string[] = [];
@@ -39,6 +41,7 @@ export class DynamicTable {
     const size = name.length + value.length + ENTRY_OVERHEAD;
     if (size > this.max) { this.clear(); return; }
     while (this.bytes + size > this.max) this.evictOldest();
+    if (this.count === this.names.length) this.resize(Math.min(this.count * 2, this.maxSlots()));
     const cap = this.names.length;
     this.head = this.head + 1 === cap ? 0 : this.head + 1;
     this.names[this.head] = name;
@@ -51,8 +54,14 @@ export class DynamicTable {
   setMaxSize(maxSize: number): void {
     this.max = maxSize;
     while (this.bytes > this.max) this.evictOldest();
-    const cap = Math.floor(maxSize / ENTRY_OVERHEAD) + 1;
-    if (cap !== this.names.length) this.resize(cap); // count <= maxSize / 32 < cap after eviction
+    // count <= maxSize / 32 < maxSlots after eviction
+    if (this.names.length === 0) this.resize(Math.min(INITIAL_SLOTS, this.maxSlots()));
+    else if (this.names.length > this.maxSlots()) this.resize(this.maxSlots());
+  }
+
+  /** The most slots the ring may need: one more than the most entries that fit. */
+  private maxSlots(): number {
+    return Math.floor(this.max / ENTRY_OVERHEAD) + 1;
   }
 
   /** Entries newest first, as [name, value] pairs (tests and diagnostics). */

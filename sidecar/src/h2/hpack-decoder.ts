@@ -33,6 +33,9 @@ export interface HpackDecoderOptions {
 
 export const DEFAULT_MAX_HEADER_LIST_SIZE = 65536;
 
+/** Where Huffman strings are decoded, shared by every decoder (decoding is synchronous); it grows to the longest string seen. */
+let scratch = Buffer.allocUnsafe(1024);
+
 export class HpackDecoder {
   private readonly table: DynamicTable;
   /** The most the peer's encoder may set the table to (our SETTINGS_HEADER_TABLE_SIZE). */
@@ -41,7 +44,6 @@ export class HpackDecoder {
   private updateRequired = false;
   private maxListSize: number;
   private readonly reader = new HpackReader();
-  private scratch = Buffer.allocUnsafe(256);
   /** Names of the fields of the last block sent as never-indexed (RFC 7541 6.2.3), usually empty. */
   readonly neverIndexed: string[] = [];
 
@@ -147,8 +149,8 @@ export class HpackDecoder {
     r.pos += len;
     if (!huffman) return r.buf.toString('latin1', start, start + len);
     const need = maxHuffmanDecodedLength(len);
-    if (this.scratch.length < need) this.scratch = Buffer.allocUnsafe(Math.max(need, this.scratch.length * 2));
-    const n = huffmanDecode(r.buf, start, start + len, this.scratch);
-    return this.scratch.toString('latin1', 0, n);
+    if (scratch.length < need) scratch = Buffer.allocUnsafe(Math.max(need, scratch.length * 2));
+    const n = huffmanDecode(r.buf, start, start + len, scratch);
+    return scratch.toString('latin1', 0, n);
   }
 }
