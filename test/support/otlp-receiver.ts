@@ -3,7 +3,8 @@
  * takes POST /v1/traces (application/x-protobuf) and decodes each ExportTraceServiceRequest with
  * the official OpenTelemetry protos (the protobufjs root generated from opentelemetry-proto and
  * shipped by @opentelemetry/otlp-proto-exporter-base), answering ExportTraceServiceResponse.
- * `slow`: it reads requests and never answers (a collector that hangs).
+ * `slow`: it reads requests and never answers (a collector that hangs). `keepSpans: false` only
+ * counts them (the bench's sink, bench/otlp-sink.ts).
  */
 import * as http from 'node:http';
 import type * as net from 'node:net';
@@ -45,16 +46,18 @@ function attrs(kvs: WireKv[] | undefined): Record<string, string | number | bool
 export class OtlpReceiver {
   readonly spans: ReceivedSpan[] = [];
   requests = 0;
+  /** Spans received (kept in `spans` unless keepSpans is false). */
+  spanCount = 0;
   private readonly held: http.ServerResponse[] = [];
 
-  private constructor(private readonly server: http.Server, readonly slow: boolean) {}
+  private constructor(private readonly server: http.Server, readonly slow: boolean, private readonly keep: boolean) {}
 
   /** The URL to give --trace-endpoint. */
   get url(): string { return `http://127.0.0.1:${(this.server.address() as net.AddressInfo).port}/v1/traces`; }
 
-  static async start(opts: { slow?: boolean } = {}): Promise<OtlpReceiver> {
+  static async start(opts: { slow?: boolean; keepSpans?: boolean } = {}): Promise<OtlpReceiver> {
     const server = http.createServer();
-    const r = new OtlpReceiver(server, opts.slow === true);
+    const r = new OtlpReceiver(server, opts.slow === true, opts.keepSpans !== false);
     server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -75,6 +78,8 @@ export class OtlpReceiver {
       const resource = attrs(rs.resource?.attributes);
       for (const ss of rs.scopeSpans ?? []) {
         for (const s of ss.spans ?? []) {
+          this.spanCount++;
+          if (!this.keep) continue;
           this.spans.push({
             traceId: hex(s.traceId), spanId: hex(s.spanId), parentSpanId: hex(s.parentSpanId), name: s.name, kind: s.kind ?? 0,
             attributes: attrs(s.attributes), events: (s.events ?? []).map((e) => ({ name: e.name, attributes: attrs(e.attributes) })), resource, statusCode: s.status?.code ?? 0,
