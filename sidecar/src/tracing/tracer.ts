@@ -88,6 +88,9 @@ export class SidecarTracer {
   newTraceId(): string { return this.ids.generateTraceId(); }
   newSpanId(): string { return this.ids.generateSpanId(); }
 
+  /** Exports what is queued now. */
+  flush(): Promise<void> { return this.provider.forceFlush(); }
+
   /** Exports what is queued, for at most `ms` (a dead collector must not hold the sidecar's exit), then stops. */
   async shutdown(ms = 2000): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
