@@ -656,7 +656,6 @@ export class H2Connection implements FrameHandler {
     this.writeOut();
     this.dead = true;
     for (const s of [...this.streams.values()]) this.closeStream(s, err.h2Code, false);
-    this.socket.end();
     this.socket.destroySoon();
   }
 
@@ -699,7 +698,7 @@ export class H2Connection implements FrameHandler {
     let writable: H2Stream[] | undefined;
     if (!this.socketBlocked && this.readyStreams.length > 0) writable = this.moveData();
     this.writeOut();
-    if (this.endAfterFlush && this.streams.size === 0) { this.dead = true; this.socket.end(); return; }
+    if (this.endAfterFlush && this.streams.size === 0) { this.dead = true; this.socket.destroySoon(); return; }
     if (writable !== undefined) for (const s of writable) if (!s.closed) this.handler.onWritable(s);
   }
 
