@@ -1,7 +1,8 @@
 /**
  * H2Connection endpoints for tests over real loopback sockets: a Recorder handler that logs
  * every event per stream (and consumes DATA at once unless told not to), a server that runs one
- * H2Connection per accepted socket, and a client connection to a port.
+ * H2Connection per accepted socket, a client connection to a port, and a raw peer that sends
+ * any frames.
  */
 import * as net from 'node:net';
 import { once } from 'node:events';
@@ -11,6 +12,10 @@ import type { H2Stream } from '../../sidecar/src/h2/stream';
 import type { H2Limits } from '../../sidecar/src/h2/limits';
 import { H2Stats } from '../../sidecar/src/h2/limits';
 import type { Clock } from '../../shared/src/clock';
+import { FrameParser } from '../../sidecar/src/h2/frame-parser';
+import type { FrameHandler } from '../../sidecar/src/h2/frame-parser';
+import { CLIENT_PREFACE } from '../../sidecar/src/h2/frame-types';
+import { settingsAckFrame, settingsFrame } from '../../sidecar/src/h2/frame-writer';
 
 export class StreamLog {
   headers: string[] | undefined;
@@ -119,4 +124,49 @@ export async function connectH2(port: number, o: EndpointOptions = {}): Promise<
 /** A request head for a client H2Connection. */
 export function requestHead(port: number, method: string, path: string, extra: string[] = []): string[] {
   return [':method', method, ':scheme', 'http', ':path', path, ':authority', `127.0.0.1:${port}`, ...extra];
+}
+
+/**
+ * A raw HTTP/2 peer built from the frame writers and parser, for sending what no real client
+ * or server sends. It records the RST_STREAMs, GOAWAY, PING ACKs and HEADERS it receives, and
+ * acknowledges SETTINGS unless `ackSettings` is false.
+ */
+export class RawPeer implements FrameHandler {
+  readonly parser: FrameParser;
+  readonly rsts: [number, number][] = [];
+  goaway: [number, number, string] | undefined;
+  pingAcks = 0;
+  readonly headerStreams: number[] = [];
+  readonly settings: number[][] = [];
+  closed = false;
+  ackSettings = true;
+
+  constructor(readonly sock: net.Socket, role: 'server' | 'client') {
+    this.parser = new FrameParser(this, { role });
+    sock.on('data', (c: Buffer) => this.parser.push(c));
+    sock.on('error', () => undefined);
+    sock.on('close', () => { this.closed = true; });
+  }
+  send(...frames: (Buffer | Buffer[])[]): void { if (!this.sock.destroyed) this.sock.write(Buffer.concat(frames.flat())); }
+  onSettings(ack: boolean, entries: readonly number[]): void { if (!ack) { this.settings.push([...entries]); if (this.ackSettings) this.send(settingsAckFrame()); } }
+  onPing(ack: boolean): void { if (ack) this.pingAcks++; }
+  onGoaway(last: number, code: number, debug: Buffer): void { this.goaway = [last, code, debug.toString('latin1')]; }
+  onRstStream(sid: number, code: number): void { this.rsts.push([sid, code]); }
+  onHeaders(sid: number): void { this.headerStreams.push(sid); }
+  onData(): void { /* bodies are not read */ }
+  onContinuation(): void { /* not sent by the engine in these tests */ }
+  onPriority(): void { /* ignored */ }
+  onWindowUpdate(): void { /* not needed */ }
+  onStreamError(): void { /* the engine's frames are well-formed */ }
+  onConnectionError(): void { this.sock.destroy(); }
+}
+
+/** A raw client of `port`: the preface and an empty SETTINGS are sent. */
+export async function rawClient(port: number): Promise<RawPeer> {
+  const sock = net.connect(port, '127.0.0.1');
+  sock.setNoDelay(true);
+  await once(sock, 'connect');
+  const p = new RawPeer(sock, 'client');
+  p.send(CLIENT_PREFACE, settingsFrame([]));
+  return p;
 }
