@@ -148,12 +148,20 @@ export class RawPeer implements FrameHandler {
     sock.on('close', () => { this.closed = true; });
   }
   send(...frames: (Buffer | Buffer[])[]): void { if (!this.sock.destroyed) this.sock.write(Buffer.concat(frames.flat())); }
-  onSettings(ack: boolean, entries: readonly number[]): void { if (!ack) { this.settings.push([...entries]); if (this.ackSettings) this.send(settingsAckFrame()); } }
+  /** SETTINGS ACKs received: the other side applied ours. */
+  settingsAcks = 0;
+  onSettings(ack: boolean, entries: readonly number[]): void {
+    if (ack) { this.settingsAcks++; return; }
+    this.settings.push([...entries]);
+    if (this.ackSettings) this.send(settingsAckFrame());
+  }
   onPing(ack: boolean): void { if (ack) this.pingAcks++; }
   onGoaway(last: number, code: number, debug: Buffer): void { this.goaway = [last, code, debug.toString('latin1')]; }
   onRstStream(sid: number, code: number): void { this.rsts.push([sid, code]); }
   onHeaders(sid: number): void { this.headerStreams.push(sid); }
-  onData(): void { /* bodies are not read */ }
+  /** DATA bytes received per stream (flow-controlled length). */
+  readonly dataBytes = new Map<number, number>();
+  onData(sid: number, _payload: Buffer, _end: boolean, flowLength: number): void { this.dataBytes.set(sid, (this.dataBytes.get(sid) ?? 0) + flowLength); }
   onContinuation(): void { /* not sent by the engine in these tests */ }
   onPriority(): void { /* ignored */ }
   onWindowUpdate(): void { /* not needed */ }

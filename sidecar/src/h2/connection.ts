@@ -119,6 +119,9 @@ export class H2Connection implements FrameHandler {
   private peerGoawayLastId = MAX_INT31;
   private capacityWanted = false;
   private dead = false;
+  /** The last streams we reset, whose peer frames in flight are ignored. */
+  private readonly recentResets = new Int32Array(32);
+  private resetPos = 0;
   /** Draining is over: end the socket once `out` is written. */
   private endAfterFlush = false;
   private closeError: Error | undefined;
@@ -332,12 +335,7 @@ export class H2Connection implements FrameHandler {
       return;
     }
     if (this.role === 'client') { this.fail(connectionError(H2_ERROR.PROTOCOL_ERROR, 'push', `HEADERS on server-initiated stream ${sid}`)); return; }
-    if (sid <= this.lastPeerStreamId) {
-      // A closed stream (ids only grow, 5.1.1).
-      this.stats.streamErrors++;
-      this.sendReset(sid, H2_ERROR.STREAM_CLOSED);
-      return;
-    }
+    if (sid <= this.lastPeerStreamId) { this.onClosedStream(sid); return; } // ids only grow (5.1.1)
     this.lastPeerStreamId = sid;
     if (this.goawaySent) { this.stats.streamsRefused++; this.sendReset(sid, H2_ERROR.REFUSED_STREAM); return; }
     if (headers === undefined) { this.stats.streamErrors++; this.sendReset(sid, H2_ERROR.PROTOCOL_ERROR); return; }
@@ -396,8 +394,7 @@ export class H2Connection implements FrameHandler {
       this.creditConnection(flowLength);
       if (s !== undefined) { this.streamFail(s, s.remoteEnded ? H2_ERROR.STREAM_CLOSED : H2_ERROR.PROTOCOL_ERROR, 'data-state'); return; }
       if (this.isIdle(sid)) { this.fail(connectionError(H2_ERROR.PROTOCOL_ERROR, 'idle-stream', `DATA on idle stream ${sid}`)); return; }
-      this.stats.streamErrors++;
-      this.sendReset(sid, H2_ERROR.STREAM_CLOSED);
+      this.onClosedStream(sid);
       return;
     }
     if (flowLength > s.recvWindow) {
@@ -578,7 +575,21 @@ export class H2Connection implements FrameHandler {
     this.closeStream(s, code, false);
   }
 
+  /**
+   * HEADERS or DATA on a closed stream: ignored when we reset it lately (the peer's frames were in
+   * flight, 5.1 "closed"), else a stream error STREAM_CLOSED. Which streams count as closed
+   * after END_STREAM both ways is not remembered, so that case is a stream error too, not a
+   * connection error (which 5.1 allows, not requires).
+   */
+  private onClosedStream(sid: number): void {
+    if (this.recentResets.includes(sid)) return;
+    this.stats.streamErrors++;
+    this.sendReset(sid, H2_ERROR.STREAM_CLOSED);
+  }
+
   private sendReset(sid: number, code: number): void {
+    this.recentResets[this.resetPos] = sid;
+    this.resetPos = (this.resetPos + 1) % this.recentResets.length;
     this.stats.rstSent++;
     this.out.push(rstStreamFrame(sid, code));
     this.scheduleFlush();
