@@ -220,6 +220,7 @@ export class H2Connection implements FrameHandler {
   /** Ends our side after the queued DATA: with trailers (a HEADERS with END_STREAM), or an empty DATA. */
   end(s: H2Stream, trailers?: string[]): void {
     if (s.closed || s.endQueued || s.localEnded) return;
+    if (!s.headSent) throw new Error(`end() before the head of stream ${s.id}`);
     s.endQueued = true;
     s.trailers = trailers;
     this.makeReady(s);
