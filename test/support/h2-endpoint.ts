@@ -178,3 +178,11 @@ export async function rawClient(port: number): Promise<RawPeer> {
   p.send(CLIENT_PREFACE, settingsFrame([]));
   return p;
 }
+
+/** A loopback server whose every connection is a RawPeer (server side), handed to `onPeer`. */
+export async function rawServer(onPeer: (p: RawPeer) => void): Promise<{ port: number; close(): void }> {
+  const server = net.createServer((sock) => onPeer(new RawPeer(sock, 'server')));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { port: (server.address() as net.AddressInfo).port, close: () => server.close() };
+}

@@ -6,14 +6,12 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as net from 'node:net';
-import { once } from 'node:events';
 import { H2_ERROR } from '../../../sidecar/src/h2/errors';
 import { dataFrameHeader, headersFrames, pingFrame, settingsFrame, windowUpdateFrame } from '../../../sidecar/src/h2/frame-writer';
 import { HpackEncoder } from '../../../sidecar/src/h2/hpack-encoder';
 import { SETTING } from '../../../sidecar/src/h2/settings';
-import { H2Connection } from '../../../sidecar/src/h2/connection';
-import { RawPeer, Recorder, rawClient, requestHead, serveH2 } from '../../support/h2-endpoint';
+import { connectH2, rawClient, rawServer, requestHead, serveH2 } from '../../support/h2-endpoint';
+import type { RawPeer } from '../../support/h2-endpoint';
 import { until } from '../../support/until';
 
 const TIMEOUT = 30_000;
@@ -28,17 +26,9 @@ async function settle(peer: RawPeer): Promise<void> {
 describe('send windows', () => {
   test('SETTINGS_INITIAL_WINDOW_SIZE lowered under what was sent: the window goes negative, and WINDOW_UPDATEs must bring it back above zero', { timeout: TIMEOUT }, async () => {
     let peer: RawPeer | undefined;
-    const server = net.createServer((sock) => {
-      peer = new RawPeer(sock, 'server');
-      peer.send(settingsFrame([SETTING.INITIAL_WINDOW_SIZE, 100]));
-    });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const port = (server.address() as net.AddressInfo).port;
-    const sock = net.connect(port, '127.0.0.1');
-    await once(sock, 'connect');
-    const r = new Recorder();
-    r.conn = new H2Connection(sock, { role: 'client', handler: r });
+    const server = await rawServer((p) => { peer = p; p.send(settingsFrame([SETTING.INITIAL_WINDOW_SIZE, 100])); });
+    const port = server.port;
+    const r = await connectH2(port);
     try {
       await until(() => peer !== undefined && peer.settingsAcks > 0, 'the client applied the server\'s SETTINGS');
       const s = r.conn.request(requestHead(port, 'POST', '/up'), false)!;
@@ -54,7 +44,7 @@ describe('send windows', () => {
       assert.equal(peer!.dataBytes.get(1), 120, 'exactly the window');
       peer!.send(windowUpdateFrame(1, 10_000));
       await until(() => peer!.dataBytes.get(1) === 1000, 'the rest');
-    } finally { sock.destroy(); server.close(); }
+    } finally { r.conn.destroy(); server.close(); }
   });
 });
 

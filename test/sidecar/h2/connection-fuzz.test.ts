@@ -16,9 +16,9 @@ import { once } from 'node:events';
 import { FLAG, FRAME } from '../../../sidecar/src/h2/frame-types';
 import { dataFrameHeader, frameHeader, goawayFrame, headersFrames, pingFrame, rstStreamFrame, settingsFrame, windowUpdateFrame } from '../../../sidecar/src/h2/frame-writer';
 import { HpackEncoder } from '../../../sidecar/src/h2/hpack-encoder';
-import { H2Connection } from '../../../sidecar/src/h2/connection';
 import { H2Stats } from '../../../sidecar/src/h2/limits';
-import { RawPeer, Recorder, rawClient, requestHead, serveH2 } from '../../support/h2-endpoint';
+import { connectH2, rawClient, rawServer, requestHead, serveH2 } from '../../support/h2-endpoint';
+import type { RawPeer, Recorder } from '../../support/h2-endpoint';
 import { mulberry32 } from '../../support/prng';
 import { until } from '../../support/until';
 
@@ -130,13 +130,8 @@ describe('seeded fuzz', () => {
   test('an H2Connection client: mutated and random server frames', { timeout: TIMEOUT }, async () => {
     const r = mulberry32(0x5eed2);
     const sequences: Buffer[] = [];
-    const raw = net.createServer((sock) => {
-      const p = new RawPeer(sock, 'server');
-      p.send(settingsFrame([]), sequences.shift() ?? Buffer.alloc(0), pingFrame(Buffer.alloc(8), false), TAIL);
-    });
-    raw.listen(0, '127.0.0.1');
-    await once(raw, 'listening');
-    const rawPort = (raw.address() as net.AddressInfo).port;
+    const raw = await rawServer((p) => p.send(settingsFrame([]), sequences.shift() ?? Buffer.alloc(0), pingFrame(Buffer.alloc(8), false), TAIL));
+    const rawPort = raw.port;
     const node = http2.createServer((_req, res) => { res.end('ok'); });
     node.listen(0, '127.0.0.1');
     await once(node, 'listening');
@@ -147,19 +142,13 @@ describe('seeded fuzz', () => {
         const recs: Recorder[] = [];
         for (let i = 0; i < PER_BATCH; i++) {
           sequences.push(fuzzBytes(r, 'server'));
-          const sock = net.connect(rawPort, '127.0.0.1');
-          await once(sock, 'connect');
-          const rec = new Recorder();
-          rec.conn = new H2Connection(sock, { role: 'client', handler: rec, stats });
+          const rec = await connectH2(rawPort, { stats });
           rec.conn.request(requestHead(rawPort, 'POST', '/f'), false);
           recs.push(rec);
         }
         await until(() => recs.every((rec) => rec.closed), 'every fuzzed client connection closed', 30_000);
         for (const rec of recs) assert.equal(rec.conn.activeStreams, 0);
-        const sock = net.connect(nodePort, '127.0.0.1');
-        await once(sock, 'connect');
-        const ok = new Recorder();
-        ok.conn = new H2Connection(sock, { role: 'client', handler: ok });
+        const ok = await connectH2(nodePort);
         const s = ok.conn.request(requestHead(nodePort, 'GET', '/'), true)!;
         await until(() => ok.logs.get(s.id)?.closeCode !== undefined, 'a normal call');
         assert.equal(ok.logs.get(s.id)!.body(), 'ok', `a normal call after batch ${batch}`);

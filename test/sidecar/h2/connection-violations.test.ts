@@ -7,16 +7,14 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as net from 'node:net';
-import { once } from 'node:events';
 import { H2_ERROR } from '../../../sidecar/src/h2/errors';
 import { FLAG, FRAME, MAX_INT31 } from '../../../sidecar/src/h2/frame-types';
 import { dataFrameHeader, frameHeader, headersFrames, pingFrame, rstStreamFrame, settingsFrame, windowUpdateFrame } from '../../../sidecar/src/h2/frame-writer';
 import { HpackEncoder } from '../../../sidecar/src/h2/hpack-encoder';
 import type { H2Limits } from '../../../sidecar/src/h2/limits';
 import { SETTING } from '../../../sidecar/src/h2/settings';
-import { H2Connection } from '../../../sidecar/src/h2/connection';
-import { RawPeer, Recorder, rawClient, requestHead, serveH2 } from '../../support/h2-endpoint';
+import { connectH2, rawClient, rawServer, requestHead, serveH2 } from '../../support/h2-endpoint';
+import type { RawPeer, Recorder } from '../../support/h2-endpoint';
 import { until } from '../../support/until';
 
 const TIMEOUT = 30_000;
@@ -142,17 +140,9 @@ describe('an H2Connection client against a raw server', () => {
   for (const [name, answer, code, scope] of cases) {
     test(name, { timeout: TIMEOUT }, async () => {
       let peer: RawPeer | undefined;
-      const server = net.createServer((sock) => {
-        peer = new RawPeer(sock, 'server');
-        peer.send(settingsFrame([]));
-      });
-      server.listen(0, '127.0.0.1');
-      await once(server, 'listening');
-      const port = (server.address() as net.AddressInfo).port;
-      const sock = net.connect(port, '127.0.0.1');
-      await once(sock, 'connect');
-      const r = new Recorder();
-      r.conn = new H2Connection(sock, { role: 'client', handler: r });
+      const server = await rawServer((p) => { peer = p; p.send(settingsFrame([])); });
+      const port = server.port;
+      const r = await connectH2(port);
       try {
         await until(() => peer !== undefined && peer.headerStreams.length === 0 && (r.conn.request(requestHead(port, 'GET', '/'), true) !== undefined), 'a stream opened');
         await until(() => peer!.headerStreams.includes(1), 'the request arrived');
@@ -168,7 +158,7 @@ describe('an H2Connection client against a raw server', () => {
           assert.deepEqual(peer!.rsts[0], [1, code]);
           assert.equal(r.logs.get(1)?.closeCode, code);
         }
-      } finally { sock.destroy(); server.close(); }
+      } finally { r.conn.destroy(); server.close(); }
     });
   }
 });
