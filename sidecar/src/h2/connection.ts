@@ -154,6 +154,8 @@ export class H2Connection implements FrameHandler {
     if (l.connectionWindow > FIRST_WINDOW) this.out.push(windowUpdateFrame(0, l.connectionWindow - FIRST_WINDOW));
     this.settingsTimer = this.clock.setTimer(l.settingsAckTimeoutMs, () => this.onSettingsTimeout());
 
+    // Frames are already gathered per tick; Nagle would only delay the batch.
+    socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => { if (!this.dead) this.parser.push(chunk); });
     socket.on('drain', () => { this.socketBlocked = false; this.scheduleFlush(); });
     socket.on('error', (err: Error) => { this.closeError ??= err; });

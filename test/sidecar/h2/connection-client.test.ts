@@ -110,6 +110,19 @@ describe('an H2Connection client against a real Node http2 server', () => {
     } finally { await closeClient(c); await srv.close(); }
   });
 
+  test('a 40 KB header value goes out as HEADERS + CONTINUATION frames, and Node reads it', { timeout: TIMEOUT }, async () => {
+    let got: string | undefined;
+    const srv = await nodeServer((stream, headers) => { got = headers['x-big'] as string; stream.respond({ ':status': 200 }, { endStream: true }); });
+    const c = await connectH2(srv.port);
+    try {
+      const big = 'w'.repeat(40_000);
+      const s = c.conn.request(requestHead(srv.port, 'GET', '/big-head', ['x-big', big]), true)!;
+      await until(() => c.logs.get(s.id)?.closeCode !== undefined, 'the response');
+      assert.equal(c.logs.get(s.id)!.closeCode, H2_ERROR.NO_ERROR);
+      assert.equal(got, big);
+    } finally { await closeClient(c); await srv.close(); }
+  });
+
   test('a 103 before the response is passed to the caller', { timeout: TIMEOUT }, async () => {
     const srv = await nodeServer((stream) => {
       stream.additionalHeaders({ ':status': 103, link: '</a.css>; rel=preload' });

@@ -90,6 +90,19 @@ describe('a real Node http2 client against an H2Connection server', () => {
     });
   });
 
+  test('a 40 KB header value: Node sends HEADERS + CONTINUATION frames, the server reassembles them', { timeout: TIMEOUT }, async () => {
+    const server = await serveH2(echo);
+    await withClient(server, async (c) => {
+      const big = 'v'.repeat(40_000);
+      const req = c.request({ ':path': '/big-head', 'x-big': big });
+      const [head] = (await once(req, 'response')) as [http2.IncomingHttpHeaders];
+      req.resume();
+      await once(req, 'end');
+      assert.equal(head[':status'], 200);
+      assert.equal(headerValue(server.recorders[0]!.logs.get(1)!.headers!, 'x-big'), big);
+    });
+  });
+
   test('trailers and a 103 informational response reach the client', { timeout: TIMEOUT }, async () => {
     const server = await serveH2(echo);
     await withClient(server, async (c) => {
