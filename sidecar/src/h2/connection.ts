@@ -74,6 +74,8 @@ export interface H2ConnectionOptions {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** How many closed streams are remembered, to tell frames in flight from a misbehaving peer. */
+const RECENT_CLOSED = 128;
 const FIRST_WINDOW = INITIAL_SETTINGS.initialWindowSize;
 
 export class H2Connection implements FrameHandler {
@@ -119,9 +121,9 @@ export class H2Connection implements FrameHandler {
   private peerGoawayLastId = MAX_INT31;
   private capacityWanted = false;
   private dead = false;
-  /** The last streams we reset, whose peer frames in flight are ignored. */
-  private readonly recentResets = new Int32Array(32);
-  private resetPos = 0;
+  /** The last streams closed: -id when we reset it (the peer's frames in flight are ignored), +id otherwise. */
+  private readonly recentClosed = new Int32Array(RECENT_CLOSED);
+  private recentPos = 0;
   /** Draining is over: end the socket once `out` is written. */
   private endAfterFlush = false;
   private closeError: Error | undefined;
@@ -248,7 +250,7 @@ export class H2Connection implements FrameHandler {
   reset(s: H2Stream, code: number): void {
     if (s.closed) return;
     this.sendReset(s.id, code);
-    this.closeStream(s, code, false);
+    this.closeStream(s, code, false, true);
   }
 
   /**
@@ -338,7 +340,7 @@ export class H2Connection implements FrameHandler {
       return;
     }
     if (this.role === 'client') { this.fail(connectionError(H2_ERROR.PROTOCOL_ERROR, 'push', `HEADERS on server-initiated stream ${sid}`)); return; }
-    if (sid <= this.lastPeerStreamId) { this.onClosedStream(sid); return; } // ids only grow (5.1.1)
+    if (sid <= this.lastPeerStreamId) { this.onClosedStream(sid, true); return; }
     this.lastPeerStreamId = sid;
     if (this.goawaySent) { this.stats.streamsRefused++; this.sendReset(sid, H2_ERROR.REFUSED_STREAM); return; }
     if (headers === undefined) { this.stats.streamErrors++; this.sendReset(sid, H2_ERROR.PROTOCOL_ERROR); return; }
@@ -397,7 +399,7 @@ export class H2Connection implements FrameHandler {
       this.creditConnection(flowLength);
       if (s !== undefined) { this.streamFail(s, s.remoteEnded ? H2_ERROR.STREAM_CLOSED : H2_ERROR.PROTOCOL_ERROR, 'data-state'); return; }
       if (this.isIdle(sid)) { this.fail(connectionError(H2_ERROR.PROTOCOL_ERROR, 'idle-stream', `DATA on idle stream ${sid}`)); return; }
-      this.onClosedStream(sid);
+      this.onClosedStream(sid, false);
       return;
     }
     if (flowLength > s.recvWindow) {
@@ -528,7 +530,7 @@ export class H2Connection implements FrameHandler {
   onStreamError(err: H2Error): void {
     this.stats.streamErrors++;
     const s = this.streams.get(err.streamId);
-    if (s !== undefined) { this.sendReset(s.id, err.h2Code); this.closeStream(s, err.h2Code, false); } else {
+    if (s !== undefined) { this.sendReset(s.id, err.h2Code); this.closeStream(s, err.h2Code, false, true); } else {
       this.sendReset(err.streamId, err.h2Code);
       if (err.reason === 'self-dependency') this.rejectedStream = err.streamId; // a HEADERS: its block is still decoded
     }
@@ -575,24 +577,36 @@ export class H2Connection implements FrameHandler {
   private streamFail(s: H2Stream, code: number, _reason: string): void {
     this.stats.streamErrors++;
     this.sendReset(s.id, code);
-    this.closeStream(s, code, false);
+    this.closeStream(s, code, false, true);
   }
 
   /**
-   * HEADERS or DATA on a closed stream: ignored when we reset it lately (the peer's frames were in
-   * flight, 5.1 "closed"), else a stream error STREAM_CLOSED. Which streams count as closed
-   * after END_STREAM both ways is not remembered, so that case is a stream error too, not a
-   * connection error (which 5.1 allows, not requires).
+   * HEADERS (`headers`) or DATA on a stream that is not open and not idle (RFC 9113 5.1):
+   * - one we reset lately: ignored (the peer's frames were in flight);
+   * - one closed otherwise lately (the peer reset it, or both ends ended): stream error STREAM_CLOSED;
+   * - else, for HEADERS, a stream id lower than one the peer already used that we do not know
+   *   as closed: connection error PROTOCOL_ERROR (5.1.1); for DATA, stream error STREAM_CLOSED.
+   * "Lately": the last RECENT_CLOSED streams closed.
    */
-  private onClosedStream(sid: number): void {
-    if (this.recentResets.includes(sid)) return;
+  private onClosedStream(sid: number, headers: boolean): void {
+    const recent = this.recentClosed;
+    let known = 0;
+    for (let i = 0; i < recent.length; i++) {
+      if (recent[i] === -sid) return;
+      if (recent[i] === sid) known = 1;
+    }
+    if (known === 0 && headers) { this.fail(connectionError(H2_ERROR.PROTOCOL_ERROR, 'stream-id-order', `HEADERS on stream ${sid}, below stream ${this.lastPeerStreamId} the peer already opened`)); return; }
     this.stats.streamErrors++;
     this.sendReset(sid, H2_ERROR.STREAM_CLOSED);
   }
 
+  private remember(id: number): void {
+    this.recentClosed[this.recentPos] = id;
+    this.recentPos = (this.recentPos + 1) % RECENT_CLOSED;
+  }
+
   private sendReset(sid: number, code: number): void {
-    this.recentResets[this.resetPos] = sid;
-    this.resetPos = (this.resetPos + 1) % this.recentResets.length;
+    this.remember(-sid);
     this.stats.rstSent++;
     this.out.push(rstStreamFrame(sid, code));
     this.scheduleFlush();
@@ -629,9 +643,11 @@ export class H2Connection implements FrameHandler {
     if (s.remoteEnded) this.closeStream(s, H2_ERROR.NO_ERROR, false);
   }
 
-  private closeStream(s: H2Stream, code: number, retryable: boolean): void {
+  /** `resetByUs`: we sent RST_STREAM for it (sendReset remembered it so). */
+  private closeStream(s: H2Stream, code: number, retryable: boolean, resetByUs = false): void {
     if (s.closed) return;
     s.closed = true;
+    if (!resetByUs) this.remember(s.id);
     this.streams.delete(s.id);
     const local = this.isLocal(s.id);
     if (local) this.localActive--; else this.peerActive--;

@@ -37,6 +37,7 @@ const raw = (type: number, flags: number, sid: number, payload: Buffer = Buffer.
 const CONNECTION_CASES: [string, Build, number, Partial<H2Limits>?][] = [
   ['DATA on an idle stream', (b) => [b.data(1, 3, false)], H2_ERROR.PROTOCOL_ERROR],
   ['HEADERS on an even (server) stream id from a client', (b) => [b.head(2, REQ, true)], H2_ERROR.PROTOCOL_ERROR],
+  ['HEADERS on a stream id below one already used (never opened)', (b) => [b.head(5, REQ, false), b.head(3, REQ, true)], H2_ERROR.PROTOCOL_ERROR],
   ['WINDOW_UPDATE on an idle stream', () => [[windowUpdateFrame(5, 10)]], H2_ERROR.PROTOCOL_ERROR],
   ['RST_STREAM on an idle stream', () => [[rstStreamFrame(7, H2_ERROR.CANCEL)]], H2_ERROR.PROTOCOL_ERROR],
   ['CONTINUATION with no header block open', () => [raw(FRAME.CONTINUATION, FLAG.END_HEADERS, 1, Buffer.from([0x82]))], H2_ERROR.PROTOCOL_ERROR],
@@ -76,7 +77,8 @@ const STREAM_CASES: [string, Build, number, number, Partial<H2Limits>?][] = [
   ['content-length over the DATA received', (b) => [b.head(1, [...REQ, 'content-length', '10'], false), b.data(1, 5, true)], 1, H2_ERROR.PROTOCOL_ERROR],
   ['DATA over content-length', (b) => [b.head(1, [...REQ, 'content-length', '2'], false), b.data(1, 5, false)], 1, H2_ERROR.PROTOCOL_ERROR],
   ['DATA after END_STREAM (half-closed remote)', (b) => [b.head(1, REQ, true), b.data(1, 1, false)], 1, H2_ERROR.STREAM_CLOSED],
-  ['HEADERS on a closed stream', (b) => [b.head(1, REQ, false), [rstStreamFrame(1, H2_ERROR.CANCEL)], b.head(1, REQ, true)], 1, H2_ERROR.STREAM_CLOSED],
+  ['HEADERS on a stream the peer reset', (b) => [b.head(1, REQ, false), [rstStreamFrame(1, H2_ERROR.CANCEL)], b.head(1, REQ, true)], 1, H2_ERROR.STREAM_CLOSED],
+  ['DATA on a stream the peer reset', (b) => [b.head(1, REQ, false), [rstStreamFrame(1, H2_ERROR.CANCEL)], b.data(1, 4, true)], 1, H2_ERROR.STREAM_CLOSED],
   ['trailers without END_STREAM', (b) => [b.head(1, REQ, false), b.head(1, ['x-t', '1'], false)], 1, H2_ERROR.PROTOCOL_ERROR],
   ['trailers with a pseudo-header', (b) => [b.head(1, REQ, false), b.head(1, [':path', '/'], true)], 1, H2_ERROR.PROTOCOL_ERROR],
   ['DATA over the stream window', (b) => [b.head(1, REQ, false), ...Array.from({ length: 4 }, () => b.data(1, 16384, false)), b.data(1, 1000, false)], 1, H2_ERROR.FLOW_CONTROL_ERROR],
