@@ -678,6 +678,7 @@ export class H2Connection implements FrameHandler {
   /** A connection error: GOAWAY with its code, every stream closed, the socket ended. */
   private fail(err: H2Error): void {
     if (this.dead) return;
+    this.parser.stop();
     this.stats.connectionErrors++;
     this.closeError ??= err;
     this.out.push(goawayFrame(this.lastPeerStreamId, err.h2Code, Buffer.from(err.reason, 'latin1')));

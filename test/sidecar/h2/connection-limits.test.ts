@@ -14,20 +14,20 @@ import { HpackEncoder } from '../../../sidecar/src/h2/hpack-encoder';
 import { DEFAULT_H2_LIMITS, H2Stats, resolveLimits } from '../../../sidecar/src/h2/limits';
 import type { H2Limits } from '../../../sidecar/src/h2/limits';
 import { rawClient, serveH2 } from '../../support/h2-endpoint';
-import type { RawPeer } from '../../support/h2-endpoint';
+import type { RawPeer, Recorder } from '../../support/h2-endpoint';
 import { until } from '../../support/until';
 
 const TIMEOUT = 30_000;
 const REQ = [':method', 'GET', ':scheme', 'http', ':path', '/', ':authority', 'h'];
 
-async function limited(limits: Partial<H2Limits>, ack = true): Promise<{ peer: RawPeer; stats: H2Stats; clock: FakeClock; close(): Promise<void> }> {
+async function limited(limits: Partial<H2Limits>, ack = true): Promise<{ peer: RawPeer; stats: H2Stats; clock: FakeClock; server: Recorder; close(): Promise<void> }> {
   const clock = new FakeClock();
   const stats = new H2Stats();
   const server = await serveH2(() => undefined, { limits, stats, clock });
   const peer = await rawClient(server.port);
   peer.ackSettings = ack;
   await until(() => peer.settings.length > 0, 'the server SETTINGS');
-  return { peer, stats, clock, close: async () => { peer.sock.destroy(); await server.close(); } };
+  return { peer, stats, clock, server: server.recorders[0]!, close: async () => { peer.sock.destroy(); await server.close(); } };
 }
 
 let pings = 0;
@@ -58,7 +58,7 @@ function openAndReset(first: number, n: number): Buffer[] {
 
 describe('flood limits', () => {
   test('rapid reset: resets within the budget per second are fine; one over it is GOAWAY ENHANCE_YOUR_CALM', { timeout: TIMEOUT }, async () => {
-    const { peer, stats, clock, close } = await limited({ resetsPerSecond: 10 });
+    const { peer, stats, clock, server, close } = await limited({ resetsPerSecond: 10 });
     try {
       peer.send(openAndReset(1, 10));
       await alive(peer);
@@ -66,9 +66,11 @@ describe('flood limits', () => {
       clock.advance(1000); // a new second: a new budget
       peer.send(openAndReset(21, 10));
       await alive(peer);
-      peer.send(openAndReset(41, 1));
+      // One write: the request after the reset over budget must not reach the server's handler.
+      peer.send(openAndReset(41, 1), openAndReset(43, 1).slice(0, 2));
       await calm(peer, 'rapid-reset');
       assert.equal(stats.rapidReset, 1);
+      assert.ok(server.logs.has(41) && !server.logs.has(43), 'nothing after the connection error is handed on');
     } finally { await close(); }
   });
 
