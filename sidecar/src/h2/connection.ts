@@ -34,7 +34,7 @@ import { systemClock } from '../../../shared/src/clock';
 import { H2_ERROR, H2Error, HeaderListTooLargeError, connectionError } from './errors';
 import { FrameParser } from './frame-parser';
 import type { FrameHandler } from './frame-parser';
-import { CLIENT_PREFACE, MAX_INT31 } from './frame-types';
+import { CLIENT_PREFACE, FLAG, MAX_INT31 } from './frame-types';
 import { dataFrameHeader, goawayFrame, headersFrames, pingFrame, rstStreamFrame, settingsAckFrame, settingsFrame, windowUpdateFrame } from './frame-writer';
 import { checkRequestHead, checkResponseHead, checkTrailers, contentLengthOf, statusOf } from './header-rules';
 import { HpackDecoder } from './hpack-decoder';
@@ -278,7 +278,7 @@ export class H2Connection implements FrameHandler {
   // --- frames from the peer (FrameHandler) ----------------------------------------------------
 
   onHeaders(sid: number, fragment: Buffer, flags: number): void {
-    if ((flags & 0x4) !== 0) { this.endBlock(sid, fragment, flags); return; }
+    if ((flags & FLAG.END_HEADERS) !== 0) { this.endBlock(sid, fragment, flags); return; }
     this.blockFlags = flags;
     this.blockParts = [fragment];
     this.blockBytes = fragment.length;
@@ -317,7 +317,7 @@ export class H2Connection implements FrameHandler {
         return;
       }
     }
-    const endStream = (flags & 0x1) !== 0;
+    const endStream = (flags & FLAG.END_STREAM) !== 0;
     if (sid === this.rejectedStream) { this.rejectedStream = 0; this.trackPeerStream(sid); return; }
     const s = this.streams.get(sid);
     if (s === undefined) { this.newPeerStream(sid, headers, endStream); return; }
