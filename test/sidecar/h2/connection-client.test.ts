@@ -182,6 +182,26 @@ describe('an H2Connection client against a real Node http2 server', () => {
     } finally { await closeClient(c); await srv.close(); }
   });
 
+  test('our own graceful close: no new stream, the stream in flight completes, then the socket closes', { timeout: TIMEOUT }, async () => {
+    const held: http2.ServerHttp2Stream[] = [];
+    const srv = await nodeServer((stream) => { held.push(stream); });
+    let serverGoaway = -1;
+    srv.server.on('session', (sess) => sess.on('goaway', (code: number) => { serverGoaway = code; }));
+    const c = await connectH2(srv.port);
+    try {
+      const s = c.conn.request(requestHead(srv.port, 'GET', '/1'), true)!;
+      await until(() => held.length === 1, 'the server holds the stream');
+      c.conn.goaway();
+      assert.equal(c.conn.request(requestHead(srv.port, 'GET', '/2'), true), undefined, 'no new stream once draining');
+      await until(() => serverGoaway === H2_ERROR.NO_ERROR, 'the server got GOAWAY NO_ERROR');
+      held[0]!.respond({ ':status': 200 });
+      held[0]!.end('last');
+      await until(() => c.closed, 'the connection closed after the last stream');
+      assert.equal(c.logs.get(s.id)!.closeCode, H2_ERROR.NO_ERROR);
+      assert.equal(c.logs.get(s.id)!.body(), 'last');
+    } finally { await closeClient(c); await srv.close(); }
+  });
+
   test('GOAWAY: a graceful close lets the stream in flight complete; a last-stream-id below open streams fails them as retryable', { timeout: TIMEOUT }, async () => {
     const held: http2.ServerHttp2Stream[] = [];
     const srv = await nodeServer((stream) => { held.push(stream); });
