@@ -49,7 +49,10 @@ export interface H2Handler {
   onHeaders(s: H2Stream, headers: string[], endStream: boolean): void;
   /** Client: a 1xx response head (not 101) before the final one. */
   onInformational(s: H2Stream, headers: string[]): void;
-  /** `data` is a view of a socket chunk (copy it to keep it past the call); call consumed() once it is taken. */
+  /**
+   * `data` is a view of a socket chunk, which Node does not reuse: it may be queued as is on
+   * another connection (write); do not modify it. Call consumed() once it is taken.
+   */
   onData(s: H2Stream, data: Buffer, endStream: boolean): void;
   /** Trailers end the peer's side of the stream. */
   onTrailers(s: H2Stream, trailers: string[]): void;
