@@ -452,6 +452,7 @@ export class H2Connection implements FrameHandler {
       this.fail(connectionError(H2_ERROR.ENHANCE_YOUR_CALM, 'settings-flood', `more than ${this.limits.settingsPerSecond} SETTINGS frames in a second`));
       return;
     }
+    const wasFull = this.localActive >= this.peerMaxConcurrent;
     for (let i = 0; i < entries.length; i += 2) {
       const v = entries[i + 1]!;
       switch (entries[i]) {
@@ -459,12 +460,7 @@ export class H2Connection implements FrameHandler {
         case SETTING.ENABLE_PUSH:
           if (this.role === 'client' && v !== 0) { this.fail(connectionError(H2_ERROR.PROTOCOL_ERROR, 'setting-enable-push', 'a server sent SETTINGS_ENABLE_PUSH 1')); return; }
           break;
-        case SETTING.MAX_CONCURRENT_STREAMS: {
-          const wasFull = this.localActive >= this.peerMaxConcurrent;
-          this.peerMaxConcurrent = v;
-          if (wasFull && this.localActive < v) this.offerCapacity();
-          break;
-        }
+        case SETTING.MAX_CONCURRENT_STREAMS: this.peerMaxConcurrent = v; break;
         case SETTING.INITIAL_WINDOW_SIZE: {
           const delta = v - this.peerInitialWindow;
           this.peerInitialWindow = v;
@@ -484,6 +480,7 @@ export class H2Connection implements FrameHandler {
     }
     this.out.push(settingsAckFrame());
     this.scheduleFlush();
+    if (wasFull) this.offerCapacity(); // after every value applied (offerCapacity checks canOpen)
   }
 
   onPing(ack: boolean, opaque: Buffer): void {

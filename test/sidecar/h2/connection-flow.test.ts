@@ -2,7 +2,7 @@
  * Flow control details against a raw peer over loopback: the peer's SETTINGS_INITIAL_WINDOW_SIZE
  * applies to open streams, down to a negative window (RFC 9113 6.9.2), and sending resumes only
  * once WINDOW_UPDATEs bring it above zero; DATA the peer had in flight on a stream we reset is
- * ignored, not answered with another RST_STREAM.
+ * ignored, not answered with another RST_STREAM; a raised MAX_CONCURRENT_STREAMS gives capacity.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -62,5 +62,23 @@ describe('frames in flight on a stream we reset', () => {
       assert.equal(peer.goaway, undefined);
       assert.equal(server.recorders[0]!.conn.stats.streamsRefused, 1);
     } finally { peer.sock.destroy(); await server.close(); }
+  });
+});
+
+describe('stream capacity', () => {
+  test('a SETTINGS raising the peer\'s MAX_CONCURRENT_STREAMS gives onCapacity to a client that found none', { timeout: TIMEOUT }, async () => {
+    let peer: RawPeer | undefined;
+    const server = await rawServer((p) => { peer = p; p.send(settingsFrame([SETTING.MAX_CONCURRENT_STREAMS, 1])); });
+    const r = await connectH2(server.port);
+    try {
+      await until(() => peer !== undefined && peer.settingsAcks > 0, 'the client applied the server\'s SETTINGS');
+      assert.ok(r.conn.request(requestHead(server.port, 'GET', '/1'), true) !== undefined);
+      assert.equal(r.conn.request(requestHead(server.port, 'GET', '/2'), true), undefined, 'one stream is the limit');
+      peer!.send(settingsFrame([SETTING.MAX_CONCURRENT_STREAMS, 2]));
+      await until(() => r.capacity === 1, 'onCapacity');
+      assert.ok(r.conn.request(requestHead(server.port, 'GET', '/2'), true) !== undefined);
+      await until(() => peer!.headerStreams.length === 2, 'both requests at the server');
+      assert.deepEqual(peer!.headerStreams, [1, 3]);
+    } finally { r.conn.destroy(); server.close(); }
   });
 });
