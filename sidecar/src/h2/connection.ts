@@ -44,6 +44,7 @@ import type { H2Limits } from './limits';
 import { INITIAL_SETTINGS, SETTING } from './settings';
 import { H2Stream } from './stream';
 
+/** The connection's events. Called synchronously from socket reads and flushes: they must not throw. */
 export interface H2Handler {
   /** Server: a new request (set `s.user`). Client: the final response head. */
   onHeaders(s: H2Stream, headers: string[], endStream: boolean): void;
@@ -722,7 +723,10 @@ export class H2Connection implements FrameHandler {
     process.nextTick(flushConnection, this);
   }
 
-  /** Moves what the windows allow from the stream queues into `out`, then writes `out` in one writev. */
+  /**
+   * Moves what the windows allow from the stream queues into `out`, then writes `out` in one
+   * writev. Runs once per tick by itself (process.nextTick); public only for that call.
+   */
   flush(): void {
     this.flushScheduled = false;
     if (this.dead) return;
