@@ -75,6 +75,12 @@ export class FrameParser {
   /** True after a connection error: the parser reads nothing more. */
   get failed(): boolean { return this.dead; }
 
+  /** The connection ended for a reason of its own: no frame after the current one is handed on. */
+  stop(): void {
+    this.dead = true;
+    this.partial = undefined;
+  }
+
   /** Our SETTINGS_MAX_FRAME_SIZE changed (the peer acknowledged it). */
   setMaxFrameSize(size: number): void { this.maxFrameSize = size; }
 
