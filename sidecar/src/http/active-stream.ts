@@ -127,7 +127,7 @@ export abstract class ActiveStream implements FilterCallbacks {
     this.done = true;
     this.cancelDelay();
     if (this.countsActive) this.cm.listenerStats.rqActive.add(-1);
-    this.cm.finished(this.stats, cluster, this.startedAt, status, grpcStatus);
+    this.cm.finished(this.stats, cluster, this.startedAt, status, grpcStatus, this.downstreamHeaders);
     const log = this.cm.accessLog;
     if (log !== undefined) log.record(this.cm.name, this, cluster?.name, status, grpcStatus);
     const chain = this.snap.filters;
