@@ -65,12 +65,17 @@ export class MetricsExposition {
   private readonly text = new promClient.Registry<promClient.PrometheusContentType>();
   private readonly open = new promClient.Registry<promClient.OpenMetricsContentType>();
 
-  /** `processMetrics`: also prom-client's default process metrics (CPU, memory, event loop lag, GC). */
-  constructor(opts: { processMetrics?: boolean; prefix?: string } = {}) {
+  private processMetrics = false;
+
+  constructor() {
     this.open.setContentType(OPENMETRICS_CONTENT_TYPE);
-    if (opts.processMetrics === true) {
-      for (const register of [this.text, this.open] as promClient.Registry[]) promClient.collectDefaultMetrics({ register, ...(opts.prefix === undefined ? {} : { prefix: opts.prefix }) });
-    }
+  }
+
+  /** Adds prom-client's default process metrics (CPU, memory, event loop lag, GC), once. */
+  addProcessMetrics(): void {
+    if (this.processMetrics) return;
+    this.processMetrics = true;
+    for (const register of [this.text, this.open] as promClient.Registry[]) promClient.collectDefaultMetrics({ register });
   }
 
   /** Adds a metric family (its name must be new). */
