@@ -80,8 +80,8 @@ describe('Prometheus scrapes the mesh', () => {
   });
 
   test('the server sidecar counts the inbound requests of its version; histogram_quantile answers from the buckets', async () => {
-    await expectSeries('sum by (destination_service, destination_version) (skein_requests_total{job="server-sidecar",direction="inbound",response_code="200"})',
-      (m) => `${m['destination_service']} ${m['destination_version']}`, { 'greeter v1': MAIN });
+    await expectSeries('sum by (route, destination_service, destination_version) (skein_requests_total{job="server-sidecar",direction="inbound",response_code="200"})',
+      (m) => `${m['route']} ${m['destination_service']} ${m['destination_version']}`, { 'inbound greeter v1': MAIN });
     const p99 = await prom!.query('histogram_quantile(0.99, sum by (le) (skein_request_duration_milliseconds_bucket{job="client-sidecar",direction="outbound"}))');
     assert.equal(p99.length, 1);
     assert.ok(Number(p99[0]!.value[1]) > 0 && Number(p99[0]!.value[1]) < 5000, `p99 ${p99[0]!.value[1]} ms`);
