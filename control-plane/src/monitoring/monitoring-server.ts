@@ -5,9 +5,8 @@
  * Nothing else is served: no config, no credential.
  */
 import * as http from 'node:http';
-import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import type { MetricsExposition } from '../../../shared/src/metrics/exposition';
-import { parseListen } from '../../../shared/src/listen-address';
+import { closeHttp, listenHttp, parseListen } from '../../../shared/src/listen-address';
 
 export class MonitoringServer {
   private readonly server: http.Server;
@@ -19,23 +18,10 @@ export class MonitoringServer {
   /** Listens on host:port (port 0: a free port); resolves to the bound port. */
   listen(listen: string): Promise<number> {
     const { host, port } = parseListen(listen, '--monitoring-listen');
-    return new Promise((resolve, reject) => {
-      const onError = (e: Error): void => reject(new MeshError(ErrorCodes.INTERNAL, `--monitoring-listen: cannot listen on ${listen}: ${e.message}`, { cause: e }));
-      this.server.once('error', onError);
-      this.server.listen(port, host, () => {
-        this.server.off('error', onError);
-        resolve((this.server.address() as { port: number }).port);
-      });
-    });
+    return listenHttp(this.server, host, port, '--monitoring-listen');
   }
 
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      if (!this.server.listening) { resolve(); return; }
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
-  }
+  close(): Promise<void> { return closeHttp(this.server); }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];

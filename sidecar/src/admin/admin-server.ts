@@ -2,6 +2,7 @@ import * as http from 'node:http';
 import { asMeshError, ErrorCodes, httpStatusOf, MeshError } from '../../../shared/src/errors';
 import type { Stats } from '../stats/stats';
 import type { MetricsExposition } from '../../../shared/src/metrics/exposition';
+import { closeHttp, listenHttp } from '../../../shared/src/listen-address';
 
 /** Readiness as the proxy sees it: ok once it has the config it needs to serve. */
 export interface Readiness { ok: boolean; reason?: string }
@@ -73,24 +74,9 @@ export class AdminServer {
   }
 
   /** Listens on host:port (port 0: any free port); resolves to the bound port. */
-  listen(host = '127.0.0.1', port = 0): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const onError = (e: Error): void => reject(new MeshError(ErrorCodes.INTERNAL, `admin: cannot listen on ${host}:${port}: ${e.message}`, { cause: e }));
-      this.server.once('error', onError);
-      this.server.listen(port, host, () => {
-        this.server.off('error', onError);
-        resolve((this.server.address() as { port: number }).port);
-      });
-    });
-  }
+  listen(host = '127.0.0.1', port = 0): Promise<number> { return listenHttp(this.server, host, port, 'admin'); }
 
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      if (!this.server.listening) { resolve(); return; }
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
-  }
+  close(): Promise<void> { return closeHttp(this.server); }
 
   private async dispatch(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     let status: number;
