@@ -2,7 +2,8 @@
  * A real Prometheus (the Debian package, installed by scripts/ensure-debian-tools.sh when
  * missing) scrapes a client sidecar's and a server sidecar's admin /metrics and the control
  * plane's monitoring /metrics; PromQL through its HTTP API returns the exact request counts sent,
- * per route and per version, and the control plane target is up.
+ * per route and per version, a traced request's trace id as an exemplar, and the control plane
+ * target is up.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +18,7 @@ import { API_VERSION } from '../support/skein';
 
 const CANARY = 7;
 const MAIN = 5;
+const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 
 describe('Prometheus scrapes the mesh', () => {
   let mesh: Mesh | undefined;
@@ -48,6 +50,7 @@ describe('Prometheus scrapes the mesh', () => {
     const call = (canary: boolean) => new Promise<string>((resolve, reject) => {
       const md = new grpc.Metadata();
       if (canary) md.set('x-canary', 'true');
+      if (canary) md.set('traceparent', `00-${TRACE}-00f067aa0ba902b7-01`);
       greeter.SayHello({ name: 'x' }, md, { deadline: Date.now() + 5000 }, (e, r) => (e ? reject(e) : resolve(r!.version)));
     });
     for (let i = 0; i < CANARY; i++) assert.equal(await call(true), 'v2');
@@ -85,6 +88,25 @@ describe('Prometheus scrapes the mesh', () => {
     const p99 = await prom!.query('histogram_quantile(0.99, sum by (le) (skein_request_duration_milliseconds_bucket{job="client-sidecar",direction="outbound"}))');
     assert.equal(p99.length, 1);
     assert.ok(Number(p99[0]!.value[1]) > 0 && Number(p99[0]!.value[1]) < 5000, `p99 ${p99[0]!.value[1]} ms`);
+  });
+
+  test('the canary route\'s traced requests left an exemplar with their trace id; the untraced main route none', async () => {
+    const found = await eventually(async () => {
+      const series = await prom!.exemplars('skein_request_duration_milliseconds_bucket{job="client-sidecar",direction="outbound"}');
+      return series.length > 0 ? series : undefined;
+    }, 'exemplars of the client sidecar\'s duration buckets', 60_000);
+    for (const s of found) {
+      assert.equal(s.seriesLabels['route'], 'GRPCRoute/greeter/canary', JSON.stringify(s.seriesLabels));
+      for (const e of s.exemplars) assert.deepEqual(e.labels, { trace_id: TRACE });
+    }
+  });
+
+  test('the workload certificates\' expiry is exported, in the future', async () => {
+    const certs = await eventually(async () => {
+      const r = await prom!.query('skein_workload_cert_expiry_timestamp_seconds');
+      return r.length === 2 ? r : undefined;
+    }, 'both sidecars\' certificate expiry', 60_000);
+    for (const c of certs) assert.ok(Number(c.value[1]) > Date.now() / 1000, `${c.metric['job']} expires ${c.value[1]}`);
   });
 
   test('every target is up, the control plane\'s among them, with its xDS metrics', async () => {

@@ -1,7 +1,8 @@
 /**
  * A real Prometheus server (the Debian `prometheus` package, installed by
  * scripts/ensure-debian-tools.sh when missing) scraping the given targets every second, on
- * loopback, with its data in a temp dir; query() runs PromQL through its HTTP API.
+ * loopback (OpenMetrics, exemplar storage on), with its data in a temp dir; query() runs PromQL
+ * through its HTTP API, exemplars() reads the exemplars it stored.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -32,7 +33,7 @@ export class Prometheus {
     fs.writeFileSync(path.join(dir, 'prometheus.yml'), `${config}\n`);
     const port = await closedPort();
     const proc = spawn('prometheus', [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`,
-      `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      `--web.listen-address=127.0.0.1:${port}`, '--enable-feature=exemplar-storage', '--log.level=warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     proc.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-20_000); });
     const p = new Prometheus(proc, `http://127.0.0.1:${port}`, dir, () => stderr);
@@ -51,6 +52,15 @@ export class Prometheus {
     const body = (await r.json()) as { status: string; error?: string; data?: { resultType: string; result: PromSample[] } };
     if (body.status !== 'success') throw new Error(`query ${promql}: ${body.error ?? r.status}\n${this.logs()}`);
     return body.data!.result;
+  }
+
+  /** Exemplars of a series selector over the last `seconds`: their label sets. */
+  async exemplars(selector: string, seconds = 600): Promise<{ seriesLabels: Record<string, string>; exemplars: { labels: Record<string, string>; value: string }[] }[]> {
+    const now = Date.now() / 1000;
+    const r = await fetch(`${this.base}/api/v1/query_exemplars?query=${encodeURIComponent(selector)}&start=${now - seconds}&end=${now + 60}`);
+    const body = (await r.json()) as { status: string; error?: string; data?: { seriesLabels: Record<string, string>; exemplars: { labels: Record<string, string>; value: string }[] }[] };
+    if (body.status !== 'success') throw new Error(`exemplars ${selector}: ${body.error ?? r.status}\n${this.logs()}`);
+    return body.data!;
   }
 
   async stop(): Promise<void> {

@@ -365,7 +365,7 @@ export class ConnectionManager implements ListenerContext {
     const method = (headers[':method'] ?? 'GET') as string;
     if (method === 'CONNECT') { replyH2(down, grpc, LOCAL_REPLIES.badRequest, 'CONNECT is not supported'); return; }
     const entry = this.match(authority, path, method, headers);
-    if ('reply' in entry) { replyH2(down, grpc, entry.reply, entry.detail); this.logUnrouted(method, headers, entry.reply, grpc, session[kPeerIdentity]); this.unrouted?.record(grpc ? 200 : entry.reply.http, grpc ? entry.reply.grpc : -1, 0, headers, Date.now()); return; }
+    if ('reply' in entry) { replyH2(down, grpc, entry.reply, entry.detail); this.logUnrouted(method, headers, entry.reply, grpc, session[kPeerIdentity]); this.unrouted?.record(grpc ? 200 : entry.reply.http, grpc ? entry.reply.grpc : -1, 0, headers, this.clock.now()); return; }
     const out = upstreamHeaders(headers, session[kPeer], this.opts.policy, raw, session[kPeerIdentity]?.xfcc);
     // Expect: 100-continue is answered here (the upstream request does not carry it).
     const expect = headers['expect'];
@@ -389,7 +389,7 @@ export class ConnectionManager implements ListenerContext {
     const path = req.url ?? '/';
     const method = req.method ?? 'GET';
     const entry = this.match(authority, path, method, req.headers);
-    if ('reply' in entry) { replyH1(res, grpc, entry.reply, entry.detail); this.logUnrouted(method, req.headers, entry.reply, grpc, peerIdentityOf(req.socket)); this.unrouted?.record(grpc ? 200 : entry.reply.http, grpc ? entry.reply.grpc : -1, 0, req.headers, Date.now()); return; }
+    if ('reply' in entry) { replyH1(res, grpc, entry.reply, entry.detail); this.logUnrouted(method, req.headers, entry.reply, grpc, peerIdentityOf(req.socket)); this.unrouted?.record(grpc ? 200 : entry.reply.http, grpc ? entry.reply.grpc : -1, 0, req.headers, this.clock.now()); return; }
     const out = upstreamHeaders(req.headers, req.socket.remoteAddress, this.opts.policy, undefined, peerIdentityOf(req.socket)?.xfcc);
     new H1Downstream(this, this.snapshot, entry, grpc, method, path, authority, out, req, res).start();
   }
