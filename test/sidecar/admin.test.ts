@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
-import { FakeClock } from '../../shared/src/clock';
+import { FakeClock, systemClock } from '../../shared/src/clock';
 import { AdminServer } from '../../sidecar/src/admin/admin-server';
 import type { Readiness } from '../../sidecar/src/admin/admin-server';
 import { Stats } from '../../sidecar/src/stats/stats';
@@ -227,9 +227,13 @@ describe('sidecar /metrics (a sidecar fed by a scripted ADS server, requests thr
     up = await h1Upstream((req, res) => { res.statusCode = req.url === '/fail' ? 503 : 200; res.end('ok'); });
     ads = await ScriptedAds.start();
     ads.set(TYPE_URLS.LISTENER, [outboundListener('rc')]);
-    ads.set(TYPE_URLS.ROUTE, [routeConfig('rc', 'reviews', { weighted_clusters: { clusters: [{ name: 'reviews/v1', weight: { value: 100 } }, { name: 'reviews/v2', weight: { value: 0 } }] } })]);
+    ads.set(TYPE_URLS.ROUTE, [routeConfig('rc', 'reviews', {
+      weighted_clusters: { clusters: [{ name: 'reviews/v1', weight: { value: 100 } }, { name: 'reviews/v2', weight: { value: 0 } }] },
+      retry_policy: { retry_on: '5xx', num_retries: { value: 2 } },
+    })]);
     ads.set(TYPE_URLS.CLUSTER, ['reviews/v1', 'reviews/v2'].map((n) => staticCluster(n, [{ address: '127.0.0.1', port: up.port }])));
-    sc = await startFedSidecar(ads, { metricsBuckets: [1, 10, 100, 1000, 10_000] });
+    // The system clock: retry backoffs run on it.
+    sc = await startFedSidecar(ads, { metricsBuckets: [1, 10, 100, 1000, 10_000], clock: systemClock });
     admin = `http://${sc.addresses()['admin']}`;
     const out = sc.addresses()['outbound']!;
     for (let i = 0; i < 3; i++) await request(out, '/ok', { host: 'reviews', traceparent: `00-${TRACE}-00f067aa0ba902b7-01` });
@@ -258,6 +262,7 @@ describe('sidecar /metrics (a sidecar fed by a scripted ADS server, requests thr
     assert.ok(!text.includes('# {trace_id'), 'no exemplar in the Prometheus text format');
     assert.ok(!text.includes('/fail') && !text.includes('nowhere'), 'no request-controlled value in a label');
     assert.match(text, /skein_local_replies_total\{route="",reason="no_route"\} 1\n/);
+    assert.match(text, /skein_retries_total\{route="reviews-all"\} 2\n/, 'the 503 was retried twice (num_retries 2), and counted once as a request');
     assert.match(text, /skein_xds_config_version_info\{type_url="type.googleapis.com\/envoy.config.cluster.v3.Cluster",version="[^"]+"\} 1\n/);
     assert.match(text, /skein_xds_last_update_timestamp_seconds\{type_url="type.googleapis.com\/envoy.config.route.v3.RouteConfiguration"\} \d+/);
     assert.match(text, /skein_circuit_breaker_overflows_total\{cluster="reviews\/v1",resource="requests"\} 0\n/);
