@@ -22,6 +22,9 @@ import { DEFAULT_BUCKETS_MS, RequestMetrics } from './stats/request-metrics';
 import { sidecarMetrics } from './stats/prometheus';
 import { AccessLog } from './stats/access-log';
 import type { AccessLogSettings } from './stats/access-log';
+import { SpanKind } from '@opentelemetry/api';
+import { ListenerTracer, SidecarTracer } from './tracing/tracer';
+import type { TracingSettings } from './tracing/tracer';
 import { MeshTls } from './identity/mesh-tls';
 import type { InboundMode, InboundTls } from './listener/sniffing-server';
 import { secretType } from './xds/secret-type';
@@ -88,6 +91,8 @@ export interface SidecarOptions {
   accessLog?: AccessLogSettings;
   /** Upper bounds (ms) of skein_request_duration_milliseconds; default DEFAULT_BUCKETS_MS (--metrics-buckets). */
   metricsBuckets?: readonly number[];
+  /** Spans to an OTLP collector (tracing/tracer.ts); default: off. Sampling comes over xDS. */
+  tracing?: TracingSettings;
   clock?: Clock;
   log: Logger;
 }
@@ -134,6 +139,7 @@ export class Sidecar {
   readonly requestMetrics: RequestMetrics;
   private readonly xdsUpdatedAt = new Map<string, number>();
   private readonly xdsNacks = new Map<string, number>();
+  private readonly tracer: SidecarTracer | undefined;
 
   private constructor(private readonly opts: SidecarOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -144,7 +150,8 @@ export class Sidecar {
     this.inboundRefusalLog = new RateLimitedLog(this.clock);
     const env = (name: string): FilterEnv => Object.freeze({ stats: this.stats, statPrefix: `listener.${name}.`, log: opts.log, warnings: new RateLimitedLog(this.clock) });
     this.filterEnv = { inbound: env('inbound'), outbound: env('outbound') };
-    this.outbound = connectionManager({ name: 'outbound', metrics: this.requestMetrics, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}), ...(opts.downstream !== undefined ? { downstream: opts.downstream } : {}) });
+    this.tracer = opts.tracing === undefined ? undefined : new SidecarTracer(opts.tracing, { service: opts.service ?? 'sidecar', version: opts.version, nodeId: opts.nodeId }, this.stats);
+    this.outbound = connectionManager({ name: 'outbound', metrics: this.requestMetrics, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new ListenerTracer(this.tracer, SpanKind.CLIENT, undefined) } : {}), stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}), ...(opts.downstream !== undefined ? { downstream: opts.downstream } : {}) });
   }
 
   static async start(opts: SidecarOptions): Promise<Sidecar> {
@@ -272,6 +279,7 @@ export class Sidecar {
     this.xds.close();
     this.workload?.close();
     this.accessLog?.flush();
+    await this.tracer?.shutdown();
     await this.admin.close();
   }
 
@@ -321,7 +329,7 @@ export class Sidecar {
     // Connect failures of real requests to the app reach AppHealth (the inbound cluster has no outlier detection).
     cluster.outlier = this.appHealth;
     // Inbound keeps the caller's attempt count (the client sidecar's).
-    this.inbound = connectionManager({ name: 'inbound', metrics: this.requestMetrics, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.downstream !== undefined ? { downstream: o.downstream } : {}) });
+    this.inbound = connectionManager({ name: 'inbound', metrics: this.requestMetrics, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new ListenerTracer(this.tracer, SpanKind.SERVER, o.version) } : {}), stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.downstream !== undefined ? { downstream: o.downstream } : {}) });
     const routes = inboundRouteTable('skein.inbound');
     this.inboundRouting = { routes, clusters: new Map([['skein.inbound', cluster]]) };
     this.inbound.snapshot = routerSnapshot(routes, this.inboundRouting.clusters, undefined, this.filterEnv.inbound);
@@ -371,7 +379,7 @@ export class Sidecar {
         this.inboundMinVersion = inbound.minVersion;
         // The inbound filters (RBAC) swap in with the listener: requests in flight keep theirs.
         const r = this.inboundRouting;
-        if (this.inbound !== undefined && r !== undefined) this.inbound.snapshot = routerSnapshot(r.routes, r.clusters, inbound.httpFilters, this.filterEnv.inbound);
+        if (this.inbound !== undefined && r !== undefined) this.inbound.snapshot = routerSnapshot(r.routes, r.clusters, inbound.httpFilters, this.filterEnv.inbound, inbound.tracing);
         this.inboundKnown?.();
       }
       const l = this.listeners.get(this.opts.outboundListener ?? 'skein.outbound');
@@ -415,7 +423,7 @@ export class Sidecar {
     const name = this.opts.outboundListener ?? 'skein.outbound';
     const l = this.listeners.get(name);
     const routes = l ? this.routeTables.get(l.routeConfigName) : undefined;
-    this.outbound.snapshot = routerSnapshot(routes, new Map(this.clusters), l?.httpFilters, this.filterEnv.outbound);
+    this.outbound.snapshot = routerSnapshot(routes, new Map(this.clusters), l?.httpFilters, this.filterEnv.outbound, l?.tracing);
     const live = routes?.routeNames() ?? new Set<string>();
     this.outbound.forgetRouteStats(live);
     this.liveRoutes = live;

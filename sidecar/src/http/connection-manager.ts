@@ -1,4 +1,5 @@
 import type { AccessLog } from '../stats/access-log';
+import type { ListenerTracer } from '../tracing/tracer';
 import { kPeerIdentity, peerIdentityOf } from '../listener/peer-identity';
 import type { PeerIdentity } from '../listener/peer-identity';
 import * as http from 'node:http';
@@ -53,6 +54,8 @@ export interface ConnectionManagerOptions {
   metrics?: RequestMetrics;
   /** JSON access logs (stats/access-log.ts); default: none. */
   accessLog?: AccessLog;
+  /** Spans (tracing/tracer.ts); default: none. */
+  tracer?: ListenerTracer;
   name: string;
   stats: Stats;
   policy: ForwardPolicy;
@@ -110,6 +113,7 @@ export class ConnectionManager implements ListenerContext {
   private readonly metrics: RequestMetrics | undefined;
   /** Requests no route took (route ''), when metrics are on. */
   private readonly unrouted: RouteTarget | undefined;
+  readonly tracer: ListenerTracer | undefined;
   /** Reused for every pick: picks are synchronous, so one context object is enough. */
   private readonly ctx: PickContext = { hash: undefined, tried: undefined, now: 0 };
   readonly listenerStats: ListenerStats;
@@ -131,6 +135,7 @@ export class ConnectionManager implements ListenerContext {
     this.accessLog = opts.accessLog;
     this.metrics = opts.metrics;
     this.unrouted = opts.metrics?.target(opts.name, '', undefined);
+    this.tracer = opts.tracer;
     this.setAttemptCount = opts.setAttemptCount !== false;
     this.refuseUnforwarded = opts.refuseUnforwarded === true;
     this.honorGrpcTimeout = opts.honorGrpcTimeout !== false;
