@@ -417,7 +417,7 @@ export class ConnectionManager implements ListenerContext {
    * status (0: no response) and `grpcStatus` the upstream's grpc-status (-1: none);
    * stats/grpc-status.ts classifies them.
    */
-  finished(stats: RouteStatsBundle, cluster: Cluster | undefined, startedAt: number, status: number, grpcStatus = -1, headers?: Readonly<Record<string, unknown>>): void {
+  finished(stats: RouteStatsBundle, cluster: Cluster | undefined, startedAt: number, status: number, grpcStatus = -1, headers?: Readonly<Record<string, unknown>>, traceId?: string): void {
     const us = (performance.now() - startedAt) * 1000;
     const now = this.clock.now();
     let backend: Backend | undefined;
@@ -431,7 +431,7 @@ export class ConnectionManager implements ListenerContext {
     stats.route.record(status, us, backend?.window, now, grpcStatus);
     if (this.metrics === undefined) return;
     const target = backend !== undefined ? backend.target : (stats.noCluster ??= this.metrics.target(this.name, stats.route.name, undefined));
-    target?.record(status, grpcStatus, us / 1000, headers, now);
+    target?.record(status, grpcStatus, us / 1000, headers, now, traceId);
   }
 
   /**

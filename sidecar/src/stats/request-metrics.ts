@@ -108,8 +108,12 @@ export class RouteTarget {
 
   constructor(readonly labels: TargetLabels, private readonly bounds: Float64Array) {}
 
-  /** Records one finished request: HTTP status (0: no response), gRPC status (-1: none). */
-  record(status: number, grpcStatus: number, ms: number, headers: Readonly<Record<string, unknown>> | undefined, now: number): void {
+  /**
+   * Records one finished request: HTTP status (0: no response), gRPC status (-1: none). The
+   * exemplar's trace: `traceId` (the sidecar's own sampled span's, when tracing made one), else
+   * the request's trace header.
+   */
+  record(status: number, grpcStatus: number, ms: number, headers: Readonly<Record<string, unknown>> | undefined, now: number, traceId?: string): void {
     const key = status * 32 + grpcStatus + 1;
     let cell = this.byCode.get(key);
     if (cell === undefined) {
@@ -117,7 +121,7 @@ export class RouteTarget {
       this.byCode.set(key, cell);
       this.cells.push(cell);
     }
-    cell.record(ms, headers === undefined ? undefined : headerTraceContext(headers), now);
+    cell.record(ms, traceId ?? (headers === undefined ? undefined : headerTraceContext(headers)), now);
   }
 }
 

@@ -159,6 +159,9 @@ describe('cells', () => {
     assert.equal(traceIdOfContext(c.exemplarTrace[0]!), '80f198ee56343ba864fe8b2a57d3eff7');
     assert.equal(c.exemplarTrace[2], undefined);
     assert.equal(traceIdOfContext('463ac35c9f6413ad'), '463ac35c9f6413ad');
+    // The sidecar's own sampled trace id wins over the header (it is the trace the span is in).
+    t.record(200, -1, 7, { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }, 4000, '0af7651916cd43dd8448eb211c80319c');
+    assert.equal(traceIdOfContext(c.exemplarTrace[1]!), '0af7651916cd43dd8448eb211c80319c');
     assert.equal(traceIdOfContext('00-00000000000000000000000000000000-00f067aa0ba902b7-01'), undefined);
     assert.equal(traceIdOfContext('garbage'), undefined);
   });
