@@ -31,6 +31,9 @@ import { RootRotation } from './identity/root-rotation';
 import { MeshIdentity } from './identity/mesh-identity';
 import { CertificateService } from './identity/certificate-service';
 import type { CheckContext } from './check/finding';
+import { MetricsExposition } from '../../shared/src/metrics/exposition';
+import { MonitoringServer } from './monitoring/monitoring-server';
+import { addXdsMetrics } from './monitoring/xds-metrics';
 
 export interface ControlPlaneOptions {
   /** Where the embedded store keeps revisions. Default ./.skein-data */
@@ -60,6 +63,11 @@ export interface ControlPlaneOptions {
    */
   xdsInsecureListen?: string;
   xdsInsecureAllowRemote?: boolean;
+  /**
+   * host:port of the plain-HTTP monitoring listener (GET /metrics for Prometheus); port 0 picks a
+   * free port. Default: none (the CLI's --monitoring-listen defaults to 127.0.0.1:15014).
+   */
+  monitoringListen?: string;
   clock?: Clock;
   log?: Logger;
 }
@@ -76,6 +84,14 @@ export class ControlPlane {
   /** The plaintext xDS port (--xds-insecure-listen), 0 when there is none. */
   xdsInsecurePort = 0;
   apiPort = 0;
+  /** The monitoring listener's port, 0 when there is none. */
+  monitoringPort = 0;
+  /**
+   * What GET /metrics on the monitoring listener shows. The extension point for other modules:
+   * `metrics.add(collector)` (shared/src/metrics/exposition.ts); xDS and process metrics are in it.
+   */
+  readonly metrics = new MetricsExposition();
+  private monitoring: MonitoringServer | undefined;
   /** The PEM roots workloads and clients trust (<dataDir>/ca/trust-bundle.pem). */
   trustBundleFile = '';
   private readonly grpcServer = new grpc.Server(GRPC_SERVER_OPTIONS);
@@ -106,6 +122,7 @@ export class ControlPlane {
     this.log = opts.log ?? createLogger('skein-control-plane');
     this.registry = new EndpointRegistry(this.clock, opts.defaultLeaseTtlMs === undefined ? {} : { defaultTtlMs: opts.defaultLeaseTtlMs });
     this.discovery = new DiscoveryServer(this.cache, this.clock, this.log);
+    addXdsMetrics(this.metrics, this.discovery, this.cache);
   }
 
   static async start(opts: ControlPlaneOptions): Promise<ControlPlane> {
@@ -165,6 +182,11 @@ export class ControlPlane {
     }
     cp.api = new ApiServer(cp, { maxBodyBytes: opts.maxBodyBytes ?? 1024 * 1024, tls: { serving: cp.serving, trustDomain, trustBundlePem: () => cp.identity.ca.trustBundlePem() } });
     cp.apiPort = await cp.api.listen(opts.apiListen);
+    if (opts.monitoringListen !== undefined) {
+      cp.metrics.addProcessMetrics();
+      cp.monitoring = new MonitoringServer(cp.metrics);
+      cp.monitoringPort = await cp.monitoring.listen(opts.monitoringListen);
+    }
     cp.log.info({ xds: `${host(opts.xdsListen)}:${cp.xdsPort}`, xdsTls: true, api: `${host(opts.apiListen)}:${cp.apiPort}`, revision: cp.store.current().revision, dataDir: path.resolve(opts.dataDir), trustDomain: cp.identity.ca.trustDomain, ca: cp.identity.ca.source, caExpires: new Date(cp.identity.ca.notAfter).toISOString() }, 'control plane started');
     return cp;
   }
@@ -224,6 +246,7 @@ export class ControlPlane {
   async close(): Promise<void> {
     this.discovery.closeAll();
     await this.api?.close();
+    await this.monitoring?.close();
     await Promise.all([this.grpcServer, this.insecureServer].map((s) => (s === undefined ? undefined : shutdown(s))));
     this.serving?.close();
     this.rotation?.close();

@@ -66,6 +66,8 @@ export interface ControlPlaneProcess {
   xds: string;
   /** Base URL of the SRE API. */
   api: string;
+  /** host:port of the monitoring listener (GET /metrics); undefined when started with --monitoring-listen off. */
+  monitoring: string | undefined;
   /** host:port of the plaintext xDS listener, when started with --xds-insecure-listen. */
   xdsInsecure: string | undefined;
   /** The PEM roots of the mesh (what sidecars verify the control plane with). */
@@ -82,11 +84,12 @@ export interface ControlPlaneProcess {
 
 /**
  * Starts `skein control-plane` as a real child process and waits for its ready line.
- * Ports default to 0 (free ports) unless `xdsListen` / `apiListen` are given.
+ * Ports default to 0 (free ports) unless `xdsListen` / `apiListen` / `monitoringListen` are given
+ * (`monitoringListen` 'off': no monitoring listener), so parallel processes never collide.
  */
-export function startControlPlaneProcess(opts: { dataDir: string; xdsListen?: string; apiListen?: string; extraArgs?: string[]; logLevel?: string }): Promise<ControlPlaneProcess> {
+export function startControlPlaneProcess(opts: { dataDir: string; xdsListen?: string; apiListen?: string; monitoringListen?: string; extraArgs?: string[]; logLevel?: string }): Promise<ControlPlaneProcess> {
   const args = [SKEIN_MAIN, 'control-plane', '--data-dir', opts.dataDir, '--xds-listen', opts.xdsListen ?? '127.0.0.1:0',
-    '--api-listen', opts.apiListen ?? '127.0.0.1:0', '--log-level', opts.logLevel ?? 'info', ...(opts.extraArgs ?? [])];
+    '--api-listen', opts.apiListen ?? '127.0.0.1:0', '--monitoring-listen', opts.monitoringListen ?? '127.0.0.1:0', '--log-level', opts.logLevel ?? 'info', ...(opts.extraArgs ?? [])];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-200_000); });
@@ -96,7 +99,7 @@ export function startControlPlaneProcess(opts: { dataDir: string; xdsListen?: st
     void exited.then((code) => { clearTimeout(timer); reject(new Error(`control plane exited with ${code} before it was ready:\n${stderr}`)); });
     const lines = readline.createInterface({ input: proc.stdout! });
     lines.on('line', (line) => {
-      let msg: { ready?: boolean; xds?: string; api?: string; adminTokenFile?: string; trustBundleFile?: string; xdsInsecure?: string };
+      let msg: { ready?: boolean; xds?: string; api?: string; monitoring?: string; adminTokenFile?: string; trustBundleFile?: string; xdsInsecure?: string };
       try { msg = JSON.parse(line) as typeof msg; } catch { return; }
       if (msg.ready !== true) return;
       clearTimeout(timer);
@@ -104,7 +107,7 @@ export function startControlPlaneProcess(opts: { dataDir: string; xdsListen?: st
       TRUST.delete(new URL(msg.api!).origin);
       STARTED.set(new URL(msg.api!).origin, { adminToken, trustBundleFile: msg.trustBundleFile!, dataDir: opts.dataDir });
       resolve({
-        proc, xds: msg.xds!, api: msg.api!, xdsInsecure: msg.xdsInsecure, trustBundleFile: msg.trustBundleFile!, adminToken, adminTokenFile: msg.adminTokenFile!, logs: () => stderr,
+        proc, xds: msg.xds!, api: msg.api!, monitoring: msg.monitoring, xdsInsecure: msg.xdsInsecure, trustBundleFile: msg.trustBundleFile!, adminToken, adminTokenFile: msg.adminTokenFile!, logs: () => stderr,
         async stop(signal = 'SIGTERM') {
           if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
           proc.kill(signal);

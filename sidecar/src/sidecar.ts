@@ -18,6 +18,8 @@ import { AdminServer } from './admin/admin-server';
 import { Stats } from './stats/stats';
 import { ClusterStats } from './stats/stat-bundles';
 import { Registration } from './registration';
+import { DEFAULT_BUCKETS_MS, RequestMetrics } from './stats/request-metrics';
+import { sidecarMetrics } from './stats/prometheus';
 import { AccessLog } from './stats/access-log';
 import type { AccessLogSettings } from './stats/access-log';
 import { SpanKind } from '@opentelemetry/api';
@@ -87,6 +89,8 @@ export interface SidecarOptions {
   statsRetentionMs?: number;
   /** JSON access logs, one line per request (sampled); default: off. */
   accessLog?: AccessLogSettings;
+  /** Upper bounds (ms) of skein_request_duration_milliseconds; default DEFAULT_BUCKETS_MS (--metrics-buckets). */
+  metricsBuckets?: readonly number[];
   /** Spans to an OTLP collector (tracing/tracer.ts); default: off. Sampling comes over xDS. */
   tracing?: TracingSettings;
   clock?: Clock;
@@ -131,18 +135,23 @@ export class Sidecar {
   private inboundRoutes: ReadonlySet<string> = new Set();
 
   private readonly accessLog: AccessLog | undefined;
+  /** Prometheus request metrics (admin /metrics), and what the xDS client told them. */
+  readonly requestMetrics: RequestMetrics;
+  private readonly xdsUpdatedAt = new Map<string, number>();
+  private readonly xdsNacks = new Map<string, number>();
   private readonly tracer: SidecarTracer | undefined;
 
   private constructor(private readonly opts: SidecarOptions) {
     this.clock = opts.clock ?? systemClock;
     this.accessLog = opts.accessLog === undefined ? undefined : new AccessLog(opts.accessLog);
+    this.requestMetrics = new RequestMetrics(opts.metricsBuckets ?? DEFAULT_BUCKETS_MS, { service: opts.service ?? '', version: opts.version });
     this.stats = new Stats({ clock: this.clock, ...(opts.statsRetentionMs !== undefined ? { retentionMs: opts.statsRetentionMs } : {}) });
     this.stats.setLiveness((scope) => this.statsScopeLive(scope));
     this.inboundRefusalLog = new RateLimitedLog(this.clock);
     const env = (name: string): FilterEnv => Object.freeze({ stats: this.stats, statPrefix: `listener.${name}.`, log: opts.log, warnings: new RateLimitedLog(this.clock) });
     this.filterEnv = { inbound: env('inbound'), outbound: env('outbound') };
     this.tracer = opts.tracing === undefined ? undefined : new SidecarTracer(opts.tracing, { service: opts.service ?? 'sidecar', version: opts.version, nodeId: opts.nodeId }, this.stats);
-    this.outbound = connectionManager({ name: 'outbound', ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new ListenerTracer(this.tracer, SpanKind.CLIENT, undefined) } : {}), stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}), ...(opts.downstream !== undefined ? { downstream: opts.downstream } : {}) });
+    this.outbound = connectionManager({ name: 'outbound', metrics: this.requestMetrics, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new ListenerTracer(this.tracer, SpanKind.CLIENT, undefined) } : {}), stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}), ...(opts.downstream !== undefined ? { downstream: opts.downstream } : {}) });
   }
 
   static async start(opts: SidecarOptions): Promise<Sidecar> {
@@ -320,7 +329,7 @@ export class Sidecar {
     // Connect failures of real requests to the app reach AppHealth (the inbound cluster has no outlier detection).
     cluster.outlier = this.appHealth;
     // Inbound keeps the caller's attempt count (the client sidecar's).
-    this.inbound = connectionManager({ name: 'inbound', ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new ListenerTracer(this.tracer, SpanKind.SERVER, o.version) } : {}), stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.downstream !== undefined ? { downstream: o.downstream } : {}) });
+    this.inbound = connectionManager({ name: 'inbound', metrics: this.requestMetrics, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new ListenerTracer(this.tracer, SpanKind.SERVER, o.version) } : {}), stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.downstream !== undefined ? { downstream: o.downstream } : {}) });
     const routes = inboundRouteTable('skein.inbound');
     this.inboundRouting = { routes, clusters: new Map([['skein.inbound', cluster]]) };
     this.inbound.snapshot = routerSnapshot(routes, this.inboundRouting.clusters, undefined, this.filterEnv.inbound);
@@ -338,7 +347,8 @@ export class Sidecar {
       ...(this.workload === undefined ? {} : { credentials: this.workload.controlPlaneCredentials(), channelOptions: CONTROL_PLANE_CHANNEL_OPTIONS }),
       check: (type, resources) => this.checkResources(type, resources),
     });
-    this.xds.onUpdate((type, resources) => this.onUpdate(type, resources));
+    this.xds.onUpdate((type, resources) => { this.xdsUpdatedAt.set(type, Date.now()); this.onUpdate(type, resources); });
+    this.xds.onNack((n) => this.xdsNacks.set(n.typeUrl, (this.xdsNacks.get(n.typeUrl) ?? 0) + 1));
     // Only the listener the outbound port serves, and (below) only its RouteConfiguration: the
     // control plane also serves an api_listener and a RouteConfiguration per service (for
     // proxyless clients), which this proxy would decode, compile and hold for nothing.
@@ -497,6 +507,11 @@ export class Sidecar {
       stats: this.stats,
       memory: () => ({ clusters: this.clusters.size, routes: this.liveRoutes.size, statScopes: this.stats.scopeCount, statScopesRetained: this.stats.retainedCount }),
       beforeStats: () => { this.refreshConnectionGauges(); this.refreshIdentityGauges(); },
+      metrics: sidecarMetrics({
+        requests: this.requestMetrics, stats: this.stats,
+        xds: { versions: () => (this.xds?.state() ?? []).map((t) => [t.typeUrl, t.version] as [string, string]), lastUpdates: () => this.xdsUpdatedAt, nacks: () => this.xdsNacks },
+        certNotAfter: () => this.workload?.rotating.current.notAfter,
+      }),
       identity: () => (this.meshTls === undefined ? undefined : { ...this.meshTls.describe(), inboundMode: this.opts.service === undefined ? null : this.inboundMode }),
     });
     const l = this.opts.adminListen;

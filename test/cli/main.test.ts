@@ -47,7 +47,7 @@ describe('skein --help', () => {
     };
     const defaults: Record<string, string | undefined> = {
       'data-dir': './.skein-data', 'xds-listen': '127.0.0.1:18000', 'api-listen': '127.0.0.1:18001', config: undefined,
-      'history-limit': '1000', 'max-body-bytes': '1048576', 'lease-ttl': '10s', 'log-level': 'info',
+      'history-limit': '1000', 'max-body-bytes': '1048576', 'lease-ttl': '10s', 'log-level': 'info', 'monitoring-listen': '127.0.0.1:15014',
     };
     for (const [flag, dflt] of Object.entries(defaults)) {
       const l = line(flag);
@@ -64,7 +64,7 @@ describe('skein --help', () => {
       xds: '127.0.0.1:18000', 'xds-ca-file': '<$SKEIN_DATA_DIR or ./.skein-data>/ca/trust-bundle.pem', 'trust-domain': 'skein.local', namespace: 'default',
       'service-account': '--service, else "sidecar"', 'xds-insecure': 'off', 'cert-renew-at': '0.5', 'cert-renew-jitter': '0.1', 'access-log': 'off', 'access-log-sample': '1', 'token-file': '$SKEIN_TOKEN_FILE', 'node-id': '<service or "sidecar">-<hostname>-<pid>', service: 'none', version: 'v1',
       'app-protocol': 'grpc', 'outbound-listen': '127.0.0.1:15001', 'inbound-listen': '<--advertise-address>:15006', 'advertise-address': '127.0.0.1',
-      'admin-listen': '127.0.0.1:15000', 'lease-ttl': '10s', 'drain-timeout': '20s', 'log-level': 'info',
+      'admin-listen': '127.0.0.1:15000', 'lease-ttl': '10s', 'drain-timeout': '20s', 'log-level': 'info', 'metrics-buckets': '0.1, 0.25, 0.5, 0.75, 0.91, then 1 ms to 10.6 s',
     };
     for (const [flag, dflt] of Object.entries(defaults)) {
       const l = r.stdout.split('\n').find((x) => new RegExp(`^\\s+(-\\w, )?--${flag}(?![\\w-])`).test(x));
@@ -72,6 +72,17 @@ describe('skein --help', () => {
       assert.ok(l.includes(dflt), `--${flag} does not state its default ${dflt}:\n${l}`);
     }
     assert.match(r.stdout, /--app HOST:PORT\s+.*required with --service/);
+  });
+
+  test('rejects a bad --metrics-buckets or --monitoring-listen naming the flag, before starting', async () => {
+    const [buckets, listen] = await Promise.all([
+      skein(['sidecar', '--xds-insecure', '--metrics-buckets', '1,10,5']),
+      skein(['control-plane', '--data-dir', tempDir('monitoring-flag'), '--monitoring-listen', 'nowhere']),
+    ]);
+    assert.notEqual(buckets.code, 0, show(buckets));
+    assert.match(buckets.stderr, /--metrics-buckets: bounds must increase: 5 follows 10/);
+    assert.notEqual(listen.code, 0, show(listen));
+    assert.match(listen.stderr, /--monitoring-listen: "nowhere" must be host:port/);
   });
 
   test('cert --help and check --help document every flag with its default', async () => {

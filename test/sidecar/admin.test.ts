@@ -5,7 +5,8 @@
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FakeClock } from '../../shared/src/clock';
+import * as http from 'node:http';
+import { FakeClock, systemClock } from '../../shared/src/clock';
 import { AdminServer } from '../../sidecar/src/admin/admin-server';
 import type { Readiness } from '../../sidecar/src/admin/admin-server';
 import { Stats } from '../../sidecar/src/stats/stats';
@@ -13,6 +14,8 @@ import { RouteStats } from '../../sidecar/src/stats/stat-bundles';
 import type { Sidecar } from '../../sidecar/src/sidecar';
 import { TYPE_URLS } from '../../shared/src/xds/protos';
 import { outboundListener, routeConfig, ScriptedAds, startFedSidecar, staticCluster } from '../support/scripted-ads';
+import { h1Upstream } from '../support/upstreams';
+import type { UpstreamServer } from '../support/upstreams';
 
 interface Res { status: number; type: string; allow: string | null; text: string; body: unknown }
 
@@ -200,5 +203,79 @@ describe('sidecar /config_dump (a sidecar fed by a scripted ADS server)', () => 
     // Clusters stay their decoded config, defaults filled in.
     const cds = (r.body as { typeUrl: string; resources: Record<string, any> }[]).find((t) => t.typeUrl === TYPE_URLS.CLUSTER);
     assert.deepEqual([cds?.resources['reviews-v1']?.type, cds?.resources['reviews-v1']?.lbPolicy], ['STATIC', 'round_robin']);
+  });
+});
+
+/** One HTTP/1.1 request on its own connection (fetch cannot set Host); resolves with the status. */
+function request(hostPort: string, path: string, headers: Record<string, string>): Promise<number> {
+  const i = hostPort.lastIndexOf(':');
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: hostPort.slice(0, i), port: Number(hostPort.slice(i + 1)), path, headers, agent: false }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode!)); });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('sidecar /metrics (a sidecar fed by a scripted ADS server, requests through a real upstream)', () => {
+  let ads: ScriptedAds;
+  let sc: Sidecar;
+  let up: UpstreamServer;
+  let admin = '';
+  const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+
+  before(async () => {
+    up = await h1Upstream((req, res) => { res.statusCode = req.url === '/fail' ? 503 : 200; res.end('ok'); });
+    ads = await ScriptedAds.start();
+    ads.set(TYPE_URLS.LISTENER, [outboundListener('rc')]);
+    ads.set(TYPE_URLS.ROUTE, [routeConfig('rc', 'reviews', {
+      weighted_clusters: { clusters: [{ name: 'reviews/v1', weight: { value: 100 } }, { name: 'reviews/v2', weight: { value: 0 } }] },
+      retry_policy: { retry_on: '5xx', num_retries: { value: 2 } },
+    })]);
+    ads.set(TYPE_URLS.CLUSTER, ['reviews/v1', 'reviews/v2'].map((n) => staticCluster(n, [{ address: '127.0.0.1', port: up.port }])));
+    // The system clock: retry backoffs run on it.
+    sc = await startFedSidecar(ads, { metricsBuckets: [1, 10, 100, 1000, 10_000], clock: systemClock });
+    admin = `http://${sc.addresses()['admin']}`;
+    const out = sc.addresses()['outbound']!;
+    for (let i = 0; i < 3; i++) await request(out, '/ok', { host: 'reviews', traceparent: `00-${TRACE}-00f067aa0ba902b7-01` });
+    await request(out, '/fail', { host: 'reviews' });
+    await request(out, '/x', { host: 'nowhere' });
+  });
+  after(async () => {
+    await sc?.drain();
+    ads?.close();
+    await up?.close();
+  });
+
+  test('Prometheus text 0.0.4: requests by route, service, version and code; the histogram with its buckets; unrouted as route=""', async () => {
+    const r = await fetch(`${admin}/metrics`);
+    assert.equal(r.headers.get('content-type'), 'text/plain; version=0.0.4; charset=utf-8');
+    const text = await r.text();
+    const ok = 'direction="outbound",route="reviews-all",destination_service="reviews",destination_version="v1"';
+    assert.match(text, /# TYPE skein_requests_total counter/);
+    assert.ok(text.includes(`skein_requests_total{${ok},response_code="200",grpc_status=""} 3\n`), text);
+    assert.ok(text.includes(`skein_requests_total{${ok},response_code="503",grpc_status=""} 1\n`), text);
+    assert.ok(text.includes('skein_requests_total{direction="outbound",route="",destination_service="",destination_version="",response_code="404",grpc_status=""} 1\n'), text);
+    assert.match(text, /# TYPE skein_request_duration_milliseconds histogram/);
+    const buckets = [...text.matchAll(new RegExp(`skein_request_duration_milliseconds_bucket\\{${ok},response_code="200",grpc_status="",le="([^"]+)"\\} (\\d+)`, 'g'))].map((m) => m[1]);
+    assert.deepEqual(buckets, ['1', '10', '100', '1000', '10000', '+Inf']);
+    assert.ok(text.includes(`skein_request_duration_milliseconds_count{${ok},response_code="200",grpc_status=""} 3\n`));
+    assert.ok(!text.includes('# {trace_id'), 'no exemplar in the Prometheus text format');
+    assert.ok(!text.includes('/fail') && !text.includes('nowhere'), 'no request-controlled value in a label');
+    assert.match(text, /skein_local_replies_total\{route="",reason="no_route"\} 1\n/);
+    assert.match(text, /skein_retries_total\{route="reviews-all"\} 2\n/, 'the 503 was retried twice (num_retries 2), and counted once as a request');
+    assert.match(text, /skein_xds_config_version_info\{type_url="type.googleapis.com\/envoy.config.cluster.v3.Cluster",version="[^"]+"\} 1\n/);
+    assert.match(text, /skein_xds_last_update_timestamp_seconds\{type_url="type.googleapis.com\/envoy.config.route.v3.RouteConfiguration"\} \d+/);
+    assert.match(text, /skein_circuit_breaker_overflows_total\{cluster="reviews\/v1",resource="requests"\} 0\n/);
+  });
+
+  test('OpenMetrics when asked: counters with _total samples, a bucket exemplar with the trace id of a traced request, # EOF', async () => {
+    const r = await fetch(`${admin}/metrics`, { headers: { accept: 'application/openmetrics-text; version=1.0.0,text/plain;q=0.5' } });
+    assert.equal(r.headers.get('content-type'), 'application/openmetrics-text; version=1.0.0; charset=utf-8');
+    const text = await r.text();
+    assert.match(text, /# TYPE skein_requests counter\n/);
+    assert.match(text, /skein_requests_total\{direction="outbound",route="reviews-all",destination_service="reviews",destination_version="v1",response_code="200",grpc_status=""\} 3\n/);
+    assert.match(text, new RegExp(`skein_request_duration_milliseconds_bucket\\{[^}]*response_code="200"[^}]*\\} 3 # \\{trace_id="${TRACE}"\\} [0-9.e-]+ \\d+(\\.\\d+)?\n`));
+    assert.ok(!/response_code="503"[^\n]*# \{trace_id/.test(text), 'no exemplar for the request without a trace header');
+    assert.ok(text.endsWith('# EOF\n'));
   });
 });

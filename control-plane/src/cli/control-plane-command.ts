@@ -5,6 +5,7 @@ import { parseDuration } from '../../../shared/src/config/duration';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import { createLogger } from '../../../shared/src/log';
 import { intFlag, optStr, str } from '../../../shared/src/cli/args';
+import { parseListen } from '../../../shared/src/listen-address';
 import type { Command } from '../../../shared/src/cli/command';
 import { formatChange } from './format';
 
@@ -13,11 +14,12 @@ export const controlPlane: Command = {
     name: 'control-plane', usage: 'control-plane [flags]',
     summary: 'Run the control plane: the xDS v3 ADS server, the config store, the endpoint registry and the SRE API.\n' +
       'The xDS port is TLS from the mesh CA; ADS and endpoint registration there need a workload certificate.\n' +
-      'When it is ready it prints one JSON line to stdout: {"ready":true,"xds":"HOST:PORT","api":"URL","trustBundleFile":...,"xdsInsecure":...}. Logs go to stderr.',
+      'When it is ready it prints one JSON line to stdout: {"ready":true,"xds":"HOST:PORT","api":"URL","monitoring":"HOST:PORT","trustBundleFile":...,"xdsInsecure":...}. Logs go to stderr.',
     flags: [
       { name: 'data-dir', type: 'string', value: 'DIR', env: 'SKEIN_DATA_DIR', default: './.skein-data', help: 'where the embedded store keeps config revisions' },
       { name: 'xds-listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:18000', help: 'address of the xDS (ADS) gRPC server; port 0 picks a free port' },
       { name: 'api-listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:18001', help: 'address of the SRE HTTP API; port 0 picks a free port' },
+      { name: 'monitoring-listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:15014', help: 'plain-HTTP, read-only monitoring listener: GET /metrics for Prometheus (xDS and process metrics); port 0 picks a free port; off disables it' },
       { name: 'config', type: 'string', value: 'FILE', help: 'config to apply (merge) at start-up; a no-op if the store already holds it (default: none)' },
       { name: 'history-limit', type: 'string', value: 'N', default: '1000', help: 'config revisions kept; older ones are pruned' },
       { name: 'max-body-bytes', type: 'string', value: 'N', default: '1048576', help: 'largest API request body accepted' },
@@ -43,6 +45,8 @@ export const controlPlane: Command = {
     if (typeof certTtl !== 'number') throw new MeshError(ErrorCodes.VALIDATION, `--workload-cert-ttl: ${certTtl.error}`);
     const insecureListen = optStr(p, 'xds-insecure-listen');
     if (p.values['xds-insecure-allow-remote'] === true && insecureListen === undefined) throw new MeshError(ErrorCodes.VALIDATION, '--xds-insecure-allow-remote needs --xds-insecure-listen');
+    const monitoringListen = str(p, 'monitoring-listen');
+    if (monitoringListen !== 'off') parseListen(monitoringListen, '--monitoring-listen');
     const log = createLogger('skein-control-plane', level);
     // Loaded here, not at the top: the gRPC server and xDS protos would slow every other command.
     const { ControlPlane } = await import('../control-plane');
@@ -54,6 +58,7 @@ export const controlPlane: Command = {
       ...(optStr(p, 'ca-key') === undefined ? {} : { caKeyFile: optStr(p, 'ca-key')! }),
       ...(optStr(p, 'xds-san') === undefined ? {} : { xdsSans: sansOf(optStr(p, 'xds-san')!) }),
       ...(insecureListen === undefined ? {} : { xdsInsecureListen: insecureListen, xdsInsecureAllowRemote: p.values['xds-insecure-allow-remote'] === true }),
+      ...(monitoringListen === 'off' ? {} : { monitoringListen }),
     });
     const seed = optStr(p, 'config');
     if (seed !== undefined) {
@@ -68,7 +73,8 @@ export const controlPlane: Command = {
     }
     const apiHost = str(p, 'api-listen').slice(0, str(p, 'api-listen').lastIndexOf(':'));
     const xdsHost = str(p, 'xds-listen').slice(0, str(p, 'xds-listen').lastIndexOf(':'));
-    out(JSON.stringify({ ready: true, xds: `${xdsHost}:${cp.xdsPort}`, api: `https://${apiHost}:${cp.apiPort}`, adminTokenFile: cp.identity.admin.file, trustBundleFile: cp.trustBundleFile,
+    const monitoring = monitoringListen === 'off' ? {} : { monitoring: `${monitoringListen.slice(0, monitoringListen.lastIndexOf(':'))}:${cp.monitoringPort}` };
+    out(JSON.stringify({ ready: true, xds: `${xdsHost}:${cp.xdsPort}`, api: `https://${apiHost}:${cp.apiPort}`, ...monitoring, adminTokenFile: cp.identity.admin.file, trustBundleFile: cp.trustBundleFile,
       ...(insecureListen === undefined ? {} : { xdsInsecure: `${insecureListen.slice(0, insecureListen.lastIndexOf(':'))}:${cp.xdsInsecurePort}` }), revision: cp.store.current().revision }));
     await new Promise<void>((resolve) => {
       const stop = (sig: string) => { log.info({ signal: sig }, 'shutting down'); resolve(); };

@@ -83,6 +83,8 @@ export class AdsStream {
     private readonly onAnswer: AnswerListener = () => undefined,
     /** The SPIFFE ID the client authenticated with, or '' on the plaintext listener. */
     private readonly identity = '',
+    /** Called for each response sent (the monitoring listener's push count). */
+    private readonly onSent: (type: string) => void = () => undefined,
   ) {
     this.id = id;
     this.connectedAt = clock.now();
@@ -294,6 +296,7 @@ export class AdsStream {
     st.sentAt = this.clock.now();
     st.nacked = false;
     this.inFlight++;
+    this.onSent(type);
     this.call.write({ version_info: version, resources: resources.map((r) => r.any), type_url: type, nonce }, this.onWritten);
     this.log.debug({ stream: this.id, node: this.nodeId, type, version, count: resources.length, nonce }, 'xDS response sent');
   }

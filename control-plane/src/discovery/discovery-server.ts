@@ -24,6 +24,8 @@ export class DiscoveryServer {
   private seq = 0;
   private readonly rollouts = new RolloutLog();
   private lastRevision: number;
+  /** Responses sent and NACKs received, per type URL, since start (the monitoring listener's /metrics). */
+  readonly counters = { pushes: new Map<string, number>(), nacks: new Map<string, number>() };
 
   constructor(private readonly cache: SnapshotCache, private readonly clock: Clock, private readonly log: Logger) {
     this.lastRevision = cache.revision;
@@ -143,7 +145,10 @@ export class DiscoveryServer {
 
   private handle(call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>, identity: string): void {
     const id = `${Date.now().toString(36)}-${++this.seq}`;
-    const stream = new AdsStream(call, this.cache, this.clock, this.log, id, (s, type, state, revision, error) => this.rollouts.answered(s.id, type, state, revision, error), identity);
+    const stream = new AdsStream(call, this.cache, this.clock, this.log, id, (s, type, state, revision, error) => {
+      if (state === 'NACKED') bump(this.counters.nacks, type);
+      this.rollouts.answered(s.id, type, state, revision, error);
+    }, identity, (type) => bump(this.counters.pushes, type));
     this.streams.set(id, stream);
     const done = () => {
       if (!this.streams.delete(id)) return;
@@ -171,3 +176,5 @@ export class DiscoveryServer {
     call.on('close', done);
   }
 }
+
+function bump(m: Map<string, number>, key: string): void { m.set(key, (m.get(key) ?? 0) + 1); }

@@ -1,6 +1,8 @@
 import * as http from 'node:http';
 import { asMeshError, ErrorCodes, httpStatusOf, MeshError } from '../../../shared/src/errors';
 import type { Stats } from '../stats/stats';
+import type { MetricsExposition } from '../../../shared/src/metrics/exposition';
+import { closeHttp, listenHttp } from '../../../shared/src/listen-address';
 
 /** Readiness as the proxy sees it: ok once it has the config it needs to serve. */
 export interface Readiness { ok: boolean; reason?: string }
@@ -16,6 +18,8 @@ export interface AdminProviders {
   /** Clusters -> hosts with health and active requests. */
   clusters: () => unknown;
   stats: Stats;
+  /** GET /metrics (Prometheus text, or OpenMetrics by Accept); without it /metrics is 404. */
+  metrics?: MetricsExposition;
   /** Counts of what the proxy holds (clusters, stat scopes), shown by /memory with the process's memory. */
   memory?: () => Record<string, unknown>;
   /** Brings sampled stats (gauges read from elsewhere) up to date before /stats answers. */
@@ -24,8 +28,9 @@ export interface AdminProviders {
   identity?: () => unknown;
 }
 
-type Handler = (url: URL) => Promise<Reply>;
-interface Reply { status: number; body: unknown; text?: boolean }
+type Handler = (url: URL, req: http.IncomingMessage) => Promise<Reply>;
+/** `contentType`: the body is a string sent as is with this type. */
+interface Reply { status: number; body: unknown; text?: boolean; contentType?: string }
 
 /**
  * The sidecar's local admin API (read-only, GET/HEAD, JSON):
@@ -36,6 +41,8 @@ interface Reply { status: number; body: unknown; text?: boolean }
  *   GET /clusters    the clusters provider's answer
  *   GET /stats       Stats.snapshot(); ?filter=SUBSTRING keeps stats whose key contains it;
  *                    ?format=text gives `name: value` lines (text/plain)
+ *   GET /metrics     Prometheus text format 0.0.4, or OpenMetrics 1.0 (with exemplars) when the
+ *                    Accept header asks for application/openmetrics-text (stats/prometheus.ts)
  *   GET /memory      process.memoryUsage() in bytes and the memory provider's counts;
  *                    ?gc=true runs a full garbage collection first, when the process runs
  *                    with `node --expose-gc` (else 422 naming query.gc)
@@ -56,30 +63,20 @@ export class AdminServer {
       ['/clusters', async () => ({ status: 200, body: await this.providers.clusters() })],
       ['/stats', async (url) => this.stats(url)],
       ['/memory', async (url) => this.memory(url)],
+      ...(providers.metrics === undefined ? [] : [['/metrics', async (_url: URL, req: http.IncomingMessage) => {
+        this.providers.beforeStats?.();
+        const r = await providers.metrics!.render(req.headers.accept);
+        return { status: 200, body: r.body, contentType: r.contentType };
+      }] as [string, Handler]]),
       ['/identity', async () => ({ status: 200, body: this.providers.identity?.() ?? { identity: null, reason: 'no workload identity (--xds-insecure)' } })],
     ]);
     this.server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 }, (req, res) => { void this.dispatch(req, res); });
   }
 
   /** Listens on host:port (port 0: any free port); resolves to the bound port. */
-  listen(host = '127.0.0.1', port = 0): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const onError = (e: Error): void => reject(new MeshError(ErrorCodes.INTERNAL, `admin: cannot listen on ${host}:${port}: ${e.message}`, { cause: e }));
-      this.server.once('error', onError);
-      this.server.listen(port, host, () => {
-        this.server.off('error', onError);
-        resolve((this.server.address() as { port: number }).port);
-      });
-    });
-  }
+  listen(host = '127.0.0.1', port = 0): Promise<number> { return listenHttp(this.server, host, port, 'admin'); }
 
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      if (!this.server.listening) { resolve(); return; }
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
-  }
+  close(): Promise<void> { return closeHttp(this.server); }
 
   private async dispatch(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     let status: number;
@@ -93,9 +90,12 @@ export class AdminServer {
         res.setHeader('allow', 'GET, HEAD');
         throw new MeshError(ErrorCodes.METHOD_NOT_ALLOWED, `${req.method} is not allowed on ${url.pathname} (allowed: GET, HEAD)`);
       }
-      const reply = await handler(url);
+      const reply = await handler(url, req);
       status = reply.status;
-      if (reply.text === true) {
+      if (reply.contentType !== undefined) {
+        text = String(reply.body);
+        type = reply.contentType;
+      } else if (reply.text === true) {
         text = String(reply.body);
         type = TEXT_TYPE;
       } else {

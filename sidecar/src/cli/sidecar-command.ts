@@ -49,6 +49,7 @@ export const sidecar: Command = {
       ...DOWNSTREAM_FLAGS.map((f) => ({ ...f, type: 'string' as const })),
       { name: 'access-log', type: 'string', value: 'FILE', help: 'JSON access log, one line per request of either listener: a file, or - for standard output (default: off)' },
       { name: 'access-log-sample', type: 'string', value: 'RATIO', default: '1', help: 'the share of requests the access log records, 0.0001 to 1' },
+      { name: 'metrics-buckets', type: 'string', value: 'MS,MS,...', help: 'upper bounds in ms of skein_request_duration_milliseconds on admin /metrics, increasing (default: 0.1, 0.25, 0.5, 0.75, 0.91, then 1 ms to 10.6 s by a ratio of at most 1.1, 105 bounds: histogram_quantile within 10% from 1 ms to 10 s)' },
       { name: 'trace-endpoint', type: 'string', value: 'URL', env: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', help: 'the OTLP collector spans go to: otlp-http, a URL such as http://127.0.0.1:4318/v1/traces; otlp-grpc, http://HOST:4317. Else $OTEL_EXPORTER_OTLP_ENDPOINT (+ /v1/traces for otlp-http). Default: none (tracing off; traceparent headers still pass through)' },
       { name: 'trace-exporter', type: 'string', value: 'KIND', default: 'otlp-http', help: 'otlp-http (HTTP/protobuf), otlp-grpc, or none (off). Sampling is set by the control plane (Telemetry, route tracing)' },
       { name: 'trace-max-queue', type: 'string', value: 'N', default: String(DEFAULT_TRACE_QUEUE), help: 'spans waiting for export at most (16 to 1000000); more are dropped and counted (tracing.spans_dropped in /stats)' },
@@ -99,6 +100,10 @@ export const sidecar: Command = {
     const sample = Number(str(p, 'access-log-sample'));
     if (!(sample >= 0.0001 && sample <= 1)) throw new MeshError(ErrorCodes.VALIDATION, `--access-log-sample: must be a ratio from 0.0001 to 1, got "${str(p, 'access-log-sample')}"`);
     if (accessLogFile === '') throw new MeshError(ErrorCodes.VALIDATION, '--access-log: give a file, or - for standard output');
+    const bucketsFlag = optStr(p, 'metrics-buckets');
+    const { parseBuckets } = await import('../stats/request-metrics');
+    const buckets = bucketsFlag === undefined ? undefined : parseBuckets(bucketsFlag);
+    if (buckets !== undefined && !Array.isArray(buckets)) throw new MeshError(ErrorCodes.VALIDATION, `--metrics-buckets: ${buckets.error}`);
     const tracing = tracingFlags(optStr(p, 'trace-exporter') ?? 'otlp-http', optStr(p, 'trace-endpoint'), intFlag(p, 'trace-max-queue', 16, 1_000_000)!);
     configureRe2({ maxProgramSize: intFlag(p, 'regex-max-program-size', 1, 100_000)! });
     const log = createLogger('skein-sidecar', level);
@@ -111,6 +116,7 @@ export const sidecar: Command = {
       advertiseAddress: str(p, 'advertise-address'), adminListen: str(p, 'admin-listen'),
       leaseTtlMs: dur('lease-ttl'), drainTimeoutMs: dur('drain-timeout'), retryBufferBytes: retryBuffer, statsRetentionMs, downstream, log,
       ...(accessLogFile === undefined ? {} : { accessLog: { destination: accessLogFile, sampleRatio: sample } }),
+      ...(buckets === undefined ? {} : { metricsBuckets: buckets }),
       ...(tracing === undefined ? {} : { tracing }),
     });
     out(JSON.stringify({ ready: true, ...sc.addresses() }));

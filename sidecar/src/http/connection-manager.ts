@@ -20,8 +20,9 @@ import { tunnelUpgrade } from './upgrade';
 import { DEFAULT_RETRY_BUFFER_BYTES } from './router-filter';
 import { H1Downstream, H2Downstream } from './downstream';
 import type { Cluster } from '../upstream/cluster';
-import type { ListenerContext, Refusal, RouteStatsBundle, RouterSnapshot, Selection } from './listener-context';
+import type { Backend, ListenerContext, Refusal, RouteStatsBundle, RouterSnapshot, Selection } from './listener-context';
 import { ListenerStats, RouteStats } from '../stats/stat-bundles';
+import type { RequestMetrics, RouteTarget } from '../stats/request-metrics';
 import type { Stats } from '../stats/stats';
 import type { TimerHandle } from '../../../shared/src/clock';
 import { DEFAULT_DOWNSTREAM } from './downstream-settings';
@@ -49,6 +50,8 @@ export const PREMATURE_RESET_MIN = 100;
 export type { RouterSnapshot, Selection } from './listener-context';
 
 export interface ConnectionManagerOptions {
+  /** Prometheus request metrics (stats/request-metrics.ts); default: none. */
+  metrics?: RequestMetrics;
   /** JSON access logs (stats/access-log.ts); default: none. */
   accessLog?: AccessLog;
   /** Spans (tracing/tracer.ts); default: none. */
@@ -107,6 +110,9 @@ export class ConnectionManager implements ListenerContext {
   readonly honorGrpcTimeout: boolean;
   readonly name: string;
   readonly accessLog: AccessLog | undefined;
+  private readonly metrics: RequestMetrics | undefined;
+  /** Requests no route took (route ''), when metrics are on. */
+  private readonly unrouted: RouteTarget | undefined;
   readonly tracer: ListenerTracer | undefined;
   /** Reused for every pick: picks are synchronous, so one context object is enough. */
   private readonly ctx: PickContext = { hash: undefined, tried: undefined, now: 0 };
@@ -127,6 +133,8 @@ export class ConnectionManager implements ListenerContext {
     this.clock = opts.clock;
     this.name = opts.name;
     this.accessLog = opts.accessLog;
+    this.metrics = opts.metrics;
+    this.unrouted = opts.metrics?.target(opts.name, '', undefined);
     this.tracer = opts.tracer;
     this.setAttemptCount = opts.setAttemptCount !== false;
     this.refuseUnforwarded = opts.refuseUnforwarded === true;
@@ -362,7 +370,7 @@ export class ConnectionManager implements ListenerContext {
     const method = (headers[':method'] ?? 'GET') as string;
     if (method === 'CONNECT') { replyH2(down, grpc, LOCAL_REPLIES.badRequest, 'CONNECT is not supported'); return; }
     const entry = this.match(authority, path, method, headers);
-    if ('reply' in entry) { replyH2(down, grpc, entry.reply, entry.detail); this.logUnrouted(method, headers, entry.reply, grpc, session[kPeerIdentity]); return; }
+    if ('reply' in entry) { replyH2(down, grpc, entry.reply, entry.detail); this.logUnrouted(method, headers, entry.reply, grpc, session[kPeerIdentity]); this.unrouted?.record(grpc ? 200 : entry.reply.http, grpc ? entry.reply.grpc : -1, 0, headers, this.clock.now()); return; }
     const out = upstreamHeaders(headers, session[kPeer], this.opts.policy, raw, session[kPeerIdentity]?.xfcc);
     // Expect: 100-continue is answered here (the upstream request does not carry it).
     const expect = headers['expect'];
@@ -386,7 +394,7 @@ export class ConnectionManager implements ListenerContext {
     const path = req.url ?? '/';
     const method = req.method ?? 'GET';
     const entry = this.match(authority, path, method, req.headers);
-    if ('reply' in entry) { replyH1(res, grpc, entry.reply, entry.detail); this.logUnrouted(method, req.headers, entry.reply, grpc, peerIdentityOf(req.socket)); return; }
+    if ('reply' in entry) { replyH1(res, grpc, entry.reply, entry.detail); this.logUnrouted(method, req.headers, entry.reply, grpc, peerIdentityOf(req.socket)); this.unrouted?.record(grpc ? 200 : entry.reply.http, grpc ? entry.reply.grpc : -1, 0, req.headers, this.clock.now()); return; }
     const out = upstreamHeaders(req.headers, req.socket.remoteAddress, this.opts.policy, undefined, peerIdentityOf(req.socket)?.xfcc);
     new H1Downstream(this, this.snapshot, entry, grpc, method, path, authority, out, req, res).start();
   }
@@ -409,14 +417,21 @@ export class ConnectionManager implements ListenerContext {
    * status (0: no response) and `grpcStatus` the upstream's grpc-status (-1: none);
    * stats/grpc-status.ts classifies them.
    */
-  finished(stats: RouteStatsBundle, cluster: Cluster | undefined, startedAt: number, status: number, grpcStatus = -1): void {
+  finished(stats: RouteStatsBundle, cluster: Cluster | undefined, startedAt: number, status: number, grpcStatus = -1, headers?: Readonly<Record<string, unknown>>, traceId?: string): void {
     const us = (performance.now() - startedAt) * 1000;
-    let backend;
+    const now = this.clock.now();
+    let backend: Backend | undefined;
     if (cluster !== undefined) {
       backend = stats.backends.get(cluster.name);
-      if (backend === undefined) { backend = stats.route.backend(cluster.name); stats.backends.set(cluster.name, backend); }
+      if (backend === undefined) {
+        backend = { window: stats.route.backend(cluster.name), target: this.metrics?.target(this.name, stats.route.name, cluster.name) };
+        stats.backends.set(cluster.name, backend);
+      }
     }
-    stats.route.record(status, us, backend, this.clock.now(), grpcStatus);
+    stats.route.record(status, us, backend?.window, now, grpcStatus);
+    if (this.metrics === undefined) return;
+    const target = backend !== undefined ? backend.target : (stats.noCluster ??= this.metrics.target(this.name, stats.route.name, undefined));
+    target?.record(status, grpcStatus, us / 1000, headers, now, traceId);
   }
 
   /**
@@ -426,12 +441,13 @@ export class ConnectionManager implements ListenerContext {
    */
   forgetRouteStats(live: ReadonlySet<string>): void {
     for (const [name, rs] of this.routeStatsByName) if (!live.has(name) || rs.route.released) this.routeStatsByName.delete(name);
+    this.metrics?.forget(this.name, live);
   }
 
   /** The route's stats bundle (one Map lookup per request). */
   routeStats(entry: RouteEntry): RouteStatsBundle {
     let rs = this.routeStatsByName.get(entry.name);
-    if (rs === undefined) { rs = { route: new RouteStats(this.opts.stats, entry.name, LOCAL_REPLY_REASONS), backends: new Map() }; this.routeStatsByName.set(entry.name, rs); }
+    if (rs === undefined) { rs = { route: new RouteStats(this.opts.stats, entry.name, LOCAL_REPLY_REASONS), backends: new Map(), noCluster: undefined }; this.routeStatsByName.set(entry.name, rs); }
     return rs;
   }
 }

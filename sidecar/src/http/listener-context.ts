@@ -13,6 +13,7 @@ import type { Cluster } from '../upstream/cluster';
 import type { Host, PickContext } from '../upstream/host';
 import type { ListenerStats, RouteStats } from '../stats/stat-bundles';
 import type { RollingWindow } from '../stats/stats';
+import type { RouteTarget } from '../stats/request-metrics';
 import type { HttpFilterChain } from './http-filter';
 import type { LocalReply } from './local-reply';
 
@@ -42,7 +43,10 @@ export interface IdleWatched { checkIdle(now: number, timeoutMs: number): void }
 export interface Refusal { readonly reply: LocalReply; readonly detail: string }
 
 /** A route's stats, resolved once per request. */
-export interface RouteStatsBundle { readonly route: RouteStats; readonly backends: Map<string, RollingWindow> }
+/** A route's stats for one backend (cluster): its rolling window and its Prometheus cells (when metrics are on). */
+export interface Backend { readonly window: RollingWindow; readonly target: RouteTarget | undefined }
+/** `noCluster`: the route's Prometheus cells for requests that reached no cluster (made on first use). */
+export interface RouteStatsBundle { readonly route: RouteStats; readonly backends: Map<string, Backend>; noCluster: RouteTarget | undefined }
 
 export interface ListenerContext {
   readonly clock: Clock;
@@ -74,5 +78,5 @@ export interface ListenerContext {
   /** The client reset an HTTP/2 request that arrived at `startedAtMs`: the rapid-reset rule (connection-manager.ts). */
   onClientReset(session: import('node:http2').Http2Session | undefined, startedAtMs: number): void;
   /** A routed request ended: the route's counters and, when it had a cluster, its backend window. */
-  finished(stats: RouteStatsBundle, cluster: Cluster | undefined, startedAt: number, status: number, grpcStatus: number): void;
+  finished(stats: RouteStatsBundle, cluster: Cluster | undefined, startedAt: number, status: number, grpcStatus: number, headers?: Readonly<Record<string, unknown>>, traceId?: string): void;
 }

@@ -54,19 +54,43 @@ export class AccessLog {
   flush(): void { this.out.flush(); }
 }
 
+const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}/;
+const B3_TRACE_ID = /^([0-9a-f]{16}|[0-9a-f]{32})$/;
+const B3_SINGLE = /^([0-9a-f]{16}|[0-9a-f]{32})-/;
+const ZERO_TRACE = '00000000000000000000000000000000';
+
 /** The trace id of a request's context: W3C traceparent, else B3 (multi, then single header). */
 export function traceIdOf(h: Readonly<Record<string, string | string[] | undefined>>): string | undefined {
   const tp = h['traceparent'];
   if (typeof tp === 'string') {
-    const m = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}/.exec(tp);
-    if (m !== null && m[1] !== '00000000000000000000000000000000') return m[1];
+    const m = TRACEPARENT.exec(tp);
+    if (m !== null && m[1] !== ZERO_TRACE) return m[1];
   }
   const b3 = h['x-b3-traceid'];
-  if (typeof b3 === 'string' && /^([0-9a-f]{16}|[0-9a-f]{32})$/.test(b3)) return b3;
+  if (typeof b3 === 'string' && B3_TRACE_ID.test(b3)) return b3;
   const single = h['b3'];
   if (typeof single === 'string') {
-    const m = /^([0-9a-f]{16}|[0-9a-f]{32})-/.exec(single);
+    const m = B3_SINGLE.exec(single);
     if (m !== null) return m[1];
   }
   return undefined;
+}
+
+/**
+ * The raw value of the first trace header a request has (traceparent, x-b3-traceid, b3), with no
+ * parsing: what the metrics keep per histogram bucket (a field write), for traceIdOfContext to
+ * parse only when an OpenMetrics scrape asks for exemplars.
+ */
+export function headerTraceContext(h: Readonly<Record<string, unknown>>): string | undefined {
+  const v = h['traceparent'] ?? h['x-b3-traceid'] ?? h['b3'];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** The trace id in a headerTraceContext value (any of the three forms), if it is well formed. */
+export function traceIdOfContext(v: string): string | undefined {
+  const tp = TRACEPARENT.exec(v);
+  if (tp !== null) return tp[1] === ZERO_TRACE ? undefined : tp[1];
+  if (B3_TRACE_ID.test(v)) return v;
+  const single = B3_SINGLE.exec(v);
+  return single === null ? undefined : single[1];
 }

@@ -257,6 +257,16 @@ export class Stats {
     return out;
   }
 
+  /** Counters and gauges only (no histogram or window is summarized): what /metrics reads. */
+  scalars(filter?: string): Pick<StatsSnapshot, 'counters' | 'gauges'> {
+    const out: Pick<StatsSnapshot, 'counters' | 'gauges'> = { counters: {}, gauges: {} };
+    for (const [key, stat] of this.sorted(filter)) {
+      if (stat instanceof Counter) out.counters[key] = stat.value;
+      else if (stat instanceof Gauge) out.gauges[key] = stat.value;
+    }
+    return out;
+  }
+
   /** One `key: value` line per stat, sorted by key; histograms and windows as `k=v` fields. */
   text(filter?: string): string {
     const now = this.clock.now();
