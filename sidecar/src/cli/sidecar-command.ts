@@ -47,6 +47,7 @@ export const sidecar: Command = {
       ...DOWNSTREAM_FLAGS.map((f) => ({ ...f, type: 'string' as const })),
       { name: 'access-log', type: 'string', value: 'FILE', help: 'JSON access log, one line per request of either listener: a file, or - for standard output (default: off)' },
       { name: 'access-log-sample', type: 'string', value: 'RATIO', default: '1', help: 'the share of requests the access log records, 0.0001 to 1' },
+      { name: 'stats-report-interval', type: 'string', value: 'DURATION', default: '5s', help: 'how often the per route × version request counts and latency histograms go to the control plane (GET /v1/stats/routes, skein top), over one gRPC stream with the workload certificate; 0 turns it off; at most 1m. Not with --xds-insecure' },
       { name: 'log-level', type: 'string', value: 'LEVEL', env: 'SKEIN_LOG_LEVEL', default: 'info', help: 'trace, debug, info, warn, error or silent' },
     ],
   },
@@ -94,6 +95,10 @@ export const sidecar: Command = {
     const sample = Number(str(p, 'access-log-sample'));
     if (!(sample >= 0.0001 && sample <= 1)) throw new MeshError(ErrorCodes.VALIDATION, `--access-log-sample: must be a ratio from 0.0001 to 1, got "${str(p, 'access-log-sample')}"`);
     if (accessLogFile === '') throw new MeshError(ErrorCodes.VALIDATION, '--access-log: give a file, or - for standard output');
+    const statsReportIntervalMs = dur('stats-report-interval');
+    if (statsReportIntervalMs !== 0 && (statsReportIntervalMs < 1000 || statsReportIntervalMs > 60_000 || statsReportIntervalMs % 1000 !== 0)) throw new MeshError(ErrorCodes.VALIDATION, `--stats-report-interval: must be 0 (off) or whole seconds from 1s to 1m, got "${str(p, 'stats-report-interval')}"`);
+    // The default stays quietly off with --xds-insecure (no identity to report with); a value asked for is refused.
+    if (insecure && statsReportIntervalMs !== 0 && str(p, 'stats-report-interval') !== '5s') throw new MeshError(ErrorCodes.VALIDATION, '--stats-report-interval: route stats are reported with the workload certificate; with --xds-insecure there is none (give 0, or a --token-file)');
     configureRe2({ maxProgramSize: intFlag(p, 'regex-max-program-size', 1, 100_000)! });
     const log = createLogger('skein-sidecar', level);
     const { Sidecar } = await import('../sidecar');
@@ -104,6 +109,7 @@ export const sidecar: Command = {
       version: str(p, 'version'), outboundListen: str(p, 'outbound-listen'), inboundListen: optStr(p, 'inbound-listen') ?? `${advertiseHost(str(p, 'advertise-address'))}:15006`,
       advertiseAddress: str(p, 'advertise-address'), adminListen: str(p, 'admin-listen'),
       leaseTtlMs: dur('lease-ttl'), drainTimeoutMs: dur('drain-timeout'), retryBufferBytes: retryBuffer, statsRetentionMs, downstream, log,
+      ...(insecure ? {} : { statsReportIntervalMs }),
       ...(accessLogFile === undefined ? {} : { accessLog: { destination: accessLogFile, sampleRatio: sample } }),
     });
     out(JSON.stringify({ ready: true, ...sc.addresses() }));

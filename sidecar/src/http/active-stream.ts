@@ -127,9 +127,9 @@ export abstract class ActiveStream implements FilterCallbacks {
     this.done = true;
     this.cancelDelay();
     if (this.countsActive) this.cm.listenerStats.rqActive.add(-1);
-    this.cm.finished(this.stats, cluster, this.startedAt, status, grpcStatus);
+    const us = this.cm.finished(this.stats, cluster, this.startedAt, status, grpcStatus);
     const log = this.cm.accessLog;
-    if (log !== undefined) log.record(this.cm.name, this, cluster?.name, status, grpcStatus);
+    if (log !== undefined) log.record(this.cm.name, this, cluster?.name, status, grpcStatus, us);
     const chain = this.snap.filters;
     for (let i = 0; i < chain.length; i++) chain[i]!.onStreamComplete?.(this, status);
   }

@@ -22,6 +22,7 @@ import type { Cluster } from '../upstream/cluster';
 import type { ListenerContext, Refusal, RouteStatsBundle, RouterSnapshot, Selection } from './listener-context';
 import { ListenerStats, RouteStats } from '../stats/stat-bundles';
 import type { Stats } from '../stats/stats';
+import type { BackendWindow } from '../stats/rolling-window';
 import type { TimerHandle } from '../../../shared/src/clock';
 import { DEFAULT_DOWNSTREAM } from './downstream-settings';
 import type { DownstreamSettings } from './downstream-settings';
@@ -390,7 +391,7 @@ export class ConnectionManager implements ListenerContext {
   private logUnrouted(method: string, headers: http.IncomingHttpHeaders, reply: LocalReply, grpc: boolean, peer: { spiffeId: string } | undefined): void {
     const log = this.accessLog;
     if (log === undefined) return;
-    log.record(this.name, { method, route: NO_ROUTE, requestHeaders: headers, downstreamHeaders: headers, startedAt: performance.now(), attempts: 0, upstreamHost: undefined, replyReason: reply.reason, downstreamPeer: peer }, undefined, grpc ? 200 : reply.http, grpc ? reply.grpc : -1);
+    log.record(this.name, { method, route: NO_ROUTE, requestHeaders: headers, downstreamHeaders: headers, attempts: 0, upstreamHost: undefined, replyReason: reply.reason, downstreamPeer: peer }, undefined, grpc ? 200 : reply.http, grpc ? reply.grpc : -1, 0);
   }
 
   /** Counts why the proxy answered a routed request itself (the request is recorded by finished()). */
@@ -402,9 +403,10 @@ export class ConnectionManager implements ListenerContext {
    * Bookkeeping when a routed request ends (attempts were accounted for by the cluster): the
    * route's counters and, when it reached a cluster, its per-backend window. `status` is the HTTP
    * status (0: no response) and `grpcStatus` the upstream's grpc-status (-1: none);
-   * stats/grpc-status.ts classifies them.
+   * stats/grpc-status.ts classifies them. Returns the latency recorded (µs), which the access log
+   * writes too: one measurement.
    */
-  finished(stats: RouteStatsBundle, cluster: Cluster | undefined, startedAt: number, status: number, grpcStatus = -1): void {
+  finished(stats: RouteStatsBundle, cluster: Cluster | undefined, startedAt: number, status: number, grpcStatus = -1): number {
     const us = (performance.now() - startedAt) * 1000;
     let backend;
     if (cluster !== undefined) {
@@ -412,6 +414,15 @@ export class ConnectionManager implements ListenerContext {
       if (backend === undefined) { backend = stats.route.backend(cluster.name); stats.backends.set(cluster.name, backend); }
     }
     stats.route.record(status, us, backend, this.clock.now(), grpcStatus);
+    return us;
+  }
+
+  /**
+   * Each route's per-backend windows with traffic so far (route, cluster, window): what the route
+   * stats report reads, on its timer (route-stats-reporter.ts).
+   */
+  *backendWindows(): Generator<BackendWindow> {
+    for (const [route, rs] of this.routeStatsByName) for (const [cluster, w] of rs.backends) yield [route, cluster, w];
   }
 
   /**
