@@ -17,7 +17,7 @@ import { eventually, RawAdsClient } from '../support/ads-client';
 import { TYPE_URLS } from '../../shared/src/xds/protos';
 import type { DiscoveryResponse } from '../../control-plane/src/discovery/ads-stream';
 
-const COMMANDS = ['control-plane', 'apply', 'delete', 'get', 'revisions', 'rollback', 'canary', 'rollout', 'proxy-status', 'endpoints', 'token', 'ca', 'cert', 'check', 'demo'];
+const COMMANDS = ['control-plane', 'apply', 'delete', 'get', 'revisions', 'rollback', 'canary', 'rollout', 'proxy-status', 'endpoints', 'token', 'ca', 'cert', 'check', 'top', 'demo'];
 
 
 describe('skein --help', () => {
