@@ -62,7 +62,7 @@ describe('skein --help', () => {
     assert.equal(r.code, 0, show(r));
     const defaults: Record<string, string> = {
       xds: '127.0.0.1:18000', 'xds-ca-file': '<$SKEIN_DATA_DIR or ./.skein-data>/ca/trust-bundle.pem', 'trust-domain': 'skein.local', namespace: 'default',
-      'service-account': '--service, else "sidecar"', 'xds-insecure': 'off', 'cert-renew-at': '0.5', 'cert-renew-jitter': '0.1', 'access-log': 'off', 'access-log-sample': '1', 'token-file': '$SKEIN_TOKEN_FILE', 'node-id': '<service or "sidecar">-<hostname>-<pid>', service: 'none', version: 'v1',
+      'service-account': '--service, else "sidecar"', 'xds-insecure': 'off', 'cert-renew-at': '0.5', 'cert-renew-jitter': '0.1', 'access-log': 'off', 'access-log-sample': '1', 'stats-report-interval': '5s', 'token-file': '$SKEIN_TOKEN_FILE', 'node-id': '<service or "sidecar">-<hostname>-<pid>', service: 'none', version: 'v1',
       'app-protocol': 'grpc', 'outbound-listen': '127.0.0.1:15001', 'inbound-listen': '<--advertise-address>:15006', 'advertise-address': '127.0.0.1',
       'admin-listen': '127.0.0.1:15000', 'lease-ttl': '10s', 'drain-timeout': '20s', 'log-level': 'info',
     };
