@@ -5,6 +5,9 @@
  *   resilient the same sidecars after a config with a retry policy (3 retries on unavailable,
  *            reset, connect-failure; per-try timeout; route timeout), outlier detection
  *            (consecutive 5xx, success rate, failure percentage) and explicit circuit breakers
+ *   tracing-1, tracing-100  a second sidecar pair (Service greeter-traced, plaintext) started with
+ *            --trace-endpoint to a local OTLP/HTTP receiver (bench/otlp-sink.ts, its own process),
+ *            with the mesh's trace sampling (Telemetry) at 1%, then 100%: compare with `sidecar`
  *   haproxy  h2load -> HAProxy (h2c -> h2c, one thread) -> backend
  * For each: req/s at saturation, latency p50/p99 at a fixed moderate rate, CPU µs per request of
  * each proxy process (from /proc), and proxy RSS. Writes bench/results/latest.{json,md}.
@@ -21,11 +24,13 @@ import type { Proc } from './proc';
 
 const SKEIN = path.join(PACKAGE_ROOT, 'dist/cli/src/main.js');
 const BACKEND = path.join(PACKAGE_ROOT, 'dist/bench/backend.js');
+const OTLP_SINK = path.join(PACKAGE_ROOT, 'dist/bench/otlp-sink.js');
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
 const SAT_SECONDS = Number(args.get('duration') ?? 8);
 const RATE = Number(args.get('rate') ?? 1000); // requests/s for the latency phase
 const CONNS = 4;
-const PATHS = (args.get('paths') ?? 'direct,sidecar,mtls,resilient,haproxy').split(',');
+const PATHS = (args.get('paths') ?? 'direct,sidecar,tracing-1,tracing-100,mtls,resilient,haproxy').split(',');
+const TRACING = PATHS.includes('tracing-1') || PATHS.includes('tracing-100');
 /** --profile: run the sidecars under --cpu-prof; profiles land in bench/results/ (see README). */
 const PROFILE = args.has('profile') ? ['--cpu-prof', `--cpu-prof-dir=${path.join(PACKAGE_ROOT, 'bench/results')}`] : [];
 
@@ -86,7 +91,7 @@ async function main(): Promise<void> {
     procs.push(backend);
     const bport = backend.ready['port'] as number;
     if (PATHS.includes('direct')) results.push(await measure('direct', `http://127.0.0.1:${bport}/skein.demo.v1.Greeter/SayHello`, undefined, body, [], dir));
-    if (PATHS.includes('sidecar') || PATHS.includes('mtls') || PATHS.includes('resilient')) {
+    if (PATHS.includes('sidecar') || PATHS.includes('mtls') || PATHS.includes('resilient') || TRACING) {
       const cp = await spawnReady(process.execPath, [SKEIN, 'control-plane', '--data-dir', path.join(dir, 'cp'), '--xds-listen', '127.0.0.1:0', '--api-listen', '127.0.0.1:0', '--log-level', 'warn'], 'control plane');
       procs.push(cp);
       const api = cp.ready['api'] as string;
@@ -117,10 +122,41 @@ async function main(): Promise<void> {
       procs.push(server);
       const client = await spawnReady(process.execPath, [...PROFILE, SKEIN, 'sidecar', ...common, '--token-file', await tokenFile('bench-client', 'bench-client'), '--service-account', 'bench-client', '--node-id', 'bench-client', '--outbound-listen', '127.0.0.1:0'], 'client sidecar');
       procs.push(client);
-      await waitRoutable(client.ready['outbound'] as string);
+      await waitRoutable(client.ready['outbound'] as string, 'greeter:50051');
       const sidecars = [{ name: 'client sidecar', pid: client.pid }, { name: 'server sidecar', pid: server.pid }];
       const url = `http://${client.ready['outbound'] as string}/skein.demo.v1.Greeter/SayHello`;
       if (PATHS.includes('sidecar')) results.push(await measure('sidecar', url, 'greeter:50051', body, sidecars, dir));
+      if (TRACING) {
+        // Another pair for another Service, so the rows above and below keep running untraced.
+        const sink = await spawnReady(process.execPath, [OTLP_SINK], 'OTLP receiver');
+        procs.push(sink);
+        const traced = { apiVersion: 'skein.dev/v1alpha1', kind: 'Service', metadata: { name: 'greeter-traced' }, spec: { ports: [{ name: 'grpc', port: 50051 }], mtls: 'DISABLE' } };
+        const telemetry = (samplingPercent: number) => ({ apiVersion: 'skein.dev/v1alpha1', kind: 'Telemetry', metadata: { name: 'mesh' }, spec: { tracing: { samplingPercent } } });
+        await apply([traced, telemetry(1)]);
+        const trace = ['--trace-endpoint', sink.ready['url'] as string];
+        const tServer = await spawnReady(process.execPath, [...PROFILE, SKEIN, 'sidecar', ...common, ...trace, '--token-file', await tokenFile('greeter-traced', 'greeter-traced'), '--node-id', 'bench-traced-server', '--service', 'greeter-traced', '--app', `127.0.0.1:${bport}`, '--inbound-listen', '127.0.0.1:0', '--outbound-listen', '127.0.0.1:0'], 'traced server sidecar');
+        const tClient = await spawnReady(process.execPath, [...PROFILE, SKEIN, 'sidecar', ...common, ...trace, '--token-file', await tokenFile('bench-traced-client', 'bench-traced-client'), '--service-account', 'bench-traced-client', '--node-id', 'bench-traced-client', '--outbound-listen', '127.0.0.1:0'], 'traced client sidecar');
+        procs.push(tServer, tClient);
+        await waitRoutable(tClient.ready['outbound'] as string, 'greeter-traced:50051');
+        const tUrl = `http://${tClient.ready['outbound'] as string}/skein.demo.v1.Greeter/SayHello`;
+        const tSidecars = [{ name: 'client sidecar', pid: tClient.pid }, { name: 'server sidecar', pid: tServer.pid }];
+        const spans = async (): Promise<string> => {
+          try { return String(((await (await fetch(sink.ready['count'] as string)).json()) as { spans: number }).spans); } catch (e) { return `? (${(e as Error).message}; receiver: ${sink.child.exitCode === null ? 'running' : `exited ${sink.child.exitCode}`} ${sink.stderr().slice(-500)})`; }
+        };
+        if (PATHS.includes('tracing-1')) {
+          results.push(await measure('sidecar + tracing 1%', tUrl, 'greeter-traced:50051', body, tSidecars, dir));
+          process.stderr.write(`bench: the OTLP receiver has ${await spans()} spans\n`);
+        }
+        if (PATHS.includes('tracing-100')) {
+          const revision = await apply([telemetry(100)]);
+          await waitSynced(api, 'bench-traced-client', revision);
+          await waitSynced(api, 'bench-traced-server', revision);
+          results.push(await measure('sidecar + tracing 100%', tUrl, 'greeter-traced:50051', body, tSidecars, dir));
+          process.stderr.write(`bench: the OTLP receiver has ${await spans()} spans\n`);
+        }
+        await apply([telemetry(1)]);
+        for (const p of [tClient, tServer]) await p.stop();
+      }
       const strict = await apply([svc('STRICT')]);
       await waitSynced(api, 'bench-client', strict);
       await waitSynced(api, 'bench-server', strict);
@@ -187,11 +223,11 @@ async function waitSynced(api: string, node: string, revision: number): Promise<
 }
 
 /** Polls the client sidecar until a request is routed (its config arrived). */
-async function waitRoutable(outbound: string): Promise<void> {
+async function waitRoutable(outbound: string, authority: string): Promise<void> {
   const deadline = Date.now() + 20_000;
   for (;;) {
     try {
-      const out = execFileSync('h2load', ['-n', '1', '-c', '1', '-H', ':authority: greeter:50051', '-H', 'content-type: application/grpc', `http://${outbound}/skein.demo.v1.Greeter/SayHello`], { encoding: 'utf8' });
+      const out = execFileSync('h2load', ['-n', '1', '-c', '1', '-H', `:authority: ${authority}`, '-H', 'content-type: application/grpc', `http://${outbound}/skein.demo.v1.Greeter/SayHello`], { encoding: 'utf8' });
       if (/1 succeeded/.test(out) && !/x-skein-reason/.test(out)) return;
     } catch { /* not yet */ }
     if (Date.now() > deadline) throw new Error('the client sidecar never routed a request');

@@ -36,6 +36,7 @@ import type { HttpFilterConfig, ListenerConfig } from './xds/listener-type';
 import { listenerTypeFor } from './xds/listener-type';
 import { routeTypeFor } from './xds/route-type';
 import type { ResourceDecoder } from './xds/resource-decoder';
+import type { ListenerTracing } from './xds/hcm-tracing';
 
 export type { ConnectionManagerOptions } from './http/connection-manager';
 
@@ -82,10 +83,11 @@ const EVERY: readonly HttpFilterConfig[] = Object.freeze(registeredHttpFilters()
 
 /**
  * What a connection manager serves: routes, clusters, and the listener's filters (none listed:
- * only the header mutation), counting and logging through `env`.
+ * only the header mutation), counting and logging through `env`; `tracing`: the listener's
+ * sampling (HttpConnectionManager.tracing; undefined: no spans).
  */
-export function routerSnapshot(routes: RouteTable | undefined, clusters: ReadonlyMap<string, Cluster>, httpFilters: readonly HttpFilterConfig[] = NONE, env?: FilterEnv): RouterSnapshot {
-  return { routes, clusters, filters: httpFilterChain(httpFilters, env) };
+export function routerSnapshot(routes: RouteTable | undefined, clusters: ReadonlyMap<string, Cluster>, httpFilters: readonly HttpFilterConfig[] = NONE, env?: FilterEnv, tracing?: ListenerTracing): RouterSnapshot {
+  return { routes, clusters, filters: httpFilterChain(httpFilters, env), tracing };
 }
 const NONE: readonly HttpFilterConfig[] = Object.freeze([]);
 

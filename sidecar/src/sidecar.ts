@@ -21,6 +21,9 @@ import { Registration } from './registration';
 import { AccessLog } from './stats/access-log';
 import { RouteStatsReporter } from './route-stats-reporter';
 import type { AccessLogSettings } from './stats/access-log';
+import { SpanKind } from '@opentelemetry/api';
+import { ListenerTracer, SidecarTracer } from './tracing/tracer';
+import type { TracingSettings } from './tracing/tracer';
 import { MeshTls } from './identity/mesh-tls';
 import type { InboundMode, InboundTls } from './listener/sniffing-server';
 import { secretType } from './xds/secret-type';
@@ -91,6 +94,8 @@ export interface SidecarOptions {
    * authenticates the reporter by its workload certificate).
    */
   statsReportIntervalMs?: number;
+  /** Spans to an OTLP collector (tracing/tracer.ts); default: off. Sampling comes over xDS. */
+  tracing?: TracingSettings;
   clock?: Clock;
   log: Logger;
 }
@@ -134,6 +139,7 @@ export class Sidecar {
   private inboundRoutes: ReadonlySet<string> = new Set();
 
   private readonly accessLog: AccessLog | undefined;
+  private readonly tracer: SidecarTracer | undefined;
 
   private constructor(private readonly opts: SidecarOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -143,7 +149,8 @@ export class Sidecar {
     this.inboundRefusalLog = new RateLimitedLog(this.clock);
     const env = (name: string): FilterEnv => Object.freeze({ stats: this.stats, statPrefix: `listener.${name}.`, log: opts.log, warnings: new RateLimitedLog(this.clock) });
     this.filterEnv = { inbound: env('inbound'), outbound: env('outbound') };
-    this.outbound = connectionManager({ name: 'outbound', ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}), ...(opts.downstream !== undefined ? { downstream: opts.downstream } : {}) });
+    this.tracer = opts.tracing === undefined ? undefined : new SidecarTracer(opts.tracing, { service: opts.service ?? 'sidecar', version: opts.version, nodeId: opts.nodeId }, this.stats);
+    this.outbound = connectionManager({ name: 'outbound', ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new ListenerTracer(this.tracer, SpanKind.CLIENT, undefined) } : {}), stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}), ...(opts.downstream !== undefined ? { downstream: opts.downstream } : {}) });
   }
 
   static async start(opts: SidecarOptions): Promise<Sidecar> {
@@ -288,6 +295,7 @@ export class Sidecar {
     this.xds.close();
     this.workload?.close();
     this.accessLog?.flush();
+    await this.tracer?.shutdown();
     await this.admin.close();
   }
 
@@ -337,7 +345,7 @@ export class Sidecar {
     // Connect failures of real requests to the app reach AppHealth (the inbound cluster has no outlier detection).
     cluster.outlier = this.appHealth;
     // Inbound keeps the caller's attempt count (the client sidecar's).
-    this.inbound = connectionManager({ name: 'inbound', ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.downstream !== undefined ? { downstream: o.downstream } : {}) });
+    this.inbound = connectionManager({ name: 'inbound', ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new ListenerTracer(this.tracer, SpanKind.SERVER, o.version) } : {}), stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.downstream !== undefined ? { downstream: o.downstream } : {}) });
     const routes = inboundRouteTable('skein.inbound');
     this.inboundRouting = { routes, clusters: new Map([['skein.inbound', cluster]]) };
     this.inbound.snapshot = routerSnapshot(routes, this.inboundRouting.clusters, undefined, this.filterEnv.inbound);
@@ -386,7 +394,7 @@ export class Sidecar {
         this.inboundMinVersion = inbound.minVersion;
         // The inbound filters (RBAC) swap in with the listener: requests in flight keep theirs.
         const r = this.inboundRouting;
-        if (this.inbound !== undefined && r !== undefined) this.inbound.snapshot = routerSnapshot(r.routes, r.clusters, inbound.httpFilters, this.filterEnv.inbound);
+        if (this.inbound !== undefined && r !== undefined) this.inbound.snapshot = routerSnapshot(r.routes, r.clusters, inbound.httpFilters, this.filterEnv.inbound, inbound.tracing);
         this.inboundKnown?.();
       }
       const l = this.listeners.get(this.opts.outboundListener ?? 'skein.outbound');
@@ -430,7 +438,7 @@ export class Sidecar {
     const name = this.opts.outboundListener ?? 'skein.outbound';
     const l = this.listeners.get(name);
     const routes = l ? this.routeTables.get(l.routeConfigName) : undefined;
-    this.outbound.snapshot = routerSnapshot(routes, new Map(this.clusters), l?.httpFilters, this.filterEnv.outbound);
+    this.outbound.snapshot = routerSnapshot(routes, new Map(this.clusters), l?.httpFilters, this.filterEnv.outbound, l?.tracing);
     const live = routes?.routeNames() ?? new Set<string>();
     this.outbound.forgetRouteStats(live);
     this.liveRoutes = live;

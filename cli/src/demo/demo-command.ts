@@ -6,7 +6,7 @@ import type { GreeterBackend, GreeterClient } from '../../../shared/src/sample-a
 import type { SplitCount } from '../../../shared/src/sample-app/load';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import { ApiClient } from '../../../control-plane/src/cli/api-client';
-import { intFlag } from '../../../shared/src/cli/args';
+import { intFlag, optStr } from '../../../shared/src/cli/args';
 import type { Command } from '../../../shared/src/cli/command';
 import { table } from '../../../control-plane/src/cli/format';
 import type { ProxyStatus } from '../../../control-plane/src/discovery/proxy-status';
@@ -30,10 +30,13 @@ export const demo: Command = {
       'versions by the canary weights. Prints a live per-route, per-version table and shifts the weights half-way.',
     flags: [
       { name: 'duration', type: 'string', value: 'SECONDS', default: '30', help: 'run this long, then exit 0; 0 runs until Ctrl-C (shifting weights every 15s)' },
+      { name: 'trace-endpoint', type: 'string', value: 'URL', help: 'every sidecar exports spans to this OTLP/HTTP collector, e.g. http://127.0.0.1:4318/v1/traces (the mesh samples 1%: the Telemetry default) (default: none, no spans)' },
     ],
   },
   async run(p, out) {
     const duration = intFlag(p, 'duration', 0, 86_400)!;
+    const traceEndpoint = optStr(p, 'trace-endpoint');
+    const trace = traceEndpoint === undefined ? [] : ['--trace-endpoint', traceEndpoint];
     // gRPC and the protos load only when the demo runs, keeping other commands quick to start.
     const grpc = await import('@grpc/grpc-js');
     const { startGreeter, greeterClient } = await import('../../../shared/src/sample-app/greeter');
@@ -57,9 +60,10 @@ export const demo: Command = {
       await api.call('POST', '/v1/config', { text: JSON.stringify(demoConfig(null, { v1: 90, v2: 10 })), type: 'application/json' }, { 'x-skein-author': 'demo', 'x-skein-message': 'demo mesh' });
       out('starting a sidecar in front of each instance (skein sidecar --service greeter ...) ...');
       for (const b of backends) {
-        sidecars.push(await startSidecarProcess({ xds: cp.xds, api: cp.api, nodeId: `greeter-${b.backend}`, service: 'greeter', version: b.version, app: `127.0.0.1:${b.port}` }));
+        sidecars.push(await startSidecarProcess({ xds: cp.xds, api: cp.api, nodeId: `greeter-${b.backend}`, service: 'greeter', version: b.version, app: `127.0.0.1:${b.port}`, extraArgs: trace }));
       }
-      const clientSidecar = await startSidecarProcess({ xds: cp.xds, api: cp.api, nodeId: 'client-app', serviceAccount: 'frontend' });
+      const clientSidecar = await startSidecarProcess({ xds: cp.xds, api: cp.api, nodeId: 'client-app', serviceAccount: 'frontend', extraArgs: trace });
+      if (traceEndpoint !== undefined) out(`  every sidecar sends spans to ${traceEndpoint} (1% of calls: Telemetry/mesh; apps forward traceparent, tracestate, x-request-id)`);
       sidecars.push(clientSidecar);
       for (const s of sidecars) out(`  ${s.inbound ? `inbound ${s.inbound} -> app` : 'client sidecar'}, outbound ${s.outbound}, admin http://${s.admin}`);
       await waitReady(clientSidecar.admin);

@@ -3,6 +3,9 @@ import { apiListenerNames, OUTBOUND, OUTBOUND_DEFAULT_PORT, routeConfigName } fr
 import { TYPE_URLS as TYPE } from '../../../shared/src/xds/protos';
 import { ADS_CONFIG_SOURCE } from './xds-json';
 import type { HttpFilter, Listener } from './xds-json';
+import { DEFAULT_TRACE_SAMPLING_PERCENT } from '../../../shared/src/config/types';
+import type { envoy } from '../../../shared/src/xds/generated/xds-types';
+type HttpConnectionManager_Tracing = envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.Tracing;
 
 /** HttpFilter names; a Route's typed_per_filter_config is keyed by these. */
 export const HTTP_FILTER = {
@@ -64,9 +67,10 @@ export function apiListeners(service: Service, filters: HttpFilter[] = httpFilte
  * The sidecar's outbound listener: the local app sends requests here (h2c or HTTP/1.1) and the
  * route table picks the service by :authority / Host. Any xDS client with a wildcard LDS
  * subscription (Envoy, the skein sidecar) receives it; proxyless clients ask by name and do not.
- * `filters` is httpFilters() of every route in the mesh (default: the router only).
+ * `filters` is httpFilters() of every route in the mesh (default: the router only);
+ * `samplingPercent` the mesh's trace sampling (Telemetry; route rules may override it).
  */
-export function outboundListener(filters: HttpFilter[] = httpFilters([])): Listener {
+export function outboundListener(filters: HttpFilter[] = httpFilters([]), samplingPercent = DEFAULT_TRACE_SAMPLING_PERCENT): Listener {
   return {
     name: OUTBOUND,
     address: { socket_address: { address: '127.0.0.1', port_value: OUTBOUND_DEFAULT_PORT } },
@@ -80,8 +84,17 @@ export function outboundListener(filters: HttpFilter[] = httpFilters([])): Liste
           codec_type: 'AUTO',
           rds: { route_config_name: OUTBOUND, config_source: ADS_CONFIG_SOURCE },
           http_filters: filters,
+          tracing: hcmTracing(samplingPercent),
         },
       }],
     }],
   };
+}
+
+/**
+ * HttpConnectionManager.tracing of the sidecars' listeners: the share of requests without a
+ * sampled context that start a trace. Proxyless clients' api_listeners carry none.
+ */
+export function hcmTracing(samplingPercent: number): HttpConnectionManager_Tracing {
+  return { random_sampling: { value: samplingPercent } };
 }

@@ -79,6 +79,7 @@ function envoyRoute(route: Route, rule: RouteRule, m: RouteMatch, matchIndex: nu
   };
   if (rule.requestHeaders) Object.assign(out, headerOps(rule.requestHeaders, 'request'));
   if (rule.responseHeaders) Object.assign(out, headerOps(rule.responseHeaders, 'response'));
+  if (rule.tracing) out.tracing = { random_sampling: perMillion(rule.tracing.samplingPercent) };
   const perFilter: Record<string, Any> = {};
   if (rule.fault) perFilter[HTTP_FILTER.FAULT] = faultConfig(rule.fault);
   if (rule.localRateLimit) perFilter[HTTP_FILTER.LOCAL_RATELIMIT] = localRateLimitConfig(rule.localRateLimit, `${route.kind}.${route.metadata.name}.${rule.name}`);

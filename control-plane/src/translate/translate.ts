@@ -11,6 +11,7 @@ import { effectivePolicies } from './policies';
 import type { EffectivePolicies } from './policies';
 import type { Slicer } from '../../../shared/src/slicer';
 import type { AuthorizationPolicy } from '../../../shared/src/config/types';
+import { DEFAULT_TRACE_SAMPLING_PERCENT } from '../../../shared/src/config/types';
 import { attachedRoutes, serviceRouteConfig } from './routes';
 import type { XdsResourceKind } from '../../../shared/src/xds/resource-kind';
 import type { Cluster, ClusterLoadAssignment, Listener, RouteConfiguration, Secret, TransportSocketMatch } from './xds-json';
@@ -85,7 +86,7 @@ class Translation {
   service(name: string): void {
     const { mesh, out, policies } = this;
     const service = mesh.services.get(name)!;
-    out.listeners.push(...apiListeners(service, httpFilters(attachedRoutes(mesh, name))), inboundListener(service, this.authorization.get(name)));
+    out.listeners.push(...apiListeners(service, httpFilters(attachedRoutes(mesh, name))), inboundListener(service, this.authorization.get(name), meshSampling(mesh)));
     out.routes.push(serviceRouteConfig(mesh, service, policies));
     const eps = serviceEndpoints(service, this.live);
     const tls = transportSocketMatches(service, this.opts.trust);
@@ -100,11 +101,16 @@ class Translation {
 
   finish(): XdsResourceSet {
     const { out } = this;
-    out.listeners.push(outboundListener(httpFilters(this.mesh.routes)));
+    out.listeners.push(outboundListener(httpFilters(this.mesh.routes), meshSampling(this.mesh)));
     out.routes.push({ name: OUTBOUND, virtual_hosts: out.routes.flatMap((rc) => rc.virtual_hosts ?? []) });
     out.secrets.push(rootCaSecret(this.opts.trust));
     return out;
   }
+}
+
+/** The mesh's trace sampling: its Telemetry's, else the default (1%). */
+function meshSampling(mesh: MeshConfig): number {
+  return mesh.telemetry?.spec.tracing.samplingPercent ?? DEFAULT_TRACE_SAMPLING_PERCENT;
 }
 
 /** A cluster with the service's mTLS settings (none for a DISABLE service). */

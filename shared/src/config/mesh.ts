@@ -4,7 +4,9 @@ import { ANNOTATION_MAP, FieldReader, LABEL_MAP, NAME_HINT, NAME_PATTERN, LABEL_
 import { CONFIG_LIMITS } from './limits';
 import type { Slicer } from '../slicer';
 import { API_VERSION, KINDS, resourceKey } from './types';
-import type { AuthorizationPolicy, BackendPolicy, Kind, Metadata, Resource, Route, Service } from './types';
+import type { AuthorizationPolicy, BackendPolicy, Kind, Metadata, Resource, Route, Service, Telemetry } from './types';
+import { MESH_TELEMETRY_NAME } from './types';
+import { validateTelemetrySpec } from './validate-telemetry';
 import { validateServiceSpec } from './validate-service';
 import { validateRouteSpec } from './validate-route';
 import { validateBackendPolicySpec } from './validate-policy';
@@ -18,6 +20,8 @@ export interface MeshConfig {
   readonly policies: readonly BackendPolicy[];
   /** By name. Several may target one service (their rules combine); the service need not exist. */
   readonly authorizationPolicies: readonly AuthorizationPolicy[];
+  /** The mesh's Telemetry (`Telemetry/mesh`), when applied: trace sampling. */
+  readonly telemetry?: Telemetry;
 }
 
 /** A raw resource document as stored: exactly what the user applied (after validation). */
@@ -50,6 +54,10 @@ export function validateResource(raw: unknown, index: number, issues: FieldIssue
     case 'GRPCRoute': { const spec = validateRouteSpec(r, o['spec'], kind); if (spec) res = { ...base, kind, spec } as Route; break; }
     case 'BackendPolicy': { const spec = validateBackendPolicySpec(r, o['spec']); if (spec) res = { ...base, kind, spec }; break; }
     case 'AuthorizationPolicy': { const spec = validateAuthorizationPolicySpec(r, o['spec']); if (spec) res = { ...base, kind, spec }; break; }
+    case 'Telemetry': {
+      if (metadata.name !== MESH_TELEMETRY_NAME) r.fail('metadata.name', `a Telemetry applies to the whole mesh and must be named "${MESH_TELEMETRY_NAME}", got "${metadata.name}"`);
+      const spec = validateTelemetrySpec(r, o['spec']); if (spec) res = { ...base, kind, spec }; break;
+    }
   }
   return issues.length === before ? res : undefined;
 }
@@ -133,17 +141,19 @@ function assemble(resources: Resource[]): MeshConfig {
   const routes: Route[] = [];
   const policies: BackendPolicy[] = [];
   const authorizationPolicies: AuthorizationPolicy[] = [];
+  let telemetry: Telemetry | undefined;
   for (const r of resources) {
     if (r.kind === 'Service') services.set(r.metadata.name, r);
     else if (r.kind === 'BackendPolicy') policies.push(r);
     else if (r.kind === 'AuthorizationPolicy') authorizationPolicies.push(r);
+    else if (r.kind === 'Telemetry') telemetry = r;
     else routes.push(r);
   }
   const byName = (a: Resource, b: Resource) => cmp(a.metadata.name, b.metadata.name) || cmp(a.kind, b.kind);
   routes.sort(byName);
   policies.sort(byName);
   authorizationPolicies.sort(byName);
-  return { services, routes, policies, authorizationPolicies };
+  return { services, routes, policies, authorizationPolicies, ...(telemetry === undefined ? {} : { telemetry }) };
 }
 
 function cmp(a: string, b: string): number { return a < b ? -1 : a > b ? 1 : 0; }

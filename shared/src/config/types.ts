@@ -8,8 +8,8 @@
  */
 export const API_VERSION = 'skein.dev/v1alpha1';
 
-export type Kind = 'Service' | 'HTTPRoute' | 'GRPCRoute' | 'BackendPolicy' | 'AuthorizationPolicy';
-export const KINDS: readonly Kind[] = ['Service', 'HTTPRoute', 'GRPCRoute', 'BackendPolicy', 'AuthorizationPolicy'];
+export type Kind = 'Service' | 'HTTPRoute' | 'GRPCRoute' | 'BackendPolicy' | 'AuthorizationPolicy' | 'Telemetry';
+export const KINDS: readonly Kind[] = ['Service', 'HTTPRoute', 'GRPCRoute', 'BackendPolicy', 'AuthorizationPolicy', 'Telemetry'];
 
 export interface Metadata {
   name: string;
@@ -128,6 +128,8 @@ export interface RouteRule {
   fault?: FaultSettings;
   /** Absent: no local rate limit. */
   localRateLimit?: LocalRateLimitSettings;
+  /** Absent: the mesh's (Telemetry). */
+  tracing?: TracingSettings;
 }
 export interface RouteSpec {
   /** The services whose traffic this route governs. */
@@ -247,7 +249,20 @@ export interface AuthorizationPolicySpec {
 }
 export type AuthorizationPolicy = ResourceBase<'AuthorizationPolicy', AuthorizationPolicySpec>;
 
-export type Resource = Service | HTTPRoute | GRPCRoute | BackendPolicy | AuthorizationPolicy;
+/** Trace sampling: the percent of requests without a sampled context that start a trace (0 to 100). */
+export interface TracingSettings { samplingPercent: number }
+/** The mesh's trace sampling when no Telemetry is applied, and for routes that set none. */
+export const DEFAULT_TRACE_SAMPLING_PERCENT = 1;
+/**
+ * Mesh-wide telemetry settings (one per mesh, named `mesh`): the share of requests sidecars trace
+ * (HttpConnectionManager.tracing of their listeners); a route rule's `tracing` overrides it.
+ */
+export interface TelemetrySpec { tracing: TracingSettings }
+export type Telemetry = ResourceBase<'Telemetry', TelemetrySpec>;
+/** The one name a Telemetry may have. */
+export const MESH_TELEMETRY_NAME = 'mesh';
+
+export type Resource = Service | HTTPRoute | GRPCRoute | BackendPolicy | AuthorizationPolicy | Telemetry;
 
 /** `Kind/name`: the identity of a resource. Names are unique per kind. */
 export function resourceKey(r: { kind: string; metadata: { name: string } }): string {

@@ -1,6 +1,7 @@
 import type {
   BackendRef, FaultSettings, GrpcMethodMatch, HeaderMatch, HeaderModifier, LocalRateLimitSettings, PathMatch, RetryOn, RetryPolicy, RouteMatch, RouteRule, RouteSpec,
 } from './types';
+import { tracingOf } from './validate-telemetry';
 import { RETRY_ON } from './types';
 import { FieldReader, HEADER_NAME_PATTERN, join, NAME_HINT, NAME_PATTERN } from './reader';
 import { CONFIG_LIMITS } from './limits';
@@ -57,7 +58,7 @@ function rulesOf(r: FieldReader, raw: unknown, kind: 'HTTPRoute' | 'GRPCRoute'):
   const out: RouteRule[] = [];
   list.forEach((rule, i) => {
     const path = join('spec.rules', i);
-    const o = r.object(rule, path, ['name', 'matches', 'backendRefs', 'timeout', 'retry', 'filters']);
+    const o = r.object(rule, path, ['name', 'matches', 'backendRefs', 'timeout', 'retry', 'filters', 'tracing']);
     if (o === undefined) return;
     const name = o['name'] === undefined ? `rule-${i}` : r.string(o['name'], join(path, 'name'), { pattern: NAME_PATTERN, patternHint: NAME_HINT });
     const matches = o['matches'] === undefined ? [{ headers: [] }] : matchesOf(r, o['matches'], join(path, 'matches'), kind);
@@ -65,9 +66,11 @@ function rulesOf(r: FieldReader, raw: unknown, kind: 'HTTPRoute' | 'GRPCRoute'):
     const timeoutMs = o['timeout'] === undefined ? 0 : r.duration(o['timeout'], join(path, 'timeout'), { maxMs: 24 * 3_600_000 });
     const retry = o['retry'] === undefined ? undefined : retryOf(r, o['retry'], join(path, 'retry'));
     const filters = o['filters'] === undefined ? {} : filtersOf(r, o['filters'], join(path, 'filters'));
+    const tracing = o['tracing'] === undefined ? undefined : tracingOf(r, o['tracing'], join(path, 'tracing'));
+    if (o['tracing'] !== undefined && tracing === undefined) return;
     if (name === undefined || matches === undefined || backendRefs === undefined || timeoutMs === undefined || filters === undefined) return;
     if (o['retry'] !== undefined && retry === undefined) return;
-    out.push({ name, matches, backendRefs, timeoutMs, ...(retry ? { retry } : {}), ...filters });
+    out.push({ name, matches, backendRefs, timeoutMs, ...(retry ? { retry } : {}), ...filters, ...(tracing ? { tracing } : {}) });
   });
   return out;
 }

@@ -2,6 +2,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { PROTO_DIR } from '../paths';
+import { forwardTraceHeaders } from './trace-headers';
 
 /**
  * The sample Greeter service (proto/skein/demo/v1/greeter.proto): a real gRPC server used by the
@@ -43,12 +44,24 @@ export function sayHello(client: GreeterClient, name: string, deadlineMs = 5000)
 
 export interface GreeterBackend { server: grpc.Server; port: number; address: string; backend: string; version: string; close(): Promise<void> }
 
-/** Starts a Greeter server on loopback. `backend` and `version` are echoed in every reply. */
-export async function startGreeter(opts: { backend: string; version: string; host?: string; port?: number; serverOptions?: grpc.ServerOptions }): Promise<GreeterBackend> {
+/**
+ * Starts a Greeter server on loopback. `backend` and `version` are echoed in every reply. With
+ * `upstream`, SayHello first calls the next Greeter (through its sidecar), forwarding the trace
+ * headers it received (trace-headers.ts), and answers with that reply's message after its own.
+ */
+export async function startGreeter(opts: { backend: string; version: string; host?: string; port?: number; serverOptions?: grpc.ServerOptions; upstream?: GreeterClient }): Promise<GreeterBackend> {
   const server = new grpc.Server(opts.serverOptions);
   const reply = (name: string | undefined, payload?: Buffer): HelloReply => ({ message: `hello ${name ?? ''}`, backend: opts.backend, version: opts.version, ...(payload && payload.length > 0 ? { payload } : {}) });
   server.addService(greeterService(), {
-    SayHello: (call: grpc.ServerUnaryCall<HelloRequest, HelloReply>, cb: grpc.sendUnaryData<HelloReply>) => cb(null, reply(call.request.name, call.request.payload)),
+    SayHello: (call: grpc.ServerUnaryCall<HelloRequest, HelloReply>, cb: grpc.sendUnaryData<HelloReply>) => {
+      const up = opts.upstream;
+      if (up === undefined) { cb(null, reply(call.request.name, call.request.payload)); return; }
+      up.SayHello({ name: call.request.name ?? '' }, forwardTraceHeaders(call.metadata), { deadline: call.getDeadline() }, (err, next) => {
+        if (err) { cb(err); return; }
+        const r = reply(call.request.name, call.request.payload);
+        cb(null, { ...r, message: `${r.message} <- ${next!.backend}: ${next!.message}` });
+      });
+    },
     StreamReplies: (call: grpc.ServerWritableStream<HelloRequest, HelloReply>) => {
       for (let i = 0; i < (call.request.count ?? 0); i++) call.write(reply(`${call.request.name ?? ''} #${i}`));
       call.end();

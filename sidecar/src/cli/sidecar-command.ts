@@ -8,6 +8,8 @@ import { configureRe2, MAX_RE2_PROGRAM_SIZE } from '../../../shared/src/re2';
 import { APP_HEALTH_DEFAULTS, parseAppHealthCheck } from '../app-health-settings';
 import type { Command } from '../../../shared/src/cli/command';
 import { DOWNSTREAM_FLAGS, parseDownstreamFlags } from '../http/downstream-settings';
+import { DEFAULT_TRACE_QUEUE } from '../tracing/tracing-settings';
+import type { TracingSettings } from '../tracing/tracing-settings';
 
 export const sidecar: Command = {
   spec: {
@@ -48,6 +50,9 @@ export const sidecar: Command = {
       { name: 'access-log', type: 'string', value: 'FILE', help: 'JSON access log, one line per request of either listener: a file, or - for standard output (default: off)' },
       { name: 'access-log-sample', type: 'string', value: 'RATIO', default: '1', help: 'the share of requests the access log records, 0.0001 to 1' },
       { name: 'stats-report-interval', type: 'string', value: 'DURATION', default: '5s', help: 'how often the per route × version request counts and latency histograms go to the control plane (GET /v1/stats/routes, skein top), over one gRPC stream with the workload certificate; 0 turns it off; at most 1m. Not with --xds-insecure' },
+      { name: 'trace-endpoint', type: 'string', value: 'URL', env: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', help: 'the OTLP collector spans go to: otlp-http, a URL such as http://127.0.0.1:4318/v1/traces; otlp-grpc, http://HOST:4317. Else $OTEL_EXPORTER_OTLP_ENDPOINT (+ /v1/traces for otlp-http). Default: none (tracing off; traceparent headers still pass through)' },
+      { name: 'trace-exporter', type: 'string', value: 'KIND', default: 'otlp-http', help: 'otlp-http (HTTP/protobuf), otlp-grpc, or none (off). Sampling is set by the control plane (Telemetry, route tracing)' },
+      { name: 'trace-max-queue', type: 'string', value: 'N', default: String(DEFAULT_TRACE_QUEUE), help: 'spans waiting for export at most (16 to 1000000); more are dropped and counted (tracing.spans_dropped in /stats)' },
       { name: 'log-level', type: 'string', value: 'LEVEL', env: 'SKEIN_LOG_LEVEL', default: 'info', help: 'trace, debug, info, warn, error or silent' },
     ],
   },
@@ -99,6 +104,7 @@ export const sidecar: Command = {
     if (statsReportIntervalMs !== 0 && (statsReportIntervalMs < 1000 || statsReportIntervalMs > 60_000 || statsReportIntervalMs % 1000 !== 0)) throw new MeshError(ErrorCodes.VALIDATION, `--stats-report-interval: must be 0 (off) or whole seconds from 1s to 1m, got "${str(p, 'stats-report-interval')}"`);
     // The default stays quietly off with --xds-insecure (no identity to report with); a value asked for is refused.
     if (insecure && statsReportIntervalMs !== 0 && str(p, 'stats-report-interval') !== '5s') throw new MeshError(ErrorCodes.VALIDATION, '--stats-report-interval: route stats are reported with the workload certificate; with --xds-insecure there is none (give 0, or a --token-file)');
+    const tracing = tracingFlags(optStr(p, 'trace-exporter') ?? 'otlp-http', optStr(p, 'trace-endpoint'), intFlag(p, 'trace-max-queue', 16, 1_000_000)!);
     configureRe2({ maxProgramSize: intFlag(p, 'regex-max-program-size', 1, 100_000)! });
     const log = createLogger('skein-sidecar', level);
     const { Sidecar } = await import('../sidecar');
@@ -111,6 +117,7 @@ export const sidecar: Command = {
       leaseTtlMs: dur('lease-ttl'), drainTimeoutMs: dur('drain-timeout'), retryBufferBytes: retryBuffer, statsRetentionMs, downstream, log,
       ...(insecure ? {} : { statsReportIntervalMs }),
       ...(accessLogFile === undefined ? {} : { accessLog: { destination: accessLogFile, sampleRatio: sample } }),
+      ...(tracing === undefined ? {} : { tracing }),
     });
     out(JSON.stringify({ ready: true, ...sc.addresses() }));
     await new Promise<void>((resolve) => {
@@ -122,6 +129,17 @@ export const sidecar: Command = {
     return 0;
   },
 };
+
+/** --trace-exporter, --trace-endpoint (or $OTEL_EXPORTER_OTLP_ENDPOINT): the tracing settings, or undefined when off. */
+function tracingFlags(kind: string, endpoint: string | undefined, maxQueueSize: number): TracingSettings | undefined {
+  if (kind !== 'otlp-http' && kind !== 'otlp-grpc' && kind !== 'none') throw new MeshError(ErrorCodes.VALIDATION, `--trace-exporter: must be otlp-http, otlp-grpc or none, got "${kind}"`);
+  if (kind === 'none') return undefined;
+  const base = process.env['OTEL_EXPORTER_OTLP_ENDPOINT'];
+  const url = endpoint ?? (base === undefined || base === '' ? undefined : kind === 'otlp-http' ? `${base.replace(/\/+$/, '')}/v1/traces` : base);
+  if (url === undefined || url === '') return undefined;
+  if (!/^https?:\/\/[^/\s]+/.test(url)) throw new MeshError(ErrorCodes.VALIDATION, `--trace-endpoint: must be an http:// or https:// URL, got "${url}"`);
+  return { exporter: kind, endpoint: url, maxQueueSize };
+}
 
 /** An address as the host part of host:port (IPv6 in brackets). */
 function advertiseHost(ip: string): string { return ip.includes(':') ? `[${ip}]` : ip; }

@@ -15,9 +15,11 @@
  *   it on.
  */
 import { TYPE_URLS } from '../../../shared/src/xds/protos';
-import { FaultPolicy, PER_MILLION } from '../resilience/fault';
+import { FaultPolicy } from '../resilience/fault';
 import type { FaultPolicyInit } from '../resilience/fault';
 import { at, checkFields, durationMs, fieldSpec, has, oneofCase, optMessage, u32 } from '../../../shared/src/xds/fields';
+import { fractionalPercent } from '../../../shared/src/xds/percent';
+export { fractionalPercent } from '../../../shared/src/xds/percent';
 import type { XdsMessage } from '../../../shared/src/xds/fields';
 import type { Issues } from '../../../shared/src/xds/issues';
 import type { FilterCallbacks, FilterStatus, HttpFilter } from '../http/http-filter';
@@ -32,8 +34,6 @@ const HTTP_FAULT = fieldSpec(['delay', 'abort'], [
 ]);
 const FAULT_DELAY = fieldSpec(['fixed_delay', 'percentage'], [], ['fault_delay_secifier']);
 const FAULT_ABORT = fieldSpec(['http_status', 'grpc_status', 'percentage'], [], ['error_type']);
-const FRACTIONAL_PERCENT = fieldSpec(['numerator', 'denominator'], [], [], { denominator: 'HUNDRED' });
-const DENOMINATORS: Readonly<Record<string, number>> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: PER_MILLION };
 
 /** The fault filter of one listener; `slot` is where routes keep their FaultPolicy. */
 class FaultFilter implements HttpFilter {
@@ -120,17 +120,3 @@ export function parseHttpFault(f: XdsMessage, path: string, issues: Issues): Fau
   return policy.inert ? null : policy;
 }
 
-/** type.v3.FractionalPercent per million; unset is 0 (Envoy's default); above 100% is capped. Undefined when it added an issue. */
-export function fractionalPercent(o: XdsMessage, key: string, path: string, issues: Issues): number | undefined {
-  const fp = optMessage(o, key, path, issues);
-  if (fp === undefined) return has(o, key) ? undefined : 0;
-  const p = at(path, key);
-  const before = issues.count;
-  checkFields(fp, FRACTIONAL_PERCENT, p, issues);
-  const denominator = fp['denominator'] ?? 'HUNDRED';
-  const base = typeof denominator === 'string' ? DENOMINATORS[denominator] : undefined;
-  if (base === undefined) issues.add(at(p, 'denominator'), `must be HUNDRED, TEN_THOUSAND or MILLION, got ${String(denominator)}`);
-  const n = u32(fp['numerator'] ?? 0, at(p, 'numerator'), issues);
-  if (base === undefined || n === undefined || issues.count !== before) return undefined;
-  return Math.min(PER_MILLION, n * (PER_MILLION / base));
-}

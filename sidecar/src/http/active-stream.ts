@@ -17,6 +17,7 @@ import type { FilterCallbacks } from './http-filter';
 import type { ListenerContext, RouteStatsBundle, RouterSnapshot, Selection } from './listener-context';
 import type { LocalReply } from './local-reply';
 import type { PeerIdentity } from '../listener/peer-identity';
+import type { RequestTrace } from '../tracing/request-trace';
 
 export abstract class ActiveStream implements FilterCallbacks {
   readonly startedAt = performance.now();
@@ -32,6 +33,8 @@ export abstract class ActiveStream implements FilterCallbacks {
   attempts = 0;
   upstreamHost: string | undefined = undefined;
   replyReason: string | undefined = undefined;
+  /** The request's spans when it is sampled (tracing/tracer.ts). */
+  trace: RequestTrace | undefined = undefined;
 
   constructor(
     readonly cm: ListenerContext,
@@ -52,6 +55,8 @@ export abstract class ActiveStream implements FilterCallbacks {
   /** The verified mTLS peer of the downstream connection; undefined when it is plaintext. */
   abstract get downstreamPeer(): PeerIdentity | undefined;
   random(): number { return this.cm.random(); }
+  /** The downstream peer's address (for a sampled request's span). */
+  get remoteAddress(): string | undefined { return undefined; }
 
   /** Whether the request counts in the listener's active requests (an Upgrade tunnel does not). */
   protected get countsActive(): boolean { return true; }
@@ -59,6 +64,8 @@ export abstract class ActiveStream implements FilterCallbacks {
   /** Counts the request as active (until finish) and runs the filter chain. */
   start(): void {
     this.stats = this.cm.routeStats(this.route);
+    const tracer = this.cm.tracer;
+    if (tracer !== undefined) tracer.onRequest(this);
     if (this.countsActive) this.cm.listenerStats.rqActive.add(1);
     this.watchDownstream();
     this.runFilters();
@@ -130,6 +137,8 @@ export abstract class ActiveStream implements FilterCallbacks {
     const us = this.cm.finished(this.stats, cluster, this.startedAt, status, grpcStatus);
     const log = this.cm.accessLog;
     if (log !== undefined) log.record(this.cm.name, this, cluster?.name, status, grpcStatus, us);
+    const trace = this.trace;
+    if (trace !== undefined) trace.end(this, status, grpcStatus, cluster?.name);
     const chain = this.snap.filters;
     for (let i = 0; i < chain.length; i++) chain[i]!.onStreamComplete?.(this, status);
   }

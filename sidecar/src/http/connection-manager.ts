@@ -1,4 +1,5 @@
 import type { AccessLog } from '../stats/access-log';
+import type { ListenerTracer } from '../tracing/tracer';
 import { kPeerIdentity, peerIdentityOf } from '../listener/peer-identity';
 import type { PeerIdentity } from '../listener/peer-identity';
 import * as http from 'node:http';
@@ -51,6 +52,8 @@ export type { RouterSnapshot, Selection } from './listener-context';
 export interface ConnectionManagerOptions {
   /** JSON access logs (stats/access-log.ts); default: none. */
   accessLog?: AccessLog;
+  /** Spans (tracing/tracer.ts); default: none. */
+  tracer?: ListenerTracer;
   name: string;
   stats: Stats;
   policy: ForwardPolicy;
@@ -105,6 +108,7 @@ export class ConnectionManager implements ListenerContext {
   readonly honorGrpcTimeout: boolean;
   readonly name: string;
   readonly accessLog: AccessLog | undefined;
+  readonly tracer: ListenerTracer | undefined;
   /** Reused for every pick: picks are synchronous, so one context object is enough. */
   private readonly ctx: PickContext = { hash: undefined, tried: undefined, now: 0 };
   readonly listenerStats: ListenerStats;
@@ -124,6 +128,7 @@ export class ConnectionManager implements ListenerContext {
     this.clock = opts.clock;
     this.name = opts.name;
     this.accessLog = opts.accessLog;
+    this.tracer = opts.tracer;
     this.setAttemptCount = opts.setAttemptCount !== false;
     this.refuseUnforwarded = opts.refuseUnforwarded === true;
     this.honorGrpcTimeout = opts.honorGrpcTimeout !== false;

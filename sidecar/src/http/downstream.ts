@@ -21,6 +21,7 @@ import type { LocalReply } from './local-reply';
 import { RouterFilter } from './router-filter';
 import { peerIdentityOf } from '../listener/peer-identity';
 import type { PeerIdentity } from '../listener/peer-identity';
+import type { RequestTrace } from '../tracing/request-trace';
 
 const { NGHTTP2_REFUSED_STREAM } = http2.constants;
 
@@ -67,6 +68,8 @@ export interface Downstream {
   /** Attempts the router made, and the last one's host (the access log reads them). */
   attempts: number;
   upstreamHost: string | undefined;
+  /** The request's spans when sampled (tracing/request-trace.ts): the router reports attempts to it. */
+  readonly trace: RequestTrace | undefined;
   /** HTTP/2: RST_STREAM REFUSED_STREAM (the caller may retry elsewhere), true. HTTP/1.1: false. */
   refuseStream(): boolean;
   /**
@@ -220,6 +223,7 @@ export class H2Downstream extends CodecStream {
 
   /** The connection manager put the session's verified peer on the session (kPeerIdentity). */
   get downstreamPeer(): PeerIdentity | undefined { return peerIdentityOf(this.session); }
+  override get remoteAddress(): string | undefined { return this.session?.socket?.remoteAddress; }
 
   respond(status: number, headers: HeaderBag, endStream: boolean, wantTrailers: boolean): boolean {
     this.activity++;
@@ -268,6 +272,7 @@ export class H1Downstream extends CodecStream {
   }
 
   get downstreamPeer(): PeerIdentity | undefined { return peerIdentityOf(this.req.socket); }
+  override get remoteAddress(): string | undefined { return this.req.socket.remoteAddress; }
 
   respond(status: number, headers: HeaderBag, endStream: boolean): boolean {
     this.activity++;

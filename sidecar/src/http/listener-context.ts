@@ -4,6 +4,8 @@
  * settings and stats, and the last two steps of routing (cluster and host: `select`).
  */
 import type { AccessLog } from '../stats/access-log';
+import type { ListenerTracer } from '../tracing/tracer';
+import type { ListenerTracing } from '../xds/hcm-tracing';
 import type { Clock } from '../../../shared/src/clock';
 import type { RequestHeaders } from '../route/header-matcher';
 import type { RouteEntry, RouteTable } from '../route/route-table';
@@ -20,6 +22,8 @@ export interface RouterSnapshot {
   readonly clusters: ReadonlyMap<string, Cluster>;
   /** The listener's http filters before the router (pipeline.ts builds them), in order. */
   readonly filters: HttpFilterChain;
+  /** The listener's HttpConnectionManager.tracing (sampling); undefined: no spans. */
+  readonly tracing?: ListenerTracing | undefined;
 }
 
 /** Where a routed request goes: made once per request by select(), never changed. */
@@ -46,6 +50,8 @@ export interface ListenerContext {
   readonly name: string;
   /** The access log, when on (--access-log). */
   readonly accessLog: AccessLog | undefined;
+  /** Tracing, when the sidecar has an exporter (--trace-exporter, tracing/tracer.ts). */
+  readonly tracer: ListenerTracer | undefined;
   random(): number;
   readonly listenerStats: ListenerStats;
   /** Request-body bytes kept for retries. */

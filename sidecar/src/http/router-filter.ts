@@ -150,6 +150,8 @@ export class RouterFilter implements RouterFilterInterface {
       const left = Math.max(1, this.deadlineAt - this.down.cm.clock.now());
       h['grpc-timeout'] = formatGrpcTimeout(perTry > 0 && perTry < left ? perTry : left);
     }
+    const trace = this.down.trace;
+    if (trace !== undefined) trace.onAttempt(this.attempt, host.key, h);
     const up = newUpstreamRequest(this, cluster, host);
     this.upstream = up;
     up.start(this.down);
@@ -162,6 +164,8 @@ export class RouterFilter implements RouterFilterInterface {
     this.tryTimer?.cancel();
     this.tryTimer = undefined;
     this.sink = undefined;
+    const trace = this.down.trace;
+    if (trace !== undefined) trace.onAttemptEnd(statsStatus);
     const grpcStatus = statsStatus === 0 ? -1 : this.grpcStatus;
     this.cluster.onAttemptEnd(this.host, report, statsStatus, grpcStatus, this.outlierStatus, performance.now() - this.attemptStartedAt, this.down.cm.clock.now());
   }
@@ -194,6 +198,8 @@ export class RouterFilter implements RouterFilterInterface {
       return false;
     }
     stats?.rqRetry.inc();
+    const trace = this.down.trace;
+    if (trace !== undefined) trace.retryReason = retryReason(outcome);
     this.down.stats.route.rqRetry.value++;
     (this.tried ??= new Set()).add(this.host);
     this.down.body?.pause();
@@ -478,6 +484,12 @@ const REFUSED: AttemptOutcome = { kind: 'refused-stream' };
 const RESET_SENT: AttemptOutcome = { kind: 'reset', sentBytes: true };
 const RESET_UNSENT: AttemptOutcome = { kind: 'reset', sentBytes: false };
 const PER_TRY_TIMEOUT: AttemptOutcome = { kind: 'per-try-timeout' };
+
+/** The retry reason on a retry span event: the failure that caused it. */
+function retryReason(o: AttemptOutcome): string {
+  if (o.kind !== 'response') return o.kind;
+  return o.grpcStatus !== undefined && o.grpcStatus !== 0 ? `grpc-status ${o.grpcStatus}` : `http ${o.status}`;
+}
 
 const ATTEMPT_STRINGS: readonly string[] = Array.from({ length: 16 }, (_, i) => String(i));
 /** x-skein-attempt-count values, without a new string for the usual few attempts. */

@@ -15,50 +15,11 @@
  *   or starts or ends with SP or HTAB — nghttp2 drops such values.
  */
 
-/** Canonical HPACK Huffman code: the code length of symbols 0..256 (RFC 7541 Appendix B; 256 is EOS). */
-const CODE_LENGTHS: readonly number[] = [
-  13, 23, 28, 28, 28, 28, 28, 28, 28, 24, 30, 28, 28, 30, 28, 28, 28, 28, 28, 28, 28, 28, 30, 28, 28, 28, 28, 28, 28, 28, 28, 28,
-  6, 10, 10, 12, 13, 6, 8, 11, 10, 10, 8, 11, 8, 6, 6, 6, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 7, 8, 15, 6, 12, 10,
-  13, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 8, 7, 8, 13, 19, 13, 14, 6,
-  15, 5, 6, 5, 6, 5, 6, 6, 6, 5, 7, 7, 6, 6, 6, 5, 6, 7, 6, 5, 5, 6, 7, 7, 7, 7, 7, 15, 11, 14, 13, 28,
-  20, 22, 20, 20, 22, 22, 22, 23, 22, 23, 23, 23, 23, 23, 24, 23, 24, 24, 22, 23, 24, 23, 23, 23, 23, 21, 22, 23, 22, 23, 23, 24,
-  22, 21, 20, 22, 22, 23, 23, 21, 23, 22, 22, 24, 21, 22, 23, 23, 21, 21, 22, 21, 23, 22, 23, 23, 20, 22, 22, 22, 23, 22, 22, 23,
-  26, 26, 20, 19, 22, 23, 22, 25, 26, 26, 26, 27, 27, 26, 24, 25, 19, 21, 26, 27, 27, 26, 27, 24, 21, 21, 26, 26, 28, 27, 27, 27,
-  20, 24, 20, 21, 22, 21, 21, 23, 22, 22, 25, 25, 24, 24, 26, 23, 26, 27, 26, 26, 27, 27, 27, 27, 27, 28, 27, 27, 27, 27, 27, 26,
-  30,
-];
+import { COUNT, EOS, FIRST, MAX_LEN, OFFSET, SYMBOLS } from '../h2/huffman-table';
+import { STATIC_COUNT, STATIC_NAMES } from '../h2/static-table';
 
-const EOS = 256;
-const MAX_LEN = 30;
-/** Canonical decoding tables: per code length, the first code, how many codes, and where their symbols start in SYMBOLS. */
-const FIRST = new Int32Array(MAX_LEN + 2);
-const COUNT = new Int32Array(MAX_LEN + 2);
-const OFFSET = new Int32Array(MAX_LEN + 2);
-const SYMBOLS = new Uint16Array(257);
-/** The (code, length) of each symbol, for the encoder tests use. */
-export const HUFFMAN_CODES: readonly { code: number; bits: number }[] = (() => {
-  for (const l of CODE_LENGTHS) COUNT[l]!++;
-  let code = 0;
-  let off = 0;
-  for (let l = 1; l <= MAX_LEN; l++) {
-    code = (code + COUNT[l - 1]!) << 1;
-    FIRST[l] = code;
-    OFFSET[l] = off;
-    off += COUNT[l]!;
-  }
-  // Symbols in canonical order: by code length, then by symbol value.
-  const next = OFFSET.slice();
-  const codes: { code: number; bits: number }[] = [];
-  const assigned = FIRST.slice();
-  for (let l = 1; l <= MAX_LEN; l++) {
-    for (let s = 0; s <= EOS; s++) {
-      if (CODE_LENGTHS[s] !== l) continue;
-      SYMBOLS[next[l]!++] = s;
-      codes[s] = { code: assigned[l]!++, bits: l };
-    }
-  }
-  return codes;
-})();
+/** Re-exported for the tests and test helpers that build Huffman strings. */
+export { HUFFMAN_CODES } from '../h2/huffman-table';
 
 /** Byte classes: 1 = allowed. */
 const NAME_OK = new Uint8Array(256);
@@ -69,16 +30,8 @@ for (let b = 0; b < 256; b++) {
   VALUE_OK[b] = b === 0x09 || (b >= 0x20 && b !== 0x7f) ? 1 : 0;
 }
 
-/** RFC 7541 Appendix A: the static table's name lengths (index 1..61). Every static field is well-formed. */
-const STATIC_NAME_LENGTHS: readonly number[] = [0, ...[
-  ':authority', ':method', ':method', ':path', ':path', ':scheme', ':scheme', ':status', ':status', ':status', ':status', ':status', ':status', ':status',
-  'accept-charset', 'accept-encoding', 'accept-language', 'accept-ranges', 'accept', 'access-control-allow-origin', 'age', 'allow', 'authorization',
-  'cache-control', 'content-disposition', 'content-encoding', 'content-language', 'content-length', 'content-location', 'content-range', 'content-type',
-  'cookie', 'date', 'etag', 'expect', 'expires', 'from', 'host', 'if-match', 'if-modified-since', 'if-none-match', 'if-range', 'if-unmodified-since',
-  'last-modified', 'link', 'location', 'max-forwards', 'proxy-authenticate', 'proxy-authorization', 'range', 'referer', 'refresh', 'retry-after',
-  'server', 'set-cookie', 'strict-transport-security', 'transfer-encoding', 'user-agent', 'vary', 'via', 'www-authenticate',
-].map((n) => n.length)];
-const STATIC_COUNT = 61;
+/** The static table's name lengths (index 1..61). Every static field is well-formed. */
+const STATIC_NAME_LENGTHS: readonly number[] = STATIC_NAMES.map((n) => n.length);
 
 /** The result of reading a string literal: its decoded length and whether its bytes are allowed. */
 const enum Kind { Name, Value }

@@ -39,6 +39,8 @@ import type { HeaderToAdd } from './header-ops';
 import { RouteAction, parseRouteAction } from './route-action';
 import { RouteMatcher, parseRouteMatch, pathEnd } from './route-match';
 import { parseRetryPolicy } from './retry-policy';
+import { parseRouteTracing } from './route-tracing';
+import type { RouteTracing } from './route-tracing';
 import type { RetryPolicy } from './retry-policy';
 import { at, bool, bytes, checkFields, fieldSpec, has, list, message, oneofCase, optMessage, str, u32, wrappedU32 } from '../../../shared/src/xds/fields';
 import type { XdsMessage } from '../../../shared/src/xds/fields';
@@ -70,6 +72,8 @@ export interface RouteEntry {
    * on the route.
    */
   readonly perFilter: readonly unknown[];
+  /** Route.tracing: this route's share of new traces (undefined: the listener's). */
+  readonly tracing: RouteTracing | undefined;
 }
 
 /** Where a table turns a filter on: its name and the `virtual host/route` labels. */
@@ -169,7 +173,7 @@ const VIRTUAL_HOST = fieldSpec(
 );
 const ROUTE = fieldSpec(
   ['name', 'match', 'route', 'direct_response', 'request_headers_to_add', 'request_headers_to_remove',
-    'response_headers_to_add', 'response_headers_to_remove', 'typed_per_filter_config'],
+    'response_headers_to_add', 'response_headers_to_remove', 'typed_per_filter_config', 'tracing'],
   ['metadata', 'decorator', 'stat_prefix', 'per_request_buffer_limit_bytes'],
   ['action'],
 );
@@ -261,6 +265,7 @@ function buildRoute(
   const own = headerOps(r, path, issues);
   const levels = ctx.mostSpecificWins ? [ctx.global, vhostOps, own] : [own, vhostOps, ctx.global];
   const name = str(r, 'name', path, issues);
+  const tracing = has(r, 'tracing') ? parseRouteTracing(r['tracing'], at(path, 'tracing'), issues) : undefined;
   const filters = perFilter(r, path, `route\0${vhost}\0${name === '' ? `#${index}` : name}`, `${vhost}/${name === '' ? '(unnamed)' : name}`, ctx, issues);
   if (matcher === undefined || issues.count !== before) return undefined;
   const entry: RouteEntry = {
@@ -273,6 +278,7 @@ function buildRoute(
     responseHeadersToAdd: frozenConcat(levels.map((l) => l.respAdd)),
     responseHeadersToRemove: frozenUnion(levels.map((l) => l.respRemove)),
     perFilter: mergePerFilter(filters, vhostFilters),
+    tracing,
   };
   return Object.freeze({ matcher, entry: Object.freeze(entry) });
 }

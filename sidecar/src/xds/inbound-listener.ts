@@ -23,6 +23,8 @@ import { decodeDownstreamTls } from './tls-context';
 import { unpack } from './resource-decoder';
 import type { PackedResource } from './resource-decoder';
 import type { HttpFilterConfig } from './listener-type';
+import { decodeHcmTracing, sameTracing } from './hcm-tracing';
+import type { ListenerTracing } from './hcm-tracing';
 
 export interface InboundListenerConfig {
   mode: InboundMode;
@@ -30,6 +32,8 @@ export interface InboundListenerConfig {
   minVersion: 'TLSv1.2' | 'TLSv1.3';
   /** The http filters before the router (the same in every chain), in order. */
   httpFilters: HttpFilterConfig[];
+  /** HttpConnectionManager.tracing (the same in every chain); absent: no spans. */
+  tracing?: ListenerTracing;
 }
 
 /** Decodes an HCM's http_filters at `path` (listener-type.ts's decoder, with the sidecar's filters). */
@@ -45,7 +49,7 @@ export interface WireInboundChain {
 
 const CHAIN = fieldSpec(['filter_chain_match', 'transport_socket', 'filters'], ['name', 'metadata', 'transport_socket_connect_timeout']);
 const CHAIN_MATCH = fieldSpec(['transport_protocol']);
-const HCM = fieldSpec(['route_config', 'http_filters', 'forward_client_cert_details', 'set_current_client_cert_details', 'codec_type'],
+const HCM = fieldSpec(['route_config', 'http_filters', 'forward_client_cert_details', 'set_current_client_cert_details', 'codec_type', 'tracing'],
   ['stat_prefix', 'server_name', 'generate_request_id'], ['route_specifier'], { codec_type: 'AUTO', forward_client_cert_details: 'SANITIZE' });
 
 /** The cluster the sidecar sends every inbound request to: its local app. */
@@ -88,6 +92,8 @@ export function decodeInboundChains(chains: readonly WireInboundChain[], issues:
   let plaintext = false;
   let httpFilters: HttpFilterConfig[] | undefined;
   let firstFilters: readonly WireHttpFilter[] = [];
+  let tracing: ListenerTracing | undefined;
+  let tracingSeen = false;
   if (chains.length > 2) issues.add('filter_chains', `at most two chains (tls and raw_buffer), got ${chains.length}`);
   chains.forEach((c, i) => {
     const at = `filter_chains[${i}]`;
@@ -115,6 +121,8 @@ export function decodeInboundChains(chains: readonly WireInboundChain[], issues:
     if (hcm === undefined) return;
     checkFields(hcm as XdsMessage, HCM, hcmPath, issues);
     checkInboundHcm(hcm as WireInboundHcm, hcmPath, issues);
+    const t = decodeHcmTracing(hcm as XdsMessage, hcmPath, issues);
+    if (!tracingSeen) { tracing = t; tracingSeen = true; } else if (!sameTracing(t, tracing)) issues.add(`${hcmPath}.tracing`, 'must be the same in every filter chain');
     const wire = Array.isArray(hcm['http_filters']) ? hcm['http_filters'] as WireHttpFilter[] : [];
     if (httpFilters === undefined) {
       httpFilters = decodeHttpFilters(wire, `${hcmPath}.http_filters`, issues);
@@ -124,7 +132,7 @@ export function decodeInboundChains(chains: readonly WireInboundChain[], issues:
     }
   });
   if (tls === undefined && !plaintext) return undefined;
-  return { mode: tls !== undefined ? (plaintext ? 'PERMISSIVE' : 'STRICT') : 'DISABLE', minVersion: tls ?? 'TLSv1.2', httpFilters: httpFilters ?? [] };
+  return { mode: tls !== undefined ? (plaintext ? 'PERMISSIVE' : 'STRICT') : 'DISABLE', minVersion: tls ?? 'TLSv1.2', httpFilters: httpFilters ?? [], ...(tracing === undefined ? {} : { tracing }) };
 }
 
 /** Same filters: names, flags and typed_config bytes. */

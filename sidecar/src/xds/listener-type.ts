@@ -30,6 +30,8 @@ import { configSourceKind, decodeWith, shortType, unpack } from './resource-deco
 import { decodeInboundChains, isInboundListener } from './inbound-listener';
 import type { InboundListenerConfig, WireHttpFilter, WireInboundChain } from './inbound-listener';
 import type { PackedResource, ResourceDecoder } from './resource-decoder';
+import { decodeHcmTracing } from './hcm-tracing';
+import type { ListenerTracing } from './hcm-tracing';
 
 export interface HttpFilterConfig {
   name: string;
@@ -52,6 +54,8 @@ export interface ListenerConfig {
   httpFilters: HttpFilterConfig[];
   /** An inbound listener (skein.inbound.<service>): what the inbound port accepts (inbound-listener.ts). */
   inbound?: InboundListenerConfig;
+  /** HttpConnectionManager.tracing (xds/hcm-tracing.ts); absent: the listener makes no spans. */
+  tracing?: ListenerTracing;
 }
 
 interface WireHcm {
@@ -80,7 +84,7 @@ const LISTENER = fieldSpec(
 const FILTER_CHAIN = fieldSpec(['filters', 'transport_socket'], ['name', 'metadata', 'transport_socket_connect_timeout']);
 const FILTER = fieldSpec(['name', 'typed_config'], [], ['config_type']);
 const HCM = fieldSpec(
-  ['codec_type', 'stat_prefix', 'rds', 'route_config', 'http_filters'],
+  ['codec_type', 'stat_prefix', 'rds', 'route_config', 'http_filters', 'tracing'],
   ['server_name', 'server_header_transformation', 'access_log_options', 'generate_request_id', 'preserve_external_request_id',
     'always_set_request_id_in_response', 'request_id_extension'],
   ['route_specifier', 'strip_port_mode'],
@@ -136,6 +140,8 @@ function decodeListener(l: WireListener, issues: Issues, filters: HttpFilterType
   else issues.add(`${hcmPath}.codec_type`, `${codec} is not supported (AUTO, HTTP1 or HTTP2)`);
   out.routeConfigName = decodeRds(hcm, hcmPath, issues);
   out.httpFilters = decodeHttpFilters(hcm.http_filters ?? [], `${hcmPath}.http_filters`, issues, filters);
+  const tracing = decodeHcmTracing(hcm as XdsMessage, hcmPath, issues);
+  if (tracing !== undefined) out.tracing = tracing;
   return out;
 }
 

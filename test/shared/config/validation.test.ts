@@ -121,7 +121,7 @@ const INVALID: InvalidCase[] = [
   // Document envelope.
   { name: 'wrong apiVersion', mutate: (d) => { svc(d).apiVersion = 'skein.dev/v1'; }, expect: [{ resource: SV, path: 'apiVersion', message: /^must be "skein\.dev\/v1alpha1", got "skein\.dev\/v1"$/ }] },
   { name: 'missing apiVersion', mutate: (d) => { delete svc(d).apiVersion; }, expect: [{ resource: SV, path: 'apiVersion', message: /^must be "skein\.dev\/v1alpha1", got null$/ }] },
-  { name: 'unknown kind', mutate: (d) => { svc(d).kind = 'Gateway'; }, expect: [{ resource: 'Gateway/reviews', path: 'kind', message: /^must be one of Service, HTTPRoute, GRPCRoute, BackendPolicy, AuthorizationPolicy, got "Gateway"$/ }] },
+  { name: 'unknown kind', mutate: (d) => { svc(d).kind = 'Gateway'; }, expect: [{ resource: 'Gateway/reviews', path: 'kind', message: /^must be one of Service, HTTPRoute, GRPCRoute, BackendPolicy, AuthorizationPolicy, Telemetry, got "Gateway"$/ }] },
   { name: 'missing metadata', mutate: (d) => { delete svc(d).metadata; }, expect: [{ resource: 'document[0]', path: 'metadata', message: /^is required/ }] },
   { name: 'missing metadata.name', mutate: (d) => { svc(d).metadata = {}; }, expect: [{ resource: 'document[0]', path: 'metadata.name', message: /^must be a string, got nothing$/ }] },
   { name: 'missing spec', mutate: (d) => { delete svc(d).spec; }, expect: [{ resource: SV, path: 'spec', message: /^is required$/ }] },
@@ -588,7 +588,18 @@ const INVALID: InvalidCase[] = [
     mutate: (d) => { d.push(authzDoc('reviews-open', { defaultAction: 'ALLOW', rules: [{ action: 'DENY', from: ['*'], to: { paths: ['/admin'] } }] })); },
     expect: [{ resource: 'AuthorizationPolicy/reviews-open', path: 'spec.defaultAction', message: /^is ALLOW, but AuthorizationPolicy\/reviews-callers \(also for Service "reviews"\) says DENY; .*must agree on defaultAction$/ }],
   },
+  // Telemetry (trace sampling) and a rule's tracing.
+  { name: 'Telemetry not named mesh', mutate: (d) => { d.push(telemetryDoc('prod', { tracing: { samplingPercent: 5 } })); }, expect: [{ resource: 'Telemetry/prod', path: 'metadata.name', message: /^a Telemetry applies to the whole mesh and must be named "mesh", got "prod"$/ }] },
+  { name: 'Telemetry samplingPercent over 100', mutate: (d) => { d.push(telemetryDoc('mesh', { tracing: { samplingPercent: 101 } })); }, expect: [{ resource: 'Telemetry/mesh', path: 'spec.tracing.samplingPercent', message: /^must be <= 100$/ }] },
+  { name: 'Telemetry samplingPercent negative', mutate: (d) => { d.push(telemetryDoc('mesh', { tracing: { samplingPercent: -1 } })); }, expect: [{ resource: 'Telemetry/mesh', path: 'spec.tracing.samplingPercent', message: /^must be >= 0$/ }] },
+  { name: 'Telemetry samplingPercent finer than 0.0001', mutate: (d) => { d.push(telemetryDoc('mesh', { tracing: { samplingPercent: 0.00001 } })); }, expect: [{ resource: 'Telemetry/mesh', path: 'spec.tracing.samplingPercent', message: /^must be a multiple of 0\.0001/ }] },
+  { name: 'Telemetry samplingPercent as a string', mutate: (d) => { d.push(telemetryDoc('mesh', { tracing: { samplingPercent: '1%' } })); }, expect: [{ resource: 'Telemetry/mesh', path: 'spec.tracing.samplingPercent', message: /^must be a number/ }] },
+  { name: 'Telemetry unknown field (typo)', mutate: (d) => { d.push(telemetryDoc('mesh', { tracing: { sampling: 1 } })); }, expect: [{ resource: 'Telemetry/mesh', path: 'spec.tracing.sampling', message: /^unknown field \(allowed: samplingPercent\)$/ }] },
+  { name: 'a rule\'s tracing samplingPercent over 100', mutate: (d) => { grpcRoute(d).spec.rules[0].tracing = { samplingPercent: 150 }; }, expect: [{ resource: GR, path: 'spec.rules[0].tracing.samplingPercent', message: /^must be <= 100$/ }] },
 ];
+
+/** A Telemetry document. */
+function telemetryDoc(name: string, spec: Doc): Doc { return { apiVersion: V, kind: 'Telemetry', metadata: { name }, spec }; }
 
 function validationIssues(docs: unknown[]): readonly FieldIssue[] {
   try {
@@ -608,6 +619,15 @@ describe('buildMesh rejects invalid config', () => {
     assert.equal(mesh.services.size, 2);
     assert.equal(mesh.routes.length, 2);
     assert.equal(mesh.policies.length, 1);
+  });
+
+  test('Telemetry and a rule\'s tracing: defaults filled in', () => {
+    const docs = base();
+    docs.push(telemetryDoc('mesh', {}));
+    grpcRoute(docs).spec.rules[0].tracing = { samplingPercent: 12.5 };
+    const mesh = buildMesh(docs);
+    assert.deepEqual(mesh.telemetry?.spec, { tracing: { samplingPercent: 1 } });
+    assert.deepEqual(mesh.routes.find((r) => r.metadata.name === 'reviews-split')?.spec.rules[0]?.tracing, { samplingPercent: 12.5 });
   });
 
   for (const c of INVALID) {

@@ -779,11 +779,11 @@ describe('a RouteConfiguration is NACKed with every problem, each with its field
   test('an unknown field in a route is rejected with its path; the rest of the route is still checked', () => {
     // A field beyond the sidecar's proto subset, as a decoder with Envoy's full protos would hand it over.
     const input = decoded(rc([vhost('v', ['*'], [route('ok', { prefix: '/ok' }), route('r', {})])]));
-    input['virtual_hosts'][0].routes[1].tracing = { client_sampling: { numerator: 10 } };
+    input['virtual_hosts'][0].routes[1].cors = { allow_credentials: { value: true } };
     const issues = new Issues();
     assert.equal(RouteTable.decode(input, HTTP_FILTERS, 0, undefined, issues), undefined);
     assert.deepEqual(issues.entries, [
-      { path: 'virtual_hosts[0].routes[1].tracing', message: 'is not supported by the skein sidecar' },
+      { path: 'virtual_hosts[0].routes[1].cors', message: 'is not supported by the skein sidecar' },
       { path: 'virtual_hosts[0].routes[1].match', message: 'path_specifier is required: prefix, path, safe_regex or path_separated_prefix' },
     ]);
   });
@@ -791,5 +791,22 @@ describe('a RouteConfiguration is NACKed with every problem, each with its field
   test('an action the sidecar does not implement, through the wire: one NACK line with its path', () => {
     const r = routeType.decode(encodeResource(TYPE_URLS.ROUTE, rc([vhost('v', ['*'], [route('ok', { prefix: '/ok' }), { name: 'nf', match: { prefix: '/' }, non_forwarding_action: {} }])])));
     assert.deepEqual(r, { name: 'test', error: 'virtual_hosts[0].routes[1].non_forwarding_action: is not supported by the skein sidecar' });
+  });
+});
+
+describe('Route.tracing', () => {
+  test('a rule\'s tracing.samplingPercent from translate() is the route\'s random_sampling; a rule without it inherits (undefined)', () => {
+    const t = outbound([reviews(), meshRoute('GRPCRoute', 'r', 'reviews', [
+      { name: 'traced', matches: [{ method: { service: 'reviews.Reviews', method: 'Get' } }], backendRefs: [{ name: 'reviews' }], tracing: { samplingPercent: 12.5 } },
+      { name: 'rest', backendRefs: [{ name: 'reviews' }] },
+    ])]);
+    assert.deepEqual(t.match('reviews:50051', '/reviews.Reviews/Get', 'POST', GRPC)?.tracing, { randomSampling: 0.125, overallSampling: undefined });
+    assert.equal(t.match('reviews:50051', '/reviews.Reviews/List', 'POST', GRPC)?.tracing, undefined);
+  });
+
+  test('Route.tracing: random and overall sampling read; client_sampling and bad percents NACKed by path', () => {
+    const tr = (tracing: Doc) => rc([vhost('v', ['*'], [route('any', { prefix: '/' }, { tracing })])]);
+    assert.deepEqual(only(tr({ random_sampling: { numerator: 5, denominator: 'TEN_THOUSAND' }, overall_sampling: { numerator: 50 } })).tracing, { randomSampling: 0.0005, overallSampling: 0.5 });
+    assert.deepEqual(routeType.decode(encodeResource(TYPE_URLS.ROUTE, tr({ client_sampling: { numerator: 1 } }))), { name: 'test', error: 'virtual_hosts[0].routes[0].tracing.client_sampling: is not supported by the skein sidecar' });
   });
 });

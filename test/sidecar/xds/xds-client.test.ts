@@ -81,7 +81,23 @@ describe('Listener decoder', () => {
     assert.deepEqual(l, {
       name: 'skein.outbound', address: { host: '127.0.0.1', port: 15001 }, direction: 'OUTBOUND',
       routeConfigName: 'skein.outbound', statPrefix: 'outbound', codecType: 'AUTO', httpFilters: [],
+      tracing: { randomSampling: 0.01, overallSampling: 1, maxPathTagLength: 256 },
     } satisfies ListenerConfig);
+  });
+
+  test('HCM tracing: the mesh Telemetry\'s sampling; unsupported fields and bad percents are NACKed by path', () => {
+    const telemetry = { apiVersion: 'skein.dev/v1alpha1', kind: 'Telemetry', metadata: { name: 'mesh' }, spec: { tracing: { samplingPercent: 25 } } };
+    const lds = translate(buildMesh([service('reviews'), telemetry]), [], TEST_TRANSLATE).listeners;
+    const out = byName(lds, 'skein.outbound') as { filter_chains: { filters: { typed_config: Record<string, unknown> }[] }[] };
+    assert.deepEqual(decodeOk(listenerType, LDS, out).tracing, { randomSampling: 0.25, overallSampling: 1, maxPathTagLength: 256 });
+    const hcm = out.filter_chains[0]!.filters[0]!.typed_config;
+    const withTracing = (tracing: unknown) => ({ ...out, filter_chains: [{ filters: [{ name: 'hcm', typed_config: { ...hcm, tracing } }] }] });
+    assert.deepEqual(decodeOk(listenerType, LDS, withTracing({})).tracing, { randomSampling: 1, overallSampling: 1, maxPathTagLength: 256 }, 'Envoy\'s defaults: 100%');
+    assert.deepEqual(decodeOk(listenerType, LDS, withTracing({ random_sampling: { value: 10 }, overall_sampling: { value: 50 }, max_path_tag_length: { value: 64 } })).tracing, { randomSampling: 0.1, overallSampling: 0.5, maxPathTagLength: 64 });
+    assert.match(decodeErr(listenerType, LDS, withTracing({ client_sampling: { value: 5 } })), /filter_chains\[0\]\.filters\[0\]\.typed_config\.tracing\.client_sampling/);
+    assert.match(decodeErr(listenerType, LDS, withTracing({ random_sampling: { value: 150 } })), /tracing\.random_sampling\.value: must be a number in \[0, 100\]/);
+    const noTracing = { ...out, filter_chains: [{ filters: [{ name: 'hcm', typed_config: { ...hcm, tracing: undefined } }] }] };
+    assert.equal(decodeOk(listenerType, LDS, noTracing).tracing, undefined, 'no tracing field: no spans');
   });
 
   test('a proxyless api_listener from translate() (no address)', () => {

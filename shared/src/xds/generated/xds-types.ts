@@ -930,6 +930,7 @@ export namespace envoy {
           response_headers_to_remove?: string[];
           per_request_buffer_limit_bytes?: google.protobuf.UInt32Value;
           stat_prefix?: string;
+          tracing?: envoy.config.route.v3.Tracing;
           /** oneof action: the member set (decoder output; ignored on input). */
           action?: 'route' | 'redirect' | 'direct_response' | 'filter_action' | 'non_forwarding_action';
         }
@@ -1082,6 +1083,12 @@ export namespace envoy {
             presented?: google.protobuf.BoolValue;
             validated?: google.protobuf.BoolValue;
           }
+        }
+        /** envoy.config.route.v3.Tracing */
+        export interface Tracing {
+          client_sampling?: envoy.type.v3.FractionalPercent;
+          random_sampling?: envoy.type.v3.FractionalPercent;
+          overall_sampling?: envoy.type.v3.FractionalPercent;
         }
         /** envoy.config.route.v3.VirtualHost */
         export interface VirtualHost {
@@ -1280,6 +1287,7 @@ export namespace envoy {
               route_config?: envoy.config.route.v3.RouteConfiguration;
               http_filters?: envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter[];
               add_user_agent?: google.protobuf.BoolValue;
+              tracing?: envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.Tracing;
               common_http_protocol_options?: envoy.config.core.v3.HttpProtocolOptions;
               http_protocol_options?: envoy.config.core.v3.Http1ProtocolOptions;
               http2_protocol_options?: envoy.config.core.v3.Http2ProtocolOptions;
@@ -1363,6 +1371,14 @@ export namespace envoy {
                 chain?: boolean;
                 dns?: boolean;
                 uri?: boolean;
+              }
+              /** envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.Tracing */
+              export interface Tracing {
+                client_sampling?: envoy.type.v3.Percent;
+                random_sampling?: envoy.type.v3.Percent;
+                overall_sampling?: envoy.type.v3.Percent;
+                verbose?: boolean;
+                max_path_tag_length?: google.protobuf.UInt32Value;
               }
               /** envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig */
               export interface UpgradeConfig {
