@@ -10,11 +10,12 @@ import { apply, canary, del, endpoints, get, proxyStatus, revisions, rollback, r
 import { ca, token } from '../../control-plane/src/cli/identity-commands';
 import { cert } from '../../control-plane/src/cli/cert-commands';
 import { check } from '../../control-plane/src/cli/check-command';
+import { top } from '../../control-plane/src/cli/top-command';
 import { controlPlane } from '../../control-plane/src/cli/control-plane-command';
 import { sidecar } from '../../sidecar/src/cli/sidecar-command';
 import { demo } from './demo/demo-command';
 
-const COMMANDS: Command[] = [controlPlane, sidecar, apply, del, get, revisions, rollback, canary, rollout, proxyStatus, endpoints, token, ca, cert, check, demo];
+const COMMANDS: Command[] = [controlPlane, sidecar, apply, del, get, revisions, rollback, canary, rollout, proxyStatus, endpoints, token, ca, cert, check, top, demo];
 
 function usage(): string {
   const rows = COMMANDS.map((c) => `  ${c.spec.name.padEnd(15)} ${c.spec.summary.split('\n')[0]}`);

@@ -34,6 +34,11 @@ import type { CheckContext } from './check/finding';
 import { MetricsExposition } from '../../shared/src/metrics/exposition';
 import { MonitoringServer } from './monitoring/monitoring-server';
 import { addXdsMetrics } from './monitoring/xds-metrics';
+import { RouteStatsStore } from './telemetry/route-stats-store';
+import type { RouteStatsView } from './telemetry/route-stats-store';
+import { RouteStatsService } from './telemetry/route-stats-service';
+import { routeWeights } from './telemetry/route-weights';
+import { addRouteStatsMetrics } from './telemetry/route-stats-metrics';
 
 export interface ControlPlaneOptions {
   /** Where the embedded store keeps revisions. Default ./.skein-data */
@@ -78,6 +83,8 @@ export class ControlPlane {
   readonly discovery: DiscoveryServer;
   readonly registry: EndpointRegistry;
   readonly log: Logger;
+  /** Per route × version stats the sidecars report, merged (GET /v1/stats/routes; telemetry/route-stats-metrics.ts for /metrics). */
+  readonly routeStats: RouteStatsStore;
   store!: ConfigStore;
   identity!: MeshIdentity;
   xdsPort = 0;
@@ -123,6 +130,8 @@ export class ControlPlane {
     this.registry = new EndpointRegistry(this.clock, opts.defaultLeaseTtlMs === undefined ? {} : { defaultTtlMs: opts.defaultLeaseTtlMs });
     this.discovery = new DiscoveryServer(this.cache, this.clock, this.log);
     addXdsMetrics(this.metrics, this.discovery, this.cache);
+    this.routeStats = new RouteStatsStore(this.clock);
+    addRouteStatsMetrics(this.metrics, { allTimeTotals: () => this.routeStats.allTimeTotals(), query: (windowMs) => this.routeStatsView(windowMs) });
   }
 
   static async start(opts: ControlPlaneOptions): Promise<ControlPlane> {
@@ -170,6 +179,7 @@ export class ControlPlane {
     cp.certificates = new CertificateService(cp.identity, cp.log);
     cp.certificates.register(cp.grpcServer);
     new RegistrationService({ registry: cp.registry, trustDomain, log: cp.log, serviceAccountOf: (s) => cp.serviceAccountOf(s) }).register(cp.grpcServer);
+    new RouteStatsService({ store: cp.routeStats, trustDomain, log: cp.log }).register(cp.grpcServer);
     // A client certificate is optional on this port (a new workload has only its join token),
     // and verified against the mesh's roots when present; each service checks what it needs.
     cp.xdsPort = await bind(cp.grpcServer, opts.xdsListen, '--xds-listen', grpc.experimental.createCertificateProviderServerCredentials(cp.serving.provider, cp.serving.provider, false));
@@ -231,6 +241,11 @@ export class ControlPlane {
       ca: { subject: ca.subject, source: ca.source, notAfter: ca.notAfter, workloadTtlMs: ca.workloadTtlMs, trustDomain: ca.trustDomain },
       xdsInsecure: insecure === undefined ? undefined : { address: insecure, loopback: isLoopbackHost(parseListen(insecure, '--xds-insecure-listen').host) },
     };
+  }
+
+  /** The merged route stats over the last `windowMs`, with each row's weight in the current config. */
+  routeStatsView(windowMs: number): RouteStatsView {
+    return this.routeStats.query(windowMs, routeWeights(this.currentMesh()));
   }
 
   /** The xDS resources for the current config and endpoints. */

@@ -21,6 +21,7 @@ import { Registration } from './registration';
 import { DEFAULT_BUCKETS_MS, RequestMetrics } from './stats/request-metrics';
 import { sidecarMetrics } from './stats/prometheus';
 import { AccessLog } from './stats/access-log';
+import { RouteStatsReporter } from './route-stats-reporter';
 import type { AccessLogSettings } from './stats/access-log';
 import { SpanKind } from '@opentelemetry/api';
 import { ListenerTracer, SidecarTracer } from './tracing/tracer';
@@ -91,6 +92,12 @@ export interface SidecarOptions {
   accessLog?: AccessLogSettings;
   /** Upper bounds (ms) of skein_request_duration_milliseconds; default DEFAULT_BUCKETS_MS (--metrics-buckets). */
   metricsBuckets?: readonly number[];
+  /**
+   * How often the outbound listener's per route × version stats go to the control plane (ms;
+   * route-stats-reporter.ts). 0 or unset: never. Needs `identity` (the control plane
+   * authenticates the reporter by its workload certificate).
+   */
+  statsReportIntervalMs?: number;
   /** Spans to an OTLP collector (tracing/tracer.ts); default: off. Sampling comes over xDS. */
   tracing?: TracingSettings;
   clock?: Clock;
@@ -124,6 +131,7 @@ export class Sidecar {
   private inboundRouting: { routes: RouteTable; clusters: ReadonlyMap<string, Cluster> } | undefined;
   private admin!: AdminServer;
   private registration: Registration | undefined;
+  private statsReporter: RouteStatsReporter | undefined;
   private appHealth: AppHealth | undefined;
   private listeners: ReadonlyMap<string, ListenerConfig> = new Map();
   private routeTables: ReadonlyMap<string, RouteTable> = new Map();
@@ -181,11 +189,27 @@ export class Sidecar {
       await sc.registration.start();
       if (sc.appHealth?.unhealthyReason !== undefined) await sc.registration.setHealth('UNHEALTHY');
     }
+    sc.startStatsReporter();
     opts.log.info({ ...sc.bound, node: opts.nodeId, xds: opts.xdsServer, identity: sc.workload?.spiffeId ?? 'none (plaintext xDS)' }, 'sidecar started');
     return sc;
   }
 
   addresses(): Record<string, string> { return { ...this.bound }; }
+
+  /** Route stats to the control plane (--stats-report-interval), over the workload's mTLS. */
+  private startStatsReporter(): void {
+    const intervalMs = this.opts.statsReportIntervalMs ?? 0;
+    if (intervalMs <= 0) return;
+    if (this.workload === undefined) {
+      this.opts.log.info('route stats are not reported: no workload identity (the control plane takes reports over mTLS only)');
+      return;
+    }
+    this.statsReporter = new RouteStatsReporter({
+      server: this.opts.xdsServer, credentials: this.workload.controlPlaneCredentials(), channelOptions: CONTROL_PLANE_CHANNEL_OPTIONS,
+      node: this.opts.nodeId, intervalMs, windows: () => this.outbound.backendWindows(), clock: this.clock, log: this.opts.log,
+    });
+    this.statsReporter.start();
+  }
 
   private inboundModeKnown(ms: number): Promise<void> {
     return new Promise((resolve) => {
@@ -276,6 +300,7 @@ export class Sidecar {
     for (const cm of [this.outbound, this.inbound]) if (cm) cm.closeConnections();
     // The inbound cluster too: its pooled session to the local app would keep the process alive.
     for (const c of [...this.clusters.values(), ...this.inboundClusters()]) c.close();
+    this.statsReporter?.stop();
     this.xds.close();
     this.workload?.close();
     this.accessLog?.flush();

@@ -17,7 +17,7 @@ import { eventually, RawAdsClient } from '../support/ads-client';
 import { TYPE_URLS } from '../../shared/src/xds/protos';
 import type { DiscoveryResponse } from '../../control-plane/src/discovery/ads-stream';
 
-const COMMANDS = ['control-plane', 'apply', 'delete', 'get', 'revisions', 'rollback', 'canary', 'rollout', 'proxy-status', 'endpoints', 'token', 'ca', 'cert', 'check', 'demo'];
+const COMMANDS = ['control-plane', 'apply', 'delete', 'get', 'revisions', 'rollback', 'canary', 'rollout', 'proxy-status', 'endpoints', 'token', 'ca', 'cert', 'check', 'top', 'demo'];
 
 
 describe('skein --help', () => {
@@ -62,7 +62,7 @@ describe('skein --help', () => {
     assert.equal(r.code, 0, show(r));
     const defaults: Record<string, string> = {
       xds: '127.0.0.1:18000', 'xds-ca-file': '<$SKEIN_DATA_DIR or ./.skein-data>/ca/trust-bundle.pem', 'trust-domain': 'skein.local', namespace: 'default',
-      'service-account': '--service, else "sidecar"', 'xds-insecure': 'off', 'cert-renew-at': '0.5', 'cert-renew-jitter': '0.1', 'access-log': 'off', 'access-log-sample': '1', 'token-file': '$SKEIN_TOKEN_FILE', 'node-id': '<service or "sidecar">-<hostname>-<pid>', service: 'none', version: 'v1',
+      'service-account': '--service, else "sidecar"', 'xds-insecure': 'off', 'cert-renew-at': '0.5', 'cert-renew-jitter': '0.1', 'access-log': 'off', 'access-log-sample': '1', 'stats-report-interval': '5s', 'token-file': '$SKEIN_TOKEN_FILE', 'node-id': '<service or "sidecar">-<hostname>-<pid>', service: 'none', version: 'v1',
       'app-protocol': 'grpc', 'outbound-listen': '127.0.0.1:15001', 'inbound-listen': '<--advertise-address>:15006', 'advertise-address': '127.0.0.1',
       'admin-listen': '127.0.0.1:15000', 'lease-ttl': '10s', 'drain-timeout': '20s', 'log-level': 'info', 'metrics-buckets': '0.1, 0.25, 0.5, 0.75, 0.91, then 1 ms to 10.6 s',
     };

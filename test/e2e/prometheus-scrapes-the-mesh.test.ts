@@ -113,4 +113,9 @@ describe('Prometheus scrapes the mesh', () => {
     await expectSeries('up', (m) => m['job']!, { 'client-sidecar': 1, 'server-sidecar': 1, 'control-plane': 1 });
     await expectSeries('skein_xds_connected_proxies{job="control-plane",state="SYNCED"}', () => 'synced', { synced: 2 });
   });
+
+  test('the control plane exports the sidecars\' merged route stats: the same counts per route and version', async () => {
+    await expectSeries('skein_route_requests_total{job="control-plane",service="greeter"}', (m) => `${m['route']} ${m['version']}`,
+      { 'GRPCRoute/greeter/canary v2': CANARY, 'GRPCRoute/greeter/main v1': MAIN });
+  });
 });

@@ -11,8 +11,9 @@ import * as fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { joinTokenFile, SKEIN_MAIN, startControlPlaneProcess } from '../../harness/src/control-plane-process';
 import { startSidecarProcess } from '../../harness/src/sidecar-process';
-import { ENDPOINTS_SERVICE, skeinService } from '../../shared/src/grpc/skein-services';
-import type { LeaseRef, RegisterRequest, WireLease } from '../../shared/src/grpc/skein-services';
+import { ENDPOINTS_SERVICE, ROUTE_STATS_SERVICE, skeinService } from '../../shared/src/grpc/skein-services';
+import type { LeaseRef, RegisterRequest, WireLease, WireReportSummary, WireRouteStatsReport } from '../../shared/src/grpc/skein-services';
+import { LatencyHistogram } from '../../sidecar/src/stats/latency-histogram';
 import { TYPE_URLS } from '../../shared/src/xds/protos';
 import { decoded, eventually, RawAdsClient } from '../support/ads-client';
 import { call, startPlane, stopPlane, tempDir } from '../support/skein';
@@ -152,6 +153,27 @@ describe('the xDS port serves ADS and endpoint registration only to workload ide
     assert.equal(anon.status, 401);
     const listed = (await call(plane.api, 'GET', '/v1/endpoints')).body.endpoints as { port: number }[];
     assert.ok(!listed.some((l) => l.port === 7006));
+  });
+
+  test('route stats reports need a workload certificate: without one the stream is UNAUTHENTICATED and nothing is kept; with one, the reporter is listed by its identity', async () => {
+    type ReportClient = grpc.Client & { Report(md: grpc.Metadata, cb: (e: grpc.ServiceError | null, r?: WireReportSummary) => void): grpc.ClientWritableStream<WireRouteStatsReport> };
+    const h = new LatencyHistogram(2);
+    h.record(1500);
+    const report = (node: string): WireRouteStatsReport => ({ node, interval_start_ms: '0', interval_end_ms: '5000', stats: [{ route: 'default', cluster: 'reviews', requests: '1', successes: '1', latency_histogram: h.encode(), latency_sum_us: '1500', latency_max_us: '1500' }] });
+    const send = (cert: TestCert | undefined, node: string) => new Promise<WireReportSummary>((resolve, reject) => {
+      const Ctor = skeinService(ROUTE_STATS_SERVICE);
+      const c = new Ctor(plane.proc.xds, controlPlaneTls(plane.proc, cert), CP_TLS_OPTIONS) as unknown as ReportClient;
+      clients.push(c);
+      const stream = c.Report(new grpc.Metadata(), (e, r) => (e ? reject(e) : resolve(r!)));
+      stream.on('error', () => undefined);
+      stream.write(report(node));
+      stream.end();
+    });
+    await refused(send(undefined, 'anonymous'), grpc.status.UNAUTHENTICATED, /need a workload certificate/);
+    assert.equal((await send(reviews, 'reviews-1')).reports, '1');
+    const view = (await call(plane.api, 'GET', '/v1/stats/routes?window=1m', { anonymous: true })).body as { proxies: { node: string; identity: string }[]; routes: { requests: number }[] };
+    assert.deepEqual(view.proxies.map((p) => [p.node, p.identity]), [['reviews-1', 'spiffe://skein.local/ns/default/sa/reviews']]);
+    assert.deepEqual(view.routes.map((r) => r.requests), [1]);
   });
 });
 

@@ -4,20 +4,18 @@
  * loopback (OpenMetrics, exemplar storage on), with its data in a temp dir; query() runs PromQL
  * through its HTTP API, exemplars() reads the exemplars it stored.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { eventually } from './ads-client';
+import { ensureDebianTools } from './debian-tools';
 import { closedPort } from './ports';
-
-const ENSURE = path.resolve(__dirname, '../../../scripts/ensure-debian-tools.sh');
 
 /** Installs the Debian package when missing (apt can take a minute or more: give the caller's hook a long timeout). */
 export function ensurePrometheus(): void {
-  const r = spawnSync('bash', [ENSURE, 'prometheus'], { stdio: ['ignore', 'inherit', 'inherit'], timeout: 540_000 });
-  if (r.status !== 0) throw new Error(`scripts/ensure-debian-tools.sh prometheus failed (${r.status ?? r.signal})`);
+  ensureDebianTools('prometheus');
 }
 
 export interface PromSample { metric: Record<string, string>; value: [number, string] }

@@ -8,6 +8,7 @@ import type { ConfigStore } from '../store/config-store';
 import type { MeshIdentity } from '../identity/mesh-identity';
 import type { CheckContext } from '../check/finding';
 import type { RootRotation } from '../identity/root-rotation';
+import type { RouteStatsView } from '../telemetry/route-stats-store';
 
 /** What the SRE API drives: the control plane as the API sees it (control-plane.ts assembles it). */
 export interface ApiBackend {
@@ -26,4 +27,6 @@ export interface ApiBackend {
   checkContext(): CheckContext;
   /** Root rotation (skein ca rotate). */
   readonly rotation: RootRotation;
+  /** GET /v1/stats/routes: the sidecars' reports merged over the last `windowMs`. */
+  routeStatsView(windowMs: number): RouteStatsView;
 }

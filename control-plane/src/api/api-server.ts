@@ -19,6 +19,7 @@ import { parseDuration } from '../../../shared/src/config/duration';
 import { ADMIN_TOKEN_FILE } from '../identity/admin-token';
 import type { CreateTokenRequest, TokenRecord } from '../identity/join-tokens';
 import { runChecks } from '../check/checks';
+import { MIN_WINDOW_MS, RETENTION_MS } from '../telemetry/route-stats-store';
 
 /** A change's answer: the store's result and, unless it was a dry run, its rollout. */
 export interface ChangeAnswer extends ChangeResult {
@@ -94,6 +95,7 @@ export class ApiServer {
       { method: 'GET', pattern: /^\/v1\/ca$/, handler: async () => [200, this.caStatus()] },
       { method: 'POST', pattern: /^\/v1\/ca\/rotate$/, handler: (req) => this.rotate(req), access: 'admin' },
       { method: 'GET', pattern: /^\/v1\/check$/, handler: async () => [200, runChecks(this.cp.checkContext())] },
+      { method: 'GET', pattern: /^\/v1\/stats\/routes$/, handler: async (_r, url) => [200, this.routeStats(url)] },
     ];
     const serverOpts = { requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 };
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => { void this.dispatch(req, res); };
@@ -258,6 +260,15 @@ export class ApiServer {
     await (finish ? this.cp.rotation.finish() : this.cp.rotation.begin());
     this.cp.log.info({ finish }, 'root rotation requested through the API');
     return [200, this.caStatus()];
+  }
+
+  /** GET /v1/stats/routes?window=DURATION (default 1m, 5s to 15m). */
+  private routeStats(url: URL): unknown {
+    const v = url.searchParams.get('window') ?? '1m';
+    const ms = parseDuration(v);
+    if (typeof ms !== 'number') throw queryError('window', `${ms.error}; from 5s to 15m`);
+    if (ms < MIN_WINDOW_MS || ms > RETENTION_MS) throw queryError('window', `must be from 5s to 15m, got "${v}"`);
+    return { window: v, ...this.cp.routeStatsView(ms) };
   }
 
   private xdsDump(url: URL): unknown {

@@ -20,7 +20,7 @@ export function serviceRouteConfig(mesh: MeshConfig, service: Service, policies:
   const domains = new Set<string>([name, ...service.spec.ports.map((p) => `${name}:${p.port}`)]);
   for (const r of attached) for (const h of r.spec.hostnames) domains.add(h);
   const routes: EnvoyRoute[] = attached.length === 0
-    ? [{ name: 'default', match: { prefix: '/' }, route: defaultRouteAction(name, policies) }]
+    ? [{ name: DEFAULT_ROUTE_NAME, match: { prefix: '/' }, route: defaultRouteAction(name, policies) }]
     : attached.flatMap((r) => r.spec.rules.flatMap((rule) => rule.matches.map((m, mi) => envoyRoute(r, rule, m, mi, policies))));
   const vhost: VirtualHost = { name, domains: [...domains], routes };
   const marker = perFilterConfigMarker(routes);
@@ -63,9 +63,17 @@ function defaultRouteAction(service: string, policies: EffectivePolicies): Route
   return out;
 }
 
+/** The RDS name of a rule's match: <kind>/<route>/<rule>, plus /<match index> when the rule has several. */
+export function envoyRouteName(route: Route, rule: RouteRule, matchIndex: number): string {
+  return `${route.kind}/${route.metadata.name}/${rule.name}${rule.matches.length > 1 ? `/${matchIndex}` : ''}`;
+}
+
+/** The RDS name of a service's catch-all route (no Route attached to it). */
+export const DEFAULT_ROUTE_NAME = 'default';
+
 function envoyRoute(route: Route, rule: RouteRule, m: RouteMatch, matchIndex: number, policies: EffectivePolicies): EnvoyRoute {
   const out: EnvoyRoute = {
-    name: `${route.kind}/${route.metadata.name}/${rule.name}${rule.matches.length > 1 ? `/${matchIndex}` : ''}`,
+    name: envoyRouteName(route, rule, matchIndex),
     match: routeMatch(route.kind, m),
     route: routeAction(rule, policies),
   };

@@ -15,6 +15,7 @@ import type { WorkloadIdentity } from '../identity/spiffe';
 
 export const CERTIFICATES_SERVICE = { file: 'skein/identity/v1/certificates.proto', name: 'skein.identity.v1.Certificates' } as const;
 export const ENDPOINTS_SERVICE = { file: 'skein/registry/v1/endpoints.proto', name: 'skein.registry.v1.Endpoints' } as const;
+export const ROUTE_STATS_SERVICE = { file: 'skein/stats/v1/route_stats.proto', name: 'skein.stats.v1.RouteStats' } as const;
 
 /** skein.identity.v1.Certificates messages, as proto-loader decodes them (keepCase, longs as strings). */
 export interface SignRequest { csr_pem?: string; ttl?: { seconds?: string; nanos?: number } }
@@ -28,6 +29,13 @@ export interface RegisterRequest {
 }
 export interface LeaseRef { id?: string }
 export interface WireLease { id: string; service: string; address: string; port: number; health: WireHealth; ttl_ms: string; expires_at_ms: string }
+
+/** skein.stats.v1.RouteStats messages (int64/uint64 as strings). */
+export interface WireRouteVersionStats {
+  route?: string; cluster?: string; requests?: string; successes?: string; latency_histogram?: string; latency_sum_us?: string; latency_max_us?: string;
+}
+export interface WireRouteStatsReport { node?: string; interval_start_ms?: string; interval_end_ms?: string; stats?: WireRouteVersionStats[] }
+export interface WireReportSummary { reports: string }
 
 /** A google.protobuf.Duration as proto-loader gives it, in ms; undefined when unset. */
 export function durationMs(d: { seconds?: string; nanos?: number } | undefined | null, field: string): number | undefined {

@@ -50,6 +50,7 @@ export const sidecar: Command = {
       { name: 'access-log', type: 'string', value: 'FILE', help: 'JSON access log, one line per request of either listener: a file, or - for standard output (default: off)' },
       { name: 'access-log-sample', type: 'string', value: 'RATIO', default: '1', help: 'the share of requests the access log records, 0.0001 to 1' },
       { name: 'metrics-buckets', type: 'string', value: 'MS,MS,...', help: 'upper bounds in ms of skein_request_duration_milliseconds on admin /metrics, increasing (default: 0.1, 0.25, 0.5, 0.75, 0.91, then 1 ms to 10.6 s by a ratio of at most 1.1, 105 bounds: histogram_quantile within 10% from 1 ms to 10 s)' },
+      { name: 'stats-report-interval', type: 'string', value: 'DURATION', default: '5s', help: 'how often the per route × version request counts and latency histograms go to the control plane (GET /v1/stats/routes, skein top), over one gRPC stream with the workload certificate; 0 turns it off; at most 1m. Not with --xds-insecure' },
       { name: 'trace-endpoint', type: 'string', value: 'URL', env: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', help: 'the OTLP collector spans go to: otlp-http, a URL such as http://127.0.0.1:4318/v1/traces; otlp-grpc, http://HOST:4317. Else $OTEL_EXPORTER_OTLP_ENDPOINT (+ /v1/traces for otlp-http). Default: none (tracing off; traceparent headers still pass through)' },
       { name: 'trace-exporter', type: 'string', value: 'KIND', default: 'otlp-http', help: 'otlp-http (HTTP/protobuf), otlp-grpc, or none (off). Sampling is set by the control plane (Telemetry, route tracing)' },
       { name: 'trace-max-queue', type: 'string', value: 'N', default: String(DEFAULT_TRACE_QUEUE), help: 'spans waiting for export at most (16 to 1000000); more are dropped and counted (tracing.spans_dropped in /stats)' },
@@ -104,6 +105,10 @@ export const sidecar: Command = {
     const { parseBuckets } = await import('../stats/request-metrics');
     const buckets = bucketsFlag === undefined ? undefined : parseBuckets(bucketsFlag);
     if (buckets !== undefined && !Array.isArray(buckets)) throw new MeshError(ErrorCodes.VALIDATION, `--metrics-buckets: ${buckets.error}`);
+    const statsReportIntervalMs = dur('stats-report-interval');
+    if (statsReportIntervalMs !== 0 && (statsReportIntervalMs < 1000 || statsReportIntervalMs > 60_000 || statsReportIntervalMs % 1000 !== 0)) throw new MeshError(ErrorCodes.VALIDATION, `--stats-report-interval: must be 0 (off) or whole seconds from 1s to 1m, got "${str(p, 'stats-report-interval')}"`);
+    // The default stays quietly off with --xds-insecure (no identity to report with); a value asked for is refused.
+    if (insecure && statsReportIntervalMs !== 0 && str(p, 'stats-report-interval') !== '5s') throw new MeshError(ErrorCodes.VALIDATION, '--stats-report-interval: route stats are reported with the workload certificate; with --xds-insecure there is none (give 0, or a --token-file)');
     const tracing = tracingFlags(optStr(p, 'trace-exporter') ?? 'otlp-http', optStr(p, 'trace-endpoint'), intFlag(p, 'trace-max-queue', 16, 1_000_000)!);
     configureRe2({ maxProgramSize: intFlag(p, 'regex-max-program-size', 1, 100_000)! });
     const log = createLogger('skein-sidecar', level);
@@ -115,6 +120,7 @@ export const sidecar: Command = {
       version: str(p, 'version'), outboundListen: str(p, 'outbound-listen'), inboundListen: optStr(p, 'inbound-listen') ?? `${advertiseHost(str(p, 'advertise-address'))}:15006`,
       advertiseAddress: str(p, 'advertise-address'), adminListen: str(p, 'admin-listen'),
       leaseTtlMs: dur('lease-ttl'), drainTimeoutMs: dur('drain-timeout'), retryBufferBytes: retryBuffer, statsRetentionMs, downstream, log,
+      ...(insecure ? {} : { statsReportIntervalMs }),
       ...(accessLogFile === undefined ? {} : { accessLog: { destination: accessLogFile, sampleRatio: sample } }),
       ...(buckets === undefined ? {} : { metricsBuckets: buckets }),
       ...(tracing === undefined ? {} : { tracing }),

@@ -136,9 +136,9 @@ export abstract class ActiveStream implements FilterCallbacks {
     if (this.countsActive) this.cm.listenerStats.rqActive.add(-1);
     const trace = this.trace;
     // A sampled request's exemplar links to the trace its span is in (spanContext() allocates nothing).
-    this.cm.finished(this.stats, cluster, this.startedAt, status, grpcStatus, this.downstreamHeaders, trace?.span.spanContext().traceId);
+    const us = this.cm.finished(this.stats, cluster, this.startedAt, status, grpcStatus, this.downstreamHeaders, trace?.span.spanContext().traceId);
     const log = this.cm.accessLog;
-    if (log !== undefined) log.record(this.cm.name, this, cluster?.name, status, grpcStatus);
+    if (log !== undefined) log.record(this.cm.name, this, cluster?.name, status, grpcStatus, us);
     if (trace !== undefined) trace.end(this, status, grpcStatus, cluster?.name);
     const chain = this.snap.filters;
     for (let i = 0; i < chain.length; i++) chain[i]!.onStreamComplete?.(this, status);

@@ -24,6 +24,7 @@ import type { Backend, ListenerContext, Refusal, RouteStatsBundle, RouterSnapsho
 import { ListenerStats, RouteStats } from '../stats/stat-bundles';
 import type { RequestMetrics, RouteTarget } from '../stats/request-metrics';
 import type { Stats } from '../stats/stats';
+import type { BackendWindow } from '../stats/rolling-window';
 import type { TimerHandle } from '../../../shared/src/clock';
 import { DEFAULT_DOWNSTREAM } from './downstream-settings';
 import type { DownstreamSettings } from './downstream-settings';
@@ -403,7 +404,7 @@ export class ConnectionManager implements ListenerContext {
   private logUnrouted(method: string, headers: http.IncomingHttpHeaders, reply: LocalReply, grpc: boolean, peer: { spiffeId: string } | undefined): void {
     const log = this.accessLog;
     if (log === undefined) return;
-    log.record(this.name, { method, route: NO_ROUTE, requestHeaders: headers, downstreamHeaders: headers, startedAt: performance.now(), attempts: 0, upstreamHost: undefined, replyReason: reply.reason, downstreamPeer: peer }, undefined, grpc ? 200 : reply.http, grpc ? reply.grpc : -1);
+    log.record(this.name, { method, route: NO_ROUTE, requestHeaders: headers, downstreamHeaders: headers, attempts: 0, upstreamHost: undefined, replyReason: reply.reason, downstreamPeer: peer }, undefined, grpc ? 200 : reply.http, grpc ? reply.grpc : -1, 0);
   }
 
   /** Counts why the proxy answered a routed request itself (the request is recorded by finished()). */
@@ -415,9 +416,10 @@ export class ConnectionManager implements ListenerContext {
    * Bookkeeping when a routed request ends (attempts were accounted for by the cluster): the
    * route's counters and, when it reached a cluster, its per-backend window. `status` is the HTTP
    * status (0: no response) and `grpcStatus` the upstream's grpc-status (-1: none);
-   * stats/grpc-status.ts classifies them.
+   * stats/grpc-status.ts classifies them. Returns the latency recorded (µs), which the access log
+   * writes too: one measurement.
    */
-  finished(stats: RouteStatsBundle, cluster: Cluster | undefined, startedAt: number, status: number, grpcStatus = -1, headers?: Readonly<Record<string, unknown>>, traceId?: string): void {
+  finished(stats: RouteStatsBundle, cluster: Cluster | undefined, startedAt: number, status: number, grpcStatus = -1, headers?: Readonly<Record<string, unknown>>, traceId?: string): number {
     const us = (performance.now() - startedAt) * 1000;
     const now = this.clock.now();
     let backend: Backend | undefined;
@@ -429,9 +431,18 @@ export class ConnectionManager implements ListenerContext {
       }
     }
     stats.route.record(status, us, backend?.window, now, grpcStatus);
-    if (this.metrics === undefined) return;
+    if (this.metrics === undefined) return us;
     const target = backend !== undefined ? backend.target : (stats.noCluster ??= this.metrics.target(this.name, stats.route.name, undefined));
     target?.record(status, grpcStatus, us / 1000, headers, now, traceId);
+    return us;
+  }
+
+  /**
+   * Each route's per-backend windows with traffic so far (route, cluster, window): what the route
+   * stats report reads, on its timer (route-stats-reporter.ts).
+   */
+  *backendWindows(): Generator<BackendWindow> {
+    for (const [route, rs] of this.routeStatsByName) for (const [cluster, b] of rs.backends) yield [route, cluster, b.window];
   }
 
   /**

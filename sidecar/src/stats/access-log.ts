@@ -14,7 +14,6 @@ export interface LoggedRequest {
   readonly route: { readonly name: string };
   readonly requestHeaders: Readonly<Record<string, unknown>>;
   readonly downstreamHeaders: Readonly<Record<string, string | string[] | undefined>>;
-  readonly startedAt: number;
   readonly attempts: number;
   readonly upstreamHost: string | undefined;
   readonly replyReason: string | undefined;
@@ -36,12 +35,16 @@ export class AccessLog {
     this.out = pino({ base: undefined, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg' }, dest);
   }
 
-  /** Logs `r` (if sampled) as it ends with `status` (0: no response) and `grpcStatus` (-1: none). */
-  record(listener: string, r: LoggedRequest, cluster: string | undefined, status: number, grpcStatus: number): void {
+  /**
+   * Logs `r` (if sampled) as it ends with `status` (0: no response) and `grpcStatus` (-1: none).
+   * `durationUs` is the latency the route's stats recorded (the same measurement, so a line's
+   * durationMs is the sample the route stats report carries), rounded to whole µs.
+   */
+  record(listener: string, r: LoggedRequest, cluster: string | undefined, status: number, grpcStatus: number, durationUs: number): void {
     if (this.settings.sampleRatio < 1 && this.random() >= this.settings.sampleRatio) return;
     const line: Record<string, unknown> = {
       listener, traceId: traceIdOf(r.downstreamHeaders), requestId: r.requestHeaders['x-request-id'],
-      method: r.method, route: r.route.name, status, durationMs: Math.round((performance.now() - r.startedAt) * 1000) / 1000, attempts: r.attempts,
+      method: r.method, route: r.route.name, status, durationMs: Math.round(durationUs) / 1000, attempts: r.attempts,
     };
     if (cluster !== undefined) line['cluster'] = cluster;
     if (r.upstreamHost !== undefined) line['upstreamHost'] = r.upstreamHost;

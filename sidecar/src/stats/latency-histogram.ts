@@ -1,9 +1,9 @@
-import { build, JsHistogram } from 'hdr-histogram-js';
+import type { JsHistogram } from 'hdr-histogram-js';
+import { buildLatencyHistogram as buildHistogram, encodeLatencyHistogram, MAX_LATENCY_US, percentileMs } from '../../../shared/src/stats/latency-codec';
+import type { SignificantDigits } from '../../../shared/src/stats/latency-codec';
 
-/** Highest latency a histogram tracks, in µs (1 hour). Larger values are clamped to it. */
-export const MAX_LATENCY_US = 3_600_000_000;
-
-export type SignificantDigits = 1 | 2 | 3 | 4 | 5;
+export { MAX_LATENCY_US } from '../../../shared/src/stats/latency-codec';
+export type { SignificantDigits } from '../../../shared/src/stats/latency-codec';
 
 /** Latency summary in milliseconds, rounded to whole µs (3 decimals). All 0 when count is 0. */
 export interface LatencyPercentiles {
@@ -22,19 +22,6 @@ function ms(us: number): number { return Math.round(us) / 1000; }
 /** The index math of a histogram with these digits, shared by every histogram (no allocation). */
 interface Layout { bucketShift: number; unitMagnitude: number; halfCount: number }
 const layouts = new Map<SignificantDigits, Layout>();
-
-function buildHistogram(digits: SignificantDigits): JsHistogram {
-  const h = build({
-    bitBucketSize: 32,
-    autoResize: false,
-    useWebAssembly: false,
-    lowestDiscernibleValue: 1,
-    highestTrackableValue: MAX_LATENCY_US,
-    numberOfSignificantValueDigits: digits,
-  });
-  if (!(h instanceof JsHistogram)) throw new Error('hdr-histogram-js: expected the pure-JS histogram');
-  return h;
-}
 
 function layoutOf(digits: SignificantDigits): Layout {
   let l = layouts.get(digits);
@@ -104,8 +91,14 @@ export class LatencyHistogram {
 
   /** The value at percentile `p` (0..100), in ms; 0 when empty. */
   percentile(p: number): number {
-    return this.count === 0 || this.h === undefined ? 0 : ms(Math.min(this.h.getValueAtPercentile(p), this.maxUs));
+    return this.count === 0 || this.h === undefined ? 0 : percentileMs(this.h, p, this.maxUs);
   }
+
+  /**
+   * The counts in HdrHistogram's V2 compressed encoding, base64 (shared/src/stats/latency-codec.ts):
+   * what the route stats report carries, merged losslessly by the control plane. Off the hot path.
+   */
+  encode(): string { return encodeLatencyHistogram(this.counts()); }
 
   percentiles(): LatencyPercentiles {
     if (this.count === 0) return { ...EMPTY };

@@ -26,6 +26,17 @@ export interface WindowSummary {
   mean: number;
 }
 
+/** Requests of whole seconds, added up off the hot path (the route stats report's interval). */
+export interface IntervalTotals {
+  count: number;
+  success: number;
+  /** Same precision as the window's buckets. */
+  readonly latency: LatencyHistogram;
+}
+
+/** A route's window for one destination cluster: route name, cluster name, window. */
+export type BackendWindow = readonly [route: string, cluster: string, window: RollingWindow];
+
 /** One scratch histogram per precision, shared by every window: summary() is synchronous. */
 const scratches = new Map<SignificantDigits, LatencyHistogram>();
 function scratchFor(digits: SignificantDigits): LatencyHistogram {
@@ -139,6 +150,31 @@ export class RollingWindow {
       max: p.max,
       mean: p.mean,
     };
+  }
+
+  /** The precision of the bucket histograms. */
+  get significantDigits(): SignificantDigits { return this.digits; }
+
+  /**
+   * Adds the buckets of the epoch seconds `fromSec` (inclusive) to `toSec` (exclusive) that the
+   * ring still holds to `into`, and returns how many of those seconds it no longer holds (older
+   * than the window: lost to the caller). Reads only: recording goes on as before. A second is
+   * complete once the clock is past it, so a caller that stops at the current second reads each
+   * second once and whole.
+   */
+  collect(fromSec: number, toSec: number, into: IntervalTotals, nowSec: number = Math.floor(this.clock.now() / 1000)): number {
+    const oldest = nowSec - this.seconds + 1;
+    const lost = Math.max(0, Math.min(toSec, oldest) - fromSec);
+    const r = this.ring;
+    if (r === undefined) return lost;
+    for (let i = 0; i < this.seconds; i++) {
+      const s = r.secs[i]!;
+      if (s < fromSec || s >= toSec || s < oldest || r.counts[i] === 0) continue;
+      into.count += r.counts[i]!;
+      into.success += r.successes[i]!;
+      into.latency.merge(r.hists[i]!);
+    }
+    return lost;
   }
 
   /** Forgets every sample and releases the ring (allocated again on the next record). */

@@ -23,9 +23,11 @@ test('sampling: a ratio of 0.25 logs exactly the requests whose draw is under it
   const draws = [0.1, 0.3, 0.24, 0.25, 0.9, 0.0];
   let i = 0;
   const log = new AccessLog({ destination: file, sampleRatio: 0.25 }, () => draws[i++]!);
-  const req = { method: 'GET', route: { name: 'r' }, requestHeaders: {}, downstreamHeaders: {}, startedAt: performance.now(), attempts: 1, upstreamHost: 'h:1', replyReason: undefined, downstreamPeer: undefined };
-  for (let k = 0; k < draws.length; k++) log.record('outbound', req, 'c', 200, -1);
+  const req = { method: 'GET', route: { name: 'r' }, requestHeaders: {}, downstreamHeaders: {}, attempts: 1, upstreamHost: 'h:1', replyReason: undefined, downstreamPeer: undefined };
+  for (let k = 0; k < draws.length; k++) log.record('outbound', req, 'c', 200, -1, 1234.4);
   log.flush();
   await new Promise((r) => setTimeout(r, 50));
-  assert.equal(fs.readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').length, 3, 'draws 0.1, 0.24 and 0.0');
+  const lines = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l !== '');
+  assert.equal(lines.length, 3, 'draws 0.1, 0.24 and 0.0');
+  assert.equal((JSON.parse(lines[0]!) as { durationMs: number }).durationMs, 1.234, 'the latency the route stats recorded, in ms, whole µs');
 });

@@ -1871,6 +1871,31 @@ export namespace skein {
       }
     }
   }
+  export namespace stats {
+    export namespace v1 {
+      /** skein.stats.v1.ReportSummary */
+      export interface ReportSummary {
+        reports?: string | number;
+      }
+      /** skein.stats.v1.RouteStatsReport */
+      export interface RouteStatsReport {
+        node?: string;
+        interval_start_ms?: string | number;
+        interval_end_ms?: string | number;
+        stats?: skein.stats.v1.RouteVersionStats[];
+      }
+      /** skein.stats.v1.RouteVersionStats */
+      export interface RouteVersionStats {
+        route?: string;
+        cluster?: string;
+        requests?: string | number;
+        successes?: string | number;
+        latency_histogram?: string;
+        latency_sum_us?: string | number;
+        latency_max_us?: string | number;
+      }
+    }
+  }
 }
 export namespace xds {
   export namespace type {

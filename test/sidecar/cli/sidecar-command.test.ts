@@ -1,0 +1,20 @@
+/** `skein sidecar` flags that are refused before anything starts (sidecar/src/cli/sidecar-command.ts), through the real binary. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { show, skein } from '../../support/skein-cli';
+
+const BAD_REPORT_INTERVALS: [string[], RegExp][] = [
+  [['--stats-report-interval', '500ms'], /--stats-report-interval: must be 0 \(off\) or whole seconds from 1s to 1m, got "500ms"/],
+  [['--stats-report-interval', '1500ms'], /--stats-report-interval: must be 0 \(off\) or whole seconds/],
+  [['--stats-report-interval', '2m'], /--stats-report-interval: must be 0 \(off\) or whole seconds/],
+  [['--stats-report-interval', 'often'], /--stats-report-interval: invalid duration "often"/],
+  [['--stats-report-interval', '2s'], /--stats-report-interval: route stats are reported with the workload certificate; with --xds-insecure there is none/],
+];
+
+test('a --stats-report-interval the sidecar cannot honour is refused, naming the flag', async () => {
+  const runs = await Promise.all(BAD_REPORT_INTERVALS.map(([args]) => skein(['sidecar', '--xds-insecure', '--admin-listen', '127.0.0.1:0', '--outbound-listen', '127.0.0.1:0', ...args])));
+  runs.forEach((r, i) => {
+    assert.equal(r.code, 1, show(r));
+    assert.match(r.stderr, BAD_REPORT_INTERVALS[i]![1], show(r));
+  });
+});
