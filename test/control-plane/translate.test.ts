@@ -110,6 +110,8 @@ describe('sidecar outbound resources', () => {
         '@type': HCM, stat_prefix: 'outbound', codec_type: 'AUTO',
         rds: { route_config_name: 'skein.outbound', config_source: ADS },
         http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER } }],
+        // The mesh's trace sampling (Telemetry "mesh"; none applied: the 1% default).
+        tracing: { random_sampling: { value: 1 } },
       } }] }],
     });
   });

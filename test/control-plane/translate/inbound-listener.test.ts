@@ -26,6 +26,8 @@ const HCM = {
     forward_client_cert_details: 'SANITIZE_SET',
     // uri is a plain bool in Envoy's SetCurrentClientCertDetails (only subject is a BoolValue).
     set_current_client_cert_details: { uri: true },
+    // The mesh's trace sampling (Telemetry "mesh"; none applied: the 1% default).
+    tracing: { random_sampling: { value: 1 } },
   },
 };
 const MTLS = {
