@@ -141,7 +141,13 @@ async function main(): Promise<void> {
         const tUrl = `http://${tClient.ready['outbound'] as string}/skein.demo.v1.Greeter/SayHello`;
         const tSidecars = [{ name: 'client sidecar', pid: tClient.pid }, { name: 'server sidecar', pid: tServer.pid }];
         const spans = async (): Promise<string> => {
-          try { return String(((await (await fetch(sink.ready['count'] as string)).json()) as { spans: number }).spans); } catch (e) { return `? (${(e as Error).message}; receiver: ${sink.child.exitCode === null ? 'running' : `exited ${sink.child.exitCode}`} ${sink.stderr().slice(-500)})`; }
+          // The receiver may still be decoding a backlog of batches (100%): ask a few times.
+          let last = '';
+          for (let i = 0; i < 5; i++) {
+            try { return String(((await (await fetch(sink.ready['count'] as string, { signal: AbortSignal.timeout(10_000) })).json()) as { spans: number }).spans); } catch (e) { last = `${(e as Error).message}${(e as Error).cause instanceof Error ? `: ${((e as Error).cause as Error).message}` : ''}`; }
+            await new Promise((r) => setTimeout(r, 2000));
+          }
+          return `? (${last}; receiver: ${sink.child.exitCode === null ? 'running' : `exited ${sink.child.exitCode}`} ${sink.stderr().slice(-500)})`;
         };
         if (PATHS.includes('tracing-1')) {
           results.push(await measure('sidecar + tracing 1%', tUrl, 'greeter-traced:50051', body, tSidecars, dir));
