@@ -114,12 +114,20 @@ export function staticCluster(name: string, hosts: { address: string; port: numb
   };
 }
 
+/** $SKEIN_TEST_H2_ENGINE (node or skein) as a Sidecar option: a whole test run on one engine. */
+export function testH2Engine(): { h2Engine?: 'node' | 'skein' } {
+  const e = process.env['SKEIN_TEST_H2_ENGINE'];
+  if (e === undefined || e === '') return {};
+  if (e !== 'node' && e !== 'skein') throw new Error(`SKEIN_TEST_H2_ENGINE: must be node or skein, got "${e}"`);
+  return { h2Engine: e };
+}
+
 /** A client-side sidecar in this process, fed by `ads`, ready (listener, routes and clusters arrived). */
 export async function startFedSidecar(ads: ScriptedAds, over: Partial<SidecarOptions> & { clock?: Clock } = {}): Promise<Sidecar> {
   const sc = await Sidecar.start({
     xdsServer: ads.target, nodeId: 'scripted-test', version: 'v1',
     outboundListen: '127.0.0.1:0', inboundListen: '127.0.0.1:0', advertiseAddress: '127.0.0.1', adminListen: '127.0.0.1:0',
-    leaseTtlMs: 10_000, drainTimeoutMs: 5000, clock: new FakeClock(), log: silentLogger(), ...over,
+    leaseTtlMs: 10_000, drainTimeoutMs: 5000, clock: new FakeClock(), log: silentLogger(), ...testH2Engine(), ...over,
   });
   try {
     await eventually(() => (sc.ready().ok ? true : undefined), `the sidecar to be ready (${sc.ready().reason ?? ''})`);
