@@ -31,6 +31,8 @@ export class SkeinH2UpstreamRequest implements UpstreamRequest, H2StreamReceiver
   private committed = false;
   /** Response bytes the downstream took while full: consumed() once it drains. */
   private owed = 0;
+  /** The whole committed response arrived (END_STREAM on its head, DATA or trailers). */
+  private responseDone = false;
   /** The request body's end was queued (BodySink). */
   writableEnded = false;
 
@@ -43,7 +45,7 @@ export class SkeinH2UpstreamRequest implements UpstreamRequest, H2StreamReceiver
 
   private get live(): boolean { return this.router.isLive(this); }
 
-  get responseEnded(): boolean { const s = this.stream; return s !== undefined && (s.remoteEnded || s.closed); }
+  get responseEnded(): boolean { const s = this.stream; return s !== undefined && (this.responseDone || s.closed); }
 
   onPoolStream(err: MeshError | null, s?: H2Stream): void {
     if (!this.live) { if (s !== undefined) s.conn.reset(s, H2_ERROR.CANCEL); return; }
@@ -89,6 +91,7 @@ export class SkeinH2UpstreamRequest implements UpstreamRequest, H2StreamReceiver
     const bag = headerBag(headers);
     if (!this.router.onUpstreamHeaders(bag[':status'] as number, bag, endStream)) return;
     this.committed = true;
+    if (endStream) this.responseEnd(s);
   }
 
   onH2Data(s: H2Stream, data: Buffer, endStream: boolean): void {
@@ -97,19 +100,34 @@ export class SkeinH2UpstreamRequest implements UpstreamRequest, H2StreamReceiver
     const down = this.router.down;
     down.activity++;
     const w = down.writable;
-    if (w.destroyed || w.writableEnded) { s.conn.consumed(s, n); return; }
-    if (n > 0) {
-      if (w.write(data)) s.conn.consumed(s, n);
-      else { this.owed += n; down.watchDrain(); }
+    if (w.destroyed || w.writableEnded) s.conn.consumed(s, n);
+    else {
+      if (n > 0) {
+        if (w.write(data)) s.conn.consumed(s, n);
+        else { this.owed += n; down.watchDrain(); }
+      }
+      if (endStream) w.end();
     }
-    if (endStream) w.end();
+    if (endStream) this.responseEnd(s);
   }
 
-  onH2Trailers(_s: H2Stream, trailers: string[]): void {
+  onH2Trailers(s: H2Stream, trailers: string[]): void {
     if (!this.committed || !this.live) return;
     this.router.onUpstreamTrailers(headerBag(trailers));
     const w = this.router.down.writable;
     if (!w.destroyed && !w.writableEnded) w.end();
+    this.responseEnd(s);
+  }
+
+  /**
+   * The whole response is here. If the request is not (the upstream answered before the body
+   * ended, as a gRPC server that fails a call early), the stream would stay half-closed until
+   * the body ends, and a caller that leaves would hold it: as Envoy, reset it (CANCEL); the
+   * close then completes the attempt (onH2Close).
+   */
+  private responseEnd(s: H2Stream): void {
+    this.responseDone = true;
+    if (!s.closed && !s.endQueued && !s.localEnded) s.conn.reset(s, H2_ERROR.CANCEL);
   }
 
   onH2Writable(): void { if (this.live) this.router.onSinkDrain(); }
@@ -118,7 +136,7 @@ export class SkeinH2UpstreamRequest implements UpstreamRequest, H2StreamReceiver
     // An attempt abandoned for a retry or a timeout was already accounted for.
     if (!this.live) return;
     const r = this.router;
-    if (code === H2_ERROR.NO_ERROR && this.committed) { r.onUpstreamComplete(false); return; }
+    if (this.committed && (code === H2_ERROR.NO_ERROR || this.responseDone)) { r.onUpstreamComplete(false); return; }
     r.onUpstreamReset(retryable, true, code,
       retryable ? 'the upstream refused the stream' : code === H2_ERROR.NO_ERROR ? 'the upstream closed the stream without a response' : `the upstream reset the stream (code ${code})`);
   }

@@ -3,7 +3,8 @@
  * SKEIN_TEST_H2_ENGINE says), so every run covers it: a sidecar in this process fed by a scripted
  * ADS server, a Node http2 client in front and a REAL Node http2 server behind. Unary with
  * trailers, 1 MiB each way on one stream (many 64 KiB windows, relayed as the peer accepts),
- * a client's cancel reaching the upstream, a retry after the upstream reset the first attempt,
+ * a client's cancel reaching the upstream, a response complete before the request body (the
+ * attempt ends with it), a retry after the upstream reset the first attempt,
  * and the engine's counters in /stats.
  */
 import { after, before, describe, test } from 'node:test';
@@ -13,7 +14,9 @@ import * as http2 from 'node:http2';
 import { systemClock } from '../../../shared/src/clock';
 import { TYPE_URLS } from '../../../shared/src/xds/protos';
 import type { Sidecar } from '../../../sidecar/src/sidecar';
-import { outboundListener, routeConfig, ScriptedAds, startFedSidecar, staticCluster } from '../../support/scripted-ads';
+import { serveH2 } from '../../support/h2-endpoint';
+import type { H2TestServer } from '../../support/h2-endpoint';
+import { outboundListener, ScriptedAds, startFedSidecar, staticCluster } from '../../support/scripted-ads';
 import { h2Upstream } from '../../support/upstreams';
 import type { H2UpstreamServer } from '../../support/upstreams';
 import { until } from '../../support/until';
@@ -59,6 +62,7 @@ function call(client: http2.ClientHttp2Session, path: string, body?: Buffer): Pr
 describe('--h2-engine skein: the upstream HTTP/2 connections on skein\'s engine', () => {
   let ads: ScriptedAds;
   let up: H2UpstreamServer;
+  let early: H2TestServer;
   let sc: Sidecar;
   let client: http2.ClientHttp2Session;
   /** Upstream streams of /hang, and whether each was closed by the proxy's cancel. */
@@ -95,8 +99,20 @@ describe('--h2-engine skein: the upstream HTTP/2 connections on skein\'s engine'
       }
     });
     ads.set(LDS, [outboundListener('rc')]);
-    ads.set(RDS, [routeConfig('rc', DOMAIN, { cluster: 'up', retry_policy: { retry_on: 'reset', num_retries: { value: 2 } } })]);
-    ads.set(CDS, [staticCluster('up', [{ address: '127.0.0.1', port: up.port }], { h2: true })]);
+    // /early: skein's engine as the upstream server, which (unlike Node's) does not reset a
+    // stream whose response it ended before the request ended: a message, then trailers, at once.
+    early = await serveH2((r) => {
+      r.onRequest = (s) => {
+        r.conn.respond(s, [':status', '200', 'content-type', 'application/grpc'], false);
+        r.conn.write(s, Buffer.from([0, 0, 0, 0, 0]));
+        r.conn.end(s, ['grpc-status', '3', 'grpc-message', 'early']);
+      };
+    });
+    ads.set(RDS, [{ name: 'rc', virtual_hosts: [{ name: DOMAIN, domains: [DOMAIN], routes: [
+      { name: 'early', match: { prefix: '/early' }, route: { cluster: 'early' } },
+      { name: 'all', match: { prefix: '/' }, route: { cluster: 'up', retry_policy: { retry_on: 'reset', num_retries: { value: 2 } } } },
+    ] }] }]);
+    ads.set(CDS, [staticCluster('up', [{ address: '127.0.0.1', port: up.port }], { h2: true }), staticCluster('early', [{ address: '127.0.0.1', port: early.port }], { h2: true })]);
     // The real clock: the retry's backoff runs on it.
     sc = await startFedSidecar(ads, { h2Engine: 'skein', clock: systemClock });
     client = http2.connect(`http://${sc.addresses()['outbound']!}`);
@@ -107,6 +123,7 @@ describe('--h2-engine skein: the upstream HTTP/2 connections on skein\'s engine'
     await sc?.drain();
     ads?.close();
     await up?.close();
+    await early?.close();
   });
 
   test('a unary call: response head, body and trailers pass through', async () => {
@@ -139,6 +156,24 @@ describe('--h2-engine skein: the upstream HTTP/2 connections on skein\'s engine'
     assert.equal(upStream.rstCode, NGHTTP2_CANCEL);
   });
 
+  test('a response complete before the request body ended completes the attempt, while the caller still sends', async () => {
+    const req = client.request({ ':method': 'POST', ':path': '/early', ':authority': DOMAIN, 'content-type': 'application/grpc', te: 'trailers' });
+    req.on('error', () => undefined);
+    req.write(Buffer.from([0, 0, 0, 1, 0]));
+    const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve) => req.once('trailers', resolve));
+    assert.equal(trailers['grpc-status'], '3');
+    const active = async (): Promise<number> => {
+      const clusters = await (await fetch(`http://${sc.addresses()['admin']}/clusters`)).json() as { name: string; hosts: { activeRequests: number }[] }[];
+      return clusters.find((c) => c.name === 'early')!.hosts[0]!.activeRequests;
+    };
+    let n = -1;
+    for (let i = 0; i < 200 && (n = await active()) !== 0; i++) await new Promise((r) => setTimeout(r, 25));
+    assert.equal(n, 0, 'the attempt ended with the response, not with the caller');
+    const upLog = [...early.recorders[0]!.logs.values()][0]!;
+    assert.equal(upLog.closeCode, NGHTTP2_CANCEL, 'the proxy reset the upstream stream it no longer needs');
+    req.close();
+  });
+
   test('an upstream reset before the response is retried (retry_on reset), and the retry answers', async () => {
     const r = await call(client, '/flaky');
     assert.equal(r.status, 200);
@@ -149,7 +184,7 @@ describe('--h2-engine skein: the upstream HTTP/2 connections on skein\'s engine'
 
   test('/stats shows the engine\'s counters as h2.upstream.*', async () => {
     const stats = await (await fetch(`http://${sc.addresses()['admin']}/stats?filter=h2.upstream.`)).json() as { counters: Record<string, number> };
-    assert.ok((stats.counters['h2.upstream.streams_opened'] ?? 0) >= 4, JSON.stringify(stats.counters));
+    assert.ok((stats.counters['h2.upstream.streams_opened'] ?? 0) >= 5, JSON.stringify(stats.counters));
     assert.ok((stats.counters['h2.upstream.rst_received'] ?? 0) >= 1, 'the flaky upstream\'s reset was counted');
     assert.ok((stats.counters['h2.upstream.rst_sent'] ?? 0) >= 1, 'the cancel was passed on as RST_STREAM');
   });
