@@ -13,6 +13,7 @@ import { loadAdsServiceDefinition, TYPE_URLS } from '../../shared/src/xds/protos
 import { Sidecar } from '../../sidecar/src/sidecar';
 import type { SidecarOptions } from '../../sidecar/src/sidecar';
 import { eventually } from './ads-client';
+import { testH2Engine } from './h2-engine';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Doc = Record<string, any>;
@@ -112,14 +113,6 @@ export function staticCluster(name: string, hosts: { address: string; port: numb
       ...(opts.common ? { common_http_protocol_options: opts.common } : {}),
     } },
   };
-}
-
-/** $SKEIN_TEST_H2_ENGINE (node or skein) as a Sidecar option: a whole test run on one engine. */
-export function testH2Engine(): { h2Engine?: 'node' | 'skein' } {
-  const e = process.env['SKEIN_TEST_H2_ENGINE'];
-  if (e === undefined || e === '') return {};
-  if (e !== 'node' && e !== 'skein') throw new Error(`SKEIN_TEST_H2_ENGINE: must be node or skein, got "${e}"`);
-  return { h2Engine: e };
 }
 
 /** A client-side sidecar in this process, fed by `ads`, ready (listener, routes and clusters arrived). */
