@@ -75,14 +75,14 @@ export abstract class PoolClient<H, O, S> {
 
   /**
    * Opens a stream; the caller (pool) has checked `state === 'READY'`. Throws what the engine
-   * throws; undefined when the engine has no slot after all (the peer lowered its limit): the
-   * client is then BUSY until peerSettings says otherwise.
+   * throws; undefined when the engine has no slot after all: the peer lowered its limit (the
+   * client is then BUSY until peerSettings says otherwise), or the engine can open no more
+   * streams at all (open() drained the client).
    */
   newStream(headers: H, options: O): S | undefined {
     const stream = this.open(headers, options);
     if (stream === undefined) {
-      this.limit = this.active;
-      this.state = 'BUSY';
+      if (this.state === 'READY') { this.limit = this.active; this.state = 'BUSY'; }
       return undefined;
     }
     this.streamsTotal++;

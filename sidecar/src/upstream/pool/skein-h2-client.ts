@@ -54,7 +54,13 @@ export class SkeinH2Client extends PoolClient<SkeinHead, boolean, H2Stream> impl
     this.conn = new H2Connection(socket, { role: 'client', handler: this, stats: engine.stats, clock: cfg.clock, ...(engine.limits !== undefined ? { limits: engine.limits } : {}) });
   }
 
-  protected open(head: SkeinHead, endStream: boolean): H2Stream | undefined { return this.conn.request(head, endStream); }
+  protected open(head: SkeinHead, endStream: boolean): H2Stream | undefined {
+    const s = this.conn.request(head, endStream);
+    // Not for the peer's stream limit: the connection can open no more (stream ids used up, a
+    // GOAWAY either way, closed), as Node's ERR_HTTP2_OUT_OF_STREAMS. The pool goes elsewhere.
+    if (s === undefined && this.conn.activeStreams < this.conn.peerMaxConcurrentStreams) this.drain();
+    return s;
+  }
 
   protected closeTransport(): void { this.conn.goaway(); }
 
