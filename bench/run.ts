@@ -8,6 +8,9 @@
  *   tracing-1, tracing-100  a second sidecar pair (Service greeter-traced, plaintext) started with
  *            --trace-endpoint to a local OTLP/HTTP receiver (bench/otlp-sink.ts, its own process),
  *            with the mesh's trace sampling (Telemetry) at 1%, then 100%: compare with `sidecar`
+ *   skein-h2 a second sidecar pair (Service greeter-skein, plaintext) started with --h2-engine skein:
+ *            their upstream HTTP/2 connections (client -> server sidecar -> backend) on skein's own
+ *            engine, the downstream still Node's; row `sidecar (skein h2 upstream)`
  *   haproxy  h2load -> HAProxy (h2c -> h2c, one thread) -> backend
  * For each: req/s at saturation, latency p50/p99 at a fixed moderate rate, CPU µs per request of
  * each proxy process (from /proc), and proxy RSS. Writes bench/results/latest.{json,md}.
@@ -29,7 +32,7 @@ const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split
 const SAT_SECONDS = Number(args.get('duration') ?? 8);
 const RATE = Number(args.get('rate') ?? 1000); // requests/s for the latency phase
 const CONNS = 4;
-const PATHS = (args.get('paths') ?? 'direct,sidecar,tracing-1,tracing-100,mtls,resilient,haproxy').split(',');
+const PATHS = (args.get('paths') ?? 'direct,sidecar,skein-h2,tracing-1,tracing-100,mtls,resilient,haproxy').split(',');
 const TRACING = PATHS.includes('tracing-1') || PATHS.includes('tracing-100');
 /** --profile: run the sidecars under --cpu-prof; profiles land in bench/results/ (see README). */
 const PROFILE = args.has('profile') ? ['--cpu-prof', `--cpu-prof-dir=${path.join(PACKAGE_ROOT, 'bench/results')}`] : [];
@@ -91,7 +94,7 @@ async function main(): Promise<void> {
     procs.push(backend);
     const bport = backend.ready['port'] as number;
     if (PATHS.includes('direct')) results.push(await measure('direct', `http://127.0.0.1:${bport}/skein.demo.v1.Greeter/SayHello`, undefined, body, [], dir));
-    if (PATHS.includes('sidecar') || PATHS.includes('mtls') || PATHS.includes('resilient') || TRACING) {
+    if (PATHS.includes('sidecar') || PATHS.includes('mtls') || PATHS.includes('resilient') || PATHS.includes('skein-h2') || TRACING) {
       const cp = await spawnReady(process.execPath, [SKEIN, 'control-plane', '--data-dir', path.join(dir, 'cp'), '--xds-listen', '127.0.0.1:0', '--api-listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0', '--log-level', 'warn'], 'control plane');
       procs.push(cp);
       const api = cp.ready['api'] as string;
@@ -118,6 +121,18 @@ async function main(): Promise<void> {
         return file;
       };
       const common = ['--xds', cp.ready['xds'] as string, '--xds-ca-file', cp.ready['trustBundleFile'] as string, '--log-level', 'warn', '--admin-listen', '127.0.0.1:0'];
+      /** Another sidecar pair for Service `service` (plaintext; applied with `docs`), `extra` flags on both, so other rows keep their own. */
+      const startPair = async (service: string, extra: string[], docs: unknown[] = []): Promise<{ url: string; authority: string; sidecars: { name: string; pid: number }[]; procs: Proc[] }> => {
+        await apply([{ apiVersion: 'skein.dev/v1alpha1', kind: 'Service', metadata: { name: service }, spec: { ports: [{ name: 'grpc', port: 50051 }], mtls: 'DISABLE' } }, ...docs]);
+        const pServer = await spawnReady(process.execPath, [...PROFILE, SKEIN, 'sidecar', ...common, ...extra, '--token-file', await tokenFile(service, service), '--node-id', `bench-${service}-server`, '--service', service, '--app', `127.0.0.1:${bport}`, '--inbound-listen', '127.0.0.1:0', '--outbound-listen', '127.0.0.1:0'], `${service} server sidecar`);
+        const pClient = await spawnReady(process.execPath, [...PROFILE, SKEIN, 'sidecar', ...common, ...extra, '--token-file', await tokenFile(`bench-${service}-client`, `bench-${service}-client`), '--service-account', `bench-${service}-client`, '--node-id', `bench-${service}-client`, '--outbound-listen', '127.0.0.1:0'], `${service} client sidecar`);
+        procs.push(pServer, pClient);
+        await waitRoutable(pClient.ready['outbound'] as string, `${service}:50051`);
+        return {
+          url: `http://${pClient.ready['outbound'] as string}/skein.demo.v1.Greeter/SayHello`, authority: `${service}:50051`,
+          sidecars: [{ name: 'client sidecar', pid: pClient.pid }, { name: 'server sidecar', pid: pServer.pid }], procs: [pClient, pServer],
+        };
+      };
       const server = await spawnReady(process.execPath, [...PROFILE, SKEIN, 'sidecar', ...common, '--token-file', await tokenFile('greeter', 'greeter'), '--node-id', 'bench-server', '--service', 'greeter', '--app', `127.0.0.1:${bport}`, '--inbound-listen', '127.0.0.1:0', '--outbound-listen', '127.0.0.1:0'], 'server sidecar');
       procs.push(server);
       const client = await spawnReady(process.execPath, [...PROFILE, SKEIN, 'sidecar', ...common, '--token-file', await tokenFile('bench-client', 'bench-client'), '--service-account', 'bench-client', '--node-id', 'bench-client', '--outbound-listen', '127.0.0.1:0'], 'client sidecar');
@@ -126,20 +141,18 @@ async function main(): Promise<void> {
       const sidecars = [{ name: 'client sidecar', pid: client.pid }, { name: 'server sidecar', pid: server.pid }];
       const url = `http://${client.ready['outbound'] as string}/skein.demo.v1.Greeter/SayHello`;
       if (PATHS.includes('sidecar')) results.push(await measure('sidecar', url, 'greeter:50051', body, sidecars, dir));
+      if (PATHS.includes('skein-h2')) {
+        const pair = await startPair('greeter-skein', ['--h2-engine', 'skein']);
+        results.push(await measure('sidecar (skein h2 upstream)', pair.url, pair.authority, body, pair.sidecars, dir));
+        for (const p of pair.procs) await p.stop();
+      }
       if (TRACING) {
         // Another pair for another Service, so the rows above and below keep running untraced.
         const sink = await spawnReady(process.execPath, [OTLP_SINK], 'OTLP receiver');
         procs.push(sink);
-        const traced = { apiVersion: 'skein.dev/v1alpha1', kind: 'Service', metadata: { name: 'greeter-traced' }, spec: { ports: [{ name: 'grpc', port: 50051 }], mtls: 'DISABLE' } };
         const telemetry = (samplingPercent: number) => ({ apiVersion: 'skein.dev/v1alpha1', kind: 'Telemetry', metadata: { name: 'mesh' }, spec: { tracing: { samplingPercent } } });
-        await apply([traced, telemetry(1)]);
-        const trace = ['--trace-endpoint', sink.ready['url'] as string];
-        const tServer = await spawnReady(process.execPath, [...PROFILE, SKEIN, 'sidecar', ...common, ...trace, '--token-file', await tokenFile('greeter-traced', 'greeter-traced'), '--node-id', 'bench-traced-server', '--service', 'greeter-traced', '--app', `127.0.0.1:${bport}`, '--inbound-listen', '127.0.0.1:0', '--outbound-listen', '127.0.0.1:0'], 'traced server sidecar');
-        const tClient = await spawnReady(process.execPath, [...PROFILE, SKEIN, 'sidecar', ...common, ...trace, '--token-file', await tokenFile('bench-traced-client', 'bench-traced-client'), '--service-account', 'bench-traced-client', '--node-id', 'bench-traced-client', '--outbound-listen', '127.0.0.1:0'], 'traced client sidecar');
-        procs.push(tServer, tClient);
-        await waitRoutable(tClient.ready['outbound'] as string, 'greeter-traced:50051');
-        const tUrl = `http://${tClient.ready['outbound'] as string}/skein.demo.v1.Greeter/SayHello`;
-        const tSidecars = [{ name: 'client sidecar', pid: tClient.pid }, { name: 'server sidecar', pid: tServer.pid }];
+        const traced = await startPair('greeter-traced', ['--trace-endpoint', sink.ready['url'] as string], [telemetry(1)]);
+        const { url: tUrl, sidecars: tSidecars } = traced;
         const spans = async (): Promise<string> => {
           // The receiver may still be decoding a backlog of batches (100%): ask a few times.
           let last = '';
@@ -155,13 +168,13 @@ async function main(): Promise<void> {
         }
         if (PATHS.includes('tracing-100')) {
           const revision = await apply([telemetry(100)]);
-          await waitSynced(api, 'bench-traced-client', revision);
-          await waitSynced(api, 'bench-traced-server', revision);
+          await waitSynced(api, 'bench-greeter-traced-client', revision);
+          await waitSynced(api, 'bench-greeter-traced-server', revision);
           results.push(await measure('sidecar + tracing 100%', tUrl, 'greeter-traced:50051', body, tSidecars, dir));
           process.stderr.write(`bench: the OTLP receiver has ${await spans()} spans\n`);
         }
         await apply([telemetry(1)]);
-        for (const p of [tClient, tServer]) await p.stop();
+        for (const p of traced.procs) await p.stop();
       }
       const strict = await apply([svc('STRICT')]);
       await waitSynced(api, 'bench-client', strict);

@@ -38,6 +38,11 @@ export interface SidecarProcessOptions {
   appProtocol?: 'grpc' | 'http';
   logLevel?: string;
   extraArgs?: string[];
+  /**
+   * --h2-engine. Default: $SKEIN_TEST_H2_ENGINE when set (a whole test run on one engine, e.g.
+   * SKEIN_TEST_H2_ENGINE=skein node test/run.mjs e2e), else the sidecar's own default.
+   */
+  h2Engine?: 'node' | 'skein';
   /** Node options before the script, e.g. ['--expose-gc'] (tests that measure memory). */
   nodeArgs?: string[];
   killAfterMs?: number;
@@ -52,7 +57,7 @@ export async function startSidecarProcess(o: SidecarProcessOptions): Promise<Sid
   const args = [...(o.nodeArgs ?? []), SKEIN_MAIN, 'sidecar', '--xds', o.xds, ...identity, '--node-id', o.nodeId, '--outbound-listen', '127.0.0.1:0',
     '--admin-listen', '127.0.0.1:0', '--log-level', o.logLevel ?? 'warn',
     ...(o.service ? ['--service', o.service, '--app', o.app!, '--inbound-listen', '127.0.0.1:0', '--version', o.version ?? 'v1'] : []),
-    ...(o.appProtocol ? ['--app-protocol', o.appProtocol] : []), ...(o.extraArgs ?? [])];
+    ...(o.appProtocol ? ['--app-protocol', o.appProtocol] : []), ...h2EngineArgs(o.h2Engine), ...(o.extraArgs ?? [])];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-200_000); });
@@ -78,4 +83,10 @@ export async function startSidecarProcess(o: SidecarProcessOptions): Promise<Sid
       });
     });
   });
+}
+
+/** The --h2-engine arguments for a sidecar: `engine`, else $SKEIN_TEST_H2_ENGINE, else none (the sidecar's default). */
+export function h2EngineArgs(engine?: string): string[] {
+  const e = engine ?? process.env['SKEIN_TEST_H2_ENGINE'];
+  return e === undefined || e === '' ? [] : ['--h2-engine', e];
 }

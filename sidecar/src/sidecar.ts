@@ -41,6 +41,8 @@ import { RateLimitedLog } from './runtime/rate-limited-log';
 import type { FilterEnv } from './filters/registry';
 import { SKEIN_VERSION } from '../../shared/src/paths';
 import type { DownstreamSettings } from './http/downstream-settings';
+import { H2Stats } from './h2/limits';
+import type { SkeinH2Engine } from './upstream/pool/skein-h2-client';
 
 /** Where the sidecar's workload identity comes from (sidecar/src/identity/workload-identity.ts). */
 export interface SidecarIdentityOptions {
@@ -100,6 +102,12 @@ export interface SidecarOptions {
   statsReportIntervalMs?: number;
   /** Spans to an OTLP collector (tracing/tracer.ts); default: off. Sampling comes over xDS. */
   tracing?: TracingSettings;
+  /**
+   * The HTTP/2 engine of the proxied path (--h2-engine). 'node' (default): Node's http2 both
+   * ways. 'skein': the upstream HTTP/2 connections (to the app and to peer sidecars) use skein's
+   * own engine (sidecar/src/h2/), its counters in /stats as h2.upstream.*; downstream stays Node's.
+   */
+  h2Engine?: 'node' | 'skein';
   clock?: Clock;
   log: Logger;
 }
@@ -148,9 +156,12 @@ export class Sidecar {
   private readonly xdsUpdatedAt = new Map<string, number>();
   private readonly xdsNacks = new Map<string, number>();
   private readonly tracer: SidecarTracer | undefined;
+  /** --h2-engine skein: what every upstream H2Connection shares (its counters); undefined on Node's engine. */
+  private readonly h2Upstream: SkeinH2Engine | undefined;
 
   private constructor(private readonly opts: SidecarOptions) {
     this.clock = opts.clock ?? systemClock;
+    this.h2Upstream = opts.h2Engine === 'skein' ? { stats: new H2Stats() } : undefined;
     this.accessLog = opts.accessLog === undefined ? undefined : new AccessLog(opts.accessLog);
     this.requestMetrics = new RequestMetrics(opts.metricsBuckets ?? DEFAULT_BUCKETS_MS, { service: opts.service ?? '', version: opts.version });
     this.stats = new Stats({ clock: this.clock, ...(opts.statsRetentionMs !== undefined ? { retentionMs: opts.statsRetentionMs } : {}) });
@@ -342,7 +353,7 @@ export class Sidecar {
     const o = this.opts;
     const [host, port] = [o.app!.slice(0, o.app!.lastIndexOf(':')), Number(o.app!.slice(o.app!.lastIndexOf(':') + 1))];
     if (!host || !Number.isInteger(port) || port < 1 || port > 65535) throw new MeshError(ErrorCodes.VALIDATION, `--app: "${o.app}" must be host:port`);
-    const cluster = new Cluster({ name: 'skein.inbound', edsServiceName: 'skein.inbound', lbPolicy: 'round_robin', connectTimeoutMs: 1000, protocol: o.appProtocol === 'http' ? 'h1' : 'h2' } as ClusterConfig, this.clock, { stats: this.stats, log: o.log });
+    const cluster = new Cluster({ name: 'skein.inbound', edsServiceName: 'skein.inbound', lbPolicy: 'round_robin', connectTimeoutMs: 1000, protocol: o.appProtocol === 'http' ? 'h1' : 'h2' } as ClusterConfig, this.clock, { stats: this.stats, log: o.log, ...this.h2Env() });
     cluster.updateEndpoints([{ address: host, port, weight: 1, zone: '', health: 'HEALTHY' }]);
     cluster.stats = new ClusterStats(this.stats, 'skein.inbound');
     const settings = o.appHealth ?? DEFAULT_APP_HEALTH;
@@ -418,7 +429,7 @@ export class Sidecar {
         let c = this.clusters.get(name);
         if (c) c.updateConfig(cfg);
         else {
-          c = new Cluster(cfg, this.clock, { stats: this.stats, log: this.opts.log, ...(this.meshTls !== undefined ? { tls: this.meshTls } : {}) });
+          c = new Cluster(cfg, this.clock, { stats: this.stats, log: this.opts.log, ...(this.meshTls !== undefined ? { tls: this.meshTls } : {}), ...this.h2Env() });
           c.stats = new ClusterStats(this.stats, name);
           this.clusters.set(name, c);
         }
@@ -520,6 +531,16 @@ export class Sidecar {
     }
   }
 
+  /** The clusters' engine option: skein's for --h2-engine skein, else none (Node's). */
+  private h2Env(): { h2?: SkeinH2Engine } { return this.h2Upstream === undefined ? {} : { h2: this.h2Upstream }; }
+
+  /** `h2.upstream.<counter>`: the skein engine's counters over every upstream connection (H2Stats), copied when /stats is read. */
+  refreshH2Stats(): void {
+    const h2 = this.h2Upstream;
+    if (h2 === undefined) return;
+    for (const [k, v] of Object.entries(h2.stats) as [string, number][]) this.stats.counter(`h2.upstream.${snakeCase(k)}`).value = v;
+  }
+
   private async startAdmin(): Promise<void> {
     this.admin = new AdminServer({
       ready: () => this.ready(),
@@ -531,7 +552,7 @@ export class Sidecar {
       })),
       stats: this.stats,
       memory: () => ({ clusters: this.clusters.size, routes: this.liveRoutes.size, statScopes: this.stats.scopeCount, statScopesRetained: this.stats.retainedCount }),
-      beforeStats: () => { this.refreshConnectionGauges(); this.refreshIdentityGauges(); },
+      beforeStats: () => { this.refreshConnectionGauges(); this.refreshIdentityGauges(); this.refreshH2Stats(); },
       metrics: sidecarMetrics({
         requests: this.requestMetrics, stats: this.stats,
         xds: { versions: () => (this.xds?.state() ?? []).map((t) => [t.typeUrl, t.version] as [string, string]), lastUpdates: () => this.xdsUpdatedAt, nacks: () => this.xdsNacks },
@@ -545,3 +566,5 @@ export class Sidecar {
     this.bound['admin'] = `${l.slice(0, i)}:${port}`;
   }
 }
+
+function snakeCase(camel: string): string { return camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`); }

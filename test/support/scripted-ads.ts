@@ -13,6 +13,7 @@ import { loadAdsServiceDefinition, TYPE_URLS } from '../../shared/src/xds/protos
 import { Sidecar } from '../../sidecar/src/sidecar';
 import type { SidecarOptions } from '../../sidecar/src/sidecar';
 import { eventually } from './ads-client';
+import { testH2Engine } from './h2-engine';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Doc = Record<string, any>;
@@ -119,7 +120,7 @@ export async function startFedSidecar(ads: ScriptedAds, over: Partial<SidecarOpt
   const sc = await Sidecar.start({
     xdsServer: ads.target, nodeId: 'scripted-test', version: 'v1',
     outboundListen: '127.0.0.1:0', inboundListen: '127.0.0.1:0', advertiseAddress: '127.0.0.1', adminListen: '127.0.0.1:0',
-    leaseTtlMs: 10_000, drainTimeoutMs: 5000, clock: new FakeClock(), log: silentLogger(), ...over,
+    leaseTtlMs: 10_000, drainTimeoutMs: 5000, clock: new FakeClock(), log: silentLogger(), ...testH2Engine(), ...over,
   });
   try {
     await eventually(() => (sc.ready().ok ? true : undefined), `the sidecar to be ready (${sc.ready().reason ?? ''})`);

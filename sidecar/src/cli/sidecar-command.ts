@@ -45,6 +45,7 @@ export const sidecar: Command = {
       { name: 'drain-timeout', type: 'string', value: 'DURATION', default: '20s', help: 'on SIGTERM, how long in-flight requests may take to finish' },
       { name: 'regex-max-program-size', type: 'string', value: 'N', default: String(MAX_RE2_PROGRAM_SIZE), help: 'the largest RE2 program a route regex may compile to (Envoy\'s max_program_size); a route over it is NACKed (1 to 100000)' },
       { name: 'retry-buffer-bytes', type: 'string', value: 'BYTES', default: '65536', help: 'request-body bytes kept for retries; a larger body is never retried (0: only bodiless requests are retried)' },
+      { name: 'h2-engine', type: 'string', value: 'ENGINE', default: 'node', help: 'the HTTP/2 engine of the proxied path: node (Node\'s http2) or skein (skein\'s own; so far the upstream connections, sidecar -> app and -> peer sidecars; downstream stays Node\'s). Its counters are h2.upstream.* in /stats' },
       { name: 'stats-retention', type: 'string', value: 'DURATION', default: '60s', help: 'how long the stats of a cluster or route removed from the config stay in /stats before they are dropped (0s: at once; at most 24h)' },
       ...DOWNSTREAM_FLAGS.map((f) => ({ ...f, type: 'string' as const })),
       { name: 'access-log', type: 'string', value: 'FILE', help: 'JSON access log, one line per request of either listener: a file, or - for standard output (default: off)' },
@@ -77,6 +78,8 @@ export const sidecar: Command = {
     if (service !== undefined && app === undefined) throw new MeshError(ErrorCodes.VALIDATION, '--app is required with --service: the local app address, e.g. 127.0.0.1:8080');
     const appProtocol = str(p, 'app-protocol');
     if (appProtocol !== 'grpc' && appProtocol !== 'http') throw new MeshError(ErrorCodes.VALIDATION, `--app-protocol: must be grpc or http, got "${appProtocol}"`);
+    const h2Engine = str(p, 'h2-engine');
+    if (h2Engine !== 'node' && h2Engine !== 'skein') throw new MeshError(ErrorCodes.VALIDATION, `--h2-engine: must be node or skein, got "${h2Engine}"`);
     const dur = (name: string) => {
       const v = parseDuration(str(p, name));
       if (typeof v !== 'number') throw new MeshError(ErrorCodes.VALIDATION, `--${name}: ${v.error}`);
@@ -119,7 +122,7 @@ export const sidecar: Command = {
       ...(service !== undefined ? { service, app: app!, appProtocol, appHealth } : {}),
       version: str(p, 'version'), outboundListen: str(p, 'outbound-listen'), inboundListen: optStr(p, 'inbound-listen') ?? `${advertiseHost(str(p, 'advertise-address'))}:15006`,
       advertiseAddress: str(p, 'advertise-address'), adminListen: str(p, 'admin-listen'),
-      leaseTtlMs: dur('lease-ttl'), drainTimeoutMs: dur('drain-timeout'), retryBufferBytes: retryBuffer, statsRetentionMs, downstream, log,
+      leaseTtlMs: dur('lease-ttl'), drainTimeoutMs: dur('drain-timeout'), retryBufferBytes: retryBuffer, statsRetentionMs, downstream, log, h2Engine,
       ...(insecure ? {} : { statsReportIntervalMs }),
       ...(accessLogFile === undefined ? {} : { accessLog: { destination: accessLogFile, sampleRatio: sample } }),
       ...(buckets === undefined ? {} : { metricsBuckets: buckets }),

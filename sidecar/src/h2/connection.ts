@@ -64,6 +64,8 @@ export interface H2Handler {
   onGoaway(lastStreamId: number, code: number): void;
   /** Client: a stream slot opened after request() returned undefined for lack of one. */
   onCapacity(): void;
+  /** The peer's SETTINGS (not an ACK) were applied: a pool reads peerMaxConcurrentStreams here (optional). */
+  onSettings?(): void;
   /** The connection is gone (`err`: the connection error that ended it, ours or the peer's GOAWAY code, or the socket's). */
   onClose(err: Error | undefined): void;
 }
@@ -481,6 +483,7 @@ export class H2Connection implements FrameHandler {
     }
     this.out.push(settingsAckFrame());
     this.scheduleFlush();
+    this.handler.onSettings?.();
     if (wasFull) this.offerCapacity(); // after every value applied (offerCapacity checks canOpen)
   }
 

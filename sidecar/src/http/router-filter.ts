@@ -42,7 +42,7 @@ import { BreakerOpenError } from '../upstream/resources';
 import type { LocalReply } from './local-reply';
 import { HOP_BY_HOP, downstreamHeaders } from './proxy-headers';
 import { newUpstreamRequest } from './upstream-request';
-import type { RouterFilterInterface, UpstreamRequest } from './upstream-request';
+import type { BodySink, RouterFilterInterface, UpstreamRequest } from './upstream-request';
 
 const { NGHTTP2_CANCEL } = http2.constants;
 
@@ -61,7 +61,7 @@ export class RouterFilter implements RouterFilterInterface {
   private bufBytes = 0;
   private replayable = true;
   /** Where the current attempt's request body goes (set once its stream exists). */
-  private sink: import('node:stream').Writable | undefined;
+  private sink: BodySink | undefined;
 
   /** Attempts started (1 = the first try). */
   attempt = 0;
@@ -241,7 +241,7 @@ export class RouterFilter implements RouterFilterInterface {
   }
 
   /** The attempt's stream exists: the request body goes to `sink` (undefined: no body). */
-  onUpstreamStream(sink: import('node:stream').Writable | undefined): void {
+  onUpstreamStream(sink: BodySink | undefined): void {
     if (sink === undefined) return;
     this.sink = sink;
     const buf = this.buf;

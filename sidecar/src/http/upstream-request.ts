@@ -5,8 +5,9 @@
  * RouterFilterInterface. It knows nothing of retries, timeouts or stats: the router filter
  * decides; Cluster.onAttemptEnd accounts.
  *
- * Two implementations, by the cluster's protocol: h2-upstream-request.ts (an HTTP/2 stream from
- * H2Pool) and h1-upstream-request.ts (an undici exchange from H1Pool). Events of an attempt the
+ * Three implementations, by the cluster's protocol and the pool's engine: h2-upstream-request.ts
+ * (a Node http2 stream from H2Pool), skein-h2-upstream-request.ts (an H2Stream of skein's engine,
+ * `--h2-engine skein`) and h1-upstream-request.ts (an undici exchange from H1Pool). Events of an attempt the
  * router has moved on from (`isLive` false) are dropped.
  */
 import type { Writable } from 'node:stream';
@@ -18,6 +19,8 @@ import type { H1Pool } from '../upstream/pool/h1-pool';
 import type { H2Pool } from '../upstream/pool/h2-pool';
 import { H1UpstreamRequest } from './h1-upstream-request';
 import { H2UpstreamRequest } from './h2-upstream-request';
+import { SkeinH2UpstreamRequest } from './skein-h2-upstream-request';
+import type { SkeinH2Pool } from '../upstream/pool/skein-h2-client';
 
 /** What the router can do to its live attempt. */
 export interface UpstreamRequest {
@@ -38,7 +41,7 @@ export interface RouterFilterInterface {
   /** The pool gave no stream (breaker, overflow, connect failure, closed pool). */
   onPoolFailure(err: MeshError | null): void;
   /** The stream exists; the request body (if any) goes to `sink`. */
-  onUpstreamStream(sink: Writable | undefined): void;
+  onUpstreamStream(sink: BodySink | undefined): void;
   /** The response head: false when the router retries or the downstream is gone (the attempt is then abandoned). */
   onUpstreamHeaders(status: number, headers: HeaderBag, endStream: boolean): boolean;
   /** A response body chunk for the attempt to push (HTTP/1.1); false: pause until resume(). */
@@ -53,6 +56,18 @@ export interface RouterFilterInterface {
   onSinkDrain(): void;
 }
 
+/**
+ * Where the router writes an attempt's request body: a Writable (Node's h2 stream, or the
+ * PassThrough undici reads), or the skein engine's attempt itself. write() false: pause the
+ * downstream until the attempt calls RouterFilterInterface.onSinkDrain.
+ */
+export interface BodySink {
+  write(chunk: Buffer): boolean;
+  end(): void;
+  readonly destroyed: boolean;
+  readonly writableEnded: boolean;
+}
+
 /** What an attempt sends: the request line and headers (the router owns the header object). */
 export interface UpstreamHead {
   readonly method: string;
@@ -65,7 +80,7 @@ export interface UpstreamHead {
 
 /** A new attempt on `host` (its load was already taken by Cluster.onAttemptStart); start() sends it. */
 export function newUpstreamRequest(router: RouterFilterInterface, cluster: Cluster, host: Host): UpstreamRequest {
-  return cluster.protocol === 'h2'
-    ? new H2UpstreamRequest(router, cluster.pool(host) as H2Pool)
-    : new H1UpstreamRequest(router, cluster.pool(host) as H1Pool);
+  if (cluster.protocol !== 'h2') return new H1UpstreamRequest(router, cluster.pool(host) as H1Pool);
+  const pool = cluster.pool(host) as H2Pool | SkeinH2Pool;
+  return pool.engine === 'skein' ? new SkeinH2UpstreamRequest(router, pool as SkeinH2Pool) : new H2UpstreamRequest(router, pool as H2Pool);
 }

@@ -5,6 +5,9 @@ import type { LoadBalancer, Picker } from './host';
 import { createLoadBalancer } from './lb/registry';
 import { DEFAULT_PANIC_THRESHOLD, routableHosts } from './host-set';
 import { H2Pool } from './pool/h2-pool';
+import type { H2PoolSettings } from './pool/h2-pool';
+import { skeinH2Pool } from './pool/skein-h2-client';
+import type { SkeinH2Engine, SkeinH2Pool } from './pool/skein-h2-client';
 import { H1Pool } from './pool/h1-pool';
 import type { ClusterConfig, UpstreamTlsConfig } from './cluster-config';
 import type { UpstreamTlsSource } from './upstream-tls';
@@ -43,7 +46,7 @@ export class Cluster {
   /** Replaced whole by updateEndpoints, never mutated; NO_HOSTS while there are none. */
   private hosts: ReadonlyMap<string, Host> = NO_HOSTS;
   /** One pool per host that has carried a request; the map is made with the first one. */
-  private pools: Map<string, H2Pool | H1Pool> | undefined;
+  private pools: Map<string, H2Pool | SkeinH2Pool | H1Pool> | undefined;
   private lb: LoadBalancer;
   /** Set by the owner when stats are wanted (the sidecar always does). */
   stats: ClusterStats | undefined;
@@ -58,9 +61,10 @@ export class Cluster {
 
   /**
    * `env`: where outlier detection and health checks log and count (without it they are off),
-   * and `tls`, the workload's mTLS for hosts with a sidecar (without it they get plaintext).
+   * `tls`, the workload's mTLS for hosts with a sidecar (without it they get plaintext), and
+   * `h2`: HTTP/2 hosts get skein's own engine (`--h2-engine skein`) instead of Node's.
    */
-  constructor(public config: ClusterConfig, private readonly clock: Clock, private readonly env?: { stats: Stats; log: Logger; tls?: UpstreamTlsSource }) {
+  constructor(public config: ClusterConfig, private readonly clock: Clock, private readonly env?: { stats: Stats; log: Logger; tls?: UpstreamTlsSource; h2?: SkeinH2Engine }) {
     this.lb = createLoadBalancer(lbConfigOf(config));
     this.resources = new ResourceManager(config.name, config.circuitBreakers, env?.stats);
     this.configureResilience();
@@ -200,13 +204,16 @@ export class Cluster {
   allHosts(): Host[] { return [...this.hosts.values()]; }
 
   /** The pool for a host, created on first use. */
-  pool(host: Host): H2Pool | H1Pool {
+  pool(host: Host): H2Pool | SkeinH2Pool | H1Pool {
     let p = this.pools?.get(host.key);
     if (p === undefined) {
       const c = this.config;
       const tls = host.tls && c.tls !== undefined ? this.env?.tls?.forUpstream(c.name, c.tls, c.protocol) : undefined;
+      const target = { address: host.address, port: host.port };
+      const h2: H2PoolSettings = { connectTimeoutMs: c.connectTimeoutMs, clock: this.clock, resources: this.resources, connectionEvents: this.connectionEvents, ...(tls !== undefined ? { tls } : {}), ...(c.idleTimeoutMs !== undefined ? { idleTimeoutMs: c.idleTimeoutMs } : {}), ...(c.maxConcurrentStreams !== undefined ? { maxConcurrentStreams: c.maxConcurrentStreams } : {}), ...(c.maxRequestsPerConnection !== undefined ? { maxRequestsPerConnection: c.maxRequestsPerConnection } : {}) };
+      const engine = this.env?.h2;
       p = c.protocol === 'h2'
-        ? new H2Pool({ address: host.address, port: host.port }, { connectTimeoutMs: c.connectTimeoutMs, clock: this.clock, resources: this.resources, connectionEvents: this.connectionEvents, ...(tls !== undefined ? { tls } : {}), ...(c.idleTimeoutMs !== undefined ? { idleTimeoutMs: c.idleTimeoutMs } : {}), ...(c.maxConcurrentStreams !== undefined ? { maxConcurrentStreams: c.maxConcurrentStreams } : {}), ...(c.maxRequestsPerConnection !== undefined ? { maxRequestsPerConnection: c.maxRequestsPerConnection } : {}) })
+        ? engine !== undefined ? skeinH2Pool(target, h2, engine) : new H2Pool(target, h2) as H2Pool
         : new H1Pool({ address: host.address, port: host.port }, {
           connectTimeoutMs: c.connectTimeoutMs,
           ...(tls !== undefined ? { tls } : {}),

@@ -18,3 +18,9 @@ test('a --stats-report-interval the sidecar cannot honour is refused, naming the
     assert.match(r.stderr, BAD_REPORT_INTERVALS[i]![1], show(r));
   });
 });
+
+test('an --h2-engine other than node or skein is refused, naming the flag', async () => {
+  const r = await skein(['sidecar', '--xds-insecure', '--admin-listen', '127.0.0.1:0', '--outbound-listen', '127.0.0.1:0', '--h2-engine', 'nghttp2']);
+  assert.equal(r.code, 1, show(r));
+  assert.match(r.stderr, /--h2-engine: must be node or skein, got "nghttp2"/, show(r));
+});

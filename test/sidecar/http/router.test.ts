@@ -28,6 +28,7 @@ import { HTTP_FILTERS } from '../../../sidecar/src/filters/registry';
 import { everyHttpFilter, httpFilterChain } from '../../../sidecar/src/pipeline';
 import type { HttpFilter } from '../../../sidecar/src/http/http-filter';
 import { LOCAL_REPLIES } from '../../../sidecar/src/http/local-reply';
+import { testClusterH2 } from '../../support/h2-engine';
 import { unlistedHttpFilters } from '../../../sidecar/src/xds/http-filter-check';
 import { DEFAULT_LIMITS, TypeSubscription } from '../../../sidecar/src/xds/type-subscription';
 import { routeType } from '../../../sidecar/src/pipeline';
@@ -87,7 +88,7 @@ async function startProxy(o: { action?: Doc; route?: Doc; cluster?: Partial<Clus
   const rc = { name: 'test', virtual_hosts: [{ name: 'svc', domains: ['svc'], routes: [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'svc', timeout: ms(0), ...o.action }, ...o.route }] }] };
   const routes = RouteTable.build(decodeAny(encodeResource(TYPE_URLS.ROUTE, rc)), HTTP_FILTERS);
   const config: ClusterConfig = { name: 'svc', type: 'STATIC', edsServiceName: 'svc', lbPolicy: 'round_robin', connectTimeoutMs: 5000, protocol: 'h2', ...o.cluster };
-  const cluster = new Cluster(config, clock, { stats, log });
+  const cluster = new Cluster(config, clock, { stats, log, ...testClusterH2() });
   cluster.stats = new ClusterStats(stats, 'svc');
   cluster.updateEndpoints(o.ports.map((port) => ({ address: '127.0.0.1', port, weight: 1, zone: '', health: 'HEALTHY' as const })));
   const cm = new ConnectionManager({ name: 'outbound', stats, policy: { trustForwardedFor: true }, clock, log, random: o.random ?? (() => 0), ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.setAttemptCount !== undefined ? { setAttemptCount: o.setAttemptCount } : {}) });
@@ -468,7 +469,7 @@ describe('fault injection and local rate limit, through the router (FakeClock)',
     const stats = new Stats({ clock });
     const rc = { name: 'test', virtual_hosts: [{ name: 'svc', domains: ['svc'], routes: [{ name: 'r', match: { prefix: '/' }, route: { cluster: 'svc', timeout: ms(timeoutMs) }, ...filters(perFilter) }] }] };
     const routes = RouteTable.build(decodeAny(encodeResource(TYPE_URLS.ROUTE, rc)), HTTP_FILTERS, clock.now());
-    const cluster = new Cluster({ name: 'svc', type: 'STATIC', edsServiceName: 'svc', lbPolicy: 'round_robin', connectTimeoutMs: 5000, protocol: 'h2' }, clock, { stats, log });
+    const cluster = new Cluster({ name: 'svc', type: 'STATIC', edsServiceName: 'svc', lbPolicy: 'round_robin', connectTimeoutMs: 5000, protocol: 'h2' }, clock, { stats, log, ...testClusterH2() });
     cluster.updateEndpoints(ports.map((port) => ({ address: '127.0.0.1', port, weight: 1, zone: '', health: 'HEALTHY' as const })));
     const cm = new ConnectionManager({ name: 'outbound', stats, policy: { trustForwardedFor: true }, clock, log, random: () => 0.5 });
     cm.snapshot = { routes, clusters: new Map([['svc', cluster]]), filters: everyHttpFilter() };

@@ -11,6 +11,11 @@
  *
  * Streams are handed back raw: the caller owns them (must listen for 'error'; reading the
  * response; flow control). REFUSED_STREAM is the router's to retry: see `isRefusedStream`.
+ *
+ * The engine under it is a PoolClient (pool-client.ts): by default Node's http2 (h2-client.ts,
+ * `H2Pool` with its default type parameters); `opts.newClient` plugs in another, as
+ * skein-h2-client.ts does for `--h2-engine skein` (the pool's head, options and stream types
+ * are then that engine's).
  */
 import type { UpstreamTlsOptions } from '../upstream-tls';
 import * as http2 from 'node:http2';
@@ -19,7 +24,7 @@ import type { Clock } from '../../../../shared/src/clock';
 import { ErrorCodes, MeshError } from '../../../../shared/src/errors';
 import type { ClientState } from './client-state';
 import { H2Client } from './h2-client';
-import type { H2ClientConfig, H2ClientEvents } from './h2-client';
+import type { H2ClientConfig, H2ClientEvents, PoolClient } from './pool-client';
 import { PendingQueue } from './pending-queue';
 import type { ConnectionEvents } from './connection-events';
 import { ConnectBackoff } from './connect-backoff';
@@ -27,7 +32,16 @@ import { overflow, poolClosed } from './pool-errors';
 import { BreakerOpenError } from '../resources';
 import type { ResourceManager } from '../resources';
 
-export interface H2PoolOptions {
+/** Makes one connection of a pool (an engine's PoolClient). */
+export type PoolClientFactory<H, O, S> = (id: number, cfg: H2ClientConfig, events: H2ClientEvents<PoolClient<H, O, S>>) => PoolClient<H, O, S>;
+
+type NodeOptions = http2.ClientSessionRequestOptions | undefined;
+
+export interface H2PoolOptions<H = http2.OutgoingHttpHeaders, O = NodeOptions, S = http2.ClientHttp2Stream> {
+  /** The engine: makes each connection. Default: Node's http2 (H2Client). */
+  newClient?: PoolClientFactory<H, O, S>;
+  /** Names the engine, for the upstream request to pick its adapter. Default 'node'. */
+  engine?: 'node' | 'skein';
   /** Time to TCP-connect and receive the peer's first SETTINGS frame. Default 5000 ms. */
   connectTimeoutMs?: number;
   /** Close a session that has had no active stream for this long. Default 0 (never). */
@@ -67,16 +81,19 @@ export interface H2PoolOptions {
   connectionEvents?: ConnectionEvents;
 }
 
+/** The pool's settings whatever its engine. */
+export type H2PoolSettings = Omit<H2PoolOptions, 'newClient' | 'engine' | 'sessionOptions'>;
+
 /** Called once per request: with a stream, or with a MeshError and no stream. */
-export type H2StreamCallback = (err: MeshError | null, stream?: http2.ClientHttp2Stream) => void;
+export type H2StreamCallback<S = http2.ClientHttp2Stream> = (err: MeshError | null, stream?: S) => void;
 
 /**
  * The same, as a method of the requesting object: the proxy path passes its per-attempt object,
  * so a request costs no closure.
  */
-export interface H2StreamReceiver { onPoolStream(err: MeshError | null, stream?: http2.ClientHttp2Stream): void }
+export interface H2StreamReceiver<S = http2.ClientHttp2Stream> { onPoolStream(err: MeshError | null, stream?: S): void }
 
-function deliver(cb: H2StreamCallback | H2StreamReceiver, err: MeshError | null, stream?: http2.ClientHttp2Stream): void {
+function deliver<S>(cb: H2StreamCallback<S> | H2StreamReceiver<S>, err: MeshError | null, stream?: S): void {
   if (typeof cb === 'function') cb(err, stream);
   else cb.onPoolStream(err, stream);
 }
@@ -108,10 +125,10 @@ export interface H2SessionInfo {
   streamsTotal: number;
 }
 
-interface PendingRequest {
-  headers: http2.OutgoingHttpHeaders;
-  options: http2.ClientSessionRequestOptions | undefined;
-  cb: H2StreamCallback | H2StreamReceiver;
+interface PendingRequest<H, O, S> {
+  headers: H;
+  options: O;
+  cb: H2StreamCallback<S> | H2StreamReceiver<S>;
 }
 
 /**
@@ -128,7 +145,8 @@ const SESSION_GONE = new Set(['ERR_HTTP2_INVALID_SESSION', 'ERR_HTTP2_GOAWAY_SES
 
 type PoolState = 'OPEN' | 'DRAINING' | 'CLOSED';
 
-export class H2Pool {
+export class H2Pool<H = http2.OutgoingHttpHeaders, O = NodeOptions, S = http2.ClientHttp2Stream> {
+  readonly engine: 'node' | 'skein';
   /** `http://host:port`. */
   readonly authority: string;
   /** `host:port`, for messages. */
@@ -137,9 +155,10 @@ export class H2Pool {
   private readonly maxSessions: number;
   private readonly maxPending: number;
   /** Every client not yet CLOSED, oldest first. */
-  private readonly clients: H2Client[] = [];
-  private readonly pending = new PendingQueue<PendingRequest>();
-  private readonly events: H2ClientEvents;
+  private readonly clients: PoolClient<H, O, S>[] = [];
+  private readonly pending = new PendingQueue<PendingRequest<H, O, S>>();
+  private readonly events: H2ClientEvents<PoolClient<H, O, S>>;
+  private readonly newClient: PoolClientFactory<H, O, S>;
   private state: PoolState = 'OPEN';
   private activeStreams = 0;
   /** Sessions whose 'close' has not fired yet (drain/close wait for 0). */
@@ -153,7 +172,10 @@ export class H2Pool {
   private readonly connectionEvents: ConnectionEvents | undefined;
   private readonly backoff: ConnectBackoff;
 
-  constructor(target: { address: string; port: number }, opts: H2PoolOptions = {}) {
+  constructor(target: { address: string; port: number }, opts: H2PoolOptions<H, O, S> = {}) {
+    this.engine = opts.engine ?? 'node';
+    // Without a factory the type parameters are their defaults (Node's): the cast only says so.
+    this.newClient = opts.newClient ?? (nodeClient as unknown as PoolClientFactory<H, O, S>);
     const host = target.address.includes(':') ? `[${target.address}]` : target.address;
     this.target = `${host}:${target.port}`;
     this.authority = `${opts.tls === undefined ? 'http' : 'https'}://${this.target}`;
@@ -161,6 +183,8 @@ export class H2Pool {
     this.cfg = {
       authority: this.authority,
       target: this.target,
+      address: target.address,
+      port: target.port,
       connectTimeoutMs: opts.connectTimeoutMs ?? 5000,
       idleTimeoutMs: opts.idleTimeoutMs ?? 0,
       streamCap,
@@ -191,7 +215,7 @@ export class H2Pool {
    * session the request waited for failed), POOL_CLOSED (after drain/close), INTERNAL
    * (`session.request` rejected the headers).
    */
-  request(headers: http2.OutgoingHttpHeaders, options: http2.ClientSessionRequestOptions | undefined, cb: H2StreamCallback | H2StreamReceiver): void {
+  request(headers: H, options: O, cb: H2StreamCallback<S> | H2StreamReceiver<S>): void {
     if (this.state !== 'OPEN') {
       deliver(cb, poolClosed(this.target));
       return;
@@ -271,7 +295,7 @@ export class H2Pool {
   // --- internals ---------------------------------------------------------------------------
 
   /** First READY session: packs streams onto the oldest sessions so spare ones go idle. */
-  private pickReady(): H2Client | undefined {
+  private pickReady(): PoolClient<H, O, S> | undefined {
     const clients = this.clients;
     for (let i = 0; i < clients.length; i++) {
       const c = clients[i]!;
@@ -280,8 +304,8 @@ export class H2Pool {
     return undefined;
   }
 
-  private dispatch(c: H2Client, headers: http2.OutgoingHttpHeaders, options: http2.ClientSessionRequestOptions | undefined, cb: H2StreamCallback | H2StreamReceiver): void {
-    let stream: http2.ClientHttp2Stream;
+  private dispatch(c: PoolClient<H, O, S>, headers: H, options: O, cb: H2StreamCallback<S> | H2StreamReceiver<S>): void {
+    let stream: S | undefined;
     try {
       stream = c.newStream(headers, options);
     } catch (err) {
@@ -295,6 +319,8 @@ export class H2Pool {
       deliver(cb, new MeshError(ErrorCodes.INTERNAL, `h2 request to ${this.target} rejected: ${msg}`, { cause: err }));
       return;
     }
+    // No slot after all (the peer lowered its limit): the client went BUSY, so this picks another or queues.
+    if (stream === undefined) { this.request(headers, options, cb); return; }
     this.activeStreams++;
     deliver(cb, null, stream);
   }
@@ -330,7 +356,7 @@ export class H2Pool {
 
   private connect(): void {
     this.resources?.connections.inc();
-    const c = new H2Client(this.nextId++, this.cfg, this.events);
+    const c = this.newClient(this.nextId++, this.cfg, this.events);
     this.clients.push(c);
     this.openSessions++;
     this.connectsTotal++;
@@ -353,18 +379,18 @@ export class H2Pool {
     return false;
   }
 
-  private onReady(c: H2Client): void {
+  private onReady(c: PoolClient<H, O, S>): void {
     this.backoff.succeeded();
     this.expectedStreams = Math.max(1, c.limit);
     if (this.pending.length > 0) this.servePending();
   }
 
-  private onStreamClosed(c: H2Client): void {
+  private onStreamClosed(c: PoolClient<H, O, S>): void {
     this.activeStreams--;
     if (this.pending.length > 0 && c.state === 'READY') this.servePending();
   }
 
-  private onClientClosed(c: H2Client, connectError: MeshError | undefined): void {
+  private onClientClosed(c: PoolClient<H, O, S>, connectError: MeshError | undefined): void {
     const i = this.clients.indexOf(c);
     if (i >= 0) this.clients.splice(i, 1);
     if (connectError !== undefined) {
@@ -399,4 +425,8 @@ export class H2Pool {
     if (this.openSessions === 0) return Promise.resolve();
     return new Promise((resolve) => this.closeWaiters.push(resolve));
   }
+}
+
+function nodeClient(id: number, cfg: H2ClientConfig, events: H2ClientEvents<PoolClient<http2.OutgoingHttpHeaders, NodeOptions, http2.ClientHttp2Stream>>): H2Client {
+  return new H2Client(id, cfg, events);
 }
