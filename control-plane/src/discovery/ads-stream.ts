@@ -5,15 +5,13 @@ import { isFullStateType, PUSH_ORDER } from '../../../shared/src/xds/resource-ki
 import { responseVersion } from './snapshot-cache';
 import type { CachedResource, SnapshotCache, SnapshotChange } from './snapshot-cache';
 import type { ProxyStatus, SyncState, TypeStatus } from './proxy-status';
-import { worst } from './proxy-status';
+import { checkLimits, iso, MAX_IN_FLIGHT, proxyStatus, userAgentOf } from './xds-stream';
+import type { AnswerListener, XdsNode, XdsStream } from './xds-stream';
 
 /** DiscoveryRequest / DiscoveryResponse in the proto-loader object shape (snake_case). */
 export interface DiscoveryRequest {
   version_info?: string;
-  node?: {
-    id?: string; cluster?: string; user_agent_name?: string; user_agent_version?: string;
-    user_agent_build_version?: { version?: { major_number?: number; minor_number?: number; patch?: number } };
-  };
+  node?: XdsNode;
   resource_names?: string[];
   type_url?: string;
   response_nonce?: string;
@@ -25,22 +23,6 @@ export interface DiscoveryResponse {
   type_url: string;
   nonce: string;
 }
-
-/**
- * Responses a stream may have queued in its transport at once. One per served type: a healthy
- * client takes each in microseconds; a stalled one holds at most this many, and every change
- * after that coalesces into the single latest response per type.
- */
-const MAX_IN_FLIGHT = 4;
-
-/** Limits on what one client may ask for; anything beyond is a protocol error. */
-/**
- * Told when a client answers a response: ACKED with the newest config revision the client now
- * has for that type, or NACKED with the revision of the rejected response and the client's error.
- */
-export type AnswerListener = (stream: AdsStream, typeUrl: string, state: 'ACKED' | 'NACKED', revision: number, error?: string) => void;
-
-export const REQUEST_LIMITS = { maxNames: 10_000, maxNameLength: 1024, maxTypeUrlLength: 256, maxNodeIdLength: 256 } as const;
 
 interface TypeState {
   wildcard: boolean;
@@ -63,7 +45,7 @@ interface TypeState {
  * snapshot at the moment the stream can take it, so a slow client coalesces updates instead of
  * queueing them, and it never delays any other stream.
  */
-export class AdsStream {
+export class AdsStream implements XdsStream {
   readonly id: string;
   private readonly types = new Map<string, TypeState>();
   private readonly dirty = new Set<string>();
@@ -100,7 +82,7 @@ export class AdsStream {
 
   /** Handles one request. Returns an error message for a protocol violation (the caller ends the stream). */
   onRequest(req: DiscoveryRequest): string | undefined {
-    const bad = checkRequest(req);
+    const bad = checkLimits({ message: 'DiscoveryRequest', namesField: 'resource_names' }, req.type_url, req.resource_names ?? [], req.node);
     if (bad !== undefined) return bad;
     if (this.node === undefined) {
       if (req.node === undefined) return 'the first DiscoveryRequest on a stream must carry node';
@@ -230,19 +212,7 @@ export class AdsStream {
         state: this.typeState(type, st),
       });
     }
-    return {
-      streamId: this.id,
-      nodeId: this.nodeId,
-      cluster: this.node?.cluster ?? '',
-      userAgent: this.userAgent(),
-      peer: this.call.getPeer(),
-      identity: this.identity,
-      connectedAt: new Date(this.connectedAt).toISOString(),
-      state: worst(types.map((t) => t.state)),
-      currentRevision: this.cache.revision,
-      ackedRevision: types.reduce((min, t) => Math.min(min, t.ackedRevision ?? 0), this.cache.revision),
-      types,
-    };
+    return proxyStatus({ id: this.id, node: this.node, peer: this.call.getPeer(), identity: this.identity, connectedAt: this.connectedAt, revision: this.cache.revision }, types);
   }
 
   /** The newest revision whose resources of this type the client has ACKed in full. */
@@ -302,23 +272,5 @@ export class AdsStream {
   }
 
   /** The client's user agent as name/version, e.g. grpc-node-js/1.14.1. */
-  userAgent(): string {
-    const n = this.node;
-    if (n === undefined) return '';
-    const v = n.user_agent_version ?? (n.user_agent_build_version?.version
-      ? `${n.user_agent_build_version.version.major_number ?? 0}.${n.user_agent_build_version.version.minor_number ?? 0}.${n.user_agent_build_version.version.patch ?? 0}` : '');
-    return `${n.user_agent_name ?? 'unknown'}${v ? `/${v}` : ''}`;
-  }
+  userAgent(): string { return userAgentOf(this.node); }
 }
-
-function checkRequest(req: DiscoveryRequest): string | undefined {
-  if (typeof req.type_url !== 'string' || req.type_url === '') return 'DiscoveryRequest.type_url is required on ADS';
-  if (req.type_url.length > REQUEST_LIMITS.maxTypeUrlLength) return 'DiscoveryRequest.type_url is too long';
-  const names = req.resource_names ?? [];
-  if (names.length > REQUEST_LIMITS.maxNames) return `DiscoveryRequest.resource_names has ${names.length} names; at most ${REQUEST_LIMITS.maxNames}`;
-  if (names.some((n) => n.length > REQUEST_LIMITS.maxNameLength)) return `DiscoveryRequest.resource_names has a name over ${REQUEST_LIMITS.maxNameLength} characters`;
-  if ((req.node?.id?.length ?? 0) > REQUEST_LIMITS.maxNodeIdLength) return 'DiscoveryRequest.node.id is too long';
-  return undefined;
-}
-
-function iso(ms: number | null): string | null { return ms === null ? null : new Date(ms).toISOString(); }
