@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { ControlPlane } from '../../../control-plane/src/control-plane';
 import { silentLogger } from '../../../shared/src/log';
-import { TYPE_URLS, loadAdsServiceDefinition } from '../../../shared/src/xds/protos';
+import { TYPE_URLS } from '../../../shared/src/xds/protos';
 import { decoded, eventually, names, RawAdsClient } from '../../support/ads-client';
 
 const { LISTENER: LDS, ROUTE: RDS, CLUSTER: CDS, ENDPOINT: EDS } = TYPE_URLS;
@@ -216,14 +216,5 @@ describe('ADS state of the world', () => {
     const ok = connect('still-ok');
     ok.subscribe(LDS);
     assert.ok((await ok.next(LDS)).resources.length > 0);
-  });
-
-  test('answers DeltaAggregatedResources with UNIMPLEMENTED', async () => {
-    const Ctor = grpc.makeClientConstructor(loadAdsServiceDefinition(), 'ADS');
-    const client = new Ctor(`127.0.0.1:${cp.xdsInsecurePort}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & { DeltaAggregatedResources(): grpc.ClientDuplexStream<unknown, unknown> };
-    const call = client.DeltaAggregatedResources();
-    const status = await new Promise<grpc.StatusObject>((resolve) => { call.on('status', resolve); call.on('error', () => undefined); call.write({ type_url: LDS }); });
-    assert.equal(status.code, grpc.status.UNIMPLEMENTED);
-    client.close();
   });
 });
