@@ -37,12 +37,12 @@ interface Pending {
 }
 
 interface DeltaTypeState extends TypeStateBase {
-  /** The wildcard came from a first LDS/CDS request with no names (not '*'): naming a resource ends it. */
-  legacyWildcard: boolean;
   /** What the client holds, name → version, as sent (the rejected versions of a NACK included, so they are not re-sent). */
   held: Map<string, string>;
   /** Names the client was told do not exist (removed_resources), so it is told once. */
   toldAbsent: Set<string>;
+  /** Names unsubscribed under a wildcard: the client is told whether the wildcard still has them. */
+  recheck: Set<string>;
   /** What the client holds by its ACKs (and its initial_resource_versions). */
   acked: Map<string, string>;
   /** Responses not yet ACKed or NACKed, by nonce. */
@@ -76,12 +76,13 @@ export class DeltaStream extends StreamBase<DeltaTypeState, DeltaDiscoveryReques
     let st = this.types.get(type);
     const first = st === undefined;
     if (st === undefined) {
-      const legacy = isFullStateType(type) && subscribe.length === 0;
-      st = { ...freshTypeState(), wildcard: legacy, legacyWildcard: legacy, held: new Map(), toldAbsent: new Set(), acked: new Map(), pending: new Map(), answerFirst: true };
+      // The legacy wildcard: a first LDS/CDS request that names nothing (it is then kept like '*').
+      const legacy = isFullStateType(type) && subscribe.length === 0 && unsubscribe.length === 0;
+      st = { ...freshTypeState(), wildcard: legacy, held: new Map(), toldAbsent: new Set(), recheck: new Set(), acked: new Map(), pending: new Map(), answerFirst: legacy || subscribe.length > 0 };
       this.types.set(type, st);
     }
     const answer = this.answer(type, st, req);
-    this.resubscribe(st, subscribe, unsubscribe);
+    this.resubscribe(type, st, subscribe, unsubscribe);
     if (first) this.seed(st, initial);
     this.dirty.add(type);
     this.pump();
@@ -112,26 +113,31 @@ export class DeltaStream extends StreamBase<DeltaTypeState, DeltaDiscoveryReques
   }
 
   /**
-   * Applies resource_names_subscribe / unsubscribe. '*' (un)subscribes the wildcard; naming a
-   * resource ends a legacy wildcard (the client adds '*' to keep it). A name unsubscribed is
-   * forgotten as held: the client drops it, and if the wildcard still covers it, it is sent again.
+   * Applies resource_names_subscribe / unsubscribe (xds_protocol "Subscribing to Resources",
+   * "Unsubscribing from Resources"). '*' (un)subscribes the wildcard, for LDS and CDS only (it is
+   * ignored for other types). A name subscribed again is sent again, even at the version the
+   * client was sent (it may have forgotten it). A name unsubscribed is forgotten, with no answer,
+   * unless a wildcard may cover it: then the client is sent it, or told it is removed.
    */
-  private resubscribe(st: DeltaTypeState, subscribe: readonly string[], unsubscribe: readonly string[]): void {
+  private resubscribe(type: string, st: DeltaTypeState, subscribe: readonly string[], unsubscribe: readonly string[]): void {
+    const wildcardable = isFullStateType(type);
     for (const n of unsubscribe) {
-      if (n === '*') { st.wildcard = false; st.legacyWildcard = false; continue; }
+      if (n === '*') { if (wildcardable) st.wildcard = false; continue; }
+      if (st.wildcard && st.names.has(n)) st.recheck.add(n);
       st.names.delete(n);
       st.held.delete(n);
       st.acked.delete(n);
       st.toldAbsent.delete(n);
     }
-    if (subscribe.length > 0 && st.legacyWildcard && !subscribe.includes('*')) { st.wildcard = false; st.legacyWildcard = false; }
     for (const n of subscribe) {
-      if (n === '*') { st.wildcard = true; st.legacyWildcard = false; continue; }
+      if (n === '*') { if (wildcardable) st.wildcard = true; continue; }
       st.names.add(n);
-      st.toldAbsent.delete(n); // asked again: answer again if it does not exist
+      st.held.delete(n);
+      st.toldAbsent.delete(n);
     }
     if (!st.wildcard) {
       // Resources held only through the wildcard: the client drops them with it.
+      st.recheck.clear();
       for (const n of [...st.held.keys()]) if (!st.names.has(n)) { st.held.delete(n); st.acked.delete(n); }
     }
   }
@@ -171,6 +177,8 @@ export class DeltaStream extends StreamBase<DeltaTypeState, DeltaDiscoveryReques
       }
     }
     for (const n of st.held.keys()) if (!all.has(n)) removed.push(n);
+    // Unsubscribed under the wildcard: a resource it has is re-sent above (no longer held).
+    for (const n of st.recheck) if (!all.has(n) && !st.held.has(n) && !st.names.has(n)) removed.push(n);
     return { updates, removed };
   }
 
@@ -191,6 +199,7 @@ export class DeltaStream extends StreamBase<DeltaTypeState, DeltaDiscoveryReques
     const changes = new Map<string, string | null>();
     for (const r of d.updates) { st.held.set(r.name, r.version); st.toldAbsent.delete(r.name); changes.set(r.name, r.version); }
     for (const n of d.removed) { st.held.delete(n); st.toldAbsent.add(n); changes.set(n, null); }
+    st.recheck.clear();
     const version = setVersion(st.held);
     st.answerFirst = false;
     const nonce = this.write(type, st, version, (n) => ({

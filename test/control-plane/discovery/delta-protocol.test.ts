@@ -65,21 +65,36 @@ describe('ADS incremental (delta)', () => {
     }
   });
 
-  test('"*" subscribes any type by wildcard, and a new resource is then sent alone', async () => {
+  test('a legacy wildcard is kept when names are added; "*" is for LDS/CDS only; unsubscribing a name the wildcard may cover answers for it', async () => {
     const d = delta('star');
-    d.subscribe(EDS, ['*']);
-    const first = await d.next(EDS);
-    assert.deepEqual(deltaNames(first), ['ratings', 'ratings/v1', 'ratings/v2', 'reviews', 'reviews/v1', 'reviews/v2']);
-    d.ack(first);
+    d.subscribe(CDS);
+    d.ack(await d.next(CDS));
+    // Naming resources keeps the wildcard; a name subscribed again is sent again (the client may have forgotten it).
+    d.subscribe(CDS, ['reviews/v1', 'nope']);
+    const named = await d.next(CDS);
+    assert.deepEqual(deltaNames(named), ['reviews/v1']);
+    assert.deepEqual(removed(named), ['nope']);
+    d.ack(named);
+    await until(() => statusOf('star', CDS)?.subscribed.join() === '*,reviews/v1,nope', 'the subscription to show');
     await apply(service('star-svc'));
-    const added = await d.next(EDS);
-    assert.deepEqual(deltaNames(added), ['star-svc', 'star-svc/v1', 'star-svc/v2']);
+    const added = await d.next(CDS);
+    assert.deepEqual(deltaNames(added), ['star-svc', 'star-svc/v1', 'star-svc/v2'], 'a new resource is sent alone');
     d.ack(added);
+    // Unsubscribed under the wildcard: reviews/v1 is still in it (sent), nope is not (removed).
+    d.unsubscribe(CDS, ['reviews/v1', 'nope']);
+    const answer = await d.next(CDS);
+    assert.deepEqual(deltaNames(answer), ['reviews/v1']);
+    assert.deepEqual(removed(answer), ['nope']);
+    d.ack(answer);
     await cp.store.delete(['Service/star-svc'], { author: 'test' });
-    const gone = await d.next(EDS);
+    const gone = await d.next(CDS);
     assert.deepEqual(deltaNames(gone), []);
     assert.deepEqual(removed(gone), ['star-svc', 'star-svc/v1', 'star-svc/v2']);
     d.ack(gone);
+    // '*' means nothing for EDS: only the named assignment is sent.
+    d.subscribe(EDS, ['*', 'reviews/v2']);
+    assert.deepEqual(deltaNames(await d.next(EDS)), ['reviews/v2']);
+    assert.deepEqual(statusOf('star', EDS)?.subscribed, ['reviews/v2']);
   });
 
   test('subscribe and unsubscribe: only the newly subscribed names are sent; an unsubscribed one is no longer pushed', async () => {
@@ -92,6 +107,10 @@ describe('ADS incremental (delta)', () => {
     const b = await d.next(EDS);
     assert.deepEqual(deltaNames(b), ['reviews/v2'], 'what the client holds is not sent again');
     d.ack(b);
+    d.subscribe(EDS, ['reviews/v1']);
+    const again = await d.next(EDS);
+    assert.deepEqual(deltaNames(again), ['reviews/v1'], 'a name subscribed again is sent again');
+    d.ack(again);
     d.unsubscribe(EDS, ['reviews/v1']);
     await until(() => statusOf('subs', EDS)?.subscribed.join() === 'reviews/v2', 'the unsubscribe to be applied');
     const l1 = cp.registry.register({ service: 'reviews', address: '127.0.0.21', port: 9000, labels: { version: 'v1' } });
