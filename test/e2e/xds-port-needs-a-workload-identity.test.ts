@@ -16,6 +16,7 @@ import type { LeaseRef, RegisterRequest, WireLease, WireReportSummary, WireRoute
 import { LatencyHistogram } from '../../sidecar/src/stats/latency-histogram';
 import { TYPE_URLS } from '../../shared/src/xds/protos';
 import { decoded, eventually, RawAdsClient } from '../support/ads-client';
+import { deltaNames, RawDeltaClient } from '../support/delta-client';
 import { call, startPlane, stopPlane, tempDir } from '../support/skein';
 import type { Plane } from '../support/skein';
 import { controlPlaneTls, CP_TLS_OPTIONS, workloadCert } from '../support/workload-cert';
@@ -84,6 +85,23 @@ describe('the xDS port serves ADS and endpoint registration only to workload ide
     assert.equal(r.type_url, TYPE_URLS.CLUSTER);
     const proxies = (await call(plane.api, 'GET', '/v1/proxies')).body.proxies as { nodeId: string; identity: string }[];
     assert.equal(proxies.find((p) => p.nodeId === 'reviews-1')?.identity, 'spiffe://skein.local/ns/default/sa/reviews');
+  });
+
+  test('delta ADS is held to the same rule: UNAUTHENTICATED without a certificate, served with one and shown with its identity', async () => {
+    const anonymous = new RawDeltaClient(plane.proc.xds, 'anonymous-delta', { credentials: controlPlaneTls(plane.proc), options: CP_TLS_OPTIONS });
+    clients.push(anonymous);
+    anonymous.subscribe(TYPE_URLS.CLUSTER);
+    const st = await anonymous.ended();
+    assert.equal(st.code, grpc.status.UNAUTHENTICATED, st.details);
+    assert.match(st.details, /needs a workload certificate/);
+    assert.equal(anonymous.received.length, 0);
+    const c = new RawDeltaClient(plane.proc.xds, 'reviews-delta', { credentials: controlPlaneTls(plane.proc, reviews), options: CP_TLS_OPTIONS });
+    clients.push(c);
+    c.subscribe(TYPE_URLS.CLUSTER);
+    assert.deepEqual(deltaNames(await c.next(TYPE_URLS.CLUSTER)), ['ratings', 'reviews']);
+    const proxies = (await call(plane.api, 'GET', '/v1/proxies')).body.proxies as { nodeId: string; identity: string }[];
+    assert.equal(proxies.find((p) => p.nodeId === 'reviews-delta')?.identity, 'spiffe://skein.local/ns/default/sa/reviews');
+    assert.ok(!proxies.some((p) => p.nodeId === 'anonymous-delta'));
   });
 
   test('a plaintext client cannot reach the TLS port at all', async () => {

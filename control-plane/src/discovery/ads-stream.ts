@@ -1,19 +1,14 @@
-import type * as grpc from '@grpc/grpc-js';
-import type { Clock } from '../../../shared/src/clock';
-import type { Logger } from '../../../shared/src/log';
 import { isFullStateType, PUSH_ORDER } from '../../../shared/src/xds/resource-kind';
 import { responseVersion } from './snapshot-cache';
-import type { CachedResource, SnapshotCache, SnapshotChange } from './snapshot-cache';
-import type { ProxyStatus, SyncState, TypeStatus } from './proxy-status';
-import { worst } from './proxy-status';
+import type { CachedResource } from './snapshot-cache';
+import type { SyncState } from './proxy-status';
+import { checkLimits, freshTypeState, StreamBase } from './xds-stream';
+import type { TypeStateBase, XdsNode } from './xds-stream';
 
 /** DiscoveryRequest / DiscoveryResponse in the proto-loader object shape (snake_case). */
 export interface DiscoveryRequest {
   version_info?: string;
-  node?: {
-    id?: string; cluster?: string; user_agent_name?: string; user_agent_version?: string;
-    user_agent_build_version?: { version?: { major_number?: number; minor_number?: number; patch?: number } };
-  };
+  node?: XdsNode;
   resource_names?: string[];
   type_url?: string;
   response_nonce?: string;
@@ -26,92 +21,22 @@ export interface DiscoveryResponse {
   nonce: string;
 }
 
-/**
- * Responses a stream may have queued in its transport at once. One per served type: a healthy
- * client takes each in microseconds; a stalled one holds at most this many, and every change
- * after that coalesces into the single latest response per type.
- */
-const MAX_IN_FLIGHT = 4;
-
-/** Limits on what one client may ask for; anything beyond is a protocol error. */
-/**
- * Told when a client answers a response: ACKED with the newest config revision the client now
- * has for that type, or NACKED with the revision of the rejected response and the client's error.
- */
-export type AnswerListener = (stream: AdsStream, typeUrl: string, state: 'ACKED' | 'NACKED', revision: number, error?: string) => void;
-
-export const REQUEST_LIMITS = { maxNames: 10_000, maxNameLength: 1024, maxTypeUrlLength: 256, maxNodeIdLength: 256 } as const;
-
-interface TypeState {
-  wildcard: boolean;
-  names: Set<string>;
-  sentVersion: string | null;
+interface TypeState extends TypeStateBase {
   sentNonce: string | null;
-  sentRevision: number | null;
-  sentAt: number | null;
-  ackedVersion: string | null;
-  /** The config revision of the response the client last ACKed. */
-  ackedRevision: number | null;
-  ackedAt: number | null;
-  lastNack: TypeStatus['lastNack'];
-  /** True once a NACK arrived for sentVersion: stays until a new version is sent. */
-  nacked: boolean;
 }
 
 /**
- * One ADS state-of-the-world stream. Every type has its own state; a push is computed from the
- * snapshot at the moment the stream can take it, so a slow client coalesces updates instead of
- * queueing them, and it never delays any other stream.
+ * One ADS state-of-the-world stream. Every type has its own state; a response carries every
+ * resource the client subscribed to (StreamBase: backpressure, coalescing, status).
  */
-export class AdsStream {
-  readonly id: string;
-  private readonly types = new Map<string, TypeState>();
-  private readonly dirty = new Set<string>();
-  private node: DiscoveryRequest['node'] = undefined;
-  private nonce = 0;
-  /** Responses written but not yet taken by HTTP/2. */
-  private inFlight = 0;
-  private closed = false;
-  private readonly connectedAt: number;
-
-  constructor(
-    private readonly call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>,
-    private readonly cache: SnapshotCache,
-    private readonly clock: Clock,
-    private readonly log: Logger,
-    id: string,
-    private readonly onAnswer: AnswerListener = () => undefined,
-    /** The SPIFFE ID the client authenticated with, or '' on the plaintext listener. */
-    private readonly identity = '',
-    /** Called for each response sent (the monitoring listener's push count). */
-    private readonly onSent: (type: string) => void = () => undefined,
-  ) {
-    this.id = id;
-    this.connectedAt = clock.now();
-  }
-
-  get nodeId(): string { return this.node?.id ?? ''; }
-
-  /** Whether this client would receive resource `name` of `type` (it subscribed by wildcard or by name). */
-  subscribes(type: string, name: string): boolean {
-    const st = this.types.get(type);
-    return st !== undefined && (st.wildcard || st.names.has(name));
-  }
-
+export class AdsStream extends StreamBase<TypeState, DiscoveryRequest, DiscoveryResponse> {
   /** Handles one request. Returns an error message for a protocol violation (the caller ends the stream). */
   onRequest(req: DiscoveryRequest): string | undefined {
-    const bad = checkRequest(req);
+    const bad = checkLimits({ message: 'DiscoveryRequest', namesField: 'resource_names' }, req.type_url, req.resource_names ?? [], req.node)
+      ?? this.adoptNode(req.node, 'DiscoveryRequest', 'sotw');
     if (bad !== undefined) return bad;
-    if (this.node === undefined) {
-      if (req.node === undefined) return 'the first DiscoveryRequest on a stream must carry node';
-      this.node = req.node;
-      this.log.info({ stream: this.id, node: this.nodeId, userAgent: this.userAgent() }, 'xDS client connected');
-    }
     const type = req.type_url!;
-    if (!this.cache.has(type)) {
-      this.log.debug({ stream: this.id, type }, 'ignoring request for an unserved type');
-      return undefined;
-    }
+    if (!this.served(type)) return undefined;
     let st = this.types.get(type);
     const nonce = req.response_nonce ?? '';
     if (st !== undefined && nonce !== '' && nonce !== st.sentNonce) {
@@ -120,7 +45,7 @@ export class AdsStream {
       return undefined;
     }
     if (st === undefined) {
-      st = { wildcard: false, names: new Set(), sentVersion: null, sentNonce: null, sentRevision: null, sentAt: null, ackedVersion: null, ackedRevision: null, ackedAt: null, lastNack: null, nacked: false };
+      st = { ...freshTypeState(), sentNonce: null };
       this.types.set(type, st);
     }
     let answer: 'ACKED' | 'NACKED' | undefined;
@@ -128,18 +53,10 @@ export class AdsStream {
     if (nonce !== '' && nonce === st.sentNonce) {
       if (req.error_detail !== undefined) {
         answer = 'NACKED';
-        // A client that repeats its NACK of the same response (grpc-js does, with each later
-        // request for the type) keeps the time of its first: NACKED since then.
-        const at = st.nacked && st.lastNack !== null ? st.lastNack.at : new Date(this.clock.now()).toISOString();
-        st.nacked = true;
-        st.lastNack = { version: st.sentVersion ?? '', message: req.error_detail.message ?? '', code: req.error_detail.code ?? 0, at };
-        this.log.warn({ stream: this.id, node: this.nodeId, type, version: st.sentVersion, error: st.lastNack.message }, 'xDS client rejected a response (NACK)');
+        this.recordNack(type, st, st.sentVersion ?? '', req.error_detail);
       } else {
         answer = 'ACKED';
-        st.ackedVersion = req.version_info ?? '';
-        st.ackedRevision = st.sentRevision;
-        st.ackedAt = this.clock.now();
-        st.nacked = false;
+        this.recordAck(st, req.version_info ?? '', st.sentRevision);
       }
     }
     const names = req.resource_names ?? [];
@@ -157,102 +74,11 @@ export class AdsStream {
     return undefined;
   }
 
-  /**
-   * Marks the types a snapshot change touches for this stream, without pushing yet (`flush`
-   * pushes). Returns those types, so the caller can follow what the client does with them.
-   */
-  onSnapshot(change: SnapshotChange): string[] {
-    const touched: string[] = [];
-    for (const [type, names] of change.changed) {
-      const st = this.types.get(type);
-      if (st === undefined) continue;
-      if (st.wildcard || [...names].some((n) => st.names.has(n))) { this.dirty.add(type); touched.push(type); }
-    }
-    return touched;
-  }
+  protected answered(st: TypeState): boolean { return st.ackedVersion === st.sentVersion; }
 
-  /** Pushes every type marked by onSnapshot (until backpressure; the rest follows as the client reads). */
-  flush(): void {
-    if (this.dirty.size > 0) this.pump(false);
-  }
+  protected hasNews(type: string, st: TypeState): boolean { return this.compute(type, st).version !== st.sentVersion; }
 
-  /**
-   * After onSnapshot: reports as ACKED (at the current revision) each touched type that has
-   * nothing new to send (the change was undone before it went out, or it leaves the client's
-   * resources as they were) and whose last response was ACKed. Those types are in step already,
-   * and no answer will come for them (nor will they be pushed).
-   */
-  reportUnchanged(touched: readonly string[]): void {
-    for (const type of touched) {
-      const st = this.types.get(type)!;
-      if (st.nacked || st.sentVersion === null || st.ackedVersion !== st.sentVersion || st.sentRevision === this.cache.revision) continue;
-      if (this.dirty.has(type)) {
-        if (this.compute(type, st).version !== st.sentVersion) continue; // something new: it will be pushed
-        this.dirty.delete(type);
-      }
-      this.onAnswer(this, type, 'ACKED', this.cache.revision);
-    }
-  }
-
-  /**
-   * Write completion: HTTP/2 took the message (within the peer's flow-control window).
-   * grpc-js's own write() only reports backpressure after 16 queued messages, which for a
-   * stalled client can be many megabytes; counting completions keeps at most MAX_IN_FLIGHT.
-   */
-  private readonly onWritten = (): void => {
-    this.inFlight--;
-    if (this.dirty.size > 0) this.pump(false);
-  };
-
-  close(): void { this.closed = true; }
-
-  /** Ends the stream with UNAVAILABLE, so the client reconnects (to this replica later, or another). */
-  shutdown(reason: string): void {
-    this.closed = true;
-    this.call.emit('error', { code: 14, details: reason });
-  }
-
-  status(): ProxyStatus {
-    const types: TypeStatus[] = [];
-    for (const type of PUSH_ORDER) {
-      const st = this.types.get(type);
-      if (st === undefined) continue;
-      types.push({
-        typeUrl: type,
-        subscribed: st.wildcard ? ['*', ...st.names] : [...st.names],
-        sentVersion: st.sentVersion,
-        sentRevision: st.sentRevision,
-        sentAt: iso(st.sentAt),
-        ackedVersion: st.ackedVersion,
-        ackedRevision: this.typeAckedRevision(type, st),
-        ackedAt: iso(st.ackedAt),
-        lastNack: st.lastNack,
-        state: this.typeState(type, st),
-      });
-    }
-    return {
-      streamId: this.id,
-      nodeId: this.nodeId,
-      cluster: this.node?.cluster ?? '',
-      userAgent: this.userAgent(),
-      peer: this.call.getPeer(),
-      identity: this.identity,
-      connectedAt: new Date(this.connectedAt).toISOString(),
-      state: worst(types.map((t) => t.state)),
-      currentRevision: this.cache.revision,
-      ackedRevision: types.reduce((min, t) => Math.min(min, t.ackedRevision ?? 0), this.cache.revision),
-      types,
-    };
-  }
-
-  /** The newest revision whose resources of this type the client has ACKed in full. */
-  private typeAckedRevision(type: string, st: TypeState): number | null {
-    if (st.ackedVersion === null) return null;
-    return this.typeState(type, st) === 'SYNCED' ? this.cache.revision : st.ackedRevision;
-  }
-
-  /** NACKED: the last response was rejected. STALE: sent but not ACKed, or a push is pending. */
-  private typeState(type: string, st: TypeState): SyncState {
+  protected typeState(type: string, st: TypeState): SyncState {
     if (st.nacked) return 'NACKED';
     if (st.sentVersion !== null && st.ackedVersion !== st.sentVersion) return 'STALE';
     const now = this.compute(type, st);
@@ -261,10 +87,9 @@ export class AdsStream {
   }
 
   /** Writes every dirty type's response, in make-before-break order, until backpressure. */
-  private pump(initial: boolean): void {
-    if (this.closed) return;
+  protected pump(initial: boolean): void {
     for (const type of PUSH_ORDER) {
-      if (this.inFlight >= MAX_IN_FLIGHT) return; // resumed from onWritten; newer changes coalesce meanwhile
+      if (!this.writable) return; // resumed from onWritten; newer changes coalesce meanwhile
       if (!this.dirty.has(type)) continue;
       this.dirty.delete(type);
       const st = this.types.get(type)!;
@@ -273,7 +98,8 @@ export class AdsStream {
       // Per-name types send nothing when none of the names exist (the client's does-not-exist
       // timer handles that); full-state types always answer, since absence means deletion.
       if (resources.length === 0 && !isFullStateType(type) && !(initial && st.sentVersion !== null)) continue;
-      this.send(type, st, version, resources);
+      st.sentNonce = this.write(type, st, version, (nonce) => ({ version_info: version, resources: resources.map((r) => r.any), type_url: type, nonce }));
+      this.log.debug({ stream: this.id, node: this.nodeId, type, version, count: resources.length, nonce: st.sentNonce }, 'xDS response sent');
     }
   }
 
@@ -287,38 +113,4 @@ export class AdsStream {
     for (const n of st.names) { const r = all.get(n); if (r !== undefined) resources.push(r); }
     return { version: responseVersion(resources), resources };
   }
-
-  private send(type: string, st: TypeState, version: string, resources: CachedResource[]): void {
-    const nonce = String(++this.nonce);
-    st.sentVersion = version;
-    st.sentNonce = nonce;
-    st.sentRevision = this.cache.revision;
-    st.sentAt = this.clock.now();
-    st.nacked = false;
-    this.inFlight++;
-    this.onSent(type);
-    this.call.write({ version_info: version, resources: resources.map((r) => r.any), type_url: type, nonce }, this.onWritten);
-    this.log.debug({ stream: this.id, node: this.nodeId, type, version, count: resources.length, nonce }, 'xDS response sent');
-  }
-
-  /** The client's user agent as name/version, e.g. grpc-node-js/1.14.1. */
-  userAgent(): string {
-    const n = this.node;
-    if (n === undefined) return '';
-    const v = n.user_agent_version ?? (n.user_agent_build_version?.version
-      ? `${n.user_agent_build_version.version.major_number ?? 0}.${n.user_agent_build_version.version.minor_number ?? 0}.${n.user_agent_build_version.version.patch ?? 0}` : '');
-    return `${n.user_agent_name ?? 'unknown'}${v ? `/${v}` : ''}`;
-  }
 }
-
-function checkRequest(req: DiscoveryRequest): string | undefined {
-  if (typeof req.type_url !== 'string' || req.type_url === '') return 'DiscoveryRequest.type_url is required on ADS';
-  if (req.type_url.length > REQUEST_LIMITS.maxTypeUrlLength) return 'DiscoveryRequest.type_url is too long';
-  const names = req.resource_names ?? [];
-  if (names.length > REQUEST_LIMITS.maxNames) return `DiscoveryRequest.resource_names has ${names.length} names; at most ${REQUEST_LIMITS.maxNames}`;
-  if (names.some((n) => n.length > REQUEST_LIMITS.maxNameLength)) return `DiscoveryRequest.resource_names has a name over ${REQUEST_LIMITS.maxNameLength} characters`;
-  if ((req.node?.id?.length ?? 0) > REQUEST_LIMITS.maxNodeIdLength) return 'DiscoveryRequest.node.id is too long';
-  return undefined;
-}
-
-function iso(ms: number | null): string | null { return ms === null ? null : new Date(ms).toISOString(); }

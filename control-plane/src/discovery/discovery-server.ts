@@ -4,6 +4,9 @@ import type { Logger } from '../../../shared/src/log';
 import { loadAdsServiceDefinition } from '../../../shared/src/xds/protos';
 import { AdsStream } from './ads-stream';
 import type { DiscoveryRequest, DiscoveryResponse } from './ads-stream';
+import { DeltaStream } from './delta-stream';
+import type { DeltaDiscoveryRequest, DeltaDiscoveryResponse } from './delta-stream';
+import type { AnswerListener, XdsStream } from './xds-stream';
 import type { SnapshotCache, SnapshotChange } from './snapshot-cache';
 import type { ProxyStatus } from './proxy-status';
 import type { ForecastTarget } from './nack-forecast';
@@ -15,12 +18,13 @@ import { callerIdentity, grpcError } from '../../../shared/src/grpc/skein-servic
 import { spiffeId } from '../../../shared/src/identity/spiffe';
 
 /**
- * envoy.service.discovery.v3.AggregatedDiscoveryService, state of the world.
- * Each stream is independent; a snapshot change is offered to every stream, and each one
- * decides for itself whether the change touches what it subscribed to.
+ * envoy.service.discovery.v3.AggregatedDiscoveryService: state of the world (AdsStream) and
+ * incremental (DeltaStream) on the same ports, with the same authentication, snapshot, proxy
+ * status and rollouts. Each stream is independent; a snapshot change is offered to every stream,
+ * and each one decides for itself whether the change touches what it subscribed to.
  */
 export class DiscoveryServer {
-  private readonly streams = new Map<string, AdsStream>();
+  private readonly streams = new Map<string, XdsStream>();
   private seq = 0;
   private readonly rollouts = new RolloutLog();
   private lastRevision: number;
@@ -39,7 +43,7 @@ export class DiscoveryServer {
   private onSnapshot(change: SnapshotChange): void {
     const rollout = change.revision > this.lastRevision ? this.rollouts.begin(this.lastRevision + 1, change.revision) : undefined;
     if (change.revision > this.lastRevision) this.lastRevision = change.revision;
-    const marked: AdsStream[] = [];
+    const marked: XdsStream[] = [];
     for (const s of this.streams.values()) {
       const touched = s.onSnapshot(change);
       if (touched.length === 0) continue;
@@ -57,7 +61,7 @@ export class DiscoveryServer {
    * every other stream. Each stream was marked (and its rollout recorded) at once, so a stream
    * that asks in the meantime is pushed from its own request.
    */
-  private async push(streams: readonly AdsStream[]): Promise<void> {
+  private async push(streams: readonly XdsStream[]): Promise<void> {
     const slicer = new TimeSlicer();
     for (const s of streams) {
       s.flush();
@@ -106,25 +110,29 @@ export class DiscoveryServer {
   register(server: grpc.Server, auth: { trustDomain: string } | 'insecure'): void {
     server.addService(loadAdsServiceDefinition(), {
       StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => {
-        let identity = '';
-        if (auth !== 'insecure') {
-          try {
-            const id = callerIdentity(call, auth.trustDomain);
-            if (id === undefined) throw new MeshError(ErrorCodes.UNAUTHENTICATED, 'xDS needs a workload certificate: get one with a join token (skein token create) from skein.identity.v1.Certificates/Sign on this port');
-            identity = spiffeId(id);
-          } catch (e) {
-            const err = grpcError(e);
-            this.log.warn({ peer: call.getPeer(), reason: err.details }, 'xDS stream refused');
-            call.emit('error', err);
-            return;
-          }
-        }
-        this.handle(call, identity);
+        const identity = this.authenticate(call, auth);
+        if (identity !== undefined) this.handle(call, (id, onAnswer, onSent) => new AdsStream(call, this.cache, this.clock, this.log, id, onAnswer, identity, onSent));
       },
-      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
-        call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'skein serves state-of-the-world ADS only; use StreamAggregatedResources' });
+      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>) => {
+        const identity = this.authenticate(call, auth);
+        if (identity !== undefined) this.handle(call, (id, onAnswer, onSent) => new DeltaStream(call, this.cache, this.clock, this.log, id, onAnswer, identity, onSent));
       },
     });
+  }
+
+  /** The caller's SPIFFE ID ('' on the plaintext port), or undefined after ending the call UNAUTHENTICATED. */
+  private authenticate(call: grpc.ServerDuplexStream<unknown, unknown>, auth: { trustDomain: string } | 'insecure'): string | undefined {
+    if (auth === 'insecure') return '';
+    try {
+      const id = callerIdentity(call, auth.trustDomain);
+      if (id === undefined) throw new MeshError(ErrorCodes.UNAUTHENTICATED, 'xDS needs a workload certificate: get one with a join token (skein token create) from skein.identity.v1.Certificates/Sign on this port');
+      return spiffeId(id);
+    } catch (e) {
+      const err = grpcError(e);
+      this.log.warn({ peer: call.getPeer(), reason: err.details }, 'xDS stream refused');
+      call.emit('error', err);
+      return undefined;
+    }
   }
 
   proxies(): ProxyStatus[] {
@@ -143,12 +151,12 @@ export class DiscoveryServer {
     for (const s of streams) s.shutdown(reason);
   }
 
-  private handle(call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>, identity: string): void {
+  private handle<Req, Res>(call: grpc.ServerDuplexStream<Req, Res>, open: (id: string, onAnswer: AnswerListener, onSent: (type: string) => void) => XdsStream): void {
     const id = `${Date.now().toString(36)}-${++this.seq}`;
-    const stream = new AdsStream(call, this.cache, this.clock, this.log, id, (s, type, state, revision, error) => {
+    const stream = open(id, (s, type, state, revision, error) => {
       if (state === 'NACKED') bump(this.counters.nacks, type);
       this.rollouts.answered(s.id, type, state, revision, error);
-    }, identity, (type) => bump(this.counters.pushes, type));
+    }, (type) => bump(this.counters.pushes, type));
     this.streams.set(id, stream);
     const done = () => {
       if (!this.streams.delete(id)) return;
@@ -156,12 +164,12 @@ export class DiscoveryServer {
       this.rollouts.gone(id);
       this.log.info({ stream: id, node: stream.nodeId }, 'xDS client disconnected');
     };
-    call.on('data', (req: DiscoveryRequest) => {
+    call.on('data', (req: Req) => {
       let problem: string | undefined;
       try {
         problem = stream.onRequest(req);
       } catch (e) {
-        this.log.error({ stream: id, err: e }, 'failed to handle a DiscoveryRequest');
+        this.log.error({ stream: id, err: e }, 'failed to handle an xDS request');
         problem = 'internal error handling the request';
       }
       if (problem !== undefined) {

@@ -218,7 +218,16 @@ function jsonHash(json: XdsObject): string {
 
 /** The version_info of a response: a hash of the (name, version) pairs it carries. */
 export function responseVersion(resources: readonly CachedResource[]): string {
+  return setVersion(resources.map((r) => [r.name, r.version]));
+}
+
+/**
+ * The version of a set of resources given as (name, version) pairs, in any order: the
+ * version_info a state-of-the-world response carrying them has, and the system_version_info a
+ * delta stream reports once the client holds exactly them, so both protocols show one version.
+ */
+export function setVersion(pairs: Iterable<readonly [string, string]>): string {
   const h = createHash('sha256');
-  for (const r of [...resources].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) h.update(`${r.name}\0${r.version}\n`);
+  for (const [name, version] of [...pairs].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) h.update(`${name}\0${version}\n`);
   return h.digest('hex').slice(0, 16);
 }

@@ -1,44 +1,29 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { ControlPlane } from '../../../control-plane/src/control-plane';
-import { silentLogger } from '../../../shared/src/log';
-import { TYPE_URLS, loadAdsServiceDefinition } from '../../../shared/src/xds/protos';
+import { bigService, service, split, startAdsPlane } from '../../support/ads-plane';
+import type { AdsPlane } from '../../support/ads-plane';
+import { TYPE_URLS } from '../../../shared/src/xds/protos';
 import { decoded, eventually, names, RawAdsClient } from '../../support/ads-client';
 
 const { LISTENER: LDS, ROUTE: RDS, CLUSTER: CDS, ENDPOINT: EDS } = TYPE_URLS;
-const V = 'skein.dev/v1alpha1';
 
-function service(name: string, extra: Record<string, unknown> = {}): unknown {
-  return { apiVersion: V, kind: 'Service', metadata: { name }, spec: { ports: [{ name: 'grpc', port: 50051 }], subsets: [{ name: 'v1', labels: { version: 'v1' } }, { name: 'v2', labels: { version: 'v2' } }], ...extra } };
-}
-function split(v1: number, v2: number, name = 'reviews'): unknown {
-  return { apiVersion: V, kind: 'GRPCRoute', metadata: { name }, spec: { parentRefs: [{ name }], rules: [{ backendRefs: [{ name, subset: 'v1', weight: v1 }, { name, subset: 'v2', weight: v2 }] }] } };
-}
-function staticEndpoints(count: number): unknown[] {
-  return Array.from({ length: count }, (_, i) => ({ address: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, port: 8080, labels: { version: 'v1' } }));
-}
 
 describe('ADS state of the world', () => {
-  let cp: ControlPlane;
-  let dir: string;
+  let plane: AdsPlane;
+  let cp: AdsPlane['cp'];
   const clients: RawAdsClient[] = [];
   const connect = (node: string) => { const c = new RawAdsClient(`127.0.0.1:${cp.xdsInsecurePort}`, node); clients.push(c); return c; };
-  const apply = (...docs: unknown[]) => cp.store.apply(docs, { author: 'test' });
-  const statusOf = (node: string, type: string) => cp.discovery.proxies().find((p) => p.nodeId === node)?.types.find((t) => t.typeUrl === type);
+  const apply = (...docs: unknown[]) => plane.apply(...docs);
+  const statusOf = (node: string, type: string) => plane.statusOf(node, type);
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skein-ads-'));
-    cp = await ControlPlane.start({ dataDir: dir, xdsListen: '127.0.0.1:0', xdsInsecureListen: '127.0.0.1:0', apiListen: '127.0.0.1:0', log: silentLogger() });
-    await apply(service('reviews'), service('ratings'), split(90, 10));
+    plane = await startAdsPlane('skein-ads-');
+    cp = plane.cp;
   });
   after(async () => {
     for (const c of clients) c.close();
-    await cp.close();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await plane.close();
   });
 
   test('answers a wildcard LDS and CDS subscription with every resource, with content-hash versions', async () => {
@@ -162,14 +147,14 @@ describe('ADS state of the world', () => {
     const fast = connect('fast');
     slow.subscribe(EDS, ['big']);
     fast.subscribe(EDS, ['big']);
-    await apply({ apiVersion: V, kind: 'Service', metadata: { name: 'big' }, spec: { ports: [{ name: 'grpc', port: 1 }], endpoints: staticEndpoints(1000) } });
+    await apply(bigService('big', 1, 1000));
     const s0 = await slow.next(EDS);
     slow.ack(s0, ['big']);
     fast.ack(await fast.next(EDS), ['big']);
     slow.call.pause(); // stop reading: the HTTP/2 window fills and the server's writes back up
     const rounds = 60;
     for (let i = 1; i <= rounds; i++) {
-      await apply({ apiVersion: V, kind: 'Service', metadata: { name: 'big' }, spec: { ports: [{ name: 'grpc', port: i + 1 }], endpoints: staticEndpoints(1000 - i) } });
+      await apply(bigService('big', i + 1, 1000 - i));
       const r = await fast.next(EDS); // the fast client gets every update while the slow one is stuck
       assert.equal(decoded<{ endpoints: { lb_endpoints: unknown[] }[] }>(r)[0]!.endpoints[0]!.lb_endpoints.length, 1000 - i);
       fast.ack(r, ['big']);
@@ -216,14 +201,5 @@ describe('ADS state of the world', () => {
     const ok = connect('still-ok');
     ok.subscribe(LDS);
     assert.ok((await ok.next(LDS)).resources.length > 0);
-  });
-
-  test('answers DeltaAggregatedResources with UNIMPLEMENTED', async () => {
-    const Ctor = grpc.makeClientConstructor(loadAdsServiceDefinition(), 'ADS');
-    const client = new Ctor(`127.0.0.1:${cp.xdsInsecurePort}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & { DeltaAggregatedResources(): grpc.ClientDuplexStream<unknown, unknown> };
-    const call = client.DeltaAggregatedResources();
-    const status = await new Promise<grpc.StatusObject>((resolve) => { call.on('status', resolve); call.on('error', () => undefined); call.write({ type_url: LDS }); });
-    assert.equal(status.code, grpc.status.UNIMPLEMENTED);
-    client.close();
   });
 });

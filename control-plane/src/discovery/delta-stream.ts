@@ -1,0 +1,218 @@
+import type { PackedAny } from '../../../shared/src/xds/protos';
+import { isFullStateType, PUSH_ORDER } from '../../../shared/src/xds/resource-kind';
+import { setVersion } from './snapshot-cache';
+import type { CachedResource } from './snapshot-cache';
+import type { SyncState } from './proxy-status';
+import { checkLimits, freshTypeState, StreamBase } from './xds-stream';
+import type { TypeStateBase, XdsNode } from './xds-stream';
+
+/** DeltaDiscoveryRequest / DeltaDiscoveryResponse in the proto-loader object shape (snake_case). */
+export interface DeltaDiscoveryRequest {
+  node?: XdsNode;
+  type_url?: string;
+  resource_names_subscribe?: string[];
+  resource_names_unsubscribe?: string[];
+  initial_resource_versions?: Record<string, string>;
+  response_nonce?: string;
+  error_detail?: { code?: number; message?: string };
+}
+export interface DeltaResource { name: string; version: string; resource: PackedAny }
+export interface DeltaDiscoveryResponse {
+  system_version_info: string;
+  resources: DeltaResource[];
+  type_url: string;
+  removed_resources: string[];
+  nonce: string;
+}
+
+/** Responses of one type kept waiting for their ACK or NACK; older ones are forgotten (the client answers in order). */
+const MAX_PENDING = 64;
+
+interface Pending {
+  revision: number;
+  /** What the response did: name → version sent, or null for a name listed in removed_resources. */
+  changes: Map<string, string | null>;
+  /** system_version_info of the response. */
+  version: string;
+}
+
+interface DeltaTypeState extends TypeStateBase {
+  /** What the client holds, name → version, as sent (the rejected versions of a NACK included, so they are not re-sent). */
+  held: Map<string, string>;
+  /** Names the client was told do not exist (removed_resources), so it is told once. */
+  toldAbsent: Set<string>;
+  /** Names unsubscribed under a wildcard: the client is told whether the wildcard still has them. */
+  recheck: Set<string>;
+  /** What the client holds by its ACKs (and its initial_resource_versions). */
+  acked: Map<string, string>;
+  /** Responses not yet ACKed or NACKed, by nonce. */
+  pending: Map<string, Pending>;
+  /** The first request of this type is answered even when there is nothing to send, so the client can finish initializing. */
+  answerFirst: boolean;
+}
+
+interface Diff { updates: CachedResource[]; removed: string[] }
+
+/**
+ * One incremental (delta) ADS stream (Envoy's xds_protocol "Incremental xDS"). Per type it keeps
+ * the subscriptions and what the client holds, and sends only the difference between that and
+ * the snapshot: the resources whose version changed, and removed_resources for those gone (or,
+ * for a name subscribed explicitly, never there). Versions are the snapshot cache's content
+ * hashes, so a SotW stream and a delta stream, here or on another replica, see the same ones.
+ * Like AdsStream, a push is computed when the stream can take it, so a slow client coalesces.
+ */
+export class DeltaStream extends StreamBase<DeltaTypeState, DeltaDiscoveryRequest, DeltaDiscoveryResponse> {
+  onRequest(req: DeltaDiscoveryRequest): string | undefined {
+    const subscribe = req.resource_names_subscribe ?? [];
+    const unsubscribe = req.resource_names_unsubscribe ?? [];
+    const initial = req.initial_resource_versions ?? {};
+    const bad = checkLimits({ message: 'DeltaDiscoveryRequest', namesField: 'resource_names_subscribe' }, req.type_url, subscribe, req.node)
+      ?? checkLimits({ message: 'DeltaDiscoveryRequest', namesField: 'resource_names_unsubscribe' }, req.type_url, unsubscribe, undefined)
+      ?? checkLimits({ message: 'DeltaDiscoveryRequest', namesField: 'initial_resource_versions' }, req.type_url, Object.keys(initial), undefined)
+      ?? this.adoptNode(req.node, 'DeltaDiscoveryRequest', 'delta');
+    if (bad !== undefined) return bad;
+    const type = req.type_url!;
+    if (!this.served(type)) return undefined;
+    let st = this.types.get(type);
+    const first = st === undefined;
+    if (st === undefined) {
+      // The legacy wildcard: a first LDS/CDS request that names nothing (it is then kept like '*').
+      const legacy = isFullStateType(type) && subscribe.length === 0 && unsubscribe.length === 0;
+      st = { ...freshTypeState(), wildcard: legacy, held: new Map(), toldAbsent: new Set(), recheck: new Set(), acked: new Map(), pending: new Map(), answerFirst: legacy || subscribe.length > 0 };
+      this.types.set(type, st);
+    }
+    const answer = this.answer(type, st, req);
+    this.resubscribe(type, st, subscribe, unsubscribe);
+    if (first) this.seed(st, initial);
+    this.dirty.add(type);
+    this.pump();
+    if (answer?.state === 'NACKED') {
+      this.onAnswer(this, type, 'NACKED', answer.revision, st.lastNack!.message);
+    } else if (answer?.state === 'ACKED') {
+      // Nothing newer went out and nothing waits: the client has all there is of this type.
+      const caughtUp = st.pending.size === 0 && !this.dirty.has(type);
+      this.onAnswer(this, type, 'ACKED', caughtUp ? this.cache.revision : answer.revision);
+    }
+    return undefined;
+  }
+
+  /** Settles the response a request's nonce names: an ACK, or a NACK (error_detail). Unknown nonces answer nothing. */
+  private answer(type: string, st: DeltaTypeState, req: DeltaDiscoveryRequest): { state: 'ACKED' | 'NACKED'; revision: number } | undefined {
+    const p = st.pending.get(req.response_nonce ?? '');
+    if (p === undefined) return undefined;
+    st.pending.delete(req.response_nonce!);
+    if (req.error_detail !== undefined) {
+      this.recordNack(type, st, p.version, req.error_detail);
+      return { state: 'NACKED', revision: p.revision };
+    }
+    for (const [name, version] of p.changes) {
+      if (version === null) st.acked.delete(name); else st.acked.set(name, version);
+    }
+    this.recordAck(st, setVersion(st.acked), p.revision);
+    return { state: 'ACKED', revision: p.revision };
+  }
+
+  /**
+   * Applies resource_names_subscribe / unsubscribe (xds_protocol "Subscribing to Resources",
+   * "Unsubscribing from Resources"). '*' (un)subscribes the wildcard, for LDS and CDS only (it is
+   * ignored for other types). A name subscribed again is sent again, even at the version the
+   * client was sent (it may have forgotten it). A name unsubscribed is forgotten, with no answer,
+   * unless a wildcard may cover it: then the client is sent it, or told it is removed.
+   */
+  private resubscribe(type: string, st: DeltaTypeState, subscribe: readonly string[], unsubscribe: readonly string[]): void {
+    const wildcardable = isFullStateType(type);
+    for (const n of unsubscribe) {
+      if (n === '*') { if (wildcardable) st.wildcard = false; continue; }
+      if (st.wildcard && st.names.has(n)) st.recheck.add(n);
+      st.names.delete(n);
+      st.held.delete(n);
+      st.acked.delete(n);
+      st.toldAbsent.delete(n);
+    }
+    for (const n of subscribe) {
+      if (n === '*') { if (wildcardable) st.wildcard = true; continue; }
+      st.names.add(n);
+      st.held.delete(n);
+      st.toldAbsent.delete(n);
+    }
+    if (!st.wildcard) {
+      // Resources held only through the wildcard: the client drops them with it.
+      st.recheck.clear();
+      for (const n of [...st.held.keys()]) if (!st.names.has(n)) { st.held.delete(n); st.acked.delete(n); }
+    }
+  }
+
+  /** initial_resource_versions (the first request of a type on a stream): what the client already holds. */
+  private seed(st: DeltaTypeState, initial: Record<string, string>): void {
+    for (const [name, version] of Object.entries(initial)) {
+      if (!st.wildcard && !st.names.has(name)) continue;
+      st.held.set(name, version);
+      st.acked.set(name, version);
+    }
+    if (st.acked.size > 0) st.ackedVersion = setVersion(st.acked);
+  }
+
+  protected answered(st: DeltaTypeState): boolean { return st.pending.size === 0; }
+
+  protected hasNews(type: string, st: DeltaTypeState): boolean { return !isEmpty(this.diff(st, this.cache.all(type))); }
+
+  /** NACKED: the last response was rejected. STALE: a response is not yet ACKed, or there is something to send. */
+  protected typeState(type: string, st: DeltaTypeState): SyncState {
+    if (st.nacked) return 'NACKED';
+    if (st.pending.size > 0 || st.answerFirst) return 'STALE';
+    return isEmpty(this.diff(st, this.cache.all(type))) ? 'SYNCED' : 'STALE';
+  }
+
+  /** What the client lacks: resources it does not hold at their current version, and names to report removed. */
+  private diff(st: DeltaTypeState, all: ReadonlyMap<string, CachedResource>): Diff {
+    const updates: CachedResource[] = [];
+    const removed: string[] = [];
+    if (st.wildcard) for (const r of all.values()) if (st.held.get(r.name) !== r.version) updates.push(r);
+    for (const n of st.names) {
+      const r = all.get(n);
+      if (r === undefined) {
+        if (!st.held.has(n) && !st.toldAbsent.has(n)) removed.push(n); // never there: say so once
+      } else if (!st.wildcard && st.held.get(n) !== r.version) {
+        updates.push(r);
+      }
+    }
+    for (const n of st.held.keys()) if (!all.has(n)) removed.push(n);
+    // Unsubscribed under the wildcard: a resource it has is re-sent above (no longer held).
+    for (const n of st.recheck) if (!all.has(n) && !st.held.has(n) && !st.names.has(n)) removed.push(n);
+    return { updates, removed };
+  }
+
+  /** Writes every dirty type's difference, in make-before-break order, until backpressure. */
+  protected pump(): void {
+    for (const type of PUSH_ORDER) {
+      if (!this.writable) return; // resumed from onWritten; newer changes coalesce meanwhile
+      if (!this.dirty.has(type)) continue;
+      this.dirty.delete(type);
+      const st = this.types.get(type)!;
+      const d = this.diff(st, this.cache.all(type));
+      if (isEmpty(d) && !st.answerFirst) continue; // nothing new (this is also what stops NACK loops)
+      this.send(type, st, d);
+    }
+  }
+
+  private send(type: string, st: DeltaTypeState, d: Diff): void {
+    const changes = new Map<string, string | null>();
+    for (const r of d.updates) { st.held.set(r.name, r.version); st.toldAbsent.delete(r.name); changes.set(r.name, r.version); }
+    for (const n of d.removed) { st.held.delete(n); st.toldAbsent.add(n); changes.set(n, null); }
+    st.recheck.clear();
+    const version = setVersion(st.held);
+    st.answerFirst = false;
+    const nonce = this.write(type, st, version, (n) => ({
+      system_version_info: version,
+      resources: d.updates.map((r) => ({ name: r.name, version: r.version, resource: r.any })),
+      type_url: type,
+      removed_resources: d.removed,
+      nonce: n,
+    }));
+    st.pending.set(nonce, { revision: this.cache.revision, changes, version });
+    if (st.pending.size > MAX_PENDING) st.pending.delete(st.pending.keys().next().value!);
+    this.log.debug({ stream: this.id, node: this.nodeId, type, version, count: d.updates.length, removed: d.removed.length, nonce }, 'xDS delta response sent');
+  }
+}
+
+function isEmpty(d: Diff): boolean { return d.updates.length === 0 && d.removed.length === 0; }
