@@ -147,6 +147,12 @@ async function main(): Promise<void> {
         for (const p of pair.procs) await p.stop();
       }
       if (TRACING) {
+        // The control for the tracing rows: a pair started the same way, at the same point of the
+        // run, with tracing off (a fresh pair measured 5-10% above the warmed one in one run, the
+        // size of the effect being measured); this row, not 'sidecar', is what they compare with.
+        const control = await startPair('greeter-control', []);
+        results.push(await measure('sidecar (fresh pair, tracing off)', control.url, control.authority, body, control.sidecars, dir));
+        for (const p of control.procs) await p.stop();
         // Another pair for another Service, so the rows above and below keep running untraced.
         const sink = await spawnReady(process.execPath, [OTLP_SINK], 'OTLP receiver');
         procs.push(sink);
