@@ -34,6 +34,13 @@ const RATE = Number(args.get('rate') ?? 1000); // requests/s for the latency pha
 const CONNS = 4;
 const PATHS = (args.get('paths') ?? 'direct,sidecar,skein-h2,tracing-1,tracing-100,mtls,resilient,haproxy').split(',');
 const TRACING = PATHS.includes('tracing-1') || PATHS.includes('tracing-100');
+/**
+ * --tracing-repeat=N: after each tracing row, N more saturation phases each of the control pair
+ * and the traced pair, in alternating order (control first, then traced first, ...), reported
+ * as the median CPU per request of each and their ratio (two pairs of the same build differ by
+ * more than a 10% budget from one phase to the next on a shared machine). Default 0: off.
+ */
+const TRACING_REPEAT = Number(args.get('tracing-repeat') ?? 0);
 /** --profile: run the sidecars under --cpu-prof; profiles land in bench/results/ (see README). */
 const PROFILE = args.has('profile') ? ['--cpu-prof', `--cpu-prof-dir=${path.join(PACKAGE_ROOT, 'bench/results')}`] : [];
 
@@ -70,18 +77,45 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-async function measure(name: string, url: string, authority: string | undefined, body: string, proxies: { name: string; pid: number }[], dir: string): Promise<Result> {
+/** Warm-up, then the saturation phase: req/s and each proxy's CPU per request. */
+function saturate(url: string, authority: string | undefined, body: string, proxies: { name: string; pid: number }[]): { sat: ReturnType<typeof parseRps>; cpu: Result['proxies'] } {
   const auth = authority ? ['-H', `:authority: ${authority}`] : [];
   h2load(url, body, [...auth, '-n', '2000', '-m', '8']); // warm-up (JIT, connections)
   const before = proxies.map((p) => cpuMicros(p.pid));
   const sat = parseRps(h2load(url, body, [...auth, '-m', '16', '-D', String(SAT_SECONDS)]));
-  const cpu = proxies.map((p, i) => ({ name: p.name, cpuUsPerReq: (cpuMicros(p.pid) - before[i]!) / Math.max(1, sat.ok), rssMiB: rssMiB(p.pid) }));
+  return { sat, cpu: proxies.map((p, i) => ({ name: p.name, cpuUsPerReq: (cpuMicros(p.pid) - before[i]!) / Math.max(1, sat.ok), rssMiB: rssMiB(p.pid) })) };
+}
+
+async function measure(name: string, url: string, authority: string | undefined, body: string, proxies: { name: string; pid: number }[], dir: string): Promise<Result> {
+  const auth = authority ? ['-H', `:authority: ${authority}`] : [];
+  const { sat, cpu } = saturate(url, authority, body, proxies);
   const log = path.join(dir, `${name}.log`);
   const lat = parseRps(h2load(url, body, [...auth, '-m', '1', '--rps', String(RATE / CONNS), '-D', String(Math.max(4, SAT_SECONDS / 2)), '--log-file', log]));
   const durations = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => Number(l.split('\t')[2]) / 1000).sort((a, b) => a - b);
   const r: Result = { path: name, rps: Math.round(sat.rps), p50Ms: percentile(durations, 50), p99Ms: percentile(durations, 99), proxies: cpu, errors: sat.failed + lat.failed };
   process.stderr.write(`bench: ${name}: ${r.rps} req/s, p50 ${r.p50Ms.toFixed(3)}ms p99 ${r.p99Ms.toFixed(3)}ms ${cpu.map((c) => `${c.name} ${c.cpuUsPerReq.toFixed(0)}µs/req ${c.rssMiB.toFixed(0)}MiB`).join(' ')}\n`);
   return r;
+}
+
+interface Pair { url: string; authority: string; sidecars: { name: string; pid: number }[] }
+/** --tracing-repeat's summary: median CPU µs/req per proxy of each pair, and traced / control. */
+interface Repeats { sampling: string; phases: number; control: number[]; traced: number[]; ratio: number[] }
+const tracingRepeats: Repeats[] = [];
+
+function median(xs: number[]): number { const s = [...xs].sort((a, b) => a - b); return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2; }
+
+/** `n` saturation phases of each pair, alternating which goes first. */
+function compareAlternating(sampling: string, n: number, body: string, control: Pair, traced: Pair): Repeats {
+  const c: number[][] = control.sidecars.map(() => []);
+  const t: number[][] = traced.sidecars.map(() => []);
+  for (let i = 0; i < n; i++) {
+    const order: [Pair, number[][]][] = i % 2 === 0 ? [[control, c], [traced, t]] : [[traced, t], [control, c]];
+    for (const [pair, into] of order) saturate(pair.url, pair.authority, body, pair.sidecars).cpu.forEach((x, j) => into[j]!.push(x.cpuUsPerReq));
+    process.stderr.write(`bench: tracing repeat ${i + 1}/${n}: control ${c.map((v) => v[i]!.toFixed(0)).join('/')} µs/req, traced ${sampling} ${t.map((v) => v[i]!.toFixed(0)).join('/')}\n`);
+  }
+  const control_ = c.map(median);
+  const traced_ = t.map(median);
+  return { sampling, phases: n, control: control_, traced: traced_, ratio: traced_.map((x, j) => x / control_[j]!) };
 }
 
 async function main(): Promise<void> {
@@ -152,7 +186,6 @@ async function main(): Promise<void> {
         // size of the effect being measured); this row, not 'sidecar', is what they compare with.
         const control = await startPair('greeter-control', []);
         results.push(await measure('sidecar (fresh pair, tracing off)', control.url, control.authority, body, control.sidecars, dir));
-        for (const p of control.procs) await p.stop();
         // Another pair for another Service, so the rows above and below keep running untraced.
         const sink = await spawnReady(process.execPath, [OTLP_SINK], 'OTLP receiver');
         procs.push(sink);
@@ -171,6 +204,7 @@ async function main(): Promise<void> {
         if (PATHS.includes('tracing-1')) {
           results.push(await measure('sidecar + tracing 1%', tUrl, 'greeter-traced:50051', body, tSidecars, dir));
           process.stderr.write(`bench: the OTLP receiver has ${await spans()} spans\n`);
+          if (TRACING_REPEAT > 0) tracingRepeats.push(compareAlternating('1%', TRACING_REPEAT, body, control, { url: tUrl, authority: 'greeter-traced:50051', sidecars: tSidecars }));
         }
         if (PATHS.includes('tracing-100')) {
           const revision = await apply([telemetry(100)]);
@@ -178,7 +212,9 @@ async function main(): Promise<void> {
           await waitSynced(api, 'bench-greeter-traced-server', revision);
           results.push(await measure('sidecar + tracing 100%', tUrl, 'greeter-traced:50051', body, tSidecars, dir));
           process.stderr.write(`bench: the OTLP receiver has ${await spans()} spans\n`);
+          if (TRACING_REPEAT > 0) tracingRepeats.push(compareAlternating('100%', TRACING_REPEAT, body, control, { url: tUrl, authority: 'greeter-traced:50051', sidecars: tSidecars }));
         }
+        for (const p of control.procs) await p.stop();
         await apply([telemetry(1)]);
         for (const p of traced.procs) await p.stop();
       }
@@ -263,11 +299,12 @@ async function waitRoutable(outbound: string, authority: string): Promise<void> 
 function write(results: Result[]): void {
   const cpuModel = os.cpus()[0]?.model ?? 'unknown CPU';
   const machine = `${os.cpus().length} x ${cpuModel}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
-  const json = { machine, saturationSeconds: SAT_SECONDS, latencyRate: RATE, connections: CONNS, results };
+  const json = { machine, saturationSeconds: SAT_SECONDS, latencyRate: RATE, connections: CONNS, results, ...(tracingRepeats.length === 0 ? {} : { tracingRepeats }) };
   fs.writeFileSync(path.join(PACKAGE_ROOT, 'bench/results/latest.json'), `${JSON.stringify(json, null, 2)}\n`);
   const rows = results.map((r) => `| ${r.path} | ${r.rps} | ${r.p50Ms.toFixed(3)} | ${r.p99Ms.toFixed(3)} | ${r.addedP50Ms?.toFixed(3) ?? '-'} | ${r.addedP99Ms?.toFixed(3) ?? '-'} | ${r.proxies.map((p) => `${p.name}: ${p.cpuUsPerReq.toFixed(0)}`).join(', ') || '-'} | ${r.proxies.map((p) => p.rssMiB.toFixed(0)).join(', ') || '-'} | ${r.errors} |`);
   const md = `Machine: ${machine}. Saturation: ${CONNS} connections x 16 streams for ${SAT_SECONDS}s. Latency: ${RATE} req/s, ${CONNS} connections.\n\n` +
-    '| path | req/s (saturated) | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU µs/req per proxy | RSS MiB | errors |\n|---|---|---|---|---|---|---|---|---|\n' + `${rows.join('\n')}\n`;
+    '| path | req/s (saturated) | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU µs/req per proxy | RSS MiB | errors |\n|---|---|---|---|---|---|---|---|---|\n' + `${rows.join('\n')}\n` +
+    tracingRepeats.map((r) => `\nTracing ${r.sampling} against its control, ${r.phases} alternating saturation phases each, median CPU µs/req per sidecar (client, server): control ${r.control.map((x) => x.toFixed(0)).join(', ')}; traced ${r.traced.map((x) => x.toFixed(0)).join(', ')}; ratio ${r.ratio.map((x) => x.toFixed(3)).join(', ')}.\n`).join('');
   fs.writeFileSync(path.join(PACKAGE_ROOT, 'bench/results/latest.md'), md);
   process.stdout.write(md);
 }
