@@ -4,9 +4,9 @@
  * absent: it makes none and only passes the caller's context on. As in Envoy, random_sampling
  * (the share of requests without a sampled context that start a trace) and overall_sampling (a
  * further share of those) default to 100%; skein's control plane sets random_sampling (default
- * 1%, docs/config.md). max_path_tag_length (default 256) bounds the url.path attribute; verbose
- * (span annotations) is ignored. client_sampling (x-client-trace-id) is not supported: rejected
- * with the other unknown fields (checkFields).
+ * 1%, docs/config.md). max_path_tag_length (default 256) bounds the url.path attribute. verbose
+ * (Envoy's extra span annotations) and client_sampling (x-client-trace-id) are not implemented:
+ * set, they are rejected with the other unknown fields (checkFields), not decoded and ignored.
  */
 import { at, checkFields, fieldSpec, has, optMessage, wrappedU32 } from '../../../shared/src/xds/fields';
 import type { XdsMessage } from '../../../shared/src/xds/fields';
@@ -23,7 +23,7 @@ export interface ListenerTracing {
 /** Envoy's default max_path_tag_length. */
 export const DEFAULT_MAX_PATH_TAG_LENGTH = 256;
 
-const TRACING = fieldSpec(['random_sampling', 'overall_sampling', 'max_path_tag_length'], ['verbose']);
+const TRACING = fieldSpec(['random_sampling', 'overall_sampling', 'max_path_tag_length']);
 
 /** The HCM's tracing at `path` (the HCM's); undefined when absent or when it added an issue. */
 export function decodeHcmTracing(hcm: XdsMessage, path: string, issues: Issues): ListenerTracing | undefined {

@@ -95,6 +95,8 @@ describe('Listener decoder', () => {
     assert.deepEqual(decodeOk(listenerType, LDS, withTracing({})).tracing, { randomSampling: 1, overallSampling: 1, maxPathTagLength: 256 }, 'Envoy\'s defaults: 100%');
     assert.deepEqual(decodeOk(listenerType, LDS, withTracing({ random_sampling: { value: 10 }, overall_sampling: { value: 50 }, max_path_tag_length: { value: 64 } })).tracing, { randomSampling: 0.1, overallSampling: 0.5, maxPathTagLength: 64 });
     assert.match(decodeErr(listenerType, LDS, withTracing({ client_sampling: { value: 5 } })), /filter_chains\[0\]\.filters\[0\]\.typed_config\.tracing\.client_sampling/);
+    assert.match(decodeErr(listenerType, LDS, withTracing({ verbose: true })), /typed_config\.tracing\.verbose: is not supported/);
+    assert.equal(decodeOk(listenerType, LDS, withTracing({ verbose: false })).tracing?.randomSampling, 1, 'verbose false is the default, accepted');
     assert.match(decodeErr(listenerType, LDS, withTracing({ random_sampling: { value: 150 } })), /tracing\.random_sampling\.value: must be a number in \[0, 100\]/);
     const noTracing = { ...out, filter_chains: [{ filters: [{ name: 'hcm', typed_config: { ...hcm, tracing: undefined } }] }] };
     assert.equal(decodeOk(listenerType, LDS, noTracing).tracing, undefined, 'no tracing field: no spans');
