@@ -117,6 +117,8 @@ export class ControlPlane {
   private registryEpoch = 0;
   /** The registry epoch of the installed snapshot. */
   private installedEpoch = -1;
+  /** When (clock ms) the first endpoint change not yet in the installed snapshot happened. */
+  private endpointsChangedAt: number | undefined;
   /** The config last validated (its documents, as stored), to skip validating it again. */
   private lastMesh: { resources: readonly RawResource[]; mesh: MeshConfig } | undefined;
   /** The snapshot the last precommit encoded, for the documents it validated. */
@@ -154,7 +156,7 @@ export class ControlPlane {
     cp.leases = new LeaseFile(path.resolve(opts.dataDir), cp.registry, cp.log);
     cp.leases.load();
     await cp.rebuild(); // the snapshot exists before any client can connect
-    cp.registry.onChange(() => { cp.registryEpoch++; cp.scheduleRebuild(); cp.leases!.schedule(); });
+    cp.registry.onChange(() => { cp.registryEpoch++; cp.endpointsChangedAt ??= cp.clock.now(); cp.scheduleRebuild(); cp.leases!.schedule(); });
     void cp.watchStore();
     const trustDomain = cp.identity.ca.trustDomain;
     cp.trustBundleFile = path.join(path.resolve(opts.dataDir), 'ca', 'trust-bundle.pem');
@@ -302,8 +304,13 @@ export class ControlPlane {
   /** Installs a snapshot unless a newer one (a later revision, or later endpoints) is installed. */
   private install(snapshot: PreparedSnapshot, revision: number, epoch: number): void {
     if (revision < this.cache.revision || (revision === this.cache.revision && epoch < this.installedEpoch)) return;
+    // Convergence is measured from the change: the revision's commit, or the first endpoint change it takes in.
+    const stored = this.store.current();
+    let at = revision > this.cache.revision && stored.revision === revision ? Date.parse(stored.createdAt) : Infinity;
+    if (epoch > this.installedEpoch && this.endpointsChangedAt !== undefined) at = Math.min(at, this.endpointsChangedAt);
+    if (epoch === this.registryEpoch) this.endpointsChangedAt = undefined;
     this.installedEpoch = epoch;
-    const change = this.cache.install(snapshot, revision);
+    const change = this.cache.install(snapshot, revision, Number.isFinite(at) ? at : this.clock.now());
     const counts = Object.fromEntries([...change.changed].map(([t, n]) => [t.slice(t.lastIndexOf('.') + 1), n.size]));
     if (change.changed.size > 0) this.log.info({ revision, changed: counts }, 'snapshot updated');
   }

@@ -13,6 +13,7 @@ import { ControlPlane } from '../../control-plane/src/control-plane';
 import { silentLogger } from '../../shared/src/log';
 import { TYPE_URLS } from '../../shared/src/xds/protos';
 import { eventually, RawAdsClient } from '../support/ads-client';
+import { RawDeltaClient } from '../support/delta-client';
 
 const V = 'skein.dev/v1alpha1';
 
@@ -20,7 +21,7 @@ describe('monitoring listener', () => {
   let cp: ControlPlane;
   let dir: string;
   let base = '';
-  const clients: RawAdsClient[] = [];
+  const clients: { close(): void }[] = [];
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skein-monitoring-'));
@@ -64,5 +65,38 @@ describe('monitoring listener', () => {
     assert.ok(text.endsWith('# EOF\n'));
     assert.equal((await fetch(`${base}/metrics`, { method: 'POST' })).status, 405);
     assert.equal((await fetch(`${base}/config`)).status, 404);
+  });
+
+  test('push and convergence histograms per type, over SotW and delta streams; the proxies behind, by node', async () => {
+    const target = `127.0.0.1:${cp.xdsInsecurePort}`;
+    const sotw = new RawAdsClient(target, 'sotw-acker');
+    const delta = new RawDeltaClient(target, 'delta-acker');
+    const lagger = new RawAdsClient(target, 'lagger');
+    clients.push(sotw, delta, lagger);
+    sotw.subscribe(TYPE_URLS.CLUSTER);
+    delta.subscribe(TYPE_URLS.CLUSTER);
+    lagger.subscribe(TYPE_URLS.CLUSTER);
+    sotw.ack(await sotw.next(TYPE_URLS.CLUSTER));
+    delta.ack(await delta.next(TYPE_URLS.CLUSTER));
+    lagger.ack(await lagger.next(TYPE_URLS.CLUSTER));
+    await eventually(() => (['sotw-acker', 'delta-acker', 'lagger'].every((n) => cp.discovery.proxies().find((p) => p.nodeId === n)?.state === 'SYNCED') ? true : undefined), 'the three proxies to be SYNCED');
+    const scrape = async () => (await fetch(`${base}/metrics`)).text();
+    const count = (text: string, family: string, type: string): number => Number(new RegExp(`${family}_count\\{type="${type}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+    const before = count(await scrape(), 'skein_xds_convergence_seconds', 'CDS');
+    assert.equal(before, 0, 'a first subscription is not a convergence');
+
+    await cp.store.apply([{ apiVersion: V, kind: 'Service', metadata: { name: 'ratings' }, spec: { ports: [{ name: 'grpc', port: 50051 }] } }], { author: 'test' });
+    sotw.ack(await sotw.next(TYPE_URLS.CLUSTER));
+    delta.ack(await delta.next(TYPE_URLS.CLUSTER));
+    await lagger.next(TYPE_URLS.CLUSTER); // received, never ACKed
+    const text = await eventually(async () => { const t = await scrape(); return count(t, 'skein_xds_convergence_seconds', 'CDS') === 2 ? t : undefined; }, 'two CDS convergences (the SotW and the delta client ACKed the change)');
+    assert.match(text, /# TYPE skein_xds_convergence_seconds histogram\n/);
+    assert.match(text, /skein_xds_convergence_seconds_bucket\{type="CDS",le="\+Inf"\} 2\n/);
+    assert.ok(count(text, 'skein_xds_push_seconds', 'CDS') >= 6, 'three first responses and three after the change');
+    assert.match(text, /skein_xds_push_seconds_bucket\{type="CDS",le="1"\} \d+\n/);
+    assert.match(text, /skein_xds_proxy_lag_seconds\{proxy="lagger",type="CDS"\} [\d.e-]+\n/);
+    assert.doesNotMatch(text, /skein_xds_proxy_lag_seconds\{proxy="(sotw|delta)-acker"/);
+    const lag = cp.discovery.slowest(10).find((l) => l.stream.nodeId === 'lagger');
+    assert.equal(lag?.type, TYPE_URLS.CLUSTER);
   });
 });

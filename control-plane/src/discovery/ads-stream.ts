@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { isFullStateType, PUSH_ORDER } from '../../../shared/src/xds/resource-kind';
 import { responseVersion } from './snapshot-cache';
 import type { CachedResource } from './snapshot-cache';
@@ -71,6 +72,7 @@ export class AdsStream extends StreamBase<TypeState, DiscoveryRequest, Discovery
       const caughtUp = st.sentNonce === nonce && !this.dirty.has(type);
       this.onAnswer(this, type, 'ACKED', caughtUp ? this.cache.revision : answeredRevision);
     }
+    this.sweep(answer === 'ACKED' ? type : undefined);
     return undefined;
   }
 
@@ -93,12 +95,13 @@ export class AdsStream extends StreamBase<TypeState, DiscoveryRequest, Discovery
       if (!this.dirty.has(type)) continue;
       this.dirty.delete(type);
       const st = this.types.get(type)!;
+      const startedAt = performance.now();
       const { version, resources } = this.compute(type, st);
       if (version === st.sentVersion) continue; // nothing new (this is also what stops NACK loops)
       // Per-name types send nothing when none of the names exist (the client's does-not-exist
       // timer handles that); full-state types always answer, since absence means deletion.
       if (resources.length === 0 && !isFullStateType(type) && !(initial && st.sentVersion !== null)) continue;
-      st.sentNonce = this.write(type, st, version, (nonce) => ({ version_info: version, resources: resources.map((r) => r.any), type_url: type, nonce }));
+      st.sentNonce = this.write(type, st, version, startedAt, (nonce) => ({ version_info: version, resources: resources.map((r) => r.any), type_url: type, nonce }));
       this.log.debug({ stream: this.id, node: this.nodeId, type, version, count: resources.length, nonce: st.sentNonce }, 'xDS response sent');
     }
   }

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { PackedAny } from '../../../shared/src/xds/protos';
 import { isFullStateType, PUSH_ORDER } from '../../../shared/src/xds/resource-kind';
 import { setVersion } from './snapshot-cache';
@@ -93,6 +94,7 @@ export class DeltaStream extends StreamBase<DeltaTypeState, DeltaDiscoveryReques
       const caughtUp = st.pending.size === 0 && !this.dirty.has(type);
       this.onAnswer(this, type, 'ACKED', caughtUp ? this.cache.revision : answer.revision);
     }
+    this.sweep(answer?.state === 'ACKED' ? type : undefined);
     return undefined;
   }
 
@@ -152,7 +154,7 @@ export class DeltaStream extends StreamBase<DeltaTypeState, DeltaDiscoveryReques
     if (st.acked.size > 0) st.ackedVersion = setVersion(st.acked);
   }
 
-  protected answered(st: DeltaTypeState): boolean { return st.pending.size === 0; }
+  protected answered(st: DeltaTypeState): boolean { return st.pending.size === 0 && !st.answerFirst; }
 
   protected hasNews(type: string, st: DeltaTypeState): boolean { return !isEmpty(this.diff(st, this.cache.all(type))); }
 
@@ -189,20 +191,21 @@ export class DeltaStream extends StreamBase<DeltaTypeState, DeltaDiscoveryReques
       if (!this.dirty.has(type)) continue;
       this.dirty.delete(type);
       const st = this.types.get(type)!;
+      const startedAt = performance.now();
       const d = this.diff(st, this.cache.all(type));
       if (isEmpty(d) && !st.answerFirst) continue; // nothing new (this is also what stops NACK loops)
-      this.send(type, st, d);
+      this.send(type, st, d, startedAt);
     }
   }
 
-  private send(type: string, st: DeltaTypeState, d: Diff): void {
+  private send(type: string, st: DeltaTypeState, d: Diff, startedAt: number): void {
     const changes = new Map<string, string | null>();
     for (const r of d.updates) { st.held.set(r.name, r.version); st.toldAbsent.delete(r.name); changes.set(r.name, r.version); }
     for (const n of d.removed) { st.held.delete(n); st.toldAbsent.add(n); changes.set(n, null); }
     st.recheck.clear();
     const version = setVersion(st.held);
     st.answerFirst = false;
-    const nonce = this.write(type, st, version, (n) => ({
+    const nonce = this.write(type, st, version, startedAt, (n) => ({
       system_version_info: version,
       resources: d.updates.map((r) => ({ name: r.name, version: r.version, resource: r.any })),
       type_url: type,

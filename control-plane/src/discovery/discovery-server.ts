@@ -6,16 +6,20 @@ import { AdsStream } from './ads-stream';
 import type { DiscoveryRequest, DiscoveryResponse } from './ads-stream';
 import { DeltaStream } from './delta-stream';
 import type { DeltaDiscoveryRequest, DeltaDiscoveryResponse } from './delta-stream';
-import type { AnswerListener, XdsStream } from './xds-stream';
+import type { AnswerListener, StreamHooks, XdsStream } from './xds-stream';
+import { LabelledHistogram } from '../../../shared/src/metrics/histogram';
 import type { SnapshotCache, SnapshotChange } from './snapshot-cache';
 import type { ProxyStatus } from './proxy-status';
 import type { ForecastTarget } from './nack-forecast';
-import { RolloutLog } from './rollout';
+import { RolloutLog, shortType } from './rollout';
 import type { Rollout, RolloutReport } from './rollout';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import { TimeSlicer } from '../../../shared/src/slicer';
 import { callerIdentity, grpcError } from '../../../shared/src/grpc/skein-services';
 import { spiffeId } from '../../../shared/src/identity/spiffe';
+
+/** A proxy behind: its stream, the type furthest behind, since when (clock ms) and for how long. */
+export interface Laggard { stream: XdsStream; type: string; since: number; lagSeconds: number }
 
 /**
  * envoy.service.discovery.v3.AggregatedDiscoveryService: state of the world (AdsStream) and
@@ -30,6 +34,14 @@ export class DiscoveryServer {
   private lastRevision: number;
   /** Responses sent and NACKs received, per type URL, since start (the monitoring listener's /metrics). */
   readonly counters = { pushes: new Map<string, number>(), nacks: new Map<string, number>() };
+  /**
+   * Seconds to build and write one response, and seconds from a snapshot change (SnapshotChange.at)
+   * to a proxy's ACK of everything it changed for it, per short type name (LDS, RDS, CDS, EDS, SDS).
+   */
+  readonly timings = {
+    push: new LabelledHistogram('type', [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]),
+    convergence: new LabelledHistogram('type', [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]),
+  };
 
   constructor(private readonly cache: SnapshotCache, private readonly clock: Clock, private readonly log: Logger) {
     this.lastRevision = cache.revision;
@@ -111,11 +123,11 @@ export class DiscoveryServer {
     server.addService(loadAdsServiceDefinition(), {
       StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => {
         const identity = this.authenticate(call, auth);
-        if (identity !== undefined) this.handle(call, (id, onAnswer, onSent) => new AdsStream(call, this.cache, this.clock, this.log, id, onAnswer, identity, onSent));
+        if (identity !== undefined) this.handle(call, (id, onAnswer, hooks) => new AdsStream(call, this.cache, this.clock, this.log, id, onAnswer, identity, hooks));
       },
       DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>) => {
         const identity = this.authenticate(call, auth);
-        if (identity !== undefined) this.handle(call, (id, onAnswer, onSent) => new DeltaStream(call, this.cache, this.clock, this.log, id, onAnswer, identity, onSent));
+        if (identity !== undefined) this.handle(call, (id, onAnswer, hooks) => new DeltaStream(call, this.cache, this.clock, this.log, id, onAnswer, identity, hooks));
       },
     });
   }
@@ -141,6 +153,23 @@ export class DiscoveryServer {
 
   get streamCount(): number { return this.streams.size; }
 
+  /**
+   * The `limit` proxies furthest behind (a type with a change or subscription not yet ACKed, or
+   * NACKed), oldest first: stream, the type furthest behind and since when (clock ms).
+   */
+  slowest(limit: number): Laggard[] {
+    const out: Laggard[] = [];
+    for (const s of this.streams.values()) {
+      const b = s.behind();
+      if (b === undefined) continue;
+      if (out.length === limit && b.since >= out[out.length - 1]!.since) continue;
+      out.push({ stream: s, ...b, lagSeconds: Math.max(0, this.clock.now() - b.since) / 1000 });
+      out.sort((x, y) => x.since - y.since);
+      if (out.length > limit) out.pop();
+    }
+    return out;
+  }
+
   /** The connected clients, for a dry run's NACK forecast. */
   connected(): Iterable<ForecastTarget> { return this.streams.values(); }
 
@@ -151,12 +180,17 @@ export class DiscoveryServer {
     for (const s of streams) s.shutdown(reason);
   }
 
-  private handle<Req, Res>(call: grpc.ServerDuplexStream<Req, Res>, open: (id: string, onAnswer: AnswerListener, onSent: (type: string) => void) => XdsStream): void {
+  private readonly hooks: StreamHooks = {
+    sent: (type, seconds) => { bump(this.counters.pushes, type); this.timings.push.observe(shortType(type), seconds); },
+    converged: (type, seconds) => this.timings.convergence.observe(shortType(type), seconds),
+  };
+
+  private handle<Req, Res>(call: grpc.ServerDuplexStream<Req, Res>, open: (id: string, onAnswer: AnswerListener, hooks: StreamHooks) => XdsStream): void {
     const id = `${Date.now().toString(36)}-${++this.seq}`;
     const stream = open(id, (s, type, state, revision, error) => {
       if (state === 'NACKED') bump(this.counters.nacks, type);
       this.rollouts.answered(s.id, type, state, revision, error);
-    }, (type) => bump(this.counters.pushes, type));
+    }, this.hooks);
     this.streams.set(id, stream);
     const done = () => {
       if (!this.streams.delete(id)) return;

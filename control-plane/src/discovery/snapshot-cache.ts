@@ -20,6 +20,11 @@ export interface CachedResource {
 export interface SnapshotChange {
   /** Config revision that produced the new snapshot. */
   revision: number;
+  /**
+   * When (clock ms) the change began: the first config or endpoint change this snapshot takes
+   * in. Proxies' convergence is measured from it. Absent: when it was installed.
+   */
+  at?: number;
   /** Per type, the names added, changed or removed. Types with no change are absent (it may be empty for a new revision). */
   changed: Map<string, Set<string>>;
 }
@@ -82,8 +87,8 @@ export class SnapshotCache {
     return this.lastPrepared;
   }
 
-  /** Makes a prepared snapshot current, for `revision`, and tells the listeners what changed. */
-  install(prepared: PreparedSnapshot, revision: number): SnapshotChange {
+  /** Makes a prepared snapshot current, for `revision`, and tells the listeners what changed (`at`: SnapshotChange.at). */
+  install(prepared: PreparedSnapshot, revision: number, at?: number): SnapshotChange {
     const changed = new Map<string, Set<string>>();
     for (const [type, now] of prepared.types) {
       const before = this.types.get(type)!;
@@ -98,7 +103,7 @@ export class SnapshotCache {
     this.allVersions.clear();
     const newRevision = revision !== this.revisionValue;
     this.revisionValue = revision;
-    const change = { revision, changed };
+    const change: SnapshotChange = at === undefined ? { revision, changed } : { revision, changed, at };
     // A new revision is announced even when it changes no resource, so its rollout exists.
     if (changed.size > 0 || newRevision) for (const l of this.listeners) l(change);
     return change;

@@ -1,4 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
+import { performance } from 'node:perf_hooks';
 import type { Clock } from '../../../shared/src/clock';
 import type { Logger } from '../../../shared/src/log';
 import { PUSH_ORDER } from '../../../shared/src/xds/resource-kind';
@@ -32,6 +33,8 @@ export interface XdsStream {
   flush(): void;
   /** Reports as ACKED each touched type that has nothing new to send and whose last response was ACKed. */
   reportUnchanged(touched: readonly string[]): void;
+  /** The type furthest behind and since when (clock ms); undefined when every type is in step. */
+  behind(): { type: string; since: number } | undefined;
   close(): void;
   shutdown(reason: string): void;
   status(): ProxyStatus;
@@ -42,6 +45,14 @@ export interface XdsStream {
  * has for that type, or NACKED with the revision of the rejected response and the client's error.
  */
 export type AnswerListener = (stream: XdsStream, typeUrl: string, state: 'ACKED' | 'NACKED', revision: number, error?: string) => void;
+
+/** What a stream reports for the monitoring listener's histograms (monitoring/xds-metrics.ts). */
+export interface StreamHooks {
+  /** A response of `type` went out; `seconds` it took to build and write it. */
+  sent(type: string, seconds: number): void;
+  /** The client ACKed everything of `type` after a snapshot change: `seconds` from the change to that ACK. */
+  converged(type: string, seconds: number): void;
+}
 
 /** The client's user agent as name/version, e.g. grpc-node-js/1.14.1. */
 export function userAgentOf(n: XdsNode | undefined): string {
@@ -115,11 +126,18 @@ export interface TypeStateBase {
   lastNack: TypeStatus['lastNack'];
   /** True once a NACK arrived for the last response: stays until a new one is sent. */
   nacked: boolean;
+  /**
+   * Since when (clock ms) the client lacks something of this type: a snapshot change it has not
+   * ACKed (`behindCause` 'change', from the change's time), or a subscription not yet answered
+   * ('subscribe'). null when it is in step.
+   */
+  behindSince: number | null;
+  behindCause: 'change' | 'subscribe';
 }
 
 /** A fresh TypeStateBase: nothing subscribed, sent or answered. */
 export function freshTypeState(): TypeStateBase {
-  return { wildcard: false, names: new Set(), sentVersion: null, sentRevision: null, sentAt: null, ackedVersion: null, ackedRevision: null, ackedAt: null, lastNack: null, nacked: false };
+  return { wildcard: false, names: new Set(), sentVersion: null, sentRevision: null, sentAt: null, ackedVersion: null, ackedRevision: null, ackedAt: null, lastNack: null, nacked: false, behindSince: null, behindCause: 'subscribe' };
 }
 
 /**
@@ -148,8 +166,8 @@ export abstract class StreamBase<St extends TypeStateBase, Req, Res> implements 
     protected readonly onAnswer: AnswerListener,
     /** The SPIFFE ID the client authenticated with, or '' on the plaintext listener. */
     private readonly identity: string,
-    /** Called for each response sent (the monitoring listener's push count). */
-    private readonly onSent: (type: string) => void,
+    /** Told of each response sent and each convergence (the monitoring listener's metrics). */
+    private readonly hooks: StreamHooks,
   ) {
     this.id = id;
     this.connectedAt = clock.now();
@@ -193,7 +211,11 @@ export abstract class StreamBase<St extends TypeStateBase, Req, Res> implements 
     for (const [type, names] of change.changed) {
       const st = this.types.get(type);
       if (st === undefined) continue;
-      if (st.wildcard || [...names].some((n) => st.names.has(n))) { this.dirty.add(type); touched.push(type); }
+      if (st.wildcard || [...names].some((n) => st.names.has(n))) {
+        this.dirty.add(type);
+        touched.push(type);
+        if (st.behindSince === null) { st.behindSince = change.at ?? this.clock.now(); st.behindCause = 'change'; }
+      }
     }
     return touched;
   }
@@ -201,6 +223,32 @@ export abstract class StreamBase<St extends TypeStateBase, Req, Res> implements 
   /** Pushes every type marked by onSnapshot (until backpressure; the rest follows as the client reads). */
   flush(): void {
     if (this.dirty.size > 0) this.pump(false);
+    this.sweep(undefined);
+  }
+
+  /**
+   * Clears `behindSince` of each type now in step (nothing NACKed, unanswered or waiting to be
+   * pushed). `acked`: the type whose ACK this follows; if it was behind a snapshot change, that
+   * change's convergence time is reported. A type out of step with no `behindSince` (a new
+   * subscription, a re-request) becomes behind from now.
+   */
+  protected sweep(acked: string | undefined): void {
+    for (const [type, st] of this.types) {
+      const inStep = !st.nacked && this.answered(st) && !this.dirty.has(type);
+      if (!inStep) {
+        if (st.behindSince === null) { st.behindSince = this.clock.now(); st.behindCause = 'subscribe'; }
+      } else if (st.behindSince !== null) {
+        if (type === acked && st.behindCause === 'change') this.hooks.converged(type, Math.max(0, this.clock.now() - st.behindSince) / 1000);
+        st.behindSince = null;
+      }
+    }
+  }
+
+  /** The type furthest behind and since when (clock ms), or undefined when every type is in step. */
+  behind(): { type: string; since: number } | undefined {
+    let out: { type: string; since: number } | undefined;
+    for (const [type, st] of this.types) if (st.behindSince !== null && (out === undefined || st.behindSince < out.since)) out = { type, since: st.behindSince };
+    return out;
   }
 
   /**
@@ -217,6 +265,7 @@ export abstract class StreamBase<St extends TypeStateBase, Req, Res> implements 
         if (this.hasNews(type, st)) continue; // something new: it will be pushed
         this.dirty.delete(type);
       }
+      st.behindSince = null;
       this.onAnswer(this, type, 'ACKED', this.cache.revision);
     }
   }
@@ -238,19 +287,22 @@ export abstract class StreamBase<St extends TypeStateBase, Req, Res> implements 
    */
   private readonly onWritten = (): void => {
     this.inFlight--;
-    if (this.dirty.size > 0) this.pump(false);
+    if (this.dirty.size > 0) { this.pump(false); this.sweep(undefined); }
   };
 
-  /** Records a response (its version, revision and time), writes it, and returns its nonce. */
-  protected write(type: string, st: St, version: string, response: (nonce: string) => Res): string {
+  /**
+   * Records a response (its version, revision and time), writes it, and returns its nonce.
+   * `startedAt`: performance.now() when building it began (the push time reported).
+   */
+  protected write(type: string, st: St, version: string, startedAt: number, response: (nonce: string) => Res): string {
     const nonce = String(++this.nonce);
     st.sentVersion = version;
     st.sentRevision = this.cache.revision;
     st.sentAt = this.clock.now();
     st.nacked = false;
     this.inFlight++;
-    this.onSent(type);
     this.call.write(response(nonce), this.onWritten);
+    this.hooks.sent(type, (performance.now() - startedAt) / 1000);
     return nonce;
   }
 
