@@ -3,6 +3,7 @@ import { isFullStateType, PUSH_ORDER } from '../../../shared/src/xds/resource-ki
 import { responseVersion } from './snapshot-cache';
 import type { CachedResource } from './snapshot-cache';
 import type { SyncState } from './proxy-status';
+import { inScope } from '../translate/scope';
 import { checkLimits, freshTypeState, StreamBase } from './xds-stream';
 import type { TypeStateBase, XdsNode } from './xds-stream';
 
@@ -106,14 +107,24 @@ export class AdsStream extends StreamBase<TypeState, DiscoveryRequest, Discovery
     }
   }
 
+  /**
+   * What the client is sent: with a wildcard every resource of the type within its scope (and
+   * the names it also asked for), else the names it asked for (resource(): the outbound route
+   * table cut to its scope).
+   */
   private compute(type: string, st: TypeState): { version: string; resources: CachedResource[] } {
     const all = this.cache.all(type);
+    const scope = this.scope();
     const resources: CachedResource[] = [];
     if (st.wildcard) {
-      resources.push(...all.values());
-      return { version: this.cache.allVersion(type), resources };
+      if (scope === undefined) {
+        resources.push(...all.values());
+        return { version: this.cache.allVersion(type), resources };
+      }
+      for (const r of all.values()) if (inScope(scope, type, r.name) || st.names.has(r.name)) resources.push(r);
+      return { version: responseVersion(resources), resources };
     }
-    for (const n of st.names) { const r = all.get(n); if (r !== undefined) resources.push(r); }
+    for (const n of st.names) { const r = this.resource(type, n, scope); if (r !== undefined) resources.push(r); }
     return { version: responseVersion(resources), resources };
   }
 }

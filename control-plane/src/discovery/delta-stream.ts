@@ -4,6 +4,7 @@ import { isFullStateType, PUSH_ORDER } from '../../../shared/src/xds/resource-ki
 import { setVersion } from './snapshot-cache';
 import type { CachedResource } from './snapshot-cache';
 import type { SyncState } from './proxy-status';
+import { inScope } from '../translate/scope';
 import { checkLimits, freshTypeState, StreamBase } from './xds-stream';
 import type { TypeStateBase, XdsNode } from './xds-stream';
 
@@ -156,31 +157,38 @@ export class DeltaStream extends StreamBase<DeltaTypeState, DeltaDiscoveryReques
 
   protected answered(st: DeltaTypeState): boolean { return st.pending.size === 0 && !st.answerFirst; }
 
-  protected hasNews(type: string, st: DeltaTypeState): boolean { return !isEmpty(this.diff(st, this.cache.all(type))); }
+  protected hasNews(type: string, st: DeltaTypeState): boolean { return !isEmpty(this.diff(type, st)); }
 
   /** NACKED: the last response was rejected. STALE: a response is not yet ACKed, or there is something to send. */
   protected typeState(type: string, st: DeltaTypeState): SyncState {
     if (st.nacked) return 'NACKED';
     if (st.pending.size > 0 || st.answerFirst) return 'STALE';
-    return isEmpty(this.diff(st, this.cache.all(type))) ? 'SYNCED' : 'STALE';
+    return isEmpty(this.diff(type, st)) ? 'SYNCED' : 'STALE';
   }
 
-  /** What the client lacks: resources it does not hold at their current version, and names to report removed. */
-  private diff(st: DeltaTypeState, all: ReadonlyMap<string, CachedResource>): Diff {
+  /**
+   * What the client lacks: resources it does not hold at their current version, and names to
+   * report removed. A wildcard covers the resources of the proxy's scope (Service spec.dependsOn);
+   * a name subscribed explicitly is served whatever the scope (on-demand discovery).
+   */
+  private diff(type: string, st: DeltaTypeState): Diff {
+    const all = this.cache.all(type);
+    const scope = this.scope();
+    const covered = (name: string): boolean => st.wildcard && inScope(scope, type, name);
     const updates: CachedResource[] = [];
     const removed: string[] = [];
-    if (st.wildcard) for (const r of all.values()) if (st.held.get(r.name) !== r.version) updates.push(r);
+    if (st.wildcard) for (const r of all.values()) if ((covered(r.name) || st.names.has(r.name)) && st.held.get(r.name) !== r.version) updates.push(r);
     for (const n of st.names) {
-      const r = all.get(n);
+      const r = this.resource(type, n, scope);
       if (r === undefined) {
         if (!st.held.has(n) && !st.toldAbsent.has(n)) removed.push(n); // never there: say so once
       } else if (!st.wildcard && st.held.get(n) !== r.version) {
         updates.push(r);
       }
     }
-    for (const n of st.held.keys()) if (!all.has(n)) removed.push(n);
-    // Unsubscribed under the wildcard: a resource it has is re-sent above (no longer held).
-    for (const n of st.recheck) if (!all.has(n) && !st.held.has(n) && !st.names.has(n)) removed.push(n);
+    for (const n of st.held.keys()) if (this.resource(type, n, scope) === undefined || (!st.names.has(n) && !covered(n))) removed.push(n);
+    // Unsubscribed under the wildcard: a resource it covers is re-sent above (no longer held).
+    for (const n of st.recheck) if ((!all.has(n) || !covered(n)) && !st.held.has(n) && !st.names.has(n)) removed.push(n);
     return { updates, removed };
   }
 
@@ -192,7 +200,7 @@ export class DeltaStream extends StreamBase<DeltaTypeState, DeltaDiscoveryReques
       this.dirty.delete(type);
       const st = this.types.get(type)!;
       const startedAt = performance.now();
-      const d = this.diff(st, this.cache.all(type));
+      const d = this.diff(type, st);
       if (isEmpty(d) && !st.answerFirst) continue; // nothing new (this is also what stops NACK loops)
       this.send(type, st, d, startedAt);
     }

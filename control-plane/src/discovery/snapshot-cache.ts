@@ -6,6 +6,8 @@ import { resourcesOfKind } from '../translate/translate';
 import type { XdsResourceSet } from '../translate/translate';
 import { contentVersion, PUSH_ORDER, XDS_KINDS } from '../../../shared/src/xds/resource-kind';
 import type { XdsObject } from '../translate/xds-json';
+import { OUTBOUND } from '../translate/names';
+import type { Scope } from '../translate/scope';
 import type { Slicer } from '../../../shared/src/slicer';
 
 
@@ -27,6 +29,8 @@ export interface SnapshotChange {
   at?: number;
   /** Per type, the names added, changed or removed. Types with no change are absent (it may be empty for a new revision). */
   changed: Map<string, Set<string>>;
+  /** Services whose declared dependencies (scope) changed: their proxies are sent a different set. */
+  rescoped?: Set<string>;
 }
 
 /** A snapshot encoded and ready to install (see SnapshotCache.prepare). */
@@ -34,6 +38,8 @@ export interface PreparedSnapshot {
   readonly types: Map<string, Map<string, CachedResource>>;
   /** The encoded VirtualHosts it used, by the hash of their JSON. */
   readonly vhosts: Map<string, Buffer>;
+  /** Each service's declared dependencies (XdsResourceSet.scopes). */
+  readonly scopes: Map<string, Scope>;
 }
 
 /** The RouteConfiguration field number of virtual_hosts (route.proto). */
@@ -59,6 +65,9 @@ export class SnapshotCache {
   private vhosts = new Map<string, Buffer>();
   /** Per type, the version of a response carrying every resource (a wildcard subscription's), computed once per snapshot. */
   private readonly allVersions = new Map<string, string>();
+  private scopes = new Map<string, Scope>();
+  /** The outbound route table cut to a scope, by Scope.key, built once per snapshot. */
+  private readonly scopedOutbound = new Map<string, CachedResource | null>();
 
   constructor() { for (const t of PUSH_ORDER) this.types.set(t, new Map()); }
 
@@ -68,7 +77,7 @@ export class SnapshotCache {
   set(resources: XdsResourceSet, revision: number): SnapshotChange {
     const p = new Preparation(this.types, this.vhosts, this.lastPrepared);
     for (const [type, objs, key] of inputs(resources)) for (const json of objs) p.add(type, json, key);
-    return this.install(p.finish(), revision);
+    return this.install(p.finish(resources.scopes), revision);
   }
 
   /**
@@ -83,7 +92,7 @@ export class SnapshotCache {
         await slicer.point();
       }
     }
-    this.lastPrepared = p.finish();
+    this.lastPrepared = p.finish(resources.scopes);
     return this.lastPrepared;
   }
 
@@ -97,15 +106,20 @@ export class SnapshotCache {
       for (const name of before.keys()) if (!now.has(name)) names.add(name);
       if (names.size > 0) changed.set(type, names);
     }
+    const rescoped = new Set<string>();
+    for (const [name, s] of prepared.scopes) if (this.scopes.get(name)?.key !== s.key) rescoped.add(name);
+    for (const name of this.scopes.keys()) if (!prepared.scopes.has(name)) rescoped.add(name);
     this.types = new Map(prepared.types);
     this.vhosts = prepared.vhosts;
+    this.scopes = prepared.scopes;
     if (this.lastPrepared === prepared) this.lastPrepared = undefined;
     this.allVersions.clear();
+    this.scopedOutbound.clear();
     const newRevision = revision !== this.revisionValue;
     this.revisionValue = revision;
-    const change: SnapshotChange = at === undefined ? { revision, changed } : { revision, changed, at };
+    const change: SnapshotChange = { revision, changed, ...(at === undefined ? {} : { at }), ...(rescoped.size === 0 ? {} : { rescoped }) };
     // A new revision is announced even when it changes no resource, so its rollout exists.
-    if (changed.size > 0 || newRevision) for (const l of this.listeners) l(change);
+    if (changed.size > 0 || newRevision || rescoped.size > 0) for (const l of this.listeners) l(change);
     return change;
   }
 
@@ -124,6 +138,29 @@ export class SnapshotCache {
   }
 
   has(type: string): boolean { return this.types.has(type); }
+
+  /** The declared dependencies of `service`; undefined when it declares none (or is no service): every service. */
+  scopeOf(service: string): Scope | undefined { return this.scopes.get(service); }
+
+  /**
+   * The outbound route table (OUTBOUND) with only the virtual hosts of `scope`'s services, in the
+   * same order, assembled from the VirtualHosts' encodings. One per scope and snapshot.
+   */
+  outboundFor(scope: Scope): CachedResource | undefined {
+    let r = this.scopedOutbound.get(scope.key);
+    if (r === undefined) {
+      const full = this.get(TYPE_URLS.ROUTE, OUTBOUND);
+      r = null;
+      if (full !== undefined) {
+        const vhosts = (full.json['virtual_hosts'] as XdsObject[]).filter((vh) => scope.services.has(vh['name'] as string));
+        const json: XdsObject = { name: OUTBOUND, virtual_hosts: vhosts };
+        const any = assembleRouteConfiguration(OUTBOUND, vhosts.map((vh) => this.vhosts.get(jsonHash(vh)) ?? Buffer.from(encodeResource(VIRTUAL_HOST_TYPE, vh).value)));
+        r = { name: OUTBOUND, version: contentVersion(any.value), any, json };
+      }
+      this.scopedOutbound.set(scope.key, r);
+    }
+    return r ?? undefined;
+  }
 
   onChange(fn: (c: SnapshotChange) => void): void { this.listeners.push(fn); }
 }
@@ -155,7 +192,7 @@ class Preparation {
     this.types.get(type)!.set(name, r);
   }
 
-  finish(): PreparedSnapshot { return { types: this.types, vhosts: this.vhosts }; }
+  finish(scopes: Map<string, Scope>): PreparedSnapshot { return { types: this.types, vhosts: this.vhosts, scopes }; }
 
   private reuse(type: string, name: string, hash: string): CachedResource | undefined {
     for (const from of [this.installed.get(type)?.get(name), this.prepared?.types.get(type)?.get(name)]) {
@@ -177,13 +214,7 @@ class Preparation {
    * whole message (fields in number order), so versions do not depend on how it was built.
    */
   private routeConfiguration(json: XdsObject): PackedAny {
-    const head = encodeResource(TYPE_URLS.ROUTE, { name: json['name'] });
-    const parts: Buffer[] = [Buffer.from(head.value)];
-    for (const vh of json['virtual_hosts'] as XdsObject[]) {
-      const bytes = this.vhost(vh);
-      parts.push(fieldHeader(VIRTUAL_HOSTS_FIELD, bytes.length), bytes);
-    }
-    return { type_url: head.type_url, value: Buffer.concat(parts) };
+    return assembleRouteConfiguration(json['name'] as string, (json['virtual_hosts'] as XdsObject[]).map((vh) => this.vhost(vh)));
   }
 
   /** A VirtualHost's encoding, reused when its JSON was encoded before. */
@@ -194,6 +225,14 @@ class Preparation {
     this.vhosts.set(hash, bytes);
     return bytes;
   }
+}
+
+/** A RouteConfiguration of `name` and the encoded VirtualHosts, as protobufjs writes it (Preparation.routeConfiguration). */
+function assembleRouteConfiguration(name: string, vhosts: readonly Buffer[]): PackedAny {
+  const head = encodeResource(TYPE_URLS.ROUTE, { name });
+  const parts: Buffer[] = [Buffer.from(head.value)];
+  for (const bytes of vhosts) parts.push(fieldHeader(VIRTUAL_HOSTS_FIELD, bytes.length), bytes);
+  return { type_url: head.type_url, value: Buffer.concat(parts) };
 }
 
 function isSpliceable(json: XdsObject): boolean {

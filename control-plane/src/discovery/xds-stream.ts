@@ -5,11 +5,16 @@ import type { Logger } from '../../../shared/src/log';
 import { PUSH_ORDER } from '../../../shared/src/xds/resource-kind';
 import type { ProxyStatus, SyncState, TypeStatus } from './proxy-status';
 import { worst } from './proxy-status';
-import type { SnapshotCache, SnapshotChange } from './snapshot-cache';
+import type { CachedResource, SnapshotCache, SnapshotChange } from './snapshot-cache';
+import { TYPE_URLS } from '../../../shared/src/xds/protos';
+import { OUTBOUND } from '../translate/names';
+import { inScope, serviceOf } from '../translate/scope';
+import type { Scope } from '../translate/scope';
 
 /** The node a client sends on its first request (proto-loader object shape, snake_case). */
 export interface XdsNode {
   id?: string; cluster?: string; user_agent_name?: string; user_agent_version?: string;
+  metadata?: { fields?: Record<string, { string_value?: string } | undefined> };
   user_agent_build_version?: { version?: { major_number?: number; minor_number?: number; patch?: number } };
 }
 
@@ -70,6 +75,16 @@ export function checkLimits(what: { message: string; namesField: string }, typeU
   if (names.some((n) => n.length > REQUEST_LIMITS.maxNameLength)) return `${what.message}.${what.namesField} has a name over ${REQUEST_LIMITS.maxNameLength} characters`;
   if ((node?.id?.length ?? 0) > REQUEST_LIMITS.maxNodeIdLength) return `${what.message}.node.id is too long`;
   return undefined;
+}
+
+/**
+ * The service a proxy runs for: its node metadata `service` (the skein sidecar sends it with
+ * --service), else node.cluster (Envoy's --service-cluster). Its spec.dependsOn scopes what it is sent.
+ */
+export function serviceOfNode(n: XdsNode | undefined): string | undefined {
+  const s = n?.metadata?.fields?.['service']?.string_value;
+  if (typeof s === 'string' && s !== '') return s;
+  return n?.cluster === undefined || n.cluster === '' ? undefined : n.cluster;
 }
 
 /** A time in ms since the epoch as ISO 8601, or null. */
@@ -151,6 +166,8 @@ export abstract class StreamBase<St extends TypeStateBase, Req, Res> implements 
   protected readonly types = new Map<string, St>();
   protected readonly dirty = new Set<string>();
   protected node: XdsNode | undefined = undefined;
+  /** The service this proxy runs for (serviceOfNode), once the node is known. */
+  private service: string | undefined = undefined;
   private nonce = 0;
   /** Responses written but not yet taken by HTTP/2. */
   private inFlight = 0;
@@ -191,6 +208,7 @@ export abstract class StreamBase<St extends TypeStateBase, Req, Res> implements 
     if (this.node !== undefined) return undefined;
     if (node === undefined) return `the first ${message} on a stream must carry node`;
     this.node = node;
+    this.service = serviceOfNode(node);
     this.log.info({ stream: this.id, node: this.nodeId, userAgent: this.userAgent(), protocol }, 'xDS client connected');
     return undefined;
   }
@@ -208,16 +226,48 @@ export abstract class StreamBase<St extends TypeStateBase, Req, Res> implements 
    */
   onSnapshot(change: SnapshotChange): string[] {
     const touched: string[] = [];
-    for (const [type, names] of change.changed) {
-      const st = this.types.get(type);
-      if (st === undefined) continue;
-      if (st.wildcard || [...names].some((n) => st.names.has(n))) {
+    const scope = this.scope();
+    const rescoped = this.service !== undefined && change.rescoped?.has(this.service) === true;
+    for (const [type, st] of this.types) {
+      const names = change.changed.get(type);
+      const hit = (rescoped && (st.wildcard || st.names.has(OUTBOUND))) || (names !== undefined && this.touches(type, st, names, scope));
+      if (hit) {
         this.dirty.add(type);
         touched.push(type);
         if (st.behindSince === null) { st.behindSince = change.at ?? this.clock.now(); st.behindCause = 'change'; }
       }
     }
     return touched;
+  }
+
+  /**
+   * Whether changed `names` of `type` reach this client: a name it subscribed to, or one its
+   * wildcard covers within its scope. A scoped proxy's outbound route table changes only when a
+   * service of its scope does (a per-service RouteConfiguration of its scope changed).
+   */
+  private touches(type: string, st: St, names: ReadonlySet<string>, scope: Scope | undefined): boolean {
+    for (const n of names) {
+      if (st.names.has(n)) {
+        if (scope === undefined || n !== OUTBOUND || type !== TYPE_URLS.ROUTE) return true;
+        for (const m of names) if (m !== OUTBOUND && scope.services.has(serviceOf(type, m) ?? '')) return true;
+      } else if (st.wildcard && inScope(scope, type, n)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** This proxy's service's declared dependencies, from the current snapshot; undefined: every service. */
+  protected scope(): Scope | undefined { return this.service === undefined ? undefined : this.cache.scopeOf(this.service); }
+
+  /**
+   * Resource `name` of `type` as this client is sent it when it names it: the resource, whatever
+   * the scope (a name asked for is served: on-demand discovery), except the outbound route table,
+   * which a scoped proxy receives with only its scope's virtual hosts.
+   */
+  protected resource(type: string, name: string, scope: Scope | undefined): CachedResource | undefined {
+    if (scope !== undefined && name === OUTBOUND && type === TYPE_URLS.ROUTE) return this.cache.outboundFor(scope);
+    return this.cache.get(type, name);
   }
 
   /** Pushes every type marked by onSnapshot (until backpressure; the rest follows as the client reads). */

@@ -14,6 +14,8 @@ import type { AuthorizationPolicy } from '../../../shared/src/config/types';
 import { DEFAULT_TRACE_SAMPLING_PERCENT } from '../../../shared/src/config/types';
 import { attachedRoutes, serviceRouteConfig } from './routes';
 import type { XdsResourceKind } from '../../../shared/src/xds/resource-kind';
+import { scopesOf } from './scope';
+import type { Scope } from './scope';
 import type { Cluster, ClusterLoadAssignment, Listener, RouteConfiguration, Secret, TransportSocketMatch } from './xds-json';
 
 export type { MeshTrust } from './mtls';
@@ -24,6 +26,8 @@ export interface XdsResourceSet {
   clusters: Cluster[];
   endpoints: ClusterLoadAssignment[];
   secrets: Secret[];
+  /** The declared dependencies (spec.dependsOn) of each service that has them (scope.ts). */
+  scopes: Map<string, Scope>;
 }
 
 /** A resource of any kind the translator writes. */
@@ -67,13 +71,14 @@ export async function translateSliced(mesh: MeshConfig, live: readonly EndpointV
 }
 
 class Translation {
-  readonly out: XdsResourceSet = { listeners: [], routes: [], clusters: [], endpoints: [], secrets: [] };
+  readonly out: XdsResourceSet;
   readonly names: string[];
   private readonly policies: EffectivePolicies;
   /** AuthorizationPolicies by target service, in name order. */
   private readonly authorization = new Map<string, AuthorizationPolicy[]>();
 
   constructor(private readonly mesh: MeshConfig, private readonly live: readonly EndpointView[], private readonly opts: TranslateOptions) {
+    this.out = { listeners: [], routes: [], clusters: [], endpoints: [], secrets: [], scopes: scopesOf(mesh) };
     this.policies = effectivePolicies(mesh);
     for (const p of mesh.authorizationPolicies) {
       const list = this.authorization.get(p.spec.targetRef.name);

@@ -32,6 +32,8 @@ export const CONFIG_LIMITS = {
   subsets: 64,
   /** Service spec.endpoints (static endpoints; one EDS resource holds them all). */
   endpoints: 1000,
+  /** Service spec.dependsOn (at most every Service of a config). */
+  dependsOn: 1000,
   /** Route spec.parentRefs. */
   parentRefs: 32,
   /** Route spec.hostnames. */

@@ -162,6 +162,9 @@ function checkReferences(mesh: MeshConfig, issues: FieldIssue[]): void {
   const svc = (name: string) => mesh.services.get(name);
   const fail = (r: Resource, path: string, message: string) => issues.push({ resource: resourceKey(r), path, message });
   const missingService = (name: string) => `references Service "${name}", which does not exist${suggest(name, [...mesh.services.keys()])}`;
+  for (const s of mesh.services.values()) {
+    s.spec.dependsOn?.forEach((name, i) => { if (!svc(name)) fail(s, `spec.dependsOn[${i}]`, missingService(name)); });
+  }
   for (const route of mesh.routes) {
     route.spec.parentRefs.forEach((p, i) => { if (!svc(p.name)) fail(route, `spec.parentRefs[${i}].name`, missingService(p.name)); });
     route.spec.rules.forEach((rule, ri) => rule.backendRefs.forEach((b, bi) => {

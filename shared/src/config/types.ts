@@ -55,6 +55,12 @@ export interface ServiceSpec {
    * mTLS or plaintext on the same port; DISABLE plaintext only (client sidecars send no TLS).
    */
   mtls: MtlsMode;
+  /**
+   * The Services this service's sidecars may call: they are sent only those services' clusters,
+   * endpoints, route table entries and api_listeners (a delta xDS client can still subscribe to
+   * any other by name, on demand). Unset: every service.
+   */
+  dependsOn?: string[];
 }
 export type Service = ResourceBase<'Service', ServiceSpec>;
 

@@ -9,7 +9,7 @@ const SERVICE_ACCOUNT = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const HOSTNAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/i;
 
 export function validateServiceSpec(r: FieldReader, raw: unknown): Service['spec'] | undefined {
-  const o = r.object(raw, 'spec', ['protocol', 'ports', 'subsets', 'endpoints', 'serviceAccount', 'mtls']);
+  const o = r.object(raw, 'spec', ['protocol', 'ports', 'subsets', 'endpoints', 'serviceAccount', 'mtls', 'dependsOn']);
   if (o === undefined) return undefined;
   const protocol = o['protocol'] === undefined ? 'grpc' : r.oneOf(o['protocol'], 'spec.protocol', ['grpc', 'http'] as const);
   const ports = portsOf(r, o['ports']);
@@ -17,8 +17,25 @@ export function validateServiceSpec(r: FieldReader, raw: unknown): Service['spec
   const endpoints = endpointsOf(r, o['endpoints']);
   const serviceAccount = o['serviceAccount'] === undefined ? undefined : r.string(o['serviceAccount'], 'spec.serviceAccount', { pattern: SERVICE_ACCOUNT, patternHint: 'a DNS label: lower-case letters, digits and \'-\', at most 63, e.g. reviews' });
   const mtls = o['mtls'] === undefined ? 'STRICT' : r.oneOf(o['mtls'], 'spec.mtls', MTLS_MODES);
+  const dependsOn = o['dependsOn'] === undefined ? undefined : dependsOnOf(r, o['dependsOn']);
   if (protocol === undefined || ports === undefined || subsets === undefined || endpoints === undefined || mtls === undefined || (o['serviceAccount'] !== undefined && serviceAccount === undefined)) return undefined;
-  return { protocol, ports, subsets, endpoints, ...(serviceAccount === undefined ? {} : { serviceAccount }), mtls };
+  if (o['dependsOn'] !== undefined && dependsOn === undefined) return undefined;
+  return { protocol, ports, subsets, endpoints, ...(serviceAccount === undefined ? {} : { serviceAccount }), mtls, ...(dependsOn === undefined ? {} : { dependsOn }) };
+}
+
+/** spec.dependsOn: the Services this service's sidecars may call, each once (that they exist is checked in mesh.ts). */
+function dependsOnOf(r: FieldReader, raw: unknown): string[] | undefined {
+  const list = r.array(raw, 'spec.dependsOn', { max: CONFIG_LIMITS.dependsOn });
+  if (list === undefined) return undefined;
+  const out: string[] = [];
+  let ok = true;
+  list.forEach((n, i) => {
+    const name = r.string(n, join('spec.dependsOn', i), { pattern: NAME_PATTERN, patternHint: NAME_HINT });
+    if (name === undefined) { ok = false; return; }
+    if (out.includes(name)) { ok = false; r.fail(join('spec.dependsOn', i), `duplicate Service "${name}"`); return; }
+    out.push(name);
+  });
+  return ok ? out : undefined;
 }
 
 function portsOf(r: FieldReader, raw: unknown): ServicePort[] | undefined {

@@ -110,7 +110,14 @@ const timeoutCase = (text: string, message: RegExp): InvalidCase => ({
 const INVALID: InvalidCase[] = [
   // Unknown fields, anywhere.
   { name: 'unknown field at top level', mutate: (d) => { svc(d).status = {}; }, expect: [{ resource: SV, path: 'status', message: /^unknown field \(allowed: apiVersion, kind, metadata, spec\)$/ }] },
-  { name: 'unknown field in spec', mutate: (d) => { svc(d).spec.protocl = 'grpc'; }, expect: [{ resource: SV, path: 'spec.protocl', message: /^unknown field \(allowed: protocol, ports, subsets, endpoints, serviceAccount, mtls\)$/ }] },
+  { name: 'unknown field in spec', mutate: (d) => { svc(d).spec.protocl = 'grpc'; }, expect: [{ resource: SV, path: 'spec.protocl', message: /^unknown field \(allowed: protocol, ports, subsets, endpoints, serviceAccount, mtls, dependsOn\)$/ }] },
+  // Declared dependencies (scoped config): names of existing Services, each once.
+  { name: 'dependsOn not a list', mutate: (d) => { svc(d).spec.dependsOn = 'web'; }, expect: [{ resource: SV, path: 'spec.dependsOn', message: /^must be a list, got "web"$/ }] },
+  { name: 'dependsOn entry not a DNS label', mutate: (d) => { svc(d).spec.dependsOn = ['Web_1']; }, expect: [{ resource: SV, path: 'spec.dependsOn[0]', message: /DNS label/ }] },
+  { name: 'dependsOn entry not a string', mutate: (d) => { svc(d).spec.dependsOn = ['web', 3]; }, expect: [{ resource: SV, path: 'spec.dependsOn[1]', message: /^must be a string, got number 3$/ }] },
+  { name: 'dependsOn duplicate', mutate: (d) => { svc(d).spec.dependsOn = ['web', 'web']; }, expect: [{ resource: SV, path: 'spec.dependsOn[1]', message: /^duplicate Service "web"$/ }] },
+  { name: 'dependsOn a Service that does not exist', mutate: (d) => { svc(d).spec.dependsOn = ['web', 'ratingz']; }, expect: [{ resource: SV, path: 'spec.dependsOn[1]', message: /^references Service "ratingz", which does not exist/ }] },
+  { name: 'dependsOn over the limit', mutate: (d) => { svc(d).spec.dependsOn = Array.from({ length: 1001 }, (_, i) => `s${i}`); }, expect: [{ resource: SV, path: 'spec.dependsOn', message: /^must have at most 1000 items$/ }] },
   // The service account that may register endpoints: a DNS label.
   { name: 'serviceAccount not a DNS label', mutate: (d) => { svc(d).spec.serviceAccount = 'Reviews_SA'; }, expect: [{ resource: SV, path: 'spec.serviceAccount', message: /DNS label/ }] },
   { name: 'serviceAccount not a string', mutate: (d) => { svc(d).spec.serviceAccount = 7; }, expect: [{ resource: SV, path: 'spec.serviceAccount', message: /string/ }] },
@@ -913,6 +920,13 @@ const VALID: ValidCase[] = [
       d.push(authzDoc('web-open', { targetRef: { name: 'web' }, defaultAction: 'ALLOW' }));
     },
     check: (m) => assert.deepEqual(m.authorizationPolicies.map((p) => `${p.metadata.name}:${p.spec.defaultAction}`), ['reviews-callers:DENY', 'reviews-more:DENY', 'web-open:ALLOW']),
+  },  {
+    name: 'dependsOn: absent means every service (no field); a list of existing Services, itself included, is kept',
+    mutate: (d) => { svc(d).spec.dependsOn = ['web', 'reviews']; },
+    check: (m) => {
+      assert.deepEqual(m.services.get('reviews')!.spec.dependsOn, ['web', 'reviews']);
+      assert.equal('dependsOn' in m.services.get('web')!.spec, false);
+    },
   },
 ];
 
