@@ -5,6 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { ProxyStatus } from '../../control-plane/src/discovery/proxy-status';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -480,6 +481,42 @@ describe('skein waits for the proxies: --wait, canary, rollout, proxy-status rev
     assert.match(applied.stdout, /^ {2}PENDING +silent-1 \(raw-ads-test\/1\.0\): RDS$/m);
     assert.match(applied.stdout, /the wait ran out with 1 proxy still pending/);
     silent.close();
+  });
+
+  test('proxy-status --slow lists the proxies furthest behind: how long, which type, the last NACK; --limit bounds them', async () => {
+    const slow = await proxyThat('ignore', 'slow-1');
+    const nacky = await proxyThat('nack', 'nacky-1');
+    const fine = await proxyThat('ack', 'fine-1');
+    const none = await cli(['proxy-status', '--slow']);
+    assert.equal(none.code, 0, show(none));
+    assert.doesNotMatch(none.stdout, /slow-1|nacky-1|fine-1/, 'in step, nobody is behind');
+    const changed = await cli(['canary', 'reviews', 'v1=20', 'v2=80', '--no-wait']);
+    assert.equal(changed.code, 0, show(changed));
+    const listed = await eventually(async () => {
+      const r = await cli(['proxy-status', '--slow', '-o', 'json']);
+      const nodes = (JSON.parse(r.stdout) as { proxies: ProxyStatus[] }).proxies.map((x) => x.nodeId);
+      return nodes.includes('slow-1') && nodes.includes('nacky-1') ? JSON.parse(r.stdout) as { proxies: ProxyStatus[] } : undefined;
+    }, 'slow-1 and nacky-1 behind');
+    assert.ok(!listed.proxies.some((x) => x.nodeId === 'fine-1'), 'a proxy that ACKed is not behind');
+    const s1 = listed.proxies.find((x) => x.nodeId === 'slow-1')!;
+    assert.equal(s1.behind?.typeUrl, TYPE_URLS.ROUTE);
+    assert.ok(s1.behind!.seconds >= 0);
+    const table = await cli(['proxy-status', '--slow']);
+    assert.equal(table.code, 0, show(table));
+    assert.match(table.stdout, /^NODE\s+BEHIND\s+TYPE\s+STATE\s+REVISION\s+USER AGENT\s+LAST NACK/m);
+    assert.match(table.stdout, /^slow-1\s+\d+\.\ds\s+RDS\s+STALE\s+/m);
+    assert.match(table.stdout, /^nacky-1\s+\d+\.\ds\s+RDS\s+NACKED\s+.*RDS \S+: nacky-1 cannot use these weights$/m);
+    const one = await cli(['proxy-status', '--slow', '--limit', '1', '-o', 'json']);
+    assert.equal((JSON.parse(one.stdout) as { proxies: ProxyStatus[] }).proxies.length, 1);
+    const bad = await cli(['proxy-status', '--limit', '1']);
+    assert.equal(bad.code, 1, show(bad));
+    assert.match(bad.stderr, /--limit: only applies with --slow/);
+    const zero = await cli(['proxy-status', '--slow', '--limit', '0']);
+    assert.equal(zero.code, 1, show(zero));
+    assert.match(zero.stderr, /--limit: must be an integer from 1 to 10000/);
+    slow.close();
+    nacky.close();
+    fine.close();
   });
 
   test('rejects a malformed --wait naming the flag, before calling the API', async () => {

@@ -13,6 +13,7 @@ import { BodyParser } from './body-parser';
 import { checkConfigMediaType, discardBody, flag, intParam, parseJsonBody, readBody, sendJson } from './http-io';
 import type { ChangeResult } from '../store/config-store';
 import type { RolloutReport } from '../discovery/rollout';
+import type { ProxyStatus } from '../discovery/proxy-status';
 import type { NackWarning } from '../discovery/nack-forecast';
 import type { MeshConfig } from '../../../shared/src/config/mesh';
 import { parseDuration } from '../../../shared/src/config/duration';
@@ -83,7 +84,7 @@ export class ApiServer {
       { method: 'POST', pattern: /^\/v1\/revisions\/(\d{1,9})\/rollback$/, handler: (req, url, p) => this.rollback(req, url, p), access: 'admin' },
       { method: 'POST', pattern: /^\/v1\/canary$/, handler: (req, url) => this.canary(req, url), access: 'admin' },
       { method: 'GET', pattern: /^\/v1\/rollouts\/(\d{1,9})$/, handler: async (_r, url, p) => [200, await this.rolloutOf(Number(p[0]), url)] },
-      { method: 'GET', pattern: /^\/v1\/proxies$/, handler: async () => [200, { revision: this.cp.cache.revision, proxies: this.cp.discovery.proxies() }] },
+      { method: 'GET', pattern: /^\/v1\/proxies$/, handler: async (_r, url) => [200, this.proxies(url)] },
       { method: 'GET', pattern: /^\/v1\/endpoints$/, handler: async () => [200, { endpoints: this.cp.registry.list().map(leaseJson) }] },
       { method: 'POST', pattern: /^\/v1\/endpoints$/, handler: (req) => this.register(req), access: 'admin' },
       { method: 'PUT', pattern: /^\/v1\/endpoints\/([0-9a-f-]{36})$/, handler: async (_r, _u, p) => [200, leaseJson(this.cp.registry.renew(p[0]!))], access: 'admin' },
@@ -219,6 +220,18 @@ export class ApiServer {
     }
   }
 
+  /**
+   * GET /v1/proxies: every connected proxy, by node id; with ?slow=true only the proxies behind
+   * (a change or subscription not ACKed, or NACKed), furthest first, at most ?limit (default 10).
+   */
+  private proxies(url: URL): { revision: number; proxies: ProxyStatus[] } {
+    const slow = flag(url, 'slow');
+    const limit = intParam(url.searchParams.get('limit'), 'query.limit');
+    if (limit !== undefined && !slow) throw queryError('limit', 'only applies with slow=true');
+    if (limit !== undefined && (limit < 1 || limit > 10_000)) throw queryError('limit', `must be from 1 to 10000, got ${limit}`);
+    return { revision: this.cp.cache.revision, proxies: slow ? this.cp.discovery.slowProxies(limit ?? DEFAULT_SLOW_LIMIT) : this.cp.discovery.proxies() };
+  }
+
   private async rolloutOf(revision: number, url: URL): Promise<RolloutReport> {
     const waitMs = waitParam(url);
     await this.cp.syncSnapshot();
@@ -312,6 +325,9 @@ function waitParam(url: URL): number | undefined {
   if (ms > MAX_WAIT_MS) throw queryError('wait', `must be at most 10m, got "${v}"`);
   return ms;
 }
+
+/** The proxies furthest behind GET /v1/proxies?slow=true lists unless ?limit says otherwise. */
+export const DEFAULT_SLOW_LIMIT = 10;
 
 function queryError(name: string, message: string): MeshError {
   return new MeshError(ErrorCodes.VALIDATION, `query.${name}: ${message}`, { details: [{ resource: '', path: `query.${name}`, message }] });

@@ -190,18 +190,33 @@ export const canary: Command = {
   },
 };
 
+const SLOW: FlagSpec = { name: 'slow', type: 'boolean', help: 'only the proxies furthest behind (a change or subscription not ACKed, or NACKed), furthest first: how long, which type, the last NACK' };
+const LIMIT: FlagSpec = { name: 'limit', type: 'string', value: 'N', help: 'with --slow: how many (default 10, at most 10000)' };
+
 export const proxyStatus: Command = {
   spec: {
     name: 'proxy-status', usage: 'proxy-status [NODE_ID] [flags]',
-    summary: 'Show every connected xDS client and whether it has ACKed the current config: SYNCED, STALE (sent, not yet ACKed) or NACKED (rejected, with its error).',
-    flags: [API_FLAG, ADMIN_TOKEN_FLAG, API_CA_FLAG, OUTPUT('table')],
+    summary: 'Show every connected xDS client and whether it has ACKed the current config: SYNCED, STALE (sent, not yet ACKed) or NACKED (rejected, with its error). --slow: the proxies furthest behind.',
+    flags: [API_FLAG, ADMIN_TOKEN_FLAG, API_CA_FLAG, SLOW, LIMIT, OUTPUT('table')],
   },
   async run(p, out) {
     const fmt = outputFormat(p, ['table', 'json']);
-    const res = await client(p).call<{ revision: number; proxies: ProxyStatus[] }>('GET', '/v1/proxies');
+    const slow = p.values['slow'] === true;
+    const limit = intFlag(p, 'limit', 1, 10_000);
+    if (limit !== undefined && !slow) throw new MeshError(ErrorCodes.VALIDATION, '--limit: only applies with --slow');
+    const query = slow ? `?slow=true${limit === undefined ? '' : `&limit=${limit}`}` : '';
+    const res = await client(p).call<{ revision: number; proxies: ProxyStatus[] }>('GET', `/v1/proxies${query}`);
     const node = p.positionals[0];
     const proxies = res.proxies.filter((x) => node === undefined || x.nodeId === node);
     if (fmt === 'json') { out(JSON.stringify({ revision: res.revision, proxies }, null, 2)); return 0; }
+    if (slow) {
+      if (proxies.length === 0) { out(`no proxy is behind (config revision ${res.revision})`); return 0; }
+      const nackOf = (x: ProxyStatus) => { const t = x.types.find((y) => y.lastNack !== null && y.state === 'NACKED') ?? x.types.find((y) => y.lastNack !== null); return t?.lastNack ? `${shortType(t.typeUrl)} ${t.lastNack.at}: ${t.lastNack.message}` : '-'; };
+      out(table(['NODE', 'BEHIND', 'TYPE', 'STATE', 'REVISION', 'USER AGENT', 'LAST NACK'], proxies.map((x) => [
+        x.nodeId, x.behind === null ? '-' : `${x.behind.seconds.toFixed(1)}s`, x.behind === null ? '-' : shortType(x.behind.typeUrl), x.state, `${x.ackedRevision} of ${res.revision}`, x.userAgent, nackOf(x)])));
+      out(`\n(the ${proxies.length} furthest behind; config revision ${res.revision})`);
+      return 0;
+    }
     if (proxies.length === 0) { out(node === undefined ? 'no xDS clients connected' : `no xDS client with node id ${node}`); return node === undefined ? 0 : 1; }
     const per = (x: ProxyStatus) => x.types.map((t) => `${shortType(t.typeUrl)}:${t.state}@${t.ackedRevision ?? '-'}`).join(' ');
     out(table(['NODE', 'STATE', 'REVISION', 'IDENTITY', 'USER AGENT', 'CONNECTED', 'TYPES'], proxies.map((x) => [x.nodeId, x.state, `${x.ackedRevision} of ${res.revision}`, identityColumn(x.identity), x.userAgent, x.connectedAt, per(x)])));

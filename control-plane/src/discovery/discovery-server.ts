@@ -153,6 +153,9 @@ export class DiscoveryServer {
 
   get streamCount(): number { return this.streams.size; }
 
+  /** The status of the `limit` proxies furthest behind (slowest), furthest first (GET /v1/proxies?slow=true). */
+  slowProxies(limit: number): ProxyStatus[] { return this.slowest(limit).map((l) => l.stream.status()); }
+
   /**
    * The `limit` proxies furthest behind (a type with a change or subscription not yet ACKed, or
    * NACKed), oldest first: stream, the type furthest behind and since when (clock ms).

@@ -20,6 +20,8 @@ export interface TypeStatus {
   /** The last rejection, kept after later ACKs so it can be read after the fact. */
   lastNack: { version: string; message: string; code: number; at: string } | null;
   state: SyncState;
+  /** Since when the proxy lacks a change of this type or an answer to its subscription (or NACKed); null when in step. */
+  behindSince: string | null;
 }
 
 export interface ProxyStatus {
@@ -40,6 +42,8 @@ export interface ProxyStatus {
    * subscribes to ("revision 12 of 14"). Equal to currentRevision when it is SYNCED.
    */
   ackedRevision: number;
+  /** The type furthest behind, since when and for how many seconds; null when every type is in step. */
+  behind: { typeUrl: string; since: string; seconds: number } | null;
   types: TypeStatus[];
 }
 

@@ -108,7 +108,7 @@ export interface StreamFacts {
 }
 
 /** A stream's ProxyStatus from its per-type statuses (the worst type's state; the oldest ACKed revision). */
-export function proxyStatus(f: StreamFacts, types: TypeStatus[]): ProxyStatus {
+export function proxyStatus(f: StreamFacts, types: TypeStatus[], behind: ProxyStatus['behind'] = null): ProxyStatus {
   return {
     streamId: f.id,
     nodeId: f.node?.id ?? '',
@@ -120,6 +120,7 @@ export function proxyStatus(f: StreamFacts, types: TypeStatus[]): ProxyStatus {
     state: worst(types.map((t) => t.state)),
     currentRevision: f.revision,
     ackedRevision: types.reduce((min, t) => Math.min(min, t.ackedRevision ?? 0), f.revision),
+    behind,
     types,
   };
 }
@@ -398,9 +399,12 @@ export abstract class StreamBase<St extends TypeStateBase, Req, Res> implements 
         ackedAt: iso(st.ackedAt),
         lastNack: st.lastNack,
         state,
+        behindSince: iso(st.behindSince),
       });
     }
-    return proxyStatus({ id: this.id, node: this.node, peer: this.call.getPeer(), identity: this.identity, connectedAt: this.connectedAt, revision: this.cache.revision }, types);
+    const b = this.behind();
+    const behind = b === undefined ? null : { typeUrl: b.type, since: iso(b.since)!, seconds: Math.max(0, this.clock.now() - b.since) / 1000 };
+    return proxyStatus({ id: this.id, node: this.node, peer: this.call.getPeer(), identity: this.identity, connectedAt: this.connectedAt, revision: this.cache.revision }, types, behind);
   }
 
   /** NACKED: the last response was rejected. STALE: sent but not ACKed, or a push is pending. */
