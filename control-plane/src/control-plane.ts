@@ -5,7 +5,7 @@ import { buildMesh, buildMeshSliced } from '../../shared/src/config/mesh';
 import type { MeshConfig, RawResource } from '../../shared/src/config/mesh';
 import { TimeSlicer } from '../../shared/src/slicer';
 import { systemClock } from '../../shared/src/clock';
-import type { Clock } from '../../shared/src/clock';
+import type { Clock, TimerHandle } from '../../shared/src/clock';
 import { ErrorCodes, MeshError } from '../../shared/src/errors';
 import type { Logger } from '../../shared/src/log';
 import { createLogger } from '../../shared/src/log';
@@ -73,6 +73,14 @@ export interface ControlPlaneOptions {
    * free port. Default: none (the CLI's --monitoring-listen defaults to 127.0.0.1:15014).
    */
   monitoringListen?: string;
+  /**
+   * Push debounce: after an endpoint change (or a config revision that did not come through this
+   * replica's API), wait this long with no further change before rebuilding and pushing, so a
+   * burst becomes one push. 0 (default): bursts within one event-loop turn coalesce, nothing waits.
+   */
+  pushDebounceMs?: number;
+  /** The longest a change waits under continuous churn (debounce never delays a push past this). Default 1s. */
+  pushDebounceMaxMs?: number;
   clock?: Clock;
   log?: Logger;
 }
@@ -111,6 +119,9 @@ export class ControlPlane {
   private xdsInsecureAddress: string | undefined;
   private api!: ApiServer;
   private rebuildScheduled = false;
+  private readonly debounce: { ms: number; maxMs: number };
+  /** The debounce timer, and when (clock ms) the first change it holds came. */
+  private debounceTimer: { handle: TimerHandle; firstAt: number } | undefined;
   /** Rebuilds run one after another. */
   private rebuilds: Promise<void> = Promise.resolve();
   /** Bumped on every endpoint registry change: a snapshot built before a bump is stale. */
@@ -128,6 +139,10 @@ export class ControlPlane {
 
   private constructor(opts: ControlPlaneOptions) {
     this.clock = opts.clock ?? systemClock;
+    const ms = opts.pushDebounceMs ?? 0;
+    const maxMs = opts.pushDebounceMaxMs ?? DEFAULT_PUSH_DEBOUNCE_MAX_MS;
+    if (!(ms >= 0 && maxMs >= ms)) throw new MeshError(ErrorCodes.VALIDATION, `--push-debounce-max (${maxMs}ms) must be at least --push-debounce (${ms}ms)`);
+    this.debounce = { ms, maxMs };
     this.log = opts.log ?? createLogger('skein-control-plane');
     this.registry = new EndpointRegistry(this.clock, opts.defaultLeaseTtlMs === undefined ? {} : { defaultTtlMs: opts.defaultLeaseTtlMs });
     this.discovery = new DiscoveryServer(this.cache, this.clock, this.log);
@@ -261,6 +276,7 @@ export class ControlPlane {
   }
 
   async close(): Promise<void> {
+    this.debounceTimer?.handle.cancel();
     this.discovery.closeAll();
     await this.api?.close();
     await this.monitoring?.close();
@@ -321,8 +337,20 @@ export class ControlPlane {
     }
   }
 
-  /** Coalesces bursts (endpoint churn, several applies) into one rebuild per tick. */
+  /**
+   * Coalesces bursts (endpoint churn, several applies) into one rebuild per tick; with a push
+   * debounce, into one rebuild once no change came for `debounce.ms`, or `debounce.maxMs` after
+   * the first, whichever is sooner. A change through the API (syncSnapshot) never waits.
+   */
   private scheduleRebuild(): void {
+    if (this.debounce.ms > 0) {
+      const now = this.clock.now();
+      const firstAt = this.debounceTimer?.firstAt ?? now;
+      this.debounceTimer?.handle.cancel();
+      const wait = Math.max(0, Math.min(this.debounce.ms, firstAt + this.debounce.maxMs - now));
+      this.debounceTimer = { firstAt, handle: this.clock.setTimer(wait, () => { this.debounceTimer = undefined; void this.rebuild(); }) };
+      return;
+    }
     if (this.rebuildScheduled) return;
     this.rebuildScheduled = true;
     setImmediate(() => { this.rebuildScheduled = false; void this.rebuild(); });
@@ -357,6 +385,9 @@ export class ControlPlane {
     }
   }
 }
+
+/** The default of --push-debounce-max. */
+export const DEFAULT_PUSH_DEBOUNCE_MAX_MS = 1000;
 
 function host(listen: string): string { return listen.slice(0, listen.lastIndexOf(':')); }
 

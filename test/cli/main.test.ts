@@ -86,6 +86,18 @@ describe('skein --help', () => {
     assert.match(listen.stderr, /--monitoring-listen: "nowhere" must be host:port/);
   });
 
+  test('rejects a bad --push-debounce or --push-debounce-max naming the flag, before starting', async () => {
+    const [bad, long, below] = await Promise.all([
+      skein(['control-plane', '--data-dir', tempDir('debounce-flag'), '--push-debounce', 'soon']),
+      skein(['control-plane', '--data-dir', tempDir('debounce-flag'), '--push-debounce', '11s']),
+      skein(['control-plane', '--data-dir', tempDir('debounce-flag'), '--push-debounce', '2s', '--push-debounce-max', '1s']),
+    ]);
+    for (const r of [bad, long, below]) assert.notEqual(r.code, 0, show(r));
+    assert.match(bad.stderr, /--push-debounce: must be a duration from 0s to 10s, got "soon"/);
+    assert.match(long.stderr, /--push-debounce: must be a duration from 0s to 10s, got "11s"/);
+    assert.match(below.stderr, /--push-debounce-max: must be at least --push-debounce \(2s\), got "1s"/);
+  });
+
   test('cert --help and check --help document every flag with its default', async () => {
     const [cert, check] = await Promise.all([skein(['cert', '--help']), skein(['check', '--help'])]);
     const expect: [Run, Record<string, string>][] = [

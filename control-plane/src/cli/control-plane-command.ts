@@ -31,6 +31,8 @@ export const controlPlane: Command = {
       { name: 'xds-san', type: 'string', value: 'NAMES', help: 'extra DNS names or IPs, comma-separated, for the xDS port\'s certificate, for clients that verify the host they dial (default: none; it always has control-plane.skein, localhost, 127.0.0.1, ::1 and the control plane\'s SPIFFE ID)' },
       { name: 'xds-insecure-listen', type: 'string', value: 'HOST:PORT', help: 'also serve ADS over plaintext here, with no client authentication, for proxyless gRPC clients that cannot present a certificate; loopback only unless --xds-insecure-allow-remote (default: off)' },
       { name: 'xds-insecure-allow-remote', type: 'boolean', help: 'let --xds-insecure-listen bind a non-loopback address (default: off)' },
+      { name: 'push-debounce', type: 'string', value: 'DURATION', default: '0s', help: 'after an endpoint change, wait until none came for DURATION before rebuilding and pushing, so a burst becomes one push (0s: bursts within one event-loop turn coalesce, nothing waits; at most 10s). Config applied through this API is pushed at once' },
+      { name: 'push-debounce-max', type: 'string', value: 'DURATION', default: '1s', help: 'under continuous churn, the longest --push-debounce holds a change (at least --push-debounce, at most 60s)' },
       { name: 'log-level', type: 'string', value: 'LEVEL', env: 'SKEIN_LOG_LEVEL', default: 'info', help: 'trace, debug, info, warn, error or silent' },
     ],
     more: 'At first start it writes an admin token to DATA_DIR/admin-token (0600): every change through the API must present it\n' +
@@ -43,6 +45,11 @@ export const controlPlane: Command = {
     if (typeof ttl !== 'number' || ttl < 1000 || ttl > 300_000) throw new MeshError(ErrorCodes.VALIDATION, `--lease-ttl: must be a duration from 1s to 5m, got "${str(p, 'lease-ttl')}"`);
     const certTtl = parseDuration(str(p, 'workload-cert-ttl'));
     if (typeof certTtl !== 'number') throw new MeshError(ErrorCodes.VALIDATION, `--workload-cert-ttl: ${certTtl.error}`);
+    const debounce = parseDuration(str(p, 'push-debounce'));
+    if (typeof debounce !== 'number' || debounce > 10_000) throw new MeshError(ErrorCodes.VALIDATION, `--push-debounce: must be a duration from 0s to 10s, got "${str(p, 'push-debounce')}"`);
+    const debounceMax = parseDuration(str(p, 'push-debounce-max'));
+    if (typeof debounceMax !== 'number' || debounceMax > 60_000) throw new MeshError(ErrorCodes.VALIDATION, `--push-debounce-max: must be a duration up to 60s, got "${str(p, 'push-debounce-max')}"`);
+    if (debounceMax < debounce) throw new MeshError(ErrorCodes.VALIDATION, `--push-debounce-max: must be at least --push-debounce (${str(p, 'push-debounce')}), got "${str(p, 'push-debounce-max')}"`);
     const insecureListen = optStr(p, 'xds-insecure-listen');
     if (p.values['xds-insecure-allow-remote'] === true && insecureListen === undefined) throw new MeshError(ErrorCodes.VALIDATION, '--xds-insecure-allow-remote needs --xds-insecure-listen');
     const monitoringListen = str(p, 'monitoring-listen');
@@ -53,7 +60,7 @@ export const controlPlane: Command = {
     const cp = await ControlPlane.start({
       dataDir: str(p, 'data-dir'), xdsListen: str(p, 'xds-listen'), apiListen: str(p, 'api-listen'),
       historyLimit: intFlag(p, 'history-limit', 1, 1_000_000)!, maxBodyBytes: intFlag(p, 'max-body-bytes', 1024, 64 * 1024 * 1024)!,
-      defaultLeaseTtlMs: ttl, log, trustDomain: str(p, 'trust-domain'), workloadCertTtlMs: certTtl,
+      defaultLeaseTtlMs: ttl, pushDebounceMs: debounce, pushDebounceMaxMs: debounceMax, log, trustDomain: str(p, 'trust-domain'), workloadCertTtlMs: certTtl,
       ...(optStr(p, 'ca-cert') === undefined ? {} : { caCertFile: optStr(p, 'ca-cert')! }),
       ...(optStr(p, 'ca-key') === undefined ? {} : { caKeyFile: optStr(p, 'ca-key')! }),
       ...(optStr(p, 'xds-san') === undefined ? {} : { xdsSans: sansOf(optStr(p, 'xds-san')!) }),
