@@ -103,15 +103,3 @@ export class MsHistogram {
     return sorted[sorted.length - 1]![0];
   }
 }
-
-/** A seeded PRNG (mulberry32), so every mode of a run gets the same dependencies and changes. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -24,7 +24,8 @@ function serviceDoc(i: number, deps: number[] | null, extraPort?: number): unkno
 
 async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skein-bench-xds-'));
-  const cp = await ControlPlane.start({ dataDir: dir, xdsListen: '127.0.0.1:0', xdsInsecureListen: '127.0.0.1:0', apiListen: '127.0.0.1:0', log: silentLogger() });
+  const cp = await ControlPlane.start({ dataDir: dir, xdsListen: '127.0.0.1:0', xdsInsecureListen: '127.0.0.1:0', apiListen: '127.0.0.1:0', log: silentLogger(),
+    pushDebounceMs: Number(process.argv[2] ?? 0), pushDebounceMaxMs: Number(process.argv[3] ?? 1000) });
   const stop = async () => { await cp.close(); fs.rmSync(dir, { recursive: true, force: true }); process.exit(0); };
   process.on('disconnect', () => { void stop(); });
   process.on('SIGTERM', () => { void stop(); });

@@ -20,7 +20,8 @@ import * as path from 'node:path';
 import { PACKAGE_ROOT } from '../shared/src/paths';
 import { CONFIG_LIMITS } from '../shared/src/config/limits';
 import { cpuMicros, rssMiB } from './proc';
-import { CHURN_MARKER_BASE, MsHistogram, prng } from './xds-bench-protocol';
+import { CHURN_MARKER_BASE, MsHistogram } from './xds-bench-protocol';
+import { mulberry32 } from '../shared/src/prng';
 import type { ChangePlan, EventKind, FromPlane, FromWorker, Protocol, ToPlane, ToWorker, WorkerReport } from './xds-bench-protocol';
 
 const MODES = { 'sotw': { protocol: 'sotw', scoped: false }, 'sotw-scoped': { protocol: 'sotw', scoped: true }, 'delta-scoped': { protocol: 'delta', scoped: true } } as const;
@@ -30,11 +31,13 @@ export interface XdsBenchOptions {
   proxies: number; services: number; subsets: number; endpoints: number; deps: number;
   modes: Mode[]; workers: number; routeChanges: number; churnRate: number; churnSeconds: number;
   maxSeconds: number; seed: number; out: string;
+  /** The control plane's --push-debounce and --push-debounce-max, in ms. */
+  pushDebounceMs: number; pushDebounceMaxMs: number;
 }
 
 function options(argv: string[]): XdsBenchOptions {
   const a = new Map(argv.map((x) => { const [k, ...v] = x.replace(/^--/, '').split('='); return [k!, v.join('=')] as [string, string]; }));
-  const known = ['proxies', 'services', 'subsets', 'endpoints', 'deps', 'modes', 'workers', 'route-changes', 'churn-rate', 'churn-seconds', 'max-seconds', 'seed', 'out'];
+  const known = ['proxies', 'services', 'subsets', 'endpoints', 'deps', 'modes', 'workers', 'route-changes', 'churn-rate', 'churn-seconds', 'max-seconds', 'seed', 'out', 'push-debounce-ms', 'push-debounce-max-ms'];
   for (const k of a.keys()) if (!known.includes(k)) throw new Error(`--${k}: unknown flag (known: ${known.map((x) => `--${x}`).join(', ')})`);
   const int = (k: string, d: number, min: number): number => {
     const v = a.has(k) ? Number(a.get(k)) : d;
@@ -48,7 +51,9 @@ function options(argv: string[]): XdsBenchOptions {
     deps: int('deps', 20, 1), modes: modes as Mode[], workers: int('workers', 4, 1), routeChanges: int('route-changes', 5, 0),
     churnRate: int('churn-rate', 100, 1), churnSeconds: int('churn-seconds', 10, 0), maxSeconds: int('max-seconds', 900, 10), seed: int('seed', 17, 0),
     out: a.get('out') ?? path.join(PACKAGE_ROOT, 'bench/results/xds-scale.json'),
+    pushDebounceMs: int('push-debounce-ms', 0, 0), pushDebounceMaxMs: int('push-debounce-max-ms', 1000, 0),
   };
+  if (o.pushDebounceMaxMs < o.pushDebounceMs) throw new Error('--push-debounce-max-ms: at least --push-debounce-ms');
   if (o.services > CONFIG_LIMITS.resources) throw new Error(`--services: at most ${CONFIG_LIMITS.resources} (the config's resource limit)`);
   if (o.deps > o.services) throw new Error('--deps: at most --services');
   if (o.churnRate * o.churnSeconds > 65535 - CHURN_MARKER_BASE) throw new Error(`--churn-rate x --churn-seconds: at most ${65535 - CHURN_MARKER_BASE} changes`);
@@ -122,14 +127,14 @@ function quantiles(h: MsHistogram, unconverged: number): Quantiles {
 async function runMode(o: XdsBenchOptions, mode: Mode, deadline: number): Promise<ModeResult> {
   const started = Date.now();
   const { protocol, scoped } = MODES[mode];
-  const rand = prng(o.seed);
+  const rand = mulberry32(o.seed);
   const deps = scoped ? Array.from({ length: o.services }, (_, s) => pick(rand, o.services, Math.min(o.deps, o.services - 1) || 1, s)) : null;
   // Route changes hit services someone depends on; churn hits random services.
   const plan: ChangePlan = {
     route: Array.from({ length: o.routeChanges }, () => (deps === null ? Math.floor(rand() * o.services) : deps[Math.floor(rand() * o.services)]![0]!)),
     churn: Array.from({ length: o.churnRate * o.churnSeconds }, () => Math.floor(rand() * o.services)),
   };
-  const plane = new Child<ToPlane, FromPlane>(fork(path.join(PACKAGE_ROOT, 'dist/bench/xds-plane.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'control plane');
+  const plane = new Child<ToPlane, FromPlane>(fork(path.join(PACKAGE_ROOT, 'dist/bench/xds-plane.js'), [String(o.pushDebounceMs), String(o.pushDebounceMaxMs)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'control plane');
   const workers: Child<ToWorker | { op: 'init'; init: unknown }, FromWorker>[] = [];
   let truncated = false;
   try {
@@ -228,7 +233,7 @@ async function main(): Promise<void> {
   const result = {
     proxies: o.proxies, services: o.services, subsets: o.subsets, endpointsPerService: o.endpoints, depsPerProxy: o.deps,
     workers: o.workers, routeChanges: o.routeChanges, churn: { rate: o.churnRate, seconds: o.churnSeconds }, seed: o.seed,
-    startedAt: new Date().toISOString(), maxSeconds: o.maxSeconds,
+    startedAt: new Date().toISOString(), maxSeconds: o.maxSeconds, pushDebounceMs: o.pushDebounceMs, pushDebounceMaxMs: o.pushDebounceMaxMs,
     modes: {} as Record<string, ModeResult>,
   };
   for (const m of o.modes) {
