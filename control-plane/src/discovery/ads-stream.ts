@@ -121,6 +121,8 @@ export class AdsStream extends StreamBase<TypeState, DiscoveryRequest, Discovery
         resources.push(...all.values());
         return { version: this.cache.allVersion(type), resources };
       }
+      const scoped = this.cache.allFor(type, scope);
+      if (st.names.size === 0) return { version: scoped.version, resources: [...scoped.resources] };
       for (const r of all.values()) if (inScope(scope, type, r.name) || st.names.has(r.name)) resources.push(r);
       return { version: responseVersion(resources), resources };
     }

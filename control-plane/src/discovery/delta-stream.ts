@@ -177,12 +177,12 @@ export class DeltaStream extends StreamBase<DeltaTypeState, DeltaDiscoveryReques
     const covered = (name: string): boolean => st.wildcard && inScope(scope, type, name);
     const updates: CachedResource[] = [];
     const removed: string[] = [];
-    if (st.wildcard) for (const r of all.values()) if ((covered(r.name) || st.names.has(r.name)) && st.held.get(r.name) !== r.version) updates.push(r);
+    if (st.wildcard) for (const r of scope === undefined ? all.values() : this.cache.allFor(type, scope).resources) if (st.held.get(r.name) !== r.version) updates.push(r);
     for (const n of st.names) {
       const r = this.resource(type, n, scope);
       if (r === undefined) {
         if (!st.held.has(n) && !st.toldAbsent.has(n)) removed.push(n); // never there: say so once
-      } else if (!st.wildcard && st.held.get(n) !== r.version) {
+      } else if (!covered(n) && st.held.get(n) !== r.version) {
         updates.push(r);
       }
     }

@@ -7,6 +7,7 @@ import type { XdsResourceSet } from '../translate/translate';
 import { contentVersion, PUSH_ORDER, XDS_KINDS } from '../../../shared/src/xds/resource-kind';
 import type { XdsObject } from '../translate/xds-json';
 import { OUTBOUND } from '../translate/names';
+import { inScope } from '../translate/scope';
 import type { Scope } from '../translate/scope';
 import type { Slicer } from '../../../shared/src/slicer';
 
@@ -68,6 +69,8 @@ export class SnapshotCache {
   private scopes = new Map<string, Scope>();
   /** The outbound route table cut to a scope, by Scope.key, built once per snapshot. */
   private readonly scopedOutbound = new Map<string, CachedResource | null>();
+  /** What a wildcard covers within a scope, by type and Scope.key, built once per snapshot. */
+  private readonly scopedAll = new Map<string, { resources: CachedResource[]; version: string }>();
 
   constructor() { for (const t of PUSH_ORDER) this.types.set(t, new Map()); }
 
@@ -115,6 +118,7 @@ export class SnapshotCache {
     if (this.lastPrepared === prepared) this.lastPrepared = undefined;
     this.allVersions.clear();
     this.scopedOutbound.clear();
+    this.scopedAll.clear();
     const newRevision = revision !== this.revisionValue;
     this.revisionValue = revision;
     const change: SnapshotChange = { revision, changed, ...(at === undefined ? {} : { at }), ...(rescoped.size === 0 ? {} : { rescoped }) };
@@ -141,6 +145,18 @@ export class SnapshotCache {
 
   /** The declared dependencies of `service`; undefined when it declares none (or is no service): every service. */
   scopeOf(service: string): Scope | undefined { return this.scopes.get(service); }
+
+  /** The resources of `type` a wildcard covers within `scope`, and their response version. One per scope, type and snapshot. */
+  allFor(type: string, scope: Scope): { resources: readonly CachedResource[]; version: string } {
+    const key = `${type}|${scope.key}`;
+    let r = this.scopedAll.get(key);
+    if (r === undefined) {
+      const resources = [...this.all(type).values()].filter((x) => inScope(scope, type, x.name));
+      r = { resources, version: responseVersion(resources) };
+      this.scopedAll.set(key, r);
+    }
+    return r;
+  }
 
   /**
    * The outbound route table (OUTBOUND) with only the virtual hosts of `scope`'s services, in the
