@@ -68,14 +68,17 @@ export interface WorkerReport {
   unconverged: Record<EventKind, number>;
   bytes: number[];
   rssMiB: number;
-  /** Clients whose stream ended. */
+  /** Clients whose stream is not open at the report. */
   ended: number;
+  /** Stream ends (each followed by a reconnect), and their gRPC status codes. */
+  reconnects: number;
+  streamErrors: Record<string, number>;
 }
 
 export type FromWorker =
   | { op: 'ready' }
   | { op: 'synced'; at: number }
-  | { op: 'progress'; pending: Record<EventKind, number>; synced: number }
+  | { op: 'progress'; pending: Record<EventKind, number>; synced: number; reconnects: number; open: number }
   | WorkerReport;
 
 /** Counts per whole millisecond (sparse), merged and read as quantiles. */

@@ -50,13 +50,20 @@ function inScope(i: number, svc: number): boolean {
   return init.deps === null || init.deps[i % init.services]!.includes(svc);
 }
 
+/** Stream ends seen by this worker, by gRPC status code (a proxy reconnects after each). */
+const streamErrors: Record<string, number> = {};
+const ADS = { sotw: 'StreamAggregatedResources', delta: 'DeltaAggregatedResources' } as const;
+
 class SimClient {
   private readonly client: grpc.Client;
-  private readonly call: grpc.ClientDuplexStream<Record<string, unknown>, Record<string, unknown>>;
+  private call!: grpc.ClientDuplexStream<Record<string, unknown>, Record<string, unknown>>;
   private readonly seen: Record<EventKind, Map<number, number>> = { route: new Map(), churn: new Map() };
   bytes = 0;
-  ended = false;
-  private readonly acked = new Set<string>();
+  /** Streams that ended (each followed by a reconnect after a second, as a proxy's backoff would). */
+  reconnects = 0;
+  open = false;
+  private closed = false;
+  private acked = new Set<string>();
   synced = false;
   /** CDS cluster names (EDS names to ask for). */
   private eds = new Set<string>();
@@ -64,24 +71,39 @@ class SimClient {
 
   constructor(readonly index: number, ctor: grpc.ServiceClientConstructor) {
     this.client = new ctor(`127.0.0.1:${init.port}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, 'grpc.max_receive_message_length': 256 * 1024 * 1024 });
-    const rpc = init.protocol === 'sotw' ? 'StreamAggregatedResources' : 'DeltaAggregatedResources';
-    this.call = (this.client as unknown as Record<string, () => grpc.ClientDuplexStream<Record<string, unknown>, Record<string, unknown>>>)[rpc]!.call(this.client);
-    this.call.on('data', (r: Record<string, unknown>) => this.onResponse(r));
-    this.call.on('error', () => { this.ended = true; });
-    this.call.on('end', () => { this.ended = true; });
-    const node = { id: `bench-${index}`, cluster: svcName(index % init.services), user_agent_name: 'skein-xds-bench', user_agent_version: '1' };
+    this.connect();
+  }
+
+  /** Opens the ADS stream and subscribes, from scratch (a reconnecting proxy resyncs everything). */
+  private connect(): void {
+    this.acked = new Set();
+    this.eds = new Set();
+    this.edsAnswer = undefined;
+    const call = (this.client as unknown as Record<string, () => grpc.ClientDuplexStream<Record<string, unknown>, Record<string, unknown>>>)[ADS[init.protocol]]!.call(this.client);
+    this.call = call;
+    this.open = true;
+    call.on('data', (r: Record<string, unknown>) => { if (this.call === call) this.onResponse(r); });
+    call.on('error', () => { /* the status follows */ });
+    call.on('status', (st: grpc.StatusObject) => {
+      if (this.call !== call || this.closed) return;
+      this.open = false;
+      this.reconnects++;
+      streamErrors[String(st.code)] = (streamErrors[String(st.code)] ?? 0) + 1;
+      setTimeout(() => { if (!this.closed) this.connect(); }, 1000 + Math.floor(Math.random() * 1000));
+    });
+    const node = { id: `bench-${this.index}`, cluster: svcName(this.index % init.services), user_agent_name: 'skein-xds-bench', user_agent_version: '1' };
     if (init.protocol === 'sotw') {
-      this.call.write({ node, type_url: LDS, resource_names: [OUTBOUND] });
-      this.call.write({ type_url: CDS, resource_names: [] });
-      this.call.write({ type_url: RDS, resource_names: [OUTBOUND] });
+      call.write({ node, type_url: LDS, resource_names: [OUTBOUND] });
+      call.write({ type_url: CDS, resource_names: [] });
+      call.write({ type_url: RDS, resource_names: [OUTBOUND] });
     } else {
-      this.call.write({ node, type_url: LDS, resource_names_subscribe: [OUTBOUND] });
-      this.call.write({ type_url: CDS, resource_names_subscribe: ['*'] });
-      this.call.write({ type_url: RDS, resource_names_subscribe: [OUTBOUND] });
+      call.write({ node, type_url: LDS, resource_names_subscribe: [OUTBOUND] });
+      call.write({ type_url: CDS, resource_names_subscribe: ['*'] });
+      call.write({ type_url: RDS, resource_names_subscribe: [OUTBOUND] });
     }
   }
 
-  close(): void { this.call.cancel(); this.client.close(); }
+  close(): void { this.closed = true; this.call.cancel(); this.client.close(); }
 
   private onResponse(r: Record<string, unknown>): void {
     const type = r['type_url'] as string;
@@ -168,12 +190,13 @@ process.on('message', (m: ToWorker | { op: 'init'; init: WorkerInit }) => {
     for (const w of c.waiting) credit(c, w.t);
     c.waiting = [];
   } else if (m.op === 'progress') {
-    send({ op: 'progress', pending: { route: due.route - credited.route, churn: due.churn - credited.churn }, synced: syncedCount });
+    send({ op: 'progress', pending: { route: due.route - credited.route, churn: due.churn - credited.churn }, synced: syncedCount, reconnects: clients.reduce((n, c) => n + c.reconnects, 0), open: clients.filter((c) => c.open).length });
   } else if (m.op === 'report') {
     send({
       op: 'report', route: hist.route.pairs(), churn: hist.churn.pairs(),
       unconverged: { route: due.route - credited.route, churn: due.churn - credited.churn },
-      bytes: clients.map((c) => c.bytes), rssMiB: process.memoryUsage().rss / (1024 * 1024), ended: clients.filter((c) => c.ended).length,
+      bytes: clients.map((c) => c.bytes), rssMiB: process.memoryUsage().rss / (1024 * 1024), ended: clients.filter((c) => !c.open).length,
+      reconnects: clients.reduce((n, c) => n + c.reconnects, 0), streamErrors,
     });
     for (const c of clients) c.close();
   }

@@ -73,7 +73,11 @@ export interface ModeResult {
   proxiesConnected: number;
   proxiesStale: number;
   proxiesNacked: number;
+  /** Streams not open at the end. */
   streamsEnded: number;
+  /** Streams that ended during the run (each client reconnects, as a proxy would), by gRPC status code. */
+  reconnects: number;
+  streamErrors: Record<string, number>;
   /** True when --max-seconds cut the mode short (later phases were skipped). */
   truncated: boolean;
   seconds: number;
@@ -162,6 +166,7 @@ async function runMode(o: XdsBenchOptions, mode: Mode, deadline: number): Promis
       if (s === undefined) { storm = null; truncated = true; break; }
       storm = Math.max(storm!, (s.at - t0) / 1000);
     }
+    process.stderr.write(`  connected: ${storm === null ? 'not every client synced before --max-seconds' : `${storm}s`}\n`);
 
     /** Waits until the workers were told of change `k` of `kind`, then until every client due it has it (or `ms`). */
     const settle = async (kind: EventKind, k: number, ms: number): Promise<void> => {
@@ -183,12 +188,21 @@ async function runMode(o: XdsBenchOptions, mode: Mode, deadline: number): Promis
       await settle('route', k, 60_000);
       if (Date.now() >= deadline) truncated = true;
     }
+    process.stderr.write(`  route changes: done${truncated ? ' (cut by --max-seconds)' : ''}\n`);
     if (plan.churn.length > 0 && !truncated) {
       plane.send({ op: 'churn', plan: plan.churn, rate: o.churnRate });
       if (await plane.next('churnDone', deadline) === undefined) truncated = true;
       else await settle('churn', plan.churn.length, 60_000);
     }
 
+    // A client whose stream ended (a keepalive the busy machine missed) reconnects within 2s: wait for it, bounded.
+    const quiet = Math.min(Math.max(deadline, Date.now() + 5_000), Date.now() + 30_000);
+    for (;;) {
+      let open = 0;
+      for (const w of workers) { w.send({ op: 'progress' }); open += (await w.next('progress', quiet + 1000))?.open ?? 0; }
+      if (open === o.proxies || Date.now() >= quiet) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
     plane.send({ op: 'stats' });
     const stats = await plane.next('stats', Math.max(deadline, Date.now() + 10_000));
     const cpuSeconds = (cpuMicros(plane.proc.pid!) - cpu0) / 1e6;
@@ -199,6 +213,8 @@ async function runMode(o: XdsBenchOptions, mode: Mode, deadline: number): Promis
     const workerRss: number[] = [];
     const unconverged = { route: 0, churn: 0 };
     let ended = 0;
+    let reconnects = 0;
+    const streamErrors: Record<string, number> = {};
     for (const w of workers) {
       w.send({ op: 'report' });
       const r: WorkerReport | undefined = await w.next('report', Math.max(deadline, Date.now() + 30_000));
@@ -210,6 +226,8 @@ async function runMode(o: XdsBenchOptions, mode: Mode, deadline: number): Promis
       unconverged.route += r.unconverged.route;
       unconverged.churn += r.unconverged.churn;
       ended += r.ended;
+      reconnects += r.reconnects;
+      for (const [code, n] of Object.entries(r.streamErrors)) streamErrors[code] = (streamErrors[code] ?? 0) + n;
     }
     return {
       protocol, scoped, connectStormSeconds: storm,
@@ -219,7 +237,7 @@ async function runMode(o: XdsBenchOptions, mode: Mode, deadline: number): Promis
       controlPlane: { cpuSeconds: Math.round(cpuSeconds * 100) / 100, rssMiB: Math.round(cpRss) },
       workers: { rssMiB: workerRss },
       proxiesConnected: stats?.proxies ?? 0, proxiesStale: stats?.stale ?? -1, proxiesNacked: stats?.nacked ?? -1,
-      streamsEnded: ended, truncated, seconds: Math.round((Date.now() - started) / 100) / 10,
+      streamsEnded: ended, reconnects, streamErrors, truncated, seconds: Math.round((Date.now() - started) / 100) / 10,
     };
   } finally {
     for (const w of workers) w.stop();
@@ -241,7 +259,7 @@ async function main(): Promise<void> {
     process.stderr.write(`bench:xds ${m}: ${o.proxies} proxies, ${o.services} services ...\n`);
     result.modes[m] = await runMode(o, m, deadline);
     const r = result.modes[m]!;
-    process.stderr.write(`  connect storm ${r.connectStormSeconds}s; route change p50/p99 ${r.routeChange.p50Ms}/${r.routeChange.p99Ms} ms; churn p50/p99 ${r.churn.p50Ms}/${r.churn.p99Ms} ms; ${r.bytesPerProxy.mean} B/proxy; control plane ${r.controlPlane.cpuSeconds} CPU s, ${r.controlPlane.rssMiB} MiB; stale ${r.proxiesStale}\n`);
+    process.stderr.write(`  connect storm ${r.connectStormSeconds}s (${r.reconnects} reconnects); route change p50/p99 ${r.routeChange.p50Ms}/${r.routeChange.p99Ms} ms; churn p50/p99 ${r.churn.p50Ms}/${r.churn.p99Ms} ms; ${r.bytesPerProxy.mean} B/proxy; control plane ${r.controlPlane.cpuSeconds} CPU s, ${r.controlPlane.rssMiB} MiB; stale ${r.proxiesStale}\n`);
   }
   fs.mkdirSync(path.dirname(o.out), { recursive: true });
   fs.writeFileSync(o.out, `${JSON.stringify(result, null, 2)}\n`);

@@ -21,18 +21,20 @@ test('bench:xds: 200 proxies, SotW and delta scoped: every client converges on e
       '--route-changes=2', '--churn-rate=20', '--churn-seconds=1', '--modes=sotw,delta-scoped', '--max-seconds=100', `--out=${out}`], { encoding: 'utf8', timeout: 110_000 });
     assert.equal(r.status, 0, `bench:xds failed:\n${r.stderr}`);
     const res = JSON.parse(fs.readFileSync(out, 'utf8')) as Record<string, unknown> & { modes: Record<string, Record<string, any>> };
+    const shown = `\n${r.stderr}\n${JSON.stringify(res.modes, null, 1)}`;
     assert.deepEqual({ proxies: res['proxies'], services: res['services'], subsets: res['subsets'], endpointsPerService: res['endpointsPerService'], depsPerProxy: res['depsPerProxy'] },
       { proxies: 200, services: 10, subsets: 2, endpointsPerService: 10, depsPerProxy: 3 });
     assert.deepEqual(Object.keys(res.modes), ['sotw', 'delta-scoped']);
     for (const [mode, m] of Object.entries(res.modes)) {
-      assert.equal(m['truncated'], false, mode);
-      assert.equal(m['proxiesConnected'], 200, mode);
-      assert.equal(m['proxiesStale'], 0, `${mode}: proxies left STALE`);
-      assert.equal(m['proxiesNacked'], 0, mode);
-      assert.equal(m['streamsEnded'], 0, mode);
+      assert.equal(m['truncated'], false, mode + shown);
+      assert.equal(m['proxiesConnected'], 200, mode + shown);
+      assert.equal(m['proxiesStale'], 0, `${mode}: proxies left STALE${shown}`);
+      assert.equal(m['proxiesNacked'], 0, mode + shown);
+      assert.equal(m['streamsEnded'], 0, mode + shown);
+      assert.equal(typeof m['reconnects'], 'number', mode);
       assert.equal(typeof m['connectStormSeconds'], 'number', mode);
       for (const phase of ['routeChange', 'churn']) {
-        assert.equal(m[phase]['unconverged'], 0, `${mode} ${phase}: clients that never got a change due to them`);
+        assert.equal(m[phase]['unconverged'], 0, `${mode} ${phase}: clients that never got a change due to them${shown}`);
         assert.ok(m[phase]['samples'] > 0, `${mode} ${phase}: samples`);
         for (const q of ['p50Ms', 'p95Ms', 'p99Ms', 'maxMs']) assert.equal(typeof m[phase][q], 'number', `${mode} ${phase} ${q}`);
         assert.ok(m[phase]['p50Ms'] <= m[phase]['p99Ms'] && m[phase]['p99Ms'] <= m[phase]['maxMs'], `${mode} ${phase}: quantiles in order`);
@@ -44,8 +46,8 @@ test('bench:xds: 200 proxies, SotW and delta scoped: every client converges on e
       assert.equal(m['workers']['rssMiB'].length, 2);
     }
     // Unscoped, every proxy is due every change: one sample per proxy and change.
-    assert.equal(res.modes['sotw']!['routeChange']['samples'], 200 * 2);
-    assert.equal(res.modes['sotw']!['churn']['samples'], 200 * 20);
+    assert.equal(res.modes['sotw']!['routeChange']['samples'], 200 * 2, shown);
+    assert.equal(res.modes['sotw']!['churn']['samples'], 200 * 20, shown);
     // Scoped, fewer (only the proxies of services that depend on the changed one), and fewer bytes.
     assert.ok(res.modes['delta-scoped']!['churn']['samples'] < 200 * 20);
     assert.ok(res.modes['delta-scoped']!['bytesPerProxy']['mean'] < res.modes['sotw']!['bytesPerProxy']['mean']);
