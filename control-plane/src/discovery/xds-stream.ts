@@ -196,10 +196,10 @@ export abstract class StreamBase<St extends TypeStateBase, Req, Res> implements 
   /** The client's user agent as name/version, e.g. grpc-node-js/1.14.1. */
   userAgent(): string { return userAgentOf(this.node); }
 
-  /** Whether this client would receive resource `name` of `type` (it subscribed by wildcard or by name). */
+  /** Whether this client would receive resource `name` of `type` (it subscribed by name, or by a wildcard that covers it within its scope). */
   subscribes(type: string, name: string): boolean {
     const st = this.types.get(type);
-    return st !== undefined && (st.wildcard || st.names.has(name));
+    return st !== undefined && (st.names.has(name) || (st.wildcard && inScope(this.scope(), type, name)));
   }
 
   abstract onRequest(req: Req): string | undefined;

@@ -65,6 +65,10 @@ describe('scoped config (Service spec.dependsOn)', () => {
     u.ack(urds, [OUTBOUND]);
     await synced('web-sotw');
     await synced('any-sotw');
+    // What a dry run's NACK forecast asks: does this proxy receive the resource?
+    const scoped = [...plane.cp.discovery.connected()].find((x) => x.nodeId === 'web-sotw')!;
+    assert.equal(scoped.subscribes(CDS, 'a/v1'), true);
+    assert.equal(scoped.subscribes(CDS, 'c/v1'), false, 'c is outside its scope');
 
     const toC = await plane.apply(split(70, 30, 'c'));
     assert.deepEqual((await rolloutNodes(toC.revision)).filter((n) => n.endsWith('-sotw')), ['any-sotw'], 'a change to c is not pushed to the proxy of web');
