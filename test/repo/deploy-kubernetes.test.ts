@@ -53,8 +53,8 @@ const MODELS: Record<string, new (o: never) => { validate(): void }> = {
   'admissionregistration.k8s.io/v1/MutatingWebhookConfiguration': MutatingWebhookConfiguration,
 };
 const COMMANDS: Record<string, Command> = { 'control-plane': controlPlane, sidecar, injector };
-/** Flags of issue 17 being added on other branches (nats-store, delta-client): accepted while unknown. */
-const PENDING: Record<string, string[]> = { 'control-plane': ['store', 'store-bucket'], sidecar: ['xds-protocol'] };
+/** Flags of issue 17 being added on another branch (nats-store): accepted while unknown. */
+const PENDING: Record<string, string[]> = { 'control-plane': ['store', 'store-bucket'] };
 
 interface Doc { file: string; obj: Obj }
 function load(): Doc[] {
