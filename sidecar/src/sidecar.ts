@@ -1,3 +1,4 @@
+import { DEFAULT_H2_ENGINE } from './h2/default-engine';
 import type * as net from 'node:net';
 import { systemClock } from '../../shared/src/clock';
 import type { Clock } from '../../shared/src/clock';
@@ -158,10 +159,14 @@ export class Sidecar {
   private readonly tracer: SidecarTracer | undefined;
   /** --h2-engine skein: what every upstream H2Connection shares (its counters); undefined on Node's engine. */
   private readonly h2Upstream: SkeinH2Engine | undefined;
+  /** --h2-engine skein: the counters every downstream connection (both listeners) shares, and the listeners' engine option. */
+  private readonly h2Downstream: H2Stats | undefined;
 
   private constructor(private readonly opts: SidecarOptions) {
     this.clock = opts.clock ?? systemClock;
-    this.h2Upstream = opts.h2Engine === 'skein' ? { stats: new H2Stats() } : undefined;
+    const skein = (opts.h2Engine ?? DEFAULT_H2_ENGINE) === 'skein';
+    this.h2Upstream = skein ? { stats: new H2Stats() } : undefined;
+    this.h2Downstream = skein ? new H2Stats() : undefined;
     this.accessLog = opts.accessLog === undefined ? undefined : new AccessLog(opts.accessLog);
     this.requestMetrics = new RequestMetrics(opts.metricsBuckets ?? DEFAULT_BUCKETS_MS, { service: opts.service ?? '', version: opts.version });
     this.stats = new Stats({ clock: this.clock, ...(opts.statsRetentionMs !== undefined ? { retentionMs: opts.statsRetentionMs } : {}) });
@@ -170,7 +175,7 @@ export class Sidecar {
     const env = (name: string): FilterEnv => Object.freeze({ stats: this.stats, statPrefix: `listener.${name}.`, log: opts.log, warnings: new RateLimitedLog(this.clock) });
     this.filterEnv = { inbound: env('inbound'), outbound: env('outbound') };
     this.tracer = opts.tracing === undefined ? undefined : new SidecarTracer(opts.tracing, { service: opts.service ?? 'sidecar', version: opts.version, nodeId: opts.nodeId }, this.stats);
-    this.outbound = connectionManager({ name: 'outbound', metrics: this.requestMetrics, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new ListenerTracer(this.tracer, SpanKind.CLIENT, undefined) } : {}), stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}), ...(opts.downstream !== undefined ? { downstream: opts.downstream } : {}) });
+    this.outbound = connectionManager({ name: 'outbound', metrics: this.requestMetrics, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new ListenerTracer(this.tracer, SpanKind.CLIENT, undefined) } : {}), stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}), ...(opts.downstream !== undefined ? { downstream: opts.downstream } : {}), ...this.downstreamEngine() });
   }
 
   static async start(opts: SidecarOptions): Promise<Sidecar> {
@@ -334,7 +339,7 @@ export class Sidecar {
     const host = listen.slice(0, i).replace(/^\[(.*)\]$/, '$1');
     const port = Number(listen.slice(i + 1));
     if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new MeshError(ErrorCodes.VALIDATION, `${flag}: "${listen}" must be host:port`);
-    const server = sniffingServer(cm.h1, cm.h2, { wrapH2: cm.wrapH2Socket, ...(tls !== undefined ? { tls } : {}) });
+    const server = sniffingServer(cm.h1, cm.h2, { acceptH2: cm.acceptH2, ...(tls !== undefined ? { tls } : {}) });
     const ls = cm.listenerStats;
     server.on('connection', (socket: net.Socket) => {
       ls.cxTotal.inc();
@@ -365,7 +370,7 @@ export class Sidecar {
     // Connect failures of real requests to the app reach AppHealth (the inbound cluster has no outlier detection).
     cluster.outlier = this.appHealth;
     // Inbound keeps the caller's attempt count (the client sidecar's).
-    this.inbound = connectionManager({ name: 'inbound', metrics: this.requestMetrics, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new ListenerTracer(this.tracer, SpanKind.SERVER, o.version) } : {}), stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.downstream !== undefined ? { downstream: o.downstream } : {}) });
+    this.inbound = connectionManager({ name: 'inbound', metrics: this.requestMetrics, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new ListenerTracer(this.tracer, SpanKind.SERVER, o.version) } : {}), stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.downstream !== undefined ? { downstream: o.downstream } : {}), ...this.downstreamEngine() });
     const routes = inboundRouteTable('skein.inbound');
     this.inboundRouting = { routes, clusters: new Map([['skein.inbound', cluster]]) };
     this.inbound.snapshot = routerSnapshot(routes, this.inboundRouting.clusters, undefined, this.filterEnv.inbound);
@@ -534,11 +539,20 @@ export class Sidecar {
   /** The clusters' engine option: skein's for --h2-engine skein, else none (Node's). */
   private h2Env(): { h2?: SkeinH2Engine } { return this.h2Upstream === undefined ? {} : { h2: this.h2Upstream }; }
 
-  /** `h2.upstream.<counter>`: the skein engine's counters over every upstream connection (H2Stats), copied when /stats is read. */
+  /** The listeners' engine option: skein's, with the shared downstream counters, for --h2-engine skein; else none (Node's). */
+  private downstreamEngine(): { h2Engine?: 'skein'; h2Stats?: H2Stats } {
+    return this.h2Downstream === undefined ? {} : { h2Engine: 'skein', h2Stats: this.h2Downstream };
+  }
+
+  /**
+   * `h2.upstream.<counter>` and `h2.downstream.<counter>`: the skein engine's counters over every
+   * upstream and every downstream connection (H2Stats), copied when /stats is read.
+   */
   refreshH2Stats(): void {
-    const h2 = this.h2Upstream;
-    if (h2 === undefined) return;
-    for (const [k, v] of Object.entries(h2.stats) as [string, number][]) this.stats.counter(`h2.upstream.${snakeCase(k)}`).value = v;
+    const up = this.h2Upstream;
+    if (up !== undefined) for (const [k, v] of Object.entries(up.stats) as [string, number][]) this.stats.counter(`h2.upstream.${snakeCase(k)}`).value = v;
+    const down = this.h2Downstream;
+    if (down !== undefined) for (const [k, v] of Object.entries(down) as [string, number][]) this.stats.counter(`h2.downstream.${snakeCase(k)}`).value = v;
   }
 
   private async startAdmin(): Promise<void> {

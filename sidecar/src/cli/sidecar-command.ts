@@ -1,3 +1,4 @@
+import { DEFAULT_H2_ENGINE } from '../h2/default-engine';
 import { parseDuration } from '../../../shared/src/config/duration';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import { createLogger } from '../../../shared/src/log';
@@ -45,7 +46,7 @@ export const sidecar: Command = {
       { name: 'drain-timeout', type: 'string', value: 'DURATION', default: '20s', help: 'on SIGTERM, how long in-flight requests may take to finish' },
       { name: 'regex-max-program-size', type: 'string', value: 'N', default: String(MAX_RE2_PROGRAM_SIZE), help: 'the largest RE2 program a route regex may compile to (Envoy\'s max_program_size); a route over it is NACKed (1 to 100000)' },
       { name: 'retry-buffer-bytes', type: 'string', value: 'BYTES', default: '65536', help: 'request-body bytes kept for retries; a larger body is never retried (0: only bodiless requests are retried)' },
-      { name: 'h2-engine', type: 'string', value: 'ENGINE', default: 'node', help: 'the HTTP/2 engine of the proxied path: node (Node\'s http2) or skein (skein\'s own; so far the upstream connections, sidecar -> app and -> peer sidecars; downstream stays Node\'s). Its counters are h2.upstream.* in /stats' },
+      { name: 'h2-engine', type: 'string', value: 'ENGINE', default: DEFAULT_H2_ENGINE, help: 'the HTTP/2 engine of the proxied path, both sides (the listeners\' connections and the upstream ones, to the app and to peer sidecars): skein (skein\'s own, no stream object per request; counters h2.downstream.* and h2.upstream.* in /stats) or node (Node\'s http2, the fallback)' },
       { name: 'stats-retention', type: 'string', value: 'DURATION', default: '60s', help: 'how long the stats of a cluster or route removed from the config stay in /stats before they are dropped (0s: at once; at most 24h)' },
       ...DOWNSTREAM_FLAGS.map((f) => ({ ...f, type: 'string' as const })),
       { name: 'access-log', type: 'string', value: 'FILE', help: 'JSON access log, one line per request of either listener: a file, or - for standard output (default: off)' },
