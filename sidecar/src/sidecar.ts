@@ -394,6 +394,8 @@ export class Sidecar {
     });
     this.xds.onUpdate((type, resources) => { this.xdsUpdatedAt.set(type, Date.now()); this.onUpdate(type, resources); });
     this.xds.onNack((n) => this.xdsNacks.set(n.typeUrl, (this.xdsNacks.get(n.typeUrl) ?? 0) + 1));
+    // Which control plane, on which protocol: xds.connects{protocol=delta|sotw,server=HOST:PORT} in /stats.
+    this.xds.onConnect(() => { const c = this.xds.current; if (c !== undefined) this.stats.counter('xds.connects', { protocol: c.protocol, server: c.server }).inc(); });
     // Only the listener the outbound port serves, and (below) only its RouteConfiguration: the
     // control plane also serves an api_listener and a RouteConfiguration per service (for
     // proxyless clients), which this proxy would decode, compile and hold for nothing.
