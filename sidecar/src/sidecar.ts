@@ -10,6 +10,8 @@ import { connectionManager, listenerType, routeType, routerSnapshot } from './pi
 import { sniffingServer } from './listener/sniffing-server';
 import { Cluster } from './upstream/cluster';
 import { XdsClient } from './xds/xds-client';
+import type { XdsProtocol } from './xds/xds-client';
+import { parseXdsServers, targetOf } from './xds/xds-servers';
 import { clusterType, endpointsType } from './xds/decoders';
 import { unlistedHttpFilters } from './xds/http-filter-check';
 import type { ClusterConfig, EndpointsConfig, ListenerConfig } from './xds/decoders';
@@ -60,7 +62,14 @@ export interface SidecarIdentityOptions {
 }
 
 export interface SidecarOptions {
+  /**
+   * The control plane's xDS address (--xds): host:port, or several separated by commas; the xDS
+   * client fails over between them (xds/xds-client.ts). Registration, certificates and route
+   * stats go to the first.
+   */
   xdsServer: string;
+  /** The ADS protocol (--xds-protocol): 'delta' (default; SotW with a server that lacks delta) or 'sotw'. */
+  xdsProtocol?: XdsProtocol;
   /**
    * The workload identity: mTLS to the control plane for xDS and registration. Unset: plaintext
    * xDS (a control plane's --xds-insecure-listen port, or a test's scripted server) and no
@@ -201,7 +210,7 @@ export class Sidecar {
       // so no caller reaches it while it would refuse what the service allows. A control plane
       // that sends none (no Service declared) leaves it STRICT; registration goes ahead after 5s.
       await sc.inboundModeKnown(5000);
-      sc.registration = new Registration({ server: opts.xdsServer, credentials: sc.workload!.controlPlaneCredentials(), channelOptions: CONTROL_PLANE_CHANNEL_OPTIONS, service: opts.service, address: opts.advertiseAddress, port: Number(sc.bound['inbound']!.split(':').pop()), labels: { version: opts.version }, ttlMs: opts.leaseTtlMs, node: opts.nodeId, clock: sc.clock, log: opts.log });
+      sc.registration = new Registration({ server: firstServer(opts.xdsServer), credentials: sc.workload!.controlPlaneCredentials(), channelOptions: CONTROL_PLANE_CHANNEL_OPTIONS, service: opts.service, address: opts.advertiseAddress, port: Number(sc.bound['inbound']!.split(':').pop()), labels: { version: opts.version }, ttlMs: opts.leaseTtlMs, node: opts.nodeId, clock: sc.clock, log: opts.log });
       await sc.registration.start();
       if (sc.appHealth?.unhealthyReason !== undefined) await sc.registration.setHealth('UNHEALTHY');
     }
@@ -221,7 +230,7 @@ export class Sidecar {
       return;
     }
     this.statsReporter = new RouteStatsReporter({
-      server: this.opts.xdsServer, credentials: this.workload.controlPlaneCredentials(), channelOptions: CONTROL_PLANE_CHANNEL_OPTIONS,
+      server: firstServer(this.opts.xdsServer), credentials: this.workload.controlPlaneCredentials(), channelOptions: CONTROL_PLANE_CHANNEL_OPTIONS,
       node: this.opts.nodeId, intervalMs, windows: () => this.outbound.backendWindows(), clock: this.clock, log: this.opts.log,
     });
     this.statsReporter.start();
@@ -261,7 +270,7 @@ export class Sidecar {
   /** Gets the workload certificate (failing the start if the control plane refuses) and exports its lifetime. */
   private async startIdentity(o: SidecarIdentityOptions): Promise<void> {
     this.workload = await WorkloadIdentity.start({
-      server: this.opts.xdsServer, tokenFile: o.tokenFile, caFile: o.caFile,
+      server: firstServer(this.opts.xdsServer), tokenFile: o.tokenFile, caFile: o.caFile,
       ...(o.renewAt !== undefined ? { renewAt: o.renewAt } : {}), ...(o.renewJitter !== undefined ? { renewJitter: o.renewJitter } : {}),
       identity: { trustDomain: o.trustDomain, namespace: o.namespace, serviceAccount: o.serviceAccount },
       clock: this.clock, log: this.opts.log,
@@ -381,7 +390,7 @@ export class Sidecar {
   private startXds(): void {
     const o = this.opts;
     this.xds = new XdsClient({
-      server: o.xdsServer,
+      server: o.xdsServer, ...(o.xdsProtocol === undefined ? {} : { protocol: o.xdsProtocol }),
       node: { id: o.nodeId, cluster: o.service ?? 'sidecar', metadata: { ...(o.service ? { service: o.service } : {}), version: o.version }, userAgentName: 'skein-sidecar', userAgentVersion: SKEIN_VERSION },
       types: new Map<string, unknown>([[TYPE_URLS.LISTENER, listenerType], [TYPE_URLS.ROUTE, routeType], [TYPE_URLS.CLUSTER, clusterType], [TYPE_URLS.ENDPOINT, endpointsType], [TYPE_URLS.SECRET, secretType]]) as never,
       clock: this.clock, log: o.log,
@@ -390,6 +399,8 @@ export class Sidecar {
     });
     this.xds.onUpdate((type, resources) => { this.xdsUpdatedAt.set(type, Date.now()); this.onUpdate(type, resources); });
     this.xds.onNack((n) => this.xdsNacks.set(n.typeUrl, (this.xdsNacks.get(n.typeUrl) ?? 0) + 1));
+    // Which control plane, on which protocol: xds.connects{protocol=delta|sotw,server=HOST:PORT} in /stats.
+    this.xds.onConnect(() => { const c = this.xds.current; if (c !== undefined) this.stats.counter('xds.connects', { protocol: c.protocol, server: c.server }).inc(); });
     // Only the listener the outbound port serves, and (below) only its RouteConfiguration: the
     // control plane also serves an api_listener and a RouteConfiguration per service (for
     // proxyless clients), which this proxy would decode, compile and hold for nothing.
@@ -582,3 +593,9 @@ export class Sidecar {
 }
 
 function snakeCase(camel: string): string { return camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`); }
+
+/** The first address of --xds (registration, certificates and route stats go there). */
+function firstServer(list: string): string {
+  const s = parseXdsServers(list)[0]!;
+  return targetOf(s.host, s.port);
+}

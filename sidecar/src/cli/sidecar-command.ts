@@ -11,6 +11,7 @@ import type { Command } from '../../../shared/src/cli/command';
 import { DOWNSTREAM_FLAGS, parseDownstreamFlags } from '../http/downstream-settings';
 import { DEFAULT_TRACE_QUEUE } from '../tracing/tracing-settings';
 import type { TracingSettings } from '../tracing/tracing-settings';
+import { parseXdsServers } from '../xds/xds-servers';
 
 export const sidecar: Command = {
   spec: {
@@ -19,7 +20,8 @@ export const sidecar: Command = {
       '(h2c and HTTP/1.1 on one port, service chosen by :authority / Host); inbound listener forwarding to the local app.\n' +
       'When ready it prints one JSON line to stdout: {"ready":true,"outbound":...,"inbound":...,"admin":...}. Logs go to stderr.',
     flags: [
-      { name: 'xds', type: 'string', value: 'HOST:PORT', env: 'SKEIN_XDS', default: '127.0.0.1:18000', help: 'the control plane xDS (ADS) server' },
+      { name: 'xds', type: 'string', value: 'HOST:PORT[,HOST:PORT...]', env: 'SKEIN_XDS', default: '127.0.0.1:18000', help: 'the control plane xDS (ADS) server; several, comma-separated (a DNS name stands for every address it resolves to): when the stream to one fails, the sidecar reconnects to the next with backoff and serves its last config meanwhile. Registration, certificates and route stats use the first' },
+      { name: 'xds-protocol', type: 'string', value: 'PROTO', default: 'delta', help: 'the ADS protocol: delta (incremental xDS; a control plane that answers UNIMPLEMENTED gets sotw, logged once) or sotw (state of the world)' },
       { name: 'token-file', type: 'string', value: 'FILE', env: 'SKEIN_TOKEN_FILE', help: 'the join token (skein token create --service NAME) for this workload\'s first certificate; renewals use the certificate. Required unless --xds-insecure' },
       { name: 'xds-ca-file', type: 'string', value: 'FILE', env: 'SKEIN_XDS_CA_FILE', help: 'PEM roots that verify the control plane on first contact (default: <$SKEIN_DATA_DIR or ./.skein-data>/ca/trust-bundle.pem, which the control plane writes; or save GET /v1/ca)' },
       { name: 'trust-domain', type: 'string', value: 'DOMAIN', default: DEFAULT_TRUST_DOMAIN, help: 'the mesh\'s SPIFFE trust domain (the control plane\'s --trust-domain)' },
@@ -79,6 +81,10 @@ export const sidecar: Command = {
     if (service !== undefined && app === undefined) throw new MeshError(ErrorCodes.VALIDATION, '--app is required with --service: the local app address, e.g. 127.0.0.1:8080');
     const appProtocol = str(p, 'app-protocol');
     if (appProtocol !== 'grpc' && appProtocol !== 'http') throw new MeshError(ErrorCodes.VALIDATION, `--app-protocol: must be grpc or http, got "${appProtocol}"`);
+    const xdsProtocol = str(p, 'xds-protocol');
+    if (xdsProtocol !== 'delta' && xdsProtocol !== 'sotw') throw new MeshError(ErrorCodes.VALIDATION, `--xds-protocol: must be delta or sotw, got "${xdsProtocol}"`);
+    const xdsServer = str(p, 'xds');
+    parseXdsServers(xdsServer);
     const h2Engine = str(p, 'h2-engine');
     if (h2Engine !== 'node' && h2Engine !== 'skein') throw new MeshError(ErrorCodes.VALIDATION, `--h2-engine: must be node or skein, got "${h2Engine}"`);
     const dur = (name: string) => {
@@ -118,7 +124,7 @@ export const sidecar: Command = {
     const log = createLogger('skein-sidecar', level);
     const { Sidecar } = await import('../sidecar');
     const sc = await Sidecar.start({
-      xdsServer: str(p, 'xds'), ...(identity === undefined ? {} : { identity }),
+      xdsServer, xdsProtocol, ...(identity === undefined ? {} : { identity }),
       nodeId: optStr(p, 'node-id') ?? `${service ?? 'sidecar'}-${(await import('node:os')).hostname()}-${process.pid}`,
       ...(service !== undefined ? { service, app: app!, appProtocol, appHealth } : {}),
       version: str(p, 'version'), outboundListen: str(p, 'outbound-listen'), inboundListen: optStr(p, 'inbound-listen') ?? `${advertiseHost(str(p, 'advertise-address'))}:15006`,
