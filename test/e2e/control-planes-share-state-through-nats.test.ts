@@ -10,6 +10,8 @@ import assert from 'node:assert/strict';
 import { call, MESH_YAML, ratingsService, startPlane, stopPlane, tempDir } from '../support/skein';
 import type { Plane } from '../support/skein';
 import { writeRootCaFiles } from '../support/test-ca';
+import { names, RawAdsClient } from '../support/ads-client';
+import { TYPE_URLS } from '../../shared/src/xds/protos';
 import { startNatsServer } from '../support/nats-server';
 import type { NatsServer } from '../support/nats-server';
 
@@ -24,7 +26,7 @@ before(async () => {
   const { certFile, keyFile } = await writeRootCaFiles(caDir, 365 * 24 * 3600_000);
   // One CA for both (as replicas must share it): the trust bundle is part of the snapshot.
   // A's URL carries a token (the server has no auth, so it is accepted): it must never be logged.
-  const args = (url: string) => ['--store', url, '--store-bucket', 'e2e', '--ca-cert', certFile, '--ca-key', keyFile, '--log-level', 'info'];
+  const args = (url: string) => ['--store', url, '--store-bucket', 'e2e', '--ca-cert', certFile, '--ca-key', keyFile, '--log-level', 'info', '--xds-insecure-listen', '127.0.0.1:0'];
   a = await startPlane({ extraArgs: args(nats.url.replace('nats://', `nats://${SECRET}@`)) });
   b = await startPlane({ extraArgs: args(nats.url) });
 }, { timeout: 600_000 });
@@ -69,6 +71,20 @@ test('a change through A is served by B with the same resource versions', async 
   const fromB = await eventually(() => xdsAt(b!, rev), `B serves revision ${rev}`);
   assert.ok(versions(fromA).some((v) => v.includes('reviews')), JSON.stringify(versions(fromA)));
   assert.deepEqual(versions(fromB), versions(fromA));
+  // What a proxy gets over ADS from either replica: the same clusters, at the same version.
+  const served = async (p: Plane) => {
+    const c = new RawAdsClient(p.proc.xdsInsecure!, `proxy-of-${p.api}`);
+    try {
+      c.subscribe(TYPE_URLS.CLUSTER);
+      const r = await c.next(TYPE_URLS.CLUSTER);
+      return { version: r.version_info, names: names(r) };
+    } finally {
+      c.close();
+    }
+  };
+  const [adsA, adsB] = [await served(a!), await served(b!)];
+  assert.ok(adsB.names.some((n) => n.startsWith('reviews')), JSON.stringify(adsB));
+  assert.deepEqual(adsB, adsA);
 });
 
 test('concurrent applies through A and B: none is lost; with ?expectedRevision the loser gets 409', async () => {
