@@ -90,8 +90,7 @@ export class NatsRevisionLog implements RevisionLog {
       }
       throw unavailable(`storing revision ${rev.revision}`, this.conn.target, e);
     }
-    // Mirror for tools (nats kv get <bucket> current); replicas read the stream, so a failure here loses nothing.
-    void this.kv.put('current', body).catch((e: unknown) => this.log.warn({ err: (e as Error).message, revision: rev.revision }, 'could not mirror the current revision to the KV bucket'));
+    void this.mirror(rev.revision, body).catch((e: unknown) => this.log.warn({ err: (e as Error).message, revision: rev.revision }, 'could not mirror the current revision to the KV bucket'));
     try {
       await this.until(() => (this.headRev?.revision ?? 0) >= rev.revision, `revision ${rev.revision} through the watch`, SEE_OWN_WRITE_MS);
     } finally {
@@ -155,6 +154,26 @@ export class NatsRevisionLog implements RevisionLog {
     while (this.metas.length > this.historyLimit) this.seqOf.delete(this.metas.shift()!.revision);
     for (const w of [...this.waiters]) w();
     for (const l of this.listeners) l(head);
+  }
+
+  /**
+   * Writes the revision to KV `current` for tools (nats kv get <bucket> current), unless a newer
+   * one is there: compare-and-set on the key's revision, so two writers' mirrors never go back
+   * in time. Replicas read the stream, so a failure here loses nothing.
+   */
+  private async mirror(revision: number, body: string): Promise<void> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const cur = await this.kv.get('current');
+      const there = cur === null || cur.operation !== 'PUT' ? 0 : cur.json<{ revision?: number }>().revision ?? 0;
+      if (there >= revision) return;
+      try {
+        if (cur === null) await this.kv.create('current', body);
+        else await this.kv.update('current', body, cur.revision);
+        return;
+      } catch {
+        // another writer moved it meanwhile: look again
+      }
+    }
   }
 
   /** Waits until the watch has delivered the stream's last message (after losing a race). */

@@ -6,7 +6,8 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import { systemClock } from '../../../shared/src/clock';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import { silentLogger } from '../../../shared/src/log';
@@ -69,7 +70,7 @@ test('a change through one replica is current on the other, as the same revision
 });
 
 test('concurrent changes through two replicas: none is lost; with expectedRevision the loser gets CONFLICT', async () => {
-  await withReplicas(2, async ([a, b]) => {
+  await withReplicas(2, async ([a, b], bucket) => {
     const results = await Promise.all([a!.store.apply([service('from-a')]), b!.store.apply([service('from-b')])]);
     assert.deepEqual(results.map((r) => r.revision).sort(), [1, 2]);
     await eventually(() => a!.store.current().revision === 2 && b!.store.current().revision === 2, 'both at revision 2');
@@ -83,6 +84,8 @@ test('concurrent changes through two replicas: none is lost; with expectedRevisi
     assert.ok(failed[0]!.reason instanceof MeshError && failed[0]!.reason.code === ErrorCodes.CONFLICT, String(failed[0]!.reason));
     await eventually(() => a!.store.current().revision === 3 && b!.store.current().revision === 3, 'both at revision 3');
     assert.equal(names(a!).filter((n) => n.startsWith('cas-')).length, 1);
+    const kv = await new Kvm(jetstream(a!.conn.nc)).open(bucket);
+    await eventually(async () => (await kv.get('current'))?.json<{ revision: number }>().revision === 3, 'KV <bucket>/current mirrors revision 3');
   });
 });
 
