@@ -27,8 +27,9 @@ const PUBLISH_TIMEOUT_MS = 5000;
  *   watch is the only thing that moves head(), so every replica goes through the same revisions
  *   in the same order. An append returns only once this replica's watch has delivered it
  *   (read-your-writes: the API answers with a view that includes the change).
- * - The ordered consumer recreates itself (from the next sequence it needs) after a reconnect;
- *   the one it replaces is ephemeral and is removed by the server after `inactive_threshold`.
+ * - The ordered consumer recreates itself (from the next sequence it needs) after a reconnect
+ *   and deletes the one it replaces; all are ephemeral, so a dead replica's go after their
+ *   inactivity threshold.
  */
 export class NatsRevisionLog implements RevisionLog {
   private headRev: Revision | undefined;

@@ -1,5 +1,6 @@
 /**
- * `skein control-plane --store / --store-bucket`: a bad value is refused before anything starts,
+ * `skein control-plane --store / --store-bucket` (the flags; the store itself is tested in
+ * test/control-plane/store/ and test/e2e/control-planes-share-state-through-nats.test.ts): a bad value is refused before anything starts,
  * with an error naming the flag, and a credential in the URL never shows in the output.
  */
 import { test } from 'node:test';
@@ -34,3 +35,15 @@ for (const c of CASES) {
     }
   });
 }
+
+test('SKEIN_STORE sets --store (and is checked the same way)', async () => {
+  const dir = tempDir('store-flags');
+  try {
+    const r = await skein(['control-plane', '--data-dir', dir, '--xds-listen', '127.0.0.1:0', '--api-listen', '127.0.0.1:0', '--monitoring-listen', 'off'], { env: { SKEIN_STORE: 'http://user:hunter2@127.0.0.1:4222' } });
+    assert.notEqual(r.code, 0, show(r));
+    assert.match(r.stderr, /--store: server 1 has scheme "http"/, show(r));
+    assert.ok(!`${r.stdout}${r.stderr}`.includes('hunter2'), show(r));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
