@@ -94,6 +94,9 @@ export class NatsRevisionLog implements RevisionLog {
     void this.mirror(rev.revision, body).catch((e: unknown) => this.log.warn({ err: (e as Error).message, revision: rev.revision }, 'could not mirror the current revision to the KV bucket'));
     try {
       await this.until(() => (this.headRev?.revision ?? 0) >= rev.revision, `revision ${rev.revision} through the watch`, SEE_OWN_WRITE_MS);
+    } catch {
+      // Stored, but not yet seen here: say so (a retry would store it twice), as a 503 all the same.
+      throw new MeshError(ErrorCodes.STORE_UNAVAILABLE, `revision ${rev.revision} was stored in NATS, but this control plane has not received it back within ${SEE_OWN_WRITE_MS / 1000}s; read the revisions before you retry`);
     } finally {
       this.own.delete(rev.revision);
     }
