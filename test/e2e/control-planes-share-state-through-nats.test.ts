@@ -59,6 +59,18 @@ async function xdsAt(p: Plane, revision: number): Promise<Xds | undefined> {
   return r.status === 200 && (r.body as Xds).revision === revision ? (r.body as Xds) : undefined;
 }
 
+/** What a new proxy connecting to `p` gets over ADS: its clusters and their version. */
+async function served(p: Plane): Promise<{ version: string; names: string[] }> {
+  const c = new RawAdsClient(p.proc.xdsInsecure!, `proxy-of-${p.api}`);
+  try {
+    c.subscribe(TYPE_URLS.CLUSTER);
+    const r = await c.next(TYPE_URLS.CLUSTER);
+    return { version: r.version_info, names: names(r) };
+  } finally {
+    c.close();
+  }
+}
+
 function service(name: string): Record<string, unknown> {
   return { ...ratingsService(), metadata: { name } };
 }
@@ -72,16 +84,6 @@ test('a change through A is served by B with the same resource versions', async 
   assert.ok(versions(fromA).some((v) => v.includes('reviews')), JSON.stringify(versions(fromA)));
   assert.deepEqual(versions(fromB), versions(fromA));
   // What a proxy gets over ADS from either replica: the same clusters, at the same version.
-  const served = async (p: Plane) => {
-    const c = new RawAdsClient(p.proc.xdsInsecure!, `proxy-of-${p.api}`);
-    try {
-      c.subscribe(TYPE_URLS.CLUSTER);
-      const r = await c.next(TYPE_URLS.CLUSTER);
-      return { version: r.version_info, names: names(r) };
-    } finally {
-      c.close();
-    }
-  };
   const [adsA, adsB] = [await served(a!), await served(b!)];
   assert.ok(adsB.names.some((n) => n.startsWith('reviews')), JSON.stringify(adsB));
   assert.deepEqual(adsB, adsA);
@@ -113,7 +115,7 @@ test('an endpoint registered through A is on B, and leaves both when it stops re
   await eventually(async () => (!(await has(a!)) && !(await has(b!)) ? true : undefined), 'the lease expires on A and B', 60_000);
 });
 
-test('NATS down: writes get 503 SKEIN_ERR_STORE_UNAVAILABLE, both keep serving; back up: both catch up and writes succeed', async () => {
+test('NATS down: writes get 503 SKEIN_ERR_STORE_UNAVAILABLE, both keep serving (a new proxy too); back up: both catch up and writes succeed', async () => {
   const before = (await call(b!.api, 'GET', '/v1/xds')).body as Xds;
   await nats.stop();
   const refused = await eventually(async () => { const r = await call(a!.api, 'POST', '/v1/config', { body: service('while-down') }); return r.status === 201 ? undefined : r; }, 'A refuses writes');
@@ -128,6 +130,8 @@ test('NATS down: writes get 503 SKEIN_ERR_STORE_UNAVAILABLE, both keep serving; 
     assert.equal(x.status, 200);
     assert.equal((x.body as Xds).revision, before.revision, 'the last snapshot is still served');
   }
+  const newProxy = await served(b!);
+  assert.ok(newProxy.names.some((n) => n.startsWith('reviews')), `a proxy connecting during the outage gets the snapshot: ${JSON.stringify(newProxy)}`);
   await nats.start();
   const ok = await eventually(async () => { const r = await call(b!.api, 'POST', '/v1/config', { body: service('after-outage') }); return r.status === 201 ? r : undefined; }, 'a write through B succeeds again', 60_000);
   const rev = ok.body.revision as number;
