@@ -168,6 +168,10 @@ export class ControlPlane {
       cp.leases = new LeaseFile(path.resolve(opts.dataDir), cp.registry, cp.log);
       cp.leases.load();
     } else {
+      if (opts.caCertFile === undefined) {
+        // The trust bundle is part of the snapshot: replicas with different roots serve different versions, and their proxies cannot verify each other.
+        cp.log.warn({ ca: path.join(path.resolve(opts.dataDir), 'ca') }, 'with --store, every replica must run the same CA: this one uses its own (in DATA_DIR/ca); plug the same --ca-cert/--ca-key into every replica');
+      }
       cp.nats = await NatsStoreConnection.open(opts.store.target, cp.log);
       try {
         log = await NatsRevisionLog.open(cp.nats, { bucket: opts.store.bucket, historyLimit: opts.historyLimit ?? 1000, log: cp.log });

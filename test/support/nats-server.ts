@@ -28,8 +28,11 @@ export interface NatsServer {
   close(): Promise<void>;
 }
 
-/** Starts nats-server -js on a free loopback port. Installs the Debian package first if needed (give the hook a long timeout). */
-export async function startNatsServer(): Promise<NatsServer> {
+/**
+ * Starts nats-server -js on a free loopback port (`jetstream: false`: without -js, a server a
+ * control plane cannot use). Installs the Debian package first if needed (give the hook a long timeout).
+ */
+export async function startNatsServer(opts: { jetstream?: boolean } = {}): Promise<NatsServer> {
   ensureDebianTools('nats-server');
   const port = await closedPort();
   const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'skein-nats-'));
@@ -40,7 +43,7 @@ export async function startNatsServer(): Promise<NatsServer> {
     logs: () => logs,
     async start() {
       if (proc !== undefined) return;
-      const p = spawn(natsServerBinary(), ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, '--http_port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const p = spawn(natsServerBinary(), ['-a', '127.0.0.1', '-p', String(port), ...(opts.jetstream === false ? [] : ['-js']), '-sd', storeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
       proc = p;
       const collect = (d: Buffer) => { logs = (logs + d.toString()).slice(-100_000); };
       p.stdout!.on('data', collect);

@@ -3,7 +3,7 @@ import { Kvm } from '@nats-io/kv';
 import type { KV, KvWatchEntry } from '@nats-io/kv';
 import type { Clock } from '../../../shared/src/clock';
 import type { Logger } from '../../../shared/src/log';
-import { unavailable } from '../store/nats-connection';
+import { openFailed } from '../store/nats-connection';
 import type { NatsStoreConnection } from '../store/nats-connection';
 import type { EndpointRegistry, Lease, LeaseReplica } from './endpoint-registry';
 
@@ -46,7 +46,7 @@ export class NatsLeases implements LeaseReplica {
     try {
       kv = await new Kvm(jetstream(conn.nc, { timeout: 5000 })).create(`${opts.bucket}-leases`, { history: 1 });
     } catch (e) {
-      throw unavailable(`--store: opening KV bucket ${opts.bucket}-leases`, conn.target, e);
+      throw openFailed(`KV bucket ${opts.bucket}-leases`, conn.target, e);
     }
     const leases = new NatsLeases(conn, kv, registry, opts.clock, opts.log);
     await leases.watch();

@@ -71,6 +71,13 @@ export function unavailable(what: string, target: NatsStoreTarget, cause?: unkno
   return new MeshError(ErrorCodes.STORE_UNAVAILABLE, `${what}: the NATS store (${target.redacted}) is unavailable${why}; nothing was changed, retry when it is back (this control plane keeps serving its last snapshot)`, cause === undefined ? {} : { cause });
 }
 
+/** At start-up: the store is there but what the control plane needs in it cannot be opened. */
+export function openFailed(what: string, target: NatsStoreTarget, cause: unknown): MeshError {
+  const why = scrub((cause as Error).message ?? String(cause), target);
+  const hint = /jetstream not enabled|jetstream is not enabled|no responders/i.test(why) ? ' (is JetStream on? nats-server -js)' : '';
+  return new MeshError(ErrorCodes.STORE_UNAVAILABLE, `--store: cannot open ${what} on ${target.redacted}: ${why}${hint}`, { cause });
+}
+
 /** A client error message with any credential of `target` cut out. */
 function scrub(msg: string, target: NatsStoreTarget): string {
   let out = msg;

@@ -5,7 +5,7 @@ import type { KV } from '@nats-io/kv';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import type { Logger } from '../../../shared/src/log';
 import type { Revision, RevisionLog, RevisionMeta } from './config-store';
-import { unavailable } from './nats-connection';
+import { openFailed, unavailable } from './nats-connection';
 import type { NatsStoreConnection } from './nats-connection';
 
 /** JetStream's "wrong last sequence": another writer appended first. */
@@ -52,7 +52,7 @@ export class NatsRevisionLog implements RevisionLog {
   }
 
   static async open(conn: NatsStoreConnection, opts: { bucket: string; historyLimit: number; log: Logger }): Promise<NatsRevisionLog> {
-    const what = `--store: opening stream ${opts.bucket}-revisions`;
+    const what = `stream ${opts.bucket}-revisions and KV bucket ${opts.bucket}`;
     try {
       const jsm = await jetstreamManager(conn.nc, { timeout: PUBLISH_TIMEOUT_MS });
       const js = jetstream(conn.nc, { timeout: PUBLISH_TIMEOUT_MS });
@@ -64,12 +64,17 @@ export class NatsRevisionLog implements RevisionLog {
       const kv = await new Kvm(js).create(opts.bucket, { history: 1 });
       const log = new NatsRevisionLog(conn, js, jsm, kv, opts.bucket, opts.historyLimit, opts.log);
       await log.follow();
-      const last = (await jsm.streams.info(name)).state.last_seq;
-      await log.until(() => log.headSeq >= last, `the stream's last revision (sequence ${last})`);
+      try {
+        const last = (await jsm.streams.info(name)).state.last_seq;
+        await log.until(() => log.headSeq >= last, `the stream's last revision (sequence ${last})`);
+      } catch (e) {
+        await log.close();
+        throw openFailed(what, conn.target, e);
+      }
       return log;
     } catch (e) {
       if (e instanceof MeshError) throw e;
-      throw unavailable(what, conn.target, e);
+      throw openFailed(what, conn.target, e);
     }
   }
 

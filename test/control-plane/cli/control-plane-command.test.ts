@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import { skein, show } from '../../support/skein-cli';
 import { closedPort } from '../../support/ports';
 import { tempDir } from '../../support/skein';
+import { startNatsServer } from '../../support/nats-server';
 
 const CASES: { name: string; args: (port: number) => string[]; says: RegExp }[] = [
   { name: 'another scheme', args: () => ['--store', 'http://127.0.0.1:4222'], says: /--store: server 1 has scheme "http"; only nats:\/\// },
@@ -45,5 +46,19 @@ test('SKEIN_STORE sets --store (and is checked the same way)', async () => {
     assert.ok(!`${r.stdout}${r.stderr}`.includes('hunter2'), show(r));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--store naming a nats-server without JetStream is refused at start, saying so', { timeout: 600_000 }, async () => {
+  const nats = await startNatsServer({ jetstream: false });
+  const dir = tempDir('store-flags');
+  try {
+    const r = await skein(['control-plane', '--data-dir', dir, '--xds-listen', '127.0.0.1:0', '--api-listen', '127.0.0.1:0', '--monitoring-listen', 'off', '--store', nats.url.replace('nats://', 'nats://user:hunter2@')]);
+    assert.notEqual(r.code, 0, show(r));
+    assert.match(r.stderr, /SKEIN_ERR_STORE_UNAVAILABLE.*--store: cannot open stream skein-revisions and KV bucket skein on nats:\/\/\*\*\*:\*\*\*@127\.0\.0\.1:\d+: .*\(is JetStream on\? nats-server -js\)/, show(r));
+    assert.ok(!`${r.stdout}${r.stderr}`.includes('hunter2'), show(r));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+    await nats.close();
   }
 });
