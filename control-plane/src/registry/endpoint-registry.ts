@@ -131,16 +131,23 @@ export class EndpointRegistry {
    */
   share(replica: LeaseReplica): void { this.replica = replica; }
 
-  /** A lease as the shared store holds it now (registered or renewed through any replica). */
-  upsertShared(lease: Lease): void {
+  /**
+   * A lease as the shared store holds it now (registered or renewed through any replica).
+   * Returns the lease it displaced: another id for the same service, address and port (two
+   * replicas registered it at once; the later write holds, and the holder of the other id gets
+   * NOT_FOUND on its next renewal and registers again, getting this one).
+   */
+  upsertShared(lease: Lease): Lease | undefined {
     const addrKey = `${lease.service}|${lease.address}|${lease.port}`;
-    const other = this.byAddress.get(addrKey);
-    if (other !== undefined && other !== lease.id) this.leases.delete(other);
+    const otherId = this.byAddress.get(addrKey);
+    const displaced = otherId !== undefined && otherId !== lease.id ? this.leases.get(otherId) : undefined;
+    if (displaced !== undefined) this.leases.delete(displaced.id);
     const prev = this.leases.get(lease.id);
     this.leases.set(lease.id, lease);
     this.byAddress.set(addrKey, lease.id);
     this.schedule(lease.expiresAt);
-    if (prev === undefined || other !== lease.id || !sameView(prev, lease)) this.emit();
+    if (prev === undefined || displaced !== undefined || !sameView(prev, lease)) this.emit();
+    return displaced;
   }
 
   /** A lease the shared store no longer holds (deregistered, or reaped when it expired). */

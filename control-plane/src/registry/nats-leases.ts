@@ -67,8 +67,14 @@ export class NatsLeases implements LeaseReplica {
   expired(lease: Lease): void {
     const now = this.clock.now();
     if (!this.conn.available || now < lease.expiresAt + REAP_MARGIN_MS || now < this.connectedSince + lease.ttlMs + REAP_MARGIN_MS) return;
-    // previousSeq 0 (never seen in the bucket): deletes only if no replica stored it since.
-    this.kv.delete(lease.id, { previousSeq: this.revisions.get(lease.id) ?? 0 }).then(
+    const seen = this.revisions.get(lease.id);
+    if (seen === undefined) {
+      // Never in the bucket as far as this replica knows (registered while NATS was down): it is
+      // only here. Should its write still be on the way, the watch brings it back to be reaped.
+      this.registry.removeShared(lease.id);
+      return;
+    }
+    this.kv.delete(lease.id, { previousSeq: seen }).then(
       () => this.log.info({ lease: lease.id, service: lease.service, address: `${lease.address}:${lease.port}` }, 'endpoint lease expired; reaped'),
       () => undefined, // renewed meanwhile, or another replica reaped it first: the watch says which
     );
@@ -100,7 +106,12 @@ export class NatsLeases implements LeaseReplica {
       try { lease = e.json<Lease>(); } catch { this.log.error({ key: e.key }, 'unreadable endpoint lease in NATS; ignored'); return; }
       if (lease?.id !== e.key) { this.log.error({ key: e.key }, 'endpoint lease in NATS does not match its key; ignored'); return; }
       this.revisions.set(e.key, e.revision);
-      this.registry.upsertShared(lease);
+      const displaced = this.registry.upsertShared(lease);
+      // An older key for the same address would stay in the bucket with no registry holding it,
+      // so no one would reap it: delete it (CAS). One this replica has not seen in the bucket yet
+      // is newer: its write is on the way and will displace this one in turn.
+      const seen = displaced === undefined ? undefined : this.revisions.get(displaced.id);
+      if (displaced !== undefined && seen !== undefined && seen < e.revision && this.conn.available) this.kv.delete(displaced.id, { previousSeq: seen }).catch(() => undefined);
     } else {
       this.revisions.delete(e.key);
       this.registry.removeShared(e.key);

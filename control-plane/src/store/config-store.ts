@@ -84,6 +84,12 @@ export interface RevisionLog {
   append(rev: Revision): Promise<void>;
   list(): Promise<RevisionMeta[]>;
   get(n: number): Promise<Revision | undefined>;
+  /**
+   * Shared backends: resolves once `head()` is at least the newest revision stored by any
+   * replica (a caller that names a revision newer than this replica's head may have read it
+   * from another replica). Absent for a backend that only this process writes.
+   */
+  sync?(): Promise<void>;
   /** Called with each revision appended by this or (for shared backends) another replica. */
   onAppend(fn: (rev: Revision) => void): void;
   close(): Promise<void>;

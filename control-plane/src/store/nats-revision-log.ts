@@ -185,7 +185,12 @@ export class NatsRevisionLog implements RevisionLog {
     }
   }
 
-  /** Waits until the watch has delivered the stream's last message (after losing a race). */
+  async sync(): Promise<void> {
+    this.conn.check('catching up with the stream');
+    await this.catchUp();
+  }
+
+  /** Waits until the watch has delivered the stream's last message (after losing a race, or for sync). */
   private async catchUp(): Promise<void> {
     let last: number;
     try {

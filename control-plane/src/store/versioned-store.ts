@@ -116,6 +116,9 @@ export class VersionedConfigStore implements ConfigStore {
    */
   private change(opts: ChangeOptions, op: () => ChangeResult | Promise<ChangeResult>): Promise<ChangeResult> {
     return this.serialize(async () => {
+      // A revision newer than this replica's head was read from another replica: catch up before
+      // the change reads the head it builds on.
+      if (opts.expectedRevision !== undefined && opts.expectedRevision > this.current().revision) await this.log.sync?.();
       for (let attempt = 1; ; attempt++) {
         const before = this.current().revision;
         try {

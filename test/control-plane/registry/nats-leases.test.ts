@@ -6,7 +6,8 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import { FakeClock } from '../../../shared/src/clock';
 import { silentLogger } from '../../../shared/src/log';
 import { EndpointRegistry } from '../../../control-plane/src/registry/endpoint-registry';
@@ -106,5 +107,26 @@ test('NATS down: nothing is reaped; back up: a lease gets one more TTL to renew,
     } finally {
       await probe.close();
     }
+  });
+});
+
+test('one address registered through A and B at once: both end on the same lease, and the other key leaves the bucket', async () => {
+  await withReplicas(async (a, b, _clock, bucket) => {
+    const la = a.registry.register(at('10.0.0.3'));
+    const lb = b.registry.register(at('10.0.0.3'));
+    assert.notEqual(la.id, lb.id, 'neither had seen the other');
+    const kv = await new Kvm(jetstream(a.conn.nc)).open(`${bucket}-leases`);
+    const keys = async () => { const out: string[] = []; for await (const k of await kv.keys()) out.push(k); return out.sort(); };
+    const ids = (r: Replica) => r.registry.list().filter((l) => l.address === '10.0.0.3').map((l) => l.id);
+    let inBucket: string[] = [];
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      inBucket = await keys();
+      const [x, y] = [ids(a), ids(b)];
+      if (inBucket.length === 1 && x.length === 1 && y.length === 1 && x[0] === y[0] && x[0] === inBucket[0]) break;
+      if (Date.now() > deadline) assert.fail(`A ${JSON.stringify(x)}, B ${JSON.stringify(y)}, bucket ${JSON.stringify(inBucket)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok([la.id, lb.id].includes(inBucket[0]!));
   });
 });

@@ -89,6 +89,18 @@ test('concurrent changes through two replicas: none is lost; with expectedRevisi
   });
 });
 
+test('a change through B with the expectedRevision just written through A is judged on that revision, never a spurious CONFLICT', async () => {
+  await withReplicas(2, async ([a, b]) => {
+    for (let i = 1; i <= 20; i++) {
+      const r = await a!.store.apply([service(`a${i}`)]);
+      // B may not have received it yet: it must catch up before it compares.
+      const rb = await b!.store.apply([service(`b${i}`)], { expectedRevision: r.revision });
+      assert.equal(rb.revision, r.revision + 1);
+      assert.ok(names(b!).includes(`a${i}`), 'built on the revision it named');
+    }
+  });
+});
+
 test('history goes beyond 64 revisions (KV history is capped there), and rollback to the first works', async () => {
   await withReplicas(2, async ([a, b]) => {
     for (let i = 1; i <= 70; i++) await a!.store.apply([service(`s${i}`)], { mode: 'replace' });
