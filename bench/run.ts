@@ -8,9 +8,9 @@
  *   tracing-1, tracing-100  a second sidecar pair (Service greeter-traced, plaintext) started with
  *            --trace-endpoint to a local OTLP/HTTP receiver (bench/otlp-sink.ts, its own process),
  *            with the mesh's trace sampling (Telemetry) at 1%, then 100%: compare with `sidecar`
- *   skein-h2 a second sidecar pair (Service greeter-skein, plaintext) started with --h2-engine skein:
- *            their upstream HTTP/2 connections (client -> server sidecar -> backend) on skein's own
- *            engine, the downstream still Node's; row `sidecar (skein h2 upstream)`
+ *   node-h2  a second sidecar pair (Service greeter-node, plaintext) started with --h2-engine node:
+ *            both sides of both sidecars on Node's http2 (the fallback engine), row
+ *            `sidecar (node h2)`; `sidecar` is skein's own engine, the default
  *   haproxy  h2load -> HAProxy (h2c -> h2c, one thread) -> backend
  * For each: req/s at saturation, latency p50/p99 at a fixed moderate rate, CPU µs per request of
  * each proxy process (from /proc), and proxy RSS. Writes bench/results/latest.{json,md}.
@@ -32,7 +32,7 @@ const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split
 const SAT_SECONDS = Number(args.get('duration') ?? 8);
 const RATE = Number(args.get('rate') ?? 1000); // requests/s for the latency phase
 const CONNS = 4;
-const PATHS = (args.get('paths') ?? 'direct,sidecar,skein-h2,tracing-1,tracing-100,mtls,resilient,haproxy').split(',');
+const PATHS = (args.get('paths') ?? 'direct,sidecar,node-h2,tracing-1,tracing-100,mtls,resilient,haproxy').split(',');
 const TRACING = PATHS.includes('tracing-1') || PATHS.includes('tracing-100');
 /**
  * --tracing-repeat=N: after each tracing row, N more saturation phases each of the control pair
@@ -128,7 +128,7 @@ async function main(): Promise<void> {
     procs.push(backend);
     const bport = backend.ready['port'] as number;
     if (PATHS.includes('direct')) results.push(await measure('direct', `http://127.0.0.1:${bport}/skein.demo.v1.Greeter/SayHello`, undefined, body, [], dir));
-    if (PATHS.includes('sidecar') || PATHS.includes('mtls') || PATHS.includes('resilient') || PATHS.includes('skein-h2') || TRACING) {
+    if (PATHS.includes('sidecar') || PATHS.includes('mtls') || PATHS.includes('resilient') || PATHS.includes('node-h2') || TRACING) {
       const cp = await spawnReady(process.execPath, [SKEIN, 'control-plane', '--data-dir', path.join(dir, 'cp'), '--xds-listen', '127.0.0.1:0', '--api-listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0', '--log-level', 'warn'], 'control plane');
       procs.push(cp);
       const api = cp.ready['api'] as string;
@@ -175,9 +175,9 @@ async function main(): Promise<void> {
       const sidecars = [{ name: 'client sidecar', pid: client.pid }, { name: 'server sidecar', pid: server.pid }];
       const url = `http://${client.ready['outbound'] as string}/skein.demo.v1.Greeter/SayHello`;
       if (PATHS.includes('sidecar')) results.push(await measure('sidecar', url, 'greeter:50051', body, sidecars, dir));
-      if (PATHS.includes('skein-h2')) {
-        const pair = await startPair('greeter-skein', ['--h2-engine', 'skein']);
-        results.push(await measure('sidecar (skein h2 upstream)', pair.url, pair.authority, body, pair.sidecars, dir));
+      if (PATHS.includes('node-h2')) {
+        const pair = await startPair('greeter-node', ['--h2-engine', 'node']);
+        results.push(await measure('sidecar (node h2)', pair.url, pair.authority, body, pair.sidecars, dir));
         for (const p of pair.procs) await p.stop();
       }
       if (TRACING) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages named as arguments that are not installed yet, with
 # apt-get install -y --no-install-recommends (through sudo when not root). Tests that need a real
-# tool (e.g. the Prometheus e2e test: `scripts/ensure-debian-tools.sh prometheus`) call it, so a
+# tool (e.g. the Prometheus e2e test: `scripts/ensure-debian-tools.sh prometheus`; the NATS store tests: nats-server) call it, so a
 # fresh clone and CI get the tool from the project's own files. Prints nothing when all are there.
 set -euo pipefail
 if [ $# -eq 0 ]; then echo "usage: $0 PACKAGE..." >&2; exit 2; fi

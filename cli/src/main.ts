@@ -13,9 +13,10 @@ import { check } from '../../control-plane/src/cli/check-command';
 import { top } from '../../control-plane/src/cli/top-command';
 import { controlPlane } from '../../control-plane/src/cli/control-plane-command';
 import { sidecar } from '../../sidecar/src/cli/sidecar-command';
+import { injector } from '../../injector/src/cli/injector-command';
 import { demo } from './demo/demo-command';
 
-const COMMANDS: Command[] = [controlPlane, sidecar, apply, del, get, revisions, rollback, canary, rollout, proxyStatus, endpoints, token, ca, cert, check, top, demo];
+const COMMANDS: Command[] = [controlPlane, sidecar, apply, del, get, revisions, rollback, canary, rollout, proxyStatus, endpoints, token, ca, cert, check, top, injector, demo];
 
 function usage(): string {
   const rows = COMMANDS.map((c) => `  ${c.spec.name.padEnd(15)} ${c.spec.summary.split('\n')[0]}`);

@@ -17,6 +17,11 @@ import type { PreparedSnapshot } from './discovery/snapshot-cache';
 import { EndpointRegistry } from './registry/endpoint-registry';
 import { LeaseFile } from './registry/lease-file';
 import { FileRevisionLog } from './store/file-revision-log';
+import { NatsRevisionLog } from './store/nats-revision-log';
+import { NatsStoreConnection } from './store/nats-connection';
+import type { NatsStoreTarget } from './store/nats-store-url';
+import { NatsLeases } from './registry/nats-leases';
+import type { RevisionLog } from './store/config-store';
 import { VersionedConfigStore } from './store/versioned-store';
 import type { ConfigStore } from './store/config-store';
 import { translate, translateSliced } from './translate/translate';
@@ -81,6 +86,12 @@ export interface ControlPlaneOptions {
   pushDebounceMs?: number;
   /** The longest a change waits under continuous churn (debounce never delays a push past this). Default 1s. */
   pushDebounceMaxMs?: number;
+  /**
+   * Share config revisions and endpoint leases with other replicas through NATS JetStream
+   * (store/nats-revision-log.ts, registry/nats-leases.ts). Default: the embedded file store in
+   * `dataDir`, for one control plane.
+   */
+  store?: { target: NatsStoreTarget; bucket: string };
   clock?: Clock;
   log?: Logger;
 }
@@ -135,6 +146,8 @@ export class ControlPlane {
   /** The snapshot the last precommit encoded, for the documents it validated. */
   private precommitted: { resources: readonly RawResource[]; epoch: number; snapshot: PreparedSnapshot } | undefined;
   private leases: LeaseFile | undefined;
+  private nats: NatsStoreConnection | undefined;
+  private sharedLeases: NatsLeases | undefined;
   private readonly clock: Clock;
 
   private constructor(opts: ControlPlaneOptions) {
@@ -166,12 +179,28 @@ export class ControlPlane {
       ...(opts.caKeyFile === undefined ? {} : { caKeyFile: opts.caKeyFile }),
       ...(opts.workloadCertTtlMs === undefined ? {} : { workloadCertTtlMs: opts.workloadCertTtlMs }),
     });
-    const log = await FileRevisionLog.open(path.resolve(opts.dataDir), opts.historyLimit === undefined ? {} : { historyLimit: opts.historyLimit });
+    let log: RevisionLog;
+    if (opts.store === undefined) {
+      log = await FileRevisionLog.open(path.resolve(opts.dataDir), opts.historyLimit === undefined ? {} : { historyLimit: opts.historyLimit });
+      cp.leases = new LeaseFile(path.resolve(opts.dataDir), cp.registry, cp.log);
+      cp.leases.load();
+    } else {
+      if (opts.caCertFile === undefined) {
+        // The trust bundle is part of the snapshot: replicas with different roots serve different versions, and their proxies cannot verify each other.
+        cp.log.warn({ ca: path.join(path.resolve(opts.dataDir), 'ca') }, 'with --store, every replica must run the same CA: this one uses its own (in DATA_DIR/ca); plug the same --ca-cert/--ca-key into every replica');
+      }
+      cp.nats = await NatsStoreConnection.open(opts.store.target, cp.log);
+      try {
+        log = await NatsRevisionLog.open(cp.nats, { bucket: opts.store.bucket, historyLimit: opts.historyLimit ?? 1000, log: cp.log });
+        cp.sharedLeases = await NatsLeases.open(cp.nats, cp.registry, { bucket: opts.store.bucket, clock: cp.clock, log: cp.log });
+      } catch (e) {
+        await cp.nats.close();
+        throw e;
+      }
+    }
     cp.store = new VersionedConfigStore(log, cp.clock, (mesh, resources) => cp.precommit(mesh, resources));
-    cp.leases = new LeaseFile(path.resolve(opts.dataDir), cp.registry, cp.log);
-    cp.leases.load();
     await cp.rebuild(); // the snapshot exists before any client can connect
-    cp.registry.onChange(() => { cp.registryEpoch++; cp.endpointsChangedAt ??= cp.clock.now(); cp.scheduleRebuild(); cp.leases!.schedule(); });
+    cp.registry.onChange(() => { cp.registryEpoch++; cp.endpointsChangedAt ??= cp.clock.now(); cp.scheduleRebuild(); cp.leases?.schedule(); });
     void cp.watchStore();
     const trustDomain = cp.identity.ca.trustDomain;
     cp.trustBundleFile = path.join(path.resolve(opts.dataDir), 'ca', 'trust-bundle.pem');
@@ -214,7 +243,7 @@ export class ControlPlane {
       cp.monitoring = new MonitoringServer(cp.metrics);
       cp.monitoringPort = await cp.monitoring.listen(opts.monitoringListen);
     }
-    cp.log.info({ xds: `${host(opts.xdsListen)}:${cp.xdsPort}`, xdsTls: true, api: `${host(opts.apiListen)}:${cp.apiPort}`, revision: cp.store.current().revision, dataDir: path.resolve(opts.dataDir), trustDomain: cp.identity.ca.trustDomain, ca: cp.identity.ca.source, caExpires: new Date(cp.identity.ca.notAfter).toISOString() }, 'control plane started');
+    cp.log.info({ xds: `${host(opts.xdsListen)}:${cp.xdsPort}`, xdsTls: true, api: `${host(opts.apiListen)}:${cp.apiPort}`, revision: cp.store.current().revision, dataDir: path.resolve(opts.dataDir), store: opts.store === undefined ? 'file' : opts.store.target.redacted, trustDomain: cp.identity.ca.trustDomain, ca: cp.identity.ca.source, caExpires: new Date(cp.identity.ca.notAfter).toISOString() }, 'control plane started');
     return cp;
   }
 
@@ -285,7 +314,9 @@ export class ControlPlane {
     this.rotation?.close();
     this.leases?.save();
     this.registry.close();
+    this.sharedLeases?.close();
     await this.store?.close();
+    await this.nats?.close();
   }
 
   private async precommit(mesh: MeshConfig, resources: readonly RawResource[]): Promise<void> {

@@ -23,6 +23,11 @@ export const ErrorCodes = {
   STORE: 'SKEIN_ERR_STORE',
   /** The data directory is locked by another live control plane. */
   STORE_LOCKED: 'SKEIN_ERR_STORE_LOCKED',
+  /**
+   * The shared store (NATS JetStream, `--store nats://...`) cannot be reached: the change was not
+   * made. The control plane keeps serving its last snapshot; retry when the store is back.
+   */
+  STORE_UNAVAILABLE: 'SKEIN_ERR_STORE_UNAVAILABLE',
   /** A peer sent a protocol message that breaks the protocol's rules. */
   PROTOCOL: 'SKEIN_ERR_PROTOCOL',
   /** The caller's request is unsupported (for example an unknown media type). */
@@ -96,6 +101,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   SKEIN_ERR_METHOD_NOT_ALLOWED: 405,
   SKEIN_ERR_STORE: 500,
   SKEIN_ERR_STORE_LOCKED: 503,
+  SKEIN_ERR_STORE_UNAVAILABLE: 503,
   SKEIN_ERR_PROTOCOL: 400,
   SKEIN_ERR_UNSUPPORTED: 415,
   SKEIN_ERR_INTERNAL: 500,

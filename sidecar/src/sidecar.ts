@@ -1,3 +1,4 @@
+import { DEFAULT_H2_ENGINE } from './h2/default-engine';
 import type * as net from 'node:net';
 import { systemClock } from '../../shared/src/clock';
 import type { Clock } from '../../shared/src/clock';
@@ -9,6 +10,8 @@ import { connectionManager, listenerType, routeType, routerSnapshot } from './pi
 import { sniffingServer } from './listener/sniffing-server';
 import { Cluster } from './upstream/cluster';
 import { XdsClient } from './xds/xds-client';
+import type { XdsProtocol } from './xds/xds-client';
+import { parseXdsServers, targetOf } from './xds/xds-servers';
 import { clusterType, endpointsType } from './xds/decoders';
 import { unlistedHttpFilters } from './xds/http-filter-check';
 import type { ClusterConfig, EndpointsConfig, ListenerConfig } from './xds/decoders';
@@ -59,7 +62,14 @@ export interface SidecarIdentityOptions {
 }
 
 export interface SidecarOptions {
+  /**
+   * The control plane's xDS address (--xds): host:port, or several separated by commas; the xDS
+   * client fails over between them (xds/xds-client.ts). Registration, certificates and route
+   * stats go to the first.
+   */
   xdsServer: string;
+  /** The ADS protocol (--xds-protocol): 'delta' (default; SotW with a server that lacks delta) or 'sotw'. */
+  xdsProtocol?: XdsProtocol;
   /**
    * The workload identity: mTLS to the control plane for xDS and registration. Unset: plaintext
    * xDS (a control plane's --xds-insecure-listen port, or a test's scripted server) and no
@@ -158,10 +168,14 @@ export class Sidecar {
   private readonly tracer: SidecarTracer | undefined;
   /** --h2-engine skein: what every upstream H2Connection shares (its counters); undefined on Node's engine. */
   private readonly h2Upstream: SkeinH2Engine | undefined;
+  /** --h2-engine skein: the counters every downstream connection (both listeners) shares, and the listeners' engine option. */
+  private readonly h2Downstream: H2Stats | undefined;
 
   private constructor(private readonly opts: SidecarOptions) {
     this.clock = opts.clock ?? systemClock;
-    this.h2Upstream = opts.h2Engine === 'skein' ? { stats: new H2Stats() } : undefined;
+    const skein = (opts.h2Engine ?? DEFAULT_H2_ENGINE) === 'skein';
+    this.h2Upstream = skein ? { stats: new H2Stats() } : undefined;
+    this.h2Downstream = skein ? new H2Stats() : undefined;
     this.accessLog = opts.accessLog === undefined ? undefined : new AccessLog(opts.accessLog);
     this.requestMetrics = new RequestMetrics(opts.metricsBuckets ?? DEFAULT_BUCKETS_MS, { service: opts.service ?? '', version: opts.version });
     this.stats = new Stats({ clock: this.clock, ...(opts.statsRetentionMs !== undefined ? { retentionMs: opts.statsRetentionMs } : {}) });
@@ -170,7 +184,7 @@ export class Sidecar {
     const env = (name: string): FilterEnv => Object.freeze({ stats: this.stats, statPrefix: `listener.${name}.`, log: opts.log, warnings: new RateLimitedLog(this.clock) });
     this.filterEnv = { inbound: env('inbound'), outbound: env('outbound') };
     this.tracer = opts.tracing === undefined ? undefined : new SidecarTracer(opts.tracing, { service: opts.service ?? 'sidecar', version: opts.version, nodeId: opts.nodeId }, this.stats);
-    this.outbound = connectionManager({ name: 'outbound', metrics: this.requestMetrics, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new ListenerTracer(this.tracer, SpanKind.CLIENT, undefined) } : {}), stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}), ...(opts.downstream !== undefined ? { downstream: opts.downstream } : {}) });
+    this.outbound = connectionManager({ name: 'outbound', metrics: this.requestMetrics, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new ListenerTracer(this.tracer, SpanKind.CLIENT, undefined) } : {}), stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}), ...(opts.downstream !== undefined ? { downstream: opts.downstream } : {}), ...this.downstreamEngine() });
   }
 
   static async start(opts: SidecarOptions): Promise<Sidecar> {
@@ -196,7 +210,7 @@ export class Sidecar {
       // so no caller reaches it while it would refuse what the service allows. A control plane
       // that sends none (no Service declared) leaves it STRICT; registration goes ahead after 5s.
       await sc.inboundModeKnown(5000);
-      sc.registration = new Registration({ server: opts.xdsServer, credentials: sc.workload!.controlPlaneCredentials(), channelOptions: CONTROL_PLANE_CHANNEL_OPTIONS, service: opts.service, address: opts.advertiseAddress, port: Number(sc.bound['inbound']!.split(':').pop()), labels: { version: opts.version }, ttlMs: opts.leaseTtlMs, node: opts.nodeId, clock: sc.clock, log: opts.log });
+      sc.registration = new Registration({ server: firstServer(opts.xdsServer), credentials: sc.workload!.controlPlaneCredentials(), channelOptions: CONTROL_PLANE_CHANNEL_OPTIONS, service: opts.service, address: opts.advertiseAddress, port: Number(sc.bound['inbound']!.split(':').pop()), labels: { version: opts.version }, ttlMs: opts.leaseTtlMs, node: opts.nodeId, clock: sc.clock, log: opts.log });
       await sc.registration.start();
       if (sc.appHealth?.unhealthyReason !== undefined) await sc.registration.setHealth('UNHEALTHY');
     }
@@ -216,7 +230,7 @@ export class Sidecar {
       return;
     }
     this.statsReporter = new RouteStatsReporter({
-      server: this.opts.xdsServer, credentials: this.workload.controlPlaneCredentials(), channelOptions: CONTROL_PLANE_CHANNEL_OPTIONS,
+      server: firstServer(this.opts.xdsServer), credentials: this.workload.controlPlaneCredentials(), channelOptions: CONTROL_PLANE_CHANNEL_OPTIONS,
       node: this.opts.nodeId, intervalMs, windows: () => this.outbound.backendWindows(), clock: this.clock, log: this.opts.log,
     });
     this.statsReporter.start();
@@ -256,7 +270,7 @@ export class Sidecar {
   /** Gets the workload certificate (failing the start if the control plane refuses) and exports its lifetime. */
   private async startIdentity(o: SidecarIdentityOptions): Promise<void> {
     this.workload = await WorkloadIdentity.start({
-      server: this.opts.xdsServer, tokenFile: o.tokenFile, caFile: o.caFile,
+      server: firstServer(this.opts.xdsServer), tokenFile: o.tokenFile, caFile: o.caFile,
       ...(o.renewAt !== undefined ? { renewAt: o.renewAt } : {}), ...(o.renewJitter !== undefined ? { renewJitter: o.renewJitter } : {}),
       identity: { trustDomain: o.trustDomain, namespace: o.namespace, serviceAccount: o.serviceAccount },
       clock: this.clock, log: this.opts.log,
@@ -334,7 +348,7 @@ export class Sidecar {
     const host = listen.slice(0, i).replace(/^\[(.*)\]$/, '$1');
     const port = Number(listen.slice(i + 1));
     if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new MeshError(ErrorCodes.VALIDATION, `${flag}: "${listen}" must be host:port`);
-    const server = sniffingServer(cm.h1, cm.h2, { wrapH2: cm.wrapH2Socket, ...(tls !== undefined ? { tls } : {}) });
+    const server = sniffingServer(cm.h1, cm.h2, { acceptH2: cm.acceptH2, ...(tls !== undefined ? { tls } : {}) });
     const ls = cm.listenerStats;
     server.on('connection', (socket: net.Socket) => {
       ls.cxTotal.inc();
@@ -365,7 +379,7 @@ export class Sidecar {
     // Connect failures of real requests to the app reach AppHealth (the inbound cluster has no outlier detection).
     cluster.outlier = this.appHealth;
     // Inbound keeps the caller's attempt count (the client sidecar's).
-    this.inbound = connectionManager({ name: 'inbound', metrics: this.requestMetrics, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new ListenerTracer(this.tracer, SpanKind.SERVER, o.version) } : {}), stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.downstream !== undefined ? { downstream: o.downstream } : {}) });
+    this.inbound = connectionManager({ name: 'inbound', metrics: this.requestMetrics, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new ListenerTracer(this.tracer, SpanKind.SERVER, o.version) } : {}), stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.downstream !== undefined ? { downstream: o.downstream } : {}), ...this.downstreamEngine() });
     const routes = inboundRouteTable('skein.inbound');
     this.inboundRouting = { routes, clusters: new Map([['skein.inbound', cluster]]) };
     this.inbound.snapshot = routerSnapshot(routes, this.inboundRouting.clusters, undefined, this.filterEnv.inbound);
@@ -376,7 +390,7 @@ export class Sidecar {
   private startXds(): void {
     const o = this.opts;
     this.xds = new XdsClient({
-      server: o.xdsServer,
+      server: o.xdsServer, ...(o.xdsProtocol === undefined ? {} : { protocol: o.xdsProtocol }),
       node: { id: o.nodeId, cluster: o.service ?? 'sidecar', metadata: { ...(o.service ? { service: o.service } : {}), version: o.version }, userAgentName: 'skein-sidecar', userAgentVersion: SKEIN_VERSION },
       types: new Map<string, unknown>([[TYPE_URLS.LISTENER, listenerType], [TYPE_URLS.ROUTE, routeType], [TYPE_URLS.CLUSTER, clusterType], [TYPE_URLS.ENDPOINT, endpointsType], [TYPE_URLS.SECRET, secretType]]) as never,
       clock: this.clock, log: o.log,
@@ -385,6 +399,8 @@ export class Sidecar {
     });
     this.xds.onUpdate((type, resources) => { this.xdsUpdatedAt.set(type, Date.now()); this.onUpdate(type, resources); });
     this.xds.onNack((n) => this.xdsNacks.set(n.typeUrl, (this.xdsNacks.get(n.typeUrl) ?? 0) + 1));
+    // Which control plane, on which protocol: xds.connects{protocol=delta|sotw,server=HOST:PORT} in /stats.
+    this.xds.onConnect(() => { const c = this.xds.current; if (c !== undefined) this.stats.counter('xds.connects', { protocol: c.protocol, server: c.server }).inc(); });
     // Only the listener the outbound port serves, and (below) only its RouteConfiguration: the
     // control plane also serves an api_listener and a RouteConfiguration per service (for
     // proxyless clients), which this proxy would decode, compile and hold for nothing.
@@ -534,11 +550,20 @@ export class Sidecar {
   /** The clusters' engine option: skein's for --h2-engine skein, else none (Node's). */
   private h2Env(): { h2?: SkeinH2Engine } { return this.h2Upstream === undefined ? {} : { h2: this.h2Upstream }; }
 
-  /** `h2.upstream.<counter>`: the skein engine's counters over every upstream connection (H2Stats), copied when /stats is read. */
+  /** The listeners' engine option: skein's, with the shared downstream counters, for --h2-engine skein; else none (Node's). */
+  private downstreamEngine(): { h2Engine?: 'skein'; h2Stats?: H2Stats } {
+    return this.h2Downstream === undefined ? {} : { h2Engine: 'skein', h2Stats: this.h2Downstream };
+  }
+
+  /**
+   * `h2.upstream.<counter>` and `h2.downstream.<counter>`: the skein engine's counters over every
+   * upstream and every downstream connection (H2Stats), copied when /stats is read.
+   */
   refreshH2Stats(): void {
-    const h2 = this.h2Upstream;
-    if (h2 === undefined) return;
-    for (const [k, v] of Object.entries(h2.stats) as [string, number][]) this.stats.counter(`h2.upstream.${snakeCase(k)}`).value = v;
+    const up = this.h2Upstream;
+    if (up !== undefined) for (const [k, v] of Object.entries(up.stats) as [string, number][]) this.stats.counter(`h2.upstream.${snakeCase(k)}`).value = v;
+    const down = this.h2Downstream;
+    if (down !== undefined) for (const [k, v] of Object.entries(down) as [string, number][]) this.stats.counter(`h2.downstream.${snakeCase(k)}`).value = v;
   }
 
   private async startAdmin(): Promise<void> {
@@ -568,3 +593,9 @@ export class Sidecar {
 }
 
 function snakeCase(camel: string): string { return camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`); }
+
+/** The first address of --xds (registration, certificates and route stats go there). */
+function firstServer(list: string): string {
+  const s = parseXdsServers(list)[0]!;
+  return targetOf(s.host, s.port);
+}

@@ -322,7 +322,7 @@ describe('gRPC status stats (rq_grpc_<CODE>) and success by grpc-status', () => 
     cluster.updateEndpoints([{ address: '127.0.0.1', port, weight: 1, zone: '', health: 'HEALTHY' }]);
     const cm = new ConnectionManager({ name: 'outbound', stats, policy: { trustForwardedFor: true }, clock, log });
     cm.snapshot = { routes: RouteTable.build(decodeAny(encodeResource(TYPE_URLS.ROUTE, rc))), clusters: new Map([['svc', cluster]]), filters: everyHttpFilter() };
-    const proxy = sniffingServer(cm.h1, cm.h2);
+    const proxy = sniffingServer(cm.h1, cm.h2, { acceptH2: cm.acceptH2 });
     await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
     const Ctor = grpc.makeGenericClientConstructor({ Answer: echo }, 'Status');
     const client = new Ctor(`127.0.0.1:${(proxy.address() as net.AddressInfo).port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & { Answer(req: Buffer, cb: (e: grpc.ServiceError | null) => void): void };

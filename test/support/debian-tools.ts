@@ -1,5 +1,5 @@
 /**
- * Real tools the tests run (prometheus, tmux) come from Debian: scripts/ensure-debian-tools.sh
+ * Real tools the tests run (prometheus, tmux, nats-server) come from Debian: scripts/ensure-debian-tools.sh
  * installs the packages that are missing, so a fresh clone and CI need no step by hand.
  */
 import { spawnSync } from 'node:child_process';

@@ -3,6 +3,8 @@
  * the skein control plane never writes (STATIC clusters, hand-picked protocol options, fault
  * filters): the test sets each type's resources in Envoy's JSON shape, the server sends them
  * (state of the world) to the one sidecar that connects, and pushes again on every set().
+ * It does not implement delta ADS (gRPC answers UNIMPLEMENTED), so a sidecar on the default
+ * protocol falls back to state of the world with it, as with any SotW-only control plane.
  */
 import * as grpc from '@grpc/grpc-js';
 import { silentLogger } from '../../shared/src/log';
@@ -38,7 +40,6 @@ export class ScriptedAds {
     let self: ScriptedAds | undefined;
     server.addService(loadAdsServiceDefinition(), {
       StreamAggregatedResources: (c: grpc.ServerDuplexStream<Doc, Doc>) => self!.onStream(c),
-      DeltaAggregatedResources: (c: grpc.ServerDuplexStream<unknown, unknown>) => c.end(),
     });
     const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
     self = new ScriptedAds(server, port);

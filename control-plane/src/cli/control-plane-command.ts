@@ -8,6 +8,7 @@ import { intFlag, optStr, str } from '../../../shared/src/cli/args';
 import { parseListen } from '../../../shared/src/listen-address';
 import type { Command } from '../../../shared/src/cli/command';
 import { formatChange } from './format';
+import { checkBucket, parseStoreUrl } from '../store/nats-store-url';
 
 export const controlPlane: Command = {
   spec: {
@@ -16,7 +17,9 @@ export const controlPlane: Command = {
       'The xDS port is TLS from the mesh CA; ADS and endpoint registration there need a workload certificate.\n' +
       'When it is ready it prints one JSON line to stdout: {"ready":true,"xds":"HOST:PORT","api":"URL","monitoring":"HOST:PORT","trustBundleFile":...,"xdsInsecure":...}. Logs go to stderr.',
     flags: [
-      { name: 'data-dir', type: 'string', value: 'DIR', env: 'SKEIN_DATA_DIR', default: './.skein-data', help: 'where the embedded store keeps config revisions' },
+      { name: 'data-dir', type: 'string', value: 'DIR', env: 'SKEIN_DATA_DIR', default: './.skein-data', help: 'where the embedded store keeps config revisions (with --store: only the CA and admin token)' },
+      { name: 'store', type: 'string', value: 'nats://HOST:PORT[,HOST2:PORT]', env: 'SKEIN_STORE', help: 'share config revisions and endpoint leases with other control-plane replicas through NATS JetStream (2.9+); credentials as nats://user:pass@host or nats://token@host are never logged (default: the embedded file store in --data-dir, one control plane)' },
+      { name: 'store-bucket', type: 'string', value: 'NAME', default: 'skein', help: 'with --store: name of the JetStream stream (NAME-revisions) and KV buckets (NAME, NAME-leases); replicas of one mesh use the same' },
       { name: 'xds-listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:18000', help: 'address of the xDS (ADS) gRPC server; port 0 picks a free port' },
       { name: 'api-listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:18001', help: 'address of the SRE HTTP API; port 0 picks a free port' },
       { name: 'monitoring-listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:15014', help: 'plain-HTTP, read-only monitoring listener: GET /metrics for Prometheus (xDS and process metrics); port 0 picks a free port; off disables it' },
@@ -54,6 +57,10 @@ export const controlPlane: Command = {
     if (p.values['xds-insecure-allow-remote'] === true && insecureListen === undefined) throw new MeshError(ErrorCodes.VALIDATION, '--xds-insecure-allow-remote needs --xds-insecure-listen');
     const monitoringListen = str(p, 'monitoring-listen');
     if (monitoringListen !== 'off') parseListen(monitoringListen, '--monitoring-listen');
+    const storeUrl = optStr(p, 'store');
+    const storeTarget = storeUrl === undefined ? undefined : parseStoreUrl(storeUrl);
+    const bucket = checkBucket(str(p, 'store-bucket'));
+    if (storeTarget === undefined && p.values['store-bucket'] !== undefined && str(p, 'store-bucket') !== 'skein') throw new MeshError(ErrorCodes.VALIDATION, '--store-bucket needs --store');
     const log = createLogger('skein-control-plane', level);
     // Loaded here, not at the top: the gRPC server and xDS protos would slow every other command.
     const { ControlPlane } = await import('../control-plane');
@@ -66,6 +73,7 @@ export const controlPlane: Command = {
       ...(optStr(p, 'xds-san') === undefined ? {} : { xdsSans: sansOf(optStr(p, 'xds-san')!) }),
       ...(insecureListen === undefined ? {} : { xdsInsecureListen: insecureListen, xdsInsecureAllowRemote: p.values['xds-insecure-allow-remote'] === true }),
       ...(monitoringListen === 'off' ? {} : { monitoringListen }),
+      ...(storeTarget === undefined ? {} : { store: { target: storeTarget, bucket } }),
     });
     const seed = optStr(p, 'config');
     if (seed !== undefined) {

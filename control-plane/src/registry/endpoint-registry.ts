@@ -42,6 +42,24 @@ export interface RegistryOptions {
 }
 
 /**
+ * A store the registry shares its leases through with other control-plane replicas
+ * (registry/nats-leases.ts). The registry tells it what happens here; it feeds back what
+ * happens anywhere through `upsertShared` / `removeShared`, and it decides when an expired lease
+ * goes (the registry keeps an expired lease until `removeShared`).
+ */
+export interface LeaseReplica {
+  /** A lease registered or renewed through this replica. */
+  put(lease: Lease): void;
+  /** A lease deregistered through this replica. */
+  remove(lease: Lease): void;
+  /** A lease past its expiry (called again every `EXPIRED_RECHECK_MS` while it stays). */
+  expired(lease: Lease): void;
+}
+
+/** How often an expired lease kept for a LeaseReplica is offered to it again. */
+export const EXPIRED_RECHECK_MS = 1000;
+
+/**
  * The live endpoint registry. Instances register an endpoint and hold it by renewing a lease
  * before its TTL runs out; a dead instance's endpoint leaves EDS at most one TTL later.
  * Registering the same (service, address, port) again renews and updates the same lease, so a
@@ -53,6 +71,7 @@ export class EndpointRegistry {
   private readonly listeners: (() => void)[] = [];
   private timer: TimerHandle | undefined;
   private timerAt = Infinity;
+  private replica: LeaseReplica | undefined;
   readonly defaultTtlMs: number;
   private readonly minTtlMs: number;
   private readonly maxTtlMs: number;
@@ -101,8 +120,42 @@ export class EndpointRegistry {
     this.leases.set(id, lease);
     this.byAddress.set(addrKey, id);
     this.schedule(lease.expiresAt);
+    this.replica?.put(lease);
     if (prev === undefined || !sameView(prev, lease)) this.emit();
     return lease;
+  }
+
+  /**
+   * Shares leases through `replica` from now on: every registration, renewal and
+   * deregistration here goes to it, and expiry is its call (see LeaseReplica).
+   */
+  share(replica: LeaseReplica): void { this.replica = replica; }
+
+  /**
+   * A lease as the shared store holds it now (registered or renewed through any replica).
+   * Returns the lease it displaced: another id for the same service, address and port (two
+   * replicas registered it at once; the later write holds, and the holder of the other id gets
+   * NOT_FOUND on its next renewal and registers again, getting this one).
+   */
+  upsertShared(lease: Lease): Lease | undefined {
+    const addrKey = `${lease.service}|${lease.address}|${lease.port}`;
+    const otherId = this.byAddress.get(addrKey);
+    const displaced = otherId !== undefined && otherId !== lease.id ? this.leases.get(otherId) : undefined;
+    if (displaced !== undefined) this.leases.delete(displaced.id);
+    const prev = this.leases.get(lease.id);
+    this.leases.set(lease.id, lease);
+    this.byAddress.set(addrKey, lease.id);
+    this.schedule(lease.expiresAt);
+    if (prev === undefined || displaced !== undefined || !sameView(prev, lease)) this.emit();
+    return displaced;
+  }
+
+  /** A lease the shared store no longer holds (deregistered, or reaped when it expired). */
+  removeShared(id: string): void {
+    const lease = this.leases.get(id);
+    if (lease === undefined) return;
+    this.remove(lease);
+    this.emit();
   }
 
   /** The lease `id`; NOT_FOUND when it does not exist or expired. */
@@ -117,6 +170,7 @@ export class EndpointRegistry {
     const lease = this.leases.get(id);
     if (lease === undefined) throw new MeshError(ErrorCodes.NOT_FOUND, `lease ${id} does not exist or has expired; register again`);
     lease.expiresAt = this.clock.now() + lease.ttlMs;
+    this.replica?.put(lease);
     return lease;
   }
 
@@ -124,6 +178,7 @@ export class EndpointRegistry {
     const lease = this.leases.get(id);
     if (lease === undefined) throw new MeshError(ErrorCodes.NOT_FOUND, `lease ${id} does not exist or has expired`);
     this.remove(lease);
+    this.replica?.remove(lease);
     this.emit();
   }
 
@@ -187,7 +242,8 @@ export class EndpointRegistry {
     let removed = false;
     let next = Infinity;
     for (const lease of this.leases.values()) {
-      if (lease.expiresAt <= now) { this.remove(lease); removed = true; } else next = Math.min(next, lease.expiresAt);
+      if (lease.expiresAt > now) next = Math.min(next, lease.expiresAt);
+      else if (this.replica === undefined) { this.remove(lease); removed = true; } else { this.replica.expired(lease); next = Math.min(next, now + EXPIRED_RECHECK_MS); }
     }
     if (next !== Infinity) this.schedule(next);
     if (removed) this.emit();

@@ -5,7 +5,7 @@ import type { MeshConfig, RawResource } from '../../../shared/src/config/mesh';
  * revisions are never edited. Invalid config is never stored: `apply`, `delete`, `rollback`
  * and `update` validate the whole resulting config first and throw MeshError(VALIDATION).
  *
- * Backends (embedded files, NATS JetStream KV) implement only `RevisionLog`; the validation
+ * Backends (embedded files, NATS JetStream) implement only `RevisionLog`; the validation
  * and diff logic here is shared, so every backend accepts and rejects exactly the same input.
  */
 export interface RevisionMeta {
@@ -75,10 +75,21 @@ export interface ConfigStore {
 export interface RevisionLog {
   /** The newest revision, or undefined for an empty log. */
   head(): Revision | undefined;
-  /** Appends `rev`; throws MeshError(CONFLICT) if `rev.revision` is not head + 1. */
+  /**
+   * Appends `rev`; throws MeshError(CONFLICT) if `rev.revision` is not head + 1. A shared backend
+   * also throws CONFLICT when another replica appended first, and then only once `head()` has
+   * moved on to what that replica appended (so the caller can make its change again on it).
+   * Resolves once `head()` is `rev`: a change is visible here when it answers.
+   */
   append(rev: Revision): Promise<void>;
   list(): Promise<RevisionMeta[]>;
   get(n: number): Promise<Revision | undefined>;
+  /**
+   * Shared backends: resolves once `head()` is at least the newest revision stored by any
+   * replica (a caller that names a revision newer than this replica's head may have read it
+   * from another replica). Absent for a backend that only this process writes.
+   */
+  sync?(): Promise<void>;
   /** Called with each revision appended by this or (for shared backends) another replica. */
   onAppend(fn: (rev: Revision) => void): void;
   close(): Promise<void>;

@@ -11,6 +11,9 @@ import type { Clock } from '../../../shared/src/clock';
 import type { ApplyOptions, ChangeOptions, ChangeResult, ConfigStore, Revision, RevisionLog, RevisionMeta } from './config-store';
 import { diffResourcesSliced, sortResources } from './diff';
 
+/** Tries of one change against a shared log that other replicas keep appending to. */
+const MAX_CHANGE_ATTEMPTS = 5;
+
 const EMPTY: Revision = { revision: 0, createdAt: new Date(0).toISOString(), author: '', message: 'empty', summary: { added: [], changed: [], removed: [] }, resources: [] };
 
 /**
@@ -36,7 +39,7 @@ export class VersionedConfigStore implements ConfigStore {
   current(): Revision { return this.log.head() ?? EMPTY; }
 
   apply(docs: readonly unknown[], opts: ApplyOptions = {}): Promise<ChangeResult> {
-    return this.serialize(async () => {
+    return this.change(opts, async () => {
       const incoming = await checkDocuments(docs, new TimeSlicer());
       let next: RawResource[];
       if (opts.mode === 'replace') {
@@ -51,7 +54,7 @@ export class VersionedConfigStore implements ConfigStore {
   }
 
   delete(keys: readonly string[], opts: ChangeOptions = {}): Promise<ChangeResult> {
-    return this.serialize(() => {
+    return this.change(opts, () => {
       const cur = this.current().resources;
       const missing = keys.filter((k) => !cur.some((r) => resourceKey(r) === k));
       if (missing.length > 0) throw new MeshError(ErrorCodes.NOT_FOUND, `no such resource: ${missing.join(', ')}`);
@@ -61,7 +64,7 @@ export class VersionedConfigStore implements ConfigStore {
   }
 
   update(fn: (docs: readonly RawResource[]) => RawResource[], opts: ChangeOptions = {}): Promise<ChangeResult> {
-    return this.serialize(async () => this.commit(fn(await cloneAll(this.current().resources, new TimeSlicer())), opts, 'update'));
+    return this.change(opts, async () => this.commit(fn(await cloneAll(this.current().resources, new TimeSlicer())), opts, 'update'));
   }
 
   async revisions(): Promise<RevisionMeta[]> { return this.log.list(); }
@@ -74,7 +77,7 @@ export class VersionedConfigStore implements ConfigStore {
   }
 
   rollback(n: number, opts: ChangeOptions = {}): Promise<ChangeResult> {
-    return this.serialize(async () => {
+    return this.change(opts, async () => {
       const target = await this.revision(n);
       return this.commit(await cloneAll(target.resources, new TimeSlicer()), { ...opts, message: opts.message ?? `rollback to revision ${n}` }, `rollback to revision ${n}`);
     });
@@ -102,6 +105,30 @@ export class VersionedConfigStore implements ConfigStore {
   async close(): Promise<void> {
     await this.queue.catch(() => undefined);
     await this.log.close();
+  }
+
+  /**
+   * Runs a change in the queue. On a shared log another replica may append between this one's
+   * read of the head and its append: the log then throws CONFLICT with its head moved on. A
+   * change without `expectedRevision` is then made again on the new head (merge, delete,
+   * canary and rollback all mean "on top of whatever is current"), so no write is lost; one
+   * with `expectedRevision` fails with CONFLICT, as it asked to.
+   */
+  private change(opts: ChangeOptions, op: () => ChangeResult | Promise<ChangeResult>): Promise<ChangeResult> {
+    return this.serialize(async () => {
+      // A revision newer than this replica's head was read from another replica: catch up before
+      // the change reads the head it builds on.
+      if (opts.expectedRevision !== undefined && opts.expectedRevision > this.current().revision) await this.log.sync?.();
+      for (let attempt = 1; ; attempt++) {
+        const before = this.current().revision;
+        try {
+          return await op();
+        } catch (e) {
+          const lostRace = e instanceof MeshError && e.code === ErrorCodes.CONFLICT && this.current().revision > before;
+          if (!lostRace || opts.expectedRevision !== undefined || attempt >= MAX_CHANGE_ATTEMPTS) throw e;
+        }
+      }
+    });
   }
 
   private serialize<T>(fn: () => T | Promise<T>): Promise<T> {

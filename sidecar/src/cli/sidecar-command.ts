@@ -1,3 +1,4 @@
+import { DEFAULT_H2_ENGINE } from '../h2/default-engine';
 import { parseDuration } from '../../../shared/src/config/duration';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import { createLogger } from '../../../shared/src/log';
@@ -10,6 +11,7 @@ import type { Command } from '../../../shared/src/cli/command';
 import { DOWNSTREAM_FLAGS, parseDownstreamFlags } from '../http/downstream-settings';
 import { DEFAULT_TRACE_QUEUE } from '../tracing/tracing-settings';
 import type { TracingSettings } from '../tracing/tracing-settings';
+import { parseXdsServers } from '../xds/xds-servers';
 
 export const sidecar: Command = {
   spec: {
@@ -18,7 +20,8 @@ export const sidecar: Command = {
       '(h2c and HTTP/1.1 on one port, service chosen by :authority / Host); inbound listener forwarding to the local app.\n' +
       'When ready it prints one JSON line to stdout: {"ready":true,"outbound":...,"inbound":...,"admin":...}. Logs go to stderr.',
     flags: [
-      { name: 'xds', type: 'string', value: 'HOST:PORT', env: 'SKEIN_XDS', default: '127.0.0.1:18000', help: 'the control plane xDS (ADS) server' },
+      { name: 'xds', type: 'string', value: 'HOST:PORT[,HOST:PORT...]', env: 'SKEIN_XDS', default: '127.0.0.1:18000', help: 'the control plane xDS (ADS) server; several, comma-separated (a DNS name stands for every address it resolves to): when the stream to one fails, the sidecar reconnects to the next with backoff and serves its last config meanwhile. Registration, certificates and route stats use the first' },
+      { name: 'xds-protocol', type: 'string', value: 'PROTO', default: 'delta', help: 'the ADS protocol: delta (incremental xDS; a control plane that answers UNIMPLEMENTED gets sotw, logged once) or sotw (state of the world)' },
       { name: 'token-file', type: 'string', value: 'FILE', env: 'SKEIN_TOKEN_FILE', help: 'the join token (skein token create --service NAME) for this workload\'s first certificate; renewals use the certificate. Required unless --xds-insecure' },
       { name: 'xds-ca-file', type: 'string', value: 'FILE', env: 'SKEIN_XDS_CA_FILE', help: 'PEM roots that verify the control plane on first contact (default: <$SKEIN_DATA_DIR or ./.skein-data>/ca/trust-bundle.pem, which the control plane writes; or save GET /v1/ca)' },
       { name: 'trust-domain', type: 'string', value: 'DOMAIN', default: DEFAULT_TRUST_DOMAIN, help: 'the mesh\'s SPIFFE trust domain (the control plane\'s --trust-domain)' },
@@ -45,7 +48,7 @@ export const sidecar: Command = {
       { name: 'drain-timeout', type: 'string', value: 'DURATION', default: '20s', help: 'on SIGTERM, how long in-flight requests may take to finish' },
       { name: 'regex-max-program-size', type: 'string', value: 'N', default: String(MAX_RE2_PROGRAM_SIZE), help: 'the largest RE2 program a route regex may compile to (Envoy\'s max_program_size); a route over it is NACKed (1 to 100000)' },
       { name: 'retry-buffer-bytes', type: 'string', value: 'BYTES', default: '65536', help: 'request-body bytes kept for retries; a larger body is never retried (0: only bodiless requests are retried)' },
-      { name: 'h2-engine', type: 'string', value: 'ENGINE', default: 'node', help: 'the HTTP/2 engine of the proxied path: node (Node\'s http2) or skein (skein\'s own; so far the upstream connections, sidecar -> app and -> peer sidecars; downstream stays Node\'s). Its counters are h2.upstream.* in /stats' },
+      { name: 'h2-engine', type: 'string', value: 'ENGINE', default: DEFAULT_H2_ENGINE, help: 'the HTTP/2 engine of the proxied path, both sides (the listeners\' connections and the upstream ones, to the app and to peer sidecars): skein (skein\'s own, no stream object per request; counters h2.downstream.* and h2.upstream.* in /stats) or node (Node\'s http2, the fallback)' },
       { name: 'stats-retention', type: 'string', value: 'DURATION', default: '60s', help: 'how long the stats of a cluster or route removed from the config stay in /stats before they are dropped (0s: at once; at most 24h)' },
       ...DOWNSTREAM_FLAGS.map((f) => ({ ...f, type: 'string' as const })),
       { name: 'access-log', type: 'string', value: 'FILE', help: 'JSON access log, one line per request of either listener: a file, or - for standard output (default: off)' },
@@ -78,6 +81,10 @@ export const sidecar: Command = {
     if (service !== undefined && app === undefined) throw new MeshError(ErrorCodes.VALIDATION, '--app is required with --service: the local app address, e.g. 127.0.0.1:8080');
     const appProtocol = str(p, 'app-protocol');
     if (appProtocol !== 'grpc' && appProtocol !== 'http') throw new MeshError(ErrorCodes.VALIDATION, `--app-protocol: must be grpc or http, got "${appProtocol}"`);
+    const xdsProtocol = str(p, 'xds-protocol');
+    if (xdsProtocol !== 'delta' && xdsProtocol !== 'sotw') throw new MeshError(ErrorCodes.VALIDATION, `--xds-protocol: must be delta or sotw, got "${xdsProtocol}"`);
+    const xdsServer = str(p, 'xds');
+    parseXdsServers(xdsServer);
     const h2Engine = str(p, 'h2-engine');
     if (h2Engine !== 'node' && h2Engine !== 'skein') throw new MeshError(ErrorCodes.VALIDATION, `--h2-engine: must be node or skein, got "${h2Engine}"`);
     const dur = (name: string) => {
@@ -117,7 +124,7 @@ export const sidecar: Command = {
     const log = createLogger('skein-sidecar', level);
     const { Sidecar } = await import('../sidecar');
     const sc = await Sidecar.start({
-      xdsServer: str(p, 'xds'), ...(identity === undefined ? {} : { identity }),
+      xdsServer, xdsProtocol, ...(identity === undefined ? {} : { identity }),
       nodeId: optStr(p, 'node-id') ?? `${service ?? 'sidecar'}-${(await import('node:os')).hostname()}-${process.pid}`,
       ...(service !== undefined ? { service, app: app!, appProtocol, appHealth } : {}),
       version: str(p, 'version'), outboundListen: str(p, 'outbound-listen'), inboundListen: optStr(p, 'inbound-listen') ?? `${advertiseHost(str(p, 'advertise-address'))}:15006`,

@@ -64,6 +64,10 @@ export interface H2Handler {
   onGoaway(lastStreamId: number, code: number): void;
   /** Client: a stream slot opened after request() returned undefined for lack of one. */
   onCapacity(): void;
+  /** A request or response was malformed (RFC 9113 8.1.1): its stream was reset PROTOCOL_ERROR (optional; a listener counts it). */
+  onMalformed?(): void;
+  /** We end the connection for the peer's fault (a connection error of ours: GOAWAY `err.h2Code`), just before onClose (optional). */
+  onConnectionError?(err: H2Error): void;
   /** The peer's SETTINGS (not an ACK) were applied: a pool reads peerMaxConcurrentStreams here (optional). */
   onSettings?(): void;
   /** The connection is gone (`err`: the connection error that ended it, ours or the peer's GOAWAY code, or the socket's). */
@@ -281,6 +285,9 @@ export class H2Connection implements FrameHandler {
   /** Closes the socket now; open streams close with CANCEL. */
   destroy(): void { this.socket.destroy(); }
 
+  /** Ends the connection now as a connection error of ours: GOAWAY `code` with `reason` as its debug data, every stream closed. */
+  abort(code: number, reason: string): void { this.fail(connectionError(code, reason, reason)); }
+
   // --- frames from the peer (FrameHandler) ----------------------------------------------------
 
   onHeaders(sid: number, fragment: Buffer, flags: number): void {
@@ -347,14 +354,24 @@ export class H2Connection implements FrameHandler {
     }
     if (this.role === 'client') { this.fail(connectionError(H2_ERROR.PROTOCOL_ERROR, 'push', `HEADERS on server-initiated stream ${sid}`)); return; }
     if (sid <= this.lastPeerStreamId) { this.onClosedStream(sid, true); return; }
+    if (this.peerActive >= this.limits.maxConcurrentStreams && !this.goawaySent && this.settingsAcksDue === 0) {
+      // RFC 9113 5.1.2: a stream error, PROTOCOL_ERROR or REFUSED_STREAM (below). The peer
+      // acknowledged our SETTINGS, so it ignores the cap it agreed to (a stream flood): a
+      // connection error, as nghttp2 does; the GOAWAY names the last stream we took.
+      this.stats.streamsOverLimit++;
+      this.fail(connectionError(H2_ERROR.PROTOCOL_ERROR, 'max-concurrent-streams', `stream ${sid} over SETTINGS_MAX_CONCURRENT_STREAMS ${this.limits.maxConcurrentStreams}, which the peer acknowledged`));
+      return;
+    }
     this.lastPeerStreamId = sid;
     if (this.goawaySent) { this.stats.streamsRefused++; this.sendReset(sid, H2_ERROR.REFUSED_STREAM); return; }
     if (headers === undefined) { this.stats.streamErrors++; this.sendReset(sid, H2_ERROR.PROTOCOL_ERROR); return; }
+    // Before the peer acknowledged our SETTINGS it may not know the cap: refused, it may retry.
     if (this.peerActive >= this.limits.maxConcurrentStreams) { this.stats.streamsRefused++; this.sendReset(sid, H2_ERROR.REFUSED_STREAM); return; }
     const bad = checkRequestHead(headers);
     const length = contentLengthOf(headers);
     if (bad !== undefined || length === -2 || (endStream && length > 0)) {
       this.stats.malformed++;
+      this.handler.onMalformed?.();
       this.stats.streamErrors++;
       this.sendReset(sid, H2_ERROR.PROTOCOL_ERROR);
       return;
@@ -574,6 +591,7 @@ export class H2Connection implements FrameHandler {
 
   private malformed(s: H2Stream, reason: string): void {
     this.stats.malformed++;
+    this.handler.onMalformed?.();
     this.streamFail(s, H2_ERROR.PROTOCOL_ERROR, reason);
   }
 
@@ -645,6 +663,11 @@ export class H2Connection implements FrameHandler {
   private localEnd(s: H2Stream): void {
     s.localEnded = true;
     if (s.remoteEnded) this.closeStream(s, H2_ERROR.NO_ERROR, false);
+    else if (s.resetAfterEnd) {
+      // RFC 9113 8.1: a complete response while the request is still arriving; the peer stops sending.
+      this.sendReset(s.id, H2_ERROR.NO_ERROR);
+      this.closeStream(s, H2_ERROR.NO_ERROR, false, true);
+    }
   }
 
   /** `resetByUs`: we sent RST_STREAM for it (sendReset remembered it so). */
@@ -684,6 +707,7 @@ export class H2Connection implements FrameHandler {
     if (this.dead) return;
     this.parser.stop();
     this.stats.connectionErrors++;
+    this.handler.onConnectionError?.(err);
     this.closeError ??= err;
     this.out.push(goawayFrame(this.lastPeerStreamId, err.h2Code, Buffer.from(err.reason, 'latin1')));
     this.goawaySent = true;

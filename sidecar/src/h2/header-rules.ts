@@ -7,8 +7,8 @@
  *   message kind defines (requests: :method :scheme :path :authority; responses: :status;
  *   trailers: none); a request has :method, and :scheme and a non-empty :path unless it is a
  *   CONNECT (which has :authority and neither :scheme nor :path; extended CONNECT is not offered);
- * - field names are lowercase tokens; values have no NUL, CR or LF and no leading or trailing
- *   space or tab (8.2.1);
+ * - field names are lowercase tokens; values have no NUL, CR or LF (8.2.1), nor any other
+ *   control byte but HTAB (RFC 9110 5.5, as nghttp2), and no leading or trailing space or tab;
  * - connection-specific fields (connection, keep-alive, proxy-connection, transfer-encoding,
  *   upgrade) are forbidden, and TE may only be "trailers" (8.2.2);
  * - content-length, when present, is one decimal number (repeats must agree).
@@ -40,7 +40,8 @@ function badValue(v: string): boolean {
   if (first === 0x20 || first === 0x09 || last === 0x20 || last === 0x09) return true;
   for (let i = 0; i < n; i++) {
     const c = v.charCodeAt(i);
-    if (c === 0 || c === 0x0a || c === 0x0d) return true;
+    // NUL, CR, LF (RFC 9113 8.2.1), and the other control bytes but HTAB, as nghttp2 refuses them (RFC 9110 5.5 field-content).
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
   }
   return false;
 }

@@ -7,7 +7,10 @@
 import type { Clock } from '../../../shared/src/clock';
 
 export interface H2Limits {
-  /** Our SETTINGS_MAX_CONCURRENT_STREAMS: peer streams beyond it are refused (REFUSED_STREAM). */
+  /**
+   * Our SETTINGS_MAX_CONCURRENT_STREAMS: a peer stream beyond it is refused (REFUSED_STREAM)
+   * until the peer acknowledged our SETTINGS, and closes the connection (PROTOCOL_ERROR) after.
+   */
   maxConcurrentStreams: number;
   /**
    * Our SETTINGS_INITIAL_WINDOW_SIZE: what a peer may send on one stream before we say it was
@@ -55,8 +58,10 @@ export const DEFAULT_H2_LIMITS: Readonly<H2Limits> = Object.freeze({
 /** What the engine counted; all start at 0 and only grow. */
 export class H2Stats {
   streamsOpened = 0;
-  /** Peer streams refused: over our MAX_CONCURRENT_STREAMS, or after our GOAWAY. */
+  /** Peer streams refused (REFUSED_STREAM): over our MAX_CONCURRENT_STREAMS before the peer acknowledged it, or after our GOAWAY. */
   streamsRefused = 0;
+  /** Connections closed (PROTOCOL_ERROR) for a stream over the MAX_CONCURRENT_STREAMS the peer had acknowledged. */
+  streamsOverLimit = 0;
   rstReceived = 0;
   rstSent = 0;
   goawaySent = 0;

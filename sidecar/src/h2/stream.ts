@@ -38,6 +38,11 @@ export class H2Stream {
   /** The received content-length, -1 when none; and the DATA bytes received so far. */
   expectedLength = -1;
   receivedLength = 0;
+  /**
+   * Server: once our END_STREAM is out, reset the stream (NO_ERROR) if the peer has not ended
+   * its side: a complete response to a request whose body is still coming (RFC 9113 8.1).
+   */
+  resetAfterEnd = false;
   /** A response to HEAD (client side): its content-length says nothing of DATA. */
   headRequest = false;
 

@@ -33,7 +33,14 @@ import { GuardedSocket } from '../listener/h2-header-guard';
 import type { H2HeaderGuard } from '../listener/h2-header-guard';
 import type * as net from 'node:net';
 import type { CodecStream } from './downstream';
+import type { ResetCountedConnection } from './downstream-wire';
 import type { IdleWatched } from './listener-context';
+import type { HeaderBag } from '../route/header-ops';
+import { H2Stats } from '../h2/limits';
+import type { H2Stream } from '../h2/stream';
+import { SkeinH2Downstream, SkeinH2Edge, replySkeinH2 } from './skein-h2-downstream';
+import type { SkeinEdgeOptions } from './skein-h2-downstream';
+import { headerBag } from './header-list';
 
 const { NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_PROTOCOL_ERROR } = http2.constants;
 
@@ -87,6 +94,12 @@ export interface ConnectionManagerOptions {
   honorGrpcTimeout?: boolean;
   /** Downstream limits and timeouts (downstream-settings.ts); each defaults to DEFAULT_DOWNSTREAM's. */
   downstream?: Partial<DownstreamSettings>;
+  /**
+   * The HTTP/2 engine for downstream connections: Node's http2 (behind the header-field guard),
+   * or skein's own (skein-h2-downstream.ts), whose counters go to `h2Stats`. Default node.
+   */
+  h2Engine?: 'node' | 'skein';
+  h2Stats?: H2Stats;
 }
 
 /**
@@ -100,8 +113,11 @@ export class ConnectionManager implements ListenerContext {
   readonly h2: http2.Http2Server;
   readonly h1: http.Server;
   draining = false;
-  /** Open downstream HTTP/2 sessions and HTTP/1.1 sockets, for closeConnections(). */
+  /** Open downstream HTTP/2 sessions (Node's engine) or edges (skein's), and HTTP/1.1 sockets, for closeConnections(). */
   private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly edges = new Set<SkeinH2Edge>();
+  /** skein's engine: what every downstream connection shares (limits, counters); undefined on Node's. */
+  private readonly skeinEdge: SkeinEdgeOptions | undefined;
   private readonly h1Sockets = new Set<Duplex>();
   private readonly rand: () => number;
   readonly retryBufferBytes: number;
@@ -146,6 +162,7 @@ export class ConnectionManager implements ListenerContext {
     for (const [k, v] of Object.entries(opts.downstream ?? {})) if (v !== undefined) (ds as unknown as Record<string, number>)[k] = v;
     this.downstream = ds;
     this.idleSweepMs = Math.max(1, Math.min(1000, Math.floor(ds.streamIdleTimeoutMs / 4)));
+    this.skeinEdge = opts.h2Engine === 'skein' ? { limits: { maxConcurrentStreams: ds.maxConcurrentStreams }, stats: opts.h2Stats ?? new H2Stats(), clock: opts.clock } : undefined;
     this.h2 = http2.createServer({
       // Large messages: generous windows so one stream is not throttled to 64 KiB in flight.
       // SETTINGS_MAX_CONCURRENT_STREAMS: a peer that opens more is a connection error for
@@ -157,13 +174,12 @@ export class ConnectionManager implements ListenerContext {
       this.sessions.add(s);
       s.once('close', () => this.sessions.delete(s));
       (s as Keepalive)[kKeepaliveTimeout] = opts.keepaliveTimeoutMs ?? 5000;
-      (s as EdgeSession)[kResets] = { streams: 0, premature: 0 };
       (s as EdgeSession)[kCmOfSession] = this;
       // The socket Node got: a GuardedSocket (wrapped by Node in its JSStreamSocket, `.stream`) or a net.Socket.
       const sock = s.socket as unknown as { stream?: unknown; remoteAddress?: string } | undefined;
       const guarded = sock?.stream instanceof GuardedSocket ? sock.stream : undefined;
       (s as EdgeSession)[kGuard] = guarded?.guard;
-      (s as EdgeSession)[kPeer] = guarded?.remoteAddress ?? sock?.remoteAddress;
+      (s as EdgeSession)[kConn] = new NodeSessionConnection(s, guarded?.remoteAddress ?? sock?.remoteAddress);
       // The verified peer, on the session as on a TLS socket: requests read it with peerIdentityOf(session).
       (s as EdgeSession)[kPeerIdentity] = peerIdentityOf(guarded?.socket ?? sock);
       sessionDestroy ??= (Object.getPrototypeOf(s) as http2.Http2Session).destroy;
@@ -218,6 +234,7 @@ export class ConnectionManager implements ListenerContext {
    */
   closeConnections(): void {
     for (const s of this.sessions) s.destroy();
+    for (const e of this.edges) e.destroy();
     for (const s of this.h1Sockets) s.destroy();
     // Stops Node's connection-checking interval (started by the 'listening' emitted above).
     this.h1.close(() => undefined);
@@ -326,35 +343,75 @@ export class ConnectionManager implements ListenerContext {
    * The client reset (or abandoned) an HTTP/2 request that started at `startedAtMs`: counts a
    * premature reset and closes the connection once the rapid-reset rule says so.
    */
-  onClientReset(session: http2.Http2Session | undefined, startedAtMs: number): void {
-    if (session === undefined || session.destroyed) return;
-    const st = (session as EdgeSession)[kResets];
-    if (st === undefined || this.opts.clock.now() - startedAtMs >= PREMATURE_RESET_MS) return;
+  onClientReset(conn: ResetCountedConnection | undefined, startedAtMs: number): void {
+    if (conn === undefined || conn.closed) return;
+    const st = conn.resets;
+    if (this.opts.clock.now() - startedAtMs >= PREMATURE_RESET_MS) return;
     st.premature++;
     if (st.premature < PREMATURE_RESET_MIN || st.premature * 2 < st.streams) return;
     this.listenerStats.cxRapidReset.inc();
-    this.opts.log.warn({ listener: this.opts.name, peer: (session as EdgeSession)[kPeer], prematureResets: st.premature, streams: st.streams }, 'closing a connection whose client resets its requests at once (rapid reset): GOAWAY ENHANCE_YOUR_CALM');
-    // With an error (reported to 'sessionError', ignored) so Node sends this code, not NO_ERROR.
-    session.destroy(new Error('rapid reset: too many premature stream resets'), NGHTTP2_ENHANCE_YOUR_CALM);
+    this.opts.log.warn({ listener: this.opts.name, peer: conn.peerAddress, prematureResets: st.premature, streams: st.streams }, 'closing a connection whose client resets its requests at once (rapid reset): GOAWAY ENHANCE_YOUR_CALM');
+    conn.calm('rapid reset: too many premature stream resets');
   }
 
   /**
-   * What the listener hands Node's HTTP/2 server for a new connection: the socket behind the
-   * header-field guard (RFC 9113 8.2.1, listener/h2-header-guard.ts).
+   * A new downstream HTTP/2 connection from the listener (h2c with prior knowledge, or TLS with
+   * ALPN h2). skein's engine: an edge of its own. Node's: the socket goes to the http2 server
+   * behind the header-field guard (RFC 9113 8.2.1, listener/h2-header-guard.ts).
    */
-  readonly wrapH2Socket = (socket: net.Socket): GuardedSocket => new GuardedSocket(socket);
+  readonly acceptH2 = (socket: net.Socket): void => {
+    const opts = this.skeinEdge;
+    if (opts === undefined) { this.h2.emit('connection', new GuardedSocket(socket)); return; }
+    this.edges.add(new SkeinH2Edge(this, socket, opts));
+  };
+
+  onSkeinEdgeClose(edge: SkeinH2Edge): void { this.edges.delete(edge); }
+
+  /** A request on skein's engine (its head already passed RFC 9113's rules in the engine). */
+  onSkeinRequest(edge: SkeinH2Edge, s: H2Stream, raw: string[], endStream: boolean): void {
+    const headers = headerBag(raw) as http2.IncomingHttpHeaders;
+    const r = this.routeH2(headers, raw, edge.peerAddress, edge.peerIdentity);
+    if (r.entry === undefined) { replySkeinH2(s, r.grpc, r.reply!, r.detail!); return; }
+    const d = new SkeinH2Downstream(this, this.snapshot, r.entry, r.grpc, r.method, r.path, r.authority, r.out!, headers, edge, s, endStream);
+    if (r.expectContinue && !endStream) d.sendContinue();
+    this.queueStart(d);
+  }
+
+  /**
+   * The routing both HTTP/2 engines share: the route and the upstream headers, or the local
+   * reply to make (counted, logged and recorded here).
+   */
+  private routeH2(headers: http2.IncomingHttpHeaders, raw: string[], peer: string | undefined, identity: PeerIdentity | undefined): RoutedH2 {
+    const grpc = isGrpcContentType(headers['content-type']);
+    const authority = (headers[':authority'] ?? headers['host'] ?? '') as string;
+    const path = (headers[':path'] ?? '/') as string;
+    const method = (headers[':method'] ?? 'GET') as string;
+    if (method === 'CONNECT') return { grpc, method, path, authority, entry: undefined, out: undefined, expectContinue: false, reply: LOCAL_REPLIES.badRequest, detail: 'CONNECT is not supported' };
+    const entry = this.match(authority, path, method, headers);
+    if ('reply' in entry) {
+      this.logUnrouted(method, headers, entry.reply, grpc, identity);
+      this.unrouted?.record(grpc ? 200 : entry.reply.http, grpc ? entry.reply.grpc : -1, 0, headers, this.clock.now());
+      return { grpc, method, path, authority, entry: undefined, out: undefined, expectContinue: false, reply: entry.reply, detail: entry.detail };
+    }
+    const expect = headers['expect'];
+    return {
+      grpc, method, path, authority, entry, reply: undefined, detail: undefined,
+      out: upstreamHeaders(headers, peer, this.opts.policy, raw, identity?.xfcc),
+      expectContinue: expect !== undefined && typeof expect === 'string' && expect.toLowerCase() === '100-continue',
+    };
+  }
 
   /** `raw`: Node's raw header list of the request (name, value...), walked by upstreamHeaders. */
   private onH2Stream(down: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, raw: string[], session: EdgeSession): void {
     down.on('error', ignore);
-    const st = session[kResets];
-    if (st !== undefined) st.streams++;
+    const conn = session[kConn];
+    if (conn !== undefined) conn.resets.streams++;
     if (down.closed || down.destroyed) {
       // Reset by the client before it reached us: nothing to route, nothing to forward.
       const ls = this.listenerStats;
       ls.rqRxReset.inc();
       ls.rqRxResetUnforwarded.inc();
-      this.onClientReset(session, this.opts.clock.now());
+      this.onClientReset(conn, this.opts.clock.now());
       return;
     }
     // A header field nghttp2 dropped for a forbidden byte makes the request malformed: a stream
@@ -365,20 +422,13 @@ export class ConnectionManager implements ListenerContext {
       down.close(NGHTTP2_PROTOCOL_ERROR);
       return;
     }
-    const grpc = isGrpcContentType(headers['content-type']);
-    const authority = (headers[':authority'] ?? headers['host'] ?? '') as string;
-    const path = (headers[':path'] ?? '/') as string;
-    const method = (headers[':method'] ?? 'GET') as string;
-    if (method === 'CONNECT') { replyH2(down, grpc, LOCAL_REPLIES.badRequest, 'CONNECT is not supported'); return; }
-    const entry = this.match(authority, path, method, headers);
-    if ('reply' in entry) { replyH2(down, grpc, entry.reply, entry.detail); this.logUnrouted(method, headers, entry.reply, grpc, session[kPeerIdentity]); this.unrouted?.record(grpc ? 200 : entry.reply.http, grpc ? entry.reply.grpc : -1, 0, headers, this.clock.now()); return; }
-    const out = upstreamHeaders(headers, session[kPeer], this.opts.policy, raw, session[kPeerIdentity]?.xfcc);
+    const r = this.routeH2(headers, raw, conn?.peerAddress, session[kPeerIdentity]);
+    if (r.entry === undefined) { replyH2(down, r.grpc, r.reply!, r.detail!); return; }
     // Expect: 100-continue is answered here (the upstream request does not carry it).
-    const expect = headers['expect'];
-    if (expect !== undefined && !down.endAfterHeaders && typeof expect === 'string' && expect.toLowerCase() === '100-continue') {
+    if (r.expectContinue && !down.endAfterHeaders) {
       try { down.additionalHeaders({ ':status': 100 }); } catch { /* the stream is gone */ }
     }
-    this.queueStart(new H2Downstream(this, this.snapshot, entry, grpc, method, path, authority, out, headers, down, session));
+    this.queueStart(new H2Downstream(this, this.snapshot, r.entry, r.grpc, r.method, r.path, r.authority, r.out!, headers, down, session, conn));
   }
 
   private onH1Request(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -463,6 +513,19 @@ export class ConnectionManager implements ListenerContext {
   }
 }
 
+/** routeH2's answer: `entry` and `out` for a routed request, else `reply` and `detail`. */
+interface RoutedH2 {
+  grpc: boolean;
+  method: string;
+  path: string;
+  authority: string;
+  entry: RouteEntry | undefined;
+  out: HeaderBag | undefined;
+  expectContinue: boolean;
+  reply: LocalReply | undefined;
+  detail: string | undefined;
+}
+
 const kKeepaliveTimeout = Symbol('skein.keepalive.timeout');
 type Keepalive = http2.ServerHttp2Session & { [kKeepaliveTimeout]?: number };
 
@@ -514,16 +577,26 @@ function requestHash(entry: RouteEntry, headers: http.IncomingHttpHeaders): numb
   return undefined;
 }
 
-/** Per downstream HTTP/2 session: requests opened and premature resets, for the rapid-reset rule. */
-const kResets = Symbol('skein.resets');
+/** Per downstream HTTP/2 session: its peer, requests opened and premature resets, for the rapid-reset rule. */
+const kConn = Symbol('skein.connection');
 const kCmOfSession = Symbol('skein.cm');
 const kGuard = Symbol('skein.guard');
-const kPeer = Symbol('skein.peer');
 /** The route name the access log gives a request no route took. */
 const NO_ROUTE = Object.freeze({ name: '-' });
 /** The x-forwarded-client-cert of the session's verified mTLS peer (inbound over mTLS only). */
 const kDestroying = Symbol('skein.destroying');
-type EdgeSession = http2.Http2Session & { [kDestroying]?: boolean; [kResets]?: { streams: number; premature: number }; [kCmOfSession]?: ConnectionManager; [kGuard]?: H2HeaderGuard; [kPeer]?: string; [kPeerIdentity]?: PeerIdentity };
+type EdgeSession = http2.Http2Session & { [kDestroying]?: boolean; [kConn]?: NodeSessionConnection; [kCmOfSession]?: ConnectionManager; [kGuard]?: H2HeaderGuard; [kPeerIdentity]?: PeerIdentity };
+
+/** A Node http2 session as the rapid-reset rule sees it (one per connection). */
+class NodeSessionConnection implements ResetCountedConnection {
+  readonly resets = { streams: 0, premature: 0 };
+  constructor(private readonly session: http2.Http2Session, readonly peerAddress: string | undefined) {}
+  get closed(): boolean { return this.session.destroyed; }
+  calm(reason: string): void {
+    // With an error (reported to 'sessionError', ignored) so Node sends this code, not NO_ERROR.
+    this.session.destroy(new Error(reason), NGHTTP2_ENHANCE_YOUR_CALM);
+  }
+}
 
 function destroyLater(session: EdgeSession, error: Error): void {
   if (!session.destroyed) sessionDestroy!.call(session, error, NGHTTP2_PROTOCOL_ERROR);

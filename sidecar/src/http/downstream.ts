@@ -19,6 +19,7 @@ import { LOCAL_REPLIES, replyH1, replyH2 } from './local-reply';
 import { closeUnfinishedRequest } from './h2-stream-end';
 import type { LocalReply } from './local-reply';
 import { RouterFilter } from './router-filter';
+import type { BodySource, ResetCountedConnection, ResponseSink } from './downstream-wire';
 import { peerIdentityOf } from '../listener/peer-identity';
 import type { PeerIdentity } from '../listener/peer-identity';
 import type { RequestTrace } from '../tracing/request-trace';
@@ -47,9 +48,9 @@ export interface Downstream {
    */
   activity: number;
   /** The request body, or undefined when it has none. */
-  readonly body: Readable | undefined;
+  readonly body: BodySource | undefined;
   /** The response body goes here. */
-  readonly writable: Writable;
+  readonly writable: ResponseSink;
   /** Starts reading the request body into the router (it decides where the bytes go). */
   readBody(): void;
   /**
@@ -96,17 +97,15 @@ const NO_TRAILERS = Object.freeze({ 'grpc-status': '13', 'grpc-message': 'upstre
 export abstract class CodecStream extends ActiveStream implements Downstream {
   router: RouterFilter | undefined;
   activity = 0;
-  /** Whether the 'drain' listener is on the writable (watchDrain). */
-  private drainWatched = false;
   private seenActivity = 0;
   private idleSince = 0;
   /** When the request arrived, on the injected clock (ms): the rapid-reset rule's "premature". */
   readonly startedAtMs: number;
   abstract readonly h2: boolean;
-  /** The downstream HTTP/2 session (the rapid-reset rule counts per connection); undefined for HTTP/1.1. */
-  abstract readonly session: http2.Http2Session | undefined;
-  abstract readonly body: Readable | undefined;
-  abstract readonly writable: Writable;
+  /** The downstream HTTP/2 connection (the rapid-reset rule counts per connection); undefined for HTTP/1.1. */
+  abstract readonly connection: ResetCountedConnection | undefined;
+  abstract readonly body: BodySource | undefined;
+  abstract readonly writable: ResponseSink;
 
   constructor(cm: ListenerContext, snap: RouterSnapshot, route: RouteEntry, grpc: boolean, method: string, path: string, authority: string,
     requestHeaders: HeaderBag, downstreamHeaders: Readonly<Record<string, string | string[] | undefined>>) {
@@ -120,7 +119,7 @@ export abstract class CodecStream extends ActiveStream implements Downstream {
    */
   startQueued(): void {
     if (this.done) return;
-    if (this.writable.destroyed || (this.h2 && (this.writable as http2.ServerHttp2Stream).closed)) {
+    if (this.gone) {
       // Never started: nothing counted as active, nothing to finish.
       this.clientGone(true);
       this.done = true;
@@ -156,7 +155,7 @@ export abstract class CodecStream extends ActiveStream implements Downstream {
     const ls = this.cm.listenerStats;
     ls.rqRxReset.inc();
     if (unforwarded) ls.rqRxResetUnforwarded.inc();
-    if (this.session !== undefined) this.cm.onClientReset(this.session, this.startedAtMs);
+    if (this.connection !== undefined) this.cm.onClientReset(this.connection, this.startedAtMs);
   }
 
   abstract idleReply(reply: LocalReply, detail: string, attempts: number, bodyEnded: boolean): void;
@@ -167,28 +166,12 @@ export abstract class CodecStream extends ActiveStream implements Downstream {
     r.start();
   }
 
-  readBody(): void {
-    const b = this.body as Tagged<Readable> | undefined;
-    if (b === undefined) return;
-    b[kStream] = this;
-    b.on('data', onBodyData);
-    b.on('end', onBodyEnd);
-  }
-
-  watchDrain(): void {
-    if (this.drainWatched) return;
-    this.drainWatched = true;
-    this.writable.on('drain', onDownDrain);
-  }
+  /** The downstream is already gone (a queued request whose client reset it is not started). */
+  protected abstract get gone(): boolean;
+  abstract readBody(): void;
+  abstract watchDrain(): void;
 
   protected pauseBody(): void { /* the body is read only once the router reads it */ }
-
-  protected watchDownstream(): void {
-    this.cm.watchIdle(this);
-    const w = this.writable as Tagged<Writable>;
-    w[kStream] = this;
-    w.on('close', onDownClose);
-  }
 
   /** The downstream closed (normally after the response, or early). */
   onClose(): void {
@@ -204,8 +187,37 @@ export abstract class CodecStream extends ActiveStream implements Downstream {
   abstract refuseStream(): boolean;
 }
 
+/** A request on Node's codecs (http2 or http): the body and the response are Node streams, hooked up through shared handlers. */
+abstract class NodeCodecStream extends CodecStream {
+  abstract override readonly body: Readable | undefined;
+  abstract override readonly writable: Writable;
+  /** Whether the 'drain' listener is on the writable (watchDrain). */
+  private drainWatched = false;
+
+  readBody(): void {
+    const b = this.body as Tagged<Readable> | undefined;
+    if (b === undefined) return;
+    b[kStream] = this;
+    b.on('data', onBodyData);
+    b.on('end', onBodyEnd);
+  }
+
+  watchDrain(): void {
+    if (this.drainWatched) return;
+    this.drainWatched = true;
+    this.writable.on('drain', onDownDrain);
+  }
+
+  protected watchDownstream(): void {
+    this.cm.watchIdle(this);
+    const w = this.writable as Tagged<Writable>;
+    w[kStream] = this;
+    w.on('close', onDownClose);
+  }
+}
+
 /** An HTTP/2 request (h2c). */
-export class H2Downstream extends CodecStream {
+export class H2Downstream extends NodeCodecStream {
   readonly h2 = true;
   readonly body: Readable | undefined;
   readonly writable: Writable;
@@ -215,7 +227,8 @@ export class H2Downstream extends CodecStream {
   constructor(cm: ListenerContext, snap: RouterSnapshot, route: RouteEntry, grpc: boolean, method: string, path: string, authority: string,
     requestHeaders: HeaderBag, downstreamHeaders: http2.IncomingHttpHeaders, readonly stream: http2.ServerHttp2Stream,
     /** The downstream session (a closed stream no longer names it). */
-    readonly session: http2.Http2Session | undefined) {
+    readonly session: http2.Http2Session | undefined,
+    readonly connection: ResetCountedConnection | undefined) {
     super(cm, snap, route, grpc, method, path, authority, requestHeaders, downstreamHeaders);
     this.body = stream.endAfterHeaders ? undefined : stream;
     this.writable = stream;
@@ -224,6 +237,7 @@ export class H2Downstream extends CodecStream {
   /** The connection manager put the session's verified peer on the session (kPeerIdentity). */
   get downstreamPeer(): PeerIdentity | undefined { return peerIdentityOf(this.session); }
   override get remoteAddress(): string | undefined { return this.session?.socket?.remoteAddress; }
+  protected get gone(): boolean { return this.stream.destroyed || this.stream.closed; }
 
   respond(status: number, headers: HeaderBag, endStream: boolean, wantTrailers: boolean): boolean {
     this.activity++;
@@ -256,9 +270,9 @@ export class H2Downstream extends CodecStream {
 }
 
 /** An HTTP/1.1 request. */
-export class H1Downstream extends CodecStream {
+export class H1Downstream extends NodeCodecStream {
   readonly h2 = false;
-  readonly session = undefined;
+  readonly connection = undefined;
   readonly body: Readable | undefined;
   readonly writable: Writable;
 
@@ -273,6 +287,7 @@ export class H1Downstream extends CodecStream {
 
   get downstreamPeer(): PeerIdentity | undefined { return peerIdentityOf(this.req.socket); }
   override get remoteAddress(): string | undefined { return this.req.socket.remoteAddress; }
+  protected get gone(): boolean { return this.res.destroyed; }
 
   respond(status: number, headers: HeaderBag, endStream: boolean): boolean {
     this.activity++;

@@ -76,7 +76,7 @@ export interface ListenerContext {
   watchIdle(s: IdleWatched): void;
   unwatchIdle(s: IdleWatched): void;
   /** The client reset an HTTP/2 request that arrived at `startedAtMs`: the rapid-reset rule (connection-manager.ts). */
-  onClientReset(session: import('node:http2').Http2Session | undefined, startedAtMs: number): void;
+  onClientReset(conn: import('./downstream-wire').ResetCountedConnection | undefined, startedAtMs: number): void;
   /** A routed request ended: the route's counters and, when it had a cluster, its backend window. Returns the latency recorded (µs). */
   finished(stats: RouteStatsBundle, cluster: Cluster | undefined, startedAt: number, status: number, grpcStatus: number, headers?: Readonly<Record<string, unknown>>, traceId?: string): number;
 }

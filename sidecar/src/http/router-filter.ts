@@ -107,7 +107,6 @@ export class RouterFilter implements RouterFilterInterface {
     const cm = down.cm;
     this.setsAttemptCount = cm.setAttemptCount || down.requestHeaders[ATTEMPT_COUNT_HEADER] === undefined;
     this.bodyEnded = down.body === undefined;
-    down.readBody();
     const callerMs = down.grpc && cm.honorGrpcTimeout ? parseGrpcTimeout(down.requestHeaders['grpc-timeout'] as string | undefined) : 0;
     const routeMs = this.route.timeoutMs;
     const ms = routeMs > 0 && (callerMs <= 0 || routeMs <= callerMs) ? routeMs : callerMs;
@@ -121,6 +120,8 @@ export class RouterFilter implements RouterFilterInterface {
   }
 
   start(): void {
+    // Not in the constructor: skein's engine hands over body chunks that already arrived at once, and they go to down.router.
+    this.down.readBody();
     if (this.deadlineAt !== 0 && this.routeTimer === undefined) { this.onDeadline(); return; } // spent in a fault delay
     this.startAttempt(this.host);
   }

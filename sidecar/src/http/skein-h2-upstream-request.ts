@@ -19,10 +19,10 @@
 import type { MeshError } from '../../../shared/src/errors';
 import { H2_ERROR } from '../h2/errors';
 import type { H2Stream } from '../h2/stream';
-import type { HeaderBag } from '../route/header-ops';
 import type { H2StreamReceiver } from '../upstream/pool/h2-pool';
 import type { H2StreamUser, SkeinH2Pool } from '../upstream/pool/skein-h2-client';
 import type { BodySink, RouterFilterInterface, UpstreamHead, UpstreamRequest } from './upstream-request';
+import { headerBag, headerList } from './header-list';
 
 export class SkeinH2UpstreamRequest implements UpstreamRequest, H2StreamReceiver<H2Stream>, H2StreamUser, BodySink {
   private stream: H2Stream | undefined;
@@ -144,34 +144,5 @@ export class SkeinH2UpstreamRequest implements UpstreamRequest, H2StreamReceiver
 
 /** The request head as the engine's flat list: pseudo-headers first, then the router's headers (hop-by-hop already removed). */
 function requestHead(head: UpstreamHead): string[] {
-  const out = [':method', head.method, ':scheme', 'http', ':authority', head.authority, ':path', head.path];
-  const h = head.requestHeaders;
-  for (const k in h) {
-    if (k.charCodeAt(0) === 58 /* ':' */) continue;
-    const v = h[k];
-    if (v === undefined) continue;
-    if (typeof v === 'string') out.push(k, v);
-    else if (typeof v === 'number') out.push(k, String(v));
-    else for (let i = 0; i < v.length; i++) out.push(k, v[i]!);
-  }
-  return out;
-}
-
-/**
- * A received flat list as the pipeline's header object, shaped as Node's IncomingHttpHeaders:
- * `:status` a number, repeated set-cookie an array, other repeated fields joined with ", ".
- */
-function headerBag(list: string[]): HeaderBag {
-  const bag: HeaderBag = {};
-  for (let i = 0; i < list.length; i += 2) {
-    const k = list[i]!;
-    const v = list[i + 1]!;
-    const prev = bag[k];
-    if (prev === undefined) bag[k] = k === 'set-cookie' ? [v] : v;
-    else if (Array.isArray(prev)) prev.push(v);
-    else bag[k] = `${prev as string}, ${v}`;
-  }
-  const status = bag[':status'];
-  if (status !== undefined) bag[':status'] = Number(status);
-  return bag;
+  return headerList([':method', head.method, ':scheme', 'http', ':authority', head.authority, ':path', head.path], head.requestHeaders);
 }

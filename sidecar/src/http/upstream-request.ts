@@ -10,7 +10,7 @@
  * `--h2-engine skein`) and h1-upstream-request.ts (an undici exchange from H1Pool). Events of an attempt the
  * router has moved on from (`isLive` false) are dropped.
  */
-import type { Writable } from 'node:stream';
+import type { ResponseSink } from './downstream-wire';
 import type { MeshError } from '../../../shared/src/errors';
 import type { HeaderBag } from '../route/header-ops';
 import type { Cluster } from '../upstream/cluster';
@@ -52,7 +52,7 @@ export interface RouterFilterInterface {
   /** The attempt broke: refused (not processed) or reset, with or without request bytes sent. */
   onUpstreamReset(refused: boolean, sentBytes: boolean, code: number, detail: string): void;
   /** Where an HTTP/2 response body is written; watchDrain() once a write returned false (resume() follows its 'drain'). */
-  readonly down: { readonly writable: Writable; activity: number; watchDrain(): void };
+  readonly down: { readonly writable: ResponseSink; activity: number; watchDrain(): void };
   onSinkDrain(): void;
 }
 
@@ -61,12 +61,7 @@ export interface RouterFilterInterface {
  * PassThrough undici reads), or the skein engine's attempt itself. write() false: pause the
  * downstream until the attempt calls RouterFilterInterface.onSinkDrain.
  */
-export interface BodySink {
-  write(chunk: Buffer): boolean;
-  end(): void;
-  readonly destroyed: boolean;
-  readonly writableEnded: boolean;
-}
+export type BodySink = ResponseSink;
 
 /** What an attempt sends: the request line and headers (the router owns the header object). */
 export interface UpstreamHead {

@@ -4,7 +4,6 @@ import type { PeerIdentity } from './peer-identity';
 import { kPeerIdentity } from './peer-identity';
 import type * as http from 'node:http';
 import type * as http2 from 'node:http2';
-import type { Duplex } from 'node:stream';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 /** The first byte of a TLS record carrying a handshake (a ClientHello). */
@@ -39,11 +38,10 @@ export interface InboundTls {
  * This is the seam where transparent capture plugs in later: an iptables REDIRECT listener
  * hands its sockets (with their original destination) to the same two servers.
  */
-export function sniffingServer(h1: http.Server, h2: http2.Http2Server, opts: { firstByteTimeoutMs?: number; wrapH2?: (socket: net.Socket) => Duplex; tls?: InboundTls } = {}): net.Server {
-  const wrapH2 = opts.wrapH2;
+export function sniffingServer(h1: http.Server, h2: http2.Http2Server, opts: { firstByteTimeoutMs?: number; acceptH2?: (socket: net.Socket) => void; tls?: InboundTls } = {}): net.Server {
   const timeout = opts.firstByteTimeoutMs ?? 10_000;
   const mtls = opts.tls;
-  const toH2 = (socket: net.Socket): void => { h2.emit('connection', wrapH2 === undefined ? socket : wrapH2(socket)); };
+  const toH2 = opts.acceptH2 ?? ((socket: net.Socket): void => { h2.emit('connection', socket); });
   const acceptor = mtls === undefined ? undefined : new MtlsAcceptor(mtls, h1, toH2, timeout);
   return net.createServer({ noDelay: true }, (socket) => {
     socket.setTimeout(timeout, () => socket.destroy());
@@ -77,8 +75,8 @@ export function sniffingServer(h1: http.Server, h2: http2.Http2Server, opts: { f
       socket.unshift(seen);
       if (mtls !== undefined) mtls.accepted('plaintext');
       if (maybeH2) {
-        // The HTTP/2 session drains the socket's buffered bytes itself; resuming would lose them.
-        // `wrapH2` (the header-field guard) reads them, unshifted bytes first, when Node reads it.
+        // The HTTP/2 connection reads the socket's buffered bytes, unshifted bytes first (Node's
+        // session drains them itself; skein's engine resumes the socket).
         toH2(socket);
       } else {
         h1.emit('connection', socket);

@@ -6,28 +6,15 @@
  * Accepted maps are replaced, never mutated: a map handed to a listener stays as it was.
  */
 import { sameEncoding } from '../../../shared/src/xds/resource-kind';
-import type { DecodeResult, PackedResource, ResourceDecoder } from './resource-decoder';
+import { capMessage, decodeBatch } from './resource-batch';
+import type { BatchItem, BatchScope, Decoded, ResourceCheck } from './resource-batch';
+import type { PackedResource, ResourceDecoder } from './resource-decoder';
+import type { XdsClientLimits } from './xds-limits';
 
-export interface XdsClientLimits {
-  /** Largest DiscoveryResponse accepted from the server (gRPC max_receive_message_length). Default 64 MiB. */
-  maxMessageBytes: number;
-  /** Most resources in one response. Default 100000. */
-  maxResources: number;
-  /** Longest resource name (in a response or a subscription). Default 1024, as the control plane's. */
-  maxNameLength: number;
-  /** Most names in one subscription. Default 10000, as the control plane's. */
-  maxSubscribedNames: number;
-  /** error_detail.message is cut to about this many characters. Default 4096. */
-  maxErrorDetailChars: number;
-}
-
-export const DEFAULT_LIMITS: XdsClientLimits = {
-  maxMessageBytes: 64 * 1024 * 1024,
-  maxResources: 100_000,
-  maxNameLength: 1024,
-  maxSubscribedNames: 10_000,
-  maxErrorDetailChars: 4096,
-};
+export { capMessage } from './resource-batch';
+export type { ResourceCheck } from './resource-batch';
+export { DEFAULT_LIMITS } from './xds-limits';
+export type { XdsClientLimits } from './xds-limits';
 
 export interface XdsError {
   /** version_info of the rejected response. */
@@ -51,26 +38,30 @@ export interface XdsTypeState {
 
 export interface ResponseView { version_info?: string; nonce: string; resources?: PackedResource[] }
 
-/** Problems of decoded resources of `typeUrl` against the rest of the config (cross-resource checks). */
-export type ResourceCheck = (typeUrl: string, resources: ReadonlyMap<string, unknown>) => string[];
-
 export type ApplyResult =
   | { kind: 'accepted'; changed: boolean }
   | { kind: 'rejected'; errors: string[]; message: string };
 
 export class TypeSubscription {
   names: ReadonlySet<string> | '*' = new Set();
+  /** The last accepted version_info (state of the world) or system_version_info (delta). */
   version = '';
   nonce = '';
   /** The nonce of the last rejected response, so later requests on it keep carrying the error. */
   nackedNonce: string | null = null;
   lastError: XdsError | null = null;
   resources: ReadonlyMap<string, unknown> = new Map();
+  /**
+   * Each accepted resource's version, as a delta server gave it (what initial_resource_versions
+   * tells the next delta stream). A resource accepted from a state-of-the-world response has none.
+   */
+  resourceVersions: ReadonlyMap<string, string> = new Map();
   private raw: ReadonlyMap<string, Buffer> = new Map();
   private accepted = false;
 
   /** Bound once: what decoders get as `previous` (the accepted value under a name). */
   private readonly previous = (name: string): unknown => this.resources.get(name);
+  private readonly subscribed = (name: string): boolean => this.names === '*' || this.names.has(name);
 
   /** LDS, CDS: a response is the whole set. RDS, EDS: it replaces only the names it carries. */
   readonly fullState: boolean;
@@ -81,14 +72,22 @@ export class TypeSubscription {
 
   get typeUrl(): string { return this.type.kind.typeUrl; }
 
-  /** Replaces the name set; drops resources no longer subscribed (per-name types). True if the set changed. */
-  setNames(names: readonly string[] | '*'): boolean {
+  /** True once a response of this type was accepted (on any stream). */
+  get hasAccepted(): boolean { return this.accepted; }
+
+  /**
+   * Replaces the name set; drops resources no longer subscribed (per-name types, and with
+   * `dropFullState` full-state ones too: a delta server does not answer an unsubscribe). True if
+   * the set changed.
+   */
+  setNames(names: readonly string[] | '*', dropFullState = false): boolean {
     const next = names === '*' ? '*' : new Set(names);
     const same = next === '*' ? this.names === '*' : this.names !== '*' && this.names.size === next.size && [...next].every((n) => (this.names as ReadonlySet<string>).has(n));
     this.names = next;
-    if (!this.fullState && next !== '*' && [...this.resources.keys()].some((n) => !next.has(n))) {
+    if ((dropFullState || !this.fullState) && next !== '*' && [...this.resources.keys()].some((n) => !next.has(n))) {
       this.resources = new Map([...this.resources].filter(([n]) => next.has(n)));
       this.raw = new Map([...this.raw].filter(([n]) => next.has(n)));
+      this.resourceVersions = new Map([...this.resourceVersions].filter(([n]) => next.has(n)));
     }
     return !same;
   }
@@ -97,43 +96,59 @@ export class TypeSubscription {
   request(): { type_url: string; version_info: string; resource_names: string[]; response_nonce: string; error_detail?: { code: number; message: string } } {
     const req = { type_url: this.typeUrl, version_info: this.version, resource_names: this.names === '*' ? [] : [...this.names], response_nonce: this.nonce };
     // Still on a rejected response: say so again, or the server would take this request as an ACK.
-    if (this.nonce !== '' && this.nackedNonce === this.nonce && this.lastError !== null) {
-      return { ...req, error_detail: { code: 3, message: this.lastError.message } };
-    }
-    return req;
+    const error = this.pendingError();
+    return error === undefined ? req : { ...req, error_detail: error };
+  }
+
+  /** The error_detail to repeat while the current nonce is a rejected response's. */
+  pendingError(): { code: number; message: string } | undefined {
+    if (this.nonce !== '' && this.nackedNonce === this.nonce && this.lastError !== null) return { code: 3, message: this.lastError.message };
+    return undefined;
   }
 
   /**
-   * Decodes a whole response; accepts it only if every resource is valid (state of the world)
-   * and `check` (checks against other types' accepted resources) finds no problem in them.
+   * State of the world: decodes a whole response; accepts it only if every resource is valid and
+   * `check` (checks against other types' accepted resources) finds no problem in them.
    */
   apply(res: ResponseView, now: number, check?: ResourceCheck): ApplyResult {
     this.nonce = res.nonce;
     const version = res.version_info ?? '';
-    const resources = res.resources ?? [];
-    const errors: string[] = [];
-    const decoded = new Map<string, { value: unknown; raw: Buffer }>();
-    if (resources.length > this.limits.maxResources) {
-      errors.push(`resources: ${resources.length} resources; at most ${this.limits.maxResources}`);
-    } else {
-      resources.forEach((any, i) => this.decodeOne(any, i, decoded, errors));
-      if (errors.length === 0 && check !== undefined && decoded.size > 0) {
-        const values = new Map<string, unknown>();
-        for (const [n, d] of decoded) values.set(n, d.value);
-        errors.push(...check(this.typeUrl, values));
-      }
-    }
-    if (errors.length > 0) {
-      const message = capMessage(errors, this.limits.maxErrorDetailChars);
-      this.nackedNonce = res.nonce;
-      this.lastError = { version, nonce: res.nonce, message, at: new Date(now).toISOString() };
-      return { kind: 'rejected', errors, message };
-    }
+    const items: BatchItem[] = (res.resources ?? []).map((packed) => ({ packed }));
+    const { decoded, errors } = decodeBatch(items, this.scope(check));
+    if (errors.length > 0) return this.reject(errors, version, res.nonce, now);
+    // Per-name types: a response replaces only the names it carries. Full state: absent means deleted.
+    const kept = this.fullState ? [] : [...this.resources.keys()].filter((n) => !decoded.has(n) && this.subscribed(n));
+    return { kind: 'accepted', changed: this.commit(decoded, kept, version, false) };
+  }
+
+  /** What decodeBatch needs of this type. */
+  scope(check: ResourceCheck | undefined): BatchScope {
+    return { type: this.type, limits: this.limits, previous: this.previous, isSubscribed: this.subscribed, check };
+  }
+
+  /** Records a rejected response: the accepted state stays as it was. */
+  reject(errors: string[], version: string, nonce: string, now: number): ApplyResult {
+    const message = capMessage(errors, this.limits.maxErrorDetailChars);
+    this.nackedNonce = nonce;
+    this.lastError = { version, nonce, message, at: new Date(now).toISOString() };
+    return { kind: 'rejected', errors, message };
+  }
+
+  /**
+   * Accepts `decoded` plus the accepted resources named in `kept`, as the new set at `version`.
+   * `withVersions`: the decoded resources carry their delta versions (else no version is known).
+   * True if any resource's bytes changed (listeners then get the new map).
+   */
+  commit(decoded: ReadonlyMap<string, Decoded>, kept: Iterable<string>, version: string, withVersions: boolean): boolean {
     const next = new Map<string, unknown>();
     const nextRaw = new Map<string, Buffer>();
-    if (!this.fullState) {
-      // Per-name types: a response replaces only the names it carries.
-      for (const [n, v] of this.resources) if (!decoded.has(n) && this.isSubscribed(n)) { next.set(n, v); nextRaw.set(n, this.raw.get(n)!); }
+    const nextVersions = new Map<string, string>();
+    for (const n of kept) {
+      if (!this.resources.has(n)) continue;
+      next.set(n, this.resources.get(n));
+      nextRaw.set(n, this.raw.get(n)!);
+      const v = this.resourceVersions.get(n);
+      if (withVersions && v !== undefined) nextVersions.set(n, v);
     }
     for (const [n, d] of decoded) {
       // Unchanged bytes keep the value already in use (same object): its state (rate-limit
@@ -142,14 +157,16 @@ export class TypeSubscription {
       const same = old !== undefined && sameEncoding(old, d.raw) && this.resources.has(n);
       next.set(n, same ? this.resources.get(n) : d.value);
       nextRaw.set(n, d.raw);
+      if (withVersions && d.version !== undefined) nextVersions.set(n, d.version);
     }
     const changed = !this.accepted || !sameBytes(this.raw, nextRaw);
     this.accepted = true;
     this.version = version;
     this.nackedNonce = null;
     this.lastError = null;
+    this.resourceVersions = nextVersions;
     if (changed) { this.resources = next; this.raw = nextRaw; }
-    return { kind: 'accepted', changed };
+    return changed;
   }
 
   snapshot(): XdsTypeState {
@@ -162,44 +179,6 @@ export class TypeSubscription {
       lastError: this.lastError,
     };
   }
-
-  private isSubscribed(name: string): boolean { return this.names === '*' || this.names.has(name); }
-
-  private decodeOne(any: PackedResource, i: number, out: Map<string, { value: unknown; raw: Buffer }>, errors: string[]): void {
-    if (any?.type_url !== this.typeUrl) {
-      errors.push(`resources[${i}]: type_url ${String(any?.type_url)} does not match the response's ${this.typeUrl}`);
-      return;
-    }
-    const raw = any.value ?? Buffer.alloc(0);
-    let r: DecodeResult<unknown>;
-    try {
-      r = this.type.decode({ type_url: any.type_url, value: raw }, this.previous);
-    } catch (e) {
-      errors.push(`resources[${i}]: decoder failed: ${(e as Error).message}`);
-      return;
-    }
-    const label = r.name === '' ? `resources[${i}]` : r.name;
-    if ('error' in r) { errors.push(`${label}: ${r.error}`); return; }
-    if (r.name.length > this.limits.maxNameLength) { errors.push(`resources[${i}]: name is longer than ${this.limits.maxNameLength} characters`); return; }
-    if (out.has(r.name)) { errors.push(`${r.name}: appears twice in the response`); return; }
-    if (!this.isSubscribed(r.name)) return; // not asked for: ignored, as Envoy does
-    out.set(r.name, { value: r.value, raw });
-  }
-}
-
-/** Joins errors with '; ', cut to about `max` characters with a count of what was left out. */
-export function capMessage(errors: readonly string[], max: number): string {
-  let out = '';
-  for (let i = 0; i < errors.length; i++) {
-    const piece = (i === 0 ? '' : '; ') + errors[i];
-    if (out.length + piece.length > max) {
-      const rest = errors.length - i;
-      const tail = ` ... (${rest} more error${rest === 1 ? '' : 's'})`;
-      return (out + piece).slice(0, Math.max(0, max - tail.length)) + tail;
-    }
-    out += piece;
-  }
-  return out;
 }
 
 function sameBytes(a: ReadonlyMap<string, Buffer>, b: ReadonlyMap<string, Buffer>): boolean {

@@ -24,3 +24,19 @@ test('an --h2-engine other than node or skein is refused, naming the flag', asyn
   assert.equal(r.code, 1, show(r));
   assert.match(r.stderr, /--h2-engine: must be node or skein, got "nghttp2"/, show(r));
 });
+
+const BAD_XDS: [string[], RegExp][] = [
+  [['--xds-protocol', 'incremental'], /--xds-protocol: must be delta or sotw, got "incremental"/],
+  [['--xds', '127.0.0.1:18000,'], /--xds: give one or more HOST:PORT separated by commas/],
+  [['--xds', '127.0.0.1:18000,cp-b'], /--xds: "cp-b" is not HOST:PORT/],
+  [['--xds', '127.0.0.1:0'], /--xds: "127.0.0.1:0" is not HOST:PORT/],
+  [['--xds', '::1:18000'], /--xds: "::1:18000" is not HOST:PORT \(an IPv6 address goes in brackets\)/],
+];
+
+test('an --xds list or --xds-protocol the sidecar cannot use is refused, naming the flag', async () => {
+  const runs = await Promise.all(BAD_XDS.map(([args]) => skein(['sidecar', '--xds-insecure', '--admin-listen', '127.0.0.1:0', '--outbound-listen', '127.0.0.1:0', ...args])));
+  runs.forEach((r, i) => {
+    assert.equal(r.code, 1, show(r));
+    assert.match(r.stderr, BAD_XDS[i]![1], show(r));
+  });
+});

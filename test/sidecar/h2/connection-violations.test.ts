@@ -59,6 +59,8 @@ const CONNECTION_CASES: [string, Build, number, Partial<H2Limits>?][] = [
     H2_ERROR.ENHANCE_YOUR_CALM, { maxContinuationFrames: 4 }],
   ['a header block over the header list size, in CONTINUATION frames', () => [raw(FRAME.HEADERS, 0, 1, Buffer.alloc(100, 0x40)), raw(FRAME.CONTINUATION, 0, 1, Buffer.alloc(200, 0x40))],
     H2_ERROR.ENHANCE_YOUR_CALM, { maxHeaderListSize: 256 }],
+  // The peer acknowledged the cap (RawPeer ACKs SETTINGS): a stream flood, closed as nghttp2 does.
+  ['a stream over the SETTINGS_MAX_CONCURRENT_STREAMS the peer acknowledged', (b) => [b.head(1, REQ, false), b.head(3, REQ, false)], H2_ERROR.PROTOCOL_ERROR, { maxConcurrentStreams: 1 }],
 ];
 
 /** Stream errors: [name, frames, the stream reset, RST code, limits]. */
@@ -86,7 +88,6 @@ const STREAM_CASES: [string, Build, number, number, Partial<H2Limits>?][] = [
   ['a WINDOW_UPDATE of 0 on a stream', (b) => [b.head(1, REQ, false), [Buffer.from([0, 0, 4, FRAME.WINDOW_UPDATE, 0, 0, 0, 0, 1, 0, 0, 0, 0])]], 1, H2_ERROR.PROTOCOL_ERROR],
   ['a HEADERS depending on itself', () => [raw(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM | FLAG.PRIORITY, 1, Buffer.from([0, 0, 0, 1, 16, 0x83, 0x86, 0x84, 0x41, 0x01, 0x68]))], 1, H2_ERROR.PROTOCOL_ERROR],
   ['a header list over SETTINGS_MAX_HEADER_LIST_SIZE', (b) => [b.head(1, [...REQ, 'x-big', 'v'.repeat(300)], true)], 1, H2_ERROR.PROTOCOL_ERROR, { maxHeaderListSize: 256 }],
-  ['a stream over our SETTINGS_MAX_CONCURRENT_STREAMS', (b) => [b.head(1, REQ, false), b.head(3, REQ, false)], 3, H2_ERROR.REFUSED_STREAM, { maxConcurrentStreams: 1 }],
 ];
 
 async function against(limits: Partial<H2Limits> | undefined, build: Build): Promise<{ peer: RawPeer; server: Recorder; close: () => Promise<void> }> {
@@ -125,6 +126,21 @@ describe('stream errors: RST_STREAM on the stream with the code, the connection 
       } finally { await close(); }
     });
   }
+});
+
+test('a stream over our SETTINGS_MAX_CONCURRENT_STREAMS before the peer acknowledged them is refused (REFUSED_STREAM: it may not know the cap yet)', { timeout: TIMEOUT }, async () => {
+  const server = await serveH2((r) => { r.autoConsume = false; }, { limits: { maxConcurrentStreams: 1 } });
+  const peer = await rawClient(server.port);
+  peer.ackSettings = false;
+  try {
+    await until(() => peer.settings.length > 0, 'the server SETTINGS');
+    const b = builder();
+    for (const f of [b.head(1, REQ, false), b.head(3, REQ, false)]) peer.send(f);
+    await until(() => peer.rsts.length > 0 || peer.goaway !== undefined, 'an RST_STREAM');
+    assert.equal(peer.goaway, undefined, 'no GOAWAY');
+    assert.deepEqual(peer.rsts[0], [3, H2_ERROR.REFUSED_STREAM]);
+    assert.equal(server.recorders[0]!.conn.stats.streamsRefused, 1);
+  } finally { peer.sock.destroy(); await server.close(); }
 });
 
 describe('an H2Connection client against a raw server', () => {

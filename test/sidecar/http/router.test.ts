@@ -28,7 +28,7 @@ import { HTTP_FILTERS } from '../../../sidecar/src/filters/registry';
 import { everyHttpFilter, httpFilterChain } from '../../../sidecar/src/pipeline';
 import type { HttpFilter } from '../../../sidecar/src/http/http-filter';
 import { LOCAL_REPLIES } from '../../../sidecar/src/http/local-reply';
-import { testClusterH2 } from '../../support/h2-engine';
+import { testClusterH2, testListenerH2 } from '../../support/h2-engine';
 import { unlistedHttpFilters } from '../../../sidecar/src/xds/http-filter-check';
 import { DEFAULT_LIMITS, TypeSubscription } from '../../../sidecar/src/xds/type-subscription';
 import { routeType } from '../../../sidecar/src/pipeline';
@@ -91,9 +91,9 @@ async function startProxy(o: { action?: Doc; route?: Doc; cluster?: Partial<Clus
   const cluster = new Cluster(config, clock, { stats, log, ...testClusterH2() });
   cluster.stats = new ClusterStats(stats, 'svc');
   cluster.updateEndpoints(o.ports.map((port) => ({ address: '127.0.0.1', port, weight: 1, zone: '', health: 'HEALTHY' as const })));
-  const cm = new ConnectionManager({ name: 'outbound', stats, policy: { trustForwardedFor: true }, clock, log, random: o.random ?? (() => 0), ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.setAttemptCount !== undefined ? { setAttemptCount: o.setAttemptCount } : {}) });
+  const cm = new ConnectionManager({ name: 'outbound', stats, policy: { trustForwardedFor: true }, clock, log, random: o.random ?? (() => 0), ...testListenerH2(), ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.setAttemptCount !== undefined ? { setAttemptCount: o.setAttemptCount } : {}) });
   cm.snapshot = { routes, clusters: new Map([['svc', cluster]]), filters: everyHttpFilter() };
-  const server = sniffingServer(cm.h1, cm.h2);
+  const server = sniffingServer(cm.h1, cm.h2, { acceptH2: cm.acceptH2 });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     port: (server.address() as net.AddressInfo).port, clock, cluster, stats, cm, routes,
@@ -471,9 +471,9 @@ describe('fault injection and local rate limit, through the router (FakeClock)',
     const routes = RouteTable.build(decodeAny(encodeResource(TYPE_URLS.ROUTE, rc)), HTTP_FILTERS, clock.now());
     const cluster = new Cluster({ name: 'svc', type: 'STATIC', edsServiceName: 'svc', lbPolicy: 'round_robin', connectTimeoutMs: 5000, protocol: 'h2' }, clock, { stats, log, ...testClusterH2() });
     cluster.updateEndpoints(ports.map((port) => ({ address: '127.0.0.1', port, weight: 1, zone: '', health: 'HEALTHY' as const })));
-    const cm = new ConnectionManager({ name: 'outbound', stats, policy: { trustForwardedFor: true }, clock, log, random: () => 0.5 });
+    const cm = new ConnectionManager({ name: 'outbound', stats, policy: { trustForwardedFor: true }, clock, log, random: () => 0.5, ...testListenerH2() });
     cm.snapshot = { routes, clusters: new Map([['svc', cluster]]), filters: everyHttpFilter() };
-    const server = sniffingServer(cm.h1, cm.h2);
+    const server = sniffingServer(cm.h1, cm.h2, { acceptH2: cm.acceptH2 });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     return { port: (server.address() as net.AddressInfo).port, clock, cluster, stats, cm, routes, close: async () => { cm.closeConnections(); cluster.close(); await new Promise<void>((r) => server.close(() => r())); } };
   }

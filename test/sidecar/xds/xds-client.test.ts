@@ -26,7 +26,7 @@ import { capMessage, DEFAULT_LIMITS, TypeSubscription } from '../../../sidecar/s
 import { XdsClient } from '../../../sidecar/src/xds/xds-client';
 import { routeType as routeTableType } from '../../../sidecar/src/pipeline';
 import { RouteTable } from '../../../sidecar/src/route/route-table';
-import type { XdsDisconnect, XdsNack } from '../../../sidecar/src/xds/xds-client';
+import type { XdsDisconnect, XdsNack, XdsResponseSeen } from '../../../sidecar/src/xds/xds-client';
 import { eventually } from '../../support/ads-client';
 import { TEST_TRANSLATE } from '../../support/mesh-trust';
 
@@ -414,7 +414,7 @@ const routeType: ResourceDecoder<Doc> = {
   },
 };
 
-describe('XdsClient against a real control plane', () => {
+for (const protocol of ['delta', 'sotw'] as const) describe(`XdsClient against a real control plane (${protocol})`, () => {
   let cp: ControlPlane;
   let dir: string;
   let port: number;
@@ -425,6 +425,7 @@ describe('XdsClient against a real control plane', () => {
   const updates: { typeUrl: string; version: string; resources: ReadonlyMap<string, unknown> }[] = [];
   const nacks: XdsNack[] = [];
   const disconnects: XdsDisconnect[] = [];
+  const responses: XdsResponseSeen[] = [];
   let connects = 0;
   const NODE = 'sidecar-xds-test';
   const apply = (...docs: Doc[]) => cp.store.apply(docs, { author: 't' });
@@ -455,7 +456,7 @@ describe('XdsClient against a real control plane', () => {
     const types = decoderMap(listenerType, routeType);
     types.set(CDS, testClusterType as ResourceDecoder<unknown>);
     client = new XdsClient({
-      server: `127.0.0.1:${port}`,
+      server: `127.0.0.1:${port}`, protocol,
       node: { id: NODE, cluster: 'test', metadata: { zone: 'z1' }, userAgentVersion: '0.1.0' },
       types, clock, log: silentLogger(), random: () => random,
     });
@@ -467,6 +468,7 @@ describe('XdsClient against a real control plane', () => {
     client.onNack((n) => nacks.push(n));
     client.onConnect(() => { connects++; });
     client.onDisconnect((d) => disconnects.push(d));
+    client.onResponse((r) => responses.push(r));
   });
   after(async () => {
     client?.close();
@@ -535,8 +537,17 @@ describe('XdsClient against a real control plane', () => {
 
     // A good config (here: a new service) is accepted again.
     await apply(service('good'));
-    // Still NACKed: 'bad' is in every CDS response until it goes.
-    await eventually(() => (nacks.length >= nackCount + 2 ? true : undefined), 'the next CDS response NACKed too');
+    if (protocol === 'sotw') {
+      // Still NACKed: 'bad' is in every CDS response until it goes.
+      await eventually(() => (nacks.length >= nackCount + 2 ? true : undefined), 'the next CDS response NACKed too');
+    } else {
+      // Delta sends what changed: 'good' alone, accepted; the rejected 'bad' is not sent again.
+      await eventually(() => (client.resources(CDS).has('good') ? true : undefined), 'good accepted beside the rejected bad');
+      assert.equal(nacks.length, nackCount + 1);
+      assert.equal(client.resources(CDS).has('bad'), false);
+      const now = [...client.resources(CDS).keys()];
+      assert.deepEqual(now.filter((n) => !n.startsWith('good')).sort(), Object.keys(before.resources).sort(), 'the previous good clusters kept');
+    }
     await cp.store.delete(['Service/bad'], { author: 't' });
     await eventually(() => (client.resources(CDS).has('good') ? true : undefined), 'the good config accepted');
     assert.equal(stateOf(CDS).lastError, null);
@@ -573,9 +584,14 @@ describe('XdsClient against a real control plane', () => {
     assert.deepEqual(client.state().map((s) => ({ ...s, nonce: '' })), before.map((s) => ({ ...s, nonce: '' })), 'still nothing cleared');
 
     cp = await ControlPlane.start({ dataDir: dir, xdsListen: '127.0.0.1:0', xdsInsecureListen: `127.0.0.1:${port}`, apiListen: '127.0.0.1:0', log: silentLogger() });
+    responses.length = 0;
     clock.advance(2000);
     const p = await eventually(synced, 'resynced with the new control plane');
     assert.equal(connects, 2);
+    const sent = responses.reduce((n, r) => n + r.resources + r.removed, 0);
+    if (protocol === 'delta') assert.equal(sent, 0, 'initial_resource_versions: the new control plane re-sent nothing the client held');
+    else assert.ok(sent > 0, 'state of the world: every resource is sent again');
+    assert.ok(responses.every((r) => r.protocol === protocol));
     for (const s of before) {
       assert.equal(stateOf(s.typeUrl).version, s.version, `${s.typeUrl}: same version after the restart`);
       assert.equal(p.types.find((t) => t.typeUrl === s.typeUrl)?.ackedVersion, s.version);
@@ -629,7 +645,7 @@ describe('XdsClient robustness (a scripted ADS server)', () => {
   test('ignores a response without a nonce, NACKs an unknown type, a foreign or undecodable resource, and ACKs a good one', async () => {
     const nacks: XdsNack[] = [];
     const client = new XdsClient({
-      server: `127.0.0.1:${port}`, node: { id: 'n1', cluster: 'c', metadata: { role: 'sidecar' } },
+      server: `127.0.0.1:${port}`, protocol: 'sotw', node: { id: 'n1', cluster: 'c', metadata: { role: 'sidecar' } },
       types: decoderMap(listenerType), clock: new FakeClock(), log: silentLogger(),
     });
     client.onNack((n) => nacks.push(n));
