@@ -71,8 +71,8 @@ export function summarizeProfile(profile: CpuProfile, opts: { top?: number; root
     keyOf.set(n.id, key);
     if (!entries.has(key)) entries.set(key, { functionName: f.functionName === '' ? '(anonymous)' : f.functionName, location: location(f.url, f.lineNumber, opts.root), us: 0 });
   }
-  // Sample i lasts until sample i+1; timestamps can step back a little (V8 orders samples by
-  // thread), such a step counts as 0.
+  // Sample i lasts until sample i+1 (the last until endTime). A negative time delta (Chrome
+  // DevTools guards against them too) counts as 0, so no function's time goes below zero.
   let at = profile.startTime;
   const times = profile.timeDeltas.map((d) => (at += d));
   let totalUs = 0;
