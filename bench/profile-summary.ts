@@ -61,15 +61,19 @@ export function readProfile(file: string): CpuProfile {
   return p as CpuProfile;
 }
 
-/** The `n` functions with the most self time (every one for n = Infinity). `root`: locations are relative to it. */
+/**
+ * The `n` functions with the most self time (every one for n = Infinity). `root`: locations are
+ * relative to it, and to its node_modules where that is a symlink (V8 names scripts by real path).
+ */
 export function summarizeProfile(profile: CpuProfile, opts: { top?: number; root?: string } = {}): ProfileSummary {
+  const roots = opts.root === undefined ? [] : rootsOf(opts.root);
   const keyOf = new Map<number, string>();
   const entries = new Map<string, { functionName: string; location: string; us: number }>();
   for (const n of profile.nodes) {
     const f = n.callFrame;
     const key = `${f.functionName}\0${f.url}\0${f.lineNumber}`;
     keyOf.set(n.id, key);
-    if (!entries.has(key)) entries.set(key, { functionName: f.functionName === '' ? '(anonymous)' : f.functionName, location: location(f.url, f.lineNumber, opts.root), us: 0 });
+    if (!entries.has(key)) entries.set(key, { functionName: f.functionName === '' ? '(anonymous)' : f.functionName, location: location(f.url, f.lineNumber, roots), us: 0 });
   }
   // Sample i lasts until sample i+1 (the last until endTime). A negative time delta (Chrome
   // DevTools guards against them too) counts as 0, so no function's time goes below zero.
@@ -93,14 +97,24 @@ export function summarizeProfile(profile: CpuProfile, opts: { top?: number; root
   return { totalMs: totalUs / 1000, busyMs: busyUs / 1000, samples: profile.samples.length, top };
 }
 
+/** [real folder, what to call it] pairs: the root's node_modules by its real path, then the root. */
+function rootsOf(root: string): [string, string][] {
+  const modules = path.join(root, 'node_modules');
+  let real: string | undefined;
+  try { real = fs.realpathSync(modules); } catch { /* none */ }
+  return [...(real === undefined || real === modules ? [] : [[real, 'node_modules'] as [string, string]]), [root, '']];
+}
+
 /** `path:line` (1-based) for a call frame's script URL and 0-based line. */
-function location(url: string, lineNumber: number, root: string | undefined): string {
+function location(url: string, lineNumber: number, roots: [string, string][]): string {
   if (url === '') return '';
   let file = url;
   if (url.startsWith('file://')) file = fileURLToPath(url);
-  if (root !== undefined && path.isAbsolute(file)) {
-    const rel = path.relative(root, file);
-    if (!rel.startsWith('..') && !path.isAbsolute(rel)) file = rel.split(path.sep).join('/');
+  for (const [dir, name] of path.isAbsolute(file) ? roots : []) {
+    const rel = path.relative(dir, file);
+    if (rel.startsWith('..') || path.isAbsolute(rel)) continue;
+    file = path.join(name, rel).split(path.sep).join('/');
+    break;
   }
   return `${file}:${lineNumber + 1}`;
 }

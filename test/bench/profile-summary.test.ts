@@ -23,13 +23,26 @@ function skeinWarmLoop(ms) {
   while (Date.now() < end) x += Math.cbrt(x + 1);
   return x;
 }
-setTimeout(() => { process.stdout.write(String(skeinHotLoop(600) + skeinWarmLoop(60))); }, 200);
+const { skeinLibLoop } = require('lib-hot');
+setTimeout(() => { process.stdout.write(String(skeinHotLoop(600) + skeinWarmLoop(60) + skeinLibLoop(150))); }, 200);
+`;
+/** A module in node_modules, which is a symlink to another folder (as in a worktree sharing one). */
+const LIB = `'use strict';
+exports.skeinLibLoop = function skeinLibLoop(ms) {
+  let x = 0;
+  const end = Date.now() + ms;
+  while (Date.now() < end) x += Math.sqrt(x + 2);
+  return x;
+};
 `;
 
 /** Runs the script under --cpu-prof in a fresh folder; the profile's file and the child's pid. */
 function profileOf(): { dir: string; file: string; pid: number; since: number } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skein-profile-summary-'));
   fs.writeFileSync(path.join(dir, 'hot.js'), SCRIPT);
+  fs.mkdirSync(path.join(dir, 'shared-modules', 'lib-hot'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'shared-modules', 'lib-hot', 'index.js'), LIB);
+  fs.symlinkSync(path.join(dir, 'shared-modules'), path.join(dir, 'node_modules'));
   const since = Date.now() - 1000;
   const r = spawnSync(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, path.join(dir, 'hot.js')], { cwd: dir, timeout: 60_000, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
@@ -51,6 +64,8 @@ test('the hot function of a real profile is named among the top, with its script
     assert.ok(hot.shareOfTotal > 0 && hot.shareOfTotal <= hot.shareOfBusy!, 'a share of the whole is at most the share of busy time');
     for (let i = 1; i < s.top.length; i++) assert.ok(s.top[i - 1]!.selfMs >= s.top[i]!.selfMs, 'most first');
     assert.ok(s.top.some((e) => e.location.startsWith('node:')), 'node internals keep their node: location');
+    // V8 names a script by its real path; one reached through a symlinked node_modules is named by that.
+    assert.equal(s.top.find((e) => e.functionName === 'skeinLibLoop')?.location, 'node_modules/lib-hot/index.js:2', formatSummary('hot.js', s));
     // Without a root, the script's absolute path.
     const abs = summarizeProfile(readProfile(file)).top.find((e) => e.functionName === 'skeinHotLoop')!;
     assert.equal(abs.location, `${path.join(dir, 'hot.js')}:2`);
