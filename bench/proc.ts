@@ -19,8 +19,12 @@ export function rssMiB(pid: number): number {
 
 export interface Proc { child: ChildProcess; pid: number; ready: Record<string, unknown>; stderr(): string; stop(): Promise<void> }
 
-/** Spawns a process and waits for its first JSON line on stdout (its ready line). */
-export function spawnReady(cmd: string, args: string[], what: string, opts: { env?: NodeJS.ProcessEnv; readyTimeoutMs?: number; noReadyLine?: boolean } = {}): Promise<Proc> {
+/**
+ * Spawns a process and waits for its first JSON line on stdout (its ready line). `stop()` sends
+ * SIGTERM and SIGKILL after `killAfterMs` (default 5 s): a process that must exit on its own (one
+ * writing a --cpu-prof profile at exit, after its drain) needs longer.
+ */
+export function spawnReady(cmd: string, args: string[], what: string, opts: { env?: NodeJS.ProcessEnv; readyTimeoutMs?: number; noReadyLine?: boolean; killAfterMs?: number } = {}): Promise<Proc> {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-20_000); });
@@ -28,7 +32,7 @@ export function spawnReady(cmd: string, args: string[], what: string, opts: { en
     if (child.exitCode !== null || child.signalCode !== null) { resolve(); return; }
     child.once('exit', () => resolve());
     child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+    setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs ?? 5000).unref();
   });
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${what} did not start:\n${err}`)); }, opts.readyTimeoutMs ?? 20_000);

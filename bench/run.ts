@@ -24,6 +24,8 @@ import * as path from 'node:path';
 import { PACKAGE_ROOT } from '../shared/src/paths';
 import { cpuMicros, rssMiB, spawnReady } from './proc';
 import type { Proc } from './proc';
+import { formatSummary, profilesByPid, readProfile, summarizeProfile, summaryMarkdown } from './profile-summary';
+import type { ProfileSummary } from './profile-summary';
 
 const SKEIN = path.join(PACKAGE_ROOT, 'dist/cli/src/main.js');
 const BACKEND = path.join(PACKAGE_ROOT, 'dist/bench/backend.js');
@@ -41,17 +43,34 @@ const TRACING = PATHS.includes('tracing-1') || PATHS.includes('tracing-100');
  * more than a 10% budget from one phase to the next on a shared machine). Default 0: off.
  */
 const TRACING_REPEAT = Number(args.get('tracing-repeat') ?? 0);
-/** --profile: run the sidecars under --cpu-prof; profiles land in bench/results/ (see README). */
-const PROFILE = args.has('profile') ? ['--cpu-prof', `--cpu-prof-dir=${path.join(PACKAGE_ROOT, 'bench/results')}`] : [];
+/**
+ * --profile: run the sidecars under --cpu-prof; profiles land in bench/results/ (see README), each
+ * written when its sidecar exits. After the last row the sidecars are stopped (SIGTERM, their
+ * drain, then exit; SIGKILL only after PROFILE_KILL_AFTER_MS) and each profile is summarised: its
+ * top 10 functions by self time, printed and written to latest.{md,json} (`proxies[].profileTop`).
+ */
+const PROFILE_DIR = path.join(PACKAGE_ROOT, 'bench/results');
+const PROFILE = args.has('profile') ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
+/** The sidecar's default drain timeout (20 s) and time to write a profile of a few MB. */
+const PROFILE_KILL_AFTER_MS = 40_000;
+/** The sidecars started under --profile, by pid: their names, in start order. */
+const profiled = new Map<number, string>();
+/** The process each `proxies[]` entry measured (not in the JSON). */
+const proxyPid = new WeakMap<object, number>();
+/** --profile: each profiled sidecar's summary, by pid, and the rows it served. */
+const profiles = new Map<number, { name: string; file: string; summary: ProfileSummary; rows: string[] }>();
 
 interface Result {
   path: string;
   rps: number;
   p50Ms: number; p99Ms: number;
   addedP50Ms?: number; addedP99Ms?: number;
-  proxies: { name: string; cpuUsPerReq: number; rssMiB: number }[];
+  proxies: { name: string; cpuUsPerReq: number; rssMiB: number; profileTop?: ProfileTop }[];
   errors: number;
 }
+
+/** --profile: the top functions by self time of a proxy's whole process life (every row it served). */
+interface ProfileTop extends ProfileSummary { file: string }
 
 /** gRPC frame of skein.demo.v1.HelloRequest{name: "bench"}. */
 function requestBody(dir: string): string {
@@ -83,7 +102,9 @@ function saturate(url: string, authority: string | undefined, body: string, prox
   h2load(url, body, [...auth, '-n', '2000', '-m', '8']); // warm-up (JIT, connections)
   const before = proxies.map((p) => cpuMicros(p.pid));
   const sat = parseRps(h2load(url, body, [...auth, '-m', '16', '-D', String(SAT_SECONDS)]));
-  return { sat, cpu: proxies.map((p, i) => ({ name: p.name, cpuUsPerReq: (cpuMicros(p.pid) - before[i]!) / Math.max(1, sat.ok), rssMiB: rssMiB(p.pid) })) };
+  const cpu = proxies.map((p, i) => ({ name: p.name, cpuUsPerReq: (cpuMicros(p.pid) - before[i]!) / Math.max(1, sat.ok), rssMiB: rssMiB(p.pid) }));
+  cpu.forEach((c, i) => proxyPid.set(c, proxies[i]!.pid));
+  return { sat, cpu };
 }
 
 async function measure(name: string, url: string, authority: string | undefined, body: string, proxies: { name: string; pid: number }[], dir: string): Promise<Result> {
@@ -118,7 +139,45 @@ function compareAlternating(sampling: string, n: number, body: string, control: 
   return { sampling, phases: n, control: control_, traced: traced_, ratio: traced_.map((x, j) => x / control_[j]!) };
 }
 
+/** A `skein sidecar` process, under --cpu-prof with --profile. */
+async function spawnSidecar(args: string[], what: string): Promise<Proc> {
+  const p = await spawnReady(process.execPath, [...PROFILE, SKEIN, 'sidecar', ...args], what, PROFILE.length === 0 ? {} : { killAfterMs: PROFILE_KILL_AFTER_MS });
+  if (PROFILE.length > 0) profiled.set(p.pid, what);
+  return p;
+}
+
+/**
+ * --profile, after the last row: stops the sidecars still running (each writes its profile as it
+ * exits), then summarises every profiled sidecar's profile, prints it, and attaches it to the
+ * `proxies[]` entries of the rows that sidecar served.
+ */
+async function summariseProfiles(procs: Proc[], results: Result[], started: number): Promise<void> {
+  for (const p of [...procs].reverse()) if (profiled.has(p.pid)) await p.stop();
+  const files = profilesByPid(PROFILE_DIR, started);
+  for (const [pid, name] of profiled) {
+    const file = files.get(pid);
+    const proc = procs.find((p) => p.pid === pid);
+    if (file === undefined) {
+      process.stderr.write(`bench: no CPU profile for ${name} (pid ${pid}${proc?.child.signalCode ? `, ended by ${proc.child.signalCode}` : ''})\n`);
+      continue;
+    }
+    let summary: ProfileSummary;
+    try {
+      summary = summarizeProfile(readProfile(file), { top: 10, root: PACKAGE_ROOT });
+    } catch (e) {
+      process.stderr.write(`bench: cannot summarise ${name}'s CPU profile: ${(e as Error).message}\n`);
+      continue;
+    }
+    const rel = path.relative(PACKAGE_ROOT, file);
+    const rows = results.filter((r) => r.proxies.some((x) => proxyPid.get(x) === pid)).map((r) => r.path);
+    profiles.set(pid, { name, file: rel, summary, rows });
+    process.stderr.write(`bench: ${formatSummary(`${name} (pid ${pid}; rows: ${rows.join(', ') || 'none'})`, summary)}`);
+    for (const r of results) for (const x of r.proxies) if (proxyPid.get(x) === pid) x.profileTop = { file: rel, ...summary };
+  }
+}
+
 async function main(): Promise<void> {
+  const started = Date.now();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skein-bench-'));
   const procs: Proc[] = [];
   const results: Result[] = [];
@@ -158,8 +217,8 @@ async function main(): Promise<void> {
       /** Another sidecar pair for Service `service` (plaintext; applied with `docs`), `extra` flags on both, so other rows keep their own. */
       const startPair = async (service: string, extra: string[], docs: unknown[] = []): Promise<{ url: string; authority: string; sidecars: { name: string; pid: number }[]; procs: Proc[] }> => {
         await apply([{ apiVersion: 'skein.dev/v1alpha1', kind: 'Service', metadata: { name: service }, spec: { ports: [{ name: 'grpc', port: 50051 }], mtls: 'DISABLE' } }, ...docs]);
-        const pServer = await spawnReady(process.execPath, [...PROFILE, SKEIN, 'sidecar', ...common, ...extra, '--token-file', await tokenFile(service, service), '--node-id', `bench-${service}-server`, '--service', service, '--app', `127.0.0.1:${bport}`, '--inbound-listen', '127.0.0.1:0', '--outbound-listen', '127.0.0.1:0'], `${service} server sidecar`);
-        const pClient = await spawnReady(process.execPath, [...PROFILE, SKEIN, 'sidecar', ...common, ...extra, '--token-file', await tokenFile(`bench-${service}-client`, `bench-${service}-client`), '--service-account', `bench-${service}-client`, '--node-id', `bench-${service}-client`, '--outbound-listen', '127.0.0.1:0'], `${service} client sidecar`);
+        const pServer = await spawnSidecar([...common, ...extra, '--token-file', await tokenFile(service, service), '--node-id', `bench-${service}-server`, '--service', service, '--app', `127.0.0.1:${bport}`, '--inbound-listen', '127.0.0.1:0', '--outbound-listen', '127.0.0.1:0'], `${service} server sidecar`);
+        const pClient = await spawnSidecar([...common, ...extra, '--token-file', await tokenFile(`bench-${service}-client`, `bench-${service}-client`), '--service-account', `bench-${service}-client`, '--node-id', `bench-${service}-client`, '--outbound-listen', '127.0.0.1:0'], `${service} client sidecar`);
         procs.push(pServer, pClient);
         await waitRoutable(pClient.ready['outbound'] as string, `${service}:50051`);
         return {
@@ -167,9 +226,9 @@ async function main(): Promise<void> {
           sidecars: [{ name: 'client sidecar', pid: pClient.pid }, { name: 'server sidecar', pid: pServer.pid }], procs: [pClient, pServer],
         };
       };
-      const server = await spawnReady(process.execPath, [...PROFILE, SKEIN, 'sidecar', ...common, '--token-file', await tokenFile('greeter', 'greeter'), '--node-id', 'bench-server', '--service', 'greeter', '--app', `127.0.0.1:${bport}`, '--inbound-listen', '127.0.0.1:0', '--outbound-listen', '127.0.0.1:0'], 'server sidecar');
+      const server = await spawnSidecar([...common, '--token-file', await tokenFile('greeter', 'greeter'), '--node-id', 'bench-server', '--service', 'greeter', '--app', `127.0.0.1:${bport}`, '--inbound-listen', '127.0.0.1:0', '--outbound-listen', '127.0.0.1:0'], 'server sidecar');
       procs.push(server);
-      const client = await spawnReady(process.execPath, [...PROFILE, SKEIN, 'sidecar', ...common, '--token-file', await tokenFile('bench-client', 'bench-client'), '--service-account', 'bench-client', '--node-id', 'bench-client', '--outbound-listen', '127.0.0.1:0'], 'client sidecar');
+      const client = await spawnSidecar([...common, '--token-file', await tokenFile('bench-client', 'bench-client'), '--service-account', 'bench-client', '--node-id', 'bench-client', '--outbound-listen', '127.0.0.1:0'], 'client sidecar');
       procs.push(client);
       await waitRoutable(client.ready['outbound'] as string, 'greeter:50051');
       const sidecars = [{ name: 'client sidecar', pid: client.pid }, { name: 'server sidecar', pid: server.pid }];
@@ -238,6 +297,7 @@ async function main(): Promise<void> {
     }
     const direct = results.find((r) => r.path === 'direct');
     for (const r of results) if (direct && r !== direct) { r.addedP50Ms = r.p50Ms - direct.p50Ms; r.addedP99Ms = r.p99Ms - direct.p99Ms; }
+    if (PROFILE.length > 0) await summariseProfiles(procs, results, started);
     write(results);
   } finally {
     for (const p of procs.reverse()) await p.stop();
@@ -304,7 +364,9 @@ function write(results: Result[]): void {
   const rows = results.map((r) => `| ${r.path} | ${r.rps} | ${r.p50Ms.toFixed(3)} | ${r.p99Ms.toFixed(3)} | ${r.addedP50Ms?.toFixed(3) ?? '-'} | ${r.addedP99Ms?.toFixed(3) ?? '-'} | ${r.proxies.map((p) => `${p.name}: ${p.cpuUsPerReq.toFixed(0)}`).join(', ') || '-'} | ${r.proxies.map((p) => p.rssMiB.toFixed(0)).join(', ') || '-'} | ${r.errors} |`);
   const md = `Machine: ${machine}. Saturation: ${CONNS} connections x 16 streams for ${SAT_SECONDS}s. Latency: ${RATE} req/s, ${CONNS} connections.\n\n` +
     '| path | req/s (saturated) | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU µs/req per proxy | RSS MiB | errors |\n|---|---|---|---|---|---|---|---|---|\n' + `${rows.join('\n')}\n` +
-    tracingRepeats.map((r) => `\nTracing ${r.sampling} against its control, ${r.phases} alternating saturation phases each, median CPU µs/req per sidecar (client, server): control ${r.control.map((x) => x.toFixed(0)).join(', ')}; traced ${r.traced.map((x) => x.toFixed(0)).join(', ')}; ratio ${r.ratio.map((x) => x.toFixed(3)).join(', ')}.\n`).join('');
+    tracingRepeats.map((r) => `\nTracing ${r.sampling} against its control, ${r.phases} alternating saturation phases each, median CPU µs/req per sidecar (client, server): control ${r.control.map((x) => x.toFixed(0)).join(', ')}; traced ${r.traced.map((x) => x.toFixed(0)).join(', ')}; ratio ${r.ratio.map((x) => x.toFixed(3)).join(', ')}.\n`).join('') +
+    (profiles.size === 0 ? '' : '\nCPU profiles (--profile): each covers its sidecar\'s whole process life (start-up, every row it served, drain). Locations are in the compiled `dist/` JavaScript.\n') +
+    [...profiles.values()].map((p) => `\n${summaryMarkdown(`${p.name} (rows: ${p.rows.join(', ') || 'none'}; \`${p.file}\`)`, p.summary)}`).join('');
   fs.writeFileSync(path.join(PACKAGE_ROOT, 'bench/results/latest.md'), md);
   process.stdout.write(md);
 }

@@ -12,6 +12,8 @@ import { PACKAGE_ROOT } from '../../shared/src/paths';
 
 const TEST_DIR = path.join(PACKAGE_ROOT, 'test');
 const OWN_FOLDERS = ['e2e', 'repo', 'support'];
+/** Source folders with no src/ of their own: their tests mirror the folder itself (bench/x.ts -> test/bench/x.test.ts). */
+const FLAT_SOURCES = ['bench'];
 
 function testFiles(dir = TEST_DIR): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -21,11 +23,12 @@ function testFiles(dir = TEST_DIR): string[] {
   });
 }
 
-test('every test file sits in a folder that mirrors a source folder, or in e2e/, repo/ or support/', () => {
+test('every test file sits in a folder that mirrors a source folder (bench/ has no src/), or in e2e/, repo/ or support/', () => {
   const misplaced = testFiles().filter((file) => {
     const [top, ...rest] = path.posix.dirname(file).split('/');
     if (top === '.') return true;
     if (OWN_FOLDERS.includes(top!)) return rest.length > 0;
+    if (FLAT_SOURCES.includes(top!)) return !fs.existsSync(path.join(PACKAGE_ROOT, top!, ...rest));
     return !fs.existsSync(path.join(PACKAGE_ROOT, top!, 'src', ...rest));
   });
   assert.deepEqual(misplaced, [], 'move these to the folder of what they test (docs/architecture.md, "Where the tests are")');
