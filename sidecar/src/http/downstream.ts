@@ -19,6 +19,7 @@ import { LOCAL_REPLIES, replyH1, replyH2 } from './local-reply';
 import { closeUnfinishedRequest } from './h2-stream-end';
 import type { LocalReply } from './local-reply';
 import { RouterFilter } from './router-filter';
+import { headerBag } from './header-list';
 import type { BodySource, ResetCountedConnection, ResponseSink } from './downstream-wire';
 import { peerIdentityOf } from '../listener/peer-identity';
 import type { PeerIdentity } from '../listener/peer-identity';
@@ -63,6 +64,11 @@ export interface Downstream {
   respond(status: number, headers: HeaderBag, endStream: boolean, wantTrailers: boolean): boolean;
   /** Response trailers: sent when the body ends (HTTP/2), or added to the chunked response (HTTP/1.1). */
   setTrailers(trailers: HeaderBag): void;
+  /**
+   * An upstream 1xx head (e.g. 103 Early Hints; flat, :status first) before the response:
+   * HTTP/2 passes it on; HTTP/1.1 only a 103 (Node writes no other 1xx).
+   */
+  informational(headers: string[]): void;
   /** Cuts the response (RST_STREAM `code` on HTTP/2, a destroyed socket on HTTP/1.1). */
   reset(code: number): void;
   localReply(reply: LocalReply, detail: string, attempts: number): void;
@@ -183,6 +189,7 @@ export abstract class CodecStream extends ActiveStream implements Downstream {
 
   abstract respond(status: number, headers: HeaderBag, endStream: boolean, wantTrailers: boolean): boolean;
   abstract setTrailers(trailers: HeaderBag): void;
+  abstract informational(headers: string[]): void;
   abstract reset(code: number): void;
   abstract refuseStream(): boolean;
 }
@@ -254,6 +261,11 @@ export class H2Downstream extends NodeCodecStream {
 
   setTrailers(trailers: HeaderBag): void { this.trailers = trailers; }
 
+  informational(headers: string[]): void {
+    if (this.stream.destroyed || this.stream.headersSent) return;
+    try { this.stream.additionalHeaders(headerBag(headers) as http2.OutgoingHttpHeaders); } catch { /* the stream is gone */ }
+  }
+
   reset(code: number): void { if (!this.stream.destroyed) this.stream.close(code); }
 
   localReply(reply: LocalReply, detail: string, attempts: number): void { this.replyReason = reply.reason; replyH2(this.stream, this.grpc, reply, detail, attempts); }
@@ -301,6 +313,18 @@ export class H1Downstream extends NodeCodecStream {
   }
 
   setTrailers(trailers: HeaderBag): void { if (!this.res.destroyed) this.res.addTrailers(trailers as http.OutgoingHttpHeaders); }
+
+  informational(headers: string[]): void {
+    const res = this.res;
+    if (res.destroyed || res.headersSent || headers[1] !== '103') return;
+    const hints: Record<string, string | string[]> = {};
+    for (let i = 2; i < headers.length; i += 2) {
+      const k = headers[i]!;
+      const prev = hints[k];
+      hints[k] = prev === undefined ? headers[i + 1]! : [...(Array.isArray(prev) ? prev : [prev]), headers[i + 1]!];
+    }
+    if (hints['link'] !== undefined) res.writeEarlyHints(hints as Record<string, string | string[]> & { link: string | string[] });
+  }
 
   reset(): void { this.res.destroy(); }
 

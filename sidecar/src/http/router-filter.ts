@@ -302,6 +302,11 @@ export class RouterFilter implements RouterFilterInterface {
     return false;
   }
 
+  onUpstreamInformational(headers: string[]): void {
+    if (this.committed || this.done) return;
+    this.down.informational(headers);
+  }
+
   onUpstreamTrailers(trailers: HeaderBag): void {
     this.grpcTrailersPending = false;
     const t = hasHopByHop(trailers) ? downstreamHeaders(trailers as import('node:http').IncomingHttpHeaders) as HeaderBag : trailers;

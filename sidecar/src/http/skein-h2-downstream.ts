@@ -263,6 +263,8 @@ export class SkeinH2Downstream extends CodecStream implements BodySource, Respon
 
   setTrailers(trailers: HeaderBag): void { this.trailers = headerList([], trailers); }
 
+  informational(headers: string[]): void { this.s.conn.informational(this.s, headers); }
+
   reset(code: number): void { const s = this.s; if (!s.closed) s.conn.reset(s, code); }
 
   refuseStream(): boolean {

@@ -94,6 +94,12 @@ export class SkeinH2UpstreamRequest implements UpstreamRequest, H2StreamReceiver
     if (endStream) this.responseEnd(s);
   }
 
+  /** A 1xx before the response: passed on, but 100 (the listener answered Expect: 100-continue itself). */
+  onH2Informational(_s: H2Stream, headers: string[]): void {
+    if (!this.live || headers[1] === '100') return;
+    this.router.onUpstreamInformational(headers);
+  }
+
   onH2Data(s: H2Stream, data: Buffer, endStream: boolean): void {
     const n = data.length;
     if (!this.committed || !this.live) { s.conn.consumed(s, n); return; }

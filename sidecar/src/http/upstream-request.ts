@@ -47,6 +47,8 @@ export interface RouterFilterInterface {
   /** A response body chunk for the attempt to push (HTTP/1.1); false: pause until resume(). */
   onUpstreamData(chunk: Buffer): boolean;
   onUpstreamTrailers(trailers: HeaderBag): void;
+  /** A 1xx head (not 100 or 101) before the final one, as a flat list with :status first: passed on if the downstream can carry it. */
+  onUpstreamInformational(headers: string[]): void;
   /** The committed response ended well; `endDownstream`: the attempt did not relay the body end itself. */
   onUpstreamComplete(endDownstream: boolean): void;
   /** The attempt broke: refused (not processed) or reset, with or without request bytes sent. */

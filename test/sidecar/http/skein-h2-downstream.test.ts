@@ -4,7 +4,7 @@
  * http2 client in front and a real Node http2 server behind. What is particular to the listener
  * side: trailers of a non-gRPC response reach the client (Node's engine drops them), Expect:
  * 100-continue, a body that arrives with its head (before the router reads), a client that
- * reads a large response slowly (the response waits in the windows, and all of it arrives),
+ * reads a large response slowly, a 103 Early Hints passed on, (the response waits in the windows, and all of it arrives),
  * a local reply to a request whose body is still coming, and the h2.downstream.* counters.
  */
 import { after, before, describe, test } from 'node:test';
@@ -66,6 +66,10 @@ describe('--h2-engine skein: the listeners\' HTTP/2 connections on skein\'s engi
           stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
           stream.end(Buffer.concat(chunks));
         });
+      } else if (path === '/hints') {
+        stream.additionalHeaders({ ':status': 103, link: '</style.css>; rel=preload; as=style' });
+        stream.respond({ ':status': 200, 'content-type': 'text/html' });
+        stream.end('<html></html>');
       } else if (path === '/big') {
         stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
         stream.end(big);
@@ -94,6 +98,23 @@ describe('--h2-engine skein: the listeners\' HTTP/2 connections on skein\'s engi
     assert.equal(r.status, 200);
     assert.equal(r.body.toString(), 'body');
     assert.equal(r.trailers['x-checksum'], 'abc123');
+  });
+
+  test('a 103 Early Hints from the upstream reaches the client before the response', async () => {
+    const hints: http2.IncomingHttpHeaders[] = [];
+    const r = await new Promise<Reply>((resolve, reject) => {
+      const req = client.request({ ':method': 'GET', ':path': '/hints', ':authority': DOMAIN }, { endStream: true });
+      const out: Reply = { status: 0, informational: [], headers: {}, body: Buffer.alloc(0), trailers: {}, rst: 0 };
+      req.on('headers', (h) => { hints.push(h); });
+      req.on('response', (h) => { out.status = Number(h[':status']); });
+      req.on('data', () => undefined);
+      req.on('error', reject);
+      req.on('close', () => resolve(out));
+    });
+    assert.equal(r.status, 200);
+    assert.equal(hints.length, 1, 'one informational head');
+    assert.equal(Number(hints[0]![':status']), 103);
+    assert.equal(hints[0]!['link'], '</style.css>; rel=preload; as=style');
   });
 
   test('Expect: 100-continue is answered with a 100, then the body goes upstream', async () => {

@@ -24,6 +24,7 @@ class Collect implements H2StreamUser {
   onH2Headers(_s: H2Stream, h: string[]): void { this.status = Number(h[h.indexOf(':status') + 1]); }
   onH2Data(s: H2Stream, d: Buffer): void { this.body += d.toString(); s.conn.consumed(s, d.length); }
   onH2Trailers(): void { /* none here */ }
+  onH2Informational(): void { /* none here */ }
   onH2Writable(): void { /* nothing queued */ }
   onH2Close(_s: H2Stream, code: number): void { this.closed = code; }
 }

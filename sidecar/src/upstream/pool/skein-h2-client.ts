@@ -29,6 +29,8 @@ export type SkeinH2Pool = H2Pool<SkeinHead, boolean, H2Stream>;
 /** The owner of a stream (`s.user`): the connection's events for that stream. */
 export interface H2StreamUser {
   onH2Headers(s: H2Stream, headers: string[], endStream: boolean): void;
+  /** A 1xx head (not 101) before the final one. */
+  onH2Informational(s: H2Stream, headers: string[]): void;
   onH2Data(s: H2Stream, data: Buffer, endStream: boolean): void;
   onH2Trailers(s: H2Stream, trailers: string[]): void;
   onH2Writable(s: H2Stream): void;
@@ -73,7 +75,7 @@ export class SkeinH2Client extends PoolClient<SkeinHead, boolean, H2Stream> impl
     if (u !== undefined) u.onH2Headers(s, headers, endStream); else this.conn.reset(s, H2_ERROR.CANCEL);
   }
 
-  onInformational(): void { /* 1xx heads are not forwarded (as with the Node engine) */ }
+  onInformational(s: H2Stream, headers: string[]): void { (s.user as H2StreamUser | undefined)?.onH2Informational(s, headers); }
 
   onData(s: H2Stream, data: Buffer, endStream: boolean): void {
     const u = s.user as H2StreamUser | undefined;
