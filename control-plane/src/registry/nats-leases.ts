@@ -1,4 +1,4 @@
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { KV, KvWatchEntry } from '@nats-io/kv';
 import type { Clock } from '../../../shared/src/clock';
@@ -50,7 +50,7 @@ export class NatsLeases implements LeaseReplica {
     let kv: KV;
     try {
       const kvm = new Kvm(jetstream(conn.nc, { timeout: 5000 }));
-      await ensureStream(await jetstreamManager(conn.nc, { timeout: 5000 }), { stream: `KV_${name}`, what: `KV bucket ${name}`, replicas, create: () => kvm.create(name, { history: 1, replicas }), log: opts.log });
+      await ensureStream(await conn.jetstream(5000), { stream: `KV_${name}`, what: `KV bucket ${name}`, replicas, create: () => kvm.create(name, { history: 1, replicas }), conn, log: opts.log });
       kv = await kvm.open(name);
     } catch (e) {
       if (e instanceof MeshError) throw e;

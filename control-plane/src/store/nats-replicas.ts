@@ -18,6 +18,7 @@ import { JetStreamApiError } from '@nats-io/jetstream';
 import type { JetStreamManager, StreamInfo } from '@nats-io/jetstream';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import type { Logger } from '../../../shared/src/log';
+import type { NatsStoreConnection } from './nats-connection';
 
 /** "stream name already in use with a different configuration" */
 const STREAM_NAME_EXISTS = 10058;
@@ -31,19 +32,21 @@ export interface StreamNeed {
   replicas: number;
   /** Creates it with `replicas` copies; may throw JetStream's "already in use" when another replica won. */
   create(): Promise<unknown>;
+  conn: NatsStoreConnection;
   log: Logger;
 }
 
 /** Creates the stream if it is missing, then brings its replica count up to `replicas`; returns its info. */
 export async function ensureStream(jsm: JetStreamManager, need: StreamNeed): Promise<StreamInfo> {
   for (let attempt = 0; ; attempt++) {
-    const info = await jsm.streams.info(need.stream).catch((e: unknown) => {
+    const info = await need.conn.whileStarting(`reading ${need.what}`, () => jsm.streams.info(need.stream)).catch((e: unknown) => {
       if (e instanceof JetStreamApiError && e.code === STREAM_NOT_FOUND) return undefined;
       throw e;
     });
     if (info !== undefined) return raise(jsm, info, need);
     try {
-      await need.create();
+      // A create that timed out may have been done: the next round reads it back.
+      await need.conn.whileStarting(`creating ${need.what}`, need.create);
     } catch (e) {
       // Another replica created it first with another config: read what is there (once more).
       if (e instanceof JetStreamApiError && e.code === STREAM_NAME_EXISTS && attempt < 2) continue;
@@ -65,7 +68,7 @@ async function raise(jsm: JetStreamManager, info: StreamInfo, need: StreamNeed):
   if (info.cluster === undefined) throw replicasError(new Error('replicas > 1 not supported in non-clustered mode (the server is not in a JetStream cluster)'), need, have);
   need.log.info({ stream: need.stream, from: have, to: need.replicas }, `${need.what}: raising its replicas from ${have} to ${need.replicas} (--store-replicas)`);
   try {
-    return await jsm.streams.update(need.stream, { num_replicas: need.replicas });
+    return await need.conn.whileStarting(`raising ${need.what}'s replicas`, () => jsm.streams.update(need.stream, { num_replicas: need.replicas }));
   } catch (e) {
     throw replicasError(e, need, have);
   }

@@ -1,4 +1,4 @@
-import { DeliverPolicy, JetStreamApiError, jetstream, jetstreamManager, StorageType, DiscardPolicy } from '@nats-io/jetstream';
+import { DeliverPolicy, JetStreamApiError, jetstream, StorageType, DiscardPolicy } from '@nats-io/jetstream';
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { KV } from '@nats-io/kv';
@@ -57,14 +57,14 @@ export class NatsRevisionLog implements RevisionLog {
     const what = `stream ${opts.bucket}-revisions and KV bucket ${opts.bucket}`;
     const replicas = opts.replicas ?? 1;
     try {
-      const jsm = await jetstreamManager(conn.nc, { timeout: PUBLISH_TIMEOUT_MS });
+      const jsm = await conn.jetstream(PUBLISH_TIMEOUT_MS);
       const js = jetstream(conn.nc, { timeout: PUBLISH_TIMEOUT_MS });
       const name = `${opts.bucket}-revisions`;
       const config = { name, subjects: [`skein.${opts.bucket}.revisions`], max_msgs: opts.historyLimit, storage: StorageType.File, discard: DiscardPolicy.Old, num_replicas: replicas };
-      const info = await ensureStream(jsm, { stream: name, what: `stream ${name}`, replicas, create: () => jsm.streams.add(config), log: opts.log });
+      const info = await ensureStream(jsm, { stream: name, what: `stream ${name}`, replicas, create: () => jsm.streams.add(config), conn, log: opts.log });
       if (info.config.max_msgs !== opts.historyLimit) await jsm.streams.update(name, { max_msgs: opts.historyLimit });
       const kvm = new Kvm(js);
-      await ensureStream(jsm, { stream: `KV_${opts.bucket}`, what: `KV bucket ${opts.bucket}`, replicas, create: () => kvm.create(opts.bucket, { history: 1, replicas }), log: opts.log });
+      await ensureStream(jsm, { stream: `KV_${opts.bucket}`, what: `KV bucket ${opts.bucket}`, replicas, create: () => kvm.create(opts.bucket, { history: 1, replicas }), conn, log: opts.log });
       const kv = await kvm.open(opts.bucket);
       const log = new NatsRevisionLog(conn, js, jsm, kv, opts.bucket, opts.historyLimit, opts.log);
       await log.follow();

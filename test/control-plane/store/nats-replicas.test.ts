@@ -2,7 +2,7 @@
  * --store-replicas against a real 3-node JetStream cluster (nats-server processes on loopback):
  * three replicas opening the store at once all succeed and leave R3 streams; an R1 store is raised
  * to 3; a replica asking for fewer keeps what is there and says so; more replicas than servers is
- * refused naming the flag. The single-server cases are in test/control-plane/cli/control-plane-command.test.ts.
+ * refused naming the flag; opening while the cluster is still forming waits for it. The single-server cases are in test/control-plane/cli/control-plane-command.test.ts.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -94,6 +94,30 @@ test('a store made with 1 replica is raised to 3; one opened afterwards with 1 k
   ]);
 });
 
-test('more replicas than the cluster has servers is refused, naming --store-replicas', { timeout: 120_000 }, async () => {
-  await assert.rejects(openStore(conns[0]!, 'too-many', 5), (e: unknown) => e instanceof MeshError && /^--store-replicas 5: JetStream cannot keep stream too-many-revisions on 5 servers: .*insufficient resources|no suitable peers/.test(e.message));
+test('more replicas than the cluster has servers is refused (after the start-up wait), naming --store-replicas', { timeout: 120_000 }, async () => {
+  const conn = await NatsStoreConnection.open(parseStoreUrl(cluster[0]!.url), quiet(), { startWaitMs: 2000 });
+  after(() => conn.close());
+  await assert.rejects(openStore(conn, 'too-many', 5), (e: unknown) => e instanceof MeshError && /^--store-replicas 5: JetStream cannot keep stream too-many-revisions on 5 servers: .*insufficient resources|no suitable peers/.test(e.message));
+});
+
+test('opening while 2 of 3 servers are down (a cluster still forming) waits, saying so, and succeeds once they are back', { timeout: 180_000 }, async () => {
+  await cluster[1]!.stop();
+  await cluster[2]!.stop();
+  const rec = recording();
+  const conn = await NatsStoreConnection.open(parseStoreUrl(cluster[0]!.url), rec.log);
+  after(() => conn.close());
+  const opening = openStore(conn, 'no-leader-yet', 3, rec.log);
+  opening.catch(() => undefined); // awaited below; not unhandled should the wait for the line fail first
+  try {
+    const deadline = Date.now() + 60_000;
+    while (!rec.lines().some((l) => /^JetStream not ready for /.test(l['msg'] as string))) {
+      if (Date.now() > deadline) throw new Error(`no "waiting" line: ${JSON.stringify(rec.lines())}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await cluster[1]!.start();
+    await cluster[2]!.start();
+  }
+  await (await opening.catch((e: unknown) => { throw new Error(`${(e as Error).message}\n${cluster.map((c) => c.logs().slice(-3000)).join('\n----\n')}`); }))();
+  assert.deepEqual(await replicasOf('no-leader-yet'), all('no-leader-yet', 3));
 });
