@@ -64,8 +64,9 @@ async function raise(jsm: JetStreamManager, info: StreamInfo, need: StreamNeed):
     return info;
   }
   // A single nats-server takes the update and then reports N replicas while it keeps one copy
-  // (seen with 2.9.10): its stream info has no cluster; refuse before writing that config.
-  if (info.cluster === undefined) throw replicasError(new Error('replicas > 1 not supported in non-clustered mode (the server is not in a JetStream cluster)'), need, have);
+  // (seen with 2.9.10): its stream info has no cluster (or one with no name, as a server that is
+  // not in a JetStream cluster may answer); refuse before writing that config.
+  if (info.cluster?.name === undefined || info.cluster.name === '') throw replicasError(new Error('replicas > 1 not supported in non-clustered mode (the server is not in a JetStream cluster)'), need, have);
   need.log.info({ stream: need.stream, from: have, to: need.replicas }, `${need.what}: raising its replicas from ${have} to ${need.replicas} (--store-replicas)`);
   try {
     return await need.conn.whileStarting(`raising ${need.what}'s replicas`, () => jsm.streams.update(need.stream, { num_replicas: need.replicas }));
