@@ -89,9 +89,10 @@ export interface ControlPlaneOptions {
   /**
    * Share config revisions and endpoint leases with other replicas through NATS JetStream
    * (store/nats-revision-log.ts, registry/nats-leases.ts). Default: the embedded file store in
-   * `dataDir`, for one control plane.
+   * `dataDir`, for one control plane. `replicas`: copies JetStream keeps of the stream and KV
+   * buckets (store/nats-replicas.ts); default 1.
    */
-  store?: { target: NatsStoreTarget; bucket: string };
+  store?: { target: NatsStoreTarget; bucket: string; replicas?: number };
   clock?: Clock;
   log?: Logger;
 }
@@ -191,8 +192,8 @@ export class ControlPlane {
       }
       cp.nats = await NatsStoreConnection.open(opts.store.target, cp.log);
       try {
-        log = await NatsRevisionLog.open(cp.nats, { bucket: opts.store.bucket, historyLimit: opts.historyLimit ?? 1000, log: cp.log });
-        cp.sharedLeases = await NatsLeases.open(cp.nats, cp.registry, { bucket: opts.store.bucket, clock: cp.clock, log: cp.log });
+        log = await NatsRevisionLog.open(cp.nats, { bucket: opts.store.bucket, historyLimit: opts.historyLimit ?? 1000, replicas: opts.store.replicas ?? 1, log: cp.log });
+        cp.sharedLeases = await NatsLeases.open(cp.nats, cp.registry, { bucket: opts.store.bucket, replicas: opts.store.replicas ?? 1, clock: cp.clock, log: cp.log });
       } catch (e) {
         await cp.nats.close();
         throw e;

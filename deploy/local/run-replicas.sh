@@ -47,7 +47,8 @@ start_replica() {
   local i="$1"; shift
   local port=$((BASE_PORT + 10 * i))
   mkdir -p "$DIR/r$i"
-  "${SKEIN[@]}" control-plane --store "nats://127.0.0.1:$NATS_PORT" --store-bucket "$BUCKET" --data-dir "$DIR/r$i" \
+  # One nats-server, not clustered: it keeps one copy of each stream (--store-replicas 1; more is refused).
+  "${SKEIN[@]}" control-plane --store "nats://127.0.0.1:$NATS_PORT" --store-bucket "$BUCKET" --store-replicas 1 --data-dir "$DIR/r$i" \
     --xds-listen "127.0.0.1:$port" --api-listen "127.0.0.1:$((port + 1))" --monitoring-listen "127.0.0.1:$((port + 2))" "$@" \
     >"$DIR/r$i.ready" 2>"$DIR/r$i.log" &
   pids+=($!)

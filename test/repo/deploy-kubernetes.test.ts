@@ -5,8 +5,9 @@
  *   (kubernetes-models, generated from the Kubernetes API's own schema), and every manifest is
  *   listed in kustomization.yaml;
  * - every `skein` container's args parse with that command's own flag spec (a flag skein does not
- *   have fails here, not in a crash-looping pod); PENDING lists flags another branch of issue 17
- *   is adding, accepted only while the command does not know them yet;
+ *   have fails here, not in a crash-looping pod);
+ * - the control plane makes its NATS stream and buckets itself with 3 replicas (--store-replicas=3):
+ *   no bucket Job, no init container waiting for one;
  * - selectors select the pods they are meant for, Services' target ports are named container
  *   ports, the webhooks call a Service and port that exist, NATS routes name every StatefulSet pod;
  * - mesh-secrets.sh's CA and admin token are taken by a real control plane: its API answers over
@@ -53,8 +54,6 @@ const MODELS: Record<string, new (o: never) => { validate(): void }> = {
   'admissionregistration.k8s.io/v1/MutatingWebhookConfiguration': MutatingWebhookConfiguration,
 };
 const COMMANDS: Record<string, Command> = { 'control-plane': controlPlane, sidecar, injector };
-/** Flags of issue 17 being added on another branch (nats-store): accepted while unknown. */
-const PENDING: Record<string, string[]> = { 'control-plane': ['store', 'store-bucket'] };
 
 interface Doc { file: string; obj: Obj }
 function load(): Doc[] {
@@ -99,10 +98,7 @@ describe('deploy/kubernetes', () => {
         const [cmd, ...args] = c['args'] as string[];
         const command = COMMANDS[cmd!];
         assert.ok(command !== undefined, `${name(d)} ${c['name'] as string}: unknown skein command ${cmd}`);
-        const known = new Set(command.spec.flags.map((f) => f.name));
-        const pending = (PENDING[cmd!] ?? []).filter((f) => !known.has(f));
-        const kept = args.filter((a) => !pending.some((f) => a === `--${f}` || a.startsWith(`--${f}=`)));
-        const parsed = parse(command.spec, kept); // throws naming an unknown flag
+        const parsed = parse(command.spec, args); // throws naming an unknown flag
         assert.deepEqual(parsed.positionals, [], `${name(d)}: stray arguments`);
         checked++;
       }
@@ -116,6 +112,10 @@ describe('deploy/kubernetes', () => {
     const c = (podSpec(cp)['containers'] as Obj[])[0]!;
     const args = c['args'] as string[];
     assert.ok(args.some((a) => a.startsWith('--store=nats://')) && args.includes('--store-bucket=skein'), args.join(' '));
+    // R3 on the 3-node NATS StatefulSet: the stream and both buckets survive one node down.
+    assert.ok(args.includes('--store-replicas=3'), args.join(' '));
+    const nats = of('StatefulSet').find((d) => d.obj['metadata'].name === 'skein-nats')!;
+    assert.ok((nats.obj['spec'].replicas as number) >= 3, 'as many NATS nodes as --store-replicas');
     for (const w of workloads()) {
       const pod = podSpec(w);
       assert.equal(pod['securityContext'].runAsNonRoot, true, name(w));
@@ -154,7 +154,13 @@ describe('deploy/kubernetes', () => {
     assert.deepEqual([...conf.matchAll(/nats:\/\/([^:\s]+):6222/g)].map((m) => m[1]), pods);
     const store = ((podSpec(of('Deployment').find((d) => d.obj['metadata'].name === 'skein-control-plane')!)['containers'] as Obj[])[0]!['args'] as string[]).find((a) => a.startsWith('--store='))!;
     assert.deepEqual(store.slice('--store='.length).split(',').map((u) => new URL(u).hostname), pods);
-    assert.match(JSON.stringify(of('Job')[0]!.obj), /nats kv add skein --replicas=3/);
+  });
+
+  test('nothing makes or waits for the store bucket but the control plane itself (it creates what it needs with --store-replicas)', () => {
+    assert.deepEqual(of('Job').map(name), [], 'no bucket Job');
+    const cp = of('Deployment').find((d) => d.obj['metadata'].name === 'skein-control-plane')!;
+    assert.deepEqual(((podSpec(cp)['initContainers'] ?? []) as Obj[]).map((c) => c['name'] as string), ['credentials']);
+    assert.ok(!docs.some((d) => /nats kv (add|info)|nats-box/.test(JSON.stringify(d.obj))), 'no nats CLI in any manifest');
   });
 });
 

@@ -32,9 +32,11 @@ export interface NatsServer {
  * Starts nats-server -js on a free loopback port (`jetstream: false`: without -js, a server a
  * control plane cannot use). Installs the Debian package first if needed (give the hook a long timeout).
  */
-export async function startNatsServer(opts: { jetstream?: boolean } = {}): Promise<NatsServer> {
+export async function startNatsServer(opts: { jetstream?: boolean; cluster?: { name: string; port: number; routes: number[] } } = {}): Promise<NatsServer> {
   ensureDebianTools('nats-server');
   const port = await closedPort();
+  const cluster = opts.cluster === undefined ? [] : ['-n', opts.cluster.name, '--cluster_name', 'skein-test', '--cluster', `nats://127.0.0.1:${opts.cluster.port}`,
+    '--routes', opts.cluster.routes.map((r) => `nats://127.0.0.1:${r}`).join(',')];
   const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'skein-nats-'));
   let proc: ChildProcess | undefined;
   let logs = '';
@@ -43,7 +45,7 @@ export async function startNatsServer(opts: { jetstream?: boolean } = {}): Promi
     logs: () => logs,
     async start() {
       if (proc !== undefined) return;
-      const p = spawn(natsServerBinary(), ['-a', '127.0.0.1', '-p', String(port), ...(opts.jetstream === false ? [] : ['-js']), '-sd', storeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const p = spawn(natsServerBinary(), ['-a', '127.0.0.1', '-p', String(port), ...(opts.jetstream === false ? [] : ['-js']), '-sd', storeDir, ...cluster], { stdio: ['ignore', 'pipe', 'pipe'] });
       proc = p;
       const collect = (d: Buffer) => { logs = (logs + d.toString()).slice(-100_000); };
       p.stdout!.on('data', collect);
@@ -90,4 +92,22 @@ async function waitListening(port: number, p: ChildProcess, logs: () => string):
 /** Debian installs it in /usr/sbin, which is not on every user's PATH. */
 function natsServerBinary(): string {
   return fs.existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server';
+}
+
+/**
+ * `n` nats-servers -js in one cluster on loopback (a JetStream cluster, where streams can have up
+ * to `n` replicas). Resolves once each accepts clients; JetStream answers only after the cluster
+ * has elected its meta leader, so callers poll their first JetStream request.
+ */
+export async function startNatsCluster(n: number): Promise<NatsServer[]> {
+  const routes: number[] = [];
+  for (let i = 0; i < n; i++) routes.push(await closedPort());
+  const servers: NatsServer[] = [];
+  try {
+    for (let i = 0; i < n; i++) servers.push(await startNatsServer({ cluster: { name: `n${i + 1}`, port: routes[i]!, routes } }));
+  } catch (e) {
+    for (const s of servers) await s.close();
+    throw e;
+  }
+  return servers;
 }

@@ -8,7 +8,7 @@ import { intFlag, optStr, str } from '../../../shared/src/cli/args';
 import { parseListen } from '../../../shared/src/listen-address';
 import type { Command } from '../../../shared/src/cli/command';
 import { formatChange } from './format';
-import { checkBucket, parseStoreUrl } from '../store/nats-store-url';
+import { checkBucket, MAX_STORE_REPLICAS, parseStoreUrl } from '../store/nats-store-url';
 
 export const controlPlane: Command = {
   spec: {
@@ -20,6 +20,7 @@ export const controlPlane: Command = {
       { name: 'data-dir', type: 'string', value: 'DIR', env: 'SKEIN_DATA_DIR', default: './.skein-data', help: 'where the embedded store keeps config revisions (with --store: only the CA and admin token)' },
       { name: 'store', type: 'string', value: 'nats://HOST:PORT[,HOST2:PORT]', env: 'SKEIN_STORE', help: 'share config revisions and endpoint leases with other control-plane replicas through NATS JetStream (2.9+); credentials as nats://user:pass@host or nats://token@host are never logged (default: the embedded file store in --data-dir, one control plane)' },
       { name: 'store-bucket', type: 'string', value: 'NAME', default: 'skein', help: 'with --store: name of the JetStream stream (NAME-revisions) and KV buckets (NAME, NAME-leases); replicas of one mesh use the same' },
+      { name: 'store-replicas', type: 'string', value: 'N', help: `with --store: copies JetStream keeps of that stream and those buckets, 1 to ${MAX_STORE_REPLICAS} (at most the JetStream servers in the cluster; a single nats-server takes 1). The control plane creates them with N; existing ones with fewer are raised to N, ones with more are kept, with a warning (default: 1)` },
       { name: 'xds-listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:18000', help: 'address of the xDS (ADS) gRPC server; port 0 picks a free port' },
       { name: 'api-listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:18001', help: 'address of the SRE HTTP API; port 0 picks a free port' },
       { name: 'monitoring-listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:15014', help: 'plain-HTTP, read-only monitoring listener: GET /metrics for Prometheus (xDS and process metrics); port 0 picks a free port; off disables it' },
@@ -61,6 +62,9 @@ export const controlPlane: Command = {
     const storeTarget = storeUrl === undefined ? undefined : parseStoreUrl(storeUrl);
     const bucket = checkBucket(str(p, 'store-bucket'));
     if (storeTarget === undefined && p.values['store-bucket'] !== undefined && str(p, 'store-bucket') !== 'skein') throw new MeshError(ErrorCodes.VALIDATION, '--store-bucket needs --store');
+    // No spec default (the help says 1), so a --store-replicas given without --store is seen and refused.
+    const storeReplicas = intFlag(p, 'store-replicas', 1, MAX_STORE_REPLICAS);
+    if (storeTarget === undefined && storeReplicas !== undefined) throw new MeshError(ErrorCodes.VALIDATION, '--store-replicas needs --store');
     const log = createLogger('skein-control-plane', level);
     // Loaded here, not at the top: the gRPC server and xDS protos would slow every other command.
     const { ControlPlane } = await import('../control-plane');
@@ -73,7 +77,7 @@ export const controlPlane: Command = {
       ...(optStr(p, 'xds-san') === undefined ? {} : { xdsSans: sansOf(optStr(p, 'xds-san')!) }),
       ...(insecureListen === undefined ? {} : { xdsInsecureListen: insecureListen, xdsInsecureAllowRemote: p.values['xds-insecure-allow-remote'] === true }),
       ...(monitoringListen === 'off' ? {} : { monitoringListen }),
-      ...(storeTarget === undefined ? {} : { store: { target: storeTarget, bucket } }),
+      ...(storeTarget === undefined ? {} : { store: { target: storeTarget, bucket, replicas: storeReplicas ?? 1 } }),
     });
     const seed = optStr(p, 'config');
     if (seed !== undefined) {

@@ -2,9 +2,11 @@ import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { KV, KvWatchEntry } from '@nats-io/kv';
 import type { Clock } from '../../../shared/src/clock';
+import { MeshError } from '../../../shared/src/errors';
 import type { Logger } from '../../../shared/src/log';
 import { openFailed } from '../store/nats-connection';
 import type { NatsStoreConnection } from '../store/nats-connection';
+import { ensureStream } from '../store/nats-replicas';
 import type { EndpointRegistry, Lease, LeaseReplica } from './endpoint-registry';
 
 /**
@@ -41,12 +43,18 @@ export class NatsLeases implements LeaseReplica {
     conn.onReconnect(() => { this.connectedSince = this.clock.now(); this.warnedDown = false; });
   }
 
-  static async open(conn: NatsStoreConnection, registry: EndpointRegistry, opts: { bucket: string; clock: Clock; log: Logger }): Promise<NatsLeases> {
+  /** `replicas`: copies JetStream keeps of the bucket (--store-replicas; see store/nats-replicas.ts). */
+  static async open(conn: NatsStoreConnection, registry: EndpointRegistry, opts: { bucket: string; replicas?: number; clock: Clock; log: Logger }): Promise<NatsLeases> {
+    const name = `${opts.bucket}-leases`;
+    const replicas = opts.replicas ?? 1;
     let kv: KV;
     try {
-      kv = await new Kvm(jetstream(conn.nc, { timeout: 5000 })).create(`${opts.bucket}-leases`, { history: 1 });
+      const kvm = new Kvm(jetstream(conn.nc, { timeout: 5000 }));
+      await ensureStream(await conn.jetstream(5000), { stream: `KV_${name}`, what: `KV bucket ${name}`, replicas, create: () => kvm.create(name, { history: 1, replicas }), conn, log: opts.log });
+      kv = await kvm.open(name);
     } catch (e) {
-      throw openFailed(`KV bucket ${opts.bucket}-leases`, conn.target, e);
+      if (e instanceof MeshError) throw e;
+      throw openFailed(`KV bucket ${name}`, conn.target, e);
     }
     const leases = new NatsLeases(conn, kv, registry, opts.clock, opts.log);
     await leases.watch();

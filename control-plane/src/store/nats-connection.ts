@@ -5,11 +5,16 @@
  * never shown: `redacted` is what logs and errors name.
  */
 import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { JetStreamManager } from '@nats-io/jetstream';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import type { Logger } from '../../../shared/src/log';
 import type { NatsStoreTarget } from './nats-store-url';
 
 type NatsConnection = Awaited<ReturnType<typeof connect>>;
+
+/** How long start-up retries while a JetStream cluster is still forming (see whileStarting). */
+const START_WAIT_MS = 60_000;
 
 /**
  * One connection for the revision log and the lease registry. It reconnects forever; while it is
@@ -20,11 +25,12 @@ export class NatsStoreConnection {
   private up = true;
   private readonly reconnected: (() => void)[] = [];
 
-  private constructor(readonly nc: NatsConnection, readonly target: NatsStoreTarget, private readonly log: Logger) {
+  private constructor(readonly nc: NatsConnection, readonly target: NatsStoreTarget, private readonly log: Logger, private readonly startWaitMs: number) {
     void this.follow();
   }
 
-  static async open(target: NatsStoreTarget, log: Logger): Promise<NatsStoreConnection> {
+  /** `startWaitMs`: how long start-up retries while JetStream is not ready (default 60 s). */
+  static async open(target: NatsStoreTarget, log: Logger, opts: { startWaitMs?: number } = {}): Promise<NatsStoreConnection> {
     let nc: NatsConnection;
     try {
       nc = await connect({
@@ -36,7 +42,7 @@ export class NatsStoreConnection {
       throw new MeshError(ErrorCodes.STORE_UNAVAILABLE, `--store: cannot connect to ${target.redacted}: ${scrub((e as Error).message, target)}`, { cause: e });
     }
     log.info({ store: target.redacted, server: nc.info?.server_name, version: nc.info?.version }, 'connected to the NATS store');
-    return new NatsStoreConnection(nc, target, log);
+    return new NatsStoreConnection(nc, target, log, opts.startWaitMs ?? START_WAIT_MS);
   }
 
   get available(): boolean { return this.up && !this.nc.isClosed(); }
@@ -47,6 +53,36 @@ export class NatsStoreConnection {
   }
 
   onReconnect(fn: () => void): void { this.reconnected.push(fn); }
+
+  /** JetStream's manager, once the servers answer JetStream requests (see whileStarting). */
+  jetstream(timeout: number): Promise<JetStreamManager> {
+    return this.whileStarting('answering JetStream requests', () => jetstreamManager(this.nc, { timeout }));
+  }
+
+  /**
+   * Runs `fn`, again while JetStream answers as a cluster still forming does (all its pods starting
+   * at once): requests unanswered (timeout), "temporarily unavailable" (no meta leader yet), "no
+   * suitable peers for placement" (the peers a stream needs have not all joined yet; also what
+   * more replicas than servers gets, which so fails only after the wait). Up to `startWaitMs`,
+   * saying so once; anything else (JetStream off, a single server asked for replicas) is thrown at once.
+   */
+  async whileStarting<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.startWaitMs;
+    let said = false;
+    for (;;) {
+      try {
+        return await fn();
+      } catch (e) {
+        const msg = (e as Error)?.message ?? '';
+        if (!/timeout|temporarily unavailable|no suitable peers|insufficient resources/i.test(msg) || Date.now() > deadline) throw e;
+        if (!said) {
+          said = true;
+          this.log.warn({ store: this.target.redacted, err: scrub(msg, this.target) }, `JetStream not ready for ${what} (a cluster still forming?): retrying for up to ${this.startWaitMs / 1000}s`);
+        }
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
 
   async close(): Promise<void> {
     if (!this.nc.isClosed()) await this.nc.close().catch(() => undefined);

@@ -1,4 +1,4 @@
-import { DeliverPolicy, JetStreamApiError, jetstream, jetstreamManager, StorageType, DiscardPolicy } from '@nats-io/jetstream';
+import { DeliverPolicy, JetStreamApiError, jetstream, StorageType, DiscardPolicy } from '@nats-io/jetstream';
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { KV } from '@nats-io/kv';
@@ -7,6 +7,7 @@ import type { Logger } from '../../../shared/src/log';
 import type { Revision, RevisionLog, RevisionMeta } from './config-store';
 import { openFailed, unavailable } from './nats-connection';
 import type { NatsStoreConnection } from './nats-connection';
+import { ensureStream } from './nats-replicas';
 
 /** JetStream's "wrong last sequence": another writer appended first. */
 const WRONG_LAST_SEQUENCE = 10071;
@@ -51,17 +52,20 @@ export class NatsRevisionLog implements RevisionLog {
     this.subject = `skein.${bucket}.revisions`;
   }
 
-  static async open(conn: NatsStoreConnection, opts: { bucket: string; historyLimit: number; log: Logger }): Promise<NatsRevisionLog> {
+  /** `replicas`: copies JetStream keeps of the stream and the KV bucket (--store-replicas; see nats-replicas.ts). */
+  static async open(conn: NatsStoreConnection, opts: { bucket: string; historyLimit: number; replicas?: number; log: Logger }): Promise<NatsRevisionLog> {
     const what = `stream ${opts.bucket}-revisions and KV bucket ${opts.bucket}`;
+    const replicas = opts.replicas ?? 1;
     try {
-      const jsm = await jetstreamManager(conn.nc, { timeout: PUBLISH_TIMEOUT_MS });
+      const jsm = await conn.jetstream(PUBLISH_TIMEOUT_MS);
       const js = jetstream(conn.nc, { timeout: PUBLISH_TIMEOUT_MS });
       const name = `${opts.bucket}-revisions`;
-      const config = { name, subjects: [`skein.${opts.bucket}.revisions`], max_msgs: opts.historyLimit, storage: StorageType.File, discard: DiscardPolicy.Old };
-      const info = await jsm.streams.info(name).catch(() => undefined);
-      if (info === undefined) await jsm.streams.add(config);
-      else if (info.config.max_msgs !== opts.historyLimit) await jsm.streams.update(name, { max_msgs: opts.historyLimit });
-      const kv = await new Kvm(js).create(opts.bucket, { history: 1 });
+      const config = { name, subjects: [`skein.${opts.bucket}.revisions`], max_msgs: opts.historyLimit, storage: StorageType.File, discard: DiscardPolicy.Old, num_replicas: replicas };
+      const info = await ensureStream(jsm, { stream: name, what: `stream ${name}`, replicas, create: () => jsm.streams.add(config), conn, log: opts.log });
+      if (info.config.max_msgs !== opts.historyLimit) await jsm.streams.update(name, { max_msgs: opts.historyLimit });
+      const kvm = new Kvm(js);
+      await ensureStream(jsm, { stream: `KV_${opts.bucket}`, what: `KV bucket ${opts.bucket}`, replicas, create: () => kvm.create(opts.bucket, { history: 1, replicas }), conn, log: opts.log });
+      const kv = await kvm.open(opts.bucket);
       const log = new NatsRevisionLog(conn, js, jsm, kv, opts.bucket, opts.historyLimit, opts.log);
       await log.follow();
       try {

@@ -1,5 +1,5 @@
 /**
- * --store and --store-bucket: which NATS servers the control plane shares its state through, and
+ * --store, --store-bucket and --store-replicas (its bounds): which NATS servers the control plane shares its state through, and
  * the names it uses there. Parsing only (no client is loaded), so every CLI command stays quick.
  */
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
@@ -13,6 +13,9 @@ export interface NatsStoreTarget {
   /** The servers as logs show them: nats://host:port,... with any credential replaced by ***. */
   redacted: string;
 }
+
+/** --store-replicas' most: JetStream's own limit on a stream's replicas. */
+export const MAX_STORE_REPLICAS = 5;
 
 const BUCKET = /^[A-Za-z0-9_-]{1,64}$/;
 
