@@ -64,8 +64,8 @@ export interface SidecarIdentityOptions {
 export interface SidecarOptions {
   /**
    * The control plane's xDS address (--xds): host:port, or several separated by commas; the xDS
-   * client fails over between them (xds/xds-client.ts). Registration, certificates and route
-   * stats go to the first.
+   * client fails over between them (xds/xds-client.ts), and so does registration (registration.ts);
+   * certificates and route stats go to the first.
    */
   xdsServer: string;
   /** The ADS protocol (--xds-protocol): 'delta' (default; SotW with a server that lacks delta) or 'sotw'. */
@@ -210,7 +210,7 @@ export class Sidecar {
       // so no caller reaches it while it would refuse what the service allows. A control plane
       // that sends none (no Service declared) leaves it STRICT; registration goes ahead after 5s.
       await sc.inboundModeKnown(5000);
-      sc.registration = new Registration({ server: firstServer(opts.xdsServer), credentials: sc.workload!.controlPlaneCredentials(), channelOptions: CONTROL_PLANE_CHANNEL_OPTIONS, service: opts.service, address: opts.advertiseAddress, port: Number(sc.bound['inbound']!.split(':').pop()), labels: { version: opts.version }, ttlMs: opts.leaseTtlMs, node: opts.nodeId, clock: sc.clock, log: opts.log });
+      sc.registration = new Registration({ servers: allServers(opts.xdsServer), credentials: sc.workload!.controlPlaneCredentials(), channelOptions: CONTROL_PLANE_CHANNEL_OPTIONS, service: opts.service, address: opts.advertiseAddress, port: Number(sc.bound['inbound']!.split(':').pop()), labels: { version: opts.version }, ttlMs: opts.leaseTtlMs, node: opts.nodeId, clock: sc.clock, log: opts.log });
       await sc.registration.start();
       if (sc.appHealth?.unhealthyReason !== undefined) await sc.registration.setHealth('UNHEALTHY');
     }
@@ -594,7 +594,12 @@ export class Sidecar {
 
 function snakeCase(camel: string): string { return camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`); }
 
-/** The first address of --xds (registration, certificates and route stats go there). */
+/** Every address of --xds, in order (registration moves to the next when one is unreachable). */
+function allServers(list: string): string[] {
+  return parseXdsServers(list).map((s) => targetOf(s.host, s.port));
+}
+
+/** The first address of --xds (certificates and route stats go there). */
 function firstServer(list: string): string {
   const s = parseXdsServers(list)[0]!;
   return targetOf(s.host, s.port);
