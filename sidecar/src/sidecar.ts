@@ -270,7 +270,7 @@ export class Sidecar {
   /** Gets the workload certificate (failing the start if the control plane refuses) and exports its lifetime. */
   private async startIdentity(o: SidecarIdentityOptions): Promise<void> {
     this.workload = await WorkloadIdentity.start({
-      server: firstServer(this.opts.xdsServer), tokenFile: o.tokenFile, caFile: o.caFile,
+      servers: allServers(this.opts.xdsServer), tokenFile: o.tokenFile, caFile: o.caFile,
       ...(o.renewAt !== undefined ? { renewAt: o.renewAt } : {}), ...(o.renewJitter !== undefined ? { renewJitter: o.renewJitter } : {}),
       identity: { trustDomain: o.trustDomain, namespace: o.namespace, serviceAccount: o.serviceAccount },
       clock: this.clock, log: this.opts.log,

@@ -80,6 +80,11 @@ describe('replicas survive a dead replica and a NATS outage with no failed call'
     const { counters } = (await (await fetch(`http://${sc.admin}/stats?filter=xds.connects`)).json()) as { counters: Record<string, number> };
     return Object.keys(counters).some((k) => k.startsWith('xds.connects') && k.includes(`server=${cp.xds}`));
   };
+  /** A sidecar's gauge from /stats. */
+  const gauge = async (sc: SidecarProcess, name: string): Promise<number> => {
+    const { gauges } = (await (await fetch(`http://${sc.admin}/stats?filter=${name}`)).json()) as { gauges: Record<string, number> };
+    return gauges[name] ?? 0;
+  };
   const leases = async (cp: ControlPlaneProcess) => (await api<{ endpoints: Lease[] }>(cp.api, 'GET', '/v1/endpoints')).endpoints.filter((l) => l.service === 'greeter');
   const inbounds = () => [...servers.values()].map((s) => s.inbound!).sort();
   /** Until a batch of calls all reach `version`: the route change is in the client sidecar. */
@@ -103,7 +108,7 @@ describe('replicas survive a dead replica and a NATS outage with no failed call'
     for (const name of ['a', 'b']) {
       const dir = tempDir(`ha-${name}`);
       dirs.push(dir);
-      planes.push(await startControlPlaneProcess({ dataDir: dir, logLevel: 'warn', extraArgs: ['--store', nats.url, '--store-bucket', bucket, '--ca-cert', certFile, '--ca-key', keyFile] }));
+      planes.push(await startControlPlaneProcess({ dataDir: dir, logLevel: 'warn', extraArgs: ['--store', nats.url, '--store-bucket', bucket, '--ca-cert', certFile, '--ca-key', keyFile, '--workload-cert-ttl', '1m'] }));
     }
     const { revision } = await api<{ revision: number }>(a().api, 'POST', '/v1/config', meshConfig());
     await eventually(async () => ((await api<{ revision: number }>(b().api, 'GET', '/v1/xds')).revision >= revision ? true : undefined), `B at revision ${revision}`, 30_000);
@@ -147,6 +152,13 @@ describe('replicas survive a dead replica and a NATS outage with no failed call'
         const now = await leases(b());
         return now.length === 2 && now.every((x) => Date.parse(x.expiresAt) > (leasedAt.get(x.id) ?? Infinity) + 2 * LEASE_TTL_MS) ? true : undefined;
       }, 'both leases renewed through B', 60_000);
+      // Workload certificates live 1 minute here (renewed at about half): each sidecar renews its
+      // certificate through B (signed with the shared CA), and mTLS goes on with the new one.
+      const renewedAt = new Map<SidecarProcess, number>();
+      for (const sc of [client, ...servers.values()]) renewedAt.set(sc, await gauge(sc, 'identity.cert_renewals'));
+      for (const sc of [client, ...servers.values()]) {
+        await eventually(async () => ((await gauge(sc, 'identity.cert_renewals')) > renewedAt.get(sc)! ? true : undefined), `${sc.nodeId} renewed its certificate through B`, 60_000);
+      }
       await moreCalls(l.count, 200, 'after the switch');
     } finally {
       const c = await l.stop();

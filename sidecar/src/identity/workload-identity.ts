@@ -12,6 +12,7 @@
  * - `controlPlaneCredentials()` is the mTLS the xDS stream and endpoint registration use; it
  *   picks up each renewed certificate for its next handshake.
  */
+import { ErrorCodes, MeshError } from '../../../shared/src/errors';
 import * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../../shared/src/clock';
 import type { Logger } from '../../../shared/src/log';
@@ -22,8 +23,13 @@ import type { IssuedIdentity } from '../../../shared/src/identity/rotating-ident
 import { controlPlaneTls, controlPlaneVerifyOptions, readJoinTokenFile, readTrustBundleFile, requestCertificate } from '../../../shared/src/grpc/certificate-client';
 
 export interface WorkloadIdentityOptions {
-  /** host:port of the control plane's TLS xDS port. */
-  server: string;
+  /**
+   * host:port of the control planes' TLS xDS ports (--xds, in order). A Sign call that cannot
+   * reach one (unreachable, timed out) goes to the next, which is kept for the next renewal:
+   * replicas sharing the mesh CA all sign a renewal (it is authenticated by the current
+   * certificate). A refusal (bad token, not allowed) does not move on.
+   */
+  servers: readonly string[];
   identity: Identity;
   /** File holding the join token (skein token create). */
   tokenFile: string;
@@ -44,6 +50,8 @@ export class WorkloadIdentity {
   private readonly token: string;
   private readonly bootstrapCa: Buffer;
   private readonly verify: grpc.VerifyOptions;
+  /** The control plane the last Sign call reached (an index into `servers`). */
+  private current = 0;
 
   private constructor(private readonly o: WorkloadIdentityOptions) {
     this.spiffeId = spiffeId(o.identity);
@@ -71,14 +79,33 @@ export class WorkloadIdentity {
 
   close(): void { this.rotating.close(); }
 
-  private issue(): Promise<IssuedIdentity> {
+  private async issue(): Promise<IssuedIdentity> {
+    const servers = this.o.servers;
+    let lastErr: unknown;
+    for (let i = 0; i < servers.length; i++) {
+      const at = (this.current + i) % servers.length;
+      try {
+        const id = await this.signAt(servers[at]!);
+        if (at !== this.current) this.o.log.warn({ from: servers[this.current], to: servers[at] }, 'certificate signing moved to another control plane (the previous one cannot be reached)');
+        this.current = at;
+        return id;
+      } catch (e) {
+        if (!(e instanceof MeshError) || e.code !== ErrorCodes.UPSTREAM_CONNECT_FAILURE) throw e;
+        lastErr = e;
+      }
+    }
+    throw lastErr;
+  }
+
+  private signAt(server: string): Promise<IssuedIdentity> {
     const renewing = this.rotating.issued;
     return requestCertificate({
-      server: this.o.server, spiffeId: this.spiffeId,
+      server, spiffeId: this.spiffeId,
       credentials: renewing ? this.controlPlaneCredentials() : controlPlaneTls(this.bootstrapCa, this.o.identity.trustDomain),
       ...(renewing ? {} : { token: this.token }),
       ...(this.o.signTimeoutMs === undefined ? {} : { timeoutMs: this.o.signTimeoutMs }),
       how: renewing ? 'renewing with the current certificate' : `with the join token from --token-file ${this.o.tokenFile}`,
     });
   }
+
 }
