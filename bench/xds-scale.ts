@@ -203,8 +203,17 @@ async function runMode(o: XdsBenchOptions, mode: Mode, deadline: number): Promis
       if (open === o.proxies || Date.now() >= quiet) break;
       await new Promise((r) => setTimeout(r, 200));
     }
-    plane.send({ op: 'stats' });
-    const stats = await plane.next('stats', Math.max(deadline, Date.now() + 10_000));
+    // "Left STALE" is after the last push settled: the churn's last deregistration is a push of
+    // its own, which no client waits for (it carries no new marker), so read until none is STALE,
+    // for at most 30 s.
+    const settled = Date.now() + 30_000;
+    let stats: { proxies: number; stale: number; nacked: number } | undefined;
+    for (;;) {
+      plane.send({ op: 'stats' });
+      stats = await plane.next('stats', Math.max(deadline, Date.now() + 10_000));
+      if (stats === undefined || stats.stale === 0 || Date.now() >= settled) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
     const cpuSeconds = (cpuMicros(plane.proc.pid!) - cpu0) / 1e6;
     const cpRss = rssMiB(plane.proc.pid!);
     const route = new MsHistogram();
