@@ -27,7 +27,9 @@ import { AccessLog } from './stats/access-log';
 import { RouteStatsReporter } from './route-stats-reporter';
 import type { AccessLogSettings } from './stats/access-log';
 import { SpanKind } from '@opentelemetry/api';
-import { ListenerTracer, SidecarTracer } from './tracing/tracer';
+/** The tracing module (the OpenTelemetry SDK and exporters): loaded only when the sidecar traces (--trace-endpoint), about 15 MiB of RSS otherwise saved. */
+type TracingModule = typeof import('./tracing/tracer');
+import type { SidecarTracer } from './tracing/tracer';
 import type { TracingSettings } from './tracing/tracer';
 import { MeshTls } from './identity/mesh-tls';
 import type { InboundMode, InboundTls } from './listener/sniffing-server';
@@ -171,7 +173,7 @@ export class Sidecar {
   /** --h2-engine skein: the counters every downstream connection (both listeners) shares, and the listeners' engine option. */
   private readonly h2Downstream: H2Stats | undefined;
 
-  private constructor(private readonly opts: SidecarOptions) {
+  private constructor(private readonly opts: SidecarOptions, private readonly tracing: TracingModule | undefined) {
     this.clock = opts.clock ?? systemClock;
     const skein = (opts.h2Engine ?? DEFAULT_H2_ENGINE) === 'skein';
     this.h2Upstream = skein ? { stats: new H2Stats() } : undefined;
@@ -183,13 +185,13 @@ export class Sidecar {
     this.inboundRefusalLog = new RateLimitedLog(this.clock);
     const env = (name: string): FilterEnv => Object.freeze({ stats: this.stats, statPrefix: `listener.${name}.`, log: opts.log, warnings: new RateLimitedLog(this.clock) });
     this.filterEnv = { inbound: env('inbound'), outbound: env('outbound') };
-    this.tracer = opts.tracing === undefined ? undefined : new SidecarTracer(opts.tracing, { service: opts.service ?? 'sidecar', version: opts.version, nodeId: opts.nodeId }, this.stats);
-    this.outbound = connectionManager({ name: 'outbound', metrics: this.requestMetrics, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new ListenerTracer(this.tracer, SpanKind.CLIENT, undefined) } : {}), stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}), ...(opts.downstream !== undefined ? { downstream: opts.downstream } : {}), ...this.downstreamEngine() });
+    this.tracer = opts.tracing === undefined || tracing === undefined ? undefined : new tracing.SidecarTracer(opts.tracing, { service: opts.service ?? 'sidecar', version: opts.version, nodeId: opts.nodeId }, this.stats);
+    this.outbound = connectionManager({ name: 'outbound', metrics: this.requestMetrics, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new this.tracing!.ListenerTracer(this.tracer, SpanKind.CLIENT, undefined) } : {}), stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}), ...(opts.downstream !== undefined ? { downstream: opts.downstream } : {}), ...this.downstreamEngine() });
   }
 
   static async start(opts: SidecarOptions): Promise<Sidecar> {
     installFastAsyncResourceBind();
-    const sc = new Sidecar(opts);
+    const sc = new Sidecar(opts, opts.tracing === undefined ? undefined : await import('./tracing/tracer'));
     try {
       if (opts.identity !== undefined) await sc.startIdentity(opts.identity);
       await sc.startAdmin();
@@ -379,7 +381,7 @@ export class Sidecar {
     // Connect failures of real requests to the app reach AppHealth (the inbound cluster has no outlier detection).
     cluster.outlier = this.appHealth;
     // Inbound keeps the caller's attempt count (the client sidecar's).
-    this.inbound = connectionManager({ name: 'inbound', metrics: this.requestMetrics, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new ListenerTracer(this.tracer, SpanKind.SERVER, o.version) } : {}), stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.downstream !== undefined ? { downstream: o.downstream } : {}), ...this.downstreamEngine() });
+    this.inbound = connectionManager({ name: 'inbound', metrics: this.requestMetrics, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new this.tracing!.ListenerTracer(this.tracer, SpanKind.SERVER, o.version) } : {}), stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.downstream !== undefined ? { downstream: o.downstream } : {}), ...this.downstreamEngine() });
     const routes = inboundRouteTable('skein.inbound');
     this.inboundRouting = { routes, clusters: new Map([['skein.inbound', cluster]]) };
     this.inbound.snapshot = routerSnapshot(routes, this.inboundRouting.clusters, undefined, this.filterEnv.inbound);

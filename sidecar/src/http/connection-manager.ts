@@ -72,8 +72,9 @@ export interface ConnectionManagerOptions {
   /** Seeds the weighted-cluster pick; injectable for tests. */
   random?: () => number;
   /**
-   * A downstream HTTP/2 session with no frame in either direction for this long is sent a PING;
-   * without the ACK within `keepaliveTimeoutMs` it is destroyed. Defaults 10000 and 5000 ms.
+   * A downstream HTTP/2 connection idle this long is sent a PING; without an answer within
+   * `keepaliveTimeoutMs` it is destroyed. Defaults 10000 and 5000 ms. Node's engine: no frame
+   * either way (its session timeout); skein's: nothing received (the keepalive sweep).
    */
   keepaliveIdleMs?: number;
   keepaliveTimeoutMs?: number;
@@ -118,6 +119,9 @@ export class ConnectionManager implements ListenerContext {
   private readonly edges = new Set<SkeinH2Edge>();
   /** skein's engine: what every downstream connection shares (limits, counters); undefined on Node's. */
   private readonly skeinEdge: SkeinEdgeOptions | undefined;
+  private keepaliveTimer: TimerHandle | undefined;
+  private readonly keepaliveIdleMs: number;
+  private readonly keepaliveTimeoutMs: number;
   private readonly h1Sockets = new Set<Duplex>();
   private readonly rand: () => number;
   readonly retryBufferBytes: number;
@@ -162,6 +166,8 @@ export class ConnectionManager implements ListenerContext {
     for (const [k, v] of Object.entries(opts.downstream ?? {})) if (v !== undefined) (ds as unknown as Record<string, number>)[k] = v;
     this.downstream = ds;
     this.idleSweepMs = Math.max(1, Math.min(1000, Math.floor(ds.streamIdleTimeoutMs / 4)));
+    this.keepaliveIdleMs = opts.keepaliveIdleMs ?? 10_000;
+    this.keepaliveTimeoutMs = opts.keepaliveTimeoutMs ?? 5000;
     this.skeinEdge = opts.h2Engine === 'skein' ? { limits: { maxConcurrentStreams: ds.maxConcurrentStreams }, stats: opts.h2Stats ?? new H2Stats(), clock: opts.clock } : undefined;
     this.h2 = http2.createServer({
       // Large messages: generous windows so one stream is not throttled to 64 KiB in flight.
@@ -235,6 +241,8 @@ export class ConnectionManager implements ListenerContext {
   closeConnections(): void {
     for (const s of this.sessions) s.destroy();
     for (const e of this.edges) e.destroy();
+    this.keepaliveTimer?.cancel();
+    this.keepaliveTimer = undefined;
     for (const s of this.h1Sockets) s.destroy();
     // Stops Node's connection-checking interval (started by the 'listening' emitted above).
     this.h1.close(() => undefined);
@@ -363,6 +371,21 @@ export class ConnectionManager implements ListenerContext {
     const opts = this.skeinEdge;
     if (opts === undefined) { this.h2.emit('connection', new GuardedSocket(socket)); return; }
     this.edges.add(new SkeinH2Edge(this, socket, opts));
+    if (this.keepaliveTimer === undefined) this.keepaliveTimer = this.clock.setTimer(this.keepaliveIdleMs, this.sweepKeepalive);
+  };
+
+  /**
+   * skein's engine, as Node's session timeout on its engine: every keepaliveIdleMs, a downstream
+   * connection that sent nothing since the last sweep gets a PING, and one that answers nothing
+   * within keepaliveTimeoutMs is closed (`downstream_cx_idle_timeout`): a peer that vanished
+   * without a FIN does not hold a socket for good. One timer per listener, while it has
+   * connections.
+   */
+  private readonly sweepKeepalive = (): void => {
+    this.keepaliveTimer = undefined;
+    const now = this.clock.now();
+    for (const e of this.edges) if (e.keepalive(now, this.keepaliveTimeoutMs)) this.listenerStats.cxIdleTimeout.inc();
+    if (this.edges.size > 0) this.keepaliveTimer = this.clock.setTimer(this.keepaliveIdleMs, this.sweepKeepalive);
   };
 
   onSkeinEdgeClose(edge: SkeinH2Edge): void { this.edges.delete(edge); }

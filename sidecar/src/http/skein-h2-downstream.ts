@@ -55,6 +55,7 @@ export interface SkeinEdgeOptions {
 }
 
 const EMPTY = Buffer.alloc(0);
+const KEEPALIVE_PING = Buffer.from('skeinka!');
 const NO_TRAILERS: readonly string[] = Object.freeze(['grpc-status', '13', 'grpc-message', 'upstream ended the stream without trailers']);
 const CONTINUE: readonly string[] = Object.freeze([':status', '100']);
 
@@ -65,8 +66,11 @@ export class SkeinH2Edge implements H2Handler, ResetCountedConnection {
   readonly peerAddress: string | undefined;
   /** The verified mTLS peer (the TLS socket carries it), or undefined on plaintext. */
   readonly peerIdentity: PeerIdentity | undefined;
+  /** Keepalive (ConnectionManager's sweep): socket bytes read at the last look, and when our PING went out (0: none due). */
+  lastRead = 0;
+  pingSentAt = 0;
 
-  constructor(private readonly host: SkeinEdgeHost, socket: net.Socket, opts: SkeinEdgeOptions) {
+  constructor(private readonly host: SkeinEdgeHost, private readonly socket: net.Socket, opts: SkeinEdgeOptions) {
     this.peerAddress = socket.remoteAddress;
     this.peerIdentity = peerIdentityOf(socket);
     this.conn = new H2Connection(socket, { role: 'server', handler: this, limits: opts.limits, stats: opts.stats, clock: opts.clock });
@@ -75,6 +79,20 @@ export class SkeinH2Edge implements H2Handler, ResetCountedConnection {
   }
 
   get closed(): boolean { return this.conn.closed; }
+
+  /**
+   * The keepalive sweep's look at this connection (every `idleMs`): nothing read since the last
+   * look sends a PING; still nothing `timeoutMs` after it (not even the ACK) closes the
+   * connection (true). Anything read clears the PING due.
+   */
+  keepalive(now: number, timeoutMs: number): boolean {
+    const read = this.socket.bytesRead;
+    if (read !== this.lastRead) { this.lastRead = read; this.pingSentAt = 0; return false; }
+    if (this.pingSentAt === 0) { this.pingSentAt = now; this.conn.ping(KEEPALIVE_PING); return false; }
+    if (now - this.pingSentAt < timeoutMs) return false;
+    this.conn.destroy();
+    return true;
+  }
   calm(reason: string): void { this.conn.abort(H2_ERROR.ENHANCE_YOUR_CALM, reason); }
   /** Answer what is open, take nothing new (GOAWAY NO_ERROR); the socket ends after the last stream. */
   drain(): void { this.conn.goaway(); }
