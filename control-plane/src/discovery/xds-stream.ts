@@ -14,7 +14,8 @@ import type { Scope } from '../translate/scope';
 /** The node a client sends on its first request (proto-loader object shape, snake_case). */
 export interface XdsNode {
   id?: string; cluster?: string; user_agent_name?: string; user_agent_version?: string;
-  metadata?: { fields?: Record<string, { string_value?: string } | undefined> };
+  /** google.protobuf.Struct as proto-loader decodes it: its bundled well-known types name Value's fields in camelCase. */
+  metadata?: { fields?: Record<string, { stringValue?: string; string_value?: string } | undefined> };
   user_agent_build_version?: { version?: { major_number?: number; minor_number?: number; patch?: number } };
 }
 
@@ -82,7 +83,8 @@ export function checkLimits(what: { message: string; namesField: string }, typeU
  * --service), else node.cluster (Envoy's --service-cluster). Its spec.dependsOn scopes what it is sent.
  */
 export function serviceOfNode(n: XdsNode | undefined): string | undefined {
-  const s = n?.metadata?.fields?.['service']?.string_value;
+  const f = n?.metadata?.fields?.['service'];
+  const s = f?.stringValue ?? f?.string_value;
   if (typeof s === 'string' && s !== '') return s;
   return n?.cluster === undefined || n.cluster === '' ? undefined : n.cluster;
 }

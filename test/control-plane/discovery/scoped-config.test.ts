@@ -24,6 +24,11 @@ describe('scoped config (Service spec.dependsOn)', () => {
   const target = () => `127.0.0.1:${plane.cp.xdsInsecurePort}`;
   /** A node that runs for `service` (node.cluster; the skein sidecar also sends metadata.service). */
   const nodeOf = (id: string, svc: string) => ({ ...testNode(id), cluster: svc });
+  /**
+   * As the skein sidecar sends it: node metadata `service` (a google.protobuf.Struct, whose
+   * fields proto-loader names in camelCase: stringValue) and node.cluster that names no service.
+   */
+  const sidecarNodeOf = (id: string, svc: string) => ({ ...testNode(id), cluster: 'sidecar', metadata: { fields: { service: { stringValue: svc } } } });
   const synced = (node: string) => eventually(() => (plane.cp.discovery.proxies().find((p) => p.nodeId === node)?.state === 'SYNCED' ? true : undefined), `${node} to be SYNCED`);
   const rolloutNodes = async (revision: number) => {
     await plane.cp.syncSnapshot();
@@ -44,7 +49,7 @@ describe('scoped config (Service spec.dependsOn)', () => {
     const s = new RawAdsClient(target(), 'web-sotw');
     const u = new RawAdsClient(target(), 'any-sotw');
     clients.push(s, u);
-    s.subscribe(CDS, [], { node: nodeOf('web-sotw', 'web') });
+    s.subscribe(CDS, [], { node: sidecarNodeOf('web-sotw', 'web') });
     u.subscribe(CDS, [], { node: nodeOf('any-sotw', 'nosuchservice') });
     const cds = await s.next(CDS);
     assert.deepEqual(names(cds), AB);
