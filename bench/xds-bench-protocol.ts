@@ -31,7 +31,9 @@ export type ToPlane =
   | { op: 'setup'; services: number; subsets: number; endpoints: number; deps: number[][] | null }
   | { op: 'route'; k: number; svc: number; deps: number[] | null }
   | { op: 'churn'; plan: number[]; rate: number }
-  | { op: 'stats' };
+  | { op: 'stats' }
+  /** Ends the CPU profile being taken (writing it to `file` of the previous message) and, with a `file`, starts one to write there. */
+  | { op: 'profile'; file: string | null };
 
 export type FromPlane =
   | { op: 'ready'; port: number }
@@ -39,6 +41,7 @@ export type FromPlane =
   | { op: 'event'; kind: EventKind; k: number; svc: number; at: number }
   | { op: 'churnDone' }
   | { op: 'stats'; proxies: number; stale: number; nacked: number }
+  | { op: 'profiled' }
   | { op: 'error'; message: string };
 
 export interface WorkerInit {

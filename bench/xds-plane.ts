@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Session } from 'node:inspector/promises';
 import { ControlPlane } from '../control-plane/src/control-plane';
 import { silentLogger } from '../shared/src/log';
 import { CHURN_MARKER_BASE, ENDPOINT_PORT, ROUTE_MARKER_BASE, svcName } from './xds-bench-protocol';
@@ -32,6 +33,7 @@ async function main(): Promise<void> {
   // Leases last at most 300s: hold them for as long as the run lasts.
   setInterval(() => { for (const l of cp.registry.list()) cp.registry.renew(l.id); }, 60_000).unref();
   const churnLease = new Map<number, string>();
+  let profiling: { session: Session; file: string } | undefined;
 
   process.on('message', (m: ToPlane) => {
     void (async () => {
@@ -69,6 +71,21 @@ async function main(): Promise<void> {
             send({ op: 'event', kind: 'churn', k, svc: s, at });
           }
           send({ op: 'churnDone' });
+        } else if (m.op === 'profile') {
+          if (profiling !== undefined) {
+            const { profile } = await profiling.session.post('Profiler.stop');
+            fs.writeFileSync(profiling.file, JSON.stringify(profile));
+            profiling.session.disconnect();
+            profiling = undefined;
+          }
+          if (m.file !== null) {
+            const session = new Session();
+            session.connect();
+            await session.post('Profiler.enable');
+            await session.post('Profiler.start');
+            profiling = { session, file: m.file };
+          }
+          send({ op: 'profiled' });
         } else if (m.op === 'stats') {
           const proxies = cp.discovery.proxies();
           send({ op: 'stats', proxies: proxies.length, stale: proxies.filter((p) => p.state === 'STALE').length, nacked: proxies.filter((p) => p.state === 'NACKED').length });

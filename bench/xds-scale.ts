@@ -10,7 +10,9 @@
  * at a time) and of endpoint churn (--churn-rate endpoint changes per second for --churn-seconds),
  * from the change to each due client's ACK of it, as p50/p95/p99/max; resource bytes pushed per
  * proxy; control-plane CPU seconds and RSS; worker RSS; proxies left STALE. Writes --out
- * (default bench/results/xds-scale.json). --max-seconds bounds the whole run.
+ * (default bench/results/xds-scale.json). --max-seconds bounds the whole run. --profile takes a
+ * CPU profile of the control plane per phase (connect storm, route changes, churn) into
+ * bench/results/profiles/ and prints each one's top 10 functions by self time.
  * Loopback only. The machine's clock is shared by every process, so times compare.
  */
 import { fork } from 'node:child_process';
@@ -20,6 +22,7 @@ import * as path from 'node:path';
 import { PACKAGE_ROOT } from '../shared/src/paths';
 import { CONFIG_LIMITS } from '../shared/src/config/limits';
 import { cpuMicros, rssMiB } from './proc';
+import { formatSummary, readProfile, summarizeProfile } from './profile-summary';
 import { CHURN_MARKER_BASE, MsHistogram } from './xds-bench-protocol';
 import { mulberry32 } from '../shared/src/prng';
 import type { ChangePlan, EventKind, FromPlane, FromWorker, Protocol, ToPlane, ToWorker, WorkerReport } from './xds-bench-protocol';
@@ -33,10 +36,15 @@ export interface XdsBenchOptions {
   maxSeconds: number; seed: number; out: string;
   /** The control plane's --push-debounce and --push-debounce-max, in ms. */
   pushDebounceMs: number; pushDebounceMaxMs: number;
+  /** Profile the control plane per phase and print its top functions. */
+  profile: boolean;
 }
 
+const PROFILE_DIR = path.join(PACKAGE_ROOT, 'bench/results/profiles');
+
 function options(argv: string[]): XdsBenchOptions {
-  const a = new Map(argv.map((x) => { const [k, ...v] = x.replace(/^--/, '').split('='); return [k!, v.join('=')] as [string, string]; }));
+  const profile = argv.includes('--profile');
+  const a = new Map(argv.filter((x) => x !== '--profile').map((x) => { const [k, ...v] = x.replace(/^--/, '').split('='); return [k!, v.join('=')] as [string, string]; }));
   const known = ['proxies', 'services', 'subsets', 'endpoints', 'deps', 'modes', 'workers', 'route-changes', 'churn-rate', 'churn-seconds', 'max-seconds', 'seed', 'out', 'push-debounce-ms', 'push-debounce-max-ms'];
   for (const k of a.keys()) if (!known.includes(k)) throw new Error(`--${k}: unknown flag (known: ${known.map((x) => `--${x}`).join(', ')})`);
   const int = (k: string, d: number, min: number): number => {
@@ -52,6 +60,7 @@ function options(argv: string[]): XdsBenchOptions {
     churnRate: int('churn-rate', 100, 1), churnSeconds: int('churn-seconds', 10, 0), maxSeconds: int('max-seconds', 900, 10), seed: int('seed', 17, 0),
     out: a.get('out') ?? path.join(PACKAGE_ROOT, 'bench/results/xds-scale.json'),
     pushDebounceMs: int('push-debounce-ms', 0, 0), pushDebounceMaxMs: int('push-debounce-max-ms', 1000, 0),
+    profile,
   };
   if (o.pushDebounceMaxMs < o.pushDebounceMs) throw new Error('--push-debounce-max-ms: at least --push-debounce-ms');
   if (o.services > CONFIG_LIMITS.resources) throw new Error(`--services: at most ${CONFIG_LIMITS.resources} (the config's resource limit)`);
@@ -69,7 +78,8 @@ export interface ModeResult {
   churn: Quantiles & { changes: number; seconds: number };
   bytesPerProxy: { mean: number; max: number };
   controlPlane: { cpuSeconds: number; rssMiB: number };
-  workers: { rssMiB: number[] };
+  /** Each worker's RSS at the end, and CPU seconds over the mode (its clients decode and ACK everything they are sent). */
+  workers: { rssMiB: number[]; cpuSeconds: number[] };
   proxiesConnected: number;
   proxiesStale: number;
   proxiesNacked: number;
@@ -154,10 +164,23 @@ async function runMode(o: XdsBenchOptions, mode: Mode, deadline: number): Promis
       workers.push(c);
     }
     for (const w of workers) if (await w.next('ready', deadline) === undefined) throw new Error('workers did not start before --max-seconds');
+    const workerCpu0 = workers.map((w) => cpuMicros(w.proc.pid!));
     // Changes made by the control plane are told to every worker as they happen.
     const told: Record<EventKind, number> = { route: 0, churn: 0 };
     plane.onMessage = (m) => { if (m.op === 'event') { told[m.kind] = m.k; for (const w of workers) w.send(m); } };
 
+    /** --profile: ends the control plane's profile of the last phase, prints it, and starts one of `phase`. */
+    let profiled: string | null = null;
+    const profilePhase = async (phase: string | null): Promise<void> => {
+      if (!o.profile) return;
+      const file = phase === null ? null : path.join(PROFILE_DIR, `xds-plane.${mode}.${phase}.cpuprofile`);
+      if (file !== null) fs.mkdirSync(PROFILE_DIR, { recursive: true });
+      plane.send({ op: 'profile', file });
+      if (await plane.next('profiled', Math.max(deadline, Date.now() + 30_000)) === undefined) throw new Error('the control plane did not write its profile');
+      if (profiled !== null) process.stderr.write(`${formatSummary(`control plane, ${path.basename(profiled)}`, summarizeProfile(readProfile(profiled), { root: PACKAGE_ROOT }))}\n`);
+      profiled = file;
+    };
+    await profilePhase('connect');
     const t0 = Date.now();
     for (const w of workers) w.send({ op: 'connect' });
     let storm: number | null = 0;
@@ -166,6 +189,7 @@ async function runMode(o: XdsBenchOptions, mode: Mode, deadline: number): Promis
       if (s === undefined) { storm = null; truncated = true; break; }
       storm = Math.max(storm!, (s.at - t0) / 1000);
     }
+    await profilePhase('route');
     process.stderr.write(`  connected: ${storm === null ? 'not every client synced before --max-seconds' : `${storm}s`}\n`);
 
     /** Waits until the workers were told of change `k` of `kind`, then until every client due it has it (or `ms`). */
@@ -190,11 +214,13 @@ async function runMode(o: XdsBenchOptions, mode: Mode, deadline: number): Promis
     }
     process.stderr.write(`  route changes: done${truncated ? ' (cut by --max-seconds)' : ''}\n`);
     if (plan.churn.length > 0 && !truncated) {
+      await profilePhase('churn');
       plane.send({ op: 'churn', plan: plan.churn, rate: o.churnRate });
       if (await plane.next('churnDone', deadline) === undefined) truncated = true;
       else await settle('churn', plan.churn.length, 60_000);
     }
 
+    await profilePhase(null);
     // A client whose stream ended (a keepalive the busy machine missed) reconnects within 2s: wait for it, bounded.
     const quiet = Math.min(Math.max(deadline, Date.now() + 5_000), Date.now() + 30_000);
     for (;;) {
@@ -220,6 +246,7 @@ async function runMode(o: XdsBenchOptions, mode: Mode, deadline: number): Promis
     const churn = new MsHistogram();
     const bytes: number[] = [];
     const workerRss: number[] = [];
+    const workerCpu: number[] = [];
     const unconverged = { route: 0, churn: 0 };
     let ended = 0;
     let reconnects = 0;
@@ -232,6 +259,7 @@ async function runMode(o: XdsBenchOptions, mode: Mode, deadline: number): Promis
       churn.merge(r.churn);
       bytes.push(...r.bytes);
       workerRss.push(Math.round(r.rssMiB));
+      workerCpu.push(Math.round((cpuMicros(w.proc.pid!) - workerCpu0[workers.indexOf(w)]!) / 1e4) / 100);
       unconverged.route += r.unconverged.route;
       unconverged.churn += r.unconverged.churn;
       ended += r.ended;
@@ -244,7 +272,7 @@ async function runMode(o: XdsBenchOptions, mode: Mode, deadline: number): Promis
       churn: { ...quantiles(churn, unconverged.churn), changes: plan.churn.length, seconds: o.churnSeconds },
       bytesPerProxy: { mean: Math.round(bytes.reduce((s, b) => s + b, 0) / Math.max(1, bytes.length)), max: Math.max(0, ...bytes) },
       controlPlane: { cpuSeconds: Math.round(cpuSeconds * 100) / 100, rssMiB: Math.round(cpRss) },
-      workers: { rssMiB: workerRss },
+      workers: { rssMiB: workerRss, cpuSeconds: workerCpu },
       proxiesConnected: stats?.proxies ?? 0, proxiesStale: stats?.stale ?? -1, proxiesNacked: stats?.nacked ?? -1,
       streamsEnded: ended, reconnects, streamErrors, truncated, seconds: Math.round((Date.now() - started) / 100) / 10,
     };
@@ -268,7 +296,7 @@ async function main(): Promise<void> {
     process.stderr.write(`bench:xds ${m}: ${o.proxies} proxies, ${o.services} services ...\n`);
     result.modes[m] = await runMode(o, m, deadline);
     const r = result.modes[m]!;
-    process.stderr.write(`  connect storm ${r.connectStormSeconds}s (${r.reconnects} reconnects); route change p50/p99 ${r.routeChange.p50Ms}/${r.routeChange.p99Ms} ms; churn p50/p99 ${r.churn.p50Ms}/${r.churn.p99Ms} ms; ${r.bytesPerProxy.mean} B/proxy; control plane ${r.controlPlane.cpuSeconds} CPU s, ${r.controlPlane.rssMiB} MiB; stale ${r.proxiesStale}\n`);
+    process.stderr.write(`  connect storm ${r.connectStormSeconds}s (${r.reconnects} reconnects); route change p50/p99 ${r.routeChange.p50Ms}/${r.routeChange.p99Ms} ms; churn p50/p99 ${r.churn.p50Ms}/${r.churn.p99Ms} ms; ${r.bytesPerProxy.mean} B/proxy; control plane ${r.controlPlane.cpuSeconds} CPU s, ${r.controlPlane.rssMiB} MiB; workers ${r.workers.cpuSeconds.join('/')} CPU s; stale ${r.proxiesStale}\n`);
   }
   fs.mkdirSync(path.dirname(o.out), { recursive: true });
   fs.writeFileSync(o.out, `${JSON.stringify(result, null, 2)}\n`);

@@ -44,6 +44,7 @@ test('bench:xds: 200 proxies, SotW and delta scoped: every client converges on e
       assert.equal(typeof m['controlPlane']['cpuSeconds'], 'number');
       assert.ok(m['controlPlane']['rssMiB'] > 0);
       assert.equal(m['workers']['rssMiB'].length, 2);
+      assert.equal(m['workers']['cpuSeconds'].length, 2);
     }
     // Unscoped, every proxy is due every change: one sample per proxy and change.
     assert.equal(res.modes['sotw']!['routeChange']['samples'], 200 * 2, shown);
