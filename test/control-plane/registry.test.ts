@@ -8,7 +8,7 @@ import { ErrorCodes, MeshError } from '../../shared/src/errors';
 import type { ErrorCode } from '../../shared/src/errors';
 import { EndpointRegistry } from '../../control-plane/src/registry/endpoint-registry';
 import type { RegistryOptions } from '../../control-plane/src/registry/endpoint-registry';
-import { LeaseFile } from '../../control-plane/src/registry/lease-file';
+import { LEASE_SAVE_INTERVAL_MS, LeaseFile } from '../../control-plane/src/registry/lease-file';
 import { silentLogger } from '../../shared/src/log';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -341,6 +341,56 @@ test('the lease file keeps each lease\'s identity across a restart; a saved iden
     tampered.restore(saved.leases as never);
     assert.deepEqual(tampered.endpoints().map((e) => e.identity), [undefined, undefined]);
     before.close(); after.close(); tampered.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('changes name the services whose endpoints changed, and endpointsOf reads one service', () => {
+  const clock = new FakeClock(START);
+  const reg = new EndpointRegistry(clock);
+  const seen: string[][] = [];
+  reg.onChange((services) => seen.push([...services].sort()));
+  const a = reg.register(ep({ ttl: '2s' }));
+  reg.register(ep({ service: 'ratings', address: '10.0.0.9', ttl: '5s' }));
+  reg.register(ep({ ttl: '2s' })); // a renewal by registration: no change
+  assert.deepEqual(reg.endpointsOf('reviews').map((e) => e.address), ['10.0.0.1']);
+  assert.deepEqual(reg.endpointsOf('ratings').map((e) => e.address), ['10.0.0.9']);
+  assert.deepEqual(reg.endpointsOf('nobody'), []);
+  reg.deregister(a.id);
+  assert.deepEqual(reg.endpointsOf('reviews'), []);
+  clock.advance(5_000);
+  assert.deepEqual(reg.endpointsOf('ratings'), [], 'expired');
+  assert.deepEqual(seen, [['reviews'], ['ratings'], ['reviews'], ['ratings']]);
+  reg.close();
+});
+
+test('the lease file is written at most once per LEASE_SAVE_INTERVAL_MS under churn, and at once after a quiet interval', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skein-lease-file-'));
+  try {
+    const clock = new FakeClock(START);
+    const reg = new EndpointRegistry(clock);
+    const file = new LeaseFile(dir, reg, silentLogger(), clock);
+    reg.onChange(() => file.schedule());
+    const saved = (): number => (fs.existsSync(path.join(dir, 'endpoints.json')) ? (JSON.parse(fs.readFileSync(path.join(dir, 'endpoints.json'), 'utf8')) as { leases: unknown[] }).leases.length : -1);
+    reg.register(ep({ ttl: '300s' }));
+    clock.advance(0);
+    assert.equal(saved(), 1, 'the first change is written at once');
+    for (let i = 2; i <= 5; i++) { reg.register(ep({ address: `10.0.0.${i}`, ttl: '300s' })); clock.advance(100); }
+    assert.equal(saved(), 1, 'changes within the interval wait for its end');
+    clock.advance(LEASE_SAVE_INTERVAL_MS - 400 - 1);
+    assert.equal(saved(), 1);
+    clock.advance(1);
+    assert.equal(saved(), 5, 'written once, with all of them');
+    clock.advance(LEASE_SAVE_INTERVAL_MS * 3);
+    reg.register(ep({ address: '10.0.0.6', ttl: '300s' }));
+    clock.advance(0);
+    assert.equal(saved(), 6, 'after a quiet interval, at once again');
+    reg.register(ep({ address: '10.0.0.7', ttl: '300s' }));
+    file.save();
+    assert.equal(saved(), 7, 'save() writes now (as on shutdown)');
+    assert.equal(clock.pending(), 1, 'and cancels the scheduled write: only the leases\' expiry timer is left');
+    reg.close();
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

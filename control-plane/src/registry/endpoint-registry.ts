@@ -68,7 +68,9 @@ export const EXPIRED_RECHECK_MS = 1000;
 export class EndpointRegistry {
   private readonly leases = new Map<string, Lease>();
   private readonly byAddress = new Map<string, string>();
-  private readonly listeners: (() => void)[] = [];
+  /** The leases of each service, by id: what translating one service's endpoints reads. */
+  private readonly byService = new Map<string, Map<string, Lease>>();
+  private readonly listeners: ((services: ReadonlySet<string>) => void)[] = [];
   private timer: TimerHandle | undefined;
   private timerAt = Infinity;
   private replica: LeaseReplica | undefined;
@@ -117,11 +119,10 @@ export class EndpointRegistry {
     const id = existing ?? randomUUID();
     const prev = this.leases.get(id);
     const lease: Lease = { id, service, address, port, labels, zone, weight, health, ...(identity === undefined ? {} : { identity }), ttlMs, node, registeredAt: prev?.registeredAt ?? now, expiresAt: now + ttlMs };
-    this.leases.set(id, lease);
-    this.byAddress.set(addrKey, id);
+    this.add(lease);
     this.schedule(lease.expiresAt);
     this.replica?.put(lease);
-    if (prev === undefined || !sameView(prev, lease)) this.emit();
+    if (prev === undefined || !sameView(prev, lease)) this.emit([service]);
     return lease;
   }
 
@@ -141,12 +142,12 @@ export class EndpointRegistry {
     const addrKey = `${lease.service}|${lease.address}|${lease.port}`;
     const otherId = this.byAddress.get(addrKey);
     const displaced = otherId !== undefined && otherId !== lease.id ? this.leases.get(otherId) : undefined;
-    if (displaced !== undefined) this.leases.delete(displaced.id);
+    if (displaced !== undefined) this.remove(displaced);
     const prev = this.leases.get(lease.id);
-    this.leases.set(lease.id, lease);
-    this.byAddress.set(addrKey, lease.id);
+    if (prev !== undefined && prev.service !== lease.service) this.remove(prev);
+    this.add(lease);
     this.schedule(lease.expiresAt);
-    if (prev === undefined || displaced !== undefined || !sameView(prev, lease)) this.emit();
+    if (prev === undefined || displaced !== undefined || !sameView(prev, lease)) this.emit(prev === undefined || prev.service === lease.service ? [lease.service] : [prev.service, lease.service]);
     return displaced;
   }
 
@@ -155,7 +156,7 @@ export class EndpointRegistry {
     const lease = this.leases.get(id);
     if (lease === undefined) return;
     this.remove(lease);
-    this.emit();
+    this.emit([lease.service]);
   }
 
   /** The lease `id`; NOT_FOUND when it does not exist or expired. */
@@ -179,7 +180,7 @@ export class EndpointRegistry {
     if (lease === undefined) throw new MeshError(ErrorCodes.NOT_FOUND, `lease ${id} does not exist or has expired`);
     this.remove(lease);
     this.replica?.remove(lease);
-    this.emit();
+    this.emit([lease.service]);
   }
 
   list(): Lease[] { return [...this.leases.values()]; }
@@ -199,10 +200,8 @@ export class EndpointRegistry {
           ...(l.zone ? { zone: l.zone } : {}), ...(l.node ? { node: l.node } : {}),
         }, savedIdentity(l.identity));
         if (lease.id !== l.id && typeof l.id === 'string' && /^[0-9a-f-]{36}$/.test(l.id) && !this.leases.has(l.id)) {
-          this.leases.delete(lease.id);
-          const kept = { ...lease, id: l.id, registeredAt: typeof l.registeredAt === 'number' ? l.registeredAt : now };
-          this.leases.set(l.id, kept);
-          this.byAddress.set(`${kept.service}|${kept.address}|${kept.port}`, l.id);
+          this.remove(lease);
+          this.add({ ...lease, id: l.id, registeredAt: typeof l.registeredAt === 'number' ? l.registeredAt : now });
         }
       } catch (e) {
         skipped.push(`${l.service}@${l.address}:${l.port}: ${(e as Error).message}`);
@@ -212,21 +211,38 @@ export class EndpointRegistry {
   }
 
   /** The live endpoints, without lease bookkeeping. */
-  endpoints(): EndpointView[] {
-    return this.list().map(({ service, address, port, labels, zone, weight, health, identity }) =>
-      (identity === undefined ? { service, address, port, labels, zone, weight, health } : { service, address, port, labels, zone, weight, health, identity }));
+  endpoints(): EndpointView[] { return this.list().map(view); }
+
+  /** The live endpoints of `service`, without lease bookkeeping. */
+  endpointsOf(service: string): EndpointView[] {
+    const leases = this.byService.get(service);
+    return leases === undefined ? [] : [...leases.values()].map(view);
   }
 
-  onChange(fn: () => void): void { this.listeners.push(fn); }
+  /** Calls `fn` after each change of the live endpoints, with the services whose endpoints changed. */
+  onChange(fn: (services: ReadonlySet<string>) => void): void { this.listeners.push(fn); }
 
   close(): void { this.timer?.cancel(); this.timer = undefined; }
+
+  private add(lease: Lease): void {
+    this.leases.set(lease.id, lease);
+    this.byAddress.set(`${lease.service}|${lease.address}|${lease.port}`, lease.id);
+    let of = this.byService.get(lease.service);
+    if (of === undefined) this.byService.set(lease.service, of = new Map());
+    of.set(lease.id, lease);
+  }
 
   private remove(lease: Lease): void {
     this.leases.delete(lease.id);
     this.byAddress.delete(`${lease.service}|${lease.address}|${lease.port}`);
+    const of = this.byService.get(lease.service);
+    if (of !== undefined && of.delete(lease.id) && of.size === 0) this.byService.delete(lease.service);
   }
 
-  private emit(): void { for (const l of this.listeners) l(); }
+  private emit(services: Iterable<string>): void {
+    const set = new Set(services);
+    for (const l of this.listeners) l(set);
+  }
 
   private schedule(at: number): void {
     if (at >= this.timerAt) return;
@@ -239,15 +255,20 @@ export class EndpointRegistry {
     this.timer = undefined;
     this.timerAt = Infinity;
     const now = this.clock.now();
-    let removed = false;
+    const removed = new Set<string>();
     let next = Infinity;
     for (const lease of this.leases.values()) {
       if (lease.expiresAt > now) next = Math.min(next, lease.expiresAt);
-      else if (this.replica === undefined) { this.remove(lease); removed = true; } else { this.replica.expired(lease); next = Math.min(next, now + EXPIRED_RECHECK_MS); }
+      else if (this.replica === undefined) { this.remove(lease); removed.add(lease.service); } else { this.replica.expired(lease); next = Math.min(next, now + EXPIRED_RECHECK_MS); }
     }
     if (next !== Infinity) this.schedule(next);
-    if (removed) this.emit();
+    if (removed.size > 0) this.emit(removed);
   }
+}
+
+/** A lease as translation sees it. */
+function view({ service, address, port, labels, zone, weight, health, identity }: Lease): EndpointView {
+  return identity === undefined ? { service, address, port, labels, zone, weight, health } : { service, address, port, labels, zone, weight, health, identity };
 }
 
 function sameView(a: EndpointView, b: EndpointView): boolean {

@@ -2,18 +2,29 @@ import * as fs from 'node:fs';
 import { writeFileAtomic } from '../../../shared/src/atomic-file';
 import * as path from 'node:path';
 import type { Logger } from '../../../shared/src/log';
+import { systemClock } from '../../../shared/src/clock';
+import type { Clock, TimerHandle } from '../../../shared/src/clock';
 import type { EndpointRegistry, Lease } from './endpoint-registry';
 
 /**
+ * How often, at most, the registry is written (ms). A write is the whole registry with an fsync:
+ * under churn (a rollout, autoscaling) writing on every change would cost more than serving it.
+ * A crash loses at most this much of registrations, and instances re-register within a TTL.
+ */
+export const LEASE_SAVE_INTERVAL_MS = 1000;
+
+/**
  * Keeps the endpoint registry in `<dataDir>/endpoints.json`, so a control-plane restart does not
- * empty EDS while instances re-register. Written atomically (temp file, fsync, rename) whenever
- * membership changes; renewals alone do not write.
+ * empty EDS while instances re-register. Written atomically (temp file, fsync, rename) when
+ * membership changes, at most once per LEASE_SAVE_INTERVAL_MS (the first change after a quiet
+ * interval at once, later ones together at the interval's end); renewals alone do not write.
  */
 export class LeaseFile {
   private readonly file: string;
-  private scheduled = false;
+  private timer: TimerHandle | undefined;
+  private lastSaveAt = -Infinity;
 
-  constructor(dataDir: string, private readonly registry: EndpointRegistry, private readonly log: Logger) {
+  constructor(dataDir: string, private readonly registry: EndpointRegistry, private readonly log: Logger, private readonly clock: Clock = systemClock) {
     this.file = path.join(dataDir, 'endpoints.json');
   }
 
@@ -33,14 +44,17 @@ export class LeaseFile {
     this.log.info({ restored: r.restored }, 'restored endpoint leases; each has one TTL to renew');
   }
 
-  /** Saves on the next tick (bursts of changes write once). */
+  /** Saves soon: on the next turn of the clock, or at the end of the interval since the last save. */
   schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => { this.scheduled = false; this.save(); });
+    if (this.timer !== undefined) return;
+    this.timer = this.clock.setTimer(Math.max(0, this.lastSaveAt + LEASE_SAVE_INTERVAL_MS - this.clock.now()), () => { this.timer = undefined; this.save(); });
   }
 
+  /** Saves now (a scheduled save is then not needed). */
   save(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+    this.lastSaveAt = this.clock.now();
     const leases = this.registry.list().map(({ expiresAt: _drop, ...l }) => l);
     try {
       writeFileAtomic(this.file, `${JSON.stringify({ leases })}\n`, 0o600);
