@@ -24,7 +24,9 @@ import { NatsLeases } from './registry/nats-leases';
 import type { RevisionLog } from './store/config-store';
 import { VersionedConfigStore } from './store/versioned-store';
 import type { ConfigStore } from './store/config-store';
-import { translate, translateSliced } from './translate/translate';
+import { serviceLoadAssignments, translate, translateSliced } from './translate/translate';
+import type { ClusterLoadAssignment, XdsObject } from './translate/xds-json';
+import { TYPE_URLS } from '../../shared/src/xds/protos';
 import type { TranslateOptions, XdsResourceSet } from './translate/translate';
 import { ApiServer } from './api/api-server';
 import { isLoopbackHost, parseListen } from '../../shared/src/listen-address';
@@ -138,6 +140,12 @@ export class ControlPlane {
   private rebuilds: Promise<void> = Promise.resolve();
   /** Bumped on every endpoint registry change: a snapshot built before a bump is stale. */
   private registryEpoch = 0;
+  /**
+   * The services whose endpoints changed since the last rebuild began, or 'all' when the next
+   * rebuild must translate everything (a rebuild failed or was superseded, or the trust changed).
+   * With only endpoint changes, a rebuild re-translates just these services' load assignments.
+   */
+  private endpointChanges: Set<string> | 'all' = 'all';
   /** The registry epoch of the installed snapshot. */
   private installedEpoch = -1;
   /** When (clock ms) the first endpoint change not yet in the installed snapshot happened. */
@@ -183,7 +191,7 @@ export class ControlPlane {
     let log: RevisionLog;
     if (opts.store === undefined) {
       log = await FileRevisionLog.open(path.resolve(opts.dataDir), opts.historyLimit === undefined ? {} : { historyLimit: opts.historyLimit });
-      cp.leases = new LeaseFile(path.resolve(opts.dataDir), cp.registry, cp.log);
+      cp.leases = new LeaseFile(path.resolve(opts.dataDir), cp.registry, cp.log, cp.clock);
       cp.leases.load();
     } else {
       if (opts.caCertFile === undefined) {
@@ -201,7 +209,13 @@ export class ControlPlane {
     }
     cp.store = new VersionedConfigStore(log, cp.clock, (mesh, resources) => cp.precommit(mesh, resources));
     await cp.rebuild(); // the snapshot exists before any client can connect
-    cp.registry.onChange(() => { cp.registryEpoch++; cp.endpointsChangedAt ??= cp.clock.now(); cp.scheduleRebuild(); cp.leases?.schedule(); });
+    cp.registry.onChange((services) => {
+      cp.registryEpoch++;
+      cp.endpointsChangedAt ??= cp.clock.now();
+      if (cp.endpointChanges !== 'all') for (const s of services) cp.endpointChanges.add(s);
+      cp.scheduleRebuild();
+      cp.leases?.schedule();
+    });
     void cp.watchStore();
     const trustDomain = cp.identity.ca.trustDomain;
     cp.trustBundleFile = path.join(path.resolve(opts.dataDir), 'ca', 'trust-bundle.pem');
@@ -219,6 +233,7 @@ export class ControlPlane {
         await cp.serving!.renewNow();
         // ROOTCA is part of the snapshot: a rebuild with the same revision and endpoints must still run.
         cp.registryEpoch++;
+        cp.endpointChanges = 'all';
         cp.scheduleRebuild();
       },
     });
@@ -349,9 +364,9 @@ export class ControlPlane {
     return true;
   }
 
-  /** Installs a snapshot unless a newer one (a later revision, or later endpoints) is installed. */
-  private install(snapshot: PreparedSnapshot, revision: number, epoch: number): void {
-    if (revision < this.cache.revision || (revision === this.cache.revision && epoch < this.installedEpoch)) return;
+  /** Installs a snapshot unless a newer one (a later revision, or later endpoints) is installed; false then. */
+  private install(snapshot: PreparedSnapshot, revision: number, epoch: number): boolean {
+    if (revision < this.cache.revision || (revision === this.cache.revision && epoch < this.installedEpoch)) return false;
     // Convergence is measured from the change: the revision's commit, or the first endpoint change it takes in.
     const stored = this.store.current();
     let at = revision > this.cache.revision && stored.revision === revision ? Date.parse(stored.createdAt) : Infinity;
@@ -361,6 +376,7 @@ export class ControlPlane {
     const change = this.cache.install(snapshot, revision, Number.isFinite(at) ? at : this.clock.now());
     const counts = Object.fromEntries([...change.changed].map(([t, n]) => [t.slice(t.lastIndexOf('.') + 1), n.size]));
     if (change.changed.size > 0) this.log.info({ revision, changed: counts }, 'snapshot updated');
+    return true;
   }
 
   private async watchStore(): Promise<void> {
@@ -370,9 +386,10 @@ export class ControlPlane {
   }
 
   /**
-   * Coalesces bursts (endpoint churn, several applies) into one rebuild per tick; with a push
-   * debounce, into one rebuild once no change came for `debounce.ms`, or `debounce.maxMs` after
-   * the first, whichever is sooner. A change through the API (syncSnapshot) never waits.
+   * Coalesces bursts (endpoint churn, several applies) into one rebuild per tick, once the last
+   * push is written; with a push debounce, into one rebuild once no change came for
+   * `debounce.ms`, or `debounce.maxMs` after the first, whichever is sooner. A change through
+   * the API (syncSnapshot) never waits.
    */
   private scheduleRebuild(): void {
     if (this.debounce.ms > 0) {
@@ -385,7 +402,9 @@ export class ControlPlane {
     }
     if (this.rebuildScheduled) return;
     this.rebuildScheduled = true;
-    setImmediate(() => { this.rebuildScheduled = false; void this.rebuild(); });
+    // After the last snapshot's push is written (DiscoveryServer.settled): changes meanwhile are
+    // batched into this rebuild, so under churn pushes adapt to the load instead of queueing.
+    setImmediate(() => void this.discovery.settled().then(() => { this.rebuildScheduled = false; return this.rebuild(); }));
   }
 
   /**
@@ -404,14 +423,29 @@ export class ControlPlane {
     const rev = this.store.current();
     const epoch = this.registryEpoch;
     if (rev.revision === this.cache.revision && epoch === this.installedEpoch) return;
+    const changes = this.endpointChanges;
+    this.endpointChanges = new Set();
     const slicer = new TimeSlicer();
     try {
       const known = this.lastMesh;
-      const mesh = known !== undefined && known.resources === rev.resources ? known.mesh : await buildMeshSliced(rev.resources, slicer);
-      this.lastMesh = { resources: rev.resources, mesh };
-      const snapshot = await this.cache.prepare(await translateSliced(mesh, this.registry.endpoints(), this.translateOptions(), slicer), slicer);
-      this.install(snapshot, rev.revision, epoch);
+      let snapshot: PreparedSnapshot;
+      if (changes !== 'all' && known !== undefined && known.resources === rev.resources && rev.revision === this.cache.revision) {
+        // Only endpoints changed since the installed snapshot: re-translate those services' load assignments.
+        const assignments: ClusterLoadAssignment[] = [];
+        for (const name of changes) {
+          const service = known.mesh.services.get(name);
+          if (service !== undefined) assignments.push(...serviceLoadAssignments(service, this.registry.endpointsOf(name)));
+        }
+        snapshot = await this.cache.prepareUpdate(TYPE_URLS.ENDPOINT, assignments as unknown as XdsObject[], slicer);
+      } else {
+        const mesh = known !== undefined && known.resources === rev.resources ? known.mesh : await buildMeshSliced(rev.resources, slicer);
+        this.lastMesh = { resources: rev.resources, mesh };
+        snapshot = await this.cache.prepare(await translateSliced(mesh, this.registry.endpoints(), this.translateOptions(), slicer), slicer);
+      }
+      // Superseded (a newer snapshot went in meanwhile): what this one took in is translated again, in full.
+      if (!this.install(snapshot, rev.revision, epoch)) this.endpointChanges = 'all';
     } catch (e) {
+      this.endpointChanges = 'all';
       // Keep serving the last good snapshot. Stored config was validated, so this is a bug.
       this.log.error({ err: e, revision: rev.revision }, 'failed to build the xDS snapshot; serving the previous one');
     }

@@ -5,6 +5,7 @@ import type { CachedResource } from './snapshot-cache';
 import type { SyncState } from './proxy-status';
 import { inScope } from '../translate/scope';
 import { checkLimits, freshTypeState, StreamBase } from './xds-stream';
+import { replaceNames } from './subscriber-index';
 import type { TypeStateBase, XdsNode } from './xds-stream';
 
 /** DiscoveryRequest / DiscoveryResponse in the proto-loader object shape (snake_case). */
@@ -47,7 +48,7 @@ export class AdsStream extends StreamBase<TypeState, DiscoveryRequest, Discovery
       return undefined;
     }
     if (st === undefined) {
-      st = { ...freshTypeState(), sentNonce: null };
+      st = { ...freshTypeState(this.namesFor(type)), sentNonce: null };
       this.types.set(type, st);
     }
     let answer: 'ACKED' | 'NACKED' | undefined;
@@ -63,7 +64,7 @@ export class AdsStream extends StreamBase<TypeState, DiscoveryRequest, Discovery
     }
     const names = req.resource_names ?? [];
     st.wildcard = isFullStateType(type) && (names.length === 0 || names.includes('*'));
-    st.names = new Set(names.filter((n) => n !== '*'));
+    replaceNames(st.names, new Set(names.filter((n) => n !== '*')));
     this.dirty.add(type);
     this.pump(nonce === '');
     if (answer === 'NACKED') {

@@ -1,9 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import type { PackedAny } from '../../../shared/src/xds/protos';
 import { isFullStateType, PUSH_ORDER } from '../../../shared/src/xds/resource-kind';
-import { setVersion } from './snapshot-cache';
+import { VersionSet } from './version-set';
 import type { CachedResource } from './snapshot-cache';
 import type { SyncState } from './proxy-status';
+import type { SnapshotChange } from './snapshot-cache';
 import { inScope } from '../translate/scope';
 import { checkLimits, freshTypeState, StreamBase } from './xds-stream';
 import type { TypeStateBase, XdsNode } from './xds-stream';
@@ -40,18 +41,28 @@ interface Pending {
 
 interface DeltaTypeState extends TypeStateBase {
   /** What the client holds, name → version, as sent (the rejected versions of a NACK included, so they are not re-sent). */
-  held: Map<string, string>;
+  held: VersionSet;
   /** Names the client was told do not exist (removed_resources), so it is told once. */
   toldAbsent: Set<string>;
   /** Names unsubscribed under a wildcard: the client is told whether the wildcard still has them. */
   recheck: Set<string>;
   /** What the client holds by its ACKs (and its initial_resource_versions). */
-  acked: Map<string, string>;
+  acked: VersionSet;
   /** Responses not yet ACKed or NACKed, by nonce. */
   pending: Map<string, Pending>;
   /** The first request of this type is answered even when there is nothing to send, so the client can finish initializing. */
   answerFirst: boolean;
+  /**
+   * The next push compares every name with the snapshot (a new stream, a subscription change, a
+   * change of scope, a large change). Otherwise only `candidates`: the names snapshot changes
+   * touched since the last push, which is what churn costs per proxy.
+   */
+  full: boolean;
+  candidates: Set<string>;
 }
+
+/** More candidate names than this (of one type, since the last push) are compared in full rather than name by name. */
+const MAX_CANDIDATES = 256;
 
 interface Diff { updates: CachedResource[]; removed: string[] }
 
@@ -80,13 +91,17 @@ export class DeltaStream extends StreamBase<DeltaTypeState, DeltaDiscoveryReques
     if (st === undefined) {
       // The legacy wildcard: a first LDS/CDS request that names nothing (it is then kept like '*').
       const legacy = isFullStateType(type) && subscribe.length === 0 && unsubscribe.length === 0;
-      st = { ...freshTypeState(), wildcard: legacy, held: new Map(), toldAbsent: new Set(), recheck: new Set(), acked: new Map(), pending: new Map(), answerFirst: legacy || subscribe.length > 0 };
+      st = { ...freshTypeState(this.namesFor(type)), wildcard: legacy, held: new VersionSet(), toldAbsent: new Set(), recheck: new Set(), acked: new VersionSet(), pending: new Map(), answerFirst: legacy || subscribe.length > 0, full: true, candidates: new Set() };
       this.types.set(type, st);
     }
     const answer = this.answer(type, st, req);
     this.resubscribe(type, st, subscribe, unsubscribe);
     if (first) this.seed(st, initial);
-    this.dirty.add(type);
+    // An ACK or NACK that changes no subscription asks for nothing: what changed since is marked by onSnapshot.
+    if (answer === undefined || subscribe.length > 0 || unsubscribe.length > 0) {
+      this.dirty.add(type);
+      st.full = true;
+    }
     this.pump();
     if (answer?.state === 'NACKED') {
       this.onAnswer(this, type, 'NACKED', answer.revision, st.lastNack!.message);
@@ -111,7 +126,7 @@ export class DeltaStream extends StreamBase<DeltaTypeState, DeltaDiscoveryReques
     for (const [name, version] of p.changes) {
       if (version === null) st.acked.delete(name); else st.acked.set(name, version);
     }
-    this.recordAck(st, setVersion(st.acked), p.revision);
+    this.recordAck(st, st.acked.version(), p.revision);
     return { state: 'ACKED', revision: p.revision };
   }
 
@@ -138,7 +153,7 @@ export class DeltaStream extends StreamBase<DeltaTypeState, DeltaDiscoveryReques
       st.held.delete(n);
       st.toldAbsent.delete(n);
     }
-    if (!st.wildcard) {
+    if (!st.wildcard && (unsubscribe.length > 0 || st.recheck.size > 0)) {
       // Resources held only through the wildcard: the client drops them with it.
       st.recheck.clear();
       for (const n of [...st.held.keys()]) if (!st.names.has(n)) { st.held.delete(n); st.acked.delete(n); }
@@ -152,7 +167,25 @@ export class DeltaStream extends StreamBase<DeltaTypeState, DeltaDiscoveryReques
       st.held.set(name, version);
       st.acked.set(name, version);
     }
-    if (st.acked.size > 0) st.ackedVersion = setVersion(st.acked);
+    if (st.acked.size > 0) st.ackedVersion = st.acked.version();
+  }
+
+  /** As StreamBase.onSnapshot, noting the names changed for each type touched (DeltaTypeState.candidates). */
+  override onSnapshot(change: SnapshotChange): string[] {
+    const touched = super.onSnapshot(change);
+    if (touched.length === 0) return touched;
+    const rescoped = this.rescopedBy(change);
+    const scope = this.scope();
+    for (const type of touched) {
+      const st = this.types.get(type)!;
+      if (st.full) continue;
+      const names = change.changed.get(type);
+      if (rescoped || names === undefined) { st.full = true; st.candidates.clear(); continue; }
+      // Only names this client subscribes to, is covered for, or holds can change what it lacks.
+      for (const n of names) if (st.names.has(n) || st.held.has(n) || (st.wildcard && inScope(scope, type, n))) st.candidates.add(n);
+      if (st.candidates.size > MAX_CANDIDATES) { st.full = true; st.candidates.clear(); }
+    }
+    return touched;
   }
 
   protected answered(st: DeltaTypeState): boolean { return st.pending.size === 0 && !st.answerFirst; }
@@ -192,6 +225,25 @@ export class DeltaStream extends StreamBase<DeltaTypeState, DeltaDiscoveryReques
     return { updates, removed };
   }
 
+  /** What the client lacks among `names` only: `diff` restricted to them (DeltaTypeState.candidates). */
+  private diffNames(type: string, st: DeltaTypeState, names: ReadonlySet<string>): Diff {
+    const scope = this.scope();
+    const updates: CachedResource[] = [];
+    const removed: string[] = [];
+    for (const n of names) {
+      const explicit = st.names.has(n);
+      const r = this.resource(type, n, scope);
+      if (!explicit && !(st.wildcard && inScope(scope, type, n))) {
+        if (st.held.has(n)) removed.push(n); // no longer covered
+      } else if (r === undefined) {
+        if (st.held.has(n) || (explicit && !st.toldAbsent.has(n))) removed.push(n);
+      } else if (st.held.get(n) !== r.version) {
+        updates.push(r);
+      }
+    }
+    return { updates, removed };
+  }
+
   /** Writes every dirty type's difference, in make-before-break order, until backpressure. */
   protected pump(): void {
     for (const type of PUSH_ORDER) {
@@ -200,7 +252,9 @@ export class DeltaStream extends StreamBase<DeltaTypeState, DeltaDiscoveryReques
       this.dirty.delete(type);
       const st = this.types.get(type)!;
       const startedAt = performance.now();
-      const d = this.diff(type, st);
+      const d = st.full ? this.diff(type, st) : this.diffNames(type, st, st.candidates);
+      st.full = false;
+      st.candidates.clear();
       if (isEmpty(d) && !st.answerFirst) continue; // nothing new (this is also what stops NACK loops)
       this.send(type, st, d, startedAt);
     }
@@ -211,7 +265,7 @@ export class DeltaStream extends StreamBase<DeltaTypeState, DeltaDiscoveryReques
     for (const r of d.updates) { st.held.set(r.name, r.version); st.toldAbsent.delete(r.name); changes.set(r.name, r.version); }
     for (const n of d.removed) { st.held.delete(n); st.toldAbsent.add(n); changes.set(n, null); }
     st.recheck.clear();
-    const version = setVersion(st.held);
+    const version = st.held.version();
     st.answerFirst = false;
     const nonce = this.write(type, st, version, startedAt, (n) => ({
       system_version_info: version,

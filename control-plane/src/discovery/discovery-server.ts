@@ -14,6 +14,7 @@ import type { ForecastTarget } from './nack-forecast';
 import { RolloutLog, shortType } from './rollout';
 import type { Rollout, RolloutReport } from './rollout';
 import { ErrorCodes, MeshError } from '../../../shared/src/errors';
+import { SubscriberIndex } from './subscriber-index';
 import { TimeSlicer } from '../../../shared/src/slicer';
 import { callerIdentity, grpcError } from '../../../shared/src/grpc/skein-services';
 import { spiffeId } from '../../../shared/src/identity/spiffe';
@@ -32,6 +33,10 @@ export class DiscoveryServer {
   private seq = 0;
   private readonly rollouts = new RolloutLog();
   private lastRevision: number;
+  /** The names each stream subscribes to, to offer a change only to the streams it can reach. */
+  private readonly subscribers = new SubscriberIndex<XdsStream>();
+  /** Pushes of snapshot changes still writing to their streams. */
+  private readonly pushing = new Set<Promise<void>>();
   /** Responses sent and NACKs received, per type URL, since start (the monitoring listener's /metrics). */
   readonly counters = { pushes: new Map<string, number>(), nacks: new Map<string, number>() };
   /**
@@ -56,7 +61,7 @@ export class DiscoveryServer {
     const rollout = change.revision > this.lastRevision ? this.rollouts.begin(this.lastRevision + 1, change.revision) : undefined;
     if (change.revision > this.lastRevision) this.lastRevision = change.revision;
     const marked: XdsStream[] = [];
-    for (const s of this.streams.values()) {
+    for (const s of this.offeredTo(change)) {
       const touched = s.onSnapshot(change);
       if (touched.length === 0) continue;
       marked.push(s);
@@ -64,8 +69,29 @@ export class DiscoveryServer {
       for (const type of touched) rollout.affect(s.id, s.nodeId, s.userAgent(), type);
       s.reportUnchanged(touched);
     }
-    void this.push(marked);
+    const p = this.push(marked).finally(() => this.pushing.delete(p));
+    this.pushing.add(p);
   }
+
+  /**
+   * The streams a change can reach: those subscribed by name to what changed when only types
+   * without a wildcard changed and no scope did (endpoint churn, route changes), else every one.
+   */
+  private offeredTo(change: SnapshotChange): Iterable<XdsStream> {
+    if ((change.rescoped?.size ?? 0) > 0) return this.streams.values();
+    for (const type of change.changed.keys()) if (!SubscriberIndex.indexable(type)) return this.streams.values();
+    const reached = new Set<XdsStream>();
+    for (const [type, names] of change.changed) this.subscribers.collect(type, names, reached);
+    return reached;
+  }
+
+  /**
+   * Resolves once the pushes of every snapshot change so far were written (as far as each
+   * stream's backpressure lets). The control plane installs the next snapshot after it: under
+   * churn, changes that come during a push go out together in the next one, so the cost of
+   * offering a change to every stream is paid per push, not per change, and adapts to the load.
+   */
+  async settled(): Promise<void> { while (this.pushing.size > 0) await Promise.all(this.pushing); }
 
   /**
    * Pushes a change to the streams it touched, yielding to the event loop between streams: with
@@ -123,11 +149,11 @@ export class DiscoveryServer {
     server.addService(loadAdsServiceDefinition(), {
       StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => {
         const identity = this.authenticate(call, auth);
-        if (identity !== undefined) this.handle(call, (id, onAnswer, hooks) => new AdsStream(call, this.cache, this.clock, this.log, id, onAnswer, identity, hooks));
+        if (identity !== undefined) this.handle(call, (id, onAnswer, hooks) => new AdsStream(call, this.cache, this.clock, this.log, id, onAnswer, identity, hooks, this.subscribers));
       },
       DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>) => {
         const identity = this.authenticate(call, auth);
-        if (identity !== undefined) this.handle(call, (id, onAnswer, hooks) => new DeltaStream(call, this.cache, this.clock, this.log, id, onAnswer, identity, hooks));
+        if (identity !== undefined) this.handle(call, (id, onAnswer, hooks) => new DeltaStream(call, this.cache, this.clock, this.log, id, onAnswer, identity, hooks, this.subscribers));
       },
     });
   }

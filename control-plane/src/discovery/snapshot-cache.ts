@@ -10,6 +10,7 @@ import { OUTBOUND } from '../translate/names';
 import { inScope } from '../translate/scope';
 import type { Scope } from '../translate/scope';
 import type { Slicer } from '../../../shared/src/slicer';
+import { resourcesVersion } from './version-set';
 
 
 export interface CachedResource {
@@ -99,11 +100,33 @@ export class SnapshotCache {
     return this.lastPrepared;
   }
 
+  /**
+   * Encodes the installed snapshot with some resources of one type replaced (`objs`, each
+   * replacing the one of its name, or added), the others shared as they are: what an endpoint
+   * change costs (the ClusterLoadAssignments of the services it touched), instead of encoding
+   * the whole mesh. Throws if a resource fails to encode. `install` makes it current.
+   */
+  async prepareUpdate(type: string, objs: readonly XdsObject[], slicer: Slicer): Promise<PreparedSnapshot> {
+    const kind = XDS_KINDS.find((k) => k.typeUrl === type);
+    if (kind === undefined) throw new Error(`unknown xDS type ${type}`);
+    const p = new Preparation(this.types, this.vhosts, this.lastPrepared);
+    for (const json of objs) {
+      p.add(type, json, kind.nameField);
+      await slicer.point();
+    }
+    const types = new Map(this.types);
+    const of = new Map(this.types.get(type));
+    for (const [name, r] of p.finish(this.scopes).types.get(type)!) of.set(name, r);
+    types.set(type, of);
+    return { types, vhosts: this.vhosts, scopes: this.scopes };
+  }
+
   /** Makes a prepared snapshot current, for `revision`, and tells the listeners what changed (`at`: SnapshotChange.at). */
   install(prepared: PreparedSnapshot, revision: number, at?: number): SnapshotChange {
     const changed = new Map<string, Set<string>>();
     for (const [type, now] of prepared.types) {
       const before = this.types.get(type)!;
+      if (before === now) continue; // shared unchanged (prepareUpdate)
       const names = new Set<string>();
       for (const [name, r] of now) if (before.get(name)?.version !== r.version) names.add(name);
       for (const name of before.keys()) if (!now.has(name)) names.add(name);
@@ -116,9 +139,13 @@ export class SnapshotCache {
     this.vhosts = prepared.vhosts;
     this.scopes = prepared.scopes;
     if (this.lastPrepared === prepared) this.lastPrepared = undefined;
-    this.allVersions.clear();
-    this.scopedOutbound.clear();
-    this.scopedAll.clear();
+    // What was derived from a type that changed, or from scopes, is derived again when next asked.
+    if (rescoped.size > 0) { this.allVersions.clear(); this.scopedAll.clear(); this.scopedOutbound.clear(); }
+    for (const type of changed.keys()) {
+      this.allVersions.delete(type);
+      for (const key of this.scopedAll.keys()) if (key.startsWith(`${type}|`)) this.scopedAll.delete(key);
+      if (type === TYPE_URLS.ROUTE) this.scopedOutbound.clear();
+    }
     const newRevision = revision !== this.revisionValue;
     this.revisionValue = revision;
     const change: SnapshotChange = { revision, changed, ...(at === undefined ? {} : { at }), ...(rescoped.size === 0 ? {} : { rescoped }) };
@@ -276,18 +303,7 @@ function jsonHash(json: XdsObject): string {
   return h;
 }
 
-/** The version_info of a response: a hash of the (name, version) pairs it carries. */
+/** The version_info of a response: setVersion of the (name, version) pairs it carries. */
 export function responseVersion(resources: readonly CachedResource[]): string {
-  return setVersion(resources.map((r) => [r.name, r.version]));
-}
-
-/**
- * The version of a set of resources given as (name, version) pairs, in any order: the
- * version_info a state-of-the-world response carrying them has, and the system_version_info a
- * delta stream reports once the client holds exactly them, so both protocols show one version.
- */
-export function setVersion(pairs: Iterable<readonly [string, string]>): string {
-  const h = createHash('sha256');
-  for (const [name, version] of [...pairs].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) h.update(`${name}\0${version}\n`);
-  return h.digest('hex').slice(0, 16);
+  return resourcesVersion(resources);
 }

@@ -6,6 +6,7 @@ import { PUSH_ORDER } from '../../../shared/src/xds/resource-kind';
 import type { ProxyStatus, SyncState, TypeStatus } from './proxy-status';
 import { worst } from './proxy-status';
 import type { CachedResource, SnapshotCache, SnapshotChange } from './snapshot-cache';
+import type { SubscriberIndex } from './subscriber-index';
 import { TYPE_URLS } from '../../../shared/src/xds/protos';
 import { OUTBOUND } from '../translate/names';
 import { inScope, serviceOf } from '../translate/scope';
@@ -153,9 +154,9 @@ export interface TypeStateBase {
   behindCause: 'change' | 'subscribe';
 }
 
-/** A fresh TypeStateBase: nothing subscribed, sent or answered. */
-export function freshTypeState(): TypeStateBase {
-  return { wildcard: false, names: new Set(), sentVersion: null, sentRevision: null, sentAt: null, ackedVersion: null, ackedRevision: null, ackedAt: null, lastNack: null, nacked: false, behindSince: null, behindCause: 'subscribe' };
+/** A fresh TypeStateBase: nothing subscribed (`names`: an empty set, StreamBase.namesFor), sent or answered. */
+export function freshTypeState(names: Set<string>): TypeStateBase {
+  return { wildcard: false, names, sentVersion: null, sentRevision: null, sentAt: null, ackedVersion: null, ackedRevision: null, ackedAt: null, lastNack: null, nacked: false, behindSince: null, behindCause: 'subscribe' };
 }
 
 /**
@@ -188,6 +189,8 @@ export abstract class StreamBase<St extends TypeStateBase, Req, Res> implements 
     private readonly identity: string,
     /** Told of each response sent and each convergence (the monitoring listener's metrics). */
     private readonly hooks: StreamHooks,
+    /** Where the names this stream subscribes to are indexed (DiscoveryServer offers changes through it). */
+    private readonly subscribers: SubscriberIndex<XdsStream>,
   ) {
     this.id = id;
     this.connectedAt = clock.now();
@@ -230,7 +233,7 @@ export abstract class StreamBase<St extends TypeStateBase, Req, Res> implements 
   onSnapshot(change: SnapshotChange): string[] {
     const touched: string[] = [];
     const scope = this.scope();
-    const rescoped = this.service !== undefined && change.rescoped?.has(this.service) === true;
+    const rescoped = this.rescopedBy(change);
     for (const [type, st] of this.types) {
       const names = change.changed.get(type);
       const hit = (rescoped && (st.wildcard || st.names.has(OUTBOUND))) || (names !== undefined && this.touches(type, st, names, scope));
@@ -259,6 +262,9 @@ export abstract class StreamBase<St extends TypeStateBase, Req, Res> implements 
     }
     return false;
   }
+
+  /** Whether `change` changed this proxy's service's declared dependencies (its scope). */
+  protected rescopedBy(change: SnapshotChange): boolean { return this.service !== undefined && change.rescoped?.has(this.service) === true; }
 
   /** This proxy's service's declared dependencies, from the current snapshot; undefined: every service. */
   protected scope(): Scope | undefined { return this.service === undefined ? undefined : this.cache.scopeOf(this.service); }
@@ -375,7 +381,13 @@ export abstract class StreamBase<St extends TypeStateBase, Req, Res> implements 
     st.nacked = false;
   }
 
-  close(): void { this.closed = true; }
+  close(): void {
+    this.closed = true;
+    for (const st of this.types.values()) st.names.clear(); // out of the subscriber index
+  }
+
+  /** An empty set of subscribed names of `type`, kept in the subscriber index. */
+  protected namesFor(type: string): Set<string> { return this.subscribers.namesFor(type, this); }
 
   /** Ends the stream with UNAVAILABLE, so the client reconnects (to this replica later, or another). */
   shutdown(reason: string): void {

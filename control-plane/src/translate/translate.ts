@@ -10,7 +10,7 @@ import { OUTBOUND, serviceClusterName, subsetClusterName } from './names';
 import { effectivePolicies } from './policies';
 import type { EffectivePolicies } from './policies';
 import type { Slicer } from '../../../shared/src/slicer';
-import type { AuthorizationPolicy } from '../../../shared/src/config/types';
+import type { AuthorizationPolicy, Service } from '../../../shared/src/config/types';
 import { DEFAULT_TRACE_SAMPLING_PERCENT } from '../../../shared/src/config/types';
 import { attachedRoutes, serviceRouteConfig } from './routes';
 import type { XdsResourceKind } from '../../../shared/src/xds/resource-kind';
@@ -70,14 +70,34 @@ export async function translateSliced(mesh: MeshConfig, live: readonly EndpointV
   return t.finish();
 }
 
+/**
+ * The ClusterLoadAssignments of one service (its cluster's, then each subset's, as translate
+ * writes them) from its static endpoints and `live`, the registry's endpoints of that service.
+ * What an endpoint change re-translates, alone (control-plane.ts).
+ */
+export function serviceLoadAssignments(service: Service, live: readonly EndpointView[]): ClusterLoadAssignment[] {
+  const name = service.metadata.name;
+  const eps = serviceEndpoints(service, live);
+  const out = [loadAssignment(serviceClusterName(name), eps)];
+  for (const subset of service.spec.subsets) out.push(loadAssignment(subsetClusterName(name, subset.name), eps.filter((e) => inSubset(e, subset.labels))));
+  return out;
+}
+
 class Translation {
   readonly out: XdsResourceSet;
   readonly names: string[];
   private readonly policies: EffectivePolicies;
   /** AuthorizationPolicies by target service, in name order. */
   private readonly authorization = new Map<string, AuthorizationPolicy[]>();
+  /** The live endpoints by service. */
+  private readonly live = new Map<string, EndpointView[]>();
 
-  constructor(private readonly mesh: MeshConfig, private readonly live: readonly EndpointView[], private readonly opts: TranslateOptions) {
+  constructor(private readonly mesh: MeshConfig, live: readonly EndpointView[], private readonly opts: TranslateOptions) {
+    for (const e of live) {
+      const list = this.live.get(e.service);
+      if (list === undefined) this.live.set(e.service, [e]);
+      else list.push(e);
+    }
     this.out = { listeners: [], routes: [], clusters: [], endpoints: [], secrets: [], scopes: scopesOf(mesh) };
     this.policies = effectivePolicies(mesh);
     for (const p of mesh.authorizationPolicies) {
@@ -93,15 +113,12 @@ class Translation {
     const service = mesh.services.get(name)!;
     out.listeners.push(...apiListeners(service, httpFilters(attachedRoutes(mesh, name))), inboundListener(service, this.authorization.get(name), meshSampling(mesh)));
     out.routes.push(serviceRouteConfig(mesh, service, policies));
-    const eps = serviceEndpoints(service, this.live);
     const tls = transportSocketMatches(service, this.opts.trust);
     out.clusters.push(withTls(cluster(serviceClusterName(name), service, policies.forCluster(name)), tls));
-    out.endpoints.push(loadAssignment(serviceClusterName(name), eps));
     for (const subset of service.spec.subsets) {
-      const cname = subsetClusterName(name, subset.name);
-      out.clusters.push(withTls(cluster(cname, service, policies.forCluster(name, subset.name)), tls));
-      out.endpoints.push(loadAssignment(cname, eps.filter((e) => inSubset(e, subset.labels))));
+      out.clusters.push(withTls(cluster(subsetClusterName(name, subset.name), service, policies.forCluster(name, subset.name)), tls));
     }
+    out.endpoints.push(...serviceLoadAssignments(service, this.live.get(name) ?? []));
   }
 
   finish(): XdsResourceSet {
