@@ -125,3 +125,24 @@ describe('skein --help', () => {
     });
   });
 });
+
+describe('skein command loading', () => {
+  test('each name the CLI dispatches on is its command\'s own name, in usage order', async () => {
+    const { allCommands, commandNames } = await import('../../cli/src/main');
+    assert.deepEqual(allCommands().map((c) => c.spec.name), commandNames());
+  });
+
+  test('a command loads only what it drives: `skein sidecar` loads neither the config CLI, YAML nor undici', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const path = await import('node:path');
+    const main = path.join(__dirname, '../../cli/src/main.js');
+    const script = `require(${JSON.stringify(main)}).main(['sidecar', '--help']).then(() => { process.stderr.write(JSON.stringify(Object.keys(require.cache))); });`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const loaded = JSON.parse(r.stderr) as string[];
+    assert.ok(loaded.some((f) => f.includes('sidecar-command')), 'the sidecar command itself');
+    for (const what of ['node_modules/yaml/', 'node_modules/undici/', 'config-commands', 'injector-command', 'demo-command']) {
+      assert.deepEqual(loaded.filter((f) => f.includes(what)), [], `${what} is not loaded`);
+    }
+  });
+});
