@@ -26,10 +26,10 @@ import { sidecarMetrics } from './stats/prometheus';
 import { AccessLog } from './stats/access-log';
 import { RouteStatsReporter } from './route-stats-reporter';
 import type { AccessLogSettings } from './stats/access-log';
-import { SpanKind } from '@opentelemetry/api';
 /** The tracing module (the OpenTelemetry SDK and exporters): loaded only when the sidecar traces (--trace-endpoint), about 15 MiB of RSS otherwise saved. */
 type TracingModule = typeof import('./tracing/tracer');
 import type { SidecarTracer } from './tracing/tracer';
+import { DEFAULT_HEAP_TRIM_IDLE_MS, HeapTrimmer } from './runtime/heap-trim';
 import type { TracingSettings } from './tracing/tracer';
 import { MeshTls } from './identity/mesh-tls';
 import type { InboundMode, InboundTls } from './listener/sniffing-server';
@@ -93,6 +93,8 @@ export interface SidecarOptions {
   appHealth?: AppHealthSettings;
   /** Request-body bytes kept for retries (default 65536). */
   retryBufferBytes?: number;
+  /** --heap-trim-idle in ms: give the heap back after start-up and after this long with no request; 0: never. Default DEFAULT_HEAP_TRIM_IDLE_MS. */
+  heapTrimIdleMs?: number;
   /** Downstream limits and timeouts of both listeners (downstream-settings.ts; defaults DEFAULT_DOWNSTREAM). */
   downstream?: Partial<DownstreamSettings>;
   /** The LDS listener whose routes the outbound port serves. Default skein.outbound. */
@@ -152,6 +154,7 @@ export class Sidecar {
   private admin!: AdminServer;
   private registration: Registration | undefined;
   private statsReporter: RouteStatsReporter | undefined;
+  private heapTrim: HeapTrimmer | undefined;
   private appHealth: AppHealth | undefined;
   private listeners: ReadonlyMap<string, ListenerConfig> = new Map();
   private routeTables: ReadonlyMap<string, RouteTable> = new Map();
@@ -186,7 +189,7 @@ export class Sidecar {
     const env = (name: string): FilterEnv => Object.freeze({ stats: this.stats, statPrefix: `listener.${name}.`, log: opts.log, warnings: new RateLimitedLog(this.clock) });
     this.filterEnv = { inbound: env('inbound'), outbound: env('outbound') };
     this.tracer = opts.tracing === undefined || tracing === undefined ? undefined : new tracing.SidecarTracer(opts.tracing, { service: opts.service ?? 'sidecar', version: opts.version, nodeId: opts.nodeId }, this.stats);
-    this.outbound = connectionManager({ name: 'outbound', metrics: this.requestMetrics, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new this.tracing!.ListenerTracer(this.tracer, SpanKind.CLIENT, undefined) } : {}), stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}), ...(opts.downstream !== undefined ? { downstream: opts.downstream } : {}), ...this.downstreamEngine() });
+    this.outbound = connectionManager({ name: 'outbound', metrics: this.requestMetrics, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new this.tracing!.ListenerTracer(this.tracer, this.tracing!.SpanKind.CLIENT, undefined) } : {}), stats: this.stats, policy: { trustForwardedFor: true }, clock: this.clock, log: opts.log, ...(opts.retryBufferBytes !== undefined ? { retryBufferBytes: opts.retryBufferBytes } : {}), ...(opts.downstream !== undefined ? { downstream: opts.downstream } : {}), ...this.downstreamEngine() });
   }
 
   static async start(opts: SidecarOptions): Promise<Sidecar> {
@@ -217,11 +220,22 @@ export class Sidecar {
       if (sc.appHealth?.unhealthyReason !== undefined) await sc.registration.setHealth('UNHEALTHY');
     }
     sc.startStatsReporter();
+    sc.startHeapTrim();
     opts.log.info({ ...sc.bound, node: opts.nodeId, xds: opts.xdsServer, identity: sc.workload?.spiffeId ?? 'none (plaintext xDS)' }, 'sidecar started');
     return sc;
   }
 
   addresses(): Record<string, string> { return { ...this.bound }; }
+
+  /** --heap-trim-idle: heap given back after start-up and when idle (runtime/heap-trim.ts). */
+  private startHeapTrim(): void {
+    const idleMs = this.opts.heapTrimIdleMs ?? DEFAULT_HEAP_TRIM_IDLE_MS;
+    if (idleMs <= 0) return;
+    const total = (l: string) => this.stats.counter(`listener.${l}.downstream_rq_total`);
+    const counters = [total('outbound'), total('inbound')];
+    this.heapTrim = new HeapTrimmer({ clock: this.clock, idleMs, log: this.opts.log, activity: () => counters[0]!.value + counters[1]!.value });
+    this.heapTrim.start();
+  }
 
   /** Route stats to the control plane (--stats-report-interval), over the workload's mTLS. */
   private startStatsReporter(): void {
@@ -328,6 +342,7 @@ export class Sidecar {
     // The inbound cluster too: its pooled session to the local app would keep the process alive.
     for (const c of [...this.clusters.values(), ...this.inboundClusters()]) c.close();
     this.statsReporter?.stop();
+    this.heapTrim?.close();
     this.xds.close();
     this.workload?.close();
     this.accessLog?.flush();
@@ -381,7 +396,7 @@ export class Sidecar {
     // Connect failures of real requests to the app reach AppHealth (the inbound cluster has no outlier detection).
     cluster.outlier = this.appHealth;
     // Inbound keeps the caller's attempt count (the client sidecar's).
-    this.inbound = connectionManager({ name: 'inbound', metrics: this.requestMetrics, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new this.tracing!.ListenerTracer(this.tracer, SpanKind.SERVER, o.version) } : {}), stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.downstream !== undefined ? { downstream: o.downstream } : {}), ...this.downstreamEngine() });
+    this.inbound = connectionManager({ name: 'inbound', metrics: this.requestMetrics, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracer !== undefined ? { tracer: new this.tracing!.ListenerTracer(this.tracer, this.tracing!.SpanKind.SERVER, o.version) } : {}), stats: this.stats, policy: { trustForwardedFor: false }, clock: this.clock, log: o.log, setAttemptCount: false, refuseUnforwarded: true, ...(o.retryBufferBytes !== undefined ? { retryBufferBytes: o.retryBufferBytes } : {}), ...(o.downstream !== undefined ? { downstream: o.downstream } : {}), ...this.downstreamEngine() });
     const routes = inboundRouteTable('skein.inbound');
     this.inboundRouting = { routes, clusters: new Map([['skein.inbound', cluster]]) };
     this.inbound.snapshot = routerSnapshot(routes, this.inboundRouting.clusters, undefined, this.filterEnv.inbound);

@@ -46,6 +46,7 @@ export const sidecar: Command = {
       { name: 'admin-listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:15000', help: 'admin endpoints /ready /config_dump /clusters /stats' },
       { name: 'lease-ttl', type: 'string', value: 'DURATION', default: '10s', help: 'endpoint lease TTL; renewed every TTL/3' },
       { name: 'drain-timeout', type: 'string', value: 'DURATION', default: '20s', help: 'on SIGTERM, how long in-flight requests may take to finish' },
+      { name: 'heap-trim-idle', type: 'string', value: 'DURATION', default: '10s', help: 'give unused heap back to the system this long after start-up, and after each such stretch with no request (one full garbage collection, a few ms); 0s: never. From 1s to 1h' },
       { name: 'regex-max-program-size', type: 'string', value: 'N', default: String(MAX_RE2_PROGRAM_SIZE), help: 'the largest RE2 program a route regex may compile to (Envoy\'s max_program_size); a route over it is NACKed (1 to 100000)' },
       { name: 'retry-buffer-bytes', type: 'string', value: 'BYTES', default: '65536', help: 'request-body bytes kept for retries; a larger body is never retried (0: only bodiless requests are retried)' },
       { name: 'h2-engine', type: 'string', value: 'ENGINE', default: DEFAULT_H2_ENGINE, help: 'the HTTP/2 engine of the proxied path, both sides (the listeners\' connections and the upstream ones, to the app and to peer sidecars): skein (skein\'s own, no stream object per request; counters h2.downstream.* and h2.upstream.* in /stats) or node (Node\'s http2, the fallback)' },
@@ -104,6 +105,8 @@ export const sidecar: Command = {
       intervalMs: positive('app-health-interval'), timeoutMs: positive('app-health-timeout'),
       unhealthyThreshold: intFlag(p, 'app-health-unhealthy-threshold', 1, 100)!, healthyThreshold: intFlag(p, 'app-health-healthy-threshold', 1, 100)!,
     };
+    const heapTrimIdleMs = dur('heap-trim-idle');
+    if (heapTrimIdleMs !== 0 && (heapTrimIdleMs < 1000 || heapTrimIdleMs > 3600_000)) throw new MeshError(ErrorCodes.VALIDATION, `--heap-trim-idle: must be 0s (never) or from 1s to 1h, got "${str(p, 'heap-trim-idle')}"`);
     const statsRetentionMs = dur('stats-retention');
     if (statsRetentionMs > 24 * 3600_000) throw new MeshError(ErrorCodes.VALIDATION, `--stats-retention: must be at most 24h, got "${str(p, 'stats-retention')}"`);
     const downstream = parseDownstreamFlags((name) => optStr(p, name));
@@ -129,7 +132,7 @@ export const sidecar: Command = {
       ...(service !== undefined ? { service, app: app!, appProtocol, appHealth } : {}),
       version: str(p, 'version'), outboundListen: str(p, 'outbound-listen'), inboundListen: optStr(p, 'inbound-listen') ?? `${advertiseHost(str(p, 'advertise-address'))}:15006`,
       advertiseAddress: str(p, 'advertise-address'), adminListen: str(p, 'admin-listen'),
-      leaseTtlMs: dur('lease-ttl'), drainTimeoutMs: dur('drain-timeout'), retryBufferBytes: retryBuffer, statsRetentionMs, downstream, log, h2Engine,
+      leaseTtlMs: dur('lease-ttl'), drainTimeoutMs: dur('drain-timeout'), heapTrimIdleMs, retryBufferBytes: retryBuffer, statsRetentionMs, downstream, log, h2Engine,
       ...(insecure ? {} : { statsReportIntervalMs }),
       ...(accessLogFile === undefined ? {} : { accessLog: { destination: accessLogFile, sampleRatio: sample } }),
       ...(buckets === undefined ? {} : { metricsBuckets: buckets }),

@@ -21,6 +21,9 @@
  */
 import { ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
 import type { Context, Span, Tracer } from '@opentelemetry/api';
+
+/** For the sidecar, which loads this module only when tracing is on (and @opentelemetry/api with it). */
+export { SpanKind } from '@opentelemetry/api';
 import { ExportResultCode } from '@opentelemetry/core';
 import type { ExportResult } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';

@@ -8,7 +8,7 @@ import { H2Pool } from './pool/h2-pool';
 import type { H2PoolSettings } from './pool/h2-pool';
 import { skeinH2Pool } from './pool/skein-h2-client';
 import type { SkeinH2Engine, SkeinH2Pool } from './pool/skein-h2-client';
-import { H1Pool } from './pool/h1-pool';
+import { H1Pool, loadUndici } from './pool/h1-pool';
 import type { ClusterConfig, UpstreamTlsConfig } from './cluster-config';
 import type { UpstreamTlsSource } from './upstream-tls';
 import type { EndpointsConfig } from './endpoints-config';
@@ -67,6 +67,7 @@ export class Cluster {
   constructor(public config: ClusterConfig, private readonly clock: Clock, private readonly env?: { stats: Stats; log: Logger; tls?: UpstreamTlsSource; h2?: SkeinH2Engine }) {
     this.lb = createLoadBalancer(lbConfigOf(config));
     this.resources = new ResourceManager(config.name, config.circuitBreakers, env?.stats);
+    if (config.protocol === 'h1') loadUndici(); // off the request path (H1Pool)
     this.configureResilience();
   }
 
@@ -173,6 +174,7 @@ export class Cluster {
       config.maxConcurrentStreams !== this.config.maxConcurrentStreams || config.idleTimeoutMs !== this.config.idleTimeoutMs ||
       config.maxRequestsPerConnection !== this.config.maxRequestsPerConnection || !sameTls(config.tls, this.config.tls);
     this.config = config;
+    if (config.protocol === 'h1') loadUndici();
     this.resources.update(config.circuitBreakers);
     if (lbChanged) { this.lb = createLoadBalancer(lbConfigOf(config)); this.publish(); }
     this.configureResilience();

@@ -40,3 +40,17 @@ test('an --xds list or --xds-protocol the sidecar cannot use is refused, naming 
     assert.match(r.stderr, BAD_XDS[i]![1], show(r));
   });
 });
+
+const BAD_HEAP_TRIM: [string[], RegExp][] = [
+  [['--heap-trim-idle', '500ms'], /--heap-trim-idle: must be 0s \(never\) or from 1s to 1h, got "500ms"/],
+  [['--heap-trim-idle', '2h'], /--heap-trim-idle: must be 0s \(never\) or from 1s to 1h, got "2h"/],
+  [['--heap-trim-idle', 'soon'], /--heap-trim-idle: invalid duration "soon"/],
+];
+
+test('a --heap-trim-idle out of range is refused, naming the flag', async () => {
+  const runs = await Promise.all(BAD_HEAP_TRIM.map(([args]) => skein(['sidecar', '--xds-insecure', '--admin-listen', '127.0.0.1:0', '--outbound-listen', '127.0.0.1:0', ...args])));
+  runs.forEach((r, i) => {
+    assert.equal(r.code, 1, show(r));
+    assert.match(r.stderr, BAD_HEAP_TRIM[i]![1], show(r));
+  });
+});
