@@ -11,6 +11,9 @@
  *   node-h2  a second sidecar pair (Service greeter-node, plaintext) started with --h2-engine node:
  *            both sides of both sidecars on Node's http2 (the fallback engine), row
  *            `sidecar (node h2)`; `sidecar` is skein's own engine, the default
+ *   semi-4   a second sidecar pair (Service greeter-semi) whose Node runs with
+ *            --max-semi-space-size=4 (V8's young generation capped at 4 MiB per semi-space instead
+ *            of 16): row `sidecar (--max-semi-space-size=4)`, what the flag saves in RSS and costs in CPU
  *   haproxy  h2load -> HAProxy (h2c -> h2c, one thread) -> backend
  * For each: req/s at saturation, latency p50/p99 at a fixed moderate rate, CPU µs per request of
  * each proxy process (from /proc), and proxy RSS. Writes bench/results/latest.{json,md}.
@@ -30,9 +33,27 @@ import type { ProfileSummary } from './profile-summary';
 const SKEIN = path.join(PACKAGE_ROOT, 'dist/cli/src/main.js');
 const BACKEND = path.join(PACKAGE_ROOT, 'dist/bench/backend.js');
 const OTLP_SINK = path.join(PACKAGE_ROOT, 'dist/bench/otlp-sink.js');
-const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
-const SAT_SECONDS = Number(args.get('duration') ?? 8);
-const RATE = Number(args.get('rate') ?? 1000); // requests/s for the latency phase
+const args = new Map(process.argv.slice(2).map((a) => { const [k, ...v] = a.replace(/^--/, '').split('='); return [k!, v.join('=')] as [string, string]; }));
+/** A numeric flag: its value, or `def` when absent; exits naming the flag when it is not a number >= min. */
+function numberFlag(name: string, def: number, min: number): number {
+  const raw = args.get(name);
+  if (raw === undefined) return def;
+  const n = Number(raw);
+  if (raw === '' || !Number.isFinite(n) || n < min) {
+    process.stderr.write(`bench: --${name}: must be a number >= ${min}, got "${raw}"\n`);
+    process.exit(2);
+  }
+  return n;
+}
+const SAT_SECONDS = numberFlag('duration', 8, 1);
+const RATE = numberFlag('rate', 1000, 4); // requests/s for the latency phase
+/**
+ * --latency-warmup=SECONDS (default 2): requests at the latency rate run and discarded between the
+ * saturation phase and the measured latency phase, for every path. When load drops, V8's memory
+ * reducer runs one full collection in each Node process (16-28 ms here): the warm-up keeps that
+ * transition out of a figure meant for steady moderate load. 0 measures straight after saturation.
+ */
+const LATENCY_WARMUP = numberFlag('latency-warmup', 2, 0);
 const CONNS = 4;
 const PATHS = (args.get('paths') ?? 'direct,sidecar,node-h2,tracing-1,tracing-100,mtls,resilient,haproxy').split(',');
 const TRACING = PATHS.includes('tracing-1') || PATHS.includes('tracing-100');
@@ -42,7 +63,7 @@ const TRACING = PATHS.includes('tracing-1') || PATHS.includes('tracing-100');
  * as the median CPU per request of each and their ratio (two pairs of the same build differ by
  * more than a 10% budget from one phase to the next on a shared machine). Default 0: off.
  */
-const TRACING_REPEAT = Number(args.get('tracing-repeat') ?? 0);
+const TRACING_REPEAT = numberFlag('tracing-repeat', 0, 0);
 /**
  * --profile: run the sidecars under --cpu-prof; profiles land in bench/results/ (see README), each
  * written when its sidecar exits. After the last row the sidecars are stopped (SIGTERM, their
@@ -51,6 +72,8 @@ const TRACING_REPEAT = Number(args.get('tracing-repeat') ?? 0);
  */
 const PROFILE_DIR = path.join(PACKAGE_ROOT, 'bench/results');
 const PROFILE = args.has('profile') ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
+/** --sidecar-node-flags='--a --b=1': Node flags for every sidecar (to compare V8 heap settings, say); recorded in the results. */
+const SIDECAR_NODE_FLAGS = (args.get('sidecar-node-flags') ?? '').split(/\s+/).filter((f) => f !== '');
 /** The sidecar's default drain timeout (20 s) and time to write a profile of a few MB. */
 const PROFILE_KILL_AFTER_MS = 40_000;
 /** The sidecars started under --profile, by pid: their names, in start order. */
@@ -111,6 +134,7 @@ async function measure(name: string, url: string, authority: string | undefined,
   const auth = authority ? ['-H', `:authority: ${authority}`] : [];
   const { sat, cpu } = saturate(url, authority, body, proxies);
   const log = path.join(dir, `${name}.log`);
+  if (LATENCY_WARMUP > 0) h2load(url, body, [...auth, '-m', '1', '--rps', String(RATE / CONNS), '-D', String(LATENCY_WARMUP)]);
   const lat = parseRps(h2load(url, body, [...auth, '-m', '1', '--rps', String(RATE / CONNS), '-D', String(Math.max(4, SAT_SECONDS / 2)), '--log-file', log]));
   const durations = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => Number(l.split('\t')[2]) / 1000).sort((a, b) => a - b);
   const r: Result = { path: name, rps: Math.round(sat.rps), p50Ms: percentile(durations, 50), p99Ms: percentile(durations, 99), proxies: cpu, errors: sat.failed + lat.failed };
@@ -140,8 +164,8 @@ function compareAlternating(sampling: string, n: number, body: string, control: 
 }
 
 /** A `skein sidecar` process, under --cpu-prof with --profile. */
-async function spawnSidecar(args: string[], what: string): Promise<Proc> {
-  const p = await spawnReady(process.execPath, [...PROFILE, SKEIN, 'sidecar', ...args], what, PROFILE.length === 0 ? {} : { killAfterMs: PROFILE_KILL_AFTER_MS });
+async function spawnSidecar(args: string[], what: string, nodeFlags: string[] = []): Promise<Proc> {
+  const p = await spawnReady(process.execPath, [...SIDECAR_NODE_FLAGS, ...nodeFlags, ...PROFILE, SKEIN, 'sidecar', ...args], what, PROFILE.length === 0 ? {} : { killAfterMs: PROFILE_KILL_AFTER_MS });
   if (PROFILE.length > 0) profiled.set(p.pid, what);
   return p;
 }
@@ -187,7 +211,7 @@ async function main(): Promise<void> {
     procs.push(backend);
     const bport = backend.ready['port'] as number;
     if (PATHS.includes('direct')) results.push(await measure('direct', `http://127.0.0.1:${bport}/skein.demo.v1.Greeter/SayHello`, undefined, body, [], dir));
-    if (PATHS.includes('sidecar') || PATHS.includes('mtls') || PATHS.includes('resilient') || PATHS.includes('node-h2') || TRACING) {
+    if (PATHS.includes('sidecar') || PATHS.includes('mtls') || PATHS.includes('resilient') || PATHS.includes('node-h2') || PATHS.includes('semi-4') || TRACING) {
       const cp = await spawnReady(process.execPath, [SKEIN, 'control-plane', '--data-dir', path.join(dir, 'cp'), '--xds-listen', '127.0.0.1:0', '--api-listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0', '--log-level', 'warn'], 'control plane');
       procs.push(cp);
       const api = cp.ready['api'] as string;
@@ -215,10 +239,10 @@ async function main(): Promise<void> {
       };
       const common = ['--xds', cp.ready['xds'] as string, '--xds-ca-file', cp.ready['trustBundleFile'] as string, '--log-level', 'warn', '--admin-listen', '127.0.0.1:0'];
       /** Another sidecar pair for Service `service` (plaintext; applied with `docs`), `extra` flags on both, so other rows keep their own. */
-      const startPair = async (service: string, extra: string[], docs: unknown[] = []): Promise<{ url: string; authority: string; sidecars: { name: string; pid: number }[]; procs: Proc[] }> => {
+      const startPair = async (service: string, extra: string[], docs: unknown[] = [], nodeFlags: string[] = []): Promise<{ url: string; authority: string; sidecars: { name: string; pid: number }[]; procs: Proc[] }> => {
         await apply([{ apiVersion: 'skein.dev/v1alpha1', kind: 'Service', metadata: { name: service }, spec: { ports: [{ name: 'grpc', port: 50051 }], mtls: 'DISABLE' } }, ...docs]);
-        const pServer = await spawnSidecar([...common, ...extra, '--token-file', await tokenFile(service, service), '--node-id', `bench-${service}-server`, '--service', service, '--app', `127.0.0.1:${bport}`, '--inbound-listen', '127.0.0.1:0', '--outbound-listen', '127.0.0.1:0'], `${service} server sidecar`);
-        const pClient = await spawnSidecar([...common, ...extra, '--token-file', await tokenFile(`bench-${service}-client`, `bench-${service}-client`), '--service-account', `bench-${service}-client`, '--node-id', `bench-${service}-client`, '--outbound-listen', '127.0.0.1:0'], `${service} client sidecar`);
+        const pServer = await spawnSidecar([...common, ...extra, '--token-file', await tokenFile(service, service), '--node-id', `bench-${service}-server`, '--service', service, '--app', `127.0.0.1:${bport}`, '--inbound-listen', '127.0.0.1:0', '--outbound-listen', '127.0.0.1:0'], `${service} server sidecar`, nodeFlags);
+        const pClient = await spawnSidecar([...common, ...extra, '--token-file', await tokenFile(`bench-${service}-client`, `bench-${service}-client`), '--service-account', `bench-${service}-client`, '--node-id', `bench-${service}-client`, '--outbound-listen', '127.0.0.1:0'], `${service} client sidecar`, nodeFlags);
         procs.push(pServer, pClient);
         await waitRoutable(pClient.ready['outbound'] as string, `${service}:50051`);
         return {
@@ -237,6 +261,11 @@ async function main(): Promise<void> {
       if (PATHS.includes('node-h2')) {
         const pair = await startPair('greeter-node', ['--h2-engine', 'node']);
         results.push(await measure('sidecar (node h2)', pair.url, pair.authority, body, pair.sidecars, dir));
+        for (const p of pair.procs) await p.stop();
+      }
+      if (PATHS.includes('semi-4')) {
+        const pair = await startPair('greeter-semi', [], [], ['--max-semi-space-size=4']);
+        results.push(await measure('sidecar (--max-semi-space-size=4)', pair.url, pair.authority, body, pair.sidecars, dir));
         for (const p of pair.procs) await p.stop();
       }
       if (TRACING) {
@@ -301,7 +330,7 @@ async function main(): Promise<void> {
     write(results);
   } finally {
     for (const p of procs.reverse()) await p.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    if (process.env.SKEIN_BENCH_KEEP === undefined) fs.rmSync(dir, { recursive: true, force: true }); else process.stderr.write(`bench: kept ${dir}\n`);
   }
 }
 
@@ -359,10 +388,10 @@ async function waitRoutable(outbound: string, authority: string): Promise<void> 
 function write(results: Result[]): void {
   const cpuModel = os.cpus()[0]?.model ?? 'unknown CPU';
   const machine = `${os.cpus().length} x ${cpuModel}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
-  const json = { machine, saturationSeconds: SAT_SECONDS, latencyRate: RATE, connections: CONNS, results, ...(tracingRepeats.length === 0 ? {} : { tracingRepeats }) };
+  const json = { machine, saturationSeconds: SAT_SECONDS, latencyRate: RATE, latencyWarmupSeconds: LATENCY_WARMUP, connections: CONNS, ...(SIDECAR_NODE_FLAGS.length === 0 ? {} : { sidecarNodeFlags: SIDECAR_NODE_FLAGS }), results, ...(tracingRepeats.length === 0 ? {} : { tracingRepeats }) };
   fs.writeFileSync(path.join(PACKAGE_ROOT, 'bench/results/latest.json'), `${JSON.stringify(json, null, 2)}\n`);
   const rows = results.map((r) => `| ${r.path} | ${r.rps} | ${r.p50Ms.toFixed(3)} | ${r.p99Ms.toFixed(3)} | ${r.addedP50Ms?.toFixed(3) ?? '-'} | ${r.addedP99Ms?.toFixed(3) ?? '-'} | ${r.proxies.map((p) => `${p.name}: ${p.cpuUsPerReq.toFixed(0)}`).join(', ') || '-'} | ${r.proxies.map((p) => p.rssMiB.toFixed(0)).join(', ') || '-'} | ${r.errors} |`);
-  const md = `Machine: ${machine}. Saturation: ${CONNS} connections x 16 streams for ${SAT_SECONDS}s. Latency: ${RATE} req/s, ${CONNS} connections.\n\n` +
+  const md = `Machine: ${machine}.${SIDECAR_NODE_FLAGS.length === 0 ? '' : ` Sidecars run with \`${SIDECAR_NODE_FLAGS.join(' ')}\`.`} Saturation: ${CONNS} connections x 16 streams for ${SAT_SECONDS}s. Latency: ${RATE} req/s, ${CONNS} connections, after ${LATENCY_WARMUP}s of warm-up at that rate.\n\n` +
     '| path | req/s (saturated) | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU µs/req per proxy | RSS MiB | errors |\n|---|---|---|---|---|---|---|---|---|\n' + `${rows.join('\n')}\n` +
     tracingRepeats.map((r) => `\nTracing ${r.sampling} against its control, ${r.phases} alternating saturation phases each, median CPU µs/req per sidecar (client, server): control ${r.control.map((x) => x.toFixed(0)).join(', ')}; traced ${r.traced.map((x) => x.toFixed(0)).join(', ')}; ratio ${r.ratio.map((x) => x.toFixed(3)).join(', ')}.\n`).join('') +
     (profiles.size === 0 ? '' : '\nCPU profiles (--profile): each covers its sidecar\'s whole process life (start-up, every row it served, drain). Locations are in the compiled `dist/` JavaScript.\n') +
