@@ -14,6 +14,9 @@
  *   semi-4   a second sidecar pair (Service greeter-semi) whose Node runs with
  *            --max-semi-space-size=4 (V8's young generation capped at 4 MiB per semi-space instead
  *            of 16): row `sidecar (--max-semi-space-size=4)`, what the flag saves in RSS and costs in CPU
+ *   node-flags  a second sidecar pair (Service greeter-flags) whose Node runs with --pair-node-flags
+ *            (default --no-allocation-site-pretenuring): row `sidecar (FLAGS)`, to judge a V8 flag
+ *            against `sidecar` in one run
  *   haproxy  h2load -> HAProxy (h2c -> h2c, one thread) -> backend
  * For each: req/s at saturation, latency p50/p99 at a fixed moderate rate, CPU µs per request of
  * each proxy process (from /proc), and proxy RSS. Writes bench/results/latest.{json,md}.
@@ -74,6 +77,8 @@ const PROFILE_DIR = path.join(PACKAGE_ROOT, 'bench/results');
 const PROFILE = args.has('profile') ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
 /** --sidecar-node-flags='--a --b=1': Node flags for every sidecar (to compare V8 heap settings, say); recorded in the results. */
 const SIDECAR_NODE_FLAGS = (args.get('sidecar-node-flags') ?? '').split(/\s+/).filter((f) => f !== '');
+/** --pair-node-flags='--a --b=1': Node flags of the node-flags path's pair only. */
+const PAIR_NODE_FLAGS = (args.get('pair-node-flags') ?? '--no-allocation-site-pretenuring').split(/\s+/).filter((f) => f !== '');
 /** The sidecar's default drain timeout (20 s) and time to write a profile of a few MB. */
 const PROFILE_KILL_AFTER_MS = 40_000;
 /** The sidecars started under --profile, by pid: their names, in start order. */
@@ -211,7 +216,7 @@ async function main(): Promise<void> {
     procs.push(backend);
     const bport = backend.ready['port'] as number;
     if (PATHS.includes('direct')) results.push(await measure('direct', `http://127.0.0.1:${bport}/skein.demo.v1.Greeter/SayHello`, undefined, body, [], dir));
-    if (PATHS.includes('sidecar') || PATHS.includes('mtls') || PATHS.includes('resilient') || PATHS.includes('node-h2') || PATHS.includes('semi-4') || TRACING) {
+    if (PATHS.includes('sidecar') || PATHS.includes('mtls') || PATHS.includes('resilient') || PATHS.includes('node-h2') || PATHS.includes('semi-4') || PATHS.includes('node-flags') || TRACING) {
       const cp = await spawnReady(process.execPath, [SKEIN, 'control-plane', '--data-dir', path.join(dir, 'cp'), '--xds-listen', '127.0.0.1:0', '--api-listen', '127.0.0.1:0', '--monitoring-listen', '127.0.0.1:0', '--log-level', 'warn'], 'control plane');
       procs.push(cp);
       const api = cp.ready['api'] as string;
@@ -266,6 +271,11 @@ async function main(): Promise<void> {
       if (PATHS.includes('semi-4')) {
         const pair = await startPair('greeter-semi', [], [], ['--max-semi-space-size=4']);
         results.push(await measure('sidecar (--max-semi-space-size=4)', pair.url, pair.authority, body, pair.sidecars, dir));
+        for (const p of pair.procs) await p.stop();
+      }
+      if (PATHS.includes('node-flags')) {
+        const pair = await startPair('greeter-flags', [], [], PAIR_NODE_FLAGS);
+        results.push(await measure(`sidecar (${PAIR_NODE_FLAGS.join(' ')})`, pair.url, pair.authority, body, pair.sidecars, dir));
         for (const p of pair.procs) await p.stop();
       }
       if (TRACING) {
