@@ -9,6 +9,9 @@ import type { NatsStoreConnection } from '../store/nats-connection';
 import { ensureStream } from '../store/nats-replicas';
 import type { EndpointRegistry, Lease, LeaseReplica } from './endpoint-registry';
 
+/** How long start-up waits for the lease watch to deliver the bucket's current leases. */
+const WATCH_LOAD_WAIT_MS = 10_000;
+
 /**
  * How long past its expiry a lease stays before a replica may reap it: room for clock skew
  * between replicas (each renewal carries the renewing replica's wall-clock expiry).
@@ -105,7 +108,12 @@ export class NatsLeases implements LeaseReplica {
     })().catch((e: unknown) => this.log.error({ err: (e as Error).message }, 'the endpoint lease watch stopped'));
     const status = await this.kv.status();
     if (status.values === 0) ready();
-    await Promise.race([loaded, new Promise((r) => setTimeout(r, 10_000))]);
+    // At most WATCH_LOAD_WAIT_MS for the current leases; the timer is cleared either way, so a
+    // control plane stopped soon after it started exits at once (a pending timer held it 10 s).
+    let timer: NodeJS.Timeout | undefined;
+    const waited = await Promise.race([loaded.then(() => false), new Promise<boolean>((r) => { timer = setTimeout(r, WATCH_LOAD_WAIT_MS, true); })]);
+    clearTimeout(timer);
+    if (waited) this.log.warn({ waitedMs: WATCH_LOAD_WAIT_MS }, 'the endpoint leases in NATS are still loading; serving meanwhile, the watch goes on');
   }
 
   private apply(e: KvWatchEntry): void {

@@ -59,6 +59,15 @@ async function barrier(a: Replica, b: Replica, n: number): Promise<void> {
   await eventually(() => has(b, address), `barrier ${address} on B`);
 }
 
+/** JavaScript timers that keep the process alive. */
+const liveTimers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+
+test('opened and closed at once, the leases leave no timer behind: a control plane stopped right after it started exits at once', async () => {
+  const before = liveTimers();
+  await withReplicas(async () => undefined);
+  assert.equal(liveTimers(), before, 'a timer of NatsLeases.open outlived close()');
+});
+
 test('a lease registered through A is on B; renewed through B it outlives its first expiry; unrenewed, both replicas reap it', async () => {
   await withReplicas(async (a, b, clock) => {
     const lease = a.registry.register(at('10.0.0.1'));
