@@ -43,6 +43,7 @@ import { H2Stats, RateBudget, resolveLimits } from './limits';
 import type { H2Limits } from './limits';
 import { INITIAL_SETTINGS, SETTING } from './settings';
 import { H2Stream } from './stream';
+import { StreamTable } from './stream-table';
 
 /** The connection's events. Called synchronously from socket reads and flushes: they must not throw. */
 export interface H2Handler {
@@ -97,7 +98,8 @@ export class H2Connection implements FrameHandler {
   private readonly parser: FrameParser;
   private readonly decoder: HpackDecoder;
   private readonly encoder = new HpackEncoder();
-  private readonly streams = new Map<number, H2Stream>();
+  /** Open streams by id (not a Map: see stream-table.ts). */
+  private readonly streams = new StreamTable<H2Stream>();
   /** Open streams each side started (what MAX_CONCURRENT_STREAMS counts). */
   private localActive = 0;
   private peerActive = 0;

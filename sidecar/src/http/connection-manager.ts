@@ -144,8 +144,12 @@ export class ConnectionManager implements ListenerContext {
   /** HTTP/2 requests routed this turn of the event loop, started at its end (see queueStart). */
   private startQueue: CodecStream[] = [];
   private startScheduled = false;
-  /** Requests watched by the stream idle timeout, and the one sweep timer over them. */
-  private readonly idleWatched = new Set<IdleWatched>();
+  /**
+   * Requests watched by the stream idle timeout (each knows its index: removal swaps the last one
+   * in), and the one sweep timer over them. Not a Set: see h2/stream-table.ts for what a Set's
+   * table churn does to the young generation at thousands of requests a second.
+   */
+  private readonly idleWatched: IdleWatched[] = [];
   private idleTimer: TimerHandle | undefined;
   private readonly idleSweepMs: number;
 
@@ -327,12 +331,20 @@ export class ConnectionManager implements ListenerContext {
 
   /** Watches a request for the stream idle timeout (until unwatchIdle, at its finish). */
   watchIdle(s: IdleWatched): void {
-    if (this.downstream.streamIdleTimeoutMs <= 0) return;
-    this.idleWatched.add(s);
+    if (this.downstream.streamIdleTimeoutMs <= 0 || s.idleSlot >= 0) return;
+    s.idleSlot = this.idleWatched.length;
+    this.idleWatched.push(s);
     if (this.idleTimer === undefined) this.idleTimer = this.opts.clock.setTimer(this.idleSweepMs, this.sweepIdle);
   }
 
-  unwatchIdle(s: IdleWatched): void { this.idleWatched.delete(s); }
+  unwatchIdle(s: IdleWatched): void {
+    const i = s.idleSlot;
+    if (i < 0) return;
+    const list = this.idleWatched;
+    const last = list.pop()!;
+    if (last !== s) { list[i] = last; last.idleSlot = i; }
+    s.idleSlot = -1;
+  }
 
   /**
    * Every idleSweepMs (a quarter of the timeout, at most 1 s) while requests are open: a request
@@ -343,8 +355,10 @@ export class ConnectionManager implements ListenerContext {
     this.idleTimer = undefined;
     const now = this.opts.clock.now();
     const timeout = this.downstream.streamIdleTimeoutMs;
-    for (const s of this.idleWatched) s.checkIdle(now, timeout);
-    if (this.idleWatched.size > 0) this.idleTimer = this.opts.clock.setTimer(this.idleSweepMs, this.sweepIdle);
+    // Last first: a request that ends here swaps in one already checked.
+    const list = this.idleWatched;
+    for (let i = list.length - 1; i >= 0; i--) list[i]?.checkIdle(now, timeout);
+    if (list.length > 0) this.idleTimer = this.opts.clock.setTimer(this.idleSweepMs, this.sweepIdle);
   };
 
   /**

@@ -103,6 +103,8 @@ const NO_TRAILERS = Object.freeze({ 'grpc-status': '13', 'grpc-message': 'upstre
 export abstract class CodecStream extends ActiveStream implements Downstream {
   router: RouterFilter | undefined;
   activity = 0;
+  /** The connection manager's idle watch list index (-1: not watched). */
+  idleSlot = -1;
   private seenActivity = 0;
   private idleSince = 0;
   /** When the request arrived, on the injected clock (ms): the rapid-reset rule's "premature". */

@@ -36,8 +36,11 @@ export interface Selection {
   readonly hash: number | undefined;
 }
 
-/** A request the stream idle timeout watches (downstream.ts). */
-export interface IdleWatched { checkIdle(now: number, timeoutMs: number): void }
+/**
+ * A request the stream idle timeout watches (downstream.ts). `idleSlot` is its index in the
+ * connection manager's watch list while watched, else -1: set by watchIdle and unwatchIdle only.
+ */
+export interface IdleWatched { idleSlot: number; checkIdle(now: number, timeoutMs: number): void }
 
 /** Why select() found nowhere to send the request (already counted). */
 export interface Refusal { readonly reply: LocalReply; readonly detail: string }
