@@ -36,6 +36,14 @@ export const MOUNTS = {
 } as const;
 
 /** Requests and limits of the injected sidecar. */
+/**
+ * The injected sidecar's NODE_OPTIONS. `--max-semi-space-size=4` caps V8's young generation at
+ * 4 MiB per semi-space instead of 16: about 23 MiB less RSS per sidecar at saturation (91 against
+ * 115 MiB in one bench run) for under 1 µs more CPU per request. V8 sizes its heap at start, so
+ * only Node's command line or NODE_OPTIONS can set it.
+ */
+export const SIDECAR_NODE_OPTIONS = '--max-semi-space-size=4';
+
 export const SIDECAR_RESOURCES = {
   requests: { cpu: '100m', memory: '128Mi' },
   limits: { cpu: '1', memory: '512Mi' },

@@ -8,7 +8,7 @@
  * that command's own flag spec.
  */
 import type { InjectorSettings } from './injection-settings';
-import { MOUNTS, SIDECAR_CONTAINER, SIDECAR_PORTS, SIDECAR_RESOURCES, SKEIN_UID } from './injection-settings';
+import { MOUNTS, SIDECAR_CONTAINER, SIDECAR_NODE_OPTIONS, SIDECAR_PORTS, SIDECAR_RESOURCES, SKEIN_UID } from './injection-settings';
 import type { Workload } from './workload';
 
 /** Env vars given to every app container that does not set them itself. */
@@ -51,7 +51,7 @@ export function sidecarContainer(s: InjectorSettings, w: Workload): Record<strin
     image: s.sidecarImage,
     restartPolicy: 'Always',
     args: sidecarArgs(s, w),
-    env: [field('SKEIN_POD_IP', 'status.podIP'), field('SKEIN_POD_NAME', 'metadata.name'), field('SKEIN_POD_NAMESPACE', 'metadata.namespace')],
+    env: [field('SKEIN_POD_IP', 'status.podIP'), field('SKEIN_POD_NAME', 'metadata.name'), field('SKEIN_POD_NAMESPACE', 'metadata.namespace'), { name: 'NODE_OPTIONS', value: SIDECAR_NODE_OPTIONS }],
     ports: [
       ...(w.inbound === undefined ? [] : [{ name: 'skein-inbound', containerPort: SIDECAR_PORTS.inbound, protocol: 'TCP' }]),
       { name: 'skein-admin', containerPort: SIDECAR_PORTS.admin, protocol: 'TCP' },

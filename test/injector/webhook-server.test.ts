@@ -116,6 +116,7 @@ describe('skein injector webhook', () => {
     assert.equal(v['xds-ca-file'], '/var/run/skein/ca/ca.pem');
     assert.equal(v['advertise-address'], '$(SKEIN_POD_IP)');
     assert.ok((sc['env'] as Json[]).some((e) => e['name'] === 'SKEIN_POD_IP' && e['valueFrom'].fieldRef.fieldPath === 'status.podIP'), 'the $(SKEIN_POD_IP) in args is defined');
+    assert.ok((sc['env'] as Json[]).some((e) => e['name'] === 'NODE_OPTIONS' && e['value'] === '--max-semi-space-size=4'), 'the sidecar runs with the small young generation');
 
     const volumes = pod['spec'].volumes as Json[];
     assert.deepEqual(volumes.map((x) => x['name']), ['kube-api-access-x2x9v', 'skein-join-token', 'skein-trust-bundle']);
