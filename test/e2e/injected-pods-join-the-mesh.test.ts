@@ -76,7 +76,8 @@ describe('injected pods join the mesh', () => {
       mounts.set(m['mountPath'] as string, local);
     }
     const fieldEnv: Record<string, string> = { 'status.podIP': '127.0.0.1', 'metadata.name': podName, 'metadata.namespace': pod['metadata'].namespace as string ?? 'shop' };
-    const env = Object.fromEntries((c['env'] as Json[]).map((e) => [e['name'] as string, fieldEnv[e['valueFrom'].fieldRef.fieldPath as string]!]));
+    // As the kubelet: a value as is, a fieldRef from the pod (the downward API).
+    const env: Record<string, string> = Object.fromEntries((c['env'] as Json[]).map((e) => [e['name'] as string, e['value'] !== undefined ? e['value'] as string : fieldEnv[e['valueFrom'].fieldRef.fieldPath as string]!]));
     const args = (c['args'] as string[]).map((a) => {
       let v = a.replace(/\$\(([A-Z_]+)\)/g, (_, n: string) => env[n] ?? `$(${n})`);
       for (const [from, to] of mounts) if (v.startsWith(`${from}/`)) v = to + v.slice(from.length);
@@ -86,7 +87,8 @@ describe('injected pods join the mesh', () => {
     free('--outbound-listen'); free('--admin-listen');
     if (args.includes('--service')) args.push('--inbound-listen', '127.0.0.1:0');
     args.push('--log-level', 'warn');
-    const proc = spawn(process.execPath, [SKEIN_MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The container's env too: Node refuses to start on a NODE_OPTIONS it does not allow.
+    const proc = spawn(process.execPath, [SKEIN_MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stderr = '';
     proc.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
     const line = await new Promise<string>((resolve, reject) => {
