@@ -110,6 +110,21 @@ describe('the dynamic table: bounded, or none', () => {
     assert.equal(block[0], 0x0f, 'literal without indexing, static name content-length (28)');
     assert.equal(e.tableSize, 0);
   });
+
+  test('random hex ids (traceparent, x-request-id, b3) go without Huffman, other values with it when shorter', () => {
+    const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const e = new HpackEncoder();
+    const block = e.encode(['traceparent', tp, 'x-custom', 'aaaaaaaaaaaa']);
+    // traceparent: literal without indexing, new name (0x00), name length, name, then the value's length byte
+    const nameLen = block[1]! & 0x7f;
+    const valueLenByte = block[2 + nameLen]!;
+    assert.equal(valueLenByte & 0x80, 0, 'the traceparent value is not Huffman-coded');
+    assert.equal(valueLenByte & 0x7f, tp.length);
+    const d = new HpackDecoder();
+    assert.deepEqual(d.decode(block), ['traceparent', tp, 'x-custom', 'aaaaaaaaaaaa']);
+    const huff = new HpackEncoder().encode(['x-custom', tp]);
+    assert.ok(huff.length < block.length - 10, 'the same value under another name is Huffman-coded (shorter)');
+  });
 });
 
 test('a block handed out is never written again, across slabs and blocks larger than a slab', () => {

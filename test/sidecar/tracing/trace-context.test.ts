@@ -1,6 +1,7 @@
 /** The caller's trace context, table-driven: W3C first, else B3 (single, then multi); none or invalid: undefined. */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { parseTraceParent } from '@opentelemetry/core';
 import { incomingContext, isSampled, traceparent } from '../../../sidecar/src/tracing/trace-context';
 
 const T = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -30,5 +31,17 @@ describe('incomingContext', () => {
   test('traceparent writes the sampled flag', () => {
     assert.equal(traceparent(T, S, true), `00-${T}-${S}-01`);
     assert.equal(traceparent(T, S, false), `00-${T}-${S}-00`);
+  });
+  test('a traceparent is read as OpenTelemetry\'s parser reads it: exact version 00, and every one-character change of it', () => {
+    const valid = `00-${T}-${S}-01`;
+    const inputs = [valid, `00-${T}-${S}-00`, `00-${T}-${S}-ff`, `ff-${T}-${S}-01`, `01-${T}-${S}-01`, `00-${T.toUpperCase()}-${S}-01`, `00-${T}-${'0'.repeat(16)}-01`, ` 00-${T}-${S}-0`, `00-${T}-${S}-01-extra`, `01-${T}-${S}-01-extra`];
+    const alphabet = '0123456789abcdefABCDEF-gz _';
+    for (let i = 0; i < valid.length; i++) for (const ch of alphabet) inputs.push(valid.slice(0, i) + ch + valid.slice(i + 1));
+    for (const tp of inputs) {
+      const ours = incomingContext({ traceparent: tp });
+      const theirs = parseTraceParent(tp);
+      const view = (sc: { traceId: string; spanId: string; traceFlags: number } | null | undefined) => (sc ? { traceId: sc.traceId, spanId: sc.spanId, traceFlags: sc.traceFlags } : null);
+      assert.deepEqual(view(ours), view(theirs), tp);
+    }
   });
 });
