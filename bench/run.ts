@@ -32,31 +32,30 @@ import { cpuMicros, rssMiB, spawnReady } from './proc';
 import type { Proc } from './proc';
 import { formatSummary, profilesByPid, readProfile, summarizeProfile, summaryMarkdown } from './profile-summary';
 import type { ProfileSummary } from './profile-summary';
+import { flagMap, listFlag, numberFlag } from './flags';
 
 const SKEIN = path.join(PACKAGE_ROOT, 'dist/cli/src/main.js');
 const BACKEND = path.join(PACKAGE_ROOT, 'dist/bench/backend.js');
 const OTLP_SINK = path.join(PACKAGE_ROOT, 'dist/bench/otlp-sink.js');
-const args = new Map(process.argv.slice(2).map((a) => { const [k, ...v] = a.replace(/^--/, '').split('='); return [k!, v.join('=')] as [string, string]; }));
-/** A numeric flag: its value, or `def` when absent; exits naming the flag when it is not a number >= min. */
-function numberFlag(name: string, def: number, min: number): number {
-  const raw = args.get(name);
-  if (raw === undefined) return def;
-  const n = Number(raw);
-  if (raw === '' || !Number.isFinite(n) || n < min) {
-    process.stderr.write(`bench: --${name}: must be a number >= ${min}, got "${raw}"\n`);
+const args = flagMap(process.argv.slice(2));
+/** A numeric flag (bench/flags.ts); a bad value exits 2 naming the flag. */
+function numberArg(name: string, def: number, min: number): number {
+  try {
+    return numberFlag(args, name, def, min);
+  } catch (e) {
+    process.stderr.write(`bench: ${(e as Error).message}\n`);
     process.exit(2);
   }
-  return n;
 }
-const SAT_SECONDS = numberFlag('duration', 8, 1);
-const RATE = numberFlag('rate', 1000, 4); // requests/s for the latency phase
+const SAT_SECONDS = numberArg('duration', 8, 1);
+const RATE = numberArg('rate', 1000, 4); // requests/s for the latency phase
 /**
  * --latency-warmup=SECONDS (default 2): requests at the latency rate run and discarded between the
  * saturation phase and the measured latency phase, for every path. When load drops, V8's memory
  * reducer runs one full collection in each Node process (16-28 ms here): the warm-up keeps that
  * transition out of a figure meant for steady moderate load. 0 measures straight after saturation.
  */
-const LATENCY_WARMUP = numberFlag('latency-warmup', 2, 0);
+const LATENCY_WARMUP = numberArg('latency-warmup', 2, 0);
 const CONNS = 4;
 const PATHS = (args.get('paths') ?? 'direct,sidecar,node-h2,tracing-1,tracing-100,mtls,resilient,haproxy').split(',');
 const TRACING = PATHS.includes('tracing-1') || PATHS.includes('tracing-100');
@@ -66,7 +65,7 @@ const TRACING = PATHS.includes('tracing-1') || PATHS.includes('tracing-100');
  * as the median CPU per request of each and their ratio (two pairs of the same build differ by
  * more than a 10% budget from one phase to the next on a shared machine). Default 0: off.
  */
-const TRACING_REPEAT = numberFlag('tracing-repeat', 0, 0);
+const TRACING_REPEAT = numberArg('tracing-repeat', 0, 0);
 /**
  * --profile: run the sidecars under --cpu-prof; profiles land in bench/results/ (see README), each
  * written when its sidecar exits. After the last row the sidecars are stopped (SIGTERM, their
@@ -76,9 +75,9 @@ const TRACING_REPEAT = numberFlag('tracing-repeat', 0, 0);
 const PROFILE_DIR = path.join(PACKAGE_ROOT, 'bench/results');
 const PROFILE = args.has('profile') ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
 /** --sidecar-node-flags='--a --b=1': Node flags for every sidecar (to compare V8 heap settings, say); recorded in the results. */
-const SIDECAR_NODE_FLAGS = (args.get('sidecar-node-flags') ?? '').split(/\s+/).filter((f) => f !== '');
+const SIDECAR_NODE_FLAGS = listFlag(args, 'sidecar-node-flags');
 /** --pair-node-flags='--a --b=1': Node flags of the node-flags path's pair only. */
-const PAIR_NODE_FLAGS = (args.get('pair-node-flags') ?? '--no-allocation-site-pretenuring').split(/\s+/).filter((f) => f !== '');
+const PAIR_NODE_FLAGS = listFlag(args, 'pair-node-flags', '--no-allocation-site-pretenuring');
 /** The sidecar's default drain timeout (20 s) and time to write a profile of a few MB. */
 const PROFILE_KILL_AFTER_MS = 40_000;
 /** The sidecars started under --profile, by pid: their names, in start order. */
@@ -268,14 +267,12 @@ async function main(): Promise<void> {
         results.push(await measure('sidecar (node h2)', pair.url, pair.authority, body, pair.sidecars, dir));
         for (const p of pair.procs) await p.stop();
       }
-      if (PATHS.includes('semi-4')) {
-        const pair = await startPair('greeter-semi', [], [], ['--max-semi-space-size=4']);
-        results.push(await measure('sidecar (--max-semi-space-size=4)', pair.url, pair.authority, body, pair.sidecars, dir));
-        for (const p of pair.procs) await p.stop();
-      }
-      if (PATHS.includes('node-flags')) {
-        const pair = await startPair('greeter-flags', [], [], PAIR_NODE_FLAGS);
-        results.push(await measure(`sidecar (${PAIR_NODE_FLAGS.join(' ')})`, pair.url, pair.authority, body, pair.sidecars, dir));
+      // Pairs whose Node runs with other flags: row `sidecar (FLAGS)`.
+      const flagPairs: [string, string, string[]][] = [['semi-4', 'greeter-semi', ['--max-semi-space-size=4']], ['node-flags', 'greeter-flags', PAIR_NODE_FLAGS]];
+      for (const [name, service, nodeFlags] of flagPairs) {
+        if (!PATHS.includes(name)) continue;
+        const pair = await startPair(service, [], [], nodeFlags);
+        results.push(await measure(`sidecar (${nodeFlags.join(' ')})`, pair.url, pair.authority, body, pair.sidecars, dir));
         for (const p of pair.procs) await p.stop();
       }
       if (TRACING) {

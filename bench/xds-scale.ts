@@ -25,6 +25,7 @@ import { cpuMicros, rssMiB } from './proc';
 import { formatSummary, readProfile, summarizeProfile } from './profile-summary';
 import { CHURN_MARKER_BASE, MsHistogram } from './xds-bench-protocol';
 import { mulberry32 } from '../shared/src/prng';
+import { flagMap, numberFlag } from './flags';
 import type { ChangePlan, EventKind, FromPlane, FromWorker, Protocol, ToPlane, ToWorker, WorkerReport } from './xds-bench-protocol';
 
 const MODES = { 'sotw': { protocol: 'sotw', scoped: false }, 'sotw-scoped': { protocol: 'sotw', scoped: true }, 'delta-scoped': { protocol: 'delta', scoped: true } } as const;
@@ -44,14 +45,10 @@ const PROFILE_DIR = path.join(PACKAGE_ROOT, 'bench/results/profiles');
 
 function options(argv: string[]): XdsBenchOptions {
   const profile = argv.includes('--profile');
-  const a = new Map(argv.filter((x) => x !== '--profile').map((x) => { const [k, ...v] = x.replace(/^--/, '').split('='); return [k!, v.join('=')] as [string, string]; }));
+  const a = flagMap(argv.filter((x) => x !== '--profile'));
   const known = ['proxies', 'services', 'subsets', 'endpoints', 'deps', 'modes', 'workers', 'route-changes', 'churn-rate', 'churn-seconds', 'max-seconds', 'seed', 'out', 'push-debounce-ms', 'push-debounce-max-ms'];
   for (const k of a.keys()) if (!known.includes(k)) throw new Error(`--${k}: unknown flag (known: ${known.map((x) => `--${x}`).join(', ')})`);
-  const int = (k: string, d: number, min: number): number => {
-    const v = a.has(k) ? Number(a.get(k)) : d;
-    if (!Number.isInteger(v) || v < min) throw new Error(`--${k}: must be an integer >= ${min}, got ${a.get(k)}`);
-    return v;
-  };
+  const int = (k: string, d: number, min: number): number => numberFlag(a, k, d, min, true);
   const modes = (a.get('modes') ?? 'sotw,sotw-scoped,delta-scoped').split(',').filter((m) => m !== '');
   for (const m of modes) if (!(m in MODES)) throw new Error(`--modes: unknown mode ${m} (known: ${Object.keys(MODES).join(', ')})`);
   const o: XdsBenchOptions = {
