@@ -521,7 +521,7 @@ export class H2Connection implements FrameHandler {
     this.stats.goawayReceived++;
     if (lastStreamId < this.peerGoawayLastId) this.peerGoawayLastId = lastStreamId;
     this.goawayReceived = true;
-    for (const s of [...this.streams.values()]) {
+    for (const s of this.streams.values()) {
       if (this.isLocal(s.id) && s.id > this.peerGoawayLastId) this.closeStream(s, H2_ERROR.REFUSED_STREAM, true);
     }
     if (errorCode !== H2_ERROR.NO_ERROR) this.closeError ??= connectionError(errorCode, 'peer-goaway', `the peer sent GOAWAY with code ${errorCode}`);
@@ -716,7 +716,7 @@ export class H2Connection implements FrameHandler {
     this.stats.goawaySent++;
     this.writeOut();
     this.dead = true;
-    for (const s of [...this.streams.values()]) this.closeStream(s, err.h2Code, false);
+    for (const s of this.streams.values()) this.closeStream(s, err.h2Code, false);
     this.socket.destroySoon();
   }
 
@@ -732,7 +732,7 @@ export class H2Connection implements FrameHandler {
     this.settingsTimer?.cancel();
     this.settingsTimer = undefined;
     const err = this.closeError;
-    for (const s of [...this.streams.values()]) {
+    for (const s of this.streams.values()) {
       const above = this.isLocal(s.id) && s.id > this.peerGoawayLastId;
       this.closeStream(s, above ? H2_ERROR.REFUSED_STREAM : err instanceof H2Error ? err.h2Code : H2_ERROR.CANCEL, above);
     }
